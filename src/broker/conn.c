@@ -1,0 +1,595 @@
+/*
+ * One client connection: frames the bytes read by server.c, decodes each
+ * packet once, applies it to the session layer and encodes the answers into
+ * the connection's output buffer (flushed once per loop pass by server.c).
+ */
+#include "broker/broker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <moat/error.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "codec/frame.h"
+#include "codec/topic.h"
+
+static struct log_limiter bad_input_log;
+
+int conn_send(struct conn *c, const uint8_t *p, size_t n)
+{
+	int rc = buf_append(&c->out, p, n);
+
+	if (rc == MOAT_OK) {
+		c->b->sys.bytes_sent += n;
+		server_mark_dirty(c);
+	}
+	return rc;
+}
+
+int conn_send_packet(struct conn *c, const struct mqtt_packet *p)
+{
+	size_t spare = c->out.cap - c->out.len;
+	size_t n = pkt_encode(c->out.data != NULL ? c->out.data + c->out.len : NULL, spare,
+			      c->version, p);
+
+	if (n == 0 || n > c->client_max_packet)
+		return MOAT_E_LIMIT;	/* [MQTT-3.1.2-24] never send more than the client accepts */
+	if (n > spare) {
+		if (buf_reserve(&c->out, n) < 0)
+			return MOAT_E_NOMEM;
+		pkt_encode(c->out.data + c->out.len, n, c->version, p);
+	}
+	c->out.len += n;
+	c->b->sys.bytes_sent += n;
+	server_mark_dirty(c);
+	return MOAT_OK;
+}
+
+int conn_send_publish(struct conn *c, const struct delivery *d, bool dup, uint64_t now_ms)
+{
+	const struct msg *m = d->msg;
+	struct mqtt_packet p = { .type = MQTT_PUBLISH };
+
+	p.publish.qos = d->qos;
+	p.publish.dup = dup;
+	p.publish.retain = d->retain;
+	p.publish.topic = m->topic;
+	p.publish.packet_id = d->packet_id;
+	p.publish.payload = m->payload;
+	if (c->version == MQTT_V5) {
+		p.publish.props = m->props;
+		if (m->has_expiry) {
+			if (now_ms >= m->expire_at_ms)
+				return MOAT_E_TIMEOUT;
+			/* [MQTT-3.3.2-6] send the time that is left */
+			p.publish.props.message_expiry_s =
+				(uint32_t)((m->expire_at_ms - now_ms + 999) / 1000);
+			props_set(&p.publish.props, MQTT_PROP_MESSAGE_EXPIRY);
+		}
+		for (uint8_t i = 0; i < d->sub_id_count; i++)
+			p.publish.props.sub_ids[i] = d->sub_ids[i];
+		p.publish.props.sub_id_count = d->sub_id_count;
+		if (d->sub_id_count > 0)
+			props_set(&p.publish.props, MQTT_PROP_SUB_ID);
+	}
+	return conn_send_packet(c, &p);
+}
+
+void conn_disconnect(struct conn *c, uint8_t rc, const char *reason)
+{
+	if (c->version == MQTT_V5 && c->connected && !c->closing) {
+		struct mqtt_packet p = { .type = MQTT_DISCONNECT };
+
+		p.disconnect.rc = rc;
+		if (reason != NULL) {
+			p.disconnect.props.reason_string = moat_bytes_str(reason);
+			props_set(&p.disconnect.props, MQTT_PROP_REASON_STRING);
+		}
+		conn_send_packet(c, &p);
+	}
+	c->closing = true;
+	server_mark_dirty(c);
+}
+
+/* Closes <c> for bad input: logs (rate-limited) and answers v5 with <rc>. */
+static int refuse(struct conn *c, int err, uint8_t rc, const char *why)
+{
+	if (log_limiter_allow(&bad_input_log, 10, 10))
+		log_notice("client %s (%s): %s, closing", c->sess != NULL ? c->sess->client_id : "?",
+			   c->peer, why != NULL ? why : moat_strerror(err));
+	conn_disconnect(c, rc, why);
+	return err;
+}
+
+static uint8_t rc_for_error(int err)
+{
+	switch (err) {
+	case MOAT_E_MALFORMED:
+	case MOAT_E_BAD_UTF8: return MQTT_RC_MALFORMED;
+	case MOAT_E_LIMIT: return MQTT_RC_QUOTA_EXCEEDED;
+	default: return MQTT_RC_PROTOCOL_ERROR;
+	}
+}
+
+static int send_connack(struct conn *c, bool present, uint8_t rc, struct mqtt_props *props)
+{
+	struct mqtt_packet p = { .type = MQTT_CONNACK };
+
+	p.connack.session_present = present;
+	p.connack.rc = rc;
+	if (props != NULL && c->version == MQTT_V5)
+		p.connack.props = *props;
+	return conn_send_packet(c, &p);
+}
+
+static int refuse_connect(struct conn *c, uint8_t rc, const char *why)
+{
+	log_notice("refused connection from %s: %s", c->peer, why);
+	send_connack(c, false, rc, NULL);
+	c->closing = true;
+	return MOAT_E_DENIED;
+}
+
+static struct msg *will_create(const struct mqtt_connect *k, uint64_t now_ms)
+{
+	struct mqtt_publish w = { .qos = k->will_qos, .retain = k->will_retain };
+
+	w.topic = k->will_topic;
+	w.payload = k->will_payload;
+	w.props = k->will_props;
+	return msg_create(&w, k->will_topic, now_ms);
+}
+
+static void take_over(struct conn *old)
+{
+	log_notice("client %s: session taken over by a new connection", old->sess->client_id);
+	conn_disconnect(old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
+	conn_on_close(old);	/* detaches; the new connection attaches next */
+}
+
+static int on_connect(struct conn *c, const struct mqtt_connect *k, uint64_t now_ms)
+{
+	struct broker *b = c->b;
+	const struct moat_config *cfg = b->cfg;
+	struct mqtt_props ack = { 0 };
+	struct session *s;
+	char assigned[40];
+	struct moat_bytes id = k->client_id;
+	bool present = false;
+	uint16_t keep_alive = k->keep_alive_s;
+
+	c->version = k->version;
+	if (id.len == 0) {
+		uint8_t rnd[12];
+
+		if ((k->version != MQTT_V5 && !k->clean_start) || k->version == MQTT_V31)
+			return refuse_connect(c, MQTT_RC_CLIENT_ID_INVALID, "empty client id without clean session");
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			return refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, "no randomness for a client id");
+		int n = snprintf(assigned, sizeof(assigned), "moat-");
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			n += snprintf(assigned + n, sizeof(assigned) - (size_t)n, "%02x", rnd[i]);
+		id = moat_bytes_str(assigned);
+		if (k->version == MQTT_V5) {
+			ack.assigned_client_id = id;
+			props_set(&ack, MQTT_PROP_ASSIGNED_CLIENT_ID);
+		}
+	}
+	if (!cfg->allow_anonymous)
+		return refuse_connect(c, MQTT_RC_NOT_AUTHORIZED,
+				      "anonymous access is off and no authentication is configured");
+	if (k->props.auth_method.len > 0)
+		return refuse_connect(c, MQTT_RC_BAD_AUTH_METHOD, "enhanced authentication is not configured");
+	if (keep_alive > cfg->max_keepalive || (keep_alive == 0 && cfg->max_keepalive < 65535)) {
+		if (k->version != MQTT_V5)
+			return refuse_connect(c, MQTT_RC_CLIENT_ID_INVALID, "keep alive above max_keepalive");
+		keep_alive = cfg->max_keepalive;	/* v5: Server Keep Alive [MQTT-3.2.2-21] */
+		ack.server_keep_alive_s = keep_alive;
+		props_set(&ack, MQTT_PROP_SERVER_KEEP_ALIVE);
+	}
+	c->keep_alive_s = keep_alive;
+	c->client_receive_max = props_has(&k->props, MQTT_PROP_RECEIVE_MAX) ? k->props.receive_max : 65535;
+	c->client_max_packet = props_has(&k->props, MQTT_PROP_MAX_PACKET_SIZE) ? k->props.max_packet_size
+									      : MQTT_MAX_PACKET_SIZE;
+	if (k->version == MQTT_V5 && cfg->max_topic_alias > 0) {
+		c->alias_max = cfg->max_topic_alias;
+		ack.topic_alias_max = cfg->max_topic_alias;
+		props_set(&ack, MQTT_PROP_TOPIC_ALIAS_MAX);
+	}
+	if (k->version == MQTT_V5) {
+		ack.receive_max = (uint16_t)(cfg->max_inbound_qos2 < 65535 ? cfg->max_inbound_qos2 : 65535);
+		props_set(&ack, MQTT_PROP_RECEIVE_MAX);
+		if (!cfg->retain_available) {
+			ack.retain_available = 0;
+			props_set(&ack, MQTT_PROP_RETAIN_AVAILABLE);
+		}
+		if (cfg->max_packet_size > 0) {
+			ack.max_packet_size = cfg->max_packet_size;
+			props_set(&ack, MQTT_PROP_MAX_PACKET_SIZE);
+		}
+	}
+	if (k->will_flag) {
+		if (k->will_retain && !cfg->retain_available)
+			return refuse_connect(c, MQTT_RC_RETAIN_NOT_SUPPORTED, "retained will, retain unavailable");
+		c->will = will_create(k, now_ms);
+		if (c->will == NULL)
+			return refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		c->will_delay_s = k->will_props.will_delay_s;
+	}
+
+	s = sess_find(b, id);
+	if (s != NULL && s->conn != NULL)
+		take_over(s->conn);
+	if (s != NULL && k->clean_start) {
+		sess_destroy(b, s);
+		s = NULL;
+	}
+	if (s != NULL) {
+		present = true;
+		msg_unref(s->will);	/* resumed before the will delay ended [MQTT-3.1.3-9] */
+		s->will = NULL;
+	} else {
+		s = sess_create(b, id);
+		if (s == NULL)
+			return refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+	}
+	s->version = k->version;
+	if (k->version == MQTT_V5)
+		s->expiry_s = k->props.session_expiry_s;
+	else if (k->clean_start)
+		s->expiry_s = 0;
+	else if (cfg->persistent_client_expiry_s < 0)
+		s->expiry_s = UINT32_MAX;
+	else
+		s->expiry_s = (uint32_t)(cfg->persistent_client_expiry_s < UINT32_MAX - 1
+						 ? cfg->persistent_client_expiry_s
+						 : UINT32_MAX - 1);
+	s->conn = c;
+	c->sess = s;
+	c->connected = true;
+	b->sys.clients_total_seen++;
+	send_connack(c, present, MQTT_RC_SUCCESS, &ack);
+	log_info("client %s connected from %s (MQTT %s, keep alive %u)", s->client_id, c->peer,
+		 k->version == MQTT_V5 ? "5" : k->version == MQTT_V311 ? "3.1.1" : "3.1", keep_alive);
+	if (present)
+		sess_resend_inflight(b, s);
+	sess_pump(b, s);
+	return MOAT_OK;
+}
+
+static bool qos2_in_has(const struct session *s, uint16_t id, uint32_t *at)
+{
+	for (uint32_t i = 0; i < s->qos2_in_count; i++) {
+		if (s->qos2_in[i] == id) {
+			*at = i;
+			return true;
+		}
+	}
+	return false;
+}
+
+static int qos2_in_add(struct session *s, uint16_t id)
+{
+	if (s->qos2_in_count == s->qos2_in_cap) {
+		uint32_t cap = s->qos2_in_cap ? s->qos2_in_cap * 2 : 8;
+		uint16_t *n = realloc(s->qos2_in, cap * sizeof(*n));
+
+		if (n == NULL)
+			return MOAT_E_NOMEM;
+		s->qos2_in = n;
+		s->qos2_in_cap = cap;
+	}
+	s->qos2_in[s->qos2_in_count++] = id;
+	return MOAT_OK;
+}
+
+static int send_ack(struct conn *c, uint8_t type, uint16_t id, uint8_t rc, const char *reason)
+{
+	struct mqtt_packet p = { .type = type };
+
+	p.ack.packet_id = id;
+	p.ack.rc = rc;
+	if (reason != NULL && c->version == MQTT_V5) {
+		p.ack.props.reason_string = moat_bytes_str(reason);
+		props_set(&p.ack.props, MQTT_PROP_REASON_STRING);
+	}
+	return conn_send_packet(c, &p);
+}
+
+/* Resolves the topic of a v5 PUBLISH that may use a topic alias. */
+static int resolve_alias(struct conn *c, const struct mqtt_publish *p, struct moat_bytes *topic)
+{
+	uint16_t a = p->props.topic_alias;
+
+	*topic = p->topic;
+	if (!props_has(&p->props, MQTT_PROP_TOPIC_ALIAS))
+		return MOAT_OK;
+	if (a == 0 || a > c->alias_max)
+		return refuse(c, MOAT_E_PROTOCOL, MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
+	if (c->aliases == NULL) {
+		c->aliases = calloc(c->alias_max, sizeof(*c->aliases));
+		if (c->aliases == NULL)
+			return MOAT_E_NOMEM;
+	}
+	if (p->topic.len > 0) {
+		char *t = malloc(p->topic.len + 1);
+
+		if (t == NULL)
+			return MOAT_E_NOMEM;
+		memcpy(t, p->topic.ptr, p->topic.len);
+		t[p->topic.len] = '\0';
+		free(c->aliases[a - 1]);
+		c->aliases[a - 1] = t;
+		return MOAT_OK;
+	}
+	if (c->aliases[a - 1] == NULL)
+		return refuse(c, MOAT_E_PROTOCOL, MQTT_RC_PROTOCOL_ERROR, "unknown topic alias");
+	*topic = moat_bytes_str(c->aliases[a - 1]);
+	return MOAT_OK;
+}
+
+static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now_ms)
+{
+	struct broker *b = c->b;
+	struct session *s = c->sess;
+	struct moat_bytes topic;
+	struct msg *m;
+	uint32_t at;
+	size_t n;
+	int rc;
+
+	if (props_has(&p->props, MQTT_PROP_SUB_ID))
+		return refuse(c, MOAT_E_PROTOCOL, MQTT_RC_PROTOCOL_ERROR,
+			      "subscription identifier in a client PUBLISH"); /* [MQTT-3.3.4-6] */
+	rc = resolve_alias(c, p, &topic);
+	if (rc < 0)
+		return rc;
+	if (p->retain && !b->cfg->retain_available)
+		return refuse(c, MOAT_E_PROTOCOL, MQTT_RC_RETAIN_NOT_SUPPORTED, "retain is not available");
+	b->sys.msgs_received++;
+	if (p->qos == 2 && qos2_in_has(s, p->packet_id, &at))
+		return send_ack(c, MQTT_PUBREC, p->packet_id, 0, NULL);	/* duplicate: already routed */
+	if (p->qos == 2 && s->qos2_in_count >= b->cfg->max_inbound_qos2)
+		return refuse(c, MOAT_E_LIMIT, MQTT_RC_RECEIVE_MAX_EXCEEDED,
+			      "too many QoS 2 messages awaiting PUBREL"); /* CVE-2023-28366 */
+	if ((b->cfg->message_size_limit > 0 && p->payload.len > b->cfg->message_size_limit) ||
+	    topic_levels(topic) > b->cfg->max_topic_levels) {
+		b->sys.publish_dropped++;
+		if (p->qos == 0)
+			return MOAT_OK;
+		return send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
+				MQTT_RC_IMPL_SPECIFIC, "message over the broker's size or depth limit");
+	}
+	if (topic.len >= 5 && memcmp(topic.ptr, "$SYS/", 5) == 0) {
+		if (p->qos == 0)
+			return MOAT_OK;	/* clients may not publish into $SYS */
+		return send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
+				MQTT_RC_NOT_AUTHORIZED, "$SYS is reserved for the broker");
+	}
+	m = msg_create(p, topic, now_ms);
+	if (m == NULL)
+		return MOAT_E_NOMEM;
+	m->origin = s;
+	n = broker_publish(b, m);
+	msg_unref(m);
+	if (p->qos == 1)
+		return send_ack(c, MQTT_PUBACK, p->packet_id,
+				n == 0 && c->version == MQTT_V5 ? MQTT_RC_NO_MATCHING_SUBSCRIBERS : 0, NULL);
+	if (p->qos == 2) {
+		rc = qos2_in_add(s, p->packet_id);
+		if (rc < 0)
+			return rc;
+		return send_ack(c, MQTT_PUBREC, p->packet_id,
+				n == 0 && c->version == MQTT_V5 ? MQTT_RC_NO_MATCHING_SUBSCRIBERS : 0, NULL);
+	}
+	return MOAT_OK;
+}
+
+static int on_pubrel(struct conn *c, const struct mqtt_ack *a)
+{
+	struct session *s = c->sess;
+	uint32_t at;
+
+	if (!qos2_in_has(s, a->packet_id, &at))
+		return send_ack(c, MQTT_PUBCOMP, a->packet_id,
+				c->version == MQTT_V5 ? MQTT_RC_PACKET_ID_NOT_FOUND : 0, NULL);
+	s->qos2_in[at] = s->qos2_in[--s->qos2_in_count];
+	return send_ack(c, MQTT_PUBCOMP, a->packet_id, 0, NULL);
+}
+
+static int on_subscribe(struct conn *c, const struct mqtt_subscribe *sp)
+{
+	struct broker *b = c->b;
+	struct mqtt_packet ack = { .type = MQTT_SUBACK };
+	uint32_t sub_id = sp->props.sub_id_count > 0 ? sp->props.sub_ids[0] : 0;
+	struct moat_bytes filter, group, inner;
+	struct mqtt_sub_opts opts;
+	uint8_t rcs[256], *codes = rcs;
+	size_t n = 0, count = 0;
+	struct rd it = sp->entries;
+	int status[256], *st = status;
+	int rc;
+
+	while (sub_next(&it, &filter, &opts))
+		count++;
+	if (count > 256) {
+		codes = malloc(count);
+		st = malloc(count * sizeof(*st));
+		if (codes == NULL || st == NULL) {
+			free(codes);
+			free(st);
+			return MOAT_E_NOMEM;
+		}
+	}
+	it = sp->entries;
+	while (sub_next(&it, &filter, &opts)) {
+		st[n] = sess_subscribe(b, c->sess, filter, &opts, sub_id, &codes[n]);
+		if (c->version != MQTT_V5 && codes[n] >= 0x80)
+			codes[n] = 0x80;
+		if (log_enabled(LOG_T_SUBSCRIBE))
+			log_msg(LOG_T_SUBSCRIBE, "%s %u %.*s", c->sess->client_id, opts.qos,
+				(int)filter.len, (const char *)filter.ptr);
+		n++;
+	}
+	ack.suback.packet_id = sp->packet_id;
+	ack.suback.rcs = (struct moat_bytes){ codes, n };
+	rc = conn_send_packet(c, &ack);
+	/* retained messages follow the SUBACK [MQTT-3.8.4-4], per retain handling */
+	it = sp->entries;
+	for (size_t i = 0; rc == MOAT_OK && sub_next(&it, &filter, &opts); i++) {
+		if (st[i] < 0 || topic_share_parse(filter, &group, &inner) != MOAT_E_NOTFOUND)
+			continue;	/* shared subscriptions get no retained messages [MQTT-3.8.4-?] */
+		if (opts.retain_handling == 0 || (opts.retain_handling == 1 && st[i] == 0))
+			sess_deliver_retained(b, c->sess, filter, &opts, sub_id);
+	}
+	if (codes != rcs) {
+		free(codes);
+		free(st);
+	}
+	return rc;
+}
+
+static int on_unsubscribe(struct conn *c, const struct mqtt_unsubscribe *u)
+{
+	struct mqtt_packet ack = { .type = MQTT_UNSUBACK };
+	struct moat_bytes filter;
+	struct rd it = u->entries;
+	uint8_t rcs[256];
+	size_t n = 0;
+
+	while (unsub_next(&it, &filter)) {
+		uint8_t r = sess_unsubscribe(c->b, c->sess, filter);
+
+		if (n < sizeof(rcs))
+			rcs[n++] = r;
+		else
+			return refuse(c, MOAT_E_LIMIT, MQTT_RC_QUOTA_EXCEEDED, "more than 256 filters in one UNSUBSCRIBE");
+	}
+	ack.unsuback.packet_id = u->packet_id;
+	ack.unsuback.rcs = (struct moat_bytes){ rcs, n };
+	return conn_send_packet(c, &ack);
+}
+
+static int on_disconnect(struct conn *c, const struct mqtt_disconnect *d)
+{
+	struct session *s = c->sess;
+
+	if (props_has(&d->props, MQTT_PROP_SESSION_EXPIRY)) {
+		if (s->expiry_s == 0 && d->props.session_expiry_s != 0)
+			return refuse(c, MOAT_E_PROTOCOL, MQTT_RC_PROTOCOL_ERROR,
+				      "session expiry set on DISCONNECT after 0 at CONNECT"); /* [MQTT-3.14.2-2] */
+		s->expiry_s = d->props.session_expiry_s;
+	}
+	if (d->rc != MQTT_RC_DISCONNECT_WITH_WILL) {
+		msg_unref(c->will);	/* normal disconnect: no Will [MQTT-3.14.4-3] */
+		c->will = NULL;
+	}
+	c->closing = true;
+	server_mark_dirty(c);
+	return MOAT_E_CLOSED;
+}
+
+static int dispatch(struct conn *c, struct mqtt_packet *p, uint64_t now_ms)
+{
+	switch (p->type) {
+	case MQTT_PUBLISH: return on_publish(c, &p->publish, now_ms);
+	case MQTT_PUBACK:
+	case MQTT_PUBREC:
+	case MQTT_PUBCOMP:
+		sess_on_ack(c->b, c->sess, p->type, p->ack.packet_id, p->ack.rc);
+		return MOAT_OK;
+	case MQTT_PUBREL: return on_pubrel(c, &p->ack);
+	case MQTT_SUBSCRIBE: return on_subscribe(c, &p->subscribe);
+	case MQTT_UNSUBSCRIBE: return on_unsubscribe(c, &p->unsubscribe);
+	case MQTT_PINGREQ: {
+		struct mqtt_packet r = { .type = MQTT_PINGRESP };
+
+		return conn_send_packet(c, &r);
+	}
+	case MQTT_DISCONNECT: return on_disconnect(c, &p->disconnect);
+	case MQTT_AUTH:
+		return refuse(c, MOAT_E_PROTOCOL, MQTT_RC_PROTOCOL_ERROR, "AUTH without enhanced authentication");
+	case MQTT_CONNECT:
+		return refuse(c, MOAT_E_PROTOCOL, MQTT_RC_PROTOCOL_ERROR, "second CONNECT"); /* [MQTT-3.1.0-2] */
+	default:
+		return refuse(c, MOAT_E_PROTOCOL, MQTT_RC_PROTOCOL_ERROR,
+			      "packet type a client may not send"); /* CVE-2021-28166 */
+	}
+}
+
+int conn_process(struct conn *c, uint64_t now_ms)
+{
+	const struct moat_config *cfg = c->b->cfg;
+
+	while (!c->closing) {
+		struct mqtt_frame f;
+		struct mqtt_packet p;
+		uint32_t max = c->connected ? (cfg->max_packet_size ? cfg->max_packet_size : MQTT_MAX_PACKET_SIZE)
+					    : cfg->max_connect_packet_size;
+		int rc = frame_decode(buf_head(&c->in), buf_used(&c->in), max, &f);
+
+		if (rc == MOAT_E_AGAIN)
+			return MOAT_OK;
+		if (rc == MOAT_E_LIMIT)
+			return refuse(c, rc, MQTT_RC_PACKET_TOO_LARGE, "packet larger than the maximum packet size");
+		if (rc < 0)
+			return refuse(c, rc, MQTT_RC_MALFORMED, "malformed remaining length");
+		if (!c->connected && f.type != MQTT_CONNECT)
+			return refuse(c, MOAT_E_PROTOCOL, MQTT_RC_PROTOCOL_ERROR, "first packet is not CONNECT");
+		if (buf_used(&c->in) - f.hdr_len < f.rem_len)
+			return MOAT_OK;	/* wait for the rest; the frame size is already bounded */
+		c->b->sys.bytes_received += f.hdr_len + f.rem_len;
+		rc = pkt_decode(&f, buf_head(&c->in) + f.hdr_len, c->version, &p);
+		if (rc == MOAT_E_UNSUPPORTED && f.type == MQTT_CONNECT) {
+			c->version = MQTT_V311;	/* answer in a form every version reads */
+			return refuse_connect(c, MQTT_RC_UNSUPPORTED_VERSION, "unsupported protocol version");
+		}
+		if (rc < 0)
+			return refuse(c, rc, rc_for_error(rc), p.why);
+		rc = f.type == MQTT_CONNECT && !c->connected ? on_connect(c, &p.connect, now_ms)
+							     : dispatch(c, &p, now_ms);
+		buf_consume(&c->in, f.hdr_len + f.rem_len);
+		if (rc < 0)
+			return rc;
+	}
+	return MOAT_OK;
+}
+
+void conn_on_close(struct conn *c)
+{
+	struct session *s = c->sess;
+	uint64_t now = clock_mono_ms();
+
+	if (s != NULL) {
+		s->conn = NULL;
+		c->sess = NULL;
+		if (c->will != NULL) {
+			if (c->will_delay_s > 0 && s->expiry_s > 0) {
+				msg_unref(s->will);
+				s->will = c->will;	/* v5 will delay [MQTT-3.1.3-9] */
+				s->will_at_ms = now + (uint64_t)c->will_delay_s * 1000u;
+				s->will->origin = NULL;
+			} else {
+				broker_publish(c->b, c->will);
+				msg_unref(c->will);
+			}
+			c->will = NULL;
+		}
+		if (s->expiry_s == 0)
+			sess_destroy(c->b, s);
+		else if (s->expiry_s != UINT32_MAX)
+			s->expire_at_ms = now + (uint64_t)s->expiry_s * 1000u;
+	}
+	msg_unref(c->will);
+	c->will = NULL;
+	if (c->aliases != NULL) {
+		for (uint16_t i = 0; i < c->alias_max; i++)
+			free(c->aliases[i]);
+		free(c->aliases);
+		c->aliases = NULL;
+	}
+}

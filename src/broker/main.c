@@ -1,0 +1,99 @@
+/*
+ * moatd: command line, configuration and start-up. Everything else lives in
+ * the broker library so tests link what ships.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <moat/error.h>
+
+#include "base/log.h"
+#include "broker/broker.h"
+#include "conf/config.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: moatd [-c FILE] [-p PORT] [-v] [-h]\n"
+		"  -c FILE  read a mosquitto-compatible configuration file\n"
+		"  -p PORT  listen on PORT (on 127.0.0.1 unless the file says otherwise)\n"
+		"  -v       verbose logging (all log types)\n"
+		"  -h       this help\n"
+		"With no configuration file moatd listens on 127.0.0.1:1883 only.\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct moat_config cfg;
+	struct moat_diag diag = { 0 };
+	struct broker b;
+	const char *conf_path = NULL;
+	long port = -1;
+	bool verbose = false;
+	int opt, rc;
+
+	while ((opt = getopt(argc, argv, "c:p:vhd")) != -1) {
+		switch (opt) {
+		case 'c': conf_path = optarg; break;
+		case 'p': {
+			char *end;
+
+			port = strtol(optarg, &end, 10);
+			if (*end != '\0' || port < 1 || port > 65535) {
+				fprintf(stderr, "moatd: -p expects a port from 1 to 65535, got \"%s\"\n", optarg);
+				return 1;
+			}
+			break;
+		}
+		case 'v': verbose = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'd':
+			fprintf(stderr, "moatd: -d (daemonize) is not supported yet; run it under a service manager\n");
+			return 1;
+		default: usage(stderr); return 1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "moatd: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return 1;
+	}
+	config_defaults(&cfg);
+	if (conf_path != NULL) {
+		rc = config_load(&cfg, conf_path, &diag);
+		if (rc < 0) {
+			fprintf(stderr, "moatd: %s\n", diag.msg);
+			config_fini(&cfg);
+			return 1;
+		}
+	}
+	if (port > 0) {
+		if (cfg.listeners == NULL)
+			rc = config_add_listener(&cfg, "127.0.0.1", (uint16_t)port);
+		else {
+			cfg.listeners->port = (uint16_t)port;
+			rc = MOAT_OK;
+		}
+	} else if (cfg.listeners == NULL) {
+		rc = config_add_listener(&cfg, "127.0.0.1", 1883);
+		fprintf(stderr, "moatd: no listener configured: listening on 127.0.0.1:1883 only (local clients); add \"listener 1883\" to accept others\n");
+	} else {
+		rc = MOAT_OK;
+	}
+	if (rc < 0 || log_configure(verbose ? LOG_T_ALL : cfg.log_type, cfg.log_dest, cfg.log_file) < 0) {
+		fprintf(stderr, "moatd: cannot set up logging or listeners: %s\n", moat_strerror(rc));
+		config_fini(&cfg);
+		return 1;
+	}
+	if (cfg.threads > 1)
+		log_notice("threads %u: this version runs one event loop; the setting is accepted and ignored", cfg.threads);
+	log_notice("moatd %s starting", MOAT_VERSION);
+	rc = broker_init(&b, &cfg);
+	if (rc == MOAT_OK)
+		rc = server_run(&b);
+	broker_fini(&b);
+	config_fini(&cfg);
+	return rc == MOAT_OK ? 0 : 1;
+}

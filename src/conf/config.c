@@ -1,0 +1,416 @@
+/*
+ * Configuration parser (see config.h). Every option is a row of one table:
+ * its name, how its value is parsed, and where it is stored.
+ */
+#include "conf/config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <moat/error.h>
+
+#include "base/log.h"
+
+#define MAX_LINE 4096
+#define MAX_WORDS 8
+
+struct parse {
+	struct moat_config *cfg;
+	const char *name;
+	unsigned line;
+	struct moat_diag *diag;
+	bool log_type_seen, log_dest_seen;	/* the first line replaces the default set */
+};
+
+static int diag(struct parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int diag(struct parse *p, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(p->diag->msg, sizeof(p->diag->msg), "%s:%u: ", p->name, p->line);
+
+	va_start(ap, fmt);
+	if (n > 0 && (size_t)n < sizeof(p->diag->msg))
+		vsnprintf(p->diag->msg + n, sizeof(p->diag->msg) - (size_t)n, fmt, ap);
+	va_end(ap);
+	return MOAT_E_CONFIG;
+}
+
+void config_defaults(struct moat_config *cfg)
+{
+	*cfg = (struct moat_config){
+		.allow_anonymous = false,
+		.max_inflight_messages = 20,
+		.max_queued_messages = 1000,
+		.max_keepalive = 65535,
+		.max_connections = -1,
+		.retain_available = true,
+		.persistent_client_expiry_s = -1,
+		.log_dest = LOG_D_STDERR,
+		.log_type = LOG_T_ERR | LOG_T_WARNING | LOG_T_NOTICE | LOG_T_INFO,
+		.sys_interval_s = 10,
+		.max_connect_packet_size = 65536,
+		.connect_timeout_s = 10,
+		.max_topic_alias = 10,
+		.max_topic_levels = 200,
+		.max_output_bytes = 1u << 20,
+		.max_inbound_qos2 = 1000,
+	};
+}
+
+int config_add_listener(struct moat_config *cfg, const char *bind_address, uint16_t port)
+{
+	struct moat_listener_conf *l = calloc(1, sizeof(*l)), **tail;
+
+	if (l == NULL)
+		return MOAT_E_NOMEM;
+	if (bind_address != NULL) {
+		l->bind_address = strdup(bind_address);
+		if (l->bind_address == NULL) {
+			free(l);
+			return MOAT_E_NOMEM;
+		}
+	}
+	l->port = port;
+	for (tail = &cfg->listeners; *tail != NULL; tail = &(*tail)->next)
+		;
+	*tail = l;
+	return MOAT_OK;
+}
+
+void config_fini(struct moat_config *cfg)
+{
+	while (cfg->listeners != NULL) {
+		struct moat_listener_conf *l = cfg->listeners;
+
+		cfg->listeners = l->next;
+		free(l->bind_address);
+		free(l);
+	}
+	free(cfg->log_file);
+	cfg->log_file = NULL;
+}
+
+static int parse_uint(struct parse *p, const char *opt, const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	if (s[0] == '-' || s[0] == '+')
+		return diag(p, "%s expects a number from 0 to %llu, got \"%s\"", opt,
+			    (unsigned long long)max, s);
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v > max)
+		return diag(p, "%s expects a number from 0 to %llu, got \"%s\"", opt,
+			    (unsigned long long)max, s);
+	*out = v;
+	return MOAT_OK;
+}
+
+static int parse_bool(struct parse *p, const char *opt, const char *s, bool *out)
+{
+	if (strcmp(s, "true") == 0) {
+		*out = true;
+		return MOAT_OK;
+	}
+	if (strcmp(s, "false") == 0) {
+		*out = false;
+		return MOAT_OK;
+	}
+	return diag(p, "%s expects true or false, got \"%s\"", opt, s);
+}
+
+/* mosquitto's persistent_client_expiry: a number and one of h d w m y. */
+static int parse_duration(struct parse *p, const char *opt, const char *s, int64_t *out)
+{
+	static const struct { char unit; int64_t s; } units[] = {
+		{ 'h', 3600 }, { 'd', 86400 }, { 'w', 604800 }, { 'm', 2592000 }, { 'y', 31536000 },
+	};
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno == 0 && end != s && v > 0 && v < 1000000 && end[0] != '\0' && end[1] == '\0') {
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+			if (units[i].unit == end[0]) {
+				*out = v * units[i].s;
+				return MOAT_OK;
+			}
+		}
+	}
+	return diag(p, "%s expects a duration like 2h, 3d, 1w, 6m or 1y, got \"%s\"", opt, s);
+}
+
+enum opt_kind { K_U16, K_U32, K_U64, K_I32, K_BOOL, K_SPECIAL, K_LATER };
+
+struct opt {
+	const char *name;
+	enum opt_kind kind;
+	size_t offset;
+	uint64_t max;
+};
+
+#define O(f) offsetof(struct moat_config, f)
+static const struct opt opts[] = {
+	{ "allow_anonymous", K_BOOL, O(allow_anonymous), 0 },
+	{ "max_inflight_messages", K_U16, O(max_inflight_messages), 65535 },
+	{ "max_queued_messages", K_U32, O(max_queued_messages), UINT32_MAX },
+	{ "max_queued_bytes", K_U64, O(max_queued_bytes), UINT64_MAX },
+	{ "max_packet_size", K_U32, O(max_packet_size), 268435460 },
+	{ "message_size_limit", K_U32, O(message_size_limit), 268435455 },
+	{ "max_keepalive", K_U16, O(max_keepalive), 65535 },
+	{ "max_connections", K_I32, O(max_connections), INT32_MAX },
+	{ "retain_available", K_BOOL, O(retain_available), 0 },
+	{ "sys_interval", K_U32, O(sys_interval_s), 86400 },
+	{ "threads", K_U32, O(threads), 1024 },
+	{ "max_connect_packet_size", K_U32, O(max_connect_packet_size), 268435460 },
+	{ "connect_timeout", K_U32, O(connect_timeout_s), 86400 },
+	{ "max_topic_alias", K_U16, O(max_topic_alias), 65535 },
+	{ "max_topic_levels", K_U32, O(max_topic_levels), 65535 },
+	{ "max_subscriptions", K_U32, O(max_subscriptions), UINT32_MAX },
+	{ "max_output_bytes", K_U32, O(max_output_bytes), UINT32_MAX },
+	{ "max_inbound_qos2", K_U32, O(max_inbound_qos2), 65535 },
+	{ "listener", K_SPECIAL, 0, 0 },
+	{ "port", K_SPECIAL, 0, 0 },
+	{ "bind_address", K_SPECIAL, 0, 0 },
+	{ "persistent_client_expiry", K_SPECIAL, 0, 0 },
+	{ "log_dest", K_SPECIAL, 0, 0 },
+	{ "log_type", K_SPECIAL, 0, 0 },
+	{ "persistence", K_SPECIAL, 0, 0 },
+	{ "protocol", K_SPECIAL, 0, 0 },
+	{ "per_listener_settings", K_SPECIAL, 0, 0 },
+	/* Options of later work: recognised, refused clearly. */
+	{ "cafile", K_LATER, 0, 0 },	      { "capath", K_LATER, 0, 0 },
+	{ "certfile", K_LATER, 0, 0 },	      { "keyfile", K_LATER, 0, 0 },
+	{ "crlfile", K_LATER, 0, 0 },	      { "tls_version", K_LATER, 0, 0 },
+	{ "ciphers", K_LATER, 0, 0 },	      { "ciphers_tls1.3", K_LATER, 0, 0 },
+	{ "require_certificate", K_LATER, 0, 0 },
+	{ "use_identity_as_username", K_LATER, 0, 0 },
+	{ "use_subject_as_username", K_LATER, 0, 0 },
+	{ "password_file", K_LATER, 0, 0 },   { "acl_file", K_LATER, 0, 0 },
+	{ "persistence_location", K_LATER, 0, 0 },
+	{ "persistence_file", K_LATER, 0, 0 }, { "autosave_interval", K_LATER, 0, 0 },
+	{ "connection", K_LATER, 0, 0 },      { "address", K_LATER, 0, 0 },
+	{ "auth_plugin", K_LATER, 0, 0 },     { "plugin", K_LATER, 0, 0 },
+	{ "include_dir", K_LATER, 0, 0 },     { "pid_file", K_LATER, 0, 0 },
+};
+
+static int parse_log_dest(struct parse *p, char **w, int n)
+{
+	struct moat_config *cfg = p->cfg;
+	unsigned d;
+
+	if (n == 3 && strcmp(w[1], "file") == 0) {
+		free(cfg->log_file);
+		cfg->log_file = strdup(w[2]);
+		if (cfg->log_file == NULL)
+			return diag(p, "out of memory");
+		d = LOG_D_FILE;
+	} else if (n == 2 && strcmp(w[1], "stderr") == 0) {
+		d = LOG_D_STDERR;
+	} else if (n == 2 && strcmp(w[1], "stdout") == 0) {
+		d = LOG_D_STDOUT;
+	} else if (n == 2 && strcmp(w[1], "syslog") == 0) {
+		d = LOG_D_SYSLOG;
+	} else if (n == 2 && strcmp(w[1], "none") == 0) {
+		d = 0;
+	} else {
+		return diag(p, "log_dest expects stderr, stdout, syslog, none or \"file <path>\"");
+	}
+	cfg->log_dest = d == 0 ? 0 : (p->log_dest_seen ? cfg->log_dest : 0) | d;
+	p->log_dest_seen = true;
+	return MOAT_OK;
+}
+
+static int parse_special(struct parse *p, char **w, int n)
+{
+	struct moat_config *cfg = p->cfg;
+	uint64_t v;
+	int rc;
+
+	if (strcmp(w[0], "listener") == 0) {
+		if (n < 2 || n > 3)
+			return diag(p, "listener expects a port and an optional bind address, e.g. \"listener 1883 127.0.0.1\"");
+		rc = parse_uint(p, "listener port", w[1], 65535, &v);
+		if (rc < 0)
+			return rc;
+		if (config_add_listener(cfg, n == 3 ? w[2] : NULL, (uint16_t)v) < 0)
+			return diag(p, "out of memory");
+		return MOAT_OK;
+	}
+	if (strcmp(w[0], "log_dest") == 0)
+		return parse_log_dest(p, w, n);
+	if (n != 2)
+		return diag(p, "%s expects exactly one value", w[0]);
+	if (strcmp(w[0], "port") == 0) {
+		rc = parse_uint(p, "port", w[1], 65535, &v);
+		if (rc < 0)
+			return rc;
+		if (cfg->listeners == NULL && config_add_listener(cfg, NULL, 0) < 0)
+			return diag(p, "out of memory");
+		cfg->listeners->port = (uint16_t)v;
+		return MOAT_OK;
+	}
+	if (strcmp(w[0], "bind_address") == 0) {
+		struct moat_listener_conf *l;
+
+		if (cfg->listeners == NULL && config_add_listener(cfg, NULL, 1883) < 0)
+			return diag(p, "out of memory");
+		l = cfg->listeners;
+		free(l->bind_address);
+		l->bind_address = strdup(w[1]);
+		return l->bind_address != NULL ? MOAT_OK : diag(p, "out of memory");
+	}
+	if (strcmp(w[0], "persistent_client_expiry") == 0)
+		return parse_duration(p, w[0], w[1], &cfg->persistent_client_expiry_s);
+	if (strcmp(w[0], "log_type") == 0) {
+		int m = log_type_parse(w[1]);
+
+		if (m < 0)
+			return diag(p, "log_type expects error, warning, notice, information, debug, subscribe, unsubscribe, websockets, all or none, got \"%s\"", w[1]);
+		cfg->log_type = m == 0 ? 0 : (p->log_type_seen ? cfg->log_type : 0) | (unsigned)m;
+		p->log_type_seen = true;
+		return MOAT_OK;
+	}
+	if (strcmp(w[0], "persistence") == 0) {
+		bool b;
+
+		rc = parse_bool(p, w[0], w[1], &b);
+		if (rc < 0)
+			return rc;
+		return b ? diag(p, "persistence true is not supported yet; remove the line (state is kept in memory)")
+			 : MOAT_OK;
+	}
+	if (strcmp(w[0], "protocol") == 0)
+		return strcmp(w[1], "mqtt") == 0
+			       ? MOAT_OK
+			       : diag(p, "protocol %s is not supported yet; use protocol mqtt", w[1]);
+	if (strcmp(w[0], "per_listener_settings") == 0) {
+		bool b;
+
+		rc = parse_bool(p, w[0], w[1], &b);
+		if (rc < 0)
+			return rc;
+		return b ? diag(p, "per_listener_settings true is not supported yet; set it to false") : MOAT_OK;
+	}
+	return MOAT_E_NOTFOUND;
+}
+
+static int parse_line(struct parse *p, char *line)
+{
+	char *w[MAX_WORDS];
+	int n = 0;
+	char *save = NULL;
+
+	for (char *t = strtok_r(line, " \t\r", &save); t != NULL; t = strtok_r(NULL, " \t\r", &save)) {
+		if (n == MAX_WORDS)
+			return diag(p, "too many values on one line");
+		w[n++] = t;
+	}
+	if (n == 0 || w[0][0] == '#')
+		return MOAT_OK;
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		const struct opt *o = &opts[i];
+		uint64_t v;
+		int rc;
+
+		if (strcmp(w[0], o->name) != 0)
+			continue;
+		if (o->kind == K_LATER)
+			return diag(p, "%s is not supported yet by this version of moatd; remove the line", o->name);
+		if (o->kind == K_SPECIAL)
+			return parse_special(p, w, n);
+		if (n != 2)
+			return diag(p, "%s expects exactly one value", o->name);
+		if (o->kind == K_BOOL)
+			return parse_bool(p, o->name, w[1], (bool *)((char *)p->cfg + o->offset));
+		if (o->kind == K_I32 && strcmp(w[1], "-1") == 0) {
+			*(int32_t *)((char *)p->cfg + o->offset) = -1;
+			return MOAT_OK;
+		}
+		rc = parse_uint(p, o->name, w[1], o->max, &v);
+		if (rc < 0)
+			return rc;
+		switch (o->kind) {
+		case K_U16: *(uint16_t *)((char *)p->cfg + o->offset) = (uint16_t)v; break;
+		case K_U32: *(uint32_t *)((char *)p->cfg + o->offset) = (uint32_t)v; break;
+		case K_U64: *(uint64_t *)((char *)p->cfg + o->offset) = v; break;
+		case K_I32: *(int32_t *)((char *)p->cfg + o->offset) = (int32_t)v; break;
+		default: break;
+		}
+		return MOAT_OK;
+	}
+	return diag(p, "unknown option \"%s\"; check the spelling (see docs/configuration.md)", w[0]);
+}
+
+int config_load_buffer(struct moat_config *cfg, const char *name, const char *data, size_t len,
+		       struct moat_diag *d)
+{
+	struct parse p = { .cfg = cfg, .name = name, .diag = d };
+	char line[MAX_LINE];
+	size_t pos = 0;
+
+	while (pos < len) {
+		const char *nl = memchr(data + pos, '\n', len - pos);
+		size_t n = nl != NULL ? (size_t)(nl - (data + pos)) : len - pos;
+		int rc;
+
+		p.line++;
+		if (n >= sizeof(line))
+			return diag(&p, "line longer than %d bytes", MAX_LINE - 1);
+		if (memchr(data + pos, '\0', n) != NULL)
+			return diag(&p, "NUL byte in the line; the file must be text");
+		memcpy(line, data + pos, n);
+		line[n] = '\0';
+		rc = parse_line(&p, line);
+		if (rc < 0)
+			return rc;
+		pos += n + 1;
+	}
+	return MOAT_OK;
+}
+
+int config_load(struct moat_config *cfg, const char *path, struct moat_diag *d)
+{
+	FILE *f = fopen(path, "rb");
+	char *data = NULL;
+	size_t len = 0, cap = 0;
+	int rc;
+
+	if (f == NULL) {
+		snprintf(d->msg, sizeof(d->msg), "%s: cannot open: %s", path, strerror(errno));
+		return MOAT_E_IO;
+	}
+	for (;;) {
+		if (cap - len < 4096) {
+			char *n;
+
+			if (cap > (1u << 24)) {
+				snprintf(d->msg, sizeof(d->msg), "%s: file larger than 16 MiB", path);
+				rc = MOAT_E_CONFIG;
+				goto out;
+			}
+			n = realloc(data, cap + 65536);
+			if (n == NULL) {
+				rc = MOAT_E_NOMEM;
+				goto out;
+			}
+			data = n;
+			cap += 65536;
+		}
+		size_t got = fread(data + len, 1, cap - len, f);
+		if (got == 0)
+			break;
+		len += got;
+	}
+	rc = config_load_buffer(cfg, path, data, len, d);
+out:
+	free(data);
+	fclose(f);
+	return rc;
+}
