@@ -53,7 +53,8 @@ static int decode_connect(struct rd *r, struct mqtt_packet *out)
 		if (level != MQTT_V31)
 			return bad(out, MOAT_E_UNSUPPORTED, "unsupported protocol level");
 	} else {
-		return bad(out, MOAT_E_PROTOCOL, "unknown protocol name"); /* [MQTT-3.1.2-1] */
+		/* [MQTT-3.1.2-1]; packet.h promises MOAT_E_UNSUPPORTED (CONNACK 0x84 / rc 1) */
+		return bad(out, MOAT_E_UNSUPPORTED, "unknown protocol name");
 	}
 	c->version = level;
 	if (!rd_u8(r, &flags) || !rd_u16(r, &c->keep_alive_s))
