@@ -1,0 +1,159 @@
+/*
+ * libmoat: an MQTT 3.1.1 / 5 client for devices and tools.
+ *
+ * The client runs in the caller's loop: poll moat_socket() for reading (and
+ * for writing when moat_want_write()), wake at least every
+ * moat_next_timeout_ms(), and call moat_loop_once(). Or call moat_loop_once()
+ * with a timeout, which polls by itself. A client object is not thread-safe:
+ * use it from one thread. Callbacks run inside moat_loop_once().
+ *
+ * Messages published while the connection is down wait in a bounded offline
+ * queue and are sent, in order, when it returns; QoS 1/2 messages stay until
+ * acknowledged and are resent with DUP after a reconnect. Reconnection uses
+ * exponential backoff with jitter.
+ */
+#ifndef MOAT_CLIENT_H
+#define MOAT_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <moat/error.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct moat_client;
+
+struct moat_user_prop {
+	const char *key, *value;
+};
+
+/* Optional MQTT 5 properties of a PUBLISH (ignored on 3.1.1). Zero = absent. */
+struct moat_pub_props {
+	bool has_message_expiry;
+	uint32_t message_expiry_s;
+	bool has_payload_format;
+	uint8_t payload_format;		/* 0 bytes, 1 UTF-8 */
+	const char *content_type;
+	const char *response_topic;
+	const void *correlation_data;
+	size_t correlation_len;
+	const struct moat_user_prop *user;
+	size_t user_count;
+};
+
+struct moat_client_opts {
+	const char *host;		/* default "localhost" */
+	uint16_t port;			/* default 1883 */
+	const char *client_id;		/* NULL or "": the server assigns one (clean start only) */
+	const char *username, *password;
+	uint16_t keep_alive_s;		/* default 60 */
+	bool clean_start;
+	int version;			/* 4 (3.1.1) or 5; default 5 */
+	uint32_t session_expiry_s;	/* v5 */
+	uint16_t receive_max;		/* v5; 0 = not sent */
+	const char *will_topic;		/* NULL = no will */
+	const void *will_payload;
+	size_t will_len;
+	uint8_t will_qos;
+	bool will_retain;
+	uint32_t will_delay_s;		/* v5 */
+	bool auto_reconnect;
+	uint32_t reconnect_min_ms;	/* default 1000 */
+	uint32_t reconnect_max_ms;	/* default 30000 */
+	uint32_t connect_timeout_ms;	/* default 10000 */
+	uint32_t offline_max_messages;	/* default 1000 */
+	uint64_t offline_max_bytes;	/* default 1 MiB */
+};
+
+/* A received message; every pointer is valid only during the callback. */
+struct moat_message {
+	const char *topic;		/* NUL-terminated copy */
+	const uint8_t *payload;
+	size_t payload_len;
+	uint8_t qos;
+	bool retain, dup;
+	/* v5 */
+	bool has_message_expiry;
+	uint32_t message_expiry_s;
+	const uint8_t *content_type, *response_topic, *correlation_data;
+	size_t content_type_len, response_topic_len, correlation_len;
+	const uint32_t *sub_ids;
+	size_t sub_id_count;
+	size_t user_count;
+	const struct moat_user_prop *user;	/* user_count entries, NUL-terminated strings */
+};
+
+struct moat_callbacks {
+	void *arg;
+	/* CONNACK: <rc> is the v5 reason code (3.1.1 codes are mapped). */
+	void (*on_connect)(void *arg, uint8_t rc, bool session_present);
+	void (*on_message)(void *arg, const struct moat_message *m);
+	/* A QoS 1/2 publish finished (acknowledged, or refused with rc >= 0x80). */
+	void (*on_publish_done)(void *arg, uint16_t packet_id, uint8_t rc);
+	/* SUBACK / UNSUBACK with one reason code per filter. */
+	void (*on_subscribe)(void *arg, uint16_t packet_id, const uint8_t *codes, size_t n);
+	void (*on_unsubscribe)(void *arg, uint16_t packet_id, const uint8_t *codes, size_t n);
+	/* The connection ended: <err> is a moat_err, <rc> the server's v5 reason (0 if none). */
+	void (*on_disconnect)(void *arg, int err, uint8_t rc);
+};
+
+struct moat_sub_options {
+	uint8_t qos;
+	bool no_local, retain_as_published;
+	uint8_t retain_handling;
+	uint32_t sub_id;		/* v5; 0 = none */
+};
+
+/* Creates a client; copies <o>. NULL on out of memory or invalid options. */
+struct moat_client *moat_client_create(const struct moat_client_opts *o, const struct moat_callbacks *cb);
+
+/* Closes the socket and frees everything; NULL is fine. */
+void moat_client_destroy(struct moat_client *c);
+
+/* Starts connecting (non-blocking). MOAT_OK, or MOAT_E_IO when the host does not resolve. */
+int moat_connect(struct moat_client *c);
+
+/* Publishes; QoS 0 while offline is dropped with MOAT_E_CLOSED unless the
+ * connection is merely being re-established, in which case it is queued.
+ * QoS 1/2 get a packet id in <*packet_id> (may be NULL). MOAT_E_LIMIT when the
+ * offline queue is full; MOAT_E_INVAL for a bad topic or QoS. */
+int moat_publish(struct moat_client *c, const char *topic, const void *payload, size_t len,
+		 uint8_t qos, bool retain, const struct moat_pub_props *props, uint16_t *packet_id);
+
+/* Subscribes to one filter. MOAT_E_CLOSED while not connected. */
+int moat_subscribe(struct moat_client *c, const char *filter, const struct moat_sub_options *o,
+		   uint16_t *packet_id);
+
+/* Unsubscribes from one filter. */
+int moat_unsubscribe(struct moat_client *c, const char *filter, uint16_t *packet_id);
+
+/* Sends DISCONNECT (v5 reason <rc>), flushes and closes; no reconnect follows. */
+int moat_disconnect(struct moat_client *c, uint8_t rc);
+
+/* The socket to poll, or -1. */
+int moat_socket(const struct moat_client *c);
+
+/* True when there is output waiting for the socket to become writable. */
+bool moat_want_write(const struct moat_client *c);
+
+/* Milliseconds until moat_loop_once() must run again for timers (keep alive, retries). */
+int moat_next_timeout_ms(const struct moat_client *c);
+
+/* Waits up to <timeout_ms> for the socket, then reads, handles packets, writes and runs
+ * timers. Returns MOAT_OK, or MOAT_E_CLOSED when the client is disconnected for good. */
+int moat_loop_once(struct moat_client *c, int timeout_ms);
+
+/* True after CONNACK accepted and before the connection ends. */
+bool moat_is_connected(const struct moat_client *c);
+
+/* Messages waiting: queued offline plus QoS 1/2 not yet acknowledged. */
+size_t moat_pending_count(const struct moat_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

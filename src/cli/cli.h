@@ -1,0 +1,55 @@
+/*
+ * The `moat` command: sub-command entry points and the options that
+ * `moat pub` and `moat sub` share (mosquitto_pub/mosquitto_sub's flags).
+ */
+#ifndef MOAT_CLI_CLI_H
+#define MOAT_CLI_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <moat/client.h>
+
+int cli_pub_main(int argc, char **argv);
+int cli_sub_main(int argc, char **argv);
+
+#define CLI_MAX_TOPICS 64
+#define CLI_MAX_USER_PROPS 32
+
+/* Options shared by pub and sub, plus the ones only one of them reads. */
+struct cli_opts {
+	struct moat_client_opts client;
+	const char *id_prefix;
+	bool debug;
+	uint8_t qos;
+	bool retain;
+	const char *topics[CLI_MAX_TOPICS];
+	int topic_count;
+	/* pub */
+	const char *message, *file;
+	bool null_msg, stdin_line, stdin_file;
+	struct moat_pub_props pub_props;
+	struct moat_user_prop user[CLI_MAX_USER_PROPS];
+	/* sub */
+	const char *filter_out[CLI_MAX_TOPICS];
+	int filter_out_count;
+	const char *unsub[CLI_MAX_TOPICS];
+	int unsub_count;
+	bool verbose, no_newline, no_stale_retained, no_local, rap;
+	uint8_t retain_handling;
+	uint32_t sub_id;
+	long count, timeout_s;
+	const char *format;
+};
+
+/*
+ * Parses argv[1..] into <o>. <is_sub> selects which command-only flags are
+ * known. Returns 0, or 1 after printing an error (exit code 1, like mosquitto),
+ * or 2 when --help was printed (exit code 0).
+ */
+int cli_parse(int argc, char **argv, bool is_sub, struct cli_opts *o);
+
+/* Creates the client, connects and waits for CONNACK. NULL after printing an error. */
+struct moat_client *cli_connect(struct cli_opts *o, const struct moat_callbacks *cb);
+
+#endif
