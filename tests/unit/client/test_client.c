@@ -1,0 +1,380 @@
+/*
+ * Unit tests for libmoat against a scripted fake server: a loopback socket
+ * in this test that reads the client's packets and answers with exact ones.
+ * One thread drives both sides, so every wait is a bounded loop.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <moat/client.h>
+
+#include "codec/frame.h"
+#include "codec/packet.h"
+
+struct fake {
+	int lfd, fd;
+	uint16_t port;
+	uint8_t buf[65536];
+	size_t len;
+	/* what the callbacks saw */
+	int connects, messages, subacks, done, disconnects;
+	int last_err;
+	uint8_t last_done_rc;
+	char last_topic[64];
+	struct moat_client *c;
+};
+
+static void on_connect(void *arg, uint8_t rc, bool present)
+{
+	(void)rc;
+	(void)present;
+	((struct fake *)arg)->connects++;
+}
+
+static void on_message(void *arg, const struct moat_message *m)
+{
+	struct fake *f = arg;
+
+	f->messages++;
+	snprintf(f->last_topic, sizeof(f->last_topic), "%s", m->topic);
+}
+
+static void on_subscribe(void *arg, uint16_t id, const uint8_t *codes, size_t n)
+{
+	(void)id;
+	(void)codes;
+	(void)n;
+	((struct fake *)arg)->subacks++;
+}
+
+static void on_done(void *arg, uint16_t id, uint8_t rc)
+{
+	(void)id;
+	((struct fake *)arg)->done++;
+	((struct fake *)arg)->last_done_rc = rc;
+}
+
+static void on_disconnect(void *arg, int err, uint8_t rc)
+{
+	(void)rc;
+	((struct fake *)arg)->disconnects++;
+	((struct fake *)arg)->last_err = err;
+}
+
+static void fake_listen(struct fake *f)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+
+	f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(f->lfd >= 0);
+	assert_int_equal(bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(f->lfd, 4), 0);
+	assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&sa, &len), 0);
+	f->port = ntohs(sa.sin_port);
+	f->fd = -1;
+}
+
+static struct moat_client *make_client(struct fake *f, int version, bool reconnect)
+{
+	struct moat_client_opts o = { .host = "127.0.0.1", .port = f->port, .client_id = "t1",
+				      .keep_alive_s = 60, .clean_start = true, .version = version,
+				      .auto_reconnect = reconnect, .reconnect_min_ms = 10,
+				      .reconnect_max_ms = 20, .offline_max_messages = 3 };
+	struct moat_callbacks cb = { .arg = f, .on_connect = on_connect, .on_message = on_message,
+				     .on_subscribe = on_subscribe, .on_publish_done = on_done,
+				     .on_disconnect = on_disconnect };
+
+	f->c = moat_client_create(&o, &cb);
+	assert_non_null(f->c);
+	return f->c;
+}
+
+/* Runs the client loop a few times (it never blocks longer than 5 ms each). */
+static void spin(struct fake *f, int rounds)
+{
+	for (int i = 0; i < rounds; i++)
+		moat_loop_once(f->c, 5);
+}
+
+static void fake_accept(struct fake *f)
+{
+	for (int i = 0; i < 400 && f->fd < 0; i++) {
+		struct pollfd p = { .fd = f->lfd, .events = POLLIN };
+
+		spin(f, 1);
+		if (poll(&p, 1, 5) > 0)
+			f->fd = accept(f->lfd, NULL, NULL);
+	}
+	assert_true(f->fd >= 0);
+	f->len = 0;
+}
+
+/* Reads the client's next packet into <p> (views into f->buf stay valid until the next read). */
+static void fake_read(struct fake *f, int version, struct mqtt_packet *p)
+{
+	static uint8_t body[65536];
+
+	for (int i = 0; i < 400; i++) {
+		struct mqtt_frame fr;
+
+		if (frame_decode(f->buf, f->len, 65536, &fr) == 0 && f->len >= fr.hdr_len + fr.rem_len) {
+			memcpy(body, f->buf + fr.hdr_len, fr.rem_len);
+			assert_int_equal(pkt_decode(&fr, body, (uint8_t)version, p), 0);
+			memmove(f->buf, f->buf + fr.hdr_len + fr.rem_len, f->len - fr.hdr_len - fr.rem_len);
+			f->len -= fr.hdr_len + fr.rem_len;
+			return;
+		}
+		spin(f, 1);
+		struct pollfd pf = { .fd = f->fd, .events = POLLIN };
+		if (poll(&pf, 1, 5) > 0) {
+			ssize_t n = recv(f->fd, f->buf + f->len, sizeof(f->buf) - f->len, 0);
+
+			assert_true(n > 0);
+			f->len += (size_t)n;
+		}
+	}
+	fail_msg("the client sent no packet in time");
+}
+
+static void fake_send_raw(struct fake *f, const uint8_t *p, size_t n)
+{
+	assert_int_equal(send(f->fd, p, n, 0), (ssize_t)n);
+	spin(f, 10);
+}
+
+static void fake_send(struct fake *f, int version, const struct mqtt_packet *p)
+{
+	uint8_t out[1024];
+	size_t n = pkt_encode(out, sizeof(out), (uint8_t)version, p);
+
+	assert_true(n > 0 && n <= sizeof(out));
+	fake_send_raw(f, out, n);
+}
+
+static void fake_connack(struct fake *f, int version, bool present)
+{
+	struct mqtt_packet p = { .type = MQTT_CONNECT };
+
+	fake_read(f, version, &p);
+	assert_int_equal(p.type, MQTT_CONNECT);
+	assert_int_equal(p.connect.version, version);
+	p = (struct mqtt_packet){ .type = MQTT_CONNACK };
+	p.connack.session_present = present;
+	fake_send(f, version, &p);
+}
+
+static void fake_close(struct fake *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
+}
+
+static int setup(void **state)
+{
+	static struct fake f;
+
+	memset(&f, 0, sizeof(f));
+	fake_listen(&f);
+	*state = &f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fake *f = *state;
+
+	moat_client_destroy(f->c);
+	fake_close(f);
+	close(f->lfd);
+	return 0;
+}
+
+static void client_connects_subscribes_and_acks_qos1(void **state)
+{
+	struct fake *f = *state;
+	struct moat_sub_options so = { .qos = 1 };
+	struct mqtt_packet p;
+
+	make_client(f, 5, false);
+	assert_int_equal(moat_connect(f->c), MOAT_OK);
+	fake_accept(f);
+	fake_connack(f, 5, false);
+	assert_true(moat_is_connected(f->c));
+	assert_int_equal(f->connects, 1);
+	assert_int_equal(moat_subscribe(f->c, "a/#", &so, NULL), MOAT_OK);
+	fake_read(f, 5, &p);
+	assert_int_equal(p.type, MQTT_SUBSCRIBE);
+	uint16_t id = p.subscribe.packet_id;
+	p = (struct mqtt_packet){ .type = MQTT_SUBACK };
+	p.suback.packet_id = id;
+	p.suback.rcs = (struct moat_bytes){ (const uint8_t *)"\x01", 1 };
+	fake_send(f, 5, &p);
+	assert_int_equal(f->subacks, 1);
+	p = (struct mqtt_packet){ .type = MQTT_PUBLISH };
+	p.publish.qos = 1;
+	p.publish.packet_id = 7;
+	p.publish.topic = moat_bytes_str("a/b");
+	p.publish.payload = moat_bytes_str("hi");
+	fake_send(f, 5, &p);
+	assert_int_equal(f->messages, 1);
+	assert_string_equal(f->last_topic, "a/b");
+	fake_read(f, 5, &p);
+	assert_int_equal(p.type, MQTT_PUBACK);
+	assert_int_equal(p.ack.packet_id, 7);
+}
+
+static void client_rejects_suback_with_wrong_count_cve_2024_10525(void **state)
+{
+	struct fake *f = *state;
+	struct moat_sub_options so = { .qos = 0 };
+	struct mqtt_packet p;
+
+	make_client(f, 4, false);
+	moat_connect(f->c);
+	fake_accept(f);
+	fake_connack(f, 4, false);
+	assert_int_equal(moat_subscribe(f->c, "x", &so, NULL), MOAT_OK);
+	fake_read(f, 4, &p);
+	uint16_t id = p.subscribe.packet_id;
+	p = (struct mqtt_packet){ .type = MQTT_SUBACK };
+	p.suback.packet_id = id;
+	p.suback.rcs = (struct moat_bytes){ (const uint8_t *)"\x00\x00", 2 };
+	fake_send(f, 4, &p);
+	assert_int_equal(f->subacks, 0);
+	assert_int_equal(f->disconnects, 1);
+	assert_int_equal(f->last_err, MOAT_E_PROTOCOL);
+	assert_false(moat_is_connected(f->c));
+}
+
+static void client_rejects_a_second_connack(void **state)
+{
+	struct fake *f = *state;
+	struct mqtt_packet p = { .type = MQTT_CONNACK };
+
+	make_client(f, 5, false);
+	moat_connect(f->c);
+	fake_accept(f);
+	fake_connack(f, 5, false);
+	fake_send(f, 5, &p);
+	assert_int_equal(f->disconnects, 1);
+	assert_int_equal(f->last_err, MOAT_E_PROTOCOL);
+}
+
+static void client_rejects_malformed_connack_nanomq_2145(void **state)
+{
+	struct fake *f = *state;
+	struct mqtt_packet p;
+	static const uint8_t bad[] = { 0x20, 0x02, 0xfe, 0x00 };	/* reserved flags set */
+
+	make_client(f, 4, false);
+	moat_connect(f->c);
+	fake_accept(f);
+	fake_read(f, 4, &p);
+	fake_send_raw(f, bad, sizeof(bad));
+	assert_int_equal(f->connects, 0);
+	assert_int_equal(f->disconnects, 1);
+	assert_int_equal(f->last_err, MOAT_E_MALFORMED);
+}
+
+static void offline_queue_is_sent_in_order_and_bounded(void **state)
+{
+	struct fake *f = *state;
+	struct mqtt_packet p;
+
+	make_client(f, 5, false);
+	assert_int_equal(moat_publish(f->c, "q/1", "1", 1, 1, false, NULL, NULL), MOAT_OK);
+	assert_int_equal(moat_publish(f->c, "q/2", "2", 1, 1, false, NULL, NULL), MOAT_OK);
+	assert_int_equal(moat_publish(f->c, "q/3", "3", 1, 0, false, NULL, NULL), MOAT_OK);
+	assert_int_equal(moat_publish(f->c, "q/4", "4", 1, 0, false, NULL, NULL), MOAT_E_LIMIT);
+	moat_connect(f->c);
+	fake_accept(f);
+	fake_connack(f, 5, false);
+	for (int i = 1; i <= 3; i++) {
+		char t[8];
+
+		snprintf(t, sizeof(t), "q/%d", i);
+		fake_read(f, 5, &p);
+		assert_int_equal(p.type, MQTT_PUBLISH);
+		assert_true(moat_bytes_eq(p.publish.topic, moat_bytes_str(t)));
+		assert_false(p.publish.dup);
+	}
+	assert_int_equal(moat_pending_count(f->c), 2);	/* QoS 1 until acknowledged */
+}
+
+static void qos2_publish_completes_after_pubrec_pubrel_pubcomp(void **state)
+{
+	struct fake *f = *state;
+	struct mqtt_packet p;
+	uint16_t id = 0;
+
+	make_client(f, 5, false);
+	moat_connect(f->c);
+	fake_accept(f);
+	fake_connack(f, 5, false);
+	assert_int_equal(moat_publish(f->c, "t", "x", 1, 2, false, NULL, &id), MOAT_OK);
+	fake_read(f, 5, &p);
+	assert_int_equal(p.publish.packet_id, id);
+	p = (struct mqtt_packet){ .type = MQTT_PUBREC };
+	p.ack.packet_id = id;
+	fake_send(f, 5, &p);
+	fake_read(f, 5, &p);
+	assert_int_equal(p.type, MQTT_PUBREL);
+	assert_int_equal(f->done, 0);
+	p = (struct mqtt_packet){ .type = MQTT_PUBCOMP };
+	p.ack.packet_id = id;
+	fake_send(f, 5, &p);
+	assert_int_equal(f->done, 1);
+	assert_int_equal(moat_pending_count(f->c), 0);
+}
+
+static void unacknowledged_qos1_is_resent_with_dup_after_reconnect(void **state)
+{
+	struct fake *f = *state;
+	struct mqtt_packet p;
+	uint16_t id = 0;
+
+	make_client(f, 4, true);
+	moat_connect(f->c);
+	fake_accept(f);
+	fake_connack(f, 4, false);
+	assert_int_equal(moat_publish(f->c, "t", "x", 1, 1, false, NULL, &id), MOAT_OK);
+	fake_read(f, 4, &p);
+	assert_false(p.publish.dup);
+	fake_close(f);	/* the connection drops before the PUBACK */
+	spin(f, 5);
+	assert_int_equal(f->disconnects, 1);
+	fake_accept(f);	/* the client comes back by itself (backoff 10-20 ms) */
+	fake_connack(f, 4, true);
+	fake_read(f, 4, &p);
+	assert_int_equal(p.type, MQTT_PUBLISH);
+	assert_true(p.publish.dup);
+	assert_int_equal(p.publish.packet_id, id);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(client_connects_subscribes_and_acks_qos1, setup, teardown),
+		cmocka_unit_test_setup_teardown(client_rejects_suback_with_wrong_count_cve_2024_10525, setup, teardown),
+		cmocka_unit_test_setup_teardown(client_rejects_a_second_connack, setup, teardown),
+		cmocka_unit_test_setup_teardown(client_rejects_malformed_connack_nanomq_2145, setup, teardown),
+		cmocka_unit_test_setup_teardown(offline_queue_is_sent_in_order_and_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(qos2_publish_completes_after_pubrec_pubrel_pubcomp, setup, teardown),
+		cmocka_unit_test_setup_teardown(unacknowledged_qos1_is_resent_with_dup_after_reconnect, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
