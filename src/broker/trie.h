@@ -38,10 +38,14 @@ struct trie_node *trie_child(const struct trie_node *n, struct moat_bytes level)
 /* The child of <n> named <level>, created when absent. NULL on out of memory. */
 struct trie_node *trie_child_add(struct trie_node *n, struct moat_bytes level);
 
-/* Frees <n> and then each ancestor left with no val and no children; stops at
- * the first node still in use and never frees the root. <n> must have no
- * children and a NULL val (otherwise nothing happens). */
+/* Frees <n> if it has no val and no children, then each ancestor left the
+ * same way; stops at the first node still in use and never frees the root. */
 void trie_prune(struct trie_node *n);
+
+/* Frees <n> alone when it is not the root and has no val and no children;
+ * its parent stays even if left empty. True when <n> was freed. Siblings stay
+ * valid, so a post-order walk may remove the node it has just left. */
+bool trie_remove_if_empty(struct trie_node *n);
 
 /* First child of <n> in bucket order, or NULL. */
 struct trie_node *trie_first_child(const struct trie_node *n);
