@@ -222,8 +222,10 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, uint64_t now
 	}
 
 	s = sess_find(b, id);
-	if (s != NULL && s->conn != NULL)
+	if (s != NULL && s->conn != NULL) {
 		take_over(s->conn);
+		s = sess_find(b, id);	/* gone when the old one had session expiry 0 */
+	}
 	if (s != NULL && k->clean_start) {
 		sess_destroy(b, s);
 		s = NULL;
