@@ -32,6 +32,9 @@ struct msg {
 	const struct session *origin;	/* for no-local; never dereferenced */
 };
 
+/* Subscription identifiers carried by one delivery (one per matching filter). */
+enum { MAX_SUB_IDS = 4 };
+
 /* A delivery waiting in a session's queue or in flight to its client. */
 struct delivery {
 	struct delivery *next;
@@ -41,16 +44,15 @@ struct delivery {
 	bool pubrel_sent;	/* QoS 2: PUBREC received, PUBREL sent */
 	uint16_t packet_id;	/* 0 until sent */
 	uint8_t sub_id_count;
-	uint32_t sub_ids[4];
+	uint32_t sub_ids[MAX_SUB_IDS];
 };
 
+/* One of a session's subscriptions, as the client wrote its filter
+ * ("$share/<group>/" included); the options live in the index. */
 struct sub {
-	struct sub *next;	/* in the broker's list */
-	struct session *sess;
-	char *filter;		/* the inner filter (without $share/<group>/) */
-	char *group;		/* shared group name, or NULL */
-	struct mqtt_sub_opts opts;
-	uint32_t sub_id;	/* 0 = none */
+	struct sub *next;	/* in the session's list */
+	size_t len;
+	uint8_t filter[];
 };
 
 struct conn;
@@ -73,7 +75,11 @@ struct session {
 	/* inbound QoS 2 packet ids awaiting PUBREL */
 	uint16_t *qos2_in;
 	uint32_t qos2_in_count, qos2_in_cap;
+	struct sub *subs;
 	uint32_t sub_count;
+	/* this session's slot in the broker's route while a PUBLISH is routed */
+	uint64_t route_gen;
+	size_t route_slot;
 	/* delayed Will (v5 will delay) */
 	struct msg *will;
 	uint64_t will_at_ms;
@@ -109,9 +115,21 @@ struct sys_counters {
 	uint64_t clients_total_seen, clients_maximum;
 };
 
-struct retained {
-	struct retained *next;
-	struct msg *msg;
+/* One session's share of a PUBLISH being routed. */
+struct target {
+	struct session *sess;
+	uint8_t qos;
+	bool retain;
+	uint8_t sub_id_count;
+	uint32_t sub_ids[MAX_SUB_IDS];
+};
+
+/* Scratch for routing, reused by every PUBLISH; gen tells a session whether
+ * its route_slot belongs to the current one. */
+struct route {
+	struct target *t;
+	size_t n, cap;
+	uint64_t gen;
 };
 
 struct broker {
@@ -122,14 +140,12 @@ struct broker {
 	struct conn *dirty;
 	struct session **sessions;	/* hash buckets */
 	size_t session_buckets, session_count;
-	struct sub *subs;
-	uint32_t sub_total;
-	struct retained *retained;
-	uint32_t retained_count;
+	struct subidx *subs;
+	struct retain *retained;
+	struct route route;
 	struct sys_counters sys;
 	uint64_t started_ms, next_sys_ms;
 	int64_t started_wall_s;
-	uint64_t shared_rr;	/* round-robin cursor for shared subscriptions */
 	volatile int stop;
 };
 
@@ -140,6 +156,8 @@ struct broker {
 struct msg *msg_create(const struct mqtt_publish *p, struct moat_bytes topic, uint64_t now_ms);
 struct msg *msg_ref(struct msg *m);
 void msg_unref(struct msg *m);	/* NULL is fine */
+/* Whether <m>'s message expiry interval has passed at <now_ms>. */
+bool msg_expired(const struct msg *m, uint64_t now_ms);
 
 /* ---- session.c ---- */
 int broker_init(struct broker *b, struct moat_config *cfg);
@@ -147,15 +165,25 @@ void broker_fini(struct broker *b);
 struct session *sess_find(struct broker *b, struct moat_bytes client_id);
 struct session *sess_create(struct broker *b, struct moat_bytes client_id);
 void sess_destroy(struct broker *b, struct session *s);
-/* Routes <m> to every matching subscription and stores it if retained.
- * Borrows <m>. Returns the number of sessions it went to. */
-size_t broker_publish(struct broker *b, struct msg *m);
+/* Delivers <m> to <s> at <qos>: QoS 0 straight to the connection (dropped
+ * when offline or the output is over max_output_bytes), QoS 1/2 through the
+ * bounded session queue. Borrows <m>. */
+void sess_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t qos, bool retain,
+		  const uint32_t *sub_ids, uint8_t sub_id_count);
 /* Sends what fits of <s>'s queue to its connection. */
 void sess_pump(struct broker *b, struct session *s);
 /* Resends in-flight messages (DUP) after the session resumes. */
 void sess_resend_inflight(struct broker *b, struct session *s);
 /* Handles PUBACK/PUBREC/PUBCOMP (reason <rc>) from the client. */
 void sess_on_ack(struct broker *b, struct session *s, uint8_t type, uint16_t packet_id, uint8_t rc);
+
+/* ---- route.c ---- */
+/* Creates the subscription index and the retained store. */
+int route_init(struct broker *b);
+void route_fini(struct broker *b);
+/* Routes <m> to every matching subscription (one delivery per session) and
+ * stores it if retained. Borrows <m>. Returns the number of sessions it went to. */
+size_t broker_publish(struct broker *b, struct msg *m);
 /* Adds or replaces a subscription. Returns 0 (new), 1 (replaced an existing
  * one) or an error; <reason> gets the SUBACK code either way. */
 int sess_subscribe(struct broker *b, struct session *s, struct moat_bytes filter,
@@ -165,8 +193,16 @@ void sess_deliver_retained(struct broker *b, struct session *s, struct moat_byte
 			   const struct mqtt_sub_opts *opts, uint32_t sub_id);
 uint8_t sess_unsubscribe(struct broker *b, struct session *s, struct moat_bytes filter);
 void sess_remove_subs(struct broker *b, struct session *s);
-/* Periodic work: session expiry, delayed Wills, message expiry. */
+/* Deletes retained messages whose expiry has passed. */
+void route_expire_retained(struct broker *b, uint64_t now_ms);
+size_t route_sub_count(const struct broker *b);
+size_t route_retained_count(const struct broker *b);
+
+/* ---- tick.c ---- */
+/* Periodic work: session expiry, delayed Wills, retained message expiry and
+ * $SYS every sys_interval. */
 void broker_tick(struct broker *b, uint64_t now_ms);
+/* Publishes the $SYS/broker/... topics now (retained). */
 void broker_publish_sys(struct broker *b, uint64_t now_ms);
 
 /* ---- conn.c ---- */

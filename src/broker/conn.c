@@ -444,7 +444,7 @@ static int on_subscribe(struct conn *c, const struct mqtt_subscribe *sp)
 	it = sp->entries;
 	for (size_t i = 0; rc == MOAT_OK && sub_next(&it, &filter, &opts); i++) {
 		if (st[i] < 0 || topic_share_parse(filter, &group, &inner) != MOAT_E_NOTFOUND)
-			continue;	/* shared subscriptions get no retained messages [MQTT-3.8.4-?] */
+			continue;	/* only a new non-shared subscription gets retained messages (v5 §3.3.1.3) */
 		if (opts.retain_handling == 0 || (opts.retain_handling == 1 && st[i] == 0))
 			sess_deliver_retained(b, c->sess, filter, &opts, sub_id);
 	}

@@ -62,3 +62,8 @@ void msg_unref(struct msg *m)
 	if (m != NULL && --m->refs == 0)
 		free(m);
 }
+
+bool msg_expired(const struct msg *m, uint64_t now_ms)
+{
+	return m->has_expiry && now_ms >= m->expire_at_ms;
+}

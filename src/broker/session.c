@@ -1,13 +1,11 @@
 /*
- * Sessions and routing: the session table, subscriptions, retained
- * messages, per-session queues and in-flight windows, expiry and $SYS.
+ * Sessions: the session table, and each session's bounded queue and
+ * in-flight window of QoS 1/2 deliveries with their acknowledgements.
  * Connections (conn.c) call in with decoded packets; everything here runs on
  * the broker's one event loop.
  */
 #include "broker/broker.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +13,6 @@
 
 #include "base/clock.h"
 #include "base/log.h"
-#include "codec/topic.h"
 
 #define SESSION_BUCKETS 4096
 
@@ -34,8 +31,10 @@ int broker_init(struct broker *b, struct moat_config *cfg)
 	b->cfg = cfg;
 	b->session_buckets = SESSION_BUCKETS;
 	b->sessions = calloc(b->session_buckets, sizeof(*b->sessions));
-	if (b->sessions == NULL)
+	if (b->sessions == NULL || route_init(b) < 0) {
+		broker_fini(b);
 		return MOAT_E_NOMEM;
+	}
 	b->started_ms = clock_mono_ms();
 	b->started_wall_s = clock_wall_s();
 	return MOAT_OK;
@@ -43,16 +42,10 @@ int broker_init(struct broker *b, struct moat_config *cfg)
 
 void broker_fini(struct broker *b)
 {
-	for (size_t i = 0; i < b->session_buckets; i++)
+	for (size_t i = 0; b->sessions != NULL && i < b->session_buckets; i++)
 		while (b->sessions[i] != NULL)
 			sess_destroy(b, b->sessions[i]);
-	while (b->retained != NULL) {
-		struct retained *r = b->retained;
-
-		b->retained = r->next;
-		msg_unref(r->msg);
-		free(r);
-	}
+	route_fini(b);
 	free(b->sessions);
 	b->sessions = NULL;
 }
@@ -121,122 +114,7 @@ void sess_destroy(struct broker *b, struct session *s)
 	free(s);
 }
 
-/* ---- subscriptions ---- */
-
-static bool same_sub(const struct sub *x, const struct session *s, struct moat_bytes filter,
-		     struct moat_bytes group)
-{
-	return x->sess == s && strlen(x->filter) == filter.len &&
-	       memcmp(x->filter, filter.ptr, filter.len) == 0 &&
-	       (x->group == NULL ? group.len == 0
-				 : strlen(x->group) == group.len &&
-					   memcmp(x->group, group.ptr, group.len) == 0);
-}
-
-static char *dup_bytes(struct moat_bytes v)
-{
-	char *s = malloc(v.len + 1);
-
-	if (s != NULL) {
-		memcpy(s, v.ptr, v.len);
-		s[v.len] = '\0';
-	}
-	return s;
-}
-
-int sess_subscribe(struct broker *b, struct session *s, struct moat_bytes filter,
-		   const struct mqtt_sub_opts *opts, uint32_t sub_id, uint8_t *reason)
-{
-	struct moat_bytes group = { 0 }, inner = filter;
-	struct sub *x;
-	int rc = topic_share_parse(filter, &group, &inner);
-
-	if (rc == MOAT_E_PROTOCOL || (rc == MOAT_E_NOTFOUND && !topic_filter_is_valid(filter)) ||
-	    topic_levels(inner) > b->cfg->max_topic_levels) {
-		*reason = MQTT_RC_TOPIC_FILTER_INVALID;
-		return MOAT_E_PROTOCOL;
-	}
-	if (rc == MOAT_E_NOTFOUND)
-		group = (struct moat_bytes){ 0 };
-	for (x = b->subs; x != NULL; x = x->next) {
-		if (same_sub(x, s, inner, group)) {
-			x->opts = *opts;
-			x->sub_id = sub_id;
-			*reason = opts->qos;
-			return 1;	/* existed */
-		}
-	}
-	if (b->cfg->max_subscriptions > 0 && s->sub_count >= b->cfg->max_subscriptions) {
-		*reason = MQTT_RC_QUOTA_EXCEEDED;
-		return MOAT_E_LIMIT;
-	}
-	x = calloc(1, sizeof(*x));
-	if (x == NULL || (x->filter = dup_bytes(inner)) == NULL ||
-	    (group.len > 0 && (x->group = dup_bytes(group)) == NULL)) {
-		if (x != NULL)
-			free(x->filter);
-		free(x);
-		*reason = MQTT_RC_UNSPECIFIED;
-		return MOAT_E_NOMEM;
-	}
-	x->sess = s;
-	x->opts = *opts;
-	x->sub_id = sub_id;
-	x->next = b->subs;
-	b->subs = x;
-	b->sub_total++;
-	s->sub_count++;
-	*reason = opts->qos;
-	return 0;
-}
-
-static void free_sub(struct broker *b, struct sub *x)
-{
-	x->sess->sub_count--;
-	b->sub_total--;
-	free(x->filter);
-	free(x->group);
-	free(x);
-}
-
-uint8_t sess_unsubscribe(struct broker *b, struct session *s, struct moat_bytes filter)
-{
-	struct moat_bytes group = { 0 }, inner = filter;
-
-	if (topic_share_parse(filter, &group, &inner) != MOAT_OK)
-		group = (struct moat_bytes){ 0 }, inner = filter;
-	for (struct sub **pp = &b->subs; *pp != NULL; pp = &(*pp)->next) {
-		if (same_sub(*pp, s, inner, group)) {
-			struct sub *x = *pp;
-
-			*pp = x->next;
-			free_sub(b, x);
-			return MQTT_RC_SUCCESS;
-		}
-	}
-	return MQTT_RC_NO_SUBSCRIPTION_EXISTED;
-}
-
-void sess_remove_subs(struct broker *b, struct session *s)
-{
-	for (struct sub **pp = &b->subs; *pp != NULL;) {
-		struct sub *x = *pp;
-
-		if (x->sess == s) {
-			*pp = x->next;
-			free_sub(b, x);
-		} else {
-			pp = &x->next;
-		}
-	}
-}
-
 /* ---- delivery ---- */
-
-static bool expired(const struct msg *m, uint64_t now_ms)
-{
-	return m->has_expiry && now_ms >= m->expire_at_ms;
-}
 
 static uint32_t inflight_limit(const struct broker *b, const struct session *s)
 {
@@ -276,7 +154,7 @@ void sess_pump(struct broker *b, struct session *s)
 		s->queue_count--;
 		s->queue_bytes -= d->msg->payload.len;
 		d->next = NULL;
-		if (expired(d->msg, now)) {
+		if (msg_expired(d->msg, now)) {
 			free_deliveries(d);
 			continue;
 		}
@@ -369,9 +247,8 @@ static void enqueue(struct broker *b, struct session *s, struct delivery *d)
 	s->queue_bytes += d->msg->payload.len;
 }
 
-/* Delivers <m> to <s> at <qos>. Borrows <m>. */
-static void deliver(struct broker *b, struct session *s, struct msg *m, uint8_t qos, bool retain,
-		    const uint32_t *sub_ids, uint8_t sub_id_count)
+void sess_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t qos, bool retain,
+		  const uint32_t *sub_ids, uint8_t sub_id_count)
 {
 	struct delivery *d;
 
@@ -405,232 +282,3 @@ static void deliver(struct broker *b, struct session *s, struct msg *m, uint8_t 
 	sess_pump(b, s);
 }
 
-/* One pending delivery per session while a PUBLISH is routed. */
-struct target {
-	struct session *sess;
-	uint8_t qos;
-	bool retain;
-	uint8_t sub_id_count;
-	uint32_t sub_ids[4];
-};
-
-struct route {
-	struct target *t;
-	size_t n, cap;
-};
-
-static struct target *target_for(struct route *r, struct session *s)
-{
-	for (size_t i = 0; i < r->n; i++)
-		if (r->t[i].sess == s)
-			return &r->t[i];
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 16;
-		struct target *t = realloc(r->t, cap * sizeof(*t));
-
-		if (t == NULL)
-			return NULL;
-		r->t = t;
-		r->cap = cap;
-	}
-	r->t[r->n] = (struct target){ .sess = s };
-	return &r->t[r->n++];
-}
-
-static void add_target(struct route *r, const struct sub *x, const struct msg *m)
-{
-	struct target *t = target_for(r, x->sess);
-	uint8_t qos = x->opts.qos < m->qos ? x->opts.qos : m->qos;
-
-	if (t == NULL)
-		return;
-	if (qos > t->qos)
-		t->qos = qos;
-	t->retain |= x->opts.retain_as_published && m->retain;
-	if (x->sub_id != 0 && t->sub_id_count < 4)
-		t->sub_ids[t->sub_id_count++] = x->sub_id;
-}
-
-/* Picks one member of the shared group of <first> (same group and filter), round-robin,
- * preferring connected sessions. */
-static const struct sub *pick_shared(struct broker *b, const struct sub *first)
-{
-	const struct sub *online[64], *any = NULL;
-	size_t n = 0;
-
-	for (const struct sub *x = first; x != NULL; x = x->next) {
-		if (x->group == NULL || strcmp(x->group, first->group) != 0 ||
-		    strcmp(x->filter, first->filter) != 0)
-			continue;
-		if (any == NULL)
-			any = x;
-		if (x->sess->conn != NULL && n < 64)
-			online[n++] = x;
-	}
-	if (n == 0)
-		return any;
-	return online[b->shared_rr++ % n];
-}
-
-static bool is_first_of_group(const struct broker *b, const struct sub *x)
-{
-	for (const struct sub *y = b->subs; y != x; y = y->next)
-		if (y->group != NULL && strcmp(y->group, x->group) == 0 &&
-		    strcmp(y->filter, x->filter) == 0)
-			return false;
-	return true;
-}
-
-static void retain_store(struct broker *b, struct msg *m)
-{
-	struct retained **pp;
-
-	for (pp = &b->retained; *pp != NULL; pp = &(*pp)->next) {
-		if (moat_bytes_eq((*pp)->msg->topic, m->topic)) {
-			struct retained *r = *pp;
-
-			msg_unref(r->msg);
-			if (m->payload.len == 0) {
-				*pp = r->next;
-				free(r);
-				b->retained_count--;
-			} else {
-				r->msg = msg_ref(m);
-			}
-			return;
-		}
-	}
-	if (m->payload.len == 0)
-		return;
-	struct retained *r = malloc(sizeof(*r));
-	if (r == NULL)
-		return;
-	r->msg = msg_ref(m);
-	r->next = b->retained;
-	b->retained = r;
-	b->retained_count++;
-}
-
-size_t broker_publish(struct broker *b, struct msg *m)
-{
-	static struct route route;	/* scratch reused across publishes (one loop thread) */
-
-	if (m->retain)
-		retain_store(b, m);
-	route.n = 0;
-	for (const struct sub *x = b->subs; x != NULL; x = x->next) {
-		if (!topic_matches(moat_bytes_str(x->filter), m->topic))
-			continue;
-		if (x->group != NULL) {
-			if (is_first_of_group(b, x))
-				add_target(&route, pick_shared(b, x), m);
-			continue;
-		}
-		if (x->opts.no_local && x->sess == m->origin)
-			continue;
-		add_target(&route, x, m);
-	}
-	for (size_t i = 0; i < route.n; i++) {
-		struct target *t = &route.t[i];
-
-		deliver(b, t->sess, m, t->qos, t->retain, t->sub_ids, t->sub_id_count);
-	}
-	return route.n;
-}
-
-void sess_deliver_retained(struct broker *b, struct session *s, struct moat_bytes filter,
-			   const struct mqtt_sub_opts *opts, uint32_t sub_id)
-{
-	uint64_t now = clock_mono_ms();
-
-	for (struct retained *r = b->retained; r != NULL; r = r->next) {
-		struct msg *m = r->msg;
-		uint8_t qos = opts->qos < m->qos ? opts->qos : m->qos;
-
-		if (expired(m, now) || !topic_matches(filter, m->topic))
-			continue;
-		deliver(b, s, m, qos, true, &sub_id, sub_id != 0 ? 1 : 0);
-	}
-}
-
-/* ---- periodic work ---- */
-
-void broker_tick(struct broker *b, uint64_t now_ms)
-{
-	for (size_t i = 0; i < b->session_buckets; i++) {
-		struct session *s = b->sessions[i];
-
-		while (s != NULL) {
-			struct session *next = s->next;
-
-			if (s->will != NULL && s->conn == NULL && now_ms >= s->will_at_ms) {
-				struct msg *w = s->will;
-
-				s->will = NULL;
-				broker_publish(b, w);
-				msg_unref(w);
-			}
-			if (s->conn == NULL && s->expiry_s != UINT32_MAX && now_ms >= s->expire_at_ms)
-				sess_destroy(b, s);
-			s = next;
-		}
-	}
-	for (struct retained **pp = &b->retained; *pp != NULL;) {
-		struct retained *r = *pp;
-
-		if (expired(r->msg, now_ms)) {
-			*pp = r->next;
-			msg_unref(r->msg);
-			free(r);
-			b->retained_count--;
-		} else {
-			pp = &r->next;
-		}
-	}
-	if (b->cfg->sys_interval_s > 0 && now_ms >= b->next_sys_ms) {
-		broker_publish_sys(b, now_ms);
-		b->next_sys_ms = now_ms + b->cfg->sys_interval_s * 1000ull;
-	}
-}
-
-static void sys_put(struct broker *b, const char *topic, const char *value, uint64_t now_ms)
-{
-	struct mqtt_publish p = { .qos = 0, .retain = true };
-	struct msg *m;
-
-	p.topic = moat_bytes_str(topic);
-	p.payload = moat_bytes_str(value);
-	m = msg_create(&p, p.topic, now_ms);
-	if (m != NULL) {
-		broker_publish(b, m);
-		msg_unref(m);
-	}
-}
-
-static void sys_put_u64(struct broker *b, const char *topic, uint64_t v, uint64_t now_ms)
-{
-	char s[24];
-
-	snprintf(s, sizeof(s), "%" PRIu64, v);
-	sys_put(b, topic, s, now_ms);
-}
-
-void broker_publish_sys(struct broker *b, uint64_t now_ms)
-{
-	char s[64];
-	const struct sys_counters *c = &b->sys;
-
-	sys_put(b, "$SYS/broker/version", "moatd " MOAT_VERSION, now_ms);
-	snprintf(s, sizeof(s), "%" PRIu64 " seconds", (now_ms - b->started_ms) / 1000u);
-	sys_put(b, "$SYS/broker/uptime", s, now_ms);
-	sys_put_u64(b, "$SYS/broker/clients/connected", b->conn_count, now_ms);
-	sys_put_u64(b, "$SYS/broker/clients/total", b->session_count, now_ms);
-	sys_put_u64(b, "$SYS/broker/clients/maximum", c->clients_maximum, now_ms);
-	sys_put_u64(b, "$SYS/broker/messages/received", c->msgs_received, now_ms);
-	sys_put_u64(b, "$SYS/broker/messages/sent", c->msgs_sent, now_ms);
-	sys_put_u64(b, "$SYS/broker/bytes/received", c->bytes_received, now_ms);
-	sys_put_u64(b, "$SYS/broker/bytes/sent", c->bytes_sent, now_ms);
-	sys_put_u64(b, "$SYS/broker/publish/messages/dropped", c->publish_dropped, now_ms);
-	sys_put_u64(b, "$SYS/broker/subscriptions/count", b->sub_total, now_ms);
-	sys_put_u64(b, "$SYS/broker/retained messages/count", b->retained_count, now_ms);
-}
