@@ -57,6 +57,22 @@ struct sub {
 
 struct conn;
 
+/* Most server-to-client topic aliases kept per connection. */
+enum { ALIAS_OUT_SLOTS = 64 };
+
+struct alias_slot {
+	uint32_t hash;
+	size_t len;
+	uint8_t *topic;
+};
+
+/* A connection's server-to-client topic aliases (alias_out.c). */
+struct alias_out {
+	uint16_t max;		/* 0 = the client takes none */
+	uint16_t used, next_reuse;
+	struct alias_slot *slots;	/* alias i is slots[i - 1] */
+};
+
 struct session {
 	struct session *next;	/* in the broker's hash bucket */
 	char *client_id;
@@ -106,6 +122,7 @@ struct conn {
 	/* inbound topic aliases (v5): index alias-1 */
 	char **aliases;
 	uint16_t alias_max;
+	struct alias_out alias_out;
 	struct msg *will;
 	uint32_t will_delay_s;
 };
@@ -158,6 +175,17 @@ struct msg *msg_ref(struct msg *m);
 void msg_unref(struct msg *m);	/* NULL is fine */
 /* Whether <m>'s message expiry interval has passed at <now_ms>. */
 bool msg_expired(const struct msg *m, uint64_t now_ms);
+
+/* ---- alias_out.c ---- */
+/* Prepares <a> for a client whose Topic Alias Maximum is <client_max>. */
+void alias_out_init(struct alias_out *a, uint16_t client_max);
+/* The alias to send <topic> under, or 0 for none (aliases off, or out of
+ * memory). *<known> tells whether the client already has it (send the alias
+ * with an empty topic) or it is new (send both). */
+uint16_t alias_out_pick(struct alias_out *a, struct moat_bytes topic, bool *known);
+/* Drops <alias> after the PUBLISH that would have taught it was not sent. */
+void alias_out_forget(struct alias_out *a, uint16_t alias);
+void alias_out_fini(struct alias_out *a);
 
 /* ---- session.c ---- */
 int broker_init(struct broker *b, struct moat_config *cfg);

@@ -49,6 +49,25 @@ int conn_send_packet(struct conn *c, const struct mqtt_packet *p)
 	return MOAT_OK;
 }
 
+/* Sends v5 PUBLISH <p> under a server-to-client topic alias when the client takes them. */
+static int send_aliased(struct conn *c, struct mqtt_packet *p)
+{
+	bool known;
+	uint16_t alias = alias_out_pick(&c->alias_out, p->publish.topic, &known);
+	int rc;
+
+	if (alias == 0)
+		return conn_send_packet(c, p);
+	p->publish.props.topic_alias = alias;
+	props_set(&p->publish.props, MQTT_PROP_TOPIC_ALIAS);
+	if (known)
+		p->publish.topic = (struct moat_bytes){ 0 };
+	rc = conn_send_packet(c, p);
+	if (rc != MOAT_OK && !known)
+		alias_out_forget(&c->alias_out, alias);
+	return rc;
+}
+
 int conn_send_publish(struct conn *c, const struct delivery *d, bool dup, uint64_t now_ms)
 {
 	const struct msg *m = d->msg;
@@ -75,6 +94,7 @@ int conn_send_publish(struct conn *c, const struct delivery *d, bool dup, uint64
 		p.publish.props.sub_id_count = d->sub_id_count;
 		if (d->sub_id_count > 0)
 			props_set(&p.publish.props, MQTT_PROP_SUB_ID);
+		return send_aliased(c, &p);
 	}
 	return conn_send_packet(c, &p);
 }
@@ -195,6 +215,8 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, uint64_t now
 	c->client_receive_max = props_has(&k->props, MQTT_PROP_RECEIVE_MAX) ? k->props.receive_max : 65535;
 	c->client_max_packet = props_has(&k->props, MQTT_PROP_MAX_PACKET_SIZE) ? k->props.max_packet_size
 									      : MQTT_MAX_PACKET_SIZE;
+	if (k->version == MQTT_V5 && props_has(&k->props, MQTT_PROP_TOPIC_ALIAS_MAX))
+		alias_out_init(&c->alias_out, k->props.topic_alias_max);
 	if (k->version == MQTT_V5 && cfg->max_topic_alias > 0) {
 		c->alias_max = cfg->max_topic_alias;
 		ack.topic_alias_max = cfg->max_topic_alias;
@@ -588,6 +610,7 @@ void conn_on_close(struct conn *c)
 	}
 	msg_unref(c->will);
 	c->will = NULL;
+	alias_out_fini(&c->alias_out);
 	if (c->aliases != NULL) {
 		for (uint16_t i = 0; i < c->alias_max; i++)
 			free(c->aliases[i]);
