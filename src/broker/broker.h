@@ -160,6 +160,8 @@ struct broker {
 	struct subidx *subs;
 	struct retain *retained;
 	struct route route;
+	struct delivery *free_deliveries;	/* recycled, see session.c */
+	size_t free_delivery_count;
 	struct sys_counters sys;
 	uint64_t started_ms, next_sys_ms;
 	int64_t started_wall_s;

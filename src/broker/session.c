@@ -46,6 +46,13 @@ void broker_fini(struct broker *b)
 		while (b->sessions[i] != NULL)
 			sess_destroy(b, b->sessions[i]);
 	route_fini(b);
+	while (b->free_deliveries != NULL) {
+		struct delivery *d = b->free_deliveries;
+
+		b->free_deliveries = d->next;
+		free(d);
+	}
+	b->free_delivery_count = 0;
 	free(b->sessions);
 	b->sessions = NULL;
 }
@@ -82,13 +89,35 @@ struct session *sess_create(struct broker *b, struct moat_bytes client_id)
 	return s;
 }
 
-static void free_deliveries(struct delivery *d)
+/* Deliveries are recycled through a bounded free list, so steady QoS 1/2
+ * traffic allocates none. */
+enum { DELIVERY_CACHE_MAX = 4096 };
+
+static struct delivery *delivery_new(struct broker *b)
+{
+	struct delivery *d = b->free_deliveries;
+
+	if (d == NULL)
+		return calloc(1, sizeof(*d));
+	b->free_deliveries = d->next;
+	b->free_delivery_count--;
+	*d = (struct delivery){ 0 };
+	return d;
+}
+
+static void free_deliveries(struct broker *b, struct delivery *d)
 {
 	while (d != NULL) {
 		struct delivery *next = d->next;
 
 		msg_unref(d->msg);
-		free(d);
+		if (b->free_delivery_count < DELIVERY_CACHE_MAX) {
+			d->next = b->free_deliveries;
+			b->free_deliveries = d;
+			b->free_delivery_count++;
+		} else {
+			free(d);
+		}
 		d = next;
 	}
 }
@@ -107,8 +136,8 @@ void sess_destroy(struct broker *b, struct session *s)
 		msg_unref(s->will);
 	}
 	sess_remove_subs(b, s);
-	free_deliveries(s->inflight);
-	free_deliveries(s->queue);
+	free_deliveries(b, s->inflight);
+	free_deliveries(b, s->queue);
 	free(s->qos2_in);
 	free(s->client_id);
 	free(s);
@@ -155,7 +184,7 @@ void sess_pump(struct broker *b, struct session *s)
 		s->queue_bytes -= d->msg->payload.len;
 		d->next = NULL;
 		if (msg_expired(d->msg, now)) {
-			free_deliveries(d);
+			free_deliveries(b, d);
 			continue;
 		}
 		d->packet_id = next_packet_id(s);
@@ -186,7 +215,8 @@ void sess_resend_inflight(struct broker *b, struct session *s)
 	}
 }
 
-static void inflight_remove(struct session *s, struct delivery *d, struct delivery *prev)
+static void inflight_remove(struct broker *b, struct session *s, struct delivery *d,
+			    struct delivery *prev)
 {
 	if (prev != NULL)
 		prev->next = d->next;
@@ -196,7 +226,7 @@ static void inflight_remove(struct session *s, struct delivery *d, struct delive
 		s->inflight_tail = prev;
 	s->inflight_count--;
 	d->next = NULL;
-	free_deliveries(d);
+	free_deliveries(b, d);
 }
 
 void sess_on_ack(struct broker *b, struct session *s, uint8_t type, uint16_t packet_id, uint8_t rc)
@@ -209,7 +239,7 @@ void sess_on_ack(struct broker *b, struct session *s, uint8_t type, uint16_t pac
 	if (d == NULL)
 		return;	/* unknown id: nothing in flight under it; ignore like mosquitto */
 	if (type == MQTT_PUBREC && rc >= 0x80) {
-		inflight_remove(s, d, prev);	/* the client refused it: the flow ends [MQTT-4.3.3] */
+		inflight_remove(b, s, d, prev);	/* the client refused it: the flow ends [MQTT-4.3.3] */
 		sess_pump(b, s);
 		return;
 	}
@@ -222,7 +252,7 @@ void sess_on_ack(struct broker *b, struct session *s, uint8_t type, uint16_t pac
 		return;
 	}
 	if ((type == MQTT_PUBACK && d->qos == 1) || (type == MQTT_PUBCOMP && d->pubrel_sent)) {
-		inflight_remove(s, d, prev);
+		inflight_remove(b, s, d, prev);
 		b->sys.msgs_sent++;
 		sess_pump(b, s);
 	}
@@ -235,7 +265,7 @@ static void enqueue(struct broker *b, struct session *s, struct delivery *d)
 	if ((cfg->max_queued_messages > 0 && s->queue_count >= cfg->max_queued_messages) ||
 	    (cfg->max_queued_bytes > 0 && s->queue_bytes + d->msg->payload.len > cfg->max_queued_bytes)) {
 		b->sys.publish_dropped++;
-		free_deliveries(d);
+		free_deliveries(b, d);
 		return;
 	}
 	if (s->queue_tail != NULL)
@@ -268,7 +298,7 @@ void sess_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t qo
 			b->sys.msgs_sent++;
 		return;
 	}
-	d = calloc(1, sizeof(*d));
+	d = delivery_new(b);
 	if (d == NULL) {
 		b->sys.publish_dropped++;
 		return;
