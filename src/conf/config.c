@@ -179,6 +179,7 @@ static const struct opt opts[] = {
 	{ "port", K_SPECIAL, 0, 0 },
 	{ "bind_address", K_SPECIAL, 0, 0 },
 	{ "persistent_client_expiry", K_SPECIAL, 0, 0 },
+	{ "persistent_client_expiration", K_SPECIAL, 0, 0 },	/* mosquitto's spelling */
 	{ "log_dest", K_SPECIAL, 0, 0 },
 	{ "log_type", K_SPECIAL, 0, 0 },
 	{ "persistence", K_SPECIAL, 0, 0 },
@@ -266,7 +267,8 @@ static int parse_special(struct parse *p, char **w, int n)
 		l->bind_address = strdup(w[1]);
 		return l->bind_address != NULL ? MOAT_OK : diag(p, "out of memory");
 	}
-	if (strcmp(w[0], "persistent_client_expiry") == 0)
+	if (strcmp(w[0], "persistent_client_expiry") == 0 ||
+	    strcmp(w[0], "persistent_client_expiration") == 0)
 		return parse_duration(p, w[0], w[1], &cfg->persistent_client_expiry_s);
 	if (strcmp(w[0], "log_type") == 0) {
 		int m = log_type_parse(w[1]);
