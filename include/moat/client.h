@@ -153,6 +153,21 @@ bool moat_is_connected(const struct moat_client *c);
 /* Messages waiting: queued offline plus QoS 1/2 not yet acknowledged. */
 size_t moat_pending_count(const struct moat_client *c);
 
+/*
+ * Runs the client on a thread of its own: starts connecting (as
+ * moat_connect) and then loops until moat_loop_stop(). From then on any
+ * moat_* call may come from any thread (each takes the client's lock) and
+ * callbacks run on the client's thread, where they may call moat_* too.
+ * moat_loop_once() is refused (MOAT_E_INVAL) while the thread runs.
+ * MOAT_OK, MOAT_E_INVAL when already started, MOAT_E_IO or MOAT_E_NOMEM.
+ */
+int moat_loop_start(struct moat_client *c);
+
+/* Stops and joins the client thread (moat_disconnect first for a clean
+ * close). MOAT_E_INVAL when no thread runs or when called from a callback.
+ * moat_client_destroy() calls it. */
+int moat_loop_stop(struct moat_client *c);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,7 +2,9 @@
  * libmoat's client state machine (see include/moat/client.h): a non-blocking
  * TCP connection, CONNECT/CONNACK, the pending list (offline queue plus QoS
  * 1/2 in flight, kept in publish order), keep-alive, strict decoding of what
- * the server sends, and reconnect with backoff and jitter.
+ * the server sends, and reconnect with backoff and jitter. The public entry
+ * points that change state are in thread.c, which wraps these in the
+ * client's lock.
  */
 #include <moat/client.h>
 
@@ -23,47 +25,7 @@
 #include "codec/frame.h"
 #include "codec/packet.h"
 #include "codec/topic.h"
-
-enum state { ST_IDLE, ST_TCP, ST_CONNACK, ST_UP, ST_RETRY, ST_DONE };
-
-/* A PUBLISH waiting to be sent or acknowledged; <data> is the encoded packet. */
-struct pend {
-	struct pend *next;
-	uint16_t packet_id;
-	uint8_t qos;
-	bool sent, pubrel;
-	size_t len;
-	uint8_t data[];
-};
-
-struct ack_wait {
-	uint16_t packet_id;
-	uint8_t type;	/* MQTT_SUBACK or MQTT_UNSUBACK */
-	uint32_t count;
-};
-
-struct moat_client {
-	struct moat_client_opts o;
-	struct moat_callbacks cb;
-	char *host, *client_id, *username, *password, *will_topic;
-	uint8_t *will_payload;
-	enum state st;
-	int fd;
-	struct addrinfo *addrs, *addr_next;
-	struct buf in, out;
-	struct pend *pend, *pend_tail;
-	size_t pend_count, pend_bytes;
-	uint32_t inflight, inflight_max;
-	struct ack_wait acks[64];
-	size_t ack_count;
-	uint16_t *qos2_in;
-	size_t qos2_in_count, qos2_in_cap;
-	uint16_t next_pid;
-	uint64_t last_tx_ms, last_rx_ms, ping_sent_ms, started_ms, retry_at_ms;
-	uint32_t backoff_ms;
-	uint32_t server_max_packet;
-	bool disconnecting;
-};
+#include "client/client_impl.h"
 
 static char *dup_or_null(const char *s)
 {
@@ -117,6 +79,10 @@ struct moat_client *moat_client_create(const struct moat_client_opts *o, const s
 		c->o.offline_max_bytes = 1u << 20;
 	c->backoff_ms = c->o.reconnect_min_ms;
 	c->next_pid = 1;
+	if (client_lock_init(c) < 0) {
+		moat_client_destroy(c);
+		return NULL;
+	}
 	return c;
 }
 
@@ -137,6 +103,8 @@ void moat_client_destroy(struct moat_client *c)
 {
 	if (c == NULL)
 		return;
+	moat_loop_stop(c);
+	client_lock_fini(c);
 	close_socket(c);
 	if (c->addrs != NULL)
 		freeaddrinfo(c->addrs);
@@ -253,7 +221,7 @@ static int start_tcp(struct moat_client *c)
 	return MOAT_E_IO;
 }
 
-int moat_connect(struct moat_client *c)
+int client_connect(struct moat_client *c)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 	char port[8];
@@ -341,7 +309,7 @@ static void append_user_props(struct mqtt_props *props, uint8_t *buf, size_t cap
 	props->user = (struct moat_bytes){ buf, n };
 }
 
-int moat_publish(struct moat_client *c, const char *topic, const void *payload, size_t len,
+int client_publish(struct moat_client *c, const char *topic, const void *payload, size_t len,
 		 uint8_t qos, bool retain, const struct moat_pub_props *pp, uint16_t *packet_id)
 {
 	struct mqtt_packet p = { .type = MQTT_PUBLISH };
@@ -417,7 +385,7 @@ static int track_ack(struct moat_client *c, uint8_t type, uint16_t *packet_id, u
 	return MOAT_OK;
 }
 
-int moat_subscribe(struct moat_client *c, const char *filter, const struct moat_sub_options *o,
+int client_subscribe(struct moat_client *c, const char *filter, const struct moat_sub_options *o,
 		   uint16_t *packet_id)
 {
 	struct mqtt_packet p = { .type = MQTT_SUBSCRIBE };
@@ -450,7 +418,7 @@ int moat_subscribe(struct moat_client *c, const char *filter, const struct moat_
 	return rc;
 }
 
-int moat_unsubscribe(struct moat_client *c, const char *filter, uint16_t *packet_id)
+int client_unsubscribe(struct moat_client *c, const char *filter, uint16_t *packet_id)
 {
 	struct mqtt_packet p = { .type = MQTT_UNSUBSCRIBE };
 	uint8_t entry[65540];
@@ -474,7 +442,7 @@ int moat_unsubscribe(struct moat_client *c, const char *filter, uint16_t *packet
 	return rc;
 }
 
-int moat_disconnect(struct moat_client *c, uint8_t rc)
+int client_disconnect(struct moat_client *c, uint8_t rc)
 {
 	struct mqtt_packet p = { .type = MQTT_DISCONNECT };
 
@@ -514,16 +482,6 @@ int moat_socket(const struct moat_client *c)
 bool moat_want_write(const struct moat_client *c)
 {
 	return c->st == ST_TCP || buf_used(&c->out) > 0;
-}
-
-bool moat_is_connected(const struct moat_client *c)
-{
-	return c->st == ST_UP;
-}
-
-size_t moat_pending_count(const struct moat_client *c)
-{
-	return c->pend_count;
 }
 
 int moat_next_timeout_ms(const struct moat_client *c)
@@ -882,7 +840,7 @@ static void run_timers(struct moat_client *c)
 	}
 }
 
-int moat_loop_once(struct moat_client *c, int timeout_ms)
+int client_loop_once(struct moat_client *c, int timeout_ms)
 {
 	int t = moat_next_timeout_ms(c);
 

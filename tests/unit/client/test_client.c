@@ -364,6 +364,53 @@ static void unacknowledged_qos1_is_resent_with_dup_after_reconnect(void **state)
 	assert_int_equal(p.publish.packet_id, id);
 }
 
+/* Waits up to 2 s for <*counter> (written by the client thread) to reach <want>. */
+static void wait_count(const int *counter, int want)
+{
+	for (int i = 0; i < 400 && __atomic_load_n(counter, __ATOMIC_SEQ_CST) < want; i++)
+		poll(NULL, 0, 5);
+	assert_int_equal(__atomic_load_n(counter, __ATOMIC_SEQ_CST), want);
+}
+
+/* With its own thread the client connects, sends a publish made on another
+ * thread at once (the keep alive is 60 s, so only the wake-up can send it),
+ * runs callbacks, and stops cleanly; moat_loop_once is refused meanwhile. */
+static void client_thread_publishes_and_receives(void **state)
+{
+	struct fake *f = *state;
+	struct mqtt_packet p = { 0 };
+	uint16_t id = 0;
+
+	make_client(f, 5, false);
+	assert_int_equal(moat_loop_start(f->c), MOAT_OK);
+	assert_int_equal(moat_loop_start(f->c), MOAT_E_INVAL);
+	fake_accept(f);
+	fake_connack(f, 5, false);
+	wait_count(&f->connects, 1);
+	assert_true(moat_is_connected(f->c));
+	assert_int_equal(moat_loop_once(f->c, 0), MOAT_E_INVAL);
+
+	assert_int_equal(moat_publish(f->c, "t/thread", "x", 1, 1, false, NULL, &id), MOAT_OK);
+	fake_read(f, 5, &p);
+	assert_int_equal(p.type, MQTT_PUBLISH);
+	assert_int_equal(p.publish.packet_id, id);
+	p = (struct mqtt_packet){ .type = MQTT_PUBACK };
+	p.ack.packet_id = id;
+	fake_send(f, 5, &p);
+	wait_count(&f->done, 1);
+
+	p = (struct mqtt_packet){ .type = MQTT_PUBLISH };
+	p.publish.topic = moat_bytes_str("from/server");
+	p.publish.payload = moat_bytes_str("y");
+	fake_send(f, 5, &p);
+	wait_count(&f->messages, 1);
+	assert_string_equal(f->last_topic, "from/server");
+
+	assert_int_equal(moat_loop_stop(f->c), MOAT_OK);
+	assert_int_equal(moat_loop_stop(f->c), MOAT_E_INVAL);
+	assert_int_equal(moat_pending_count(f->c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -374,6 +421,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(offline_queue_is_sent_in_order_and_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(qos2_publish_completes_after_pubrec_pubrel_pubcomp, setup, teardown),
 		cmocka_unit_test_setup_teardown(unacknowledged_qos1_is_resent_with_dup_after_reconnect, setup, teardown),
+		cmocka_unit_test_setup_teardown(client_thread_publishes_and_receives, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
