@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/bench.h"
 #include "cli/cli.h"
 
 static void usage(FILE *out)
@@ -12,6 +13,7 @@ static void usage(FILE *out)
 		     "Commands:\n"
 		     "  pub     publish a message (flags like mosquitto_pub)\n"
 		     "  sub     subscribe and print messages (flags like mosquitto_sub)\n"
+		     "  bench   load generator: fan-in, fan-out, pairs, idle connections\n"
 		     "  help C  options of command C\n"
 		     "Options: --help, --version\n");
 }
@@ -21,7 +23,9 @@ int main(int argc, char **argv)
 	static const struct {
 		const char *name;
 		int (*fn)(int argc, char **argv);
-	} cmds[] = { { "pub", cli_pub_main }, { "sub", cli_sub_main } };
+	} cmds[] = { { "pub", cli_pub_main },
+		     { "sub", cli_sub_main },
+		     { "bench", cli_bench_main } };
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		usage(argc < 2 ? stderr : stdout);

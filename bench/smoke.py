@@ -1,0 +1,73 @@
+#!/usr/bin/python3
+"""End-to-end check of `moat bench`: starts moatd on a free loopback port,
+runs two QoS 1 publisher/subscriber pairs for two seconds, and asserts that
+the JSON line reports messages received, none lost and none duplicated.
+
+Usage: smoke.py MOATD MOAT (paths of the built binaries). Standard library only.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout_s=10.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit("moatd exited early with %d" % proc.returncode)
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit("moatd did not listen on port %d" % port)
+
+
+def main():
+    moatd, moat = sys.argv[1], sys.argv[2]
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = os.path.join(tmp, "moatd.conf")
+        with open(conf, "w") as f:
+            f.write("listener %d 127.0.0.1\nallow_anonymous true\n" % port)
+        broker = subprocess.Popen([moatd, "-c", conf], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True)
+        try:
+            wait_port(port, broker)
+            run = subprocess.run([moat, "bench", "-h", "127.0.0.1", "-p", str(port),
+                                  "--scenario", "pairs", "--pairs", "2", "-q", "1",
+                                  "--duration", "2", "--rate", "2000"],
+                                 capture_output=True, text=True, timeout=60)
+        finally:
+            broker.terminate()
+            _, err = broker.communicate(timeout=20)
+    print(run.stdout, end="")
+    if run.returncode != 0:
+        sys.exit("moat bench exited with %d:\n%s" % (run.returncode, run.stderr))
+    if "moat bench:" not in run.stderr:
+        sys.exit("no progress line on standard error")
+    res = json.loads(run.stdout.strip().splitlines()[-1])
+    checks = [("connected", res["connected"] == 4), ("received > 0", res["received"] > 0),
+              ("received == expected", res["received"] == res["expected"]),
+              ("lost == 0", res["lost"] == 0), ("dup == 0", res["dup"] == 0),
+              ("errors == 0", res["errors"] == 0),
+              ("latency measured", 0 < res["p50_us"] <= res["p99_us"] <= res["max_us"])]
+    failed = [name for name, ok in checks if not ok]
+    if failed:
+        sys.exit("failed: %s" % ", ".join(failed))
+    if "ERROR: AddressSanitizer" in err or "runtime error:" in err:
+        sys.exit("moatd sanitizer report:\n" + err)
+
+
+if __name__ == "__main__":
+    main()
