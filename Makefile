@@ -34,7 +34,7 @@ fuzz: fuzz-build
 	@cd build/fuzz && MOAT_FUZZ_SECONDS=$(FUZZ_SECONDS) ctest --output-on-failure -L fuzz --timeout 900
 
 bench: build
-	@bash bench/run.sh
+	@BENCH_BUILD=$(CURDIR)/build bash bench/run.sh
 
 demo: build
 	@bash scripts/demo.sh

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# make bench: moatd against Debian's mosquitto on loopback, same `moat bench`
+# cases against each, interleaved (moatd case, mosquitto case, next case) so
+# both share the machine's noise. Each throughput case runs unthrottled
+# (msgs/s, saturated p99) and again at a fixed rate both brokers sustain (p99
+# latency that is not queueing); the idle case reports broker resident memory
+# per connection. Prints a table and the geometric mean of throughput ratios.
+#
+# Environment: BENCH_BUILD (a build dir that has bin/moatd and bin/moat; when
+# unset, the release preset is built into build/), BENCH_SECONDS (8),
+# BENCH_LAT_SECONDS (4), BENCH_IDLE (5000), BENCH_OUT (results file).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SECONDS_THR=${BENCH_SECONDS:-8}
+SECONDS_LAT=${BENCH_LAT_SECONDS:-4}
+IDLE_N=${BENCH_IDLE:-5000}
+MOSQUITTO=/usr/sbin/mosquitto
+PY=/usr/bin/python3
+
+if [ -z "${BENCH_BUILD:-}" ]; then
+	BENCH_BUILD=$ROOT/build
+	(cd "$ROOT" && cmake --preset release >/dev/null && cmake --build build -j "$(nproc)")
+fi
+MOATD=$BENCH_BUILD/bin/moatd
+MOAT=$BENCH_BUILD/bin/moat
+for f in "$MOATD" "$MOAT" "$MOSQUITTO"; do
+	[ -x "$f" ] || { echo "bench: $f not found" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d /tmp/moat-bench.XXXXXX)
+OUT=${BENCH_OUT:-$WORK/results.jsonl}
+: >"$OUT"
+declare -A PID PORT
+cleanup() {
+	for b in "${!PID[@]}"; do
+		kill "${PID[$b]}" 2>/dev/null || true
+		wait "${PID[$b]}" 2>/dev/null || true
+	done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Both brokers get the same limits; raise the open-file limit for the idle case.
+ulimit -n "$(ulimit -Hn)"
+
+free_port() {
+	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() {	# port pid
+	for _ in $(seq 200); do
+		kill -0 "$2" 2>/dev/null || { echo "bench: broker $2 exited" >&2; return 1; }
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "bench: nothing listens on port $1" >&2
+	return 1
+}
+
+start_broker() {	# name
+	local name=$1 port conf
+	port=$(free_port)
+	conf=$WORK/$name.conf
+	printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 10000\n' \
+		"$port" >"$conf"
+	if [ "$name" = moatd ]; then
+		"$MOATD" -c "$conf" >"$WORK/$name.log" 2>&1 &
+	else
+		"$MOSQUITTO" -c "$conf" >"$WORK/$name.log" 2>&1 &
+	fi
+	PID[$name]=$!
+	PORT[$name]=$port
+	wait_port "$port" "${PID[$name]}"
+}
+
+rss_kb() {
+	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+}
+
+established() {	# port
+	ss -Htn state established "( sport = :$1 )" | wc -l
+}
+
+# One `moat bench` run; appends its JSON line, tagged, to $OUT.
+run_case() {	# case-name broker mode args...
+	local name=$1 broker=$2 mode=$3 json
+	shift 3
+	echo "== $name / $broker / $mode" >&2
+	json=$("$MOAT" bench -h 127.0.0.1 -p "${PORT[$broker]}" "$@" 2>"$WORK/progress.log" | tail -n 1) || true
+	echo "$json" | "$PY" -c "$TAG" "$name" "$broker" "$mode" >>"$OUT"
+}
+TAG='import json,sys
+try:
+    r = json.loads(sys.stdin.read())
+except ValueError:
+    r = {"failed": True}
+r.update(case=sys.argv[1], broker=sys.argv[2], mode=sys.argv[3])
+if len(sys.argv) > 4:
+    r.update(rss_before_kb=int(sys.argv[4]), rss_after_kb=int(sys.argv[5]))
+print(json.dumps(r))'
+
+# Idle connections: broker VmRSS before, and while all N are held.
+run_idle() {	# broker
+	local broker=$1 before after n bench_pid
+	before=$(rss_kb "${PID[$broker]}")
+	echo "== idle $IDLE_N / $broker" >&2
+	"$MOAT" bench -h 127.0.0.1 -p "${PORT[$broker]}" --scenario idle \
+		--connections "$IDLE_N" --duration 5 >"$WORK/idle.out" 2>"$WORK/progress.log" &
+	bench_pid=$!
+	for _ in $(seq 300); do
+		n=$(established "${PORT[$broker]}")
+		[ "$n" -ge "$IDLE_N" ] && break
+		kill -0 "$bench_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	sleep 1	# let the broker finish every CONNACK
+	after=$(rss_kb "${PID[$broker]}")
+	wait "$bench_pid" || true
+	tail -n 1 "$WORK/idle.out" | "$PY" -c "$TAG" idle "$broker" idle "$before" "$after" >>"$OUT"
+}
+
+start_broker moatd
+start_broker mosquitto
+echo "bench: moatd on port ${PORT[moatd]}, mosquitto on port ${PORT[mosquitto]}, results in $OUT" >&2
+
+# Idle first, while both brokers are fresh.
+run_idle moatd
+run_idle mosquitto
+
+# case name | moat bench arguments | per-publisher rate of the latency run
+CASES=(
+	"qos0 fan-in 8->1|--scenario fanin --publishers 8 -q 0|1000"
+	"qos0 fan-out 1->50|--scenario fanout --subscribers 50 -q 0|200"
+	"qos0 20 pairs|--scenario pairs --pairs 20 -q 0|500"
+	"qos1 fan-out 1->50|--scenario fanout --subscribers 50 -q 1|200"
+	"qos1 20 pairs|--scenario pairs --pairs 20 -q 1|500"
+	"qos2 20 pairs|--scenario pairs --pairs 20 -q 2|500"
+)
+for c in "${CASES[@]}"; do
+	IFS='|' read -r name args rate <<<"$c"
+	for broker in moatd mosquitto; do
+		# shellcheck disable=SC2086
+		run_case "$name" "$broker" max $args -s 64 --duration "$SECONDS_THR" --drain 5
+	done
+	for broker in moatd mosquitto; do
+		# shellcheck disable=SC2086
+		run_case "$name" "$broker" fixed $args -s 64 --rate "$rate" --duration "$SECONDS_LAT" --drain 5
+	done
+done
+
+"$PY" "$ROOT/bench/report.py" "$OUT" "$IDLE_N"
+if [ -n "${BENCH_OUT:-}" ]; then
+	echo "bench: results kept in $OUT" >&2
+fi
