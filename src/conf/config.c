@@ -280,7 +280,7 @@ static int parse_special(struct parse *p, char **w, int n)
 		return MOAT_OK;
 	}
 	if (strcmp(w[0], "persistence") == 0) {
-		bool b;
+		bool b = false;
 
 		rc = parse_bool(p, w[0], w[1], &b);
 		if (rc < 0)
@@ -293,7 +293,7 @@ static int parse_special(struct parse *p, char **w, int n)
 			       ? MOAT_OK
 			       : diag(p, "protocol %s is not supported yet; use protocol mqtt", w[1]);
 	if (strcmp(w[0], "per_listener_settings") == 0) {
-		bool b;
+		bool b = false;
 
 		rc = parse_bool(p, w[0], w[1], &b);
 		if (rc < 0)
