@@ -103,21 +103,29 @@ void log_msg(enum log_type type, const char *fmt, ...)
 		syslog(syslog_priority(type), "%.*s", (int)(n - 1), line);
 }
 
+/* One lock for every limiter: they are consulted only on rare events (bad input). */
+static pthread_mutex_t limiter_lock = PTHREAD_MUTEX_INITIALIZER;
+
 bool log_limiter_allow(struct log_limiter *l, uint32_t burst, uint32_t period_s)
 {
 	int64_t now = (int64_t)time(NULL);
+	uint32_t suppressed = 0;
+	bool allow;
 
+	pthread_mutex_lock(&limiter_lock);
 	if (now - l->window_start_s >= (int64_t)period_s) {
-		if (l->suppressed > 0)
-			log_warn("(%u similar messages suppressed)", l->suppressed);
+		suppressed = l->suppressed;
 		l->window_start_s = now;
 		l->in_window = 0;
 		l->suppressed = 0;
 	}
-	if (l->in_window < burst) {
+	allow = l->in_window < burst;
+	if (allow)
 		l->in_window++;
-		return true;
-	}
-	l->suppressed++;
-	return false;
+	else
+		l->suppressed++;
+	pthread_mutex_unlock(&limiter_lock);
+	if (suppressed > 0)
+		log_warn("(%u similar messages suppressed)", suppressed);
+	return allow;
 }

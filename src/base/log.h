@@ -54,7 +54,8 @@ struct log_limiter {
 	uint32_t suppressed;
 };
 
-/* Returns true when a line may be written now; counts the suppressed ones. */
+/* Returns true when a line may be written now; counts the suppressed ones.
+ * Any thread. */
 bool log_limiter_allow(struct log_limiter *l, uint32_t burst, uint32_t period_s);
 
 #define log_err(...) log_msg(LOG_T_ERR, __VA_ARGS__)

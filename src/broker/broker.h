@@ -1,11 +1,20 @@
 /*
  * moatd's core types: refcounted messages, sessions (which outlive their
- * connections), connections, subscriptions and the broker that owns them.
- * One event loop owns all of this state; nothing here takes a lock.
+ * connections), connections, worker threads and the broker that owns them.
+ *
+ * Threading: each worker runs one event loop and owns its connections and the
+ * sessions it created; only the owner touches a session's queues. A CONNECT
+ * for a session owned elsewhere hands its connection to the owner; a message
+ * for a session owned elsewhere goes to the owner's inbox (batched once per
+ * loop pass, woken by an eventfd). Shared between workers, each under its own
+ * lock: the session table, the subscription index and the retained store.
+ * Message and session reference counts are atomic.
  */
 #ifndef MOAT_BROKER_BROKER_H
 #define MOAT_BROKER_BROKER_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,7 +29,7 @@
  * delivery (STYLE.md §4): topic, payload and the forwarded v5 properties
  * live in the same allocation. */
 struct msg {
-	uint32_t refs;
+	atomic_uint refs;
 	uint8_t qos;
 	bool retain;
 	bool has_expiry;
@@ -56,6 +65,13 @@ struct sub {
 };
 
 struct conn;
+struct worker;
+
+/* Where one worker last routed to a session (see struct route). */
+struct route_mark {
+	uint64_t gen;
+	size_t slot;
+};
 
 /* Most server-to-client topic aliases kept per connection. */
 enum { ALIAS_OUT_SLOTS = 64 };
@@ -75,6 +91,11 @@ struct alias_out {
 
 struct session {
 	struct session *next;	/* in the broker's hash bucket */
+	struct session *wnext, *wprev;	/* in the owner's list */
+	struct worker *owner;	/* set at creation, never changes */
+	atomic_uint refs;	/* the table's one, plus one per inbox item */
+	atomic_bool online;	/* read by other workers for shared groups */
+	bool dead;		/* ended; inbox items for it are dropped */
 	char *client_id;
 	struct conn *conn;	/* NULL while offline */
 	uint8_t version;
@@ -93,12 +114,10 @@ struct session {
 	uint32_t qos2_in_count, qos2_in_cap;
 	struct sub *subs;
 	uint32_t sub_count;
-	/* this session's slot in the broker's route while a PUBLISH is routed */
-	uint64_t route_gen;
-	size_t route_slot;
 	/* delayed Will (v5 will delay) */
 	struct msg *will;
 	uint64_t will_at_ms;
+	struct route_mark marks[];	/* one per worker */
 };
 
 struct broker;
@@ -108,6 +127,8 @@ struct conn {
 	struct conn *next, *prev;	/* all connections */
 	struct conn *dirty_next;	/* output to flush at the end of the pass */
 	struct broker *b;
+	struct worker *w;		/* the worker whose loop runs it */
+	struct worker *handoff_to;	/* set when the session's owner must take it */
 	int fd;
 	bool dirty, want_write, closing, connected;
 	uint8_t version;
@@ -127,10 +148,18 @@ struct conn {
 	uint32_t will_delay_s;
 };
 
+/* One worker's counters: written by that worker only, read by the one that
+ * publishes $SYS (relaxed atomics, see stat_add). */
 struct sys_counters {
-	uint64_t msgs_received, msgs_sent, bytes_received, bytes_sent, publish_dropped;
-	uint64_t clients_total_seen, clients_maximum;
+	_Atomic uint64_t msgs_received, msgs_sent, bytes_received, bytes_sent, publish_dropped;
 };
+
+/* Adds to a counter only its worker writes; no locked instruction needed. */
+static inline void stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
 
 /* One session's share of a PUBLISH being routed. */
 struct target {
@@ -141,31 +170,67 @@ struct target {
 	uint32_t sub_ids[MAX_SUB_IDS];
 };
 
-/* Scratch for routing, reused by every PUBLISH; gen tells a session whether
- * its route_slot belongs to the current one. */
+/* A worker's scratch for routing, reused by every PUBLISH; a session's
+ * marks[worker id] tells whether its slot belongs to the current gen. */
 struct route {
 	struct target *t;
 	size_t n, cap;
 	uint64_t gen;
 };
 
-struct broker {
-	struct moat_config *cfg;
-	int epfd;
+/* Work one worker sends another: a delivery for a session it owns, or a
+ * connection whose session it owns. */
+struct inbox_item {
+	struct session *sess;	/* holds a reference; NULL for a handoff */
+	struct msg *msg;	/* holds a reference */
+	struct conn *conn;	/* handoff */
+	uint8_t qos;
+	bool retain;
+	uint8_t sub_id_count;
+	uint32_t sub_ids[MAX_SUB_IDS];
+};
+
+struct item_list {
+	struct inbox_item *v;
+	size_t n, cap;
+};
+
+struct listener;
+
+struct worker {
+	struct broker *b;
+	unsigned id;
+	pthread_t thread;
+	int epfd, wake_fd;
+	struct listener *listeners;
 	struct conn *conns;
-	uint32_t conn_count;
 	struct conn *dirty;
-	struct session **sessions;	/* hash buckets */
-	size_t session_buckets, session_count;
-	struct subidx *subs;
-	struct retain *retained;
+	struct session *sessions;	/* owned */
 	struct route route;
 	struct delivery *free_deliveries;	/* recycled, see session.c */
 	size_t free_delivery_count;
 	struct sys_counters sys;
+	/* items for this worker; outbox[i] collects items for worker i during a pass */
+	pthread_mutex_t inbox_lock;
+	struct item_list inbox;
+	struct item_list *outbox;
+	bool outbox_used;
+};
+
+struct broker {
+	struct moat_config *cfg;
+	struct worker *workers;
+	unsigned nworkers;
+	pthread_mutex_t table_lock;	/* sessions, session_count */
+	struct session **sessions;	/* hash buckets */
+	size_t session_buckets, session_count;
+	struct subidx *subs;
+	struct retain *retained;
+	atomic_uint conn_count, clients_maximum;
+	_Atomic uint64_t clients_total_seen;
 	uint64_t started_ms, next_sys_ms;
 	int64_t started_wall_s;
-	volatile int stop;
+	atomic_bool stop;
 };
 
 /* ---- msg.c ---- */
@@ -190,36 +255,56 @@ void alias_out_forget(struct alias_out *a, uint16_t alias);
 void alias_out_fini(struct alias_out *a);
 
 /* ---- session.c ---- */
+/* Sets up the broker's shared state and <cfg->threads> workers (at least
+ * one); server_run() starts their loops. */
 int broker_init(struct broker *b, struct moat_config *cfg);
+/* Frees everything; every worker thread must have stopped. */
 void broker_fini(struct broker *b);
-struct session *sess_find(struct broker *b, struct moat_bytes client_id);
-struct session *sess_create(struct broker *b, struct moat_bytes client_id);
-void sess_destroy(struct broker *b, struct session *s);
-/* Delivers <m> to <s> at <qos>: QoS 0 straight to the connection (dropped
- * when offline or the output is over max_output_bytes), QoS 1/2 through the
- * bounded session queue. Borrows <m>. */
-void sess_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t qos, bool retain,
+/* The session of <client_id>, created for worker <w> when there is none
+ * (*<created> then true). The result may belong to another worker: only its
+ * owner may use it. NULL on out of memory. */
+struct session *sess_claim(struct worker *w, struct moat_bytes client_id, bool *created);
+/* Ends <s> (its owner <w> only): publishes a pending Will, drops its
+ * subscriptions and messages, and frees it once no inbox item holds it. */
+void sess_destroy(struct worker *w, struct session *s);
+/* Clears <s> for a clean start, as if it had been destroyed and recreated. */
+void sess_reset(struct worker *w, struct session *s);
+void sess_unref(struct session *s);
+/* Delivers <m> to <s>, which <w> owns, at <qos>: QoS 0 straight to the
+ * connection (dropped when offline or the output is over max_output_bytes),
+ * QoS 1/2 through the bounded session queue. Borrows <m>. */
+void sess_deliver(struct worker *w, struct session *s, struct msg *m, uint8_t qos, bool retain,
 		  const uint32_t *sub_ids, uint8_t sub_id_count);
 /* Sends what fits of <s>'s queue to its connection. */
-void sess_pump(struct broker *b, struct session *s);
+void sess_pump(struct worker *w, struct session *s);
 /* Resends in-flight messages (DUP) after the session resumes. */
-void sess_resend_inflight(struct broker *b, struct session *s);
+void sess_resend_inflight(struct worker *w, struct session *s);
 /* Handles PUBACK/PUBREC/PUBCOMP (reason <rc>) from the client. */
-void sess_on_ack(struct broker *b, struct session *s, uint8_t type, uint16_t packet_id, uint8_t rc);
+void sess_on_ack(struct worker *w, struct session *s, uint8_t type, uint16_t packet_id, uint8_t rc);
 
 /* ---- route.c ---- */
 /* Creates the subscription index and the retained store. */
 int route_init(struct broker *b);
 void route_fini(struct broker *b);
-/* Routes <m> to every matching subscription (one delivery per session) and
- * stores it if retained. Borrows <m>. Returns the number of sessions it went to. */
-size_t broker_publish(struct broker *b, struct msg *m);
+/* Routes <m> from worker <w> to every matching subscription (one delivery
+ * per session: directly for sessions <w> owns, through the owner's inbox for
+ * the others) and stores it if retained. Borrows <m>. Returns the number of
+ * sessions it went to. */
+size_t broker_publish(struct worker *w, struct msg *m);
+/* Hands <item> (its references included) to worker <to>: now when <to> is
+ * <from>, else at the end of <from>'s loop pass (route_flush_outboxes). */
+void route_send(struct worker *from, struct worker *to, const struct inbox_item *item);
+/* Moves every item collected this pass to its worker's inbox and wakes it. */
+void route_flush_outboxes(struct worker *w);
+/* Takes this worker's inbox; deliveries are made, connections returned via
+ * <on_handoff>. */
+void route_drain_inbox(struct worker *w, void (*on_handoff)(struct worker *w, struct conn *c));
 /* Adds or replaces a subscription. Returns 0 (new), 1 (replaced an existing
  * one) or an error; <reason> gets the SUBACK code either way. */
 int sess_subscribe(struct broker *b, struct session *s, struct moat_bytes filter,
 		   const struct mqtt_sub_opts *opts, uint32_t sub_id, uint8_t *reason);
 /* Sends the retained messages matching <filter> after a SUBSCRIBE. */
-void sess_deliver_retained(struct broker *b, struct session *s, struct moat_bytes filter,
+void sess_deliver_retained(struct worker *w, struct session *s, struct moat_bytes filter,
 			   const struct mqtt_sub_opts *opts, uint32_t sub_id);
 uint8_t sess_unsubscribe(struct broker *b, struct session *s, struct moat_bytes filter);
 void sess_remove_subs(struct broker *b, struct session *s);
@@ -229,11 +314,12 @@ size_t route_sub_count(const struct broker *b);
 size_t route_retained_count(const struct broker *b);
 
 /* ---- tick.c ---- */
-/* Periodic work: session expiry, delayed Wills, retained message expiry and
- * $SYS every sys_interval. */
-void broker_tick(struct broker *b, uint64_t now_ms);
+/* Periodic work of worker <w>: expiry of the sessions it owns and their
+ * delayed Wills; worker 0 also expires retained messages and publishes $SYS
+ * every sys_interval. */
+void broker_tick(struct worker *w, uint64_t now_ms);
 /* Publishes the $SYS/broker/... topics now (retained). */
-void broker_publish_sys(struct broker *b, uint64_t now_ms);
+void broker_publish_sys(struct worker *w, uint64_t now_ms);
 
 /* ---- conn.c ---- */
 /* Parses and handles every whole packet in c->in. Returns MOAT_OK or an error
@@ -255,7 +341,8 @@ void conn_on_close(struct conn *c);
 /* ---- server.c ---- */
 /* Queues <c> for the end-of-pass flush (and close, when c->closing). */
 void server_mark_dirty(struct conn *c);
-/* Opens the configured listeners and runs the event loop until SIGTERM or
+/* Opens the configured listeners (one SO_REUSEPORT socket per worker, so the
+ * kernel spreads connections) and runs every worker's loop until SIGTERM or
  * SIGINT. Returns MOAT_OK after a clean shutdown or an error at start-up. */
 int server_run(struct broker *b);
 

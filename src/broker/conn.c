@@ -24,7 +24,7 @@ int conn_send(struct conn *c, const uint8_t *p, size_t n)
 	int rc = buf_append(&c->out, p, n);
 
 	if (rc == MOAT_OK) {
-		c->b->sys.bytes_sent += n;
+		stat_add(&c->w->sys.bytes_sent, n);
 		server_mark_dirty(c);
 	}
 	return rc;
@@ -44,7 +44,7 @@ int conn_send_packet(struct conn *c, const struct mqtt_packet *p)
 		pkt_encode(c->out.data + c->out.len, n, c->version, p);
 	}
 	c->out.len += n;
-	c->b->sys.bytes_sent += n;
+	stat_add(&c->w->sys.bytes_sent, n);
 	server_mark_dirty(c);
 	return MOAT_OK;
 }
@@ -179,7 +179,7 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, uint64_t now
 	struct session *s;
 	char assigned[40];
 	struct moat_bytes id = k->client_id;
-	bool present = false;
+	bool present = false, created;
 	uint16_t keep_alive = k->keep_alive_s;
 
 	c->version = k->version;
@@ -234,32 +234,41 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, uint64_t now
 			props_set(&ack, MQTT_PROP_MAX_PACKET_SIZE);
 		}
 	}
+	if (k->will_flag && k->will_retain && !cfg->retain_available)
+		return refuse_connect(c, MQTT_RC_RETAIN_NOT_SUPPORTED, "retained will, retain unavailable");
+
+	/* Nothing above changed shared state, so the CONNECT can be handed over whole. */
+	s = sess_claim(c->w, id, &created);
+	if (s == NULL)
+		return refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+	if (s->owner != c->w) {
+		log_debug("client %.*s: its session lives on worker %u; handing the connection over",
+			  (int)id.len, (const char *)id.ptr, s->owner->id);
+		c->handoff_to = s->owner;	/* its owner's loop handles this CONNECT again */
+		return MOAT_OK;
+	}
+	if (!created && s->conn != NULL) {
+		take_over(s->conn);
+		s = sess_claim(c->w, id, &created);	/* a new one if the old had session expiry 0 */
+		if (s == NULL)
+			return refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		if (s->owner != c->w) {
+			c->handoff_to = s->owner;
+			return MOAT_OK;
+		}
+	}
+	if (!created && k->clean_start) {
+		sess_reset(c->w, s);
+	} else if (!created) {
+		present = true;
+		msg_unref(s->will);	/* resumed before the will delay ended [MQTT-3.1.3-9] */
+		s->will = NULL;
+	}
 	if (k->will_flag) {
-		if (k->will_retain && !cfg->retain_available)
-			return refuse_connect(c, MQTT_RC_RETAIN_NOT_SUPPORTED, "retained will, retain unavailable");
 		c->will = will_create(k, now_ms);
 		if (c->will == NULL)
 			return refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 		c->will_delay_s = k->will_props.will_delay_s;
-	}
-
-	s = sess_find(b, id);
-	if (s != NULL && s->conn != NULL) {
-		take_over(s->conn);
-		s = sess_find(b, id);	/* gone when the old one had session expiry 0 */
-	}
-	if (s != NULL && k->clean_start) {
-		sess_destroy(b, s);
-		s = NULL;
-	}
-	if (s != NULL) {
-		present = true;
-		msg_unref(s->will);	/* resumed before the will delay ended [MQTT-3.1.3-9] */
-		s->will = NULL;
-	} else {
-		s = sess_create(b, id);
-		if (s == NULL)
-			return refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 	}
 	s->version = k->version;
 	if (k->version == MQTT_V5)
@@ -273,15 +282,16 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, uint64_t now
 						 ? cfg->persistent_client_expiry_s
 						 : UINT32_MAX - 1);
 	s->conn = c;
+	atomic_store_explicit(&s->online, true, memory_order_relaxed);
 	c->sess = s;
 	c->connected = true;
-	b->sys.clients_total_seen++;
+	atomic_fetch_add_explicit(&b->clients_total_seen, 1, memory_order_relaxed);
 	send_connack(c, present, MQTT_RC_SUCCESS, &ack);
 	log_info("client %s connected from %s (MQTT %s, keep alive %u)", s->client_id, c->peer,
 		 k->version == MQTT_V5 ? "5" : k->version == MQTT_V311 ? "3.1.1" : "3.1", keep_alive);
 	if (present)
-		sess_resend_inflight(b, s);
-	sess_pump(b, s);
+		sess_resend_inflight(c->w, s);
+	sess_pump(c->w, s);
 	return MOAT_OK;
 }
 
@@ -374,7 +384,7 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 		return rc;
 	if (p->retain && !b->cfg->retain_available)
 		return refuse(c, MOAT_E_PROTOCOL, MQTT_RC_RETAIN_NOT_SUPPORTED, "retain is not available");
-	b->sys.msgs_received++;
+	stat_add(&c->w->sys.msgs_received, 1);
 	if (p->qos == 2 && qos2_in_has(s, p->packet_id, &at))
 		return send_ack(c, MQTT_PUBREC, p->packet_id, 0, NULL);	/* duplicate: already routed */
 	if (p->qos == 2 && s->qos2_in_count >= b->cfg->max_inbound_qos2)
@@ -382,7 +392,7 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 			      "too many QoS 2 messages awaiting PUBREL"); /* CVE-2023-28366 */
 	if ((b->cfg->message_size_limit > 0 && p->payload.len > b->cfg->message_size_limit) ||
 	    topic_levels(topic) > b->cfg->max_topic_levels) {
-		b->sys.publish_dropped++;
+		stat_add(&c->w->sys.publish_dropped, 1);
 		if (p->qos == 0)
 			return MOAT_OK;
 		return send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
@@ -398,7 +408,7 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 	if (m == NULL)
 		return MOAT_E_NOMEM;
 	m->origin = s;
-	n = broker_publish(b, m);
+	n = broker_publish(c->w, m);
 	msg_unref(m);
 	if (p->qos == 1)
 		return send_ack(c, MQTT_PUBACK, p->packet_id,
@@ -468,7 +478,7 @@ static int on_subscribe(struct conn *c, const struct mqtt_subscribe *sp)
 		if (st[i] < 0 || topic_share_parse(filter, &group, &inner) != MOAT_E_NOTFOUND)
 			continue;	/* only a new non-shared subscription gets retained messages (v5 §3.3.1.3) */
 		if (opts.retain_handling == 0 || (opts.retain_handling == 1 && st[i] == 0))
-			sess_deliver_retained(b, c->sess, filter, &opts, sub_id);
+			sess_deliver_retained(c->w, c->sess, filter, &opts, sub_id);
 	}
 	if (codes != rcs) {
 		free(codes);
@@ -524,7 +534,7 @@ static int dispatch(struct conn *c, struct mqtt_packet *p, uint64_t now_ms)
 	case MQTT_PUBACK:
 	case MQTT_PUBREC:
 	case MQTT_PUBCOMP:
-		sess_on_ack(c->b, c->sess, p->type, p->ack.packet_id, p->ack.rc);
+		sess_on_ack(c->w, c->sess, p->type, p->ack.packet_id, p->ack.rc);
 		return MOAT_OK;
 	case MQTT_PUBREL: return on_pubrel(c, &p->ack);
 	case MQTT_SUBSCRIBE: return on_subscribe(c, &p->subscribe);
@@ -566,7 +576,7 @@ int conn_process(struct conn *c, uint64_t now_ms)
 			return refuse(c, MOAT_E_PROTOCOL, MQTT_RC_PROTOCOL_ERROR, "first packet is not CONNECT");
 		if (buf_used(&c->in) - f.hdr_len < f.rem_len)
 			return MOAT_OK;	/* wait for the rest; the frame size is already bounded */
-		c->b->sys.bytes_received += f.hdr_len + f.rem_len;
+		stat_add(&c->w->sys.bytes_received, f.hdr_len + f.rem_len);
 		rc = pkt_decode(&f, buf_head(&c->in) + f.hdr_len, c->version, &p);
 		if (rc == MOAT_E_UNSUPPORTED && f.type == MQTT_CONNECT) {
 			c->version = MQTT_V311;	/* answer in a form every version reads */
@@ -576,6 +586,8 @@ int conn_process(struct conn *c, uint64_t now_ms)
 			return refuse(c, rc, rc_for_error(rc), p.why);
 		rc = f.type == MQTT_CONNECT && !c->connected ? on_connect(c, &p.connect, now_ms)
 							     : dispatch(c, &p, now_ms);
+		if (c->handoff_to != NULL)
+			return MOAT_OK;	/* the CONNECT stays in c->in for the session's owner */
 		buf_consume(&c->in, f.hdr_len + f.rem_len);
 		if (rc < 0)
 			return rc;
@@ -590,6 +602,7 @@ void conn_on_close(struct conn *c)
 
 	if (s != NULL) {
 		s->conn = NULL;
+		atomic_store_explicit(&s->online, false, memory_order_relaxed);
 		c->sess = NULL;
 		if (c->will != NULL) {
 			if (c->will_delay_s > 0 && s->expiry_s > 0) {
@@ -598,13 +611,13 @@ void conn_on_close(struct conn *c)
 				s->will_at_ms = now + (uint64_t)c->will_delay_s * 1000u;
 				s->will->origin = NULL;
 			} else {
-				broker_publish(c->b, c->will);
+				broker_publish(c->w, c->will);
 				msg_unref(c->will);
 			}
 			c->will = NULL;
 		}
 		if (s->expiry_s == 0)
-			sess_destroy(c->b, s);
+			sess_destroy(c->w, s);
 		else if (s->expiry_s != UINT32_MAX)
 			s->expire_at_ms = now + (uint64_t)s->expiry_s * 1000u;
 	}

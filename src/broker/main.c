@@ -87,8 +87,6 @@ int main(int argc, char **argv)
 		config_fini(&cfg);
 		return 1;
 	}
-	if (cfg.threads > 1)
-		log_notice("threads %u: this version runs one event loop; the setting is accepted and ignored", cfg.threads);
 	log_notice("moatd %s starting", MOAT_VERSION);
 	rc = broker_init(&b, &cfg);
 	if (rc == MOAT_OK)

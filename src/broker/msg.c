@@ -29,7 +29,7 @@ struct msg *msg_create(const struct mqtt_publish *p, struct moat_bytes topic, ui
 		return NULL;
 	memset(m, 0, sizeof(*m));
 	cur = (uint8_t *)(m + 1);
-	m->refs = 1;
+	atomic_init(&m->refs, 1);
 	m->qos = p->qos;
 	m->retain = p->retain;
 	m->topic = copy_into(&cur, topic);
@@ -53,13 +53,13 @@ struct msg *msg_create(const struct mqtt_publish *p, struct moat_bytes topic, ui
 
 struct msg *msg_ref(struct msg *m)
 {
-	m->refs++;
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
 	return m;
 }
 
 void msg_unref(struct msg *m)
 {
-	if (m != NULL && --m->refs == 0)
+	if (m != NULL && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
 		free(m);
 }
 

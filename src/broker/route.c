@@ -2,13 +2,16 @@
  * Subscriptions, routing and retained messages. The subscription index and
  * the retained store (sub_index.c, retain.c) hold the tries; this file keeps
  * each session's own list of filters (so an ending session can leave the
- * index), turns a PUBLISH into at most one delivery per session, and sends
+ * index), turns a PUBLISH into at most one delivery per session, passes
+ * deliveries for sessions of other workers through their inboxes, and sends
  * retained messages after a SUBSCRIBE.
  */
 #include "broker/broker.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <moat/error.h>
 
@@ -42,10 +45,8 @@ void route_fini(struct broker *b)
 {
 	subidx_destroy(b->subs);
 	retain_destroy(b->retained);
-	free(b->route.t);
 	b->subs = NULL;
 	b->retained = NULL;
-	b->route = (struct route){ 0 };
 }
 
 /* ---- a session's subscriptions ---- */
@@ -126,13 +127,16 @@ void sess_remove_subs(struct broker *b, struct session *s)
 /* ---- routing ---- */
 
 /* The route's target for <s>, added on first sight (each session gets a
- * message once however many of its filters match [MQTT-3.3.4-2]). */
-static struct target *target_for(struct broker *b, struct session *s)
+ * message once however many of its filters match [MQTT-3.3.4-2]). A session
+ * of another worker gets a reference here, under the index's read lock, so
+ * it outlives the trip through its owner's inbox. */
+static struct target *target_for(struct worker *w, struct session *s)
 {
-	struct route *r = &b->route;
+	struct route *r = &w->route;
+	struct route_mark *mark = &s->marks[w->id];
 
-	if (s->route_gen == r->gen)
-		return &r->t[s->route_slot];
+	if (mark->gen == r->gen)
+		return &r->t[mark->slot];
 	if (r->n == r->cap) {
 		size_t cap = r->cap ? r->cap * 2 : 16;
 		struct target *t = realloc(r->t, cap * sizeof(*t));
@@ -142,14 +146,16 @@ static struct target *target_for(struct broker *b, struct session *s)
 		r->t = t;
 		r->cap = cap;
 	}
-	s->route_gen = r->gen;
-	s->route_slot = r->n;
+	mark->gen = r->gen;
+	mark->slot = r->n;
+	if (s->owner != w)
+		atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
 	r->t[r->n] = (struct target){ .sess = s };
 	return &r->t[r->n++];
 }
 
 struct match_ctx {
-	struct broker *b;
+	struct worker *w;
 	const struct msg *m;
 };
 
@@ -163,9 +169,9 @@ static void on_match(void *ctx, const struct sub_entry *e, struct moat_bytes sha
 	/* no-local does not apply to shared subscriptions [MQTT-3.8.3-4] */
 	if (share_group.len == 0 && e->no_local && e->owner == m->origin)
 		return;
-	t = target_for(mc->b, e->owner);
+	t = target_for(mc->w, e->owner);
 	if (t == NULL) {
-		mc->b->sys.publish_dropped++;
+		stat_add(&mc->w->sys.publish_dropped, 1);
 		return;
 	}
 	if (qos > t->qos)
@@ -178,33 +184,155 @@ static void on_match(void *ctx, const struct sub_entry *e, struct moat_bytes sha
 /* Shared groups prefer members that are online. */
 static bool member_online(void *ctx, const struct sub_entry *e)
 {
-	const struct session *s = e->owner;
+	struct session *s = e->owner;
 
 	(void)ctx;
-	return s->conn != NULL;
+	return atomic_load_explicit(&s->online, memory_order_relaxed);
 }
 
-size_t broker_publish(struct broker *b, struct msg *m)
+size_t broker_publish(struct worker *w, struct msg *m)
 {
-	struct match_ctx mc = { b, m };
-	struct route *r = &b->route;
+	struct broker *b = w->b;
+	struct match_ctx mc = { w, m };
+	struct route *r = &w->route;
 
 	if (m->retain)
 		retain_set(b->retained, m->topic, m->payload.len > 0 ? m : NULL);
-	/* a new generation invalidates every session's slot from the last route */
+	/* a new generation invalidates every session's mark from the last route */
 	r->gen++;
 	r->n = 0;
 	subidx_match(b->subs, m->topic, on_match, member_online, &mc);
 	for (size_t i = 0; i < r->n; i++) {
 		struct target *t = &r->t[i];
+		struct inbox_item item = { .sess = t->sess, .msg = m, .qos = t->qos,
+					   .retain = t->retain, .sub_id_count = t->sub_id_count };
 
-		sess_deliver(b, t->sess, m, t->qos, t->retain, t->sub_ids, t->sub_id_count);
+		if (t->sess->owner == w) {
+			sess_deliver(w, t->sess, m, t->qos, t->retain, t->sub_ids, t->sub_id_count);
+			continue;
+		}
+		memcpy(item.sub_ids, t->sub_ids, sizeof(item.sub_ids));
+		msg_ref(m);
+		route_send(w, t->sess->owner, &item);	/* takes the refs */
 	}
 	return r->n;
 }
 
+/* ---- between workers ---- */
+
+static int items_push(struct item_list *l, const struct inbox_item *item)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct inbox_item *v = realloc(l->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return MOAT_E_NOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = *item;
+	return MOAT_OK;
+}
+
+/* Lets go of what <item> holds without acting on it. */
+static void item_drop(struct inbox_item *item)
+{
+	msg_unref(item->msg);
+	if (item->sess != NULL)
+		sess_unref(item->sess);
+}
+
+/* Acts on <item> in worker <w>, its session's owner, then drops it. */
+static void item_deliver(struct worker *w, struct inbox_item *item)
+{
+	if (!item->sess->dead)
+		sess_deliver(w, item->sess, item->msg, item->qos, item->retain, item->sub_ids,
+			     item->sub_id_count);
+	item_drop(item);
+}
+
+void route_send(struct worker *from, struct worker *to, const struct inbox_item *item)
+{
+	if (items_push(&from->outbox[to->id], item) < 0) {
+		struct inbox_item lost = *item;
+
+		stat_add(&from->sys.publish_dropped, 1);
+		item_drop(&lost);
+		return;
+	}
+	from->outbox_used = true;
+}
+
+void route_flush_outboxes(struct worker *w)
+{
+	if (!w->outbox_used)
+		return;
+	w->outbox_used = false;
+	for (unsigned i = 0; i < w->b->nworkers; i++) {
+		struct item_list *out = &w->outbox[i];
+		struct worker *to = &w->b->workers[i];
+		bool wake;
+
+		if (out->n == 0)
+			continue;
+		pthread_mutex_lock(&to->inbox_lock);
+		wake = to->inbox.n == 0;
+		if (wake) {
+			/* swap whole lists: no copy in the common case */
+			struct item_list t = to->inbox;
+
+			to->inbox = *out;
+			*out = t;
+		} else {
+			for (size_t k = 0; k < out->n; k++) {
+				if (items_push(&to->inbox, &out->v[k]) < 0) {
+					stat_add(&w->sys.publish_dropped, 1);
+					item_drop(&out->v[k]);
+				}
+			}
+		}
+		pthread_mutex_unlock(&to->inbox_lock);
+		out->n = 0;
+		if (wake) {
+			uint64_t one = 1;
+
+			while (write(to->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+				;
+		}
+	}
+}
+
+void route_drain_inbox(struct worker *w, void (*on_handoff)(struct worker *w, struct conn *c))
+{
+	struct item_list batch;
+
+	pthread_mutex_lock(&w->inbox_lock);
+	batch = w->inbox;
+	w->inbox = (struct item_list){ 0 };
+	pthread_mutex_unlock(&w->inbox_lock);
+	for (size_t i = 0; i < batch.n; i++) {
+		struct inbox_item *item = &batch.v[i];
+
+		if (item->conn != NULL)
+			on_handoff(w, item->conn);
+		else
+			item_deliver(w, item);
+	}
+	batch.n = 0;
+	/* keep the larger array for next time */
+	pthread_mutex_lock(&w->inbox_lock);
+	if (w->inbox.n == 0 && w->inbox.cap < batch.cap) {
+		free(w->inbox.v);
+		w->inbox = batch;
+		batch = (struct item_list){ 0 };
+	}
+	pthread_mutex_unlock(&w->inbox_lock);
+	free(batch.v);
+}
+
 struct retained_ctx {
-	struct broker *b;
+	struct worker *w;
 	struct session *s;
 	const struct mqtt_sub_opts *opts;
 	uint32_t sub_id;
@@ -218,16 +346,16 @@ static bool send_retained(void *ctx, void *msg)
 	uint8_t qos = rc->opts->qos < m->qos ? rc->opts->qos : m->qos;
 
 	if (!msg_expired(m, rc->now_ms))
-		sess_deliver(rc->b, rc->s, m, qos, true, &rc->sub_id, rc->sub_id != 0 ? 1 : 0);
+		sess_deliver(rc->w, rc->s, m, qos, true, &rc->sub_id, rc->sub_id != 0 ? 1 : 0);
 	return true;
 }
 
-void sess_deliver_retained(struct broker *b, struct session *s, struct moat_bytes filter,
+void sess_deliver_retained(struct worker *w, struct session *s, struct moat_bytes filter,
 			   const struct mqtt_sub_opts *opts, uint32_t sub_id)
 {
-	struct retained_ctx rc = { b, s, opts, sub_id, clock_mono_ms() };
+	struct retained_ctx rc = { w, s, opts, sub_id, clock_mono_ms() };
 
-	retain_match(b->retained, filter, send_retained, &rc);
+	retain_match(w->b->retained, filter, send_retained, &rc);
 }
 
 static bool drop_expired(void *ctx, void *msg)

@@ -1,6 +1,9 @@
 /*
- * The event loop: listeners, accepting, reading, one flush per connection per
- * loop pass (coalesced writes), keep-alive and connect timeouts, and signals.
+ * The event loops: one per worker thread, each with its own SO_REUSEPORT
+ * listening sockets (the kernel spreads connections), reading, one flush per
+ * connection per loop pass (coalesced writes), keep-alive and connect
+ * timeouts, its inbox, and handing a connection to the worker that owns its
+ * session. The main thread waits for signals and stops the workers.
  * Connections are freed only here, after every event of the pass is handled.
  */
 #include "broker/broker.h"
@@ -10,12 +13,13 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,7 +28,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 
-enum ev_kind { EV_LISTENER = 1, EV_CONN, EV_SIGNAL };
+enum ev_kind { EV_LISTENER = 1, EV_CONN, EV_WAKE };
 
 struct listener {
 	int kind;	/* EV_LISTENER */
@@ -39,36 +43,52 @@ struct ev_tag {
 #define READ_CHUNK 65536
 #define MAX_EVENTS 256
 
-static struct ev_tag signal_tag = { EV_SIGNAL };
+static struct ev_tag wake_tag = { EV_WAKE };
 
 void server_mark_dirty(struct conn *c)
 {
 	if (!c->dirty) {
 		c->dirty = true;
-		c->dirty_next = c->b->dirty;
-		c->b->dirty = c;
+		c->dirty_next = c->w->dirty;
+		c->w->dirty = c;
 	}
 }
 
-static void conn_destroy(struct broker *b, struct conn *c)
+static void conn_link(struct worker *w, struct conn *c)
 {
-	epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-	close(c->fd);
-	conn_on_close(c);
+	c->w = w;
+	c->prev = NULL;
+	c->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = c;
+	w->conns = c;
+}
+
+static void conn_unlink(struct worker *w, struct conn *c)
+{
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
-		b->conns = c->next;
+		w->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	b->conn_count--;
+	c->next = c->prev = NULL;
+}
+
+static void conn_destroy(struct worker *w, struct conn *c)
+{
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	conn_on_close(c);
+	conn_unlink(w, c);
+	atomic_fetch_sub(&w->b->conn_count, 1);
 	buf_fini(&c->in);
 	buf_fini(&c->out);
 	free(c);
 }
 
 /* Writes what the socket takes; arms EPOLLOUT for the rest. */
-static void conn_flush(struct broker *b, struct conn *c)
+static void conn_flush(struct worker *w, struct conn *c)
 {
 	while (buf_used(&c->out) > 0) {
 		ssize_t n = send(c->fd, buf_head(&c->out), buf_used(&c->out), MSG_NOSIGNAL);
@@ -84,7 +104,7 @@ static void conn_flush(struct broker *b, struct conn *c)
 				struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = c };
 
 				c->want_write = true;
-				epoll_ctl(b->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+				epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 			}
 			return;
 		}
@@ -97,21 +117,48 @@ static void conn_flush(struct broker *b, struct conn *c)
 		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
 
 		c->want_write = false;
-		epoll_ctl(b->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+		epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 	}
 }
 
-static void flush_dirty(struct broker *b)
+static void flush_dirty(struct worker *w)
 {
-	while (b->dirty != NULL) {
-		struct conn *c = b->dirty;
+	while (w->dirty != NULL) {
+		struct conn *c = w->dirty;
 
-		b->dirty = c->dirty_next;
+		w->dirty = c->dirty_next;
 		c->dirty = false;
-		conn_flush(b, c);
+		conn_flush(w, c);
 		if (c->closing && (buf_used(&c->out) == 0 || !c->want_write))
-			conn_destroy(b, c);
+			conn_destroy(w, c);
 	}
+}
+
+/* Gives <c> (not yet CONNACKed) to the worker owning its session; that
+ * worker parses the CONNECT still in c->in again. */
+static void hand_off(struct worker *w, struct conn *c)
+{
+	struct inbox_item item = { .conn = c };
+
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	conn_unlink(w, c);
+	route_send(w, c->handoff_to, &item);
+}
+
+/* Takes a connection handed over by another worker. */
+static void take_handoff(struct worker *w, struct conn *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+
+	c->handoff_to = NULL;
+	c->want_write = false;
+	conn_link(w, c);
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0 || conn_process(c, clock_mono_ms()) < 0)
+		c->closing = true;
+	if (c->handoff_to != NULL)
+		hand_off(w, c);	/* the session moved on meanwhile */
+	else
+		server_mark_dirty(c);
 }
 
 static void on_readable(struct conn *c, uint64_t now_ms)
@@ -134,6 +181,10 @@ static void on_readable(struct conn *c, uint64_t now_ms)
 		c->last_rx_ms = now_ms;
 		if (conn_process(c, now_ms) < 0)
 			c->closing = true;
+		if (c->handoff_to != NULL) {
+			hand_off(c->w, c);
+			return;
+		}
 		if ((size_t)n < READ_CHUNK)
 			break;
 	}
@@ -141,8 +192,20 @@ static void on_readable(struct conn *c, uint64_t now_ms)
 	server_mark_dirty(c);
 }
 
-static void on_accept(struct broker *b, struct listener *l, uint64_t now_ms)
+/* Counts a new connection and keeps the maximum ever seen. */
+static void note_connection(struct broker *b)
 {
+	unsigned now = atomic_fetch_add(&b->conn_count, 1) + 1;
+	unsigned max = atomic_load(&b->clients_maximum);
+
+	while (now > max && !atomic_compare_exchange_weak(&b->clients_maximum, &max, now))
+		;
+}
+
+static void on_accept(struct worker *w, struct listener *l, uint64_t now_ms)
+{
+	struct broker *b = w->b;
+
 	for (;;) {
 		struct sockaddr_storage sa;
 		socklen_t salen = sizeof(sa);
@@ -153,7 +216,8 @@ static void on_accept(struct broker *b, struct listener *l, uint64_t now_ms)
 
 		if (fd < 0)
 			return;
-		if (b->cfg->max_connections >= 0 && b->conn_count >= (uint32_t)b->cfg->max_connections) {
+		if (b->cfg->max_connections >= 0 &&
+		    atomic_load(&b->conn_count) >= (uint32_t)b->cfg->max_connections) {
 			close(fd);
 			continue;
 		}
@@ -165,6 +229,7 @@ static void on_accept(struct broker *b, struct listener *l, uint64_t now_ms)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->kind = EV_CONN;
 		c->b = b;
+		c->w = w;
 		c->fd = fd;
 		c->version = MQTT_V311;
 		c->client_max_packet = MQTT_MAX_PACKET_SIZE;
@@ -174,25 +239,22 @@ static void on_accept(struct broker *b, struct listener *l, uint64_t now_ms)
 				NI_NUMERICHOST) != 0)
 			snprintf(c->peer, sizeof(c->peer), "?");
 		ev.data.ptr = c;
-		if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			close(fd);
 			free(c);
 			continue;
 		}
-		c->next = b->conns;
-		if (b->conns != NULL)
-			b->conns->prev = c;
-		b->conns = c;
-		b->conn_count++;
-		if (b->conn_count > b->sys.clients_maximum)
-			b->sys.clients_maximum = b->conn_count;
+		conn_link(w, c);
+		note_connection(b);
 	}
 }
 
 /* Once a second: keep-alive (1.5×) and connect timeouts, then broker work. */
-static void on_tick(struct broker *b, uint64_t now_ms)
+static void on_tick(struct worker *w, uint64_t now_ms)
 {
-	for (struct conn *c = b->conns; c != NULL; c = c->next) {
+	struct broker *b = w->b;
+
+	for (struct conn *c = w->conns; c != NULL; c = c->next) {
 		if (c->closing)
 			continue;
 		if (!c->connected && now_ms - c->opened_ms >= b->cfg->connect_timeout_s * 1000ull) {
@@ -204,10 +266,12 @@ static void on_tick(struct broker *b, uint64_t now_ms)
 			conn_disconnect(c, MQTT_RC_KEEPALIVE_TIMEOUT, "keep alive timeout"); /* [MQTT-3.1.2-22] */
 		}
 	}
-	broker_tick(b, now_ms);
+	broker_tick(w, now_ms);
 }
 
-static int open_listener(struct broker *b, const struct moat_listener_conf *lc, struct listener **out)
+/* Opens <lc>'s sockets for worker <w>: SO_REUSEPORT lets every worker bind
+ * the same address, and the kernel spreads new connections among them. */
+static int open_listener(struct worker *w, const struct moat_listener_conf *lc, struct listener **out)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
@@ -230,6 +294,7 @@ static int open_listener(struct broker *b, const struct moat_listener_conf *lc, 
 		if (fd < 0)
 			continue;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 		if (ai->ai_family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
@@ -246,7 +311,7 @@ static int open_listener(struct broker *b, const struct moat_listener_conf *lc, 
 		l->kind = EV_LISTENER;
 		l->fd = fd;
 		ev.data.ptr = l;
-		epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &ev);
+		epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
 		l->next = *out;
 		*out = l;
 		opened++;
@@ -254,6 +319,8 @@ static int open_listener(struct broker *b, const struct moat_listener_conf *lc, 
 	freeaddrinfo(res);
 	if (opened == 0)
 		return MOAT_E_IO;
+	if (w->id != 0)
+		return MOAT_OK;	/* say it once */
 	log_notice("listening on %s:%u%s", lc->bind_address ? lc->bind_address : "*", lc->port,
 		   lc->bind_address != NULL && (strcmp(lc->bind_address, "127.0.0.1") == 0 ||
 						strcmp(lc->bind_address, "::1") == 0 ||
@@ -263,95 +330,69 @@ static int open_listener(struct broker *b, const struct moat_listener_conf *lc, 
 	return MOAT_OK;
 }
 
-static int open_signals(struct broker *b)
+/* Blocks the stop signals in the calling thread (and the workers it starts),
+ * so only the main thread's sigwaitinfo() receives them. */
+static void block_signals(sigset_t *set)
 {
-	sigset_t set;
-	int fd;
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &signal_tag };
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
 	signal(SIGPIPE, SIG_IGN);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return -1;
-	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (fd >= 0)
-		epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &ev);
-	return fd;
+	pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
-/* Reads pending signals; returns true when the broker must stop. */
-static bool on_signal(int fd)
+static void wake(struct worker *w)
 {
-	struct signalfd_siginfo si;
-	bool stop = false;
+	uint64_t one = 1;
 
-	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (si.ssi_signo == SIGHUP)
-			log_notice("SIGHUP: nothing to reload in this version");
-		else
-			stop = true;
-	}
-	return stop;
+	while (write(w->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
 }
 
-static void shutdown_all(struct broker *b, struct listener *ls, int sigfd)
+static void on_wake(struct worker *w)
 {
-	for (struct conn *c = b->conns; c != NULL; c = c->next)
+	uint64_t n;
+
+	while (read(w->wake_fd, &n, sizeof(n)) < 0 && errno == EINTR)
+		;
+	route_drain_inbox(w, take_handoff);
+}
+
+/* A worker's last pass: v5 clients hear the server is going, then every
+ * connection closes (Wills go out) and its listeners close. */
+static void worker_shutdown(struct worker *w)
+{
+	for (struct conn *c = w->conns; c != NULL; c = c->next)
 		conn_disconnect(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
-	for (struct conn *c = b->conns; c != NULL; c = c->next)
+	for (struct conn *c = w->conns; c != NULL; c = c->next)
 		c->want_write = false;	/* best effort: one last send, then close */
-	flush_dirty(b);
-	while (b->conns != NULL)
-		conn_destroy(b, b->conns);
-	while (ls != NULL) {
-		struct listener *n = ls->next;
-
-		close(ls->fd);
-		free(ls);
-		ls = n;
-	}
-	if (sigfd >= 0)
-		close(sigfd);
-	close(b->epfd);
+	flush_dirty(w);
+	while (w->conns != NULL)
+		conn_destroy(w, w->conns);
+	route_flush_outboxes(w);
 }
 
-int server_run(struct broker *b)
+static void *worker_loop(void *arg)
 {
-	struct listener *listeners = NULL;
+	struct worker *w = arg;
+	struct broker *b = w->b;
 	struct epoll_event events[MAX_EVENTS];
-	uint64_t next_tick;
-	int sigfd, rc = MOAT_OK;
+	uint64_t next_tick = clock_mono_ms();
 
-	b->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (b->epfd < 0)
-		return MOAT_E_IO;
-	sigfd = open_signals(b);
-	for (const struct moat_listener_conf *lc = b->cfg->listeners; lc != NULL; lc = lc->next) {
-		rc = open_listener(b, lc, &listeners);
-		if (rc < 0) {
-			shutdown_all(b, listeners, sigfd);
-			return rc;
-		}
-	}
-	if (!b->cfg->allow_anonymous)
-		log_notice("allow_anonymous is false and no authentication is configured: every client will be refused (set allow_anonymous true to accept clients)");
-	next_tick = clock_mono_ms();
-	while (!b->stop) {
+	while (!atomic_load_explicit(&b->stop, memory_order_relaxed)) {
 		uint64_t now = clock_mono_ms();
 		int timeout = next_tick > now ? (int)(next_tick - now) : 0;
-		int n = epoll_wait(b->epfd, events, MAX_EVENTS, timeout);
+		int n = epoll_wait(w->epfd, events, MAX_EVENTS, timeout);
 
 		now = clock_mono_ms();
 		for (int i = 0; i < n; i++) {
 			struct ev_tag *t = events[i].data.ptr;
 
 			if (t->kind == EV_LISTENER) {
-				on_accept(b, (struct listener *)t, now);
-			} else if (t->kind == EV_SIGNAL) {
-				b->stop = on_signal(sigfd);
+				on_accept(w, (struct listener *)t, now);
+			} else if (t->kind == EV_WAKE) {
+				on_wake(w);
 			} else {
 				struct conn *c = (struct conn *)t;
 
@@ -359,17 +400,93 @@ int server_run(struct broker *b)
 					continue;
 				if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 					on_readable(c, now);
-				if (events[i].events & EPOLLOUT)
+				if (c->w == w && c->handoff_to == NULL && (events[i].events & EPOLLOUT))
 					server_mark_dirty(c);
 			}
 		}
 		if (now >= next_tick) {
-			on_tick(b, now);
+			on_tick(w, now);
 			next_tick = now + 1000;
 		}
-		flush_dirty(b);
+		route_flush_outboxes(w);
+		flush_dirty(w);
 	}
+	worker_shutdown(w);
+	return NULL;
+}
+
+/* Closes what worker_open() opened. */
+static void worker_close(struct worker *w)
+{
+	while (w->listeners != NULL) {
+		struct listener *n = w->listeners->next;
+
+		close(w->listeners->fd);
+		free(w->listeners);
+		w->listeners = n;
+	}
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	if (w->epfd >= 0)
+		close(w->epfd);
+	w->wake_fd = w->epfd = -1;
+}
+
+/* Gives <w> its epoll set, its wake-up eventfd and its listening sockets. */
+static int worker_open(struct worker *w)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &wake_tag };
+	int rc = MOAT_OK;
+
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->epfd < 0 || w->wake_fd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake_fd, &ev) < 0)
+		return MOAT_E_IO;
+	for (const struct moat_listener_conf *lc = w->b->cfg->listeners; lc != NULL && rc == MOAT_OK;
+	     lc = lc->next)
+		rc = open_listener(w, lc, &w->listeners);
+	return rc;
+}
+
+/* Waits for SIGTERM or SIGINT; SIGHUP is logged. */
+static void wait_for_stop(const sigset_t *set)
+{
+	for (;;) {
+		int sig = sigwaitinfo(set, NULL);
+
+		if (sig == SIGHUP)
+			log_notice("SIGHUP: nothing to reload in this version");
+		else if (sig > 0)
+			return;
+	}
+}
+
+int server_run(struct broker *b)
+{
+	sigset_t set;
+	unsigned started = 0;
+	int rc = MOAT_OK;
+
+	block_signals(&set);
+	for (unsigned i = 0; i < b->nworkers && rc == MOAT_OK; i++)
+		rc = worker_open(&b->workers[i]);
+	if (rc == MOAT_OK && !b->cfg->allow_anonymous)
+		log_notice("allow_anonymous is false and no authentication is configured: every client will be refused (set allow_anonymous true to accept clients)");
+	if (rc == MOAT_OK)
+		log_notice("%u worker thread%s", b->nworkers, b->nworkers == 1 ? "" : "s");
+	for (; rc == MOAT_OK && started < b->nworkers; started++) {
+		if (pthread_create(&b->workers[started].thread, NULL, worker_loop, &b->workers[started]) != 0)
+			rc = MOAT_E_NOMEM;
+	}
+	if (rc == MOAT_OK)
+		wait_for_stop(&set);
 	log_notice("shutting down");
-	shutdown_all(b, listeners, sigfd);
+	atomic_store(&b->stop, true);
+	for (unsigned i = 0; i < started; i++)
+		wake(&b->workers[i]);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(b->workers[i].thread, NULL);
+	for (unsigned i = 0; i < b->nworkers; i++)
+		worker_close(&b->workers[i]);
 	return rc;
 }

@@ -1,8 +1,8 @@
 /*
- * Sessions: the session table, and each session's bounded queue and
- * in-flight window of QoS 1/2 deliveries with their acknowledgements.
- * Connections (conn.c) call in with decoded packets; everything here runs on
- * the broker's one event loop.
+ * Sessions: the shared session table (a mutex, taken at CONNECT and when a
+ * session ends), and each session's bounded queue and in-flight window of
+ * QoS 1/2 deliveries with their acknowledgements, which only the owning
+ * worker touches.
  */
 #include "broker/broker.h"
 
@@ -14,8 +14,6 @@
 #include "base/clock.h"
 #include "base/log.h"
 
-#define SESSION_BUCKETS 4096
-
 static size_t hash_bytes(struct moat_bytes b)
 {
 	uint64_t h = 1469598103934665603ull;	/* FNV-1a */
@@ -25,39 +23,7 @@ static size_t hash_bytes(struct moat_bytes b)
 	return (size_t)h;
 }
 
-int broker_init(struct broker *b, struct moat_config *cfg)
-{
-	memset(b, 0, sizeof(*b));
-	b->cfg = cfg;
-	b->session_buckets = SESSION_BUCKETS;
-	b->sessions = calloc(b->session_buckets, sizeof(*b->sessions));
-	if (b->sessions == NULL || route_init(b) < 0) {
-		broker_fini(b);
-		return MOAT_E_NOMEM;
-	}
-	b->started_ms = clock_mono_ms();
-	b->started_wall_s = clock_wall_s();
-	return MOAT_OK;
-}
-
-void broker_fini(struct broker *b)
-{
-	for (size_t i = 0; b->sessions != NULL && i < b->session_buckets; i++)
-		while (b->sessions[i] != NULL)
-			sess_destroy(b, b->sessions[i]);
-	route_fini(b);
-	while (b->free_deliveries != NULL) {
-		struct delivery *d = b->free_deliveries;
-
-		b->free_deliveries = d->next;
-		free(d);
-	}
-	b->free_delivery_count = 0;
-	free(b->sessions);
-	b->sessions = NULL;
-}
-
-struct session *sess_find(struct broker *b, struct moat_bytes client_id)
+static struct session *find_locked(struct broker *b, struct moat_bytes client_id)
 {
 	struct session *s = b->sessions[hash_bytes(client_id) % b->session_buckets];
 
@@ -68,9 +34,10 @@ struct session *sess_find(struct broker *b, struct moat_bytes client_id)
 	return NULL;
 }
 
-struct session *sess_create(struct broker *b, struct moat_bytes client_id)
+static struct session *create_locked(struct worker *w, struct moat_bytes client_id)
 {
-	struct session *s = calloc(1, sizeof(*s));
+	struct broker *b = w->b;
+	struct session *s = calloc(1, sizeof(*s) + b->nworkers * sizeof(s->marks[0]));
 	size_t h = hash_bytes(client_id) % b->session_buckets;
 
 	if (s == NULL)
@@ -83,38 +50,67 @@ struct session *sess_create(struct broker *b, struct moat_bytes client_id)
 	memcpy(s->client_id, client_id.ptr, client_id.len);
 	s->client_id[client_id.len] = '\0';
 	s->next_packet_id = 1;
+	s->owner = w;
+	atomic_init(&s->refs, 1);
+	atomic_init(&s->online, false);
 	s->next = b->sessions[h];
 	b->sessions[h] = s;
 	b->session_count++;
+	s->wnext = w->sessions;
+	if (w->sessions != NULL)
+		w->sessions->wprev = s;
+	w->sessions = s;
 	return s;
+}
+
+struct session *sess_claim(struct worker *w, struct moat_bytes client_id, bool *created)
+{
+	struct broker *b = w->b;
+	struct session *s;
+
+	pthread_mutex_lock(&b->table_lock);
+	s = find_locked(b, client_id);
+	*created = s == NULL;
+	if (s == NULL)
+		s = create_locked(w, client_id);
+	pthread_mutex_unlock(&b->table_lock);
+	return s;
+}
+
+void sess_unref(struct session *s)
+{
+	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+		free(s->client_id);
+		free(s);
+	}
 }
 
 /* Deliveries are recycled through a bounded free list, so steady QoS 1/2
  * traffic allocates none. */
 enum { DELIVERY_CACHE_MAX = 4096 };
 
-static struct delivery *delivery_new(struct broker *b)
+static struct delivery *delivery_new(struct worker *w)
 {
-	struct delivery *d = b->free_deliveries;
+	struct delivery *d = w->free_deliveries;
 
 	if (d == NULL)
 		return calloc(1, sizeof(*d));
-	b->free_deliveries = d->next;
-	b->free_delivery_count--;
+	w->free_deliveries = d->next;
+	w->free_delivery_count--;
 	*d = (struct delivery){ 0 };
 	return d;
 }
 
-static void free_deliveries(struct broker *b, struct delivery *d)
+static void free_deliveries(struct worker *w, struct delivery *d)
 {
 	while (d != NULL) {
 		struct delivery *next = d->next;
 
 		msg_unref(d->msg);
-		if (b->free_delivery_count < DELIVERY_CACHE_MAX) {
-			d->next = b->free_deliveries;
-			b->free_deliveries = d;
-			b->free_delivery_count++;
+		if (w->free_delivery_count < DELIVERY_CACHE_MAX) {
+			d->next = w->free_deliveries;
+			w->free_deliveries = d;
+			w->free_delivery_count++;
 		} else {
 			free(d);
 		}
@@ -122,32 +118,67 @@ static void free_deliveries(struct broker *b, struct delivery *d)
 	}
 }
 
-void sess_destroy(struct broker *b, struct session *s)
+/* Publishes a pending delayed Will now: its session ends first [MQTT-3.1.3-9]. */
+static void publish_pending_will(struct worker *w, struct session *s)
 {
-	struct session **pp = &b->sessions[hash_bytes(moat_bytes_str(s->client_id)) % b->session_buckets];
+	if (s->will != NULL) {
+		struct msg *will = s->will;
 
+		s->will = NULL;
+		broker_publish(w, will);
+		msg_unref(will);
+	}
+}
+
+/* Drops everything <s> holds but its identity. */
+static void clear_state(struct worker *w, struct session *s)
+{
+	publish_pending_will(w, s);
+	sess_remove_subs(w->b, s);
+	free_deliveries(w, s->inflight);
+	free_deliveries(w, s->queue);
+	free(s->qos2_in);
+	s->inflight = s->inflight_tail = s->queue = s->queue_tail = NULL;
+	s->inflight_count = s->queue_count = 0;
+	s->queue_bytes = 0;
+	s->qos2_in = NULL;
+	s->qos2_in_count = s->qos2_in_cap = 0;
+}
+
+void sess_reset(struct worker *w, struct session *s)
+{
+	clear_state(w, s);
+	s->next_packet_id = 1;
+}
+
+void sess_destroy(struct worker *w, struct session *s)
+{
+	struct broker *b = w->b;
+	struct session **pp;
+
+	pthread_mutex_lock(&b->table_lock);
+	pp = &b->sessions[hash_bytes(moat_bytes_str(s->client_id)) % b->session_buckets];
 	while (*pp != s)
 		pp = &(*pp)->next;
 	*pp = s->next;
 	b->session_count--;
-	if (s->will != NULL) {
-		/* the session ends before the will delay: publish now [MQTT-3.1.3-9] */
-		broker_publish(b, s->will);
-		msg_unref(s->will);
-	}
-	sess_remove_subs(b, s);
-	free_deliveries(b, s->inflight);
-	free_deliveries(b, s->queue);
-	free(s->qos2_in);
-	free(s->client_id);
-	free(s);
+	pthread_mutex_unlock(&b->table_lock);
+	if (s->wprev != NULL)
+		s->wprev->wnext = s->wnext;
+	else
+		w->sessions = s->wnext;
+	if (s->wnext != NULL)
+		s->wnext->wprev = s->wprev;
+	clear_state(w, s);
+	s->dead = true;
+	sess_unref(s);
 }
 
 /* ---- delivery ---- */
 
-static uint32_t inflight_limit(const struct broker *b, const struct session *s)
+static uint32_t inflight_limit(const struct moat_config *cfg, const struct session *s)
 {
-	uint32_t lim = b->cfg->max_inflight_messages ? b->cfg->max_inflight_messages : 65535;
+	uint32_t lim = cfg->max_inflight_messages ? cfg->max_inflight_messages : 65535;
 
 	if (s->conn != NULL && s->conn->client_receive_max < lim)
 		lim = s->conn->client_receive_max;
@@ -170,11 +201,11 @@ static uint16_t next_packet_id(struct session *s)
 	return s->next_packet_id;
 }
 
-void sess_pump(struct broker *b, struct session *s)
+void sess_pump(struct worker *w, struct session *s)
 {
 	uint64_t now = clock_mono_ms();
 
-	while (s->conn != NULL && s->queue != NULL && s->inflight_count < inflight_limit(b, s)) {
+	while (s->conn != NULL && s->queue != NULL && s->inflight_count < inflight_limit(w->b->cfg, s)) {
 		struct delivery *d = s->queue;
 
 		s->queue = d->next;
@@ -184,7 +215,7 @@ void sess_pump(struct broker *b, struct session *s)
 		s->queue_bytes -= d->msg->payload.len;
 		d->next = NULL;
 		if (msg_expired(d->msg, now)) {
-			free_deliveries(b, d);
+			free_deliveries(w, d);
 			continue;
 		}
 		d->packet_id = next_packet_id(s);
@@ -198,11 +229,11 @@ void sess_pump(struct broker *b, struct session *s)
 	}
 }
 
-void sess_resend_inflight(struct broker *b, struct session *s)
+void sess_resend_inflight(struct worker *w, struct session *s)
 {
 	uint64_t now = clock_mono_ms();
 
-	(void)b;
+	(void)w;
 	for (struct delivery *d = s->inflight; d != NULL && s->conn != NULL; d = d->next) {
 		if (d->pubrel_sent) {
 			struct mqtt_packet p = { .type = MQTT_PUBREL };
@@ -215,7 +246,7 @@ void sess_resend_inflight(struct broker *b, struct session *s)
 	}
 }
 
-static void inflight_remove(struct broker *b, struct session *s, struct delivery *d,
+static void inflight_remove(struct worker *w, struct session *s, struct delivery *d,
 			    struct delivery *prev)
 {
 	if (prev != NULL)
@@ -226,10 +257,10 @@ static void inflight_remove(struct broker *b, struct session *s, struct delivery
 		s->inflight_tail = prev;
 	s->inflight_count--;
 	d->next = NULL;
-	free_deliveries(b, d);
+	free_deliveries(w, d);
 }
 
-void sess_on_ack(struct broker *b, struct session *s, uint8_t type, uint16_t packet_id, uint8_t rc)
+void sess_on_ack(struct worker *w, struct session *s, uint8_t type, uint16_t packet_id, uint8_t rc)
 {
 	struct delivery *prev = NULL, *d;
 
@@ -239,8 +270,8 @@ void sess_on_ack(struct broker *b, struct session *s, uint8_t type, uint16_t pac
 	if (d == NULL)
 		return;	/* unknown id: nothing in flight under it; ignore like mosquitto */
 	if (type == MQTT_PUBREC && rc >= 0x80) {
-		inflight_remove(b, s, d, prev);	/* the client refused it: the flow ends [MQTT-4.3.3] */
-		sess_pump(b, s);
+		inflight_remove(w, s, d, prev);	/* the client refused it: the flow ends [MQTT-4.3.3] */
+		sess_pump(w, s);
 		return;
 	}
 	if (type == MQTT_PUBREC && d->qos == 2 && !d->pubrel_sent) {
@@ -252,20 +283,20 @@ void sess_on_ack(struct broker *b, struct session *s, uint8_t type, uint16_t pac
 		return;
 	}
 	if ((type == MQTT_PUBACK && d->qos == 1) || (type == MQTT_PUBCOMP && d->pubrel_sent)) {
-		inflight_remove(b, s, d, prev);
-		b->sys.msgs_sent++;
-		sess_pump(b, s);
+		inflight_remove(w, s, d, prev);
+		stat_add(&w->sys.msgs_sent, 1);
+		sess_pump(w, s);
 	}
 }
 
-static void enqueue(struct broker *b, struct session *s, struct delivery *d)
+static void enqueue(struct worker *w, struct session *s, struct delivery *d)
 {
-	const struct moat_config *cfg = b->cfg;
+	const struct moat_config *cfg = w->b->cfg;
 
 	if ((cfg->max_queued_messages > 0 && s->queue_count >= cfg->max_queued_messages) ||
 	    (cfg->max_queued_bytes > 0 && s->queue_bytes + d->msg->payload.len > cfg->max_queued_bytes)) {
-		b->sys.publish_dropped++;
-		free_deliveries(b, d);
+		stat_add(&w->sys.publish_dropped, 1);
+		free_deliveries(w, d);
 		return;
 	}
 	if (s->queue_tail != NULL)
@@ -277,7 +308,7 @@ static void enqueue(struct broker *b, struct session *s, struct delivery *d)
 	s->queue_bytes += d->msg->payload.len;
 }
 
-void sess_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t qos, bool retain,
+void sess_deliver(struct worker *w, struct session *s, struct msg *m, uint8_t qos, bool retain,
 		  const uint32_t *sub_ids, uint8_t sub_id_count)
 {
 	struct delivery *d;
@@ -289,18 +320,18 @@ void sess_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t qo
 		if (s->conn == NULL || !s->conn->connected) {
 			return;	/* QoS 0 is not queued for offline sessions (mosquitto's default) */
 		}
-		if (s->conn->out.len - s->conn->out.off > b->cfg->max_output_bytes) {
-			b->sys.publish_dropped++;	/* slow consumer: drop QoS 0 */
+		if (s->conn->out.len - s->conn->out.off > w->b->cfg->max_output_bytes) {
+			stat_add(&w->sys.publish_dropped, 1);	/* slow consumer: drop QoS 0 */
 			return;
 		}
 		memcpy(tmp.sub_ids, sub_ids, sub_id_count * sizeof(*sub_ids));
 		if (conn_send_publish(s->conn, &tmp, false, clock_mono_ms()) == MOAT_OK)
-			b->sys.msgs_sent++;
+			stat_add(&w->sys.msgs_sent, 1);
 		return;
 	}
-	d = delivery_new(b);
+	d = delivery_new(w);
 	if (d == NULL) {
-		b->sys.publish_dropped++;
+		stat_add(&w->sys.publish_dropped, 1);
 		return;
 	}
 	d->msg = msg_ref(m);
@@ -308,7 +339,7 @@ void sess_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t qo
 	d->retain = retain;
 	d->sub_id_count = sub_id_count;
 	memcpy(d->sub_ids, sub_ids, sub_id_count * sizeof(*sub_ids));
-	enqueue(b, s, d);
-	sess_pump(b, s);
+	enqueue(w, s, d);
+	sess_pump(w, s);
 }
 
