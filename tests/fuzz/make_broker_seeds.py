@@ -7,28 +7,10 @@ shared), publishes at every QoS with their acknowledgements, retained
 messages, wills, takeover and disconnects, in MQTT 3.1.1 and 5.
 """
 import os
-import struct
+
+from mqtt_bytes import pkt, s, u16, varint
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "broker")
-
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def s(x):
-    x = x.encode() if isinstance(x, str) else x
-    return struct.pack(">H", len(x)) + x
-
-
-def pkt(first, body):
-    return bytes([first]) + varint(len(body)) + body
 
 
 def connect(cid, v=4, will=None, clean=True, props=b""):
@@ -37,22 +19,22 @@ def connect(cid, v=4, will=None, clean=True, props=b""):
     if will:
         flags |= 0x04 | 0x08
         payload += (varint(0) if v == 5 else b"") + s(will) + s("gone")
-    body = s("MQTT") + bytes([v, flags]) + struct.pack(">H", 30)
+    body = s("MQTT") + bytes([v, flags]) + u16(30)
     body += (varint(len(props)) + props if v == 5 else b"") + payload
     return pkt(0x10, body)
 
 
 def subscribe(pid, filt, qos=1, v=4, opts=0):
-    return pkt(0x82, struct.pack(">H", pid) + (b"\x00" if v == 5 else b"") + s(filt) + bytes([qos | opts]))
+    return pkt(0x82, u16(pid) + (b"\x00" if v == 5 else b"") + s(filt) + bytes([qos | opts]))
 
 
 def publish(topic, msg, qos=0, pid=1, v=4, retain=False):
-    body = s(topic) + (struct.pack(">H", pid) if qos else b"") + (b"\x00" if v == 5 else b"") + msg
+    body = s(topic) + (u16(pid) if qos else b"") + (b"\x00" if v == 5 else b"") + msg
     return pkt(0x30 | (qos << 1) | (1 if retain else 0), body)
 
 
 def ack(kind, pid):
-    return pkt(kind, struct.pack(">H", pid))
+    return pkt(kind, u16(pid))
 
 
 def rec(client, data):

@@ -7,32 +7,10 @@ packets of every type and version, and the malformed forms the decoder must
 refuse. Run it from anywhere; it rewrites the directory's seed files.
 """
 import os
-import struct
+
+from mqtt_bytes import pkt, s, u16, u32, varint
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "packet")
-
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def s(x):
-    x = x.encode() if isinstance(x, str) else x
-    return struct.pack(">H", len(x)) + x
-
-
-def u16(n):
-    return struct.pack(">H", n)
-
-
-def u32(n):
-    return struct.pack(">I", n)
 
 
 def props(*items):
@@ -42,10 +20,6 @@ def props(*items):
 
 def user(k, v):
     return b"\x26" + s(k) + s(v)
-
-
-def pkt(first, body):
-    return bytes([first]) + varint(len(body)) + body
 
 
 def connect(level, flags, rest, name="MQTT"):
