@@ -164,6 +164,19 @@ static struct msg *will_create(const struct mqtt_connect *k, uint64_t now_ms)
 	return msg_create(&w, k->will_topic, now_ms);
 }
 
+/* How many QoS 2 PUBLISHes a client may leave awaiting PUBREL. A v5 client
+ * is told it as Receive Maximum: max_inflight_messages, as mosquitto
+ * announces, capped by max_inbound_qos2; a v3 client, told nothing, gets
+ * max_inbound_qos2 alone. */
+static uint32_t inbound_limit(const struct moat_config *cfg, uint8_t version)
+{
+	uint32_t lim = cfg->max_inbound_qos2 < 65535 ? cfg->max_inbound_qos2 : 65535;
+
+	if (version == MQTT_V5 && cfg->max_inflight_messages > 0 && cfg->max_inflight_messages < lim)
+		lim = cfg->max_inflight_messages;
+	return lim;
+}
+
 static void take_over(struct conn *old)
 {
 	log_notice("client %s: session taken over by a new connection", old->sess->client_id);
@@ -223,7 +236,7 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, uint64_t now
 		props_set(&ack, MQTT_PROP_TOPIC_ALIAS_MAX);
 	}
 	if (k->version == MQTT_V5) {
-		ack.receive_max = (uint16_t)(cfg->max_inbound_qos2 < 65535 ? cfg->max_inbound_qos2 : 65535);
+		ack.receive_max = (uint16_t)inbound_limit(cfg, MQTT_V5);
 		props_set(&ack, MQTT_PROP_RECEIVE_MAX);
 		if (!cfg->retain_available) {
 			ack.retain_available = 0;
@@ -387,7 +400,7 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 	stat_add(&c->w->sys.msgs_received, 1);
 	if (p->qos == 2 && qos2_in_has(s, p->packet_id, &at))
 		return send_ack(c, MQTT_PUBREC, p->packet_id, 0, NULL);	/* duplicate: already routed */
-	if (p->qos == 2 && s->qos2_in_count >= b->cfg->max_inbound_qos2)
+	if (p->qos == 2 && s->qos2_in_count >= inbound_limit(b->cfg, c->version))
 		return refuse(c, MOAT_E_LIMIT, MQTT_RC_RECEIVE_MAX_EXCEEDED,
 			      "too many QoS 2 messages awaiting PUBREL"); /* CVE-2023-28366 */
 	if ((b->cfg->message_size_limit > 0 && p->payload.len > b->cfg->message_size_limit) ||
