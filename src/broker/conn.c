@@ -146,10 +146,15 @@ static int send_connack(struct conn *c, bool present, uint8_t rc, struct mqtt_pr
 	return conn_send_packet(c, &p);
 }
 
+/* Answers a CONNECT with failure <rc> (v5: and <why> as reason string) and closes. */
 static int refuse_connect(struct conn *c, uint8_t rc, const char *why)
 {
+	struct mqtt_props props = { 0 };
+
 	log_notice("refused connection from %s: %s", c->peer, why);
-	send_connack(c, false, rc, NULL);
+	props.reason_string = moat_bytes_str(why);
+	props_set(&props, MQTT_PROP_REASON_STRING);
+	send_connack(c, false, rc, &props);
 	c->closing = true;
 	return MOAT_E_DENIED;
 }
@@ -594,6 +599,11 @@ int conn_process(struct conn *c, uint64_t now_ms)
 		if (rc == MOAT_E_UNSUPPORTED && f.type == MQTT_CONNECT) {
 			c->version = MQTT_V311;	/* answer in a form every version reads */
 			return refuse_connect(c, MQTT_RC_UNSUPPORTED_VERSION, "unsupported protocol version");
+		}
+		if (rc < 0 && f.type == MQTT_CONNECT && !c->connected && p.connect.version == MQTT_V5) {
+			/* v5 may hear why in a CONNACK; v3 gets none [MQTT-3.1.4-1] */
+			c->version = MQTT_V5;
+			return refuse_connect(c, rc_for_error(rc), p.why);
 		}
 		if (rc < 0)
 			return refuse(c, rc, rc_for_error(rc), p.why);

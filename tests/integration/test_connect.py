@@ -1,0 +1,124 @@
+"""CONNECT variants and refusals, keep-alive, assigned ids, takeover."""
+import time
+
+import moattest as mt
+from moattest import CONNACK, DISCONNECT
+
+
+class TestConnect(mt.BrokerTest):
+
+    def test_v311_connect_accepted(self):
+        p = self.peer(4)
+        ack = p.connect("c311")
+        self.assertEqual(ack.session_present, 0)
+        p.ping()
+
+    def test_v31_connect_accepted(self):
+        p = self.peer(3)
+        p.connect("c31")
+        p.ping()
+
+    def test_v5_connack_properties(self):
+        p = self.peer(5)
+        ack = p.connect("c5")
+        self.assertEqual(ack.rc, 0)
+        p.ping()
+
+    def test_v5_assigned_client_id(self):
+        p = self.peer(5)
+        ack = p.connect("")
+        self.assertIn("assigned_client_id", ack.props)
+        self.assertGreater(len(ack.props["assigned_client_id"]), 0)
+
+    def test_v311_empty_id_with_clean_session_accepted(self):
+        self.peer(4).connect("", clean=True)
+
+    def test_v311_empty_id_without_clean_session_refused(self):
+        p = self.peer(4)
+        ack = p.connect("", clean=False, expect_rc=None)
+        self.assertEqual(ack.rc, 2)
+        p.expect_closed()
+
+    def test_unknown_protocol_version_refused(self):
+        p = self.peer(4)
+        p.send(p.connect_bytes("badver", version=4)[:0] + bytes.fromhex(
+            "10 0f 00 04 4d 51 54 54 07 02 00 3c 00 03 61 62 63".replace(" ", "")))
+        ack = p.expect(CONNACK)
+        self.assertEqual(ack.rc, 1)
+        p.expect_closed()
+
+    def test_second_connect_is_protocol_error(self):
+        p = self.client("twice")
+        p.send(p.connect_bytes("twice"))
+        p.expect_closed(disconnect_rc=0x82)
+        self.assert_serves()
+
+    def test_keepalive_expiry_at_one_and_a_half(self):
+        p = self.client("ka", keepalive=1)
+        t0 = time.monotonic()
+        p.expect_closed(timeout=8)
+        took = time.monotonic() - t0
+        self.assertGreaterEqual(took, 1.0)
+        self.assertLess(took, 6.0)
+
+    def test_keepalive_pings_keep_connection(self):
+        p = self.client("kp", keepalive=1)
+        for _ in range(4):
+            time.sleep(0.5)
+            p.ping()
+
+    def test_session_takeover_sends_0x8e(self):
+        a = self.client("same")
+        b = self.client("same")
+        a.expect_closed(disconnect_rc=0x8E)
+        b.ping()
+
+    def test_session_takeover_v311_closes_old(self):
+        a = self.client("same311", version=4)
+        b = self.client("same311", version=4)
+        a.expect_closed()
+        b.ping()
+
+    def test_client_disconnect_then_reconnect(self):
+        a = self.client("dc")
+        a.disconnect()
+        self.client("dc").ping()
+
+
+class TestAnonymousRefused(mt.BrokerTest):
+    ALLOW_ANONYMOUS = None   # broker default
+
+    def test_anonymous_refused_by_default_v5(self):
+        p = self.peer(5)
+        ack = p.connect("anon", expect_rc=None)
+        self.assertEqual(ack.rc, 0x87)
+        p.expect_closed()
+
+    def test_anonymous_refused_by_default_v311(self):
+        p = self.peer(4)
+        ack = p.connect("anon", expect_rc=None)
+        self.assertEqual(ack.rc, 5)
+        p.expect_closed()
+
+
+class TestMaxKeepalive(mt.BrokerTest):
+    CONFIG = "max_keepalive 10\n"
+
+    def test_v5_server_keep_alive_caps_client(self):
+        p = self.peer(5)
+        ack = p.connect("ska", keepalive=100)
+        self.assertEqual(ack.props.get("server_keep_alive"), 10)
+
+    def test_cve_2020_13849_keepalive_65535_capped(self):
+        p = self.peer(5)
+        ack = p.connect("ska2", keepalive=65535)
+        self.assertEqual(ack.props.get("server_keep_alive"), 10)
+
+    def test_v5_keepalive_zero_gets_server_keep_alive(self):
+        p = self.peer(5)
+        ack = p.connect("ska0", keepalive=0)
+        self.assertEqual(ack.props.get("server_keep_alive"), 10)
+
+
+if __name__ == "__main__":
+    mt.main()

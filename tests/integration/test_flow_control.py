@@ -1,0 +1,96 @@
+"""Receive maximum (both ways), maximum packet size (both ways), inflight limits."""
+import moattest as mt
+
+
+
+class TestFlowControl(mt.BrokerTest):
+
+    def test_client_receive_maximum_respected(self):
+        sub = self.client("sub", props={"receive_maximum": 2})
+        sub.subscribe("f/t", qos=1)
+        pub = self.client("pub")
+        for i in range(5):
+            pub.publish("f/t", b"%d" % i, qos=1)
+        first = [sub.expect_publish(ack=False) for _ in range(2)]
+        sub.expect_nothing(0.5)
+        sub.send(sub.ack_bytes(mt.PUBACK, first[0].pid))
+        self.assertEqual(sub.expect_publish(ack=False).payload, b"2")
+        sub.expect_nothing(0.3)
+
+    def test_server_receive_maximum_exceeded_0x93(self):
+        p = self.peer()
+        ack = p.connect("rm")
+        rmax = ack.props.get("receive_maximum", 65535)
+        if rmax > 200:
+            self.skipTest("server receive maximum %d too large to exceed cheaply" % rmax)
+        for i in range(1, rmax + 2):
+            p.send(p.publish_bytes("f/t", b"x", qos=2, pid=i))
+        for _ in range(rmax):
+            p.expect(mt.PUBREC)
+        p.expect_closed(disconnect_rc=0x93)
+
+    config_for_test_server_receive_maximum_exceeded_0x93 = "max_inflight_messages 5\n"
+
+    def test_client_maximum_packet_size_drops_big(self):
+        sub = self.client("sub", props={"maximum_packet_size": 100})
+        sub.subscribe("f/t", qos=1)
+        pub = self.client("pub")
+        pub.publish("f/t", b"x" * 200, qos=1)
+        pub.publish("f/t", b"small", qos=1)
+        self.assertEqual(sub.expect_publish().payload, b"small")
+
+    def test_server_maximum_packet_size_announced_and_enforced(self):
+        # config_for_ adds max_packet_size 1000
+        p = self.peer()
+        ack = p.connect("mps")
+        self.assertEqual(ack.props.get("maximum_packet_size"), 1000)
+        p.send(p.publish_bytes("f/t", b"x" * 2000, qos=0))
+        p.expect_closed(disconnect_rc=0x95)
+        self.assert_serves()
+
+    config_for_test_server_maximum_packet_size_announced_and_enforced = "max_packet_size 1000\n"
+
+    def test_max_inflight_messages_limits_outbound(self):
+        sub = self.client("sub", version=4)
+        sub.subscribe("f/t", qos=1)
+        pub = self.client("pub")
+        for i in range(4):
+            pub.publish("f/t", b"%d" % i, qos=1)
+        [sub.expect_publish(ack=False) for _ in range(2)]
+        sub.expect_nothing(0.5)
+
+    config_for_test_max_inflight_messages_limits_outbound = "max_inflight_messages 2\n"
+
+    def test_message_size_limit_drops_publish(self):
+        sub = self.client("sub")
+        sub.subscribe("f/t", qos=0)
+        pub = self.client("pub", version=4)
+        pub.publish("f/t", b"x" * 100, qos=1)
+        pub.publish("f/t", b"ok", qos=1)
+        self.assertEqual(sub.expect_publish().payload, b"ok")
+
+    config_for_test_message_size_limit_drops_publish = "message_size_limit 50\n"
+
+    def test_max_queued_messages_bounds_offline_queue(self):
+        sub = self.client("q", clean=False, props={"session_expiry": 60})
+        sub.subscribe("f/t", qos=1)
+        sub.disconnect()
+        pub = self.client("pub")
+        for i in range(10):
+            pub.publish("f/t", b"%d" % i, qos=1)
+        sub = self.client("q", clean=False, props={"session_expiry": 60})
+        got = []
+        while True:
+            try:
+                got.append(sub.expect_publish(timeout=0.6).payload)
+            except mt.socket.timeout:
+                break
+        self.assertEqual(len(got), 3)
+
+    config_for_test_max_queued_messages_bounds_offline_queue = "max_queued_messages 3\n"
+
+
+
+
+if __name__ == "__main__":
+    mt.main()

@@ -1,0 +1,304 @@
+"""Regression tests named after the parser and resource bugs of other brokers
+listed in ../shared/SECURITY-CASES.md: each sends the input that broke them and
+asserts that only the offending connection ends (with the right v5 reason
+code) while the broker keeps serving, within bounded memory and CPU."""
+import os
+import socket
+import struct
+import time
+
+import moattest as mt
+from moattest import packet, props_block, s, vbi, PUBLISH, SUBSCRIBE, CONNACK
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+class TestSecurityCases(mt.BrokerTest):
+
+    # ---- malformed packets / parser -------------------------------------------
+
+    def test_cve_2017_7651_huge_remaining_length_before_connect(self):
+        before = rss_kib(self.broker.proc.pid)
+        peers = []
+        for _ in range(20):
+            p = self.peer()
+            p.send(b"\x10\xff\xff\xff\x7f" + b"\x00" * 5)   # RL 268,435,455; 10 bytes sent
+            peers.append(p)
+        time.sleep(0.5)
+        grown = rss_kib(self.broker.proc.pid) - before
+        self.assertLess(grown, 16 * 1024, "RSS grew by %d KiB" % grown)
+        for p in peers:
+            p.expect_closed()   # over max_connect_packet_size: closed at once
+        self.assert_serves()
+
+    def test_cve_2023_0809_first_packet_not_connect(self):
+        for first in (packet(PUBLISH, 0, s("t") + b"x" * 1000),
+                      b"\x82\xff\xff\xff\x7f" + b"\x00\x01"):
+            p = self.peer()
+            p.send(first)
+            p.expect_closed()
+        self.assert_serves()
+
+    def test_cve_2017_7653_invalid_utf8_topics_close_only_publisher(self):
+        sub = self.client("sub")
+        sub.subscribe("#", qos=0)
+        for bad in (b"a\xc0\xafb", b"a\xed\xa0\x80", b"a\x00b", b"a\xef\xbf\xbf"):
+            p = self.client("bad")
+            p.send(packet(PUBLISH, 0, s(bad) + b"\x00" + b"x"))
+            p.expect_closed(disconnect_rc=(0x81, 0x82))
+        sub.ping()   # the validating subscriber was not touched
+        sub.expect_nothing(0.2)
+        self.assert_serves()
+
+    def test_cve_2018_12543_dollar_topics(self):
+        sub = self.client("sub")
+        sub.subscribe("$foo", "$", qos=1)
+        pub = self.client("pub")
+        pub.publish("$foo", b"1", qos=1)
+        self.assertEqual(sub.expect_publish().payload, b"1")
+        pub.publish("$", b"2", qos=1)
+        self.assertEqual(sub.expect_publish().payload, b"2")
+        pub.publish("$SYS", b"3", qos=0)
+        self.assert_serves()
+
+    def test_cve_2021_34432_empty_topic(self):
+        p = self.client("e1")
+        p.send(packet(PUBLISH, 2, s("") + struct.pack("!H", 1) + props_block(None)))
+        p.expect_closed(disconnect_rc=(0x82, 0x81))
+        p = self.client("e2")   # empty topic with a topic alias never set
+        p.send(packet(PUBLISH, 0, s("") + props_block({"topic_alias": 1})))
+        p.expect_closed(disconnect_rc=(0x82, 0x94))
+        self.assert_serves()
+
+    def test_cve_2019_11779_deep_subscription(self):
+        p = self.client("deep")
+        deep = "/" * 65000
+        codes = p.subscribe(deep, qos=0)
+        self.assertGreaterEqual(codes[0], 0x80)   # over max_topic_levels: refused, not recursed
+        p.ping()
+        self.assert_serves()
+
+    def test_cve_2021_28166_server_only_packets_from_client(self):
+        for ptype in (CONNACK, 9, 11, 13):   # CONNACK, SUBACK, UNSUBACK, PINGRESP
+            p = self.client("srv%d" % ptype)
+            p.send(packet(ptype, 0, b"\x00\x00"))
+            p.expect_closed(disconnect_rc=(0x81, 0x82))
+        self.assert_serves()
+
+    def test_cve_2021_34431_bad_connect_properties(self):
+        dup = props_block([("session_expiry", 1), ("session_expiry", 2)])
+        unknown = vbi(3) + b"\x7e\x00\x00"
+        wrong_type = props_block([("will_delay", 5)])   # a Will property in CONNECT
+        for props in (dup, unknown, wrong_type):
+            p = self.peer()
+            body = s("MQTT") + bytes([5, 2]) + struct.pack("!H", 60) + props + s("bp")
+            p.send(packet(mt.CONNECT, 0, body))
+            ack = p.recv()
+            self.assertEqual(ack.type, CONNACK)
+            self.assertIn(ack.rc, (0x81, 0x82))
+            p.expect_closed()
+        self.assert_serves()
+
+    def test_cve_2023_3592_bad_will_properties(self):
+        p = self.peer()
+        will_props = props_block([("session_expiry", 5)])   # not a Will property
+        body = (s("MQTT") + bytes([5, 0x06]) + struct.pack("!H", 60) + props_block(None) +
+                s("bw") + will_props + s("w/t") + s("gone"))
+        p.send(packet(mt.CONNECT, 0, body))
+        ack = p.recv()
+        self.assertEqual(ack.type, CONNACK)
+        self.assertIn(ack.rc, (0x81, 0x82))
+        p.expect_closed()
+        self.assert_serves()
+
+    def test_cve_2021_41039_many_user_properties(self):
+        """Up to 1024 user properties are forwarded; more end the connection (0x97)."""
+        sub = self.client("sub")
+        sub.subscribe("up", qos=0)
+        pub = self.client("pub")
+        pub.publish("up", b"x", qos=1, props=[("user_property", [("k", "v")] * 1024)])
+        self.assertEqual(len(sub.expect_publish().props["user_property"]), 1024)
+        flood = self.client("flood")
+        t0 = time.monotonic()
+        flood.send(flood.publish_bytes("up", b"x", qos=1, pid=1,
+                                       props=[("user_property", [("k", "v")] * 100000)]))
+        flood.expect_closed(disconnect_rc=0x97)
+        self.assertLess(time.monotonic() - t0, 3.0)
+        sub.expect_nothing(0.2)
+        self.assert_serves()
+
+    def test_cve_2026_21888_five_byte_varint(self):
+        p = self.client("v1")
+        p.send(b"\x30\xff\xff\xff\xff\x01" + s("a"))   # RL with 5 bytes
+        p.expect_closed(disconnect_rc=(0x81,))
+        p = self.client("v2")   # property length with 5 bytes
+        p.send(packet(PUBLISH, 0, s("a") + b"\xff\xff\xff\xff\x01"))
+        p.expect_closed(disconnect_rc=(0x81, 0x82))
+        self.assert_serves()
+
+    def test_nanomq_2268_subscribe_without_options_byte(self):
+        p = self.client("t1")
+        p.send(packet(SUBSCRIBE, 2, struct.pack("!H", 1) + props_block(None) + s("a/b")))
+        p.expect_closed(disconnect_rc=(0x81, 0x82))
+        self.assert_serves()
+
+    def test_nanomq_2270_qos1_publish_without_packet_id(self):
+        p = self.client("t2")
+        p.send(packet(PUBLISH, 2, s("a/b")))
+        p.expect_closed(disconnect_rc=(0x81, 0x82))
+        self.assert_serves()
+
+    def test_truncated_packets_at_every_byte(self):
+        """Every packet type cut at every byte, its Remaining Length saying so: the
+        broker closes the connection or, where the cut still leaves a valid packet,
+        goes on answering; it never reads past the packet (ASan) and keeps serving."""
+        whole = [packet(PUBLISH, 2, s("a/b") + struct.pack("!H", 1) +
+                        props_block({"content_type": "t"}) + b"pay"),
+                 packet(SUBSCRIBE, 2, struct.pack("!H", 2) + props_block(None) + s("a/+") + b"\x01"),
+                 packet(10, 2, struct.pack("!H", 3) + props_block(None) + s("a/+")),
+                 packet(mt.PUBREL, 2, struct.pack("!H", 4) + b"\x00" + props_block(None))]
+        for pk in whole:
+            hdr = 2
+            for cut in range(hdr, len(pk)):
+                p = self.client("cut")
+                body = pk[hdr:cut]
+                p.send(bytes([pk[0]]) + vbi(len(body)) + body + packet(mt.PINGREQ, 0, b""))
+                while True:
+                    try:
+                        if p.recv(2).type == mt.PINGRESP:
+                            break
+                    except mt.Closed:
+                        break
+                p.close()
+        self.assert_serves()
+
+    # ---- resource exhaustion ------------------------------------------------------
+
+    def test_cve_2023_28366_same_qos2_id_never_released(self):
+        p = self.client("q2")
+        for _ in range(2000):
+            p.send(p.publish_bytes("q/t", b"x", qos=2, pid=7))
+        for _ in range(2000):
+            self.assertEqual(p.expect(mt.PUBREC).pid, 7)
+        p.send(p.ack_bytes(mt.PUBREL, 7))
+        self.assertEqual(p.expect(mt.PUBCOMP).pid, 7)
+        self.assert_serves()
+
+    def test_cve_2023_5632_idle_sockets_cost_no_cpu(self):
+        socks = [socket.create_connection(("127.0.0.1", self.port)) for _ in range(300)]
+        pid = self.broker.proc.pid
+        t0 = cpu_ticks(pid)
+        time.sleep(1.5)
+        used = cpu_ticks(pid) - t0
+        hz = os.sysconf("SC_CLK_TCK")
+        self.assertLess(used / hz, 0.5, "broker used %.2f s of CPU on idle sockets" % (used / hz))
+        time.sleep(2.0)   # connect_timeout 2 closes them
+        closed = 0
+        for sk in socks:
+            sk.settimeout(1.0)
+            try:
+                if sk.recv(1) == b"":
+                    closed += 1
+            except ConnectionResetError:
+                closed += 1
+            except socket.timeout:
+                pass   # still open: counted as a failure below
+            sk.close()
+        self.assertEqual(closed, len(socks))
+        self.assert_serves()
+
+    config_for_test_cve_2023_5632_idle_sockets_cost_no_cpu = "connect_timeout 2\n"
+
+    def test_cve_2024_48077_slow_reader_fast_writer(self):
+        slow = self.peer()
+        slow.connect("slow")
+        slow.subscribe("flood", qos=0)
+        slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        pub = self.client("fast")
+        other = self.client("other")
+        other.subscribe("side", qos=1)
+        big = b"x" * 16384
+        for _ in range(2000):   # 32 MB at a reader that never reads
+            pub.send(pub.publish_bytes("flood", big, qos=0))
+        pub.publish("side", b"still here", qos=1)
+        self.assertEqual(other.expect_publish(timeout=5).payload, b"still here")
+        self.assertLess(rss_kib(self.broker.proc.pid), 200 * 1024)
+        self.assert_serves()
+
+    # ---- use-after-free / races ---------------------------------------------------
+
+    def test_cve_2019_11778_will_delay_and_session_expiry_grid(self):
+        watcher = self.client("watch")
+        watcher.subscribe("grid/#", qos=1)
+        n = 0
+        for delay in (0, 1, 3):
+            for expiry in (0, 1, 3):
+                cid = "g%d%d" % (delay, expiry)
+                p = self.peer()
+                p.connect(cid, props={"session_expiry": expiry},
+                          will={"topic": "grid/" + cid, "payload": b"w",
+                                "props": {"will_delay": delay}})
+                p.close()
+                n += 1
+        got = set()
+        deadline = time.monotonic() + 6
+        while len(got) < n and time.monotonic() < deadline:
+            got.add(watcher.expect_publish(timeout=6).topic)
+        self.assertEqual(len(got), n)   # every Will, at min(delay, expiry)
+        self.assert_serves()
+
+    def test_will_with_each_property_first(self):
+        watcher = self.client("watch")
+        watcher.subscribe("wp/#", qos=0)
+        firsts = [("content_type", "t"), ("correlation_data", b"c"), ("response_topic", "r"),
+                  ("payload_format", 1), ("message_expiry", 30), ("user_property", [("a", "b")]),
+                  ("will_delay", 0)]
+        for i, prop in enumerate(firsts):
+            p = self.peer()
+            p.connect("wp%d" % i, will={"topic": "wp/%d" % i, "payload": b"w",
+                                         "props": [prop]})
+            p.close()
+            self.assertEqual(watcher.expect_publish(timeout=3).topic, "wp/%d" % i)
+        self.assert_serves()
+
+    def test_cve_2026_22040_takeover_storm_with_publish_flood(self):
+        sub = self.client("storm-sub")
+        sub.subscribe("storm/#", qos=1)
+        flood = self.client("storm-pub")
+        peers = []
+        for i in range(60):
+            p = self.peer()
+            p.send(p.connect_bytes("victim", clean=(i % 2 == 0)))
+            p.send(p.subscribe_bytes([("storm/%d" % (i % 5), 1)], 1))
+            flood.send(flood.publish_bytes("storm/%d" % (i % 5), b"x", qos=0))
+            p.send(packet(10, 2, struct.pack("!H", 2) + props_block(None) + s("storm/0")))
+            peers.append(p)
+        # Workers may take the CONNECTs in another order than they were sent, so
+        # which one survives is open; exactly one must.
+        open_left = 0
+        for p in peers:
+            try:
+                while True:
+                    p.recv(1.0)
+            except mt.Closed:
+                continue
+            except socket.timeout:
+                open_left += 1
+        self.assertEqual(open_left, 1)
+        self.assert_serves()
+
+
+if __name__ == "__main__":
+    mt.main()

@@ -1,0 +1,111 @@
+"""MQTT 5 properties: user properties, request/response, message expiry, subscription ids."""
+import time
+
+import moattest as mt
+
+
+class TestV5Properties(mt.BrokerTest):
+
+    def pair(self, sub_props=None, filt="p/t"):
+        sub = self.client("sub")
+        sub.subscribe(filt, qos=1, props=sub_props)
+        return self.client("pub"), sub
+
+    def test_user_properties_forwarded_in_order(self):
+        pub, sub = self.pair()
+        ups = [("a", "1"), ("b", "2"), ("a", "3")]
+        pub.publish("p/t", b"m", qos=1, props=[("user_property", ups)])
+        self.assertEqual(sub.expect_publish().props.get("user_property"), ups)
+
+    def test_request_response_properties_forwarded(self):
+        pub, sub = self.pair()
+        pub.publish("p/t", b"req", qos=1, props=[("response_topic", "p/resp"),
+                                                 ("correlation_data", b"\x00\xffid")])
+        p = sub.expect_publish()
+        self.assertEqual(p.props.get("response_topic"), "p/resp")
+        self.assertEqual(p.props.get("correlation_data"), b"\x00\xffid")
+
+    def test_request_response_round_trip(self):
+        responder = self.client("responder")
+        responder.subscribe("svc/req", qos=1)
+        req = self.client("requester")
+        req.subscribe("svc/resp/1", qos=1)
+        req.publish("svc/req", b"ping", qos=1, props=[("response_topic", "svc/resp/1"),
+                                                      ("correlation_data", b"c1")])
+        p = responder.expect_publish()
+        responder.publish(p.props["response_topic"], b"pong", qos=1,
+                          props=[("correlation_data", p.props["correlation_data"])])
+        r = req.expect_publish()
+        self.assertEqual((r.payload, r.props.get("correlation_data")), (b"pong", b"c1"))
+
+    def test_content_type_and_payload_format_forwarded(self):
+        pub, sub = self.pair()
+        pub.publish("p/t", "é", qos=1, props=[("payload_format", 1), ("content_type", "x/y")])
+        p = sub.expect_publish()
+        self.assertEqual((p.props.get("payload_format"), p.props.get("content_type")), (1, "x/y"))
+
+    def test_message_expiry_decremented(self):
+        sub = self.client("sub", clean=False, props={"session_expiry": 60})
+        sub.subscribe("p/t", qos=1)
+        sub.disconnect()
+        self.client("pub").publish("p/t", b"m", qos=1, props={"message_expiry": 30})
+        time.sleep(2.1)
+        sub = self.client("sub", clean=False, props={"session_expiry": 60})
+        p = sub.expect_publish()
+        self.assertLessEqual(p.props.get("message_expiry"), 28)
+        self.assertGreater(p.props.get("message_expiry"), 20)
+
+    def test_message_expired_not_delivered(self):
+        sub = self.client("sub", clean=False, props={"session_expiry": 60})
+        sub.subscribe("p/t", qos=1)
+        sub.disconnect()
+        self.client("pub").publish("p/t", b"m", qos=1, props={"message_expiry": 1})
+        time.sleep(2.2)
+        sub = self.client("sub", clean=False, props={"session_expiry": 60})
+        sub.expect_nothing(0.5)
+
+    def test_retained_message_expiry(self):
+        self.client("pub").publish("p/r", b"m", qos=1, retain=True, props={"message_expiry": 1})
+        time.sleep(2.2)
+        sub = self.client("sub")
+        sub.subscribe("p/r", qos=1)
+        sub.expect_nothing(0.5)
+
+    def test_subscription_identifier(self):
+        pub, sub = self.pair(sub_props={"subscription_id": 42})
+        pub.publish("p/t", b"m", qos=1)
+        self.assertEqual(sub.expect_publish().props.get("subscription_id"), [42])
+
+    def test_subscription_identifiers_of_overlapping_subs(self):
+        sub = self.client("sub")
+        sub.subscribe("p/#", qos=1, props={"subscription_id": 1})
+        sub.subscribe("p/+", qos=1, props={"subscription_id": 2})
+        self.client("pub").publish("p/t", b"m", qos=1)
+        ids = []
+        for _ in range(2):
+            try:
+                ids += sub.expect_publish(timeout=0.6).props.get("subscription_id", [])
+            except mt.socket.timeout:
+                break
+        self.assertEqual(sorted(ids), [1, 2])
+
+    def test_subscription_identifier_zero_is_protocol_error(self):
+        sub = self.client("sub")
+        sub.send(sub.subscribe_bytes([("p/t", 1)], 5, props={"subscription_id": 0}))
+        sub.expect_closed(disconnect_rc=(0x81, 0x82))
+        self.assert_serves()
+
+    def test_reason_string_not_sent_when_problem_info_off(self):
+        p = self.peer()
+        p.connect("rp", props={"request_problem_info": 0})
+        p.send(p.ack_bytes(mt.PUBACK, 999))  # unknown id: harmless
+        p.ping()
+
+    def test_request_response_information(self):
+        p = self.peer()
+        ack = p.connect("rri", props={"request_response_info": 1})
+        self.assertEqual(ack.rc, 0)
+
+
+if __name__ == "__main__":
+    mt.main()
