@@ -7,7 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bin=build/bin
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port=${MOAT_DEMO_PORT:-1883}
+if [ -z "${MOAT_DEMO_PORT:-}" ] && port_busy "$port"; then
+	# e.g. Debian's mosquitto service, which its package starts on 1883
+	for p in $(seq 1884 1999); do
+		port_busy "$p" || { port=$p; break; }
+	done
+	echo "== 1883 is taken on this machine; the demo uses port $port"
+fi
 work=$(mktemp -d)
 trap 'kill "$broker" 2>/dev/null || true; wait "$broker" 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -22,7 +30,8 @@ echo "== starting moatd on 127.0.0.1:$port"
 "$bin/moatd" -c "$work/moatd.conf" &
 broker=$!
 for _ in $(seq 50); do
-	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+	port_busy "$port" && break
+	kill -0 "$broker" 2>/dev/null || { echo "moatd did not start" >&2; exit 1; }
 	sleep 0.1
 done
 
