@@ -11,18 +11,8 @@ import moattest as mt
 from moattest import packet, props_block, s, vbi, PUBLISH, SUBSCRIBE, CONNACK
 
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
-
-
-def cpu_ticks(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
+rss_kib = mt.rss_kib
+cpu_ticks = mt.cpu_ticks
 
 
 class TestSecurityCases(mt.BrokerTest):
@@ -43,8 +33,28 @@ class TestSecurityCases(mt.BrokerTest):
             p.expect_closed()   # over max_connect_packet_size: closed at once
         self.assert_serves()
 
+    def test_cve_2017_7651_huge_remaining_length_after_connect(self):
+        """Connected clients announce 268,435,455-byte PUBLISHes and send 10 bytes:
+        the broker holds what arrived, not what was announced (50 x 256 MB here)."""
+        pid = self.broker.proc.pid
+        peers = [self.client("huge%d" % i) for i in range(50)]
+        before = rss_kib(pid)
+        for p in peers:
+            p.send(b"\x30\xff\xff\xff\x7f" + s("t") + b"\x00" * 5)
+        time.sleep(1.0)
+        now = rss_kib(pid)
+        self.assertLess(now - before, 16 * 1024, "RSS grew by %d KiB" % (now - before))
+        self.assertLess(now, 128 * 1024, "RSS %d KiB" % now)
+        self.assert_serves()
+        for p in peers:   # still waiting for the rest, or refused as too large
+            try:
+                p.expect_nothing(0.05)
+            except AssertionError:
+                p.expect_closed(disconnect_rc=0x95)
+
     def test_cve_2023_0809_first_packet_not_connect(self):
         for first in (packet(PUBLISH, 0, s("t") + b"x" * 1000),
+                      b"\x30\xff\xff\xff\x7f" + s("t") + b"x" * 100,
                       b"\x82\xff\xff\xff\x7f" + b"\x00\x01"):
             p = self.peer()
             p.send(first)
@@ -95,6 +105,24 @@ class TestSecurityCases(mt.BrokerTest):
             p = self.client("srv%d" % ptype)
             p.send(packet(ptype, 0, b"\x00\x00"))
             p.expect_closed(disconnect_rc=(0x81, 0x82))
+        self.assert_serves()
+
+    def test_cve_2017_7650_nul_in_client_id(self):
+        """U+0000 in a client id is malformed [MQTT-1.5.4-2]: it must never reach an
+        ACL pattern or a log line. v5 hears CONNACK 0x81/0x85 first; 3.1.1 may just be
+        closed [MQTT-4.8.0-1], and must never be accepted."""
+        p = self.peer(5)
+        p.send(p.connect_bytes("a\x00#"))
+        ack = p.expect(CONNACK)
+        self.assertIn(ack.rc, (0x81, 0x85))
+        p.expect_closed()
+        p = self.peer(4)
+        p.send(p.connect_bytes("a\x00#"))
+        try:
+            self.assertNotEqual(p.expect(CONNACK).rc, 0)
+        except mt.Closed:
+            pass
+        p.expect_closed()
         self.assert_serves()
 
     def test_cve_2021_34431_bad_connect_properties(self):
@@ -160,6 +188,18 @@ class TestSecurityCases(mt.BrokerTest):
         p.expect_closed(disconnect_rc=(0x81, 0x82))
         self.assert_serves()
 
+    def test_moquette_919_refused_share_never_delivers(self):
+        """A $share filter refused with 0x8F must not be added to the index anyway."""
+        p = self.client("refused")
+        self.assertEqual(p.subscribe(("$share/+/t", 1), ("$share//t", 1), ("$share/g", 1)),
+                         [0x8F, 0x8F, 0x8F])
+        pub = self.client("pub")
+        for topic in ("t", "g", "$share/x/t"):
+            pub.publish(topic, b"m", qos=1)
+        p.expect_nothing(0.4)
+        p.ping()
+        self.assert_serves()
+
     def test_truncated_packets_at_every_byte(self):
         """Every packet type cut at every byte, its Remaining Length saying so: the
         broker closes the connection or, where the cut still leaves a valid packet,
@@ -188,16 +228,16 @@ class TestSecurityCases(mt.BrokerTest):
 
     def test_cve_2023_28366_same_qos2_id_never_released(self):
         p = self.client("q2")
-        for _ in range(2000):
+        for _ in range(20000):
             p.send(p.publish_bytes("q/t", b"x", qos=2, pid=7))
-        for _ in range(2000):
+        for _ in range(20000):
             self.assertEqual(p.expect(mt.PUBREC).pid, 7)
         p.send(p.ack_bytes(mt.PUBREL, 7))
         self.assertEqual(p.expect(mt.PUBCOMP).pid, 7)
         self.assert_serves()
 
     def test_cve_2023_5632_idle_sockets_cost_no_cpu(self):
-        socks = [socket.create_connection(("127.0.0.1", self.port)) for _ in range(300)]
+        socks = [socket.create_connection(("127.0.0.1", self.port)) for _ in range(1000)]
         pid = self.broker.proc.pid
         t0 = cpu_ticks(pid)
         time.sleep(1.5)
@@ -236,6 +276,71 @@ class TestSecurityCases(mt.BrokerTest):
         self.assertEqual(other.expect_publish(timeout=5).payload, b"still here")
         self.assertLess(rss_kib(self.broker.proc.pid), 200 * 1024)
         self.assert_serves()
+
+    def test_cve_2021_33175_max_packet_size_bounds_each_connection(self):
+        """A packet over max_packet_size is refused from its fixed header (v5:
+        DISCONNECT 0x95), before its body is buffered: 20 clients announcing 50 MB
+        PUBLISHes cost the broker almost nothing."""
+        pid = self.broker.proc.pid
+        peers = [self.client("bloat%d" % i) for i in range(20)]
+        before = rss_kib(pid)
+        for p in peers:
+            p.send(b"\x30" + vbi(50 * 1024 * 1024) + s("t") + b"x" * 65536)
+        for p in peers:
+            p.expect_closed(disconnect_rc=0x95)
+        grown = rss_kib(pid) - before
+        self.assertLess(grown, 8 * 1024, "RSS grew by %d KiB" % grown)
+        self.assert_serves()
+
+    config_for_test_cve_2021_33175_max_packet_size_bounds_each_connection = \
+        "max_packet_size 131072\n"
+
+    def test_mosquitto_2_0_21_subscribe_storm_leaks_nothing(self):
+        """SUBSCRIBE storms mixing valid, invalid, shared and duplicate filters, half
+        unsubscribed, then the clients vanish: every request is answered, and the
+        sanitizer check at broker exit (tearDown) finds no leak."""
+        for c in range(8):
+            p = self.client("storm%d" % c, clean=(c % 2 == 0),
+                            props={"session_expiry": 0 if c % 2 == 0 else 30})
+            for i in range(20):
+                filters = [("st/%d/%d" % (i, k), k % 3) for k in range(10)]
+                filters += [("st/#/bad", 1), ("$share/g%d/st/+" % (i % 3), 1),
+                            ("st/%d/0" % i, 2), ("$share//bad", 0)]
+                codes = p.subscribe(*filters)
+                self.assertEqual(len(codes), len(filters))
+                self.assertEqual(codes[:10], [k % 3 for k in range(10)])
+                self.assertGreaterEqual(codes[10], 0x80)
+                self.assertGreaterEqual(codes[13], 0x80)
+                if i % 2:
+                    self.assertEqual(len(p.unsubscribe(*["st/%d/%d" % (i, k)
+                                                         for k in range(10)])), 10)
+            p.close()
+        self.assert_serves()
+
+    def test_cve_2025_59946_concurrent_sub_unsub_across_workers(self):
+        """Clients on four workers subscribe and unsubscribe the same normal and
+        shared filters, pipelined, while messages flow through them: every request
+        is answered in order and the broker (under ASan) keeps serving."""
+        pub = self.client("race-pub")
+        peers = [self.client("race%d" % i) for i in range(8)]
+        for round_ in range(25):
+            for i, p in enumerate(peers):
+                filt = "$share/g/race/+" if (i + round_) % 2 else "race/#"
+                p.send(p.subscribe_bytes([(filt, 1)], 2 * round_ + 1))
+                p.send(packet(10, 2, struct.pack("!H", 2 * round_ + 2) + props_block(None) +
+                              s(filt)))
+            pub.send(pub.publish_bytes("race/%d" % round_, b"x", qos=0))
+        for p in peers:
+            acks = []
+            while len(acks) < 50:
+                q = p.recv(5)
+                if q.type in (mt.SUBACK, mt.UNSUBACK):
+                    acks.append((q.type, q.pid))
+            self.assertEqual(acks, [(mt.SUBACK if k % 2 == 0 else mt.UNSUBACK, k + 1)
+                                    for k in range(50)])
+        self.assert_serves()
+
+    config_for_test_cve_2025_59946_concurrent_sub_unsub_across_workers = "threads 4\n"
 
     # ---- use-after-free / races ---------------------------------------------------
 
