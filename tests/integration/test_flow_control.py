@@ -93,7 +93,26 @@ class TestFlowControl(mt.BrokerTest):
 
     config_for_test_max_queued_messages_bounds_offline_queue = "max_queued_messages 3\n"
 
+    def test_max_queued_bytes_bounds_offline_queue(self):
+        """Ten 43-byte QoS 1 messages for an offline session with max_queued_bytes
+        100: the oldest are kept, at most what the limit holds (mosquitto admits
+        one message past it, 3; a strict bound keeps 2)."""
+        sub = self.client("qb", clean=False, props={"session_expiry": 60})
+        sub.subscribe("f/t", qos=1)
+        sub.disconnect()
+        pub = self.client("pub")
+        for i in range(10):
+            pub.publish("f/t", b"%d" % i + b"x" * 42, qos=1)
+        sub = self.client("qb", clean=False, props={"session_expiry": 60})
+        got = []
+        while True:
+            try:
+                got.append(sub.expect_publish(timeout=0.6).payload[:1])
+            except mt.socket.timeout:
+                break
+        self.assertIn(got, ([b"0", b"1"], [b"0", b"1", b"2"]))
 
+    config_for_test_max_queued_bytes_bounds_offline_queue = "max_queued_bytes 100\n"
 
 
 if __name__ == "__main__":

@@ -92,5 +92,22 @@ class TestRetainUnavailable(mt.BrokerTest):
         self.assert_serves()
 
 
+    def test_retained_will_refused_when_retain_unavailable(self):
+        """[MQTT-3.2.2-13]: a Will with Retain 1 is refused, v5 with CONNACK 0x9A;
+        3.1.1 has no code for it, so it is closed (any CONNACK must be a refusal)."""
+        will = {"topic": "w/r", "payload": b"x", "retain": True}
+        p = self.peer(5)
+        self.assertEqual(p.connect("wr5", will=will, expect_rc=None).rc, 0x9A)
+        p.expect_closed()
+        p = self.peer(4)
+        p.send(p.connect_bytes("wr4", will=will))
+        try:
+            self.assertNotEqual(p.expect(mt.CONNACK).rc, 0)
+        except mt.Closed:
+            pass
+        p.expect_closed()
+        self.assert_serves()
+
+
 if __name__ == "__main__":
     mt.main()

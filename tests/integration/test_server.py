@@ -167,7 +167,7 @@ class TestServer(mt.BrokerTest):
         took = time.monotonic() - t0
         sk.close()
         self.assertGreaterEqual(took, 1.9)   # connect_timeout 2, checked once a second
-        self.assertLess(took, 3.2)
+        self.assertLess(took, 3.8)   # 2x would be 4 s
 
     def test_byte_by_byte_connect_closed_at_connect_timeout(self):
         """A valid 300-byte CONNECT trickled at 20 bytes/s is still incomplete at
@@ -186,7 +186,7 @@ class TestServer(mt.BrokerTest):
             p.recv(5)   # any packet, a CONNACK included, fails the test
         took = time.monotonic() - t0
         self.assertGreaterEqual(took, 1.9)
-        self.assertLess(took, 3.2)
+        self.assertLess(took, 3.8)   # 2x would be 4 s
 
     def test_oversized_connect_refused_before_connack(self):
         """A CONNECT over max_connect_packet_size (1024) is refused from its fixed
@@ -266,6 +266,58 @@ class TestServer(mt.BrokerTest):
         p.expect_closed(timeout=10, disconnect_rc=0x8B)
         self.broker.proc.wait(timeout=10)
         self.assertEqual(self.broker.proc.returncode, 0)
+
+
+class TestConfigKeys(mt.BrokerTest):
+    """Configuration keys of the issue whose effect is visible from outside."""
+
+    def test_max_connections_refuses_extra_and_frees_slots(self):
+        peers = [self.client("mc%d" % i) for i in range(3)]
+        extra = self.peer()
+        extra.send(extra.connect_bytes("mc-extra"))
+        with self.assertRaises(mt.Closed):
+            extra.recv()   # no CONNACK: closed at accept, as mosquitto does
+        peers[0].disconnect()
+        time.sleep(0.2)
+        self.client("mc-again").ping()   # the slot came back
+
+    config_for_test_max_connections_refuses_extra_and_frees_slots = "max_connections 3\n"
+
+    def test_legacy_port_and_bind_address(self):
+        port = mt.free_port()
+        b = mt.Broker("port %d\nbind_address 127.0.0.1\n" % port, port=port,
+                      with_listener=False)
+        b.start()
+        try:
+            p = mt.Peer(port)
+            p.connect("legacy")
+            p.ping()
+            p.close()
+        finally:
+            b.stop()
+            b.cleanup()
+
+    def log_file_after_connect(self, log_type):
+        path = os.path.join(self.broker.dir, "file-%s.log" % log_type)
+        b = mt.Broker("log_dest file %s\nlog_type %s\n" % (path, log_type))
+        b.start()
+        try:
+            p = mt.Peer(b.port)
+            p.connect("logged")
+            p.disconnect()
+        finally:
+            b.stop()
+            b.cleanup()
+        with open(path) as f:
+            return f.read()
+
+    def test_log_dest_file_and_log_type(self):
+        text = self.log_file_after_connect("all")
+        self.assertIn("starting", text)
+        self.assertIn("client logged connected", text)
+        text = self.log_file_after_connect("error")
+        self.assertNotIn("starting", text)
+        self.assertNotIn("logged", text)
 
 
 class TestWorkers(mt.BrokerTest):

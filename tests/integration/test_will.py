@@ -2,6 +2,7 @@
 import time
 
 import moattest as mt
+from moattest import s
 
 
 class TestWill(mt.BrokerTest):
@@ -87,6 +88,34 @@ class TestWill(mt.BrokerTest):
         self.assertEqual(p.props.get("correlation_data"), b"\x01\x02")
         self.assertEqual(p.props.get("user_property"), [("k", "v")])
         self.assertEqual(p.props.get("payload_format"), 1)
+
+
+    def check_connect_refused(self, flags, tail, codes):
+        """CONNECT v5 with <flags> and payload <tail> after the client id: refused
+        with a CONNACK in <codes> [MQTT-4.13.1-1 allows it first], then closed."""
+        p = self.peer()
+        body = s("MQTT") + bytes([5, flags]) + b"\x00\x3c\x00" + s("bad-will") + tail
+        p.send(mt.packet(mt.CONNECT, 0, body))
+        self.assertIn(p.expect(mt.CONNACK).rc, codes)
+        p.expect_closed()
+        self.assert_serves()
+
+    def test_will_qos_3_is_malformed(self):
+        # [MQTT-3.1.2-12] Will QoS MUST NOT be 3
+        self.check_connect_refused(0x02 | 0x04 | 0x18, b"\x00" + s("will/q") + s("x"), (0x81,))
+
+    def test_will_retain_without_will_flag_is_malformed(self):
+        # [MQTT-3.1.2-13] Will Flag 0 means Will Retain 0
+        self.check_connect_refused(0x02 | 0x20, b"", (0x81,))
+
+    def test_will_qos_without_will_flag_is_malformed(self):
+        # [MQTT-3.1.2-11] Will Flag 0 means Will QoS 0
+        self.check_connect_refused(0x02 | 0x08, b"", (0x81,))
+
+    def test_will_topic_with_wildcard_refused(self):
+        # A Will Topic is a Topic Name: no wildcards [MQTT-3.3.2-2]
+        self.check_connect_refused(0x02 | 0x04, b"\x00" + s("will/+") + s("x"),
+                                   (0x81, 0x82, 0x90))
 
 
 if __name__ == "__main__":
