@@ -28,6 +28,10 @@ READ_TIMEOUT_S = 3.0
 # Applied by BrokerTest.setUp for moatd only; every one passes against mosquitto
 # unless its reason says mosquitto 2.0.11 is wrong too.
 PENDING = {
+    "test_subscription_maximum_qos_3_protocol_error":
+        "Maximum QoS 3 in SUBSCRIBE options gets DISCONNECT 0x81; 3.8.3.1 calls it a Protocol Error (0x82)",
+    "test_payload_format_invalid_0x99":
+        "non-UTF-8 payload with Payload Format Indicator 1 gets DISCONNECT 0x82; 3.3.2.3.2 names 0x99",
     "test_reason_string_not_sent_when_problem_info_off":
         "PUBACK 0x87 carries a Reason String although Request Problem Information is 0",
 }
@@ -81,6 +85,18 @@ MOSQUITTO_WRONG = {
     "test_will_retain_without_will_flag_is_malformed": "closes without CONNACK (spec: MAY send)",
     "test_will_topic_with_wildcard_refused": "closes without CONNACK (spec: MAY send)",
     "test_max_connections_refuses_extra_and_frees_slots": "admits max_connections + 1 clients",
+    "test_subscribe_without_filters_protocol_error": "DISCONNECT 0x81 instead of 0x82",
+    "test_unsubscribe_without_filters_protocol_error": "DISCONNECT 0x81 instead of 0x82",
+    "test_subscription_maximum_qos_3_protocol_error": "DISCONNECT 0x81 instead of 0x82",
+    "test_subscription_retain_handling_3_protocol_error": "DISCONNECT 0x81 instead of 0x82",
+    "test_pingreq_with_body_malformed": "answers a PINGREQ with a body",
+    "test_pubrel_reserved_header_flags_malformed": "closes without DISCONNECT 0x81",
+    "test_qos0_with_dup_malformed": "accepts DUP on QoS 0",
+    "test_duplicate_receive_maximum_protocol_error": "closes without CONNACK (spec: MAY send)",
+    "test_maximum_packet_size_zero_protocol_error": "closes without CONNACK (spec: MAY send)",
+    "test_receive_maximum_zero_protocol_error": "closes without CONNACK (spec: MAY send)",
+    "test_client_publish_with_subscription_id_protocol_error": "accepts it [MQTT-3.3.4-6]",
+    "test_payload_format_invalid_0x99": "does not check payload formats (allowed: MAY)",
     "test_log_dest_file_and_log_type":
         "as root it becomes user mosquitto, which cannot write the test's 0700 directory",
 }
@@ -669,6 +685,14 @@ class BrokerTest(unittest.TestCase):
         p = self.peer(version)
         p.connect(client_id, **kw)
         return p
+
+    def assert_offender_closed(self, make, codes, version=5):
+        """A connected client sends make(peer) bytes: the broker closes only that
+        connection (v5: DISCONNECT with one of <codes> first) and keeps serving."""
+        p = self.client("offender", version=version)
+        p.send(make(p))
+        p.expect_closed(disconnect_rc=codes if version == 5 else None)
+        self.assert_serves()
 
     def assert_serves(self):
         """The broker still accepts a fresh client and routes a message."""

@@ -98,5 +98,25 @@ class TestPublishQos(mt.BrokerTest):
         self.assertEqual(sub.expect_publish().payload, b"in2")
 
 
+    def test_qos0_with_dup_malformed(self):
+        # [MQTT-3.3.1-2] DUP MUST be 0 for QoS 0
+        self.assert_offender_closed(lambda p: p.publish_bytes("q/t", b"x", qos=0, dup=True),
+                                    (0x81,))
+
+    def test_qos1_packet_id_zero_protocol_error(self):
+        # [MQTT-2.2.1-3] QoS > 0 PUBLISH needs a non-zero Packet Identifier
+        self.assert_offender_closed(lambda p: p.publish_bytes("q/t", b"x", qos=1, pid=0),
+                                    (0x81, 0x82))
+
+    def test_pubrel_reserved_header_flags_malformed(self):
+        # [MQTT-3.6.1-1] PUBREL fixed-header flags are 0010
+        self.assert_offender_closed(lambda p: mt.packet(PUBREL, 0, mt.struct.pack("!H", 3)),
+                                    (0x81,))
+
+    def test_pingreq_with_body_malformed(self):
+        # PINGREQ has Remaining Length 0 (3.12)
+        self.assert_offender_closed(lambda p: mt.packet(mt.PINGREQ, 0, b"\x00"), (0x81,))
+
+
 if __name__ == "__main__":
     mt.main()

@@ -100,5 +100,45 @@ class TestSubscriptions(mt.BrokerTest):
         self.assert_serves()
 
 
+    def test_subscription_options_reserved_bits_malformed(self):
+        # [MQTT-3.8.3-5] reserved bits 6-7 of the options byte
+        self.assert_offender_closed(lambda p: p.subscribe_bytes([("x/t", 0xC1)], 3), (0x81,))
+
+    def test_subscription_retain_handling_3_protocol_error(self):
+        # 3.8.3.1: "It is a Protocol Error to send a Retain Handling value of 3"
+        self.assert_offender_closed(lambda p: p.subscribe_bytes([("x/t", 0x31)], 3), (0x82,))
+
+    def test_subscription_maximum_qos_3_protocol_error(self):
+        # 3.8.3.1: "It is a Protocol Error if the Maximum QoS field has the value 3"
+        self.assert_offender_closed(lambda p: p.subscribe_bytes([("x/t", 0x03)], 3), (0x82,))
+
+    def test_subscription_qos_3_v311_closes(self):
+        # 3.1.1 [MQTT-3-8.3-4] (sic): malformed, the connection is closed
+        self.assert_offender_closed(lambda p: p.subscribe_bytes([("x/t", 0x03)], 3), None,
+                                    version=4)
+
+    def test_subscribe_without_filters_protocol_error(self):
+        # [MQTT-3.8.3-2] at least one Topic Filter
+        self.assert_offender_closed(
+            lambda p: mt.packet(mt.SUBSCRIBE, 2, mt.struct.pack("!H", 3) + mt.props_block(None)),
+            (0x82,))
+
+    def test_unsubscribe_without_filters_protocol_error(self):
+        # [MQTT-3.10.3-2] at least one Topic Filter
+        self.assert_offender_closed(
+            lambda p: mt.packet(mt.UNSUBSCRIBE, 2, mt.struct.pack("!H", 3) +
+                                mt.props_block(None)), (0x82,))
+
+    def test_subscribe_reserved_header_flags_malformed(self):
+        # [MQTT-3.8.1-1] SUBSCRIBE fixed-header flags are 0010
+        self.assert_offender_closed(
+            lambda p: mt.packet(mt.SUBSCRIBE, 0, mt.struct.pack("!H", 3) + mt.props_block(None) +
+                                mt.s("a") + b"\x01"), (0x81,))
+
+    def test_subscribe_packet_id_zero_refused(self):
+        # [MQTT-2.2.1-3] SUBSCRIBE needs a non-zero Packet Identifier
+        self.assert_offender_closed(lambda p: p.subscribe_bytes([("x/t", 1)], 0), (0x81, 0x82))
+
+
 if __name__ == "__main__":
     mt.main()

@@ -70,5 +70,16 @@ class TestTopicAlias(mt.BrokerTest):
             self.assertEqual(p.topic, "sa/t")
 
 
+    def test_alias_not_carried_over_reconnect(self):
+        # [MQTT-3.3.2-7] aliases belong to one Network Connection, not the session
+        a = self.client("al", clean=False, props={"session_expiry": 60})
+        a.publish("ta/t", b"1", qos=1, props={"topic_alias": 1})
+        a.disconnect()
+        a = self.client("al", clean=False, props={"session_expiry": 60})
+        a.send(a.publish_bytes("", b"2", qos=1, pid=5, props={"topic_alias": 1}))
+        a.expect_closed(disconnect_rc=0x82)
+        self.assert_serves()
+
+
 if __name__ == "__main__":
     mt.main()

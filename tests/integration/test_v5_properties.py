@@ -120,5 +120,44 @@ class TestV5Properties(mt.BrokerTest):
         self.assertNotIn("response_info", ack.props)
 
 
+    def check_connect_props_refused(self, props):
+        p = self.peer()
+        p.send(p.connect_bytes("badprops", props=props))
+        self.assertEqual(p.expect(mt.CONNACK).rc, 0x82)
+        p.expect_closed()
+        self.assert_serves()
+
+    def test_receive_maximum_zero_protocol_error(self):
+        # 3.1.2.11.3: a Receive Maximum of 0 is a Protocol Error
+        self.check_connect_props_refused({"receive_maximum": 0})
+
+    def test_maximum_packet_size_zero_protocol_error(self):
+        # 3.1.2.11.4: a Maximum Packet Size of 0 is a Protocol Error
+        self.check_connect_props_refused({"maximum_packet_size": 0})
+
+    def test_duplicate_receive_maximum_protocol_error(self):
+        # 3.1.2.11.3: including Receive Maximum more than once is a Protocol Error
+        self.check_connect_props_refused([("receive_maximum", 5), ("receive_maximum", 6)])
+
+    def test_client_publish_with_subscription_id_protocol_error(self):
+        # [MQTT-3.3.4-6] a client PUBLISH MUST NOT carry a Subscription Identifier
+        self.assert_offender_closed(
+            lambda p: p.publish_bytes("p/t", b"x", qos=1, pid=3, props={"subscription_id": 4}),
+            (0x82,))
+
+    def test_payload_format_invalid_0x99(self):
+        """3.3.2.3.2: a Server that checks a Payload Format Indicator of 1 answers a
+        non-UTF-8 payload with Reason Code 0x99 (Payload format invalid), in the
+        PUBACK or a DISCONNECT; nothing reaches subscribers."""
+        sub = self.client("sub")
+        sub.subscribe("p/t", qos=1)
+        p = self.client("pfi")
+        p.send(p.publish_bytes("p/t", b"\xff\xfe", qos=1, pid=3, props={"payload_format": 1}))
+        ack = p.recv()
+        self.assertIn(ack.type, (mt.PUBACK, mt.DISCONNECT))
+        self.assertEqual(ack.rc, 0x99)
+        sub.expect_nothing(0.3)
+
+
 if __name__ == "__main__":
     mt.main()

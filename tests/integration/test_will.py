@@ -118,5 +118,15 @@ class TestWill(mt.BrokerTest):
                                    (0x81, 0x82, 0x90))
 
 
+    def test_will_published_on_session_takeover(self):
+        """[MQTT-3.1.3-9]: the old connection closes without DISCONNECT 0 and has no
+        Will Delay, so its Will is published when a new connection takes over."""
+        w = self.watcher()
+        self.client("taken", will={"topic": "will/tk", "payload": b"taken"})
+        self.client("taken")
+        self.assertEqual(w.expect_publish().payload, b"taken")
+        w.expect_nothing(0.3)
+
+
 if __name__ == "__main__":
     mt.main()
