@@ -116,5 +116,27 @@ class TestSharedSubs(mt.BrokerTest):
         self.assert_serves()
 
 
+    def test_offline_member_loses_nothing(self):
+        """A group member whose session is offline: each message goes either to the
+        online member or to the offline session's queue, never nowhere and never
+        twice (mosquitto queues for the offline one, skipping it is also allowed)."""
+        off = self.client("off", clean=False, props={"session_expiry": 60})
+        off.subscribe("$share/g/sh", qos=1)
+        off.disconnect()
+        on = self.client("on")
+        on.subscribe("$share/g/sh", qos=1)
+        pub = self.client("pub")
+        for i in range(6):
+            pub.publish("sh", b"%d" % i, qos=1)
+        got = []
+        for peer in (on, self.client("off", clean=False, props={"session_expiry": 60})):
+            while True:
+                try:
+                    got.append(peer.expect_publish(timeout=0.6).payload)
+                except mt.socket.timeout:
+                    break
+        self.assertEqual(sorted(got), [b"%d" % i for i in range(6)])
+
+
 if __name__ == "__main__":
     mt.main()

@@ -159,5 +159,26 @@ class TestV5Properties(mt.BrokerTest):
         sub.expect_nothing(0.3)
 
 
+    def test_retained_message_expiry_decremented(self):
+        # 3.3.2.3.3: the forwarded Message Expiry Interval is what is left of it
+        self.client("pub").publish("p/r", b"m", qos=1, retain=True,
+                                   props={"message_expiry": 30})
+        time.sleep(2.1)
+        sub = self.client("sub")
+        sub.subscribe("p/r", qos=1)
+        left = sub.expect_publish().props.get("message_expiry")
+        self.assertLessEqual(left, 28)
+        self.assertGreater(left, 20)
+
+    def test_invalid_utf8_in_string_properties_malformed(self):
+        # [MQTT-1.5.4-1] UTF-8 strings in properties: Content Type, User Property
+        for props in ({"content_type": b"\xff"}, {"user_property": [(b"\xc0\x80", "v")]},
+                      {"response_topic": b"a\xed\xa0\x80"}):
+            p = self.client("badutf8")
+            p.send(p.publish_bytes("p/t", b"1", qos=1, pid=3, props=props))
+            p.expect_closed(disconnect_rc=0x81)
+        self.assert_serves()
+
+
 if __name__ == "__main__":
     mt.main()

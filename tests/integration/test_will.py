@@ -128,5 +128,18 @@ class TestWill(mt.BrokerTest):
         w.expect_nothing(0.3)
 
 
+    def test_will_sent_at_session_end_when_delay_is_longer(self):
+        """3.1.3.2.2: the Will is published when the Will Delay ends or the Session
+        ends, whichever is first: Session Expiry 1 s beats Will Delay 5 s."""
+        w = self.watcher()
+        c = self.client("short", props={"session_expiry": 1},
+                        will={"topic": "will/s", "payload": b"s", "props": {"will_delay": 5}})
+        t0 = time.monotonic()
+        c.close()
+        self.assertEqual(w.expect_publish(timeout=4).payload, b"s")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.9)
+        self.assertLess(time.monotonic() - t0, 3.0)
+
+
 if __name__ == "__main__":
     mt.main()
