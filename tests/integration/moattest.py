@@ -485,6 +485,15 @@ class Peer:
             self.send(self.ack_bytes(PUBCOMP, p.pid))
         return p
 
+    def drain_publishes(self, quiet_s=0.6):
+        """Every PUBLISH until none comes for <quiet_s> (each acknowledged)."""
+        got = []
+        while True:
+            try:
+                got.append(self.expect_publish(timeout=quiet_s))
+            except socket.timeout:
+                return got
+
     def expect_nothing(self, timeout=0.5):
         """Assert no packet arrives within timeout (closing also fails)."""
         try:
@@ -686,6 +695,16 @@ class BrokerTest(unittest.TestCase):
         p = self.peer(version)
         p.connect(client_id, **kw)
         return p
+
+    def assert_connect_refused(self, make, codes, version=5):
+        """The CONNECT bytes make(peer) (or bytes) are refused with a CONNACK whose code
+        is in <codes> (allowed first by [MQTT-4.13.1-1]), then closed; the broker
+        keeps serving."""
+        p = self.peer(version)
+        p.send(make(p) if callable(make) else make)
+        self.assertIn(p.expect(CONNACK).rc, codes)
+        p.expect_closed()
+        self.assert_serves()
 
     def assert_offender_closed(self, make, codes, version=5):
         """A connected client sends make(peer) bytes: the broker closes only that

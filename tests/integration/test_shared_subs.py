@@ -12,13 +12,8 @@ class TestSharedSubs(mt.BrokerTest):
         pub = self.client("pub")
         for i in range(10):
             pub.publish("rr/t", b"%d" % i, qos=1)
-        got_a, got_b = [], []
-        for peer, got in ((a, got_a), (b, got_b)):
-            while True:
-                try:
-                    got.append(peer.expect_publish(timeout=0.6).payload)
-                except mt.socket.timeout:
-                    break
+        got_a = [p.payload for p in a.drain_publishes()]
+        got_b = [p.payload for p in b.drain_publishes()]
         self.assertEqual(sorted(got_a + got_b, key=int), [b"%d" % i for i in range(10)])
         self.assertEqual(len(got_a), 5)
         self.assertEqual(len(got_b), 5)
@@ -128,13 +123,9 @@ class TestSharedSubs(mt.BrokerTest):
         pub = self.client("pub")
         for i in range(6):
             pub.publish("sh", b"%d" % i, qos=1)
-        got = []
-        for peer in (on, self.client("off", clean=False, props={"session_expiry": 60})):
-            while True:
-                try:
-                    got.append(peer.expect_publish(timeout=0.6).payload)
-                except mt.socket.timeout:
-                    break
+        got = [p.payload for p in on.drain_publishes()]
+        off = self.client("off", clean=False, props={"session_expiry": 60})
+        got += [p.payload for p in off.drain_publishes()]
         self.assertEqual(sorted(got), [b"%d" % i for i in range(6)])
 
 
