@@ -563,7 +563,7 @@ class Broker:
     """One broker process on a free loopback port with its own config and data dir."""
 
     def __init__(self, config="", args=None, port=None, allow_anonymous=True,
-                 with_listener=True):
+                 with_listener=True, asan_options="detect_leaks=1"):
         self.dir = tempfile.mkdtemp(prefix="moattest-")
         self.port = port or free_port()
         self.log_path = os.path.join(self.dir, "broker.log")
@@ -577,6 +577,7 @@ class Broker:
         with open(self.conf_path, "w") as f:
             f.write(text)
         self.args = args
+        self.asan_options = asan_options
         self.proc = None
         self.logf = None
 
@@ -590,7 +591,7 @@ class Broker:
     def start(self, wait=True):
         self.logf = open(self.log_path, "wb")
         env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        env.setdefault("ASAN_OPTIONS", self.asan_options)
         self.proc = subprocess.Popen(self.command(), stdout=self.logf, stderr=subprocess.STDOUT,
                                      cwd=self.dir, env=env)
         if wait:
@@ -650,7 +651,9 @@ class Broker:
 
 
 class BrokerTest(unittest.TestCase):
-    """Each test gets a fresh broker (class attribute CONFIG adds config lines)."""
+    """Each test gets a fresh broker: class attribute CONFIG and, per test, an
+    attribute config_for_<test name> add config lines; asan_options_for_<test
+    name> replaces the broker's ASAN_OPTIONS (when the environment sets none)."""
 
     CONFIG = ""
     ALLOW_ANONYMOUS = True
@@ -666,7 +669,8 @@ class BrokerTest(unittest.TestCase):
                                   for line in config.splitlines() if line.strip()):
             self.skipTest("uses configuration only moatd knows")
         self.peers = []
-        self.broker = Broker(config, allow_anonymous=self.ALLOW_ANONYMOUS)
+        asan = getattr(self, "asan_options_for_" + name, "detect_leaks=1")
+        self.broker = Broker(config, allow_anonymous=self.ALLOW_ANONYMOUS, asan_options=asan)
         self.broker.start()
         self.port = self.broker.port
 

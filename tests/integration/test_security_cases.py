@@ -283,6 +283,33 @@ class TestSecurityCases(mt.BrokerTest):
     config_for_test_cve_2021_33175_max_packet_size_bounds_each_connection = \
         "max_packet_size 131072\n"
 
+    def test_malformed_input_memory_back_to_baseline(self):
+        """SECURITY-CASES preamble: after bad input, memory is back to baseline. Rounds
+        of 100 clients that subscribe 20 filters and then send a malformed PUBLISH:
+        after a warm-up round, four more leave the resident size where it was. ASan's
+        quarantine (which holds freed memory on purpose) is off for this broker."""
+        pid = self.broker.proc.pid
+
+        def one_round():
+            for i in range(100):
+                p = mt.Peer(self.port)
+                p.connect("round%d" % i)
+                p.subscribe(*[("base/%d/%d" % (i, k), 1) for k in range(20)])
+                p.send(packet(PUBLISH, 6, s("t")))   # QoS 3
+                p.expect_closed(disconnect_rc=(0x81,))
+                p.close()
+
+        one_round()
+        baseline = rss_kib(pid)
+        for _ in range(4):
+            one_round()
+        grown = rss_kib(pid) - baseline
+        self.assertLess(grown, 1024, "RSS grew by %d KiB over 400 bad clients" % grown)
+        self.assert_serves()
+
+    asan_options_for_test_malformed_input_memory_back_to_baseline = \
+        "detect_leaks=1:quarantine_size_mb=0"
+
     def test_mosquitto_2_0_21_subscribe_storm_leaks_nothing(self):
         """SUBSCRIBE storms mixing valid, invalid, shared and duplicate filters, half
         unsubscribed, then the clients vanish: every request is answered, and the
