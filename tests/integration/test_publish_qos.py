@@ -118,5 +118,42 @@ class TestPublishQos(mt.BrokerTest):
         self.assert_offender_closed(lambda p: mt.packet(mt.PINGREQ, 0, b"\x00"), (0x81,))
 
 
+    def test_inflight_resent_first_then_queue_in_order(self):
+        """[MQTT-4.4.0-1], 4.6: after a reconnect the two unacknowledged messages come
+        again (DUP 1) before the three that were queued behind Receive Maximum 2."""
+        sub = self.client("ord", clean=False, props={"session_expiry": 60,
+                                                     "receive_maximum": 2})
+        sub.subscribe("q/t", qos=1)
+        pub = self.client("pub")
+        for i in range(5):
+            pub.publish("q/t", b"%d" % i, qos=1)
+        [sub.expect_publish(ack=False) for _ in range(2)]
+        sub.close()
+        sub = self.client("ord", clean=False, props={"session_expiry": 60})
+        self.assertEqual([(p.payload, p.dup) for p in sub.drain_publishes()],
+                         [(b"0", 1), (b"1", 1), (b"2", 0), (b"3", 0), (b"4", 0)])
+
+    def test_mqtt_3_1_client_round_trip(self):
+        """MQTT 3.1 ("MQIsdp", level 3): subscribe, receive QoS 2, publish QoS 2."""
+        v31 = self.client("v31", version=3)
+        self.assertEqual(v31.subscribe("q/t", qos=2), [2])
+        other = self.client("other", version=4)
+        other.subscribe("q/t", qos=2)
+        self.client("pub").publish("q/t", b"to31", qos=2)
+        p = v31.expect_publish()
+        self.assertEqual((p.payload, p.qos), (b"to31", 2))
+        other.expect_publish()
+        v31.send(v31.publish_bytes("q/t", b"from31", qos=1, pid=9))
+        got = {}
+        while len(got) < 2:   # our own PUBLISH back (no no-local in 3.1) and the PUBACK
+            q = v31.recv()
+            got[q.type] = q
+            if q.type == mt.PUBLISH:
+                v31.send(v31.ack_bytes(PUBREC, q.pid) if q.qos == 2 else
+                         v31.ack_bytes(mt.PUBACK, q.pid))
+        self.assertEqual(got[mt.PUBACK].pid, 9)
+        self.assertEqual(other.expect_publish().payload, b"from31")
+
+
 if __name__ == "__main__":
     mt.main()

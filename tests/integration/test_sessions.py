@@ -81,6 +81,19 @@ class TestSessions(mt.BrokerTest):
         self.client("pub").publish("s/t", b"live", qos=1)
         self.assertEqual(b.expect_publish().payload, b"live")
 
+    def test_assigned_client_id_resumes_session(self):
+        # 3.2.2.3.7: an Assigned Client Identifier names a session like any other
+        a = self.peer()
+        cid = a.connect("", clean=False, props={"session_expiry": 60}).props[
+            "assigned_client_id"]
+        a.subscribe("s/t", qos=1)
+        a.disconnect()
+        self.client("pub").publish("s/t", b"kept", qos=1)
+        b = self.peer()
+        self.assertEqual(b.connect(cid, clean=False, props={"session_expiry": 60})
+                         .session_present, 1)
+        self.assertEqual(b.expect_publish().payload, b"kept")
+
 
 class TestPersistentClientExpiry(mt.BrokerTest):
     CONFIG = "persistent_client_expiry 1d\n"
@@ -91,6 +104,7 @@ class TestPersistentClientExpiry(mt.BrokerTest):
         a.disconnect()
         b = self.peer(4)
         self.assertEqual(b.connect("p", clean=False).session_present, 1)
+
 
 
 if __name__ == "__main__":

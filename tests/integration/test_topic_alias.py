@@ -81,5 +81,17 @@ class TestTopicAlias(mt.BrokerTest):
         self.assert_serves()
 
 
+    def test_retained_through_alias_stored_under_topic(self):
+        # 3.3.2.3.4: the alias stands for the topic; the retained store keeps the topic
+        pub = self.client("pub")
+        pub.publish("ta/r", b"one", qos=1, props={"topic_alias": 1})
+        pub.publish("", b"two", qos=1, retain=True, props={"topic_alias": 1})
+        sub = self.client("sub")
+        sub.subscribe("ta/#", qos=1)
+        p = sub.expect_publish()
+        self.assertEqual((p.topic, p.payload, p.retain), ("ta/r", b"two", 1))
+        self.assertNotIn("topic_alias", p.props)
+
+
 if __name__ == "__main__":
     mt.main()

@@ -171,5 +171,16 @@ class TestV5Properties(mt.BrokerTest):
         self.assert_serves()
 
 
+    def test_subscription_identifier_on_retained_and_replaced(self):
+        """3.8.2.1.2: retained messages sent for a SUBSCRIBE carry its identifier; a
+        new SUBSCRIBE of the same filter replaces the identifier, or removes it."""
+        self.client("pub").publish("p/r", b"kept", qos=1, retain=True)
+        sub = self.client("sub")
+        for sid in (7, 9, None):
+            sub.subscribe("p/#", qos=1, props={"subscription_id": sid} if sid else None)
+            got = sub.expect_publish().props.get("subscription_id")
+            self.assertEqual(got, [sid] if sid else None)
+
+
 if __name__ == "__main__":
     mt.main()
