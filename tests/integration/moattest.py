@@ -28,6 +28,8 @@ READ_TIMEOUT_S = 3.0
 # Applied by BrokerTest.setUp for moatd only; every one passes against mosquitto
 # unless its reason says mosquitto 2.0.11 is wrong too.
 PENDING = {
+    "test_second_broker_on_same_port_fails_to_start":
+        "a second moatd on a port already served starts too (SO_REUSEPORT) and the kernel splits clients",
     "test_subscription_maximum_qos_3_protocol_error":
         "Maximum QoS 3 in SUBSCRIBE options gets DISCONNECT 0x81; 3.8.3.1 calls it a Protocol Error (0x82)",
     "test_payload_format_invalid_0x99":

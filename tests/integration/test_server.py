@@ -310,6 +310,23 @@ class TestConfigKeys(mt.BrokerTest):
             b.stop()
             b.cleanup()
 
+    def test_second_broker_on_same_port_fails_to_start(self):
+        """A port already served must stop a second broker at start-up (as mosquitto:
+        "Address already in use", exit 1), not share it: with SO_REUSEPORT both
+        would listen and the kernel would split clients between two brokers."""
+        second = mt.Broker(port=self.port)
+        second.start(wait=False)
+        try:
+            second.proc.wait(timeout=10)
+        except mt.subprocess.TimeoutExpired:
+            pass
+        running = second.alive()
+        second.stop(check=False)
+        text = second.log()
+        second.cleanup()
+        self.assertFalse(running, "a second broker started on port %d" % self.port)
+        self.assertIn("in use", text)
+
     def log_file_after_connect(self, log_type):
         path = os.path.join(self.broker.dir, "file-%s.log" % log_type)
         b = mt.Broker("log_dest file %s\nlog_type %s\n" % (path, log_type))
