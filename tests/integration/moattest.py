@@ -12,6 +12,7 @@ skipped with that reason; run with MOAT_TEST_PENDING=1 to run them anyway.
 Python 3 standard library only.
 """
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -22,6 +23,13 @@ import time
 import unittest
 
 MOSQUITTO = "/usr/sbin/mosquitto"
+
+# Tests open up to ~1100 sockets and the broker inherits this limit: lift the
+# soft limit (1024 on a stock Debian) towards the hard one.
+_soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if _soft != resource.RLIM_INFINITY and _soft < 8192:
+    resource.setrlimit(resource.RLIMIT_NOFILE,
+                       (8192 if _hard == resource.RLIM_INFINITY else min(8192, _hard), _hard))
 READ_TIMEOUT_S = 3.0
 
 # Tests the broker under test does not pass yet: test method name -> reason.
