@@ -74,6 +74,8 @@ def listening_addresses(pid):
             inodes.add(link[8:-1])
     found = set()
     for table, width in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        if not os.path.exists(table):   # no IPv6 in this kernel
+            continue
         with open(table) as f:
             next(f)
             for line in f:
