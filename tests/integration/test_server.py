@@ -371,6 +371,31 @@ class TestWorkers(mt.BrokerTest):
                           [b"b%d" % k for k in range(6) if k % 3 == i % 3])
             self.assertEqual(got, want)
 
+    def test_takeover_across_workers(self):
+        """Ten takeovers of one client id: each old connection, wherever it lives,
+        hears DISCONNECT 0x8E and its queued QoS 1 message follows the session."""
+        pub = self.client("tk-pub")
+        old = self.client("tk", clean=False, props={"session_expiry": 60})
+        old.subscribe("tk/t", qos=1)
+        for i in range(10):
+            pub.publish("tk/t", b"%d" % i, qos=1)
+            self.assertEqual(old.expect_publish(ack=False).payload, b"%d" % i)
+            new = self.client("tk", clean=False, props={"session_expiry": 60})
+            old.expect_closed(disconnect_rc=0x8E)
+            again = new.expect_publish()
+            self.assertEqual((again.payload, again.dup), (b"%d" % i, 1))
+            old = new
+
+    def test_shared_round_robin_across_workers(self):
+        members = [self.client("sh%d" % i) for i in range(4)]
+        for m in members:
+            m.subscribe("$share/g/w/sh", qos=1)
+        pub = self.client("sh-pub")
+        for i in range(20):
+            pub.publish("w/sh", b"%d" % i, qos=1)
+        counts = [len(m.drain_publishes()) for m in members]
+        self.assertEqual(counts, [5, 5, 5, 5])
+
     def test_persistent_session_resumes_on_any_worker(self):
         for round_ in range(12):
             p = self.peer()
