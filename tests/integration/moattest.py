@@ -30,11 +30,12 @@ _soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 if _soft != resource.RLIM_INFINITY and _soft < 8192:
     resource.setrlimit(resource.RLIMIT_NOFILE,
                        (8192 if _hard == resource.RLIM_INFINITY else min(8192, _hard), _hard))
+
 READ_TIMEOUT_S = 3.0
 
 # Tests the broker under test does not pass yet: test method name -> reason.
 # Applied by BrokerTest.setUp for moatd only; every one passes against mosquitto
-# unless its reason says mosquitto 2.0.11 is wrong too.
+# unless MOSQUITTO_WRONG lists it too.
 PENDING = {
     "test_second_broker_on_same_port_fails_to_start":
         "a second moatd on a port already served starts too (SO_REUSEPORT) and the kernel splits clients",
@@ -427,11 +428,17 @@ class Peer:
         return ack.codes
 
     def disconnect(self, rc=0, props=None):
+        """Send DISCONNECT and wait until the broker has closed the connection, so
+        that what a test does next happens after the broker ended this one."""
         body = b""
         if self.version == 5 and (rc or props):
             body = bytes([rc]) + props_block(props)
         self.send(packet(DISCONNECT, 0, body))
-        self.close()
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            self.expect_closed()
+        finally:
+            self.close()
 
     def ping(self):
         self.send(packet(PINGREQ, 0, b""))
