@@ -39,6 +39,26 @@ class TestFlowControl(mt.BrokerTest):
         pub.publish("f/t", b"small", qos=1)
         self.assertEqual(sub.expect_publish().payload, b"small")
 
+    def test_reason_string_left_out_to_fit_client_maximum_packet_size(self):
+        """[MQTT-3.4.2-2]: a Reason String is not sent if it would make the PUBACK
+        larger than the client's Maximum Packet Size (12 here): the refused $SYS
+        publish still gets its PUBACK 0x87, and the connection stays up."""
+        p = self.client("small", props={"maximum_packet_size": 12})
+        p.send(p.publish_bytes("$SYS/x", b"x", qos=1, pid=3))
+        ack = p.expect(mt.PUBACK)
+        self.assertEqual((ack.pid, ack.rc), (3, 0x87))
+        self.assertLessEqual(1 + len(mt.vbi(len(ack.body))) + len(ack.body), 12)
+        p.ping()
+
+    def test_disconnect_fits_client_maximum_packet_size(self):
+        """[MQTT-3.14.2-3]: the DISCONNECT for a malformed packet leaves out its Reason
+        String rather than exceed the client's Maximum Packet Size (12 here)."""
+        p = self.client("small", props={"maximum_packet_size": 12})
+        p.send(mt.packet(mt.PUBLISH, 6, mt.s("t")))   # QoS 3
+        seen = p.expect_closed(disconnect_rc=0x81)
+        self.assertLessEqual(1 + len(mt.vbi(len(seen.body))) + len(seen.body), 12)
+        self.assert_serves()
+
     def test_server_maximum_packet_size_announced_and_enforced(self):
         # config_for_ adds max_packet_size 1000
         p = self.peer()
