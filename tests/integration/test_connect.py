@@ -125,6 +125,15 @@ class TestAnonymousRefused(mt.BrokerTest):
         self.assertEqual(ack.rc, 0x87)
         p.expect_closed()
 
+    def test_refusal_connack_fits_client_maximum_packet_size(self):
+        """[MQTT-3.2.2-19]: no Reason String that would make the CONNACK larger than
+        the Maximum Packet Size the client announced (16 here)."""
+        p = self.peer(5)
+        ack = p.connect("anon", props={"maximum_packet_size": 16}, expect_rc=None)
+        self.assertEqual(ack.rc, 0x87)
+        self.assertLessEqual(1 + len(mt.vbi(len(ack.body))) + len(ack.body), 16)
+        p.expect_closed()
+
     def test_anonymous_refused_by_default_v311(self):
         p = self.peer(4)
         ack = p.connect("anon", expect_rc=None)
