@@ -39,6 +39,17 @@ class TestFlowControl(mt.BrokerTest):
         pub.publish("f/t", b"small", qos=1)
         self.assertEqual(sub.expect_publish().payload, b"small")
 
+    def test_too_big_for_client_counts_as_sent(self):
+        """[MQTT-3.1.2-25]: a message too large for the client is discarded "as if it
+        had completed sending", so it cannot hold the only slot of Receive Maximum 1
+        for ever (with 2 slots the next messages do arrive)."""
+        sub = self.client("sub", props={"maximum_packet_size": 100, "receive_maximum": 1})
+        sub.subscribe("f/t", qos=1)
+        pub = self.client("pub")
+        pub.publish("f/t", b"x" * 200, qos=1)
+        pub.publish("f/t", b"small", qos=1)
+        self.assertEqual([p.payload for p in sub.drain_publishes()], [b"small"])
+
     def test_reason_string_left_out_to_fit_client_maximum_packet_size(self):
         """[MQTT-3.4.2-2]: a Reason String is not sent if it would make the PUBACK
         larger than the client's Maximum Packet Size (12 here): the refused $SYS
