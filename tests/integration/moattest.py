@@ -118,6 +118,7 @@ MOSQUITTO_WRONG = {
     "test_payload_format_invalid_0x99": "does not check payload formats (allowed: MAY)",
     "test_invalid_utf8_in_string_properties_malformed": "closes without DISCONNECT 0x81",
     "test_too_big_for_client_counts_as_sent": "the dropped message keeps its inflight slot",
+    "test_server_keep_alive_is_the_one_enforced": "refuses max_keepalive below 10",
     "test_log_dest_file_and_log_type":
         "as root it becomes user mosquitto, which cannot write the test's 0700 directory",
 }

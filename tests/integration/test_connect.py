@@ -172,5 +172,20 @@ class TestMaxKeepalive(mt.BrokerTest):
         self.assertEqual(ack.props.get("server_keep_alive"), 10)
 
 
+class TestServerKeepAliveEnforced(mt.BrokerTest):
+    CONFIG = "max_keepalive 4\n"
+
+    def test_server_keep_alive_is_the_one_enforced(self):
+        """[MQTT-3.2.2-22]: the client must use the Server Keep Alive (4 s, asked 100),
+        and the broker closes after 1.5 x 4 s of silence, not 150 s."""
+        p = self.peer(5)
+        self.assertEqual(p.connect("ska", keepalive=100).props.get("server_keep_alive"), 4)
+        t0 = time.monotonic()
+        self.assertEqual(p.expect_closed(timeout=10).rc, 0x8D)
+        took = time.monotonic() - t0
+        self.assertGreaterEqual(took, 5.9)
+        self.assertLess(took, 7.8)
+
+
 if __name__ == "__main__":
     mt.main()
