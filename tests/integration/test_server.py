@@ -150,6 +150,18 @@ class TestServer(mt.BrokerTest):
                 break
         else:
             self.fail("clients/connected never said 3")
+        received = int(got["$SYS/broker/messages/received"])
+        bytes_in = int(got["$SYS/broker/bytes/received"])
+        for _ in range(10):
+            others[0].publish("sys/load", b"z" * 100, qos=1)
+        want = {"$SYS/broker/messages/received": received + 10,
+                "$SYS/broker/bytes/received": bytes_in + 10 * 100}
+        deadline = time.monotonic() + 3
+        while want and time.monotonic() < deadline:
+            p = sub.expect_publish(timeout=3)
+            if p.topic in want and int(p.payload) >= want[p.topic]:
+                del want[p.topic]
+        self.assertEqual(want, {}, "counters that did not count the 10 publishes")
         for o in others:
             o.disconnect()
 
