@@ -727,6 +727,19 @@ class BrokerTest(unittest.TestCase):
         p.connect(client_id, **kw)
         return p
 
+    def queue_while_offline(self, client_id, topic, payloads):
+        """Gives <client_id> a 60 s session subscribed to <topic> at QoS 1, takes it
+        offline, publishes <payloads> at QoS 1, and reconnects it. Returns the peer
+        and its CONNACK; the queued messages are the peer's to read."""
+        a = self.client(client_id, clean=False, props={"session_expiry": 60})
+        a.subscribe(topic, qos=1)
+        a.disconnect()
+        pub = self.client(client_id + "-pub")
+        for payload in payloads:
+            pub.publish(topic, payload, qos=1)
+        b = self.peer()
+        return b, b.connect(client_id, clean=False, props={"session_expiry": 60})
+
     def assert_connect_refused(self, make, codes, version=5):
         """The CONNECT bytes make(peer) (or bytes) are refused with a CONNACK whose code
         is in <codes> (allowed first by [MQTT-4.13.1-1]), then closed; the broker

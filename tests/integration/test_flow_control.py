@@ -107,13 +107,7 @@ class TestFlowControl(mt.BrokerTest):
     config_for_test_message_size_limit_drops_publish = "message_size_limit 50\n"
 
     def test_max_queued_messages_bounds_offline_queue(self):
-        sub = self.client("q", clean=False, props={"session_expiry": 60})
-        sub.subscribe("f/t", qos=1)
-        sub.disconnect()
-        pub = self.client("pub")
-        for i in range(10):
-            pub.publish("f/t", b"%d" % i, qos=1)
-        sub = self.client("q", clean=False, props={"session_expiry": 60})
+        sub, _ = self.queue_while_offline("q", "f/t", [b"%d" % i for i in range(10)])
         got = [p.payload for p in sub.drain_publishes()]
         self.assertEqual(got, [b"0", b"1", b"2"])   # the newest are dropped, as mosquitto
 
@@ -123,13 +117,8 @@ class TestFlowControl(mt.BrokerTest):
         """Ten 43-byte QoS 1 messages for an offline session with max_queued_bytes
         100: the oldest are kept, at most what the limit holds (mosquitto admits
         one message past it, 3; a strict bound keeps 2)."""
-        sub = self.client("qb", clean=False, props={"session_expiry": 60})
-        sub.subscribe("f/t", qos=1)
-        sub.disconnect()
-        pub = self.client("pub")
-        for i in range(10):
-            pub.publish("f/t", b"%d" % i + b"x" * 42, qos=1)
-        sub = self.client("qb", clean=False, props={"session_expiry": 60})
+        sub, _ = self.queue_while_offline("qb", "f/t",
+                                          [b"%d" % i + b"x" * 42 for i in range(10)])
         got = [p.payload[:1] for p in sub.drain_publishes()]
         self.assertIn(got, ([b"0", b"1"], [b"0", b"1", b"2"]))
 

@@ -17,14 +17,7 @@ class TestSessions(mt.BrokerTest):
         b.expect_nothing(0.5)
 
     def test_persistent_session_present_and_queued(self):
-        a = self.client("s", clean=False, props={"session_expiry": 60})
-        a.subscribe("s/t", qos=1)
-        a.disconnect()
-        pub = self.client("pub")
-        for i in range(3):
-            pub.publish("s/t", b"q%d" % i, qos=1)
-        b = self.peer()
-        ack = b.connect("s", clean=False, props={"session_expiry": 60})
+        b, ack = self.queue_while_offline("s", "s/t", [b"q0", b"q1", b"q2"])
         self.assertEqual(ack.session_present, 1)
         got = [b.expect_publish().payload for _ in range(3)]
         self.assertEqual(got, [b"q0", b"q1", b"q2"])
