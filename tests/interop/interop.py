@@ -39,7 +39,7 @@ class InteropTest(unittest.TestCase):
         for p in self.procs:
             if p.poll() is None:
                 p.kill()
-            p.wait()
+            p.communicate()  # reaps it and closes its pipes
         try:
             self.broker.stop(check=True)
         finally:
