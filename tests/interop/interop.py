@@ -52,10 +52,11 @@ class InteropTest(unittest.TestCase):
         p.connect("")
         return p
 
-    def spawn(self, argv):
-        """Starts argv with pipes; killed at tearDown if still running."""
+    def spawn(self, argv, env=None):
+        """Starts argv with pipes (env: extra variables); killed at tearDown if
+        still running."""
         p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             stdin=subprocess.DEVNULL)
+                             stdin=subprocess.DEVNULL, env=dict(os.environ, **(env or {})))
         self.procs.append(p)
         return p
 
@@ -72,9 +73,9 @@ class InteropTest(unittest.TestCase):
                          % (proc.args, proc.returncode, out, err))
         return out.decode("utf-8", "replace")
 
-    def run_ok(self, argv, timeout=WAIT_S):
+    def run_ok(self, argv, timeout=WAIT_S, env=None):
         """Runs argv to completion (bounded) and returns its stdout."""
-        return self.finish(self.spawn(argv), timeout)
+        return self.finish(self.spawn(argv, env), timeout)
 
     def wait_subscribed(self, count=1):
         """Gives subscriber processes time to have their SUBACK before a publish:
