@@ -7,6 +7,7 @@ fresh broker; `run` and `spawn` start client programs with bounded waits.
 Python 3 standard library only (the paho test imports paho itself).
 """
 import os
+import select
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import moattest  # noqa: E402  (path set just above)
 
 WAIT_S = 10.0  # longest wait for any single client step
+MOSQUITTO_SUB = "/usr/bin/mosquitto_sub"
 
 
 class InteropTest(unittest.TestCase):
@@ -77,30 +79,36 @@ class InteropTest(unittest.TestCase):
         """Runs argv to completion (bounded) and returns its stdout."""
         return self.finish(self.spawn(argv, env), timeout)
 
-    def wait_subscribed(self, count=1):
-        """Gives subscriber processes time to have their SUBACK before a publish:
-        the broker log is not parsed, so this waits for the client count in
-        /proc (established sockets to the port) up to WAIT_S."""
+    def mosquitto_sub(self, version, *args):
+        """Starts Debian's mosquitto_sub (-V version, debug on, stdout line-buffered
+        by stdbuf so its SUBACK line is seen at once) on this broker and
+        returns once it has printed its SUBACK, so a publish after this reaches it.
+        Read its messages with mosquitto_output."""
+        p = self.spawn(["stdbuf", "-oL", MOSQUITTO_SUB, "-h", "127.0.0.1", "-p",
+                        str(self.port), "-V", version, "-d"] + list(args))
+        p.head = b""
         deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline:
-            if established(self.port) >= count:
-                time.sleep(0.3)  # SUBSCRIBE follows CONNACK within one round trip
-                return
-            time.sleep(0.05)
-        self.fail("only %d of %d clients connected" % (established(self.port), count))
+        while b"received SUBACK" not in p.head:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([p.stdout], [], [], max(left, 0))
+            chunk = os.read(p.stdout.fileno(), 4096) if ready else b""
+            if not chunk:
+                self.fail("mosquitto_sub %s: no SUBACK within %.0f s (exit %s); output %r"
+                          % (args, WAIT_S, p.poll(), p.head))
+            p.head += chunk
+        return p
 
-
-def established(port):
-    """Number of ESTABLISHED loopback TCP connections whose local port is port."""
-    n = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    def mosquitto_output(self, proc, timeouts_ok=False):
+        """The message lines a mosquitto_sub printed (its debug lines removed),
+        after it exits 0 (or 27, its -W timeout, with timeouts_ok)."""
         try:
-            with open(table) as f:
-                next(f)
-                for line in f:
-                    cols = line.split()
-                    if int(cols[1].split(":")[1], 16) == port and cols[3] == "01":
-                        n += 1
-        except OSError:
-            continue
-    return n
+            out, err = proc.communicate(timeout=WAIT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            self.fail("mosquitto_sub timed out; output %r" % (proc.head + out))
+        self.assertIn(proc.returncode, (0, 27) if timeouts_ok else (0,),
+                      "mosquitto_sub exit %d: %r" % (proc.returncode, err))
+        text = (proc.head + out).decode("utf-8", "replace")
+        return [line for line in text.splitlines()
+                if not line.startswith(("Client ", "Subscribed (mid"))]

@@ -14,8 +14,8 @@ let mqtt;
 try {
 	mqtt = require('mqtt');
 } catch (e) {
-	console.error('mqttjs_test: cannot load MQTT.js (run `npm ci` in tests/interop, or `make deps`): ' +
-		e.message);
+	console.error('mqttjs_test: cannot load MQTT.js (run `npm ci` in tests/interop, ' +
+		'or `make deps`): ' + e.message);
 	process.exit(2);
 }
 
@@ -201,7 +201,9 @@ async function pubOnce(version, topic, payload, qos) {
 
 const [mode, ...args] = process.argv.slice(2);
 const run = mode === 'pub' ? pubOnce(...args) : suite();
-const guard = setTimeout(() => { console.error('mqttjs_test: overall time limit'); process.exit(3); },
-	120000);
+const guard = setTimeout(() => {
+	console.error('mqttjs_test: overall time limit');
+	process.exit(3);
+}, 120000);
 run.then((code) => { clearTimeout(guard); process.exit(code); },
 	(e) => { console.error(e.stack); process.exit(1); });

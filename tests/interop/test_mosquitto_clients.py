@@ -9,7 +9,7 @@ import unittest
 
 import interop
 
-PUB, SUB = "/usr/bin/mosquitto_pub", "/usr/bin/mosquitto_sub"
+PUB = "/usr/bin/mosquitto_pub"
 VERSIONS = (("mqttv311", 4), ("mqttv5", 5))
 FIELDS = "%t|%q|%r|%p"  # topic, QoS, retain flag, payload
 
@@ -40,14 +40,11 @@ class MosquittoClients(interop.InteropTest):
             for qos in (0, 1, 2):
                 with self.subTest(version=version, qos=qos):
                     topic = "ms/%s/q%d" % (version, qos)
-                    sub = self.spawn(self.cmd(SUB, version, "-q", str(qos), "-t", topic,
-                                              "-C", "1", "-W", "10", "-F", FIELDS))
-                    self.wait_subscribed(1)
-                    pub = self.peer()
-                    pub.publish(topic, b"to sub %d" % qos, qos=2)
-                    self.assertEqual(self.finish(sub),
-                                     "%s|%d|0|to sub %d\n" % (topic, qos, qos))
-                    pub.close()
+                    sub = self.mosquitto_sub(version, "-q", str(qos), "-t", topic,
+                                             "-C", "1", "-W", "10", "-F", FIELDS)
+                    self.peer().publish(topic, b"to sub %d" % qos, qos=2)
+                    self.assertEqual(self.mosquitto_output(sub),
+                                     ["%s|%d|0|to sub %d" % (topic, qos, qos)])
 
     def test_retained_set_receive_delete(self):
         """-r stores; a later mosquitto_sub sees retain 1; -r -n deletes it."""
@@ -55,9 +52,9 @@ class MosquittoClients(interop.InteropTest):
             with self.subTest(version=version):
                 topic = "mr/" + version
                 self.run_ok(self.cmd(PUB, version, "-r", "-q", "1", "-t", topic, "-m", "kept"))
-                out = self.run_ok(self.cmd(SUB, version, "-q", "1", "-t", topic, "-C", "1",
-                                           "-W", "10", "-F", FIELDS))
-                self.assertEqual(out, "%s|1|1|kept\n" % topic)
+                sub = self.mosquitto_sub(version, "-q", "1", "-t", topic, "-C", "1",
+                                         "-W", "10", "-F", FIELDS)
+                self.assertEqual(self.mosquitto_output(sub), ["%s|1|1|kept" % topic])
                 self.run_ok(self.cmd(PUB, version, "-r", "-n", "-t", topic))
                 check = self.peer()
                 check.subscribe(topic, qos=1)
@@ -71,10 +68,9 @@ class MosquittoClients(interop.InteropTest):
                 topic = "mw/" + version
                 watcher = self.peer()
                 watcher.subscribe(topic, qos=1)
-                sub = self.spawn(self.cmd(SUB, version, "-t", "mw-idle", "--will-topic", topic,
-                                          "--will-payload", "gone", "--will-qos", "1",
-                                          "--will-retain"))
-                self.wait_subscribed(2)
+                sub = self.mosquitto_sub(version, "-t", "mw-idle", "--will-topic", topic,
+                                         "--will-payload", "gone", "--will-qos", "1",
+                                         "--will-retain")
                 sub.send_signal(signal.SIGKILL)
                 sub.wait(timeout=interop.WAIT_S)
                 p = watcher.expect_publish(timeout=interop.WAIT_S)
@@ -110,51 +106,36 @@ class MosquittoClients(interop.InteropTest):
     def test_v5_properties_subscribe(self):
         """mosquitto_sub prints the properties and its subscription identifier."""
         topic = "m5/in"
-        sub = self.spawn(self.cmd(SUB, "mqttv5", "-q", "1", "-t", topic, "-C", "1", "-W", "10",
-                                  "-D", "subscribe", "subscription-identifier", "7",
-                                  "-F", "%p|%P|%C|%R|%D|%E|%S"))
-        self.wait_subscribed(1)
-        pub = self.peer()
-        pub.publish(topic, b"req", qos=1, props={
+        sub = self.mosquitto_sub("mqttv5", "-q", "1", "-t", topic, "-C", "1", "-W", "10",
+                                 "-D", "subscribe", "subscription-identifier", "7",
+                                 "-F", "%p|%P|%C|%R|%D|%E|%S")
+        self.peer().publish(topic, b"req", qos=1, props={
             "user_property": [("who", "peer")], "content_type": "text/plain",
             "response_topic": "m5/out", "correlation_data": b"c9",
             "message_expiry": 300})
-        out = self.finish(sub).rstrip("\n").split("|")
+        lines = self.mosquitto_output(sub)
+        self.assertEqual(len(lines), 1, lines)
+        out = lines[0].split("|")
         self.assertEqual(out[:5], ["req", "who:peer", "text/plain", "m5/out", "c9"])
         self.assertIn(out[5], ("299", "300"))
         self.assertEqual(out[6], "7")
-        pub.close()
 
     def test_shared_subscription(self):
         """Two mosquitto_sub in $share/g/t: each of 10 messages reaches exactly one."""
         for version, _ in VERSIONS:
             with self.subTest(version=version):
                 topic = "msh/" + version
-                subs = [self.spawn(self.cmd(SUB, version, "-q", "1", "-t",
-                                            "$share/g/" + topic, "-W", "4", "-F", "%p"))
+                subs = [self.mosquitto_sub(version, "-q", "1", "-t", "$share/g/" + topic,
+                                           "-W", "4", "-F", "%p")
                         for _ in range(2)]
-                self.wait_subscribed(2)
                 pub = self.peer()
                 sent = ["m%d" % i for i in range(10)]
                 for m in sent:
                     pub.publish(topic, m.encode(), qos=1)
                 pub.close()
-                got = [self.finish_timed_out(s).split() for s in subs]
+                got = [self.mosquitto_output(s, timeouts_ok=True) for s in subs]
                 self.assertEqual(sorted(got[0] + got[1]), sorted(sent))
                 self.assertTrue(got[0] and got[1], "one member got nothing: %r" % got)
-                self.wait_closed()
-
-    def finish_timed_out(self, proc):
-        """Output of a mosquitto_sub that ends by its -W timeout (exit 27)."""
-        out, err = proc.communicate(timeout=interop.WAIT_S)
-        self.assertIn(proc.returncode, (0, 27), err)
-        return out.decode()
-
-    def wait_closed(self):
-        """Waits until the broker has no client connected (between subtests)."""
-        deadline = interop.time.monotonic() + interop.WAIT_S
-        while interop.established(self.port) and interop.time.monotonic() < deadline:
-            interop.time.sleep(0.05)
 
 
 if __name__ == "__main__":

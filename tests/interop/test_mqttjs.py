@@ -54,13 +54,11 @@ class MqttJs(interop.InteropTest):
             with self.subTest(version=version):
                 topic = "jx/" + version
                 fmt = "%t|%q|%p|%P" if version == "5" else "%t|%q|%p"
-                sub = self.spawn(["/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p",
-                                  str(self.port), "-V", sub_version, "-q", "2", "-t", topic,
-                                  "-C", "1", "-W", "10", "-F", fmt])
-                self.wait_subscribed(len(self.peers) + 1)
+                sub = self.mosquitto_sub(sub_version, "-q", "2", "-t", topic, "-C", "1",
+                                         "-W", "10", "-F", fmt)
                 self.run_node("pub", version, topic, "from mqttjs", "2")
                 want = "%s|2|from mqttjs" % topic + ("|src:mqttjs" if version == "5" else "")
-                self.assertEqual(self.finish(sub), want + "\n")
+                self.assertEqual(self.mosquitto_output(sub), [want])
 
 
 if __name__ == "__main__":
