@@ -64,9 +64,11 @@ class Paho:
         self.test.assertTrue(info.is_published(), "paho: publish not acknowledged")
 
     def message(self, timeout=interop.WAIT_S):
+        """The next message received (queue.Empty after timeout)."""
         return self.messages.get(timeout=timeout)
 
     def no_message(self, timeout=1.0):
+        """Fails the test if a message arrives within timeout."""
         try:
             msg = self.messages.get(timeout=timeout)
         except queue.Empty:
@@ -89,6 +91,7 @@ class Paho:
 
 
 def publish_props(**values):
+    """PUBLISH Properties with the given paho attribute names set."""
     props = Properties(PacketTypes.PUBLISH)
     for name, value in values.items():
         setattr(props, name, value)
