@@ -8,7 +8,8 @@
 #
 # Environment: BENCH_BUILD (a build dir that has bin/moatd and bin/moat; when
 # unset, the release preset is built into build/), BENCH_SECONDS (8),
-# BENCH_LAT_SECONDS (4), BENCH_IDLE (5000), BENCH_OUT (results file).
+# BENCH_LAT_SECONDS (4), BENCH_IDLE (5000), BENCH_OUT (results file),
+# BENCH_MOATD_THREADS (moatd's `threads`; unset = its default, one per core).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -64,6 +65,9 @@ start_broker() {	# name
 	conf=$WORK/$name.conf
 	printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 10000\n' \
 		"$port" >"$conf"
+	if [ "$name" = moatd ] && [ -n "${BENCH_MOATD_THREADS:-}" ]; then
+		echo "threads $BENCH_MOATD_THREADS" >>"$conf"
+	fi
 	if [ "$name" = moatd ]; then
 		"$MOATD" -c "$conf" >"$WORK/$name.log" 2>&1 &
 	else
@@ -122,7 +126,7 @@ run_idle() {	# broker
 
 start_broker moatd
 start_broker mosquitto
-echo "bench: moatd on port ${PORT[moatd]}, mosquitto on port ${PORT[mosquitto]}, results in $OUT" >&2
+echo "bench: moatd on port ${PORT[moatd]} (threads ${BENCH_MOATD_THREADS:-default}), mosquitto on port ${PORT[mosquitto]}, results in $OUT" >&2
 
 # Idle first, while both brokers are fresh.
 run_idle moatd
