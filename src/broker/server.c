@@ -294,10 +294,18 @@ static int open_listener(struct worker *w, const struct moat_listener_conf *lc, 
 		if (fd < 0)
 			continue;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 		if (ai->ai_family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+		/* The first worker binds before SO_REUSEPORT is on, so a port another
+		 * process serves fails here (EADDRINUSE) instead of being shared. */
+		if (w->id == 0 && bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+			log_err("listener %s:%u: %s", lc->bind_address ? lc->bind_address : "*",
+				lc->port, strerror(errno));
+			close(fd);
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+		if ((w->id != 0 && bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) || listen(fd, 1024) < 0) {
 			log_err("listener %s:%u: %s", lc->bind_address ? lc->bind_address : "*",
 				lc->port, strerror(errno));
 			close(fd);

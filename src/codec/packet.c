@@ -203,7 +203,8 @@ static bool read_sub_entry(struct rd *it, uint8_t version, struct moat_bytes *fi
 	opts->retain_handling = (o >> 4) & 0x03;
 	if (opts->qos == 3) {
 		*why = "subscription QoS 3";
-		return rd_fail(it, MOAT_E_MALFORMED); /* [MQTT-3.8.3-4] */
+		/* v3.1.1: malformed [MQTT-3.8.3-4]; v5 §3.8.3.1 calls it a Protocol Error */
+		return rd_fail(it, version == MQTT_V5 ? MOAT_E_PROTOCOL : MOAT_E_MALFORMED);
 	}
 	if ((version == MQTT_V5 && (o & 0xc0)) || (version != MQTT_V5 && (o & 0xfc))) {
 		*why = "subscription options reserved bits set";

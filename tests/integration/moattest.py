@@ -45,10 +45,6 @@ PENDING = {
         "PUBACK 0x87 whose Reason String exceeds the client's Maximum Packet Size: connection closed silently instead of PUBACK without it",
     "test_disconnect_fits_client_maximum_packet_size":
         "DISCONNECT 0x81 whose Reason String exceeds the client's Maximum Packet Size: closed without any DISCONNECT",
-    "test_second_broker_on_same_port_fails_to_start":
-        "a second moatd on a port already served starts too (SO_REUSEPORT) and the kernel splits clients",
-    "test_subscription_maximum_qos_3_protocol_error":
-        "Maximum QoS 3 in SUBSCRIBE options gets DISCONNECT 0x81; 3.8.3.1 calls it a Protocol Error (0x82)",
     "test_payload_format_invalid_0x99":
         "non-UTF-8 payload with Payload Format Indicator 1 gets DISCONNECT 0x82; 3.3.2.3.2 names 0x99",
     "test_reason_string_not_sent_when_problem_info_off":
