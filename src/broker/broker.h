@@ -140,6 +140,7 @@ struct conn {
 	/* limits the client gave us */
 	uint16_t client_receive_max;
 	uint32_t client_max_packet;
+	bool no_problem_info;		/* Request Problem Information 0 */
 	/* inbound topic aliases (v5): index alias-1 */
 	char **aliases;
 	uint16_t alias_max;

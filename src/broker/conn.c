@@ -30,15 +30,54 @@ int conn_send(struct conn *c, const uint8_t *p, size_t n)
 	return rc;
 }
 
-int conn_send_packet(struct conn *c, const struct mqtt_packet *p)
+/* The properties of a packet the broker sends that may carry its Reason
+ * String, or NULL for types that have none (PUBLISH carries the sender's). */
+static struct mqtt_props *reason_props(struct mqtt_packet *p)
+{
+	switch (p->type) {
+	case MQTT_CONNACK: return &p->connack.props;
+	case MQTT_PUBACK:
+	case MQTT_PUBREC:
+	case MQTT_PUBREL:
+	case MQTT_PUBCOMP: return &p->ack.props;
+	case MQTT_SUBACK: return &p->suback.props;
+	case MQTT_UNSUBACK: return &p->unsuback.props;
+	case MQTT_DISCONNECT: return &p->disconnect.props;
+	default: return NULL;
+	}
+}
+
+static size_t encode_into(struct conn *c, const struct mqtt_packet *p)
 {
 	size_t spare = c->out.cap - c->out.len;
-	size_t n = pkt_encode(c->out.data != NULL ? c->out.data + c->out.len : NULL, spare,
-			      c->version, p);
 
+	return pkt_encode(c->out.data != NULL ? c->out.data + c->out.len : NULL, spare, c->version, p);
+}
+
+int conn_send_packet(struct conn *c, const struct mqtt_packet *p)
+{
+	struct mqtt_packet lean;
+	struct mqtt_props *rp;
+	size_t n = encode_into(c, p);
+
+	if (c->version == MQTT_V5 && p->type != MQTT_PUBLISH) {
+		lean = *p;
+		rp = reason_props(&lean);
+		/* Request Problem Information 0: Reason Strings only on CONNACK and
+		 * DISCONNECT [MQTT-3.1.2-29]; and never one that would make the packet
+		 * larger than the client takes [MQTT-3.1.2-25] */
+		if (rp != NULL && props_has(rp, MQTT_PROP_REASON_STRING) &&
+		    ((c->no_problem_info && p->type != MQTT_CONNACK && p->type != MQTT_DISCONNECT) ||
+		     n == 0 || n > c->client_max_packet)) {
+			rp->present &= ~(1ull << MQTT_PROP_REASON_STRING);
+			rp->reason_string = (struct moat_bytes){ 0 };
+			p = &lean;
+			n = encode_into(c, p);
+		}
+	}
 	if (n == 0 || n > c->client_max_packet)
 		return MOAT_E_LIMIT;	/* [MQTT-3.1.2-24] never send more than the client accepts */
-	if (n > spare) {
+	if (n > c->out.cap - c->out.len) {
 		if (buf_reserve(&c->out, n) < 0)
 			return MOAT_E_NOMEM;
 		pkt_encode(c->out.data + c->out.len, n, c->version, p);
@@ -201,6 +240,12 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, uint64_t now
 	uint16_t keep_alive = k->keep_alive_s;
 
 	c->version = k->version;
+	/* what the client accepts applies to the CONNACK already, refusals included */
+	c->client_receive_max = props_has(&k->props, MQTT_PROP_RECEIVE_MAX) ? k->props.receive_max : 65535;
+	c->client_max_packet = props_has(&k->props, MQTT_PROP_MAX_PACKET_SIZE) ? k->props.max_packet_size
+									      : MQTT_MAX_PACKET_SIZE;
+	c->no_problem_info = props_has(&k->props, MQTT_PROP_REQUEST_PROBLEM_INFO) &&
+			     k->props.request_problem_info == 0;
 	if (id.len == 0) {
 		uint8_t rnd[12];
 
@@ -230,9 +275,7 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, uint64_t now
 		props_set(&ack, MQTT_PROP_SERVER_KEEP_ALIVE);
 	}
 	c->keep_alive_s = keep_alive;
-	c->client_receive_max = props_has(&k->props, MQTT_PROP_RECEIVE_MAX) ? k->props.receive_max : 65535;
-	c->client_max_packet = props_has(&k->props, MQTT_PROP_MAX_PACKET_SIZE) ? k->props.max_packet_size
-									      : MQTT_MAX_PACKET_SIZE;
+
 	if (k->version == MQTT_V5 && props_has(&k->props, MQTT_PROP_TOPIC_ALIAS_MAX))
 		alias_out_init(&c->alias_out, k->props.topic_alias_max);
 	if (k->version == MQTT_V5 && cfg->max_topic_alias > 0) {

@@ -39,16 +39,8 @@ READ_TIMEOUT_S = 3.0
 PENDING = {
     "test_too_big_for_client_counts_as_sent":
         "a QoS 1 message dropped for the client's Maximum Packet Size keeps its Receive Maximum slot: with 1 slot nothing is delivered again",
-    "test_refusal_connack_fits_client_maximum_packet_size":
-        "refusal CONNACK 0x87 is 67 bytes (Reason String kept) though the client's Maximum Packet Size is 16",
-    "test_reason_string_left_out_to_fit_client_maximum_packet_size":
-        "PUBACK 0x87 whose Reason String exceeds the client's Maximum Packet Size: connection closed silently instead of PUBACK without it",
-    "test_disconnect_fits_client_maximum_packet_size":
-        "DISCONNECT 0x81 whose Reason String exceeds the client's Maximum Packet Size: closed without any DISCONNECT",
     "test_payload_format_invalid_0x99":
         "non-UTF-8 payload with Payload Format Indicator 1 gets DISCONNECT 0x82; 3.3.2.3.2 names 0x99",
-    "test_reason_string_not_sent_when_problem_info_off":
-        "PUBACK 0x87 carries a Reason String although Request Problem Information is 0",
 }
 
 # Tests that mosquitto 2.0.11 does not pass, with the reason: its known bugs, or
