@@ -28,6 +28,7 @@ enum moat_err {
 	MOAT_E_TIMEOUT = -13,	/* a deadline passed */
 	MOAT_E_NOTFOUND = -14,	/* the named thing does not exist */
 	MOAT_E_UNSUPPORTED = -15, /* valid, but not implemented or not offered */
+	MOAT_E_PAYLOAD_FORMAT = -16, /* payload marked UTF-8 (format indicator 1) is not */
 };
 
 /* Returns a short, static English description of <err>; never NULL. */

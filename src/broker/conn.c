@@ -170,6 +170,7 @@ static uint8_t rc_for_error(int err)
 	case MOAT_E_MALFORMED:
 	case MOAT_E_BAD_UTF8: return MQTT_RC_MALFORMED;
 	case MOAT_E_LIMIT: return MQTT_RC_QUOTA_EXCEEDED;
+	case MOAT_E_PAYLOAD_FORMAT: return MQTT_RC_PAYLOAD_FORMAT_INVALID;
 	default: return MQTT_RC_PROTOCOL_ERROR;
 	}
 }

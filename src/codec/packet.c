@@ -88,7 +88,7 @@ static int decode_connect(struct rd *r, struct mqtt_packet *out)
 			return bad(out, MOAT_E_PROTOCOL, "invalid will topic");
 		if (props_has(&c->will_props, MQTT_PROP_PAYLOAD_FORMAT) &&
 		    c->will_props.payload_format == 1 && !utf8_is_valid_mqtt(c->will_payload))
-			return bad(out, MOAT_E_PROTOCOL, "will payload is not UTF-8");
+			return bad(out, MOAT_E_PAYLOAD_FORMAT, "will payload is not UTF-8");
 	}
 	if (c->has_username && !rd_utf8(r, &c->username))
 		return rd_result(out, r, "truncated user name");
@@ -159,7 +159,7 @@ static int decode_publish(struct rd *r, uint8_t flags, uint8_t version, struct m
 	rd_bytes(r, r->left, &p->payload);
 	if (props_has(&p->props, MQTT_PROP_PAYLOAD_FORMAT) && p->props.payload_format == 1 &&
 	    !utf8_is_valid_mqtt(p->payload))
-		return bad(out, MOAT_E_PROTOCOL, "payload is not UTF-8"); /* 0x99 */
+		return bad(out, MOAT_E_PAYLOAD_FORMAT, "payload is not UTF-8"); /* 0x99 */
 	return MOAT_OK;
 }
 

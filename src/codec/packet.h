@@ -124,7 +124,9 @@ bool unsub_next(struct rd *it, struct moat_bytes *filter);
  * (f->rem_len bytes). <version> is the connection's protocol version (ignored
  * for CONNECT, which carries its own). Returns MOAT_OK; MOAT_E_MALFORMED
  * (reason 0x81) or MOAT_E_PROTOCOL (0x82) as the spec words it;
- * MOAT_E_BAD_UTF8; MOAT_E_LIMIT (too many user properties); MOAT_E_UNSUPPORTED
+ * MOAT_E_BAD_UTF8; MOAT_E_LIMIT (too many user properties); MOAT_E_PAYLOAD_FORMAT
+ * (a payload or Will payload with format indicator 1 that is not UTF-8, 0x99);
+ * MOAT_E_UNSUPPORTED
  * for a CONNECT with an unknown protocol name or level (CONNACK 0x84 / v3 rc 1).
  * Sets out->why on error. Views point into <body>.
  */

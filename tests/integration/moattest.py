@@ -39,8 +39,6 @@ READ_TIMEOUT_S = 3.0
 PENDING = {
     "test_too_big_for_client_counts_as_sent":
         "a QoS 1 message dropped for the client's Maximum Packet Size keeps its Receive Maximum slot: with 1 slot nothing is delivered again",
-    "test_payload_format_invalid_0x99":
-        "non-UTF-8 payload with Payload Format Indicator 1 gets DISCONNECT 0x82; 3.3.2.3.2 names 0x99",
 }
 
 # Tests that mosquitto 2.0.11 does not pass, with the reason: its known bugs, or

@@ -674,7 +674,7 @@ static const struct bad_case bad_cases[] = {
 	{ "publish_topic_alias_zero", 5, 0x30, BODY(0, 1, 'a', 3, 0x23, 0, 0), MOAT_E_PROTOCOL },
 	{ "publish_payload_format_2", 5, 0x30, BODY(0, 1, 'a', 2, 0x01, 2), MOAT_E_PROTOCOL },
 	{ "publish_payload_not_utf8", 5, 0x30, BODY(0, 1, 'a', 2, 0x01, 1, 0xff),
-	  MOAT_E_PROTOCOL },
+	  MOAT_E_PAYLOAD_FORMAT },
 	{ "publish_sub_id_zero", 5, 0x30, BODY(0, 1, 'a', 2, 0x0b, 0), MOAT_E_PROTOCOL },
 	{ "publish_user_prop_bad_utf8", 5, 0x30, BODY(0, 1, 'a', 6, 0x26, 0, 1, 0x01, 0, 0),
 	  MOAT_E_BAD_UTF8 },
@@ -784,7 +784,7 @@ static const struct bad_case bad_cases[] = {
 	  BODY(CONN_HDR(5, 2), 5, 0x18, 0, 0, 0, 1, 0, 1, 'c'), MOAT_E_PROTOCOL },
 	{ "connect_will_payload_not_utf8", 5, 0x10,
 	  BODY(CONN_HDR(5, 0x06), 0, 0, 1, 'c', 2, 0x01, 1, 0, 1, 'w', 0, 1, 0xff),
-	  MOAT_E_PROTOCOL },
+	  MOAT_E_PAYLOAD_FORMAT },
 };
 
 static void malformed_packets_are_refused(void **state)
