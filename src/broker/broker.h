@@ -108,6 +108,10 @@ struct session {
 	struct delivery *queue, *queue_tail;
 	uint32_t queue_count;
 	uint64_t queue_bytes;
+	/* QoS 1/2 deliveries queued or on their way from other workers' routes;
+	 * with last_ack_ms it tells publishers to slow down (sess_congested) */
+	atomic_uint backlog;
+	_Atomic uint64_t last_ack_ms;	/* monotonic: last ack, or when it came online */
 	uint16_t next_packet_id;
 	/* inbound QoS 2 packet ids awaiting PUBREL */
 	uint16_t *qos2_in;
@@ -147,6 +151,12 @@ struct conn {
 	struct alias_out alias_out;
 	struct msg *will;
 	uint32_t will_delay_s;
+	/* back-pressure: a PUBLISH met a congested session (conn.c), so reading
+	 * pauses until resume_at_ms (server.c) */
+	bool throttle, paused;
+	uint16_t pause_ms;
+	uint64_t resume_at_ms;
+	struct conn *paused_next, *paused_prev;
 };
 
 /* One worker's counters: written by that worker only, read by the one that
@@ -206,6 +216,7 @@ struct worker {
 	struct listener *listeners;
 	struct conn *conns;
 	struct conn *dirty;
+	struct conn *paused;	/* not read until their resume time */
 	struct session *sessions;	/* owned */
 	struct route route;
 	struct delivery *free_deliveries;	/* recycled, see session.c */
@@ -280,6 +291,12 @@ void sess_deliver(struct worker *w, struct session *s, struct msg *m, uint8_t qo
 void sess_pump(struct worker *w, struct session *s);
 /* Resends in-flight messages (DUP) after the session resumes. */
 void sess_resend_inflight(struct worker *w, struct session *s);
+/* Whether <s> is online, acknowledging and holding more QoS 1/2 messages
+ * than queue_high_water (at most half of max_queued_messages): publishers to
+ * it pause rather than see its queue overflow. A session that acknowledged
+ * nothing for BACKLOG_STUCK_MS is not waited for. */
+enum { BACKLOG_STUCK_MS = 1000 };
+bool sess_congested(const struct moat_config *cfg, struct session *s, uint64_t now_ms);
 /* Handles PUBACK/PUBREC/PUBCOMP (reason <rc>) from the client. */
 void sess_on_ack(struct worker *w, struct session *s, uint8_t type, uint16_t packet_id, uint8_t rc);
 
@@ -290,8 +307,9 @@ void route_fini(struct broker *b);
 /* Routes <m> from worker <w> to every matching subscription (one delivery
  * per session: directly for sessions <w> owns, through the owner's inbox for
  * the others) and stores it if retained. Borrows <m>. Returns the number of
- * sessions it went to. */
-size_t broker_publish(struct worker *w, struct msg *m);
+ * sessions it went to; *<congested> (when not NULL) tells whether a QoS 1/2
+ * delivery went to a congested session, so its publisher should slow down. */
+size_t broker_publish(struct worker *w, struct msg *m, bool *congested);
 /* Hands <item> (its references included) to worker <to>: now when <to> is
  * <from>, else at the end of <from>'s loop pass (route_flush_outboxes). */
 void route_send(struct worker *from, struct worker *to, const struct inbox_item *item);

@@ -344,6 +344,7 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, uint64_t now
 						 ? cfg->persistent_client_expiry_s
 						 : UINT32_MAX - 1);
 	s->conn = c;
+	atomic_store_explicit(&s->last_ack_ms, now_ms, memory_order_relaxed);
 	atomic_store_explicit(&s->online, true, memory_order_relaxed);
 	c->sess = s;
 	c->connected = true;
@@ -436,6 +437,7 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 	struct msg *m;
 	uint32_t at;
 	size_t n;
+	bool congested;
 	int rc;
 
 	if (props_has(&p->props, MQTT_PROP_SUB_ID))
@@ -470,8 +472,9 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 	if (m == NULL)
 		return MOAT_E_NOMEM;
 	m->origin = s;
-	n = broker_publish(c->w, m);
+	n = broker_publish(c->w, m, &congested);
 	msg_unref(m);
+	c->throttle = congested;	/* reading pauses after this packet (server.c) */
 	if (p->qos == 1)
 		return send_ack(c, MQTT_PUBACK, p->packet_id,
 				n == 0 && c->version == MQTT_V5 ? MQTT_RC_NO_MATCHING_SUBSCRIBERS : 0, NULL);
@@ -621,7 +624,7 @@ int conn_process(struct conn *c, uint64_t now_ms)
 {
 	const struct moat_config *cfg = c->b->cfg;
 
-	while (!c->closing) {
+	while (!c->closing && !c->throttle) {
 		struct mqtt_frame f;
 		struct mqtt_packet p;
 		uint32_t max = c->connected ? (cfg->max_packet_size ? cfg->max_packet_size : MQTT_MAX_PACKET_SIZE)
@@ -678,7 +681,7 @@ void conn_on_close(struct conn *c)
 				s->will_at_ms = now + (uint64_t)c->will_delay_s * 1000u;
 				s->will->origin = NULL;
 			} else {
-				broker_publish(c->w, c->will);
+				broker_publish(c->w, c->will, NULL);
 				msg_unref(c->will);
 			}
 			c->will = NULL;

@@ -190,12 +190,15 @@ static bool member_online(void *ctx, const struct sub_entry *e)
 	return atomic_load_explicit(&s->online, memory_order_relaxed);
 }
 
-size_t broker_publish(struct worker *w, struct msg *m)
+size_t broker_publish(struct worker *w, struct msg *m, bool *congested)
 {
 	struct broker *b = w->b;
 	struct match_ctx mc = { w, m };
 	struct route *r = &w->route;
+	uint64_t now = 0;
 
+	if (congested != NULL)
+		*congested = false;
 	if (m->retain)
 		retain_set(b->retained, m->topic, m->payload.len > 0 ? m : NULL);
 	/* a new generation invalidates every session's mark from the last route */
@@ -204,16 +207,24 @@ size_t broker_publish(struct worker *w, struct msg *m)
 	subidx_match(b->subs, m->topic, on_match, member_online, &mc);
 	for (size_t i = 0; i < r->n; i++) {
 		struct target *t = &r->t[i];
-		struct inbox_item item = { .sess = t->sess, .msg = m, .qos = t->qos,
+		struct session *s = t->sess;
+		struct inbox_item item = { .sess = s, .msg = m, .qos = t->qos,
 					   .retain = t->retain, .sub_id_count = t->sub_id_count };
 
-		if (t->sess->owner == w) {
-			sess_deliver(w, t->sess, m, t->qos, t->retain, t->sub_ids, t->sub_id_count);
-			continue;
+		if (s->owner == w) {
+			sess_deliver(w, s, m, t->qos, t->retain, t->sub_ids, t->sub_id_count);
+		} else {
+			memcpy(item.sub_ids, t->sub_ids, sizeof(item.sub_ids));
+			if (t->qos > 0)	/* on its way: counts until item_drop */
+				atomic_fetch_add_explicit(&s->backlog, 1, memory_order_relaxed);
+			msg_ref(m);
+			route_send(w, s->owner, &item);	/* takes the refs */
 		}
-		memcpy(item.sub_ids, t->sub_ids, sizeof(item.sub_ids));
-		msg_ref(m);
-		route_send(w, t->sess->owner, &item);	/* takes the refs */
+		if (congested != NULL && t->qos > 0 && !*congested) {
+			if (now == 0)
+				now = clock_mono_ms();
+			*congested = sess_congested(b->cfg, s, now);
+		}
 	}
 	return r->n;
 }
@@ -235,12 +246,15 @@ static int items_push(struct item_list *l, const struct inbox_item *item)
 	return MOAT_OK;
 }
 
-/* Lets go of what <item> holds without acting on it. */
+/* Lets go of what <item> holds (after acting on it or not). */
 static void item_drop(struct inbox_item *item)
 {
 	msg_unref(item->msg);
-	if (item->sess != NULL)
+	if (item->sess != NULL) {
+		if (item->qos > 0)
+			atomic_fetch_sub_explicit(&item->sess->backlog, 1, memory_order_relaxed);
 		sess_unref(item->sess);
+	}
 }
 
 /* Acts on <item> in worker <w>, its session's owner, then drops it. */

@@ -42,6 +42,9 @@ struct ev_tag {
 
 #define READ_CHUNK 65536
 #define MAX_EVENTS 256
+/* Back-pressure pauses: the first lasts 1 ms, each next one in a row twice as
+ * long, up to PAUSE_MAX_MS. */
+#define PAUSE_MAX_MS 16
 
 static struct ev_tag wake_tag = { EV_WAKE };
 
@@ -75,8 +78,89 @@ static void conn_unlink(struct worker *w, struct conn *c)
 	c->next = c->prev = NULL;
 }
 
+/* Tells epoll what <c> waits for: input unless paused, output while some
+ * could not be sent. */
+static void conn_arm(struct worker *w, struct conn *c)
+{
+	struct epoll_event ev = { .events = (c->paused ? 0u : EPOLLIN) | (c->want_write ? EPOLLOUT : 0u),
+				  .data.ptr = c };
+
+	epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void paused_unlink(struct worker *w, struct conn *c)
+{
+	if (c->paused_prev != NULL)
+		c->paused_prev->paused_next = c->paused_next;
+	else
+		w->paused = c->paused_next;
+	if (c->paused_next != NULL)
+		c->paused_next->paused_prev = c->paused_prev;
+	c->paused_next = c->paused_prev = NULL;
+	c->paused = false;
+}
+
+/* Stops reading <c> for a while: one of its PUBLISHes went to a session
+ * whose queue is filling (sess_congested), and waiting loses nothing where
+ * reading on would make that queue drop. The rest of c->in waits too. */
+static void pause_conn(struct worker *w, struct conn *c, uint64_t now_ms)
+{
+	c->pause_ms = (uint16_t)(c->pause_ms == 0 ? 1 : c->pause_ms * 2);
+	if (c->pause_ms > PAUSE_MAX_MS)
+		c->pause_ms = PAUSE_MAX_MS;
+	c->resume_at_ms = now_ms + c->pause_ms;
+	c->paused = true;
+	c->paused_prev = NULL;
+	c->paused_next = w->paused;
+	if (w->paused != NULL)
+		w->paused->paused_prev = c;
+	w->paused = c;
+	conn_arm(w, c);
+}
+
+/* Handles the whole packets in c->in, then pauses <c> if the last PUBLISH
+ * met congestion; a connection that goes on without meeting it starts over
+ * from the shortest pause. */
+static void process_input(struct worker *w, struct conn *c, uint64_t now_ms)
+{
+	if (conn_process(c, now_ms) < 0)
+		c->closing = true;
+	if (!c->throttle)
+		c->pause_ms = 0;
+	else if (!c->closing && c->handoff_to == NULL)
+		pause_conn(w, c, now_ms);
+}
+
+/* Reads again from the connections whose pause is over. */
+static void resume_due(struct worker *w, uint64_t now_ms)
+{
+	struct conn *c = w->paused, *next;
+
+	for (; c != NULL; c = next) {
+		next = c->paused_next;
+		if (c->resume_at_ms > now_ms)
+			continue;
+		paused_unlink(w, c);
+		c->throttle = false;
+		conn_arm(w, c);
+		process_input(w, c, now_ms);	/* what waited in c->in; may pause again */
+		server_mark_dirty(c);
+	}
+}
+
+/* When the first paused connection is due, or <deadline> if sooner. */
+static uint64_t next_resume(const struct worker *w, uint64_t deadline)
+{
+	for (const struct conn *c = w->paused; c != NULL; c = c->paused_next)
+		if (c->resume_at_ms < deadline)
+			deadline = c->resume_at_ms;
+	return deadline;
+}
+
 static void conn_destroy(struct worker *w, struct conn *c)
 {
+	if (c->paused)
+		paused_unlink(w, c);
 	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	conn_on_close(c);
@@ -101,10 +185,8 @@ static void conn_flush(struct worker *w, struct conn *c)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			if (!c->want_write) {
-				struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = c };
-
 				c->want_write = true;
-				epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+				conn_arm(w, c);
 			}
 			return;
 		}
@@ -114,10 +196,8 @@ static void conn_flush(struct worker *w, struct conn *c)
 	}
 	buf_trim(&c->out, 0);	/* idle connections keep no output buffer */
 	if (c->want_write) {
-		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
-
 		c->want_write = false;
-		epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+		conn_arm(w, c);
 	}
 }
 
@@ -153,8 +233,10 @@ static void take_handoff(struct worker *w, struct conn *c)
 	c->handoff_to = NULL;
 	c->want_write = false;
 	conn_link(w, c);
-	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0 || conn_process(c, clock_mono_ms()) < 0)
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
 		c->closing = true;
+	else
+		process_input(w, c, clock_mono_ms());
 	if (c->handoff_to != NULL)
 		hand_off(w, c);	/* the session moved on meanwhile */
 	else
@@ -179,13 +261,12 @@ static void on_readable(struct conn *c, uint64_t now_ms)
 			break;
 		c->in.len += (size_t)n;
 		c->last_rx_ms = now_ms;
-		if (conn_process(c, now_ms) < 0)
-			c->closing = true;
+		process_input(c->w, c, now_ms);
 		if (c->handoff_to != NULL) {
 			hand_off(c->w, c);
 			return;
 		}
-		if ((size_t)n < READ_CHUNK)
+		if (c->paused || (size_t)n < READ_CHUNK)
 			break;
 	}
 	buf_trim(&c->in, 0);
@@ -390,7 +471,8 @@ static void *worker_loop(void *arg)
 
 	while (!atomic_load_explicit(&b->stop, memory_order_relaxed)) {
 		uint64_t now = clock_mono_ms();
-		int timeout = next_tick > now ? (int)(next_tick - now) : 0;
+		uint64_t wake_at = next_resume(w, next_tick);
+		int timeout = wake_at > now ? (int)(wake_at - now) : 0;
 		int n = epoll_wait(w->epfd, events, MAX_EVENTS, timeout);
 
 		now = clock_mono_ms();
@@ -406,7 +488,12 @@ static void *worker_loop(void *arg)
 
 				if (c->closing)
 					continue;
-				if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+				if (c->paused && (events[i].events & (EPOLLHUP | EPOLLERR))) {
+					c->closing = true;	/* reset while paused */
+					server_mark_dirty(c);
+					continue;
+				}
+				if (!c->paused && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 					on_readable(c, now);
 				if (c->w == w && c->handoff_to == NULL && (events[i].events & EPOLLOUT))
 					server_mark_dirty(c);
@@ -416,6 +503,8 @@ static void *worker_loop(void *arg)
 			on_tick(w, now);
 			next_tick = now + 1000;
 		}
+		if (w->paused != NULL)
+			resume_due(w, now);
 		route_flush_outboxes(w);
 		flush_dirty(w);
 	}

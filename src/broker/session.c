@@ -125,7 +125,7 @@ static void publish_pending_will(struct worker *w, struct session *s)
 		struct msg *will = s->will;
 
 		s->will = NULL;
-		broker_publish(w, will);
+		broker_publish(w, will, NULL);
 		msg_unref(will);
 	}
 }
@@ -138,6 +138,7 @@ static void clear_state(struct worker *w, struct session *s)
 	free_deliveries(w, s->inflight);
 	free_deliveries(w, s->queue);
 	free(s->qos2_in);
+	atomic_fetch_sub_explicit(&s->backlog, s->queue_count, memory_order_relaxed);
 	s->inflight = s->inflight_tail = s->queue = s->queue_tail = NULL;
 	s->inflight_count = s->queue_count = 0;
 	s->queue_bytes = 0;
@@ -201,6 +202,14 @@ static uint16_t next_packet_id(struct session *s)
 	return s->next_packet_id;
 }
 
+/* A message larger than the client's Maximum Packet Size is discarded as if
+ * its flow had completed [MQTT-3.1.2-25], so it frees its in-flight slot. */
+static void too_big_for_client(struct worker *w, struct delivery *d)
+{
+	stat_add(&w->sys.publish_dropped, 1);
+	free_deliveries(w, d);
+}
+
 void sess_pump(struct worker *w, struct session *s)
 {
 	uint64_t now = clock_mono_ms();
@@ -213,36 +222,23 @@ void sess_pump(struct worker *w, struct session *s)
 			s->queue_tail = NULL;
 		s->queue_count--;
 		s->queue_bytes -= d->msg->payload.len;
+		atomic_fetch_sub_explicit(&s->backlog, 1, memory_order_relaxed);
 		d->next = NULL;
 		if (msg_expired(d->msg, now)) {
 			free_deliveries(w, d);
 			continue;
 		}
 		d->packet_id = next_packet_id(s);
+		if (conn_send_publish(s->conn, d, false, now) == MOAT_E_LIMIT) {
+			too_big_for_client(w, d);
+			continue;
+		}
 		if (s->inflight_tail != NULL)
 			s->inflight_tail->next = d;
 		else
 			s->inflight = d;
 		s->inflight_tail = d;
 		s->inflight_count++;
-		conn_send_publish(s->conn, d, false, now);
-	}
-}
-
-void sess_resend_inflight(struct worker *w, struct session *s)
-{
-	uint64_t now = clock_mono_ms();
-
-	(void)w;
-	for (struct delivery *d = s->inflight; d != NULL && s->conn != NULL; d = d->next) {
-		if (d->pubrel_sent) {
-			struct mqtt_packet p = { .type = MQTT_PUBREL };
-
-			p.ack.packet_id = d->packet_id;
-			conn_send_packet(s->conn, &p);
-		} else {
-			conn_send_publish(s->conn, d, true, now);
-		}
 	}
 }
 
@@ -260,10 +256,45 @@ static void inflight_remove(struct worker *w, struct session *s, struct delivery
 	free_deliveries(w, d);
 }
 
+void sess_resend_inflight(struct worker *w, struct session *s)
+{
+	uint64_t now = clock_mono_ms();
+	struct delivery *prev = NULL, *d, *next;
+
+	for (d = s->inflight; d != NULL && s->conn != NULL; d = next) {
+		next = d->next;
+		if (d->pubrel_sent) {
+			struct mqtt_packet p = { .type = MQTT_PUBREL };
+
+			p.ack.packet_id = d->packet_id;
+			conn_send_packet(s->conn, &p);
+		} else if (conn_send_publish(s->conn, d, true, now) == MOAT_E_LIMIT) {
+			/* the client came back with a smaller Maximum Packet Size */
+			stat_add(&w->sys.publish_dropped, 1);
+			inflight_remove(w, s, d, prev);
+			continue;
+		}
+		prev = d;
+	}
+}
+
+bool sess_congested(const struct moat_config *cfg, struct session *s, uint64_t now_ms)
+{
+	uint32_t high_water = cfg->queue_high_water;
+
+	if (cfg->max_queued_messages > 0 && high_water > cfg->max_queued_messages / 2)
+		high_water = cfg->max_queued_messages / 2;
+	return cfg->queue_high_water > 0 &&
+	       atomic_load_explicit(&s->backlog, memory_order_relaxed) > high_water &&
+	       atomic_load_explicit(&s->online, memory_order_relaxed) &&
+	       now_ms - atomic_load_explicit(&s->last_ack_ms, memory_order_relaxed) < BACKLOG_STUCK_MS;
+}
+
 void sess_on_ack(struct worker *w, struct session *s, uint8_t type, uint16_t packet_id, uint8_t rc)
 {
 	struct delivery *prev = NULL, *d;
 
+	atomic_store_explicit(&s->last_ack_ms, clock_mono_ms(), memory_order_relaxed);
 	for (d = s->inflight; d != NULL; prev = d, d = d->next)
 		if (d->packet_id == packet_id)
 			break;
@@ -306,6 +337,7 @@ static void enqueue(struct worker *w, struct session *s, struct delivery *d)
 	s->queue_tail = d;
 	s->queue_count++;
 	s->queue_bytes += d->msg->payload.len;
+	atomic_fetch_add_explicit(&s->backlog, 1, memory_order_relaxed);
 }
 
 void sess_deliver(struct worker *w, struct session *s, struct msg *m, uint8_t qos, bool retain,

@@ -19,7 +19,7 @@ void broker_tick(struct worker *w, uint64_t now_ms)
 			struct msg *will = s->will;
 
 			s->will = NULL;
-			broker_publish(w, will);
+			broker_publish(w, will, NULL);
 			msg_unref(will);
 		}
 		if (s->conn == NULL && s->expiry_s != UINT32_MAX && now_ms >= s->expire_at_ms)
@@ -43,7 +43,7 @@ static void sys_put(struct worker *w, const char *topic, const char *value, uint
 	p.payload = moat_bytes_str(value);
 	m = msg_create(&p, p.topic, now_ms);
 	if (m != NULL) {
-		broker_publish(w, m);
+		broker_publish(w, m, NULL);
 		msg_unref(m);
 	}
 }

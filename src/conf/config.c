@@ -58,6 +58,7 @@ void config_defaults(struct moat_config *cfg)
 		.max_topic_levels = 200,
 		.max_output_bytes = 1u << 20,
 		.max_inbound_qos2 = 1000,
+		.queue_high_water = 128,
 	};
 }
 
@@ -175,6 +176,7 @@ static const struct opt opts[] = {
 	{ "max_subscriptions", K_U32, O(max_subscriptions), UINT32_MAX },
 	{ "max_output_bytes", K_U32, O(max_output_bytes), UINT32_MAX },
 	{ "max_inbound_qos2", K_U32, O(max_inbound_qos2), 65535 },
+	{ "queue_high_water", K_U32, O(queue_high_water), UINT32_MAX },
 	{ "listener", K_SPECIAL, 0, 0 },
 	{ "port", K_SPECIAL, 0, 0 },
 	{ "bind_address", K_SPECIAL, 0, 0 },

@@ -45,6 +45,7 @@ struct moat_config {
 	uint32_t max_subscriptions;		/* per client; default 0 = unlimited */
 	uint32_t max_output_bytes;		/* per connection before QoS 0 is dropped; default 1 MiB */
 	uint32_t max_inbound_qos2;		/* QoS 2 awaiting PUBREL per client; default 1000 */
+	uint32_t queue_high_water;		/* back-pressure above this backlog; default 128, 0 = off */
 };
 
 /* Fills <cfg> with the defaults above (no listener: main() adds the loopback one). */

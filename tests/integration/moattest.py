@@ -37,8 +37,6 @@ READ_TIMEOUT_S = 3.0
 # Applied by BrokerTest.setUp for moatd only; every one passes against mosquitto
 # unless MOSQUITTO_WRONG lists it too.
 PENDING = {
-    "test_too_big_for_client_counts_as_sent":
-        "a QoS 1 message dropped for the client's Maximum Packet Size keeps its Receive Maximum slot: with 1 slot nothing is delivered again",
 }
 
 # Tests that mosquitto 2.0.11 does not pass, with the reason: its known bugs, or
@@ -111,7 +109,7 @@ MOSQUITTO_WRONG = {
 
 # Configuration keys only moatd knows: a test class using one is skipped when
 # the broker under test is mosquitto.
-MOAT_ONLY_KEYS = ("connect_timeout", "max_connect_packet_size", "threads")
+MOAT_ONLY_KEYS = ("connect_timeout", "max_connect_packet_size", "threads", "queue_high_water")
 
 # ---- packet types ----------------------------------------------------------
 CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 2, 3, 4, 5, 6, 7

@@ -127,3 +127,20 @@ class TestFlowControl(mt.BrokerTest):
 
 if __name__ == "__main__":
     mt.main()
+
+    def test_inflight_too_big_after_reconnect_is_dropped(self):
+        """A QoS 1 message left in flight is not resent to a client that comes back
+        with a Maximum Packet Size it does not fit; it frees its slot [MQTT-3.1.2-25]."""
+        sub = self.client("sub", clean=False, props={"session_expiry": 60})
+        sub.subscribe("f/t", qos=1)
+        pub = self.client("pub")
+        pub.publish("f/t", b"x" * 200, qos=1)
+        self.assertEqual(sub.expect_publish(ack=False).payload, b"x" * 200)
+        sub.close()
+        again = self.peer()
+        again.connect("sub", clean=False,
+                      props={"session_expiry": 60, "maximum_packet_size": 100,
+                             "receive_maximum": 1})
+        again.expect_nothing(0.3)
+        pub.publish("f/t", b"small", qos=1)
+        self.assertEqual([p.payload for p in again.drain_publishes()], [b"small"])
