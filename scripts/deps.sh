@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 
 packages=(
 	cmake ninja-build gcc clang pkg-config make
-	libcmocka-dev libssl-dev
+	libcmocka-dev libssl-dev libsodium-dev libcjson-dev libwslay-dev openssl
 	libclang-rt-14-dev
-	mosquitto mosquitto-clients python3 python3-paho-mqtt
+	mosquitto mosquitto-clients python3 python3-paho-mqtt python3-jwt python3-cryptography
 )
 
 missing=()
