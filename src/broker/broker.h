@@ -24,6 +24,7 @@
 #include "base/buf.h"
 #include "codec/packet.h"
 #include "conf/config.h"
+#include "net/filter.h"
 
 /* An application message, immutable once created and shared by every
  * delivery (STYLE.md §4): topic, payload and the forwarded v5 properties
@@ -135,9 +136,12 @@ struct conn {
 	struct worker *handoff_to;	/* set when the session's owner must take it */
 	int fd;
 	bool dirty, want_write, closing, connected;
+	bool filter_shut;		/* the filter's clean close is queued */
 	uint8_t version;
 	char peer[48];
-	struct buf in, out;
+	struct buf in, out;		/* MQTT bytes */
+	struct filter *filter;		/* TLS and/or WebSocket; NULL for plain TCP */
+	struct buf wire;		/* bytes for the socket when there is a filter */
 	struct session *sess;
 	uint64_t last_rx_ms, opened_ms;
 	uint16_t keep_alive_s;
@@ -158,6 +162,12 @@ struct conn {
 	uint64_t resume_at_ms;
 	struct conn *paused_next, *paused_prev;
 };
+
+/* Bytes waiting to be written to <c>'s peer. */
+static inline size_t conn_output_pending(const struct conn *c)
+{
+	return buf_used(&c->out) + buf_used(&c->wire);
+}
 
 /* One worker's counters: written by that worker only, read by the one that
  * publishes $SYS (relaxed atomics, see stat_add). */

@@ -47,6 +47,7 @@ struct ev_tag {
 #define PAUSE_MAX_MS 16
 
 static struct ev_tag wake_tag = { EV_WAKE };
+static struct log_limiter transport_log;
 
 void server_mark_dirty(struct conn *c)
 {
@@ -168,17 +169,41 @@ static void conn_destroy(struct worker *w, struct conn *c)
 	atomic_fetch_sub(&w->b->conn_count, 1);
 	buf_fini(&c->in);
 	buf_fini(&c->out);
+	buf_fini(&c->wire);
+	filter_destroy(c->filter);
 	free(c);
+}
+
+/* Passes what the MQTT layer queued through the filter (TLS, WebSocket),
+ * adding the filter's clean close once the connection is closing. */
+static void filter_output(struct conn *c)
+{
+	if (buf_used(&c->out) > 0) {
+		if (c->filter->ops->output(c->filter, buf_head(&c->out), buf_used(&c->out), &c->wire) < 0)
+			c->closing = true;
+		buf_consume(&c->out, buf_used(&c->out));
+		buf_trim(&c->out, 0);
+	}
+	if (c->closing && !c->filter_shut) {
+		c->filter_shut = true;
+		c->filter->ops->shutdown(c->filter, &c->wire);
+	}
 }
 
 /* Writes what the socket takes; arms EPOLLOUT for the rest. */
 static void conn_flush(struct worker *w, struct conn *c)
 {
-	while (buf_used(&c->out) > 0) {
-		ssize_t n = send(c->fd, buf_head(&c->out), buf_used(&c->out), MSG_NOSIGNAL);
+	struct buf *wire = &c->out;
+
+	if (c->filter != NULL) {
+		filter_output(c);
+		wire = &c->wire;
+	}
+	while (buf_used(wire) > 0) {
+		ssize_t n = send(c->fd, buf_head(wire), buf_used(wire), MSG_NOSIGNAL);
 
 		if (n > 0) {
-			buf_consume(&c->out, (size_t)n);
+			buf_consume(wire, (size_t)n);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -191,10 +216,10 @@ static void conn_flush(struct worker *w, struct conn *c)
 			return;
 		}
 		c->closing = true;	/* peer gone */
-		buf_consume(&c->out, buf_used(&c->out));
+		buf_consume(wire, buf_used(wire));
 		return;
 	}
-	buf_trim(&c->out, 0);	/* idle connections keep no output buffer */
+	buf_trim(wire, 0);	/* idle connections keep no output buffer */
 	if (c->want_write) {
 		c->want_write = false;
 		conn_arm(w, c);
@@ -209,7 +234,7 @@ static void flush_dirty(struct worker *w)
 		w->dirty = c->dirty_next;
 		c->dirty = false;
 		conn_flush(w, c);
-		if (c->closing && (buf_used(&c->out) == 0 || !c->want_write))
+		if (c->closing && (conn_output_pending(c) == 0 || !c->want_write))
 			conn_destroy(w, c);
 	}
 }
@@ -243,23 +268,52 @@ static void take_handoff(struct worker *w, struct conn *c)
 		server_mark_dirty(c);
 }
 
+/* Reads once from <c>'s socket into c->in, through its filter if it has
+ * one. Returns the bytes read, 0 at EOF, or -1 (errno) as recv does. */
+static ssize_t conn_recv(struct conn *c)
+{
+	uint8_t raw[READ_CHUNK];
+	const char *why = NULL;
+	ssize_t n;
+	int rc;
+
+	if (c->filter == NULL) {
+		if (buf_reserve(&c->in, READ_CHUNK) < 0) {
+			errno = ENOMEM;
+			return -1;
+		}
+		n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+		if (n > 0)
+			c->in.len += (size_t)n;
+		return n;
+	}
+	n = recv(c->fd, raw, sizeof(raw), 0);
+	if (n <= 0)
+		return n;
+	rc = c->filter->ops->input(c->filter, raw, (size_t)n, &c->in, &c->wire, &why);
+	if (buf_used(&c->wire) > 0)
+		server_mark_dirty(c);	/* handshake or control bytes to send */
+	if (rc < 0) {
+		if (rc != MOAT_E_CLOSED && log_limiter_allow(&transport_log, 10, 10))
+			log_notice("connection from %s: %s, closing", c->peer,
+				   why != NULL ? why : moat_strerror(rc));
+		errno = rc == MOAT_E_CLOSED ? 0 : EPROTO;
+		return rc == MOAT_E_CLOSED ? 0 : -1;
+	}
+	return n;
+}
+
 static void on_readable(struct conn *c, uint64_t now_ms)
 {
 	for (int rounds = 0; rounds < 4 && !c->closing; rounds++) {
-		ssize_t n;
+		ssize_t n = conn_recv(c);
 
-		if (buf_reserve(&c->in, READ_CHUNK) < 0) {
-			c->closing = true;
-			break;
-		}
-		n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
 			c->closing = true;	/* EOF or reset: the Will goes out in conn_on_close */
 			break;
 		}
 		if (n < 0)
 			break;
-		c->in.len += (size_t)n;
 		c->last_rx_ms = now_ms;
 		process_input(c->w, c, now_ms);
 		if (c->handoff_to != NULL) {

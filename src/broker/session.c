@@ -352,7 +352,7 @@ void sess_deliver(struct worker *w, struct session *s, struct msg *m, uint8_t qo
 		if (s->conn == NULL || !s->conn->connected) {
 			return;	/* QoS 0 is not queued for offline sessions (mosquitto's default) */
 		}
-		if (s->conn->out.len - s->conn->out.off > w->b->cfg->max_output_bytes) {
+		if (conn_output_pending(s->conn) > w->b->cfg->max_output_bytes) {
 			stat_add(&w->sys.publish_dropped, 1);	/* slow consumer: drop QoS 0 */
 			return;
 		}

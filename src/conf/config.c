@@ -59,6 +59,11 @@ void config_defaults(struct moat_config *cfg)
 		.max_output_bytes = 1u << 20,
 		.max_inbound_qos2 = 1000,
 		.queue_high_water = 128,
+		.token_leeway_s = 30,
+		.auth_fail_delay_max_ms = 10000,
+		.max_topic_length = 65535,
+		.max_user_properties = 1024,
+		.max_user_property_bytes = 65536,
 	};
 }
 
@@ -82,6 +87,18 @@ int config_add_listener(struct moat_config *cfg, const char *bind_address, uint1
 	return MOAT_OK;
 }
 
+static void tls_conf_fini(struct moat_tls_conf *t)
+{
+	free(t->cafile);
+	free(t->capath);
+	free(t->certfile);
+	free(t->keyfile);
+	free(t->crlfile);
+	free(t->tls_version);
+	free(t->ciphers);
+	free(t->ciphers_tls13);
+}
+
 void config_fini(struct moat_config *cfg)
 {
 	while (cfg->listeners != NULL) {
@@ -89,10 +106,25 @@ void config_fini(struct moat_config *cfg)
 
 		cfg->listeners = l->next;
 		free(l->bind_address);
+		tls_conf_fini(&l->tls);
 		free(l);
 	}
+	while (cfg->token_keys != NULL) {
+		struct moat_token_key *k = cfg->token_keys;
+
+		cfg->token_keys = k->next;
+		free(k->path);
+		free(k->kid);
+		free(k);
+	}
 	free(cfg->log_file);
-	cfg->log_file = NULL;
+	free(cfg->password_file);
+	free(cfg->acl_file);
+	free(cfg->token_issuer);
+	free(cfg->token_audience);
+	free(cfg->token_username_claim);
+	free(cfg->audit_file);
+	*cfg = (struct moat_config){ 0 };
 }
 
 static int parse_uint(struct parse *p, const char *opt, const char *s, uint64_t max, uint64_t *out)
@@ -147,7 +179,10 @@ static int parse_duration(struct parse *p, const char *opt, const char *s, int64
 	return diag(p, "%s expects a duration like 2h, 3d, 1w, 6m or 1y, got \"%s\"", opt, s);
 }
 
-enum opt_kind { K_U16, K_U32, K_U64, K_I32, K_BOOL, K_SPECIAL, K_LATER };
+/* K_STR: a global string; K_LSTR/K_LBOOL: a setting of the listener declared
+ * last (mosquitto's per-listener options; before any `listener` line they
+ * belong to the default listener). */
+enum opt_kind { K_U16, K_U32, K_U64, K_I32, K_BOOL, K_STR, K_LSTR, K_LBOOL, K_SPECIAL, K_LATER };
 
 struct opt {
 	const char *name;
@@ -157,6 +192,7 @@ struct opt {
 };
 
 #define O(f) offsetof(struct moat_config, f)
+#define L(f) offsetof(struct moat_listener_conf, f)
 static const struct opt opts[] = {
 	{ "allow_anonymous", K_BOOL, O(allow_anonymous), 0 },
 	{ "max_inflight_messages", K_U16, O(max_inflight_messages), 65535 },
@@ -176,7 +212,6 @@ static const struct opt opts[] = {
 	{ "max_subscriptions", K_U32, O(max_subscriptions), UINT32_MAX },
 	{ "max_output_bytes", K_U32, O(max_output_bytes), UINT32_MAX },
 	{ "max_inbound_qos2", K_U32, O(max_inbound_qos2), 65535 },
-	{ "queue_high_water", K_U32, O(queue_high_water), UINT32_MAX },
 	{ "listener", K_SPECIAL, 0, 0 },
 	{ "port", K_SPECIAL, 0, 0 },
 	{ "bind_address", K_SPECIAL, 0, 0 },
@@ -187,15 +222,33 @@ static const struct opt opts[] = {
 	{ "persistence", K_SPECIAL, 0, 0 },
 	{ "protocol", K_SPECIAL, 0, 0 },
 	{ "per_listener_settings", K_SPECIAL, 0, 0 },
+	{ "queue_high_water", K_U32, O(queue_high_water), UINT32_MAX },
+	{ "password_file", K_STR, O(password_file), 0 },
+	{ "acl_file", K_STR, O(acl_file), 0 },
+	{ "auth_token_issuer", K_STR, O(token_issuer), 0 },
+	{ "auth_token_audience", K_STR, O(token_audience), 0 },
+	{ "auth_token_username_claim", K_STR, O(token_username_claim), 0 },
+	{ "auth_token_leeway", K_U32, O(token_leeway_s), 3600 },
+	{ "auth_token_key", K_SPECIAL, 0, 0 },
+	{ "auth_fail_delay_max", K_U32, O(auth_fail_delay_max_ms), 600000 },
+	{ "max_connections_per_address", K_U32, O(max_connections_per_address), UINT32_MAX },
+	{ "connection_rate_per_address", K_U32, O(connection_rate_per_address), UINT32_MAX },
+	{ "max_topic_length", K_U32, O(max_topic_length), 65535 },
+	{ "max_user_properties", K_U32, O(max_user_properties), 1024 },
+	{ "max_user_property_bytes", K_U32, O(max_user_property_bytes), 268435455 },
+	{ "audit_log", K_SPECIAL, 0, 0 },
+	{ "cafile", K_LSTR, L(tls.cafile), 0 },
+	{ "capath", K_LSTR, L(tls.capath), 0 },
+	{ "certfile", K_LSTR, L(tls.certfile), 0 },
+	{ "keyfile", K_LSTR, L(tls.keyfile), 0 },
+	{ "crlfile", K_LSTR, L(tls.crlfile), 0 },
+	{ "tls_version", K_LSTR, L(tls.tls_version), 0 },
+	{ "ciphers", K_LSTR, L(tls.ciphers), 0 },
+	{ "ciphers_tls1.3", K_LSTR, L(tls.ciphers_tls13), 0 },
+	{ "require_certificate", K_LBOOL, L(tls.require_certificate), 0 },
+	{ "use_identity_as_username", K_LBOOL, L(tls.use_identity_as_username), 0 },
+	{ "use_subject_as_username", K_LBOOL, L(tls.use_subject_as_username), 0 },
 	/* Options of later work: recognised, refused clearly. */
-	{ "cafile", K_LATER, 0, 0 },	      { "capath", K_LATER, 0, 0 },
-	{ "certfile", K_LATER, 0, 0 },	      { "keyfile", K_LATER, 0, 0 },
-	{ "crlfile", K_LATER, 0, 0 },	      { "tls_version", K_LATER, 0, 0 },
-	{ "ciphers", K_LATER, 0, 0 },	      { "ciphers_tls1.3", K_LATER, 0, 0 },
-	{ "require_certificate", K_LATER, 0, 0 },
-	{ "use_identity_as_username", K_LATER, 0, 0 },
-	{ "use_subject_as_username", K_LATER, 0, 0 },
-	{ "password_file", K_LATER, 0, 0 },   { "acl_file", K_LATER, 0, 0 },
 	{ "persistence_location", K_LATER, 0, 0 },
 	{ "persistence_file", K_LATER, 0, 0 }, { "autosave_interval", K_LATER, 0, 0 },
 	{ "connection", K_LATER, 0, 0 },      { "address", K_LATER, 0, 0 },
@@ -230,6 +283,66 @@ static int parse_log_dest(struct parse *p, char **w, int n)
 	return MOAT_OK;
 }
 
+/* The listener per-listener options apply to: the one declared last, or
+ * the default one (port 1883) when none is declared yet, as in mosquitto. */
+static struct moat_listener_conf *current_listener(struct parse *p)
+{
+	struct moat_listener_conf *l = p->cfg->listeners;
+
+	if (l == NULL && config_add_listener(p->cfg, NULL, 1883) < 0)
+		return NULL;
+	for (l = p->cfg->listeners; l->next != NULL; l = l->next)
+		;
+	return l;
+}
+
+static int replace_string(struct parse *p, char **slot, const char *value)
+{
+	char *copy = strdup(value);
+
+	if (copy == NULL)
+		return diag(p, "out of memory");
+	free(*slot);
+	*slot = copy;
+	return MOAT_OK;
+}
+
+static int parse_token_key(struct parse *p, char **w, int n)
+{
+	struct moat_token_key *k, **tail;
+
+	if (n < 2 || n > 3)
+		return diag(p, "auth_token_key expects a public key file and an optional key id, e.g. \"auth_token_key /etc/moat/sc.pem sc-2026\"");
+	k = calloc(1, sizeof(*k));
+	if (k == NULL || (k->path = strdup(w[1])) == NULL || (n == 3 && (k->kid = strdup(w[2])) == NULL)) {
+		if (k != NULL)
+			free(k->path);
+		free(k);
+		return diag(p, "out of memory");
+	}
+	for (tail = &p->cfg->token_keys; *tail != NULL; tail = &(*tail)->next)
+		;
+	*tail = k;
+	return MOAT_OK;
+}
+
+static int parse_audit_log(struct parse *p, char **w, int n)
+{
+	struct moat_config *cfg = p->cfg;
+
+	if (n == 3 && strcmp(w[1], "file") == 0) {
+		cfg->audit_syslog = false;
+		return replace_string(p, &cfg->audit_file, w[2]);
+	}
+	if (n == 2 && (strcmp(w[1], "syslog") == 0 || strcmp(w[1], "none") == 0)) {
+		free(cfg->audit_file);
+		cfg->audit_file = NULL;
+		cfg->audit_syslog = strcmp(w[1], "syslog") == 0;
+		return MOAT_OK;
+	}
+	return diag(p, "audit_log expects \"file <path>\", syslog or none");
+}
+
 static int parse_special(struct parse *p, char **w, int n)
 {
 	struct moat_config *cfg = p->cfg;
@@ -244,10 +357,15 @@ static int parse_special(struct parse *p, char **w, int n)
 			return rc;
 		if (config_add_listener(cfg, n == 3 ? w[2] : NULL, (uint16_t)v) < 0)
 			return diag(p, "out of memory");
+		current_listener(p)->line = p->line;
 		return MOAT_OK;
 	}
 	if (strcmp(w[0], "log_dest") == 0)
 		return parse_log_dest(p, w, n);
+	if (strcmp(w[0], "auth_token_key") == 0)
+		return parse_token_key(p, w, n);
+	if (strcmp(w[0], "audit_log") == 0)
+		return parse_audit_log(p, w, n);
 	if (n != 2)
 		return diag(p, "%s expects exactly one value", w[0]);
 	if (strcmp(w[0], "port") == 0) {
@@ -290,10 +408,19 @@ static int parse_special(struct parse *p, char **w, int n)
 		return b ? diag(p, "persistence true is not supported yet; remove the line (state is kept in memory)")
 			 : MOAT_OK;
 	}
-	if (strcmp(w[0], "protocol") == 0)
-		return strcmp(w[1], "mqtt") == 0
-			       ? MOAT_OK
-			       : diag(p, "protocol %s is not supported yet; use protocol mqtt", w[1]);
+	if (strcmp(w[0], "protocol") == 0) {
+		struct moat_listener_conf *l = current_listener(p);
+
+		if (l == NULL)
+			return diag(p, "out of memory");
+		if (strcmp(w[1], "mqtt") == 0)
+			l->protocol = LISTENER_MQTT;
+		else if (strcmp(w[1], "websockets") == 0)
+			l->protocol = LISTENER_WEBSOCKETS;
+		else
+			return diag(p, "protocol expects mqtt or websockets, got \"%s\"", w[1]);
+		return MOAT_OK;
+	}
 	if (strcmp(w[0], "per_listener_settings") == 0) {
 		bool b = false;
 
@@ -333,6 +460,17 @@ static int parse_line(struct parse *p, char *line)
 			return diag(p, "%s expects exactly one value", o->name);
 		if (o->kind == K_BOOL)
 			return parse_bool(p, o->name, w[1], (bool *)((char *)p->cfg + o->offset));
+		if (o->kind == K_STR)
+			return replace_string(p, (char **)((char *)p->cfg + o->offset), w[1]);
+		if (o->kind == K_LSTR || o->kind == K_LBOOL) {
+			struct moat_listener_conf *l = current_listener(p);
+
+			if (l == NULL)
+				return diag(p, "out of memory");
+			if (o->kind == K_LBOOL)
+				return parse_bool(p, o->name, w[1], (bool *)((char *)l + o->offset));
+			return replace_string(p, (char **)((char *)l + o->offset), w[1]);
+		}
 		if (o->kind == K_I32 && strcmp(w[1], "-1") == 0) {
 			*(int32_t *)((char *)p->cfg + o->offset) = -1;
 			return MOAT_OK;
@@ -350,6 +488,34 @@ static int parse_line(struct parse *p, char *line)
 		return MOAT_OK;
 	}
 	return diag(p, "unknown option \"%s\"; check the spelling (see docs/configuration.md)", w[0]);
+}
+
+/* Whole-file rules: a listener's TLS options must make sense together. */
+static int check_listeners(struct parse *p)
+{
+	for (struct moat_listener_conf *l = p->cfg->listeners; l != NULL; l = l->next) {
+		const struct moat_tls_conf *t = &l->tls;
+		bool any = t->cafile || t->capath || t->keyfile || t->crlfile || t->tls_version ||
+			   t->ciphers || t->ciphers_tls13 || t->require_certificate ||
+			   t->use_identity_as_username || t->use_subject_as_username;
+
+		p->line = l->line;
+		if (t->certfile == NULL && any)
+			return diag(p, "listener %u has TLS options but no certfile; add certfile and keyfile (TLS needs both) or remove the TLS options",
+				    l->port);
+		if (t->certfile != NULL && t->keyfile == NULL)
+			return diag(p, "listener %u has a certfile but no keyfile; add keyfile", l->port);
+		if (t->require_certificate && t->cafile == NULL && t->capath == NULL)
+			return diag(p, "listener %u: require_certificate needs cafile or capath to verify client certificates against",
+				    l->port);
+		if ((t->use_identity_as_username || t->use_subject_as_username) && !t->require_certificate)
+			return diag(p, "listener %u: use_identity_as_username and use_subject_as_username need require_certificate true",
+				    l->port);
+		if (t->use_identity_as_username && t->use_subject_as_username)
+			return diag(p, "listener %u: choose one of use_identity_as_username and use_subject_as_username",
+				    l->port);
+	}
+	return MOAT_OK;
 }
 
 int config_load_buffer(struct moat_config *cfg, const char *name, const char *data, size_t len,
@@ -376,7 +542,7 @@ int config_load_buffer(struct moat_config *cfg, const char *name, const char *da
 			return rc;
 		pos += n + 1;
 	}
-	return MOAT_OK;
+	return check_listeners(&p);
 }
 
 int config_load(struct moat_config *cfg, const char *path, struct moat_diag *d)

@@ -14,11 +14,34 @@ struct moat_diag {
 	char msg[512];	/* "FILE:LINE: problem; fix" */
 };
 
+enum moat_listener_protocol {
+	LISTENER_MQTT = 0,
+	LISTENER_WEBSOCKETS = 1,
+};
+
+/* A listener's TLS options, mosquitto's names; TLS is on when certfile is set.
+ * Strings are NULL when not given. */
+struct moat_tls_conf {
+	char *cafile, *capath, *certfile, *keyfile, *crlfile;
+	char *tls_version;	/* NULL = TLS 1.2 and 1.3 */
+	char *ciphers, *ciphers_tls13;
+	bool require_certificate;
+	bool use_identity_as_username, use_subject_as_username;
+};
+
 struct moat_listener_conf {
 	struct moat_listener_conf *next;
 	char *bind_address;	/* NULL = every address */
 	uint16_t port;
-	uint32_t max_connections;	/* 0 = unlimited */
+	enum moat_listener_protocol protocol;
+	struct moat_tls_conf tls;
+	unsigned line;		/* where it was declared, for messages */
+};
+
+/* A public key that verifies tokens (auth_token_key PATH [KID]). */
+struct moat_token_key {
+	struct moat_token_key *next;
+	char *path, *kid;	/* kid NULL = none */
 };
 
 struct moat_config {
@@ -46,6 +69,22 @@ struct moat_config {
 	uint32_t max_output_bytes;		/* per connection before QoS 0 is dropped; default 1 MiB */
 	uint32_t max_inbound_qos2;		/* QoS 2 awaiting PUBREL per client; default 1000 */
 	uint32_t queue_high_water;		/* back-pressure above this backlog; default 128, 0 = off */
+	/* authentication and authorization (issue 4) */
+	char *password_file, *acl_file;
+	struct moat_token_key *token_keys;
+	char *token_issuer, *token_audience;	/* NULL = not checked */
+	char *token_username_claim;		/* NULL = "username", then "sub" */
+	uint32_t token_leeway_s;		/* default 30 */
+	uint32_t auth_fail_delay_max_ms;	/* backoff ceiling per address; default 10000 */
+	/* limits */
+	uint32_t max_connections_per_address;	/* default 0 = unlimited */
+	uint32_t connection_rate_per_address;	/* new connections per address per 10 s; 0 = unlimited */
+	uint32_t max_topic_length;		/* bytes; default 65535 */
+	uint32_t max_user_properties;		/* per packet; default 64 */
+	uint32_t max_user_property_bytes;	/* per packet, names and values; default 8192 */
+	/* audit log: JSON lines */
+	char *audit_file;			/* NULL = none unless audit_syslog */
+	bool audit_syslog;
 };
 
 /* Fills <cfg> with the defaults above (no listener: main() adds the loopback one). */

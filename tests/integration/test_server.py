@@ -48,7 +48,27 @@ class TestConfigErrors(mt.unittest.TestCase):
         self.check("allow_anonymous maybe\n", 1, "allow_anonymous")
 
     def test_later_issue_option_not_supported_yet(self):
-        self.check("password_file /etc/passwd\n", 1, "not supported yet")
+        self.check("persistence_location /var/lib/moat\n", 1, "not supported yet")
+
+    def test_tls_option_without_certfile(self):
+        self.check("listener 8883\ncafile /etc/ssl/ca.pem\n", 1, "no certfile", "keyfile")
+
+    def test_certfile_without_keyfile(self):
+        self.check("allow_anonymous true\nlistener 8883\ncertfile /x.pem\n", 2, "no keyfile")
+
+    def test_require_certificate_without_ca(self):
+        self.check("listener 8883\ncertfile /x.pem\nkeyfile /k.pem\nrequire_certificate true\n",
+                   1, "require_certificate needs cafile")
+
+    def test_identity_as_username_without_require_certificate(self):
+        self.check("listener 8883\ncertfile /x.pem\nkeyfile /k.pem\ncafile /c.pem\n"
+                   "use_identity_as_username true\n", 1, "need require_certificate")
+
+    def test_unknown_protocol(self):
+        self.check("listener 9001\nprotocol http\n", 2, "protocol expects mqtt or websockets")
+
+    def test_bad_audit_log(self):
+        self.check("audit_log stdout\n", 1, "audit_log expects")
 
     def test_missing_file(self):
         r = run_moatd(["-c", "/nonexistent/moatd.conf"])
