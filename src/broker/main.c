@@ -69,6 +69,19 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (cfg.password_file != NULL || cfg.acl_file != NULL || cfg.token_keys != NULL) {
+		/* parsed ahead of the code that enforces them: refuse rather than ignore */
+		fprintf(stderr, "moatd: password_file, acl_file and auth_token_key are not enforced by this build yet; remove them\n");
+		config_fini(&cfg);
+		return 1;
+	}
+	for (const struct moat_listener_conf *l = cfg.listeners; l != NULL; l = l->next) {
+		if (l->tls.certfile != NULL || l->protocol != LISTENER_MQTT) {
+			fprintf(stderr, "moatd: TLS and WebSocket listeners are not served by this build yet; remove listener %u's TLS/protocol options\n", l->port);
+			config_fini(&cfg);
+			return 1;
+		}
+	}
 	if (port > 0) {
 		if (cfg.listeners == NULL)
 			rc = config_add_listener(&cfg, "127.0.0.1", (uint16_t)port);
