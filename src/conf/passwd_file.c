@@ -266,15 +266,51 @@ void pwf_fini(struct pwf *f)
 	for (size_t i = 0; i < f->count; i++)
 		entry_fini(&f->entries[i]);
 	free(f->entries);
+	free(f->by_name);
 	memset(f, 0, sizeof(*f));
+}
+
+static int by_name_cmp(const void *a, const void *b)
+{
+	const struct pwf_entry *const *x = a;
+	const struct pwf_entry *const *y = b;
+
+	return strcmp((*x)->username, (*y)->username);
+}
+
+static int key_cmp(const void *key, const void *elem)
+{
+	const struct pwf_entry *const *e = elem;
+
+	return strcmp(key, (*e)->username);
 }
 
 const struct pwf_entry *pwf_find(const struct pwf *f, const char *username)
 {
+	const struct pwf_entry *const *e;
+
+	if (f->count == 0)
+		return NULL;
+	e = bsearch(username, f->by_name, f->count, sizeof(*f->by_name), key_cmp);
+	return e == NULL ? NULL : *e;
+}
+
+/* Sorts the index; returns the line of the first repeated user (in file order), or 0. */
+static size_t index_names(struct pwf *f)
+{
+	size_t dup = 0;
+
 	for (size_t i = 0; i < f->count; i++)
-		if (strcmp(f->entries[i].username, username) == 0)
-			return &f->entries[i];
-	return NULL;
+		f->by_name[i] = &f->entries[i];
+	qsort(f->by_name, f->count, sizeof(*f->by_name), by_name_cmp);
+	for (size_t i = 1; i < f->count; i++) {
+		const struct pwf_entry *a = f->by_name[i - 1], *b = f->by_name[i];
+		size_t later = a->line > b->line ? a->line : b->line;
+
+		if (strcmp(a->username, b->username) == 0 && (dup == 0 || later < dup))
+			dup = later;
+	}
+	return dup;
 }
 
 static int fail(struct moat_diag *diag, const char *name, size_t line, const char *why)
@@ -292,10 +328,10 @@ static bool blank(const char *s, size_t n)
 }
 
 /* Adds one "user:hash" line of <n> bytes (no newline) to <f>. */
-static int parse_line(struct pwf *f, const char *s, size_t n, const char **why)
+static int parse_line(struct pwf *f, size_t line, const char *s, size_t n, const char **why)
 {
 	const char *colon = memchr(s, ':', n);
-	struct pwf_entry e = {0};
+	struct pwf_entry e = {.line = line};
 	size_t ulen;
 	int rc;
 
@@ -326,12 +362,6 @@ static int parse_line(struct pwf *f, const char *s, size_t n, const char **why)
 	e.username = strndup(s, ulen);
 	if (e.username == NULL) {
 		rc = MOAT_E_NOMEM;
-		goto err_wipe;
-	}
-	if (pwf_find(f, e.username) != NULL) {
-		*why = "duplicate user, keep one line per user (`moat passwd -D FILE USER` removes "
-		       "one)";
-		rc = MOAT_E_CONFIG;
 		goto err_wipe;
 	}
 	if (f->count == f->cap) {
@@ -387,11 +417,24 @@ int pwf_parse(struct pwf *out, const char *name, const char *data, size_t len,
 				  "blank line, remove it (comments start with '#')");
 			goto err;
 		}
-		rc = parse_line(out, s, n, &why);
+		rc = parse_line(out, line, s, n, &why);
 		if (rc == MOAT_E_CONFIG)
 			fail(diag, name, line, why);
 		if (rc < 0)
 			goto err;
+	}
+	if (out->count > 0) {
+		out->by_name = malloc(out->count * sizeof(*out->by_name));
+		if (out->by_name == NULL) {
+			rc = MOAT_E_NOMEM;
+			goto err;
+		}
+		line = index_names(out);
+		if (line != 0) {
+			rc = fail(diag, name, line,
+				  "duplicate user, keep one line per user and delete the others");
+			goto err;
+		}
 	}
 	return MOAT_OK;
 

@@ -44,6 +44,7 @@ struct pwf_hash {
 
 struct pwf_entry {
 	char *username; /* NUL-terminated, owned */
+	size_t line;	/* 1-based line in the file */
 	struct pwf_hash h;
 };
 
@@ -51,6 +52,7 @@ struct pwf {
 	struct pwf_entry *entries; /* in file order */
 	size_t count;
 	size_t cap;
+	const struct pwf_entry **by_name; /* <count> entries sorted by username, for pwf_find */
 };
 
 /* Parses the <len> characters at <text> (no ':' or newline) as one hash in
@@ -68,7 +70,7 @@ int pwf_parse(struct pwf *out, const char *name, const char *data, size_t len,
  * MOAT_E_IO with <diag> naming the file when it cannot be read. */
 int pwf_load(struct pwf *out, const char *path, struct moat_diag *diag);
 
-/* Returns the entry for <username>, or NULL. The pointer is valid until pwf_fini. */
+/* Returns the entry for <username> (binary search), or NULL. Valid until pwf_fini. */
 const struct pwf_entry *pwf_find(const struct pwf *f, const char *username);
 
 /* Wipes the hashes and frees what <f> owns; <f> is empty and reusable afterwards. NULL is fine. */
