@@ -160,6 +160,17 @@ static void bad_fields_refused(void **state)
 	refused("a:$7$101$Y7LQFOvzELEiQJb7$Z6M2YTJcVK6TEV3F\n", "$7$ hash is not base64");
 }
 
+static void duplicate_named_at_second_line(void **state)
+{
+	static const char text[] = "b:" H6 "\nc:" H6 "\na:" H7 "\nc:" H7 "\nb:" H7 "\n";
+	struct pwf f;
+	struct moat_diag diag = {{0}};
+
+	(void)state;
+	assert_int_equal(pwf_parse(&f, "pw", text, strlen(text), &diag), MOAT_E_CONFIG);
+	assert_int_equal(strncmp(diag.msg, "pw:4: duplicate user", 20), 0);
+}
+
 static void long_line_refused(void **state)
 {
 	size_t n = PWF_LINE_MAX + 10;
@@ -189,8 +200,11 @@ static void missing_file_is_io(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(accepts_every_format), cmocka_unit_test(malformed_lines_refused),
-	    cmocka_unit_test(bad_fields_refused),   cmocka_unit_test(long_line_refused),
+	    cmocka_unit_test(accepts_every_format),
+	    cmocka_unit_test(malformed_lines_refused),
+	    cmocka_unit_test(bad_fields_refused),
+	    cmocka_unit_test(duplicate_named_at_second_line),
+	    cmocka_unit_test(long_line_refused),
 	    cmocka_unit_test(missing_file_is_io),
 	};
 
