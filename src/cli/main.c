@@ -14,6 +14,7 @@ static void usage(FILE *out)
 		     "  pub     publish a message (flags like mosquitto_pub)\n"
 		     "  sub     subscribe and print messages (flags like mosquitto_sub)\n"
 		     "  bench   load generator: fan-in, fan-out, pairs, idle connections\n"
+		     "  passwd  manage a password file (flags like mosquitto_passwd)\n"
 		     "  help C  options of command C\n"
 		     "Options: --help, --version\n");
 }
@@ -25,7 +26,8 @@ int main(int argc, char **argv)
 		int (*fn)(int argc, char **argv);
 	} cmds[] = { { "pub", cli_pub_main },
 		     { "sub", cli_sub_main },
-		     { "bench", cli_bench_main } };
+		     { "bench", cli_bench_main },
+		     { "passwd", cli_passwd_main } };
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		usage(argc < 2 ? stderr : stdout);
