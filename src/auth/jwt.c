@@ -30,9 +30,9 @@ static const char sign_with[] = "sign with EdDSA, ES256 or RS256";
 struct parts {
 	const char *signing_input; /* header.payload, borrowed from the token */
 	size_t signing_input_len;
-	char *header;
+	uint8_t *header;
 	size_t header_len;
-	char *payload;
+	uint8_t *payload;
 	size_t payload_len;
 	uint8_t *sig;
 	size_t sig_len;
@@ -95,10 +95,9 @@ static int split(const char *token, size_t len, struct parts *p, char *why, size
 	}
 	p->signing_input = token;
 	p->signing_input_len = (size_t)(dot2 - token);
-	rc = decode_part(token, (size_t)(dot1 - token), (uint8_t **)&p->header, &p->header_len);
+	rc = decode_part(token, (size_t)(dot1 - token), &p->header, &p->header_len);
 	if (rc == MOAT_OK)
-		rc = decode_part(dot1 + 1, (size_t)(dot2 - dot1 - 1), (uint8_t **)&p->payload,
-				 &p->payload_len);
+		rc = decode_part(dot1 + 1, (size_t)(dot2 - dot1 - 1), &p->payload, &p->payload_len);
 	if (rc == MOAT_OK)
 		rc = decode_part(dot2 + 1, len - (size_t)(dot2 + 1 - token), &p->sig, &p->sig_len);
 	if (rc == MOAT_E_MALFORMED)
@@ -351,7 +350,7 @@ int jwt_verify(const struct jwt_keys *keys, const char *token, size_t token_len,
 	rc = split(token, token_len, &p, why, why_len);
 	if (rc < 0)
 		goto out;
-	rc = parse_object(p.header, p.header_len, &header);
+	rc = parse_object((const char *)p.header, p.header_len, &header);
 	if (rc < 0) {
 		jwt_why(why, why_len,
 			"header is not one JSON object with unique names and no \\u0000");
@@ -363,7 +362,7 @@ int jwt_verify(const struct jwt_keys *keys, const char *token, size_t token_len,
 	rc = select_and_verify(keys, kid, alg, &p, why, why_len);
 	if (rc < 0)
 		goto out;
-	rc = parse_object(p.payload, p.payload_len, &payload);
+	rc = parse_object((const char *)p.payload, p.payload_len, &payload);
 	if (rc < 0) {
 		jwt_why(why, why_len,
 			"claims are not one JSON object with unique names and no \\u0000");

@@ -139,7 +139,7 @@ static int key_load(struct jwt_key *k, const char *path, char *why, size_t why_l
 	if (rc < 0)
 		return rc;
 	/* A private key here means the secret sits where only the public one belongs. */
-	if (strstr(text, "PRIVATE KEY") != NULL) {
+	if (memmem(text, len, "PRIVATE KEY", 11) != NULL) {
 		jwt_why(why, why_len,
 			"%s: holds a private key; give the public key only "
 			"(openssl pkey -in key.pem -pubout)",

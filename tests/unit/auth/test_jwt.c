@@ -1,6 +1,7 @@
 /* JWT verification against tokens made by python3-jwt (make_jwt_fixtures.py):
  * each fixture's result and reason, the claims copied out, the leeway
  * boundaries with an injected clock, and key-file loading errors. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -351,9 +352,60 @@ static void reload_swaps_sets(void **state)
 	jwt_claims_fini(&c);
 	assert_int_equal(jwt_verify(fresh, tok, len, NULL, NOW, &c, why, sizeof(why)),
 			 MOAT_E_DENIED);
+	free(tok);
+	/* no kid and no key of the token's alg */
+	tok = slurp("good_nokid.jwt", &len);
+	assert_int_equal(jwt_verify(fresh, tok, len, NULL, NOW, &c, why, sizeof(why)),
+			 MOAT_E_UNSUPPORTED);
+	assert_non_null(strstr(why, "no configured key verifies alg EdDSA"));
 	jwt_keys_unref(old);
 	jwt_keys_unref(fresh);
 	free(tok);
+}
+
+struct worker {
+	const char *name;
+	int ok;
+};
+
+static void *verify_loop(void *arg)
+{
+	struct worker *w = arg;
+	struct jwt_claims c;
+	char why[256];
+	size_t len;
+	char *tok = slurp(w->name, &len);
+	/* each thread holds its own reference, as the broker would across a reload */
+	struct jwt_keys *ks = jwt_keys_ref(keys);
+
+	for (int i = 0; i < 200; i++) {
+		if (jwt_verify(ks, tok, len, NULL, NOW, &c, why, sizeof(why)) == MOAT_OK &&
+		    strcmp(c.username, "alice") == 0)
+			w->ok++;
+		jwt_claims_fini(&c);
+	}
+	jwt_keys_unref(ks);
+	free(tok);
+	return NULL;
+}
+
+static void concurrent_verifies_share_keys(void **state)
+{
+	struct worker w[4] = {
+	    {"good_eddsa.jwt", 0},
+	    {"good_es256.jwt", 0},
+	    {"good_rs256.jwt", 0},
+	    {"good_eddsa.jwt", 0},
+	};
+	pthread_t t[4];
+
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, verify_loop, &w[i]), 0);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(w[i].ok, 200);
+	}
 }
 
 int main(void)
@@ -369,6 +421,7 @@ int main(void)
 	    cmocka_unit_test(leeway_boundaries),
 	    cmocka_unit_test(key_loading_errors),
 	    cmocka_unit_test(reload_swaps_sets),
+	    cmocka_unit_test(concurrent_verifies_share_keys),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
