@@ -1,0 +1,361 @@
+/*
+ * Authentication at CONNECT: which method applies (certificate identity,
+ * enhanced authentication, token, password file, anonymous), identities
+ * that could widen an ACL pattern, slow password checks handed to the
+ * verification pool, and refusals delayed per address so guessing gets
+ * slower with each failure. While a decision is pending the connection is
+ * not read; the CONNECT is kept and replayed through conn_process once the
+ * client is authenticated, so the rest of CONNECT handling (including the
+ * handoff to the worker owning the session) is the same for every method.
+ * Every decision goes to the audit log.
+ */
+#include "broker/broker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <moat/error.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "broker/addr_limits.h"
+#include "broker/audit.h"
+#include "broker/security.h"
+#include "broker/verify_pool.h"
+
+struct auth_ctx {
+	uint8_t *connect;	/* the CONNECT's bytes, replayed once authenticated */
+	size_t connect_len;
+	const char *method;	/* for the audit log */
+	char client_id[128];	/* for the audit log, truncated */
+	uint8_t refuse_rc;	/* a refusal waiting for its delay to end */
+	const char *refuse_why;
+	struct auth_job *job;	/* out in the pool */
+};
+
+/* A password check in the verification pool. It owns copies of what it
+ * checks; the connection may close meanwhile (then conn is NULL). */
+struct auth_job {
+	struct verify_job base;	/* first: the pool hands back this pointer */
+	struct conn *conn;
+	struct worker *w;
+	struct security *sec;
+	char *username;
+	uint8_t *password;
+	size_t password_len;
+	int result;
+};
+
+static void audit_auth(const struct conn *c, const char *client_id, const char *method,
+		       const char *result, const char *reason)
+{
+	struct audit_event e = { .event = "auth", .result = result, .reason = reason,
+				 .listener = c->listener_port, .address = c->peer,
+				 .client_id = client_id, .username = c->username, .method = method };
+
+	audit_write(&e);
+}
+
+static struct auth_ctx *ctx_of(struct conn *c)
+{
+	if (c->auth == NULL)
+		c->auth = calloc(1, sizeof(*c->auth));
+	return c->auth;
+}
+
+static void ctx_free(struct conn *c)
+{
+	if (c->auth == NULL)
+		return;
+	if (c->auth->job != NULL)
+		c->auth->job->conn = NULL;	/* it comes back and is freed then */
+	free(c->auth->connect);
+	free(c->auth);
+	c->auth = NULL;
+}
+
+static char *dup_bytes(struct moat_bytes b)
+{
+	char *s = malloc(b.len + 1);
+
+	if (s != NULL) {
+		memcpy(s, b.ptr, b.len);
+		s[b.len] = '\0';
+	}
+	return s;
+}
+
+/* Keeps the CONNECT's bytes for the replay. */
+static int keep_connect(struct conn *c, struct moat_bytes raw)
+{
+	struct auth_ctx *a = ctx_of(c);
+
+	if (a == NULL)
+		return MOAT_E_NOMEM;
+	free(a->connect);
+	a->connect = malloc(raw.len);
+	if (a->connect == NULL)
+		return MOAT_E_NOMEM;
+	memcpy(a->connect, raw.ptr, raw.len);
+	a->connect_len = raw.len;
+	return MOAT_OK;
+}
+
+/* Refuses after a delay that grows with the address's failures in a row. */
+static int refuse_later(struct conn *c, const char *client_id, const char *method, uint8_t rc,
+			const char *why, uint64_t now_ms)
+{
+	struct auth_ctx *a = ctx_of(c);
+	uint32_t delay = addr_auth_failed(&c->b->addrs, c->peer, now_ms);
+
+	audit_auth(c, client_id, method, "deny", why);
+	log_notice("client %s (%s): authentication failed (%s); answering in %u ms",
+		   client_id != NULL ? client_id : "?", c->peer, why, delay);
+	if (a == NULL)
+		return conn_refuse_connect(c, rc, why);
+	if (client_id != NULL)
+		snprintf(a->client_id, sizeof(a->client_id), "%s", client_id);
+	a->refuse_rc = rc;
+	a->refuse_why = why;
+	c->auth_state = AUTH_PENDING;
+	c->auth_hold = true;
+	c->hold_until_ms = now_ms + delay;
+	return MOAT_E_AGAIN;
+}
+
+static void succeed(struct conn *c, const char *client_id, const char *method)
+{
+	addr_auth_succeeded(&c->b->addrs, c->peer);
+	audit_auth(c, client_id, method, "allow", NULL);
+	c->auth_state = AUTH_OK;
+}
+
+/* ACL patterns substitute %c and %u: an identity holding a wildcard or a
+ * level separator could widen them (CVE-2017-7650). */
+static bool safe_identity(struct moat_bytes b)
+{
+	for (size_t i = 0; i < b.len; i++)
+		if (b.ptr[i] == '+' || b.ptr[i] == '#' || b.ptr[i] == '/' || b.ptr[i] == '\0')
+			return false;
+	return true;
+}
+
+static void job_run(struct verify_job *vj)
+{
+	struct auth_job *job = (struct auth_job *)vj;
+
+	job->result = security_check_password(job->sec, job->username, job->password, job->password_len);
+}
+
+static void job_done(struct verify_job *vj)
+{
+	struct auth_job *job = (struct auth_job *)vj;
+	struct inbox_item item = { .job = job };
+
+	if (route_post(job->w, &item) < 0)
+		log_err("verification result lost: out of memory");	/* the client times out */
+}
+
+static void job_free(struct auth_job *job)
+{
+	if (job->password != NULL)
+		memset(job->password, 0, job->password_len);	/* wiped before free */
+	free(job->password);
+	free(job->username);
+	security_unref(job->sec);
+	free(job);
+}
+
+static int check_password_async(struct conn *c, const struct mqtt_connect *k, const char *client_id,
+				struct moat_bytes raw, uint64_t now_ms)
+{
+	struct auth_job *job;
+	int rc = keep_connect(c, raw);
+
+	if (rc < 0)
+		return rc;
+	job = calloc(1, sizeof(*job));
+	if (job == NULL)
+		return MOAT_E_NOMEM;
+	job->base.run = job_run;
+	job->base.done = job_done;
+	job->conn = c;
+	job->w = c->w;
+	job->sec = security_ref(c->w->security);
+	job->username = dup_bytes(k->username);
+	job->password = malloc(k->password.len + 1);
+	job->password_len = k->password.len;
+	if (job->username == NULL || job->password == NULL) {
+		job_free(job);
+		return MOAT_E_NOMEM;
+	}
+	memcpy(job->password, k->password.ptr, k->password.len);
+	if (verify_pool_submit(&c->b->pool, &job->base) < 0) {
+		job_free(job);
+		audit_auth(c, client_id, "password", "deny", "verification queue full");
+		return conn_refuse_connect(c, MQTT_RC_SERVER_BUSY, "server busy, try again later");
+	}
+	c->auth->job = job;
+	c->auth->method = "password";
+	snprintf(c->auth->client_id, sizeof(c->auth->client_id), "%s", client_id);
+	c->auth_state = AUTH_PENDING;
+	c->auth_hold = true;
+	c->hold_until_ms = UINT64_MAX;	/* until the job comes back */
+	(void)now_ms;
+	return MOAT_E_AGAIN;
+}
+
+static int check_token(struct conn *c, const struct mqtt_connect *k, const char *client_id,
+		       uint64_t now_ms)
+{
+	struct token_identity t = { 0 };
+	const char *why = NULL;
+	int rc = security_check_token(c->w->security, k->password.ptr, k->password.len,
+				      (int64_t)time(NULL), &t, &why);
+
+	if (rc < 0)
+		return refuse_later(c, client_id, "token", MQTT_RC_BAD_USERNAME_OR_PASSWORD,
+				    why != NULL ? why : "token refused", now_ms);
+	if (t.client_id != NULL && strcmp(t.client_id, client_id) != 0) {
+		token_identity_fini(&t);
+		return refuse_later(c, client_id, "token", MQTT_RC_NOT_AUTHORIZED,
+				    "the token is for another client id", now_ms);
+	}
+	if (!safe_identity(moat_bytes_str(t.username)) && c->w->security->acl != NULL) {
+		token_identity_fini(&t);
+		return refuse_later(c, client_id, "token", MQTT_RC_BAD_USERNAME_OR_PASSWORD,
+				    "token username contains + # or /", now_ms);
+	}
+	free(c->username);
+	c->username = t.username;
+	c->roles = t.roles;
+	c->expires_s = t.expires_s;
+	t.username = NULL;
+	t.roles = NULL;
+	token_identity_fini(&t);
+	succeed(c, client_id, "token");
+	return MOAT_OK;
+}
+
+int auth_connect(struct conn *c, const struct mqtt_connect *k, struct moat_bytes client_id,
+		 struct moat_bytes raw, uint64_t now_ms)
+{
+	const struct security *sec = c->w->security;
+	const struct moat_config *cfg = c->b->cfg;
+	char id[128];
+
+	snprintf(id, sizeof(id), "%.*s", (int)(client_id.len < 100 ? client_id.len : 100),
+		 (const char *)client_id.ptr);
+	if (c->refuse_rc != 0)
+		return conn_refuse_connect(c, c->refuse_rc, c->refuse_why);
+	if (sec->acl != NULL && (!safe_identity(client_id) || (k->has_username && !safe_identity(k->username)))) {
+		audit_auth(c, id, NULL, "deny", "client id or username contains + # or /");
+		return conn_refuse_connect(c, safe_identity(client_id) ? MQTT_RC_BAD_USERNAME_OR_PASSWORD
+								       : MQTT_RC_CLIENT_ID_INVALID,
+					   "client id and username may not contain + # or / when ACLs are in use");
+	}
+	if (c->cert_identity != NULL) {	/* use_identity_as_username / use_subject_as_username */
+		free(c->username);
+		c->username = c->cert_identity;
+		c->cert_identity = NULL;
+		succeed(c, id, "certificate");
+		return MOAT_OK;
+	}
+	if (k->props.auth_method.len > 0) {
+		audit_auth(c, id, NULL, "deny", "unsupported authentication method");
+		return conn_refuse_connect(c, MQTT_RC_BAD_AUTH_METHOD,
+					   "authentication method not supported; use SCRAM-SHA-256");
+	}
+	if (k->has_password && sec->tokens != NULL && security_is_token(sec, k->password.ptr, k->password.len))
+		return check_token(c, k, id, now_ms);
+	if (k->has_username) {
+		free(c->username);
+		c->username = dup_bytes(k->username);
+		if (c->username == NULL)
+			return MOAT_E_NOMEM;
+	}
+	if (k->has_username && sec->passwd != NULL) {
+		if (!k->has_password)
+			return refuse_later(c, id, "password", MQTT_RC_BAD_USERNAME_OR_PASSWORD,
+					    "no password given", now_ms);
+		return check_password_async(c, k, id, raw, now_ms);
+	}
+	if (!cfg->allow_anonymous)
+		return refuse_later(c, id, k->has_username ? "password" : "anonymous", MQTT_RC_NOT_AUTHORIZED,
+				    k->has_username ? "no password file to check the password against"
+						    : "anonymous access is off (allow_anonymous false)",
+				    now_ms);
+	succeed(c, id, k->has_username ? "unchecked username" : "anonymous");
+	return MOAT_OK;
+}
+
+/* Replays the kept CONNECT ahead of whatever the client sent after it. */
+static int replay_connect(struct conn *c)
+{
+	struct auth_ctx *a = c->auth;
+	struct buf in = { 0 };
+
+	if (buf_append(&in, a->connect, a->connect_len) < 0 ||
+	    buf_append(&in, buf_head(&c->in), buf_used(&c->in)) < 0) {
+		buf_fini(&in);
+		return MOAT_E_NOMEM;
+	}
+	buf_fini(&c->in);
+	c->in = in;
+	return MOAT_OK;
+}
+
+void auth_job_returned(struct worker *w, struct auth_job *job)
+{
+	struct conn *c = job->conn;
+	uint64_t now = clock_mono_ms();
+
+	(void)w;
+	if (c != NULL && !c->closing) {
+		c->auth->job = NULL;
+		if (job->result == MOAT_OK) {
+			succeed(c, c->auth->client_id, "password");
+			c->auth_hold = false;
+			if (replay_connect(c) < 0)
+				c->closing = true;
+			server_release_hold(c, now);
+		} else if (refuse_later(c, c->auth->client_id, "password", MQTT_RC_BAD_USERNAME_OR_PASSWORD,
+					"wrong username or password", now) == MOAT_E_AGAIN) {
+			server_release_hold(c, now);	/* held again, until the delay ends */
+		}
+	} else if (c != NULL) {
+		c->auth->job = NULL;
+	}
+	job_free(job);
+}
+
+void auth_hold_expired(struct conn *c)
+{
+	struct auth_ctx *a = c->auth;
+
+	c->auth_hold = false;
+	if (a != NULL && a->refuse_rc != 0)
+		conn_refuse_connect(c, a->refuse_rc, a->refuse_why);
+}
+
+void auth_conn_closed(struct conn *c)
+{
+	ctx_free(c);
+	free(c->username);
+	c->username = NULL;
+	free(c->cert_identity);
+	c->cert_identity = NULL;
+	if (c->roles != NULL) {
+		for (char **r = c->roles; *r != NULL; r++)
+			free(*r);
+		free(c->roles);
+		c->roles = NULL;
+	}
+}
+
+void auth_connected(struct conn *c)
+{
+	ctx_free(c);
+}
