@@ -6,7 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -312,6 +315,63 @@ static void roles_from_file_and_from_identity(void **state)
 	acl_destroy(acl);
 }
 
+static void many_users_are_found_and_kept_apart(void **state)
+{
+	struct acl_file f;
+	struct moat_diag d;
+	struct acl *acl;
+	char *text = malloc(200 * 48);
+	size_t n = 0;
+
+	(void)state;
+	assert_non_null(text);
+	for (int i = 199; i >= 0; i--) /* reverse order: lookups rely on the sort */
+		n += (size_t)sprintf(text + n, "user u%d\ntopic readwrite t/%d\n", i, i);
+	assert_int_equal(acl_file_parse(&f, "acl", text, n, &d), MOAT_OK);
+	assert_int_equal(acl_create(&acl, &f), MOAT_OK);
+	acl_file_fini(&f);
+	for (int i = 0; i < 200; i++) {
+		char user[16], own[16], other[16];
+		struct acl_identity id;
+
+		snprintf(user, sizeof(user), "u%d", i);
+		snprintf(own, sizeof(own), "t/%d", i);
+		snprintf(other, sizeof(other), "t/%d", (i + 1) % 200);
+		id = ident(user, "c");
+		assert_true(can(acl, &id, own, ACL_WRITE));
+		assert_false(can(acl, &id, other, ACL_WRITE));
+	}
+	acl_destroy(acl);
+	free(text);
+}
+
+static void load_compiles_a_file_and_reports_errors(void **state)
+{
+	static const char ok[] = "user u\ntopic read x/#\n";
+	static const char bad[] = "user u\ntopic read x/#/y\n";
+	char path[] = "/tmp/moat_acl_XXXXXX";
+	int fd = mkstemp(path);
+	struct moat_diag d;
+	struct acl *acl = NULL;
+	struct acl_identity u = ident("u", "c");
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, ok, strlen(ok)), (ssize_t)strlen(ok));
+	close(fd);
+	assert_int_equal(acl_load(&acl, path, &d), MOAT_OK);
+	assert_true(can(acl, &u, "x/y", ACL_READ));
+	acl_destroy(acl);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, bad, strlen(bad)), (ssize_t)strlen(bad));
+	close(fd);
+	assert_int_equal(acl_load(&acl, path, &d), MOAT_E_CONFIG);
+	assert_non_null(strstr(d.msg, ":2: invalid topic filter"));
+	unlink(path);
+	assert_int_equal(acl_load(&acl, path, &d), MOAT_E_IO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -325,6 +385,8 @@ int main(void)
 	    cmocka_unit_test(dollar_topics_not_matched_by_leading_wildcards),
 	    cmocka_unit_test(shared_subscriptions_check_the_inner_filter),
 	    cmocka_unit_test(roles_from_file_and_from_identity),
+	    cmocka_unit_test(many_users_are_found_and_kept_apart),
+	    cmocka_unit_test(load_compiles_a_file_and_reports_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
