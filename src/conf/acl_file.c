@@ -241,6 +241,9 @@ static int parse_line(struct parse *p, char *line)
 		arg = trim(rest); /* a user name may contain spaces, as in mosquitto */
 		if (*arg == '\0')
 			return diag(p, "user needs a name, e.g. \"user alice\"");
+		if (strlen(arg) > ACL_FILE_MAX_TOPIC)
+			return diag(p, "user name longer than %d bytes; MQTT usernames are shorter",
+				    ACL_FILE_MAX_TOPIC);
 		p->in_role = false;
 		return new_section(p, &p->f->users, &p->f->user_count, &p->f->user_cap, arg);
 	}

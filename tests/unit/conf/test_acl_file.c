@@ -166,6 +166,10 @@ static void nul_byte_and_overlong_topic_are_refused(void **state)
 	assert_int_equal(parse(&f, big, &d), MOAT_OK);
 	assert_int_equal(strlen(f.anon.rules[0].topic), ACL_FILE_MAX_TOPIC);
 	acl_file_fini(&f);
+	memcpy(big, "user  ", 6); /* a name one byte over the limit */
+	big[6 + n - 1] = 'a';
+	assert_int_equal(parse(&f, big, &d), MOAT_E_CONFIG);
+	assert_non_null(strstr(d.msg, "user name longer"));
 	free(big);
 }
 
