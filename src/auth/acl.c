@@ -148,28 +148,26 @@ static void set_fini(struct set *s)
 	free(s->name);
 }
 
-/* Appends the rules of <secs>[0..count) to <s>. */
-static int set_add_rules(struct set *s, struct acl_file_section *const *secs, size_t count)
+/* Appends the compiled rules of <sec> to <s>. */
+static int set_add_section(struct set *s, const struct acl_file_section *sec)
 {
-	size_t total = s->n;
+	struct rule *nr;
 
-	for (size_t i = 0; i < count; i++)
-		total += secs[i]->rule_count;
-	if (total == s->n)
+	if (sec->rule_count == 0)
 		return MOAT_OK;
-	struct rule *nr = realloc(s->rules, total * sizeof(*nr));
+	if (sec->rule_count > SIZE_MAX / sizeof(*nr) - s->n)
+		return MOAT_E_NOMEM;
+	nr = realloc(s->rules, (s->n + sec->rule_count) * sizeof(*nr));
 	if (nr == NULL)
 		return MOAT_E_NOMEM;
 	s->rules = nr;
-	for (size_t i = 0; i < count; i++) {
-		for (size_t j = 0; j < secs[i]->rule_count; j++) {
-			struct rule *r = &s->rules[s->n];
+	for (size_t j = 0; j < sec->rule_count; j++) {
+		struct rule *r = &s->rules[s->n];
 
-			memset(r, 0, sizeof(*r));
-			s->n++; /* counted first so set_fini frees a half-built rule */
-			if (rule_compile(r, &secs[i]->rules[j]) < 0)
-				return MOAT_E_NOMEM;
-		}
+		memset(r, 0, sizeof(*r));
+		s->n++; /* counted first so set_fini frees a half-built rule */
+		if (rule_compile(r, &sec->rules[j]) < 0)
+			return MOAT_E_NOMEM;
 	}
 	return MOAT_OK;
 }
@@ -224,7 +222,8 @@ static int build_named(struct acl *acl, struct acl_file_section **in, size_t cou
 			break;
 		}
 		s->name_len = strlen(s->name);
-		rc = set_add_rules(s, secs + i, j - i);
+		for (size_t k = i; k < j && rc == MOAT_OK; k++)
+			rc = set_add_section(s, secs[k]);
 		for (size_t k = i; k < j; k++)
 			nroles += secs[k]->role_count;
 		if (rc == MOAT_OK && nroles > 0) {
@@ -251,16 +250,14 @@ static int build_named(struct acl *acl, struct acl_file_section **in, size_t cou
 
 int acl_create(struct acl **out, const struct acl_file *f)
 {
-	struct acl_file_section *anon = (struct acl_file_section *)&f->anon;
-	struct acl_file_section *pat = (struct acl_file_section *)&f->patterns;
 	struct acl *acl = calloc(1, sizeof(*acl));
 	int rc;
 
 	if (acl == NULL)
 		return MOAT_E_NOMEM;
-	rc = set_add_rules(&acl->anon, &anon, 1);
+	rc = set_add_section(&acl->anon, &f->anon);
 	if (rc == MOAT_OK)
-		rc = set_add_rules(&acl->patterns, &pat, 1);
+		rc = set_add_section(&acl->patterns, &f->patterns);
 	if (rc == MOAT_OK) /* roles first: users refer to them by index */
 		rc = build_named(acl, f->roles, f->role_count, &acl->roles, &acl->nroles);
 	if (rc == MOAT_OK)
