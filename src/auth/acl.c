@@ -235,8 +235,7 @@ static int build_named(struct acl *acl, struct acl_file_section **in, size_t cou
 					const struct set *r =
 					    find_role(acl, secs[k]->roles[m].name);
 
-					/* acl_file_parse checked every reference; skip defensively
-					 */
+					/* parse checked references; skip, never index NULL */
 					if (r != NULL)
 						s->roles[s->nroles++] = (size_t)(r - acl->roles);
 				}
@@ -401,8 +400,12 @@ static bool covers(const struct rule *r, const struct ident *id, const char *f, 
 			return !(i == 0 && !f_end && fk == LV_LIT && n > 0 && s[0] == '$');
 		if (r_end || f_end)
 			return r_end && f_end;
-		if (fk != LV_LIT) {
-			if (fk == LV_HASH || l->kind != LV_PLUS)
+		if (fk == LV_HASH)
+			/* a leading "#" has no parent topic to match, so "+/#" covers it */
+			return i == 0 && l->kind == LV_PLUS && r->n == 2 &&
+			       r->lv[1].kind == LV_HASH;
+		if (fk == LV_PLUS) {
+			if (l->kind != LV_PLUS)
 				return false;
 			continue; /* '+' covers '+' */
 		}

@@ -188,7 +188,8 @@ static void subscribe_coverage_table(void **state)
 	    {"a/+", "a", false},      {"a/+", "a/b/c", false},	{"+/x", "#", false},
 	    {"+/x", "+/x", true},     {"+/x", "a/x", true},	{"+/x", "+/+", false},
 	    {"#", "#", true},	      {"#", "+/+/#", true},	{"#", "$SYS/#", false},
-	    {"#", "$SYS/x", false},   {"+/#", "$SYS/x", false}, {"$SYS/#", "$SYS/+", true},
+	    {"#", "$SYS/x", false},   {"+/#", "$SYS/x", false}, {"+/#", "#", true},
+	    {"+/+/#", "#", false},    {"a/+/#", "a/#", false},	{"$SYS/#", "$SYS/+", true},
 	    {"$SYS/#", "#", false},   {"+", "+", true},		{"+", "a", true},
 	    {"+", "a/b", false},      {"a/b", "a/b", true},	{"a/b", "a/+", false},
 	    {"a/b", "a/b/#", false},  {"a//b", "a/+/b", false}, {"a/+/b", "a//b", true},
@@ -372,6 +373,107 @@ static void load_compiles_a_file_and_reports_errors(void **state)
 	assert_int_equal(acl_load(&acl, path, &d), MOAT_E_IO);
 }
 
+/*
+ * Cover and overlap checked against brute force: over the alphabet {a, b, $s,
+ * +, #} (filters up to 3 levels) and {a, b, $s, q} (topics up to 4 levels, q
+ * matching no literal), rule R covers F iff every topic F matches R matches,
+ * and a deny R blocks F iff some topic matches both.
+ */
+#define BF_FILTERS 105
+#define BF_TOPICS 340
+
+static size_t bf_filters(char out[][16])
+{
+	static const char *const tok[] = {"a", "b", "$s", "+", "#"};
+	size_t n = 0;
+
+	for (int d = 1; d <= 3; d++) {
+		int total = 1;
+
+		for (int i = 0; i < d; i++)
+			total *= 5;
+		for (int k = 0; k < total; k++) {
+			char buf[16] = "";
+			bool ok = true;
+
+			for (int i = 0, v = k; i < d; i++, v /= 5) {
+				if (v % 5 == 4 && i != d - 1)
+					ok = false;
+				strcat(buf, i > 0 ? "/" : "");
+				strcat(buf, tok[v % 5]);
+			}
+			if (ok)
+				strcpy(out[n++], buf);
+		}
+	}
+	return n;
+}
+
+static size_t bf_topics(char out[][16])
+{
+	static const char *const tok[] = {"a", "b", "$s", "q"};
+	size_t n = 0;
+
+	for (int d = 1; d <= 4; d++) {
+		int total = 1;
+
+		for (int i = 0; i < d; i++)
+			total *= 4;
+		for (int k = 0; k < total; k++) {
+			out[n][0] = '\0';
+			for (int i = 0, v = k; i < d; i++, v /= 4) {
+				strcat(out[n], i > 0 ? "/" : "");
+				strcat(out[n], tok[v % 4]);
+			}
+			n++;
+		}
+	}
+	return n;
+}
+
+static void subscribe_rule_agrees_with_brute_force(void **state)
+{
+	static char filters[BF_FILTERS][16], topics[BF_TOPICS][16];
+	static bool m[BF_FILTERS][BF_TOPICS];
+	static struct acl *allow[BF_FILTERS], *deny[BF_FILTERS];
+	struct acl_identity u = ident("u", "c");
+
+	(void)state;
+	assert_int_equal(bf_filters(filters), BF_FILTERS);
+	assert_int_equal(bf_topics(topics), BF_TOPICS);
+	for (size_t r = 0; r < BF_FILTERS; r++) {
+		char text[96];
+
+		snprintf(text, sizeof(text), "user u\ntopic read %s\n", filters[r]);
+		allow[r] = compile(text);
+		snprintf(text, sizeof(text),
+			 "user u\ntopic read #\ntopic read $s/#\ntopic deny %s\n", filters[r]);
+		deny[r] = compile(text);
+		for (size_t t = 0; t < BF_TOPICS; t++)
+			m[r][t] = can(allow[r], &u, topics[t], ACL_READ);
+	}
+	for (size_t r = 0; r < BF_FILTERS; r++) {
+		for (size_t f = 0; f < BF_FILTERS; f++) {
+			bool cover = true, overlap = false;
+
+			for (size_t t = 0; t < BF_TOPICS; t++) {
+				cover &= !m[f][t] || m[r][t];
+				overlap |= m[f][t] && m[r][t];
+			}
+			if (can(allow[r], &u, filters[f], ACL_SUBSCRIBE) != cover)
+				fail_msg("rule %s filter %s: cover should be %d", filters[r],
+					 filters[f], cover);
+			if (can(deny[r], &u, filters[f], ACL_SUBSCRIBE) != !overlap)
+				fail_msg("deny %s filter %s: overlap should be %d", filters[r],
+					 filters[f], overlap);
+		}
+	}
+	for (size_t r = 0; r < BF_FILTERS; r++) {
+		acl_destroy(allow[r]);
+		acl_destroy(deny[r]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -382,6 +484,7 @@ int main(void)
 	    cmocka_unit_test(hostile_identities_never_match_patterns),
 	    cmocka_unit_test(subscribe_coverage_table),
 	    cmocka_unit_test(subscribe_deny_blocks_on_any_overlap),
+	    cmocka_unit_test(subscribe_rule_agrees_with_brute_force),
 	    cmocka_unit_test(dollar_topics_not_matched_by_leading_wildcards),
 	    cmocka_unit_test(shared_subscriptions_check_the_inner_filter),
 	    cmocka_unit_test(roles_from_file_and_from_identity),
