@@ -212,10 +212,16 @@ static int load_identity(SSL_CTX *ctx, const struct tls_settings *s, struct tls_
 		return rc;
 	if (SSL_CTX_use_certificate_chain_file(ctx, s->certfile) != 1)
 		return fail(diag, "certfile %s: no PEM certificate could be loaded", s->certfile);
-	if (SSL_CTX_use_PrivateKey_file(ctx, s->keyfile, SSL_FILETYPE_PEM) != 1)
+	if (SSL_CTX_use_PrivateKey_file(ctx, s->keyfile, SSL_FILETYPE_PEM) != 1) {
+		int r = ERR_GET_REASON(ERR_peek_last_error());
+
+		if (r == X509_R_KEY_VALUES_MISMATCH || r == X509_R_KEY_TYPE_MISMATCH)
+			return fail(diag, "keyfile %s does not match certfile %s", s->keyfile,
+				    s->certfile);
 		return fail(diag,
 			    "keyfile %s: no usable PEM private key (wrong format or encrypted?)",
 			    s->keyfile);
+	}
 	if (SSL_CTX_check_private_key(ctx) != 1)
 		return fail(diag, "keyfile %s does not match certfile %s", s->keyfile, s->certfile);
 	return MOAT_OK;
