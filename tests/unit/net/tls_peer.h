@@ -105,8 +105,10 @@ static int peer_flush(struct peer *c, struct filter *f, struct buf *app, const c
 	return rc;
 }
 
-/* Runs the handshake. Returns the filter's result (0 when both sides finished). */
-static int peer_handshake(struct peer *c, struct filter *f, struct buf *app, const char **why)
+/* Runs the TLS handshake through <f> until <tls> is ready. Returns the filter's
+ * result (0 when both sides finished). */
+static int peer_handshake_via(struct peer *c, struct filter *f, const struct filter *tls,
+			      struct buf *app, const char **why)
 {
 	for (int i = 0; i < 20; i++) {
 		int r = SSL_do_handshake(c->ssl);
@@ -115,7 +117,7 @@ static int peer_handshake(struct peer *c, struct filter *f, struct buf *app, con
 
 		if (rc < 0)
 			return rc;
-		if (r == 1 && f->ops->ready(f)) {
+		if (r == 1 && tls->ops->ready(tls)) {
 			/* TLS 1.3 tickets and late alerts: let the client read them */
 			(void)SSL_read(c->ssl, (uint8_t[1]){ 0 }, 0);
 			ERR_clear_error();
@@ -125,6 +127,11 @@ static int peer_handshake(struct peer *c, struct filter *f, struct buf *app, con
 			return 1; /* client gave up */
 	}
 	return 2;
+}
+
+static int peer_handshake(struct peer *c, struct filter *f, struct buf *app, const char **why)
+{
+	return peer_handshake_via(c, f, f, app, why);
 }
 
 /* Sends <s> from the client; returns the filter's result. */
