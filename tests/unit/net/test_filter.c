@@ -38,7 +38,7 @@ static size_t masked(uint8_t *out, uint8_t b0, const void *payload, size_t n)
 
 static struct tls_server *server(bool mtls)
 {
-	struct tls_settings s = { .certfile = cpath("server.crt"), .keyfile = cpath("server.key") };
+	struct tls_settings s = {.certfile = cpath("server.crt"), .keyfile = cpath("server.key")};
 	struct tls_server *srv = NULL;
 	struct tls_diag d;
 
@@ -69,7 +69,7 @@ static void wss_upgrade_data_ping_close(void **state)
 	struct tls_server *srv = server(false);
 	struct filter *tls = tls_filter_create(srv);
 	struct filter *wss = filter_stack(tls, ws_filter_create(0));
-	struct buf app = { 0 }, wire = { 0 };
+	struct buf app = {0}, wire = {0};
 	const char *why = NULL;
 	uint8_t got[1024], fr[64];
 	struct peer c;
@@ -142,7 +142,7 @@ static void wss_requires_client_certificate(void **state)
 {
 	struct tls_server *srv = server(true);
 	struct filter *wss, *tls;
-	struct buf app = { 0 };
+	struct buf app = {0};
 	const char *why = NULL;
 	struct peer c;
 
@@ -191,9 +191,9 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(wss_upgrade_data_ping_close),
-		cmocka_unit_test(wss_requires_client_certificate),
-		cmocka_unit_test(stack_consumes_on_failure),
+	    cmocka_unit_test(wss_upgrade_data_ping_close),
+	    cmocka_unit_test(wss_requires_client_certificate),
+	    cmocka_unit_test(stack_consumes_on_failure),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -16,8 +16,8 @@
 
 static struct tls_settings base_settings(void)
 {
-	return (struct tls_settings){ .certfile = cpath("server.crt"),
-				      .keyfile = cpath("server.key") };
+	return (struct tls_settings){.certfile = cpath("server.crt"),
+				     .keyfile = cpath("server.key")};
 }
 
 static struct tls_settings mtls_settings(void)
@@ -33,7 +33,7 @@ static struct tls_settings mtls_settings(void)
 static struct tls_server *server(const struct tls_settings *s)
 {
 	struct tls_server *srv = NULL;
-	struct tls_diag d = { "" };
+	struct tls_diag d = {""};
 
 	assert_int_equal(tls_server_create(s, &srv, &d), MOAT_OK);
 	return srv;
@@ -44,7 +44,7 @@ static int connect_with(struct tls_server *srv, int max_ver, const char *cert, c
 			const char **why, struct filter **keep)
 {
 	struct filter *f = tls_filter_create(srv);
-	struct buf app = { 0 };
+	struct buf app = {0};
 	struct peer c;
 	int rc;
 
@@ -64,7 +64,7 @@ static int connect_with(struct tls_server *srv, int max_ver, const char *cert, c
 
 static void exchange(struct peer *c, struct filter *f)
 {
-	struct buf app = { 0 }, wire = { 0 };
+	struct buf app = {0}, wire = {0};
 	uint8_t got[64];
 
 	assert_int_equal(peer_send(c, f, "\x10\x0c", 2, &app), MOAT_OK);
@@ -82,7 +82,7 @@ static void tls12_handshake_and_data(void **state)
 	struct tls_settings s = base_settings();
 	struct tls_server *srv = server(&s);
 	struct filter *f = tls_filter_create(srv);
-	struct buf app = { 0 };
+	struct buf app = {0};
 	const char *why = NULL;
 	struct peer c;
 
@@ -108,7 +108,7 @@ static void tls13_handshake_sends_early_output_after(void **state)
 	struct tls_settings s = base_settings();
 	struct tls_server *srv = server(&s);
 	struct filter *f = tls_filter_create(srv);
-	struct buf app = { 0 }, wire = { 0 };
+	struct buf app = {0}, wire = {0};
 	const char *why = NULL;
 	uint8_t got[16];
 	struct peer c;
@@ -207,8 +207,8 @@ static void mtls_refusals_say_why(void **state)
 			 MOAT_E_DENIED);
 	assert_string_equal(why, "certificate revoked");
 	assert_int_equal(
-		connect_with(srv, TLS1_2_VERSION, "revoked.crt", "revoked.key", &why, NULL),
-		MOAT_E_DENIED);
+	    connect_with(srv, TLS1_2_VERSION, "revoked.crt", "revoked.key", &why, NULL),
+	    MOAT_E_DENIED);
 	assert_string_equal(why, "certificate revoked");
 	tls_server_unref(srv);
 }
@@ -217,7 +217,7 @@ static void mtls_refusals_say_why(void **state)
 static void refused(const struct tls_settings *s, const char *needle)
 {
 	struct tls_server *srv = NULL;
-	struct tls_diag d = { "" };
+	struct tls_diag d = {""};
 
 	if (tls_server_create(s, &srv, &d) != MOAT_E_CONFIG)
 		fail_msg("settings expected to fail on \"%s\" were accepted", needle);
@@ -323,8 +323,8 @@ static void reload_applies_to_new_connections_only(void **state)
 	struct tls_settings s = base_settings(), m = mtls_settings();
 	struct tls_server *srv = server(&s);
 	struct filter *old_f = tls_filter_create(srv);
-	struct buf app = { 0 };
-	struct tls_diag d = { "" };
+	struct buf app = {0};
+	struct tls_diag d = {""};
 	const char *why;
 	struct peer c;
 
@@ -362,19 +362,20 @@ static void garbage_input_fails_cleanly(void **state)
 	struct tls_settings s = base_settings();
 	struct tls_server *srv = server(&s);
 	struct filter *f = tls_filter_create(srv);
-	struct buf app = { 0 }, wire = { 0 };
+	struct buf app = {0}, wire = {0};
 	const char *why = NULL;
 	static const char http[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 
 	(void)state;
-	assert_int_equal(f->ops->input(f, (const uint8_t *)http, sizeof(http) - 1, &app, &wire, &why),
-			 MOAT_E_CRYPTO);
+	assert_int_equal(
+	    f->ops->input(f, (const uint8_t *)http, sizeof(http) - 1, &app, &wire, &why),
+	    MOAT_E_CRYPTO);
 	assert_non_null(why);
 	/* sticky */
 	assert_int_equal(f->ops->input(f, (const uint8_t *)"x", 1, &app, &wire, NULL),
 			 MOAT_E_CRYPTO);
 	assert_int_equal(buf_used(&app), 0);
-	assert_int_equal(tls_filter_peer_identity(f, TLS_ID_CN, (char[8]){ 0 }, 8), MOAT_E_AGAIN);
+	assert_int_equal(tls_filter_peer_identity(f, TLS_ID_CN, (char[8]){0}, 8), MOAT_E_AGAIN);
 	buf_fini(&app);
 	buf_fini(&wire);
 	filter_destroy(f);
@@ -397,16 +398,16 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(tls12_handshake_and_data),
-		cmocka_unit_test(tls13_handshake_sends_early_output_after),
-		cmocka_unit_test(tls11_client_refused),
-		cmocka_unit_test(tls13_only_refuses_tls12_client),
-		cmocka_unit_test(mtls_good_cert_gives_identity),
-		cmocka_unit_test(mtls_refusals_say_why),
-		cmocka_unit_test(bad_files_refused_by_name),
-		cmocka_unit_test(weak_protocols_and_ciphers_refused),
-		cmocka_unit_test(reload_applies_to_new_connections_only),
-		cmocka_unit_test(garbage_input_fails_cleanly),
+	    cmocka_unit_test(tls12_handshake_and_data),
+	    cmocka_unit_test(tls13_handshake_sends_early_output_after),
+	    cmocka_unit_test(tls11_client_refused),
+	    cmocka_unit_test(tls13_only_refuses_tls12_client),
+	    cmocka_unit_test(mtls_good_cert_gives_identity),
+	    cmocka_unit_test(mtls_refusals_say_why),
+	    cmocka_unit_test(bad_files_refused_by_name),
+	    cmocka_unit_test(weak_protocols_and_ciphers_refused),
+	    cmocka_unit_test(reload_applies_to_new_connections_only),
+	    cmocka_unit_test(garbage_input_fails_cleanly),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

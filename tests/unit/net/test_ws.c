@@ -57,7 +57,7 @@ static const char *wire_text(struct io *io)
 /* Writes a masked client frame (first byte <b0>) into <out>; returns its length. */
 static size_t frame(uint8_t *out, uint8_t b0, const void *payload, size_t n)
 {
-	static const uint8_t mask[4] = { 0x37, 0xfa, 0x21, 0x3d };
+	static const uint8_t mask[4] = {0x37, 0xfa, 0x21, 0x3d};
 	const uint8_t *p = payload;
 	size_t h = 0;
 
@@ -107,7 +107,7 @@ static void expect_close(struct filter *f, struct io *io, const void *p, size_t 
 
 static void handshake_rfc6455_example(void **state)
 {
-	struct io io = { 0 };
+	struct io io = {0};
 	struct filter *f = ws_filter_create(0);
 	const char *resp;
 
@@ -138,7 +138,7 @@ static void handshake_header_variants(void **state)
 				  "Sec-WebSocket-Protocol: chat, mqttv3.1\r\n"
 				  "Sec-WebSocket-Protocol: mqtt\r\n"
 				  "sec-websocket-version: 13\r\n\r\n";
-	struct io io = { 0 };
+	struct io io = {0};
 	struct filter *f = ws_filter_create(0);
 	uint8_t fr[16];
 	size_t n;
@@ -163,7 +163,7 @@ static void refused(const char *from, const char *to, const char *status, int er
 {
 	char req[1024];
 	const char *at = strstr(good_req, from);
-	struct io io = { 0 };
+	struct io io = {0};
 	struct filter *f = ws_filter_create(0);
 	int n;
 
@@ -192,8 +192,7 @@ static void handshake_refusals_give_status(void **state)
 	refused("Sec-WebSocket-Version: 13\r\n", "", s426, MOAT_E_PROTOCOL);
 	refused(KEY, "dGhlIHNhbXBsZSBub25jZQ", s400, MOAT_E_PROTOCOL);
 	refused(KEY, "dGhlIHNhbXBsZSBub25jZSE=", s400, MOAT_E_PROTOCOL); /* 17 bytes */
-	refused(KEY, "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: " KEY, s400,
-		MOAT_E_PROTOCOL);
+	refused(KEY, "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: " KEY, s400, MOAT_E_PROTOCOL);
 	refused("Sec-WebSocket-Key: " KEY "\r\n", "", s400, MOAT_E_PROTOCOL);
 	refused("Sec-WebSocket-Protocol: mqtt", "Sec-WebSocket-Protocol: chat", s400,
 		MOAT_E_PROTOCOL);
@@ -203,7 +202,7 @@ static void handshake_refusals_give_status(void **state)
 	refused("Host: localhost", "Host localhost", s400, MOAT_E_PROTOCOL);
 	/* the 426 says which version we speak */
 	{
-		struct io io = { 0 };
+		struct io io = {0};
 		struct filter *f = ws_filter_create(0);
 		char req[600];
 
@@ -219,7 +218,7 @@ static void handshake_refusals_give_status(void **state)
 static void oversize_request_gets_431(void **state)
 {
 	static char big[WS_MAX_REQUEST + 100];
-	struct io io = { 0 };
+	struct io io = {0};
 	struct filter *f = ws_filter_create(0);
 
 	(void)state;
@@ -237,7 +236,7 @@ static void oversize_request_gets_431(void **state)
 
 static void output_waits_for_handshake(void **state)
 {
-	struct io io = { 0 };
+	struct io io = {0};
 	struct filter *f = ws_filter_create(0);
 	static uint8_t big[300];
 	const uint8_t *w;
@@ -265,8 +264,8 @@ static void output_waits_for_handshake(void **state)
 }
 
 /* CONNECT (MQTT 3.1.1, client id "a") then PINGREQ. */
-static const uint8_t mqtt[] = { 0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04,
-				0x02, 0x00, 0x3c, 0x00, 0x01, 'a',  0xc0, 0x00 };
+static const uint8_t mqtt[] = {0x10, 0x0d, 0x00, 0x04, 'M',  'Q', 'T',	'T', 0x04,
+			       0x02, 0x00, 0x3c, 0x00, 0x01, 'a', 0xc0, 0x00};
 
 static void mqtt_split_across_frames_at_every_byte(void **state)
 {
@@ -274,7 +273,7 @@ static void mqtt_split_across_frames_at_every_byte(void **state)
 
 	(void)state;
 	for (size_t cut = 0; cut <= sizeof(mqtt); cut++) {
-		struct io io = { 0 };
+		struct io io = {0};
 		struct filter *f = open_ws(0, &io);
 		size_t n = frame(wire, 0x02, mqtt, cut); /* binary, not final */
 
@@ -292,7 +291,7 @@ static void mqtt_split_across_frames_at_every_byte(void **state)
 
 static void mqtt_one_byte_per_frame_and_many_per_frame(void **state)
 {
-	struct io io = { 0 };
+	struct io io = {0};
 	struct filter *f = open_ws(0, &io);
 	uint8_t wire[1024], three[3 * sizeof(mqtt)];
 	size_t n = 0;
@@ -300,7 +299,7 @@ static void mqtt_one_byte_per_frame_and_many_per_frame(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(mqtt); i++)
 		n += frame(wire + n, 0x82, mqtt + i, 1); /* each a whole binary message */
-	for (size_t i = 0; i < n; i++) /* and fed a byte at a time */
+	for (size_t i = 0; i < n; i++)			 /* and fed a byte at a time */
 		assert_int_equal(feed(f, &io, wire + i, 1), MOAT_OK);
 	assert_int_equal(buf_used(&io.app), sizeof(mqtt));
 	assert_memory_equal(buf_head(&io.app), mqtt, sizeof(mqtt));
@@ -321,7 +320,7 @@ static void mqtt_one_byte_per_frame_and_many_per_frame(void **state)
 
 static void ping_inside_fragmented_message_gets_pong(void **state)
 {
-	struct io io = { 0 };
+	struct io io = {0};
 	struct filter *f = open_ws(0, &io);
 	uint8_t wire[256], payload[125];
 	size_t n;
@@ -345,10 +344,13 @@ static void ping_inside_fragmented_message_gets_pong(void **state)
 
 static void close_is_echoed(void **state)
 {
-	struct io io = { 0 };
+	struct io io = {0};
 	struct filter *f = open_ws(0, &io);
 	uint8_t wire[64];
-	size_t n = frame(wire, 0x88, "\x03\xe9" "bye", 5);
+	size_t n = frame(wire, 0x88,
+			 "\x03\xe9"
+			 "bye",
+			 5);
 
 	(void)state;
 	assert_int_equal(feed(f, &io, wire, n), MOAT_E_CLOSED);
@@ -375,24 +377,24 @@ static void bad_frames_close_with_the_right_code(void **state)
 		int err;
 		uint16_t code;
 	} cases[] = {
-		{ "text", 0x81, 3, MOAT_E_UNSUPPORTED, 1003 },
-		{ "rsv1", 0xc2, 3, MOAT_E_MALFORMED, 1002 },
-		{ "rsv3", 0x92, 3, MOAT_E_MALFORMED, 1002 },
-		{ "opcode 3", 0x83, 3, MOAT_E_MALFORMED, 1002 },
-		{ "opcode 0xb", 0x8b, 3, MOAT_E_MALFORMED, 1002 },
-		{ "fragmented ping", 0x09, 3, MOAT_E_MALFORMED, 1002 },
-		{ "ping over 125", 0x89, 126, MOAT_E_MALFORMED, 1002 },
-		{ "close over 125", 0x88, 200, MOAT_E_MALFORMED, 1002 },
-		{ "continuation first", 0x80, 3, MOAT_E_MALFORMED, 1002 },
-		{ "close code 1005", 0x88, 0xFFFF0, MOAT_E_MALFORMED, 1002 },
-		{ "close of 1 byte", 0x88, 1, MOAT_E_MALFORMED, 1002 },
-		{ "over max_frame", 0x82, 101, MOAT_E_LIMIT, 1009 },
+	    {"text", 0x81, 3, MOAT_E_UNSUPPORTED, 1003},
+	    {"rsv1", 0xc2, 3, MOAT_E_MALFORMED, 1002},
+	    {"rsv3", 0x92, 3, MOAT_E_MALFORMED, 1002},
+	    {"opcode 3", 0x83, 3, MOAT_E_MALFORMED, 1002},
+	    {"opcode 0xb", 0x8b, 3, MOAT_E_MALFORMED, 1002},
+	    {"fragmented ping", 0x09, 3, MOAT_E_MALFORMED, 1002},
+	    {"ping over 125", 0x89, 126, MOAT_E_MALFORMED, 1002},
+	    {"close over 125", 0x88, 200, MOAT_E_MALFORMED, 1002},
+	    {"continuation first", 0x80, 3, MOAT_E_MALFORMED, 1002},
+	    {"close code 1005", 0x88, 0xFFFF0, MOAT_E_MALFORMED, 1002},
+	    {"close of 1 byte", 0x88, 1, MOAT_E_MALFORMED, 1002},
+	    {"over max_frame", 0x82, 101, MOAT_E_LIMIT, 1009},
 	};
 	static uint8_t wire[512], payload[256];
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct io io = { 0 };
+		struct io io = {0};
 		struct filter *f = open_ws(100, &io);
 		size_t n;
 
@@ -411,15 +413,15 @@ static void bad_frames_close_with_the_right_code(void **state)
 static void unmasked_and_bad_lengths_are_1002(void **state)
 {
 	/* unmasked binary frame */
-	static const uint8_t unmasked[] = { 0x82, 0x02, 0xc0, 0x00 };
+	static const uint8_t unmasked[] = {0x82, 0x02, 0xc0, 0x00};
 	/* 64-bit length with the top bit set */
-	static const uint8_t top[] = { 0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4 };
+	static const uint8_t top[] = {0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4};
 	/* 16-bit form for a length that fits 7 bits */
-	static const uint8_t short16[] = { 0x82, 0xfe, 0x00, 0x05, 1, 2, 3, 4 };
+	static const uint8_t short16[] = {0x82, 0xfe, 0x00, 0x05, 1, 2, 3, 4};
 	/* binary message started inside another */
 	uint8_t two[32];
 	size_t n;
-	struct io io = { 0 };
+	struct io io = {0};
 	struct filter *f;
 
 	(void)state;
@@ -447,8 +449,8 @@ static void unmasked_and_bad_lengths_are_1002(void **state)
 static void huge_declared_length_costs_nothing(void **state)
 {
 	/* 2^62 bytes declared, 10 sent */
-	uint8_t wire[32] = { 0x82, 0xff, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
-	struct io io = { 0 };
+	uint8_t wire[32] = {0x82, 0xff, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+	struct io io = {0};
 	struct filter *f;
 
 	(void)state;
@@ -470,18 +472,18 @@ static void huge_declared_length_costs_nothing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(handshake_rfc6455_example),
-		cmocka_unit_test(handshake_header_variants),
-		cmocka_unit_test(handshake_refusals_give_status),
-		cmocka_unit_test(oversize_request_gets_431),
-		cmocka_unit_test(output_waits_for_handshake),
-		cmocka_unit_test(mqtt_split_across_frames_at_every_byte),
-		cmocka_unit_test(mqtt_one_byte_per_frame_and_many_per_frame),
-		cmocka_unit_test(ping_inside_fragmented_message_gets_pong),
-		cmocka_unit_test(close_is_echoed),
-		cmocka_unit_test(bad_frames_close_with_the_right_code),
-		cmocka_unit_test(unmasked_and_bad_lengths_are_1002),
-		cmocka_unit_test(huge_declared_length_costs_nothing),
+	    cmocka_unit_test(handshake_rfc6455_example),
+	    cmocka_unit_test(handshake_header_variants),
+	    cmocka_unit_test(handshake_refusals_give_status),
+	    cmocka_unit_test(oversize_request_gets_431),
+	    cmocka_unit_test(output_waits_for_handshake),
+	    cmocka_unit_test(mqtt_split_across_frames_at_every_byte),
+	    cmocka_unit_test(mqtt_one_byte_per_frame_and_many_per_frame),
+	    cmocka_unit_test(ping_inside_fragmented_message_gets_pong),
+	    cmocka_unit_test(close_is_echoed),
+	    cmocka_unit_test(bad_frames_close_with_the_right_code),
+	    cmocka_unit_test(unmasked_and_bad_lengths_are_1002),
+	    cmocka_unit_test(huge_declared_length_costs_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

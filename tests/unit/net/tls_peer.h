@@ -91,7 +91,7 @@ static void peer_fini(struct peer *c)
 static int peer_flush(struct peer *c, struct filter *f, struct buf *app, const char **why)
 {
 	uint8_t tmp[16384];
-	struct buf wire = { 0 };
+	struct buf wire = {0};
 	int n, rc = 0;
 
 	while ((n = BIO_read(c->out, tmp, sizeof(tmp))) > 0) {
@@ -119,7 +119,7 @@ static int peer_handshake_via(struct peer *c, struct filter *f, const struct fil
 			return rc;
 		if (r == 1 && tls->ops->ready(tls)) {
 			/* TLS 1.3 tickets and late alerts: let the client read them */
-			(void)SSL_read(c->ssl, (uint8_t[1]){ 0 }, 0);
+			(void)SSL_read(c->ssl, (uint8_t[1]){0}, 0);
 			ERR_clear_error();
 			return 0;
 		}
