@@ -255,8 +255,6 @@ static int upgrade(struct ws_filter *w, const char *p, size_t n, struct buf *wir
 				return http_fail(w, wire_out, "400 Bad Request", MOAT_E_PROTOCOL,
 						 "Sec-WebSocket-Key repeated");
 			key = value;
-			if (key.p == NULL)
-				key.p = "";
 		} else if (span_ieq(name, "Sec-WebSocket-Protocol")) {
 			if (proto == NULL)
 				proto = pick_proto(value);
