@@ -24,6 +24,7 @@
 #include "broker/audit.h"
 #include "broker/security.h"
 #include "broker/verify_pool.h"
+#include "net/tls.h"
 
 struct auth_ctx {
 	uint8_t *connect;	/* the CONNECT's bytes, replayed once authenticated */
@@ -216,7 +217,7 @@ static int check_token(struct conn *c, const struct mqtt_connect *k, const char 
 				      (int64_t)time(NULL), &t, &why);
 
 	if (rc < 0)
-		return refuse_later(c, client_id, "token", MQTT_RC_BAD_USERNAME_OR_PASSWORD,
+		return refuse_later(c, client_id, "token", MQTT_RC_BAD_USER_PASS,
 				    why != NULL ? why : "token refused", now_ms);
 	if (t.client_id != NULL && strcmp(t.client_id, client_id) != 0) {
 		token_identity_fini(&t);
@@ -225,7 +226,7 @@ static int check_token(struct conn *c, const struct mqtt_connect *k, const char 
 	}
 	if (!safe_identity(moat_bytes_str(t.username)) && c->w->security->acl != NULL) {
 		token_identity_fini(&t);
-		return refuse_later(c, client_id, "token", MQTT_RC_BAD_USERNAME_OR_PASSWORD,
+		return refuse_later(c, client_id, "token", MQTT_RC_BAD_USER_PASS,
 				    "token username contains + # or /", now_ms);
 	}
 	free(c->username);
@@ -252,14 +253,31 @@ int auth_connect(struct conn *c, const struct mqtt_connect *k, struct moat_bytes
 		return conn_refuse_connect(c, c->refuse_rc, c->refuse_why);
 	if (sec->acl != NULL && (!safe_identity(client_id) || (k->has_username && !safe_identity(k->username)))) {
 		audit_auth(c, id, NULL, "deny", "client id or username contains + # or /");
-		return conn_refuse_connect(c, safe_identity(client_id) ? MQTT_RC_BAD_USERNAME_OR_PASSWORD
+		return conn_refuse_connect(c, safe_identity(client_id) ? MQTT_RC_BAD_USER_PASS
 								       : MQTT_RC_CLIENT_ID_INVALID,
 					   "client id and username may not contain + # or / when ACLs are in use");
 	}
-	if (c->cert_identity != NULL) {	/* use_identity_as_username / use_subject_as_username */
+	if (c->lctx != NULL && (c->lctx->conf->tls.use_identity_as_username ||
+				c->lctx->conf->tls.use_subject_as_username)) {
+		char name[512];
+
+		/* mosquitto: the certificate names the user; a given username is ignored */
+		if (c->tls == NULL ||
+		    tls_filter_peer_identity(c->tls, c->lctx->conf->tls.use_subject_as_username ? TLS_ID_SUBJECT
+												  : TLS_ID_CN,
+					     name, sizeof(name)) < 0) {
+			audit_auth(c, id, "certificate", "deny", "no usable client certificate identity");
+			return conn_refuse_connect(c, MQTT_RC_NOT_AUTHORIZED, "no client certificate identity");
+		}
+		if (sec->acl != NULL && !safe_identity(moat_bytes_str(name))) {
+			audit_auth(c, id, "certificate", "deny", "certificate identity contains + # or /");
+			return conn_refuse_connect(c, MQTT_RC_BAD_USER_PASS,
+						   "certificate identity may not contain + # or / when ACLs are in use");
+		}
 		free(c->username);
-		c->username = c->cert_identity;
-		c->cert_identity = NULL;
+		c->username = strdup(name);
+		if (c->username == NULL)
+			return MOAT_E_NOMEM;
 		succeed(c, id, "certificate");
 		return MOAT_OK;
 	}
@@ -278,7 +296,7 @@ int auth_connect(struct conn *c, const struct mqtt_connect *k, struct moat_bytes
 	}
 	if (k->has_username && sec->passwd != NULL) {
 		if (!k->has_password)
-			return refuse_later(c, id, "password", MQTT_RC_BAD_USERNAME_OR_PASSWORD,
+			return refuse_later(c, id, "password", MQTT_RC_BAD_USER_PASS,
 					    "no password given", now_ms);
 		return check_password_async(c, k, id, raw, now_ms);
 	}
@@ -321,7 +339,7 @@ void auth_job_returned(struct worker *w, struct auth_job *job)
 			if (replay_connect(c) < 0)
 				c->closing = true;
 			server_release_hold(c, now);
-		} else if (refuse_later(c, c->auth->client_id, "password", MQTT_RC_BAD_USERNAME_OR_PASSWORD,
+		} else if (refuse_later(c, c->auth->client_id, "password", MQTT_RC_BAD_USER_PASS,
 					"wrong username or password", now) == MOAT_E_AGAIN) {
 			server_release_hold(c, now);	/* held again, until the delay ends */
 		}
@@ -345,8 +363,6 @@ void auth_conn_closed(struct conn *c)
 	ctx_free(c);
 	free(c->username);
 	c->username = NULL;
-	free(c->cert_identity);
-	c->cert_identity = NULL;
 	if (c->roles != NULL) {
 		for (char **r = c->roles; *r != NULL; r++)
 			free(*r);

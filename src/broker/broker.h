@@ -25,6 +25,9 @@
 #include "codec/packet.h"
 #include "conf/config.h"
 #include "net/filter.h"
+#include "broker/addr_limits.h"
+#include "broker/listen.h"
+#include "broker/verify_pool.h"
 
 /* An application message, immutable once created and shared by every
  * delivery (STYLE.md §4): topic, payload and the forwarded v5 properties
@@ -67,6 +70,9 @@ struct sub {
 
 struct conn;
 struct worker;
+struct security;
+struct auth_ctx;
+struct auth_job;
 
 /* Where one worker last routed to a session (see struct route). */
 struct route_mark {
@@ -119,6 +125,9 @@ struct session {
 	uint32_t qos2_in_count, qos2_in_cap;
 	struct sub *subs;
 	uint32_t sub_count;
+	/* who last connected with it, for ACL checks while it is offline too */
+	char *username;		/* NULL = anonymous */
+	char **roles;		/* NULL-terminated or NULL */
 	/* delayed Will (v5 will delay) */
 	struct msg *will;
 	uint64_t will_at_ms;
@@ -155,6 +164,19 @@ struct conn {
 	struct alias_out alias_out;
 	struct msg *will;
 	uint32_t will_delay_s;
+	/* authentication (auth.c) */
+	const struct listen_ctx *lctx;	/* its listener */
+	struct filter *tls;		/* the TLS layer inside filter, or NULL */
+	uint16_t listener_port;
+	uint8_t auth_state;		/* enum auth_state */
+	bool auth_hold;			/* stop reading until hold_until_ms or the job's answer */
+	uint64_t hold_until_ms;
+	struct auth_ctx *auth;		/* an exchange in progress; NULL otherwise */
+	char *username;			/* authenticated identity; NULL = anonymous */
+	char **roles;			/* from a token; NULL-terminated or NULL */
+	int64_t expires_s;		/* token expiry (wall clock); 0 = none */
+	uint8_t refuse_rc;		/* non-zero: refuse the CONNECT (limit hit at accept) */
+	const char *refuse_why;
 	/* back-pressure: a PUBLISH met a congested session (conn.c), so reading
 	 * pauses until resume_at_ms (server.c) */
 	bool throttle, paused;
@@ -168,6 +190,13 @@ static inline size_t conn_output_pending(const struct conn *c)
 {
 	return buf_used(&c->out) + buf_used(&c->wire);
 }
+
+enum auth_state {
+	AUTH_NONE = 0,		/* nothing decided yet */
+	AUTH_PENDING,		/* a verification job is out, or a refusal is being delayed */
+	AUTH_CONTINUE,		/* enhanced authentication: waiting for the client's AUTH */
+	AUTH_OK,		/* authenticated: a CONNECT may go on */
+};
 
 /* One worker's counters: written by that worker only, read by the one that
  * publishes $SYS (relaxed atomics, see stat_add). */
@@ -205,6 +234,7 @@ struct inbox_item {
 	struct session *sess;	/* holds a reference; NULL for a handoff */
 	struct msg *msg;	/* holds a reference */
 	struct conn *conn;	/* handoff */
+	struct auth_job *job;	/* a finished verification for a connection of this worker */
 	uint8_t qos;
 	bool retain;
 	uint8_t sub_id_count;
@@ -229,6 +259,8 @@ struct worker {
 	struct conn *paused;	/* not read until their resume time */
 	struct session *sessions;	/* owned */
 	struct route route;
+	struct security *security;	/* this worker's reference to the current set */
+	unsigned security_gen;
 	struct delivery *free_deliveries;	/* recycled, see session.c */
 	size_t free_delivery_count;
 	struct sys_counters sys;
@@ -241,6 +273,14 @@ struct worker {
 
 struct broker {
 	struct moat_config *cfg;
+	struct listen_ctx *lctx;	/* one per configured listener (listen.c) */
+	unsigned nlctx;
+	struct addr_limits addrs;
+	struct verify_pool pool;
+	/* the current password/ACL/token set; workers adopt it when gen changes */
+	pthread_mutex_t security_lock;
+	struct security *security;
+	atomic_uint security_gen;
 	struct worker *workers;
 	unsigned nworkers;
 	pthread_mutex_t table_lock;	/* sessions, session_count */
@@ -276,12 +316,20 @@ uint16_t alias_out_pick(struct alias_out *a, struct moat_bytes topic, bool *know
 void alias_out_forget(struct alias_out *a, uint16_t alias);
 void alias_out_fini(struct alias_out *a);
 
-/* ---- session.c ---- */
+/* ---- workers.c ---- */
 /* Sets up the broker's shared state and <cfg->threads> workers (at least
  * one); server_run() starts their loops. */
 int broker_init(struct broker *b, struct moat_config *cfg);
 /* Frees everything; every worker thread must have stopped. */
 void broker_fini(struct broker *b);
+/* Loads the password, ACL and token files again (SIGHUP) and makes the new
+ * set current; workers adopt it at their next loop pass. On error the old
+ * set stays. From the main thread. */
+int broker_reload_security(struct broker *b);
+/* Takes the current set if it changed since <w> last looked; true if so. */
+bool worker_adopt_security(struct worker *w);
+
+/* ---- session.c ---- */
 /* The session of <client_id>, created for worker <w> when there is none
  * (*<created> then true). The result may belong to another worker: only its
  * owner may use it. NULL on out of memory. */
@@ -291,6 +339,8 @@ struct session *sess_claim(struct worker *w, struct moat_bytes client_id, bool *
 void sess_destroy(struct worker *w, struct session *s);
 /* Clears <s> for a clean start, as if it had been destroyed and recreated. */
 void sess_reset(struct worker *w, struct session *s);
+/* Publishes <s>'s delayed Will now, if it has one and may still publish it. */
+void sess_publish_will(struct worker *w, struct session *s);
 void sess_unref(struct session *s);
 /* Delivers <m> to <s>, which <w> owns, at <qos>: QoS 0 straight to the
  * connection (dropped when offline or the output is over max_output_bytes),
@@ -323,6 +373,9 @@ size_t broker_publish(struct worker *w, struct msg *m, bool *congested);
 /* Hands <item> (its references included) to worker <to>: now when <to> is
  * <from>, else at the end of <from>'s loop pass (route_flush_outboxes). */
 void route_send(struct worker *from, struct worker *to, const struct inbox_item *item);
+/* Puts <item> straight into <to>'s inbox and wakes it: for threads that are
+ * not workers (the verification pool). MOAT_OK or MOAT_E_NOMEM. */
+int route_post(struct worker *to, const struct inbox_item *item);
 /* Moves every item collected this pass to its worker's inbox and wakes it. */
 void route_flush_outboxes(struct worker *w);
 /* Takes this worker's inbox; deliveries are made, connections returned via
@@ -350,7 +403,44 @@ void broker_tick(struct worker *w, uint64_t now_ms);
 /* Publishes the $SYS/broker/... topics now (retained). */
 void broker_publish_sys(struct worker *w, uint64_t now_ms);
 
+/* ---- auth.c ---- */
+/* Authenticates the CONNECT <k> (whose bytes are <raw>) of <c>, for client
+ * id <client_id>. MOAT_OK: go on (c->username set, or anonymous allowed).
+ * MOAT_E_AGAIN: the answer comes later (a password check in the pool, or a
+ * refusal delayed per address); <c> is held (c->auth_hold) and the CONNECT
+ * is replayed once it is authenticated. Another error: refused (CONNACK
+ * sent, closing). */
+int auth_connect(struct conn *c, const struct mqtt_connect *k, struct moat_bytes client_id,
+		 struct moat_bytes raw, uint64_t now_ms);
+/* A password check came back to <w>, the worker of its connection. */
+void auth_job_returned(struct worker *w, struct auth_job *job);
+/* <c>'s hold ended (its refusal delay): sends the refusal. */
+void auth_hold_expired(struct conn *c);
+/* The CONNACK went out: what only authentication needed is freed. */
+void auth_connected(struct conn *c);
+/* <c> closes: drops its identity and cancels a pending check. */
+void auth_conn_closed(struct conn *c);
+
+/* ---- authz.c ---- */
+/* Whether <s>'s identity may do <access> on <topic> under <w>'s current
+ * ACL; refusals go to the audit log. Only <s>'s owner may call it. */
+bool authz_session(struct worker *w, const struct session *s, struct moat_bytes topic, int access);
+/* The same for connection <c> before it has a session (its Will at CONNECT). */
+bool authz_conn(struct worker *w, const struct conn *c, const char *client_id, struct moat_bytes topic,
+		int access);
+/* Gives <s> the identity <c> authenticated with (copies). MOAT_OK or MOAT_E_NOMEM. */
+int authz_set_identity(struct session *s, const struct conn *c);
+/* Frees <s>'s identity. */
+void authz_clear_identity(struct session *s);
+/* After a reload: drops the subscriptions of <w>'s sessions that the new ACL
+ * no longer allows (CVE-2021-34434: rights revoked apply to durable
+ * subscriptions too). */
+void broker_recheck_subscriptions(struct worker *w);
+
 /* ---- conn.c ---- */
+/* Answers a CONNECT with failure <rc> (v5: and <why> as reason string),
+ * closes, and returns MOAT_E_DENIED. */
+int conn_refuse_connect(struct conn *c, uint8_t rc, const char *why);
 /* Parses and handles every whole packet in c->in. Returns MOAT_OK or an error
  * after which the connection must close. */
 int conn_process(struct conn *c, uint64_t now_ms);
@@ -370,6 +460,12 @@ void conn_on_close(struct conn *c);
 /* ---- server.c ---- */
 /* Queues <c> for the end-of-pass flush (and close, when c->closing). */
 void server_mark_dirty(struct conn *c);
+/* Reads <c> again after an authentication hold (or holds it again until
+ * c->hold_until_ms when c->auth_hold is set again). */
+void server_release_hold(struct conn *c, uint64_t now_ms);
+/* Closes and frees <c>, which no worker's loop knows (it was between two
+ * workers at shutdown). */
+void server_drop_conn(struct conn *c);
 /* Opens the configured listeners (one SO_REUSEPORT socket per worker, so the
  * kernel spreads connections) and runs every worker's loop until SIGTERM or
  * SIGINT. Returns MOAT_OK after a clean shutdown or an error at start-up. */

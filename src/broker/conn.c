@@ -14,6 +14,8 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "broker/audit.h"
+#include "broker/security.h"
 #include "codec/frame.h"
 #include "codec/topic.h"
 
@@ -186,8 +188,7 @@ static int send_connack(struct conn *c, bool present, uint8_t rc, struct mqtt_pr
 	return conn_send_packet(c, &p);
 }
 
-/* Answers a CONNECT with failure <rc> (v5: and <why> as reason string) and closes. */
-static int refuse_connect(struct conn *c, uint8_t rc, const char *why)
+int conn_refuse_connect(struct conn *c, uint8_t rc, const char *why)
 {
 	struct mqtt_props props = { 0 };
 
@@ -224,12 +225,18 @@ static uint32_t inbound_limit(const struct moat_config *cfg, uint8_t version)
 
 static void take_over(struct conn *old)
 {
+	struct audit_event e = { .event = "takeover", .result = "ok", .listener = old->listener_port,
+				 .address = old->peer, .client_id = old->sess->client_id,
+				 .username = old->username, .reason = "a new connection took the session" };
+
+	audit_write(&e);
 	log_notice("client %s: session taken over by a new connection", old->sess->client_id);
 	conn_disconnect(old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
 	conn_on_close(old);	/* detaches; the new connection attaches next */
 }
 
-static int on_connect(struct conn *c, const struct mqtt_connect *k, uint64_t now_ms)
+static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_bytes raw,
+		      uint64_t now_ms)
 {
 	struct broker *b = c->b;
 	const struct moat_config *cfg = b->cfg;
@@ -251,9 +258,9 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, uint64_t now
 		uint8_t rnd[12];
 
 		if ((k->version != MQTT_V5 && !k->clean_start) || k->version == MQTT_V31)
-			return refuse_connect(c, MQTT_RC_CLIENT_ID_INVALID, "empty client id without clean session");
+			return conn_refuse_connect(c, MQTT_RC_CLIENT_ID_INVALID, "empty client id without clean session");
 		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-			return refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, "no randomness for a client id");
+			return conn_refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, "no randomness for a client id");
 		int n = snprintf(assigned, sizeof(assigned), "moat-");
 		for (size_t i = 0; i < sizeof(rnd); i++)
 			n += snprintf(assigned + n, sizeof(assigned) - (size_t)n, "%02x", rnd[i]);
@@ -263,14 +270,15 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, uint64_t now
 			props_set(&ack, MQTT_PROP_ASSIGNED_CLIENT_ID);
 		}
 	}
-	if (!cfg->allow_anonymous)
-		return refuse_connect(c, MQTT_RC_NOT_AUTHORIZED,
-				      "anonymous access is off and no authentication is configured");
-	if (k->props.auth_method.len > 0)
-		return refuse_connect(c, MQTT_RC_BAD_AUTH_METHOD, "enhanced authentication is not configured");
+	if (c->auth_state != AUTH_OK) {
+		int rc = auth_connect(c, k, id, raw, now_ms);
+
+		if (rc != MOAT_OK)
+			return rc;
+	}
 	if (keep_alive > cfg->max_keepalive || (keep_alive == 0 && cfg->max_keepalive < 65535)) {
 		if (k->version != MQTT_V5)
-			return refuse_connect(c, MQTT_RC_CLIENT_ID_INVALID, "keep alive above max_keepalive");
+			return conn_refuse_connect(c, MQTT_RC_CLIENT_ID_INVALID, "keep alive above max_keepalive");
 		keep_alive = cfg->max_keepalive;	/* v5: Server Keep Alive [MQTT-3.2.2-21] */
 		ack.server_keep_alive_s = keep_alive;
 		props_set(&ack, MQTT_PROP_SERVER_KEEP_ALIVE);
@@ -297,12 +305,25 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, uint64_t now
 		}
 	}
 	if (k->will_flag && k->will_retain && !cfg->retain_available)
-		return refuse_connect(c, MQTT_RC_RETAIN_NOT_SUPPORTED, "retained will, retain unavailable");
+		return conn_refuse_connect(c, MQTT_RC_RETAIN_NOT_SUPPORTED, "retained will, retain unavailable");
+	if (k->will_flag && c->w->security->acl != NULL) {
+		char *cid = malloc(id.len + 1);
+		bool ok;
+
+		if (cid == NULL)
+			return MOAT_E_NOMEM;
+		memcpy(cid, id.ptr, id.len);
+		cid[id.len] = '\0';
+		ok = authz_conn(c->w, c, cid, k->will_topic, ACCESS_WRITE);	/* emqx#8978 */
+		free(cid);
+		if (!ok)
+			return conn_refuse_connect(c, MQTT_RC_NOT_AUTHORIZED, "not authorized to publish the Will topic");
+	}
 
 	/* Nothing above changed shared state, so the CONNECT can be handed over whole. */
 	s = sess_claim(c->w, id, &created);
 	if (s == NULL)
-		return refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		return conn_refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 	if (s->owner != c->w) {
 		log_debug("client %.*s: its session lives on worker %u; handing the connection over",
 			  (int)id.len, (const char *)id.ptr, s->owner->id);
@@ -313,7 +334,7 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, uint64_t now
 		take_over(s->conn);
 		s = sess_claim(c->w, id, &created);	/* a new one if the old had session expiry 0 */
 		if (s == NULL)
-			return refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+			return conn_refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 		if (s->owner != c->w) {
 			c->handoff_to = s->owner;
 			return MOAT_OK;
@@ -329,7 +350,7 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, uint64_t now
 	if (k->will_flag) {
 		c->will = will_create(k, now_ms);
 		if (c->will == NULL)
-			return refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+			return conn_refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 		c->will_delay_s = k->will_props.will_delay_s;
 	}
 	s->version = k->version;
@@ -346,10 +367,13 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, uint64_t now
 	s->conn = c;
 	atomic_store_explicit(&s->last_ack_ms, now_ms, memory_order_relaxed);
 	atomic_store_explicit(&s->online, true, memory_order_relaxed);
+	if (authz_set_identity(s, c) < 0)
+		return conn_refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 	c->sess = s;
 	c->connected = true;
 	atomic_fetch_add_explicit(&b->clients_total_seen, 1, memory_order_relaxed);
 	send_connack(c, present, MQTT_RC_SUCCESS, &ack);
+	auth_connected(c);
 	log_info("client %s connected from %s (MQTT %s, keep alive %u)", s->client_id, c->peer,
 		 k->version == MQTT_V5 ? "5" : k->version == MQTT_V311 ? "3.1.1" : "3.1", keep_alive);
 	if (present)
@@ -462,6 +486,14 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 		return send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
 				MQTT_RC_IMPL_SPECIFIC, "message over the broker's size or depth limit");
 	}
+	if (!authz_session(c->w, s, topic, ACCESS_WRITE)) {	/* after alias resolution: nanomq#2343 */
+		if (p->qos == 0 || c->version != MQTT_V5)
+			return p->qos == 0 ? MOAT_OK
+					   : send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, 0,
+						      NULL);	/* v3 has no refusal: dropped, as mosquitto */
+		return send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
+				MQTT_RC_NOT_AUTHORIZED, "not authorized to publish on this topic");
+	}
 	if (topic.len >= 5 && memcmp(topic.ptr, "$SYS/", 5) == 0) {
 		if (p->qos == 0)
 			return MOAT_OK;	/* clients may not publish into $SYS */
@@ -526,7 +558,12 @@ static int on_subscribe(struct conn *c, const struct mqtt_subscribe *sp)
 	}
 	it = sp->entries;
 	while (sub_next(&it, &filter, &opts)) {
-		st[n] = sess_subscribe(b, c->sess, filter, &opts, sub_id, &codes[n]);
+		if (!authz_session(c->w, c->sess, filter, ACCESS_SUBSCRIBE)) {
+			st[n] = MOAT_E_DENIED;	/* never added: moquette#919 */
+			codes[n] = MQTT_RC_NOT_AUTHORIZED;
+		} else {
+			st[n] = sess_subscribe(b, c->sess, filter, &opts, sub_id, &codes[n]);
+		}
 		if (c->version != MQTT_V5 && codes[n] >= 0x80)
 			codes[n] = 0x80;
 		if (log_enabled(LOG_T_SUBSCRIBE))
@@ -624,7 +661,7 @@ int conn_process(struct conn *c, uint64_t now_ms)
 {
 	const struct moat_config *cfg = c->b->cfg;
 
-	while (!c->closing && !c->throttle) {
+	while (!c->closing && !c->throttle && !c->auth_hold) {
 		struct mqtt_frame f;
 		struct mqtt_packet p;
 		uint32_t max = c->connected ? (cfg->max_packet_size ? cfg->max_packet_size : MQTT_MAX_PACKET_SIZE)
@@ -645,17 +682,21 @@ int conn_process(struct conn *c, uint64_t now_ms)
 		rc = pkt_decode(&f, buf_head(&c->in) + f.hdr_len, c->version, &p);
 		if (rc == MOAT_E_UNSUPPORTED && f.type == MQTT_CONNECT) {
 			c->version = MQTT_V311;	/* answer in a form every version reads */
-			return refuse_connect(c, MQTT_RC_UNSUPPORTED_VERSION, "unsupported protocol version");
+			return conn_refuse_connect(c, MQTT_RC_UNSUPPORTED_VERSION, "unsupported protocol version");
 		}
 		if (rc < 0 && f.type == MQTT_CONNECT && !c->connected && p.connect.version == MQTT_V5) {
 			/* v5 may hear why in a CONNACK; v3 gets none [MQTT-3.1.4-1] */
 			c->version = MQTT_V5;
-			return refuse_connect(c, rc_for_error(rc), p.why);
+			return conn_refuse_connect(c, rc_for_error(rc), p.why);
 		}
 		if (rc < 0)
 			return refuse(c, rc, rc_for_error(rc), p.why);
-		rc = f.type == MQTT_CONNECT && !c->connected ? on_connect(c, &p.connect, now_ms)
-							     : dispatch(c, &p, now_ms);
+		rc = f.type == MQTT_CONNECT && !c->connected
+			     ? on_connect(c, &p.connect, (struct moat_bytes){ buf_head(&c->in), f.hdr_len + f.rem_len },
+					  now_ms)
+			     : dispatch(c, &p, now_ms);
+		if (rc == MOAT_E_AGAIN)
+			rc = MOAT_OK;	/* authentication holds the connection; the CONNECT was kept */
 		if (c->handoff_to != NULL)
 			return MOAT_OK;	/* the CONNECT stays in c->in for the session's owner */
 		buf_consume(&c->in, f.hdr_len + f.rem_len);
@@ -681,7 +722,8 @@ void conn_on_close(struct conn *c)
 				s->will_at_ms = now + (uint64_t)c->will_delay_s * 1000u;
 				s->will->origin = NULL;
 			} else {
-				broker_publish(c->w, c->will, NULL);
+				if (authz_session(c->w, s, c->will->topic, ACCESS_WRITE))	/* rights may have changed */
+					broker_publish(c->w, c->will, NULL);
 				msg_unref(c->will);
 			}
 			c->will = NULL;
@@ -693,6 +735,7 @@ void conn_on_close(struct conn *c)
 	}
 	msg_unref(c->will);
 	c->will = NULL;
+	auth_conn_closed(c);
 	alias_out_fini(&c->alias_out);
 	if (c->aliases != NULL) {
 		for (uint16_t i = 0; i < c->alias_max; i++)

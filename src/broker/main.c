@@ -2,6 +2,7 @@
  * moatd: command line, configuration and start-up. Everything else lives in
  * the broker library so tests link what ships.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <moat/error.h>
 
 #include "base/log.h"
+#include "broker/audit.h"
 #include "broker/broker.h"
 #include "conf/config.h"
 
@@ -69,19 +71,6 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (cfg.password_file != NULL || cfg.acl_file != NULL || cfg.token_keys != NULL) {
-		/* parsed ahead of the code that enforces them: refuse rather than ignore */
-		fprintf(stderr, "moatd: password_file, acl_file and auth_token_key are not enforced by this build yet; remove them\n");
-		config_fini(&cfg);
-		return 1;
-	}
-	for (const struct moat_listener_conf *l = cfg.listeners; l != NULL; l = l->next) {
-		if (l->tls.certfile != NULL || l->protocol != LISTENER_MQTT) {
-			fprintf(stderr, "moatd: TLS and WebSocket listeners are not served by this build yet; remove listener %u's TLS/protocol options\n", l->port);
-			config_fini(&cfg);
-			return 1;
-		}
-	}
 	if (port > 0) {
 		if (cfg.listeners == NULL)
 			rc = config_add_listener(&cfg, "127.0.0.1", (uint16_t)port);
@@ -101,10 +90,16 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_notice("moatd %s starting", MOAT_VERSION);
+	if (audit_open(&cfg) < 0) {
+		log_err("audit_log file %s: %s", cfg.audit_file, strerror(errno));
+		config_fini(&cfg);
+		return 1;
+	}
 	rc = broker_init(&b, &cfg);
 	if (rc == MOAT_OK)
 		rc = server_run(&b);
 	broker_fini(&b);
+	audit_close();
 	config_fini(&cfg);
 	return rc == MOAT_OK ? 0 : 1;
 }

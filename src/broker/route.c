@@ -278,6 +278,14 @@ void route_send(struct worker *from, struct worker *to, const struct inbox_item 
 	from->outbox_used = true;
 }
 
+static void wake_worker(struct worker *to)
+{
+	uint64_t one = 1;
+
+	while (write(to->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
 void route_flush_outboxes(struct worker *w)
 {
 	if (!w->outbox_used)
@@ -308,13 +316,23 @@ void route_flush_outboxes(struct worker *w)
 		}
 		pthread_mutex_unlock(&to->inbox_lock);
 		out->n = 0;
-		if (wake) {
-			uint64_t one = 1;
-
-			while (write(to->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
-				;
-		}
+		if (wake)
+			wake_worker(to);
 	}
+}
+
+int route_post(struct worker *to, const struct inbox_item *item)
+{
+	bool wake;
+	int rc;
+
+	pthread_mutex_lock(&to->inbox_lock);
+	wake = to->inbox.n == 0;
+	rc = items_push(&to->inbox, item);
+	pthread_mutex_unlock(&to->inbox_lock);
+	if (rc == MOAT_OK && wake)
+		wake_worker(to);
+	return rc;
 }
 
 void route_drain_inbox(struct worker *w, void (*on_handoff)(struct worker *w, struct conn *c))
@@ -330,6 +348,8 @@ void route_drain_inbox(struct worker *w, void (*on_handoff)(struct worker *w, st
 
 		if (item->conn != NULL)
 			on_handoff(w, item->conn);
+		else if (item->job != NULL)
+			auth_job_returned(w, item->job);
 		else
 			item_deliver(w, item);
 	}

@@ -4,14 +4,38 @@
  */
 #include "broker/security.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <moat/error.h>
 
+#include "auth/acl.h"
+#include "auth/jwt.h"
+#include "auth/passwd.h"
+#include "base/log.h"
+
+static int load_tokens(struct security *s, const struct moat_config *cfg, char *err, size_t err_len)
+{
+	struct jwt_key_spec specs[64];
+	size_t n = 0;
+
+	for (const struct moat_token_key *k = cfg->token_keys; k != NULL; k = k->next) {
+		if (n == sizeof(specs) / sizeof(specs[0])) {
+			snprintf(err, err_len, "more than 64 auth_token_key lines; remove keys no longer used");
+			return MOAT_E_CONFIG;
+		}
+		specs[n++] = (struct jwt_key_spec){ k->path, k->kid };
+	}
+	if (n == 0)
+		return MOAT_OK;
+	return jwt_keys_load(&s->tokens, specs, n, err, err_len);
+}
+
 struct security *security_load(const struct moat_config *cfg, char *err, size_t err_len)
 {
 	struct security *s = calloc(1, sizeof(*s));
+	struct moat_diag d;
 
 	if (s == NULL) {
 		snprintf(err, err_len, "out of memory");
@@ -19,7 +43,23 @@ struct security *security_load(const struct moat_config *cfg, char *err, size_t 
 	}
 	atomic_init(&s->refs, 1);
 	s->cfg = cfg;
+	if (cfg->password_file != NULL && passwd_db_load(&s->passwd, cfg->password_file, &d) < 0) {
+		snprintf(err, err_len, "%s", d.msg);
+		goto err;
+	}
+	if (s->passwd != NULL && passwd_db_weak_count(s->passwd) > 0)
+		log_warn("%s: %zu entries use weak hashes ($6$ or $7$ with few iterations); rewrite them with `moat passwd`",
+			 cfg->password_file, passwd_db_weak_count(s->passwd));
+	if (cfg->acl_file != NULL && acl_load(&s->acl, cfg->acl_file, &d) < 0) {
+		snprintf(err, err_len, "%s", d.msg);
+		goto err;
+	}
+	if (load_tokens(s, cfg, err, err_len) < 0)
+		goto err;
 	return s;
+err:
+	security_unref(s);
+	return NULL;
 }
 
 struct security *security_ref(struct security *s)
@@ -32,37 +72,84 @@ void security_unref(struct security *s)
 {
 	if (s == NULL || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	if (s->passwd != NULL)
+		passwd_db_destroy(s->passwd);
+	if (s->acl != NULL)
+		acl_destroy(s->acl);
+	jwt_keys_unref(s->tokens);
 	free(s);
 }
 
 int security_check_password(const struct security *s, const char *username, const uint8_t *password,
 			    size_t password_len)
 {
-	(void)s;
-	(void)username;
-	(void)password;
-	(void)password_len;
-	return MOAT_E_DENIED;
+	if (s->passwd == NULL)
+		return MOAT_E_DENIED;
+	return passwd_db_check(s->passwd, username, password, password_len);
 }
 
 bool security_is_token(const struct security *s, const uint8_t *password, size_t len)
 {
+	size_t dots = 0;
+
 	(void)s;
-	(void)password;
-	(void)len;
-	return false;
+	for (size_t i = 0; i < len; i++) {
+		uint8_t ch = password[i];
+
+		if (ch == '.')
+			dots++;
+		else if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+			   ch == '-' || ch == '_'))
+			return false;
+	}
+	return dots == 2 && len > 16;
 }
 
 int security_check_token(const struct security *s, const uint8_t *token, size_t len, int64_t now_s,
 			 struct token_identity *out, const char **why)
 {
-	(void)s;
-	(void)token;
-	(void)len;
-	(void)now_s;
-	(void)out;
-	*why = "no token keys configured";
-	return MOAT_E_DENIED;
+	static _Thread_local char reason[200];
+	const struct moat_config *cfg = s->cfg;
+	struct jwt_expect expect;
+	struct jwt_claims claims;
+	int rc;
+
+	*out = (struct token_identity){ 0 };
+	if (s->tokens == NULL) {
+		*why = "no token keys configured";
+		return MOAT_E_DENIED;
+	}
+	jwt_expect_init(&expect);
+	expect.issuer = cfg->token_issuer;
+	expect.audience = cfg->token_audience;
+	if (cfg->token_username_claim != NULL)
+		expect.username_claim = cfg->token_username_claim;
+	expect.leeway_s = cfg->token_leeway_s;
+	rc = jwt_verify(s->tokens, (const char *)token, len, &expect, now_s, &claims, reason,
+			sizeof(reason));
+	if (rc < 0) {
+		*why = reason;
+		return rc;
+	}
+	out->username = claims.username;
+	out->client_id = claims.client_id;
+	out->expires_s = claims.exp;
+	claims.username = claims.client_id = NULL;
+	if (claims.roles_count > 0) {
+		out->roles = calloc(claims.roles_count + 1, sizeof(*out->roles));
+		if (out->roles == NULL) {
+			jwt_claims_fini(&claims);
+			token_identity_fini(out);
+			*why = "out of memory";
+			return MOAT_E_NOMEM;
+		}
+		for (size_t i = 0; i < claims.roles_count; i++) {
+			out->roles[i] = claims.roles[i];
+			claims.roles[i] = NULL;
+		}
+	}
+	jwt_claims_fini(&claims);
+	return MOAT_OK;
 }
 
 void token_identity_fini(struct token_identity *t)
@@ -80,9 +167,20 @@ void token_identity_fini(struct token_identity *t)
 bool security_allows(const struct security *s, const struct acl_subject *subject, const uint8_t *topic,
 		     size_t len, enum security_access access)
 {
-	(void)subject;
-	(void)topic;
-	(void)len;
-	(void)access;
-	return s->acl == NULL;
+	struct acl_identity id = { 0 };
+	size_t roles = 0;
+
+	if (s->acl == NULL)
+		return true;
+	if (subject->roles != NULL)
+		while (subject->roles[roles] != NULL)
+			roles++;
+	id.username = subject->username;
+	id.username_len = subject->username != NULL ? strlen(subject->username) : 0;
+	id.client_id = subject->client_id;
+	id.client_id_len = subject->client_id != NULL ? strlen(subject->client_id) : 0;
+	id.roles = (const char *const *)subject->roles;
+	id.role_count = roles;
+	return acl_check(s->acl, &id, (const char *)topic, len,
+			 access == ACCESS_READ ? ACL_READ : access == ACCESS_WRITE ? ACL_WRITE : ACL_SUBSCRIBE);
 }

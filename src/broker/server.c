@@ -27,12 +27,14 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "broker/audit.h"
 
 enum ev_kind { EV_LISTENER = 1, EV_CONN, EV_WAKE };
 
 struct listener {
 	int kind;	/* EV_LISTENER */
 	int fd;
+	const struct listen_ctx *ctx;
 	struct listener *next;
 };
 
@@ -101,15 +103,9 @@ static void paused_unlink(struct worker *w, struct conn *c)
 	c->paused = false;
 }
 
-/* Stops reading <c> for a while: one of its PUBLISHes went to a session
- * whose queue is filling (sess_congested), and waiting loses nothing where
- * reading on would make that queue drop. The rest of c->in waits too. */
-static void pause_conn(struct worker *w, struct conn *c, uint64_t now_ms)
+static void paused_link(struct worker *w, struct conn *c, uint64_t resume_at_ms)
 {
-	c->pause_ms = (uint16_t)(c->pause_ms == 0 ? 1 : c->pause_ms * 2);
-	if (c->pause_ms > PAUSE_MAX_MS)
-		c->pause_ms = PAUSE_MAX_MS;
-	c->resume_at_ms = now_ms + c->pause_ms;
+	c->resume_at_ms = resume_at_ms;
 	c->paused = true;
 	c->paused_prev = NULL;
 	c->paused_next = w->paused;
@@ -119,6 +115,24 @@ static void pause_conn(struct worker *w, struct conn *c, uint64_t now_ms)
 	conn_arm(w, c);
 }
 
+/* Stops reading <c> while authentication decides (auth.c): until
+ * c->hold_until_ms, or until server_release_hold(). */
+static void hold_conn(struct worker *w, struct conn *c)
+{
+	paused_link(w, c, c->hold_until_ms);
+}
+
+/* Stops reading <c> for a while: one of its PUBLISHes went to a session
+ * whose queue is filling (sess_congested), and waiting loses nothing where
+ * reading on would make that queue drop. The rest of c->in waits too. */
+static void pause_conn(struct worker *w, struct conn *c, uint64_t now_ms)
+{
+	c->pause_ms = (uint16_t)(c->pause_ms == 0 ? 1 : c->pause_ms * 2);
+	if (c->pause_ms > PAUSE_MAX_MS)
+		c->pause_ms = PAUSE_MAX_MS;
+	paused_link(w, c, now_ms + c->pause_ms);
+}
+
 /* Handles the whole packets in c->in, then pauses <c> if the last PUBLISH
  * met congestion; a connection that goes on without meeting it starts over
  * from the shortest pause. */
@@ -126,10 +140,28 @@ static void process_input(struct worker *w, struct conn *c, uint64_t now_ms)
 {
 	if (conn_process(c, now_ms) < 0)
 		c->closing = true;
+	if (c->auth_hold && !c->closing && !c->paused) {
+		hold_conn(w, c);
+		return;
+	}
 	if (!c->throttle)
 		c->pause_ms = 0;
 	else if (!c->closing && c->handoff_to == NULL)
 		pause_conn(w, c, now_ms);
+}
+
+void server_release_hold(struct conn *c, uint64_t now_ms)
+{
+	struct worker *w = c->w;
+
+	if (c->paused)
+		paused_unlink(w, c);
+	conn_arm(w, c);
+	if (c->auth_hold)
+		hold_conn(w, c);	/* held again: a delayed refusal */
+	else
+		process_input(w, c, now_ms);	/* the replayed CONNECT and what followed it */
+	server_mark_dirty(c);
 }
 
 /* Reads again from the connections whose pause is over. */
@@ -142,9 +174,13 @@ static void resume_due(struct worker *w, uint64_t now_ms)
 		if (c->resume_at_ms > now_ms)
 			continue;
 		paused_unlink(w, c);
-		c->throttle = false;
 		conn_arm(w, c);
-		process_input(w, c, now_ms);	/* what waited in c->in; may pause again */
+		if (c->auth_hold) {
+			auth_hold_expired(c);	/* a delayed refusal goes out */
+		} else {
+			c->throttle = false;
+			process_input(w, c, now_ms);	/* what waited in c->in; may pause again */
+		}
 		server_mark_dirty(c);
 	}
 }
@@ -158,20 +194,32 @@ static uint64_t next_resume(const struct worker *w, uint64_t deadline)
 	return deadline;
 }
 
-static void conn_destroy(struct worker *w, struct conn *c)
+/* Closes <c>'s socket, ends its part in sessions and limits, and frees it. */
+static void conn_free(struct conn *c)
 {
-	if (c->paused)
-		paused_unlink(w, c);
-	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	conn_on_close(c);
-	conn_unlink(w, c);
-	atomic_fetch_sub(&w->b->conn_count, 1);
+	addr_release(&c->b->addrs, c->peer, clock_mono_ms());
+	atomic_fetch_sub(&c->b->conn_count, 1);
 	buf_fini(&c->in);
 	buf_fini(&c->out);
 	buf_fini(&c->wire);
 	filter_destroy(c->filter);
 	free(c);
+}
+
+static void conn_destroy(struct worker *w, struct conn *c)
+{
+	if (c->paused)
+		paused_unlink(w, c);
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	conn_unlink(w, c);
+	conn_free(c);
+}
+
+void server_drop_conn(struct conn *c)
+{
+	conn_free(c);
 }
 
 /* Passes what the MQTT layer queued through the filter (TLS, WebSocket),
@@ -370,17 +418,30 @@ static void on_accept(struct worker *w, struct listener *l, uint64_t now_ms)
 		c->client_max_packet = MQTT_MAX_PACKET_SIZE;
 		c->client_receive_max = 65535;
 		c->opened_ms = c->last_rx_ms = now_ms;
+		c->lctx = l->ctx;
+		c->listener_port = l->ctx->conf->port;
 		if (getnameinfo((struct sockaddr *)&sa, salen, c->peer, sizeof(c->peer), NULL, 0,
 				NI_NUMERICHOST) != 0)
 			snprintf(c->peer, sizeof(c->peer), "?");
-		ev.data.ptr = c;
-		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		if (listen_filter(l->ctx, b->cfg->max_packet_size, &c->filter, &c->tls) < 0) {
 			close(fd);
 			free(c);
 			continue;
 		}
-		conn_link(w, c);
+		if (addr_admit(&b->addrs, c->peer, now_ms, &c->refuse_why) < 0) {
+			struct audit_event e = { .event = "limit", .result = "deny", .reason = c->refuse_why,
+						 .listener = c->listener_port, .address = c->peer };
+
+			audit_write(&e);
+			c->refuse_rc = MQTT_RC_CONNECTION_RATE_EXCEEDED;	/* told at CONNECT */
+		}
+		ev.data.ptr = c;
 		note_connection(b);
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			conn_free(c);
+			continue;
+		}
+		conn_link(w, c);
 	}
 }
 
@@ -395,6 +456,9 @@ static void on_tick(struct worker *w, uint64_t now_ms)
 		if (!c->connected && now_ms - c->opened_ms >= b->cfg->connect_timeout_s * 1000ull) {
 			c->closing = true;	/* nothing, or not a whole CONNECT, in time */
 			server_mark_dirty(c);
+		} else if (c->connected && c->expires_s != 0 && clock_wall_s() >= c->expires_s) {
+			log_notice("client %s: token expired", c->sess != NULL ? c->sess->client_id : "?");
+			conn_disconnect(c, MQTT_RC_MAX_CONNECT_TIME, "token expired");
 		} else if (c->connected && c->keep_alive_s > 0 &&
 			   now_ms - c->last_rx_ms >= c->keep_alive_s * 1500ull) {
 			log_notice("client %s: keep alive expired", c->sess != NULL ? c->sess->client_id : "?");
@@ -404,10 +468,18 @@ static void on_tick(struct worker *w, uint64_t now_ms)
 	broker_tick(w, now_ms);
 }
 
+static bool is_loopback(const char *bind_address)
+{
+	return bind_address != NULL &&
+	       (strcmp(bind_address, "127.0.0.1") == 0 || strcmp(bind_address, "::1") == 0 ||
+		strcmp(bind_address, "localhost") == 0);
+}
+
 /* Opens <lc>'s sockets for worker <w>: SO_REUSEPORT lets every worker bind
  * the same address, and the kernel spreads new connections among them. */
-static int open_listener(struct worker *w, const struct moat_listener_conf *lc, struct listener **out)
+static int open_listener(struct worker *w, const struct listen_ctx *ctx, struct listener **out)
 {
+	const struct moat_listener_conf *lc = ctx->conf;
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
 	struct addrinfo *res, *ai;
@@ -453,6 +525,7 @@ static int open_listener(struct worker *w, const struct moat_listener_conf *lc, 
 		}
 		l->kind = EV_LISTENER;
 		l->fd = fd;
+		l->ctx = ctx;
 		ev.data.ptr = l;
 		epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
 		l->next = *out;
@@ -464,12 +537,11 @@ static int open_listener(struct worker *w, const struct moat_listener_conf *lc, 
 		return MOAT_E_IO;
 	if (w->id != 0)
 		return MOAT_OK;	/* say it once */
-	log_notice("listening on %s:%u%s", lc->bind_address ? lc->bind_address : "*", lc->port,
-		   lc->bind_address != NULL && (strcmp(lc->bind_address, "127.0.0.1") == 0 ||
-						strcmp(lc->bind_address, "::1") == 0 ||
-						strcmp(lc->bind_address, "localhost") == 0)
-			   ? ""
-			   : " (plain TCP reachable from the network: prefer TLS, coming in a later release)");
+	log_notice("listening on %s:%u (%s%s)", lc->bind_address ? lc->bind_address : "*", lc->port,
+		   ctx->tls != NULL ? "TLS, " : "", lc->protocol == LISTENER_WEBSOCKETS ? "WebSocket" : "MQTT");
+	if (ctx->tls == NULL && !is_loopback(lc->bind_address))
+		log_warn("listener %u is plain TCP and reachable from the network: passwords and payloads cross it unencrypted; add certfile and keyfile (TLS) or bind it to 127.0.0.1",
+			 lc->port);
 	return MOAT_OK;
 }
 
@@ -525,7 +597,11 @@ static void *worker_loop(void *arg)
 
 	while (!atomic_load_explicit(&b->stop, memory_order_relaxed)) {
 		uint64_t now = clock_mono_ms();
-		uint64_t wake_at = next_resume(w, next_tick);
+		uint64_t wake_at;
+
+		if (worker_adopt_security(w))
+			broker_recheck_subscriptions(w);
+		wake_at = next_resume(w, next_tick);
 		int timeout = wake_at > now ? (int)(wake_at - now) : 0;
 		int n = epoll_wait(w->epfd, events, MAX_EVENTS, timeout);
 
@@ -593,23 +669,36 @@ static int worker_open(struct worker *w)
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (w->epfd < 0 || w->wake_fd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake_fd, &ev) < 0)
 		return MOAT_E_IO;
-	for (const struct moat_listener_conf *lc = w->b->cfg->listeners; lc != NULL && rc == MOAT_OK;
-	     lc = lc->next)
-		rc = open_listener(w, lc, &w->listeners);
+	for (unsigned i = 0; i < w->b->nlctx && rc == MOAT_OK; i++)
+		rc = open_listener(w, &w->b->lctx[i], &w->listeners);
 	return rc;
 }
 
-/* Waits for SIGTERM or SIGINT; SIGHUP is logged. */
-static void wait_for_stop(const sigset_t *set)
+/* Waits for SIGTERM or SIGINT; SIGHUP reloads the password, ACL and token
+ * files and the listeners' certificates, keys and CRLs. */
+static void wait_for_stop(struct broker *b, const sigset_t *set)
 {
 	for (;;) {
 		int sig = sigwaitinfo(set, NULL);
 
-		if (sig == SIGHUP)
-			log_notice("SIGHUP: nothing to reload in this version");
-		else if (sig > 0)
+		if (sig == SIGHUP) {
+			log_notice("SIGHUP: reloading");
+			listen_ctx_reload(b->lctx, b->nlctx);
+			if (broker_reload_security(b) == MOAT_OK)
+				for (unsigned i = 0; i < b->nworkers; i++)
+					wake(&b->workers[i]);	/* adopt it now, not at the next event */
+		} else if (sig > 0) {
 			return;
+		}
 	}
+}
+
+static bool any_certificate_login(const struct moat_config *cfg)
+{
+	for (const struct moat_listener_conf *l = cfg->listeners; l != NULL; l = l->next)
+		if (l->tls.use_identity_as_username || l->tls.use_subject_as_username)
+			return true;
+	return false;
 }
 
 int server_run(struct broker *b)
@@ -619,10 +708,12 @@ int server_run(struct broker *b)
 	int rc = MOAT_OK;
 
 	block_signals(&set);
+	rc = listen_ctx_create(b->cfg, &b->lctx, &b->nlctx);
 	for (unsigned i = 0; i < b->nworkers && rc == MOAT_OK; i++)
 		rc = worker_open(&b->workers[i]);
-	if (rc == MOAT_OK && !b->cfg->allow_anonymous)
-		log_notice("allow_anonymous is false and no authentication is configured: every client will be refused (set allow_anonymous true to accept clients)");
+	if (rc == MOAT_OK && !b->cfg->allow_anonymous && b->cfg->password_file == NULL &&
+	    b->cfg->token_keys == NULL && !any_certificate_login(b->cfg))
+		log_notice("allow_anonymous is false and no authentication is configured: every client will be refused (set allow_anonymous true, or configure password_file, auth_token_key or use_identity_as_username)");
 	if (rc == MOAT_OK)
 		log_notice("%u worker thread%s", b->nworkers, b->nworkers == 1 ? "" : "s");
 	for (; rc == MOAT_OK && started < b->nworkers; started++) {
@@ -630,7 +721,7 @@ int server_run(struct broker *b)
 			rc = MOAT_E_NOMEM;
 	}
 	if (rc == MOAT_OK)
-		wait_for_stop(&set);
+		wait_for_stop(b, &set);
 	log_notice("shutting down");
 	atomic_store(&b->stop, true);
 	for (unsigned i = 0; i < started; i++)
@@ -639,5 +730,8 @@ int server_run(struct broker *b)
 		pthread_join(b->workers[i].thread, NULL);
 	for (unsigned i = 0; i < b->nworkers; i++)
 		worker_close(&b->workers[i]);
+	listen_ctx_destroy(b->lctx, b->nlctx);
+	b->lctx = NULL;
+	b->nlctx = 0;
 	return rc;
 }

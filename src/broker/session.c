@@ -13,6 +13,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "broker/security.h"
 
 static size_t hash_bytes(struct moat_bytes b)
 {
@@ -119,13 +120,14 @@ static void free_deliveries(struct worker *w, struct delivery *d)
 }
 
 /* Publishes a pending delayed Will now: its session ends first [MQTT-3.1.3-9]. */
-static void publish_pending_will(struct worker *w, struct session *s)
+void sess_publish_will(struct worker *w, struct session *s)
 {
 	if (s->will != NULL) {
 		struct msg *will = s->will;
 
 		s->will = NULL;
-		broker_publish(w, will, NULL);
+		if (authz_session(w, s, will->topic, ACCESS_WRITE))
+			broker_publish(w, will, NULL);
 		msg_unref(will);
 	}
 }
@@ -133,7 +135,7 @@ static void publish_pending_will(struct worker *w, struct session *s)
 /* Drops everything <s> holds but its identity. */
 static void clear_state(struct worker *w, struct session *s)
 {
-	publish_pending_will(w, s);
+	sess_publish_will(w, s);
 	sess_remove_subs(w->b, s);
 	free_deliveries(w, s->inflight);
 	free_deliveries(w, s->queue);
@@ -171,6 +173,7 @@ void sess_destroy(struct worker *w, struct session *s)
 	if (s->wnext != NULL)
 		s->wnext->wprev = s->wprev;
 	clear_state(w, s);
+	authz_clear_identity(s);
 	s->dead = true;
 	sess_unref(s);
 }
@@ -345,6 +348,8 @@ void sess_deliver(struct worker *w, struct session *s, struct msg *m, uint8_t qo
 {
 	struct delivery *d;
 
+	if (!authz_session(w, s, m->topic, ACCESS_READ))
+		return;	/* checked per delivery: retained and queued messages too (CVE-2018-12546) */
 	if (qos == 0) {
 		struct delivery tmp = { .msg = m, .qos = 0, .retain = retain,
 					.sub_id_count = sub_id_count };

@@ -15,13 +15,8 @@ void broker_tick(struct worker *w, uint64_t now_ms)
 
 	for (struct session *s = w->sessions, *next; s != NULL; s = next) {
 		next = s->wnext;
-		if (s->will != NULL && s->conn == NULL && now_ms >= s->will_at_ms) {
-			struct msg *will = s->will;
-
-			s->will = NULL;
-			broker_publish(w, will, NULL);
-			msg_unref(will);
-		}
+		if (s->will != NULL && s->conn == NULL && now_ms >= s->will_at_ms)
+			sess_publish_will(w, s);
 		if (s->conn == NULL && s->expiry_s != UINT32_MAX && now_ms >= s->expire_at_ms)
 			sess_destroy(w, s);
 	}

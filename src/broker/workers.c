@@ -12,8 +12,11 @@
 #include <moat/error.h>
 
 #include "base/clock.h"
+#include "base/log.h"
+#include "broker/audit.h"
+#include "broker/security.h"
 
-enum { SESSION_TABLE_BUCKETS = 4096, MAX_WORKERS = 64 };
+enum { SESSION_TABLE_BUCKETS = 4096, MAX_WORKERS = 64, VERIFY_QUEUE_MAX = 1024 };
 
 /* cfg->threads, or one per online core when it is 0. */
 static unsigned worker_count(const struct moat_config *cfg)
@@ -26,6 +29,8 @@ static unsigned worker_count(const struct moat_config *cfg)
 
 int broker_init(struct broker *b, struct moat_config *cfg)
 {
+	char err[600];
+
 	memset(b, 0, sizeof(*b));
 	b->cfg = cfg;
 	b->nworkers = worker_count(cfg);
@@ -46,12 +51,61 @@ int broker_init(struct broker *b, struct moat_config *cfg)
 		if (w->outbox == NULL)
 			goto err;
 	}
+	b->security = security_load(cfg, err, sizeof(err));
+	if (b->security == NULL) {
+		log_err("%s", err);
+		broker_fini(b);
+		return MOAT_E_CONFIG;
+	}
+	pthread_mutex_init(&b->security_lock, NULL);
+	for (unsigned i = 0; i < b->nworkers; i++)
+		b->workers[i].security = security_ref(b->security);
+	if (addr_limits_init(&b->addrs, cfg) < 0 ||
+	    verify_pool_start(&b->pool, b->nworkers < 4 ? b->nworkers : 4, VERIFY_QUEUE_MAX) < 0)
+		goto err;
 	b->started_ms = clock_mono_ms();
 	b->started_wall_s = clock_wall_s();
 	return MOAT_OK;
 err:
 	broker_fini(b);
 	return MOAT_E_NOMEM;
+}
+
+int broker_reload_security(struct broker *b)
+{
+	char err[600];
+	struct security *fresh = security_load(b->cfg, err, sizeof(err)), *old;
+	struct audit_event e = { .event = "reload", .result = fresh != NULL ? "ok" : "fail",
+				 .reason = fresh != NULL ? "password, ACL and token files reloaded" : err };
+
+	audit_write(&e);
+	if (fresh == NULL) {
+		log_err("reload failed, keeping the files loaded before: %s", err);
+		return MOAT_E_CONFIG;
+	}
+	pthread_mutex_lock(&b->security_lock);
+	old = b->security;
+	b->security = fresh;
+	atomic_fetch_add(&b->security_gen, 1);
+	pthread_mutex_unlock(&b->security_lock);
+	security_unref(old);
+	log_notice("reloaded the password, ACL and token files");
+	return MOAT_OK;
+}
+
+bool worker_adopt_security(struct worker *w)
+{
+	struct broker *b = w->b;
+	unsigned gen = atomic_load_explicit(&b->security_gen, memory_order_acquire);
+
+	if (gen == w->security_gen)
+		return false;
+	pthread_mutex_lock(&b->security_lock);
+	security_unref(w->security);
+	w->security = security_ref(b->security);
+	w->security_gen = atomic_load(&b->security_gen);
+	pthread_mutex_unlock(&b->security_lock);
+	return true;
 }
 
 /* Lets go of the items in <l> without acting on them; a connection still
@@ -61,13 +115,10 @@ static void drop_items(struct item_list *l)
 	for (size_t i = 0; i < l->n; i++) {
 		struct inbox_item *item = &l->v[i];
 
-		if (item->conn != NULL) {
-			close(item->conn->fd);
-			conn_on_close(item->conn);
-			buf_fini(&item->conn->in);
-			buf_fini(&item->conn->out);
-			free(item->conn);
-		}
+		if (item->conn != NULL)
+			server_drop_conn(item->conn);
+		if (item->job != NULL)
+			auth_job_returned(NULL, item->job);	/* its connection is gone */
 		msg_unref(item->msg);
 		if (item->sess != NULL)
 			sess_unref(item->sess);
@@ -78,9 +129,12 @@ static void drop_items(struct item_list *l)
 
 void broker_fini(struct broker *b)
 {
+	verify_pool_stop(&b->pool);	/* every job is back in an inbox */
 	if (b->workers == NULL) {
 		free(b->sessions);
 		route_fini(b);
+		security_unref(b->security);
+		addr_limits_fini(&b->addrs);
 		return;
 	}
 	for (unsigned i = 0; i < b->nworkers; i++)
@@ -104,9 +158,14 @@ void broker_fini(struct broker *b)
 		}
 		free(w->outbox);
 		free(w->route.t);
+		security_unref(w->security);
 		pthread_mutex_destroy(&w->inbox_lock);
 	}
 	pthread_mutex_destroy(&b->table_lock);
+	if (b->security != NULL)
+		pthread_mutex_destroy(&b->security_lock);
+	security_unref(b->security);
+	addr_limits_fini(&b->addrs);
 	route_fini(b);
 	free(b->workers);
 	free(b->sessions);

@@ -60,7 +60,7 @@ void config_defaults(struct moat_config *cfg)
 		.max_inbound_qos2 = 1000,
 		.queue_high_water = 128,
 		.token_leeway_s = 30,
-		.auth_fail_delay_max_ms = 10000,
+		.auth_fail_delay_max_ms = 5000,
 		.max_topic_length = 65535,
 		.max_user_properties = 1024,
 		.max_user_property_bytes = 65536,

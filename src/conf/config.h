@@ -75,7 +75,7 @@ struct moat_config {
 	char *token_issuer, *token_audience;	/* NULL = not checked */
 	char *token_username_claim;		/* NULL = "username", then "sub" */
 	uint32_t token_leeway_s;		/* default 30 */
-	uint32_t auth_fail_delay_max_ms;	/* backoff ceiling per address; default 10000 */
+	uint32_t auth_fail_delay_max_ms;	/* backoff ceiling per address; default 5000 */
 	/* limits */
 	uint32_t max_connections_per_address;	/* default 0 = unlimited */
 	uint32_t connection_rate_per_address;	/* new connections per address per 10 s; 0 = unlimited */

@@ -1,0 +1,130 @@
+/*
+ * Authorization in the broker: sessions carry the identity they last
+ * connected with, every check goes through the worker's current ACL
+ * (security.c), refusals are audited, and a reload takes away the
+ * subscriptions the new rules no longer allow.
+ */
+#include "broker/broker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <moat/error.h>
+
+#include "base/log.h"
+#include "broker/audit.h"
+#include "broker/security.h"
+
+static const char *access_name(int access)
+{
+	switch (access) {
+	case ACCESS_READ: return "receive";
+	case ACCESS_WRITE: return "publish";
+	default: return "subscribe";
+	}
+}
+
+/* Checks <who>; <c> (may be NULL) says where from, for the audit log. */
+static bool check(struct worker *w, const struct acl_subject *who, const struct conn *c,
+		  struct moat_bytes topic, int access)
+{
+	struct audit_event e;
+	char t[512];
+
+	if (w->security->acl == NULL)
+		return true;
+	if (security_allows(w->security, who, topic.ptr, topic.len, access))
+		return true;
+	snprintf(t, sizeof(t), "%.*s", (int)(topic.len < 500 ? topic.len : 500), (const char *)topic.ptr);
+	e = (struct audit_event){ .event = "acl", .result = "deny", .client_id = who->client_id,
+				  .username = who->username, .access = access_name(access), .topic = t,
+				  .listener = c != NULL ? c->listener_port : 0,
+				  .address = c != NULL ? c->peer : NULL };
+	audit_write(&e);
+	return false;
+}
+
+bool authz_session(struct worker *w, const struct session *s, struct moat_bytes topic, int access)
+{
+	struct acl_subject who = { s->username, s->client_id, s->roles };
+
+	return check(w, &who, s->conn, topic, access);
+}
+
+bool authz_conn(struct worker *w, const struct conn *c, const char *client_id, struct moat_bytes topic,
+		int access)
+{
+	struct acl_subject who = { c->username, client_id, c->roles };
+
+	return check(w, &who, c, topic, access);
+}
+
+static char **dup_roles(char *const *roles)
+{
+	size_t n = 0;
+	char **copy;
+
+	if (roles == NULL)
+		return NULL;
+	while (roles[n] != NULL)
+		n++;
+	copy = calloc(n + 1, sizeof(*copy));
+	for (size_t i = 0; copy != NULL && i < n; i++) {
+		copy[i] = strdup(roles[i]);
+		if (copy[i] == NULL) {
+			while (i > 0)
+				free(copy[--i]);
+			free(copy);
+			copy = NULL;
+		}
+	}
+	return copy;
+}
+
+void authz_clear_identity(struct session *s)
+{
+	free(s->username);
+	s->username = NULL;
+	if (s->roles != NULL) {
+		for (char **r = s->roles; *r != NULL; r++)
+			free(*r);
+		free(s->roles);
+		s->roles = NULL;
+	}
+}
+
+int authz_set_identity(struct session *s, const struct conn *c)
+{
+	char *user = NULL;
+	char **roles = NULL;
+
+	if (c->username != NULL && (user = strdup(c->username)) == NULL)
+		return MOAT_E_NOMEM;
+	if (c->roles != NULL && (roles = dup_roles(c->roles)) == NULL) {
+		free(user);
+		return MOAT_E_NOMEM;
+	}
+	authz_clear_identity(s);
+	s->username = user;
+	s->roles = roles;
+	return MOAT_OK;
+}
+
+void broker_recheck_subscriptions(struct worker *w)
+{
+	for (struct session *s = w->sessions; s != NULL; s = s->wnext) {
+		struct sub *x = s->subs, *next;
+
+		for (; x != NULL; x = next) {
+			struct moat_bytes filter = { x->filter, x->len };
+
+			next = x->next;
+			if (!authz_session(w, s, filter, ACCESS_SUBSCRIBE)) {
+				log_notice("client %s: subscription %.*s revoked by the reloaded ACL", s->client_id,
+					   (int)x->len, (const char *)x->filter);
+				sess_unsubscribe(w->b, s, filter);	/* frees x */
+			}
+		}
+	}
+}
