@@ -24,6 +24,7 @@
 #include "broker/audit.h"
 #include "broker/security.h"
 #include "broker/verify_pool.h"
+#include "auth/scram.h"
 #include "net/tls.h"
 
 struct auth_ctx {
@@ -34,6 +35,10 @@ struct auth_ctx {
 	uint8_t refuse_rc;	/* a refusal waiting for its delay to end */
 	const char *refuse_why;
 	struct auth_job *job;	/* out in the pool */
+	/* enhanced authentication (SCRAM-SHA-256) */
+	bool scram_started;
+	struct scram_server scram;
+	struct buf server_final;	/* goes in the CONNACK's Authentication Data */
 };
 
 /* A password check in the verification pool. It owns copies of what it
@@ -72,6 +77,9 @@ static void ctx_free(struct conn *c)
 		return;
 	if (c->auth->job != NULL)
 		c->auth->job->conn = NULL;	/* it comes back and is freed then */
+	if (c->auth->scram_started)
+		scram_server_fini(&c->auth->scram);
+	buf_fini(&c->auth->server_final);
 	free(c->auth->connect);
 	free(c->auth);
 	c->auth = NULL;
@@ -240,6 +248,96 @@ static int check_token(struct conn *c, const struct mqtt_connect *k, const char 
 	return MOAT_OK;
 }
 
+static const char scram_method[] = "SCRAM-SHA-256";
+
+/* MQTT 5 enhanced authentication: the CONNECT names the method and carries
+ * the client-first-message; the server answers AUTH 0x18 with the
+ * server-first-message and waits for the client's AUTH (auth_on_packet). */
+static int scram_begin(struct conn *c, const struct mqtt_connect *k, const char *id, struct moat_bytes raw,
+		       uint64_t now_ms)
+{
+	struct mqtt_packet p = { .type = MQTT_AUTH };
+	struct buf out = { 0 };
+	struct auth_ctx *a;
+	const char *why = NULL;
+	char method[64];
+	int rc;
+
+	snprintf(method, sizeof(method), "%.*s", (int)(k->props.auth_method.len < 60 ? k->props.auth_method.len : 60),
+		 (const char *)k->props.auth_method.ptr);
+	if (scram_method_check(method, &why) < 0 || c->w->security->passwd == NULL) {
+		audit_auth(c, id, method, "deny", "unsupported authentication method");
+		return conn_refuse_connect(c, MQTT_RC_BAD_AUTH_METHOD,
+					   why != NULL ? why : "enhanced authentication needs a password_file with SCRAM entries");
+	}
+	rc = keep_connect(c, raw);
+	if (rc < 0)
+		return rc;
+	a = c->auth;
+	snprintf(a->client_id, sizeof(a->client_id), "%s", id);
+	scram_server_init(&a->scram);
+	a->scram_started = true;
+	rc = security_scram_start(c->w->security, &a->scram, k->props.auth_data.ptr, k->props.auth_data.len, &out);
+	if (rc < 0) {
+		buf_fini(&out);
+		if (rc == MOAT_E_NOMEM)
+			return rc;
+		return refuse_later(c, id, "scram-sha-256", MQTT_RC_BAD_USER_PASS,
+				    a->scram.why != NULL ? a->scram.why : "bad SCRAM client-first-message", now_ms);
+	}
+	p.auth.rc = MQTT_RC_CONTINUE_AUTH;
+	p.auth.props.auth_method = moat_bytes_str(scram_method);
+	p.auth.props.auth_data = (struct moat_bytes){ buf_head(&out), buf_used(&out) };
+	props_set(&p.auth.props, MQTT_PROP_AUTH_METHOD);
+	props_set(&p.auth.props, MQTT_PROP_AUTH_DATA);
+	rc = conn_send_packet(c, &p);
+	buf_fini(&out);
+	if (rc < 0)
+		return rc;
+	c->auth_state = AUTH_CONTINUE;
+	return MOAT_E_AGAIN;
+}
+
+int auth_on_packet(struct conn *c, const struct mqtt_auth *p, uint64_t now_ms)
+{
+	struct auth_ctx *a = c->auth;
+	struct moat_bytes m = p->props.auth_method;
+	int rc;
+
+	if (a == NULL || !a->scram_started || p->rc != MQTT_RC_CONTINUE_AUTH ||
+	    m.len != strlen(scram_method) || memcmp(m.ptr, scram_method, m.len) != 0)
+		return conn_refuse_connect(c, MQTT_RC_PROTOCOL_ERROR,
+					   "AUTH must continue with the method the CONNECT named"); /* [MQTT-4.12.0-6] */
+	rc = scram_server_finish(&a->scram, p->props.auth_data.ptr, p->props.auth_data.len, &a->server_final);
+	if (rc < 0) {
+		if (rc == MOAT_E_NOMEM)
+			return rc;
+		return refuse_later(c, a->client_id, "scram-sha-256", MQTT_RC_BAD_USER_PASS,
+				    rc == MOAT_E_DENIED ? "wrong username or password"
+							: (a->scram.why != NULL ? a->scram.why : "bad SCRAM message"),
+				    now_ms);
+	}
+	free(c->username);
+	c->username = strdup(a->scram.username);
+	if (c->username == NULL)
+		return MOAT_E_NOMEM;
+	succeed(c, a->client_id, "scram-sha-256");
+	c->replay_connect = true;
+	return MOAT_OK;
+}
+
+void auth_connack_props(struct conn *c, struct mqtt_props *ack)
+{
+	struct auth_ctx *a = c->auth;
+
+	if (a == NULL || !a->scram_started || buf_used(&a->server_final) == 0)
+		return;
+	ack->auth_method = moat_bytes_str(scram_method);
+	ack->auth_data = (struct moat_bytes){ buf_head(&a->server_final), buf_used(&a->server_final) };
+	props_set(ack, MQTT_PROP_AUTH_METHOD);
+	props_set(ack, MQTT_PROP_AUTH_DATA);
+}
+
 int auth_connect(struct conn *c, const struct mqtt_connect *k, struct moat_bytes client_id,
 		 struct moat_bytes raw, uint64_t now_ms)
 {
@@ -249,6 +347,8 @@ int auth_connect(struct conn *c, const struct mqtt_connect *k, struct moat_bytes
 
 	snprintf(id, sizeof(id), "%.*s", (int)(client_id.len < 100 ? client_id.len : 100),
 		 (const char *)client_id.ptr);
+	if (c->auth_state == AUTH_CONTINUE)
+		return conn_refuse_connect(c, MQTT_RC_PROTOCOL_ERROR, "second CONNECT during authentication");
 	if (c->refuse_rc != 0)
 		return conn_refuse_connect(c, c->refuse_rc, c->refuse_why);
 	if (sec->acl != NULL && (!safe_identity(client_id) || (k->has_username && !safe_identity(k->username)))) {
@@ -281,11 +381,8 @@ int auth_connect(struct conn *c, const struct mqtt_connect *k, struct moat_bytes
 		succeed(c, id, "certificate");
 		return MOAT_OK;
 	}
-	if (k->props.auth_method.len > 0) {
-		audit_auth(c, id, NULL, "deny", "unsupported authentication method");
-		return conn_refuse_connect(c, MQTT_RC_BAD_AUTH_METHOD,
-					   "authentication method not supported; use SCRAM-SHA-256");
-	}
+	if (k->props.auth_method.len > 0)
+		return scram_begin(c, k, id, raw, now_ms);
 	if (k->has_password && sec->tokens != NULL && security_is_token(sec, k->password.ptr, k->password.len))
 		return check_token(c, k, id, now_ms);
 	if (k->has_username) {
@@ -309,8 +406,7 @@ int auth_connect(struct conn *c, const struct mqtt_connect *k, struct moat_bytes
 	return MOAT_OK;
 }
 
-/* Replays the kept CONNECT ahead of whatever the client sent after it. */
-static int replay_connect(struct conn *c)
+int auth_replay_connect(struct conn *c)
 {
 	struct auth_ctx *a = c->auth;
 	struct buf in = { 0 };
@@ -336,8 +432,7 @@ void auth_job_returned(struct worker *w, struct auth_job *job)
 		if (job->result == MOAT_OK) {
 			succeed(c, c->auth->client_id, "password");
 			c->auth_hold = false;
-			if (replay_connect(c) < 0)
-				c->closing = true;
+			c->replay_connect = true;
 			server_release_hold(c, now);
 		} else if (refuse_later(c, c->auth->client_id, "password", MQTT_RC_BAD_USER_PASS,
 					"wrong username or password", now) == MOAT_E_AGAIN) {

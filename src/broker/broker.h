@@ -170,6 +170,7 @@ struct conn {
 	uint16_t listener_port;
 	uint8_t auth_state;		/* enum auth_state */
 	bool auth_hold;			/* stop reading until hold_until_ms or the job's answer */
+	bool replay_connect;		/* authenticated: the kept CONNECT goes through again */
 	uint64_t hold_until_ms;
 	struct auth_ctx *auth;		/* an exchange in progress; NULL otherwise */
 	char *username;			/* authenticated identity; NULL = anonymous */
@@ -412,6 +413,14 @@ void broker_publish_sys(struct worker *w, uint64_t now_ms);
  * sent, closing). */
 int auth_connect(struct conn *c, const struct mqtt_connect *k, struct moat_bytes client_id,
 		 struct moat_bytes raw, uint64_t now_ms);
+/* Handles an AUTH packet during enhanced authentication (before CONNACK).
+ * MOAT_OK (authenticated: c->replay_connect set, or still going), or an
+ * error/refusal as auth_connect. */
+int auth_on_packet(struct conn *c, const struct mqtt_auth *p, uint64_t now_ms);
+/* Puts the kept CONNECT back in front of c->in. MOAT_OK or MOAT_E_NOMEM. */
+int auth_replay_connect(struct conn *c);
+/* Adds what the CONNACK of an enhanced authentication carries. */
+void auth_connack_props(struct conn *c, struct mqtt_props *ack);
 /* A password check came back to <w>, the worker of its connection. */
 void auth_job_returned(struct worker *w, struct auth_job *job);
 /* <c>'s hold ended (its refusal delay): sends the refusal. */

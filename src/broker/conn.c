@@ -372,6 +372,7 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_
 	c->sess = s;
 	c->connected = true;
 	atomic_fetch_add_explicit(&b->clients_total_seen, 1, memory_order_relaxed);
+	auth_connack_props(c, &ack);
 	send_connack(c, present, MQTT_RC_SUCCESS, &ack);
 	auth_connected(c);
 	log_info("client %s connected from %s (MQTT %s, keep alive %u)", s->client_id, c->peer,
@@ -663,6 +664,12 @@ int conn_process(struct conn *c, uint64_t now_ms)
 
 	while (!c->closing && !c->throttle && !c->auth_hold) {
 		struct mqtt_frame f;
+
+		if (c->replay_connect) {	/* authenticated: the CONNECT again, skipping auth */
+			c->replay_connect = false;
+			if (auth_replay_connect(c) < 0)
+				return MOAT_E_NOMEM;
+		}
 		struct mqtt_packet p;
 		uint32_t max = c->connected ? (cfg->max_packet_size ? cfg->max_packet_size : MQTT_MAX_PACKET_SIZE)
 					    : cfg->max_connect_packet_size;
@@ -674,7 +681,8 @@ int conn_process(struct conn *c, uint64_t now_ms)
 			return refuse(c, rc, MQTT_RC_PACKET_TOO_LARGE, "packet larger than the maximum packet size");
 		if (rc < 0)
 			return refuse(c, rc, MQTT_RC_MALFORMED, "malformed remaining length");
-		if (!c->connected && f.type != MQTT_CONNECT)
+		if (!c->connected && f.type != MQTT_CONNECT &&
+		    !(f.type == MQTT_AUTH && c->auth_state == AUTH_CONTINUE))
 			return refuse(c, MOAT_E_PROTOCOL, MQTT_RC_PROTOCOL_ERROR, "first packet is not CONNECT");
 		if (buf_used(&c->in) - f.hdr_len < f.rem_len)
 			return MOAT_OK;	/* wait for the rest; the frame size is already bounded */
@@ -691,10 +699,13 @@ int conn_process(struct conn *c, uint64_t now_ms)
 		}
 		if (rc < 0)
 			return refuse(c, rc, rc_for_error(rc), p.why);
-		rc = f.type == MQTT_CONNECT && !c->connected
-			     ? on_connect(c, &p.connect, (struct moat_bytes){ buf_head(&c->in), f.hdr_len + f.rem_len },
-					  now_ms)
-			     : dispatch(c, &p, now_ms);
+		if (f.type == MQTT_CONNECT && !c->connected)
+			rc = on_connect(c, &p.connect, (struct moat_bytes){ buf_head(&c->in), f.hdr_len + f.rem_len },
+					now_ms);
+		else if (f.type == MQTT_AUTH && !c->connected)
+			rc = auth_on_packet(c, &p.auth, now_ms);
+		else
+			rc = dispatch(c, &p, now_ms);
 		if (rc == MOAT_E_AGAIN)
 			rc = MOAT_OK;	/* authentication holds the connection; the CONNECT was kept */
 		if (c->handoff_to != NULL)

@@ -13,6 +13,7 @@
 #include "auth/acl.h"
 #include "auth/jwt.h"
 #include "auth/passwd.h"
+#include "auth/scram.h"
 #include "base/log.h"
 
 static int load_tokens(struct security *s, const struct moat_config *cfg, char *err, size_t err_len)
@@ -86,6 +87,14 @@ int security_check_password(const struct security *s, const char *username, cons
 	if (s->passwd == NULL)
 		return MOAT_E_DENIED;
 	return passwd_db_check(s->passwd, username, password, password_len);
+}
+
+int security_scram_start(const struct security *s, struct scram_server *srv, const uint8_t *msg,
+			 size_t len, struct buf *out)
+{
+	if (s->passwd == NULL)
+		return MOAT_E_UNSUPPORTED;
+	return scram_server_start(srv, msg, len, passwd_db_scram_lookup, s->passwd, out);
 }
 
 bool security_is_token(const struct security *s, const uint8_t *password, size_t len)

@@ -40,6 +40,14 @@ void security_unref(struct security *s);	/* NULL is fine */
 int security_check_password(const struct security *s, const char *username, const uint8_t *password,
 			    size_t password_len);
 
+struct scram_server;
+/* Starts a SCRAM-SHA-256 exchange on <srv> with the client-first-message
+ * <msg>, looking users up in the password file; appends the server-first-
+ * message to <out>. MOAT_E_UNSUPPORTED when there is no password file;
+ * otherwise as scram_server_start. */
+int security_scram_start(const struct security *s, struct scram_server *srv, const uint8_t *msg,
+			 size_t len, struct buf *out);
+
 /* What a verified token says about its holder. */
 struct token_identity {
 	char *username;
