@@ -50,6 +50,8 @@ struct moat_client_opts {
 	uint16_t port;			/* default 1883 */
 	const char *client_id;		/* NULL or "": the server assigns one (clean start only) */
 	const char *username, *password;
+	bool scram;			/* v5: prove the password with SCRAM-SHA-256 (AUTH
+					 * packets) instead of sending it */
 	uint16_t keep_alive_s;		/* default 60 */
 	bool clean_start;
 	int version;			/* 4 (3.1.1) or 5; default 5 */

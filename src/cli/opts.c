@@ -19,6 +19,7 @@ static void usage(bool is_sub)
 	       "  -p PORT          broker port (default 1883)\n"
 	       "  -i ID            client id; -I PREFIX: prefix-<pid>\n"
 	       "  -u USER -P PASS  user name and password\n"
+	       "  --scram          prove the password with SCRAM-SHA-256 (MQTT 5 AUTH) instead of sending it\n"
 	       "  -k SECONDS       keep alive (default 60)\n"
 	       "  -V 311|5         protocol version (mqttv311 and mqttv5 also accepted; default 5)\n"
 	       "  -q 0|1|2         QoS\n"
@@ -169,6 +170,8 @@ int cli_parse(int argc, char **argv, bool is_sub, struct cli_opts *o)
 		} else if (strcmp(a, "-P") == 0 || strcmp(a, "--pw") == 0) {
 			NEED_ARG();
 			o->client.password = arg;
+		} else if (strcmp(a, "--scram") == 0) {
+			o->client.scram = true;
 		} else if (strcmp(a, "-k") == 0 || strcmp(a, "--keepalive") == 0) {
 			NEED_ARG();
 			if (!parse_long(arg, 0, 65535, &v))

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth/scram.h"
 #include "base/buf.h"
 #include "base/clock.h"
 #include "codec/frame.h"
@@ -99,6 +100,17 @@ static void close_socket(struct moat_client *c)
 		p->sent = false;
 }
 
+static const char scram_method[] = "SCRAM-SHA-256";
+
+static void scram_end(struct moat_client *c)
+{
+	if (c->scram != NULL) {
+		scram_client_fini(c->scram);
+		free(c->scram);
+		c->scram = NULL;
+	}
+}
+
 void moat_client_destroy(struct moat_client *c)
 {
 	if (c == NULL)
@@ -118,6 +130,7 @@ void moat_client_destroy(struct moat_client *c)
 	free(c->host);
 	free(c->client_id);
 	free(c->username);
+	scram_end(c);
 	if (c->password != NULL)
 		explicit_bzero(c->password, strlen(c->password));
 	free(c->password);
@@ -161,6 +174,53 @@ static void lost(struct moat_client *c, int err, uint8_t rc)
 		c->cb.on_disconnect(c->cb.arg, err, rc);
 }
 
+/* CONNECT with Authentication Method SCRAM-SHA-256 and the client-first-
+ * message; the password itself never goes out (on_auth, on_connack). */
+static int send_scram_connect(struct moat_client *c, struct mqtt_packet *p)
+{
+	struct buf first = { 0 };
+	int rc;
+
+	scram_end(c);
+	c->scram = calloc(1, sizeof(*c->scram));
+	if (c->scram == NULL)
+		return MOAT_E_NOMEM;
+	scram_client_init(c->scram);
+	rc = scram_client_first(c->scram, c->username, &first);
+	if (rc == MOAT_OK) {
+		p->connect.props.auth_method = moat_bytes_str(scram_method);
+		p->connect.props.auth_data = (struct moat_bytes){ buf_head(&first), buf_used(&first) };
+		props_set(&p->connect.props, MQTT_PROP_AUTH_METHOD);
+		props_set(&p->connect.props, MQTT_PROP_AUTH_DATA);
+		rc = send_packet(c, p);
+	}
+	buf_fini(&first);
+	return rc;
+}
+
+/* The server's challenge: answer with the client-final-message. */
+static int on_auth(struct moat_client *c, const struct mqtt_auth *a)
+{
+	struct mqtt_packet p = { .type = MQTT_AUTH };
+	struct buf final = { 0 };
+	int rc;
+
+	if (c->scram == NULL || c->st != ST_CONNACK || a->rc != MQTT_RC_CONTINUE_AUTH)
+		return MOAT_E_PROTOCOL;
+	rc = scram_client_final(c->scram, a->props.auth_data.ptr, a->props.auth_data.len,
+				(const uint8_t *)c->password, strlen(c->password), &final);
+	if (rc == MOAT_OK) {
+		p.auth.rc = MQTT_RC_CONTINUE_AUTH;
+		p.auth.props.auth_method = moat_bytes_str(scram_method);
+		p.auth.props.auth_data = (struct moat_bytes){ buf_head(&final), buf_used(&final) };
+		props_set(&p.auth.props, MQTT_PROP_AUTH_METHOD);
+		props_set(&p.auth.props, MQTT_PROP_AUTH_DATA);
+		rc = send_packet(c, &p);
+	}
+	buf_fini(&final);
+	return rc;
+}
+
 static int send_connect(struct moat_client *c)
 {
 	struct mqtt_packet p = { .type = MQTT_CONNECT };
@@ -193,6 +253,8 @@ static int send_connect(struct moat_client *c)
 	}
 	k->has_username = c->username != NULL;
 	k->username = moat_bytes_str(c->username);
+	if (c->o.scram && c->o.version == 5 && c->username != NULL && c->password != NULL)
+		return send_scram_connect(c, &p);
 	k->has_password = c->password != NULL;
 	k->password = moat_bytes_str(c->password);
 	return send_packet(c, &p);
@@ -504,6 +566,15 @@ int moat_next_timeout_ms(const struct moat_client *c)
 
 static void on_connack(struct moat_client *c, const struct mqtt_connack *k)
 {
+	if (c->scram != NULL && k->rc == MQTT_RC_SUCCESS &&
+	    scram_client_verify(c->scram, k->props.auth_data.ptr, k->props.auth_data.len) != MOAT_OK) {
+		/* the server did not prove it knows our credential: not the broker we trust */
+		scram_end(c);
+		c->disconnecting = true;
+		lost(c, MOAT_E_DENIED, MQTT_RC_NOT_AUTHORIZED);
+		return;
+	}
+	scram_end(c);
 	if (k->rc != MQTT_RC_SUCCESS) {
 		if (c->cb.on_connect != NULL)
 			c->cb.on_connect(c->cb.arg, k->rc, false);
@@ -703,7 +774,7 @@ static int on_pubrel(struct moat_client *c, uint16_t packet_id)
 
 static int handle(struct moat_client *c, struct mqtt_packet *p)
 {
-	if (c->st == ST_CONNACK && p->type != MQTT_CONNACK)
+	if (c->st == ST_CONNACK && p->type != MQTT_CONNACK && p->type != MQTT_AUTH)
 		return MOAT_E_PROTOCOL;
 	switch (p->type) {
 	case MQTT_CONNACK:
@@ -726,6 +797,7 @@ static int handle(struct moat_client *c, struct mqtt_packet *p)
 	case MQTT_DISCONNECT:
 		lost(c, MOAT_E_CLOSED, p->disconnect.rc);
 		return MOAT_E_CLOSED;
+	case MQTT_AUTH: return on_auth(c, &p->auth);
 	default:
 		return MOAT_E_PROTOCOL;	/* CONNECT, SUBSCRIBE, …, AUTH: not from a server */
 	}

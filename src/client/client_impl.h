@@ -32,6 +32,8 @@ struct ack_wait {
 	uint32_t count;
 };
 
+struct scram_client;
+
 struct moat_client {
 	struct moat_client_opts o;
 	struct moat_callbacks cb;
@@ -53,6 +55,7 @@ struct moat_client {
 	uint32_t backoff_ms;
 	uint32_t server_max_packet;
 	bool disconnecting;
+	struct scram_client *scram;	/* during a SCRAM-SHA-256 CONNECT */
 	/* thread.c: every public call holds <lock> (recursive, so callbacks may
 	 * call back in); <wake_fd> interrupts the client thread's poll */
 	pthread_mutex_t lock;

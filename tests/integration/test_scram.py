@@ -135,3 +135,23 @@ class TestScram(mt.BrokerTest):
         p.send(mt.packet(mt.AUTH, 0, bytes([0x18]) + mt.props_block(
             {"auth_method": METHOD, "auth_data": client.final(auth.props["auth_data"])})))
         self.assertEqual(p.expect(mt.CONNACK).rc, 0)
+
+    def moat_pub(self, password, *extra):
+        moat = os.environ.get("MOAT")
+        if not moat:
+            self.skipTest("MOAT is not set")
+        return subprocess.run([moat, "pub", "-p", str(self.port), "-u", "alice", "-P", password,
+                               "--scram", "-t", "s/cli", "-m", "by-scram", "-q", "1"] + list(extra),
+                              capture_output=True, text=True, timeout=20)
+
+    def test_moat_pub_scram(self):
+        """libmoat and `moat pub --scram`: the AUTH exchange from the client side."""
+        sub = self.peer()
+        sub.connect("watch", username="alice", password="wonderland")
+        sub.subscribe("s/cli", qos=1)
+        r = self.moat_pub("wonderland")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sub.expect_publish().payload, b"by-scram")
+        r = self.moat_pub("wrong")
+        self.assertNotEqual(r.returncode, 0)
+        sub.expect_nothing(0.3)
