@@ -479,8 +479,12 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 	if (p->qos == 2 && s->qos2_in_count >= inbound_limit(b->cfg, c->version))
 		return refuse(c, MOAT_E_LIMIT, MQTT_RC_RECEIVE_MAX_EXCEEDED,
 			      "too many QoS 2 messages awaiting PUBREL"); /* CVE-2023-28366 */
+	if (p->props.user_count > b->cfg->max_user_properties ||
+	    p->props.user.len > b->cfg->max_user_property_bytes)
+		return refuse(c, MOAT_E_LIMIT, MQTT_RC_QUOTA_EXCEEDED,
+			      "user properties over max_user_properties or max_user_property_bytes");
 	if ((b->cfg->message_size_limit > 0 && p->payload.len > b->cfg->message_size_limit) ||
-	    topic_levels(topic) > b->cfg->max_topic_levels) {
+	    topic.len > b->cfg->max_topic_length || topic_levels(topic) > b->cfg->max_topic_levels) {
 		stat_add(&c->w->sys.publish_dropped, 1);
 		if (p->qos == 0)
 			return MOAT_OK;

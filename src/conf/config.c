@@ -228,7 +228,7 @@ static const struct opt opts[] = {
 	{ "auth_token_issuer", K_STR, O(token_issuer), 0 },
 	{ "auth_token_audience", K_STR, O(token_audience), 0 },
 	{ "auth_token_username_claim", K_STR, O(token_username_claim), 0 },
-	{ "auth_token_leeway", K_U32, O(token_leeway_s), 3600 },
+	{ "auth_token_leeway", K_U32, O(token_leeway_s), 60 },
 	{ "auth_token_key", K_SPECIAL, 0, 0 },
 	{ "auth_fail_delay_max", K_U32, O(auth_fail_delay_max_ms), 600000 },
 	{ "max_connections_per_address", K_U32, O(max_connections_per_address), UINT32_MAX },

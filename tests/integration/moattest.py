@@ -109,7 +109,8 @@ MOSQUITTO_WRONG = {
 
 # Configuration keys only moatd knows: a test class using one is skipped when
 # the broker under test is mosquitto.
-MOAT_ONLY_KEYS = ("connect_timeout", "max_connect_packet_size", "threads", "queue_high_water")
+MOAT_ONLY_KEYS = ("connect_timeout", "max_connect_packet_size", "threads", "queue_high_water",
+                  "max_user_properties", "max_user_property_bytes", "max_topic_length")
 
 # ---- packet types ----------------------------------------------------------
 CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 2, 3, 4, 5, 6, 7

@@ -144,3 +144,29 @@ if __name__ == "__main__":
         again.expect_nothing(0.3)
         pub.publish("f/t", b"small", qos=1)
         self.assertEqual([p.payload for p in again.drain_publishes()], [b"small"])
+
+    def test_user_property_limits_0x97(self):
+        p = self.client("up")
+        p.send(p.publish_bytes("f/t", b"x", qos=0,
+                               props={"user_property": [("k%d" % i, "v") for i in range(5)]}))
+        p.expect_closed(disconnect_rc=0x97)
+        q = self.client("up2")
+        q.send(q.publish_bytes("f/t", b"x", qos=0, props={"user_property": [("k", "v" * 200)]}))
+        q.expect_closed(disconnect_rc=0x97)
+        r = self.client("up3")
+        r.subscribe("f/t")
+        r.send(r.publish_bytes("f/t", b"ok", qos=0, props={"user_property": [("k", "v")] * 4}))
+        self.assertEqual(r.expect_publish().payload, b"ok")
+
+    config_for_test_user_property_limits_0x97 = "max_user_properties 4\nmax_user_property_bytes 100\n"
+
+    def test_topic_over_max_topic_length_not_delivered(self):
+        sub = self.client("s")
+        sub.subscribe("#")
+        pub = self.client("p")
+        pub.send(pub.publish_bytes("t" * 40, b"long", qos=1, pid=7))
+        self.assertEqual(pub.expect(mt.PUBACK).rc, 0x83)
+        pub.publish("t" * 10, b"short", qos=1)
+        self.assertEqual([m.payload for m in sub.drain_publishes()], [b"short"])
+
+    config_for_test_topic_over_max_topic_length_not_delivered = "max_topic_length 32\n"
