@@ -119,6 +119,8 @@ static int refuse_later(struct conn *c, const char *client_id, const char *metho
 	struct auth_ctx *a = ctx_of(c);
 	uint32_t delay = addr_auth_failed(&c->b->addrs, c->peer, now_ms);
 
+	atomic_fetch_add_explicit(&c->b->auth_failures, 1, memory_order_relaxed);
+
 	audit_auth(c, client_id, method, "deny", why);
 	log_notice("client %s (%s): authentication failed (%s); answering in %u ms",
 		   client_id != NULL ? client_id : "?", c->peer, why, delay);

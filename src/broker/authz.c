@@ -36,6 +36,7 @@ static bool check(struct worker *w, const struct acl_subject *who, const struct 
 		return true;
 	if (security_allows(w->security, who, topic.ptr, topic.len, access))
 		return true;
+	atomic_fetch_add_explicit(&w->b->acl_denials, 1, memory_order_relaxed);
 	snprintf(t, sizeof(t), "%.*s", (int)(topic.len < 500 ? topic.len : 500), (const char *)topic.ptr);
 	e = (struct audit_event){ .event = "acl", .result = "deny", .client_id = who->client_id,
 				  .username = who->username, .access = access_name(access), .topic = t,

@@ -290,6 +290,7 @@ struct broker {
 	struct subidx *subs;
 	struct retain *retained;
 	atomic_uint conn_count, clients_maximum;
+	_Atomic uint64_t auth_failures, acl_denials;	/* for $SYS */
 	_Atomic uint64_t clients_total_seen;
 	uint64_t started_ms, next_sys_ms;
 	int64_t started_wall_s;

@@ -92,5 +92,7 @@ void broker_publish_sys(struct worker *w, uint64_t now_ms)
 	sys_put_u64(w, "$SYS/broker/bytes/sent", t.bytes_sent, now_ms);
 	sys_put_u64(w, "$SYS/broker/publish/messages/dropped", t.publish_dropped, now_ms);
 	sys_put_u64(w, "$SYS/broker/subscriptions/count", route_sub_count(b), now_ms);
+	sys_put_u64(w, "$SYS/broker/auth/failures", atomic_load(&b->auth_failures), now_ms);
+	sys_put_u64(w, "$SYS/broker/acl/denied", atomic_load(&b->acl_denials), now_ms);
 	sys_put_u64(w, "$SYS/broker/retained messages/count", route_retained_count(b), now_ms);
 }
