@@ -32,18 +32,25 @@ static bool check(struct worker *w, const struct acl_subject *who, const struct 
 	struct audit_event e;
 	char t[512];
 
+	bool allowed;
+
 	if (w->security->acl == NULL)
 		return true;
-	if (security_allows(w->security, who, topic.ptr, topic.len, access))
+	allowed = security_allows(w->security, who, topic.ptr, topic.len, access);
+	/* every refusal is audited, and allowed subscriptions; allowed publishes
+	 * and deliveries are not (one line per message) */
+	if (allowed && access != ACCESS_SUBSCRIBE)
 		return true;
-	atomic_fetch_add_explicit(&w->b->acl_denials, 1, memory_order_relaxed);
+	if (!allowed)
+		atomic_fetch_add_explicit(&w->b->acl_denials, 1, memory_order_relaxed);
 	snprintf(t, sizeof(t), "%.*s", (int)(topic.len < 500 ? topic.len : 500), (const char *)topic.ptr);
-	e = (struct audit_event){ .event = "acl", .result = "deny", .client_id = who->client_id,
+	e = (struct audit_event){ .event = "acl", .result = allowed ? "allow" : "deny",
+				  .client_id = who->client_id,
 				  .username = who->username, .access = access_name(access), .topic = t,
 				  .listener = c != NULL ? c->listener_port : 0,
 				  .address = c != NULL ? c->peer : NULL };
 	audit_write(&e);
-	return false;
+	return allowed;
 }
 
 bool authz_session(struct worker *w, const struct session *s, struct moat_bytes topic, int access)
