@@ -90,16 +90,59 @@ static char **dup_roles(char *const *roles)
 	return copy;
 }
 
+static void free_roles(char **roles)
+{
+	if (roles != NULL) {
+		for (char **r = roles; *r != NULL; r++)
+			free(*r);
+		free(roles);
+	}
+}
+
+int authz_set_author(struct msg *m, const struct session *s)
+{
+	struct msg_author *a = calloc(1, sizeof(*a));
+
+	if (a == NULL)
+		return MOAT_E_NOMEM;
+	a->client_id = strdup(s->client_id);
+	a->username = s->username != NULL ? strdup(s->username) : NULL;
+	a->roles = dup_roles(s->roles);
+	if (a->client_id == NULL || (s->username != NULL && a->username == NULL) ||
+	    (s->roles != NULL && a->roles == NULL)) {
+		authz_author_free(a);
+		return MOAT_E_NOMEM;
+	}
+	m->author = a;
+	return MOAT_OK;
+}
+
+bool authz_author_allowed(struct worker *w, const struct msg *m)
+{
+	struct acl_subject who;
+
+	if (m->author == NULL)
+		return true;
+	who = (struct acl_subject){ m->author->username, m->author->client_id, m->author->roles };
+	return check(w, &who, NULL, m->topic, ACCESS_WRITE);
+}
+
+void authz_author_free(struct msg_author *a)
+{
+	if (a == NULL)
+		return;
+	free(a->username);
+	free(a->client_id);
+	free_roles(a->roles);
+	free(a);
+}
+
 void authz_clear_identity(struct session *s)
 {
 	free(s->username);
 	s->username = NULL;
-	if (s->roles != NULL) {
-		for (char **r = s->roles; *r != NULL; r++)
-			free(*r);
-		free(s->roles);
-		s->roles = NULL;
-	}
+	free_roles(s->roles);
+	s->roles = NULL;
 }
 
 int authz_set_identity(struct session *s, const struct conn *c)

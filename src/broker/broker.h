@@ -43,6 +43,14 @@ struct msg {
 					 * correlation data, user properties; views into
 					 * this allocation */
 	const struct session *origin;	/* for no-local; never dereferenced */
+	struct msg_author *author;	/* who published a retained message, when ACLs are on */
+};
+
+/* The identity a retained message was published with, so its author's
+ * right to publish is checked again whenever it is delivered later. */
+struct msg_author {
+	char *username, *client_id;
+	char **roles;	/* NULL-terminated or NULL */
 };
 
 /* Subscription identifiers carried by one delivery (one per matching filter). */
@@ -435,6 +443,12 @@ void auth_conn_closed(struct conn *c);
 /* Whether <s>'s identity may do <access> on <topic> under <w>'s current
  * ACL; refusals go to the audit log. Only <s>'s owner may call it. */
 bool authz_session(struct worker *w, const struct session *s, struct moat_bytes topic, int access);
+/* Records <s>'s identity as the author of retained message <m>. MOAT_OK or MOAT_E_NOMEM. */
+int authz_set_author(struct msg *m, const struct session *s);
+/* Whether <m>'s author may still publish it (CVE-2018-12546); true when it
+ * has no recorded author. */
+bool authz_author_allowed(struct worker *w, const struct msg *m);
+void authz_author_free(struct msg_author *a);	/* NULL is fine */
 /* The same for connection <c> before it has a session (its Will at CONNECT). */
 bool authz_conn(struct worker *w, const struct conn *c, const char *client_id, struct moat_bytes topic,
 		int access);

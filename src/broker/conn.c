@@ -509,6 +509,10 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 	if (m == NULL)
 		return MOAT_E_NOMEM;
 	m->origin = s;
+	if (m->retain && c->w->security->acl != NULL && authz_set_author(m, s) < 0) {
+		msg_unref(m);
+		return MOAT_E_NOMEM;
+	}
 	n = broker_publish(c->w, m, &congested);
 	msg_unref(m);
 	c->throttle = congested;	/* reading pauses after this packet (server.c) */

@@ -59,8 +59,10 @@ struct msg *msg_ref(struct msg *m)
 
 void msg_unref(struct msg *m)
 {
-	if (m != NULL && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+	if (m != NULL && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+		authz_author_free(m->author);
 		free(m);
+	}
 }
 
 bool msg_expired(const struct msg *m, uint64_t now_ms)

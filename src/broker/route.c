@@ -379,7 +379,8 @@ static bool send_retained(void *ctx, void *msg)
 	struct msg *m = msg;
 	uint8_t qos = rc->opts->qos < m->qos ? rc->opts->qos : m->qos;
 
-	if (!msg_expired(m, rc->now_ms))
+	/* the author's right to publish is checked again: it may have been revoked */
+	if (!msg_expired(m, rc->now_ms) && authz_author_allowed(rc->w, m))
 		sess_deliver(rc->w, rc->s, m, qos, true, &rc->sub_id, rc->sub_id != 0 ? 1 : 0);
 	return true;
 }
