@@ -18,6 +18,7 @@
 
 #include <moat/error.h>
 
+#include "base/text.h"
 #include "base/base64.h"
 
 enum { ST_INIT = 0, ST_STARTED, ST_DONE, ST_FAILED };
@@ -157,24 +158,6 @@ static bool skip_extensions(struct cur *c, char stop)
 		if (!((a >= 'a' && a <= 'z') || (a >= 'A' && a <= 'Z')) || !attr(c, a, &v, &n))
 			return false;
 	}
-	return true;
-}
-
-/* Strict decimal 1..UINT32_MAX. */
-static bool parse_u32(const char *s, size_t n, uint32_t *out)
-{
-	uint64_t v = 0;
-
-	if (n == 0 || n > 10 || s[0] == '0')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	if (v > UINT32_MAX)
-		return false;
-	*out = (uint32_t)v;
 	return true;
 }
 
@@ -521,7 +504,7 @@ int scram_client_final(struct scram_client *c, const uint8_t *msg, size_t len,
 	if (!attr(&cu, 's', &v, &n) ||
 	    (salt_len = b64_decode(v, n, salt, sizeof(salt), B64_STD)) <= 0)
 		return client_fail(c, MOAT_E_MALFORMED, "bad or missing salt (s=)");
-	if (!attr(&cu, 'i', &v, &n) || !parse_u32(v, n, &iterations) || !skip_extensions(&cu, '\0'))
+	if (!attr(&cu, 'i', &v, &n) || !text_parse_u32(v, n, &iterations) || !skip_extensions(&cu, '\0'))
 		return client_fail(c, MOAT_E_MALFORMED, "bad or missing iteration count (i=)");
 	if (iterations < SCRAM_MIN_ITERATIONS || iterations > MAX_ITERATIONS)
 		return client_fail(c, MOAT_E_DENIED, "iteration count below 4096 or above 10^7");

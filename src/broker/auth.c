@@ -288,10 +288,8 @@ static int scram_begin(struct conn *c, const struct mqtt_connect *k, const char 
 				    a->scram.why != NULL ? a->scram.why : "bad SCRAM client-first-message", now_ms);
 	}
 	p.auth.rc = MQTT_RC_CONTINUE_AUTH;
-	p.auth.props.auth_method = moat_bytes_str(scram_method);
-	p.auth.props.auth_data = (struct moat_bytes){ buf_head(&out), buf_used(&out) };
-	props_set(&p.auth.props, MQTT_PROP_AUTH_METHOD);
-	props_set(&p.auth.props, MQTT_PROP_AUTH_DATA);
+	props_set_auth(&p.auth.props, moat_bytes_str(scram_method),
+		       (struct moat_bytes){ buf_head(&out), buf_used(&out) });
 	rc = conn_send_packet(c, &p);
 	buf_fini(&out);
 	if (rc < 0)
@@ -334,10 +332,8 @@ void auth_connack_props(struct conn *c, struct mqtt_props *ack)
 
 	if (a == NULL || !a->scram_started || buf_used(&a->server_final) == 0)
 		return;
-	ack->auth_method = moat_bytes_str(scram_method);
-	ack->auth_data = (struct moat_bytes){ buf_head(&a->server_final), buf_used(&a->server_final) };
-	props_set(ack, MQTT_PROP_AUTH_METHOD);
-	props_set(ack, MQTT_PROP_AUTH_DATA);
+	props_set_auth(ack, moat_bytes_str(scram_method),
+		       (struct moat_bytes){ buf_head(&a->server_final), buf_used(&a->server_final) });
 }
 
 int auth_connect(struct conn *c, const struct mqtt_connect *k, struct moat_bytes client_id,

@@ -188,10 +188,8 @@ static int send_scram_connect(struct moat_client *c, struct mqtt_packet *p)
 	scram_client_init(c->scram);
 	rc = scram_client_first(c->scram, c->username, &first);
 	if (rc == MOAT_OK) {
-		p->connect.props.auth_method = moat_bytes_str(scram_method);
-		p->connect.props.auth_data = (struct moat_bytes){ buf_head(&first), buf_used(&first) };
-		props_set(&p->connect.props, MQTT_PROP_AUTH_METHOD);
-		props_set(&p->connect.props, MQTT_PROP_AUTH_DATA);
+		props_set_auth(&p->connect.props, moat_bytes_str(scram_method),
+			       (struct moat_bytes){ buf_head(&first), buf_used(&first) });
 		rc = send_packet(c, p);
 	}
 	buf_fini(&first);
@@ -211,10 +209,8 @@ static int on_auth(struct moat_client *c, const struct mqtt_auth *a)
 				(const uint8_t *)c->password, strlen(c->password), &final);
 	if (rc == MOAT_OK) {
 		p.auth.rc = MQTT_RC_CONTINUE_AUTH;
-		p.auth.props.auth_method = moat_bytes_str(scram_method);
-		p.auth.props.auth_data = (struct moat_bytes){ buf_head(&final), buf_used(&final) };
-		props_set(&p.auth.props, MQTT_PROP_AUTH_METHOD);
-		props_set(&p.auth.props, MQTT_PROP_AUTH_DATA);
+		props_set_auth(&p.auth.props, moat_bytes_str(scram_method),
+			       (struct moat_bytes){ buf_head(&final), buf_used(&final) });
 		rc = send_packet(c, &p);
 	}
 	buf_fini(&final);

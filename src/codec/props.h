@@ -97,6 +97,15 @@ static inline void props_set(struct mqtt_props *p, enum mqtt_prop_id id)
 	p->present |= 1ull << id;
 }
 
+/* Sets Authentication Method and Authentication Data (enhanced authentication). */
+static inline void props_set_auth(struct mqtt_props *p, struct moat_bytes method, struct moat_bytes data)
+{
+	p->auth_method = method;
+	p->auth_data = data;
+	props_set(p, MQTT_PROP_AUTH_METHOD);
+	props_set(p, MQTT_PROP_AUTH_DATA);
+}
+
 /*
  * Decodes a property block (length prefix included) from <r> into <out>,
  * checking it against <ctx>. Returns MOAT_OK, MOAT_E_MALFORMED,

@@ -8,7 +8,6 @@
 #include "conf/acl_file.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,18 +26,7 @@ struct parse {
 	bool in_role;		      /* cur is a role section: `pattern` lines go there too */
 };
 
-static int diag(struct parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int diag(struct parse *p, const char *fmt, ...)
-{
-	va_list ap;
-	int n = snprintf(p->diag->msg, sizeof(p->diag->msg), "%s:%u: ", p->name, p->line);
-
-	va_start(ap, fmt);
-	if (n > 0 && (size_t)n < sizeof(p->diag->msg))
-		vsnprintf(p->diag->msg + n, sizeof(p->diag->msg) - (size_t)n, fmt, ap);
-	va_end(ap);
-	return MOAT_E_CONFIG;
-}
+#define diag(p, ...) conf_diag((p)->diag, (p)->name, (p)->line, __VA_ARGS__)
 
 /* Makes room for one more element of <size> bytes in *<v> holding <n> of <*cap>. */
 static int grow(void **v, size_t *cap, size_t n, size_t size)

@@ -26,18 +26,19 @@ struct parse {
 	bool log_type_seen, log_dest_seen;	/* the first line replaces the default set */
 };
 
-static int diag(struct parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int diag(struct parse *p, const char *fmt, ...)
+int conf_diag(struct moat_diag *d, const char *name, unsigned line, const char *fmt, ...)
 {
 	va_list ap;
-	int n = snprintf(p->diag->msg, sizeof(p->diag->msg), "%s:%u: ", p->name, p->line);
+	int n = snprintf(d->msg, sizeof(d->msg), "%s:%u: ", name, line);
 
 	va_start(ap, fmt);
-	if (n > 0 && (size_t)n < sizeof(p->diag->msg))
-		vsnprintf(p->diag->msg + n, sizeof(p->diag->msg) - (size_t)n, fmt, ap);
+	if (n > 0 && (size_t)n < sizeof(d->msg))
+		vsnprintf(d->msg + n, sizeof(d->msg) - (size_t)n, fmt, ap);
 	va_end(ap);
 	return MOAT_E_CONFIG;
 }
+
+#define diag(p, ...) conf_diag((p)->diag, (p)->name, (p)->line, __VA_ARGS__)
 
 void config_defaults(struct moat_config *cfg)
 {

@@ -14,6 +14,11 @@ struct moat_diag {
 	char msg[512];	/* "FILE:LINE: problem; fix" */
 };
 
+/* Fills <d> with "<name>:<line>: " and the formatted rest; returns
+ * MOAT_E_CONFIG, so parsers can `return conf_diag(...)`. */
+int conf_diag(struct moat_diag *d, const char *name, unsigned line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 enum moat_listener_protocol {
 	LISTENER_MQTT = 0,
 	LISTENER_WEBSOCKETS = 1,

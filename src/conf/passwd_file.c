@@ -16,6 +16,7 @@
 
 #include <moat/error.h>
 
+#include "base/text.h"
 #include "base/base64.h"
 
 enum { FILE_MAX = 64 * 1024 * 1024 };
@@ -41,24 +42,6 @@ static bool next_field(struct fields *c, const char **f, size_t *n)
 		c->done = true;
 	else
 		c->p = d + 1;
-	return true;
-}
-
-/* Decimal 1..UINT32_MAX without sign or leading zeros. */
-static bool parse_u32(const char *s, size_t n, uint32_t *out)
-{
-	uint64_t v = 0;
-
-	if (n == 0 || n > 10 || s[0] == '0')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	if (v > UINT32_MAX)
-		return false;
-	*out = (uint32_t)v;
 	return true;
 }
 
@@ -103,7 +86,7 @@ static int parse_pbkdf2(struct fields c, struct pwf_hash *h, const char **why)
 	size_t n;
 
 	h->kind = PWF_PBKDF2_SHA512;
-	if (!next_field(&c, &f, &n) || !parse_u32(f, n, &h->iterations)) {
+	if (!next_field(&c, &f, &n) || !text_parse_u32(f, n, &h->iterations)) {
 		*why =
 		    "$7$ iteration count is not a positive decimal number, recreate the entry with "
 		    "`moat passwd`";
@@ -130,7 +113,7 @@ static int parse_scram(struct fields c, struct pwf_hash *h, const char **why)
 	size_t n, got;
 
 	h->kind = PWF_SCRAM_SHA256;
-	if (!next_field(&c, &f, &n) || !parse_u32(f, n, &h->iterations) ||
+	if (!next_field(&c, &f, &n) || !text_parse_u32(f, n, &h->iterations) ||
 	    h->iterations < PWF_SCRAM_MIN_ITER) {
 		*why = "SCRAM iteration count is not a number of at least 4096, recreate the entry "
 		       "with `moat passwd --scram`";
@@ -170,7 +153,7 @@ static bool argon2_params(const char *s, size_t n)
 			return false;
 		if (c == NULL)
 			c = end;
-		if (!parse_u32(s, (size_t)(c - s), &v))
+		if (!text_parse_u32(s, (size_t)(c - s), &v))
 			return false;
 		s = c + (i < 2);
 	}
@@ -315,8 +298,7 @@ static size_t index_names(struct pwf *f)
 
 static int fail(struct moat_diag *diag, const char *name, size_t line, const char *why)
 {
-	snprintf(diag->msg, sizeof(diag->msg), "%s:%zu: %s", name, line, why);
-	return MOAT_E_CONFIG;
+	return conf_diag(diag, name, (unsigned)line, "%s", why);
 }
 
 static bool blank(const char *s, size_t n)
