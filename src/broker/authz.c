@@ -145,6 +145,13 @@ void authz_clear_identity(struct session *s)
 	s->roles = NULL;
 }
 
+bool authz_same_user(const struct session *s, const struct conn *c)
+{
+	if (s->username == NULL || c->username == NULL)
+		return s->username == c->username;
+	return strcmp(s->username, c->username) == 0;
+}
+
 int authz_set_identity(struct session *s, const struct conn *c)
 {
 	char *user = NULL;

@@ -452,6 +452,8 @@ void authz_author_free(struct msg_author *a);	/* NULL is fine */
 /* The same for connection <c> before it has a session (its Will at CONNECT). */
 bool authz_conn(struct worker *w, const struct conn *c, const char *client_id, struct moat_bytes topic,
 		int access);
+/* Whether <c> authenticated as the user <s> last connected as. */
+bool authz_same_user(const struct session *s, const struct conn *c);
 /* Gives <s> the identity <c> authenticated with (copies). MOAT_OK or MOAT_E_NOMEM. */
 int authz_set_identity(struct session *s, const struct conn *c);
 /* Frees <s>'s identity. */

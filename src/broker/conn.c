@@ -340,7 +340,11 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_
 			return MOAT_OK;
 		}
 	}
-	if (!created && k->clean_start) {
+	if (!created && !authz_same_user(s, c)) {
+		/* another user's session: never inherit its messages or subscriptions */
+		log_notice("client %s: resumed by another user; its session starts clean", s->client_id);
+		sess_reset(c->w, s);
+	} else if (!created && k->clean_start) {
 		sess_reset(c->w, s);
 	} else if (!created) {
 		present = true;

@@ -78,7 +78,7 @@ void listen_ctx_reload(struct listen_ctx *l, unsigned count)
 	}
 }
 
-int listen_filter(const struct listen_ctx *l, uint32_t max_packet, struct filter **out, struct filter **tls)
+int listen_filter(const struct listen_ctx *l, struct filter **out, struct filter **tls)
 {
 	struct filter *t = NULL, *ws = NULL;
 
@@ -86,7 +86,7 @@ int listen_filter(const struct listen_ctx *l, uint32_t max_packet, struct filter
 	if (l->tls != NULL && (t = tls_filter_create(l->tls)) == NULL)
 		return MOAT_E_NOMEM;
 	if (l->conf->protocol == LISTENER_WEBSOCKETS) {
-		ws = ws_filter_create(max_packet);
+		ws = ws_filter_create(0);	/* frames may hold several packets: only packets are bounded [MQTT-6.0.0-2] */
 		if (ws == NULL) {
 			filter_destroy(t);
 			return MOAT_E_NOMEM;

@@ -27,8 +27,10 @@ void listen_ctx_destroy(struct listen_ctx *l, unsigned count);
  * connections (SIGHUP); a listener whose files are bad keeps its old ones. */
 void listen_ctx_reload(struct listen_ctx *l, unsigned count);
 /* The filter for a new connection on <l> (NULL *<out> for plain TCP);
- * *<tls> gets the TLS layer (for the peer's certificate) or NULL.
- * <max_packet> bounds WebSocket frames. MOAT_OK or MOAT_E_NOMEM. */
-int listen_filter(const struct listen_ctx *l, uint32_t max_packet, struct filter **out, struct filter **tls);
+ * *<tls> gets the TLS layer (for the peer's certificate) or NULL. WebSocket
+ * frames are not bounded beyond MQTT's own limit: the framer streams their
+ * payload, and max_packet_size applies to the packets inside. MOAT_OK or
+ * MOAT_E_NOMEM. */
+int listen_filter(const struct listen_ctx *l, struct filter **out, struct filter **tls);
 
 #endif

@@ -4,6 +4,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +36,16 @@ int main(int argc, char **argv)
 	const char *conf_path = NULL;
 	long port = -1;
 	bool verbose = false;
+	sigset_t stop_signals;
 	int opt, rc;
+
+	/* blocked from the start, so a SIGHUP during start-up waits for
+	 * server_run's sigwaitinfo() instead of killing the process */
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGTERM);
+	sigaddset(&stop_signals, SIGINT);
+	sigaddset(&stop_signals, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
 	while ((opt = getopt(argc, argv, "c:p:vhd")) != -1) {
 		switch (opt) {

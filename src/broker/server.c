@@ -133,21 +133,39 @@ static void pause_conn(struct worker *w, struct conn *c, uint64_t now_ms)
 	paused_link(w, c, now_ms + c->pause_ms);
 }
 
-/* Handles the whole packets in c->in, then pauses <c> if the last PUBLISH
+/* Gives <c> (not yet CONNACKed) to the worker owning its session; that
+ * worker parses the CONNECT still in c->in again. */
+static void hand_off(struct worker *w, struct conn *c)
+{
+	struct inbox_item item = { .conn = c };
+
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	conn_unlink(w, c);
+	route_send(w, c->handoff_to, &item);
+}
+
+/* Handles the whole packets in c->in, hands <c> to the worker owning its
+ * session when the CONNECT says so (returns true: <c> is no longer <w>'s),
+ * holds it while authentication decides, and pauses it if the last PUBLISH
  * met congestion; a connection that goes on without meeting it starts over
  * from the shortest pause. */
-static void process_input(struct worker *w, struct conn *c, uint64_t now_ms)
+static bool process_input(struct worker *w, struct conn *c, uint64_t now_ms)
 {
 	if (conn_process(c, now_ms) < 0)
 		c->closing = true;
+	if (c->handoff_to != NULL) {
+		hand_off(w, c);
+		return true;
+	}
 	if (c->auth_hold && !c->closing && !c->paused) {
 		hold_conn(w, c);
-		return;
+		return false;
 	}
 	if (!c->throttle)
 		c->pause_ms = 0;
-	else if (!c->closing && c->handoff_to == NULL)
+	else if (!c->closing)
 		pause_conn(w, c, now_ms);
+	return false;
 }
 
 void server_release_hold(struct conn *c, uint64_t now_ms)
@@ -159,8 +177,8 @@ void server_release_hold(struct conn *c, uint64_t now_ms)
 	conn_arm(w, c);
 	if (c->auth_hold)
 		hold_conn(w, c);	/* held again: a delayed refusal */
-	else
-		process_input(w, c, now_ms);	/* the replayed CONNECT and what followed it */
+	else if (process_input(w, c, now_ms))	/* the replayed CONNECT and what followed it */
+		return;	/* its session lives on another worker */
 	server_mark_dirty(c);
 }
 
@@ -179,7 +197,8 @@ static void resume_due(struct worker *w, uint64_t now_ms)
 			auth_hold_expired(c);	/* a delayed refusal goes out */
 		} else {
 			c->throttle = false;
-			process_input(w, c, now_ms);	/* what waited in c->in; may pause again */
+			if (process_input(w, c, now_ms))	/* what waited in c->in; may pause again */
+				continue;
 		}
 		server_mark_dirty(c);
 	}
@@ -287,17 +306,6 @@ static void flush_dirty(struct worker *w)
 	}
 }
 
-/* Gives <c> (not yet CONNACKed) to the worker owning its session; that
- * worker parses the CONNECT still in c->in again. */
-static void hand_off(struct worker *w, struct conn *c)
-{
-	struct inbox_item item = { .conn = c };
-
-	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-	conn_unlink(w, c);
-	route_send(w, c->handoff_to, &item);
-}
-
 /* Takes a connection handed over by another worker. */
 static void take_handoff(struct worker *w, struct conn *c)
 {
@@ -308,12 +316,9 @@ static void take_handoff(struct worker *w, struct conn *c)
 	conn_link(w, c);
 	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
 		c->closing = true;
-	else
-		process_input(w, c, clock_mono_ms());
-	if (c->handoff_to != NULL)
-		hand_off(w, c);	/* the session moved on meanwhile */
-	else
-		server_mark_dirty(c);
+	else if (process_input(w, c, clock_mono_ms()))
+		return;	/* the session moved on meanwhile */
+	server_mark_dirty(c);
 }
 
 /* Reads once from <c>'s socket into c->in, through its filter if it has
@@ -341,6 +346,15 @@ static ssize_t conn_recv(struct conn *c)
 	rc = c->filter->ops->input(c->filter, raw, (size_t)n, &c->in, &c->wire, &why);
 	if (buf_used(&c->wire) > 0)
 		server_mark_dirty(c);	/* handshake or control bytes to send */
+	if (rc < 0 && rc != MOAT_E_CLOSED) {
+		bool handshake = c->tls != NULL && !c->tls->ops->ready(c->tls);
+		struct audit_event e = { .event = handshake ? "auth" : "transport", .result = "deny",
+					 .method = handshake ? "certificate" : NULL,
+					 .reason = why != NULL ? why : moat_strerror(rc),
+					 .listener = c->listener_port, .address = c->peer };
+
+		audit_write(&e);	/* a refused certificate is an authentication decision */
+	}
 	if (rc < 0) {
 		if (rc != MOAT_E_CLOSED && log_limiter_allow(&transport_log, 10, 10))
 			log_notice("connection from %s: %s, closing", c->peer,
@@ -363,11 +377,8 @@ static void on_readable(struct conn *c, uint64_t now_ms)
 		if (n < 0)
 			break;
 		c->last_rx_ms = now_ms;
-		process_input(c->w, c, now_ms);
-		if (c->handoff_to != NULL) {
-			hand_off(c->w, c);
-			return;
-		}
+		if (process_input(c->w, c, now_ms))
+			return;	/* handed to the worker owning its session */
 		if (c->paused || (size_t)n < READ_CHUNK)
 			break;
 	}
@@ -423,7 +434,7 @@ static void on_accept(struct worker *w, struct listener *l, uint64_t now_ms)
 		if (getnameinfo((struct sockaddr *)&sa, salen, c->peer, sizeof(c->peer), NULL, 0,
 				NI_NUMERICHOST) != 0)
 			snprintf(c->peer, sizeof(c->peer), "?");
-		if (listen_filter(l->ctx, b->cfg->max_packet_size, &c->filter, &c->tls) < 0) {
+		if (listen_filter(l->ctx, &c->filter, &c->tls) < 0) {
 			close(fd);
 			free(c);
 			continue;

@@ -227,7 +227,9 @@ void sess_pump(struct worker *w, struct session *s)
 		s->queue_bytes -= d->msg->payload.len;
 		atomic_fetch_sub_explicit(&s->backlog, 1, memory_order_relaxed);
 		d->next = NULL;
-		if (msg_expired(d->msg, now)) {
+		/* rights are checked when a message goes out too: a reload may have
+		 * taken them away while it waited in the queue */
+		if (msg_expired(d->msg, now) || !authz_session(w, s, d->msg->topic, ACCESS_READ)) {
 			free_deliveries(w, d);
 			continue;
 		}

@@ -4,6 +4,7 @@
  */
 #include "broker/verify_pool.h"
 
+#include <signal.h>
 #include <stdlib.h>
 
 #include <moat/error.h>
@@ -36,6 +37,9 @@ static void *pool_thread(void *arg)
 
 int verify_pool_start(struct verify_pool *p, unsigned nthreads, size_t max_queued)
 {
+	sigset_t all, old;
+	int rc = MOAT_OK;
+
 	*p = (struct verify_pool){ .max_queued = max_queued };
 	if (nthreads == 0)
 		nthreads = 1;
@@ -44,13 +48,20 @@ int verify_pool_start(struct verify_pool *p, unsigned nthreads, size_t max_queue
 		return MOAT_E_NOMEM;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->ready, NULL);
+	/* the threads start with every signal blocked: SIGHUP and SIGTERM are
+	 * for the main thread's sigwaitinfo(), whenever they arrive */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (; p->nthreads < nthreads; p->nthreads++) {
 		if (pthread_create(&p->threads[p->nthreads], NULL, pool_thread, p) != 0) {
-			verify_pool_stop(p);
-			return MOAT_E_IO;
+			rc = MOAT_E_IO;
+			break;
 		}
 	}
-	return MOAT_OK;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc < 0)
+		verify_pool_stop(p);
+	return rc;
 }
 
 int verify_pool_submit(struct verify_pool *p, struct verify_job *job)

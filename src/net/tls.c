@@ -190,7 +190,7 @@ static int set_ciphers(SSL_CTX *ctx, const struct tls_settings *s, struct tls_di
 	if (is_set(s->ciphers_tls13) && SSL_CTX_set_ciphersuites(ctx, s->ciphers_tls13) != 1)
 		return fail(
 		    diag,
-		    "ciphers_tls13 %s: not a valid TLS 1.3 suite list; use e.g. "
+		    "ciphers_tls1.3 %s: not a valid TLS 1.3 suite list; use e.g. "
 		    "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256",
 		    s->ciphers_tls13);
 	return MOAT_OK;
