@@ -4,7 +4,10 @@
 # both share the machine's noise. Each throughput case runs unthrottled
 # (msgs/s, saturated p99) and again at a fixed rate both brokers sustain (p99
 # latency that is not queueing); the idle case reports broker resident memory
-# per connection. Prints a table and the geometric mean of throughput ratios.
+# per connection. Both brokers also get the same TLS listener (certificates
+# from tests/data/make_certs.sh) for two TLS cases: connection rate (full
+# handshakes) and QoS 1 pairs. Prints a table, the geometric mean of the
+# throughput ratios of the plain cases, and the TLS ratios separately.
 #
 # Environment: BENCH_BUILD (a build dir that has bin/moatd and bin/moat; when
 # unset, the release preset is built into build/), BENCH_SECONDS (8),
@@ -32,7 +35,7 @@ done
 WORK=$(mktemp -d /tmp/moat-bench.XXXXXX)
 OUT=${BENCH_OUT:-$WORK/results.jsonl}
 : >"$OUT"
-declare -A PID PORT
+declare -A PID PORT TLS_PORT
 cleanup() {
 	for b in "${!PID[@]}"; do
 		kill "${PID[$b]}" 2>/dev/null || true
@@ -41,6 +44,13 @@ cleanup() {
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+# Test PKI for the TLS listeners. mosquitto, started as root, drops to its own
+# user before it reads them: make the directory and these test-only files readable.
+sh "$ROOT/tests/data/make_certs.sh" "$WORK/certs" >/dev/null 2>&1
+chmod 755 "$WORK" "$WORK/certs"
+chmod 644 "$WORK/certs/ca.crt" "$WORK/certs/server.crt" "$WORK/certs/server.key"
+CAFILE=$WORK/certs/ca.crt
 
 # Both brokers get the same limits; raise the open-file limit for the idle case.
 ulimit -n "$(ulimit -Hn)"
@@ -60,14 +70,17 @@ wait_port() {	# port pid
 }
 
 start_broker() {	# name
-	local name=$1 port conf
+	local name=$1 port tls_port conf
 	port=$(free_port)
+	tls_port=$(free_port)
 	conf=$WORK/$name.conf
 	printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 10000\n' \
 		"$port" >"$conf"
 	if [ "$name" = moatd ] && [ -n "${BENCH_MOATD_THREADS:-}" ]; then
 		echo "threads $BENCH_MOATD_THREADS" >>"$conf"
 	fi
+	printf 'listener %s 127.0.0.1\ncertfile %s\nkeyfile %s\ncafile %s\n' "$tls_port" \
+		"$WORK/certs/server.crt" "$WORK/certs/server.key" "$CAFILE" >>"$conf"
 	if [ "$name" = moatd ]; then
 		"$MOATD" -c "$conf" >"$WORK/$name.log" 2>&1 &
 	else
@@ -75,7 +88,9 @@ start_broker() {	# name
 	fi
 	PID[$name]=$!
 	PORT[$name]=$port
+	TLS_PORT[$name]=$tls_port
 	wait_port "$port" "${PID[$name]}"
+	wait_port "$tls_port" "${PID[$name]}"
 }
 
 rss_kb() {
@@ -126,7 +141,7 @@ run_idle() {	# broker
 
 start_broker moatd
 start_broker mosquitto
-echo "bench: moatd on port ${PORT[moatd]} (threads ${BENCH_MOATD_THREADS:-default}), mosquitto on port ${PORT[mosquitto]}, results in $OUT" >&2
+echo "bench: moatd on port ${PORT[moatd]} (TLS ${TLS_PORT[moatd]}, threads ${BENCH_MOATD_THREADS:-default}), mosquitto on port ${PORT[mosquitto]} (TLS ${TLS_PORT[mosquitto]}), results in $OUT" >&2
 
 # Idle first, while both brokers are fresh.
 run_idle moatd
@@ -150,6 +165,25 @@ for c in "${CASES[@]}"; do
 	for broker in moatd mosquitto; do
 		# shellcheck disable=SC2086
 		run_case "$name" "$broker" fixed $args -s 64 --rate "$rate" --duration "$SECONDS_LAT" --drain 5
+	done
+done
+
+# TLS: the same listener options on both brokers; the later -p wins over run_case's.
+# Connection rate: 50 clients each connecting (full handshake, no resumption),
+# CONNACK, DISCONNECT, close, again, for the throughput time.
+for broker in moatd mosquitto; do
+	run_case "tls connect rate" "$broker" max -p "${TLS_PORT[$broker]}" --cafile "$CAFILE" \
+		--scenario connect --connections 50 --duration "$SECONDS_THR"
+done
+for mode in max fixed; do
+	for broker in moatd mosquitto; do
+		if [ "$mode" = max ]; then
+			set -- --duration "$SECONDS_THR"
+		else
+			set -- --rate 500 --duration "$SECONDS_LAT"
+		fi
+		run_case "tls qos1 20 pairs" "$broker" "$mode" -p "${TLS_PORT[$broker]}" \
+			--cafile "$CAFILE" --scenario pairs --pairs 20 -q 1 -s 64 --drain 5 "$@"
 	done
 done
 

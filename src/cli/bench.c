@@ -5,9 +5,14 @@
  * so thousands of connections cost one thread. Each payload starts with the
  * publisher's id, a sequence number and the send time, from which the
  * subscribers count latency, losses and duplicates per publisher ->
- * subscriber pair. Statistics and output live in bench_report.c.
+ * subscriber pair. The connect scenario measures the connection rate
+ * instead: each slot connects, gets its CONNACK, disconnects and starts over.
+ * With --cafile every socket carries a non-blocking OpenSSL client session
+ * (set up in bench_tls.c) that this loop drives like the socket itself.
+ * Statistics and output live in bench_report.c.
  */
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -22,6 +27,9 @@
 #include <unistd.h>
 
 #include <moat/error.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "base/buf.h"
 #include "cli/bench.h"
@@ -40,14 +48,15 @@ enum {
 #define SETUP_TIMEOUT_NS (30 * NS_PER_S)
 #define DRAIN_QUIET_NS (1 * NS_PER_S)
 
-enum scenario { SC_FANIN, SC_FANOUT, SC_PAIRS, SC_IDLE };
+enum scenario { SC_FANIN, SC_FANOUT, SC_PAIRS, SC_IDLE, SC_CONNECT };
 enum role { ROLE_PUB, ROLE_SUB, ROLE_IDLE };
-enum cstate { CS_NEW, CS_CONNECTING, CS_CONNACK, CS_SUBACK, CS_READY, CS_DEAD };
+enum cstate { CS_NEW, CS_CONNECTING, CS_HANDSHAKE, CS_CONNACK, CS_SUBACK, CS_READY, CS_DEAD };
 enum phase { PH_SUBS, PH_PUBS, PH_RUN, PH_DRAIN, PH_DONE };
 
 struct bench_opts {
 	enum scenario scenario;
 	const char *host, *port;
+	const char *cafile, *cert, *key; /* TLS when cafile is set */
 	unsigned long pubs, subs, conns;
 	int qos, version;
 	unsigned long payload_len, window;
@@ -57,12 +66,16 @@ struct bench_opts {
 
 struct bconn {
 	int fd;
+	SSL *ssl;	  /* TLS session on fd, or NULL */
+	bool rd_wants_wr; /* SSL_read must write first: retry it on EPOLLOUT */
 	enum role role;
 	enum cstate state;
 	uint32_t idx;		/* publisher or subscriber number */
 	bool want_out;		/* EPOLLOUT registered */
 	struct buf in, out;
 	uint64_t last_tx_ns;
+	uint64_t open_ns;     /* when socket() was called */
+	unsigned long serial; /* connection attempts before this one */
 	/* publisher */
 	uint64_t seq;		/* messages sent so far = next sequence number */
 	uint64_t due_ns;	/* when the next message may go (rate limit) */
@@ -75,6 +88,7 @@ struct bconn {
 
 struct bench {
 	struct bench_opts o;
+	SSL_CTX *tls;			/* client TLS context, or NULL */
 	struct addrinfo *ai;		/* what getaddrinfo returned */
 	const struct addrinfo *addr;	/* the address connections go to */
 	int epfd;
@@ -102,11 +116,13 @@ static void usage(void)
 	printf("Usage: moat bench [options]\n"
 	       "  --scenario S     fanin (N publishers -> 1 subscriber), fanout (1 -> N),\n"
 	       "                   pairs (N publisher/subscriber pairs, own topic each) or\n"
-	       "                   idle (N connections that only keep alive); default pairs\n"
+	       "                   idle (N connections that only keep alive) or connect (N\n"
+	       "                   clients that connect, get the CONNACK, disconnect and\n"
+	       "                   start over: connection rate); default pairs\n"
 	       "  --publishers N   fanin publishers (default 8)\n"
 	       "  --subscribers N  fanout subscribers (default 50)\n"
 	       "  --pairs N        pairs (default 20)\n"
-	       "  --connections N  idle connections (default 1000)\n"
+	       "  --connections N  idle connections (default 1000), connect clients (default 50)\n"
 	       "  -q 0|1|2         QoS of publications and subscriptions (default 0)\n"
 	       "  -s BYTES         payload size, at least %d (default 64)\n"
 	       "  --rate R         messages/s per publisher; 0 = as fast as flow control allows\n"
@@ -117,6 +133,9 @@ static void usage(void)
 	       "  -V 311|5         protocol version (default 5)\n"
 	       "  -h HOST -p PORT  broker (default localhost 1883)\n"
 	       "  -k SECONDS       keep alive (default 60)\n"
+	       "  --cafile FILE    TLS: verify the broker against the CA certificates in FILE\n"
+	       "                   and its certificate against HOST\n"
+	       "  --cert FILE --key FILE  TLS client certificate and its private key\n"
 	       "Progress goes to standard error once a second; the summary and one JSON line\n"
 	       "to standard output.\n",
 	       HDR_LEN);
@@ -184,6 +203,8 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 				o->scenario = SC_PAIRS;
 			else if (strcmp(arg, "idle") == 0)
 				o->scenario = SC_IDLE;
+			else if (strcmp(arg, "connect") == 0)
+				o->scenario = SC_CONNECT;
 			else
 				return bad("unknown scenario", arg);
 		} else if (strcmp(a, "--publishers") == 0) {
@@ -234,10 +255,20 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 			if (!parse_ul(arg, 0, 65535, &v))
 				return bad("keep alive must be 0..65535 seconds, not", arg);
 			o->keepalive_s = (unsigned)v;
+		} else if (strcmp(a, "--cafile") == 0) {
+			o->cafile = arg;
+		} else if (strcmp(a, "--cert") == 0) {
+			o->cert = arg;
+		} else if (strcmp(a, "--key") == 0) {
+			o->key = arg;
 		} else {
 			return bad("unknown option", a);
 		}
 	}
+	if ((o->cert == NULL) != (o->key == NULL))
+		return bad("--cert and --key go together; missing", o->cert ? "--key" : "--cert");
+	if (o->cert != NULL && o->cafile == NULL)
+		return bad("a client certificate needs TLS; add --cafile for", o->cert);
 	switch (o->scenario) {
 	case SC_FANIN:
 		o->pubs = pubs ? pubs : 8;
@@ -253,13 +284,16 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 	case SC_IDLE:
 		o->conns = conns ? conns : 1000;
 		break;
+	case SC_CONNECT:
+		o->conns = conns ? conns : 50;
+		break;
 	}
 	return 0;
 }
 
 static const char *scenario_name(enum scenario s)
 {
-	static const char *const names[] = { "fanin", "fanout", "pairs", "idle" };
+	static const char *const names[] = { "fanin", "fanout", "pairs", "idle", "connect" };
 
 	return names[s];
 }
@@ -287,20 +321,56 @@ static void conn_error(struct bench *b, struct bconn *c, const char *what, int e
 			err ? ": " : "", err ? strerror(err) : "");
 }
 
-static void conn_kill(struct bench *b, struct bconn *c, const char *what, int err)
+/* Closes <c> (after a TLS close_notify when <notify>) and frees its buffers; <c> is CS_DEAD. */
+static void conn_release(struct bconn *c, bool notify)
 {
-	if (c->state == CS_DEAD)
-		return;
-	if (c->state == CS_CONNECTING || c->state == CS_CONNACK || c->state == CS_SUBACK)
-		b->pending--;
-	conn_error(b, c, what, err);
-	b->r.errors++;
 	c->state = CS_DEAD;
+	if (c->ssl != NULL) {
+		if (notify)
+			SSL_shutdown(c->ssl); /* one try, non-blocking */
+		SSL_free(c->ssl);
+		ERR_clear_error();
+		c->ssl = NULL;
+	}
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
 	buf_fini(&c->in);
 	buf_fini(&c->out);
+}
+
+static void conn_kill(struct bench *b, struct bconn *c, const char *what, int err)
+{
+	if (c->state == CS_DEAD)
+		return;
+	if (c->state == CS_CONNECTING || c->state == CS_HANDSHAKE || c->state == CS_CONNACK ||
+	    c->state == CS_SUBACK)
+		b->pending--;
+	conn_error(b, c, what, err);
+	b->r.errors++;
+	conn_release(c, false);
+}
+
+/* Kills <c> after the TLS operation <what> failed with SSL_get_error() code <ssl_err>. */
+static void tls_fail(struct bench *b, struct bconn *c, const char *what, int ssl_err)
+{
+	char msg[256];
+	int err = errno;
+	unsigned long e = ERR_get_error();
+	long vr = SSL_get_verify_result(c->ssl);
+
+	if (vr != X509_V_OK)
+		snprintf(msg, sizeof(msg), "%s: certificate: %s", what,
+			 X509_verify_cert_error_string(vr));
+	else if (e != 0 && ERR_reason_error_string(e) != NULL)
+		snprintf(msg, sizeof(msg), "%s: %s", what, ERR_reason_error_string(e));
+	else if (ssl_err == SSL_ERROR_ZERO_RETURN || (ssl_err == SSL_ERROR_SYSCALL && err == 0))
+		snprintf(msg, sizeof(msg), "closed by the broker");
+	else
+		snprintf(msg, sizeof(msg), "%s: %s", what,
+			 ssl_err == SSL_ERROR_SYSCALL ? strerror(err) : "failed");
+	ERR_clear_error();
+	conn_kill(b, c, msg, 0);
 }
 
 static void set_want_out(struct bench *b, struct bconn *c, bool on)
@@ -315,11 +385,40 @@ static void set_want_out(struct bench *b, struct bconn *c, bool on)
 		c->want_out = on;
 }
 
+/*
+ * One SSL_write of <c>'s pending output: returns the bytes written, 0 when it
+ * must wait (EPOLLOUT registered when the socket is full), -1 after killing <c>.
+ */
+static int tls_write(struct bench *b, struct bconn *c)
+{
+	size_t len = buf_used(&c->out);
+	int n = SSL_write(c->ssl, buf_head(&c->out), len > INT_MAX ? INT_MAX : (int)len), e;
+
+	if (n > 0)
+		return n;
+	e = SSL_get_error(c->ssl, n);
+	if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+		set_want_out(b, c, e == SSL_ERROR_WANT_WRITE); /* else conn_read flushes again */
+		return 0;
+	}
+	tls_fail(b, c, "TLS write", e);
+	return -1;
+}
+
 /* Writes what <c> has pending; keeps EPOLLOUT registered while some is left. */
 static void conn_flush(struct bench *b, struct bconn *c)
 {
 	while (c->state != CS_DEAD && buf_used(&c->out) > 0) {
-		ssize_t n = send(c->fd, buf_head(&c->out), buf_used(&c->out), MSG_NOSIGNAL);
+		ssize_t n;
+
+		if (c->ssl != NULL) {
+			n = tls_write(b, c);
+			if (n <= 0)
+				return;
+			buf_consume(&c->out, (size_t)n);
+			continue;
+		}
+		n = send(c->fd, buf_head(&c->out), buf_used(&c->out), MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -384,7 +483,10 @@ static void conn_send_connect(struct bench *b, struct bconn *c, uint64_t now)
 	char id[64];
 	struct mqtt_packet p = { .type = MQTT_CONNECT };
 
-	snprintf(id, sizeof(id), "%s-%ld", b->prefix + 6, (long)(c - b->c));
+	if (b->o.scenario == SC_CONNECT) /* a new session each time, no takeover */
+		snprintf(id, sizeof(id), "%s-c%lu", b->prefix + 6, c->serial);
+	else
+		snprintf(id, sizeof(id), "%s-%ld", b->prefix + 6, (long)(c - b->c));
 	p.connect.version = (uint8_t)b->o.version;
 	p.connect.clean_start = true;
 	p.connect.keep_alive_s = (uint16_t)b->o.keepalive_s;
@@ -424,10 +526,12 @@ static void conn_open(struct bench *b, struct bconn *c)
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = c };
 	int one = 1;
 
-	b->opened++;
+	c->serial = b->opened++;
 	b->pending++;
 	c->state = CS_CONNECTING;
 	c->want_out = true;
+	c->rd_wants_wr = false;
+	c->open_ns = now_ns();
 	c->fd = socket(b->addr->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
 		conn_kill(b, c, "socket", errno);
@@ -521,6 +625,19 @@ static void conn_ready(struct bench *b, struct bconn *c)
 	b->r.connected++;
 }
 
+/* Connect scenario: counts <c>'s connect time, sends DISCONNECT and closes it. */
+static void conn_done(struct bench *b, struct bconn *c, uint64_t now)
+{
+	struct mqtt_packet p = {.type = MQTT_DISCONNECT};
+
+	conn_ready(b, c);
+	bench_hist_add(&b->r.hist, now > c->open_ns ? (now - c->open_ns) / 1000 : 0);
+	if (conn_queue(b, c, &p, now))
+		conn_flush(b, c);
+	if (c->state != CS_DEAD)
+		conn_release(c, true);
+}
+
 /* Acts on one decoded packet; the connection may be dead afterwards. */
 static void conn_packet(struct bench *b, struct bconn *c, const struct mqtt_packet *p, uint64_t now)
 {
@@ -530,6 +647,8 @@ static void conn_packet(struct bench *b, struct bconn *c, const struct mqtt_pack
 			conn_kill(b, c, "unexpected CONNACK", 0);
 		} else if (p->connack.rc != MQTT_RC_SUCCESS) {
 			conn_kill(b, c, mqtt_rc_str(p->connack.rc), 0);
+		} else if (b->o.scenario == SC_CONNECT) {
+			conn_done(b, c, now);
 		} else if (c->role == ROLE_SUB) {
 			conn_send_subscribe(b, c, now);
 		} else {
@@ -587,23 +706,66 @@ static void conn_packet(struct bench *b, struct bconn *c, const struct mqtt_pack
 	}
 }
 
+/*
+ * Decrypts into <c>->in all that <c>'s TLS session holds or its socket has
+ * now (bytes kept inside the session would raise no epoll event); returns
+ * whether any arrived, false also when <c> was killed.
+ */
+static bool tls_read(struct bench *b, struct bconn *c)
+{
+	size_t before = c->in.len;
+
+	c->rd_wants_wr = false;
+	for (;;) {
+		size_t room;
+		int n, e;
+
+		if (buf_reserve(&c->in, READ_CHUNK) != MOAT_OK) {
+			conn_kill(b, c, "out of memory", 0);
+			return false;
+		}
+		room = c->in.cap - c->in.len;
+		n = SSL_read(c->ssl, c->in.data + c->in.len, room > INT_MAX ? INT_MAX : (int)room);
+		if (n > 0) {
+			c->in.len += (size_t)n;
+			continue;
+		}
+		e = SSL_get_error(c->ssl, n);
+		if (e == SSL_ERROR_WANT_READ)
+			return c->in.len > before;
+		if (e == SSL_ERROR_WANT_WRITE) {
+			c->rd_wants_wr = true;
+			set_want_out(b, c, true);
+			return c->state != CS_DEAD && c->in.len > before;
+		}
+		tls_fail(b, c, "TLS read", e);
+		return false;
+	}
+}
+
 static void conn_read(struct bench *b, struct bconn *c)
 {
 	uint64_t now;
 	ssize_t n;
 
-	if (buf_reserve(&c->in, READ_CHUNK) != MOAT_OK) {
-		conn_kill(b, c, "out of memory", 0);
-		return;
+	if (c->ssl != NULL) {
+		if (!tls_read(b, c))
+			return;
+	} else {
+		if (buf_reserve(&c->in, READ_CHUNK) != MOAT_OK) {
+			conn_kill(b, c, "out of memory", 0);
+			return;
+		}
+		n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		if (n <= 0) {
+			conn_kill(b, c, n == 0 ? "closed by the broker" : "recv",
+				  n == 0 ? 0 : errno);
+			return;
+		}
+		c->in.len += (size_t)n;
 	}
-	n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
-	if (n <= 0) {
-		conn_kill(b, c, n == 0 ? "closed by the broker" : "recv", n == 0 ? 0 : errno);
-		return;
-	}
-	c->in.len += (size_t)n;
 	now = now_ns();
 	while (c->state != CS_DEAD && buf_used(&c->in) > 0) {
 		struct mqtt_frame f;
@@ -630,6 +792,22 @@ static void conn_read(struct bench *b, struct bconn *c)
 	conn_flush(b, c);
 }
 
+/* Drives <c>'s TLS handshake one step; sends CONNECT once it is done. */
+static void conn_handshake(struct bench *b, struct bconn *c)
+{
+	int rc = SSL_do_handshake(c->ssl), e;
+
+	if (rc == 1) {
+		conn_send_connect(b, c, now_ns());
+		return;
+	}
+	e = SSL_get_error(c->ssl, rc);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+		set_want_out(b, c, e == SSL_ERROR_WANT_WRITE);
+	else
+		tls_fail(b, c, "TLS handshake", e);
+}
+
 static void conn_event(struct bench *b, struct bconn *c, uint32_t events)
 {
 	if (c->state == CS_DEAD)
@@ -646,10 +824,22 @@ static void conn_event(struct bench *b, struct bconn *c, uint32_t events)
 			conn_kill(b, c, "connect", err);
 			return;
 		}
-		conn_send_connect(b, c, now_ns());
+		if (b->tls == NULL) {
+			conn_send_connect(b, c, now_ns());
+			return;
+		}
+		c->ssl = bench_tls_open(b->tls, c->fd, b->o.host);
+		if (c->ssl == NULL) {
+			conn_kill(b, c, "TLS set-up: out of memory", 0);
+			return;
+		}
+		c->state = CS_HANDSHAKE;
+	}
+	if (c->state == CS_HANDSHAKE) {
+		conn_handshake(b, c);
 		return;
 	}
-	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+	if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) || (c->rd_wants_wr && (events & EPOLLOUT)))
 		conn_read(b, c);
 	if (c->state != CS_DEAD && (events & EPOLLOUT)) {
 		conn_flush(b, c);
@@ -698,11 +888,34 @@ static bool all_delivered(const struct bench *b)
 	return true;
 }
 
+/* Connect scenario: reopens every closed slot until the run time is over. */
+static uint64_t advance_connect(struct bench *b, uint64_t now)
+{
+	uint64_t run_ns = (uint64_t)(b->o.duration_s * 1e9);
+
+	if (b->phase < PH_RUN) {
+		b->phase = PH_RUN;
+		b->start_ns = now;
+	}
+	if (now - b->start_ns >= run_ns) {
+		b->stop_ns = now;
+		b->r.elapsed_s = (double)(now - b->start_ns) / 1e9;
+		b->phase = PH_DONE;
+		return 0;
+	}
+	for (unsigned long i = 0; i < b->n; i++)
+		if (b->c[i].state == CS_NEW || b->c[i].state == CS_DEAD)
+			conn_open(b, &b->c[i]);
+	return b->start_ns + run_ns - now;
+}
+
 /* Moves the run from phase to phase; returns the next wake-up in ns from <now>. */
 static uint64_t advance(struct bench *b, uint64_t now)
 {
 	unsigned long ready_to = b->phase == PH_SUBS ? b->nsub : b->n;
 
+	if (b->o.scenario == SC_CONNECT)
+		return advance_connect(b, now);
 	if (b->phase == PH_SUBS || b->phase == PH_PUBS) {
 		open_more(b, b->phase == PH_SUBS ? 0 : b->nsub, ready_to);
 		if (b->opened == ready_to && b->pending == 0) {
@@ -793,7 +1006,9 @@ static void finish(struct bench *b)
 	uint64_t end = b->last_rx_ns > b->start_ns ? b->last_rx_ns : b->stop_ns;
 	struct mqtt_packet p = { .type = MQTT_DISCONNECT };
 
-	b->r.elapsed_s = b->npub > 0 && end > b->start_ns ? (double)(end - b->start_ns) / 1e9 : 0;
+	if (b->o.scenario != SC_CONNECT)
+		b->r.elapsed_s =
+		    b->npub > 0 && end > b->start_ns ? (double)(end - b->start_ns) / 1e9 : 0;
 	for (unsigned long i = 0; i < b->n; i++) {
 		struct bconn *c = &b->c[i];
 
@@ -803,12 +1018,13 @@ static void finish(struct bench *b)
 			b->r.expected += sent;
 			b->r.lost += sent > c->got[k] ? sent - c->got[k] : 0;
 		}
-		if (c->state == CS_READY && conn_queue(b, c, &p, now_ns()))
-			send(c->fd, buf_head(&c->out), buf_used(&c->out), MSG_NOSIGNAL);
-		if (c->fd >= 0)
-			close(c->fd);
-		buf_fini(&c->in);
-		buf_fini(&c->out);
+		if (c->state == CS_READY && conn_queue(b, c, &p, now_ns())) {
+			if (c->ssl != NULL) /* best effort, like the plain send */
+				SSL_write(c->ssl, buf_head(&c->out), (int)buf_used(&c->out));
+			else
+				send(c->fd, buf_head(&c->out), buf_used(&c->out), MSG_NOSIGNAL);
+		}
+		conn_release(c, c->state == CS_READY);
 		free(c->next_seq);
 		free(c->got);
 	}
@@ -820,7 +1036,7 @@ static int setup(struct bench *b)
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
 	int rc;
 
-	if (b->o.scenario == SC_IDLE) {
+	if (b->o.scenario == SC_IDLE || b->o.scenario == SC_CONNECT) {
 		b->n = b->nsub = b->o.conns;	/* one group, opened like subscribers */
 	} else {
 		b->npub = b->o.pubs;
@@ -856,7 +1072,7 @@ static int setup(struct bench *b)
 
 		c->fd = -1;
 		c->state = CS_NEW;
-		if (b->o.scenario == SC_IDLE) {
+		if (b->o.scenario == SC_IDLE || b->o.scenario == SC_CONNECT) {
 			c->role = ROLE_IDLE;
 			c->idx = (uint32_t)i;
 			continue;
@@ -893,10 +1109,18 @@ int cli_bench_main(int argc, char **argv)
 		free(b);
 		return rc == 2 ? 0 : 1;
 	}
+	if (b->o.cafile != NULL) {
+		b->tls = bench_tls_ctx_create(b->o.cafile, b->o.cert, b->o.key);
+		if (b->tls == NULL) {
+			free(b);
+			return 1;
+		}
+	}
 	rc = setup(b);
 	if (rc == 0) {
 		b->r = (struct bench_result){
-			.scenario = scenario_name(b->o.scenario), .qos = b->o.qos,
+			.scenario = scenario_name(b->o.scenario), .tls = b->tls != NULL,
+			.qos = b->o.qos,
 			.version = b->o.version == MQTT_V5 ? 5 : 311, .payload_len = b->o.payload_len,
 			.publishers = b->npub, .subscribers = b->npub > 0 ? b->nsub : 0,
 			.connections = b->n,
@@ -919,6 +1143,7 @@ int cli_bench_main(int argc, char **argv)
 		close(b->epfd);
 	free(b->c);
 	free(b->payload);
+	SSL_CTX_free(b->tls);
 	free(b);
 	return rc;
 }

@@ -1,13 +1,17 @@
 /*
- * `moat bench`: the load generator (bench.c) and its statistics and reports
- * (bench_report.c). The generator drives its own non-blocking sockets with
- * the codec; this header holds only what the two files share.
+ * `moat bench`: the load generator (bench.c), its statistics and reports
+ * (bench_report.c) and its TLS set-up (bench_tls.c). The generator drives its
+ * own non-blocking sockets with the codec; this header holds only what the
+ * files share.
  */
 #ifndef MOAT_CLI_BENCH_H
 #define MOAT_CLI_BENCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include <openssl/ssl.h>
 
 /* Latency histogram: exact below 128 µs, then 64 buckets per power of two (< 1.6 % error). */
 #define BENCH_HIST_SUB 64u
@@ -22,11 +26,12 @@ struct bench_hist {
 /* What one run measured; filled by bench.c, printed by bench_report.c. */
 struct bench_result {
 	const char *scenario;
+	bool tls;
 	int qos, version;
 	unsigned long payload_len, publishers, subscribers, connections;
 	double rate;		/* messages/s per publisher, 0 = unthrottled */
 	double duration_s;	/* requested publishing (or holding) time */
-	double elapsed_s;	/* first PUBLISH sent to last one received */
+	double elapsed_s;	/* first PUBLISH sent to last one received; connect: run time */
 	uint64_t sent;		/* PUBLISH packets written by publishers */
 	uint64_t expected;	/* sum over publisher -> subscriber pairs of what was sent */
 	uint64_t received;	/* distinct messages subscribers received */
@@ -34,6 +39,7 @@ struct bench_result {
 	uint64_t lost, dup;
 	uint64_t errors;	/* refused acks, foreign payloads, broken connections */
 	unsigned long connected;	/* connections that got a successful CONNACK */
+	/* latency of each message, or (connect) time from socket() to CONNACK of each connection */
 	struct bench_hist hist;
 };
 
@@ -53,6 +59,9 @@ uint64_t bench_hist_pct(const struct bench_hist *h, double pct);
  */
 double bench_rate(const struct bench_result *r);
 
+/* Connections per second of a connect run <r>: successful CONNACKs per second of run time. */
+double bench_conn_rate(const struct bench_result *r);
+
 /* Prints the one-second progress line of a running <r> at <t_s> seconds to <out>. */
 void bench_report_progress(FILE *out, const struct bench_result *r, double t_s, uint64_t recv_1s);
 
@@ -61,6 +70,22 @@ void bench_report_summary(FILE *out, const struct bench_result *r);
 
 /* Prints <r> as one JSON object on one line to <out>. */
 void bench_report_json(FILE *out, const struct bench_result *r);
+
+/*
+ * Creates the client TLS context of `moat bench --cafile`: TLS 1.2 or 1.3,
+ * the server verified against the CA certificates in <cafile>, and when
+ * <cert> is not NULL the client certificate chain <cert> with its private key
+ * <key>. Returns NULL after printing why to standard error.
+ */
+SSL_CTX *bench_tls_ctx_create(const char *cafile, const char *cert, const char *key);
+
+/*
+ * Returns a client SSL object of <ctx> on the connected non-blocking socket
+ * <fd>, checking that the server's certificate names <host> (a DNS name, also
+ * sent as SNI, or an IP address literal); NULL when out of memory. The caller
+ * drives the handshake and frees the object with SSL_free().
+ */
+SSL *bench_tls_open(SSL_CTX *ctx, int fd, const char *host);
 
 /* Entry point of `moat bench`; <argv>[0] is "bench". Returns the exit code. */
 int cli_bench_main(int argc, char **argv);

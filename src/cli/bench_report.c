@@ -3,6 +3,7 @@
  * line, the human summary and the JSON line. No sockets, no clock.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "cli/bench.h"
 
@@ -63,8 +64,24 @@ double bench_rate(const struct bench_result *r)
 	return r->publishers > 0 ? (double)r->received_in_run / r->duration_s : 0.0;
 }
 
+static bool is_connect(const struct bench_result *r)
+{
+	return strcmp(r->scenario, "connect") == 0;
+}
+
+double bench_conn_rate(const struct bench_result *r)
+{
+	return is_connect(r) && r->elapsed_s > 0 ? (double)r->connected / r->elapsed_s : 0.0;
+}
+
 void bench_report_progress(FILE *out, const struct bench_result *r, double t_s, uint64_t recv_1s)
 {
+	if (is_connect(r)) {
+		fprintf(out, "moat bench: %5.1fs  connections %lu  errors %llu  p99 %llu us\n", t_s,
+			r->connected, (unsigned long long)r->errors,
+			(unsigned long long)bench_hist_pct(&r->hist, 99.0));
+		return;
+	}
 	if (r->publishers == 0) {
 		fprintf(out, "moat bench: %5.1fs  connected %lu/%lu\n", t_s, r->connected,
 			r->connections);
@@ -77,6 +94,19 @@ void bench_report_progress(FILE *out, const struct bench_result *r, double t_s, 
 
 void bench_report_summary(FILE *out, const struct bench_result *r)
 {
+	if (is_connect(r)) {
+		fprintf(out,
+			"connect: %lu clients in parallel, MQTT %s%s\n"
+			"  %lu connections in %.2f s: %.0f connections/s\n"
+			"  connect time (TCP%s + CONNACK) p50 %llu us, p99 %llu us, max %llu us\n"
+			"  errors %llu\n",
+			r->connections, r->version == 5 ? "5" : "3.1.1", r->tls ? " over TLS" : "",
+			r->connected, r->elapsed_s, bench_conn_rate(r), r->tls ? " + TLS" : "",
+			(unsigned long long)bench_hist_pct(&r->hist, 50.0),
+			(unsigned long long)bench_hist_pct(&r->hist, 99.0),
+			(unsigned long long)r->hist.max_us, (unsigned long long)r->errors);
+		return;
+	}
 	if (r->publishers == 0) {
 		fprintf(out, "%s: %lu of %lu connections established and held for %.1f s (MQTT %s)\n",
 			r->scenario, r->connected, r->connections, r->duration_s,
@@ -100,16 +130,17 @@ void bench_report_summary(FILE *out, const struct bench_result *r)
 void bench_report_json(FILE *out, const struct bench_result *r)
 {
 	fprintf(out,
-		"{\"scenario\":\"%s\",\"qos\":%d,\"version\":%d,\"payload\":%lu,"
+		"{\"scenario\":\"%s\",\"tls\":%s,\"qos\":%d,\"version\":%d,\"payload\":%lu,"
 		"\"publishers\":%lu,\"subscribers\":%lu,\"connections\":%lu,\"connected\":%lu,"
 		"\"rate\":%.0f,\"duration_s\":%.3f,\"elapsed_s\":%.3f,\"sent\":%llu,"
-		"\"expected\":%llu,\"received\":%llu,\"received_in_run\":%llu,\"msgs_per_s\":%.1f,\"p50_us\":%llu,"
+		"\"expected\":%llu,\"received\":%llu,\"received_in_run\":%llu,\"msgs_per_s\":%.1f,"
+		"\"conns_per_s\":%.1f,\"p50_us\":%llu,"
 		"\"p99_us\":%llu,\"max_us\":%llu,\"lost\":%llu,\"dup\":%llu,\"errors\":%llu}\n",
-		r->scenario, r->qos, r->version, r->payload_len, r->publishers, r->subscribers,
-		r->connections, r->connected, r->rate, r->duration_s, r->elapsed_s,
-		(unsigned long long)r->sent, (unsigned long long)r->expected,
+		r->scenario, r->tls ? "true" : "false", r->qos, r->version, r->payload_len,
+		r->publishers, r->subscribers, r->connections, r->connected, r->rate, r->duration_s,
+		r->elapsed_s, (unsigned long long)r->sent, (unsigned long long)r->expected,
 		(unsigned long long)r->received, (unsigned long long)r->received_in_run, bench_rate(r),
-		(unsigned long long)bench_hist_pct(&r->hist, 50.0),
+		bench_conn_rate(r), (unsigned long long)bench_hist_pct(&r->hist, 50.0),
 		(unsigned long long)bench_hist_pct(&r->hist, 99.0), (unsigned long long)r->hist.max_us,
 		(unsigned long long)r->lost, (unsigned long long)r->dup, (unsigned long long)r->errors);
 }
