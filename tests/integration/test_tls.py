@@ -1,0 +1,457 @@
+"""TLS listeners: protocol versions, cipher lists, mutual TLS with certificate
+identities, start-up checks of the PEM files, SIGHUP certificate reload, and
+the warning for a plain listener reachable from the network.
+
+Certificates come from tests/data/make_certs.sh, generated once per class into
+a temporary directory. The harness listener (`listener PORT 127.0.0.1`) is the
+one the per-listener TLS options in CONFIG apply to.
+"""
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import time
+import unittest
+
+import moattest
+from moattest import Broker, BrokerTest, Closed
+from tlstest import TlsPeer, client_ctx, make_certs, tls_refused
+
+START_TIMEOUT_S = 10
+
+
+def wait_for_log(broker, text, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in broker.log():
+            return
+        time.sleep(0.05)
+    raise AssertionError("%r not in the broker log:\n%s" % (text, broker.log()[-4000:]))
+
+
+class CertsTest(BrokerTest):
+    """BrokerTest with a class-wide certificate directory (self.certs) and TLS
+    peers: peer()/client() connect with client_ctx(certs, PEER_CERT)."""
+
+    PEER_CERT = None
+    TLS_CONFIG = ""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = make_certs()
+        cls.CONFIG = cls.TLS_CONFIG.replace("@", cls.certs + "/")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.certs, ignore_errors=True)
+
+    def ctx(self, cert=None, version=None):
+        return client_ctx(self.certs, cert, version)
+
+    def peer(self, version=5, ctx=None, **kw):
+        p = TlsPeer(self.port, ctx or self.ctx(self.PEER_CERT), version=version, **kw)
+        self.peers.append(p)
+        return p
+
+
+class TlsVersions(CertsTest):
+    """A TLS listener with the default tls_version (minimum TLS 1.2)."""
+
+    TLS_CONFIG = "certfile @server.crt\nkeyfile @server.key\n"
+
+    def round_trip(self, version):
+        p = self.peer(ctx=self.ctx(version=version))
+        self.assertEqual(p.connect("v-" + version.name).rc, 0)
+        p.subscribe("tls/v", qos=1)
+        q = self.peer(ctx=self.ctx(version=version))
+        q.connect("pub-" + version.name)
+        q.publish("tls/v", b"over " + version.name.encode(), qos=1)
+        self.assertEqual(p.expect_publish().payload, b"over " + version.name.encode())
+        return p
+
+    def test_tls12_accepted(self):
+        p = self.round_trip(ssl.TLSVersion.TLSv1_2)
+        self.assertEqual(p.tls_version(), "TLSv1.2")
+        cipher = p.sock.cipher()[0]
+        self.assertTrue("GCM" in cipher or "CHACHA20" in cipher, cipher)
+
+    def test_tls13_accepted(self):
+        p = self.round_trip(ssl.TLSVersion.TLSv1_3)
+        self.assertEqual(p.tls_version(), "TLSv1.3")
+
+    def test_openssl_s_client_tls12_and_tls13(self):
+        for flag, proto in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
+            with self.subTest(flag=flag):
+                out = subprocess.run(
+                    ["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.port, flag,
+                     "-CAfile", os.path.join(self.certs, "ca.crt"), "-verify_return_error"],
+                    stdin=subprocess.DEVNULL, capture_output=True, timeout=START_TIMEOUT_S)
+                text = out.stdout.decode("utf-8", "replace")
+                self.assertEqual(out.returncode, 0, text + out.stderr.decode())
+                self.assertIn("New, %s, Cipher is" % proto, text)
+                self.assertIn("Verify return code: 0 (ok)", text)
+
+    def test_tls11_refused(self):
+        # SECLEVEL=0 so that the client itself is willing to speak TLS 1.1: the
+        # refusal must come from the broker (alert 70, protocol version).
+        out = subprocess.run(
+            ["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.port, "-tls1_1",
+             "-cipher", "DEFAULT:@SECLEVEL=0"],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=START_TIMEOUT_S)
+        text = (out.stdout + out.stderr).decode("utf-8", "replace")
+        self.assertNotEqual(out.returncode, 0, text)
+        self.assertIn("alert protocol version", text)
+        self.assertNotIn("Cipher is ECDHE", text)
+        self.assert_serves()
+
+    def test_sslv3_client_unavailable_or_refused(self):
+        """SSLv3 is compiled out of Debian's OpenSSL: the tls_version sslv3 and
+        tlsv1.1 start-up refusals (StartupFiles) stand for it. When the client
+        has it, the broker must refuse it."""
+        if not getattr(ssl, "HAS_SSLv3", False):
+            self.skipTest("this OpenSSL has no SSLv3 client; see test_tls_version_*_refused")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.SSLv3
+        self.assertIsNotNone(tls_refused(self.port, ctx))
+
+    def test_plain_mqtt_on_tls_listener_gets_no_connack(self):
+        p = moattest.Peer(self.port)
+        self.peers.append(p)
+        p.send(p.connect_bytes("plain"))
+        got = b""
+        deadline = time.monotonic() + moattest.READ_TIMEOUT_S
+        try:
+            while True:
+                p._fill(deadline)
+        except Closed:
+            pass
+        got = p.buf
+        # at most a TLS alert record (content type 0x15), never a CONNACK (0x20)
+        self.assertFalse(got.startswith(b"\x20"), got)
+        if got:
+            self.assertEqual(got[0], 0x15, got)
+        self.assert_serves()
+
+
+class Tls13Only(CertsTest):
+    TLS_CONFIG = "certfile @server.crt\nkeyfile @server.key\ntls_version tlsv1.3\n"
+
+    def test_tls_version_tlsv13_refuses_tls12(self):
+        why = tls_refused(self.port, self.ctx(version=ssl.TLSVersion.TLSv1_2))
+        self.assertIsNotNone(why, "TLS 1.2 accepted by a tlsv1.3 listener")
+        p = self.peer(ctx=self.ctx(version=ssl.TLSVersion.TLSv1_3))
+        p.connect("v13")
+        self.assertEqual(p.tls_version(), "TLSv1.3")
+
+
+MTLS = ("certfile @server.crt\nkeyfile @server.key\ncafile @ca.crt\ncrlfile @crl.pem\n"
+        "require_certificate true\nuse_identity_as_username true\n")
+
+
+class MutualTlsAcl(CertsTest):
+    """require_certificate + use_identity_as_username + crlfile, with an ACL that
+    grants only user client1 (the good certificate's CN) its topics."""
+
+    PEER_CERT = "client"
+    TLS_CONFIG = MTLS + "acl_file @acl\naudit_log file @audit.log\n"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        with open(os.path.join(cls.certs, "acl"), "w") as f:
+            f.write("user client1\ntopic readwrite c1/#\ntopic readwrite fresh/#\n")
+
+    def setUp(self):
+        audit = os.path.join(self.certs, "audit.log")
+        if os.path.exists(audit):
+            os.unlink(audit)
+        super().setUp()
+
+    def audit_lines(self):
+        with open(os.path.join(self.certs, "audit.log")) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def test_good_certificate_cn_is_username(self):
+        # the username in CONNECT is ignored: the certificate names the user
+        p = self.client("good", username="mallory")
+        self.assertEqual(p.subscribe("c1/#", qos=1), [1])
+        self.assertEqual(p.subscribe("other/#", qos=1), [0x87])
+        q = self.client("good-pub")
+        q.publish("c1/x", b"mine", qos=1)
+        self.assertEqual(p.expect_publish().payload, b"mine")
+        q.disconnect()
+        p.disconnect()
+        auth = [e for e in self.audit_lines() if e.get("event") == "auth"]
+        self.assertTrue(auth, self.audit_lines())
+        self.assertEqual(auth[0].get("username"), "client1", auth)
+        self.assertEqual(auth[0].get("method"), "certificate", auth)
+        self.assertEqual(auth[0].get("client_id"), "good", auth)
+        self.assertNotIn("mallory", json.dumps(self.audit_lines()))
+
+    def check_refused(self, cert):
+        why = tls_refused(self.port, self.ctx(cert))
+        self.assertIsNotNone(why, "%s: CONNACK received" % cert)
+        self.assert_serves()
+
+    def test_no_certificate_refused(self):
+        self.check_refused(None)
+
+    def test_wrong_ca_certificate_refused(self):
+        self.check_refused("wrong")
+
+    def test_expired_certificate_refused(self):
+        self.check_refused("expired")
+
+    def test_revoked_certificate_refused(self):
+        self.check_refused("revoked")
+
+    def test_refusals_are_handshake_failures_on_tls12(self):
+        """On TLS 1.2 the client sees the refusal in the handshake itself."""
+        for cert in (None, "wrong", "expired", "revoked"):
+            with self.subTest(cert=cert):
+                why = tls_refused(self.port, self.ctx(cert, ssl.TLSVersion.TLSv1_2))
+                self.assertIsNotNone(why)
+                self.assertTrue(why.startswith("handshake"), why)
+        self.assert_serves()
+
+
+class MutualTlsNoAcl(CertsTest):
+    """use_identity_as_username without an ACL: the audit log names client1."""
+
+    PEER_CERT = "client"
+    TLS_CONFIG = MTLS + "audit_log file @audit-noacl.log\n"
+
+    def test_identity_in_audit_log(self):
+        p = self.client("noacl")
+        p.subscribe("any/topic", qos=1)
+        p.disconnect()
+        with open(os.path.join(self.certs, "audit-noacl.log")) as f:
+            text = f.read()
+        self.assertIn('"username":"client1"', text)
+        self.assertIn('"method":"certificate"', text)
+
+    def test_revoked_refused_without_acl(self):
+        self.assertIsNotNone(tls_refused(self.port, self.ctx("revoked")))
+        self.assert_serves()
+
+
+class SighupReload(BrokerTest):
+    """SIGHUP re-reads certfile/keyfile: new connections get the new certificate,
+    an existing one keeps working."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.old, cls.new = make_certs(), make_certs()
+        cls.live = os.path.join(cls.old, "live")
+        os.mkdir(cls.live)
+        cls.CONFIG = "certfile %s/server.crt\nkeyfile %s/server.key\n" % (cls.live, cls.live)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.old, ignore_errors=True)
+        shutil.rmtree(cls.new, ignore_errors=True)
+
+    def install(self, src):
+        for name in ("server.crt", "server.key"):
+            shutil.copy(os.path.join(src, name), os.path.join(self.live, name + ".tmp"))
+            os.replace(os.path.join(self.live, name + ".tmp"), os.path.join(self.live, name))
+
+    def setUp(self):
+        self.install(self.old)
+        super().setUp()
+
+    def peer(self, version=5, **kw):
+        p = TlsPeer(self.port, client_ctx(self.old, verify=False), version=version, **kw)
+        self.peers.append(p)
+        return p
+
+    def der(self, d):
+        with open(os.path.join(d, "server.crt")) as f:
+            return ssl.PEM_cert_to_DER_cert(f.read())
+
+    def test_sighup_new_cert_for_new_connections_old_kept(self):
+        a = self.client("before")
+        a.subscribe("hup/#", qos=1)
+        self.assertEqual(a.server_cert_der(), self.der(self.old))
+        self.install(self.new)
+        self.broker.proc.send_signal(signal.SIGHUP)
+        wait_for_log(self.broker, "certificates, key and CRL reloaded")
+        b = self.client("after")
+        self.assertEqual(b.server_cert_der(), self.der(self.new))
+        # verified against the new CA, hostname included
+        c = TlsPeer(self.port, client_ctx(self.new))
+        self.peers.append(c)
+        c.connect("after-verified")
+        # the connection made before the reload still works both ways
+        a.ping()
+        b.publish("hup/1", b"after reload", qos=1)
+        self.assertEqual(a.expect_publish().payload, b"after reload")
+        b.subscribe("hup2/#", qos=1)
+        a.publish("hup2/x", b"from old conn", qos=1)
+        self.assertEqual(b.expect_publish().payload, b"from old conn")
+
+    def test_sighup_with_broken_key_keeps_old_cert(self):
+        a = self.client("keep")
+        with open(os.path.join(self.live, "server.key"), "w") as f:
+            f.write("")
+        self.broker.proc.send_signal(signal.SIGHUP)
+        wait_for_log(self.broker, "TLS reload failed")
+        self.assertIn("server.key", self.broker.log())
+        a.ping()
+        b = self.client("still-old")
+        self.assertEqual(b.server_cert_der(), self.der(self.old))
+
+
+class StartupFiles(unittest.TestCase):
+    """Bad TLS files or settings stop start-up with exit 1 and a message naming
+    the file (or option)."""
+
+    @classmethod
+    def setUpClass(cls):
+        if moattest.is_mosquitto():
+            raise unittest.SkipTest("moatd's start-up messages")
+        cls.certs = make_certs()
+        cls.empty = os.path.join(cls.certs, "empty.pem")
+        open(cls.empty, "w").close()
+        cls.junk = os.path.join(cls.certs, "junk.pem")
+        with open(cls.junk, "w") as f:
+            f.write("this is not PEM\n")
+        cls.missing = os.path.join(cls.certs, "missing.pem")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.certs, ignore_errors=True)
+
+    def c(self, name):
+        return os.path.join(self.certs, name)
+
+    def refused(self, config, *needles):
+        b = Broker(config)
+        try:
+            b.start(wait=False)
+            try:
+                code = b.proc.wait(timeout=START_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                b.stop(check=False)
+                self.fail("broker started with:\n%s" % config)
+            log = b.log()
+            b.stop(check=False)
+            self.assertEqual(code, 1, log)
+            for n in needles:
+                self.assertIn(n, log)
+            self.assertNotIn("AddressSanitizer", log)
+            return log
+        finally:
+            b.cleanup()
+
+    def tls(self, cert=None, key=None, ca=None, extra=""):
+        return "certfile %s\nkeyfile %s\n%s%s" % (
+            cert or self.c("server.crt"), key or self.c("server.key"),
+            "cafile %s\nrequire_certificate true\n" % ca if ca else "", extra)
+
+    def test_missing_cafile(self):
+        self.refused(self.tls(ca=self.missing), "cafile", self.missing)
+
+    def test_empty_cafile(self):
+        self.refused(self.tls(ca=self.empty), "cafile", self.empty)
+
+    def test_junk_cafile(self):
+        self.refused(self.tls(ca=self.junk), "cafile", self.junk)
+
+    def test_missing_certfile(self):
+        self.refused(self.tls(cert=self.missing), "certfile", self.missing)
+
+    def test_empty_certfile(self):
+        self.refused(self.tls(cert=self.empty), "certfile", self.empty)
+
+    def test_missing_keyfile(self):
+        self.refused(self.tls(key=self.missing), "keyfile", self.missing)
+
+    def test_empty_keyfile(self):
+        self.refused(self.tls(key=self.empty), "keyfile", self.empty)
+
+    def test_mismatched_keyfile(self):
+        self.refused(self.tls(key=self.c("client.key")), "keyfile", self.c("client.key"))
+
+    def test_missing_crlfile(self):
+        self.refused(self.tls(ca=self.c("ca.crt"), extra="crlfile %s\n" % self.missing),
+                     "crlfile", self.missing)
+
+    def test_keyfile_without_certfile(self):
+        self.refused("keyfile %s\n" % self.c("server.key"), "certfile")
+
+    def test_tls_version_tlsv11_refused(self):
+        self.refused(self.tls(extra="tls_version tlsv1.1\n"), "tls_version")
+
+    def test_tls_version_sslv3_refused(self):
+        self.refused(self.tls(extra="tls_version sslv3\n"), "tls_version")
+
+    def test_tls_version_tlsv1_refused(self):
+        self.refused(self.tls(extra="tls_version tlsv1\n"), "tls_version")
+
+    def test_non_aead_ciphers_refused(self):
+        for ciphers in ("ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES128-SHA",
+                        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-SHA384",
+                        "AES128-SHA"):
+            with self.subTest(ciphers=ciphers):
+                self.refused(self.tls(extra="ciphers %s\n" % ciphers), "ciphers")
+
+    def test_aead_ciphers_accepted(self):
+        """The control: an AEAD-only list starts, and serves TLS 1.2 with it."""
+        b = Broker(self.tls(extra="ciphers ECDHE-ECDSA-AES256-GCM-SHA384\n"))
+        try:
+            b.start()
+            p = TlsPeer(b.port, client_ctx(self.certs, version=ssl.TLSVersion.TLSv1_2))
+            try:
+                p.connect("aead")
+                self.assertEqual(p.sock.cipher()[0], "ECDHE-ECDSA-AES256-GCM-SHA384")
+            finally:
+                p.close()
+            b.stop(check=True)
+        finally:
+            b.cleanup()
+
+
+class PlainListenerWarning(unittest.TestCase):
+    WARNING = "plain TCP and reachable from the network"
+
+    def started_log(self, address, config=""):
+        port = moattest.free_port()
+        b = Broker("listener %d %s\n%s" % (port, address, config), port=port,
+                   with_listener=False)
+        try:
+            b.start()
+            time.sleep(0.2)
+            log = b.log()
+            b.stop(check=True)
+            return log
+        finally:
+            b.cleanup()
+
+    def test_plain_listener_on_all_addresses_warns(self):
+        if moattest.is_mosquitto():
+            self.skipTest("moatd's warning")
+        log = self.started_log("0.0.0.0")
+        self.assertIn(self.WARNING, log)
+
+    def test_plain_listener_on_loopback_does_not_warn(self):
+        log = self.started_log("127.0.0.1")
+        self.assertIn("listening on 127.0.0.1", log)
+        self.assertNotIn(self.WARNING, log)
+
+    def test_tls_listener_on_all_addresses_does_not_warn(self):
+        certs = make_certs()
+        try:
+            log = self.started_log("0.0.0.0", "certfile %s/server.crt\nkeyfile %s/server.key\n"
+                                   % (certs, certs))
+        finally:
+            shutil.rmtree(certs, ignore_errors=True)
+        self.assertIn("TLS", log)
+        self.assertNotIn(self.WARNING, log)
+
+
+if __name__ == "__main__":
+    moattest.main()
