@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import time
@@ -238,6 +239,87 @@ class MutualTlsNoAcl(CertsTest):
         self.assert_serves()
 
 
+class SubjectAsUsername(CertsTest):
+    """use_subject_as_username: the whole subject, RFC 2253 as mosquitto prints it
+    (`openssl x509 -subject -nameopt RFC2253`), is the username."""
+
+    PEER_CERT = "client"
+    TLS_CONFIG = ("certfile @server.crt\nkeyfile @server.key\ncafile @ca.crt\n"
+                  "require_certificate true\nuse_subject_as_username true\n"
+                  "audit_log file @audit-subject.log\n")
+
+    def test_subject_is_username(self):
+        self.client("subj").disconnect()
+        with open(os.path.join(self.certs, "audit-subject.log")) as f:
+            auth = [json.loads(line) for line in f if '"event":"auth"' in line]
+        want = subprocess.run(["openssl", "x509", "-in", os.path.join(self.certs, "client.crt"),
+                               "-noout", "-subject", "-nameopt", "RFC2253"],
+                              capture_output=True, text=True, check=True).stdout
+        self.assertEqual(want.strip(), "subject=O=Moat Test,CN=client1")
+        self.assertEqual(auth[-1].get("username"), "O=Moat Test,CN=client1", auth)
+
+
+class CrlReload(CertsTest):
+    """SIGHUP re-reads crlfile: a certificate revoked since start-up is refused on
+    new connections; the connection it already has is not dropped."""
+
+    PEER_CERT = "client"
+    TLS_CONFIG = MTLS
+
+    def test_sighup_reloads_crl(self):
+        a = self.client("soon-revoked")
+        a.subscribe("crl/#", qos=1)
+        cnf = os.path.join(self.certs, "ca.cnf")
+        for args in (["-revoke", os.path.join(self.certs, "client.crt")],
+                     ["-gencrl", "-out", os.path.join(self.certs, "crl.pem.tmp")]):
+            subprocess.run(["openssl", "ca", "-config", cnf] + args, check=True,
+                           capture_output=True, timeout=30)
+        os.replace(os.path.join(self.certs, "crl.pem.tmp"), os.path.join(self.certs, "crl.pem"))
+        self.broker.proc.send_signal(signal.SIGHUP)
+        wait_for_log(self.broker, "certificates, key and CRL reloaded")
+        why = tls_refused(self.port, self.ctx("client"))
+        self.assertIsNotNone(why, "a certificate revoked by the reloaded CRL was accepted")
+        a.ping()
+        a.send(a.publish_bytes("crl/x", b"still here", qos=1, pid=77))
+        got = sorted([a.recv(), a.recv()], key=lambda p: p.type)   # in either order
+        self.assertEqual((got[0].type, got[0].payload), (moattest.PUBLISH, b"still here"))
+        self.assertEqual((got[1].type, got[1].pid), (moattest.PUBACK, 77))
+
+
+class TlsHandshakeTimeout(CertsTest):
+    """A client that never finishes the TLS handshake is closed by connect_timeout."""
+
+    TLS_CONFIG = "certfile @server.crt\nkeyfile @server.key\nconnect_timeout 1\n"
+
+    def closed_within(self, first_bytes, limit_s):
+        sk = socket.create_connection(("127.0.0.1", self.port), timeout=limit_s)
+        try:
+            if first_bytes:
+                sk.sendall(first_bytes)
+            start = time.monotonic()
+            try:
+                while sk.recv(4096):
+                    pass
+            except socket.timeout:
+                self.fail("still open after %.1f s" % limit_s)
+            except ConnectionResetError:
+                pass
+            return time.monotonic() - start
+        finally:
+            sk.close()
+
+    def test_silent_tcp_client_closed(self):
+        self.assertLess(self.closed_within(b"", 4.0), 4.0)
+
+    def test_partial_client_hello_closed(self):
+        # a TLS record header announcing 512 bytes of ClientHello, then nothing
+        self.assertLess(self.closed_within(b"\x16\x03\x01\x02\x00\x01", 4.0), 4.0)
+        self.assert_serves()
+
+    def peer(self, version=5, ctx=None, **kw):
+        return super().peer(version, ctx or client_ctx(self.certs), **kw)
+
+
 class SighupReload(BrokerTest):
     """SIGHUP re-reads certfile/keyfile: new connections get the new certificate,
     an existing one keeps working."""
@@ -436,6 +518,11 @@ class PlainListenerWarning(unittest.TestCase):
             self.skipTest("moatd's warning")
         log = self.started_log("0.0.0.0")
         self.assertIn(self.WARNING, log)
+
+    def test_plain_listener_without_address_warns(self):
+        if moattest.is_mosquitto():
+            self.skipTest("moatd's warning")
+        self.assertIn(self.WARNING, self.started_log(""))
 
     def test_plain_listener_on_loopback_does_not_warn(self):
         log = self.started_log("127.0.0.1")

@@ -267,6 +267,80 @@ class WebSockets(WebSocketTest):
         self.assertEqual(a.close_code, 1002)
         self.assert_serves()
 
+    def raw_frame(self, p, timeout=moattest.READ_TIMEOUT_S):
+        """The next whole server frame read raw from peer p: (opcode, payload)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = p.raw
+            if len(r) >= 2 and (r[1] & 0x7F) < 126 and len(r) >= 2 + (r[1] & 0x7F):
+                n = r[1] & 0x7F
+                p.raw = r[2 + n:]
+                return r[0] & 0x0F, r[2:2 + n]
+            p.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            data = p.sock.recv(4096)
+            if not data:
+                raise Closed("closed")
+            p.raw += data
+
+    def test_ping_answered_with_pong_inside_fragmented_message(self):
+        a = self.client("pinger")
+        a.send_frames(frame(b"hello", OP_PING))
+        self.assertEqual(self.raw_frame(a), (OP_PONG, b"hello"))
+        # a control frame between the fragments of one MQTT-carrying message
+        pingreq = packet(moattest.PINGREQ, 0, b"")
+        a.send_frames(frame(pingreq[:1], fin=False), frame(b"mid", OP_PING),
+                      frame(pingreq[1:], OP_CONT))
+        self.assertEqual(self.raw_frame(a), (OP_PONG, b"mid"))
+        self.assertEqual(self.raw_frame(a), (OP_BINARY, bytes([0xD0, 0])))
+
+    def test_client_close_frame_echoed_and_connection_closed(self):
+        a = self.client("closer")
+        a.send_frames(frame(struct.pack("!H", 1000), OP_CLOSE))
+        with self.assertRaises(Closed):
+            a.recv()
+        self.assertEqual(a.close_code, 1000)
+        self.assert_serves()
+
+    def test_text_frame_closes_1003(self):
+        a = self.client("texter")
+        a.send_frames(frame(packet(moattest.PINGREQ, 0, b""), OP_TEXT))
+        with self.assertRaises(Closed):
+            a.recv()
+        self.assertEqual(a.close_code, 1003)
+        self.assert_serves()
+
+    def test_huge_declared_frame_length_closes_1009(self):
+        """A header announcing 2^40 payload bytes: closed with 1009, nothing
+        allocated up front (the broker keeps serving, ASan sees no leak)."""
+        a = self.client("huge")
+        head = bytes([0x82, 0x80 | 127]) + struct.pack("!Q", 1 << 40) + os.urandom(4)
+        a.send_frames(head + b"\x30" * 64)
+        with self.assertRaises(Closed):
+            a.recv()
+        self.assertEqual(a.close_code, 1009)
+        self.assert_serves()
+
+    config_for_test_frame_over_max_packet_size_closes_1009 = "max_packet_size 1000\n"
+
+    def test_frame_over_max_packet_size_closes_1009(self):
+        a = self.client("big")
+        a.send(a.publish_bytes("big/t", b"z" * 5000, qos=0))
+        with self.assertRaises(Closed):
+            a.recv()
+        self.assertEqual(a.close_code, 1009)
+        self.assert_serves()
+
+    def test_bad_websocket_version_426(self):
+        sk = open_socket(self.port)
+        try:
+            key = base64.b64encode(os.urandom(16)).decode()
+            sk.sendall(upgrade_request(self.port, key).replace(b"Version: 13", b"Version: 8"))
+            head, _ = read_response(sk)
+        finally:
+            sk.close()
+        self.assertTrue(head.startswith(b"HTTP/1.1 426"), head)
+        self.assertIn(b"Sec-WebSocket-Version: 13", head)
+
     def test_missing_mqtt_subprotocol_400(self):
         self.assertTrue(self.upgrade_status(None).startswith("HTTP/1.1 400"))
         self.assertTrue(self.upgrade_status("chat, superchat").startswith("HTTP/1.1 400"))
