@@ -137,6 +137,78 @@ class TlsVersions(CertsTest):
         self.assert_serves()
 
 
+class MixedListeners(CertsTest):
+    """Per-listener settings: the harness's plain listener, a TLS listener and a
+    WebSocket listener in one broker; TLS options stay on their own listener."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tls_port, cls.ws_port = moattest.free_port(), moattest.free_port()
+        cls.CONFIG = ("listener {1} 127.0.0.1\ncertfile {0}/server.crt\nkeyfile {0}/server.key\n"
+                      "listener {2} 127.0.0.1\nprotocol websockets\n"
+                      .format(cls.certs, cls.tls_port, cls.ws_port))
+
+    def test_each_listener_speaks_its_own_protocol(self):
+        plain = moattest.Peer(self.port)
+        self.peers.append(plain)
+        plain.connect("plain")
+        plain.subscribe("mix/#", qos=1)
+        t = TlsPeer(self.tls_port, self.ctx())
+        self.peers.append(t)
+        t.connect("tls")
+        t.publish("mix/tls", b"from tls", qos=1)
+        self.assertEqual(plain.expect_publish().payload, b"from tls")
+        # the WebSocket listener answers an HTTP upgrade, not TLS
+        ws = socket.create_connection(("127.0.0.1", self.ws_port), timeout=3)
+        try:
+            ws.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                       b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                       b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       b"Sec-WebSocket-Protocol: mqtt\r\n\r\n")
+            self.assertTrue(ws.recv(4096).startswith(b"HTTP/1.1 101"))
+        finally:
+            ws.close()
+        # and the plain listener is not TLS
+        self.assertRaises((ssl.SSLError, ConnectionResetError, OSError),
+                          TlsPeer, self.port, self.ctx(), timeout=2)
+        log = self.broker.log()
+        self.assertIn("listening on 127.0.0.1:%d (TLS, MQTT)" % self.tls_port, log)
+        self.assertIn("listening on 127.0.0.1:%d (WebSocket)" % self.ws_port, log)
+
+
+class Tls13Suites(CertsTest):
+    TLS_CONFIG = ("certfile @server.crt\nkeyfile @server.key\n"
+                  "ciphers_tls1.3 TLS_CHACHA20_POLY1305_SHA256\n")
+
+    def test_ciphers_tls13_restricts_the_suite(self):
+        p = self.peer(ctx=self.ctx(version=ssl.TLSVersion.TLSv1_3))
+        p.connect("chacha")
+        self.assertEqual(p.sock.cipher()[0], "TLS_CHACHA20_POLY1305_SHA256")
+
+
+class CaPath(CertsTest):
+    """capath (a hashed CA directory, `openssl rehash`) instead of cafile."""
+
+    PEER_CERT = "client"
+    TLS_CONFIG = ("certfile @server.crt\nkeyfile @server.key\ncapath @cadir\n"
+                  "require_certificate true\nuse_identity_as_username true\n")
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cadir = os.path.join(cls.certs, "cadir")
+        os.mkdir(cadir)
+        shutil.copy(os.path.join(cls.certs, "ca.crt"), cadir)
+        subprocess.run(["openssl", "rehash", cadir], check=True, capture_output=True,
+                       timeout=30)
+
+    def test_capath_verifies_clients(self):
+        self.client("capath-good").disconnect()
+        self.assertIsNotNone(tls_refused(self.port, self.ctx("wrong")))
+        self.assertIsNotNone(tls_refused(self.port, self.ctx(None)))
+
+
 class Tls13Only(CertsTest):
     TLS_CONFIG = "certfile @server.crt\nkeyfile @server.key\ntls_version tlsv1.3\n"
 
@@ -407,6 +479,11 @@ class StartupFiles(unittest.TestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.certs, ignore_errors=True)
 
+    def setUp(self):
+        name = self._testMethodName
+        if name in moattest.PENDING and not os.environ.get("MOAT_TEST_PENDING"):
+            self.skipTest("PENDING: " + moattest.PENDING[name])
+
     def c(self, name):
         return os.path.join(self.certs, name)
 
@@ -449,6 +526,12 @@ class StartupFiles(unittest.TestCase):
     def test_empty_certfile(self):
         self.refused(self.tls(cert=self.empty), "certfile", self.empty)
 
+    def test_junk_certfile(self):
+        self.refused(self.tls(cert=self.junk), "certfile", self.junk)
+
+    def test_directory_as_certfile(self):
+        self.refused(self.tls(cert=self.certs), "certfile", self.certs)
+
     def test_missing_keyfile(self):
         self.refused(self.tls(key=self.missing), "keyfile", self.missing)
 
@@ -480,6 +563,14 @@ class StartupFiles(unittest.TestCase):
                         "AES128-SHA"):
             with self.subTest(ciphers=ciphers):
                 self.refused(self.tls(extra="ciphers %s\n" % ciphers), "ciphers")
+
+    def test_bad_ciphers_tls13_refused_naming_the_option(self):
+        log = self.refused(self.tls(extra="ciphers_tls1.3 TLS_NOT_A_SUITE\n"), "TLS_NOT_A_SUITE")
+        self.assertIn("ciphers_tls1.3", log)
+
+    def test_missing_capath(self):
+        self.refused(self.tls(extra="capath %s\nrequire_certificate true\n" % self.missing),
+                     "capath", self.missing)
 
     def test_aead_ciphers_accepted(self):
         """The control: an AEAD-only list starts, and serves TLS 1.2 with it."""
