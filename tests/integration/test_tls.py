@@ -82,6 +82,25 @@ class TlsVersions(CertsTest):
         p = self.round_trip(ssl.TLSVersion.TLSv1_3)
         self.assertEqual(p.tls_version(), "TLSv1.3")
 
+    config_for_test_large_messages_to_slow_reader = "max_inflight_messages 100\n"
+
+    def test_large_messages_to_slow_reader(self):
+        """60 QoS 1 messages of 100 kB to a subscriber that is not reading yet (6 MB
+        due at once, over loopback's 4 MB send buffer): all arrive intact once it
+        reads (TLS writes that hit a full socket are retried whole)."""
+        sub = self.peer()
+        sub.connect("slow-sub")
+        sub.subscribe("bulk/t", qos=1)
+        pub = self.peer()
+        pub.connect("bulk-pub")
+        sent = [os.urandom(100000) for _ in range(60)]
+        for payload in sent:
+            pub.publish("bulk/t", payload, qos=1)
+        time.sleep(0.3)
+        for i, want in enumerate(sent):
+            got = sub.expect_publish(timeout=8).payload
+            self.assertTrue(got == want, "message %d differs" % i)
+
     def test_openssl_s_client_tls12_and_tls13(self):
         for flag, proto in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
             with self.subTest(flag=flag):

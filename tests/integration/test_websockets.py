@@ -177,6 +177,29 @@ class WebSocketTest(BrokerTest):
             sk.close()
 
 
+SLOW_READER_CONFIG = "max_inflight_messages 100\n"
+
+
+def check_slow_reader(test, count=60, size=100000):
+    """A QoS 1 subscriber that reads nothing while <count> messages of <size>
+    random bytes are published gets them all, intact and in order, once it reads:
+    the broker's partial writes keep the stream whole. With max_inflight_messages
+    100, 6 MB are due at once, more than loopback's 4 MB send buffer plus the
+    receive window, so the broker's writes do hit a full socket."""
+    sub = test.client("slow-sub")
+    sub.subscribe("bulk/t", qos=1)
+    pub = test.client("bulk-pub")
+    sent = [os.urandom(size) for _ in range(count)]
+    for payload in sent:
+        pub.publish("bulk/t", payload, qos=1)
+    time.sleep(0.3)
+    got = [sub.expect_publish(timeout=8).payload for _ in range(count)]
+    test.assertEqual(len(got), count)
+    for i, (a, b) in enumerate(zip(got, sent)):
+        test.assertTrue(a == b, "message %d differs (len %d vs %d)" % (i, len(a), len(b)))
+    sub.expect_nothing(timeout=0.3)
+
+
 class WebSockets(WebSocketTest):
 
     def test_pub_sub_qos1_over_websocket(self):
@@ -341,6 +364,71 @@ class WebSockets(WebSocketTest):
         self.assertTrue(head.startswith(b"HTTP/1.1 426"), head)
         self.assertIn(b"Sec-WebSocket-Version: 13", head)
 
+    config_for_test_large_messages_to_slow_reader = SLOW_READER_CONFIG
+
+    def test_large_messages_to_slow_reader(self):
+        check_slow_reader(self)
+
+    def test_upgrade_and_connect_in_one_segment(self):
+        """The client's first frame right behind its upgrade request, one send."""
+        sk = open_socket(self.port)
+        try:
+            key = base64.b64encode(os.urandom(16)).decode()
+            p = moattest.Peer.__new__(WsPeer)
+            p.version, p.timeout, p.buf, p.next_pid, p.close_code = 5, 3.0, b"", 1, None
+            p.sock = sk
+            sk.sendall(upgrade_request(self.port, key) + frame(p.connect_bytes("pipelined")))
+            head, p.raw = read_response(sk)
+            self.assertTrue(head.startswith(b"HTTP/1.1 101"), head)
+            self.assertEqual(p.expect(CONNACK).rc, 0)
+            p.ping()
+        finally:
+            sk.close()
+
+    def test_upgrade_request_byte_by_byte(self):
+        sk = open_socket(self.port)
+        try:
+            key = base64.b64encode(os.urandom(16)).decode()
+            for b in upgrade_request(self.port, key):
+                sk.sendall(bytes([b]))
+            head, _ = read_response(sk)
+            self.assertTrue(head.startswith(b"HTTP/1.1 101"), head)
+        finally:
+            sk.close()
+
+    def test_oversized_upgrade_request_refused(self):
+        sk = open_socket(self.port)
+        try:
+            key = base64.b64encode(os.urandom(16)).decode()
+            big = "X-Filler: %s\r\n" % ("a" * 9000)
+            try:
+                sk.sendall(upgrade_request(self.port, key, extra=big))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            head, _ = read_response(sk)
+            self.assertTrue(head.startswith(b"HTTP/1.1 431"), head)
+        finally:
+            sk.close()
+        self.assert_serves()
+
+    config_for_test_unfinished_upgrade_closed_by_connect_timeout = "connect_timeout 1\n"
+
+    def test_unfinished_upgrade_closed_by_connect_timeout(self):
+        sk = open_socket(self.port, timeout=4)
+        try:
+            sk.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            start = time.monotonic()
+            try:
+                while sk.recv(4096):
+                    pass
+            except socket.timeout:
+                self.fail("a half-sent upgrade request kept the connection open for 4 s")
+            except ConnectionResetError:
+                pass
+            self.assertLess(time.monotonic() - start, 4)
+        finally:
+            sk.close()
+
     def test_missing_mqtt_subprotocol_400(self):
         self.assertTrue(self.upgrade_status(None).startswith("HTTP/1.1 400"))
         self.assertTrue(self.upgrade_status("chat, superchat").startswith("HTTP/1.1 400"))
@@ -391,6 +479,11 @@ class SecureWebSockets(WebSocketTest):
                 with self.assertRaises(Closed):
                     p.connect("nocert")
         self.assert_serves()
+
+    config_for_test_wss_large_messages_to_slow_reader = SLOW_READER_CONFIG
+
+    def test_wss_large_messages_to_slow_reader(self):
+        check_slow_reader(self)
 
     def test_wss_wrong_ca_certificate_refused_in_handshake(self):
         why = tls_refused(self.port, client_ctx(self.certs, "wrong", ssl.TLSVersion.TLSv1_2))
