@@ -18,7 +18,7 @@ import unittest
 
 import moattest
 from moattest import Broker, BrokerTest, Closed
-from tlstest import TlsPeer, client_ctx, make_certs, tls_refused
+from tlstest import TlsPeer, client_ctx, make_certs, sign_client, tls_refused
 
 START_TIMEOUT_S = 10
 
@@ -283,6 +283,17 @@ class MutualTlsAcl(CertsTest):
         self.assertEqual(auth[0].get("client_id"), "good", auth)
         self.assertNotIn("mallory", json.dumps(self.audit_lines()))
 
+    def test_wildcard_or_slash_in_cn_refused_with_acl(self):
+        """CN "evil/+x" would break %u/%c substitution: refused at CONNECT (0x86)."""
+        sign_client(self.certs, "evil", "evil/+x")
+        p = self.peer(ctx=self.ctx("evil"))
+        p.connect("evil", expect_rc=0x86)
+        p.expect_closed()
+        deny = [e for e in self.audit_lines() if e.get("result") == "deny"]
+        self.assertTrue(deny, self.audit_lines())
+        self.assertEqual(deny[0].get("method"), "certificate")
+        self.assert_serves()
+
     def check_refused(self, cert):
         why = tls_refused(self.port, self.ctx(cert))
         self.assertIsNotNone(why, "%s: CONNACK received" % cert)
@@ -420,7 +431,8 @@ class SighupReload(BrokerTest):
         cls.old, cls.new = make_certs(), make_certs()
         cls.live = os.path.join(cls.old, "live")
         os.mkdir(cls.live)
-        cls.CONFIG = "certfile %s/server.crt\nkeyfile %s/server.key\n" % (cls.live, cls.live)
+        cls.CONFIG = "certfile %s/server.crt\nkeyfile %s/server.key\nthreads 4\n" % (
+            cls.live, cls.live)
 
     @classmethod
     def tearDownClass(cls):
@@ -454,6 +466,9 @@ class SighupReload(BrokerTest):
         wait_for_log(self.broker, "certificates, key and CRL reloaded")
         b = self.client("after")
         self.assertEqual(b.server_cert_der(), self.der(self.new))
+        for i in range(8):      # whichever of the 4 workers takes the connection
+            n = self.client("after-%d" % i)
+            self.assertEqual(n.server_cert_der(), self.der(self.new), i)
         # verified against the new CA, hostname included
         c = TlsPeer(self.port, client_ctx(self.new))
         self.peers.append(c)

@@ -25,6 +25,21 @@ def make_certs():
     return d
 
 
+def sign_client(certs, name, cn):
+    """<certs>/<name>.crt/.key: a client certificate with common name <cn> (any
+    characters) signed by the test CA of make_certs()."""
+    key, csr, cnf = (os.path.join(certs, name + ext) for ext in (".key", ".csr", ".req"))
+    with open(cnf, "w") as f:
+        f.write("[req]\nprompt = no\ndistinguished_name = dn\n[dn]\nCN = %s\n" % cn)
+    for argv in (["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                  "ec_paramgen_curve:P-256", "-out", key],
+                 ["openssl", "req", "-new", "-key", key, "-config", cnf, "-out", csr],
+                 ["openssl", "ca", "-batch", "-config", os.path.join(certs, "ca.cnf"),
+                  "-extensions", "client", "-in", csr, "-out",
+                  os.path.join(certs, name + ".crt"), "-days", "30", "-notext"]):
+        subprocess.run(argv, check=True, timeout=30, capture_output=True)
+
+
 def client_ctx(certs, cert=None, version=None, verify=True):
     """A client SSLContext trusting <certs>/ca.crt (verify=False: trusts anything),
     presenting <certs>/<cert>.crt/.key when cert is given, and pinned to one
