@@ -340,24 +340,26 @@ class WebSockets(WebSocketTest):
         self.assert_serves()
 
     def test_huge_declared_frame_length_closes_1009(self):
-        """A header announcing 2^40 payload bytes: closed with 1009, nothing
-        allocated up front (the broker keeps serving, ASan sees no leak)."""
+        """A header announcing 2^40 payload bytes: closed, nothing allocated up
+        front (the broker keeps serving, ASan sees no leak)."""
         a = self.client("huge")
         head = bytes([0x82, 0x80 | 127]) + struct.pack("!Q", 1 << 40) + os.urandom(4)
         a.send_frames(head + b"\x30" * 64)
-        with self.assertRaises(Closed):
-            a.recv()
-        self.assertEqual(a.close_code, 1009)
+        # 1009 (frame over the limit) today; a broker streaming frames would find
+        # the bytes a malformed PUBLISH and close as well
+        a.expect_closed()
+        self.assertIn(a.close_code, (1009, 1002, 1000))
         self.assert_serves()
 
-    config_for_test_frame_over_max_packet_size_closes_1009 = "max_packet_size 1000\n"
+    config_for_test_packet_over_max_packet_size_closes = "max_packet_size 1000\n"
 
-    def test_frame_over_max_packet_size_closes_1009(self):
+    def test_packet_over_max_packet_size_closes(self):
         a = self.client("big")
         a.send(a.publish_bytes("big/t", b"z" * 5000, qos=0))
-        with self.assertRaises(Closed):
-            a.recv()
-        self.assertEqual(a.close_code, 1009)
+        seen = a.expect_closed()
+        # the frame (1009) or the MQTT packet (v5 DISCONNECT 0x95) is over the limit
+        self.assertTrue(a.close_code == 1009 or (seen is not None and seen.rc == 0x95),
+                        (a.close_code, seen))
         self.assert_serves()
 
     def test_bad_websocket_version_426(self):
@@ -391,6 +393,53 @@ class WebSockets(WebSocketTest):
             p.ping()
         finally:
             sk.close()
+
+    def test_upgrade_and_large_frame_in_one_segment(self):
+        """Request plus 20 kB of frames in one send: the bytes past the request
+        (more than the 8 KiB request buffer) all reach MQTT."""
+        sk = open_socket(self.port)
+        try:
+            key = base64.b64encode(os.urandom(16)).decode()
+            p = moattest.Peer.__new__(WsPeer)
+            p.version, p.timeout, p.buf, p.next_pid, p.close_code = 5, 3.0, b"", 1, None
+            p.sock = sk
+            big = os.urandom(20000)
+            sk.sendall(upgrade_request(self.port, key) +
+                       frame(p.connect_bytes("pipelined-big") +
+                             p.subscribe_bytes([("pb/t", 1)], pid=1) +
+                             p.publish_bytes("pb/t", big, qos=1, pid=2)))
+            head, p.raw = read_response(sk)
+            self.assertTrue(head.startswith(b"HTTP/1.1 101"), head)
+            self.assertEqual(p.expect(CONNACK).rc, 0)
+            self.assertEqual(p.expect(SUBACK).codes, [1])
+            got = sorted([p.recv(), p.recv()], key=lambda k: k.type)
+            self.assertEqual((got[0].type, got[0].payload), (PUBLISH, big))
+            self.assertEqual((got[1].type, got[1].pid), (PUBACK, 2))
+        finally:
+            sk.close()
+
+    def test_empty_frames_between_packet_parts(self):
+        a = self.client("empty-frames")
+        pingreq = packet(moattest.PINGREQ, 0, b"")
+        a.send_frames(frame(b""), frame(pingreq[:1]), frame(b""),
+                      frame(b"", fin=False), frame(pingreq[1:], OP_CONT, fin=False),
+                      frame(b"", OP_CONT))
+        a.expect(PINGRESP)
+        a.ping()
+
+    config_for_test_small_packets_in_a_frame_over_max_packet_size = "max_packet_size 1000\n"
+
+    def test_small_packets_in_a_frame_over_max_packet_size(self):
+        """[MQTT-6.0.0-2] packets are not aligned on frames: three 600-byte
+        PUBLISHes in one 1800-byte frame are each within max_packet_size 1000."""
+        sub = self.client("mp-sub")
+        sub.subscribe("mp/t", qos=1)
+        a = self.client("mp-pub")
+        a.send(b"".join(a.publish_bytes("mp/t", bytes([i]) * 580, qos=1, pid=10 + i)
+                        for i in range(3)))
+        self.assertEqual([a.expect(PUBACK).pid for _ in range(3)], [10, 11, 12])
+        self.assertEqual([sub.expect_publish().payload for _ in range(3)],
+                         [bytes([i]) * 580 for i in range(3)])
 
     def test_upgrade_request_byte_by_byte(self):
         sk = open_socket(self.port)
