@@ -133,12 +133,12 @@ class TlsVersions(CertsTest):
         self.assertNotIn("Cipher is ECDHE", text)
         self.assert_serves()
 
-    def test_sslv3_client_unavailable_or_refused(self):
+    @unittest.skipUnless(getattr(ssl, "HAS_SSLv3", False),
+                         "this OpenSSL has no SSLv3 client; see test_tls_version_*_refused")
+    def test_sslv3_client_refused(self):
         """SSLv3 is compiled out of Debian's OpenSSL: the tls_version sslv3 and
         tlsv1.1 start-up refusals (StartupFiles) stand for it. When the client
         has it, the broker must refuse it."""
-        if not getattr(ssl, "HAS_SSLv3", False):
-            self.skipTest("this OpenSSL has no SSLv3 client; see test_tls_version_*_refused")
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
         ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.SSLv3
@@ -301,22 +301,35 @@ class MutualTlsAcl(CertsTest):
         self.assertEqual(deny[0].get("method"), "certificate")
         self.assert_serves()
 
-    def check_refused(self, cert):
+    def check_refused(self, cert, alert, logged):
+        """<cert> is refused with TLS alert <alert> (as the client reports it) and
+        the broker logs "<logged>, closing"; it keeps serving the good cert."""
         why = tls_refused(self.port, self.ctx(cert))
         self.assertIsNotNone(why, "%s: CONNACK received" % cert)
+        self.assertIn(alert, why.lower())
+        wait_for_log(self.broker, "%s, closing" % logged)
         self.assert_serves()
 
     def test_no_certificate_refused(self):
-        self.check_refused(None)
+        self.check_refused(None, "certificate required", "no client certificate")
 
     def test_wrong_ca_certificate_refused(self):
-        self.check_refused("wrong")
+        self.check_refused("wrong", "unknown ca", "unknown CA")
 
     def test_expired_certificate_refused(self):
-        self.check_refused("expired")
+        self.check_refused("expired", "certificate expired", "certificate expired")
 
     def test_revoked_certificate_refused(self):
-        self.check_refused("revoked")
+        self.check_refused("revoked", "certificate revoked", "certificate revoked")
+
+    def test_refused_certificate_is_audited(self):
+        """audit.h: "one JSON object per line for every authentication decision";
+        a client certificate refused in the handshake is one."""
+        self.assertIsNotNone(tls_refused(self.port, self.ctx("revoked")))
+        wait_for_log(self.broker, "certificate revoked, closing")
+        deny = [e for e in self.audit_lines() if e.get("result") == "deny"]
+        self.assertTrue(deny, "no deny line in the audit log: %r" % self.audit_lines())
+        self.assertIn("revoked", deny[0].get("reason", ""))
 
     def test_refusals_are_handshake_failures_on_tls12(self):
         """On TLS 1.2 the client sees the refusal in the handshake itself."""
@@ -487,6 +500,21 @@ class SighupReload(BrokerTest):
         b.subscribe("hup2/#", qos=1)
         a.publish("hup2/x", b"from old conn", qos=1)
         self.assertEqual(b.expect_publish().payload, b"from old conn")
+
+    def test_rapid_sighups_do_not_kill_the_broker(self):
+        """SIGHUPs arriving while a reload runs (logrotate plus a deploy, say)
+        must queue or merge, never take the default action (terminate)."""
+        a = self.client("hup-storm")
+        for _ in range(50):
+            if not self.broker.alive():
+                break
+            self.broker.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.002)
+        time.sleep(0.3)
+        self.assertTrue(self.broker.alive(), "broker died (exit %s) after repeated SIGHUP:\n%s"
+                        % (self.broker.proc.poll(), self.broker.log()[-2000:]))
+        a.ping()
+        self.client("after-storm").ping()
 
     def test_sighup_with_broken_key_keeps_old_cert(self):
         a = self.client("keep")
