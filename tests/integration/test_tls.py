@@ -442,6 +442,30 @@ class TlsHandshakeTimeout(CertsTest):
         return super().peer(version, ctx or client_ctx(self.certs), **kw)
 
 
+class CertificateLoginWithoutAnonymous(CertsTest):
+    """allow_anonymous false: certificate users still log in; on a second, plain
+    listener of the same broker an anonymous client is refused."""
+
+    ALLOW_ANONYMOUS = False
+    PEER_CERT = "client"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.plain_port = moattest.free_port()
+        cls.CONFIG = MTLS.replace("@", cls.certs + "/") + \
+            "listener %d 127.0.0.1\nauth_fail_delay_max 200\n" % cls.plain_port
+
+    def test_certificate_user_in_anonymous_refused(self):
+        p = self.client("cert-user")
+        p.subscribe("cl/#", qos=1)
+        anon = moattest.Peer(self.plain_port)
+        self.peers.append(anon)
+        self.assertIn(anon.connect("anon", expect_rc=None).rc, (0x87, 0x86))
+        anon.expect_closed()
+        p.ping()
+
+
 class SighupReload(BrokerTest):
     """SIGHUP re-reads certfile/keyfile: new connections get the new certificate,
     an existing one keeps working."""
@@ -516,6 +540,15 @@ class SighupReload(BrokerTest):
         a.ping()
         self.client("after-storm").ping()
 
+    def test_sighup_with_mismatched_key_keeps_old_cert(self):
+        a = self.client("keep-mismatch")
+        shutil.copy(os.path.join(self.new, "server.crt"), os.path.join(self.live, "server.crt"))
+        self.broker.proc.send_signal(signal.SIGHUP)
+        wait_for_log(self.broker, "TLS reload failed")
+        self.assertIn("does not match", self.broker.log())
+        a.ping()
+        self.assertEqual(self.client("still-old-2").server_cert_der(), self.der(self.old))
+
     def test_sighup_with_broken_key_keeps_old_cert(self):
         a = self.client("keep")
         with open(os.path.join(self.live, "server.key"), "w") as f:
@@ -526,6 +559,48 @@ class SighupReload(BrokerTest):
         a.ping()
         b = self.client("still-old")
         self.assertEqual(b.server_cert_der(), self.der(self.old))
+
+
+class SighupCaReload(SighupReload):
+    """SIGHUP re-reads cafile too: after the CA changes, clients of the new CA
+    are accepted on new connections and those of the old CA refused."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.CONFIG = ("certfile {0}/server.crt\nkeyfile {0}/server.key\ncafile {0}/ca.crt\n"
+                      "require_certificate true\nuse_identity_as_username true\n"
+                      .format(cls.live))
+
+    def install(self, src):
+        super().install(src)
+        shutil.copy(os.path.join(src, "ca.crt"), os.path.join(self.live, "ca.tmp"))
+        os.replace(os.path.join(self.live, "ca.tmp"), os.path.join(self.live, "ca.crt"))
+
+    def peer(self, version=5, **kw):
+        p = TlsPeer(self.port, client_ctx(self.old, "client"), version=version, **kw)
+        self.peers.append(p)
+        return p
+
+    def test_sighup_new_cert_for_new_connections_old_kept(self):
+        pass    # SighupReload's; here the old client certificate stops working
+
+    def test_sighup_reloads_cafile(self):
+        a = self.client("old-ca-client")
+        self.assertIsNotNone(tls_refused(self.port, client_ctx(self.old, "wrong")))
+        self.install(self.new)
+        self.broker.proc.send_signal(signal.SIGHUP)
+        wait_for_log(self.broker, "certificates, key and CRL reloaded")
+        n = TlsPeer(self.port, client_ctx(self.new, "client"))
+        self.peers.append(n)
+        n.connect("new-ca-client")
+        why = tls_refused(self.port, client_ctx(self.new, "wrong"))
+        self.assertIsNotNone(why)
+        old_client = client_ctx(self.old, "client")
+        old_client.check_hostname, old_client.verify_mode = False, ssl.CERT_NONE
+        self.assertIsNotNone(tls_refused(self.port, old_client),
+                             "a client of the replaced CA was accepted after reload")
+        a.ping()
 
 
 class StartupFiles(unittest.TestCase):
