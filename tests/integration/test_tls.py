@@ -108,6 +108,13 @@ class TlsVersions(CertsTest):
             got = sub.expect_publish(timeout=8).payload
             self.assertTrue(got == want, "message %d differs" % i)
 
+    def test_shutdown_sends_disconnect_0x8b_over_tls(self):
+        p = self.client("at-shutdown")
+        self.broker.proc.send_signal(signal.SIGTERM)
+        p.expect_closed(timeout=5, disconnect_rc=0x8B)
+        self.broker.proc.wait(timeout=10)   # one SIGTERM only: exit 0 checked below
+        self.broker.stop(check=True)
+
     def test_openssl_s_client_tls12_and_tls13(self):
         for flag, proto in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
             with self.subTest(flag=flag):

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import ssl
 import struct
@@ -482,6 +483,29 @@ class WebSockets(WebSocketTest):
             except ConnectionResetError:
                 pass
             self.assertLess(time.monotonic() - start, 4)
+        finally:
+            sk.close()
+
+    def test_shutdown_sends_disconnect_0x8b_then_close_frame(self):
+        p = self.client("at-shutdown")
+        self.broker.proc.send_signal(signal.SIGTERM)
+        p.expect_closed(timeout=5, disconnect_rc=0x8B)
+        self.broker.proc.wait(timeout=10)   # one SIGTERM only: exit 0 checked below
+        self.assertIn(p.close_code, (1000, 1001, None))
+        self.broker.stop(check=True)
+
+    def test_browser_style_upgrade_headers(self):
+        """Firefox sends "Connection: keep-alive, Upgrade" and several protocols."""
+        status = self.upgrade_status("mqttv3.1, mqtt",
+                                     "Origin: http://127.0.0.1\r\nUser-Agent: test\r\n")
+        self.assertTrue(status.startswith("HTTP/1.1 101"), status)
+        sk = open_socket(self.port)
+        try:
+            key = base64.b64encode(os.urandom(16)).decode()
+            sk.sendall(upgrade_request(self.port, key).replace(
+                b"Connection: Upgrade", b"Connection: keep-alive, Upgrade"))
+            head, _ = read_response(sk)
+            self.assertTrue(head.startswith(b"HTTP/1.1 101"), head)
         finally:
             sk.close()
 
