@@ -127,6 +127,27 @@ class TlsVersions(CertsTest):
                 self.assertIn("New, %s, Cipher is" % proto, text)
                 self.assertIn("Verify return code: 0 (ok)", text)
 
+    def test_client_renegotiation_refused(self):
+        """TLS 1.2 client-initiated renegotiation (s_client's "R") is refused with
+        a no_renegotiation alert; the broker keeps serving."""
+        proc = subprocess.Popen(
+            ["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.port, "-tls1_2",
+             "-CAfile", os.path.join(self.certs, "ca.crt")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            time.sleep(0.5)
+            proc.stdin.write(b"R\n")
+            proc.stdin.flush()
+            time.sleep(0.5)
+            out = proc.communicate(timeout=START_TIMEOUT_S)[0].decode("utf-8", "replace")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        self.assertIn("RENEGOTIATING", out)
+        self.assertIn("no renegotiation", out)
+        self.assert_serves()
+
     def test_tls11_refused(self):
         # SECLEVEL=0 so that the client itself is willing to speak TLS 1.1: the
         # refusal must come from the broker (alert 70, protocol version).
