@@ -1,6 +1,8 @@
-"""TLS listeners: protocol versions, cipher lists, mutual TLS with certificate
-identities, start-up checks of the PEM files, SIGHUP certificate reload, and
-the warning for a plain listener reachable from the network.
+"""TLS listeners: protocol versions, cipher lists, renegotiation, mutual TLS with
+certificate identities (CN, subject, capath, CRL), start-up checks of the PEM
+files, SIGHUP reload of certificate, key, CA and CRL, the handshake timeout,
+per-listener settings, and the warning for a plain listener reachable from the
+network.
 
 Certificates come from tests/data/make_certs.sh, generated once per class into
 a temporary directory. The harness listener (`listener PORT 127.0.0.1`) is the
