@@ -42,7 +42,8 @@ int listen_ctx_create(const struct moat_config *cfg, struct listen_ctx **out, un
 		if (lc->tls.certfile == NULL)
 			continue;
 		if (tls_server_create(&ts, &l[i].tls, &d) < 0) {
-			log_err("listener %u: %s", lc->port, d.msg);
+			log_err("%s:%u: listener %u: %s", cfg->path != NULL ? cfg->path : "-p", lc->line, lc->port,
+				d.msg);
 			listen_ctx_destroy(l, i);
 			return MOAT_E_CONFIG;
 		}

@@ -118,6 +118,7 @@ void config_fini(struct moat_config *cfg)
 		free(k->kid);
 		free(k);
 	}
+	free(cfg->path);
 	free(cfg->log_file);
 	free(cfg->password_file);
 	free(cfg->acl_file);
@@ -580,6 +581,8 @@ int config_load(struct moat_config *cfg, const char *path, struct moat_diag *d)
 		len += got;
 	}
 	rc = config_load_buffer(cfg, path, data, len, d);
+	if (rc == MOAT_OK && (cfg->path = strdup(path)) == NULL)
+		rc = MOAT_E_NOMEM;
 out:
 	free(data);
 	fclose(f);

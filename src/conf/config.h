@@ -50,6 +50,7 @@ struct moat_token_key {
 };
 
 struct moat_config {
+	char *path;				/* the file it was read from; NULL = defaults */
 	struct moat_listener_conf *listeners;	/* NULL => 127.0.0.1:1883 */
 	bool allow_anonymous;			/* default false */
 	uint16_t max_inflight_messages;		/* default 20; 0 = 65535 */

@@ -37,17 +37,6 @@ READ_TIMEOUT_S = 3.0
 # Applied by BrokerTest.setUp for moatd only; every one passes against mosquitto
 # unless MOSQUITTO_WRONG lists it too.
 PENDING = {
-    "test_bad_ciphers_tls13_refused_naming_the_option":
-        "start-up error says ciphers_tls13, not the option's name ciphers_tls1.3",
-    "test_small_packets_in_a_frame_over_max_packet_size":
-        "a WebSocket frame longer than max_packet_size is closed with 1009 even when "
-        "every MQTT packet in it is within the limit [MQTT-6.0.0-2]",
-    "test_refused_certificate_is_audited":
-        "client certificates refused in the TLS handshake (revoked, expired, unknown CA, "
-        "none) are only logged, never written to the audit log",
-    "test_rapid_sighups_do_not_kill_the_broker":
-        "verify-pool threads start before server_run blocks signals, so a SIGHUP (or "
-        "SIGTERM) arriving while main is not in sigwaitinfo kills moatd (exit -1/-15)",
 }
 
 # Tests that mosquitto 2.0.11 does not pass, with the reason: its known bugs, or
