@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 
-from moattest import BrokerTest, CONNACK, Closed
+from moattest import BrokerTest, CONNACK, Closed, is_mosquitto
 
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
 
@@ -103,10 +103,17 @@ class Keys:
 
 
 class FileBrokerTest(BrokerTest):
+    """Skipped with MOAT_TEST_BROKER=mosquitto: mosquitto 2.0.11 grants every
+    SUBSCRIBE (SUBACK 0x00/0x01) and filters at delivery, accepts a Will to a
+    denied topic, and reloads only on a readable config; these files assert
+    moatd's documented rules (docs/acl.md, docs/security.md)."""
     FILES = {}
 
     def setUp(self):
+        if is_mosquitto():
+            self.skipTest("moatd's authentication and ACL semantics")
         self.dir = tempfile.mkdtemp(prefix="moatauth-")
+        os.chmod(self.dir, 0o755)  # mosquitto run as root reads it as user mosquitto
         self.addCleanup(shutil.rmtree, self.dir, True)
         name = self._testMethodName
         files = dict(self.FILES)

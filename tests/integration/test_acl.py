@@ -4,7 +4,6 @@ SIGHUP reloads that take rights away (CVE-2021-34434).
 
 Clients name their ACL user with an unchecked username (allow_anonymous true
 and no password file), so each test chooses its identity freely."""
-import time
 
 from moattest import main, CONNACK, PUBACK
 from authkit import FileBrokerTest
