@@ -41,6 +41,8 @@ PENDING = {
         "a password CONNECT taking over a session on another worker never gets a CONNACK",
     "test_takeover_line":
         "hangs like test_takeover_with_password when the session is on another worker",
+    "test_sighup_while_reloading_keeps_broker":
+        "verify-pool threads start before signals are blocked: a SIGHUP can kill moatd",
     "test_session_resumed_by_other_user_gets_no_queued_message":
         "messages queued for user A's offline session go to user B resuming it unchecked",
 }

@@ -5,7 +5,7 @@ SIGHUP reloads that take rights away (CVE-2021-34434).
 Clients name their ACL user with an unchecked username (allow_anonymous true
 and no password file), so each test chooses its identity freely."""
 
-from moattest import main, CONNACK, PUBACK
+from moattest import main, CONNACK, PUBACK, PUBREC, PUBREL, PUBCOMP, Peer, free_port
 from authkit import FileBrokerTest
 
 NOT_AUTHORIZED = 0x87
@@ -254,6 +254,32 @@ class Acl(FileBrokerTest):
         got = r.drain_publishes()
         self.assertEqual([(m.topic, m.payload) for m in got], [("a/x", b"kept")])
 
+    def test_qos2_awaiting_pubrel_across_revoke(self):
+        """mosquitto 2.0.12 changelog: an incomplete inbound QoS 2 message must not
+        get through after its sender's rights were revoked. moatd routes a QoS 2
+        message when the PUBLISH arrives (checked then); after the revoke and a
+        reconnect the PUBREL only completes it, and a new PUBLISH is refused."""
+        c = self.client("carol", username="carol")
+        c.subscribe("b/#", qos=2)
+        b = self.client("q2", username="bob", clean=False, props={"session_expiry": 60})
+        pid = b.pid()
+        b.send(b.publish_bytes("b/x", b"first", qos=2, pid=pid))
+        self.assertEqual(b.expect(PUBREC).pid, pid)
+        self.assertEqual([m.payload for m in c.drain_publishes()], [b"first"])
+        b.sock.close()
+        self.write_file("acl", ACL.replace("topic readwrite b/#\n", ""))
+        self.reload()
+        r = self.peer()
+        self.assertEqual(r.connect("q2", clean=False, username="bob",
+                                   props={"session_expiry": 60}).session_present, 1)
+        r.send(r.ack_bytes(PUBREL, pid))
+        self.assertEqual(r.expect(PUBCOMP).pid, pid)
+        pid2 = r.pid() + 1
+        r.send(r.publish_bytes("b/x", b"second", qos=2, pid=pid2))
+        rec = r.expect(PUBREC)
+        self.assertEqual((rec.pid, rec.rc), (pid2, NOT_AUTHORIZED))
+        self.assertEqual(c.drain_publishes(), [])
+
     def test_reload_with_broken_acl_keeps_old_rules(self):
         self.write_file("acl", ACL + "topic frobnicate x/#\n")
         self.reload(expect_ok=False)
@@ -266,6 +292,46 @@ class Acl(FileBrokerTest):
         self.write_file("acl", ACL.replace("topic read r/#\n", "topic read r/#\ntopic read b/#\n"))
         self.reload()
         self.assertEqual(a.subscribe("b/x", qos=1), [1])
+
+
+class Placeholders(FileBrokerTest):
+    """AWS IoT / nanomq#2344: ${clientid} and ${username} are not placeholders
+    in moatd's ACL file: literal text, so they never inject a client's identity."""
+    ALLOW_ANONYMOUS = True
+    CONFIG = "acl_file {dir}/acl\n"
+    FILES = {"acl": "pattern readwrite x/${clientid}/#\npattern readwrite y/${username}/#\n"
+                    "pattern readwrite z/%c/#\n"}
+
+    def test_dollar_brace_placeholders_are_literal(self):
+        p = self.client("dev1", username="alice")
+        self.assertEqual(p.subscribe("x/dev1/#", "y/alice/#", "x/+/#", "z/dev1/t", qos=1),
+                         [NOT_AUTHORIZED, NOT_AUTHORIZED, NOT_AUTHORIZED, 1])
+
+
+class SecondListener(FileBrokerTest):
+    """CVE-2018-20145: the ACL applies on every listener, not only the first."""
+    ALLOW_ANONYMOUS = True
+    CONFIG = "acl_file {dir}/acl\n"
+    FILES = {"acl": "user alice\ntopic readwrite a/#\n"}
+
+    def setUp(self):
+        self.port2 = free_port()
+        self.CONFIG = Acl.CONFIG + "listener %d 127.0.0.1\n" % self.port2
+        super().setUp()
+
+    def test_acl_on_second_listener(self):
+        for port in (self.port, self.port2):
+            p = Peer(port)
+            self.peers.append(p)
+            p.connect("c%d" % port, username="alice")
+            self.assertEqual(p.subscribe("a/x", "b/x", "#", qos=1), [1, NOT_AUTHORIZED, NOT_AUTHORIZED])
+            pid = p.pid()
+            p.send(p.publish_bytes("b/x", b"no", qos=1, pid=pid))
+            self.assertEqual(p.expect(PUBACK).rc, NOT_AUTHORIZED)
+            anon = Peer(port)
+            self.peers.append(anon)
+            anon.connect("anon%d" % port)
+            self.assertEqual(anon.subscribe("a/x", qos=0), [NOT_AUTHORIZED])
 
 
 class EmptyAcl(FileBrokerTest):

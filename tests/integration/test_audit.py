@@ -98,9 +98,23 @@ class Audit(FileBrokerTest):
         t = self.find(lines, event="takeover", client_id="same")
         self.assertEqual(len(t), 1, lines)
 
+    def test_takeover_line_token(self):
+        """The same with token authentication (checked without the password pool)."""
+        token = self.keys.token({"sub": "alice", "exp": int(time.time()) + 300})
+        old = self.client("same", username="x", password=token)
+        b = self.client("same", username="x", password=token)
+        old.expect_closed(disconnect_rc=0x8E)
+        b.ping()
+        lines = self.events(lambda ls: self.find(ls, event="takeover"))
+        t = self.find(lines, event="takeover", client_id="same")
+        self.assertEqual(len(t), 1, lines)
+        self.assertEqual(t[0].get("result"), "ok")
+        self.assertNotIn(token.split(".")[2].encode(), self.raw())
+
     def test_reload_lines(self):
         self.broker.proc.send_signal(__import__("signal").SIGHUP)
         self.events(lambda ls: self.find(ls, event="reload"))
+        time.sleep(0.5)  # back in sigwaitinfo (see test_sighup_while_reloading_keeps_broker)
         self.write_file("acl", "user alice\ntopic bogus a/#\n")
         self.broker.proc.send_signal(__import__("signal").SIGHUP)
         lines = self.events(lambda ls: len(self.find(ls, event="reload")) >= 2)

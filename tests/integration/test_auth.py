@@ -5,6 +5,7 @@ of the password file."""
 import atexit
 import os
 import shutil
+import signal
 import tempfile
 import time
 import unittest
@@ -172,12 +173,13 @@ class RefusalDelay(FileBrokerTest):
         bad = self.peer()
         t0 = time.monotonic()
         bad.send(bad.connect_bytes("bad3", username="alice", password="x3"))
+        time.sleep(0.25)  # its hash check is done: it is now held, not yet answered
         rc, took, good = self.timed_connack(5, "good", username="bob", password="correct horse")
         self.assertEqual(rc, OK)
         self.assertEqual(bad.expect(moattest.CONNACK, timeout=8).rc, BAD_USER_PASS)
         bad_took = time.monotonic() - t0
-        self.assertLess(took, bad_took, (took, bad_took))
-        self.assertGreater(bad_took, 0.6, bad_took)
+        self.assertLess(took, 0.4, took)
+        self.assertGreater(bad_took, 0.7, bad_took)
         good.ping()
 
 
@@ -286,6 +288,25 @@ class Tokens(FileBrokerTest):
         t = self.keys.token(self.claims(exp=int(time.time()) + 2))
         p = self.client("dev1", username="x", password=t, keepalive=60)
         p.expect_closed(timeout=6, disconnect_rc=0xA0)
+
+
+class Signals(FileBrokerTest):
+    ALLOW_ANONYMOUS = True
+    CONFIG = "password_file {dir}/pw\nacl_file {dir}/acl\naudit_log file {dir}/audit.log\n"
+    FILES = {"acl": "topic readwrite #\n"}
+
+    def prepare(self):
+        shutil.copy(os.path.join(_PasswdFiles.get(), "moat.pw"), self.path("pw"))
+
+    def test_sighup_while_reloading_keeps_broker(self):
+        """SIGHUPs in quick succession (one arriving while the previous reload
+        runs) reload again; none may kill the broker."""
+        for _ in range(100):
+            self.broker.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.001)
+        time.sleep(0.5)
+        self.assertTrue(self.broker.alive(), "broker died:\n" + self.broker.log()[-2000:])
+        self.assert_serves()
 
 
 class PerAddressLimits(FileBrokerTest):
