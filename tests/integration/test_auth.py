@@ -6,6 +6,7 @@ import atexit
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 import unittest
@@ -116,7 +117,7 @@ class PasswordFile(FileBrokerTest):
         """SIGHUP: a user deleted from the password file cannot connect afterwards,
         the others still can."""
         self.client("before", username="bob", password="correct horse").disconnect()
-        subprocess_ok = __import__("subprocess").run(
+        subprocess_ok = subprocess.run(
             [moat_tool(), "passwd", "-D", self.path("pw"), "bob"], capture_output=True, timeout=30)
         self.assertEqual(subprocess_ok.returncode, 0, subprocess_ok.stderr)
         self.reload()
@@ -129,6 +130,30 @@ class PasswordFile(FileBrokerTest):
         self.reload(expect_ok=False)
         self.client("still", username="alice", password="pencil").ping()
         self.assertEqual(self.connack(5, username="alice", password="nope"), BAD_USER_PASS)
+
+
+class PasswordFileWithAnonymous(FileBrokerTest):
+    """allow_anonymous true next to a password file: clients without a username
+    get in; a username still needs its right password."""
+    ALLOW_ANONYMOUS = True
+    CONFIG = "password_file {dir}/pw\nauth_fail_delay_max 200\n"
+
+    def prepare(self):
+        shutil.copy(os.path.join(_PasswdFiles.get(), "moat.pw"), self.path("pw"))
+
+    def test_anonymous_and_password_together(self):
+        self.client("anon").ping()
+        self.assertEqual(self.connack(5, "x", username="alice", password="bad"), BAD_USER_PASS)
+        self.assertEqual(self.connack(5, "y", username="nobody", password="pencil"),
+                         BAD_USER_PASS)
+        self.client("alice", username="alice", password="pencil").ping()
+
+    def test_reload_adds_user(self):
+        self.assertEqual(self.connack(5, "z", username="zoe", password="zz-top"), BAD_USER_PASS)
+        subprocess.run([moat_tool(), "passwd", "-b", self.path("pw"), "zoe", "zz-top"],
+                       check=True, capture_output=True, timeout=30)
+        self.reload()
+        self.client("z2", username="zoe", password="zz-top").ping()
 
 
 class MosquittoPasswdFile(PasswordFile):
@@ -283,6 +308,31 @@ class Tokens(FileBrokerTest):
         t = self.keys.token(self.claims(client_id="dev1"))
         self.assertEqual(self.token_rc(t, client_id="dev9"), NOT_AUTHORIZED)
         self.client("dev1", username="x", password=t).ping()
+
+    def test_token_without_exp_refused(self):
+        c = self.claims()
+        del c["exp"]
+        self.assertEqual(self.token_rc(self.keys.token(c)), BAD_USER_PASS)
+
+    def test_token_kid_naming_no_key_refused(self):
+        t = self.keys.token(self.claims(), headers={"kid": "nope"})
+        self.assertEqual(self.token_rc(t), BAD_USER_PASS)
+
+    config_for_test_token_issuer_checked = "auth_token_issuer https://issuer.test\n"
+
+    def test_token_issuer_checked(self):
+        self.assertEqual(self.token_rc(self.keys.token(self.claims(iss="https://evil.test"))),
+                         BAD_USER_PASS)
+        self.assertEqual(self.token_rc(self.keys.token(self.claims())), BAD_USER_PASS)
+        self.client("dev1", username="x",
+                    password=self.keys.token(self.claims(iss="https://issuer.test"))).ping()
+
+    def test_token_expiry_closes_v311(self):
+        t = self.keys.token(self.claims(exp=int(time.time()) + 2))
+        p = self.client("dev1", version=4, username="x", password=t, keepalive=60)
+        t0 = time.monotonic()
+        p.expect_closed(timeout=6)
+        self.assertLess(time.monotonic() - t0, 4.5)
 
     def test_token_expiry_disconnects_0xa0(self):
         t = self.keys.token(self.claims(exp=int(time.time()) + 2))
