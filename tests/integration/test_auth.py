@@ -113,6 +113,19 @@ class PasswordFile(FileBrokerTest):
             old.expect_closed(disconnect_rc=0x8E)
             new.disconnect()
 
+    def test_resume_session_with_password(self):
+        """Reconnecting to an offline persistent session with a right password
+        resumes it, whichever worker thread holds the session."""
+        for i in range(8):
+            kw = dict(clean=False, props={"session_expiry": 60}, username="alice",
+                      password="pencil")
+            self.client("keep%d" % i, **kw).disconnect()
+            again = self.peer()
+            again.send(again.connect_bytes("keep%d" % i, **kw))
+            ack = again.expect(moattest.CONNACK, timeout=5)
+            self.assertEqual((ack.rc, ack.session_present), (OK, 1), "round %d" % i)
+            again.disconnect()
+
     def test_reload_removes_user(self):
         """SIGHUP: a user deleted from the password file cannot connect afterwards,
         the others still can."""
