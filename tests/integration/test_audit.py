@@ -121,6 +121,7 @@ class Audit(FileBrokerTest):
         self.assertEqual([e.get("result") for e in self.find(lines, event="reload")],
                          ["ok", "fail"], lines)
         self.assertTrue(self.find(lines, event="reload", result="fail")[0].get("reason"))
+        time.sleep(0.5)  # SIGTERM while a reload runs can kill moatd (PENDING bug, see moattest)
 
 
 class AuditLimit(FileBrokerTest):
