@@ -330,51 +330,16 @@ int acl_file_parse(struct acl_file *f, const char *name, const char *data, size_
 
 int acl_file_load(struct acl_file *f, const char *path, struct moat_diag *d)
 {
-	FILE *fp;
-	char *data = NULL;
-	size_t len = 0, cap = 0;
+	char *data;
+	size_t len;
 	int rc;
 
 	memset(f, 0, sizeof(*f));
-	fp = fopen(path, "rb");
-	if (fp == NULL) {
-		snprintf(d->msg, sizeof(d->msg), "%s: cannot open: %s", path, strerror(errno));
-		return MOAT_E_IO;
-	}
-	for (;;) {
-		size_t got;
-
-		if (cap - len < 4096) {
-			char *n;
-
-			if (cap >= MAX_FILE) {
-				snprintf(d->msg, sizeof(d->msg), "%s: file larger than 16 MiB",
-					 path);
-				rc = MOAT_E_CONFIG;
-				goto out;
-			}
-			n = realloc(data, cap + 65536);
-			if (n == NULL) {
-				rc = MOAT_E_NOMEM;
-				goto out;
-			}
-			data = n;
-			cap += 65536;
-		}
-		got = fread(data + len, 1, cap - len, fp);
-		if (got == 0)
-			break;
-		len += got;
-	}
-	if (ferror(fp)) {
-		snprintf(d->msg, sizeof(d->msg), "%s: read error", path);
-		rc = MOAT_E_IO;
-		goto out;
-	}
-	rc = acl_file_parse(f, path, data != NULL ? data : "", len, d);
-out:
+	rc = conf_read_file(path, MAX_FILE, &data, &len, d);
+	if (rc < 0)
+		return rc;
+	rc = acl_file_parse(f, path, data, len, d);
 	free(data);
-	fclose(fp);
 	return rc;
 }
 

@@ -549,42 +549,15 @@ int config_load_buffer(struct moat_config *cfg, const char *name, const char *da
 
 int config_load(struct moat_config *cfg, const char *path, struct moat_diag *d)
 {
-	FILE *f = fopen(path, "rb");
-	char *data = NULL;
-	size_t len = 0, cap = 0;
-	int rc;
+	char *data;
+	size_t len;
+	int rc = conf_read_file(path, 16u << 20, &data, &len, d);
 
-	if (f == NULL) {
-		snprintf(d->msg, sizeof(d->msg), "%s: cannot open: %s", path, strerror(errno));
-		return MOAT_E_IO;
-	}
-	for (;;) {
-		if (cap - len < 4096) {
-			char *n;
-
-			if (cap > (1u << 24)) {
-				snprintf(d->msg, sizeof(d->msg), "%s: file larger than 16 MiB", path);
-				rc = MOAT_E_CONFIG;
-				goto out;
-			}
-			n = realloc(data, cap + 65536);
-			if (n == NULL) {
-				rc = MOAT_E_NOMEM;
-				goto out;
-			}
-			data = n;
-			cap += 65536;
-		}
-		size_t got = fread(data + len, 1, cap - len, f);
-		if (got == 0)
-			break;
-		len += got;
-	}
+	if (rc < 0)
+		return rc;
 	rc = config_load_buffer(cfg, path, data, len, d);
 	if (rc == MOAT_OK && (cfg->path = strdup(path)) == NULL)
 		rc = MOAT_E_NOMEM;
-out:
 	free(data);
-	fclose(f);
 	return rc;
 }

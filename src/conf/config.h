@@ -14,6 +14,11 @@ struct moat_diag {
 	char msg[512];	/* "FILE:LINE: problem; fix" */
 };
 
+/* Reads the whole regular file <path> of at most <max_bytes> into *<data>
+ * (NUL-terminated, *<len> bytes, the caller frees it). MOAT_OK, or
+ * MOAT_E_IO / MOAT_E_CONFIG / MOAT_E_NOMEM with <d> naming the file. */
+int conf_read_file(const char *path, size_t max_bytes, char **data, size_t *len, struct moat_diag *d);
+
 /* Fills <d> with "<name>:<line>: " and the formatted rest; returns
  * MOAT_E_CONFIG, so parsers can `return conf_diag(...)`. */
 int conf_diag(struct moat_diag *d, const char *name, unsigned line, const char *fmt, ...)

@@ -427,43 +427,16 @@ err:
 
 int pwf_load(struct pwf *out, const char *path, struct moat_diag *diag)
 {
-	struct stat st;
 	char *data;
-	ssize_t got;
-	size_t len = 0;
-	int fd, rc;
+	size_t len;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(diag->msg, sizeof(diag->msg), "%s: cannot open: %s, check the path", path,
-			 strerror(errno));
-		return MOAT_E_IO;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > FILE_MAX) {
-		snprintf(diag->msg, sizeof(diag->msg), "%s: %s", path,
-			 "not a regular file of at most 64 MiB, check the path");
-		close(fd);
-		return MOAT_E_CONFIG;
-	}
-	data = malloc((size_t)st.st_size + 1);
-	if (data == NULL) {
-		close(fd);
-		return MOAT_E_NOMEM;
-	}
-	/* read one byte past the size seen by fstat, so a file that grew is refused */
-	while ((got = read(fd, data + len, (size_t)st.st_size + 1 - len)) > 0 &&
-	       len + (size_t)got <= (size_t)st.st_size)
-		len += (size_t)got;
-	if (got != 0) {
-		snprintf(diag->msg, sizeof(diag->msg), "%s: %s", path,
-			 got < 0 ? "read error, check the file" : "file changed while read, retry");
-		rc = got < 0 ? MOAT_E_IO : MOAT_E_CONFIG;
-	} else {
-		rc = pwf_parse(out, path, data, len, diag);
-	}
-	close(fd);
-	explicit_bzero(data, (size_t)st.st_size + 1);
+	rc = conf_read_file(path, FILE_MAX, &data, &len, diag);
+	if (rc < 0)
+		return rc;
+	rc = pwf_parse(out, path, data, len, diag);
+	explicit_bzero(data, len);	/* it may hold plain-text passwords */
 	free(data);
 	return rc;
 }
