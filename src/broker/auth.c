@@ -442,6 +442,13 @@ void auth_job_returned(struct worker *w, struct auth_job *job)
 	job_free(job);
 }
 
+const char *auth_assigned_client_id(const struct conn *c)
+{
+	return c->auth != NULL && c->auth->connect != NULL && c->auth->client_id[0] != '\0'
+		       ? c->auth->client_id
+		       : NULL;
+}
+
 void auth_hold_expired(struct conn *c)
 {
 	struct auth_ctx *a = c->auth;

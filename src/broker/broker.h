@@ -432,6 +432,9 @@ int auth_replay_connect(struct conn *c);
 void auth_connack_props(struct conn *c, struct mqtt_props *ack);
 /* A password check came back to <w>, the worker of its connection. */
 void auth_job_returned(struct worker *w, struct auth_job *job);
+/* The client id an authentication that kept the CONNECT audited (the one
+ * assigned to an empty id), or NULL. */
+const char *auth_assigned_client_id(const struct conn *c);
 /* <c>'s hold ended (its refusal delay): sends the refusal. */
 void auth_hold_expired(struct conn *c);
 /* The CONNACK went out: what only authentication needed is freed. */

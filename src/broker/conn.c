@@ -259,11 +259,17 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_
 
 		if ((k->version != MQTT_V5 && !k->clean_start) || k->version == MQTT_V31)
 			return conn_refuse_connect(c, MQTT_RC_CLIENT_ID_INVALID, "empty client id without clean session");
-		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		if (auth_assigned_client_id(c) != NULL) {
+			/* a replayed CONNECT keeps the id authentication saw and audited */
+			snprintf(assigned, sizeof(assigned), "%s", auth_assigned_client_id(c));
+		} else if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
 			return conn_refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, "no randomness for a client id");
-		int n = snprintf(assigned, sizeof(assigned), "moat-");
-		for (size_t i = 0; i < sizeof(rnd); i++)
-			n += snprintf(assigned + n, sizeof(assigned) - (size_t)n, "%02x", rnd[i]);
+		} else {
+			int n = snprintf(assigned, sizeof(assigned), "moat-");
+
+			for (size_t i = 0; i < sizeof(rnd); i++)
+				n += snprintf(assigned + n, sizeof(assigned) - (size_t)n, "%02x", rnd[i]);
+		}
 		id = moat_bytes_str(assigned);
 		if (k->version == MQTT_V5) {
 			ack.assigned_client_id = id;

@@ -61,6 +61,17 @@ class Audit(FileBrokerTest):
         self.assertNotIn(PASSWORD.encode(), raw)
         self.assertNotIn(WRONG.encode(), raw)
 
+    def test_assigned_client_id_is_the_audited_one(self):
+        """A password login is decided in the verification pool and its CONNECT
+        replayed: the client id assigned to an empty one is the same in the
+        CONNACK and in the audit line."""
+        p = self.peer()
+        ack = p.connect("", username="alice", password=PASSWORD)
+        assigned = ack.props["assigned_client_id"]
+        lines = self.events(lambda ls: len(self.find(ls, event="auth", result="allow")) >= 1)
+        self.assertEqual([e.get("client_id") for e in self.find(lines, event="auth", result="allow")],
+                         [assigned])
+
     def test_token_never_logged(self):
         claims = {"sub": "alice", "exp": int(time.time()) + 300}
         token = self.keys.token(claims)
