@@ -60,6 +60,8 @@ struct ident {
 	const char *u, *c;
 	size_t ul, cl;
 	bool u_ok, c_ok;
+	const char *const *attrs;	/* name, value, name, value ... */
+	size_t nattrs;
 };
 
 /* Walks the '/'-separated levels of a topic or filter. */
@@ -127,9 +129,10 @@ static int rule_compile(struct rule *r, const struct acl_file_rule *fr)
 		struct level *l = &r->lv[r->n++];
 		bool c = fr->pattern && has_subst(s, n, 'c');
 		bool u = fr->pattern && has_subst(s, n, 'u');
+		bool a = fr->pattern && has_subst(s, n, '{');
 
 		*l = (struct level){s, n, level_kind(s, n)};
-		if (c || u)
+		if (c || u || a)
 			l->kind = LV_TMPL;
 		r->uses_c |= c;
 		r->uses_u |= u;
@@ -311,12 +314,46 @@ static bool safe_value(const char *s, size_t n)
 	return true;
 }
 
+/* The value %{name} stands for at <l->s + i> (which starts "%{"), with
+ * *<used> set to the characters of the reference; NULL when the identity
+ * has no such attribute, its value is unsafe, or the reference has no '}'. */
+static const char *attr_value(const struct level *l, size_t i, const struct ident *id, size_t *used,
+			      size_t *vlen)
+{
+	const char *name = l->s + i + 2, *end = memchr(name, '}', l->len - i - 2);
+	size_t nl;
+
+	if (end == NULL)
+		return NULL;
+	nl = (size_t)(end - name);
+	*used = nl + 3;
+	for (size_t k = 0; k < id->nattrs; k++) {
+		const char *key = id->attrs[2 * k], *v = id->attrs[2 * k + 1];
+
+		if (strlen(key) == nl && memcmp(key, name, nl) == 0) {
+			*vlen = strlen(v);
+			return safe_value(v, *vlen) ? v : NULL;
+		}
+	}
+	return NULL;
+}
+
 /* Compares template level <l> with substitution against the <n> bytes at <s>. */
 static bool tmpl_match(const struct level *l, const struct ident *id, const char *s, size_t n)
 {
 	size_t i = 0, j = 0;
 
 	while (i < l->len) {
+		if (l->s[i] == '%' && i + 1 < l->len && l->s[i + 1] == '{') {
+			size_t used = 0, vl = 0;
+			const char *v = attr_value(l, i, id, &used, &vl);
+
+			if (v == NULL || n - j < vl || memcmp(s + j, v, vl) != 0)
+				return false;	/* no such attribute: the rule never matches */
+			j += vl;
+			i += used;
+			continue;
+		}
 		if (l->s[i] == '%' && i + 1 < l->len &&
 		    (l->s[i + 1] == 'c' || l->s[i + 1] == 'u')) {
 			const char *v = l->s[i + 1] == 'c' ? id->c : id->u;
@@ -352,6 +389,12 @@ static bool lvl_dollar(const struct level *l, const struct ident *id)
 	if (l->kind == LV_TMPL && l->len >= 2 && l->s[0] == '%' &&
 	    (l->s[1] == 'c' || l->s[1] == 'u'))
 		return (l->s[1] == 'c' ? id->c : id->u)[0] == '$';
+	if (l->kind == LV_TMPL && l->len >= 2 && l->s[0] == '%' && l->s[1] == '{') {
+		size_t used, vl;
+		const char *v = attr_value(l, 0, id, &used, &vl);
+
+		return v != NULL && v[0] == '$';
+	}
 	return l->s[0] == '$';
 }
 
@@ -565,6 +608,8 @@ bool acl_check(const struct acl *acl, const struct acl_identity *identity,
 	    .ul = identity->username_len,
 	    .c = identity->client_id,
 	    .cl = identity->client_id_len,
+	    .attrs = identity->attrs,
+	    .nattrs = identity->attr_count,
 	};
 	id.u_ok = safe_value(id.u, id.ul);
 	id.c_ok = safe_value(id.c, id.cl);

@@ -34,6 +34,10 @@ struct acl_identity {
 	size_t client_id_len;
 	const char *const *roles; /* NUL-terminated names from a token or certificate */
 	size_t role_count;	  /* names with no role section grant nothing */
+	/* attributes (from a token) for %{name} in patterns: attrs[2i] is a
+	 * name, attrs[2i + 1] its value */
+	const char *const *attrs;
+	size_t attr_count;
 };
 
 /*

@@ -242,9 +242,11 @@ static int check_token(struct conn *c, const struct mqtt_connect *k, const char 
 	free(c->username);
 	c->username = t.username;
 	c->roles = t.roles;
+	c->attrs = t.attrs;
 	c->expires_s = t.expires_s;
 	t.username = NULL;
 	t.roles = NULL;
+	t.attrs = NULL;
 	token_identity_fini(&t);
 	succeed(c, client_id, "token");
 	return MOAT_OK;
@@ -463,12 +465,9 @@ void auth_conn_closed(struct conn *c)
 	ctx_free(c);
 	free(c->username);
 	c->username = NULL;
-	if (c->roles != NULL) {
-		for (char **r = c->roles; *r != NULL; r++)
-			free(*r);
-		free(c->roles);
-		c->roles = NULL;
-	}
+	strv_free(c->roles);
+	strv_free(c->attrs);
+	c->roles = c->attrs = NULL;
 }
 
 void auth_connected(struct conn *c)

@@ -55,7 +55,7 @@ static bool check(struct worker *w, const struct acl_subject *who, const struct 
 
 bool authz_session(struct worker *w, const struct session *s, struct moat_bytes topic, int access)
 {
-	struct acl_subject who = { s->username, s->client_id, s->roles };
+	struct acl_subject who = { s->username, s->client_id, s->roles, s->attrs };
 
 	return check(w, &who, s->conn, topic, access);
 }
@@ -63,40 +63,9 @@ bool authz_session(struct worker *w, const struct session *s, struct moat_bytes 
 bool authz_conn(struct worker *w, const struct conn *c, const char *client_id, struct moat_bytes topic,
 		int access)
 {
-	struct acl_subject who = { c->username, client_id, c->roles };
+	struct acl_subject who = { c->username, client_id, c->roles, c->attrs };
 
 	return check(w, &who, c, topic, access);
-}
-
-static char **dup_roles(char *const *roles)
-{
-	size_t n = 0;
-	char **copy;
-
-	if (roles == NULL)
-		return NULL;
-	while (roles[n] != NULL)
-		n++;
-	copy = calloc(n + 1, sizeof(*copy));
-	for (size_t i = 0; copy != NULL && i < n; i++) {
-		copy[i] = strdup(roles[i]);
-		if (copy[i] == NULL) {
-			while (i > 0)
-				free(copy[--i]);
-			free(copy);
-			copy = NULL;
-		}
-	}
-	return copy;
-}
-
-static void free_roles(char **roles)
-{
-	if (roles != NULL) {
-		for (char **r = roles; *r != NULL; r++)
-			free(*r);
-		free(roles);
-	}
 }
 
 int authz_set_author(struct msg *m, const struct session *s)
@@ -107,9 +76,10 @@ int authz_set_author(struct msg *m, const struct session *s)
 		return MOAT_E_NOMEM;
 	a->client_id = strdup(s->client_id);
 	a->username = s->username != NULL ? strdup(s->username) : NULL;
-	a->roles = dup_roles(s->roles);
+	a->roles = strv_dup(s->roles);
+	a->attrs = strv_dup(s->attrs);
 	if (a->client_id == NULL || (s->username != NULL && a->username == NULL) ||
-	    (s->roles != NULL && a->roles == NULL)) {
+	    (s->roles != NULL && a->roles == NULL) || (s->attrs != NULL && a->attrs == NULL)) {
 		authz_author_free(a);
 		return MOAT_E_NOMEM;
 	}
@@ -123,7 +93,8 @@ bool authz_author_allowed(struct worker *w, const struct msg *m)
 
 	if (m->author == NULL)
 		return true;
-	who = (struct acl_subject){ m->author->username, m->author->client_id, m->author->roles };
+	who = (struct acl_subject){ m->author->username, m->author->client_id, m->author->roles,
+				    m->author->attrs };
 	return check(w, &who, NULL, m->topic, ACCESS_WRITE);
 }
 
@@ -133,7 +104,8 @@ void authz_author_free(struct msg_author *a)
 		return;
 	free(a->username);
 	free(a->client_id);
-	free_roles(a->roles);
+	strv_free(a->roles);
+	strv_free(a->attrs);
 	free(a);
 }
 
@@ -141,8 +113,10 @@ void authz_clear_identity(struct session *s)
 {
 	free(s->username);
 	s->username = NULL;
-	free_roles(s->roles);
+	strv_free(s->roles);
+	strv_free(s->attrs);
 	s->roles = NULL;
+	s->attrs = NULL;
 }
 
 bool authz_same_user(const struct session *s, const struct conn *c)
@@ -154,18 +128,20 @@ bool authz_same_user(const struct session *s, const struct conn *c)
 
 int authz_set_identity(struct session *s, const struct conn *c)
 {
-	char *user = NULL;
-	char **roles = NULL;
+	char *user = c->username != NULL ? strdup(c->username) : NULL;
+	char **roles = strv_dup(c->roles), **attrs = strv_dup(c->attrs);
 
-	if (c->username != NULL && (user = strdup(c->username)) == NULL)
-		return MOAT_E_NOMEM;
-	if (c->roles != NULL && (roles = dup_roles(c->roles)) == NULL) {
+	if ((c->username != NULL && user == NULL) || (c->roles != NULL && roles == NULL) ||
+	    (c->attrs != NULL && attrs == NULL)) {
 		free(user);
+		strv_free(roles);
+		strv_free(attrs);
 		return MOAT_E_NOMEM;
 	}
 	authz_clear_identity(s);
 	s->username = user;
 	s->roles = roles;
+	s->attrs = attrs;
 	return MOAT_OK;
 }
 

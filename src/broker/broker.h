@@ -51,6 +51,7 @@ struct msg {
 struct msg_author {
 	char *username, *client_id;
 	char **roles;	/* NULL-terminated or NULL */
+	char **attrs;	/* name, value, ..., NULL; or NULL */
 };
 
 /* Subscription identifiers carried by one delivery (one per matching filter). */
@@ -136,6 +137,7 @@ struct session {
 	/* who last connected with it, for ACL checks while it is offline too */
 	char *username;		/* NULL = anonymous */
 	char **roles;		/* NULL-terminated or NULL */
+	char **attrs;		/* name, value, ..., NULL; or NULL */
 	/* delayed Will (v5 will delay) */
 	struct msg *will;
 	uint64_t will_at_ms;
@@ -183,6 +185,7 @@ struct conn {
 	struct auth_ctx *auth;		/* an exchange in progress; NULL otherwise */
 	char *username;			/* authenticated identity; NULL = anonymous */
 	char **roles;			/* from a token; NULL-terminated or NULL */
+	char **attrs;			/* from a token: name, value, ..., NULL; or NULL */
 	int64_t expires_s;		/* token expiry (wall clock); 0 = none */
 	uint8_t refuse_rc;		/* non-zero: refuse the CONNECT (limit hit at accept) */
 	const char *refuse_why;

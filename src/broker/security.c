@@ -157,19 +157,59 @@ int security_check_token(const struct security *s, const uint8_t *token, size_t 
 			claims.roles[i] = NULL;
 		}
 	}
+	if (claims.attrs_count > 0) {
+		out->attrs = calloc(2 * claims.attrs_count + 1, sizeof(*out->attrs));
+		if (out->attrs == NULL) {
+			jwt_claims_fini(&claims);
+			token_identity_fini(out);
+			*why = "out of memory";
+			return MOAT_E_NOMEM;
+		}
+		for (size_t i = 0; i < claims.attrs_count; i++) {
+			out->attrs[2 * i] = claims.attrs[i].key;
+			out->attrs[2 * i + 1] = claims.attrs[i].value;
+			claims.attrs[i].key = claims.attrs[i].value = NULL;
+		}
+	}
 	jwt_claims_fini(&claims);
 	return MOAT_OK;
+}
+
+void strv_free(char **v)
+{
+	if (v == NULL)
+		return;
+	for (char **p = v; *p != NULL; p++)
+		free(*p);
+	free(v);
+}
+
+char **strv_dup(char *const *v)
+{
+	size_t n = 0;
+	char **copy;
+
+	if (v == NULL)
+		return NULL;
+	while (v[n] != NULL)
+		n++;
+	copy = calloc(n + 1, sizeof(*copy));
+	for (size_t i = 0; copy != NULL && i < n; i++) {
+		copy[i] = strdup(v[i]);
+		if (copy[i] == NULL) {
+			strv_free(copy);
+			copy = NULL;
+		}
+	}
+	return copy;
 }
 
 void token_identity_fini(struct token_identity *t)
 {
 	free(t->username);
 	free(t->client_id);
-	if (t->roles != NULL) {
-		for (char **r = t->roles; *r != NULL; r++)
-			free(*r);
-		free(t->roles);
-	}
+	strv_free(t->roles);
+	strv_free(t->attrs);
 	*t = (struct token_identity){ 0 };
 }
 
@@ -177,19 +217,24 @@ bool security_allows(const struct security *s, const struct acl_subject *subject
 		     size_t len, enum security_access access)
 {
 	struct acl_identity id = { 0 };
-	size_t roles = 0;
+	size_t roles = 0, attrs = 0;
 
 	if (s->acl == NULL)
 		return true;
 	if (subject->roles != NULL)
 		while (subject->roles[roles] != NULL)
 			roles++;
+	if (subject->attrs != NULL)
+		while (subject->attrs[attrs] != NULL)
+			attrs++;
 	id.username = subject->username;
 	id.username_len = subject->username != NULL ? strlen(subject->username) : 0;
 	id.client_id = subject->client_id;
 	id.client_id_len = subject->client_id != NULL ? strlen(subject->client_id) : 0;
 	id.roles = (const char *const *)subject->roles;
 	id.role_count = roles;
+	id.attrs = (const char *const *)subject->attrs;
+	id.attr_count = attrs / 2;
 	return acl_check(s->acl, &id, (const char *)topic, len,
 			 access == ACCESS_READ ? ACL_READ : access == ACCESS_WRITE ? ACL_WRITE : ACL_SUBSCRIBE);
 }

@@ -53,9 +53,14 @@ struct token_identity {
 	char *username;
 	char *client_id;	/* NULL when the token names none */
 	char **roles;		/* NULL-terminated; NULL when none */
+	char **attrs;		/* name, value, ..., NULL; NULL when none */
 	int64_t expires_s;	/* wall clock */
 };
 void token_identity_fini(struct token_identity *t);
+/* NULL-terminated string arrays (roles, attributes): a deep copy (NULL for
+ * NULL, or when out of memory) and its release (NULL is fine). */
+char **strv_dup(char *const *v);
+void strv_free(char **v);
 
 /* Whether <password> has the shape of a JWT (three base64url parts). */
 bool security_is_token(const struct security *s, const uint8_t *password, size_t len);
@@ -68,6 +73,7 @@ struct acl_subject {
 	const char *username;	/* NULL = anonymous */
 	const char *client_id;
 	char *const *roles;	/* NULL-terminated; NULL when none */
+	char *const *attrs;	/* name, value, ..., NULL; NULL when none (for %{name}) */
 };
 
 enum security_access {

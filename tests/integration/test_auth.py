@@ -249,7 +249,8 @@ class Tokens(FileBrokerTest):
     CONFIG = ("auth_token_key {dir}/ed25519.pub.pem\nauth_token_key {dir}/p256.pub.pem\n"
               "auth_token_audience moat-test\nauth_token_leeway 0\nauth_fail_delay_max 200\n"
               "acl_file {dir}/acl\n")
-    FILES = {"acl": "user plain\ntopic read plain/#\n"
+    FILES = {"acl": "pattern readwrite sites/%{site}/#\n"
+                    "user plain\ntopic read plain/#\n"
                     "role sensors\ntopic readwrite sensors/#\n"}
 
     def prepare(self):
@@ -310,6 +311,18 @@ class Tokens(FileBrokerTest):
         # without the role claim the same user gets nothing
         q = self.client("dev2", username="x", password=self.keys.token(self.claims(sub="dev2")))
         self.assertEqual(q.subscribe("sensors/#", qos=1), [NOT_AUTHORIZED])
+
+    def test_token_attributes_fill_acl_patterns(self):
+        """attrs {"site": "s1"} let the holder use sites/s1/#, and nothing of
+        another site; a token without the attribute gets neither."""
+        p = self.client("dev1", username="x", password=self.keys.token(self.claims(attrs={"site": "s1"})))
+        self.assertEqual(p.subscribe("sites/s1/#", "sites/s2/#", qos=0), [0, NOT_AUTHORIZED])
+        p.send(p.publish_bytes("sites/s1/t", b"ok", qos=0))
+        self.assertEqual(p.expect_publish().payload, b"ok")
+        p.send(p.publish_bytes("sites/s2/t", b"no", qos=1, pid=9))
+        self.assertEqual(p.expect(moattest.PUBACK).rc, NOT_AUTHORIZED)
+        q = self.client("dev3", username="x", password=self.keys.token(self.claims(sub="dev3")))
+        self.assertEqual(q.subscribe("sites/s1/#", qos=1), [NOT_AUTHORIZED])
 
     def test_token_username_claim_names_the_user(self):
         """The CONNECT username is ignored; the token's sub is the ACL user."""

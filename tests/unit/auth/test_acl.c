@@ -149,6 +149,41 @@ static void patterns_substitute_client_id_and_username(void **state)
 	acl_destroy(acl);
 }
 
+/* %{name} takes a token attribute; an absent or unsafe one never matches, deny rules included. */
+static void patterns_substitute_attributes(void **state)
+{
+	struct acl *acl = compile("pattern readwrite sites/%{site}/#\n"
+				  "pattern read fleet/%{site}-%{zone}/+\n"
+				  "pattern deny sites/%{site}/secret\n"
+				  "pattern read broken/%{site\n");
+	const char *s1[] = { "site", "s1", "zone", "z2" };
+	const char *bad[] = { "site", "s1/+" };
+	const char *dollar[] = { "site", "$SYS" };
+	struct acl_identity a = ident("al", "c1"), none = ident("bo", "c2"), b = ident("cy", "c3"),
+			    d = ident("dd", "c4");
+
+	(void)state;
+	a.attrs = s1;
+	a.attr_count = 2;
+	b.attrs = bad;
+	b.attr_count = 1;
+	d.attrs = dollar;
+	d.attr_count = 1;
+	assert_true(can(acl, &a, "sites/s1/temp", ACL_WRITE));
+	assert_false(can(acl, &a, "sites/s2/temp", ACL_WRITE));
+	assert_true(can(acl, &a, "fleet/s1-z2/x", ACL_READ));
+	assert_false(can(acl, &a, "fleet/s1-z3/x", ACL_READ));
+	assert_false(can(acl, &a, "sites/s1/secret", ACL_READ)); /* deny wins */
+	assert_true(can(acl, &a, "sites/s1/+/temp", ACL_SUBSCRIBE));
+	assert_false(can(acl, &a, "sites/s1/#", ACL_SUBSCRIBE)); /* overlaps the deny */
+	assert_false(can(acl, &a, "sites/+/temp", ACL_SUBSCRIBE));
+	assert_false(can(acl, &a, "broken/%{site", ACL_READ)); /* no '}': never a match */
+	assert_false(can(acl, &none, "sites/s1/temp", ACL_WRITE)); /* no such attribute */
+	assert_false(can(acl, &b, "sites/s1/+/temp", ACL_WRITE)); /* unsafe value */
+	assert_false(can(acl, &d, "sites/$SYS/x", ACL_WRITE) && can(acl, &d, "+/x", ACL_SUBSCRIBE));
+	acl_destroy(acl);
+}
+
 /* CVE-2017-7650, nanomq#2344: wildcards or separators in an identity never widen a pattern. */
 static void hostile_identities_never_match_patterns(void **state)
 {
@@ -481,6 +516,7 @@ int main(void)
 	    cmocka_unit_test(anonymous_and_user_sections),
 	    cmocka_unit_test(read_write_readwrite_and_deny_precedence),
 	    cmocka_unit_test(patterns_substitute_client_id_and_username),
+	    cmocka_unit_test(patterns_substitute_attributes),
 	    cmocka_unit_test(hostile_identities_never_match_patterns),
 	    cmocka_unit_test(subscribe_coverage_table),
 	    cmocka_unit_test(subscribe_deny_blocks_on_any_overlap),
