@@ -30,10 +30,9 @@
 struct auth_ctx {
 	uint8_t *connect;	/* the CONNECT's bytes, replayed once authenticated */
 	size_t connect_len;
-	const char *method;	/* for the audit log */
 	char client_id[128];	/* for the audit log, truncated */
 	uint8_t refuse_rc;	/* a refusal waiting for its delay to end */
-	const char *refuse_why;
+	char refuse_why[160];	/* a copy: token reasons live in a per-thread buffer */
 	struct auth_job *job;	/* out in the pool */
 	/* enhanced authentication (SCRAM-SHA-256) */
 	bool scram_started;
@@ -129,7 +128,7 @@ static int refuse_later(struct conn *c, const char *client_id, const char *metho
 	if (client_id != NULL)
 		snprintf(a->client_id, sizeof(a->client_id), "%s", client_id);
 	a->refuse_rc = rc;
-	a->refuse_why = why;
+	snprintf(a->refuse_why, sizeof(a->refuse_why), "%s", why);
 	c->auth_state = AUTH_PENDING;
 	c->auth_hold = true;
 	c->hold_until_ms = now_ms + delay;
@@ -209,7 +208,6 @@ static int check_password_async(struct conn *c, const struct mqtt_connect *k, co
 		return conn_refuse_connect(c, MQTT_RC_SERVER_BUSY, "server busy, try again later");
 	}
 	c->auth->job = job;
-	c->auth->method = "password";
 	snprintf(c->auth->client_id, sizeof(c->auth->client_id), "%s", client_id);
 	c->auth_state = AUTH_PENDING;
 	c->auth_hold = true;
