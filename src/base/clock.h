@@ -27,6 +27,15 @@ static inline uint64_t clock_mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* Milliseconds since the Unix epoch: for times that must survive a restart. */
+static inline uint64_t clock_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 /* Seconds since the Unix epoch. */
 static inline int64_t clock_wall_s(void)
 {

@@ -14,6 +14,7 @@
 
 #include "base/log.h"
 #include "broker/audit.h"
+#include "broker/persist.h"
 #include "broker/security.h"
 
 static const char *access_name(int access)
@@ -157,6 +158,7 @@ void broker_recheck_subscriptions(struct worker *w)
 			if (!authz_session(w, s, filter, ACCESS_SUBSCRIBE)) {
 				log_notice("client %s: subscription %.*s revoked by the reloaded ACL", s->client_id,
 					   (int)x->len, (const char *)x->filter);
+				persist_sub_drop(w, s, filter);
 				sess_unsubscribe(w->b, s, filter);	/* frees x */
 			}
 		}

@@ -25,6 +25,7 @@
 #include "codec/packet.h"
 #include "conf/config.h"
 #include "net/filter.h"
+#include "store/store.h"
 #include "broker/addr_limits.h"
 #include "broker/listen.h"
 #include "broker/verify_pool.h"
@@ -44,6 +45,8 @@ struct msg {
 					 * this allocation */
 	const struct session *origin;	/* for no-local; never dereferenced */
 	struct msg_author *author;	/* who published a retained message, when ACLs are on */
+	uint64_t store_id;		/* its record in the store, shared by entries; 0 = none */
+	atomic_uint store_refs;		/* entries that refer to that record */
 };
 
 /* The identity a retained message was published with, so its author's
@@ -66,7 +69,9 @@ struct delivery {
 	bool pubrel_sent;	/* QoS 2: PUBREC received, PUBREL sent */
 	uint16_t packet_id;	/* 0 until sent */
 	uint8_t sub_id_count;
+	bool store_shared;	/* its entry refers to msg->store_id's record */
 	uint32_t sub_ids[MAX_SUB_IDS];
+	uint64_t store_id;	/* its entry in the store; 0 = none */
 };
 
 /* One of a session's subscriptions, as the client wrote its filter
@@ -111,6 +116,7 @@ struct session {
 	struct worker *owner;	/* set at creation, never changes */
 	atomic_uint refs;	/* the table's one, plus one per inbox item */
 	atomic_bool online;	/* read by other workers for shared groups */
+	atomic_bool stored;	/* outlives its connection, so its state is in the store */
 	bool dead;		/* ended; inbox items for it are dropped */
 	char *client_id;
 	struct conn *conn;	/* NULL while offline */
@@ -195,6 +201,10 @@ struct conn {
 	uint16_t pause_ms;
 	uint64_t resume_at_ms;
 	struct conn *paused_next, *paused_prev;
+	/* persistence: the output waits until the store's ticket <gate> is durable */
+	bool gated;
+	uint64_t gate;
+	struct conn *gated_next;
 };
 
 /* Bytes waiting to be written to <c>'s peer. */
@@ -230,6 +240,7 @@ struct target {
 	bool retain;
 	uint8_t sub_id_count;
 	uint32_t sub_ids[MAX_SUB_IDS];
+	uint64_t store_id;	/* the entry persist_route wrote; 0 = none */
 };
 
 /* A worker's scratch for routing, reused by every PUBLISH; a session's
@@ -251,6 +262,7 @@ struct inbox_item {
 	bool retain;
 	uint8_t sub_id_count;
 	uint32_t sub_ids[MAX_SUB_IDS];
+	uint64_t store_id;	/* the delivery's entry in the store; 0 = none */
 };
 
 struct item_list {
@@ -276,6 +288,12 @@ struct worker {
 	struct delivery *free_deliveries;	/* recycled, see session.c */
 	size_t free_delivery_count;
 	struct sys_counters sys;
+	/* persistence (persist.c): this pass's writes, scratch for records, and
+	 * the connections whose output waits for the store */
+	struct store_batch batch;
+	struct buf rec_key, rec_val;
+	uint64_t pass_ticket;
+	struct conn *gated;
 	/* items for this worker; outbox[i] collects items for worker i during a pass */
 	pthread_mutex_t inbox_lock;
 	struct item_list inbox;
@@ -306,6 +324,8 @@ struct broker {
 	uint64_t started_ms, next_sys_ms;
 	int64_t started_wall_s;
 	atomic_bool stop;
+	struct store *store;		/* NULL when persistence is off */
+	_Atomic uint64_t store_next_id;	/* ids of stored messages and entries */
 };
 
 /* ---- msg.c ---- */
@@ -350,6 +370,15 @@ struct session *sess_claim(struct worker *w, struct moat_bytes client_id, bool *
 /* Ends <s> (its owner <w> only): publishes a pending Will, drops its
  * subscriptions and messages, and frees it once no inbox item holds it. */
 void sess_destroy(struct worker *w, struct session *s);
+/* The session of <client_id>, or NULL. */
+struct session *sess_find(struct broker *b, struct moat_bytes client_id);
+/* Records inbound QoS 2 <packet_id> as awaiting PUBREL. MOAT_OK or MOAT_E_NOMEM. */
+int sess_qos2_in_add(struct session *s, uint16_t packet_id);
+/* Puts a delivery read back from the store at the end of <s>'s in-flight
+ * window (<packet_id> != 0) or queue; takes a reference to <m>. MOAT_OK or
+ * MOAT_E_NOMEM. */
+int sess_restore_delivery(struct worker *w, struct session *s, struct msg *m,
+			  const struct delivery *fields);
 /* Clears <s> for a clean start, as if it had been destroyed and recreated. */
 void sess_reset(struct worker *w, struct session *s);
 /* Publishes <s>'s delayed Will now, if it has one and may still publish it. */
@@ -357,9 +386,10 @@ void sess_publish_will(struct worker *w, struct session *s);
 void sess_unref(struct session *s);
 /* Delivers <m> to <s>, which <w> owns, at <qos>: QoS 0 straight to the
  * connection (dropped when offline or the output is over max_output_bytes),
- * QoS 1/2 through the bounded session queue. Borrows <m>. */
+ * QoS 1/2 through the bounded session queue. Borrows <m>. <store_id> is the
+ * entry persist_route wrote for this delivery (0 = none). */
 void sess_deliver(struct worker *w, struct session *s, struct msg *m, uint8_t qos, bool retain,
-		  const uint32_t *sub_ids, uint8_t sub_id_count);
+		  const uint32_t *sub_ids, uint8_t sub_id_count, uint64_t store_id);
 /* Sends what fits of <s>'s queue to its connection. */
 void sess_pump(struct worker *w, struct session *s);
 /* Resends in-flight messages (DUP) after the session resumes. */
@@ -403,8 +433,9 @@ void sess_deliver_retained(struct worker *w, struct session *s, struct moat_byte
 			   const struct mqtt_sub_opts *opts, uint32_t sub_id);
 uint8_t sess_unsubscribe(struct broker *b, struct session *s, struct moat_bytes filter);
 void sess_remove_subs(struct broker *b, struct session *s);
-/* Deletes retained messages whose expiry has passed. */
-void route_expire_retained(struct broker *b, uint64_t now_ms);
+/* Deletes retained messages whose expiry has passed (worker <w>'s batch
+ * deletes their records). */
+void route_expire_retained(struct worker *w, uint64_t now_ms);
 size_t route_sub_count(const struct broker *b);
 size_t route_retained_count(const struct broker *b);
 

@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "broker/audit.h"
+#include "broker/persist.h"
 #include "broker/security.h"
 #include "codec/frame.h"
 #include "codec/topic.h"
@@ -354,8 +355,11 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_
 		sess_reset(c->w, s);
 	} else if (!created) {
 		present = true;
-		msg_unref(s->will);	/* resumed before the will delay ended [MQTT-3.1.3-9] */
-		s->will = NULL;
+		if (s->will != NULL) {
+			msg_unref(s->will);	/* resumed before the will delay ended [MQTT-3.1.3-9] */
+			s->will = NULL;
+			persist_will(c->w, s);
+		}
 	}
 	if (k->will_flag) {
 		c->will = will_create(k, now_ms);
@@ -381,6 +385,7 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_
 		return conn_refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 	c->sess = s;
 	c->connected = true;
+	persist_session_save(c->w, s, 0);
 	atomic_fetch_add_explicit(&b->clients_total_seen, 1, memory_order_relaxed);
 	auth_connack_props(c, &ack);
 	send_connack(c, present, MQTT_RC_SUCCESS, &ack);
@@ -402,21 +407,6 @@ static bool qos2_in_has(const struct session *s, uint16_t id, uint32_t *at)
 		}
 	}
 	return false;
-}
-
-static int qos2_in_add(struct session *s, uint16_t id)
-{
-	if (s->qos2_in_count == s->qos2_in_cap) {
-		uint32_t cap = s->qos2_in_cap ? s->qos2_in_cap * 2 : 8;
-		uint16_t *n = realloc(s->qos2_in, cap * sizeof(*n));
-
-		if (n == NULL)
-			return MOAT_E_NOMEM;
-		s->qos2_in = n;
-		s->qos2_in_cap = cap;
-	}
-	s->qos2_in[s->qos2_in_count++] = id;
-	return MOAT_OK;
 }
 
 static int send_ack(struct conn *c, uint8_t type, uint16_t id, uint8_t rc, const char *reason)
@@ -515,6 +505,13 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 		return send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
 				MQTT_RC_NOT_AUTHORIZED, "$SYS is reserved for the broker");
 	}
+	if (p->qos > 0 && persist_refusing(b)) {
+		stat_add(&c->w->sys.publish_dropped, 1);
+		if (c->version != MQTT_V5)	/* v3 has no refusal: the client sends it again later */
+			return refuse(c, MOAT_E_LIMIT, 0, "the store is full");
+		return send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
+				MQTT_RC_QUOTA_EXCEEDED, "the broker's store is full");
+	}
 	m = msg_create(p, topic, now_ms);
 	if (m == NULL)
 		return MOAT_E_NOMEM;
@@ -530,9 +527,10 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 		return send_ack(c, MQTT_PUBACK, p->packet_id,
 				n == 0 && c->version == MQTT_V5 ? MQTT_RC_NO_MATCHING_SUBSCRIBERS : 0, NULL);
 	if (p->qos == 2) {
-		rc = qos2_in_add(s, p->packet_id);
+		rc = sess_qos2_in_add(s, p->packet_id);
 		if (rc < 0)
 			return rc;
+		persist_qos2_in(c->w, s, p->packet_id, true);
 		return send_ack(c, MQTT_PUBREC, p->packet_id,
 				n == 0 && c->version == MQTT_V5 ? MQTT_RC_NO_MATCHING_SUBSCRIBERS : 0, NULL);
 	}
@@ -548,6 +546,7 @@ static int on_pubrel(struct conn *c, const struct mqtt_ack *a)
 		return send_ack(c, MQTT_PUBCOMP, a->packet_id,
 				c->version == MQTT_V5 ? MQTT_RC_PACKET_ID_NOT_FOUND : 0, NULL);
 	s->qos2_in[at] = s->qos2_in[--s->qos2_in_count];
+	persist_qos2_in(c->w, s, a->packet_id, false);
 	return send_ack(c, MQTT_PUBCOMP, a->packet_id, 0, NULL);
 }
 
@@ -582,6 +581,8 @@ static int on_subscribe(struct conn *c, const struct mqtt_subscribe *sp)
 			codes[n] = MQTT_RC_NOT_AUTHORIZED;
 		} else {
 			st[n] = sess_subscribe(b, c->sess, filter, &opts, sub_id, &codes[n]);
+			if (st[n] >= 0)
+				persist_sub_save(c->w, c->sess, filter, &opts, sub_id);
 		}
 		if (c->version != MQTT_V5 && codes[n] >= 0x80)
 			codes[n] = 0x80;
@@ -619,6 +620,9 @@ static int on_unsubscribe(struct conn *c, const struct mqtt_unsubscribe *u)
 	while (unsub_next(&it, &filter)) {
 		uint8_t r = sess_unsubscribe(c->b, c->sess, filter);
 
+		if (r == MQTT_RC_SUCCESS)
+			persist_sub_drop(c->w, c->sess, filter);
+
 		if (n < sizeof(rcs))
 			rcs[n++] = r;
 		else
@@ -648,17 +652,39 @@ static int on_disconnect(struct conn *c, const struct mqtt_disconnect *d)
 	return MOAT_E_CLOSED;
 }
 
+/* Handles a packet whose answer promises durability (PUBACK, PUBREC,
+ * PUBREL, PUBCOMP, SUBACK): the connection's output waits for the store
+ * when handling it wrote anything (persist.h). */
+static int dispatch_durable(struct conn *c, struct mqtt_packet *p, uint64_t now_ms)
+{
+	uint32_t mark = persist_mark(c->w);
+	int rc = MOAT_OK;
+
+	switch (p->type) {
+	case MQTT_PUBLISH: rc = on_publish(c, &p->publish, now_ms); break;
+	case MQTT_PUBREC: sess_on_ack(c->w, c->sess, p->type, p->ack.packet_id, p->ack.rc); break;
+	case MQTT_PUBREL: rc = on_pubrel(c, &p->ack); break;
+	default: rc = on_subscribe(c, &p->subscribe); break;
+	}
+	persist_gate_since(c, mark);
+	return rc;
+}
+
 static int dispatch(struct conn *c, struct mqtt_packet *p, uint64_t now_ms)
 {
 	switch (p->type) {
-	case MQTT_PUBLISH: return on_publish(c, &p->publish, now_ms);
-	case MQTT_PUBACK:
+	case MQTT_PUBLISH:
+		if (p->publish.qos == 0)
+			return on_publish(c, &p->publish, now_ms);
+		return dispatch_durable(c, p, now_ms);
 	case MQTT_PUBREC:
+	case MQTT_PUBREL:
+	case MQTT_SUBSCRIBE:
+		return dispatch_durable(c, p, now_ms);
+	case MQTT_PUBACK:
 	case MQTT_PUBCOMP:
 		sess_on_ack(c->w, c->sess, p->type, p->ack.packet_id, p->ack.rc);
 		return MOAT_OK;
-	case MQTT_PUBREL: return on_pubrel(c, &p->ack);
-	case MQTT_SUBSCRIBE: return on_subscribe(c, &p->subscribe);
 	case MQTT_UNSUBSCRIBE: return on_unsubscribe(c, &p->unsubscribe);
 	case MQTT_PINGREQ: {
 		struct mqtt_packet r = { .type = MQTT_PINGRESP };
@@ -750,6 +776,7 @@ void conn_on_close(struct conn *c)
 				s->will = c->will;	/* v5 will delay [MQTT-3.1.3-9] */
 				s->will_at_ms = now + (uint64_t)c->will_delay_s * 1000u;
 				s->will->origin = NULL;
+				persist_will(c->w, s);
 			} else {
 				if (authz_session(c->w, s, c->will->topic, ACCESS_WRITE))	/* rights may have changed */
 					broker_publish(c->w, c->will, NULL);
@@ -757,10 +784,13 @@ void conn_on_close(struct conn *c)
 			}
 			c->will = NULL;
 		}
-		if (s->expiry_s == 0)
+		if (s->expiry_s == 0) {
 			sess_destroy(c->w, s);
-		else if (s->expiry_s != UINT32_MAX)
-			s->expire_at_ms = now + (uint64_t)s->expiry_s * 1000u;
+		} else {
+			if (s->expiry_s != UINT32_MAX)
+				s->expire_at_ms = now + (uint64_t)s->expiry_s * 1000u;
+			persist_session_save(c->w, s, clock_wall_ms());
+		}
 	}
 	msg_unref(c->will);
 	c->will = NULL;

@@ -15,16 +15,19 @@
 #include "base/log.h"
 #include "broker/audit.h"
 #include "broker/broker.h"
+#include "broker/persist.h"
 #include "conf/config.h"
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: moatd [-c FILE] [-p PORT] [-v] [-h]\n"
+		"Usage: moatd [-c FILE] [-p PORT] [-v] [-h] [--check-store | --repair-store]\n"
 		"  -c FILE  read a mosquitto-compatible configuration file\n"
 		"  -p PORT  listen on PORT (on 127.0.0.1 unless the file says otherwise)\n"
 		"  -v       verbose logging (all log types)\n"
 		"  -h       this help\n"
+		"  --check-store   read every record of the persistence store, list damaged ones, exit\n"
+		"  --repair-store  delete the damaged records (each is listed), exit\n"
 		"With no configuration file moatd listens on 127.0.0.1:1883 only.\n");
 }
 
@@ -36,6 +39,12 @@ int main(int argc, char **argv)
 	const char *conf_path = NULL;
 	long port = -1;
 	bool verbose = false;
+	int check_store = 0;	/* 1 check, 2 repair */
+	static const struct option long_opts[] = {
+		{ "check-store", no_argument, NULL, 'K' },
+		{ "repair-store", no_argument, NULL, 'R' },
+		{ NULL, 0, NULL, 0 },
+	};
 	sigset_t stop_signals;
 	int opt, rc;
 
@@ -47,8 +56,10 @@ int main(int argc, char **argv)
 	sigaddset(&stop_signals, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
-	while ((opt = getopt(argc, argv, "c:p:vhd")) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:p:vhd", long_opts, NULL)) != -1) {
 		switch (opt) {
+		case 'K': check_store = 1; break;
+		case 'R': check_store = 2; break;
 		case 'c': conf_path = optarg; break;
 		case 'p': {
 			char *end;
@@ -81,6 +92,11 @@ int main(int argc, char **argv)
 			config_fini(&cfg);
 			return 1;
 		}
+	}
+	if (check_store != 0) {
+		rc = persist_check(&cfg, check_store == 2);
+		config_fini(&cfg);
+		return rc;
 	}
 	if (port > 0) {
 		if (cfg.listeners == NULL)

@@ -16,6 +16,7 @@
 #include <moat/error.h>
 
 #include "base/clock.h"
+#include "broker/persist.h"
 #include "broker/retain.h"
 #include "broker/sub_index.h"
 #include "codec/topic.h"
@@ -199,20 +200,24 @@ size_t broker_publish(struct worker *w, struct msg *m, bool *congested)
 
 	if (congested != NULL)
 		*congested = false;
-	if (m->retain)
+	if (m->retain) {
 		retain_set(b->retained, m->topic, m->payload.len > 0 ? m : NULL);
+		persist_retain(w, m);
+	}
 	/* a new generation invalidates every session's mark from the last route */
 	r->gen++;
 	r->n = 0;
 	subidx_match(b->subs, m->topic, on_match, member_online, &mc);
+	persist_route(w, m);
 	for (size_t i = 0; i < r->n; i++) {
 		struct target *t = &r->t[i];
 		struct session *s = t->sess;
 		struct inbox_item item = { .sess = s, .msg = m, .qos = t->qos,
-					   .retain = t->retain, .sub_id_count = t->sub_id_count };
+					   .retain = t->retain, .sub_id_count = t->sub_id_count,
+					   .store_id = t->store_id };
 
 		if (s->owner == w) {
-			sess_deliver(w, s, m, t->qos, t->retain, t->sub_ids, t->sub_id_count);
+			sess_deliver(w, s, m, t->qos, t->retain, t->sub_ids, t->sub_id_count, t->store_id);
 		} else {
 			memcpy(item.sub_ids, t->sub_ids, sizeof(item.sub_ids));
 			if (t->qos > 0)	/* on its way: counts until item_drop */
@@ -246,9 +251,12 @@ static int items_push(struct item_list *l, const struct inbox_item *item)
 	return MOAT_OK;
 }
 
-/* Lets go of what <item> holds (after acting on it or not). */
-static void item_drop(struct inbox_item *item)
+/* Lets go of what <item> holds (after acting on it or not): in worker <w>,
+ * whose batch deletes the entry of a delivery not made. */
+static void item_drop(struct worker *w, struct inbox_item *item, bool delivered)
 {
+	if (!delivered && item->store_id != 0)
+		persist_entry_drop(w, item->sess->client_id, item->store_id, item->msg, true);
 	msg_unref(item->msg);
 	if (item->sess != NULL) {
 		if (item->qos > 0)
@@ -260,10 +268,12 @@ static void item_drop(struct inbox_item *item)
 /* Acts on <item> in worker <w>, its session's owner, then drops it. */
 static void item_deliver(struct worker *w, struct inbox_item *item)
 {
-	if (!item->sess->dead)
+	bool live = !item->sess->dead;
+
+	if (live)
 		sess_deliver(w, item->sess, item->msg, item->qos, item->retain, item->sub_ids,
-			     item->sub_id_count);
-	item_drop(item);
+			     item->sub_id_count, item->store_id);
+	item_drop(w, item, live);
 }
 
 void route_send(struct worker *from, struct worker *to, const struct inbox_item *item)
@@ -272,7 +282,7 @@ void route_send(struct worker *from, struct worker *to, const struct inbox_item 
 		struct inbox_item lost = *item;
 
 		stat_add(&from->sys.publish_dropped, 1);
-		item_drop(&lost);
+		item_drop(from, &lost, false);
 		return;
 	}
 	from->outbox_used = true;
@@ -310,7 +320,7 @@ void route_flush_outboxes(struct worker *w)
 			for (size_t k = 0; k < out->n; k++) {
 				if (items_push(&to->inbox, &out->v[k]) < 0) {
 					stat_add(&w->sys.publish_dropped, 1);
-					item_drop(&out->v[k]);
+					item_drop(w, &out->v[k], false);
 				}
 			}
 		}
@@ -381,7 +391,7 @@ static bool send_retained(void *ctx, void *msg)
 
 	/* the author's right to publish is checked again: it may have been revoked */
 	if (!msg_expired(m, rc->now_ms) && authz_author_allowed(rc->w, m))
-		sess_deliver(rc->w, rc->s, m, qos, true, &rc->sub_id, rc->sub_id != 0 ? 1 : 0);
+		sess_deliver(rc->w, rc->s, m, qos, true, &rc->sub_id, rc->sub_id != 0 ? 1 : 0, 0);
 	return true;
 }
 
@@ -393,14 +403,27 @@ void sess_deliver_retained(struct worker *w, struct session *s, struct moat_byte
 	retain_match(w->b->retained, filter, send_retained, &rc);
 }
 
+struct expire_ctx {
+	struct worker *w;
+	uint64_t now_ms;
+};
+
 static bool drop_expired(void *ctx, void *msg)
 {
-	return msg_expired(msg, *(const uint64_t *)ctx);
+	struct expire_ctx *ec = ctx;
+	const struct msg *m = msg;
+
+	if (!msg_expired(m, ec->now_ms))
+		return false;
+	persist_retain_drop(ec->w, m->topic);
+	return true;
 }
 
-void route_expire_retained(struct broker *b, uint64_t now_ms)
+void route_expire_retained(struct worker *w, uint64_t now_ms)
 {
-	retain_sweep(b->retained, drop_expired, &now_ms);
+	struct expire_ctx ec = { w, now_ms };
+
+	retain_sweep(w->b->retained, drop_expired, &ec);
 }
 
 size_t route_sub_count(const struct broker *b)

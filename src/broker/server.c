@@ -28,6 +28,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "broker/audit.h"
+#include "broker/persist.h"
 
 enum ev_kind { EV_LISTENER = 1, EV_CONN, EV_WAKE };
 
@@ -231,6 +232,7 @@ static void conn_destroy(struct worker *w, struct conn *c)
 {
 	if (c->paused)
 		paused_unlink(w, c);
+	persist_conn_closed(w, c);
 	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	conn_unlink(w, c);
 	conn_free(c);
@@ -262,6 +264,8 @@ static void conn_flush(struct worker *w, struct conn *c)
 {
 	struct buf *wire = &c->out;
 
+	if (persist_hold_output(w, c))
+		return;	/* an answer in it waits for the store; persist_release marks it dirty again */
 	if (c->filter != NULL) {
 		filter_output(c);
 		wire = &c->wire;
@@ -301,7 +305,7 @@ static void flush_dirty(struct worker *w)
 		w->dirty = c->dirty_next;
 		c->dirty = false;
 		conn_flush(w, c);
-		if (c->closing && (conn_output_pending(c) == 0 || !c->want_write))
+		if (c->closing && !c->gated && (conn_output_pending(c) == 0 || !c->want_write))
 			conn_destroy(w, c);
 	}
 }
@@ -583,6 +587,7 @@ static void on_wake(struct worker *w)
 	while (read(w->wake_fd, &n, sizeof(n)) < 0 && errno == EINTR)
 		;
 	route_drain_inbox(w, take_handoff);
+	persist_release(w);
 }
 
 /* A worker's last pass: v5 clients hear the server is going, then every
@@ -593,9 +598,11 @@ static void worker_shutdown(struct worker *w)
 		conn_disconnect(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
 	for (struct conn *c = w->conns; c != NULL; c = c->next)
 		c->want_write = false;	/* best effort: one last send, then close */
+	persist_submit(w);
 	flush_dirty(w);
 	while (w->conns != NULL)
 		conn_destroy(w, w->conns);
+	persist_submit(w);	/* sessions went offline */
 	route_flush_outboxes(w);
 }
 
@@ -646,6 +653,7 @@ static void *worker_loop(void *arg)
 		}
 		if (w->paused != NULL)
 			resume_due(w, now);
+		persist_submit(w);	/* first: deliveries sent to other workers refer to its records */
 		route_flush_outboxes(w);
 		flush_dirty(w);
 	}

@@ -13,6 +13,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "broker/persist.h"
 #include "broker/security.h"
 
 static size_t hash_bytes(struct moat_bytes b)
@@ -64,6 +65,16 @@ static struct session *create_locked(struct worker *w, struct moat_bytes client_
 	return s;
 }
 
+struct session *sess_find(struct broker *b, struct moat_bytes client_id)
+{
+	struct session *s;
+
+	pthread_mutex_lock(&b->table_lock);
+	s = find_locked(b, client_id);
+	pthread_mutex_unlock(&b->table_lock);
+	return s;
+}
+
 struct session *sess_claim(struct worker *w, struct moat_bytes client_id, bool *created)
 {
 	struct broker *b = w->b;
@@ -102,11 +113,13 @@ static struct delivery *delivery_new(struct worker *w)
 	return d;
 }
 
-static void free_deliveries(struct worker *w, struct delivery *d)
+/* Frees the deliveries from <d> on, which <s> no longer holds, and their entries in the store. */
+static void free_deliveries(struct worker *w, const struct session *s, struct delivery *d)
 {
 	while (d != NULL) {
 		struct delivery *next = d->next;
 
+		persist_entry_drop(w, s->client_id, d->store_id, d->msg, d->store_shared);
 		msg_unref(d->msg);
 		if (w->free_delivery_count < DELIVERY_CACHE_MAX) {
 			d->next = w->free_deliveries;
@@ -126,6 +139,7 @@ void sess_publish_will(struct worker *w, struct session *s)
 		struct msg *will = s->will;
 
 		s->will = NULL;
+		persist_will(w, s);
 		if (authz_session(w, s, will->topic, ACCESS_WRITE))
 			broker_publish(w, will, NULL);
 		msg_unref(will);
@@ -137,8 +151,8 @@ static void clear_state(struct worker *w, struct session *s)
 {
 	sess_publish_will(w, s);
 	sess_remove_subs(w->b, s);
-	free_deliveries(w, s->inflight);
-	free_deliveries(w, s->queue);
+	free_deliveries(w, s, s->inflight);
+	free_deliveries(w, s, s->queue);
 	free(s->qos2_in);
 	atomic_fetch_sub_explicit(&s->backlog, s->queue_count, memory_order_relaxed);
 	s->inflight = s->inflight_tail = s->queue = s->queue_tail = NULL;
@@ -151,6 +165,7 @@ static void clear_state(struct worker *w, struct session *s)
 void sess_reset(struct worker *w, struct session *s)
 {
 	clear_state(w, s);
+	persist_session_drop(w, s);
 	s->next_packet_id = 1;
 }
 
@@ -173,6 +188,7 @@ void sess_destroy(struct worker *w, struct session *s)
 	if (s->wnext != NULL)
 		s->wnext->wprev = s->wprev;
 	clear_state(w, s);
+	persist_session_drop(w, s);
 	authz_clear_identity(s);
 	s->dead = true;
 	sess_unref(s);
@@ -207,10 +223,10 @@ static uint16_t next_packet_id(struct session *s)
 
 /* A message larger than the client's Maximum Packet Size is discarded as if
  * its flow had completed [MQTT-3.1.2-25], so it frees its in-flight slot. */
-static void too_big_for_client(struct worker *w, struct delivery *d)
+static void too_big_for_client(struct worker *w, const struct session *s, struct delivery *d)
 {
 	stat_add(&w->sys.publish_dropped, 1);
-	free_deliveries(w, d);
+	free_deliveries(w, s, d);
 }
 
 void sess_pump(struct worker *w, struct session *s)
@@ -230,13 +246,20 @@ void sess_pump(struct worker *w, struct session *s)
 		/* rights are checked when a message goes out too: a reload may have
 		 * taken them away while it waited in the queue */
 		if (msg_expired(d->msg, now) || !authz_session(w, s, d->msg->topic, ACCESS_READ)) {
-			free_deliveries(w, d);
+			free_deliveries(w, s, d);
 			continue;
 		}
 		d->packet_id = next_packet_id(s);
 		if (conn_send_publish(s->conn, d, false, now) == MOAT_E_LIMIT) {
-			too_big_for_client(w, d);
+			too_big_for_client(w, s, d);
 			continue;
+		}
+		if (d->store_id != 0) {
+			/* a QoS 2 PUBLISH goes out only once its packet id is on disk, so a
+			 * restart resends it under the id the client knows */
+			persist_entry_update(w, s, d);
+			if (d->qos == 2)
+				s->conn->gate = PERSIST_GATE_THIS_PASS;
 		}
 		if (s->inflight_tail != NULL)
 			s->inflight_tail->next = d;
@@ -258,7 +281,7 @@ static void inflight_remove(struct worker *w, struct session *s, struct delivery
 		s->inflight_tail = prev;
 	s->inflight_count--;
 	d->next = NULL;
-	free_deliveries(w, d);
+	free_deliveries(w, s, d);
 }
 
 void sess_resend_inflight(struct worker *w, struct session *s)
@@ -314,6 +337,7 @@ void sess_on_ack(struct worker *w, struct session *s, uint8_t type, uint16_t pac
 		struct mqtt_packet p = { .type = MQTT_PUBREL };
 
 		d->pubrel_sent = true;
+		persist_entry_update(w, s, d);	/* the PUBREL waits for it (conn.c) */
 		p.ack.packet_id = packet_id;
 		conn_send_packet(s->conn, &p);
 		return;
@@ -332,7 +356,7 @@ static void enqueue(struct worker *w, struct session *s, struct delivery *d)
 	if ((cfg->max_queued_messages > 0 && s->queue_count >= cfg->max_queued_messages) ||
 	    (cfg->max_queued_bytes > 0 && s->queue_bytes + d->msg->payload.len > cfg->max_queued_bytes)) {
 		stat_add(&w->sys.publish_dropped, 1);
-		free_deliveries(w, d);
+		free_deliveries(w, s, d);
 		return;
 	}
 	if (s->queue_tail != NULL)
@@ -346,12 +370,14 @@ static void enqueue(struct worker *w, struct session *s, struct delivery *d)
 }
 
 void sess_deliver(struct worker *w, struct session *s, struct msg *m, uint8_t qos, bool retain,
-		  const uint32_t *sub_ids, uint8_t sub_id_count)
+		  const uint32_t *sub_ids, uint8_t sub_id_count, uint64_t store_id)
 {
 	struct delivery *d;
 
-	if (!authz_session(w, s, m->topic, ACCESS_READ))
+	if (!authz_session(w, s, m->topic, ACCESS_READ)) {
+		persist_entry_drop(w, s->client_id, store_id, m, true);
 		return;	/* checked per delivery: retained and queued messages too (CVE-2018-12546) */
+	}
 	if (qos == 0) {
 		struct delivery tmp = { .msg = m, .qos = 0, .retain = retain,
 					.sub_id_count = sub_id_count };
@@ -371,6 +397,7 @@ void sess_deliver(struct worker *w, struct session *s, struct msg *m, uint8_t qo
 	d = delivery_new(w);
 	if (d == NULL) {
 		stat_add(&w->sys.publish_dropped, 1);
+		persist_entry_drop(w, s->client_id, store_id, m, true);
 		return;
 	}
 	d->msg = msg_ref(m);
@@ -378,7 +405,49 @@ void sess_deliver(struct worker *w, struct session *s, struct msg *m, uint8_t qo
 	d->retain = retain;
 	d->sub_id_count = sub_id_count;
 	memcpy(d->sub_ids, sub_ids, sub_id_count * sizeof(*sub_ids));
+	d->store_id = store_id;
+	d->store_shared = store_id != 0;
+	if (store_id == 0)
+		persist_entry_add(w, s, d);
 	enqueue(w, s, d);
 	sess_pump(w, s);
 }
 
+
+int sess_qos2_in_add(struct session *s, uint16_t packet_id)
+{
+	if (s->qos2_in_count == s->qos2_in_cap) {
+		uint32_t cap = s->qos2_in_cap ? s->qos2_in_cap * 2 : 8;
+		uint16_t *n = realloc(s->qos2_in, cap * sizeof(*n));
+
+		if (n == NULL)
+			return MOAT_E_NOMEM;
+		s->qos2_in = n;
+		s->qos2_in_cap = cap;
+	}
+	s->qos2_in[s->qos2_in_count++] = packet_id;
+	return MOAT_OK;
+}
+
+int sess_restore_delivery(struct worker *w, struct session *s, struct msg *m,
+			  const struct delivery *fields)
+{
+	struct delivery *d = delivery_new(w);
+
+	if (d == NULL)
+		return MOAT_E_NOMEM;
+	*d = *fields;
+	d->next = NULL;
+	d->msg = msg_ref(m);
+	if (d->packet_id == 0) {
+		enqueue(w, s, d);
+		return MOAT_OK;
+	}
+	if (s->inflight_tail != NULL)
+		s->inflight_tail->next = d;
+	else
+		s->inflight = d;
+	s->inflight_tail = d;
+	s->inflight_count++;
+	return MOAT_OK;
+}

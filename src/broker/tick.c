@@ -22,7 +22,7 @@ void broker_tick(struct worker *w, uint64_t now_ms)
 	}
 	if (w->id != 0)
 		return;
-	route_expire_retained(b, now_ms);
+	route_expire_retained(w, now_ms);
 	if (b->cfg->sys_interval_s > 0 && now_ms >= b->next_sys_ms) {
 		broker_publish_sys(w, now_ms);
 		b->next_sys_ms = now_ms + b->cfg->sys_interval_s * 1000ull;

@@ -14,6 +14,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "broker/audit.h"
+#include "broker/persist.h"
 #include "broker/security.h"
 
 enum { SESSION_TABLE_BUCKETS = 4096, MAX_WORKERS = 64, VERIFY_QUEUE_MAX = 1024 };
@@ -30,6 +31,7 @@ static unsigned worker_count(const struct moat_config *cfg)
 int broker_init(struct broker *b, struct moat_config *cfg)
 {
 	char err[600];
+	int rc;
 
 	memset(b, 0, sizeof(*b));
 	b->cfg = cfg;
@@ -47,6 +49,7 @@ int broker_init(struct broker *b, struct moat_config *cfg)
 		w->id = i;
 		w->epfd = w->wake_fd = -1;
 		pthread_mutex_init(&w->inbox_lock, NULL);
+		store_batch_init(&w->batch);
 		w->outbox = calloc(b->nworkers, sizeof(*w->outbox));
 		if (w->outbox == NULL)
 			goto err;
@@ -63,6 +66,12 @@ int broker_init(struct broker *b, struct moat_config *cfg)
 	if (addr_limits_init(&b->addrs, cfg) < 0 ||
 	    verify_pool_start(&b->pool, b->nworkers < 4 ? b->nworkers : 4, VERIFY_QUEUE_MAX) < 0)
 		goto err;
+	rc = persist_open(b, err, sizeof(err));
+	if (rc < 0) {
+		log_err("%s", err);
+		broker_fini(b);
+		return rc;
+	}
 	b->started_ms = clock_mono_ms();
 	b->started_wall_s = clock_wall_s();
 	return MOAT_OK;
@@ -130,6 +139,7 @@ static void drop_items(struct item_list *l)
 void broker_fini(struct broker *b)
 {
 	verify_pool_stop(&b->pool);	/* every job is back in an inbox */
+	persist_close(b);	/* first: what is torn down below stays in the store */
 	if (b->workers == NULL) {
 		free(b->sessions);
 		route_fini(b);
@@ -158,6 +168,7 @@ void broker_fini(struct broker *b)
 		}
 		free(w->outbox);
 		free(w->route.t);
+		persist_worker_fini(w);
 		security_unref(w->security);
 		pthread_mutex_destroy(&w->inbox_lock);
 	}

@@ -65,6 +65,8 @@ void config_defaults(struct moat_config *cfg)
 		.max_topic_length = 65535,
 		.max_user_properties = 1024,
 		.max_user_property_bytes = 65536,
+		.persistence_sync = 1,	/* STORE_SYNC_BATCH */
+		.persistence_batch_ms = 2,
 	};
 }
 
@@ -126,6 +128,7 @@ void config_fini(struct moat_config *cfg)
 	free(cfg->token_audience);
 	free(cfg->token_username_claim);
 	free(cfg->audit_file);
+	free(cfg->persistence_location);
 	*cfg = (struct moat_config){ 0 };
 }
 
@@ -184,7 +187,10 @@ static int parse_duration(struct parse *p, const char *opt, const char *s, int64
 /* K_STR: a global string; K_LSTR/K_LBOOL: a setting of the listener declared
  * last (mosquitto's per-listener options; before any `listener` line they
  * belong to the default listener). */
-enum opt_kind { K_U16, K_U32, K_U64, K_I32, K_BOOL, K_STR, K_LSTR, K_LBOOL, K_SPECIAL, K_LATER };
+enum opt_kind {
+	K_U16, K_U32, K_U64, K_I32, K_BOOL, K_STR, K_LSTR, K_LBOOL, K_SPECIAL, K_LATER,
+	K_IGNORED,	/* accepted for mosquitto compatibility, without effect */
+};
 
 struct opt {
 	const char *name;
@@ -221,7 +227,14 @@ static const struct opt opts[] = {
 	{ "persistent_client_expiration", K_SPECIAL, 0, 0 },	/* mosquitto's spelling */
 	{ "log_dest", K_SPECIAL, 0, 0 },
 	{ "log_type", K_SPECIAL, 0, 0 },
-	{ "persistence", K_SPECIAL, 0, 0 },
+	{ "persistence", K_BOOL, O(persistence), 0 },
+	{ "persistence_location", K_STR, O(persistence_location), 0 },
+	{ "persistence_sync", K_SPECIAL, 0, 0 },
+	{ "persistence_max_bytes", K_U64, O(persistence_max_bytes), UINT64_MAX },
+	/* mosquitto's periodic snapshot: moatd writes as it goes, so these change nothing */
+	{ "persistence_file", K_IGNORED, 0, 0 },
+	{ "autosave_interval", K_IGNORED, 0, 0 },
+	{ "autosave_on_changes", K_IGNORED, 0, 0 },
 	{ "protocol", K_SPECIAL, 0, 0 },
 	{ "per_listener_settings", K_SPECIAL, 0, 0 },
 	{ "queue_high_water", K_U32, O(queue_high_water), UINT32_MAX },
@@ -251,8 +264,6 @@ static const struct opt opts[] = {
 	{ "use_identity_as_username", K_LBOOL, L(tls.use_identity_as_username), 0 },
 	{ "use_subject_as_username", K_LBOOL, L(tls.use_subject_as_username), 0 },
 	/* Options of later work: recognised, refused clearly. */
-	{ "persistence_location", K_LATER, 0, 0 },
-	{ "persistence_file", K_LATER, 0, 0 }, { "autosave_interval", K_LATER, 0, 0 },
 	{ "connection", K_LATER, 0, 0 },      { "address", K_LATER, 0, 0 },
 	{ "auth_plugin", K_LATER, 0, 0 },     { "plugin", K_LATER, 0, 0 },
 	{ "include_dir", K_LATER, 0, 0 },     { "pid_file", K_LATER, 0, 0 },
@@ -345,6 +356,28 @@ static int parse_audit_log(struct parse *p, char **w, int n)
 	return diag(p, "audit_log expects \"file <path>\", syslog or none");
 }
 
+/* persistence_sync always | batch [window ms] | none */
+static int parse_persistence_sync(struct parse *p, char **w, int n)
+{
+	static const char *const names[] = { "always", "batch", "none" };	/* enum store_sync */
+	uint64_t ms;
+
+	for (uint8_t i = 0; i < 3; i++) {
+		if (strcmp(w[1 < n ? 1 : 0], names[i]) != 0)
+			continue;
+		if (n == 3 && i == 1) {
+			if (parse_uint(p, "persistence_sync batch window (ms)", w[2], 1000, &ms) < 0)
+				return MOAT_E_CONFIG;
+			p->cfg->persistence_batch_ms = (uint32_t)ms;
+		} else if (n != 2) {
+			break;
+		}
+		p->cfg->persistence_sync = i;
+		return MOAT_OK;
+	}
+	return diag(p, "persistence_sync expects always, none, or batch with an optional window in milliseconds, e.g. \"persistence_sync batch 2\"");
+}
+
 static int parse_special(struct parse *p, char **w, int n)
 {
 	struct moat_config *cfg = p->cfg;
@@ -364,6 +397,8 @@ static int parse_special(struct parse *p, char **w, int n)
 	}
 	if (strcmp(w[0], "log_dest") == 0)
 		return parse_log_dest(p, w, n);
+	if (strcmp(w[0], "persistence_sync") == 0)
+		return parse_persistence_sync(p, w, n);
 	if (strcmp(w[0], "auth_token_key") == 0)
 		return parse_token_key(p, w, n);
 	if (strcmp(w[0], "audit_log") == 0)
@@ -400,15 +435,6 @@ static int parse_special(struct parse *p, char **w, int n)
 		cfg->log_type = m == 0 ? 0 : (p->log_type_seen ? cfg->log_type : 0) | (unsigned)m;
 		p->log_type_seen = true;
 		return MOAT_OK;
-	}
-	if (strcmp(w[0], "persistence") == 0) {
-		bool b = false;
-
-		rc = parse_bool(p, w[0], w[1], &b);
-		if (rc < 0)
-			return rc;
-		return b ? diag(p, "persistence true is not supported yet; remove the line (state is kept in memory)")
-			 : MOAT_OK;
 	}
 	if (strcmp(w[0], "protocol") == 0) {
 		struct moat_listener_conf *l = current_listener(p);
@@ -458,6 +484,8 @@ static int parse_line(struct parse *p, char *line)
 			return diag(p, "%s is not supported yet by this version of moatd; remove the line", o->name);
 		if (o->kind == K_SPECIAL)
 			return parse_special(p, w, n);
+		if (o->kind == K_IGNORED)
+			return MOAT_OK;
 		if (n != 2)
 			return diag(p, "%s expects exactly one value", o->name);
 		if (o->kind == K_BOOL)

@@ -93,6 +93,12 @@ struct moat_config {
 	uint32_t max_topic_length;		/* bytes; default 65535 */
 	uint32_t max_user_properties;		/* per packet; default 64 */
 	uint32_t max_user_property_bytes;	/* per packet, names and values; default 8192 */
+	/* persistence (docs/persistence.md) */
+	bool persistence;			/* default false, as mosquitto */
+	char *persistence_location;		/* a directory; NULL = the working directory */
+	uint8_t persistence_sync;		/* enum store_sync: default batch */
+	uint32_t persistence_batch_ms;		/* batch window; default 2 */
+	uint64_t persistence_max_bytes;		/* soft size limit; default 0 = none */
 	/* audit log: JSON lines */
 	char *audit_file;			/* NULL = none unless audit_syslog */
 	bool audit_syslog;

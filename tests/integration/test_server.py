@@ -48,7 +48,7 @@ class TestConfigErrors(mt.unittest.TestCase):
         self.check("allow_anonymous maybe\n", 1, "allow_anonymous")
 
     def test_later_issue_option_not_supported_yet(self):
-        self.check("persistence_location /var/lib/moat\n", 1, "not supported yet")
+        self.check("connection bridge-to-cloud\n", 1, "not supported yet")
 
     def test_tls_option_without_certfile(self):
         self.check("listener 8883\ncafile /etc/ssl/ca.pem\n", 1, "no certfile", "keyfile")
