@@ -29,6 +29,7 @@ enum moat_err {
 	MOAT_E_NOTFOUND = -14,	/* the named thing does not exist */
 	MOAT_E_UNSUPPORTED = -15, /* valid, but not implemented or not offered */
 	MOAT_E_PAYLOAD_FORMAT = -16, /* payload marked UTF-8 (format indicator 1) is not */
+	MOAT_E_PARSE = -17,	/* a file (e.g. the store) is damaged or not in its format */
 };
 
 /* Returns a short, static English description of <err>; never NULL. */

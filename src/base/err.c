@@ -23,6 +23,7 @@ const char *moat_strerror(int err)
 	case MOAT_E_NOTFOUND: return "not found";
 	case MOAT_E_UNSUPPORTED: return "not supported";
 	case MOAT_E_PAYLOAD_FORMAT: return "payload is not the UTF-8 its format indicator says";
+	case MOAT_E_PARSE: return "damaged or unreadable file";
 	}
 	return "unknown error";
 }

@@ -26,18 +26,18 @@
 #include "base/buf.h"
 
 enum store_sync {
-	STORE_SYNC_ALWAYS,	/* commit and sync as soon as a batch is queued */
-	STORE_SYNC_BATCH,	/* gather batches for up to batch_ms, then one sync */
-	STORE_SYNC_NONE,	/* commit without sync: survives a killed process, not a power cut */
+	STORE_SYNC_ALWAYS, /* commit and sync as soon as a batch is queued */
+	STORE_SYNC_BATCH,  /* gather batches for up to batch_ms, then one sync */
+	STORE_SYNC_NONE,   /* commit without sync: survives a killed process, not a power cut */
 };
 
 enum { STORE_RETRY_MS = 200 };
 
 struct store_opts {
-	const char *dir;	/* created (0700) when missing */
+	const char *dir; /* created (0700) when missing */
 	enum store_sync sync;
-	uint32_t batch_ms;	/* STORE_SYNC_BATCH window */
-	uint64_t max_bytes;	/* soft limit on the store's size; 0 = none */
+	uint32_t batch_ms;  /* STORE_SYNC_BATCH window */
+	uint64_t max_bytes; /* soft limit on the store's size; 0 = none */
 };
 
 struct store;
@@ -66,9 +66,13 @@ struct store_batch {
 	uint32_t count;
 };
 
+/* Keys are 1..STORE_MAX_KEY bytes (LMDB's limit), values at most STORE_MAX_VALUE. */
+enum { STORE_MAX_KEY = 511, STORE_MAX_VALUE = 1 << 30 };
+
 void store_batch_init(struct store_batch *b);
 void store_batch_fini(struct store_batch *b);
-/* MOAT_OK or MOAT_E_NOMEM (the batch is then unchanged). */
+/* MOAT_OK, MOAT_E_LIMIT (a key or value outside the limits above) or
+ * MOAT_E_NOMEM; on error the batch is unchanged. */
 int store_batch_put(struct store_batch *b, const uint8_t *key, size_t klen, const uint8_t *val,
 		    size_t vlen);
 int store_batch_del(struct store_batch *b, const uint8_t *key, size_t klen);
@@ -92,7 +96,7 @@ bool store_refusing(const struct store *s);
 int store_flush(struct store *s);
 
 /* Figures for $SYS and /metrics. */
-enum { STORE_SYNC_BUCKETS = 12 };	/* sync latency: <= 2^(2k+6) us, k = 0..10; last = larger */
+enum { STORE_SYNC_BUCKETS = 12 }; /* sync latency: <= 2^(2k+6) us, k = 0..10; last = larger */
 struct store_stats {
 	uint64_t commits, syncs, failures;
 	uint64_t records_written, records_deleted;
@@ -109,7 +113,8 @@ void store_get_stats(struct store *s, struct store_stats *st);
  * broker checks its own encoding) and returns a static reason or NULL. When
  * <repair> is set, records judged damaged are deleted and each is reported
  * through <report> before. For `moatd --check-store` / `--repair-store`. */
-typedef const char *(*store_check_fn)(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen);
+typedef const char *(*store_check_fn)(const uint8_t *key, size_t klen, const uint8_t *val,
+				      size_t vlen);
 typedef void (*store_report_fn)(void *ctx, const uint8_t *key, size_t klen, const char *why);
 int store_check(const char *dir, store_check_fn check_value, bool repair, store_report_fn report,
 		void *ctx, char *err, size_t errlen);
