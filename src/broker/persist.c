@@ -194,7 +194,7 @@ void persist_sub_save(struct worker *w, const struct session *s, struct moat_byt
 {
 	struct rec_sub r = { .qos = o->qos, .retain_handling = o->retain_handling,
 			     .no_local = o->no_local, .retain_as_published = o->retain_as_published,
-			     .sub_id = sub_id };
+			     .sub_id = sub_id, .filter = filter };
 
 	if (!on(w) || !atomic_load_explicit(&s->stored, memory_order_relaxed))
 		return;
@@ -301,8 +301,8 @@ void persist_retain(struct worker *w, const struct msg *m)
 	struct rec_ident_src author;
 	struct rec_msg rm;
 
-	if (!on(w))
-		return;
+	if (!on(w) || (m->topic.len > 0 && m->topic.ptr[0] == '$'))
+		return;	/* $SYS is made anew by each process */
 	if (m->payload.len == 0) {
 		persist_retain_drop(w, m->topic);
 		return;

@@ -176,6 +176,7 @@ void broker_fini(struct broker *b)
 	if (b->security != NULL)
 		pthread_mutex_destroy(&b->security_lock);
 	security_unref(b->security);
+	b->security = NULL;
 	addr_limits_fini(&b->addrs);
 	route_fini(b);
 	free(b->workers);
