@@ -306,6 +306,12 @@ struct broker {
 	uint64_t started_ms, next_sys_ms;
 	int64_t started_wall_s;
 	atomic_bool stop;
+	/* main.c's steps, run on the main thread by server_run; NULL = none.
+	 * on_ready: every listener is open and every worker runs (pid file,
+	 * daemon readiness); an error stops the broker. on_reload: SIGHUP, before
+	 * the security files and certificates are reloaded (log settings). */
+	int (*on_ready)(struct broker *b);
+	void (*on_reload)(struct broker *b);
 };
 
 /* ---- msg.c ---- */
@@ -341,6 +347,10 @@ void broker_fini(struct broker *b);
 int broker_reload_security(struct broker *b);
 /* Takes the current set if it changed since <w> last looked; true if so. */
 bool worker_adopt_security(struct worker *w);
+/* Shutdown: every worker has stopped and every connection is closed (Wills
+ * published, delayed Wills too, deliveries between workers made); nothing
+ * has been freed yet. Main thread, after server_run, before broker_fini. */
+void broker_shutdown_flush(struct broker *b);
 
 /* ---- session.c ---- */
 /* The session of <client_id>, created for worker <w> when there is none
@@ -500,7 +510,11 @@ void server_release_hold(struct conn *c, uint64_t now_ms);
 void server_drop_conn(struct conn *c);
 /* Opens the configured listeners (one SO_REUSEPORT socket per worker, so the
  * kernel spreads connections) and runs every worker's loop until SIGTERM or
- * SIGINT. Returns MOAT_OK after a clean shutdown or an error at start-up. */
+ * SIGINT. Tells the service manager READY=1, RELOADING=1 and STOPPING=1
+ * (notify.h). At the stop signal the listeners stop accepting at once, v5
+ * clients get DISCONNECT 0x8B, and each connection closes once its output is
+ * written, or when shutdown_timeout ends. Returns MOAT_OK after a clean
+ * shutdown or an error at start-up. */
 int server_run(struct broker *b);
 
 #endif

@@ -65,6 +65,8 @@ void config_defaults(struct moat_config *cfg)
 		.max_topic_length = 65535,
 		.max_user_properties = 1024,
 		.max_user_property_bytes = 65536,
+		.shutdown_timeout_s = 5,
+		.log_format = LOG_F_TEXT,
 	};
 }
 
@@ -126,6 +128,7 @@ void config_fini(struct moat_config *cfg)
 	free(cfg->token_audience);
 	free(cfg->token_username_claim);
 	free(cfg->audit_file);
+	free(cfg->pid_file);
 	*cfg = (struct moat_config){ 0 };
 }
 
@@ -239,6 +242,9 @@ static const struct opt opts[] = {
 	{ "max_user_properties", K_U32, O(max_user_properties), 1024 },
 	{ "max_user_property_bytes", K_U32, O(max_user_property_bytes), 268435455 },
 	{ "audit_log", K_SPECIAL, 0, 0 },
+	{ "shutdown_timeout", K_U32, O(shutdown_timeout_s), 3600 },
+	{ "pid_file", K_STR, O(pid_file), 0 },
+	{ "log_format", K_SPECIAL, 0, 0 },
 	{ "cafile", K_LSTR, L(tls.cafile), 0 },
 	{ "capath", K_LSTR, L(tls.capath), 0 },
 	{ "certfile", K_LSTR, L(tls.certfile), 0 },
@@ -255,7 +261,7 @@ static const struct opt opts[] = {
 	{ "persistence_file", K_LATER, 0, 0 }, { "autosave_interval", K_LATER, 0, 0 },
 	{ "connection", K_LATER, 0, 0 },      { "address", K_LATER, 0, 0 },
 	{ "auth_plugin", K_LATER, 0, 0 },     { "plugin", K_LATER, 0, 0 },
-	{ "include_dir", K_LATER, 0, 0 },     { "pid_file", K_LATER, 0, 0 },
+	{ "include_dir", K_LATER, 0, 0 },
 };
 
 static int parse_log_dest(struct parse *p, char **w, int n)
@@ -399,6 +405,14 @@ static int parse_special(struct parse *p, char **w, int n)
 			return diag(p, "log_type expects error, warning, notice, information, debug, subscribe, unsubscribe, websockets, all or none, got \"%s\"", w[1]);
 		cfg->log_type = m == 0 ? 0 : (p->log_type_seen ? cfg->log_type : 0) | (unsigned)m;
 		p->log_type_seen = true;
+		return MOAT_OK;
+	}
+	if (strcmp(w[0], "log_format") == 0) {
+		int f = log_format_parse(w[1]);
+
+		if (f < 0)
+			return diag(p, "log_format expects text or json, got \"%s\"", w[1]);
+		cfg->log_format = (unsigned)f;
 		return MOAT_OK;
 	}
 	if (strcmp(w[0], "persistence") == 0) {
