@@ -454,6 +454,9 @@ static int parse_line(struct parse *p, char *line)
 	int n = 0;
 	char *save = NULL;
 
+	line += strspn(line, " \t\r");
+	if (line[0] == '#')
+		return MOAT_OK;	/* a comment may hold any number of words */
 	for (char *t = strtok_r(line, " \t\r", &save); t != NULL; t = strtok_r(NULL, " \t\r", &save)) {
 		if (n == MAX_WORDS)
 			return diag(p, "too many values on one line");

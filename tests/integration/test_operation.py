@@ -316,5 +316,31 @@ class ReloadLogSettings(mt.BrokerTest):
         self.assert_serves()
 
 
+class DistConfig(mt.unittest.TestCase):
+    def test_example_config_starts_and_stops(self):
+        """dist/moatd.conf is valid as shipped, but for its paths and port."""
+        moatd()
+        here = os.path.dirname(os.path.abspath(__file__))
+        with open(os.path.join(here, "..", "..", "dist", "moatd.conf")) as f:
+            text = f.read()
+        broker = mt.Broker(with_listener=False, allow_anonymous=None)
+        passwd = os.path.join(broker.dir, "passwd")
+        open(passwd, "w").close()
+        self.assertIn("\nlistener 1883\n", text)
+        text = text.replace("\nlistener 1883\n", "\nlistener %d 127.0.0.1\n" % broker.port)
+        text = text.replace("/etc/moat/passwd", passwd)
+        with open(broker.conf_path, "w") as f:
+            f.write(text)
+        try:
+            broker.start()
+            peer = mt.Peer(broker.port)
+            self.assertEqual(peer.connect("anon", expect_rc=None).rc, 0x87)
+            peer.close()
+            broker.stop(check=True)
+        finally:
+            broker.stop(check=False)
+            broker.cleanup()
+
+
 if __name__ == "__main__":
     mt.main()
