@@ -163,6 +163,7 @@ struct conn {
 	struct buf wire;		/* bytes for the socket when there is a filter */
 	struct session *sess;
 	uint64_t last_rx_ms, opened_ms;
+	uint64_t close_by_ms;		/* closing, output stuck: freed then regardless (server.c) */
 	uint16_t keep_alive_s;
 	/* limits the client gave us */
 	uint16_t client_receive_max;

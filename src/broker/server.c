@@ -48,6 +48,10 @@ struct ev_tag {
 /* Back-pressure pauses: the first lasts 1 ms, each next one in a row twice as
  * long, up to PAUSE_MAX_MS. */
 #define PAUSE_MAX_MS 16
+/* How long a closing connection may take to accept its last output (a
+ * DISCONNECT behind queued messages) before it is freed without it: a peer
+ * that stopped reading cannot keep its socket and buffers forever. */
+#define CLOSE_LINGER_MS 5000
 
 static struct ev_tag wake_tag = { EV_WAKE };
 static struct log_limiter transport_log, accept_log, expiry_log;
@@ -466,14 +470,32 @@ static void on_accept(struct worker *w, struct listener *l, uint64_t now_ms)
 	}
 }
 
-/* Once a second: keep-alive (1.5×) and connect timeouts, then broker work. */
+/* A closing connection still here a tick later has output the peer does not
+ * take: after CLOSE_LINGER_MS it is dropped, and the end-of-pass flush
+ * frees the connection. */
+static void expire_linger(struct conn *c, uint64_t now_ms)
+{
+	if (c->close_by_ms == 0) {
+		c->close_by_ms = now_ms + CLOSE_LINGER_MS;
+	} else if (now_ms >= c->close_by_ms) {
+		buf_consume(&c->out, buf_used(&c->out));
+		buf_consume(&c->wire, buf_used(&c->wire));
+		c->filter_shut = true;	/* no close_notify either: nothing more goes out */
+		server_mark_dirty(c);
+	}
+}
+
+/* Once a second: keep-alive (1.5×) and connect timeouts, closing
+ * connections that linger, then broker work. */
 static void on_tick(struct worker *w, uint64_t now_ms)
 {
 	struct broker *b = w->b;
 
 	for (struct conn *c = w->conns; c != NULL; c = c->next) {
-		if (c->closing)
+		if (c->closing) {
+			expire_linger(c, now_ms);
 			continue;
+		}
 		if (!c->connected && now_ms - c->opened_ms >= b->cfg->connect_timeout_s * 1000ull) {
 			c->closing = true;	/* nothing, or not a whole CONNECT, in time */
 			server_mark_dirty(c);

@@ -48,6 +48,26 @@ def wait_for(cond, timeout=10.0, what="condition"):
     raise AssertionError("timed out waiting for " + what)
 
 
+def stuck_reader(test):
+    """A v5 subscriber with a 4 KiB receive window that never reads, and 10 MiB
+    of QoS 0 messages published to it: the kernel's buffers take at most 4 MiB,
+    so moatd holds output for it (up to max_output_bytes, the rest dropped)."""
+    stuck = test.peer()
+    stuck.sock.close()   # again, with a small receive window set before connecting
+    stuck.sock = socket.socket()
+    stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.sock.settimeout(mt.READ_TIMEOUT_S)
+    stuck.sock.connect(("127.0.0.1", test.port))
+    stuck.connect("stuck")
+    stuck.subscribe("flood", qos=0)
+    pub = test.client("flood-pub")
+    payload = b"x" * 65536
+    for _ in range(160):
+        pub.send(pub.publish_bytes("flood", payload, qos=0))
+    pub.ping()   # every PUBLISH before it was handled
+    return stuck
+
+
 class Shutdown(mt.BrokerTest):
     CONFIG = "shutdown_timeout 3\n"
 
@@ -71,20 +91,8 @@ class Shutdown(mt.BrokerTest):
         """A subscriber that never reads keeps output pending: moatd still exits 0
         within shutdown_timeout (3 s), the listener refuses connections from the
         signal on, and a reading v5 client gets its DISCONNECT at once."""
-        stuck = self.peer()
-        stuck.sock.close()   # again, with a small receive window set before connecting
-        stuck.sock = socket.socket()
-        stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stuck.sock.settimeout(mt.READ_TIMEOUT_S)
-        stuck.sock.connect(("127.0.0.1", self.port))
-        stuck.connect("stuck")
-        stuck.subscribe("flood", qos=0)
+        stuck_reader(self)
         reader = self.client("reader")
-        pub = self.client("pub")
-        payload = b"x" * 65536
-        for _ in range(160):   # 10 MiB to a reader of 4 KiB: kernel buffers take 4 at most
-            pub.send(pub.publish_bytes("flood", payload, qos=0))
-        pub.ping()
         t0 = time.monotonic()
         self.broker.proc.send_signal(signal.SIGTERM)
         reader.expect_closed(timeout=2, disconnect_rc=0x8B)
@@ -95,6 +103,26 @@ class Shutdown(mt.BrokerTest):
         self.assertEqual(self.broker.proc.returncode, 0)
         self.assertGreater(took, 2.0, "gave up on the stuck reader before shutdown_timeout")
         self.assertLess(took, 3.0 + 3.5, "shutdown_timeout not respected")
+
+
+class Linger(mt.BrokerTest):
+    def setUp(self):
+        moatd()
+        super().setUp()
+
+    def open_fds(self):
+        return len(os.listdir("/proc/%d/fd" % self.broker.proc.pid))
+
+    def test_closing_connection_that_never_reads_is_freed(self):
+        """A client closed for bad input while its output is stuck (it stopped
+        reading) is freed about 5 s later with that output, not kept forever."""
+        stuck = stuck_reader(self)
+        before = self.open_fds()
+        stuck.send(packet(mt.PUBLISH, 6, s("t")))   # malformed: DISCONNECT 0x81 queued
+        time.sleep(2)
+        self.assertEqual(self.open_fds(), before, "freed before its output had a chance")
+        wait_for(lambda: self.open_fds() == before - 1, 10, "the stuck connection to be freed")
+        self.assert_serves()
 
 
 class Daemon(mt.unittest.TestCase):
