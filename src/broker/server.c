@@ -35,6 +35,7 @@ enum ev_kind { EV_LISTENER = 1, EV_CONN, EV_WAKE };
 struct listener {
 	int kind;	/* EV_LISTENER */
 	int fd;
+	bool resting;	/* out of epoll until the next tick: accept() ran out of descriptors */
 	const struct listen_ctx *ctx;
 	struct listener *next;
 };
@@ -417,11 +418,16 @@ static void on_accept(struct worker *w, struct listener *l, uint64_t now_ms)
 		if (fd < 0 && (errno == ECONNABORTED || errno == EINTR))
 			continue;
 		if (fd < 0) {
-			/* EMFILE, ENFILE, ENOBUFS: repeats on every pass while it lasts;
-			 * EINVAL: the listener was shut down (stopping) */
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINVAL &&
-			    log_limiter_allow(&accept_log, 10, 10))
+			/* EINVAL: the listener was shut down (stopping) */
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINVAL)
+				return;
+			if (log_limiter_allow(&accept_log, 10, 10))
 				log_err("listener %u: accept: %s", l->ctx->conf->port, strerror(errno));
+			/* EMFILE, ENFILE, ENOBUFS, ENOMEM: the pending connection stays
+			 * readable, and epoll would wake this loop for it at once, again
+			 * and again; the listener rests until the next tick instead */
+			epoll_ctl(w->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+			l->resting = true;
 			return;
 		}
 		if (b->cfg->max_connections >= 0 &&
@@ -485,12 +491,18 @@ static void expire_linger(struct conn *c, uint64_t now_ms)
 	}
 }
 
-/* Once a second: keep-alive (1.5×) and connect timeouts, closing
- * connections that linger, then broker work. */
+/* Once a second: listeners that rested accept again; keep-alive (1.5×)
+ * and connect timeouts, closing connections that linger, then broker work. */
 static void on_tick(struct worker *w, uint64_t now_ms)
 {
 	struct broker *b = w->b;
 
+	for (struct listener *l = w->listeners; l != NULL; l = l->next) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = l };
+
+		if (l->resting && epoll_ctl(w->epfd, EPOLL_CTL_ADD, l->fd, &ev) == 0)
+			l->resting = false;
+	}
 	for (struct conn *c = w->conns; c != NULL; c = c->next) {
 		if (c->closing) {
 			expire_linger(c, now_ms);

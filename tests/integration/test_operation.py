@@ -125,6 +125,53 @@ class Linger(mt.BrokerTest):
         self.assert_serves()
 
 
+class LowFdBroker(mt.Broker):
+    """moatd with at most 64 descriptors (prlimit execs it: same pid)."""
+
+    def command(self):
+        return ["prlimit", "--nofile=64:64"] + super().command()
+
+
+class OutOfDescriptors(mt.unittest.TestCase):
+    def test_accept_emfile_neither_spins_nor_floods_and_recovers(self):
+        moatd()
+        if not os.path.exists("/usr/bin/prlimit"):
+            self.skipTest("needs prlimit (util-linux)")
+        broker = LowFdBroker("threads 1\n")
+        socks = []
+        try:
+            broker.start()
+            for _ in range(100):   # more than 64: the kernel queues what moatd cannot take
+                socks.append(socket.create_connection(("127.0.0.1", broker.port), timeout=3))
+            time.sleep(0.5)
+            t0 = mt.cpu_ticks(broker.proc.pid)
+            time.sleep(2)
+            spent = mt.cpu_ticks(broker.proc.pid) - t0
+            self.assertLess(spent, os.sysconf("SC_CLK_TCK") // 2, "the loop spins on EMFILE")
+            log = broker.log()
+            self.assertIn("accept: Too many open files", log)
+            self.assertLessEqual(log.count("accept: Too many open files"), 10)
+            for sk in socks:
+                sk.close()
+            socks = []
+            deadline = time.monotonic() + 10
+            while True:   # queued connections (now closed) are accepted and dropped first
+                try:
+                    p = mt.Peer(broker.port, timeout=1)
+                    p.connect("after-emfile")
+                    p.close()
+                    break
+                except (AssertionError, OSError, mt.Closed):
+                    if time.monotonic() > deadline:
+                        raise
+            broker.stop(check=True)
+        finally:
+            for sk in socks:
+                sk.close()
+            broker.stop(check=False)
+            broker.cleanup()
+
+
 class Daemon(mt.unittest.TestCase):
     def setUp(self):
         self.exe = moatd()
