@@ -391,6 +391,32 @@ class ReloadLogSettings(mt.BrokerTest):
         self.assert_serves()
 
 
+class ConfigKeys(mt.unittest.TestCase):
+    """The new keys' errors name the file, the line and the fix."""
+
+    def check(self, text, line, *words):
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write(text)
+        try:
+            r = subprocess.run([moatd(), "-c", f.name], capture_output=True, text=True, timeout=10)
+        finally:
+            os.unlink(f.name)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("%s:%d:" % (f.name, line), r.stderr)
+        for w in words:
+            self.assertIn(w, r.stderr)
+
+    def test_log_format_unknown(self):
+        self.check("log_format xml\n", 1, "log_format expects text or json", "xml")
+
+    def test_shutdown_timeout_out_of_range(self):
+        self.check("# a comment of many more than eight words is just a comment, as in mosquitto\n"
+                   "shutdown_timeout 3601\n", 2, "shutdown_timeout expects a number from 0 to 3600")
+
+    def test_pid_file_needs_one_path(self):
+        self.check("pid_file\n", 1, "pid_file expects exactly one value")
+
+
 class DistConfig(mt.unittest.TestCase):
     def test_example_config_starts_and_stops(self):
         """dist/moatd.conf is valid as shipped, but for its paths and port."""
