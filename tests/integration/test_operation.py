@@ -105,6 +105,34 @@ class Shutdown(mt.BrokerTest):
         self.assertLess(took, 3.0 + 3.5, "shutdown_timeout not respected")
 
 
+class ShutdownWills(mt.BrokerTest):
+    CONFIG = "threads 4\n"
+
+    def setUp(self):
+        moatd()
+        super().setUp()
+
+    def test_wills_at_shutdown_reach_offline_sessions_cleanly(self):
+        """At SIGTERM the Wills of connected clients, delayed ones too, are
+        published (as mosquitto does) into offline persistent sessions, across
+        workers, with a clean exit 0 and no sanitizer report."""
+        for i in range(8):   # spread over the 4 workers
+            sub = self.client("keeper%d" % i, clean=False, props={"session_expiry": 300})
+            sub.subscribe("wills/#", qos=1)
+            sub.disconnect()
+        for i in range(8):
+            self.client("plain%d" % i, will={"topic": "wills/plain%d" % i, "payload": b"gone",
+                                             "qos": 1})
+            self.client("delayed%d" % i, props={"session_expiry": 300},
+                        will={"topic": "wills/delayed%d" % i, "payload": b"later", "qos": 1,
+                              "props": {"will_delay": 60}})
+        v5 = self.client("watcher")
+        self.broker.proc.send_signal(signal.SIGTERM)
+        v5.expect_closed(timeout=5, disconnect_rc=0x8B)
+        self.broker.proc.wait(timeout=10)
+        self.assertEqual(self.broker.proc.returncode, 0)
+
+
 class Linger(mt.BrokerTest):
     def setUp(self):
         moatd()
