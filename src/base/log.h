@@ -28,10 +28,25 @@ enum log_dest {
 	LOG_D_SYSLOG = 1 << 3,
 };
 
-/* Which types are written and where; <file_path> is used with LOG_D_FILE.
- * Returns MOAT_OK or MOAT_E_IO when the file cannot be opened. Call before
- * threads start. */
+/* How a line looks: "<unix time>: <message>" (mosquitto's), or one JSON
+ * object per line {"time": ISO 8601 UTC with milliseconds, "level": the
+ * log_type word, "message"}. */
+enum log_format {
+	LOG_F_TEXT = 0,
+	LOG_F_JSON = 1,
+};
+
+/* Which types are written and where; <file_path> is used with LOG_D_FILE and
+ * opened again on every call (after logrotate, SIGHUP reopens it). Returns
+ * MOAT_OK, or MOAT_E_IO when the file cannot be opened: then nothing changes.
+ * Any thread: a reload while workers log is safe. */
 int log_configure(unsigned types, unsigned dests, const char *file_path);
+
+/* Sets the line format. Any thread. */
+void log_set_format(enum log_format format);
+
+/* Parses a log_format word ("text", "json"); returns the format or -1. */
+int log_format_parse(const char *word);
 
 /* Parses a mosquitto log_type word ("error", "warning", "notice",
  * "information", "debug", "subscribe", "unsubscribe", "websockets", "all",
@@ -45,8 +60,11 @@ bool log_enabled(enum log_type type);
 void log_msg(enum log_type type, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
- * Rate limiter for repeated messages: at most <burst> lines per <period_s>,
- * then one "(N similar messages suppressed)" line when the period ends.
+ * Rate limiter for repeated messages: at most <burst> lines per <period_s>.
+ * The first line held back says so ("further similar messages suppressed for
+ * up to N s"), and the first call after the period counts them ("(N similar
+ * messages suppressed)"). One limiter per kind of message, static in the file
+ * that logs it.
  */
 struct log_limiter {
 	int64_t window_start_s;

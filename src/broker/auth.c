@@ -27,6 +27,9 @@
 #include "auth/scram.h"
 #include "net/tls.h"
 
+/* Refusals and lost results repeat per client: at most 10 lines per 10 s each. */
+static struct log_limiter refusal_log, lost_log;
+
 struct auth_ctx {
 	uint8_t *connect;	/* the CONNECT's bytes, replayed once authenticated */
 	size_t connect_len;
@@ -121,8 +124,9 @@ static int refuse_later(struct conn *c, const char *client_id, const char *metho
 	atomic_fetch_add_explicit(&c->b->auth_failures, 1, memory_order_relaxed);
 
 	audit_auth(c, client_id, method, "deny", why);
-	log_notice("client %s (%s): authentication failed (%s); answering in %u ms",
-		   client_id != NULL ? client_id : "?", c->peer, why, delay);
+	if (log_limiter_allow(&refusal_log, 10, 10))	/* the audit log keeps every one */
+		log_notice("client %s (%s): authentication failed (%s); answering in %u ms",
+			   client_id != NULL ? client_id : "?", c->peer, why, delay);
 	if (a == NULL)
 		return conn_refuse_connect(c, rc, why);
 	if (client_id != NULL)
@@ -164,7 +168,7 @@ static void job_done(struct verify_job *vj)
 	struct auth_job *job = (struct auth_job *)vj;
 	struct inbox_item item = { .job = job };
 
-	if (route_post(job->w, &item) < 0)
+	if (route_post(job->w, &item) < 0 && log_limiter_allow(&lost_log, 10, 10))
 		log_err("verification result lost: out of memory");	/* the client times out */
 }
 

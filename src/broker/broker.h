@@ -169,6 +169,7 @@ struct conn {
 	struct buf wire;		/* bytes for the socket when there is a filter */
 	struct session *sess;
 	uint64_t last_rx_ms, opened_ms;
+	uint64_t close_by_ms;		/* closing, output stuck: freed then regardless (server.c) */
 	uint16_t keep_alive_s;
 	/* limits the client gave us */
 	uint16_t client_receive_max;
@@ -326,6 +327,12 @@ struct broker {
 	atomic_bool stop;
 	struct store *store;		/* NULL when persistence is off */
 	_Atomic uint64_t store_next_id;	/* ids of stored messages and entries */
+	/* main.c's steps, run on the main thread by server_run; NULL = none.
+	 * on_ready: every listener is open and every worker runs (pid file,
+	 * daemon readiness); an error stops the broker. on_reload: SIGHUP, before
+	 * the security files and certificates are reloaded (log settings). */
+	int (*on_ready)(struct broker *b);
+	void (*on_reload)(struct broker *b);
 };
 
 /* ---- msg.c ---- */
@@ -361,6 +368,12 @@ void broker_fini(struct broker *b);
 int broker_reload_security(struct broker *b);
 /* Takes the current set if it changed since <w> last looked; true if so. */
 bool worker_adopt_security(struct worker *w);
+/* Shutdown: every worker has stopped and every connection is closed (Wills
+ * published, delayed Wills of sessions not in the store too, deliveries
+ * between workers made); nothing has been freed yet: the workers' last
+ * writes go to the store, which is flushed and closed. Main thread, after
+ * server_run, before broker_fini. */
+void broker_shutdown_flush(struct broker *b);
 
 /* ---- session.c ---- */
 /* The session of <client_id>, created for worker <w> when there is none
@@ -531,7 +544,11 @@ void server_release_hold(struct conn *c, uint64_t now_ms);
 void server_drop_conn(struct conn *c);
 /* Opens the configured listeners (one SO_REUSEPORT socket per worker, so the
  * kernel spreads connections) and runs every worker's loop until SIGTERM or
- * SIGINT. Returns MOAT_OK after a clean shutdown or an error at start-up. */
+ * SIGINT. Tells the service manager READY=1, RELOADING=1 and STOPPING=1
+ * (notify.h). At the stop signal the listeners stop accepting at once, v5
+ * clients get DISCONNECT 0x8B, and each connection closes once its output is
+ * written, or when shutdown_timeout ends. Returns MOAT_OK after a clean
+ * shutdown or an error at start-up. */
 int server_run(struct broker *b);
 
 #endif

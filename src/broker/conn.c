@@ -20,7 +20,8 @@
 #include "codec/frame.h"
 #include "codec/topic.h"
 
-static struct log_limiter bad_input_log;
+/* Lines that repeat per client: at most 10 per 10 s of each kind. */
+static struct log_limiter bad_input_log, refusal_log, takeover_log;
 
 int conn_send(struct conn *c, const uint8_t *p, size_t n)
 {
@@ -193,7 +194,8 @@ int conn_refuse_connect(struct conn *c, uint8_t rc, const char *why)
 {
 	struct mqtt_props props = { 0 };
 
-	log_notice("refused connection from %s: %s", c->peer, why);
+	if (log_limiter_allow(&refusal_log, 10, 10))
+		log_notice("refused connection from %s: %s", c->peer, why);
 	props.reason_string = moat_bytes_str(why);
 	props_set(&props, MQTT_PROP_REASON_STRING);
 	send_connack(c, false, rc, &props);
@@ -231,7 +233,8 @@ static void take_over(struct conn *old)
 				 .username = old->username, .reason = "a new connection took the session" };
 
 	audit_write(&e);
-	log_notice("client %s: session taken over by a new connection", old->sess->client_id);
+	if (log_limiter_allow(&takeover_log, 10, 10))
+		log_notice("client %s: session taken over by a new connection", old->sess->client_id);
 	conn_disconnect(old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
 	conn_on_close(old);	/* detaches; the new connection attaches next */
 }
@@ -349,7 +352,9 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_
 	}
 	if (!created && !authz_same_user(s, c)) {
 		/* another user's session: never inherit its messages or subscriptions */
-		log_notice("client %s: resumed by another user; its session starts clean", s->client_id);
+		if (log_limiter_allow(&takeover_log, 10, 10))
+			log_notice("client %s: resumed by another user; its session starts clean",
+				   s->client_id);
 		sess_reset(c->w, s);
 	} else if (!created && k->clean_start) {
 		sess_reset(c->w, s);

@@ -28,6 +28,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "broker/audit.h"
+#include "broker/notify.h"
 #include "broker/persist.h"
 
 enum ev_kind { EV_LISTENER = 1, EV_CONN, EV_WAKE };
@@ -35,6 +36,7 @@ enum ev_kind { EV_LISTENER = 1, EV_CONN, EV_WAKE };
 struct listener {
 	int kind;	/* EV_LISTENER */
 	int fd;
+	bool resting;	/* out of epoll until the next tick: accept() ran out of descriptors */
 	const struct listen_ctx *ctx;
 	struct listener *next;
 };
@@ -48,9 +50,13 @@ struct ev_tag {
 /* Back-pressure pauses: the first lasts 1 ms, each next one in a row twice as
  * long, up to PAUSE_MAX_MS. */
 #define PAUSE_MAX_MS 16
+/* How long a closing connection may take to accept its last output (a
+ * DISCONNECT behind queued messages) before it is freed without it: a peer
+ * that stopped reading cannot keep its socket and buffers forever. */
+#define CLOSE_LINGER_MS 5000
 
 static struct ev_tag wake_tag = { EV_WAKE };
-static struct log_limiter transport_log;
+static struct log_limiter transport_log, accept_log, expiry_log;
 
 void server_mark_dirty(struct conn *c)
 {
@@ -82,11 +88,12 @@ static void conn_unlink(struct worker *w, struct conn *c)
 	c->next = c->prev = NULL;
 }
 
-/* Tells epoll what <c> waits for: input unless paused, output while some
- * could not be sent. */
+/* Tells epoll what <c> waits for: input unless paused or closing, output
+ * while some could not be sent. */
 static void conn_arm(struct worker *w, struct conn *c)
 {
-	struct epoll_event ev = { .events = (c->paused ? 0u : EPOLLIN) | (c->want_write ? EPOLLOUT : 0u),
+	struct epoll_event ev = { .events = (c->paused || c->closing ? 0u : EPOLLIN) |
+					    (c->want_write ? EPOLLOUT : 0u),
 				  .data.ptr = c };
 
 	epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
@@ -280,7 +287,7 @@ static void conn_flush(struct worker *w, struct conn *c)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (!c->want_write) {
+			if (!c->want_write || c->closing) {	/* a closing one stops reading */
 				c->want_write = true;
 				conn_arm(w, c);
 			}
@@ -412,8 +419,21 @@ static void on_accept(struct worker *w, struct listener *l, uint64_t now_ms)
 		struct conn *c;
 		int one = 1;
 
-		if (fd < 0)
+		if (fd < 0 && (errno == ECONNABORTED || errno == EINTR))
+			continue;
+		if (fd < 0) {
+			/* EINVAL: the listener was shut down (stopping) */
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINVAL)
+				return;
+			if (log_limiter_allow(&accept_log, 10, 10))
+				log_err("listener %u: accept: %s", l->ctx->conf->port, strerror(errno));
+			/* EMFILE, ENFILE, ENOBUFS, ENOMEM: the pending connection stays
+			 * readable, and epoll would wake this loop for it at once, again
+			 * and again; the listener rests until the next tick instead */
+			epoll_ctl(w->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+			l->resting = true;
 			return;
+		}
 		if (b->cfg->max_connections >= 0 &&
 		    atomic_load(&b->conn_count) >= (uint32_t)b->cfg->max_connections) {
 			close(fd);
@@ -460,23 +480,50 @@ static void on_accept(struct worker *w, struct listener *l, uint64_t now_ms)
 	}
 }
 
-/* Once a second: keep-alive (1.5×) and connect timeouts, then broker work. */
+/* A closing connection still here a tick later has output the peer does not
+ * take: after CLOSE_LINGER_MS it is dropped, and the end-of-pass flush
+ * frees the connection. */
+static void expire_linger(struct conn *c, uint64_t now_ms)
+{
+	if (c->close_by_ms == 0) {
+		c->close_by_ms = now_ms + CLOSE_LINGER_MS;
+	} else if (now_ms >= c->close_by_ms) {
+		buf_consume(&c->out, buf_used(&c->out));
+		buf_consume(&c->wire, buf_used(&c->wire));
+		c->filter_shut = true;	/* no close_notify either: nothing more goes out */
+		server_mark_dirty(c);
+	}
+}
+
+/* Once a second: listeners that rested accept again; keep-alive (1.5×)
+ * and connect timeouts, closing connections that linger, then broker work. */
 static void on_tick(struct worker *w, uint64_t now_ms)
 {
 	struct broker *b = w->b;
 
+	for (struct listener *l = w->listeners; l != NULL; l = l->next) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = l };
+
+		if (l->resting && epoll_ctl(w->epfd, EPOLL_CTL_ADD, l->fd, &ev) == 0)
+			l->resting = false;
+	}
 	for (struct conn *c = w->conns; c != NULL; c = c->next) {
-		if (c->closing)
+		if (c->closing) {
+			expire_linger(c, now_ms);
 			continue;
+		}
 		if (!c->connected && now_ms - c->opened_ms >= b->cfg->connect_timeout_s * 1000ull) {
 			c->closing = true;	/* nothing, or not a whole CONNECT, in time */
 			server_mark_dirty(c);
 		} else if (c->connected && c->expires_s != 0 && clock_wall_s() >= c->expires_s) {
-			log_notice("client %s: token expired", c->sess != NULL ? c->sess->client_id : "?");
+			if (log_limiter_allow(&expiry_log, 10, 10))
+				log_notice("client %s: token expired", c->sess != NULL ? c->sess->client_id : "?");
 			conn_disconnect(c, MQTT_RC_MAX_CONNECT_TIME, "token expired");
 		} else if (c->connected && c->keep_alive_s > 0 &&
 			   now_ms - c->last_rx_ms >= c->keep_alive_s * 1500ull) {
-			log_notice("client %s: keep alive expired", c->sess != NULL ? c->sess->client_id : "?");
+			if (log_limiter_allow(&expiry_log, 10, 10))
+				log_notice("client %s: keep alive expired",
+					   c->sess != NULL ? c->sess->client_id : "?");
 			conn_disconnect(c, MQTT_RC_KEEPALIVE_TIMEOUT, "keep alive timeout"); /* [MQTT-3.1.2-22] */
 		}
 	}
@@ -590,16 +637,58 @@ static void on_wake(struct worker *w)
 	persist_release(w);
 }
 
-/* A worker's last pass: v5 clients hear the server is going, then every
- * connection closes (Wills go out) and its listeners close. */
+/* A connection handed over while stopping: it never gets its CONNACK. */
+static void drop_handoff(struct worker *w, struct conn *c)
+{
+	(void)w;
+	server_drop_conn(c);
+}
+
+/* A worker's last passes, once the main thread has shut its listeners: v5
+ * clients hear DISCONNECT 0x8B, every session goes offline (Wills go out now,
+ * as mosquitto publishes the Wills of clients connected at shutdown), and
+ * each connection closes once its output is written. Output still unwritten
+ * after shutdown_timeout is dropped with the connection. */
 static void worker_shutdown(struct worker *w)
 {
-	for (struct conn *c = w->conns; c != NULL; c = c->next)
+	struct epoll_event events[MAX_EVENTS];
+	uint64_t deadline = clock_mono_ms() + w->b->cfg->shutdown_timeout_s * 1000ull;
+
+	for (struct listener *l = w->listeners; l != NULL; l = l->next)
+		epoll_ctl(w->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+	for (struct conn *c = w->conns; c != NULL; c = c->next) {
+		if (c->paused)
+			paused_unlink(w, c);
 		conn_disconnect(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
-	for (struct conn *c = w->conns; c != NULL; c = c->next)
-		c->want_write = false;	/* best effort: one last send, then close */
-	persist_submit(w);
-	flush_dirty(w);
+		conn_on_close(c);	/* nothing more is sent after the DISCONNECT */
+		conn_arm(w, c);		/* closing: no more input */
+	}
+	for (;;) {
+		uint64_t now;
+		int n;
+
+		persist_submit(w);
+		route_flush_outboxes(w);
+		flush_dirty(w);	/* answers waiting for the store go once it is durable */
+		now = clock_mono_ms();
+		if (w->conns == NULL || now >= deadline)
+			break;
+		n = epoll_wait(w->epfd, events, MAX_EVENTS, (int)(deadline - now));
+		for (int i = 0; i < n; i++) {
+			struct ev_tag *t = events[i].data.ptr;
+
+			if (t->kind == EV_WAKE) {
+				uint64_t count;
+
+				while (read(w->wake_fd, &count, sizeof(count)) < 0 && errno == EINTR)
+					;
+				route_drain_inbox(w, drop_handoff);
+				persist_release(w);
+			} else if (t->kind == EV_CONN) {
+				server_mark_dirty((struct conn *)t);
+			}
+		}
+	}
 	while (w->conns != NULL)
 		conn_destroy(w, w->conns);
 	persist_submit(w);	/* sessions went offline */
@@ -634,8 +723,11 @@ static void *worker_loop(void *arg)
 			} else {
 				struct conn *c = (struct conn *)t;
 
-				if (c->closing)
+				if (c->closing) {
+					if (events[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+						server_mark_dirty(c);	/* its last output, then it is freed */
 					continue;
+				}
 				if (c->paused && (events[i].events & (EPOLLHUP | EPOLLERR))) {
 					c->closing = true;	/* reset while paused */
 					server_mark_dirty(c);
@@ -693,23 +785,75 @@ static int worker_open(struct worker *w)
 	return rc;
 }
 
-/* Waits for SIGTERM or SIGINT; SIGHUP reloads the password, ACL and token
- * files and the listeners' certificates, keys and CRLs. */
+/* Tells the service manager (notify.h); a failure is logged, once. */
+static void tell_manager(const char *state)
+{
+	static bool told;
+	int rc = notify_send(state);
+
+	if (rc < 0 && !told) {
+		told = true;
+		log_warn("NOTIFY_SOCKET is set but unusable (%s); the service manager is not told about readiness",
+			 rc == MOAT_E_IO ? strerror(errno) : "not an absolute path or @name");
+	}
+}
+
+/* Waits for SIGTERM or SIGINT; SIGHUP reloads the log settings (on_reload),
+ * the password, ACL and token files and the listeners' certificates, keys
+ * and CRLs. */
 static void wait_for_stop(struct broker *b, const sigset_t *set)
 {
 	for (;;) {
 		int sig = sigwaitinfo(set, NULL);
 
 		if (sig == SIGHUP) {
+			char state[64];
+
+			snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%llu",
+				 (unsigned long long)clock_mono_us());
+			tell_manager(state);
 			log_notice("SIGHUP: reloading");
+			if (b->on_reload != NULL)
+				b->on_reload(b);
 			listen_ctx_reload(b->lctx, b->nlctx);
 			if (broker_reload_security(b) == MOAT_OK)
 				for (unsigned i = 0; i < b->nworkers; i++)
 					wake(&b->workers[i]);	/* adopt it now, not at the next event */
+			tell_manager("READY=1\nSTATUS=serving");
 		} else if (sig > 0) {
 			return;
 		}
 	}
+}
+
+/* Stops accepting at once: a listening socket shut down refuses new
+ * connections (the kernel resets them) while its descriptor stays valid for
+ * the worker that owns it and closes it after its loop ends. */
+static void stop_listeners(struct broker *b)
+{
+	for (unsigned i = 0; i < b->nworkers; i++)
+		for (struct listener *l = b->workers[i].listeners; l != NULL; l = l->next)
+			shutdown(l->fd, SHUT_RDWR);
+}
+
+/* After the workers stopped (main thread, the only one left running the
+ * broker): the delayed Wills go out too, as mosquitto sends them at shutdown
+ * (except those of sessions in the store: they outlive this process and
+ * keep their Will), and what workers left in one another's inboxes is
+ * delivered, so that broker_shutdown_flush sees every message queued for an
+ * offline session. */
+static void settle(struct broker *b)
+{
+	for (unsigned i = 0; i < b->nworkers; i++) {
+		struct worker *w = &b->workers[i];
+
+		for (struct session *s = w->sessions; s != NULL; s = s->wnext)
+			if (!atomic_load_explicit(&s->stored, memory_order_relaxed))
+				sess_publish_will(w, s);
+		route_flush_outboxes(w);
+	}
+	for (unsigned i = 0; i < b->nworkers; i++)
+		route_drain_inbox(&b->workers[i], drop_handoff);
 }
 
 static bool any_certificate_login(const struct moat_config *cfg)
@@ -739,14 +883,21 @@ int server_run(struct broker *b)
 		if (pthread_create(&b->workers[started].thread, NULL, worker_loop, &b->workers[started]) != 0)
 			rc = MOAT_E_NOMEM;
 	}
-	if (rc == MOAT_OK)
+	if (rc == MOAT_OK && b->on_ready != NULL)
+		rc = b->on_ready(b);
+	if (rc == MOAT_OK) {
+		tell_manager("READY=1\nSTATUS=serving");
 		wait_for_stop(b, &set);
+		tell_manager("STOPPING=1\nSTATUS=shutting down");
+	}
 	log_notice("shutting down");
+	stop_listeners(b);
 	atomic_store(&b->stop, true);
 	for (unsigned i = 0; i < started; i++)
 		wake(&b->workers[i]);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(b->workers[i].thread, NULL);
+	settle(b);
 	for (unsigned i = 0; i < b->nworkers; i++)
 		worker_close(&b->workers[i]);
 	listen_ctx_destroy(b->lctx, b->nlctx);

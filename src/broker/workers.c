@@ -117,6 +117,13 @@ bool worker_adopt_security(struct worker *w)
 	return true;
 }
 
+void broker_shutdown_flush(struct broker *b)
+{
+	for (unsigned i = 0; i < b->nworkers; i++)
+		persist_submit(&b->workers[i]);
+	persist_close(b);
+}
+
 /* Lets go of the items in <l> without acting on them; a connection still
  * on its way between workers is closed. */
 static void drop_items(struct item_list *l)

@@ -67,6 +67,8 @@ void config_defaults(struct moat_config *cfg)
 		.max_user_property_bytes = 65536,
 		.persistence_sync = 1,	/* STORE_SYNC_BATCH */
 		.persistence_batch_ms = 2,
+		.shutdown_timeout_s = 5,
+		.log_format = LOG_F_TEXT,
 	};
 }
 
@@ -129,6 +131,7 @@ void config_fini(struct moat_config *cfg)
 	free(cfg->token_username_claim);
 	free(cfg->audit_file);
 	free(cfg->persistence_location);
+	free(cfg->pid_file);
 	*cfg = (struct moat_config){ 0 };
 }
 
@@ -252,6 +255,9 @@ static const struct opt opts[] = {
 	{ "max_user_properties", K_U32, O(max_user_properties), 1024 },
 	{ "max_user_property_bytes", K_U32, O(max_user_property_bytes), 268435455 },
 	{ "audit_log", K_SPECIAL, 0, 0 },
+	{ "shutdown_timeout", K_U32, O(shutdown_timeout_s), 3600 },
+	{ "pid_file", K_STR, O(pid_file), 0 },
+	{ "log_format", K_SPECIAL, 0, 0 },
 	{ "cafile", K_LSTR, L(tls.cafile), 0 },
 	{ "capath", K_LSTR, L(tls.capath), 0 },
 	{ "certfile", K_LSTR, L(tls.certfile), 0 },
@@ -266,7 +272,7 @@ static const struct opt opts[] = {
 	/* Options of later work: recognised, refused clearly. */
 	{ "connection", K_LATER, 0, 0 },      { "address", K_LATER, 0, 0 },
 	{ "auth_plugin", K_LATER, 0, 0 },     { "plugin", K_LATER, 0, 0 },
-	{ "include_dir", K_LATER, 0, 0 },     { "pid_file", K_LATER, 0, 0 },
+	{ "include_dir", K_LATER, 0, 0 },
 };
 
 static int parse_log_dest(struct parse *p, char **w, int n)
@@ -436,6 +442,14 @@ static int parse_special(struct parse *p, char **w, int n)
 		p->log_type_seen = true;
 		return MOAT_OK;
 	}
+	if (strcmp(w[0], "log_format") == 0) {
+		int f = log_format_parse(w[1]);
+
+		if (f < 0)
+			return diag(p, "log_format expects text or json, got \"%s\"", w[1]);
+		cfg->log_format = (unsigned)f;
+		return MOAT_OK;
+	}
 	if (strcmp(w[0], "protocol") == 0) {
 		struct moat_listener_conf *l = current_listener(p);
 
@@ -466,6 +480,9 @@ static int parse_line(struct parse *p, char *line)
 	int n = 0;
 	char *save = NULL;
 
+	line += strspn(line, " \t\r");
+	if (line[0] == '#')
+		return MOAT_OK;	/* a comment may hold any number of words */
 	for (char *t = strtok_r(line, " \t\r", &save); t != NULL; t = strtok_r(NULL, " \t\r", &save)) {
 		if (n == MAX_WORDS)
 			return diag(p, "too many values on one line");

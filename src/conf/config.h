@@ -102,6 +102,10 @@ struct moat_config {
 	/* audit log: JSON lines */
 	char *audit_file;			/* NULL = none unless audit_syslog */
 	bool audit_syslog;
+	/* operation: shutdown, pid file, log lines */
+	uint32_t shutdown_timeout_s;		/* default 5: then connections close regardless */
+	char *pid_file;				/* NULL = none */
+	unsigned log_format;			/* enum log_format (base/log.h); default text */
 };
 
 /* Fills <cfg> with the defaults above (no listener: main() adds the loopback one). */
