@@ -20,9 +20,10 @@ int store_env_error(int rc, const char *dir, const char *what, char *err, size_t
 	case MDB_PAGE_NOTFOUND:
 	case MDB_VERSION_MISMATCH:
 		snprintf(err, errlen,
-			 "%s/data.mdb is damaged (%s: %s); run `moatd --check-store` to list "
-			 "the damage and `moatd --repair-store` to remove it, or move the "
-			 "directory away to start empty",
+			 "%s/data.mdb is damaged (%s: %s); run `moatd --check-store` for "
+			 "details and `moatd --repair-store` to remove damaged records; damage "
+			 "to the file itself needs the directory moved away (start empty) or a "
+			 "backup",
 			 dir, what, mdb_strerror(rc));
 		return MOAT_E_PARSE;
 	case ENOMEM:

@@ -14,6 +14,7 @@
 #include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,8 +341,12 @@ static void data_survives_close_and_reopen(void **state)
 
 enum { CHILD_BATCHES = 50 };
 
-/* The child: opens, submits, waits for durability, reports, and dies without store_close. */
-static void child_then_exit(struct fixture *f, enum store_sync sync, int report_fd)
+static void put_many(struct store *s, const char *prefix, int n, size_t vlen);
+
+/* The child: opens, submits, waits for durability, reports, and then dies
+ * without store_close: by _exit, or by SIGKILL from the parent while it keeps
+ * writing. */
+static void child_then_exit(struct fixture *f, enum store_sync sync, int report_fd, bool wait_kill)
 {
 	struct store_opts o = {.dir = f->dir, .sync = sync, .batch_ms = 5};
 	struct store *s;
@@ -365,12 +370,21 @@ static void child_then_exit(struct fixture *f, enum store_sync sync, int report_
 	if (write(report_fd, "d", 1) != 1)
 		_exit(4);
 	/* Work that is not waited for may or may not survive; it must not damage the rest. */
-	store_batch_put(&b, (uint8_t *)"zlate", 5, (uint8_t *)"x", 1);
-	store_submit(s, &b, -1);
-	_exit(0);
+	for (unsigned i = 0;; i++) {
+		char k[16];
+
+		snprintf(k, sizeof(k), "z%u", i);
+		store_batch_put(&b, (uint8_t *)k, strlen(k), (uint8_t *)"late", 4);
+		store_submit(s, &b, -1);
+		if (!wait_kill)
+			_exit(0);
+		if (i % 64 == 0)
+			usleep(100);
+	}
 }
 
-static void killed_process_keeps_durable_records(struct fixture *f, enum store_sync sync)
+static void killed_process_keeps_durable_records(struct fixture *f, enum store_sync sync,
+						 bool sigkill)
 {
 	struct store *s;
 	struct collect c;
@@ -383,30 +397,51 @@ static void killed_process_keeps_durable_records(struct fixture *f, enum store_s
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		close(fds[0]);
-		child_then_exit(f, sync, fds[1]);
+		child_then_exit(f, sync, fds[1], sigkill);
 	}
 	close(fds[1]);
 	assert_int_equal(read(fds[0], &ch, 1), 1);
 	assert_int_equal(ch, 'd');
 	close(fds[0]);
+	if (sigkill) {
+		usleep(20 * 1000); /* let it be in the middle of commits */
+		assert_int_equal(kill(pid, SIGKILL), 0);
+	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if (sigkill)
+		assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	else
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
+	/* Neither moat.lock nor LMDB's lock.mdb, left by the dead process, is in the way. */
 	s = open_store(f, STORE_SYNC_ALWAYS, 0);
 	scan_text(s, "c", &c);
 	assert_int_equal(c.n, CHILD_BATCHES);
 	assert_memory_equal(c.text, "c000=durable;c001=durable;", 26);
+	/* And it takes writes again. */
+	put_many(s, "after", 3, 10);
+	assert_int_equal(store_flush(s), MOAT_OK);
 	store_close(s);
 }
 
 static void killed_process_keeps_durable_records_always(void **state)
 {
-	killed_process_keeps_durable_records(*state, STORE_SYNC_ALWAYS);
+	killed_process_keeps_durable_records(*state, STORE_SYNC_ALWAYS, false);
 }
 
 static void killed_process_keeps_durable_records_none(void **state)
 {
-	killed_process_keeps_durable_records(*state, STORE_SYNC_NONE);
+	killed_process_keeps_durable_records(*state, STORE_SYNC_NONE, false);
+}
+
+static void sigkilled_writer_keeps_durable_records_batch(void **state)
+{
+	killed_process_keeps_durable_records(*state, STORE_SYNC_BATCH, true);
+}
+
+static void sigkilled_writer_keeps_durable_records_none(void **state)
+{
+	killed_process_keeps_durable_records(*state, STORE_SYNC_NONE, true);
 }
 
 static void put_many(struct store *s, const char *prefix, int n, size_t vlen)
@@ -662,6 +697,8 @@ int main(void)
 	    T(data_survives_close_and_reopen),
 	    T(killed_process_keeps_durable_records_always),
 	    T(killed_process_keeps_durable_records_none),
+	    T(sigkilled_writer_keeps_durable_records_batch),
+	    T(sigkilled_writer_keeps_durable_records_none),
 	    T(refusing_over_max_bytes_until_deleted),
 	    T(failed_commit_keeps_batches_and_retries),
 	    T(second_open_of_a_directory_is_refused),
