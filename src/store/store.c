@@ -365,6 +365,10 @@ int store_open(const struct store_opts *o, struct store **out, char *err, size_t
 	struct store *s;
 	int rc;
 
+	if (o->dir == NULL || o->dir[0] == '\0') {
+		snprintf(err, errlen, "persistence_location is empty");
+		return MOAT_E_IO;
+	}
 	s = calloc(1, sizeof(*s));
 	if (s == NULL || (s->dir = strdup(o->dir)) == NULL) {
 		free(s);

@@ -70,13 +70,15 @@ struct store_batch {
 	uint32_t count;
 };
 
-/* Keys are 1..STORE_MAX_KEY bytes (LMDB's limit), values at most STORE_MAX_VALUE. */
-enum { STORE_MAX_KEY = 511, STORE_MAX_VALUE = 1 << 30 };
+/* Keys are 1..STORE_MAX_KEY bytes (LMDB's limit), values at most
+ * STORE_MAX_VALUE (an MQTT packet and some), a batch's operations at most
+ * STORE_MAX_BATCH bytes (so that one transaction always fits in LMDB). */
+enum { STORE_MAX_KEY = 511, STORE_MAX_VALUE = (1 << 28) + (1 << 16), STORE_MAX_BATCH = 320 << 20 };
 
 void store_batch_init(struct store_batch *b);
 void store_batch_fini(struct store_batch *b);
-/* MOAT_OK, MOAT_E_LIMIT (a key or value outside the limits above) or
- * MOAT_E_NOMEM; on error the batch is unchanged. */
+/* MOAT_OK, MOAT_E_LIMIT (outside the limits above) or MOAT_E_NOMEM; on
+ * error the batch is unchanged. */
 int store_batch_put(struct store_batch *b, const uint8_t *key, size_t klen, const uint8_t *val,
 		    size_t vlen);
 int store_batch_del(struct store_batch *b, const uint8_t *key, size_t klen);

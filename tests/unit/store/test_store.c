@@ -208,7 +208,7 @@ static void batch_refuses_keys_outside_the_limits(void **state)
 	assert_int_equal(store_batch_put(&b, big, 0, big, 1), MOAT_E_LIMIT);
 	assert_int_equal(store_batch_put(&b, big, sizeof(big), big, 1), MOAT_E_LIMIT);
 	assert_int_equal(store_batch_del(&b, big, 0), MOAT_E_LIMIT);
-	assert_int_equal(store_batch_put(&b, big, 1, NULL, STORE_MAX_VALUE + 1u), MOAT_E_LIMIT);
+	assert_int_equal(store_batch_put(&b, big, 1, big, STORE_MAX_VALUE + 1u), MOAT_E_LIMIT);
 	assert_int_equal(b.count, 0);
 	assert_int_equal(buf_used(&b.ops), 0);
 	assert_int_equal(store_batch_put(&b, big, STORE_MAX_KEY, big, 1), MOAT_OK);
