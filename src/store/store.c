@@ -362,6 +362,7 @@ int store_open(const struct store_opts *o, struct store **out, char *err, size_t
 {
 	unsigned flags = o->sync == STORE_SYNC_NONE ? MDB_NOSYNC : MDB_NOMETASYNC;
 	char path[4096];
+	MDB_envinfo info;
 	struct store *s;
 	int rc;
 
@@ -397,6 +398,8 @@ int store_open(const struct store_opts *o, struct store **out, char *err, size_t
 		goto err_unlock;
 	/* Reader slots of a killed process would pin old pages: free them. */
 	mdb_reader_check(s->env, NULL);
+	if (mdb_env_info(s->env, &info) == 0)
+		s->map_bytes = info.me_mapsize;
 	s->stats.bytes_used = store_env_used(s->env);
 	atomic_init(&s->durable, 0);
 	atomic_init(&s->failing, false);
@@ -483,7 +486,6 @@ uint64_t store_submit(struct store *s, struct store_batch *b, int wake_fd)
 	n = (struct store_node *)b->ops.data; /* batch.c reserved the head; off is 0 */
 	n->next = NULL;
 	n->len = b->ops.len;
-	n->count = b->count;
 	n->wake_fd = wake_fd;
 	n->arrived_ms = clock_mono_ms();
 	b->ops = (struct buf){0};
