@@ -627,6 +627,79 @@ static void damaged_pages_are_reported_with_the_path(void **state)
 	assert_non_null(strstr(f->err, "--repair-store"));
 }
 
+static const char *seven_is_bad(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	(void)val, (void)vlen;
+	return key[klen - 1] == '7' ? "ends in 7" : NULL;
+}
+
+struct salvage_report {
+	int rejected, lost;
+};
+
+static void salvage_report_fn(void *ctx, const uint8_t *key, size_t klen, const char *why)
+{
+	struct salvage_report *r = ctx;
+
+	(void)key, (void)klen;
+	if (strcmp(why, "ends in 7") == 0)
+		r->rejected++;
+	else if (strstr(why, "damaged pages") != NULL)
+		r->lost++;
+	else
+		fail_msg("unexpected report: %s", why);
+}
+
+static int count_fn(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	size_t *n = ctx;
+
+	assert_int_equal(vlen, 100);
+	assert_int_equal(val[0], 'a' + atoi((const char *)key + 1) % 26);
+	assert_true(key[klen - 1] != '7');
+	++*n;
+	return 0;
+}
+
+static void repair_salvages_the_records_around_damaged_pages(void **state)
+{
+	struct fixture *f = *state;
+
+	for (int part = 1; part <= 3; part++) {
+		struct salvage_report r = {0};
+		struct store *s = open_store(f, STORE_SYNC_NONE, 0);
+		char path[128];
+		size_t n = 0;
+		off_t size;
+
+		put_many(s, "r", 3000, 100);
+		store_close(s);
+		size = file_size(f->dir);
+		overwrite(f->dir, size * part / 4 / 4096 * 4096, 4096, (uint8_t)part);
+		assert_int_equal(
+		    store_check(f->dir, NULL, false, NULL, NULL, f->err, sizeof(f->err)),
+		    MOAT_E_PARSE);
+		assert_int_equal(store_check(f->dir, seven_is_bad, true, salvage_report_fn, &r,
+					     f->err, sizeof(f->err)),
+				 MOAT_OK);
+		assert_int_equal(r.lost, 1);
+		assert_true(r.rejected > 250 && r.rejected <= 300);
+		assert_int_equal(
+		    store_check(f->dir, NULL, false, NULL, NULL, f->err, sizeof(f->err)), MOAT_OK);
+		snprintf(path, sizeof(path), "%s/data.mdb.damaged", f->dir);
+		assert_int_equal(access(path, F_OK), 0);
+
+		s = open_store(f, STORE_SYNC_NONE, 0);
+		assert_int_equal(store_scan(s, NULL, 0, count_fn, &n), MOAT_OK);
+		/* One leaf page holds some 30 records: they are lost, the others kept or rejected.
+		 */
+		assert_true(n + (size_t)r.rejected >= 2900 && n + (size_t)r.rejected < 3000);
+		store_close(s);
+		/* The next round starts with a new file: free pages are not read. */
+		nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	}
+}
+
 static const char *odd_is_bad(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
 {
 	(void)key, (void)klen;
@@ -705,6 +778,7 @@ int main(void)
 	    T(unopenable_directory_is_an_io_error),
 	    T(damaged_pages_are_reported_with_the_path),
 	    T(check_reports_and_repair_deletes_bad_records),
+	    T(repair_salvages_the_records_around_damaged_pages),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
