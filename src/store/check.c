@@ -139,8 +139,8 @@ static int replay(const struct buf *in, int status, const char *dir, store_repor
 	}
 	snprintf(err, errlen,
 		 "%s/data.mdb is damaged (reading it killed the reader, %s %d); run `moatd "
-		 "--check-store` to confirm and `moatd --repair-store`, or move the directory "
-		 "away to start empty",
+		 "--check-store` for details, then `moatd --repair-store` to rebuild it from "
+		 "the records that can still be read",
 		 dir, WIFSIGNALED(status) ? "signal" : "exit status",
 		 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 	return MOAT_E_PARSE;

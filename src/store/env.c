@@ -21,9 +21,8 @@ int store_env_error(int rc, const char *dir, const char *what, char *err, size_t
 	case MDB_VERSION_MISMATCH:
 		snprintf(err, errlen,
 			 "%s/data.mdb is damaged (%s: %s); run `moatd --check-store` for "
-			 "details and `moatd --repair-store` to remove damaged records; damage "
-			 "to the file itself needs the directory moved away (start empty) or a "
-			 "backup",
+			 "details, then `moatd --repair-store` to rebuild it from the records "
+			 "that can still be read",
 			 dir, what, mdb_strerror(rc));
 		return MOAT_E_PARSE;
 	case ENOMEM:
