@@ -241,6 +241,33 @@ static void tickets_increase_and_become_durable(void **state)
 	store_close(s);
 }
 
+static void batch_policy_gathers_batches_into_one_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct store_opts o = {.dir = f->dir, .sync = STORE_SYNC_BATCH, .batch_ms = 300};
+	struct store *s;
+	struct store_batch b;
+	struct store_stats st;
+	uint64_t t = 0, start;
+
+	assert_int_equal(store_open(&o, &s, f->err, sizeof(f->err)), MOAT_OK);
+	store_batch_init(&b);
+	start = clock_mono_ms();
+	for (int i = 0; i < 8; i++) {
+		char k[8];
+
+		snprintf(k, sizeof(k), "g%d", i);
+		put_str(&b, k, "v");
+		t = submit(s, &b);
+	}
+	assert_true(wait_for(s, t, 5000));
+	assert_true(clock_mono_ms() - start >= 300); /* the window was waited for */
+	store_get_stats(s, &st);
+	assert_int_equal(st.commits, 1);
+	assert_int_equal(st.syncs, 1);
+	store_close(s);
+}
+
 static void wake_fd_gets_eight_bytes_once_durable(void **state)
 {
 	struct fixture *f = *state;
@@ -765,6 +792,7 @@ int main(void)
 	    T(scan_stops_when_the_visitor_says_so),
 	    cmocka_unit_test(batch_refuses_keys_outside_the_limits),
 	    T(tickets_increase_and_become_durable),
+	    T(batch_policy_gathers_batches_into_one_commit),
 	    T(wake_fd_gets_eight_bytes_once_durable),
 	    T(fifo_order_holds_across_threads),
 	    T(data_survives_close_and_reopen),
