@@ -73,7 +73,11 @@ struct store_batch {
 /* Keys are 1..STORE_MAX_KEY bytes (LMDB's limit), values at most
  * STORE_MAX_VALUE (an MQTT packet and some), a batch's operations at most
  * STORE_MAX_BATCH bytes (so that one transaction always fits in LMDB). */
-enum { STORE_MAX_KEY = 511, STORE_MAX_VALUE = (1 << 28) + (1 << 16), STORE_MAX_BATCH = 320 << 20 };
+enum {
+	STORE_MAX_KEY = 511,
+	STORE_MAX_VALUE = (1 << 28) + (1 << 16),
+	STORE_MAX_BATCH = 320 << 20,
+};
 
 void store_batch_init(struct store_batch *b);
 void store_batch_fini(struct store_batch *b);
