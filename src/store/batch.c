@@ -45,7 +45,7 @@ static int add_op(struct store_batch *b, enum store_op_type type, const uint8_t 
 	if (klen > STORE_MAX_KEY || (klen == 0 && type != STORE_OP_DEL_PREFIX) ||
 	    vlen > STORE_MAX_VALUE || (key == NULL && klen > 0) || (val == NULL && vlen > 0))
 		return MOAT_E_LIMIT;
-	if (b->count == UINT32_MAX)
+	if (b->count == UINT32_MAX || buf_used(o) + head + need + klen + vlen > STORE_MAX_BATCH)
 		return MOAT_E_LIMIT;
 	if (buf_reserve(o, head + need + klen + vlen) < 0)
 		return MOAT_E_NOMEM;

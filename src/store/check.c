@@ -9,7 +9,6 @@
 #include "store/check.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -17,37 +16,15 @@
 
 #include <lmdb.h>
 
+#include "store/child.h"
 #include "store/env.h"
 #include "store/lock.h"
+#include "store/salvage.h"
 #include <moat/error.h>
 
 /* The child's messages: 'B' u16 klen, key, u16 wlen, why (a record the judge
  * rejects); 'E' i32 rc, u16 elen, err (the end of the walk). */
 enum { MSG_BAD = 'B', MSG_END = 'E', WHY_MAX = 200, ERR_MAX = 1000 };
-
-static bool write_all(int fd, const void *p, size_t len)
-{
-	const uint8_t *q = p;
-
-	while (len > 0) {
-		ssize_t n = write(fd, q, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		q += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-static bool send_text(int fd, const void *p, size_t len, size_t max)
-{
-	uint16_t n = (uint16_t)(len > max ? max : len);
-
-	return write_all(fd, &n, sizeof(n)) && write_all(fd, p, n);
-}
 
 static int child_walk(int fd, MDB_env *env, MDB_dbi dbi, store_check_fn check_value,
 		      const char *dir, char *err, size_t errlen)
@@ -75,9 +52,10 @@ static int child_walk(int fd, MDB_env *env, MDB_dbi dbi, store_check_fn check_va
 		}
 		why = check_value != NULL ? check_value(k.mv_data, k.mv_size, v.mv_data, v.mv_size)
 					  : NULL;
-		if (why != NULL && !(write_all(fd, &(uint8_t){MSG_BAD}, 1) &&
-				     send_text(fd, k.mv_data, k.mv_size, STORE_MAX_KEY) &&
-				     send_text(fd, why, strlen(why), WHY_MAX)))
+		if (why != NULL &&
+		    !(store_child_write(fd, &(uint8_t){MSG_BAD}, 1) &&
+		      store_child_write_text(fd, k.mv_data, k.mv_size, STORE_MAX_KEY) &&
+		      store_child_write_text(fd, why, strlen(why), WHY_MAX)))
 			_exit(1);
 	}
 	mdb_cursor_close(c);
@@ -87,22 +65,28 @@ static int child_walk(int fd, MDB_env *env, MDB_dbi dbi, store_check_fn check_va
 	return MOAT_OK;
 }
 
-static _Noreturn void child_main(int fd, const char *dir, store_check_fn check_value)
+struct verify_arg {
+	const char *dir;
+	store_check_fn check_value;
+};
+
+static void child_main(int fd, void *arg)
 {
+	const struct verify_arg *a = arg;
 	char err[ERR_MAX] = "";
 	int32_t rc;
 	MDB_env *env;
 	MDB_dbi dbi;
 
-	rc = store_env_open(dir, MDB_RDONLY, 0, &env, &dbi, err, sizeof(err));
+	rc = store_env_open(a->dir, MDB_RDONLY, 0, &env, &dbi, err, sizeof(err));
 	if (rc == MOAT_OK) {
-		rc = child_walk(fd, env, dbi, check_value, dir, err, sizeof(err));
+		rc = child_walk(fd, env, dbi, a->check_value, a->dir, err, sizeof(err));
 		mdb_env_close(env);
 	}
-	if (!(write_all(fd, &(uint8_t){MSG_END}, 1) && write_all(fd, &rc, sizeof(rc)) &&
-	      send_text(fd, err, strlen(err), ERR_MAX)))
+	if (!(store_child_write(fd, &(uint8_t){MSG_END}, 1) &&
+	      store_child_write(fd, &rc, sizeof(rc)) &&
+	      store_child_write_text(fd, err, strlen(err), ERR_MAX)))
 		_exit(1);
-	_exit(0);
 }
 
 /* Reads the child's messages until EOF into <in>. */
@@ -124,28 +108,6 @@ static int read_all(int fd, struct buf *in)
 	}
 }
 
-static bool take(const uint8_t **p, const uint8_t *end, void *out, size_t len)
-{
-	if ((size_t)(end - *p) < len)
-		return false;
-	memcpy(out, *p, len);
-	*p += len;
-	return true;
-}
-
-/* A length-prefixed text: a view into the message stream. */
-static bool take_text(const uint8_t **p, const uint8_t *end, const uint8_t **text, size_t *len)
-{
-	uint16_t n;
-
-	if (!take(p, end, &n, sizeof(n)) || (size_t)(end - *p) < n)
-		return false;
-	*text = *p;
-	*len = n;
-	*p += n;
-	return true;
-}
-
 /* Replays the child's messages: the bad records to <bad>; returns the walk's
  * result, or MOAT_E_PARSE when the child ended without one (it crashed). */
 static int replay(const struct buf *in, int status, const char *dir, store_report_fn bad, void *ctx,
@@ -156,9 +118,9 @@ static int replay(const struct buf *in, int status, const char *dir, store_repor
 	uint8_t type;
 	int32_t rc;
 
-	while (take(&p, end, &type, 1)) {
-		if (type == MSG_BAD && take_text(&p, end, &key, &klen) &&
-		    take_text(&p, end, &text, &len)) {
+	while (store_child_take(&p, end, &type, 1)) {
+		if (type == MSG_BAD && store_child_take_text(&p, end, &key, &klen) &&
+		    store_child_take_text(&p, end, &text, &len)) {
 			char why[WHY_MAX + 1];
 
 			snprintf(why, sizeof(why), "%.*s", (int)len, (const char *)text);
@@ -166,9 +128,9 @@ static int replay(const struct buf *in, int status, const char *dir, store_repor
 				bad(ctx, key, klen, why);
 			continue;
 		}
-		if (type == MSG_END && take(&p, end, &rc, sizeof(rc)) &&
-		    take_text(&p, end, &text, &len) && p == end && rc <= 0 && WIFEXITED(status) &&
-		    WEXITSTATUS(status) == 0) {
+		if (type == MSG_END && store_child_take(&p, end, &rc, sizeof(rc)) &&
+		    store_child_take_text(&p, end, &text, &len) && p == end && rc <= 0 &&
+		    WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 			if (rc < 0)
 				snprintf(err, errlen, "%.*s", (int)len, (const char *)text);
 			return rc;
@@ -177,8 +139,8 @@ static int replay(const struct buf *in, int status, const char *dir, store_repor
 	}
 	snprintf(err, errlen,
 		 "%s/data.mdb is damaged (reading it killed the reader, %s %d); run `moatd "
-		 "--check-store` to confirm and `moatd --repair-store`, or move the directory "
-		 "away to start empty",
+		 "--check-store` for details, then `moatd --repair-store` to rebuild it from "
+		 "the records that can still be read",
 		 dir, WIFSIGNALED(status) ? "signal" : "exit status",
 		 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 	return MOAT_E_PARSE;
@@ -187,30 +149,18 @@ static int replay(const struct buf *in, int status, const char *dir, store_repor
 int store_verify(const char *dir, store_check_fn check_value, store_report_fn bad, void *ctx,
 		 char *err, size_t errlen)
 {
+	struct verify_arg arg = {.dir = dir, .check_value = check_value};
 	struct buf in = {0};
-	int fds[2], status = 0, rc;
+	int fd, status, rc;
 	pid_t pid;
 
-	if (pipe2(fds, O_CLOEXEC) != 0) {
-		snprintf(err, errlen, "%s: cannot check the store: pipe: %s", dir, strerror(errno));
+	if (store_child_start(child_main, &arg, &pid, &fd) < 0) {
+		snprintf(err, errlen, "%s: cannot check the store: %s", dir, strerror(errno));
 		return MOAT_E_IO;
 	}
-	pid = fork();
-	if (pid < 0) {
-		snprintf(err, errlen, "%s: cannot check the store: fork: %s", dir, strerror(errno));
-		close(fds[0]);
-		close(fds[1]);
-		return MOAT_E_IO;
-	}
-	if (pid == 0) {
-		close(fds[0]);
-		child_main(fds[1], dir, check_value);
-	}
-	close(fds[1]);
-	rc = read_all(fds[0], &in);
-	close(fds[0]); /* a child still writing gets EPIPE */
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	rc = read_all(fd, &in);
+	close(fd); /* a child still writing gets EPIPE */
+	status = store_child_wait(pid);
 	if (rc == MOAT_OK)
 		rc = replay(&in, status, dir, bad, ctx, err, errlen);
 	else
@@ -219,11 +169,10 @@ int store_verify(const char *dir, store_check_fn check_value, store_report_fn ba
 	return rc;
 }
 
+/* Records the judge rejected, reported once the walk is known to be usable:
+ * entries of a 2-byte key length, the key, a 2-byte reason length, the reason. */
 struct judged {
-	store_report_fn report;
-	void *ctx;
-	bool repair;
-	struct buf doomed; /* keys to delete: 2-byte length, then the key */
+	struct buf found;
 	uint64_t bad;
 	char first[WHY_MAX + 1];
 	bool nomem;
@@ -232,36 +181,59 @@ struct judged {
 static void on_bad(void *ctx, const uint8_t *key, size_t klen, const char *why)
 {
 	struct judged *j = ctx;
-	uint16_t n = (uint16_t)klen;
+	uint16_t n = (uint16_t)klen, w = (uint16_t)strlen(why);
 
 	if (j->bad++ == 0)
 		snprintf(j->first, sizeof(j->first), "%s", why);
-	if (j->report != NULL)
-		j->report(j->ctx, key, klen, why);
-	if (j->repair &&
-	    (buf_append(&j->doomed, &n, sizeof(n)) < 0 || buf_append(&j->doomed, key, klen) < 0))
+	if (buf_reserve(&j->found, 4 + n + w) < 0) {
 		j->nomem = true;
+		return;
+	}
+	buf_append(&j->found, &n, sizeof(n));
+	buf_append(&j->found, key, n);
+	buf_append(&j->found, &w, sizeof(w));
+	buf_append(&j->found, why, w);
 }
 
-static int delete_doomed(const char *dir, const struct buf *doomed, char *err, size_t errlen)
+/* Walks the found records: the next key and reason. */
+static bool next_found(const uint8_t **p, const uint8_t *end, MDB_val *key, char *why,
+		       size_t whylen)
 {
-	const uint8_t *p = buf_head(doomed), *end = p + buf_used(doomed);
+	const uint8_t *k, *w;
+	size_t klen, wlen;
+
+	if (!store_child_take_text(p, end, &k, &klen) || !store_child_take_text(p, end, &w, &wlen))
+		return false;
+	*key = (MDB_val){klen, (void *)k};
+	snprintf(why, whylen, "%.*s", (int)wlen, (const char *)w);
+	return true;
+}
+
+static void report_found(const struct judged *j, store_report_fn report, void *ctx)
+{
+	const uint8_t *p = buf_head(&j->found), *end = p + buf_used(&j->found);
+	char why[WHY_MAX + 1];
+	MDB_val k;
+
+	while (report != NULL && next_found(&p, end, &k, why, sizeof(why)))
+		report(ctx, k.mv_data, k.mv_size, why);
+}
+
+static int delete_found(const char *dir, const struct judged *j, char *err, size_t errlen)
+{
+	const uint8_t *p = buf_head(&j->found), *end = p + buf_used(&j->found);
+	char why[WHY_MAX + 1];
 	MDB_env *env;
 	MDB_dbi dbi;
 	MDB_txn *txn;
+	MDB_val k;
 	int rc;
 
 	rc = store_env_open(dir, 0, 0, &env, &dbi, err, errlen);
 	if (rc < 0)
 		return rc;
 	rc = mdb_txn_begin(env, NULL, 0, &txn);
-	while (rc == 0 && p < end) {
-		uint16_t klen;
-		MDB_val k;
-
-		memcpy(&klen, p, sizeof(klen));
-		k = (MDB_val){klen, (void *)(p + sizeof(klen))};
-		p += sizeof(klen) + klen;
+	while (rc == 0 && next_found(&p, end, &k, why, sizeof(why))) {
 		rc = mdb_del(txn, dbi, &k, NULL);
 		if (rc == MDB_NOTFOUND)
 			rc = 0;
@@ -281,7 +253,7 @@ static int delete_doomed(const char *dir, const struct buf *doomed, char *err, s
 int store_check(const char *dir, store_check_fn check_value, bool repair, store_report_fn report,
 		void *ctx, char *err, size_t errlen)
 {
-	struct judged j = {.report = report, .ctx = ctx, .repair = repair};
+	struct judged j = {0};
 	char path[4096];
 	int lock_fd, rc;
 
@@ -299,8 +271,14 @@ int store_check(const char *dir, store_check_fn check_value, bool repair, store_
 		snprintf(err, errlen, "%s: out of memory listing damaged records", dir);
 		rc = MOAT_E_NOMEM;
 	}
+	if (rc == MOAT_E_PARSE && repair) {
+		/* LMDB's pages are damaged: rebuild from what can be read (it reports). */
+		rc = store_salvage(dir, check_value, report, ctx, err, errlen);
+		goto out_free;
+	}
+	report_found(&j, report, ctx);
 	if (rc == MOAT_OK && j.bad > 0 && repair)
-		rc = delete_doomed(dir, &j.doomed, err, errlen);
+		rc = delete_found(dir, &j, err, errlen);
 	else if (rc == MOAT_OK && j.bad > 0) {
 		snprintf(err, errlen,
 			 "%s/data.mdb holds %llu damaged record(s), the first: %s; run `moatd "
@@ -308,7 +286,8 @@ int store_check(const char *dir, store_check_fn check_value, bool repair, store_
 			 dir, (unsigned long long)j.bad, j.first);
 		rc = MOAT_E_PARSE;
 	}
-	buf_fini(&j.doomed);
+out_free:
+	buf_fini(&j.found);
 out_unlock:
 	store_lock_release(lock_fd);
 	return rc;

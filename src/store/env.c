@@ -20,9 +20,9 @@ int store_env_error(int rc, const char *dir, const char *what, char *err, size_t
 	case MDB_PAGE_NOTFOUND:
 	case MDB_VERSION_MISMATCH:
 		snprintf(err, errlen,
-			 "%s/data.mdb is damaged (%s: %s); run `moatd --check-store` to list "
-			 "the damage and `moatd --repair-store` to remove it, or move the "
-			 "directory away to start empty",
+			 "%s/data.mdb is damaged (%s: %s); run `moatd --check-store` for "
+			 "details, then `moatd --repair-store` to rebuild it from the records "
+			 "that can still be read",
 			 dir, what, mdb_strerror(rc));
 		return MOAT_E_PARSE;
 	case ENOMEM:

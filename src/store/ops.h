@@ -24,7 +24,6 @@ struct store_node {
 	uint64_t ticket;
 	uint64_t arrived_ms; /* monotonic */
 	size_t len;	     /* bytes of the buffer in use, this header included */
-	uint32_t count;	     /* operations */
 	int wake_fd;
 };
 

@@ -141,9 +141,9 @@ static int apply_op(MDB_txn *txn, MDB_dbi dbi, const struct store_op *op, uint64
 	return EINVAL;
 }
 
-/* Applies batches [first, stop) in one transaction and commits it, synced
+/* Applies batches <first> to <last> in one transaction and commits it, synced
  * per policy. Returns 0 or an LMDB/errno code (the transaction is then aborted). */
-static int commit_batches(struct store *s, struct store_node *first, struct store_node *stop,
+static int commit_batches(struct store *s, struct store_node *first, struct store_node *last,
 			  uint64_t *written, uint64_t *deleted, uint64_t *sync_us)
 {
 	MDB_txn *txn;
@@ -154,13 +154,16 @@ static int commit_batches(struct store *s, struct store_node *first, struct stor
 	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 	if (rc != 0)
 		return rc;
-	for (struct store_node *n = first; n != stop && rc == 0; n = n->next) {
+	/* Submitters append behind <last> meanwhile: never read last->next here. */
+	for (struct store_node *n = first; rc == 0; n = n->next) {
 		const uint8_t *p, *end;
 		struct store_op op;
 
 		store_node_ops(n, &p, &end);
 		while (rc == 0 && store_op_next(&p, end, &op))
 			rc = apply_op(txn, s->dbi, &op, written, deleted);
+		if (n == last)
+			break;
 	}
 	if (rc != 0) {
 		mdb_txn_abort(txn);
@@ -227,15 +230,15 @@ static void wake_and_free(struct store_node *n)
 	}
 }
 
-/* The first batch that does not fit in one transaction after <first>. */
-static struct store_node *txn_end(struct store_node *first)
+/* The last batch, from <first> on, that fits in one transaction. */
+static struct store_node *txn_last(struct store_node *first)
 {
 	size_t bytes = first->len;
-	struct store_node *n = first->next;
+	struct store_node *n = first;
 
-	while (n != NULL && bytes + n->len <= TXN_MAX_BYTES) {
-		bytes += n->len;
+	while (n->next != NULL && bytes + n->next->len <= TXN_MAX_BYTES) {
 		n = n->next;
+		bytes += n->len;
 	}
 	return n;
 }
@@ -243,7 +246,7 @@ static struct store_node *txn_end(struct store_node *first)
 /* One commit attempt of the queue's head batches; called and returns with s->mu held. */
 static void commit_some(struct store *s)
 {
-	struct store_node *first = s->head, *stop = txn_end(first), *last;
+	struct store_node *first = s->head, *last = txn_last(first);
 	uint64_t written, deleted, sync_us, used, cap = s->map_cap;
 	int rc;
 
@@ -260,7 +263,7 @@ static void commit_some(struct store *s)
 			s->map_bytes = info.me_mapsize;
 	}
 	do
-		rc = commit_batches(s, first, stop, &written, &deleted, &sync_us);
+		rc = commit_batches(s, first, last, &written, &deleted, &sync_us);
 	while (rc == MDB_MAP_FULL && grow_map(s, cap));
 	used = rc == 0 ? store_env_used(s->env) : 0;
 	pthread_mutex_lock(&s->mu);
@@ -363,9 +366,14 @@ int store_open(const struct store_opts *o, struct store **out, char *err, size_t
 {
 	unsigned flags = o->sync == STORE_SYNC_NONE ? MDB_NOSYNC : MDB_NOMETASYNC;
 	char path[4096];
+	MDB_envinfo info;
 	struct store *s;
 	int rc;
 
+	if (o->dir == NULL || o->dir[0] == '\0') {
+		snprintf(err, errlen, "persistence_location is empty");
+		return MOAT_E_IO;
+	}
 	s = calloc(1, sizeof(*s));
 	if (s == NULL || (s->dir = strdup(o->dir)) == NULL) {
 		free(s);
@@ -392,6 +400,10 @@ int store_open(const struct store_opts *o, struct store **out, char *err, size_t
 	rc = store_env_open(o->dir, flags, (size_t)s->map_bytes, &s->env, &s->dbi, err, errlen);
 	if (rc < 0)
 		goto err_unlock;
+	/* Reader slots of a killed process would pin old pages: free them. */
+	mdb_reader_check(s->env, NULL);
+	if (mdb_env_info(s->env, &info) == 0)
+		s->map_bytes = info.me_mapsize;
 	s->stats.bytes_used = store_env_used(s->env);
 	atomic_init(&s->durable, 0);
 	atomic_init(&s->failing, false);
@@ -478,7 +490,6 @@ uint64_t store_submit(struct store *s, struct store_batch *b, int wake_fd)
 	n = (struct store_node *)b->ops.data; /* batch.c reserved the head; off is 0 */
 	n->next = NULL;
 	n->len = b->ops.len;
-	n->count = b->count;
 	n->wake_fd = wake_fd;
 	n->arrived_ms = clock_mono_ms();
 	b->ops = (struct buf){0};

@@ -14,6 +14,7 @@
 #include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,7 +208,7 @@ static void batch_refuses_keys_outside_the_limits(void **state)
 	assert_int_equal(store_batch_put(&b, big, 0, big, 1), MOAT_E_LIMIT);
 	assert_int_equal(store_batch_put(&b, big, sizeof(big), big, 1), MOAT_E_LIMIT);
 	assert_int_equal(store_batch_del(&b, big, 0), MOAT_E_LIMIT);
-	assert_int_equal(store_batch_put(&b, big, 1, NULL, STORE_MAX_VALUE + 1u), MOAT_E_LIMIT);
+	assert_int_equal(store_batch_put(&b, big, 1, big, STORE_MAX_VALUE + 1u), MOAT_E_LIMIT);
 	assert_int_equal(b.count, 0);
 	assert_int_equal(buf_used(&b.ops), 0);
 	assert_int_equal(store_batch_put(&b, big, STORE_MAX_KEY, big, 1), MOAT_OK);
@@ -237,6 +238,33 @@ static void tickets_increase_and_become_durable(void **state)
 	}
 	assert_true(wait_for(s, t[4], 5000));
 	assert_false(store_refusing(s));
+	store_close(s);
+}
+
+static void batch_policy_gathers_batches_into_one_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct store_opts o = {.dir = f->dir, .sync = STORE_SYNC_BATCH, .batch_ms = 300};
+	struct store *s;
+	struct store_batch b;
+	struct store_stats st;
+	uint64_t t = 0, start;
+
+	assert_int_equal(store_open(&o, &s, f->err, sizeof(f->err)), MOAT_OK);
+	store_batch_init(&b);
+	start = clock_mono_ms();
+	for (int i = 0; i < 8; i++) {
+		char k[8];
+
+		snprintf(k, sizeof(k), "g%d", i);
+		put_str(&b, k, "v");
+		t = submit(s, &b);
+	}
+	assert_true(wait_for(s, t, 5000));
+	assert_true(clock_mono_ms() - start >= 300); /* the window was waited for */
+	store_get_stats(s, &st);
+	assert_int_equal(st.commits, 1);
+	assert_int_equal(st.syncs, 1);
 	store_close(s);
 }
 
@@ -340,8 +368,12 @@ static void data_survives_close_and_reopen(void **state)
 
 enum { CHILD_BATCHES = 50 };
 
-/* The child: opens, submits, waits for durability, reports, and dies without store_close. */
-static void child_then_exit(struct fixture *f, enum store_sync sync, int report_fd)
+static void put_many(struct store *s, const char *prefix, int n, size_t vlen);
+
+/* The child: opens, submits, waits for durability, reports, and then dies
+ * without store_close: by _exit, or by SIGKILL from the parent while it keeps
+ * writing. */
+static void child_then_exit(struct fixture *f, enum store_sync sync, int report_fd, bool wait_kill)
 {
 	struct store_opts o = {.dir = f->dir, .sync = sync, .batch_ms = 5};
 	struct store *s;
@@ -365,12 +397,21 @@ static void child_then_exit(struct fixture *f, enum store_sync sync, int report_
 	if (write(report_fd, "d", 1) != 1)
 		_exit(4);
 	/* Work that is not waited for may or may not survive; it must not damage the rest. */
-	store_batch_put(&b, (uint8_t *)"zlate", 5, (uint8_t *)"x", 1);
-	store_submit(s, &b, -1);
-	_exit(0);
+	for (unsigned i = 0;; i++) {
+		char k[16];
+
+		snprintf(k, sizeof(k), "z%u", i);
+		store_batch_put(&b, (uint8_t *)k, strlen(k), (uint8_t *)"late", 4);
+		store_submit(s, &b, -1);
+		if (!wait_kill)
+			_exit(0);
+		if (i % 64 == 0)
+			usleep(100);
+	}
 }
 
-static void killed_process_keeps_durable_records(struct fixture *f, enum store_sync sync)
+static void killed_process_keeps_durable_records(struct fixture *f, enum store_sync sync,
+						 bool sigkill)
 {
 	struct store *s;
 	struct collect c;
@@ -383,30 +424,51 @@ static void killed_process_keeps_durable_records(struct fixture *f, enum store_s
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		close(fds[0]);
-		child_then_exit(f, sync, fds[1]);
+		child_then_exit(f, sync, fds[1], sigkill);
 	}
 	close(fds[1]);
 	assert_int_equal(read(fds[0], &ch, 1), 1);
 	assert_int_equal(ch, 'd');
 	close(fds[0]);
+	if (sigkill) {
+		usleep(20 * 1000); /* let it be in the middle of commits */
+		assert_int_equal(kill(pid, SIGKILL), 0);
+	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if (sigkill)
+		assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	else
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
+	/* Neither moat.lock nor LMDB's lock.mdb, left by the dead process, is in the way. */
 	s = open_store(f, STORE_SYNC_ALWAYS, 0);
 	scan_text(s, "c", &c);
 	assert_int_equal(c.n, CHILD_BATCHES);
 	assert_memory_equal(c.text, "c000=durable;c001=durable;", 26);
+	/* And it takes writes again. */
+	put_many(s, "after", 3, 10);
+	assert_int_equal(store_flush(s), MOAT_OK);
 	store_close(s);
 }
 
 static void killed_process_keeps_durable_records_always(void **state)
 {
-	killed_process_keeps_durable_records(*state, STORE_SYNC_ALWAYS);
+	killed_process_keeps_durable_records(*state, STORE_SYNC_ALWAYS, false);
 }
 
 static void killed_process_keeps_durable_records_none(void **state)
 {
-	killed_process_keeps_durable_records(*state, STORE_SYNC_NONE);
+	killed_process_keeps_durable_records(*state, STORE_SYNC_NONE, false);
+}
+
+static void sigkilled_writer_keeps_durable_records_batch(void **state)
+{
+	killed_process_keeps_durable_records(*state, STORE_SYNC_BATCH, true);
+}
+
+static void sigkilled_writer_keeps_durable_records_none(void **state)
+{
+	killed_process_keeps_durable_records(*state, STORE_SYNC_NONE, true);
 }
 
 static void put_many(struct store *s, const char *prefix, int n, size_t vlen)
@@ -592,6 +654,79 @@ static void damaged_pages_are_reported_with_the_path(void **state)
 	assert_non_null(strstr(f->err, "--repair-store"));
 }
 
+static const char *seven_is_bad(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	(void)val, (void)vlen;
+	return key[klen - 1] == '7' ? "ends in 7" : NULL;
+}
+
+struct salvage_report {
+	int rejected, lost;
+};
+
+static void salvage_report_fn(void *ctx, const uint8_t *key, size_t klen, const char *why)
+{
+	struct salvage_report *r = ctx;
+
+	(void)key, (void)klen;
+	if (strcmp(why, "ends in 7") == 0)
+		r->rejected++;
+	else if (strstr(why, "damaged pages") != NULL)
+		r->lost++;
+	else
+		fail_msg("unexpected report: %s", why);
+}
+
+static int count_fn(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	size_t *n = ctx;
+
+	assert_int_equal(vlen, 100);
+	assert_int_equal(val[0], 'a' + atoi((const char *)key + 1) % 26);
+	assert_true(key[klen - 1] != '7');
+	++*n;
+	return 0;
+}
+
+static void repair_salvages_the_records_around_damaged_pages(void **state)
+{
+	struct fixture *f = *state;
+
+	for (int part = 1; part <= 3; part++) {
+		struct salvage_report r = {0};
+		struct store *s = open_store(f, STORE_SYNC_NONE, 0);
+		char path[128];
+		size_t n = 0;
+		off_t size;
+
+		put_many(s, "r", 3000, 100);
+		store_close(s);
+		size = file_size(f->dir);
+		overwrite(f->dir, size * part / 4 / 4096 * 4096, 4096, (uint8_t)part);
+		assert_int_equal(
+		    store_check(f->dir, NULL, false, NULL, NULL, f->err, sizeof(f->err)),
+		    MOAT_E_PARSE);
+		assert_int_equal(store_check(f->dir, seven_is_bad, true, salvage_report_fn, &r,
+					     f->err, sizeof(f->err)),
+				 MOAT_OK);
+		assert_int_equal(r.lost, 1);
+		assert_true(r.rejected > 250 && r.rejected <= 300);
+		assert_int_equal(
+		    store_check(f->dir, NULL, false, NULL, NULL, f->err, sizeof(f->err)), MOAT_OK);
+		snprintf(path, sizeof(path), "%s/data.mdb.damaged", f->dir);
+		assert_int_equal(access(path, F_OK), 0);
+
+		s = open_store(f, STORE_SYNC_NONE, 0);
+		assert_int_equal(store_scan(s, NULL, 0, count_fn, &n), MOAT_OK);
+		/* One leaf page holds some 30 records: they are lost, the others kept or rejected.
+		 */
+		assert_true(n + (size_t)r.rejected >= 2900 && n + (size_t)r.rejected < 3000);
+		store_close(s);
+		/* The next round starts with a new file: free pages are not read. */
+		nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	}
+}
+
 static const char *odd_is_bad(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
 {
 	(void)key, (void)klen;
@@ -657,17 +792,21 @@ int main(void)
 	    T(scan_stops_when_the_visitor_says_so),
 	    cmocka_unit_test(batch_refuses_keys_outside_the_limits),
 	    T(tickets_increase_and_become_durable),
+	    T(batch_policy_gathers_batches_into_one_commit),
 	    T(wake_fd_gets_eight_bytes_once_durable),
 	    T(fifo_order_holds_across_threads),
 	    T(data_survives_close_and_reopen),
 	    T(killed_process_keeps_durable_records_always),
 	    T(killed_process_keeps_durable_records_none),
+	    T(sigkilled_writer_keeps_durable_records_batch),
+	    T(sigkilled_writer_keeps_durable_records_none),
 	    T(refusing_over_max_bytes_until_deleted),
 	    T(failed_commit_keeps_batches_and_retries),
 	    T(second_open_of_a_directory_is_refused),
 	    T(unopenable_directory_is_an_io_error),
 	    T(damaged_pages_are_reported_with_the_path),
 	    T(check_reports_and_repair_deletes_bad_records),
+	    T(repair_salvages_the_records_around_damaged_pages),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
