@@ -250,10 +250,6 @@ static void commit_some(struct store *s)
 	uint64_t written, deleted, sync_us, used, cap = s->map_cap;
 	int rc;
 
-	/* the last batch of this commit, found while the lock is held: batches
-	 * queued during the commit hang off it and stay queued */
-	for (last = first; last->next != stop; last = last->next)
-		;
 	pthread_mutex_unlock(&s->mu);
 	if (cap != 0 && s->map_bytes > cap && mdb_env_set_mapsize(s->env, (size_t)cap) == 0) {
 		MDB_envinfo info;
