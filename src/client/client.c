@@ -1,8 +1,9 @@
 /*
  * libmoat's client state machine (see include/moat/client.h): a non-blocking
  * TCP connection, CONNECT/CONNACK, the pending list (offline queue plus QoS
- * 1/2 in flight, kept in publish order), keep-alive, strict decoding of what
- * the server sends, and reconnect with backoff and jitter. The public entry
+ * 1/2 in flight, kept in publish order, mirrored in the queue file when there
+ * is one), the drain-rate pacing of the backlog, keep-alive, strict decoding
+ * of what the server sends, and reconnect with backoff and jitter. The public entry
  * points that change state are in thread.c, which wraps these in the
  * client's lock.
  */
@@ -13,6 +14,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,17 +35,50 @@ static char *dup_or_null(const char *s)
 	return s != NULL ? strdup(s) : NULL;
 }
 
-struct moat_client *moat_client_create(const struct moat_client_opts *o, const struct moat_callbacks *cb)
+static void say(char *diag, size_t diag_len, const char *msg)
+{
+	if (diag != NULL && diag_len > 0)
+		snprintf(diag, diag_len, "%s", msg);
+}
+
+struct moat_client *moat_client_create(const struct moat_client_opts *o,
+				       const struct moat_callbacks *cb)
+{
+	struct moat_client *c = NULL;
+
+	return moat_client_open(&c, o, cb, NULL, 0) == MOAT_OK ? c : NULL;
+}
+
+static int open_queue(struct moat_client *c, const char *path, char *diag, size_t diag_len);
+
+int moat_client_open(struct moat_client **out, const struct moat_client_opts *o,
+		     const struct moat_callbacks *cb, char *diag, size_t diag_len)
 {
 	struct moat_client *c;
+	int rc;
 
-	if (o == NULL || (o->version != 0 && o->version != 4 && o->version != 5) || o->will_qos > 2 ||
-	    (o->will_topic != NULL && !topic_name_is_valid(moat_bytes_str(o->will_topic))))
-		return NULL;
+	*out = NULL;
+	if (diag != NULL && diag_len > 0)
+		diag[0] = '\0';
+	if (o == NULL || (o->version != 0 && o->version != 4 && o->version != 5) ||
+	    o->will_qos > 2 ||
+	    (o->will_topic != NULL && !topic_name_is_valid(moat_bytes_str(o->will_topic))) ||
+	    o->queue_overflow > MOAT_QUEUE_DROP_OLDEST) {
+		say(diag, diag_len, "invalid client options (version, will, or queue_overflow)");
+		return MOAT_E_INVAL;
+	}
+	if (o->queue_file != NULL && (o->client_id == NULL || o->client_id[0] == '\0')) {
+		say(diag, diag_len,
+		    "a queue file needs a fixed client id (set client_id): "
+		    "resent messages must reach the same session");
+		return MOAT_E_INVAL;
+	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
-		return NULL;
+		return MOAT_E_NOMEM;
 	c->o = *o;
+	c->o.queue_file = NULL; /* the caller's string; c->qf.path is our copy */
+	c->qf.fd = -1;
 	if (cb != NULL)
 		c->cb = *cb;
 	c->fd = -1;
@@ -57,12 +92,14 @@ struct moat_client *moat_client_create(const struct moat_client_opts *o, const s
 		if (c->will_payload != NULL)
 			memcpy(c->will_payload, o->will_payload, o->will_len);
 	}
-	if (c->host == NULL || c->client_id == NULL || (o->username != NULL && c->username == NULL) ||
+	if (c->host == NULL || c->client_id == NULL ||
+	    (o->username != NULL && c->username == NULL) ||
 	    (o->password != NULL && c->password == NULL) ||
 	    (o->will_topic != NULL && c->will_topic == NULL) ||
 	    (o->will_len > 0 && c->will_payload == NULL)) {
 		moat_client_destroy(c);
-		return NULL;
+		say(diag, diag_len, "out of memory");
+		return MOAT_E_NOMEM;
 	}
 	if (c->o.port == 0)
 		c->o.port = 1883;
@@ -71,7 +108,8 @@ struct moat_client *moat_client_create(const struct moat_client_opts *o, const s
 	if (c->o.reconnect_min_ms == 0)
 		c->o.reconnect_min_ms = 1000;
 	if (c->o.reconnect_max_ms < c->o.reconnect_min_ms)
-		c->o.reconnect_max_ms = c->o.reconnect_min_ms > 30000 ? c->o.reconnect_min_ms : 30000;
+		c->o.reconnect_max_ms =
+		    c->o.reconnect_min_ms > 30000 ? c->o.reconnect_min_ms : 30000;
 	if (c->o.connect_timeout_ms == 0)
 		c->o.connect_timeout_ms = 10000;
 	if (c->o.offline_max_messages == 0)
@@ -82,9 +120,18 @@ struct moat_client *moat_client_create(const struct moat_client_opts *o, const s
 	c->next_pid = 1;
 	if (client_lock_init(c) < 0) {
 		moat_client_destroy(c);
-		return NULL;
+		say(diag, diag_len, "out of memory");
+		return MOAT_E_NOMEM;
 	}
-	return c;
+	if (o->queue_file != NULL) {
+		rc = open_queue(c, o->queue_file, diag, diag_len);
+		if (rc < 0) {
+			moat_client_destroy(c);
+			return rc;
+		}
+	}
+	*out = c;
+	return MOAT_OK;
 }
 
 static void close_socket(struct moat_client *c)
@@ -126,6 +173,8 @@ void moat_client_destroy(struct moat_client *c)
 		c->pend = p->next;
 		free(p);
 	}
+	if (c->has_qf)
+		qf_close(&c->qf);
 	free(c->qos2_in);
 	free(c->host);
 	free(c->client_id);
@@ -165,7 +214,7 @@ static void lost(struct moat_client *c, int err, uint8_t rc)
 		/* full jitter on the upper half: [backoff/2, backoff] */
 		c->retry_at_ms = now + c->backoff_ms / 2 + jitter % (c->backoff_ms / 2 + 1);
 		c->backoff_ms = c->backoff_ms * 2 > c->o.reconnect_max_ms ? c->o.reconnect_max_ms
-									   : c->backoff_ms * 2;
+									  : c->backoff_ms * 2;
 		c->st = ST_RETRY;
 	} else {
 		c->st = ST_DONE;
@@ -178,7 +227,7 @@ static void lost(struct moat_client *c, int err, uint8_t rc)
  * message; the password itself never goes out (on_auth, on_connack). */
 static int send_scram_connect(struct moat_client *c, struct mqtt_packet *p)
 {
-	struct buf first = { 0 };
+	struct buf first = {0};
 	int rc;
 
 	scram_end(c);
@@ -189,7 +238,7 @@ static int send_scram_connect(struct moat_client *c, struct mqtt_packet *p)
 	rc = scram_client_first(c->scram, c->username, &first);
 	if (rc == MOAT_OK) {
 		props_set_auth(&p->connect.props, moat_bytes_str(scram_method),
-			       (struct moat_bytes){ buf_head(&first), buf_used(&first) });
+			       (struct moat_bytes){buf_head(&first), buf_used(&first)});
 		rc = send_packet(c, p);
 	}
 	buf_fini(&first);
@@ -199,8 +248,8 @@ static int send_scram_connect(struct moat_client *c, struct mqtt_packet *p)
 /* The server's challenge: answer with the client-final-message. */
 static int on_auth(struct moat_client *c, const struct mqtt_auth *a)
 {
-	struct mqtt_packet p = { .type = MQTT_AUTH };
-	struct buf final = { 0 };
+	struct mqtt_packet p = {.type = MQTT_AUTH};
+	struct buf final = {0};
 	int rc;
 
 	if (c->scram == NULL || c->st != ST_CONNACK || a->rc != MQTT_RC_CONTINUE_AUTH)
@@ -210,7 +259,7 @@ static int on_auth(struct moat_client *c, const struct mqtt_auth *a)
 	if (rc == MOAT_OK) {
 		p.auth.rc = MQTT_RC_CONTINUE_AUTH;
 		props_set_auth(&p.auth.props, moat_bytes_str(scram_method),
-			       (struct moat_bytes){ buf_head(&final), buf_used(&final) });
+			       (struct moat_bytes){buf_head(&final), buf_used(&final)});
 		rc = send_packet(c, &p);
 	}
 	buf_fini(&final);
@@ -219,7 +268,7 @@ static int on_auth(struct moat_client *c, const struct mqtt_auth *a)
 
 static int send_connect(struct moat_client *c)
 {
-	struct mqtt_packet p = { .type = MQTT_CONNECT };
+	struct mqtt_packet p = {.type = MQTT_CONNECT};
 	struct mqtt_connect *k = &p.connect;
 
 	k->version = (uint8_t)c->o.version;
@@ -241,7 +290,7 @@ static int send_connect(struct moat_client *c)
 		k->will_qos = c->o.will_qos;
 		k->will_retain = c->o.will_retain;
 		k->will_topic = moat_bytes_str(c->will_topic);
-		k->will_payload = (struct moat_bytes){ c->will_payload, c->o.will_len };
+		k->will_payload = (struct moat_bytes){c->will_payload, c->o.will_len};
 		if (c->o.version == 5 && c->o.will_delay_s > 0) {
 			k->will_props.will_delay_s = c->o.will_delay_s;
 			props_set(&k->will_props, MQTT_PROP_WILL_DELAY);
@@ -281,7 +330,7 @@ static int start_tcp(struct moat_client *c)
 
 int client_connect(struct moat_client *c)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	char port[8];
 	int rc;
 
@@ -298,26 +347,141 @@ int client_connect(struct moat_client *c)
 	return rc == MOAT_OK || c->st == ST_RETRY ? MOAT_OK : rc;
 }
 
+static bool pid_used(const struct moat_client *c, uint16_t id)
+{
+	for (const struct pend *p = c->pend; p != NULL; p = p->next)
+		if (p->packet_id == id)
+			return true;
+	for (size_t i = 0; i < c->ack_count; i++)
+		if (c->acks[i].packet_id == id)
+			return true;
+	return false;
+}
+
 static uint16_t take_pid(struct moat_client *c)
 {
 	for (;;) {
 		uint16_t id = c->next_pid;
-		bool used = false;
 
 		c->next_pid = (uint16_t)(id == 65535 ? 1 : id + 1);
-		for (struct pend *p = c->pend; p != NULL && !used; p = p->next)
-			used = p->packet_id == id;
-		for (size_t i = 0; i < c->ack_count && !used; i++)
-			used = c->acks[i].packet_id == id;
-		if (!used)
+		if (!pid_used(c, id))
 			return id;
 	}
+}
+
+/* Unlinks and frees the pend at <*pp>; a message in the queue file gets an
+ * ack record there (it is done: acknowledged, refused or dropped). */
+static void pend_remove(struct moat_client *c, struct pend **pp)
+{
+	struct pend *p = *pp;
+
+	if (p == c->pend_tail)
+		c->pend_tail = pp == &c->pend
+				   ? NULL
+				   : (struct pend *)((char *)pp - offsetof(struct pend, next));
+	*pp = p->next;
+	c->pend_count--;
+	c->pend_bytes -= p->len;
+	if (p->seq != 0) {
+		/* on NOMEM the ack is lost: the message is sent again after a restart */
+		qf_ack(&c->qf, p->seq, p->len);
+		c->file_count--;
+	}
+	free(p);
+}
+
+/* Appends <e> to the pend list. */
+static void pend_append(struct moat_client *c, struct pend *e)
+{
+	if (c->pend_tail != NULL)
+		c->pend_tail->next = e;
+	else
+		c->pend = e;
+	c->pend_tail = e;
+	c->pend_count++;
+	c->pend_bytes += e->len;
+	if (e->seq != 0)
+		c->file_count++;
+}
+
+/* Loads one replayed message: same packet id unless another message has it,
+ * DUP set (it may have been sent before the restart), re-encoded for our
+ * MQTT version. */
+static int load_entry(struct moat_client *c, const struct qf_entry *fe)
+{
+	struct mqtt_packet p = {.type = MQTT_PUBLISH};
+	struct pend *e;
+	size_t n;
+
+	if (qf_decode_publish(fe, &p.publish) < 0)
+		return MOAT_E_MALFORMED; /* qf_parse checked it: not reached */
+	p.publish.dup = true;
+	if (pid_used(c, p.publish.packet_id))
+		p.publish.packet_id = take_pid(c);
+	n = pkt_encode(NULL, 0, (uint8_t)c->o.version, &p);
+	if (n == 0)
+		return MOAT_E_LIMIT;
+	e = calloc(1, sizeof(*e) + n);
+	if (e == NULL)
+		return MOAT_E_NOMEM;
+	e->seq = fe->seq;
+	e->packet_id = p.publish.packet_id;
+	e->qos = p.publish.qos;
+	e->pubrel = fe->released && e->qos == 2;
+	e->len = n;
+	pkt_encode(e->data, n, (uint8_t)c->o.version, &p);
+	pend_append(c, e);
+	if (e->packet_id >= c->next_pid)
+		c->next_pid = (uint16_t)(e->packet_id == 65535 ? 1 : e->packet_id + 1);
+	return MOAT_OK;
+}
+
+static int open_queue(struct moat_client *c, const char *path, char *diag, size_t diag_len)
+{
+	struct qf_replay r;
+	int rc = qf_open(&c->qf, path, &r, diag, diag_len);
+
+	if (rc < 0)
+		return rc;
+	c->has_qf = true;
+	for (size_t i = 0; i < r.count && rc == MOAT_OK; i++) {
+		rc = load_entry(c, &r.live[i]);
+		if (rc == MOAT_E_LIMIT) {
+			rc = qf_ack(&c->qf, r.live[i].seq, r.live[i].pkt.len); /* cannot be sent */
+		}
+	}
+	qf_replay_fini(&r);
+	if (rc < 0)
+		say(diag, diag_len, "out of memory while loading the queue file");
+	return rc;
+}
+
+/* True while the backlog is paced and has no token for its next message;
+ * otherwise takes the token. */
+static bool drain_blocked(struct moat_client *c)
+{
+	uint64_t now, cap;
+
+	if (c->drain_left == 0 || c->o.drain_rate == 0)
+		return false;
+	now = clock_mono_ms();
+	cap = c->o.drain_rate * 50ull > 1000 ? c->o.drain_rate * 50ull : 1000; /* 50 ms of burst */
+	c->drain_milli += (now - c->drain_at_ms) * c->o.drain_rate;
+	if (c->drain_milli > cap)
+		c->drain_milli = cap;
+	c->drain_at_ms = now;
+	if (c->drain_milli < 1000)
+		return true;
+	c->drain_milli -= 1000;
+	c->drain_left--;
+	return false;
 }
 
 /* Sends what the server's receive maximum allows, in publish order. */
 static void pump(struct moat_client *c)
 {
 	struct pend **pp = &c->pend;
+	bool stop = false; /* out of drain tokens or memory: the rest waits */
 
 	if (c->st != ST_UP)
 		return;
@@ -325,25 +489,25 @@ static void pump(struct moat_client *c)
 	while (*pp != NULL) {
 		struct pend *p = *pp;
 
-		if (!p->sent && (p->qos == 0 || c->inflight < c->inflight_max)) {
+		if (!stop && !p->sent && (p->qos == 0 || c->inflight < c->inflight_max)) {
 			if (p->pubrel) {
-				struct mqtt_packet r = { .type = MQTT_PUBREL };
+				struct mqtt_packet r = {.type = MQTT_PUBREL};
 
 				r.ack.packet_id = p->packet_id;
 				send_packet(c, &r);
-			} else if (buf_append(&c->out, p->data, p->len) < 0) {
-				break;
+			} else if (drain_blocked(c) || buf_append(&c->out, p->data, p->len) < 0) {
+				stop = true;
+				c->pend_tail = p;
+				pp = &p->next;
+				continue;
 			}
 			p->sent = true;
 			if (p->qos == 0) {
-				*pp = p->next;
-				c->pend_count--;
-				c->pend_bytes -= p->len;
-				free(p);
+				pend_remove(c, pp);
 				continue;
 			}
 			c->inflight++;
-			p->data[0] |= 0x08;	/* any later send of this PUBLISH is a duplicate */
+			p->data[0] |= 0x08; /* any later send of this PUBLISH is a duplicate */
 		}
 		c->pend_tail = p;
 		pp = &p->next;
@@ -364,13 +528,45 @@ static void append_user_props(struct mqtt_props *props, uint8_t *buf, size_t cap
 		n += need;
 		props->user_count++;
 	}
-	props->user = (struct moat_bytes){ buf, n };
+	props->user = (struct moat_bytes){buf, n};
+}
+
+/* Whether a new <n>-byte message fits the offline queue's bounds, after
+ * dropping the oldest unsent messages under MOAT_QUEUE_DROP_OLDEST; with
+ * <dry_run> nothing is dropped yet. */
+static bool make_room(struct moat_client *c, size_t n, bool dry_run)
+{
+	size_t count = c->pend_count, bytes = c->pend_bytes;
+
+	if (n > c->o.offline_max_bytes)
+		return false;
+	for (struct pend **pp = &c->pend; *pp != NULL;) {
+		struct pend *p = *pp;
+
+		if (count < c->o.offline_max_messages && bytes + n <= c->o.offline_max_bytes)
+			return true;
+		if (c->o.queue_overflow != MOAT_QUEUE_DROP_OLDEST)
+			return false;
+		if (p->sent || p->pubrel) {
+			pp = &p->next; /* in flight: the server may have it already */
+			continue;
+		}
+		count--;
+		bytes -= p->len;
+		if (dry_run) {
+			pp = &p->next;
+		} else {
+			c->dropped++;
+			pend_remove(c, pp);
+		}
+	}
+	return count < c->o.offline_max_messages && bytes + n <= c->o.offline_max_bytes;
 }
 
 int client_publish(struct moat_client *c, const char *topic, const void *payload, size_t len,
-		 uint8_t qos, bool retain, const struct moat_pub_props *pp, uint16_t *packet_id)
+		   uint8_t qos, bool retain, const struct moat_pub_props *pp, uint16_t *packet_id)
 {
-	struct mqtt_packet p = { .type = MQTT_PUBLISH };
+	struct mqtt_packet p = {.type = MQTT_PUBLISH};
 	uint8_t user_buf[4096];
 	struct pend *e;
 	size_t n;
@@ -379,12 +575,10 @@ int client_publish(struct moat_client *c, const char *topic, const void *payload
 		return MOAT_E_INVAL;
 	if (c->st == ST_DONE)
 		return MOAT_E_CLOSED;
-	if (c->pend_count >= c->o.offline_max_messages || c->pend_bytes + len > c->o.offline_max_bytes)
-		return MOAT_E_LIMIT;
 	p.publish.qos = qos;
 	p.publish.retain = retain;
 	p.publish.topic = moat_bytes_str(topic);
-	p.publish.payload = (struct moat_bytes){ payload, len };
+	p.publish.payload = (struct moat_bytes){payload, len};
 	p.publish.packet_id = qos > 0 ? take_pid(c) : 0;
 	if (pp != NULL && c->o.version == 5) {
 		struct mqtt_props *pr = &p.publish.props;
@@ -406,13 +600,14 @@ int client_publish(struct moat_client *c, const char *topic, const void *payload
 			props_set(pr, MQTT_PROP_RESPONSE_TOPIC);
 		}
 		if (pp->correlation_data != NULL) {
-			pr->correlation_data = (struct moat_bytes){ pp->correlation_data, pp->correlation_len };
+			pr->correlation_data =
+			    (struct moat_bytes){pp->correlation_data, pp->correlation_len};
 			props_set(pr, MQTT_PROP_CORRELATION_DATA);
 		}
 		append_user_props(pr, user_buf, sizeof(user_buf), pp);
 	}
 	n = pkt_encode(NULL, 0, (uint8_t)c->o.version, &p);
-	if (n == 0)
+	if (n == 0 || !make_room(c, n, true))
 		return MOAT_E_LIMIT;
 	e = malloc(sizeof(*e) + n);
 	if (e == NULL)
@@ -422,13 +617,17 @@ int client_publish(struct moat_client *c, const char *topic, const void *payload
 	e->qos = qos;
 	e->len = n;
 	pkt_encode(e->data, n, (uint8_t)c->o.version, &p);
-	if (c->pend_tail != NULL)
-		c->pend_tail->next = e;
-	else
-		c->pend = e;
-	c->pend_tail = e;
-	c->pend_count++;
-	c->pend_bytes += n;
+	if (qos > 0 && c->has_qf) {
+		int rc =
+		    qf_add(&c->qf, (uint8_t)c->o.version, (struct moat_bytes){e->data, n}, &e->seq);
+
+		if (rc < 0) {
+			free(e);
+			return rc;
+		}
+	}
+	make_room(c, n, false);
+	pend_append(c, e);
 	if (packet_id != NULL)
 		*packet_id = e->packet_id;
 	pump(c);
@@ -439,17 +638,19 @@ static int track_ack(struct moat_client *c, uint8_t type, uint16_t *packet_id, u
 {
 	if (c->ack_count == sizeof(c->acks) / sizeof(c->acks[0]))
 		return MOAT_E_LIMIT;
-	c->acks[c->ack_count++] = (struct ack_wait){ .packet_id = *packet_id, .type = type, .count = count };
+	c->acks[c->ack_count++] =
+	    (struct ack_wait){.packet_id = *packet_id, .type = type, .count = count};
 	return MOAT_OK;
 }
 
 int client_subscribe(struct moat_client *c, const char *filter, const struct moat_sub_options *o,
-		   uint16_t *packet_id)
+		     uint16_t *packet_id)
 {
-	struct mqtt_packet p = { .type = MQTT_SUBSCRIBE };
-	struct mqtt_sub_opts so = { .qos = o->qos, .no_local = o->no_local,
-				    .retain_as_published = o->retain_as_published,
-				    .retain_handling = o->retain_handling };
+	struct mqtt_packet p = {.type = MQTT_SUBSCRIBE};
+	struct mqtt_sub_opts so = {.qos = o->qos,
+				   .no_local = o->no_local,
+				   .retain_as_published = o->retain_as_published,
+				   .retain_handling = o->retain_handling};
 	uint8_t entry[65540];
 	size_t n;
 	uint16_t id;
@@ -478,7 +679,7 @@ int client_subscribe(struct moat_client *c, const char *filter, const struct moa
 
 int client_unsubscribe(struct moat_client *c, const char *filter, uint16_t *packet_id)
 {
-	struct mqtt_packet p = { .type = MQTT_UNSUBSCRIBE };
+	struct mqtt_packet p = {.type = MQTT_UNSUBSCRIBE};
 	uint8_t entry[65540];
 	size_t n;
 	uint16_t id;
@@ -502,7 +703,7 @@ int client_unsubscribe(struct moat_client *c, const char *filter, uint16_t *pack
 
 int client_disconnect(struct moat_client *c, uint8_t rc)
 {
-	struct mqtt_packet p = { .type = MQTT_DISCONNECT };
+	struct mqtt_packet p = {.type = MQTT_DISCONNECT};
 
 	c->disconnecting = true;
 	if (c->st != ST_UP) {
@@ -517,7 +718,7 @@ int client_disconnect(struct moat_client *c, uint8_t rc)
 		ssize_t n = send(c->fd, buf_head(&c->out), buf_used(&c->out), MSG_NOSIGNAL);
 
 		if (n <= 0) {
-			struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+			struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
 
 			if (n < 0 && errno != EAGAIN && errno != EINTR)
 				break;
@@ -547,15 +748,32 @@ int moat_next_timeout_ms(const struct moat_client *c)
 	uint64_t now = clock_mono_ms(), due;
 
 	switch (c->st) {
-	case ST_RETRY: due = c->retry_at_ms; break;
-	case ST_TCP:
-	case ST_CONNACK: due = c->started_ms + c->o.connect_timeout_ms; break;
-	case ST_UP:
-		if (c->o.keep_alive_s == 0)
-			return -1;
-		due = (c->ping_sent_ms ? c->ping_sent_ms : c->last_tx_ms) + c->o.keep_alive_s * 1000ull;
+	case ST_RETRY:
+		due = c->retry_at_ms;
 		break;
-	default: return -1;
+	case ST_TCP:
+	case ST_CONNACK:
+		due = c->started_ms + c->o.connect_timeout_ms;
+		break;
+	case ST_UP:
+		due = UINT64_MAX;
+		if (c->o.keep_alive_s > 0)
+			due = (c->ping_sent_ms ? c->ping_sent_ms : c->last_tx_ms) +
+			      c->o.keep_alive_s * 1000ull;
+		if (c->drain_left > 0 && c->o.drain_rate > 0) {
+			/* when the bucket next holds a whole token */
+			uint64_t have = c->drain_milli + (now - c->drain_at_ms) * c->o.drain_rate;
+			uint64_t at = have >= 1000 ? now
+						   : now + (1000 - have + c->o.drain_rate - 1) /
+							       c->o.drain_rate;
+
+			due = at < due ? at : due;
+		}
+		if (due == UINT64_MAX)
+			return -1;
+		break;
+	default:
+		return -1;
 	}
 	return due > now ? (int)(due - now < 60000 ? due - now : 60000) : 0;
 }
@@ -563,7 +781,8 @@ int moat_next_timeout_ms(const struct moat_client *c)
 static void on_connack(struct moat_client *c, const struct mqtt_connack *k)
 {
 	if (c->scram != NULL && k->rc == MQTT_RC_SUCCESS &&
-	    scram_client_verify(c->scram, k->props.auth_data.ptr, k->props.auth_data.len) != MOAT_OK) {
+	    scram_client_verify(c->scram, k->props.auth_data.ptr, k->props.auth_data.len) !=
+		MOAT_OK) {
 		/* the server did not prove it knows our credential: not the broker we trust */
 		scram_end(c);
 		c->disconnecting = true;
@@ -574,20 +793,23 @@ static void on_connack(struct moat_client *c, const struct mqtt_connack *k)
 	if (k->rc != MQTT_RC_SUCCESS) {
 		if (c->cb.on_connect != NULL)
 			c->cb.on_connect(c->cb.arg, k->rc, false);
-		c->disconnecting = true;	/* refused: retrying would be refused again */
+		c->disconnecting = true; /* refused: retrying would be refused again */
 		lost(c, MOAT_E_DENIED, k->rc);
 		return;
 	}
 	c->st = ST_UP;
 	c->backoff_ms = c->o.reconnect_min_ms;
 	c->inflight = 0;
-	c->inflight_max = props_has(&k->props, MQTT_PROP_RECEIVE_MAX) ? k->props.receive_max : 65535;
-	c->server_max_packet = props_has(&k->props, MQTT_PROP_MAX_PACKET_SIZE) ? k->props.max_packet_size : 0;
+	c->inflight_max =
+	    props_has(&k->props, MQTT_PROP_RECEIVE_MAX) ? k->props.receive_max : 65535;
+	c->server_max_packet =
+	    props_has(&k->props, MQTT_PROP_MAX_PACKET_SIZE) ? k->props.max_packet_size : 0;
 	if (props_has(&k->props, MQTT_PROP_ASSIGNED_CLIENT_ID)) {
 		char *id = malloc(k->props.assigned_client_id.len + 1);
 
 		if (id != NULL) {
-			memcpy(id, k->props.assigned_client_id.ptr, k->props.assigned_client_id.len);
+			memcpy(id, k->props.assigned_client_id.ptr,
+			       k->props.assigned_client_id.len);
 			id[k->props.assigned_client_id.len] = '\0';
 			free(c->client_id);
 			c->client_id = id;
@@ -598,15 +820,18 @@ static void on_connack(struct moat_client *c, const struct mqtt_connack *k)
 		for (struct pend **pp = &c->pend; *pp != NULL;) {
 			struct pend *p = *pp;
 
-			if (p->pubrel) {
-				*pp = p->next;
-				c->pend_count--;
-				c->pend_bytes -= p->len;
-				free(p);
-			} else {
+			if (p->pubrel)
+				pend_remove(c, pp);
+			else
 				pp = &p->next;
-			}
 		}
+	}
+	c->drain_left = 0;
+	if (c->o.drain_rate > 0) {
+		for (struct pend *p = c->pend; p != NULL; p = p->next)
+			c->drain_left += !p->pubrel;
+		c->drain_milli = 1000; /* the first message goes at once */
+		c->drain_at_ms = clock_mono_ms();
 	}
 	if (c->cb.on_connect != NULL)
 		c->cb.on_connect(c->cb.arg, k->rc, k->session_present);
@@ -623,20 +848,19 @@ static void finish_pend(struct moat_client *c, uint16_t packet_id, uint8_t type,
 		if (p->packet_id != packet_id || !p->sent)
 			continue;
 		if (type == MQTT_PUBREC && p->qos == 2 && !p->pubrel && rc < 0x80) {
-			struct mqtt_packet r = { .type = MQTT_PUBREL };
+			struct mqtt_packet r = {.type = MQTT_PUBREL};
 
 			p->pubrel = true;
+			if (p->seq != 0)
+				qf_rel(&c->qf, p->seq); /* lost on NOMEM: the PUBLISH is resent */
 			r.ack.packet_id = packet_id;
 			send_packet(c, &r);
 			return;
 		}
 		if ((type == MQTT_PUBACK && p->qos == 1) || (type == MQTT_PUBCOMP && p->pubrel) ||
 		    (type == MQTT_PUBREC && rc >= 0x80)) {
-			*pp = p->next;
-			c->pend_count--;
-			c->pend_bytes -= p->len;
+			pend_remove(c, pp);
 			c->inflight--;
-			free(p);
 			if (c->cb.on_publish_done != NULL)
 				c->cb.on_publish_done(c->cb.arg, packet_id, rc);
 			pump(c);
@@ -654,7 +878,7 @@ static int on_acks(struct moat_client *c, uint8_t type, uint16_t packet_id, stru
 			continue;
 		if (c->o.version == 5 || type == MQTT_SUBACK) {
 			if (rcs.len != a.count)
-				return MOAT_E_PROTOCOL;	/* CVE-2024-10525: wrong number of codes */
+				return MOAT_E_PROTOCOL; /* CVE-2024-10525: wrong number of codes */
 		}
 		c->acks[i] = c->acks[--c->ack_count];
 		if (type == MQTT_SUBACK && c->cb.on_subscribe != NULL)
@@ -663,12 +887,12 @@ static int on_acks(struct moat_client *c, uint8_t type, uint16_t packet_id, stru
 			c->cb.on_unsubscribe(c->cb.arg, packet_id, rcs.ptr, rcs.len);
 		return MOAT_OK;
 	}
-	return MOAT_E_PROTOCOL;	/* an acknowledgement for nothing we asked */
+	return MOAT_E_PROTOCOL; /* an acknowledgement for nothing we asked */
 }
 
 static int deliver(struct moat_client *c, const struct mqtt_publish *p)
 {
-	struct moat_message m = { 0 };
+	struct moat_message m = {0};
 	struct moat_user_prop user[64];
 	char *strings = NULL, *topic;
 	size_t need = p->topic.len + 1, nu = 0;
@@ -676,7 +900,7 @@ static int deliver(struct moat_client *c, const struct mqtt_publish *p)
 	struct moat_bytes k, v;
 
 	if (props_has(&p->props, MQTT_PROP_TOPIC_ALIAS) || p->topic.len == 0)
-		return MOAT_E_PROTOCOL;	/* we allow the server no topic aliases */
+		return MOAT_E_PROTOCOL; /* we allow the server no topic aliases */
 	rd_init(&it, p->props.user.ptr, p->props.user.len);
 	while (props_user_next(&it, &k, &v) && nu < 64) {
 		need += k.len + v.len + 2;
@@ -715,7 +939,8 @@ static int deliver(struct moat_client *c, const struct mqtt_publish *p)
 	m.correlation_data = p->props.correlation_data.ptr;
 	m.correlation_len = p->props.correlation_data.len;
 	m.sub_ids = p->props.sub_ids;
-	m.sub_id_count = p->props.sub_id_count < MQTT_MAX_SUB_IDS ? p->props.sub_id_count : MQTT_MAX_SUB_IDS;
+	m.sub_id_count =
+	    p->props.sub_id_count < MQTT_MAX_SUB_IDS ? p->props.sub_id_count : MQTT_MAX_SUB_IDS;
 	m.user = user;
 	m.user_count = nu;
 	if (c->cb.on_message != NULL)
@@ -726,13 +951,13 @@ static int deliver(struct moat_client *c, const struct mqtt_publish *p)
 
 static int on_publish(struct moat_client *c, const struct mqtt_publish *p)
 {
-	struct mqtt_packet a = { .type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC };
+	struct mqtt_packet a = {.type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC};
 	int rc;
 
 	if (p->qos == 2) {
 		for (size_t i = 0; i < c->qos2_in_count; i++)
 			if (c->qos2_in[i] == p->packet_id)
-				goto ack;	/* a resend: delivered already */
+				goto ack; /* a resend: delivered already */
 		if (c->qos2_in_count == c->qos2_in_cap) {
 			size_t cap = c->qos2_in_cap ? c->qos2_in_cap * 2 : 8;
 			uint16_t *n = realloc(c->qos2_in, cap * sizeof(*n));
@@ -756,7 +981,7 @@ ack:
 
 static int on_pubrel(struct moat_client *c, uint16_t packet_id)
 {
-	struct mqtt_packet a = { .type = MQTT_PUBCOMP };
+	struct mqtt_packet a = {.type = MQTT_PUBCOMP};
 
 	for (size_t i = 0; i < c->qos2_in_count; i++) {
 		if (c->qos2_in[i] == packet_id) {
@@ -775,27 +1000,32 @@ static int handle(struct moat_client *c, struct mqtt_packet *p)
 	switch (p->type) {
 	case MQTT_CONNACK:
 		if (c->st != ST_CONNACK)
-			return MOAT_E_PROTOCOL;	/* a second CONNACK */
+			return MOAT_E_PROTOCOL; /* a second CONNACK */
 		on_connack(c, &p->connack);
 		return MOAT_OK;
-	case MQTT_PUBLISH: return on_publish(c, &p->publish);
+	case MQTT_PUBLISH:
+		return on_publish(c, &p->publish);
 	case MQTT_PUBACK:
 	case MQTT_PUBREC:
 	case MQTT_PUBCOMP:
 		finish_pend(c, p->ack.packet_id, p->type, p->ack.rc);
 		return MOAT_OK;
-	case MQTT_PUBREL: return on_pubrel(c, p->ack.packet_id);
-	case MQTT_SUBACK: return on_acks(c, MQTT_SUBACK, p->suback.packet_id, p->suback.rcs);
-	case MQTT_UNSUBACK: return on_acks(c, MQTT_UNSUBACK, p->unsuback.packet_id, p->unsuback.rcs);
+	case MQTT_PUBREL:
+		return on_pubrel(c, p->ack.packet_id);
+	case MQTT_SUBACK:
+		return on_acks(c, MQTT_SUBACK, p->suback.packet_id, p->suback.rcs);
+	case MQTT_UNSUBACK:
+		return on_acks(c, MQTT_UNSUBACK, p->unsuback.packet_id, p->unsuback.rcs);
 	case MQTT_PINGRESP:
 		c->ping_sent_ms = 0;
 		return MOAT_OK;
 	case MQTT_DISCONNECT:
 		lost(c, MOAT_E_CLOSED, p->disconnect.rc);
 		return MOAT_E_CLOSED;
-	case MQTT_AUTH: return on_auth(c, &p->auth);
+	case MQTT_AUTH:
+		return on_auth(c, &p->auth);
 	default:
-		return MOAT_E_PROTOCOL;	/* CONNECT, SUBSCRIBE, …, AUTH: not from a server */
+		return MOAT_E_PROTOCOL; /* CONNECT, SUBSCRIBE, …, AUTH: not from a server */
 	}
 }
 
@@ -825,17 +1055,19 @@ static void read_input(struct moat_client *c)
 		struct mqtt_packet p;
 		int rc = frame_decode(buf_head(&c->in), buf_used(&c->in), MQTT_MAX_PACKET_SIZE, &f);
 
-		if (rc == MOAT_E_AGAIN || (rc == MOAT_OK && buf_used(&c->in) - f.hdr_len < f.rem_len))
+		if (rc == MOAT_E_AGAIN ||
+		    (rc == MOAT_OK && buf_used(&c->in) - f.hdr_len < f.rem_len))
 			break;
 		if (rc == MOAT_OK)
-			rc = pkt_decode(&f, buf_head(&c->in) + f.hdr_len, (uint8_t)c->o.version, &p);
+			rc =
+			    pkt_decode(&f, buf_head(&c->in) + f.hdr_len, (uint8_t)c->o.version, &p);
 		if (rc < 0) {
-			lost(c, rc, 0);	/* malformed server packets end the connection */
+			lost(c, rc, 0); /* malformed server packets end the connection */
 			return;
 		}
 		rc = handle(c, &p);
 		if (c->fd < 0)
-			return;	/* handled a DISCONNECT or a refused CONNACK */
+			return; /* handled a DISCONNECT or a refused CONNACK */
 		buf_consume(&c->in, f.hdr_len + f.rem_len);
 		if (rc < 0) {
 			lost(c, rc, 0);
@@ -888,23 +1120,62 @@ static void run_timers(struct moat_client *c)
 {
 	uint64_t now = clock_mono_ms();
 
+	if (c->st == ST_UP && c->drain_left > 0)
+		pump(c); /* tokens accrued since the last send */
 	if (c->st == ST_RETRY && now >= c->retry_at_ms) {
 		c->addr_next = c->addrs;
 		if (start_tcp(c) < 0)
 			lost(c, MOAT_E_IO, 0);
-	} else if ((c->st == ST_TCP || c->st == ST_CONNACK) && now - c->started_ms >= c->o.connect_timeout_ms) {
+	} else if ((c->st == ST_TCP || c->st == ST_CONNACK) &&
+		   now - c->started_ms >= c->o.connect_timeout_ms) {
 		lost(c, MOAT_E_TIMEOUT, 0);
 	} else if (c->st == ST_UP && c->o.keep_alive_s > 0) {
 		uint64_t ka = c->o.keep_alive_s * 1000ull;
 
 		if (c->ping_sent_ms != 0 && now - c->ping_sent_ms >= ka) {
-			lost(c, MOAT_E_TIMEOUT, 0);	/* no PINGRESP within a keep-alive period */
+			lost(c, MOAT_E_TIMEOUT, 0); /* no PINGRESP within a keep-alive period */
 		} else if (c->ping_sent_ms == 0 && now - c->last_tx_ms >= ka) {
-			struct mqtt_packet p = { .type = MQTT_PINGREQ };
+			struct mqtt_packet p = {.type = MQTT_PINGREQ};
 
 			send_packet(c, &p);
 			c->ping_sent_ms = now;
 		}
+	}
+}
+
+struct live_iter {
+	const struct pend *cur;
+	uint8_t version;
+};
+
+/* Yields the file-backed pends, in order, to qf_compact. */
+static bool next_live(void *arg, struct qf_entry *e)
+{
+	struct live_iter *it = arg;
+
+	while (it->cur != NULL && it->cur->seq == 0)
+		it->cur = it->cur->next;
+	if (it->cur == NULL)
+		return false;
+	*e = (struct qf_entry){.seq = it->cur->seq,
+			       .version = it->version,
+			       .released = it->cur->pubrel,
+			       .pkt = {it->cur->data, it->cur->len}};
+	it->cur = it->cur->next;
+	return true;
+}
+
+/* Writes the queue file's pending ack/release records, and shrinks the
+ * file: cut back to its header once nothing in it is live, rewritten when
+ * mostly acknowledged. Failures leave a longer file, never a wrong one. */
+static void sync_queue(struct moat_client *c)
+{
+	if (c->file_count == 0 && c->qf.size > QF_HEADER_LEN) {
+		qf_reset(&c->qf);
+	} else if (qf_flush(&c->qf) == MOAT_OK && qf_should_compact(&c->qf)) {
+		struct live_iter it = {c->pend, (uint8_t)c->o.version};
+
+		qf_compact(&c->qf, next_live, &it);
 	}
 }
 
@@ -917,7 +1188,7 @@ int client_loop_once(struct moat_client *c, int timeout_ms)
 	if (t < 0 || (timeout_ms >= 0 && timeout_ms < t))
 		t = timeout_ms;
 	if (c->fd >= 0) {
-		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
 
 		if (moat_want_write(c))
 			pfd.events |= POLLOUT;
@@ -933,5 +1204,7 @@ int client_loop_once(struct moat_client *c, int timeout_ms)
 	run_timers(c);
 	if (c->fd >= 0 && c->st != ST_TCP)
 		write_output(c);
+	if (c->has_qf)
+		sync_queue(c);
 	return c->st == ST_DONE ? MOAT_E_CLOSED : MOAT_OK;
 }
