@@ -40,7 +40,7 @@ struct moat_pub_props {
 	bool has_message_expiry;
 	uint32_t message_expiry_s;
 	bool has_payload_format;
-	uint8_t payload_format; /* 0 bytes, 1 UTF-8 */
+	uint8_t payload_format;		/* 0 bytes, 1 UTF-8 */
 	const char *content_type;
 	const char *response_topic;
 	const void *correlation_data;
@@ -61,29 +61,29 @@ enum moat_queue_overflow {
 };
 
 struct moat_client_opts {
-	const char *host;      /* default "localhost" */
-	uint16_t port;	       /* default 1883 */
-	const char *client_id; /* NULL or "": the server assigns one (clean start only) */
+	const char *host;		/* default "localhost" */
+	uint16_t port;			/* default 1883 */
+	const char *client_id;		/* NULL or "": the server assigns one (clean start only) */
 	const char *username, *password;
-	bool scram;	       /* v5: prove the password with SCRAM-SHA-256 (AUTH
-				* packets) instead of sending it */
-	uint16_t keep_alive_s; /* default 60 */
+	bool scram;			/* v5: prove the password with SCRAM-SHA-256 (AUTH
+					 * packets) instead of sending it */
+	uint16_t keep_alive_s;		/* default 60 */
 	bool clean_start;
-	int version;		   /* 4 (3.1.1) or 5; default 5 */
-	uint32_t session_expiry_s; /* v5 */
-	uint16_t receive_max;	   /* v5; 0 = not sent */
-	const char *will_topic;	   /* NULL = no will */
+	int version;			/* 4 (3.1.1) or 5; default 5 */
+	uint32_t session_expiry_s;	/* v5 */
+	uint16_t receive_max;		/* v5; 0 = not sent */
+	const char *will_topic;		/* NULL = no will */
 	const void *will_payload;
 	size_t will_len;
 	uint8_t will_qos;
 	bool will_retain;
-	uint32_t will_delay_s; /* v5 */
+	uint32_t will_delay_s;		/* v5 */
 	bool auto_reconnect;
-	uint32_t reconnect_min_ms;     /* default 1000 */
-	uint32_t reconnect_max_ms;     /* default 30000 */
-	uint32_t connect_timeout_ms;   /* default 10000 */
-	uint32_t offline_max_messages; /* default 1000 */
-	uint64_t offline_max_bytes;    /* default 1 MiB */
+	uint32_t reconnect_min_ms;	/* default 1000 */
+	uint32_t reconnect_max_ms;	/* default 30000 */
+	uint32_t connect_timeout_ms;	/* default 10000 */
+	uint32_t offline_max_messages;	/* default 1000 */
+	uint64_t offline_max_bytes;	/* default 1 MiB */
 	/* Durable offline queue. NULL: memory only. Otherwise every QoS 1/2
 	 * message is appended to this file before moat_publish() returns and
 	 * stays there until acknowledged: when moat_publish returns MOAT_OK with
@@ -106,7 +106,7 @@ struct moat_client_opts {
 
 /* A received message; every pointer is valid only during the callback. */
 struct moat_message {
-	const char *topic; /* NUL-terminated copy */
+	const char *topic;		/* NUL-terminated copy */
 	const uint8_t *payload;
 	size_t payload_len;
 	uint8_t qos;
@@ -119,7 +119,7 @@ struct moat_message {
 	const uint32_t *sub_ids;
 	size_t sub_id_count;
 	size_t user_count;
-	const struct moat_user_prop *user; /* user_count entries, NUL-terminated strings */
+	const struct moat_user_prop *user;	/* user_count entries, NUL-terminated strings */
 };
 
 struct moat_callbacks {
@@ -140,13 +140,12 @@ struct moat_sub_options {
 	uint8_t qos;
 	bool no_local, retain_as_published;
 	uint8_t retain_handling;
-	uint32_t sub_id; /* v5; 0 = none */
+	uint32_t sub_id;		/* v5; 0 = none */
 };
 
 /* Creates a client; copies <o>. NULL on out of memory or invalid options
  * (moat_client_open says why). */
-struct moat_client *moat_client_create(const struct moat_client_opts *o,
-				       const struct moat_callbacks *cb);
+struct moat_client *moat_client_create(const struct moat_client_opts *o, const struct moat_callbacks *cb);
 
 /*
  * Creates a client as moat_client_create() does and, with o->queue_file,

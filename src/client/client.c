@@ -40,9 +40,7 @@ static void say(char *diag, size_t diag_len, const char *msg)
 	if (diag != NULL && diag_len > 0)
 		snprintf(diag, diag_len, "%s", msg);
 }
-
-struct moat_client *moat_client_create(const struct moat_client_opts *o,
-				       const struct moat_callbacks *cb)
+struct moat_client *moat_client_create(const struct moat_client_opts *o, const struct moat_callbacks *cb)
 {
 	struct moat_client *c = NULL;
 
@@ -60,8 +58,7 @@ int moat_client_open(struct moat_client **out, const struct moat_client_opts *o,
 	*out = NULL;
 	if (diag != NULL && diag_len > 0)
 		diag[0] = '\0';
-	if (o == NULL || (o->version != 0 && o->version != 4 && o->version != 5) ||
-	    o->will_qos > 2 ||
+	if (o == NULL || (o->version != 0 && o->version != 4 && o->version != 5) || o->will_qos > 2 ||
 	    (o->will_topic != NULL && !topic_name_is_valid(moat_bytes_str(o->will_topic))) ||
 	    o->queue_overflow > MOAT_QUEUE_DROP_OLDEST) {
 		say(diag, diag_len, "invalid client options (version, will, or queue_overflow)");
@@ -92,8 +89,7 @@ int moat_client_open(struct moat_client **out, const struct moat_client_opts *o,
 		if (c->will_payload != NULL)
 			memcpy(c->will_payload, o->will_payload, o->will_len);
 	}
-	if (c->host == NULL || c->client_id == NULL ||
-	    (o->username != NULL && c->username == NULL) ||
+	if (c->host == NULL || c->client_id == NULL || (o->username != NULL && c->username == NULL) ||
 	    (o->password != NULL && c->password == NULL) ||
 	    (o->will_topic != NULL && c->will_topic == NULL) ||
 	    (o->will_len > 0 && c->will_payload == NULL)) {
@@ -108,8 +104,7 @@ int moat_client_open(struct moat_client **out, const struct moat_client_opts *o,
 	if (c->o.reconnect_min_ms == 0)
 		c->o.reconnect_min_ms = 1000;
 	if (c->o.reconnect_max_ms < c->o.reconnect_min_ms)
-		c->o.reconnect_max_ms =
-		    c->o.reconnect_min_ms > 30000 ? c->o.reconnect_min_ms : 30000;
+		c->o.reconnect_max_ms = c->o.reconnect_min_ms > 30000 ? c->o.reconnect_min_ms : 30000;
 	if (c->o.connect_timeout_ms == 0)
 		c->o.connect_timeout_ms = 10000;
 	if (c->o.offline_max_messages == 0)
@@ -214,7 +209,7 @@ static void lost(struct moat_client *c, int err, uint8_t rc)
 		/* full jitter on the upper half: [backoff/2, backoff] */
 		c->retry_at_ms = now + c->backoff_ms / 2 + jitter % (c->backoff_ms / 2 + 1);
 		c->backoff_ms = c->backoff_ms * 2 > c->o.reconnect_max_ms ? c->o.reconnect_max_ms
-									  : c->backoff_ms * 2;
+									   : c->backoff_ms * 2;
 		c->st = ST_RETRY;
 	} else {
 		c->st = ST_DONE;
@@ -227,7 +222,7 @@ static void lost(struct moat_client *c, int err, uint8_t rc)
  * message; the password itself never goes out (on_auth, on_connack). */
 static int send_scram_connect(struct moat_client *c, struct mqtt_packet *p)
 {
-	struct buf first = {0};
+	struct buf first = { 0 };
 	int rc;
 
 	scram_end(c);
@@ -238,7 +233,7 @@ static int send_scram_connect(struct moat_client *c, struct mqtt_packet *p)
 	rc = scram_client_first(c->scram, c->username, &first);
 	if (rc == MOAT_OK) {
 		props_set_auth(&p->connect.props, moat_bytes_str(scram_method),
-			       (struct moat_bytes){buf_head(&first), buf_used(&first)});
+			       (struct moat_bytes){ buf_head(&first), buf_used(&first) });
 		rc = send_packet(c, p);
 	}
 	buf_fini(&first);
@@ -248,8 +243,8 @@ static int send_scram_connect(struct moat_client *c, struct mqtt_packet *p)
 /* The server's challenge: answer with the client-final-message. */
 static int on_auth(struct moat_client *c, const struct mqtt_auth *a)
 {
-	struct mqtt_packet p = {.type = MQTT_AUTH};
-	struct buf final = {0};
+	struct mqtt_packet p = { .type = MQTT_AUTH };
+	struct buf final = { 0 };
 	int rc;
 
 	if (c->scram == NULL || c->st != ST_CONNACK || a->rc != MQTT_RC_CONTINUE_AUTH)
@@ -259,7 +254,7 @@ static int on_auth(struct moat_client *c, const struct mqtt_auth *a)
 	if (rc == MOAT_OK) {
 		p.auth.rc = MQTT_RC_CONTINUE_AUTH;
 		props_set_auth(&p.auth.props, moat_bytes_str(scram_method),
-			       (struct moat_bytes){buf_head(&final), buf_used(&final)});
+			       (struct moat_bytes){ buf_head(&final), buf_used(&final) });
 		rc = send_packet(c, &p);
 	}
 	buf_fini(&final);
@@ -268,7 +263,7 @@ static int on_auth(struct moat_client *c, const struct mqtt_auth *a)
 
 static int send_connect(struct moat_client *c)
 {
-	struct mqtt_packet p = {.type = MQTT_CONNECT};
+	struct mqtt_packet p = { .type = MQTT_CONNECT };
 	struct mqtt_connect *k = &p.connect;
 
 	k->version = (uint8_t)c->o.version;
@@ -290,7 +285,7 @@ static int send_connect(struct moat_client *c)
 		k->will_qos = c->o.will_qos;
 		k->will_retain = c->o.will_retain;
 		k->will_topic = moat_bytes_str(c->will_topic);
-		k->will_payload = (struct moat_bytes){c->will_payload, c->o.will_len};
+		k->will_payload = (struct moat_bytes){ c->will_payload, c->o.will_len };
 		if (c->o.version == 5 && c->o.will_delay_s > 0) {
 			k->will_props.will_delay_s = c->o.will_delay_s;
 			props_set(&k->will_props, MQTT_PROP_WILL_DELAY);
@@ -330,7 +325,7 @@ static int start_tcp(struct moat_client *c)
 
 int client_connect(struct moat_client *c)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 	char port[8];
 	int rc;
 
@@ -491,7 +486,7 @@ static void pump(struct moat_client *c)
 
 		if (!stop && !p->sent && (p->qos == 0 || c->inflight < c->inflight_max)) {
 			if (p->pubrel) {
-				struct mqtt_packet r = {.type = MQTT_PUBREL};
+				struct mqtt_packet r = { .type = MQTT_PUBREL };
 
 				r.ack.packet_id = p->packet_id;
 				send_packet(c, &r);
@@ -507,7 +502,7 @@ static void pump(struct moat_client *c)
 				continue;
 			}
 			c->inflight++;
-			p->data[0] |= 0x08; /* any later send of this PUBLISH is a duplicate */
+			p->data[0] |= 0x08;	/* any later send of this PUBLISH is a duplicate */
 		}
 		c->pend_tail = p;
 		pp = &p->next;
@@ -528,7 +523,7 @@ static void append_user_props(struct mqtt_props *props, uint8_t *buf, size_t cap
 		n += need;
 		props->user_count++;
 	}
-	props->user = (struct moat_bytes){buf, n};
+	props->user = (struct moat_bytes){ buf, n };
 }
 
 /* Whether a new <n>-byte message fits the offline queue's bounds, after
@@ -564,9 +559,9 @@ static bool make_room(struct moat_client *c, size_t n, bool dry_run)
 }
 
 int client_publish(struct moat_client *c, const char *topic, const void *payload, size_t len,
-		   uint8_t qos, bool retain, const struct moat_pub_props *pp, uint16_t *packet_id)
+		 uint8_t qos, bool retain, const struct moat_pub_props *pp, uint16_t *packet_id)
 {
-	struct mqtt_packet p = {.type = MQTT_PUBLISH};
+	struct mqtt_packet p = { .type = MQTT_PUBLISH };
 	uint8_t user_buf[4096];
 	struct pend *e;
 	size_t n;
@@ -578,7 +573,7 @@ int client_publish(struct moat_client *c, const char *topic, const void *payload
 	p.publish.qos = qos;
 	p.publish.retain = retain;
 	p.publish.topic = moat_bytes_str(topic);
-	p.publish.payload = (struct moat_bytes){payload, len};
+	p.publish.payload = (struct moat_bytes){ payload, len };
 	p.publish.packet_id = qos > 0 ? take_pid(c) : 0;
 	if (pp != NULL && c->o.version == 5) {
 		struct mqtt_props *pr = &p.publish.props;
@@ -600,8 +595,7 @@ int client_publish(struct moat_client *c, const char *topic, const void *payload
 			props_set(pr, MQTT_PROP_RESPONSE_TOPIC);
 		}
 		if (pp->correlation_data != NULL) {
-			pr->correlation_data =
-			    (struct moat_bytes){pp->correlation_data, pp->correlation_len};
+			pr->correlation_data = (struct moat_bytes){ pp->correlation_data, pp->correlation_len };
 			props_set(pr, MQTT_PROP_CORRELATION_DATA);
 		}
 		append_user_props(pr, user_buf, sizeof(user_buf), pp);
@@ -638,19 +632,17 @@ static int track_ack(struct moat_client *c, uint8_t type, uint16_t *packet_id, u
 {
 	if (c->ack_count == sizeof(c->acks) / sizeof(c->acks[0]))
 		return MOAT_E_LIMIT;
-	c->acks[c->ack_count++] =
-	    (struct ack_wait){.packet_id = *packet_id, .type = type, .count = count};
+	c->acks[c->ack_count++] = (struct ack_wait){ .packet_id = *packet_id, .type = type, .count = count };
 	return MOAT_OK;
 }
 
 int client_subscribe(struct moat_client *c, const char *filter, const struct moat_sub_options *o,
-		     uint16_t *packet_id)
+		   uint16_t *packet_id)
 {
-	struct mqtt_packet p = {.type = MQTT_SUBSCRIBE};
-	struct mqtt_sub_opts so = {.qos = o->qos,
-				   .no_local = o->no_local,
-				   .retain_as_published = o->retain_as_published,
-				   .retain_handling = o->retain_handling};
+	struct mqtt_packet p = { .type = MQTT_SUBSCRIBE };
+	struct mqtt_sub_opts so = { .qos = o->qos, .no_local = o->no_local,
+				    .retain_as_published = o->retain_as_published,
+				    .retain_handling = o->retain_handling };
 	uint8_t entry[65540];
 	size_t n;
 	uint16_t id;
@@ -679,7 +671,7 @@ int client_subscribe(struct moat_client *c, const char *filter, const struct moa
 
 int client_unsubscribe(struct moat_client *c, const char *filter, uint16_t *packet_id)
 {
-	struct mqtt_packet p = {.type = MQTT_UNSUBSCRIBE};
+	struct mqtt_packet p = { .type = MQTT_UNSUBSCRIBE };
 	uint8_t entry[65540];
 	size_t n;
 	uint16_t id;
@@ -703,7 +695,7 @@ int client_unsubscribe(struct moat_client *c, const char *filter, uint16_t *pack
 
 int client_disconnect(struct moat_client *c, uint8_t rc)
 {
-	struct mqtt_packet p = {.type = MQTT_DISCONNECT};
+	struct mqtt_packet p = { .type = MQTT_DISCONNECT };
 
 	c->disconnecting = true;
 	if (c->st != ST_UP) {
@@ -718,7 +710,7 @@ int client_disconnect(struct moat_client *c, uint8_t rc)
 		ssize_t n = send(c->fd, buf_head(&c->out), buf_used(&c->out), MSG_NOSIGNAL);
 
 		if (n <= 0) {
-			struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
+			struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
 
 			if (n < 0 && errno != EAGAIN && errno != EINTR)
 				break;
@@ -748,13 +740,9 @@ int moat_next_timeout_ms(const struct moat_client *c)
 	uint64_t now = clock_mono_ms(), due;
 
 	switch (c->st) {
-	case ST_RETRY:
-		due = c->retry_at_ms;
-		break;
+	case ST_RETRY: due = c->retry_at_ms; break;
 	case ST_TCP:
-	case ST_CONNACK:
-		due = c->started_ms + c->o.connect_timeout_ms;
-		break;
+	case ST_CONNACK: due = c->started_ms + c->o.connect_timeout_ms; break;
 	case ST_UP:
 		due = UINT64_MAX;
 		if (c->o.keep_alive_s > 0)
@@ -772,8 +760,7 @@ int moat_next_timeout_ms(const struct moat_client *c)
 		if (due == UINT64_MAX)
 			return -1;
 		break;
-	default:
-		return -1;
+	default: return -1;
 	}
 	return due > now ? (int)(due - now < 60000 ? due - now : 60000) : 0;
 }
@@ -781,8 +768,7 @@ int moat_next_timeout_ms(const struct moat_client *c)
 static void on_connack(struct moat_client *c, const struct mqtt_connack *k)
 {
 	if (c->scram != NULL && k->rc == MQTT_RC_SUCCESS &&
-	    scram_client_verify(c->scram, k->props.auth_data.ptr, k->props.auth_data.len) !=
-		MOAT_OK) {
+	    scram_client_verify(c->scram, k->props.auth_data.ptr, k->props.auth_data.len) != MOAT_OK) {
 		/* the server did not prove it knows our credential: not the broker we trust */
 		scram_end(c);
 		c->disconnecting = true;
@@ -793,23 +779,20 @@ static void on_connack(struct moat_client *c, const struct mqtt_connack *k)
 	if (k->rc != MQTT_RC_SUCCESS) {
 		if (c->cb.on_connect != NULL)
 			c->cb.on_connect(c->cb.arg, k->rc, false);
-		c->disconnecting = true; /* refused: retrying would be refused again */
+		c->disconnecting = true;	/* refused: retrying would be refused again */
 		lost(c, MOAT_E_DENIED, k->rc);
 		return;
 	}
 	c->st = ST_UP;
 	c->backoff_ms = c->o.reconnect_min_ms;
 	c->inflight = 0;
-	c->inflight_max =
-	    props_has(&k->props, MQTT_PROP_RECEIVE_MAX) ? k->props.receive_max : 65535;
-	c->server_max_packet =
-	    props_has(&k->props, MQTT_PROP_MAX_PACKET_SIZE) ? k->props.max_packet_size : 0;
+	c->inflight_max = props_has(&k->props, MQTT_PROP_RECEIVE_MAX) ? k->props.receive_max : 65535;
+	c->server_max_packet = props_has(&k->props, MQTT_PROP_MAX_PACKET_SIZE) ? k->props.max_packet_size : 0;
 	if (props_has(&k->props, MQTT_PROP_ASSIGNED_CLIENT_ID)) {
 		char *id = malloc(k->props.assigned_client_id.len + 1);
 
 		if (id != NULL) {
-			memcpy(id, k->props.assigned_client_id.ptr,
-			       k->props.assigned_client_id.len);
+			memcpy(id, k->props.assigned_client_id.ptr, k->props.assigned_client_id.len);
 			id[k->props.assigned_client_id.len] = '\0';
 			free(c->client_id);
 			c->client_id = id;
@@ -824,8 +807,8 @@ static void on_connack(struct moat_client *c, const struct mqtt_connack *k)
 				pend_remove(c, pp);
 			else
 				pp = &p->next;
+			}
 		}
-	}
 	c->drain_left = 0;
 	if (c->o.drain_rate > 0) {
 		for (struct pend *p = c->pend; p != NULL; p = p->next)
@@ -848,7 +831,7 @@ static void finish_pend(struct moat_client *c, uint16_t packet_id, uint8_t type,
 		if (p->packet_id != packet_id || !p->sent)
 			continue;
 		if (type == MQTT_PUBREC && p->qos == 2 && !p->pubrel && rc < 0x80) {
-			struct mqtt_packet r = {.type = MQTT_PUBREL};
+			struct mqtt_packet r = { .type = MQTT_PUBREL };
 
 			p->pubrel = true;
 			if (p->seq != 0)
@@ -878,7 +861,7 @@ static int on_acks(struct moat_client *c, uint8_t type, uint16_t packet_id, stru
 			continue;
 		if (c->o.version == 5 || type == MQTT_SUBACK) {
 			if (rcs.len != a.count)
-				return MOAT_E_PROTOCOL; /* CVE-2024-10525: wrong number of codes */
+				return MOAT_E_PROTOCOL;	/* CVE-2024-10525: wrong number of codes */
 		}
 		c->acks[i] = c->acks[--c->ack_count];
 		if (type == MQTT_SUBACK && c->cb.on_subscribe != NULL)
@@ -887,12 +870,12 @@ static int on_acks(struct moat_client *c, uint8_t type, uint16_t packet_id, stru
 			c->cb.on_unsubscribe(c->cb.arg, packet_id, rcs.ptr, rcs.len);
 		return MOAT_OK;
 	}
-	return MOAT_E_PROTOCOL; /* an acknowledgement for nothing we asked */
+	return MOAT_E_PROTOCOL;	/* an acknowledgement for nothing we asked */
 }
 
 static int deliver(struct moat_client *c, const struct mqtt_publish *p)
 {
-	struct moat_message m = {0};
+	struct moat_message m = { 0 };
 	struct moat_user_prop user[64];
 	char *strings = NULL, *topic;
 	size_t need = p->topic.len + 1, nu = 0;
@@ -900,7 +883,7 @@ static int deliver(struct moat_client *c, const struct mqtt_publish *p)
 	struct moat_bytes k, v;
 
 	if (props_has(&p->props, MQTT_PROP_TOPIC_ALIAS) || p->topic.len == 0)
-		return MOAT_E_PROTOCOL; /* we allow the server no topic aliases */
+		return MOAT_E_PROTOCOL;	/* we allow the server no topic aliases */
 	rd_init(&it, p->props.user.ptr, p->props.user.len);
 	while (props_user_next(&it, &k, &v) && nu < 64) {
 		need += k.len + v.len + 2;
@@ -939,8 +922,7 @@ static int deliver(struct moat_client *c, const struct mqtt_publish *p)
 	m.correlation_data = p->props.correlation_data.ptr;
 	m.correlation_len = p->props.correlation_data.len;
 	m.sub_ids = p->props.sub_ids;
-	m.sub_id_count =
-	    p->props.sub_id_count < MQTT_MAX_SUB_IDS ? p->props.sub_id_count : MQTT_MAX_SUB_IDS;
+	m.sub_id_count = p->props.sub_id_count < MQTT_MAX_SUB_IDS ? p->props.sub_id_count : MQTT_MAX_SUB_IDS;
 	m.user = user;
 	m.user_count = nu;
 	if (c->cb.on_message != NULL)
@@ -951,13 +933,13 @@ static int deliver(struct moat_client *c, const struct mqtt_publish *p)
 
 static int on_publish(struct moat_client *c, const struct mqtt_publish *p)
 {
-	struct mqtt_packet a = {.type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC};
+	struct mqtt_packet a = { .type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC };
 	int rc;
 
 	if (p->qos == 2) {
 		for (size_t i = 0; i < c->qos2_in_count; i++)
 			if (c->qos2_in[i] == p->packet_id)
-				goto ack; /* a resend: delivered already */
+				goto ack;	/* a resend: delivered already */
 		if (c->qos2_in_count == c->qos2_in_cap) {
 			size_t cap = c->qos2_in_cap ? c->qos2_in_cap * 2 : 8;
 			uint16_t *n = realloc(c->qos2_in, cap * sizeof(*n));
@@ -981,7 +963,7 @@ ack:
 
 static int on_pubrel(struct moat_client *c, uint16_t packet_id)
 {
-	struct mqtt_packet a = {.type = MQTT_PUBCOMP};
+	struct mqtt_packet a = { .type = MQTT_PUBCOMP };
 
 	for (size_t i = 0; i < c->qos2_in_count; i++) {
 		if (c->qos2_in[i] == packet_id) {
@@ -1000,32 +982,27 @@ static int handle(struct moat_client *c, struct mqtt_packet *p)
 	switch (p->type) {
 	case MQTT_CONNACK:
 		if (c->st != ST_CONNACK)
-			return MOAT_E_PROTOCOL; /* a second CONNACK */
+			return MOAT_E_PROTOCOL;	/* a second CONNACK */
 		on_connack(c, &p->connack);
 		return MOAT_OK;
-	case MQTT_PUBLISH:
-		return on_publish(c, &p->publish);
+	case MQTT_PUBLISH: return on_publish(c, &p->publish);
 	case MQTT_PUBACK:
 	case MQTT_PUBREC:
 	case MQTT_PUBCOMP:
 		finish_pend(c, p->ack.packet_id, p->type, p->ack.rc);
 		return MOAT_OK;
-	case MQTT_PUBREL:
-		return on_pubrel(c, p->ack.packet_id);
-	case MQTT_SUBACK:
-		return on_acks(c, MQTT_SUBACK, p->suback.packet_id, p->suback.rcs);
-	case MQTT_UNSUBACK:
-		return on_acks(c, MQTT_UNSUBACK, p->unsuback.packet_id, p->unsuback.rcs);
+	case MQTT_PUBREL: return on_pubrel(c, p->ack.packet_id);
+	case MQTT_SUBACK: return on_acks(c, MQTT_SUBACK, p->suback.packet_id, p->suback.rcs);
+	case MQTT_UNSUBACK: return on_acks(c, MQTT_UNSUBACK, p->unsuback.packet_id, p->unsuback.rcs);
 	case MQTT_PINGRESP:
 		c->ping_sent_ms = 0;
 		return MOAT_OK;
 	case MQTT_DISCONNECT:
 		lost(c, MOAT_E_CLOSED, p->disconnect.rc);
 		return MOAT_E_CLOSED;
-	case MQTT_AUTH:
-		return on_auth(c, &p->auth);
+	case MQTT_AUTH: return on_auth(c, &p->auth);
 	default:
-		return MOAT_E_PROTOCOL; /* CONNECT, SUBSCRIBE, …, AUTH: not from a server */
+		return MOAT_E_PROTOCOL;	/* CONNECT, SUBSCRIBE, …, AUTH: not from a server */
 	}
 }
 
@@ -1055,19 +1032,17 @@ static void read_input(struct moat_client *c)
 		struct mqtt_packet p;
 		int rc = frame_decode(buf_head(&c->in), buf_used(&c->in), MQTT_MAX_PACKET_SIZE, &f);
 
-		if (rc == MOAT_E_AGAIN ||
-		    (rc == MOAT_OK && buf_used(&c->in) - f.hdr_len < f.rem_len))
+		if (rc == MOAT_E_AGAIN || (rc == MOAT_OK && buf_used(&c->in) - f.hdr_len < f.rem_len))
 			break;
 		if (rc == MOAT_OK)
-			rc =
-			    pkt_decode(&f, buf_head(&c->in) + f.hdr_len, (uint8_t)c->o.version, &p);
+			rc = pkt_decode(&f, buf_head(&c->in) + f.hdr_len, (uint8_t)c->o.version, &p);
 		if (rc < 0) {
-			lost(c, rc, 0); /* malformed server packets end the connection */
+			lost(c, rc, 0);	/* malformed server packets end the connection */
 			return;
 		}
 		rc = handle(c, &p);
 		if (c->fd < 0)
-			return; /* handled a DISCONNECT or a refused CONNACK */
+			return;	/* handled a DISCONNECT or a refused CONNACK */
 		buf_consume(&c->in, f.hdr_len + f.rem_len);
 		if (rc < 0) {
 			lost(c, rc, 0);
@@ -1126,16 +1101,15 @@ static void run_timers(struct moat_client *c)
 		c->addr_next = c->addrs;
 		if (start_tcp(c) < 0)
 			lost(c, MOAT_E_IO, 0);
-	} else if ((c->st == ST_TCP || c->st == ST_CONNACK) &&
-		   now - c->started_ms >= c->o.connect_timeout_ms) {
+	} else if ((c->st == ST_TCP || c->st == ST_CONNACK) && now - c->started_ms >= c->o.connect_timeout_ms) {
 		lost(c, MOAT_E_TIMEOUT, 0);
 	} else if (c->st == ST_UP && c->o.keep_alive_s > 0) {
 		uint64_t ka = c->o.keep_alive_s * 1000ull;
 
 		if (c->ping_sent_ms != 0 && now - c->ping_sent_ms >= ka) {
-			lost(c, MOAT_E_TIMEOUT, 0); /* no PINGRESP within a keep-alive period */
+			lost(c, MOAT_E_TIMEOUT, 0);	/* no PINGRESP within a keep-alive period */
 		} else if (c->ping_sent_ms == 0 && now - c->last_tx_ms >= ka) {
-			struct mqtt_packet p = {.type = MQTT_PINGREQ};
+			struct mqtt_packet p = { .type = MQTT_PINGREQ };
 
 			send_packet(c, &p);
 			c->ping_sent_ms = now;
@@ -1188,7 +1162,7 @@ int client_loop_once(struct moat_client *c, int timeout_ms)
 	if (t < 0 || (timeout_ms >= 0 && timeout_ms < t))
 		t = timeout_ms;
 	if (c->fd >= 0) {
-		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
 
 		if (moat_want_write(c))
 			pfd.events |= POLLOUT;

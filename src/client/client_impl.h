@@ -30,7 +30,7 @@ struct pend {
 
 struct ack_wait {
 	uint16_t packet_id;
-	uint8_t type; /* MQTT_SUBACK or MQTT_UNSUBACK */
+	uint8_t type;	/* MQTT_SUBACK or MQTT_UNSUBACK */
 	uint32_t count;
 };
 
@@ -57,7 +57,7 @@ struct moat_client {
 	uint32_t backoff_ms;
 	uint32_t server_max_packet;
 	bool disconnecting;
-	struct scram_client *scram; /* during a SCRAM-SHA-256 CONNECT */
+	struct scram_client *scram;	/* during a SCRAM-SHA-256 CONNECT */
 	/* the durable queue (o.queue_file set): pends with a seq are in <qf> */
 	struct qf qf;
 	bool has_qf;
@@ -77,8 +77,7 @@ struct moat_client {
 /* client.c: the state machine behind the public calls of the same name. */
 int client_connect(struct moat_client *c);
 int client_publish(struct moat_client *c, const char *topic, const void *payload, size_t len,
-		   uint8_t qos, bool retain, const struct moat_pub_props *props,
-		   uint16_t *packet_id);
+		   uint8_t qos, bool retain, const struct moat_pub_props *props, uint16_t *packet_id);
 int client_subscribe(struct moat_client *c, const char *filter, const struct moat_sub_options *o,
 		     uint16_t *packet_id);
 int client_unsubscribe(struct moat_client *c, const char *filter, uint16_t *packet_id);

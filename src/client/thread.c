@@ -113,7 +113,7 @@ int moat_disconnect(struct moat_client *c, uint8_t rc)
 
 bool moat_is_connected(const struct moat_client *c)
 {
-	struct moat_client *m = (struct moat_client *)c; /* the lock is not state */
+	struct moat_client *m = (struct moat_client *)c;	/* the lock is not state */
 	bool up;
 
 	lock(m);
@@ -149,7 +149,7 @@ int moat_loop_once(struct moat_client *c, int timeout_ms)
 	int rc;
 
 	if (c->threaded)
-		return MOAT_E_INVAL; /* the client thread runs the loop */
+		return MOAT_E_INVAL;	/* the client thread runs the loop */
 	lock(c);
 	rc = client_loop_once(c, timeout_ms);
 	unlock(c);
@@ -159,8 +159,8 @@ int moat_loop_once(struct moat_client *c, int timeout_ms)
 /* Waits for the socket (as the state asks) or a wake-up, at most <timeout_ms>. */
 static void wait_events(struct moat_client *c, int fd, bool want_write, int timeout_ms)
 {
-	struct pollfd pfd[2] = {{.fd = c->wake_fd, .events = POLLIN},
-				{.fd = fd, .events = (short)(POLLIN | (want_write ? POLLOUT : 0))}};
+	struct pollfd pfd[2] = { { .fd = c->wake_fd, .events = POLLIN },
+				 { .fd = fd, .events = (short)(POLLIN | (want_write ? POLLOUT : 0)) } };
 	uint64_t drained;
 
 	if (poll(pfd, fd >= 0 ? 2 : 1, timeout_ms) > 0 && (pfd[0].revents & POLLIN))
@@ -224,7 +224,7 @@ int moat_loop_stop(struct moat_client *c)
 	if (!c->threaded)
 		return MOAT_E_INVAL;
 	if (pthread_equal(pthread_self(), c->thread))
-		return MOAT_E_INVAL; /* from a callback: would join itself */
+		return MOAT_E_INVAL;	/* from a callback: would join itself */
 	lock(c);
 	c->stopping = true;
 	pthread_mutex_unlock(&c->lock);
