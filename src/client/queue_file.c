@@ -195,7 +195,7 @@ int qf_parse(const uint8_t *data, size_t len, struct qf_replay *out, char *diag,
 		kind = r[10];
 		seq = get64(r + 11);
 		if (kind == QF_ADD) {
-			struct qf_entry e = {.seq = seq, .version = r[19]};
+			struct qf_entry e = {.seq = seq};
 			struct mqtt_publish p;
 
 			if (body < ADD_MIN_BODY || seq == 0 || (n > 0 && seq <= all[n - 1].seq) ||
@@ -203,6 +203,7 @@ int qf_parse(const uint8_t *data, size_t len, struct qf_replay *out, char *diag,
 				why = "invalid add record";
 				break;
 			}
+			e.version = r[19]; /* body >= ADD_MIN_BODY: inside the record */
 			e.pkt = (struct moat_bytes){r + 20, body - ACK_BODY - 1};
 			if (qf_decode_publish(&e, &p) != MOAT_OK) {
 				why = "invalid PUBLISH in an add record";

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Writes the seed corpus of the queue-file fuzzer into corpus/queue_file/.
 
-Each file is a libmoat queue file (docs/client.md): the 8-byte header, then
+Each seed is a mode byte (odd: the fuzzer recomputes the record CRCs before
+replay) followed by a libmoat queue file (docs/client.md): the 8-byte header, then
 records [magic "MQ"][len u32][crc32 u32][kind u8][seq u64][add: version u8,
 PUBLISH]. Valid files with adds, acks and releases in both MQTT versions,
 and the damaged forms replay must cut off: a torn tail, a CRC mismatch, a
@@ -57,5 +58,8 @@ seeds = {
 
 os.makedirs(OUT, exist_ok=True)
 for name, data in seeds.items():
-    with open(os.path.join(OUT, name), "wb") as f:
-        f.write(data)
+    for mode in (0, 1):
+        if mode and name in ("crc-mismatch", "foreign", "empty"):
+            continue
+        with open(os.path.join(OUT, "%s-%d" % (name, mode)), "wb") as f:
+            f.write(bytes([mode]) + data)
