@@ -441,9 +441,8 @@ static int open_queue(struct moat_client *c, const char *path, char *diag, size_
 	c->has_qf = true;
 	for (size_t i = 0; i < r.count && rc == MOAT_OK; i++) {
 		rc = load_entry(c, &r.live[i]);
-		if (rc == MOAT_E_LIMIT) {
-			rc = qf_ack(&c->qf, r.live[i].seq, r.live[i].pkt.len); /* cannot be sent */
-		}
+		if (rc != MOAT_OK && rc != MOAT_E_NOMEM) /* cannot be sent: done with it */
+			rc = qf_ack(&c->qf, r.live[i].seq, r.live[i].pkt.len);
 	}
 	qf_replay_fini(&r);
 	if (rc < 0)
@@ -476,7 +475,7 @@ static bool drain_blocked(struct moat_client *c)
 static void pump(struct moat_client *c)
 {
 	struct pend **pp = &c->pend;
-	bool stop = false; /* out of drain tokens or memory: the rest waits */
+	bool stop = false; /* out of drain tokens or memory: the PUBLISHes behind wait */
 
 	if (c->st != ST_UP)
 		return;
@@ -484,7 +483,7 @@ static void pump(struct moat_client *c)
 	while (*pp != NULL) {
 		struct pend *p = *pp;
 
-		if (!stop && !p->sent && (p->qos == 0 || c->inflight < c->inflight_max)) {
+		if ((!stop || p->pubrel) && !p->sent && (p->qos == 0 || c->inflight < c->inflight_max)) {
 			if (p->pubrel) {
 				struct mqtt_packet r = { .type = MQTT_PUBREL };
 
@@ -749,13 +748,15 @@ int moat_next_timeout_ms(const struct moat_client *c)
 			due = (c->ping_sent_ms ? c->ping_sent_ms : c->last_tx_ms) +
 			      c->o.keep_alive_s * 1000ull;
 		if (c->drain_left > 0 && c->o.drain_rate > 0) {
-			/* when the bucket next holds a whole token */
+			/* when the bucket next holds a whole token; with one in it, what
+			 * holds the backlog is the receive maximum, and an ack wakes us */
 			uint64_t have = c->drain_milli + (now - c->drain_at_ms) * c->o.drain_rate;
-			uint64_t at = have >= 1000 ? now
-						   : now + (1000 - have + c->o.drain_rate - 1) /
-							       c->o.drain_rate;
 
-			due = at < due ? at : due;
+			if (have < 1000) {
+				uint64_t at = now + (1000 - have + c->o.drain_rate - 1) / c->o.drain_rate;
+
+				due = at < due ? at : due;
+			}
 		}
 		if (due == UINT64_MAX)
 			return -1;
