@@ -605,6 +605,78 @@ static void refuse_new_keeps_the_oldest(void **state)
 	assert_int_equal(moat_dropped_count(f->c), 0);
 }
 
+static long file_size(const char *path)
+{
+	FILE *fp = fopen(path, "rb");
+	long n;
+
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+	n = ftell(fp);
+	fclose(fp);
+	return n;
+}
+
+/* Sends PUBACKs for <ids>[from..to] in one write. */
+static void ack_range(struct fake *f, const uint16_t *ids, int from, int to)
+{
+	static uint8_t out[4096];
+	size_t n = 0;
+
+	for (int i = from; i <= to; i++) {
+		struct mqtt_packet p = { .type = MQTT_PUBACK };
+
+		p.ack.packet_id = ids[i];
+		n += pkt_encode(out + n, sizeof(out) - n, 5, &p);
+		assert_true(n <= sizeof(out));
+	}
+	fake_send_raw(f, out, n);
+}
+
+static void acknowledged_messages_are_compacted_away(void **state)
+{
+	struct fake *f = *state;
+	static uint16_t ids[200];
+	static char payload[500];
+	struct mqtt_packet p;
+	long full;
+
+	memset(payload, 'p', sizeof(payload));
+	make_queue_client(f, true, MOAT_QUEUE_REFUSE_NEW, 0, 1000);
+	moat_connect(f->c);
+	fake_accept(f);
+	fake_connack(f, 5, true);
+	for (int i = 0; i < 200; i++) {
+		char t[8];
+
+		snprintf(t, sizeof(t), "q/%d", i);
+		assert_int_equal(moat_publish(f->c, t, payload, sizeof(payload), 1, false, NULL, &ids[i]), MOAT_OK);
+		fake_read(f, 5, &p);
+	}
+	full = file_size(qpath);
+	assert_true(full > 100000);
+	ack_range(f, ids, 0, 149);	/* three quarters acknowledged: rewritten */
+	assert_int_equal(f->done, 150);
+	assert_true(file_size(qpath) < full / 3);
+	restart(f);
+
+	make_queue_client(f, true, MOAT_QUEUE_REFUSE_NEW, 0, 1000);
+	assert_int_equal(moat_pending_count(f->c), 50);
+	moat_connect(f->c);
+	fake_accept(f);
+	fake_connack(f, 5, true);
+	for (int i = 150; i < 200; i++) {
+		char t[8];
+
+		snprintf(t, sizeof(t), "q/%d", i);
+		expect_topic(f, t, &p);
+		assert_int_equal(p.publish.packet_id, ids[i]);
+	}
+	ack_range(f, ids, 150, 199);
+	assert_int_equal(moat_pending_count(f->c), 0);
+	assert_int_equal(file_size(qpath), 8);	/* nothing live: back to the header */
+}
+
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -656,6 +728,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(drop_oldest_keeps_the_newest, qsetup, qteardown),
 		cmocka_unit_test_setup_teardown(refuse_new_keeps_the_oldest, qsetup, qteardown),
 		cmocka_unit_test_setup_teardown(drain_rate_paces_the_backlog_and_keeps_order, qsetup, qteardown),
+		cmocka_unit_test_setup_teardown(acknowledged_messages_are_compacted_away, qsetup, qteardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
