@@ -110,12 +110,12 @@ class ClientQueueTest(BrokerTest):
         os.rmdir(self.tmp)
         super().tearDown()
 
-    def pub(self, qos, repeat, log, extra=()):
-        cmd = [self.moat, "pub", "-p", str(self.port), "-i", "queue-pub", "-c", "-x", "300",
+    def pub(self, qos, repeat, log, extra=(), port=None):
+        cmd = [self.moat, "pub", "-p", str(port or self.port), "-i", "queue-pub", "-c", "-x", "300",
                "-t", "t", "-q", str(qos), "-m", "msg", "--queue-file", self.queue,
                "--repeat", str(repeat), "--interval-ms", "5", "--ack-timeout", "30", "-d"]
-        p = subprocess.Popen(cmd + list(extra), stdout=subprocess.DEVNULL,
-                             stderr=open(os.path.join(self.tmp, log), "wb"))
+        with open(os.path.join(self.tmp, log), "wb") as err:
+            p = subprocess.Popen(cmd + list(extra), stdout=subprocess.DEVNULL, stderr=err)
         self.procs.append(p)
         return p
 
@@ -194,6 +194,24 @@ class ClientQueueTest(BrokerTest):
         got = col.wait_quiet(len(queued))
         self.check_in_order(got, queued, exactly_once=False)
         self.assertEqual(os.path.getsize(self.queue), 8)
+
+    def test_damaged_tail_is_cut_reported_and_the_rest_sent(self):
+        col = Collector(1)
+        col.connect(self.port)
+        col.start()
+        with socket.socket() as unused:  # a port where nothing listens
+            unused.bind(("127.0.0.1", 0))
+            dead = unused.getsockname()[1]
+        offline = self.pub(1, 5, "offline.log", ["--ack-timeout", "1"], port=dead)
+        self.assertEqual(offline.wait(timeout=20), 1)
+        self.assertIn("5 messages not acknowledged", self.log("offline.log"))
+        with open(self.queue, "ab") as f:
+            f.write(b"\x4d\x51\x00\x00")  # a record header cut by a power loss
+        again = self.pub(1, 0, "drain.log")
+        self.assertEqual(again.wait(timeout=30), 0, self.log("drain.log")[-2000:])
+        self.assertIn("Warning: queue file damaged: torn record header", self.log("drain.log"))
+        got = col.wait_quiet(5)
+        self.check_in_order(got, ["msg %d" % i for i in range(1, 6)], exactly_once=False)
 
     def test_queue_file_needs_a_fixed_client_id(self):
         r = subprocess.run([self.moat, "pub", "-p", str(self.port), "-t", "t", "-m", "x",
