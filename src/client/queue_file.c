@@ -497,7 +497,7 @@ int qf_compact(struct qf *q, qf_next_fn *next, void *arg)
 	}
 	if (rc < 0)
 		goto out;
-	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0 || write_at(fd, buf_head(&out), buf_used(&out), 0) < 0 || fsync(fd) != 0 ||
 	    flock(fd, LOCK_EX | LOCK_NB) != 0 || rename(tmp, q->path) != 0) {
 		rc = MOAT_E_IO;
