@@ -10,9 +10,11 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -340,6 +342,45 @@ static void compaction_keeps_order_and_shrinks(void **state)
 	qf_close(&q);
 }
 
+/* A write that fails halfway (here: the file size limit, as a full disk
+ * would) leaves no partial record behind, and nothing is added. */
+static void failed_add_cuts_the_file_back(void **state)
+{
+	struct env *e = *state;
+	struct qf q;
+	struct qf_replay r;
+	struct rlimit old, lim;
+	uint64_t seq = 0;
+	off_t before;
+
+	write_adds(e, 1);
+	assert_int_equal(qf_open(&q, e->path, &r, NULL, 0), MOAT_OK);
+	qf_replay_fini(&r);
+	assert_int_equal(qf_ack(&q, 1, e->pkt_len[0]), MOAT_OK);
+	before = file_size(e->path);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	lim = old;
+	lim.rlim_cur = (rlim_t)before + 30; /* the ack fits, the add does not */
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	assert_int_equal(qf_add(&q, MQTT_V5, pkt(e, 1), &seq), MOAT_E_IO);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_int_equal(file_size(e->path), before);
+	assert_int_equal(q.size, (uint64_t)before);
+	assert_int_equal(seq, 0);
+	/* the waiting ack was kept and goes out with the next add */
+	assert_int_equal(qf_add(&q, MQTT_V5, pkt(e, 2), &seq), MOAT_OK);
+	assert_int_equal(seq, 2);
+	qf_close(&q);
+	assert_int_equal(qf_open(&q, e->path, &r, NULL, 0), MOAT_OK);
+	assert_int_equal(r.count, 1);
+	assert_int_equal(r.live[0].seq, 2);
+	assert_memory_equal(r.live[0].pkt.ptr, e->pkt[2], e->pkt_len[2]);
+	qf_replay_fini(&r);
+	qf_close(&q);
+}
+
 static void should_compact_when_mostly_acknowledged(void **state)
 {
 	struct qf q = {.size = QF_COMPACT_MIN, .dead = QF_COMPACT_MIN / 2};
@@ -476,6 +517,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(torn_file_header_starts_a_new_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(second_opener_is_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(compaction_keeps_order_and_shrinks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(failed_add_cuts_the_file_back, setup, teardown),
 	    cmocka_unit_test(should_compact_when_mostly_acknowledged),
 	    cmocka_unit_test_setup_teardown(reset_cuts_back_to_the_header, setup, teardown),
 	    cmocka_unit_test_setup_teardown(parse_rejects_invalid_records, setup, teardown),
