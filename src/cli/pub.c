@@ -69,12 +69,17 @@ static int publish_one(struct moat_client *c, struct cli_opts *o, const void *p,
 	return rc;
 }
 
-/* Runs the client loop until <deadline_ms> (monotonic). 0, or 1 when the client closed for good. */
+/* Runs the client loop at least once and until <deadline_ms> (monotonic).
+ * 0, or 1 when the client closed for good. */
 static int run_until(struct moat_client *c, uint64_t deadline_ms)
 {
-	for (uint64_t now = clock_mono_ms(); now < deadline_ms; now = clock_mono_ms())
-		if (moat_loop_once(c, (int)(deadline_ms - now)) < 0)
+	uint64_t now = clock_mono_ms();
+
+	do {
+		if (moat_loop_once(c, now < deadline_ms ? (int)(deadline_ms - now) : 0) < 0)
 			return 1;
+		now = clock_mono_ms();
+	} while (now < deadline_ms);
 	return 0;
 }
 
@@ -151,7 +156,8 @@ int cli_pub_main(int argc, char **argv)
 		rc = publish_one(c, &o, o.message != NULL ? o.message : "",
 				 o.message != NULL ? strlen(o.message) : 0);
 	}
-	uint64_t give_up = o.ack_timeout_s > 0 ? clock_mono_ms() + (uint64_t)o.ack_timeout_s * 1000u : UINT64_MAX;
+	uint64_t give_up = o.ack_timeout_s > 0 ? clock_mono_ms() + (uint64_t)o.ack_timeout_s * 1000u
+					       : UINT64_MAX;
 	while (rc == 0 && moat_pending_count(c) > 0) {
 		if (clock_mono_ms() >= give_up) {
 			fprintf(stderr, "Error: %zu messages not acknowledged within %ld s%s\n",
