@@ -50,7 +50,7 @@ static void usage(bool is_sub)
 		       "  --queue-overflow drop-oldest|refuse-new   when the queue is full (default refuse-new:\n"
 		       "                   wait for acknowledgements)\n"
 		       "  --drain-rate N   send the backlog at most N messages/s after a reconnect\n"
-		       "  --ack-timeout S  give up (exit 1) when messages are still unacknowledged after S s\n");
+		       "  --ack-timeout S  give up (exit 1) when messages are unacknowledged S s after the last publish\n");
 }
 
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
