@@ -11,6 +11,10 @@
  * queue and are sent, in order, when it returns; QoS 1/2 messages stay until
  * acknowledged and are resent with DUP after a reconnect. Reconnection uses
  * exponential backoff with jitter.
+ *
+ * With a queue file (moat_client_opts.queue_file) the QoS 1/2 part of that
+ * queue is also kept on disk and survives a restart of the process or of the
+ * device: see moat_client_open() and docs/client.md.
  */
 #ifndef MOAT_CLIENT_H
 #define MOAT_CLIENT_H
@@ -45,6 +49,17 @@ struct moat_pub_props {
 	size_t user_count;
 };
 
+/* What moat_publish() does when the offline queue is full (moat_client_opts.queue_overflow). */
+enum moat_queue_overflow {
+	/* Refuse the new message with MOAT_E_LIMIT (the default). */
+	MOAT_QUEUE_REFUSE_NEW = 0,
+	/* Make room by removing the oldest messages not yet sent on the current
+	 * connection (QoS 0, 1 or 2; in flight ones are never dropped); each
+	 * counts in moat_dropped_count() and gets no on_publish_done. When even
+	 * that cannot make room, MOAT_E_LIMIT. */
+	MOAT_QUEUE_DROP_OLDEST = 1,
+};
+
 struct moat_client_opts {
 	const char *host;		/* default "localhost" */
 	uint16_t port;			/* default 1883 */
@@ -69,6 +84,24 @@ struct moat_client_opts {
 	uint32_t connect_timeout_ms;	/* default 10000 */
 	uint32_t offline_max_messages;	/* default 1000 */
 	uint64_t offline_max_bytes;	/* default 1 MiB */
+	/* Durable offline queue. NULL: memory only. Otherwise every QoS 1/2
+	 * message is appended to this file before moat_publish() returns and
+	 * stays there until acknowledged: when moat_publish returns MOAT_OK with
+	 * a queue file, the message survives a reboot. A client created on the
+	 * same file later (a new process) sends every unacknowledged message
+	 * again, in order, with its packet id and DUP. QoS 0 is never written.
+	 * Needs a fixed, non-empty client_id (the broker's session, which
+	 * deduplicates resent QoS 2 messages, is keyed by it; a server-assigned
+	 * id changes with each connection): refused with MOAT_E_INVAL otherwise.
+	 * Use clean_start = false (v5: with a session expiry) so that QoS 2
+	 * messages caught in flight by a restart are still delivered once. One
+	 * process at a time: the file is locked while the client exists. */
+	const char *queue_file;
+	uint8_t queue_overflow; /* enum moat_queue_overflow; default REFUSE_NEW */
+	/* Messages per second sent from the backlog (what was queued when a
+	 * connection is accepted) until it is empty; messages published
+	 * meanwhile wait behind it, so order is kept. 0 = no limit. */
+	uint32_t drain_rate;
 };
 
 /* A received message; every pointer is valid only during the callback. */
@@ -110,8 +143,24 @@ struct moat_sub_options {
 	uint32_t sub_id;		/* v5; 0 = none */
 };
 
-/* Creates a client; copies <o>. NULL on out of memory or invalid options. */
+/* Creates a client; copies <o>. NULL on out of memory or invalid options
+ * (moat_client_open says why). */
 struct moat_client *moat_client_create(const struct moat_client_opts *o, const struct moat_callbacks *cb);
+
+/*
+ * Creates a client as moat_client_create() does and, with o->queue_file,
+ * opens (or creates) the file and loads its unacknowledged messages into
+ * the offline queue (they count in moat_pending_count()). A damaged tail
+ * (a write cut by a power loss, or a CRC mismatch) is cut off at the last
+ * good record and reported in <diag> while the call still succeeds; nothing
+ * before it is lost. <diag> (<diag_len> bytes, may be NULL) gets one line
+ * on any error too. Returns MOAT_OK and the client in <*out>; MOAT_E_INVAL
+ * (bad options, or a queue file without a fixed client_id), MOAT_E_NOMEM,
+ * MOAT_E_IO (the file cannot be opened, locked because another process uses
+ * it, read or repaired), MOAT_E_MALFORMED (the file is not a queue file).
+ */
+int moat_client_open(struct moat_client **out, const struct moat_client_opts *o,
+		     const struct moat_callbacks *cb, char *diag, size_t diag_len);
 
 /* Closes the socket and frees everything; NULL is fine. */
 void moat_client_destroy(struct moat_client *c);
@@ -122,7 +171,11 @@ int moat_connect(struct moat_client *c);
 /* Publishes; QoS 0 while offline is dropped with MOAT_E_CLOSED unless the
  * connection is merely being re-established, in which case it is queued.
  * QoS 1/2 get a packet id in <*packet_id> (may be NULL). MOAT_E_LIMIT when the
- * offline queue is full; MOAT_E_INVAL for a bad topic or QoS. */
+ * offline queue is full (offline_max_messages or offline_max_bytes, counting
+ * encoded packets) and queue_overflow cannot make room; MOAT_E_INVAL for a
+ * bad topic or QoS. With a queue file, QoS 1/2 return MOAT_OK only once the
+ * message is in the file and synced (fdatasync); MOAT_E_IO when that write
+ * fails, and then the message is not queued at all. */
 int moat_publish(struct moat_client *c, const char *topic, const void *payload, size_t len,
 		 uint8_t qos, bool retain, const struct moat_pub_props *props, uint16_t *packet_id);
 
@@ -154,6 +207,9 @@ bool moat_is_connected(const struct moat_client *c);
 
 /* Messages waiting: queued offline plus QoS 1/2 not yet acknowledged. */
 size_t moat_pending_count(const struct moat_client *c);
+
+/* Messages removed by MOAT_QUEUE_DROP_OLDEST since the client was created. */
+uint64_t moat_dropped_count(const struct moat_client *c);
 
 /*
  * Runs the client on a thread of its own: starts connecting (as

@@ -41,7 +41,16 @@ static void usage(bool is_sub)
 	else
 		printf("  -m MSG           message; -f FILE whole file; -n empty message\n"
 		       "  -l               one message per line of standard input; -s all of standard input\n"
-		       "  -r               retain\n");
+		       "  -r               retain\n"
+		       "  --repeat N       publish N messages \"MSG i\" (i = 1..N; MSG from -m, default \"msg\");\n"
+		       "                   --repeat 0 only sends what the queue file holds\n"
+		       "  --interval-ms M  wait M ms between --repeat messages (default 0)\n"
+		       "  --queue-file F   keep QoS 1/2 messages in F until acknowledged (survives a\n"
+		       "                   restart; needs -i ID); reconnects automatically\n"
+		       "  --queue-overflow drop-oldest|refuse-new   when the queue is full (default refuse-new:\n"
+		       "                   wait for acknowledgements)\n"
+		       "  --drain-rate N   send the backlog at most N messages/s after a reconnect\n"
+		       "  --ack-timeout S  give up (exit 1) when messages are unacknowledged S s after the last publish\n");
 }
 
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -136,6 +145,7 @@ int cli_parse(int argc, char **argv, bool is_sub, struct cli_opts *o)
 	o->client.host = "localhost";
 	o->client.port = 1883;
 	o->count = -1;
+	o->repeat = -1;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		bool has_arg = i + 1 < argc;
@@ -237,6 +247,35 @@ int cli_parse(int argc, char **argv, bool is_sub, struct cli_opts *o)
 			o->stdin_file = true;
 		} else if (!is_sub && (strcmp(a, "-r") == 0 || strcmp(a, "--retain") == 0)) {
 			o->retain = true;
+		} else if (!is_sub && strcmp(a, "--repeat") == 0) {
+			NEED_ARG();
+			if (!parse_long(arg, 0, LONG_MAX, &o->repeat))
+				return bad("invalid repeat count \"%s\"", arg);
+		} else if (!is_sub && strcmp(a, "--interval-ms") == 0) {
+			NEED_ARG();
+			if (!parse_long(arg, 0, 86400000, &o->interval_ms))
+				return bad("invalid interval \"%s\"", arg);
+		} else if (!is_sub && strcmp(a, "--ack-timeout") == 0) {
+			NEED_ARG();
+			if (!parse_long(arg, 1, 86400 * 365, &o->ack_timeout_s))
+				return bad("invalid acknowledgement timeout \"%s\"", arg);
+		} else if (!is_sub && strcmp(a, "--queue-file") == 0) {
+			NEED_ARG();
+			o->client.queue_file = arg;
+			o->client.auto_reconnect = true;
+		} else if (!is_sub && strcmp(a, "--queue-overflow") == 0) {
+			NEED_ARG();
+			if (strcmp(arg, "drop-oldest") == 0)
+				o->client.queue_overflow = MOAT_QUEUE_DROP_OLDEST;
+			else if (strcmp(arg, "refuse-new") == 0)
+				o->client.queue_overflow = MOAT_QUEUE_REFUSE_NEW;
+			else
+				return bad("--queue-overflow is drop-oldest or refuse-new, got \"%s\"", arg);
+		} else if (!is_sub && strcmp(a, "--drain-rate") == 0) {
+			NEED_ARG();
+			if (!parse_long(arg, 0, 1000000, &v))
+				return bad("invalid drain rate \"%s\" (messages per second, 0 = no limit)", arg);
+			o->client.drain_rate = (uint32_t)v;
 		} else if (is_sub && (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0)) {
 			o->verbose = true;
 		} else if (is_sub && (strcmp(a, "-C") == 0)) {
@@ -282,9 +321,13 @@ int cli_parse(int argc, char **argv, bool is_sub, struct cli_opts *o)
 		return bad("no topic given: use -t TOPIC");
 	if (o->client.will_payload != NULL && o->client.will_topic == NULL)
 		return bad("--will-payload needs --will-topic");
-	if (!is_sub && (o->message != NULL) + (o->file != NULL) + o->null_msg + o->stdin_line +
+	if (!is_sub && o->repeat >= 0 && (o->file != NULL) + o->null_msg + o->stdin_line + o->stdin_file != 0)
+		return bad("--repeat takes its messages from -m (a prefix), not -f, -n, -l or -s");
+	if (!is_sub && o->repeat < 0 && (o->message != NULL) + (o->file != NULL) + o->null_msg + o->stdin_line +
 			       o->stdin_file != 1)
-		return bad("give exactly one of -m, -f, -n, -l or -s");
+		return bad("give exactly one of -m, -f, -n, -l, -s or --repeat");
+	if (o->client.queue_file != NULL && o->client.client_id == NULL)
+		return bad("--queue-file needs a fixed client id: use -i ID");
 	return 0;
 }
 
@@ -304,6 +347,8 @@ struct moat_client *cli_connect(struct cli_opts *o, const struct moat_callbacks 
 	static char id[64];
 	struct moat_callbacks cb = *cb_in;
 	struct moat_client *c;
+	char diag[256];
+	int rc;
 
 	if (o->id_prefix != NULL && o->client.client_id == NULL) {
 		snprintf(id, sizeof(id), "%s%ld", o->id_prefix, (long)getpid());
@@ -311,17 +356,20 @@ struct moat_client *cli_connect(struct cli_opts *o, const struct moat_callbacks 
 	}
 	if (cb.on_connect == NULL)
 		cb.on_connect = on_connect;
-	c = moat_client_create(&o->client, &cb);
-	if (c == NULL) {
-		fprintf(stderr, "Error: invalid client options\n");
+	rc = moat_client_open(&c, &o->client, &cb, diag, sizeof(diag));
+	if (rc < 0) {
+		fprintf(stderr, "Error: %s\n", diag[0] != '\0' ? diag : moat_strerror(rc));
 		return NULL;
 	}
+	if (diag[0] != '\0')
+		fprintf(stderr, "Warning: %s\n", diag);
 	if (moat_connect(c) < 0) {
 		fprintf(stderr, "Error: cannot resolve or reach %s:%u\n", o->client.host, o->client.port);
 		moat_client_destroy(c);
 		return NULL;
 	}
-	while (!moat_is_connected(c)) {
+	/* with a queue file, publishing starts offline: messages wait in the file */
+	while (!moat_is_connected(c) && o->client.queue_file == NULL) {
 		if (moat_loop_once(c, 1000) < 0) {
 			if (connack_seen && connack_rc != 0)
 				fprintf(stderr, "Connection error: Connection Refused: %s (0x%02x)\n",
@@ -333,7 +381,7 @@ struct moat_client *cli_connect(struct cli_opts *o, const struct moat_callbacks 
 			return NULL;
 		}
 	}
-	if (o->debug)
+	if (o->debug && moat_is_connected(c))
 		fprintf(stderr, "Client connected to %s:%u\n", o->client.host, o->client.port);
 	return c;
 }

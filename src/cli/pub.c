@@ -1,12 +1,15 @@
 /*
- * `moat pub`: publishes one message (or one per input line) like
- * mosquitto_pub, waits until QoS 1/2 messages are acknowledged, and exits 0,
- * or 1 on any error.
+ * `moat pub`: publishes one message (or one per input line, or a numbered
+ * series with --repeat) like mosquitto_pub, waits until QoS 1/2 messages are
+ * acknowledged, and exits 0, or 1 on any error. With --queue-file the
+ * messages wait in libmoat's durable queue while the broker is away.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "cli/cli.h"
 
 struct pub_state {
@@ -66,6 +69,46 @@ static int publish_one(struct moat_client *c, struct cli_opts *o, const void *p,
 	return rc;
 }
 
+/* Runs the client loop at least once and until <deadline_ms> (monotonic).
+ * 0, or 1 when the client closed for good. */
+static int run_until(struct moat_client *c, uint64_t deadline_ms)
+{
+	uint64_t now = clock_mono_ms();
+
+	do {
+		if (moat_loop_once(c, now < deadline_ms ? (int)(deadline_ms - now) : 0) < 0)
+			return 1;
+		now = clock_mono_ms();
+	} while (now < deadline_ms);
+	return 0;
+}
+
+/* --repeat: messages "<prefix> <i>", one every --interval-ms; with -d each
+ * one the library accepted (with a queue file: is on disk) is printed as
+ * "queued <payload>" on standard error. */
+static int publish_series(struct moat_client *c, struct cli_opts *o)
+{
+	uint64_t next = clock_mono_ms();
+	char msg[512];
+	int rc = 0;
+
+	for (long i = 1; rc == 0 && i <= o->repeat; i++) {
+		int n = snprintf(msg, sizeof(msg), "%s %ld", o->message != NULL ? o->message : "msg", i);
+
+		if (n < 0 || (size_t)n >= sizeof(msg)) {
+			fprintf(stderr, "Error: the -m prefix is too long for --repeat\n");
+			return 1;
+		}
+		rc = publish_one(c, o, msg, (size_t)n);
+		if (rc == 0 && o->debug)
+			fprintf(stderr, "queued %s\n", msg);
+		next += (uint64_t)o->interval_ms;
+		if (rc == 0)
+			rc = run_until(c, next);
+	}
+	return rc;
+}
+
 int cli_pub_main(int argc, char **argv)
 {
 	struct cli_opts o;
@@ -94,7 +137,9 @@ int cli_pub_main(int argc, char **argv)
 		free(data);
 		return 1;
 	}
-	if (o.stdin_line) {
+	if (o.repeat >= 0) {
+		rc = publish_series(c, &o);
+	} else if (o.stdin_line) {
 		char *line = NULL;
 		size_t cap = 0;
 		ssize_t n;
@@ -111,9 +156,21 @@ int cli_pub_main(int argc, char **argv)
 		rc = publish_one(c, &o, o.message != NULL ? o.message : "",
 				 o.message != NULL ? strlen(o.message) : 0);
 	}
-	while (rc == 0 && moat_pending_count(c) > 0)
-		if (moat_loop_once(c, 1000) < 0)
+	uint64_t give_up = o.ack_timeout_s > 0 ? clock_mono_ms() + (uint64_t)o.ack_timeout_s * 1000u
+					       : UINT64_MAX;
+	while (rc == 0 && moat_pending_count(c) > 0) {
+		if (clock_mono_ms() >= give_up) {
+			fprintf(stderr, "Error: %zu messages not acknowledged within %ld s%s\n",
+				moat_pending_count(c), o.ack_timeout_s,
+				o.client.queue_file != NULL ? "; they stay in the queue file" : "");
 			rc = 1;
+		} else if (moat_loop_once(c, 1000) < 0) {
+			rc = 1;
+		}
+	}
+	if (moat_dropped_count(c) > 0)
+		fprintf(stderr, "Warning: %llu messages dropped: the offline queue was full\n",
+			(unsigned long long)moat_dropped_count(c));
 	while (rc == 0 && moat_want_write(c))
 		if (moat_loop_once(c, 100) < 0)
 			rc = 1;

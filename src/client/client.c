@@ -1,8 +1,9 @@
 /*
  * libmoat's client state machine (see include/moat/client.h): a non-blocking
  * TCP connection, CONNECT/CONNACK, the pending list (offline queue plus QoS
- * 1/2 in flight, kept in publish order), keep-alive, strict decoding of what
- * the server sends, and reconnect with backoff and jitter. The public entry
+ * 1/2 in flight, kept in publish order, mirrored in the queue file when there
+ * is one), the drain-rate pacing of the backlog, keep-alive, strict decoding
+ * of what the server sends, and reconnect with backoff and jitter. The public entry
  * points that change state are in thread.c, which wraps these in the
  * client's lock.
  */
@@ -13,6 +14,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,17 +35,47 @@ static char *dup_or_null(const char *s)
 	return s != NULL ? strdup(s) : NULL;
 }
 
+static void say(char *diag, size_t diag_len, const char *msg)
+{
+	if (diag != NULL && diag_len > 0)
+		snprintf(diag, diag_len, "%s", msg);
+}
 struct moat_client *moat_client_create(const struct moat_client_opts *o, const struct moat_callbacks *cb)
 {
-	struct moat_client *c;
+	struct moat_client *c = NULL;
 
+	return moat_client_open(&c, o, cb, NULL, 0) == MOAT_OK ? c : NULL;
+}
+
+static int open_queue(struct moat_client *c, const char *path, char *diag, size_t diag_len);
+
+int moat_client_open(struct moat_client **out, const struct moat_client_opts *o,
+		     const struct moat_callbacks *cb, char *diag, size_t diag_len)
+{
+	struct moat_client *c;
+	int rc;
+
+	*out = NULL;
+	if (diag != NULL && diag_len > 0)
+		diag[0] = '\0';
 	if (o == NULL || (o->version != 0 && o->version != 4 && o->version != 5) || o->will_qos > 2 ||
-	    (o->will_topic != NULL && !topic_name_is_valid(moat_bytes_str(o->will_topic))))
-		return NULL;
+	    (o->will_topic != NULL && !topic_name_is_valid(moat_bytes_str(o->will_topic))) ||
+	    o->queue_overflow > MOAT_QUEUE_DROP_OLDEST) {
+		say(diag, diag_len, "invalid client options (version, will, or queue_overflow)");
+		return MOAT_E_INVAL;
+	}
+	if (o->queue_file != NULL && (o->client_id == NULL || o->client_id[0] == '\0')) {
+		say(diag, diag_len,
+		    "a queue file needs a fixed client id (set client_id): "
+		    "resent messages must reach the same session");
+		return MOAT_E_INVAL;
+	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
-		return NULL;
+		return MOAT_E_NOMEM;
 	c->o = *o;
+	c->o.queue_file = NULL; /* the caller's string; c->qf.path is our copy */
+	c->qf.fd = -1;
 	if (cb != NULL)
 		c->cb = *cb;
 	c->fd = -1;
@@ -62,7 +94,8 @@ struct moat_client *moat_client_create(const struct moat_client_opts *o, const s
 	    (o->will_topic != NULL && c->will_topic == NULL) ||
 	    (o->will_len > 0 && c->will_payload == NULL)) {
 		moat_client_destroy(c);
-		return NULL;
+		say(diag, diag_len, "out of memory");
+		return MOAT_E_NOMEM;
 	}
 	if (c->o.port == 0)
 		c->o.port = 1883;
@@ -82,9 +115,18 @@ struct moat_client *moat_client_create(const struct moat_client_opts *o, const s
 	c->next_pid = 1;
 	if (client_lock_init(c) < 0) {
 		moat_client_destroy(c);
-		return NULL;
+		say(diag, diag_len, "out of memory");
+		return MOAT_E_NOMEM;
 	}
-	return c;
+	if (o->queue_file != NULL) {
+		rc = open_queue(c, o->queue_file, diag, diag_len);
+		if (rc < 0) {
+			moat_client_destroy(c);
+			return rc;
+		}
+	}
+	*out = c;
+	return MOAT_OK;
 }
 
 static void close_socket(struct moat_client *c)
@@ -126,6 +168,8 @@ void moat_client_destroy(struct moat_client *c)
 		c->pend = p->next;
 		free(p);
 	}
+	if (c->has_qf)
+		qf_close(&c->qf);
 	free(c->qos2_in);
 	free(c->host);
 	free(c->client_id);
@@ -298,26 +342,140 @@ int client_connect(struct moat_client *c)
 	return rc == MOAT_OK || c->st == ST_RETRY ? MOAT_OK : rc;
 }
 
+static bool pid_used(const struct moat_client *c, uint16_t id)
+{
+	for (const struct pend *p = c->pend; p != NULL; p = p->next)
+		if (p->packet_id == id)
+			return true;
+	for (size_t i = 0; i < c->ack_count; i++)
+		if (c->acks[i].packet_id == id)
+			return true;
+	return false;
+}
+
 static uint16_t take_pid(struct moat_client *c)
 {
 	for (;;) {
 		uint16_t id = c->next_pid;
-		bool used = false;
 
 		c->next_pid = (uint16_t)(id == 65535 ? 1 : id + 1);
-		for (struct pend *p = c->pend; p != NULL && !used; p = p->next)
-			used = p->packet_id == id;
-		for (size_t i = 0; i < c->ack_count && !used; i++)
-			used = c->acks[i].packet_id == id;
-		if (!used)
+		if (!pid_used(c, id))
 			return id;
 	}
+}
+
+/* Unlinks and frees the pend at <*pp>; a message in the queue file gets an
+ * ack record there (it is done: acknowledged, refused or dropped). */
+static void pend_remove(struct moat_client *c, struct pend **pp)
+{
+	struct pend *p = *pp;
+
+	if (p == c->pend_tail)
+		c->pend_tail = pp == &c->pend
+				   ? NULL
+				   : (struct pend *)((char *)pp - offsetof(struct pend, next));
+	*pp = p->next;
+	c->pend_count--;
+	c->pend_bytes -= p->len;
+	if (p->seq != 0) {
+		/* on NOMEM the ack is lost: the message is sent again after a restart */
+		qf_ack(&c->qf, p->seq, p->len);
+		c->file_count--;
+	}
+	free(p);
+}
+
+/* Appends <e> to the pend list. */
+static void pend_append(struct moat_client *c, struct pend *e)
+{
+	if (c->pend_tail != NULL)
+		c->pend_tail->next = e;
+	else
+		c->pend = e;
+	c->pend_tail = e;
+	c->pend_count++;
+	c->pend_bytes += e->len;
+	if (e->seq != 0)
+		c->file_count++;
+}
+
+/* Loads one replayed message: same packet id unless another message has it,
+ * DUP set (it may have been sent before the restart), re-encoded for our
+ * MQTT version. */
+static int load_entry(struct moat_client *c, const struct qf_entry *fe)
+{
+	struct mqtt_packet p = {.type = MQTT_PUBLISH};
+	struct pend *e;
+	size_t n;
+
+	if (qf_decode_publish(fe, &p.publish) < 0)
+		return MOAT_E_MALFORMED; /* qf_parse checked it: not reached */
+	p.publish.dup = true;
+	if (pid_used(c, p.publish.packet_id))
+		p.publish.packet_id = take_pid(c);
+	n = pkt_encode(NULL, 0, (uint8_t)c->o.version, &p);
+	if (n == 0)
+		return MOAT_E_LIMIT;
+	e = calloc(1, sizeof(*e) + n);
+	if (e == NULL)
+		return MOAT_E_NOMEM;
+	e->seq = fe->seq;
+	e->packet_id = p.publish.packet_id;
+	e->qos = p.publish.qos;
+	e->pubrel = fe->released && e->qos == 2;
+	e->len = n;
+	pkt_encode(e->data, n, (uint8_t)c->o.version, &p);
+	pend_append(c, e);
+	if (e->packet_id >= c->next_pid)
+		c->next_pid = (uint16_t)(e->packet_id == 65535 ? 1 : e->packet_id + 1);
+	return MOAT_OK;
+}
+
+static int open_queue(struct moat_client *c, const char *path, char *diag, size_t diag_len)
+{
+	struct qf_replay r;
+	int rc = qf_open(&c->qf, path, &r, diag, diag_len);
+
+	if (rc < 0)
+		return rc;
+	c->has_qf = true;
+	for (size_t i = 0; i < r.count && rc == MOAT_OK; i++) {
+		rc = load_entry(c, &r.live[i]);
+		if (rc != MOAT_OK && rc != MOAT_E_NOMEM) /* cannot be sent: done with it */
+			rc = qf_ack(&c->qf, r.live[i].seq, r.live[i].pkt.len);
+	}
+	qf_replay_fini(&r);
+	if (rc < 0)
+		say(diag, diag_len, "out of memory while loading the queue file");
+	return rc;
+}
+
+/* True while the backlog is paced and has no token for its next message;
+ * otherwise takes the token. */
+static bool drain_blocked(struct moat_client *c)
+{
+	uint64_t now, cap;
+
+	if (c->drain_left == 0 || c->o.drain_rate == 0)
+		return false;
+	now = clock_mono_ms();
+	cap = c->o.drain_rate * 50ull > 1000 ? c->o.drain_rate * 50ull : 1000; /* 50 ms of burst */
+	c->drain_milli += (now - c->drain_at_ms) * c->o.drain_rate;
+	if (c->drain_milli > cap)
+		c->drain_milli = cap;
+	c->drain_at_ms = now;
+	if (c->drain_milli < 1000)
+		return true;
+	c->drain_milli -= 1000;
+	c->drain_left--;
+	return false;
 }
 
 /* Sends what the server's receive maximum allows, in publish order. */
 static void pump(struct moat_client *c)
 {
 	struct pend **pp = &c->pend;
+	bool stop = false; /* out of drain tokens or memory: the PUBLISHes behind wait */
 
 	if (c->st != ST_UP)
 		return;
@@ -325,21 +483,21 @@ static void pump(struct moat_client *c)
 	while (*pp != NULL) {
 		struct pend *p = *pp;
 
-		if (!p->sent && (p->qos == 0 || c->inflight < c->inflight_max)) {
+		if ((!stop || p->pubrel) && !p->sent && (p->qos == 0 || c->inflight < c->inflight_max)) {
 			if (p->pubrel) {
 				struct mqtt_packet r = { .type = MQTT_PUBREL };
 
 				r.ack.packet_id = p->packet_id;
 				send_packet(c, &r);
-			} else if (buf_append(&c->out, p->data, p->len) < 0) {
-				break;
+			} else if (drain_blocked(c) || buf_append(&c->out, p->data, p->len) < 0) {
+				stop = true;
+				c->pend_tail = p;
+				pp = &p->next;
+				continue;
 			}
 			p->sent = true;
 			if (p->qos == 0) {
-				*pp = p->next;
-				c->pend_count--;
-				c->pend_bytes -= p->len;
-				free(p);
+				pend_remove(c, pp);
 				continue;
 			}
 			c->inflight++;
@@ -367,6 +525,38 @@ static void append_user_props(struct mqtt_props *props, uint8_t *buf, size_t cap
 	props->user = (struct moat_bytes){ buf, n };
 }
 
+/* Whether a new <n>-byte message fits the offline queue's bounds, after
+ * dropping the oldest unsent messages under MOAT_QUEUE_DROP_OLDEST; with
+ * <dry_run> nothing is dropped yet. */
+static bool make_room(struct moat_client *c, size_t n, bool dry_run)
+{
+	size_t count = c->pend_count, bytes = c->pend_bytes;
+
+	if (n > c->o.offline_max_bytes)
+		return false;
+	for (struct pend **pp = &c->pend; *pp != NULL;) {
+		struct pend *p = *pp;
+
+		if (count < c->o.offline_max_messages && bytes + n <= c->o.offline_max_bytes)
+			return true;
+		if (c->o.queue_overflow != MOAT_QUEUE_DROP_OLDEST)
+			return false;
+		if (p->sent || p->pubrel) {
+			pp = &p->next; /* in flight: the server may have it already */
+			continue;
+		}
+		count--;
+		bytes -= p->len;
+		if (dry_run) {
+			pp = &p->next;
+		} else {
+			c->dropped++;
+			pend_remove(c, pp);
+		}
+	}
+	return count < c->o.offline_max_messages && bytes + n <= c->o.offline_max_bytes;
+}
+
 int client_publish(struct moat_client *c, const char *topic, const void *payload, size_t len,
 		 uint8_t qos, bool retain, const struct moat_pub_props *pp, uint16_t *packet_id)
 {
@@ -379,8 +569,6 @@ int client_publish(struct moat_client *c, const char *topic, const void *payload
 		return MOAT_E_INVAL;
 	if (c->st == ST_DONE)
 		return MOAT_E_CLOSED;
-	if (c->pend_count >= c->o.offline_max_messages || c->pend_bytes + len > c->o.offline_max_bytes)
-		return MOAT_E_LIMIT;
 	p.publish.qos = qos;
 	p.publish.retain = retain;
 	p.publish.topic = moat_bytes_str(topic);
@@ -412,7 +600,7 @@ int client_publish(struct moat_client *c, const char *topic, const void *payload
 		append_user_props(pr, user_buf, sizeof(user_buf), pp);
 	}
 	n = pkt_encode(NULL, 0, (uint8_t)c->o.version, &p);
-	if (n == 0)
+	if (n == 0 || !make_room(c, n, true))
 		return MOAT_E_LIMIT;
 	e = malloc(sizeof(*e) + n);
 	if (e == NULL)
@@ -422,13 +610,17 @@ int client_publish(struct moat_client *c, const char *topic, const void *payload
 	e->qos = qos;
 	e->len = n;
 	pkt_encode(e->data, n, (uint8_t)c->o.version, &p);
-	if (c->pend_tail != NULL)
-		c->pend_tail->next = e;
-	else
-		c->pend = e;
-	c->pend_tail = e;
-	c->pend_count++;
-	c->pend_bytes += n;
+	if (qos > 0 && c->has_qf) {
+		int rc =
+		    qf_add(&c->qf, (uint8_t)c->o.version, (struct moat_bytes){e->data, n}, &e->seq);
+
+		if (rc < 0) {
+			free(e);
+			return rc;
+		}
+	}
+	make_room(c, n, false);
+	pend_append(c, e);
 	if (packet_id != NULL)
 		*packet_id = e->packet_id;
 	pump(c);
@@ -551,9 +743,23 @@ int moat_next_timeout_ms(const struct moat_client *c)
 	case ST_TCP:
 	case ST_CONNACK: due = c->started_ms + c->o.connect_timeout_ms; break;
 	case ST_UP:
-		if (c->o.keep_alive_s == 0)
+		due = UINT64_MAX;
+		if (c->o.keep_alive_s > 0)
+			due = (c->ping_sent_ms ? c->ping_sent_ms : c->last_tx_ms) +
+			      c->o.keep_alive_s * 1000ull;
+		if (c->drain_left > 0 && c->o.drain_rate > 0) {
+			/* when the bucket next holds a whole token; with one in it, what
+			 * holds the backlog is the receive maximum, and an ack wakes us */
+			uint64_t have = c->drain_milli + (now - c->drain_at_ms) * c->o.drain_rate;
+
+			if (have < 1000) {
+				uint64_t at = now + (1000 - have + c->o.drain_rate - 1) / c->o.drain_rate;
+
+				due = at < due ? at : due;
+			}
+		}
+		if (due == UINT64_MAX)
 			return -1;
-		due = (c->ping_sent_ms ? c->ping_sent_ms : c->last_tx_ms) + c->o.keep_alive_s * 1000ull;
 		break;
 	default: return -1;
 	}
@@ -598,15 +804,18 @@ static void on_connack(struct moat_client *c, const struct mqtt_connack *k)
 		for (struct pend **pp = &c->pend; *pp != NULL;) {
 			struct pend *p = *pp;
 
-			if (p->pubrel) {
-				*pp = p->next;
-				c->pend_count--;
-				c->pend_bytes -= p->len;
-				free(p);
-			} else {
+			if (p->pubrel)
+				pend_remove(c, pp);
+			else
 				pp = &p->next;
 			}
 		}
+	c->drain_left = 0;
+	if (c->o.drain_rate > 0) {
+		for (struct pend *p = c->pend; p != NULL; p = p->next)
+			c->drain_left += !p->pubrel;
+		c->drain_milli = 1000; /* the first message goes at once */
+		c->drain_at_ms = clock_mono_ms();
 	}
 	if (c->cb.on_connect != NULL)
 		c->cb.on_connect(c->cb.arg, k->rc, k->session_present);
@@ -626,17 +835,16 @@ static void finish_pend(struct moat_client *c, uint16_t packet_id, uint8_t type,
 			struct mqtt_packet r = { .type = MQTT_PUBREL };
 
 			p->pubrel = true;
+			if (p->seq != 0)
+				qf_rel(&c->qf, p->seq); /* lost on NOMEM: the PUBLISH is resent */
 			r.ack.packet_id = packet_id;
 			send_packet(c, &r);
 			return;
 		}
 		if ((type == MQTT_PUBACK && p->qos == 1) || (type == MQTT_PUBCOMP && p->pubrel) ||
 		    (type == MQTT_PUBREC && rc >= 0x80)) {
-			*pp = p->next;
-			c->pend_count--;
-			c->pend_bytes -= p->len;
+			pend_remove(c, pp);
 			c->inflight--;
-			free(p);
 			if (c->cb.on_publish_done != NULL)
 				c->cb.on_publish_done(c->cb.arg, packet_id, rc);
 			pump(c);
@@ -888,6 +1096,8 @@ static void run_timers(struct moat_client *c)
 {
 	uint64_t now = clock_mono_ms();
 
+	if (c->st == ST_UP && c->drain_left > 0)
+		pump(c); /* tokens accrued since the last send */
 	if (c->st == ST_RETRY && now >= c->retry_at_ms) {
 		c->addr_next = c->addrs;
 		if (start_tcp(c) < 0)
@@ -905,6 +1115,42 @@ static void run_timers(struct moat_client *c)
 			send_packet(c, &p);
 			c->ping_sent_ms = now;
 		}
+	}
+}
+
+struct live_iter {
+	const struct pend *cur;
+	uint8_t version;
+};
+
+/* Yields the file-backed pends, in order, to qf_compact. */
+static bool next_live(void *arg, struct qf_entry *e)
+{
+	struct live_iter *it = arg;
+
+	while (it->cur != NULL && it->cur->seq == 0)
+		it->cur = it->cur->next;
+	if (it->cur == NULL)
+		return false;
+	*e = (struct qf_entry){.seq = it->cur->seq,
+			       .version = it->version,
+			       .released = it->cur->pubrel,
+			       .pkt = {it->cur->data, it->cur->len}};
+	it->cur = it->cur->next;
+	return true;
+}
+
+/* Writes the queue file's pending ack/release records, and shrinks the
+ * file: cut back to its header once nothing in it is live, rewritten when
+ * mostly acknowledged. Failures leave a longer file, never a wrong one. */
+static void sync_queue(struct moat_client *c)
+{
+	if (c->file_count == 0 && c->qf.size > QF_HEADER_LEN) {
+		qf_reset(&c->qf);
+	} else if (qf_flush(&c->qf) == MOAT_OK && qf_should_compact(&c->qf)) {
+		struct live_iter it = {c->pend, (uint8_t)c->o.version};
+
+		qf_compact(&c->qf, next_live, &it);
 	}
 }
 
@@ -933,5 +1179,7 @@ int client_loop_once(struct moat_client *c, int timeout_ms)
 	run_timers(c);
 	if (c->fd >= 0 && c->st != ST_TCP)
 		write_output(c);
+	if (c->has_qf)
+		sync_queue(c);
 	return c->st == ST_DONE ? MOAT_E_CLOSED : MOAT_OK;
 }

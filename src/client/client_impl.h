@@ -13,12 +13,14 @@
 #include <moat/client.h>
 
 #include "base/buf.h"
+#include "client/queue_file.h"
 
 enum state { ST_IDLE, ST_TCP, ST_CONNACK, ST_UP, ST_RETRY, ST_DONE };
 
 /* A PUBLISH waiting to be sent or acknowledged; <data> is the encoded packet. */
 struct pend {
 	struct pend *next;
+	uint64_t seq; /* its add record in the queue file; 0 = not in the file */
 	uint16_t packet_id;
 	uint8_t qos;
 	bool sent, pubrel;
@@ -56,6 +58,14 @@ struct moat_client {
 	uint32_t server_max_packet;
 	bool disconnecting;
 	struct scram_client *scram;	/* during a SCRAM-SHA-256 CONNECT */
+	/* the durable queue (o.queue_file set): pends with a seq are in <qf> */
+	struct qf qf;
+	bool has_qf;
+	size_t file_count; /* pends with a seq */
+	uint64_t dropped;  /* MOAT_QUEUE_DROP_OLDEST victims */
+	/* drain rate: a token bucket in thousandths of a message */
+	size_t drain_left; /* backlog messages still to pace */
+	uint64_t drain_milli, drain_at_ms;
 	/* thread.c: every public call holds <lock> (recursive, so callbacks may
 	 * call back in); <wake_fd> interrupts the client thread's poll */
 	pthread_mutex_t lock;

@@ -133,6 +133,17 @@ size_t moat_pending_count(const struct moat_client *c)
 	return n;
 }
 
+uint64_t moat_dropped_count(const struct moat_client *c)
+{
+	struct moat_client *m = (struct moat_client *)c;
+	uint64_t n;
+
+	lock(m);
+	n = m->dropped;
+	unlock(m);
+	return n;
+}
+
 int moat_loop_once(struct moat_client *c, int timeout_ms)
 {
 	int rc;

@@ -13,7 +13,9 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -411,6 +413,304 @@ static void client_thread_publishes_and_receives(void **state)
 	assert_int_equal(moat_pending_count(f->c), 0);
 }
 
+/* ---- the durable offline queue (queue_file, queue_overflow, drain_rate) ---- */
+
+static char qdir[64], qpath[96];
+
+static int qsetup(void **state)
+{
+	snprintf(qdir, sizeof(qdir), "/tmp/moat-cq-XXXXXX");
+	assert_non_null(mkdtemp(qdir));
+	snprintf(qpath, sizeof(qpath), "%s/queue", qdir);
+	return setup(state);
+}
+
+static int qteardown(void **state)
+{
+	int rc = teardown(state);
+
+	unlink(qpath);
+	rmdir(qdir);
+	return rc;
+}
+
+/* A client on the queue file <qpath> (or none when !file), persistent session. */
+static struct moat_client *make_queue_client(struct fake *f, bool file, uint8_t overflow,
+					     uint32_t drain_rate, uint32_t max_messages)
+{
+	struct moat_client_opts o = { .host = "127.0.0.1", .port = f->port, .client_id = "qc",
+				      .keep_alive_s = 60, .version = 5, .offline_max_messages = max_messages,
+				      .queue_file = file ? qpath : NULL, .queue_overflow = overflow,
+				      .drain_rate = drain_rate };
+	struct moat_callbacks cb = { .arg = f, .on_connect = on_connect, .on_publish_done = on_done,
+				     .on_disconnect = on_disconnect };
+	char diag[200];
+
+	assert_int_equal(moat_client_open(&f->c, &o, &cb, diag, sizeof(diag)), MOAT_OK);
+	assert_string_equal(diag, "");
+	return f->c;
+}
+
+/* Destroys the client as a process exit would (the file stays). */
+static void restart(struct fake *f)
+{
+	moat_client_destroy(f->c);
+	f->c = NULL;
+	fake_close(f);
+}
+
+static void publish_topics(struct fake *f, int from, int to, uint8_t qos, uint16_t *ids)
+{
+	for (int i = from; i <= to; i++) {
+		char t[8];
+
+		snprintf(t, sizeof(t), "q/%d", i);
+		assert_int_equal(moat_publish(f->c, t, t, strlen(t), qos, false, NULL,
+					      ids != NULL ? &ids[i] : NULL), MOAT_OK);
+	}
+}
+
+static void expect_topic(struct fake *f, const char *topic, struct mqtt_packet *p)
+{
+	fake_read(f, 5, p);
+	assert_int_equal(p->type, MQTT_PUBLISH);
+	assert_true(moat_bytes_eq(p->publish.topic, moat_bytes_str(topic)));
+}
+
+static void queue_file_needs_a_fixed_client_id(void **state)
+{
+	struct fake *f = *state;
+	struct moat_client_opts o = { .host = "127.0.0.1", .port = f->port, .queue_file = qpath };
+	struct moat_client *c = NULL;
+	char diag[200];
+
+	assert_int_equal(moat_client_open(&c, &o, NULL, diag, sizeof(diag)), MOAT_E_INVAL);
+	assert_null(c);
+	assert_non_null(strstr(diag, "fixed client id"));
+	o.client_id = "";
+	assert_int_equal(moat_client_open(&c, &o, NULL, diag, sizeof(diag)), MOAT_E_INVAL);
+	assert_null(moat_client_create(&o, NULL));
+	o.client_id = "fixed";
+	o.queue_overflow = 2;
+	assert_int_equal(moat_client_open(&c, &o, NULL, diag, sizeof(diag)), MOAT_E_INVAL);
+	assert_int_equal(access(qpath, F_OK), -1);	/* refused before the file is created */
+}
+
+static void queued_messages_survive_a_restart_in_order(void **state)
+{
+	struct fake *f = *state;
+	struct mqtt_packet p;
+	uint16_t ids[4] = { 0 };
+
+	make_queue_client(f, true, MOAT_QUEUE_REFUSE_NEW, 0, 10);
+	publish_topics(f, 1, 3, 1, ids);
+	assert_int_equal(moat_publish(f->c, "q/0", "x", 1, 0, false, NULL, NULL), MOAT_OK);
+	assert_int_equal(moat_pending_count(f->c), 4);
+	restart(f);	/* the QoS 0 message is not in the file */
+
+	make_queue_client(f, true, MOAT_QUEUE_REFUSE_NEW, 0, 10);
+	assert_int_equal(moat_pending_count(f->c), 3);
+	moat_connect(f->c);
+	fake_accept(f);
+	fake_connack(f, 5, true);
+	for (int i = 1; i <= 3; i++) {
+		char t[8];
+
+		snprintf(t, sizeof(t), "q/%d", i);
+		expect_topic(f, t, &p);
+		assert_true(p.publish.dup);	/* it may have gone out before the restart */
+		assert_int_equal(p.publish.qos, 1);
+		assert_int_equal(p.publish.packet_id, ids[i]);
+	}
+	p = (struct mqtt_packet){ .type = MQTT_PUBACK };
+	p.ack.packet_id = ids[1];
+	fake_send(f, 5, &p);
+	assert_int_equal(f->done, 1);
+	restart(f);
+
+	make_queue_client(f, true, MOAT_QUEUE_REFUSE_NEW, 0, 10);
+	assert_int_equal(moat_pending_count(f->c), 2);	/* the acknowledged one is gone */
+}
+
+static void qos2_release_survives_a_restart(void **state)
+{
+	struct fake *f = *state;
+	struct mqtt_packet p;
+	uint16_t id = 0;
+
+	make_queue_client(f, true, MOAT_QUEUE_REFUSE_NEW, 0, 10);
+	moat_connect(f->c);
+	fake_accept(f);
+	fake_connack(f, 5, false);
+	assert_int_equal(moat_publish(f->c, "q/2", "x", 1, 2, false, NULL, &id), MOAT_OK);
+	fake_read(f, 5, &p);
+	p = (struct mqtt_packet){ .type = MQTT_PUBREC };
+	p.ack.packet_id = id;
+	fake_send(f, 5, &p);
+	fake_read(f, 5, &p);
+	assert_int_equal(p.type, MQTT_PUBREL);
+	restart(f);	/* before the PUBCOMP */
+
+	make_queue_client(f, true, MOAT_QUEUE_REFUSE_NEW, 0, 10);
+	assert_int_equal(moat_pending_count(f->c), 1);
+	moat_connect(f->c);
+	fake_accept(f);
+	fake_connack(f, 5, true);
+	fake_read(f, 5, &p);
+	assert_int_equal(p.type, MQTT_PUBREL);	/* not the PUBLISH again: no second delivery */
+	assert_int_equal(p.ack.packet_id, id);
+	p = (struct mqtt_packet){ .type = MQTT_PUBCOMP };
+	p.ack.packet_id = id;
+	fake_send(f, 5, &p);
+	assert_int_equal(f->done, 1);
+	assert_int_equal(moat_pending_count(f->c), 0);
+	restart(f);
+	make_queue_client(f, true, MOAT_QUEUE_REFUSE_NEW, 0, 10);
+	assert_int_equal(moat_pending_count(f->c), 0);
+}
+
+static void drop_oldest_keeps_the_newest(void **state)
+{
+	struct fake *f = *state;
+	struct mqtt_packet p;
+
+	make_queue_client(f, true, MOAT_QUEUE_DROP_OLDEST, 0, 3);
+	publish_topics(f, 1, 5, 1, NULL);
+	assert_int_equal(moat_dropped_count(f->c), 2);
+	assert_int_equal(moat_pending_count(f->c), 3);
+	restart(f);
+	make_queue_client(f, true, MOAT_QUEUE_DROP_OLDEST, 0, 3);
+	assert_int_equal(moat_pending_count(f->c), 3);	/* the drops are recorded in the file */
+	assert_int_equal(moat_dropped_count(f->c), 0);
+	moat_connect(f->c);
+	fake_accept(f);
+	fake_connack(f, 5, true);
+	expect_topic(f, "q/3", &p);
+	expect_topic(f, "q/4", &p);
+	expect_topic(f, "q/5", &p);
+	/* in flight now: nothing can be dropped for a newcomer */
+	assert_int_equal(moat_publish(f->c, "q/6", "x", 1, 1, false, NULL, NULL), MOAT_E_LIMIT);
+}
+
+static void refuse_new_keeps_the_oldest(void **state)
+{
+	struct fake *f = *state;
+
+	make_queue_client(f, true, MOAT_QUEUE_REFUSE_NEW, 0, 2);
+	publish_topics(f, 1, 2, 2, NULL);
+	assert_int_equal(moat_publish(f->c, "q/3", "x", 1, 2, false, NULL, NULL), MOAT_E_LIMIT);
+	restart(f);
+	make_queue_client(f, true, MOAT_QUEUE_REFUSE_NEW, 0, 2);
+	assert_int_equal(moat_pending_count(f->c), 2);
+	assert_int_equal(moat_dropped_count(f->c), 0);
+}
+
+static long file_size(const char *path)
+{
+	FILE *fp = fopen(path, "rb");
+	long n;
+
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+	n = ftell(fp);
+	fclose(fp);
+	return n;
+}
+
+/* Sends PUBACKs for <ids>[from..to] in one write. */
+static void ack_range(struct fake *f, const uint16_t *ids, int from, int to)
+{
+	static uint8_t out[4096];
+	size_t n = 0;
+
+	for (int i = from; i <= to; i++) {
+		struct mqtt_packet p = { .type = MQTT_PUBACK };
+
+		p.ack.packet_id = ids[i];
+		n += pkt_encode(out + n, sizeof(out) - n, 5, &p);
+		assert_true(n <= sizeof(out));
+	}
+	fake_send_raw(f, out, n);
+}
+
+static void acknowledged_messages_are_compacted_away(void **state)
+{
+	struct fake *f = *state;
+	static uint16_t ids[200];
+	static char payload[500];
+	struct mqtt_packet p;
+	long full;
+
+	memset(payload, 'p', sizeof(payload));
+	make_queue_client(f, true, MOAT_QUEUE_REFUSE_NEW, 0, 1000);
+	moat_connect(f->c);
+	fake_accept(f);
+	fake_connack(f, 5, true);
+	for (int i = 0; i < 200; i++) {
+		char t[8];
+
+		snprintf(t, sizeof(t), "q/%d", i);
+		assert_int_equal(moat_publish(f->c, t, payload, sizeof(payload), 1, false, NULL, &ids[i]), MOAT_OK);
+		fake_read(f, 5, &p);
+	}
+	full = file_size(qpath);
+	assert_true(full > 100000);
+	ack_range(f, ids, 0, 149);	/* three quarters acknowledged: rewritten */
+	assert_int_equal(f->done, 150);
+	assert_true(file_size(qpath) < full / 3);
+	restart(f);
+
+	make_queue_client(f, true, MOAT_QUEUE_REFUSE_NEW, 0, 1000);
+	assert_int_equal(moat_pending_count(f->c), 50);
+	moat_connect(f->c);
+	fake_accept(f);
+	fake_connack(f, 5, true);
+	for (int i = 150; i < 200; i++) {
+		char t[8];
+
+		snprintf(t, sizeof(t), "q/%d", i);
+		expect_topic(f, t, &p);
+		assert_int_equal(p.publish.packet_id, ids[i]);
+	}
+	ack_range(f, ids, 150, 199);
+	assert_int_equal(moat_pending_count(f->c), 0);
+	assert_int_equal(file_size(qpath), 8);	/* nothing live: back to the header */
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void drain_rate_paces_the_backlog_and_keeps_order(void **state)
+{
+	struct fake *f = *state;
+	struct mqtt_packet p;
+	uint64_t first, last;
+
+	make_queue_client(f, false, MOAT_QUEUE_REFUSE_NEW, 20, 10);	/* 20/s: one per 50 ms */
+	publish_topics(f, 1, 5, 1, NULL);
+	moat_connect(f->c);
+	fake_accept(f);
+	first = now_ms();	/* q/1 goes with the CONNACK, q/2..q/5 50 ms apart */
+	fake_connack(f, 5, false);
+	assert_true(moat_next_timeout_ms(f->c) <= 50);	/* woken for the next token */
+	publish_topics(f, 6, 6, 1, NULL);	/* behind the backlog */
+	expect_topic(f, "q/1", &p);
+	for (int i = 2; i <= 6; i++) {
+		char t[8];
+
+		snprintf(t, sizeof(t), "q/%d", i);
+		expect_topic(f, t, &p);
+	}
+	last = now_ms();
+	assert_true(last - first >= 190);
+	assert_true(last - first < 1500);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -422,6 +722,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(qos2_publish_completes_after_pubrec_pubrel_pubcomp, setup, teardown),
 		cmocka_unit_test_setup_teardown(unacknowledged_qos1_is_resent_with_dup_after_reconnect, setup, teardown),
 		cmocka_unit_test_setup_teardown(client_thread_publishes_and_receives, setup, teardown),
+		cmocka_unit_test_setup_teardown(queue_file_needs_a_fixed_client_id, qsetup, qteardown),
+		cmocka_unit_test_setup_teardown(queued_messages_survive_a_restart_in_order, qsetup, qteardown),
+		cmocka_unit_test_setup_teardown(qos2_release_survives_a_restart, qsetup, qteardown),
+		cmocka_unit_test_setup_teardown(drop_oldest_keeps_the_newest, qsetup, qteardown),
+		cmocka_unit_test_setup_teardown(refuse_new_keeps_the_oldest, qsetup, qteardown),
+		cmocka_unit_test_setup_teardown(drain_rate_paces_the_backlog_and_keeps_order, qsetup, qteardown),
+		cmocka_unit_test_setup_teardown(acknowledged_messages_are_compacted_away, qsetup, qteardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
