@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "broker/audit.h"
 #include "broker/security.h"
+#include "broker/sys_load.h"
 
 enum { SESSION_TABLE_BUCKETS = 4096, MAX_WORKERS = 64, VERIFY_QUEUE_MAX = 1024 };
 
@@ -40,6 +41,11 @@ int broker_init(struct broker *b, struct moat_config *cfg)
 	if (b->sessions == NULL || b->workers == NULL || route_init(b) < 0)
 		goto err;
 	pthread_mutex_init(&b->table_lock, NULL);
+	for (const struct moat_listener_conf *l = cfg->listeners; l != NULL; l = l->next)
+		b->nstat_listeners++;
+	b->load = calloc(1, sizeof(*b->load));
+	if (b->load == NULL)
+		goto err;
 	for (unsigned i = 0; i < b->nworkers; i++) {
 		struct worker *w = &b->workers[i];
 
@@ -48,7 +54,8 @@ int broker_init(struct broker *b, struct moat_config *cfg)
 		w->epfd = w->wake_fd = -1;
 		pthread_mutex_init(&w->inbox_lock, NULL);
 		w->outbox = calloc(b->nworkers, sizeof(*w->outbox));
-		if (w->outbox == NULL)
+		w->sys.listeners = calloc(b->nstat_listeners + 1, sizeof(*w->sys.listeners));
+		if (w->outbox == NULL || w->sys.listeners == NULL)
 			goto err;
 	}
 	b->security = security_load(cfg, err, sizeof(err));
@@ -135,6 +142,7 @@ void broker_fini(struct broker *b)
 		route_fini(b);
 		security_unref(b->security);
 		addr_limits_fini(&b->addrs);
+		free(b->load);
 		return;
 	}
 	for (unsigned i = 0; i < b->nworkers; i++)
@@ -157,6 +165,7 @@ void broker_fini(struct broker *b)
 			free(d);
 		}
 		free(w->outbox);
+		free(w->sys.listeners);
 		free(w->route.t);
 		security_unref(w->security);
 		pthread_mutex_destroy(&w->inbox_lock);
@@ -169,6 +178,8 @@ void broker_fini(struct broker *b)
 	route_fini(b);
 	free(b->workers);
 	free(b->sessions);
+	free(b->load);
+	b->load = NULL;
 	b->workers = NULL;
 	b->sessions = NULL;
 }

@@ -126,6 +126,7 @@ void config_fini(struct moat_config *cfg)
 	free(cfg->token_audience);
 	free(cfg->token_username_claim);
 	free(cfg->audit_file);
+	free(cfg->metrics_bind);
 	*cfg = (struct moat_config){ 0 };
 }
 
@@ -239,6 +240,7 @@ static const struct opt opts[] = {
 	{ "max_user_properties", K_U32, O(max_user_properties), 1024 },
 	{ "max_user_property_bytes", K_U32, O(max_user_property_bytes), 268435455 },
 	{ "audit_log", K_SPECIAL, 0, 0 },
+	{ "metrics_listener", K_SPECIAL, 0, 0 },
 	{ "cafile", K_LSTR, L(tls.cafile), 0 },
 	{ "capath", K_LSTR, L(tls.capath), 0 },
 	{ "certfile", K_LSTR, L(tls.certfile), 0 },
@@ -345,6 +347,29 @@ static int parse_audit_log(struct parse *p, char **w, int n)
 	return diag(p, "audit_log expects \"file <path>\", syslog or none");
 }
 
+/* metrics_listener PORT [BIND]: one HTTP listener for /metrics and /healthz. */
+static int parse_metrics_listener(struct parse *p, char **w, int n)
+{
+	struct moat_config *cfg = p->cfg;
+	uint64_t v;
+	int rc;
+
+	if (n < 2 || n > 3)
+		return diag(p, "metrics_listener expects a port and an optional bind address, e.g. \"metrics_listener 9100 127.0.0.1\"");
+	rc = parse_uint(p, "metrics_listener port", w[1], 65535, &v);
+	if (rc < 0)
+		return rc;
+	if (v == 0)
+		return diag(p, "metrics_listener expects a port from 1 to 65535; remove the line to turn metrics off");
+	if (cfg->metrics_port != 0)
+		return diag(p, "metrics_listener is set twice (line %u first); keep one", cfg->metrics_line);
+	if (n == 3 && (rc = replace_string(p, &cfg->metrics_bind, w[2])) < 0)
+		return rc;
+	cfg->metrics_port = (uint16_t)v;
+	cfg->metrics_line = p->line;
+	return MOAT_OK;
+}
+
 static int parse_special(struct parse *p, char **w, int n)
 {
 	struct moat_config *cfg = p->cfg;
@@ -368,6 +393,8 @@ static int parse_special(struct parse *p, char **w, int n)
 		return parse_token_key(p, w, n);
 	if (strcmp(w[0], "audit_log") == 0)
 		return parse_audit_log(p, w, n);
+	if (strcmp(w[0], "metrics_listener") == 0)
+		return parse_metrics_listener(p, w, n);
 	if (n != 2)
 		return diag(p, "%s expects exactly one value", w[0]);
 	if (strcmp(w[0], "port") == 0) {

@@ -96,6 +96,10 @@ struct moat_config {
 	/* audit log: JSON lines */
 	char *audit_file;			/* NULL = none unless audit_syslog */
 	bool audit_syslog;
+	/* metrics_listener PORT [BIND]: Prometheus /metrics and /healthz over HTTP */
+	uint16_t metrics_port;			/* 0 = off (the default) */
+	char *metrics_bind;			/* NULL = 127.0.0.1 */
+	unsigned metrics_line;			/* where it was set, for messages */
 };
 
 /* Fills <cfg> with the defaults above (no listener: main() adds the loopback one). */
