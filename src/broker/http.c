@@ -46,13 +46,13 @@ static int parse_request_line(const uint8_t *p, size_t n, struct http_request *r
 		i++;
 	if (i == 0 || i > 16 || i >= n || p[i] != ' ')
 		return MOAT_E_MALFORMED;
-	method = (struct moat_bytes){ p, i };
+	method = (struct moat_bytes){p, i};
 	m = ++i;
 	while (i < n && p[i] >= 0x21 && p[i] <= 0x7e)
 		i++;
 	if (i == m || i >= n || p[i] != ' ')
 		return MOAT_E_MALFORMED;
-	req->target = (struct moat_bytes){ p + m, i - m };
+	req->target = (struct moat_bytes){p + m, i - m};
 	i++;
 	if (n - i != 8 || memcmp(p + i, "HTTP/", 5) != 0 || p[i + 5] < '0' || p[i + 5] > '9' ||
 	    p[i + 6] != '.' || p[i + 7] < '0' || p[i + 7] > '9')
@@ -60,12 +60,15 @@ static int parse_request_line(const uint8_t *p, size_t n, struct http_request *r
 	if (p[i + 5] != '1')
 		return MOAT_E_UNSUPPORTED;
 	req->minor = (uint8_t)(p[i + 7] - '0');
-	req->method = bytes_is(method, "GET") ? HTTP_GET : bytes_is(method, "HEAD") ? HTTP_HEAD : HTTP_OTHER;
+	req->method = bytes_is(method, "GET")	 ? HTTP_GET
+		      : bytes_is(method, "HEAD") ? HTTP_HEAD
+						 : HTTP_OTHER;
 	for (t = 0; t < req->target.len && req->target.ptr[t] != '?'; t++)
 		;
-	req->path = (struct moat_bytes){ req->target.ptr, t };
-	req->query = t < req->target.len ? (struct moat_bytes){ req->target.ptr + t + 1, req->target.len - t - 1 }
-					 : (struct moat_bytes){ req->target.ptr + t, 0 };
+	req->path = (struct moat_bytes){req->target.ptr, t};
+	req->query = t < req->target.len
+			 ? (struct moat_bytes){req->target.ptr + t + 1, req->target.len - t - 1}
+			 : (struct moat_bytes){req->target.ptr + t, 0};
 	return MOAT_OK;
 }
 
@@ -80,7 +83,7 @@ static int check_field_line(const uint8_t *p, size_t n)
 		return MOAT_E_MALFORMED;
 	for (i++; i < n; i++)
 		if (p[i] != '\t' && (p[i] < 0x20 || p[i] == 0x7f))
-			return MOAT_E_MALFORMED;	/* CR, NUL and other controls */
+			return MOAT_E_MALFORMED; /* CR, NUL and other controls */
 	return MOAT_OK;
 }
 
@@ -90,7 +93,7 @@ int http_parse_request(const uint8_t *p, size_t len, struct http_request *req)
 	size_t pos = 0;
 	bool first = true;
 
-	*req = (struct http_request){ 0 };
+	*req = (struct http_request){0};
 	if (len == 0)
 		return MOAT_E_AGAIN;
 	for (;;) {
@@ -124,31 +127,43 @@ int http_parse_request(const uint8_t *p, size_t len, struct http_request *req)
 static const char *reason_of(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 503: return "Service Unavailable";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Error";
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 503:
+		return "Service Unavailable";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Error";
 	}
 }
 
 static int status_of_parse(int parse_rc)
 {
 	switch (parse_rc) {
-	case MOAT_E_LIMIT: return 431;
-	case MOAT_E_UNSUPPORTED: return 505;
-	default: return 400;
+	case MOAT_E_LIMIT:
+		return 431;
+	case MOAT_E_UNSUPPORTED:
+		return 505;
+	default:
+		return 400;
 	}
 }
 
-int http_respond(int parse_rc, const struct http_request *req, const struct http_ops *ops, void *arg,
-		 struct buf *out)
+int http_respond(int parse_rc, const struct http_request *req, const struct http_ops *ops,
+		 void *arg, struct buf *out)
 {
-	struct buf body = { 0 };
+	struct buf body = {0};
 	const char *type = "text/plain; charset=utf-8";
 	char head[256];
 	bool metrics = false;
@@ -172,7 +187,7 @@ int http_respond(int parse_rc, const struct http_request *req, const struct http
 	} else {
 		status = 404;
 	}
-	if (!metrics) {	/* every other answer has a one-line body */
+	if (!metrics) { /* every other answer has a one-line body */
 		const char *text = status == 200 ? "ok\n" : status == 503 ? "stopping\n" : NULL;
 		char line[64];
 
@@ -186,10 +201,13 @@ int http_respond(int parse_rc, const struct http_request *req, const struct http
 		}
 	}
 	n = snprintf(head, sizeof(head),
-		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: close\r\n\r\n",
-		     status, reason_of(status), type, buf_used(&body), status == 405 ? "Allow: GET, HEAD\r\n" : "");
+		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: "
+		     "close\r\n\r\n",
+		     status, reason_of(status), type, buf_used(&body),
+		     status == 405 ? "Allow: GET, HEAD\r\n" : "");
 	rc = buf_append(out, head, (size_t)n);
-	if (rc == MOAT_OK && buf_used(&body) > 0 && !(parse_rc == MOAT_OK && req->method == HTTP_HEAD))
+	if (rc == MOAT_OK && buf_used(&body) > 0 &&
+	    !(parse_rc == MOAT_OK && req->method == HTTP_HEAD))
 		rc = buf_append(out, buf_head(&body), buf_used(&body));
 	buf_fini(&body);
 	return rc < 0 ? rc : status;
@@ -199,7 +217,9 @@ int http_respond(int parse_rc, const struct http_request *req, const struct http
 
 enum client_state { C_FREE = 0, C_READ, C_WRITE, C_DRAIN };
 
-enum { DRAIN_MS = 1000 };	/* reading what a client still sends, so closing does not reset the answer */
+enum {
+	DRAIN_MS = 1000
+}; /* reading what a client still sends, so closing does not reset the answer */
 
 struct http_client {
 	int fd;
@@ -267,7 +287,7 @@ static void client_read(struct http_server *s, struct http_client *c, uint64_t n
 	}
 	n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, 0);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-		client_close(c);	/* the client gave up before a whole head */
+		client_close(c); /* the client gave up before a whole head */
 		return;
 	}
 	if (n < 0)
@@ -299,7 +319,8 @@ static struct http_client *take_slot(struct http_server *s)
 
 			if (c->state == C_FREE)
 				return c;
-			if (c->state == want && (victim == NULL || c->opened_ms < victim->opened_ms))
+			if (c->state == want &&
+			    (victim == NULL || c->opened_ms < victim->opened_ms))
 				victim = c;
 		}
 	}
@@ -315,10 +336,10 @@ static void accept_all(struct http_server *s, uint64_t now_ms)
 		struct http_client *c;
 
 		if (fd < 0)
-			return;	/* EAGAIN, or out of descriptors: the backlog waits */
+			return; /* EAGAIN, or out of descriptors: the backlog waits */
 		c = take_slot(s);
 		if (c == NULL) {
-			close(fd);	/* every slot is writing an answer */
+			close(fd); /* every slot is writing an answer */
 			continue;
 		}
 		c->fd = fd;
@@ -335,12 +356,12 @@ static void *server_loop(void *arg)
 
 	for (;;) {
 		struct pollfd pfd[2 + HTTP_MAX_CLIENTS];
-		struct http_client *who[2 + HTTP_MAX_CLIENTS] = { NULL };
+		struct http_client *who[2 + HTTP_MAX_CLIENTS] = {NULL};
 		uint64_t now = clock_mono_ms();
 		int timeout = -1, n = 2;
 
-		pfd[0] = (struct pollfd){ .fd = s->stop_fd, .events = POLLIN };
-		pfd[1] = (struct pollfd){ .fd = s->listen_fd, .events = POLLIN };
+		pfd[0] = (struct pollfd){.fd = s->stop_fd, .events = POLLIN};
+		pfd[1] = (struct pollfd){.fd = s->listen_fd, .events = POLLIN};
 		for (size_t i = 0; i < HTTP_MAX_CLIENTS; i++) {
 			struct http_client *c = &s->clients[i];
 			uint64_t left;
@@ -350,7 +371,8 @@ static void *server_loop(void *arg)
 			left = c->deadline_ms > now ? c->deadline_ms - now : 0;
 			if (timeout < 0 || left < (uint64_t)timeout)
 				timeout = (int)left;
-			pfd[n] = (struct pollfd){ .fd = c->fd, .events = c->state == C_WRITE ? POLLOUT : POLLIN };
+			pfd[n] = (struct pollfd){.fd = c->fd,
+						 .events = c->state == C_WRITE ? POLLOUT : POLLIN};
 			who[n++] = c;
 		}
 		if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
@@ -380,8 +402,9 @@ static void *server_loop(void *arg)
 static int open_listener(struct http_server *s, const char *bind_address, uint16_t port,
 			 struct moat_diag *d)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *res, *ai;
 	struct sockaddr_storage sa;
 	socklen_t salen = sizeof(sa);
@@ -391,11 +414,13 @@ static int open_listener(struct http_server *s, const char *bind_address, uint16
 	snprintf(service, sizeof(service), "%u", port);
 	rc = getaddrinfo(bind_address, service, &hints, &res);
 	if (rc != 0) {
-		snprintf(d->msg, sizeof(d->msg), "cannot resolve %s: %s", bind_address, gai_strerror(rc));
+		snprintf(d->msg, sizeof(d->msg), "cannot resolve %s: %s", bind_address,
+			 gai_strerror(rc));
 		return MOAT_E_CONFIG;
 	}
 	for (ai = res; ai != NULL && s->listen_fd < 0; ai = ai->ai_next) {
-		int one = 1, fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		int one = 1,
+		    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 		if (fd < 0) {
 			err = errno;
@@ -411,8 +436,8 @@ static int open_listener(struct http_server *s, const char *bind_address, uint16
 	}
 	freeaddrinfo(res);
 	if (s->listen_fd < 0) {
-		snprintf(d->msg, sizeof(d->msg), "cannot listen on %s port %u: %s", bind_address, port,
-			 strerror(err));
+		snprintf(d->msg, sizeof(d->msg), "cannot listen on %s port %u: %s", bind_address,
+			 port, strerror(err));
 		return MOAT_E_IO;
 	}
 	if (getsockname(s->listen_fd, (struct sockaddr *)&sa, &salen) == 0)

@@ -20,9 +20,9 @@
 #include "conf/config.h"
 
 enum {
-	HTTP_MAX_HEAD_BYTES = 8192,	/* request line and headers, blank line included */
+	HTTP_MAX_HEAD_BYTES = 8192, /* request line and headers, blank line included */
 	HTTP_MAX_HEADERS = 64,
-	HTTP_MAX_TARGET = 2048,		/* request-target bytes */
+	HTTP_MAX_TARGET = 2048, /* request-target bytes */
 	HTTP_HEAD_TIMEOUT_MS = 2000,
 	HTTP_WRITE_TIMEOUT_MS = 5000,
 	HTTP_MAX_CLIENTS = 16,
@@ -33,12 +33,12 @@ enum http_method { HTTP_GET = 1, HTTP_HEAD, HTTP_OTHER };
 /* A parsed request head; the views point into the parsed bytes. */
 struct http_request {
 	enum http_method method;
-	struct moat_bytes target;	/* as sent: path and query */
-	struct moat_bytes path;		/* up to the first '?' */
-	struct moat_bytes query;	/* after the '?'; empty when none */
-	uint8_t minor;			/* HTTP/1.<minor> */
-	unsigned headers;		/* header fields */
-	size_t head_len;		/* bytes up to and including the blank line */
+	struct moat_bytes target; /* as sent: path and query */
+	struct moat_bytes path;	  /* up to the first '?' */
+	struct moat_bytes query;  /* after the '?'; empty when none */
+	uint8_t minor;		  /* HTTP/1.<minor> */
+	unsigned headers;	  /* header fields */
+	size_t head_len;	  /* bytes up to and including the blank line */
 };
 
 /* Parses the request head at the start of <p> (<len> bytes; only the first
@@ -63,8 +63,8 @@ struct http_ops {
  * paths 404, other methods 405, a bad head 400, 431 or 505, and 500 when
  * the body cannot be built. Calls <ops> with <arg>. Returns the status, or
  * MOAT_E_NOMEM when not even the response could be built. */
-int http_respond(int parse_rc, const struct http_request *req, const struct http_ops *ops, void *arg,
-		 struct buf *out);
+int http_respond(int parse_rc, const struct http_request *req, const struct http_ops *ops,
+		 void *arg, struct buf *out);
 
 struct http_server;
 

@@ -29,7 +29,10 @@ static void put_escaped(struct metrics_writer *w, const char *s, int quote)
 	const char *run = s;
 
 	for (; *s != '\0'; s++) {
-		const char *esc = *s == '\\' ? "\\\\" : *s == '\n' ? "\\n" : quote && *s == '"' ? "\\\"" : NULL;
+		const char *esc = *s == '\\'	       ? "\\\\"
+				  : *s == '\n'	       ? "\\n"
+				  : quote && *s == '"' ? "\\\""
+						       : NULL;
 
 		if (esc == NULL)
 			continue;
@@ -53,8 +56,8 @@ void metrics_family(struct metrics_writer *w, const char *name, const char *type
 	puts_(w, "\n");
 }
 
-static void put_name_labels(struct metrics_writer *w, const char *name, const struct metrics_label *labels,
-			    size_t nlabels)
+static void put_name_labels(struct metrics_writer *w, const char *name,
+			    const struct metrics_label *labels, size_t nlabels)
 {
 	puts_(w, name);
 	if (nlabels == 0)
@@ -81,8 +84,8 @@ void metrics_sample(struct metrics_writer *w, const char *name, const struct met
 	put(w, v, (size_t)n);
 }
 
-void metrics_sample_f(struct metrics_writer *w, const char *name, const struct metrics_label *labels,
-		      size_t nlabels, double value)
+void metrics_sample_f(struct metrics_writer *w, const char *name,
+		      const struct metrics_label *labels, size_t nlabels, double value)
 {
 	char v[40];
 	int n;
@@ -118,10 +121,11 @@ static void per_listener(struct metrics_writer *w, const struct stats *st, const
 	metrics_family(w, name, type, help);
 	for (unsigned i = 0; i < st->nlisteners; i++) {
 		char port[8];
-		struct metrics_label l = { "listener", port };
+		struct metrics_label l = {"listener", port};
 
 		port_label(port, sizeof(port), &st->listeners[i]);
-		metrics_sample(w, name, &l, 1, *(const uint64_t *)((const char *)&st->listeners[i] + field));
+		metrics_sample(w, name, &l, 1,
+			       *(const uint64_t *)((const char *)&st->listeners[i] + field));
 	}
 }
 
@@ -129,7 +133,7 @@ static void per_listener(struct metrics_writer *w, const struct stats *st, const
 static void per_listener_qos(struct metrics_writer *w, const struct stats *st, const char *name,
 			     const char *help, size_t field)
 {
-	static const char *const qos[3] = { "0", "1", "2" };
+	static const char *const qos[3] = {"0", "1", "2"};
 
 	metrics_family(w, name, "counter", help);
 	for (unsigned i = 0; i < st->nlisteners; i++) {
@@ -138,7 +142,7 @@ static void per_listener_qos(struct metrics_writer *w, const struct stats *st, c
 
 		port_label(port, sizeof(port), &st->listeners[i]);
 		for (unsigned q = 0; q < 3; q++) {
-			struct metrics_label l[2] = { { "listener", port }, { "qos", qos[q] } };
+			struct metrics_label l[2] = {{"listener", port}, {"qos", qos[q]}};
 
 			metrics_sample(w, name, l, 2, v[q]);
 		}
@@ -149,7 +153,7 @@ static void per_listener_qos(struct metrics_writer *w, const struct stats *st, c
 
 static void fam_build(struct metrics_writer *w, const struct stats *st)
 {
-	struct metrics_label l = { "version", st->version != NULL ? st->version : "" };
+	struct metrics_label l = {"version", st->version != NULL ? st->version : ""};
 
 	metrics_family(w, "moat_build_info", "gauge", "moatd's version, as a label; always 1.");
 	metrics_sample(w, "moat_build_info", &l, 1, 1);
@@ -170,20 +174,23 @@ static void fam_messages(struct metrics_writer *w, const struct stats *st)
 	per_listener_qos(w, st, "moat_messages_received_total",
 			 "PUBLISH packets received from clients, by QoS.", LF(msgs_in));
 	per_listener_qos(w, st, "moat_messages_sent_total",
-			 "PUBLISH packets sent to clients (resends not counted), by QoS.", LF(msgs_out));
+			 "PUBLISH packets sent to clients (resends not counted), by QoS.",
+			 LF(msgs_out));
 	per_listener_qos(w, st, "moat_publish_bytes_received_total",
-			 "Payload bytes of the PUBLISH packets received, by QoS.", LF(pub_bytes_in));
+			 "Payload bytes of the PUBLISH packets received, by QoS.",
+			 LF(pub_bytes_in));
 	per_listener_qos(w, st, "moat_publish_bytes_sent_total",
 			 "Payload bytes of the PUBLISH packets sent, by QoS.", LF(pub_bytes_out));
 }
 
 static void fam_packets(struct metrics_writer *w, const struct stats *st)
 {
-	per_listener(w, st, "moat_packets_received_total", "counter", "MQTT packets of any type received.",
-		     LF(pkts_in));
+	per_listener(w, st, "moat_packets_received_total", "counter",
+		     "MQTT packets of any type received.", LF(pkts_in));
 	per_listener(w, st, "moat_packets_sent_total", "counter", "MQTT packets of any type sent.",
 		     LF(pkts_out));
-	per_listener(w, st, "moat_bytes_received_total", "counter", "MQTT bytes received.", LF(bytes_in));
+	per_listener(w, st, "moat_bytes_received_total", "counter", "MQTT bytes received.",
+		     LF(bytes_in));
 	per_listener(w, st, "moat_bytes_sent_total", "counter", "MQTT bytes sent.", LF(bytes_out));
 }
 
@@ -191,27 +198,30 @@ static void fam_clients(struct metrics_writer *w, const struct stats *st)
 {
 	one(w, "moat_clients_connected", "gauge", "Clients connected (CONNACK sent) now.",
 	    st->clients_connected);
-	one(w, "moat_clients_maximum", "gauge", "The most clients connected at once.", st->clients_maximum);
+	one(w, "moat_clients_maximum", "gauge", "The most clients connected at once.",
+	    st->clients_maximum);
 	one(w, "moat_sessions", "gauge", "Sessions held, of connected and disconnected clients.",
 	    st->sessions);
 	one(w, "moat_clients_refused_total", "counter",
 	    "Connections refused: CONNECTs answered with a failure, or closed at max_connections.",
 	    st->clients_refused);
-	one(w, "moat_clients_expired_total", "counter", "Disconnected sessions ended by their expiry.",
-	    st->clients_expired);
+	one(w, "moat_clients_expired_total", "counter",
+	    "Disconnected sessions ended by their expiry.", st->clients_expired);
 }
 
 static void fam_security(struct metrics_writer *w, const struct stats *st)
 {
-	one(w, "moat_auth_failures_total", "counter", "Authentications refused.", st->auth_failures);
-	one(w, "moat_acl_denials_total", "counter", "Publishes, subscriptions and deliveries the ACL refused.",
-	    st->acl_denials);
+	one(w, "moat_auth_failures_total", "counter", "Authentications refused.",
+	    st->auth_failures);
+	one(w, "moat_acl_denials_total", "counter",
+	    "Publishes, subscriptions and deliveries the ACL refused.", st->acl_denials);
 }
 
 static void fam_drops(struct metrics_writer *w, const struct stats *st)
 {
 	one(w, "moat_publish_dropped_total", "counter",
-	    "Deliveries dropped: queue full, slow consumer, too large for the client, out of memory.",
+	    "Deliveries dropped: queue full, slow consumer, too large for the client, out of "
+	    "memory.",
 	    st->publish_dropped);
 	one(w, "moat_publish_refused_total", "counter",
 	    "PUBLISH packets refused: ACL, $SYS, size or quota limits.", st->publish_refused);
@@ -221,16 +231,18 @@ static void fam_queues(struct metrics_writer *w, const struct stats *st)
 {
 	one(w, "moat_queued_messages", "gauge", "QoS 1/2 deliveries waiting in session queues.",
 	    st->queued_msgs);
-	one(w, "moat_queued_bytes", "gauge", "Payload bytes of the queued deliveries.", st->queued_bytes);
-	one(w, "moat_inflight_messages", "gauge", "QoS 1/2 deliveries sent and not yet acknowledged.",
-	    st->inflight_msgs);
+	one(w, "moat_queued_bytes", "gauge", "Payload bytes of the queued deliveries.",
+	    st->queued_bytes);
+	one(w, "moat_inflight_messages", "gauge",
+	    "QoS 1/2 deliveries sent and not yet acknowledged.", st->inflight_msgs);
 	one(w, "moat_inflight_bytes", "gauge", "Payload bytes of the deliveries in flight.",
 	    st->inflight_bytes);
 }
 
 static void fam_index(struct metrics_writer *w, const struct stats *st)
 {
-	one(w, "moat_subscriptions", "gauge", "Subscriptions, shared ones included.", st->subscriptions);
+	one(w, "moat_subscriptions", "gauge", "Subscriptions, shared ones included.",
+	    st->subscriptions);
 	one(w, "moat_shared_subscriptions", "gauge", "Shared subscriptions ($share/...).",
 	    st->shared_subscriptions);
 	one(w, "moat_retained_messages", "gauge", "Retained messages.", st->retained);
@@ -243,13 +255,13 @@ static void fam_heap(struct metrics_writer *w, const struct stats *st)
 }
 
 static void (*const families[])(struct metrics_writer *w, const struct stats *st) = {
-	fam_build, fam_connections, fam_messages, fam_packets, fam_clients,
-	fam_security, fam_drops, fam_queues, fam_index, fam_heap,
+    fam_build,	  fam_connections, fam_messages, fam_packets, fam_clients,
+    fam_security, fam_drops,	   fam_queues,	 fam_index,   fam_heap,
 };
 
 int metrics_render(const struct stats *st, struct buf *out)
 {
-	struct metrics_writer w = { .out = out, .err = MOAT_OK };
+	struct metrics_writer w = {.out = out, .err = MOAT_OK};
 
 	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]) && w.err == MOAT_OK; i++)
 		families[i](&w, st);

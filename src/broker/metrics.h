@@ -17,12 +17,12 @@
 /* Where text goes; the first error sticks and later writes do nothing. */
 struct metrics_writer {
 	struct buf *out;
-	int err;	/* MOAT_OK, or MOAT_E_NOMEM once an append failed */
+	int err; /* MOAT_OK, or MOAT_E_NOMEM once an append failed */
 };
 
 struct metrics_label {
-	const char *name;	/* [a-zA-Z_][a-zA-Z0-9_]*, not checked */
-	const char *value;	/* any text: escaped as the format asks */
+	const char *name;  /* [a-zA-Z_][a-zA-Z0-9_]*, not checked */
+	const char *value; /* any text: escaped as the format asks */
 };
 
 /* Writes "# HELP <name> <help>" (help with \ and newline escaped) and
@@ -36,8 +36,8 @@ void metrics_sample(struct metrics_writer *w, const char *name, const struct met
 
 /* The same with a floating-point value (a histogram's _sum), printed with
  * up to 17 significant digits; NaN and infinities as the format spells them. */
-void metrics_sample_f(struct metrics_writer *w, const char *name, const struct metrics_label *labels,
-		      size_t nlabels, double value);
+void metrics_sample_f(struct metrics_writer *w, const char *name,
+		      const struct metrics_label *labels, size_t nlabels, double value);
 
 /* Appends every family of <st> to <out>. MOAT_OK or MOAT_E_NOMEM (<out>
  * then holds a partial text the caller discards). */

@@ -30,21 +30,22 @@ static bool is_stopping(void *arg)
 	return atomic_load(&b->stop);
 }
 
-static const struct http_ops broker_http_ops = { render_metrics, is_stopping };
+static const struct http_ops broker_http_ops = {render_metrics, is_stopping};
 
 int metrics_http_start(struct broker *b, struct moat_diag *d)
 {
 	const struct moat_config *cfg = b->cfg;
 	const char *bind_address = cfg->metrics_bind != NULL ? cfg->metrics_bind : "127.0.0.1";
-	struct moat_diag why = { { 0 } };
+	struct moat_diag why = {{0}};
 	int rc;
 
 	if (cfg->metrics_port == 0)
 		return MOAT_OK;
-	rc = http_server_start(&b->metrics_http, bind_address, cfg->metrics_port, &broker_http_ops, b, &why);
+	rc = http_server_start(&b->metrics_http, bind_address, cfg->metrics_port, &broker_http_ops,
+			       b, &why);
 	if (rc < 0)
-		conf_diag(d, cfg->path != NULL ? cfg->path : "-", cfg->metrics_line, "metrics_listener %u: %.400s",
-			  cfg->metrics_port, why.msg);
+		conf_diag(d, cfg->path != NULL ? cfg->path : "-", cfg->metrics_line,
+			  "metrics_listener %u: %.400s", cfg->metrics_port, why.msg);
 	return rc;
 }
 

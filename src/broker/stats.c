@@ -18,7 +18,8 @@ static uint64_t load(const _Atomic uint64_t *c)
 }
 
 /* Adds worker counters <c> into <out>; <open> collects accepted - closed. */
-static void add_listener(struct stats_listener *out, int64_t *open, const struct listener_counters *c)
+static void add_listener(struct stats_listener *out, int64_t *open,
+			 const struct listener_counters *c)
 {
 	uint64_t accepted = load(&c->accepted);
 
@@ -76,14 +77,14 @@ int stats_collect(struct broker *b, struct stats *st, uint64_t now_ms)
 	const struct moat_listener_conf *lc = b->cfg->listeners;
 	uint64_t queued = 0, queued_bytes = 0, inflight = 0, inflight_bytes = 0, shared = 0;
 
-	*st = (struct stats){ .version = MOAT_VERSION };
+	*st = (struct stats){.version = MOAT_VERSION};
 	st->uptime_s = now_ms > b->started_ms ? (now_ms - b->started_ms) / 1000u : 0;
 	st->listeners = calloc(b->nstat_listeners ? b->nstat_listeners : 1, sizeof(*st->listeners));
 	if (st->listeners == NULL)
 		return MOAT_E_NOMEM;
 	st->nlisteners = b->nstat_listeners;
 	for (unsigned i = 0; i <= b->nstat_listeners; i++) {
-		struct stats_listener one = { 0 };
+		struct stats_listener one = {0};
 		int64_t open = 0;
 
 		for (unsigned k = 0; k < b->nworkers; k++)
@@ -122,7 +123,8 @@ int stats_collect(struct broker *b, struct stats *st, uint64_t now_ms)
 	pthread_mutex_lock(&b->table_lock);
 	st->sessions = b->session_count;
 	pthread_mutex_unlock(&b->table_lock);
-	st->clients_disconnected = st->sessions > st->clients_connected ? st->sessions - st->clients_connected : 0;
+	st->clients_disconnected =
+	    st->sessions > st->clients_connected ? st->sessions - st->clients_connected : 0;
 	st->subscriptions = route_sub_count(b);
 	st->retained = route_retained_count(b);
 	heap(b, st);

@@ -16,25 +16,25 @@ struct broker;
  * their payload bytes by QoS, pkts_* and bytes_* every MQTT packet. */
 struct stats_listener {
 	uint16_t port;
-	uint64_t connections;	/* open sockets now */
-	uint64_t accepted;	/* sockets accepted */
+	uint64_t connections; /* open sockets now */
+	uint64_t accepted;    /* sockets accepted */
 	uint64_t msgs_in[3], msgs_out[3], pub_bytes_in[3], pub_bytes_out[3];
 	uint64_t pkts_in, pkts_out, bytes_in, bytes_out;
 };
 
 struct stats {
-	const char *version;	/* static */
+	const char *version; /* static */
 	uint64_t uptime_s;
 	unsigned nlisteners;
-	struct stats_listener *listeners;	/* the configured ones, in order */
-	struct stats_listener total;		/* all of them, and connections without one */
+	struct stats_listener *listeners; /* the configured ones, in order */
+	struct stats_listener total;	  /* all of them, and connections without one */
 	uint64_t clients_connected, clients_disconnected, clients_maximum;
 	uint64_t clients_expired, clients_refused, connects;
-	uint64_t sessions;	/* clients/total: connected and disconnected */
+	uint64_t sessions; /* clients/total: connected and disconnected */
 	uint64_t publish_dropped, publish_refused, auth_failures, acl_denials;
 	uint64_t queued_msgs, queued_bytes, inflight_msgs, inflight_bytes;
 	uint64_t subscriptions, shared_subscriptions, retained;
-	uint64_t heap_current, heap_maximum;	/* bytes; 0 when the allocator does not say */
+	uint64_t heap_current, heap_maximum; /* bytes; 0 when the allocator does not say */
 };
 
 /* Fills <st> from <b> at <now_ms> (monotonic). Any thread may call it while

@@ -7,15 +7,19 @@
 #include <math.h>
 
 static const char *const topics[LOAD_SERIES] = {
-	[LOAD_MSGS_RECEIVED] = "messages/received", [LOAD_MSGS_SENT] = "messages/sent",
-	[LOAD_PUB_RECEIVED] = "publish/received",   [LOAD_PUB_SENT] = "publish/sent",
-	[LOAD_PUB_DROPPED] = "publish/dropped",     [LOAD_BYTES_RECEIVED] = "bytes/received",
-	[LOAD_BYTES_SENT] = "bytes/sent",           [LOAD_CONNECTIONS] = "connections",
-	[LOAD_SOCKETS] = "sockets",
+    [LOAD_MSGS_RECEIVED] = "messages/received",
+    [LOAD_MSGS_SENT] = "messages/sent",
+    [LOAD_PUB_RECEIVED] = "publish/received",
+    [LOAD_PUB_SENT] = "publish/sent",
+    [LOAD_PUB_DROPPED] = "publish/dropped",
+    [LOAD_BYTES_RECEIVED] = "bytes/received",
+    [LOAD_BYTES_SENT] = "bytes/sent",
+    [LOAD_CONNECTIONS] = "connections",
+    [LOAD_SOCKETS] = "sockets",
 };
 
-static const char *const windows[LOAD_WINDOWS] = { "1min", "5min", "15min" };
-static const double window_s[LOAD_WINDOWS] = { 60.0, 300.0, 900.0 };
+static const char *const windows[LOAD_WINDOWS] = {"1min", "5min", "15min"};
+static const double window_s[LOAD_WINDOWS] = {60.0, 300.0, 900.0};
 
 const char *sys_load_topic(enum sys_load_series series)
 {

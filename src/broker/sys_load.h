@@ -12,25 +12,25 @@
 #include <stdint.h>
 
 enum sys_load_series {
-	LOAD_MSGS_RECEIVED = 0,	/* every MQTT packet */
+	LOAD_MSGS_RECEIVED = 0, /* every MQTT packet */
 	LOAD_MSGS_SENT,
-	LOAD_PUB_RECEIVED,	/* PUBLISH packets */
+	LOAD_PUB_RECEIVED, /* PUBLISH packets */
 	LOAD_PUB_SENT,
 	LOAD_PUB_DROPPED,
 	LOAD_BYTES_RECEIVED,
 	LOAD_BYTES_SENT,
-	LOAD_CONNECTIONS,	/* CONNECTs accepted */
-	LOAD_SOCKETS,		/* sockets accepted */
+	LOAD_CONNECTIONS, /* CONNECTs accepted */
+	LOAD_SOCKETS,	  /* sockets accepted */
 	LOAD_SERIES
 };
 
-enum { LOAD_WINDOWS = 3 };	/* 1, 5 and 15 minutes */
+enum { LOAD_WINDOWS = 3 }; /* 1, 5 and 15 minutes */
 
 struct sys_load {
 	bool started;
 	uint64_t last_ms;
 	uint64_t last[LOAD_SERIES];
-	double avg[LOAD_SERIES][LOAD_WINDOWS];	/* per minute */
+	double avg[LOAD_SERIES][LOAD_WINDOWS]; /* per minute */
 };
 
 /* The topic below $SYS/broker/load/ of <series> ("messages/received", ...). */
