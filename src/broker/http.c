@@ -218,8 +218,9 @@ int http_respond(int parse_rc, const struct http_request *req, const struct http
 enum client_state { C_FREE = 0, C_READ, C_WRITE, C_DRAIN };
 
 enum {
-	DRAIN_MS = 1000
-}; /* reading what a client still sends, so closing does not reset the answer */
+	DRAIN_MS = 1000,       /* reading the rest, so closing does not reset the answer */
+	ACCEPT_PAUSE_MS = 100, /* not accepting after running out of descriptors */
+};
 
 struct http_client {
 	int fd;
@@ -236,6 +237,7 @@ struct http_server {
 	pthread_t thread;
 	const struct http_ops *ops;
 	void *arg;
+	uint64_t accept_paused_until_ms;
 	struct http_client clients[HTTP_MAX_CLIENTS];
 };
 
@@ -335,8 +337,14 @@ static void accept_all(struct http_server *s, uint64_t now_ms)
 		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct http_client *c;
 
-		if (fd < 0)
-			return; /* EAGAIN, or out of descriptors: the backlog waits */
+		if (fd < 0) {
+			/* out of descriptors or memory: the listener stays readable, so
+			 * stop polling it for a while instead of spinning */
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
+				s->accept_paused_until_ms = now_ms + ACCEPT_PAUSE_MS;
+			return;
+		}
 		c = take_slot(s);
 		if (c == NULL) {
 			close(fd); /* every slot is writing an answer */
@@ -362,6 +370,10 @@ static void *server_loop(void *arg)
 
 		pfd[0] = (struct pollfd){.fd = s->stop_fd, .events = POLLIN};
 		pfd[1] = (struct pollfd){.fd = s->listen_fd, .events = POLLIN};
+		if (now < s->accept_paused_until_ms) {
+			pfd[1].fd = -1; /* poll() skips it */
+			timeout = (int)(s->accept_paused_until_ms - now);
+		}
 		for (size_t i = 0; i < HTTP_MAX_CLIENTS; i++) {
 			struct http_client *c = &s->clients[i];
 			uint64_t left;
