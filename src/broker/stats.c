@@ -53,6 +53,19 @@ static void add_totals(struct stats_listener *t, const struct stats_listener *l)
 	t->bytes_out += l->bytes_out;
 }
 
+/* Adds listener <l> to st->listeners: listeners on the same port (on
+ * different addresses) are one entry, as they are one label value. */
+static void add_listener_stats(struct stats *st, const struct stats_listener *l)
+{
+	for (unsigned i = 0; i < st->nlisteners; i++) {
+		if (st->listeners[i].port == l->port) {
+			add_totals(&st->listeners[i], l);
+			return;
+		}
+	}
+	st->listeners[st->nlisteners++] = *l;
+}
+
 /* A gauge summed over workers: each worker's share wraps modulo 2^64, the
  * sum does not, except for a moment while a change is half seen. */
 static uint64_t gauge(uint64_t sum)
@@ -82,7 +95,6 @@ int stats_collect(struct broker *b, struct stats *st, uint64_t now_ms)
 	st->listeners = calloc(b->nstat_listeners ? b->nstat_listeners : 1, sizeof(*st->listeners));
 	if (st->listeners == NULL)
 		return MOAT_E_NOMEM;
-	st->nlisteners = b->nstat_listeners;
 	for (unsigned i = 0; i <= b->nstat_listeners; i++) {
 		struct stats_listener one = {0};
 		int64_t open = 0;
@@ -90,12 +102,12 @@ int stats_collect(struct broker *b, struct stats *st, uint64_t now_ms)
 		for (unsigned k = 0; k < b->nworkers; k++)
 			add_listener(&one, &open, &b->workers[k].sys.listeners[i]);
 		one.connections = open > 0 ? (uint64_t)open : 0;
+		add_totals(&st->total, &one);
 		if (i < b->nstat_listeners) {
 			one.port = lc != NULL ? lc->port : 0;
 			lc = lc != NULL ? lc->next : NULL;
-			st->listeners[i] = one;
+			add_listener_stats(st, &one);
 		}
-		add_totals(&st->total, &one);
 	}
 	for (unsigned k = 0; k < b->nworkers; k++) {
 		const struct sys_counters *c = &b->workers[k].sys;

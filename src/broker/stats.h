@@ -26,7 +26,7 @@ struct stats {
 	const char *version; /* static */
 	uint64_t uptime_s;
 	unsigned nlisteners;
-	struct stats_listener *listeners; /* the configured ones, in order */
+	struct stats_listener *listeners; /* the configured ones, in order; one per port */
 	struct stats_listener total;	  /* all of them, and connections without one */
 	uint64_t clients_connected, clients_disconnected, clients_maximum;
 	uint64_t clients_expired, clients_refused, connects;

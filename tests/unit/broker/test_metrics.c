@@ -1,8 +1,10 @@
 /*
  * Unit tests for the observability pieces that need no running broker: the
  * Prometheus renderer (exact lines for known figures, HELP/TYPE, label
- * escaping, every sample line well-formed) and the $SYS load averages
- * (mosquitto's decay: values for known rates and intervals).
+ * escaping, every sample line well-formed), snapshots of an idle broker
+ * whose worker counters are set by hand (sums, gauges that wrap per worker,
+ * listeners sharing a port) and the $SYS load averages (mosquitto's decay:
+ * values for known rates and intervals).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 
 #include <moat/error.h>
 
+#include "broker/broker.h"
 #include "broker/metrics.h"
 #include "broker/sys_load.h"
 
@@ -206,6 +209,68 @@ static void version_label_is_escaped_and_no_listeners_is_fine(void **state)
 	free(t);
 }
 
+/* ---- snapshots of a real (idle) broker ---- */
+
+static void snapshot_sums_workers_and_merges_ports(void **state)
+{
+	struct moat_config cfg;
+	struct broker b;
+	struct stats st;
+	char *t;
+
+	(void)state;
+	config_defaults(&cfg);
+	cfg.threads = 2;
+	cfg.allow_anonymous = true;
+	assert_int_equal(config_add_listener(&cfg, "127.0.0.1", 1883), MOAT_OK);
+	assert_int_equal(config_add_listener(&cfg, "::1", 1883), MOAT_OK);
+	assert_int_equal(config_add_listener(&cfg, NULL, 8883), MOAT_OK);
+	assert_int_equal(broker_init(&b, &cfg), MOAT_OK);
+	assert_int_equal(b.nstat_listeners, 3);
+	/* each worker writes only its own counters */
+	stat_add(&b.workers[0].sys.listeners[0].msgs_in[1], 2);
+	stat_add(&b.workers[1].sys.listeners[1].msgs_in[1], 3);
+	stat_add(&b.workers[1].sys.listeners[1].pub_bytes_out[2], 40);
+	stat_add(&b.workers[0].sys.listeners[2].accepted, 4);
+	stat_add(&b.workers[0].sys.listeners[2].closed, 1);
+	stat_add(&b.workers[1].sys.listeners[2].closed, 2);  /* handed over, then closed */
+	stat_add(&b.workers[1].sys.listeners[3].pkts_in, 5); /* no listener: totals only */
+	stat_add(&b.workers[0].sys.queued_msgs, 3);
+	stat_sub(&b.workers[1].sys.queued_msgs, 1);   /* dequeued by the other worker's share */
+	stat_sub(&b.workers[1].sys.inflight_msgs, 1); /* half seen: never below zero */
+	stat_add(&b.workers[1].sys.publish_refused, 7);
+	stat_add(&b.workers[0].sys.publish_refused, 1);
+	assert_int_equal(stats_collect(&b, &st, b.started_ms + 5500), MOAT_OK);
+	assert_int_equal(st.uptime_s, 5);
+	assert_int_equal(st.nlisteners, 2);
+	assert_int_equal(st.listeners[0].port, 1883);
+	assert_int_equal(st.listeners[0].msgs_in[1], 5);
+	assert_int_equal(st.listeners[0].pub_bytes_out[2], 40);
+	assert_int_equal(st.listeners[1].port, 8883);
+	assert_int_equal(st.listeners[1].accepted, 4);
+	assert_int_equal(st.listeners[1].connections, 1);
+	assert_int_equal(st.total.pkts_in, 5);
+	assert_int_equal(st.total.msgs_in[1], 5);
+	assert_int_equal(st.total.connections, 1);
+	assert_int_equal(st.queued_msgs, 2);
+	assert_int_equal(st.inflight_msgs, 0);
+	assert_int_equal(st.publish_refused, 8);
+	assert_int_equal(st.sessions, 0);
+	assert_int_equal(st.clients_connected, 0);
+	assert_true(st.heap_maximum >= st.heap_current);
+	assert_string_equal(st.version, MOAT_VERSION);
+	t = render(&st);
+	assert_true(has_line(t, "moat_messages_received_total{listener=\"1883\",qos=\"1\"} 5"));
+	assert_true(has_line(t, "moat_listener_connections{listener=\"8883\"} 1"));
+	assert_non_null(strstr(t, "moat_listener_connections{listener=\"1883\"} "
+				  "0\nmoat_listener_connections{listener=\"8883\"}"));
+	free(t);
+	stats_fini(&st);
+	stats_fini(&st); /* twice is fine */
+	broker_fini(&b);
+	config_fini(&cfg);
+}
+
 /* ---- load averages ---- */
 
 static void load_first_update_only_records(void **state)
@@ -271,6 +336,7 @@ int main(void)
 	    cmocka_unit_test(every_line_is_well_formed),
 	    cmocka_unit_test(label_values_and_help_are_escaped),
 	    cmocka_unit_test(version_label_is_escaped_and_no_listeners_is_fine),
+	    cmocka_unit_test(snapshot_sums_workers_and_merges_ports),
 	    cmocka_unit_test(load_first_update_only_records),
 	    cmocka_unit_test(load_follows_mosquittos_decay),
 	    cmocka_unit_test(load_names),
