@@ -100,6 +100,38 @@ void metrics_sample_f(struct metrics_writer *w, const char *name,
 	put(w, v, (size_t)n);
 }
 
+/* "<name><suffix>" into <out> (names are short: longer ones are cut). */
+static const char *suffixed(char *out, size_t len, const char *name, const char *suffix)
+{
+	snprintf(out, len, "%s%s", name, suffix);
+	return out;
+}
+
+void metrics_histogram(struct metrics_writer *w, const char *name, const char *help,
+		       const double *le, const uint64_t *counts, size_t nbuckets, double sum)
+{
+	char bucket[128], le_text[32];
+	struct metrics_label l = {"le", le_text};
+	uint64_t total = 0;
+
+	metrics_family(w, name, "histogram", help);
+	suffixed(bucket, sizeof(bucket), name, "_bucket");
+	for (size_t i = 0; i < nbuckets; i++) {
+		total += counts[i];
+		if (isinf(le[i]))
+			snprintf(le_text, sizeof(le_text), "+Inf");
+		else
+			snprintf(le_text, sizeof(le_text), "%.15g", le[i]);
+		metrics_sample(w, bucket, &l, 1, total);
+	}
+	if (nbuckets == 0 || !isinf(le[nbuckets - 1])) {
+		snprintf(le_text, sizeof(le_text), "+Inf");
+		metrics_sample(w, bucket, &l, 1, total);
+	}
+	metrics_sample_f(w, suffixed(bucket, sizeof(bucket), name, "_sum"), NULL, 0, sum);
+	metrics_sample(w, suffixed(bucket, sizeof(bucket), name, "_count"), NULL, 0, total);
+}
+
 /* ---- families ---- */
 
 static void one(struct metrics_writer *w, const char *name, const char *type, const char *help,

@@ -39,6 +39,15 @@ void metrics_sample(struct metrics_writer *w, const char *name, const struct met
 void metrics_sample_f(struct metrics_writer *w, const char *name,
 		      const struct metrics_label *labels, size_t nlabels, double value);
 
+/* Writes a whole histogram family <name> ("# HELP", "# TYPE histogram",
+ * then <name>_bucket{le="..."} cumulative counts, <name>_sum and
+ * <name>_count). <counts>[i] counts the observations of bucket i alone (at
+ * most <le>[i], above <le>[i-1]); <le> is ascending, in the metric's unit
+ * (seconds for latencies), and may end with INFINITY: a +Inf bucket is added
+ * when it does not. <sum> is the sum of every observation. */
+void metrics_histogram(struct metrics_writer *w, const char *name, const char *help,
+		       const double *le, const uint64_t *counts, size_t nbuckets, double sum);
+
 /* Appends every family of <st> to <out>. MOAT_OK or MOAT_E_NOMEM (<out>
  * then holds a partial text the caller discards). */
 int metrics_render(const struct stats *st, struct buf *out);

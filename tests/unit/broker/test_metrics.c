@@ -196,6 +196,38 @@ static void label_values_and_help_are_escaped(void **state)
 	buf_fini(&out);
 }
 
+static void histogram_buckets_are_cumulative(void **state)
+{
+	struct buf out = {0};
+	struct metrics_writer w = {&out, MOAT_OK};
+	const double le[3] = {0.000064, 0.5, 2};
+	const uint64_t counts[3] = {1, 2, 0};
+	const double le_inf[2] = {1, INFINITY};
+	const uint64_t counts_inf[2] = {4, 1};
+	const char want[] = "# HELP s_seconds Sync latency.\n"
+			    "# TYPE s_seconds histogram\n"
+			    "s_seconds_bucket{le=\"6.4e-05\"} 1\n"
+			    "s_seconds_bucket{le=\"0.5\"} 3\n"
+			    "s_seconds_bucket{le=\"2\"} 3\n"
+			    "s_seconds_bucket{le=\"+Inf\"} 3\n"
+			    "s_seconds_sum 1.25\n"
+			    "s_seconds_count 3\n"
+			    "# HELP t_seconds T.\n"
+			    "# TYPE t_seconds histogram\n"
+			    "t_seconds_bucket{le=\"1\"} 4\n"
+			    "t_seconds_bucket{le=\"+Inf\"} 5\n"
+			    "t_seconds_sum 9\n"
+			    "t_seconds_count 5\n";
+
+	(void)state;
+	metrics_histogram(&w, "s_seconds", "Sync latency.", le, counts, 3, 1.25);
+	metrics_histogram(&w, "t_seconds", "T.", le_inf, counts_inf, 2, 9);
+	assert_int_equal(w.err, MOAT_OK);
+	assert_int_equal(buf_used(&out), sizeof(want) - 1);
+	assert_memory_equal(buf_head(&out), want, sizeof(want) - 1);
+	buf_fini(&out);
+}
+
 static void version_label_is_escaped_and_no_listeners_is_fine(void **state)
 {
 	struct stats st = {.version = "1\"2"};
@@ -335,6 +367,7 @@ int main(void)
 	    cmocka_unit_test(renders_known_figures_exactly),
 	    cmocka_unit_test(every_line_is_well_formed),
 	    cmocka_unit_test(label_values_and_help_are_escaped),
+	    cmocka_unit_test(histogram_buckets_are_cumulative),
 	    cmocka_unit_test(version_label_is_escaped_and_no_listeners_is_fine),
 	    cmocka_unit_test(snapshot_sums_workers_and_merges_ports),
 	    cmocka_unit_test(load_first_update_only_records),
