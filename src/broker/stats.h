@@ -41,6 +41,7 @@ struct stats {
  * the workers run or after they stopped, until broker_fini(). MOAT_OK or
  * MOAT_E_NOMEM; stats_fini() frees what it allocated either way. */
 int stats_collect(struct broker *b, struct stats *st, uint64_t now_ms);
+/* Frees what stats_collect() allocated in <st>; calling it twice is fine. */
 void stats_fini(struct stats *st);
 
 /* Messages the broker holds: retained, queued and in flight. */
