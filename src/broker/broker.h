@@ -208,6 +208,9 @@ struct conn {
 	struct conn *gated_next;
 };
 
+struct sys_load;
+struct http_server;
+
 /* Bytes waiting to be written to <c>'s peer. */
 static inline size_t conn_output_pending(const struct conn *c)
 {
@@ -221,10 +224,27 @@ enum auth_state {
 	AUTH_OK,		/* authenticated: a CONNECT may go on */
 };
 
-/* One worker's counters: written by that worker only, read by the one that
- * publishes $SYS (relaxed atomics, see stat_add). */
+/* One listener's traffic as one worker saw it (see struct sys_counters).
+ * msgs_* and pub_bytes_* count PUBLISH packets and their payload bytes by
+ * QoS; pkts_* and bytes_* count every MQTT packet and its bytes. */
+struct listener_counters {
+	_Atomic uint64_t accepted, closed;	/* sockets */
+	_Atomic uint64_t msgs_in[3], msgs_out[3], pub_bytes_in[3], pub_bytes_out[3];
+	_Atomic uint64_t pkts_in, pkts_out, bytes_in, bytes_out;
+};
+
+/* One worker's counters: written by that worker only, read by whoever sums
+ * them ($SYS on worker 0, /metrics on the HTTP thread; relaxed atomics, see
+ * stat_add). Gauges (queued_*, inflight_*, shared_subs) are kept as running
+ * sums of the changes this worker made, so a worker's share may wrap below
+ * zero; only their sum over every worker is meaningful. */
 struct sys_counters {
-	_Atomic uint64_t msgs_received, msgs_sent, bytes_received, bytes_sent, publish_dropped;
+	_Atomic uint64_t publish_dropped, publish_refused, clients_refused, clients_expired;
+	_Atomic uint64_t connects;	/* CONNECTs accepted (CONNACK 0) */
+	_Atomic uint64_t queued_msgs, queued_bytes, inflight_msgs, inflight_bytes, shared_subs;
+	/* one per configured listener, then one for connections without a
+	 * listener (tests that drive conn_process directly) */
+	struct listener_counters *listeners;
 };
 
 /* Adds to a counter only its worker writes; no locked instruction needed. */
@@ -232,6 +252,12 @@ static inline void stat_add(_Atomic uint64_t *c, uint64_t n)
 {
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
 			      memory_order_relaxed);
+}
+
+/* Subtracts from a gauge only its worker writes (modulo 2^64, see struct sys_counters). */
+static inline void stat_sub(_Atomic uint64_t *c, uint64_t n)
+{
+	stat_add(c, (uint64_t)0 - n);
 }
 
 /* One session's share of a PUBLISH being routed. */
@@ -322,6 +348,11 @@ struct broker {
 	atomic_uint conn_count, clients_maximum;
 	_Atomic uint64_t auth_failures, acl_denials;	/* for $SYS */
 	_Atomic uint64_t clients_total_seen;
+	atomic_uint clients_connected;	/* connections with a session attached */
+	unsigned nstat_listeners;	/* configured listeners when counting began */
+	struct sys_load *load;		/* $SYS load averages; worker 0 only */
+	struct http_server *metrics_http;	/* the metrics_listener, or NULL */
+	_Atomic uint64_t heap_maximum;	/* the most heap seen by a snapshot */
 	uint64_t started_ms, next_sys_ms;
 	int64_t started_wall_s;
 	atomic_bool stop;
@@ -334,6 +365,19 @@ struct broker {
 	int (*on_ready)(struct broker *b);
 	void (*on_reload)(struct broker *b);
 };
+
+/* The counters of <c>'s listener kept by <c>'s worker; for the worker that
+ * runs <c> only. */
+static inline struct listener_counters *conn_stats(const struct conn *c)
+{
+	const struct broker *b = c->b;
+	size_t i = b->nstat_listeners;
+
+	if (c->lctx != NULL && b->lctx != NULL && c->lctx >= b->lctx &&
+	    (size_t)(c->lctx - b->lctx) < b->nstat_listeners)
+		i = (size_t)(c->lctx - b->lctx);
+	return &c->w->sys.listeners[i];
+}
 
 /* ---- msg.c ---- */
 /* Copies <p>'s topic, payload and forwardable properties into one refcounted

@@ -28,7 +28,7 @@ int conn_send(struct conn *c, const uint8_t *p, size_t n)
 	int rc = buf_append(&c->out, p, n);
 
 	if (rc == MOAT_OK) {
-		stat_add(&c->w->sys.bytes_sent, n);
+		stat_add(&conn_stats(c)->bytes_out, n);
 		server_mark_dirty(c);
 	}
 	return rc;
@@ -87,7 +87,8 @@ int conn_send_packet(struct conn *c, const struct mqtt_packet *p)
 		pkt_encode(c->out.data + c->out.len, n, c->version, p);
 	}
 	c->out.len += n;
-	stat_add(&c->w->sys.bytes_sent, n);
+	stat_add(&conn_stats(c)->bytes_out, n);
+	stat_add(&conn_stats(c)->pkts_out, 1);
 	server_mark_dirty(c);
 	return MOAT_OK;
 }
@@ -108,6 +109,16 @@ static int send_aliased(struct conn *c, struct mqtt_packet *p)
 	rc = conn_send_packet(c, p);
 	if (rc != MOAT_OK && !known)
 		alias_out_forget(&c->alias_out, alias);
+	return rc;
+}
+
+/* Counts a PUBLISH of <d> that went out (its first send only). */
+static int count_publish(struct conn *c, const struct delivery *d, bool dup, int rc)
+{
+	if (rc == MOAT_OK && !dup && d->qos < 3) {
+		stat_add(&conn_stats(c)->msgs_out[d->qos], 1);
+		stat_add(&conn_stats(c)->pub_bytes_out[d->qos], d->msg->payload.len);
+	}
 	return rc;
 }
 
@@ -137,9 +148,9 @@ int conn_send_publish(struct conn *c, const struct delivery *d, bool dup, uint64
 		p.publish.props.sub_id_count = d->sub_id_count;
 		if (d->sub_id_count > 0)
 			props_set(&p.publish.props, MQTT_PROP_SUB_ID);
-		return send_aliased(c, &p);
+		return count_publish(c, d, dup, send_aliased(c, &p));
 	}
-	return conn_send_packet(c, &p);
+	return count_publish(c, d, dup, conn_send_packet(c, &p));
 }
 
 void conn_disconnect(struct conn *c, uint8_t rc, const char *reason)
@@ -196,6 +207,7 @@ int conn_refuse_connect(struct conn *c, uint8_t rc, const char *why)
 
 	if (log_limiter_allow(&refusal_log, 10, 10))
 		log_notice("refused connection from %s: %s", c->peer, why);
+	stat_add(&c->w->sys.clients_refused, 1);
 	props.reason_string = moat_bytes_str(why);
 	props_set(&props, MQTT_PROP_REASON_STRING);
 	send_connack(c, false, rc, &props);
@@ -237,6 +249,16 @@ static void take_over(struct conn *old)
 		log_notice("client %s: session taken over by a new connection", old->sess->client_id);
 	conn_disconnect(old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
 	conn_on_close(old);	/* detaches; the new connection attaches next */
+}
+
+/* Counts a client that got its CONNACK and keeps the most seen at once. */
+static void note_connected(struct broker *b)
+{
+	unsigned now = atomic_fetch_add(&b->clients_connected, 1) + 1;
+	unsigned max = atomic_load(&b->clients_maximum);
+
+	while (now > max && !atomic_compare_exchange_weak(&b->clients_maximum, &max, now))
+		;
 }
 
 static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_bytes raw,
@@ -392,6 +414,8 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_
 	c->connected = true;
 	persist_session_save(c->w, s, 0);
 	atomic_fetch_add_explicit(&b->clients_total_seen, 1, memory_order_relaxed);
+	note_connected(b);
+	stat_add(&c->w->sys.connects, 1);
 	auth_connack_props(c, &ack);
 	send_connack(c, present, MQTT_RC_SUCCESS, &ack);
 	auth_connected(c);
@@ -459,6 +483,14 @@ static int resolve_alias(struct conn *c, const struct mqtt_publish *p, struct mo
 	return MOAT_OK;
 }
 
+/* Counts a PUBLISH the broker refused (not routed: ACL, $SYS, a limit);
+ * returns <rc>. */
+static int publish_refused(struct conn *c, int rc)
+{
+	stat_add(&c->w->sys.publish_refused, 1);
+	return rc;
+}
+
 static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now_ms)
 {
 	struct broker *b = c->b;
@@ -478,25 +510,27 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 		return rc;
 	if (p->retain && !b->cfg->retain_available)
 		return refuse(c, MOAT_E_PROTOCOL, MQTT_RC_RETAIN_NOT_SUPPORTED, "retain is not available");
-	stat_add(&c->w->sys.msgs_received, 1);
+	stat_add(&conn_stats(c)->msgs_in[p->qos], 1);
+	stat_add(&conn_stats(c)->pub_bytes_in[p->qos], p->payload.len);
 	if (p->qos == 2 && qos2_in_has(s, p->packet_id, &at))
 		return send_ack(c, MQTT_PUBREC, p->packet_id, 0, NULL);	/* duplicate: already routed */
 	if (p->qos == 2 && s->qos2_in_count >= inbound_limit(b->cfg, c->version))
-		return refuse(c, MOAT_E_LIMIT, MQTT_RC_RECEIVE_MAX_EXCEEDED,
-			      "too many QoS 2 messages awaiting PUBREL"); /* CVE-2023-28366 */
+		return publish_refused(c, refuse(c, MOAT_E_LIMIT, MQTT_RC_RECEIVE_MAX_EXCEEDED,
+						 "too many QoS 2 messages awaiting PUBREL")); /* CVE-2023-28366 */
 	if (p->props.user_count > b->cfg->max_user_properties ||
 	    p->props.user.len > b->cfg->max_user_property_bytes)
-		return refuse(c, MOAT_E_LIMIT, MQTT_RC_QUOTA_EXCEEDED,
-			      "user properties over max_user_properties or max_user_property_bytes");
+		return publish_refused(c, refuse(c, MOAT_E_LIMIT, MQTT_RC_QUOTA_EXCEEDED,
+						 "user properties over max_user_properties or max_user_property_bytes"));
 	if ((b->cfg->message_size_limit > 0 && p->payload.len > b->cfg->message_size_limit) ||
 	    topic.len > b->cfg->max_topic_length || topic_levels(topic) > b->cfg->max_topic_levels) {
-		stat_add(&c->w->sys.publish_dropped, 1);
+		publish_refused(c, MOAT_OK);
 		if (p->qos == 0)
 			return MOAT_OK;
 		return send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
 				MQTT_RC_IMPL_SPECIFIC, "message over the broker's size or depth limit");
 	}
 	if (!authz_session(c->w, s, topic, ACCESS_WRITE)) {	/* after alias resolution: nanomq#2343 */
+		publish_refused(c, MOAT_OK);
 		if (p->qos == 0 || c->version != MQTT_V5)
 			return p->qos == 0 ? MOAT_OK
 					   : send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, 0,
@@ -505,6 +539,7 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 				MQTT_RC_NOT_AUTHORIZED, "not authorized to publish on this topic");
 	}
 	if (topic.len >= 5 && memcmp(topic.ptr, "$SYS/", 5) == 0) {
+		publish_refused(c, MOAT_OK);
 		if (p->qos == 0)
 			return MOAT_OK;	/* clients may not publish into $SYS */
 		return send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
@@ -735,7 +770,8 @@ int conn_process(struct conn *c, uint64_t now_ms)
 			return refuse(c, MOAT_E_PROTOCOL, MQTT_RC_PROTOCOL_ERROR, "first packet is not CONNECT");
 		if (buf_used(&c->in) - f.hdr_len < f.rem_len)
 			return MOAT_OK;	/* wait for the rest; the frame size is already bounded */
-		stat_add(&c->w->sys.bytes_received, f.hdr_len + f.rem_len);
+		stat_add(&conn_stats(c)->bytes_in, f.hdr_len + f.rem_len);
+		stat_add(&conn_stats(c)->pkts_in, 1);
 		rc = pkt_decode(&f, buf_head(&c->in) + f.hdr_len, c->version, &p);
 		if (rc == MOAT_E_UNSUPPORTED && f.type == MQTT_CONNECT) {
 			c->version = MQTT_V311;	/* answer in a form every version reads */
@@ -772,6 +808,7 @@ void conn_on_close(struct conn *c)
 	uint64_t now = clock_mono_ms();
 
 	if (s != NULL) {
+		atomic_fetch_sub(&c->b->clients_connected, 1);
 		s->conn = NULL;
 		atomic_store_explicit(&s->online, false, memory_order_relaxed);
 		c->sess = NULL;

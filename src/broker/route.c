@@ -52,6 +52,12 @@ void route_fini(struct broker *b)
 
 /* ---- a session's subscriptions ---- */
 
+/* Whether <filter> is a shared subscription's ($share/<group>/<filter>). */
+static bool is_shared(struct moat_bytes filter)
+{
+	return filter.len > 7 && memcmp(filter.ptr, "$share/", 7) == 0;
+}
+
 static struct sub **sub_find(struct session *s, struct moat_bytes filter)
 {
 	struct sub **pp;
@@ -92,6 +98,8 @@ int sess_subscribe(struct broker *b, struct session *s, struct moat_bytes filter
 	*reason = opts->qos;
 	if (existed)
 		return 1;
+	if (is_shared(filter))
+		stat_add(&s->owner->sys.shared_subs, 1);
 	x->len = filter.len;
 	memcpy(x->filter, filter.ptr, filter.len);
 	x->next = s->subs;
@@ -107,6 +115,8 @@ uint8_t sess_unsubscribe(struct broker *b, struct session *s, struct moat_bytes 
 	if (x == NULL)
 		return MQTT_RC_NO_SUBSCRIPTION_EXISTED;
 	subidx_remove(b->subs, filter, s);
+	if (is_shared(filter))
+		stat_sub(&s->owner->sys.shared_subs, 1);
 	*pp = x->next;
 	free(x);
 	s->sub_count--;
@@ -119,6 +129,8 @@ void sess_remove_subs(struct broker *b, struct session *s)
 		struct sub *x = s->subs;
 
 		subidx_remove(b->subs, (struct moat_bytes){ x->filter, x->len }, s);
+		if (is_shared((struct moat_bytes){ x->filter, x->len }))
+			stat_sub(&s->owner->sys.shared_subs, 1);
 		s->subs = x->next;
 		free(x);
 	}

@@ -28,6 +28,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "broker/audit.h"
+#include "broker/metrics_http.h"
 #include "broker/notify.h"
 #include "broker/persist.h"
 
@@ -226,6 +227,7 @@ static void conn_free(struct conn *c)
 {
 	close(c->fd);
 	conn_on_close(c);
+	stat_add(&conn_stats(c)->closed, 1);
 	addr_release(&c->b->addrs, c->peer, clock_mono_ms());
 	atomic_fetch_sub(&c->b->conn_count, 1);
 	buf_fini(&c->in);
@@ -397,14 +399,10 @@ static void on_readable(struct conn *c, uint64_t now_ms)
 	server_mark_dirty(c);
 }
 
-/* Counts a new connection and keeps the maximum ever seen. */
+/* Counts a new connection (clients_maximum counts CONNACKed ones, conn.c). */
 static void note_connection(struct broker *b)
 {
-	unsigned now = atomic_fetch_add(&b->conn_count, 1) + 1;
-	unsigned max = atomic_load(&b->clients_maximum);
-
-	while (now > max && !atomic_compare_exchange_weak(&b->clients_maximum, &max, now))
-		;
+	atomic_fetch_add(&b->conn_count, 1);
 }
 
 static void on_accept(struct worker *w, struct listener *l, uint64_t now_ms)
@@ -436,6 +434,7 @@ static void on_accept(struct worker *w, struct listener *l, uint64_t now_ms)
 		}
 		if (b->cfg->max_connections >= 0 &&
 		    atomic_load(&b->conn_count) >= (uint32_t)b->cfg->max_connections) {
+			stat_add(&w->sys.clients_refused, 1);
 			close(fd);
 			continue;
 		}
@@ -472,6 +471,7 @@ static void on_accept(struct worker *w, struct listener *l, uint64_t now_ms)
 		}
 		ev.data.ptr = c;
 		note_connection(b);
+		stat_add(&conn_stats(c)->accepted, 1);
 		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			conn_free(c);
 			continue;
@@ -864,6 +864,21 @@ static bool any_certificate_login(const struct moat_config *cfg)
 	return false;
 }
 
+/* Starts the metrics_listener, if configured. */
+static int start_metrics(struct broker *b)
+{
+	struct moat_diag d;
+	int rc = metrics_http_start(b, &d);
+
+	if (rc < 0)
+		log_err("%s", d.msg);
+	else if (b->metrics_http != NULL)
+		log_notice("metrics on http://%s:%u/metrics (and /healthz)",
+			   b->cfg->metrics_bind != NULL ? b->cfg->metrics_bind : "127.0.0.1",
+			   b->cfg->metrics_port);
+	return rc;
+}
+
 int server_run(struct broker *b)
 {
 	sigset_t set;
@@ -883,6 +898,8 @@ int server_run(struct broker *b)
 		if (pthread_create(&b->workers[started].thread, NULL, worker_loop, &b->workers[started]) != 0)
 			rc = MOAT_E_NOMEM;
 	}
+	if (rc == MOAT_OK)
+		rc = start_metrics(b);
 	if (rc == MOAT_OK && b->on_ready != NULL)
 		rc = b->on_ready(b);
 	if (rc == MOAT_OK) {
@@ -897,6 +914,7 @@ int server_run(struct broker *b)
 		wake(&b->workers[i]);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(b->workers[i].thread, NULL);
+	metrics_http_stop(b);	/* /healthz said 503 until the workers were gone */
 	settle(b);
 	for (unsigned i = 0; i < b->nworkers; i++)
 		worker_close(&b->workers[i]);

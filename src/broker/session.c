@@ -146,9 +146,23 @@ void sess_publish_will(struct worker *w, struct session *s)
 	}
 }
 
+/* Takes <s>'s queue and in-flight window out of <w>'s gauges. */
+static void uncount_deliveries(struct worker *w, const struct session *s)
+{
+	uint64_t inflight_bytes = 0;
+
+	for (const struct delivery *d = s->inflight; d != NULL; d = d->next)
+		inflight_bytes += d->msg->payload.len;
+	stat_sub(&w->sys.queued_msgs, s->queue_count);
+	stat_sub(&w->sys.queued_bytes, s->queue_bytes);
+	stat_sub(&w->sys.inflight_msgs, s->inflight_count);
+	stat_sub(&w->sys.inflight_bytes, inflight_bytes);
+}
+
 /* Drops everything <s> holds but its identity. */
 static void clear_state(struct worker *w, struct session *s)
 {
+	uncount_deliveries(w, s);
 	sess_publish_will(w, s);
 	sess_remove_subs(w->b, s);
 	free_deliveries(w, s, s->inflight);
@@ -241,6 +255,8 @@ void sess_pump(struct worker *w, struct session *s)
 			s->queue_tail = NULL;
 		s->queue_count--;
 		s->queue_bytes -= d->msg->payload.len;
+		stat_sub(&w->sys.queued_msgs, 1);
+		stat_sub(&w->sys.queued_bytes, d->msg->payload.len);
 		atomic_fetch_sub_explicit(&s->backlog, 1, memory_order_relaxed);
 		d->next = NULL;
 		/* rights are checked when a message goes out too: a reload may have
@@ -267,6 +283,8 @@ void sess_pump(struct worker *w, struct session *s)
 			s->inflight = d;
 		s->inflight_tail = d;
 		s->inflight_count++;
+		stat_add(&w->sys.inflight_msgs, 1);
+		stat_add(&w->sys.inflight_bytes, d->msg->payload.len);
 	}
 }
 
@@ -280,6 +298,8 @@ static void inflight_remove(struct worker *w, struct session *s, struct delivery
 	if (s->inflight_tail == d)
 		s->inflight_tail = prev;
 	s->inflight_count--;
+	stat_sub(&w->sys.inflight_msgs, 1);
+	stat_sub(&w->sys.inflight_bytes, d->msg->payload.len);
 	d->next = NULL;
 	free_deliveries(w, s, d);
 }
@@ -344,7 +364,6 @@ void sess_on_ack(struct worker *w, struct session *s, uint8_t type, uint16_t pac
 	}
 	if ((type == MQTT_PUBACK && d->qos == 1) || (type == MQTT_PUBCOMP && d->pubrel_sent)) {
 		inflight_remove(w, s, d, prev);
-		stat_add(&w->sys.msgs_sent, 1);
 		sess_pump(w, s);
 	}
 }
@@ -366,6 +385,8 @@ static void enqueue(struct worker *w, struct session *s, struct delivery *d)
 	s->queue_tail = d;
 	s->queue_count++;
 	s->queue_bytes += d->msg->payload.len;
+	stat_add(&w->sys.queued_msgs, 1);
+	stat_add(&w->sys.queued_bytes, d->msg->payload.len);
 	atomic_fetch_add_explicit(&s->backlog, 1, memory_order_relaxed);
 }
 
@@ -390,8 +411,7 @@ void sess_deliver(struct worker *w, struct session *s, struct msg *m, uint8_t qo
 			return;
 		}
 		memcpy(tmp.sub_ids, sub_ids, sub_id_count * sizeof(*sub_ids));
-		if (conn_send_publish(s->conn, &tmp, false, clock_mono_ms()) == MOAT_OK)
-			stat_add(&w->sys.msgs_sent, 1);
+		conn_send_publish(s->conn, &tmp, false, clock_mono_ms());
 		return;
 	}
 	d = delivery_new(w);

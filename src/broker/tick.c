@@ -2,12 +2,16 @@
  * The broker's once-a-second work, per worker: ending the expired sessions it
  * owns and publishing their delayed Wills; worker 0 also drops expired
  * retained messages and publishes the $SYS/broker/... topics every
- * sys_interval, summing every worker's counters.
+ * sys_interval from a stats snapshot (stats.h), the same figures /metrics
+ * shows, with mosquitto's load averages (sys_load.h).
  */
 #include "broker/broker.h"
 
 #include <inttypes.h>
 #include <stdio.h>
+
+#include "broker/stats.h"
+#include "broker/sys_load.h"
 
 void broker_tick(struct worker *w, uint64_t now_ms)
 {
@@ -17,8 +21,10 @@ void broker_tick(struct worker *w, uint64_t now_ms)
 		next = s->wnext;
 		if (s->will != NULL && s->conn == NULL && now_ms >= s->will_at_ms)
 			sess_publish_will(w, s);
-		if (s->conn == NULL && s->expiry_s != UINT32_MAX && now_ms >= s->expire_at_ms)
+		if (s->conn == NULL && s->expiry_s != UINT32_MAX && now_ms >= s->expire_at_ms) {
 			sess_destroy(w, s);
+			stat_add(&w->sys.clients_expired, 1);
+		}
 	}
 	if (w->id != 0)
 		return;
@@ -51,48 +57,83 @@ static void sys_put_u64(struct worker *w, const char *topic, uint64_t v, uint64_
 	sys_put(w, topic, s, now_ms);
 }
 
-/* Every worker's counters added up. */
-static struct sys_totals {
-	uint64_t msgs_received, msgs_sent, bytes_received, bytes_sent, publish_dropped;
-} sum_counters(const struct broker *b)
+static void sys_put_f(struct worker *w, const char *topic, double v, uint64_t now_ms)
 {
-	struct sys_totals t = { 0 };
+	char s[32];
 
-	for (unsigned i = 0; i < b->nworkers; i++) {
-		const struct sys_counters *c = &b->workers[i].sys;
+	snprintf(s, sizeof(s), "%.2f", v);
+	sys_put(w, topic, s, now_ms);
+}
 
-		t.msgs_received += atomic_load_explicit(&c->msgs_received, memory_order_relaxed);
-		t.msgs_sent += atomic_load_explicit(&c->msgs_sent, memory_order_relaxed);
-		t.bytes_received += atomic_load_explicit(&c->bytes_received, memory_order_relaxed);
-		t.bytes_sent += atomic_load_explicit(&c->bytes_sent, memory_order_relaxed);
-		t.publish_dropped += atomic_load_explicit(&c->publish_dropped, memory_order_relaxed);
+/* The load averages: the series' totals fed to b->load, then every
+ * $SYS/broker/load/<series>/<window> topic. */
+static void publish_load(struct worker *w, const struct stats *st, uint64_t now_ms)
+{
+	struct sys_load *l = w->b->load;
+	const struct stats_listener *t = &st->total;
+	const uint64_t totals[LOAD_SERIES] = {
+		[LOAD_MSGS_RECEIVED] = t->pkts_in,
+		[LOAD_MSGS_SENT] = t->pkts_out,
+		[LOAD_PUB_RECEIVED] = stats_qos_sum(t->msgs_in),
+		[LOAD_PUB_SENT] = stats_qos_sum(t->msgs_out),
+		[LOAD_PUB_DROPPED] = st->publish_dropped,
+		[LOAD_BYTES_RECEIVED] = t->bytes_in,
+		[LOAD_BYTES_SENT] = t->bytes_out,
+		[LOAD_CONNECTIONS] = st->connects,
+		[LOAD_SOCKETS] = t->accepted,
+	};
+	char topic[80];
+
+	sys_load_update(l, totals, now_ms);
+	for (unsigned s = 0; s < LOAD_SERIES; s++) {
+		for (unsigned k = 0; k < LOAD_WINDOWS; k++) {
+			snprintf(topic, sizeof(topic), "$SYS/broker/load/%s/%s", sys_load_topic(s),
+				 sys_load_window(k));
+			sys_put_f(w, topic, l->avg[s][k], now_ms);
+		}
 	}
-	return t;
 }
 
 void broker_publish_sys(struct worker *w, uint64_t now_ms)
 {
 	struct broker *b = w->b;
-	struct sys_totals t = sum_counters(b);
-	size_t sessions;
+	struct stats st;
+	const struct stats_listener *t = &st.total;
 	char s[64];
 
-	pthread_mutex_lock(&b->table_lock);
-	sessions = b->session_count;
-	pthread_mutex_unlock(&b->table_lock);
+	if (stats_collect(b, &st, now_ms) < 0) {
+		stats_fini(&st);
+		return;	/* out of memory: the next interval tries again */
+	}
 	sys_put(w, "$SYS/broker/version", "moatd " MOAT_VERSION, now_ms);
-	snprintf(s, sizeof(s), "%" PRIu64 " seconds", (now_ms - b->started_ms) / 1000u);
+	snprintf(s, sizeof(s), "%" PRIu64 " seconds", st.uptime_s);
 	sys_put(w, "$SYS/broker/uptime", s, now_ms);
-	sys_put_u64(w, "$SYS/broker/clients/connected", atomic_load(&b->conn_count), now_ms);
-	sys_put_u64(w, "$SYS/broker/clients/total", sessions, now_ms);
-	sys_put_u64(w, "$SYS/broker/clients/maximum", atomic_load(&b->clients_maximum), now_ms);
-	sys_put_u64(w, "$SYS/broker/messages/received", t.msgs_received, now_ms);
-	sys_put_u64(w, "$SYS/broker/messages/sent", t.msgs_sent, now_ms);
-	sys_put_u64(w, "$SYS/broker/bytes/received", t.bytes_received, now_ms);
-	sys_put_u64(w, "$SYS/broker/bytes/sent", t.bytes_sent, now_ms);
-	sys_put_u64(w, "$SYS/broker/publish/messages/dropped", t.publish_dropped, now_ms);
-	sys_put_u64(w, "$SYS/broker/subscriptions/count", route_sub_count(b), now_ms);
-	sys_put_u64(w, "$SYS/broker/auth/failures", atomic_load(&b->auth_failures), now_ms);
-	sys_put_u64(w, "$SYS/broker/acl/denied", atomic_load(&b->acl_denials), now_ms);
-	sys_put_u64(w, "$SYS/broker/retained messages/count", route_retained_count(b), now_ms);
+	sys_put_u64(w, "$SYS/broker/clients/connected", st.clients_connected, now_ms);
+	sys_put_u64(w, "$SYS/broker/clients/disconnected", st.clients_disconnected, now_ms);
+	sys_put_u64(w, "$SYS/broker/clients/expired", st.clients_expired, now_ms);
+	sys_put_u64(w, "$SYS/broker/clients/maximum", st.clients_maximum, now_ms);
+	sys_put_u64(w, "$SYS/broker/clients/total", st.sessions, now_ms);
+	sys_put_u64(w, "$SYS/broker/clients/refused", st.clients_refused, now_ms);
+	sys_put_u64(w, "$SYS/broker/messages/received", t->pkts_in, now_ms);
+	sys_put_u64(w, "$SYS/broker/messages/sent", t->pkts_out, now_ms);
+	sys_put_u64(w, "$SYS/broker/messages/stored", stats_stored_msgs(&st), now_ms);
+	sys_put_u64(w, "$SYS/broker/store/messages/count", stats_stored_msgs(&st), now_ms);
+	sys_put_u64(w, "$SYS/broker/store/messages/bytes", st.queued_bytes + st.inflight_bytes, now_ms);
+	sys_put_u64(w, "$SYS/broker/publish/messages/received", stats_qos_sum(t->msgs_in), now_ms);
+	sys_put_u64(w, "$SYS/broker/publish/messages/sent", stats_qos_sum(t->msgs_out), now_ms);
+	sys_put_u64(w, "$SYS/broker/publish/messages/dropped", st.publish_dropped, now_ms);
+	sys_put_u64(w, "$SYS/broker/publish/messages/refused", st.publish_refused, now_ms);
+	sys_put_u64(w, "$SYS/broker/publish/bytes/received", stats_qos_sum(t->pub_bytes_in), now_ms);
+	sys_put_u64(w, "$SYS/broker/publish/bytes/sent", stats_qos_sum(t->pub_bytes_out), now_ms);
+	sys_put_u64(w, "$SYS/broker/bytes/received", t->bytes_in, now_ms);
+	sys_put_u64(w, "$SYS/broker/bytes/sent", t->bytes_out, now_ms);
+	sys_put_u64(w, "$SYS/broker/subscriptions/count", st.subscriptions, now_ms);
+	sys_put_u64(w, "$SYS/broker/shared_subscriptions/count", st.shared_subscriptions, now_ms);
+	sys_put_u64(w, "$SYS/broker/retained messages/count", st.retained, now_ms);
+	sys_put_u64(w, "$SYS/broker/heap/current", st.heap_current, now_ms);
+	sys_put_u64(w, "$SYS/broker/heap/maximum", st.heap_maximum, now_ms);
+	sys_put_u64(w, "$SYS/broker/auth/failures", st.auth_failures, now_ms);
+	sys_put_u64(w, "$SYS/broker/acl/denied", st.acl_denials, now_ms);
+	publish_load(w, &st, now_ms);
+	stats_fini(&st);
 }

@@ -16,6 +16,7 @@
 #include "broker/audit.h"
 #include "broker/persist.h"
 #include "broker/security.h"
+#include "broker/sys_load.h"
 
 enum { SESSION_TABLE_BUCKETS = 4096, MAX_WORKERS = 64, VERIFY_QUEUE_MAX = 1024 };
 
@@ -42,6 +43,11 @@ int broker_init(struct broker *b, struct moat_config *cfg)
 	if (b->sessions == NULL || b->workers == NULL || route_init(b) < 0)
 		goto err;
 	pthread_mutex_init(&b->table_lock, NULL);
+	for (const struct moat_listener_conf *l = cfg->listeners; l != NULL; l = l->next)
+		b->nstat_listeners++;
+	b->load = calloc(1, sizeof(*b->load));
+	if (b->load == NULL)
+		goto err;
 	for (unsigned i = 0; i < b->nworkers; i++) {
 		struct worker *w = &b->workers[i];
 
@@ -51,7 +57,8 @@ int broker_init(struct broker *b, struct moat_config *cfg)
 		pthread_mutex_init(&w->inbox_lock, NULL);
 		store_batch_init(&w->batch);
 		w->outbox = calloc(b->nworkers, sizeof(*w->outbox));
-		if (w->outbox == NULL)
+		w->sys.listeners = calloc(b->nstat_listeners + 1, sizeof(*w->sys.listeners));
+		if (w->outbox == NULL || w->sys.listeners == NULL)
 			goto err;
 	}
 	b->security = security_load(cfg, err, sizeof(err));
@@ -152,6 +159,7 @@ void broker_fini(struct broker *b)
 		route_fini(b);
 		security_unref(b->security);
 		addr_limits_fini(&b->addrs);
+		free(b->load);
 		return;
 	}
 	for (unsigned i = 0; i < b->nworkers; i++)
@@ -174,6 +182,7 @@ void broker_fini(struct broker *b)
 			free(d);
 		}
 		free(w->outbox);
+		free(w->sys.listeners);
 		free(w->route.t);
 		persist_worker_fini(w);
 		security_unref(w->security);
@@ -188,6 +197,8 @@ void broker_fini(struct broker *b)
 	route_fini(b);
 	free(b->workers);
 	free(b->sessions);
+	free(b->load);
+	b->load = NULL;
 	b->workers = NULL;
 	b->sessions = NULL;
 }

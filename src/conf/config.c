@@ -132,6 +132,7 @@ void config_fini(struct moat_config *cfg)
 	free(cfg->audit_file);
 	free(cfg->persistence_location);
 	free(cfg->pid_file);
+	free(cfg->metrics_bind);
 	*cfg = (struct moat_config){ 0 };
 }
 
@@ -258,6 +259,7 @@ static const struct opt opts[] = {
 	{ "shutdown_timeout", K_U32, O(shutdown_timeout_s), 3600 },
 	{ "pid_file", K_STR, O(pid_file), 0 },
 	{ "log_format", K_SPECIAL, 0, 0 },
+	{ "metrics_listener", K_SPECIAL, 0, 0 },
 	{ "cafile", K_LSTR, L(tls.cafile), 0 },
 	{ "capath", K_LSTR, L(tls.capath), 0 },
 	{ "certfile", K_LSTR, L(tls.certfile), 0 },
@@ -384,6 +386,29 @@ static int parse_persistence_sync(struct parse *p, char **w, int n)
 	return diag(p, "persistence_sync expects always, none, or batch with an optional window in milliseconds, e.g. \"persistence_sync batch 2\"");
 }
 
+/* metrics_listener PORT [BIND]: one HTTP listener for /metrics and /healthz. */
+static int parse_metrics_listener(struct parse *p, char **w, int n)
+{
+	struct moat_config *cfg = p->cfg;
+	uint64_t v;
+	int rc;
+
+	if (n < 2 || n > 3)
+		return diag(p, "metrics_listener expects a port and an optional bind address, e.g. \"metrics_listener 9100 127.0.0.1\"");
+	rc = parse_uint(p, "metrics_listener port", w[1], 65535, &v);
+	if (rc < 0)
+		return rc;
+	if (v == 0)
+		return diag(p, "metrics_listener expects a port from 1 to 65535; remove the line to turn metrics off");
+	if (cfg->metrics_port != 0)
+		return diag(p, "metrics_listener is set twice (line %u first); keep one", cfg->metrics_line);
+	if (n == 3 && (rc = replace_string(p, &cfg->metrics_bind, w[2])) < 0)
+		return rc;
+	cfg->metrics_port = (uint16_t)v;
+	cfg->metrics_line = p->line;
+	return MOAT_OK;
+}
+
 static int parse_special(struct parse *p, char **w, int n)
 {
 	struct moat_config *cfg = p->cfg;
@@ -409,6 +434,8 @@ static int parse_special(struct parse *p, char **w, int n)
 		return parse_token_key(p, w, n);
 	if (strcmp(w[0], "audit_log") == 0)
 		return parse_audit_log(p, w, n);
+	if (strcmp(w[0], "metrics_listener") == 0)
+		return parse_metrics_listener(p, w, n);
 	if (n != 2)
 		return diag(p, "%s expects exactly one value", w[0]);
 	if (strcmp(w[0], "port") == 0) {

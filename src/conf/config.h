@@ -106,6 +106,10 @@ struct moat_config {
 	uint32_t shutdown_timeout_s;		/* default 5: then connections close regardless */
 	char *pid_file;				/* NULL = none */
 	unsigned log_format;			/* enum log_format (base/log.h); default text */
+	/* metrics_listener PORT [BIND]: Prometheus /metrics and /healthz over HTTP */
+	uint16_t metrics_port;			/* 0 = off (the default) */
+	char *metrics_bind;			/* NULL = 127.0.0.1 */
+	unsigned metrics_line;			/* where it was set, for messages */
 };
 
 /* Fills <cfg> with the defaults above (no listener: main() adds the loopback one). */

@@ -113,7 +113,9 @@ MOAT_ONLY_KEYS = ("connect_timeout", "max_connect_packet_size", "threads", "queu
                   "max_user_properties", "max_user_property_bytes", "max_topic_length",
                   "auth_token_key", "auth_token_issuer", "auth_token_audience",
                   "auth_token_username_claim", "auth_token_leeway", "auth_fail_delay_max",
-                  "max_connections_per_address", "connection_rate_per_address", "audit_log")
+                  "max_connections_per_address", "connection_rate_per_address", "audit_log",
+                  "persistence_sync", "persistence_max_bytes",
+                  "metrics_listener")
 
 # ---- packet types ----------------------------------------------------------
 CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 2, 3, 4, 5, 6, 7

@@ -16,8 +16,9 @@ import subprocess
 import threading
 import time
 import unittest
+import urllib.request
 
-from moattest import (Broker, Closed, Peer, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
+from moattest import (Broker, Closed, Peer, free_port, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
                       SUBACK, is_mosquitto)
 
 # Kill points tried per run of the randomized test (each a full kill/restart cycle).
@@ -370,6 +371,31 @@ class PersistenceTest(unittest.TestCase):
         self.assertEqual(s.expect_publish().payload, b"zero")
         for p in (pub, s):
             p.close()
+        n.stop()
+
+    def test_store_figures_in_metrics(self):
+        mport = free_port()
+        n = self.node("metrics_listener %d 127.0.0.1\n" % mport)
+        sub = persistent(n, "metered")
+        sub.subscribe(("m/#", 1))
+        sub.disconnect()
+        pub = n.peer()
+        pub.connect("mpub")
+        for i in range(5):
+            pub.publish("m/x", "v%d" % i, qos=1)
+        pub.close()
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5).read().decode()
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        self.assertGreaterEqual(values["moat_store_commits_total"], 1)
+        self.assertGreaterEqual(values["moat_store_records_written_total"], 10)	# 5 messages + 5 entries
+        self.assertEqual(values["moat_store_refusing"], 0)
+        self.assertGreaterEqual(values['moat_store_sync_seconds_bucket{le="+Inf"}'],
+                                values["moat_store_sync_seconds_count"])
+        self.assertGreaterEqual(values["moat_store_sync_seconds_count"], 1)
         n.stop()
 
 
