@@ -4,8 +4,10 @@ case, broker and mode) as a Markdown table: throughput of both brokers and
 their ratio, p99 latency unthrottled and at a fixed rate, losses and
 duplicates, resident memory per idle connection; then the geometric mean of
 the throughput ratios and the issue's targets, each marked met or missed.
-Cases named "tls ..." are listed in the table too but kept out of the mean
-and the targets; their ratios follow separately. "tls connect rate" is in
+Cases named "tls ..." or "persist ..." are listed in the table too but kept
+out of the mean and the targets; their ratios follow separately, with the
+persistence target (>= 1.0 against mosquitto with its persistence on, no
+QoS 1/2 message lost). "tls connect rate" is in
 connections/s and its p99 is the connect time (TCP + TLS + CONNACK).
 
 Usage: report.py RESULTS.jsonl IDLE_CONNECTIONS
@@ -37,7 +39,7 @@ def main():
           "| lost/dup mosquitto (max; fixed) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     ratios, p99_worse, qos_loss, below_one = [], [], [], []
-    tls_ratios = []
+    tls_ratios, persist = [], []
     for case in cases:
         if case == "tls connect rate":
             m = {b: by.get((case, b, "max")) for b in BROKERS}
@@ -58,9 +60,11 @@ def main():
         ok = all(x is not None and not x.get("failed") for x in list(m.values()) + list(f.values()))
         if ok and m["mosquitto"]["msgs_per_s"] > 0:
             ratio = m["moatd"]["msgs_per_s"] / m["mosquitto"]["msgs_per_s"]
-            tls = case.startswith("tls ")
+            tls = case.startswith(("tls ", "persist "))
             if tls:
                 tls_ratios.append((case, "msg/s", ratio))
+                if case.startswith("persist "):
+                    persist.append((case, ratio, [x for x in (m["moatd"], f["moatd"]) if x["lost"] or x["dup"]]))
             else:
                 ratios.append(ratio)
             if ratio < 1.0 and not tls:
@@ -101,7 +105,7 @@ def main():
     else:
         gmean = 0.0
     if tls_ratios:
-        print("TLS ratios moatd/mosquitto (not in the mean): %s" % ", ".join(
+        print("TLS and persistence ratios moatd/mosquitto (not in the mean): %s" % ", ".join(
             "%s %.2f (%s)" % (case, ratio, unit) for case, unit, ratio in tls_ratios))
     print()
     print("Targets:")
@@ -114,6 +118,13 @@ def main():
     mem = per_conn.get("moatd")
     print("- <= 1 KiB resident per idle connection: %s" % (
         "failed to measure" if mem is None else ("met" if mem <= 1024 else "MISSED") + " (%.0f B)" % mem))
+    if persist:
+        low = [c for c, r, _ in persist if r < 1.0]
+        lossy = [c for c, _, bad in persist if bad]
+        print("- persistence on, >= 1.0x mosquitto with its persistence: %s" % (
+            "met" if not low else "MISSED in " + ", ".join(low)))
+        print("- persistence on, zero lost or duplicated QoS 1/2 messages: %s" % (
+            "met" if not lossy else "MISSED in " + ", ".join(lossy)))
 
 
 if __name__ == "__main__":

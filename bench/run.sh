@@ -6,8 +6,12 @@
 # latency that is not queueing); the idle case reports broker resident memory
 # per connection. Both brokers also get the same TLS listener (certificates
 # from tests/data/make_certs.sh) for two TLS cases: connection rate (full
-# handshakes) and QoS 1 pairs. Prints a table, the geometric mean of the
-# throughput ratios of the plain cases, and the TLS ratios separately.
+# handshakes) and QoS 1 pairs. Then a second pair of brokers with
+# persistence on (moatd: `persistence_sync batch`; mosquitto: its periodic
+# snapshot) runs QoS 1/2 cases whose clients keep their sessions, so moatd
+# stores every message before acknowledging it. Prints a table, the
+# geometric mean of the throughput ratios of the plain cases, and the TLS and
+# persistence ratios separately.
 #
 # Environment: BENCH_BUILD (a build dir that has bin/moatd and bin/moat; when
 # unset, the release preset is built into build/), BENCH_SECONDS (8),
@@ -69,19 +73,24 @@ wait_port() {	# port pid
 	return 1
 }
 
-start_broker() {	# name
+start_broker() {	# name: moatd or mosquitto, "-p" appended for persistence on
 	local name=$1 port tls_port conf
 	port=$(free_port)
 	tls_port=$(free_port)
 	conf=$WORK/$name.conf
 	printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 10000\n' \
 		"$port" >"$conf"
-	if [ "$name" = moatd ] && [ -n "${BENCH_MOATD_THREADS:-}" ]; then
+	if [ "${name%-p}" != "$name" ]; then
+		mkdir -p "$WORK/$name-store"
+		chmod 777 "$WORK/$name-store"	# mosquitto writes as its own user
+		printf 'persistence true\npersistence_location %s/\n' "$WORK/$name-store" >>"$conf"
+	fi
+	if [ "${name%-p}" = moatd ] && [ -n "${BENCH_MOATD_THREADS:-}" ]; then
 		echo "threads $BENCH_MOATD_THREADS" >>"$conf"
 	fi
 	printf 'listener %s 127.0.0.1\ncertfile %s\nkeyfile %s\ncafile %s\n' "$tls_port" \
 		"$WORK/certs/server.crt" "$WORK/certs/server.key" "$CAFILE" >>"$conf"
-	if [ "$name" = moatd ]; then
+	if [ "${name%-p}" = moatd ]; then
 		"$MOATD" -c "$conf" >"$WORK/$name.log" 2>&1 &
 	else
 		"$MOSQUITTO" -c "$conf" >"$WORK/$name.log" 2>&1 &
@@ -101,13 +110,14 @@ established() {	# port
 	ss -Htn state established "( sport = :$1 )" | wc -l
 }
 
-# One `moat bench` run; appends its JSON line, tagged, to $OUT.
+# One `moat bench` run; appends its JSON line, tagged (as moatd or
+# mosquitto, whichever persistence), to $OUT.
 run_case() {	# case-name broker mode args...
 	local name=$1 broker=$2 mode=$3 json
 	shift 3
 	echo "== $name / $broker / $mode" >&2
 	json=$("$MOAT" bench -h 127.0.0.1 -p "${PORT[$broker]}" "$@" 2>"$WORK/progress.log" | tail -n 1) || true
-	echo "$json" | "$PY" -c "$TAG" "$name" "$broker" "$mode" >>"$OUT"
+	echo "$json" | "$PY" -c "$TAG" "$name" "${broker%-p}" "$mode" >>"$OUT"
 }
 TAG='import json,sys
 try:
@@ -156,17 +166,22 @@ CASES=(
 	"qos1 20 pairs|--scenario pairs --pairs 20 -q 1|500"
 	"qos2 20 pairs|--scenario pairs --pairs 20 -q 2|500"
 )
-for c in "${CASES[@]}"; do
-	IFS='|' read -r name args rate <<<"$c"
-	for broker in moatd mosquitto; do
-		# shellcheck disable=SC2086
-		run_case "$name" "$broker" max $args -s 64 --duration "$SECONDS_THR" --drain 5
+# Each case unthrottled, then at its fixed rate, on brokers $1 and $2.
+run_cases() {	# moatd-broker mosquitto-broker
+	local c name args rate broker
+	for c in "${CASES[@]}"; do
+		IFS='|' read -r name args rate <<<"$c"
+		for broker in "$1" "$2"; do
+			# shellcheck disable=SC2086
+			run_case "$name" "$broker" max $args -s 64 --duration "$SECONDS_THR" --drain 5
+		done
+		for broker in "$1" "$2"; do
+			# shellcheck disable=SC2086
+			run_case "$name" "$broker" fixed $args -s 64 --rate "$rate" --duration "$SECONDS_LAT" --drain 5
+		done
 	done
-	for broker in moatd mosquitto; do
-		# shellcheck disable=SC2086
-		run_case "$name" "$broker" fixed $args -s 64 --rate "$rate" --duration "$SECONDS_LAT" --drain 5
-	done
-done
+}
+run_cases moatd mosquitto
 
 # TLS: the same listener options on both brokers; the later -p wins over run_case's.
 # Connection rate: 50 clients each connecting (full handshake, no resumption),
@@ -186,6 +201,17 @@ for mode in max fixed; do
 			--cafile "$CAFILE" --scenario pairs --pairs 20 -q 1 -s 64 --drain 5 "$@"
 	done
 done
+
+# Persistence on: clients keep their sessions (an hour), so every QoS 1/2
+# message goes to the store before moatd acknowledges it.
+start_broker moatd-p
+start_broker mosquitto-p
+CASES=(
+	"persist qos1 fan-out 1->50|--scenario fanout --subscribers 50 -q 1 --session-expiry 3600|200"
+	"persist qos1 20 pairs|--scenario pairs --pairs 20 -q 1 --session-expiry 3600|500"
+	"persist qos2 20 pairs|--scenario pairs --pairs 20 -q 2 --session-expiry 3600|500"
+)
+run_cases moatd-p mosquitto-p
 
 "$PY" "$ROOT/bench/report.py" "$OUT" "$IDLE_N"
 if [ -n "${BENCH_OUT:-}" ]; then

@@ -19,21 +19,27 @@ fi
 work=$(mktemp -d)
 trap 'kill "$broker" 2>/dev/null || true; wait "$broker" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-# Anonymous access is off by default; password files arrive with issue 4, so
-# the demo opens a loopback-only listener for anonymous clients explicitly.
+# Anonymous access is off by default; the demo opens a loopback-only listener
+# for anonymous clients explicitly, and keeps its state in a store.
 cat >"$work/moatd.conf" <<CONF
 listener $port 127.0.0.1
 allow_anonymous true
+persistence true
+persistence_location $work/store
 CONF
 
-echo "== starting moatd on 127.0.0.1:$port"
-"$bin/moatd" -c "$work/moatd.conf" &
-broker=$!
-for _ in $(seq 50); do
-	port_busy "$port" && break
-	kill -0 "$broker" 2>/dev/null || { echo "moatd did not start" >&2; exit 1; }
-	sleep 0.1
-done
+start_broker() {
+	"$bin/moatd" -c "$work/moatd.conf" &
+	broker=$!
+	for _ in $(seq 50); do
+		port_busy "$port" && return 0
+		kill -0 "$broker" 2>/dev/null || { echo "moatd did not start" >&2; exit 1; }
+		sleep 0.1
+	done
+}
+
+echo "== starting moatd on 127.0.0.1:$port (persistence in $work/store)"
+start_broker
 
 echo "== moat sub -t 'demo/#' -v (waits for 4 messages)"
 "$bin/moat" sub -p "$port" -V 5 -t 'demo/#' -v -C 4 -W 10 >"$work/sub.out" &
@@ -50,5 +56,11 @@ echo "== moat sub received:"
 cat "$work/sub.out"
 
 echo "== a late subscriber still gets the retained message:"
+"$bin/moat" sub -p "$port" -t demo/status -v -C 1 -W 5
+
+echo "== kill -9 moatd, start it again: the acknowledged retained message is still there"
+kill -9 "$broker"
+wait "$broker" 2>/dev/null || true
+start_broker
 "$bin/moat" sub -p "$port" -t demo/status -v -C 1 -W 5
 echo "== done; moatd stops now"

@@ -62,6 +62,7 @@ struct bench_opts {
 	unsigned long payload_len, window;
 	double rate, duration_s, drain_s;
 	unsigned keepalive_s;
+	unsigned long session_expiry_s; /* > 0: sessions outlive connections (clean start off) */
 };
 
 struct bconn {
@@ -133,6 +134,9 @@ static void usage(void)
 	       "  -V 311|5         protocol version (default 5)\n"
 	       "  -h HOST -p PORT  broker (default localhost 1883)\n"
 	       "  -k SECONDS       keep alive (default 60)\n"
+	       "  --session-expiry S  clients keep their sessions for S seconds (clean start\n"
+	       "                   off; 3.1.1: kept until cleaned), so a broker with\n"
+	       "                   persistence stores their queues (default 0: clean sessions)\n"
 	       "  --cafile FILE    TLS: verify the broker against the CA certificates in FILE\n"
 	       "                   and its certificate against HOST\n"
 	       "  --cert FILE --key FILE  TLS client certificate and its private key\n"
@@ -219,6 +223,9 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 		} else if (strcmp(a, "--connections") == 0) {
 			if (!parse_ul(arg, 1, 1000000, &conns))
 				return bad("--connections wants 1..1000000, not", arg);
+		} else if (strcmp(a, "--session-expiry") == 0) {
+			if (!parse_ul(arg, 0, UINT32_MAX, &o->session_expiry_s))
+				return bad("--session-expiry wants 0..4294967295 seconds, not", arg);
 		} else if (strcmp(a, "-q") == 0 || strcmp(a, "--qos") == 0) {
 			if (!parse_ul(arg, 0, 2, &v))
 				return bad("QoS must be 0, 1 or 2, not", arg);
@@ -488,7 +495,11 @@ static void conn_send_connect(struct bench *b, struct bconn *c, uint64_t now)
 	else
 		snprintf(id, sizeof(id), "%s-%ld", b->prefix + 6, (long)(c - b->c));
 	p.connect.version = (uint8_t)b->o.version;
-	p.connect.clean_start = true;
+	p.connect.clean_start = b->o.session_expiry_s == 0 || b->o.scenario == SC_CONNECT;
+	if (!p.connect.clean_start && b->o.version == MQTT_V5) {
+		p.connect.props.session_expiry_s = (uint32_t)b->o.session_expiry_s;
+		props_set(&p.connect.props, MQTT_PROP_SESSION_EXPIRY);
+	}
 	p.connect.keep_alive_s = (uint16_t)b->o.keepalive_s;
 	p.connect.client_id = (struct moat_bytes){ .ptr = (const uint8_t *)id, .len = strlen(id) };
 	if (conn_queue(b, c, &p, now)) {
