@@ -3,6 +3,9 @@
  */
 #include "base/text.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 bool text_parse_u32(const char *s, size_t n, uint32_t *out)
 {
 	uint64_t v = 0;
@@ -18,4 +21,16 @@ bool text_parse_u32(const char *s, size_t n, uint32_t *out)
 		return false;
 	*out = (uint32_t)v;
 	return true;
+}
+
+char *text_dup_bytes(struct moat_bytes b)
+{
+	char *s = malloc(b.len + 1);
+
+	if (s != NULL) {
+		if (b.len > 0)
+			memcpy(s, b.ptr, b.len);
+		s[b.len] = '\0';
+	}
+	return s;
 }

@@ -1,5 +1,6 @@
 /*
- * Small strict parsers for text from files and the network.
+ * Small strict parsers for text from files and the network, and copying
+ * counted bytes into C strings.
  */
 #ifndef MOAT_BASE_TEXT_H
 #define MOAT_BASE_TEXT_H
@@ -8,8 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <moat/bytes.h>
+
 /* Parses the <n> characters at <s> as a decimal 1..UINT32_MAX without sign
  * or leading zeros. False for anything else. */
 bool text_parse_u32(const char *s, size_t n, uint32_t *out);
+
+/* A NUL-terminated copy of <b> (the caller frees it), or NULL on out of memory. */
+char *text_dup_bytes(struct moat_bytes b);
 
 #endif

@@ -20,6 +20,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/text.h"
 #include "broker/addr_limits.h"
 #include "broker/audit.h"
 #include "broker/security.h"
@@ -85,17 +86,6 @@ static void ctx_free(struct conn *c)
 	free(c->auth->connect);
 	free(c->auth);
 	c->auth = NULL;
-}
-
-static char *dup_bytes(struct moat_bytes b)
-{
-	char *s = malloc(b.len + 1);
-
-	if (s != NULL) {
-		memcpy(s, b.ptr, b.len);
-		s[b.len] = '\0';
-	}
-	return s;
 }
 
 /* Keeps the CONNECT's bytes for the replay. */
@@ -198,7 +188,7 @@ static int check_password_async(struct conn *c, const struct mqtt_connect *k, co
 	job->conn = c;
 	job->w = c->w;
 	job->sec = security_ref(c->w->security);
-	job->username = dup_bytes(k->username);
+	job->username = text_dup_bytes(k->username);
 	job->password = malloc(k->password.len + 1);
 	job->password_len = k->password.len;
 	if (job->username == NULL || job->password == NULL) {
@@ -389,7 +379,7 @@ int auth_connect(struct conn *c, const struct mqtt_connect *k, struct moat_bytes
 		return check_token(c, k, id, now_ms);
 	if (k->has_username) {
 		free(c->username);
-		c->username = dup_bytes(k->username);
+		c->username = text_dup_bytes(k->username);
 		if (c->username == NULL)
 			return MOAT_E_NOMEM;
 	}

@@ -13,6 +13,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/text.h"
 #include "broker/record.h"
 #include "broker/retain.h"
 #include "broker/security.h"
@@ -94,17 +95,6 @@ static void msg_to_rec(const struct msg *m, struct rec_msg *r, struct rec_ident_
 	}
 }
 
-static char *bytes_dup(struct moat_bytes b)
-{
-	char *s = malloc(b.len + 1);
-
-	if (s != NULL) {
-		memcpy(s, b.ptr, b.len);
-		s[b.len] = '\0';
-	}
-	return s;
-}
-
 static struct msg_author *author_from_rec(const struct rec_ident *id)
 {
 	struct msg_author *a = calloc(1, sizeof(*a));
@@ -112,8 +102,8 @@ static struct msg_author *author_from_rec(const struct rec_ident *id)
 
 	if (a == NULL)
 		return NULL;
-	a->client_id = bytes_dup(id->client_id);
-	a->username = id->has_username ? bytes_dup(id->username) : NULL;
+	a->client_id = text_dup_bytes(id->client_id);
+	a->username = id->has_username ? text_dup_bytes(id->username) : NULL;
 	a->roles = rec_strv(id->roles, id->role_count, &nomem_roles);
 	a->attrs = rec_strv(id->attrs, id->attr_count, &nomem_attrs);
 	if (a->client_id == NULL || (id->has_username && a->username == NULL) || nomem_roles ||

@@ -17,6 +17,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/text.h"
 #include "broker/record.h"
 #include "broker/retain.h"
 #include "broker/security.h"
@@ -112,6 +113,20 @@ static int remember_hashed(struct restore *r, struct moat_bytes key_cid, struct 
 	return MOAT_OK;
 }
 
+/* The session a client-scoped record belongs to; NULL when it has none, and
+ * the record is then counted and deleted as an orphan. */
+static struct session *owner_or_orphan(struct restore *r, struct moat_bytes key_cid,
+				       const uint8_t *key, size_t klen)
+{
+	struct session *s = session_of(r, key_cid);
+
+	if (s == NULL) {
+		r->orphans++;
+		cleanup_del(r, key, klen);
+	}
+	return s;
+}
+
 /* ---- S: sessions ---- */
 
 static int set_identity(struct session *s, const struct rec_ident *id)
@@ -119,11 +134,9 @@ static int set_identity(struct session *s, const struct rec_ident *id)
 	bool nomem_roles = false, nomem_attrs = false;
 
 	if (id->has_username) {
-		s->username = malloc(id->username.len + 1);
+		s->username = text_dup_bytes(id->username);
 		if (s->username == NULL)
 			return MOAT_E_NOMEM;
-		memcpy(s->username, id->username.ptr, id->username.len);
-		s->username[id->username.len] = '\0';
 	}
 	s->roles = rec_strv(id->roles, id->role_count, &nomem_roles);
 	s->attrs = rec_strv(id->attrs, id->attr_count, &nomem_attrs);
@@ -192,12 +205,9 @@ static int visit_sub(void *ctx, const uint8_t *key, size_t klen, const uint8_t *
 		return damaged(r, key, klen, "bad subscription key");
 	if (rec_open(key, klen, val, vlen, &body, &why) < 0 || rec_get_sub(&body, &rs, &why) < 0)
 		return damaged(r, key, klen, why);
-	s = session_of(r, cid);
-	if (s == NULL) {
-		r->orphans++;
-		cleanup_del(r, key, klen);
+	s = owner_or_orphan(r, cid, key, klen);
+	if (s == NULL)
 		return MOAT_OK;
-	}
 	o = (struct mqtt_sub_opts){ rs.qos, rs.no_local, rs.retain_as_published, rs.retain_handling };
 	if (sess_subscribe(r->b, s, rs.filter, &o, rs.sub_id, &reason) < 0)
 		return reason == MQTT_RC_UNSPECIFIED ? nomem(r) : damaged(r, key, klen, "filter refused by the index");
@@ -217,12 +227,9 @@ static int visit_qos2_in(void *ctx, const uint8_t *key, size_t klen, const uint8
 		return damaged(r, key, klen, "bad QoS 2 key");
 	if (rec_open(key, klen, val, vlen, &body, &why) < 0)
 		return damaged(r, key, klen, why);
-	s = session_of(r, cid);
-	if (s == NULL) {
-		r->orphans++;
-		cleanup_del(r, key, klen);
+	s = owner_or_orphan(r, cid, key, klen);
+	if (s == NULL)
 		return MOAT_OK;
-	}
 	return sess_qos2_in_add(s, (uint16_t)(suffix.ptr[0] << 8 | suffix.ptr[1])) < 0 ? nomem(r) : MOAT_OK;
 }
 
@@ -365,12 +372,9 @@ static int visit_will(void *ctx, const uint8_t *key, size_t klen, const uint8_t 
 		return damaged(r, key, klen, "bad will key");
 	if (rec_open(key, klen, val, vlen, &body, &why) < 0 || rec_get_will(&body, &rw, &why) < 0)
 		return damaged(r, key, klen, why);
-	s = session_of(r, cid);
-	if (s == NULL) {
-		r->orphans++;
-		cleanup_del(r, key, klen);
+	s = owner_or_orphan(r, cid, key, klen);
+	if (s == NULL)
 		return MOAT_OK;
-	}
 	s->will = persist_msg_from_rec(&rw.msg, r->now_mono, r->now_wall);
 	if (s->will == NULL)
 		return nomem(r);

@@ -243,6 +243,18 @@ static void too_big_for_client(struct worker *w, const struct session *s, struct
 	free_deliveries(w, s, d);
 }
 
+static void inflight_append(struct worker *w, struct session *s, struct delivery *d)
+{
+	if (s->inflight_tail != NULL)
+		s->inflight_tail->next = d;
+	else
+		s->inflight = d;
+	s->inflight_tail = d;
+	s->inflight_count++;
+	stat_add(&w->sys.inflight_msgs, 1);
+	stat_add(&w->sys.inflight_bytes, d->msg->payload.len);
+}
+
 void sess_pump(struct worker *w, struct session *s)
 {
 	uint64_t now = clock_mono_ms();
@@ -277,14 +289,7 @@ void sess_pump(struct worker *w, struct session *s)
 			if (d->qos == 2)
 				s->conn->gate = PERSIST_GATE_THIS_PASS;
 		}
-		if (s->inflight_tail != NULL)
-			s->inflight_tail->next = d;
-		else
-			s->inflight = d;
-		s->inflight_tail = d;
-		s->inflight_count++;
-		stat_add(&w->sys.inflight_msgs, 1);
-		stat_add(&w->sys.inflight_bytes, d->msg->payload.len);
+		inflight_append(w, s, d);
 	}
 }
 
@@ -459,15 +464,9 @@ int sess_restore_delivery(struct worker *w, struct session *s, struct msg *m,
 	*d = *fields;
 	d->next = NULL;
 	d->msg = msg_ref(m);
-	if (d->packet_id == 0) {
+	if (d->packet_id == 0)
 		enqueue(w, s, d);
-		return MOAT_OK;
-	}
-	if (s->inflight_tail != NULL)
-		s->inflight_tail->next = d;
 	else
-		s->inflight = d;
-	s->inflight_tail = d;
-	s->inflight_count++;
+		inflight_append(w, s, d);
 	return MOAT_OK;
 }
