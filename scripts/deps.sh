@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 packages=(
 	cmake ninja-build gcc clang pkg-config make
 	libcmocka-dev libssl-dev libsodium-dev libcjson-dev libwslay-dev openssl
-	liblmdb-dev libsqlite3-dev
+	liblmdb-dev libsqlite3-dev zlib1g-dev
 	libclang-rt-14-dev
 	mosquitto mosquitto-clients python3 python3-paho-mqtt python3-jwt python3-cryptography
 )
