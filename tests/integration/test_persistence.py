@@ -306,6 +306,34 @@ class PersistenceTest(unittest.TestCase):
         s.close()
         n.stop()
 
+    def test_messages_that_expired_while_down_are_dropped(self):
+        n = self.node()
+        sub = persistent(n, "late")
+        sub.subscribe(("x/#", 1))
+        sub.disconnect()
+        pub = n.peer()
+        pub.connect("xpub")
+        pub.publish("x/short", "gone", qos=1, props={"message_expiry": 1})
+        pub.publish("x/long", "kept", qos=1, props={"message_expiry": 600})
+        pub.publish("x/retained", "gone too", qos=1, retain=True, props={"message_expiry": 1})
+        pub.close()
+        n.stop()
+        time.sleep(1.6)
+        n.start()
+        sub = persistent(n, "late", expect_present=1)
+        got = collect(sub, 1.0)
+        self.assertEqual([m.payload for m in got], [b"kept"])
+        # the expiry interval left is what remains of the 600 s, not 600 again
+        self.assertLess(got[0].props["message_expiry"], 600)
+        self.assertGreater(got[0].props["message_expiry"], 590)
+        fresh = n.peer()
+        fresh.connect("fresh")
+        fresh.subscribe(("x/#", 1))
+        self.assertEqual(collect(fresh, 1.0), [])
+        for p in (sub, fresh):
+            p.close()
+        n.stop()
+
     def test_damaged_record_stops_start_and_repair_deletes_it(self):
         n = self.node()
         pub = n.peer()
