@@ -30,7 +30,7 @@ static uint64_t next_id(struct broker *b)
 
 static struct moat_bytes key_of(const struct worker *w)
 {
-	return (struct moat_bytes){ buf_head(&w->rec_key), buf_used(&w->rec_key) };
+	return (struct moat_bytes){buf_head(&w->rec_key), buf_used(&w->rec_key)};
 }
 
 /* A write that cannot be queued (out of memory) cannot be promised either:
@@ -40,7 +40,8 @@ static void lost_write(void)
 	static struct log_limiter limiter;
 
 	if (log_limiter_allow(&limiter, 5, 60))
-		log_err("persistence: out of memory queuing a store write; a crash now could lose state");
+		log_err("persistence: out of memory queuing a store write; a crash now could lose "
+			"state");
 }
 
 static void put_current(struct worker *w, int encoded)
@@ -52,7 +53,8 @@ static void put_current(struct worker *w, int encoded)
 
 static void del_current(struct worker *w, int keyed)
 {
-	if (keyed < 0 || store_batch_del(&w->batch, buf_head(&w->rec_key), buf_used(&w->rec_key)) < 0)
+	if (keyed < 0 ||
+	    store_batch_del(&w->batch, buf_head(&w->rec_key), buf_used(&w->rec_key)) < 0)
 		lost_write();
 }
 
@@ -79,17 +81,24 @@ uint64_t persist_wall_to_mono(uint64_t wall_ms, uint64_t now_mono, uint64_t now_
 static void msg_to_rec(const struct msg *m, struct rec_msg *r, struct rec_ident_src *author)
 {
 	*r = (struct rec_msg){
-		.qos = m->qos, .retain = m->retain, .has_expiry = m->has_expiry,
-		.props_present = m->props.present, .payload_format = m->props.payload_format,
-		.topic = m->topic, .payload = m->payload, .content_type = m->props.content_type,
-		.response_topic = m->props.response_topic, .correlation_data = m->props.correlation_data,
-		.user = m->props.user, .user_count = m->props.user_count,
+	    .qos = m->qos,
+	    .retain = m->retain,
+	    .has_expiry = m->has_expiry,
+	    .props_present = m->props.present,
+	    .payload_format = m->props.payload_format,
+	    .topic = m->topic,
+	    .payload = m->payload,
+	    .content_type = m->props.content_type,
+	    .response_topic = m->props.response_topic,
+	    .correlation_data = m->props.correlation_data,
+	    .user = m->props.user,
+	    .user_count = m->props.user_count,
 	};
 	if (m->has_expiry)
 		r->expire_wall_ms = mono_to_wall(m->expire_at_ms, clock_mono_ms(), clock_wall_ms());
 	if (m->author != NULL) {
-		*author = (struct rec_ident_src){ m->author->username, m->author->client_id,
-						  m->author->roles, m->author->attrs };
+		*author = (struct rec_ident_src){m->author->username, m->author->client_id,
+						 m->author->roles, m->author->attrs};
 		r->has_author = true;
 		r->author_src = author;
 	}
@@ -116,8 +125,8 @@ static struct msg_author *author_from_rec(const struct rec_ident *id)
 
 struct msg *persist_msg_from_rec(const struct rec_msg *r, uint64_t now_mono, uint64_t now_wall)
 {
-	struct mqtt_publish p = { .qos = r->qos, .retain = r->retain, .topic = r->topic,
-				  .payload = r->payload };
+	struct mqtt_publish p = {
+	    .qos = r->qos, .retain = r->retain, .topic = r->topic, .payload = r->payload};
 	struct msg *m;
 
 	p.props.present = r->props_present;
@@ -132,8 +141,9 @@ struct msg *persist_msg_from_rec(const struct rec_msg *r, uint64_t now_mono, uin
 		return NULL;
 	if (r->has_expiry) {
 		m->has_expiry = true;
-		m->expire_at_ms = r->expire_wall_ms > now_wall ? persist_wall_to_mono(r->expire_wall_ms, now_mono, now_wall)
-							       : 0;
+		m->expire_at_ms = r->expire_wall_ms > now_wall
+				      ? persist_wall_to_mono(r->expire_wall_ms, now_mono, now_wall)
+				      : 0;
 	}
 	if (r->has_author) {
 		m->author = author_from_rec(&r->author);
@@ -149,9 +159,11 @@ struct msg *persist_msg_from_rec(const struct rec_msg *r, uint64_t now_mono, uin
 
 void persist_session_save(struct worker *w, struct session *s, uint64_t offline_wall_ms)
 {
-	struct rec_ident_src id = { s->username, s->client_id, s->roles, s->attrs };
-	struct rec_session r = { .version = s->version, .expiry_s = s->expiry_s,
-				 .offline_wall_ms = offline_wall_ms, .ident_src = &id };
+	struct rec_ident_src id = {s->username, s->client_id, s->roles, s->attrs};
+	struct rec_session r = {.version = s->version,
+				.expiry_s = s->expiry_s,
+				.offline_wall_ms = offline_wall_ms,
+				.ident_src = &id};
 
 	if (!on(w))
 		return;
@@ -168,7 +180,7 @@ void persist_session_save(struct worker *w, struct session *s, uint64_t offline_
 
 void persist_session_drop(struct worker *w, struct session *s)
 {
-	static const enum rec_type scoped[] = { REC_SUB, REC_ENTRY, REC_QOS2_IN };
+	static const enum rec_type scoped[] = {REC_SUB, REC_ENTRY, REC_QOS2_IN};
 
 	if (!on(w) || !atomic_load_explicit(&s->stored, memory_order_relaxed))
 		return;
@@ -182,9 +194,12 @@ void persist_session_drop(struct worker *w, struct session *s)
 void persist_sub_save(struct worker *w, const struct session *s, struct moat_bytes filter,
 		      const struct mqtt_sub_opts *o, uint32_t sub_id)
 {
-	struct rec_sub r = { .qos = o->qos, .retain_handling = o->retain_handling,
-			     .no_local = o->no_local, .retain_as_published = o->retain_as_published,
-			     .sub_id = sub_id, .filter = filter };
+	struct rec_sub r = {.qos = o->qos,
+			    .retain_handling = o->retain_handling,
+			    .no_local = o->no_local,
+			    .retain_as_published = o->retain_as_published,
+			    .sub_id = sub_id,
+			    .filter = filter};
 
 	if (!on(w) || !atomic_load_explicit(&s->stored, memory_order_relaxed))
 		return;
@@ -237,8 +252,10 @@ void persist_will(struct worker *w, const struct session *s)
 
 static void entry_fields(struct rec_entry *e, const struct delivery *d)
 {
-	*e = (struct rec_entry){ .qos = d->qos, .retain = d->retain, .packet_id = d->packet_id,
-				 .sub_id_count = d->sub_id_count };
+	*e = (struct rec_entry){.qos = d->qos,
+				.retain = d->retain,
+				.packet_id = d->packet_id,
+				.sub_id_count = d->sub_id_count};
 	e->state = d->pubrel_sent ? REC_PUBREL : d->packet_id != 0 ? REC_SENT : REC_QUEUED;
 	memcpy(e->sub_ids, d->sub_ids, sizeof(e->sub_ids));
 }
@@ -262,7 +279,8 @@ void persist_route(struct worker *w, struct msg *m)
 	if (!on(w))
 		return;
 	for (size_t i = 0; i < r->n; i++)
-		if (r->t[i].qos > 0 && atomic_load_explicit(&r->t[i].sess->stored, memory_order_relaxed))
+		if (r->t[i].qos > 0 &&
+		    atomic_load_explicit(&r->t[i].sess->stored, memory_order_relaxed))
 			n++;
 	if (n == 0)
 		return;
@@ -275,8 +293,11 @@ void persist_route(struct worker *w, struct msg *m)
 		put_current(w, rec_put_msg(&w->rec_val, key_of(w), &rm));
 	for (size_t i = 0; i < r->n; i++) {
 		struct target *t = &r->t[i];
-		struct rec_entry e = { .qos = t->qos, .retain = t->retain, .state = REC_QUEUED,
-				       .sub_id_count = t->sub_id_count, .msg_id = m->store_id };
+		struct rec_entry e = {.qos = t->qos,
+				      .retain = t->retain,
+				      .state = REC_QUEUED,
+				      .sub_id_count = t->sub_id_count,
+				      .msg_id = m->store_id};
 
 		if (t->qos == 0 || !atomic_load_explicit(&t->sess->stored, memory_order_relaxed))
 			continue;
@@ -292,7 +313,7 @@ void persist_retain(struct worker *w, const struct msg *m)
 	struct rec_msg rm;
 
 	if (!on(w) || (m->topic.len > 0 && m->topic.ptr[0] == '$'))
-		return;	/* $SYS is made anew by each process */
+		return; /* $SYS is made anew by each process */
 	if (m->payload.len == 0) {
 		persist_retain_drop(w, m->topic);
 		return;

@@ -41,8 +41,8 @@ struct restore {
 	unsigned next_worker;
 	struct stored_msg *msgs;
 	size_t nmsgs, msgs_cap;
-	struct store_batch cleanup;	/* orphans and expired records */
-	struct hashed_id *hashed;	/* sessions whose keys hold a hashed client id */
+	struct store_batch cleanup; /* orphans and expired records */
+	struct hashed_id *hashed;   /* sessions whose keys hold a hashed client id */
 	size_t nhashed, hashed_cap;
 	size_t sessions, expired, orphans, entries, retained, subs;
 	uint64_t max_id;
@@ -57,13 +57,15 @@ static int damaged(struct restore *r, const uint8_t *key, size_t klen, const cha
 	size_t n = 0;
 
 	for (size_t i = 0; i < klen && n + 5 < sizeof(shown); i++)
-		n += (size_t)snprintf(shown + n, sizeof(shown) - n,
-				      key[i] >= 0x20 && key[i] < 0x7f && key[i] != '\\' ? "%c" : "\\x%02x",
-				      key[i]);
+		n += (size_t)snprintf(
+		    shown + n, sizeof(shown) - n,
+		    key[i] >= 0x20 && key[i] < 0x7f && key[i] != '\\' ? "%c" : "\\x%02x", key[i]);
 	shown[n] = '\0';
 	snprintf(r->err, r->errlen,
-		 "persistence store %s: record \"%s\" is damaged (%s); run `moatd -c <config> --check-store` to list damaged records and `--repair-store` to delete them",
-		 r->b->cfg->persistence_location != NULL ? r->b->cfg->persistence_location : ".", shown, why);
+		 "persistence store %s: record \"%s\" is damaged (%s); run `moatd -c <config> "
+		 "--check-store` to list damaged records and `--repair-store` to delete them",
+		 r->b->cfg->persistence_location != NULL ? r->b->cfg->persistence_location : ".",
+		 shown, why);
 	return MOAT_E_MALFORMED;
 }
 
@@ -143,7 +145,8 @@ static int set_identity(struct session *s, const struct rec_ident *id)
 	return nomem_roles || nomem_attrs ? MOAT_E_NOMEM : MOAT_OK;
 }
 
-static int visit_session(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+static int visit_session(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val,
+			 size_t vlen)
 {
 	struct restore *r = ctx;
 	struct moat_bytes cid, suffix;
@@ -157,22 +160,26 @@ static int visit_session(void *ctx, const uint8_t *key, size_t klen, const uint8
 
 	if (!rec_key_split(key, klen, &cid, &suffix) || cid.len == 0)
 		return damaged(r, key, klen, "bad session key");
-	if (rec_open(key, klen, val, vlen, &body, &why) < 0 || rec_get_session(&body, &rs, &why) < 0)
+	if (rec_open(key, klen, val, vlen, &body, &why) < 0 ||
+	    rec_get_session(&body, &rs, &why) < 0)
 		return damaged(r, key, klen, why);
-	offline = rs.offline_wall_ms != 0 && rs.offline_wall_ms < r->now_wall ? rs.offline_wall_ms : r->now_wall;
+	offline = rs.offline_wall_ms != 0 && rs.offline_wall_ms < r->now_wall ? rs.offline_wall_ms
+									      : r->now_wall;
 	left_ms = 0;
 	if (rs.expiry_s != UINT32_MAX) {
 		uint64_t gone = r->now_wall - offline, life = (uint64_t)rs.expiry_s * 1000u;
 
 		if (rs.expiry_s == 0 || gone >= life) {
 			r->expired++;
-			cleanup_del(r, key, klen);	/* its other records become orphans */
+			cleanup_del(r, key, klen); /* its other records become orphans */
 			return MOAT_OK;
 		}
 		left_ms = life - gone;
 	}
-	if (rs.ident.client_id.len == 0 || memchr(rs.ident.client_id.ptr, 0, rs.ident.client_id.len) != NULL ||
-	    (cid.len != rs.ident.client_id.len && (cid.len != sizeof(r->hashed->key_id) || cid.ptr[0] != REC_KEY_HASHED)))
+	if (rs.ident.client_id.len == 0 ||
+	    memchr(rs.ident.client_id.ptr, 0, rs.ident.client_id.len) != NULL ||
+	    (cid.len != rs.ident.client_id.len &&
+	     (cid.len != sizeof(r->hashed->key_id) || cid.ptr[0] != REC_KEY_HASHED)))
 		return damaged(r, key, klen, "the key does not match the client id");
 	w = &r->b->workers[r->next_worker++ % r->b->nworkers];
 	s = sess_claim(w, rs.ident.client_id, &created);
@@ -208,14 +215,17 @@ static int visit_sub(void *ctx, const uint8_t *key, size_t klen, const uint8_t *
 	s = owner_or_orphan(r, cid, key, klen);
 	if (s == NULL)
 		return MOAT_OK;
-	o = (struct mqtt_sub_opts){ rs.qos, rs.no_local, rs.retain_as_published, rs.retain_handling };
+	o = (struct mqtt_sub_opts){rs.qos, rs.no_local, rs.retain_as_published, rs.retain_handling};
 	if (sess_subscribe(r->b, s, rs.filter, &o, rs.sub_id, &reason) < 0)
-		return reason == MQTT_RC_UNSPECIFIED ? nomem(r) : damaged(r, key, klen, "filter refused by the index");
+		return reason == MQTT_RC_UNSPECIFIED
+			   ? nomem(r)
+			   : damaged(r, key, klen, "filter refused by the index");
 	r->subs++;
 	return MOAT_OK;
 }
 
-static int visit_qos2_in(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+static int visit_qos2_in(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val,
+			 size_t vlen)
 {
 	struct restore *r = ctx;
 	struct moat_bytes cid, suffix;
@@ -230,7 +240,8 @@ static int visit_qos2_in(void *ctx, const uint8_t *key, size_t klen, const uint8
 	s = owner_or_orphan(r, cid, key, klen);
 	if (s == NULL)
 		return MOAT_OK;
-	return sess_qos2_in_add(s, (uint16_t)(suffix.ptr[0] << 8 | suffix.ptr[1])) < 0 ? nomem(r) : MOAT_OK;
+	return sess_qos2_in_add(s, (uint16_t)(suffix.ptr[0] << 8 | suffix.ptr[1])) < 0 ? nomem(r)
+										       : MOAT_OK;
 }
 
 /* ---- M: shared messages, Q: entries ---- */
@@ -261,7 +272,7 @@ static int visit_msg(void *ctx, const uint8_t *key, size_t klen, const uint8_t *
 		return nomem(r);
 	m->store_id = rec_be64(key + 1);
 	note_id(r, m->store_id);
-	r->msgs[r->nmsgs++] = (struct stored_msg){ m->store_id, m, 0 };
+	r->msgs[r->nmsgs++] = (struct stored_msg){m->store_id, m, 0};
 	return MOAT_OK;
 }
 
@@ -286,7 +297,7 @@ static int visit_entry(void *ctx, const uint8_t *key, size_t klen, const uint8_t
 {
 	struct restore *r = ctx;
 	struct moat_bytes cid, suffix;
-	struct delivery d = { 0 };
+	struct delivery d = {0};
 	struct stored_msg *sm = NULL;
 	struct rec_entry e;
 	struct session *s;
@@ -305,8 +316,10 @@ static int visit_entry(void *ctx, const uint8_t *key, size_t klen, const uint8_t
 	if (e.msg_id != 0) {
 		sm = find_msg(r, e.msg_id);
 		if (sm == NULL && s != NULL) {
-			log_err("persistence: entry %llu of client %s refers to message %llu, which is not in the store; the delivery is lost",
-				(unsigned long long)d.store_id, s->client_id, (unsigned long long)e.msg_id);
+			log_err("persistence: entry %llu of client %s refers to message %llu, "
+				"which is not in the store; the delivery is lost",
+				(unsigned long long)d.store_id, s->client_id,
+				(unsigned long long)e.msg_id);
 		}
 	}
 	if (s == NULL || (e.msg_id != 0 && sm == NULL)) {
@@ -338,7 +351,7 @@ static int visit_entry(void *ctx, const uint8_t *key, size_t klen, const uint8_t
  * no entry refers to is an orphan. */
 static void settle_msgs(struct restore *r)
 {
-	struct buf key = { 0 };
+	struct buf key = {0};
 
 	for (size_t i = 0; i < r->nmsgs; i++) {
 		struct stored_msg *sm = &r->msgs[i];
@@ -382,7 +395,8 @@ static int visit_will(void *ctx, const uint8_t *key, size_t klen, const uint8_t 
 	return MOAT_OK;
 }
 
-static int visit_retained(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+static int visit_retained(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val,
+			  size_t vlen)
 {
 	struct restore *r = ctx;
 	struct rec_msg rm;
@@ -416,16 +430,20 @@ static int scan(struct restore *r, char type, store_visit_fn fn)
 	int rc = store_scan(r->b->store, &prefix, 1, fn, r);
 
 	if (rc < 0 && r->err[0] == '\0')
-		snprintf(r->err, r->errlen, "persistence store: reading records failed (%s)", moat_strerror(rc));
+		snprintf(r->err, r->errlen, "persistence store: reading records failed (%s)",
+			 moat_strerror(rc));
 	return rc;
 }
 
 static int restore(struct restore *r)
 {
-	static const struct { char type; store_visit_fn fn; } order[] = {
-		{ REC_SESSION, visit_session }, { REC_SUB, visit_sub },	  { REC_QOS2_IN, visit_qos2_in },
-		{ REC_MSG, visit_msg },		{ REC_ENTRY, visit_entry }, { REC_WILL, visit_will },
-		{ REC_RETAIN, visit_retained },
+	static const struct {
+		char type;
+		store_visit_fn fn;
+	} order[] = {
+	    {REC_SESSION, visit_session}, {REC_SUB, visit_sub},	    {REC_QOS2_IN, visit_qos2_in},
+	    {REC_MSG, visit_msg},	  {REC_ENTRY, visit_entry}, {REC_WILL, visit_will},
+	    {REC_RETAIN, visit_retained},
 	};
 	int rc = MOAT_OK;
 
@@ -442,12 +460,16 @@ static int restore(struct restore *r)
 int persist_open(struct broker *b, char *err, size_t errlen)
 {
 	const struct moat_config *cfg = b->cfg;
-	struct store_opts o = { .dir = cfg->persistence_location != NULL ? cfg->persistence_location : ".",
-				.sync = (enum store_sync)cfg->persistence_sync,
-				.batch_ms = cfg->persistence_batch_ms,
-				.max_bytes = cfg->persistence_max_bytes };
-	struct restore r = { .b = b, .now_mono = clock_mono_ms(), .now_wall = clock_wall_ms(),
-			     .err = err, .errlen = errlen };
+	struct store_opts o = {.dir = cfg->persistence_location != NULL ? cfg->persistence_location
+									: ".",
+			       .sync = (enum store_sync)cfg->persistence_sync,
+			       .batch_ms = cfg->persistence_batch_ms,
+			       .max_bytes = cfg->persistence_max_bytes};
+	struct restore r = {.b = b,
+			    .now_mono = clock_mono_ms(),
+			    .now_wall = clock_wall_ms(),
+			    .err = err,
+			    .errlen = errlen};
 	int rc;
 
 	err[0] = '\0';
@@ -463,14 +485,17 @@ int persist_open(struct broker *b, char *err, size_t errlen)
 		store_submit(b->store, &r.cleanup, -1);
 		rc = store_flush(b->store);
 		if (rc < 0)
-			snprintf(err, errlen, "persistence store %s: cannot write (%s)", o.dir, moat_strerror(rc));
+			snprintf(err, errlen, "persistence store %s: cannot write (%s)", o.dir,
+				 moat_strerror(rc));
 	}
 	store_batch_fini(&r.cleanup);
 	free(r.hashed);
 	if (rc < 0)
 		return rc;
-	log_notice("persistence: %s: %zu sessions, %zu subscriptions, %zu queued or in-flight messages, %zu retained messages restored; %zu expired and %zu orphan records removed",
-		   o.dir, r.sessions, r.subs, r.entries, r.retained, r.expired, r.orphans);
+	log_notice(
+	    "persistence: %s: %zu sessions, %zu subscriptions, %zu queued or in-flight messages, "
+	    "%zu retained messages restored; %zu expired and %zu orphan records removed",
+	    o.dir, r.sessions, r.subs, r.entries, r.retained, r.expired, r.orphans);
 	return MOAT_OK;
 }
 
@@ -492,7 +517,8 @@ static void report_damage(void *ctx, const uint8_t *key, size_t klen, const char
 
 	printf("%s record \"", repair ? "deleting damaged" : "damaged");
 	for (size_t i = 0; i < klen; i++)
-		printf(key[i] >= 0x20 && key[i] < 0x7f && key[i] != '\\' ? "%c" : "\\x%02x", key[i]);
+		printf(key[i] >= 0x20 && key[i] < 0x7f && key[i] != '\\' ? "%c" : "\\x%02x",
+		       key[i]);
 	printf("\": %s\n", why);
 }
 
@@ -503,9 +529,11 @@ int persist_check(const struct moat_config *cfg, bool repair)
 	int rc = store_check(dir, rec_check, repair, report_damage, &repair, err, sizeof(err));
 
 	if (rc == MOAT_OK) {
-		printf("persistence store %s: %s\n", dir, repair ? "repaired; every record left is sound" : "every record is sound");
+		printf("persistence store %s: %s\n", dir,
+		       repair ? "repaired; every record left is sound" : "every record is sound");
 		return 0;
 	}
-	fprintf(stderr, "moatd: persistence store %s: %s\n", dir, err[0] != '\0' ? err : moat_strerror(rc));
+	fprintf(stderr, "moatd: persistence store %s: %s\n", dir,
+		err[0] != '\0' ? err : moat_strerror(rc));
 	return rc == MOAT_E_IO || rc == MOAT_E_NOMEM ? 2 : 1;
 }

@@ -125,15 +125,15 @@ bool rec_key_split(const uint8_t *key, size_t klen, struct moat_bytes *client_id
 	if (klen < 1)
 		return false;
 	if (key[0] == REC_SESSION || key[0] == REC_WILL) {
-		*client_id = (struct moat_bytes){ key + 1, klen - 1 };
-		*suffix = (struct moat_bytes){ key + klen, 0 };
+		*client_id = (struct moat_bytes){key + 1, klen - 1};
+		*suffix = (struct moat_bytes){key + klen, 0};
 		return memchr(key + 1, 0, klen - 1) == NULL;
 	}
 	nul = memchr(key + 1, 0, klen - 1);
 	if (nul == NULL)
 		return false;
-	*client_id = (struct moat_bytes){ key + 1, (size_t)(nul - key - 1) };
-	*suffix = (struct moat_bytes){ nul + 1, klen - (size_t)(nul - key) - 1 };
+	*client_id = (struct moat_bytes){key + 1, (size_t)(nul - key - 1)};
+	*suffix = (struct moat_bytes){nul + 1, klen - (size_t)(nul - key) - 1};
 	return true;
 }
 
@@ -145,7 +145,7 @@ static void wr_u64(struct wr *w, uint64_t v)
 	wr_u32(w, (uint32_t)v);
 }
 
-static void wr_blob(struct wr *w, struct moat_bytes b)	/* u32 length: payloads may exceed 64 KiB */
+static void wr_blob(struct wr *w, struct moat_bytes b) /* u32 length: payloads may exceed 64 KiB */
 {
 	wr_u32(w, (uint32_t)b.len);
 	wr_raw(w, b.ptr, b.len);
@@ -334,7 +334,7 @@ int rec_open(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, s
 		return bad(why, "value too short");
 	crc = (uint32_t)val[vlen - 4] << 24 | (uint32_t)val[vlen - 3] << 16 |
 	      (uint32_t)val[vlen - 2] << 8 | val[vlen - 1];
-	if (crc != record_crc((struct moat_bytes){ key, klen }, val, vlen - 4))
+	if (crc != record_crc((struct moat_bytes){key, klen}, val, vlen - 4))
 		return bad(why, "checksum mismatch");
 	if (val[0] != REC_FORMAT)
 		return bad(why, "unknown record format");
@@ -371,7 +371,7 @@ static bool rd_strv(struct rd *r, uint16_t *n, struct moat_bytes *run)
 	for (uint16_t i = 0; i < *n; i++)
 		if (!rd_bin(r, &s) || memchr(s.ptr, 0, s.len) != NULL)
 			return rd_fail(r, MOAT_E_MALFORMED);
-	*run = (struct moat_bytes){ start, (size_t)(r->p - start) };
+	*run = (struct moat_bytes){start, (size_t)(r->p - start)};
 	return true;
 }
 
@@ -379,7 +379,7 @@ static bool rd_ident(struct rd *r, struct rec_ident *id)
 {
 	uint8_t has_user;
 
-	*id = (struct rec_ident){ 0 };
+	*id = (struct rec_ident){0};
 	if (!rd_u8(r, &has_user) || has_user > 1)
 		return rd_fail(r, MOAT_E_MALFORMED);
 	id->has_username = has_user;
@@ -398,7 +398,7 @@ int rec_get_msg(struct rd *r, struct rec_msg *m, const char **why)
 {
 	uint8_t flags;
 
-	*m = (struct rec_msg){ 0 };
+	*m = (struct rec_msg){0};
 	if (!rd_u8(r, &m->qos) || m->qos > 2 || !rd_u8(r, &flags) || flags > 7)
 		return bad(why, "bad message header");
 	m->retain = flags & MSG_RETAIN;
@@ -406,8 +406,8 @@ int rec_get_msg(struct rd *r, struct rec_msg *m, const char **why)
 	m->has_author = flags & MSG_AUTHOR;
 	if (m->has_expiry && !rd_u64(r, &m->expire_wall_ms))
 		return bad(why, "truncated message expiry");
-	if (!rd_u64(r, &m->props_present) || !rd_u8(r, &m->payload_format) || !rd_blob(r, &m->topic) ||
-	    !rd_blob(r, &m->payload) || !rd_blob(r, &m->content_type) ||
+	if (!rd_u64(r, &m->props_present) || !rd_u8(r, &m->payload_format) ||
+	    !rd_blob(r, &m->topic) || !rd_blob(r, &m->payload) || !rd_blob(r, &m->content_type) ||
 	    !rd_blob(r, &m->response_topic) || !rd_blob(r, &m->correlation_data) ||
 	    !rd_blob(r, &m->user) || !rd_u32(r, &m->user_count))
 		return bad(why, "truncated message");
@@ -420,7 +420,7 @@ int rec_get_msg(struct rd *r, struct rec_msg *m, const char **why)
 
 int rec_get_session(struct rd *r, struct rec_session *s, const char **why)
 {
-	*s = (struct rec_session){ 0 };
+	*s = (struct rec_session){0};
 	if (!rd_u8(r, &s->version) || !rd_u32(r, &s->expiry_s) || !rd_u64(r, &s->offline_wall_ms) ||
 	    !rd_ident(r, &s->ident) || !finished(r))
 		return bad(why, "bad session record");
@@ -431,7 +431,7 @@ int rec_get_sub(struct rd *r, struct rec_sub *s, const char **why)
 {
 	uint8_t flags;
 
-	*s = (struct rec_sub){ 0 };
+	*s = (struct rec_sub){0};
 	if (!rd_u8(r, &s->qos) || s->qos > 2 || !rd_u8(r, &flags) || (flags >> 2) > 2 ||
 	    !rd_u32(r, &s->sub_id) || !rd_blob(r, &s->filter) || s->filter.len == 0 ||
 	    s->filter.len > 65535 || !finished(r))
@@ -446,7 +446,7 @@ int rec_get_entry(struct rd *r, struct rec_entry *e, const char **why)
 {
 	uint8_t retain;
 
-	*e = (struct rec_entry){ 0 };
+	*e = (struct rec_entry){0};
 	if (!rd_u8(r, &e->qos) || e->qos < 1 || e->qos > 2 || !rd_u8(r, &retain) || retain > 1 ||
 	    !rd_u8(r, &e->state) || e->state > REC_PUBREL || !rd_u16(r, &e->packet_id) ||
 	    !rd_u8(r, &e->sub_id_count) || e->sub_id_count > 4)
@@ -466,7 +466,7 @@ int rec_get_entry(struct rd *r, struct rec_entry *e, const char **why)
 
 int rec_get_will(struct rd *r, struct rec_will *w, const char **why)
 {
-	*w = (struct rec_will){ 0 };
+	*w = (struct rec_will){0};
 	if (!rd_u64(r, &w->at_wall_ms))
 		return bad(why, "truncated will record");
 	if (rec_get_msg(r, &w->msg, why) < 0)
@@ -542,7 +542,7 @@ char **rec_strv(struct moat_bytes run, uint16_t n, bool *nomem)
 	rd_init(&r, run.ptr, run.len);
 	for (uint16_t i = 0; i < n; i++) {
 		if (!rd_bin(&r, &s))
-			break;	/* checked when decoded: cannot happen */
+			break; /* checked when decoded: cannot happen */
 		v[i] = malloc(s.len + 1);
 		if (v[i] == NULL)
 			goto oom;

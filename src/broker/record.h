@@ -8,8 +8,8 @@
  * deletes a kind of record of one client. Client ids hold no NUL
  * [MQTT-1.5.4-2]. A client id, filter or topic too long for a key (the
  * store takes 511 bytes) appears in it as REC_KEY_HASHED and its SHA-256 in
- * hex; the value always carries the whole string. Values start with a format byte and end with a CRC-32 of
- * key and value, so a damaged record is found at start-up, never trusted.
+ * hex; the value always carries the whole string. Values start with a format byte and end with a
+ * CRC-32 of key and value, so a damaged record is found at start-up, never trusted.
  *
  * Decoders read bytes that may be damaged: every length is checked, and
  * what they return are views into the value.
@@ -26,14 +26,14 @@
 #include "codec/rd.h"
 
 enum rec_type {
-	REC_SESSION = 'S',	/* [S][cid] -> version, expiry, offline since, identity */
-	REC_SUB = 'B',		/* [B][cid][0][filter] -> options */
-	REC_ENTRY = 'Q',	/* [Q][cid][0][entry id u64] -> delivery (+ message inline) */
-	REC_QOS2_IN = 'I',	/* [I][cid][0][packet id u16] -> nothing */
-	REC_WILL = 'W',		/* [W][cid] -> when, message */
-	REC_MSG = 'M',		/* [M][message id u64] -> message shared by entries */
-	REC_RETAIN = 'R',	/* [R][topic] -> message */
-	REC_META = 'V',		/* [V] -> store format */
+	REC_SESSION = 'S', /* [S][cid] -> version, expiry, offline since, identity */
+	REC_SUB = 'B',	   /* [B][cid][0][filter] -> options */
+	REC_ENTRY = 'Q',   /* [Q][cid][0][entry id u64] -> delivery (+ message inline) */
+	REC_QOS2_IN = 'I', /* [I][cid][0][packet id u16] -> nothing */
+	REC_WILL = 'W',	   /* [W][cid] -> when, message */
+	REC_MSG = 'M',	   /* [M][message id u64] -> message shared by entries */
+	REC_RETAIN = 'R',  /* [R][topic] -> message */
+	REC_META = 'V',	   /* [V] -> store format */
 };
 
 enum { REC_FORMAT = 1, REC_KEY_PART_MAX = 200, REC_KEY_HASHED = 0x01 };
@@ -41,18 +41,18 @@ enum { REC_FORMAT = 1, REC_KEY_PART_MAX = 200, REC_KEY_HASHED = 0x01 };
 /* Who published a message or owns a session, as broker.h keeps it: what
  * the encoders read. */
 struct rec_ident_src {
-	const char *username;	/* NULL = anonymous */
+	const char *username; /* NULL = anonymous */
 	const char *client_id;
-	char *const *roles;	/* NULL-terminated or NULL */
-	char *const *attrs;	/* name, value, ..., NULL; or NULL */
+	char *const *roles; /* NULL-terminated or NULL */
+	char *const *attrs; /* name, value, ..., NULL; or NULL */
 };
 
 /* The same as decoded: views into the value. */
 struct rec_ident {
 	bool has_username;
 	struct moat_bytes username, client_id;
-	uint16_t role_count, attr_count;	/* attr_count = names + values */
-	struct moat_bytes roles, attrs;		/* runs of u16-length strings */
+	uint16_t role_count, attr_count; /* attr_count = names + values */
+	struct moat_bytes roles, attrs;	 /* runs of u16-length strings */
 };
 
 /* A message as stored (wall-clock expiry, so it survives a restart). */
@@ -60,20 +60,20 @@ struct rec_msg {
 	uint8_t qos;
 	bool retain, has_expiry, has_author;
 	uint64_t expire_wall_ms;
-	uint64_t props_present;	/* payload format, content type, response topic, correlation */
+	uint64_t props_present; /* payload format, content type, response topic, correlation */
 	uint8_t payload_format;
 	struct moat_bytes topic, payload, content_type, response_topic, correlation_data, user;
 	uint32_t user_count;
-	struct rec_ident author;			/* decoded */
-	const struct rec_ident_src *author_src;		/* encoded when has_author */
+	struct rec_ident author;		/* decoded */
+	const struct rec_ident_src *author_src; /* encoded when has_author */
 };
 
 struct rec_session {
 	uint8_t version;
 	uint32_t expiry_s;
-	uint64_t offline_wall_ms;	/* 0 = it was online */
-	struct rec_ident ident;			/* decoded */
-	const struct rec_ident_src *ident_src;	/* encoded */
+	uint64_t offline_wall_ms;	       /* 0 = it was online */
+	struct rec_ident ident;		       /* decoded */
+	const struct rec_ident_src *ident_src; /* encoded */
 };
 
 struct rec_sub {
@@ -90,8 +90,8 @@ struct rec_entry {
 	bool retain;
 	uint16_t packet_id;
 	uint32_t sub_ids[4];
-	uint64_t msg_id;	/* 0: the message is inline */
-	struct rec_msg msg;	/* when inline */
+	uint64_t msg_id;    /* 0: the message is inline */
+	struct rec_msg msg; /* when inline */
 };
 
 struct rec_will {
@@ -115,7 +115,8 @@ bool rec_key_split(const uint8_t *key, size_t klen, struct moat_bytes *client_id
 		   struct moat_bytes *suffix);
 uint64_t rec_be64(const uint8_t *p);
 
-/* ---- values: encoded into <out> (emptied first) with the key's CRC; MOAT_OK or MOAT_E_NOMEM ---- */
+/* ---- values: encoded into <out> (emptied first) with the key's CRC; MOAT_OK or MOAT_E_NOMEM ----
+ */
 int rec_put_session(struct buf *out, struct moat_bytes key, const struct rec_session *s);
 int rec_put_sub(struct buf *out, struct moat_bytes key, const struct rec_sub *s);
 int rec_put_entry(struct buf *out, struct moat_bytes key, const struct rec_entry *e);

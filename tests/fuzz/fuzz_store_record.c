@@ -49,20 +49,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	klen = data[1];
 	vlen = size - 2 - klen;
-	val = malloc(vlen + 1);	/* never 0 bytes */
+	val = malloc(vlen + 1); /* never 0 bytes */
 	if (val == NULL)
 		return 0;
 	memcpy(val, data + 2 + klen, vlen);
 	if ((data[0] & 1) && vlen >= 5)
 		fix_crc(data + 2, klen, val, vlen);
 	if (rec_check(data + 2, klen, val, vlen) == NULL && klen > 0 && data[2] == REC_SESSION &&
-	    rec_open(data + 2, klen, val, vlen, &body, &why) == 0 && rec_get_session(&body, &s, &why) == 0) {
+	    rec_open(data + 2, klen, val, vlen, &body, &why) == 0 &&
+	    rec_get_session(&body, &s, &why) == 0) {
 		char **roles = rec_strv(s.ident.roles, s.ident.role_count, &nomem);
 		char **attrs = rec_strv(s.ident.attrs, s.ident.attr_count, &nomem);
 
 		for (size_t i = 0; roles != NULL && i < s.ident.role_count; i++)
 			if (roles[i] == NULL || strlen(roles[i]) > s.ident.roles.len)
-				abort();	/* each string is a NUL-free piece of the run */
+				abort(); /* each string is a NUL-free piece of the run */
 		free_strv(roles);
 		free_strv(attrs);
 	}

@@ -20,7 +20,7 @@
 
 static struct moat_bytes view(const struct buf *b)
 {
-	return (struct moat_bytes){ buf_head(b), buf_used(b) };
+	return (struct moat_bytes){buf_head(b), buf_used(b)};
 }
 
 static bool same(struct moat_bytes a, const char *s)
@@ -30,11 +30,14 @@ static bool same(struct moat_bytes a, const char *s)
 
 static void session_round_trip(void **state)
 {
-	char *roles[] = { "sensor", "admin", NULL }, *attrs[] = { "site", "north", NULL };
-	struct rec_ident_src id = { "alice", "dev-1", roles, attrs };
-	struct rec_session in = { .version = 5, .expiry_s = 3600, .offline_wall_ms = 1796000000000ull,
-				  .ident_src = &id }, out;
-	struct buf key = { 0 }, val = { 0 };
+	char *roles[] = {"sensor", "admin", NULL}, *attrs[] = {"site", "north", NULL};
+	struct rec_ident_src id = {"alice", "dev-1", roles, attrs};
+	struct rec_session in = {.version = 5,
+				 .expiry_s = 3600,
+				 .offline_wall_ms = 1796000000000ull,
+				 .ident_src = &id},
+			   out;
+	struct buf key = {0}, val = {0};
 	const char *why = NULL;
 	struct rd body;
 	bool nomem;
@@ -44,7 +47,9 @@ static void session_round_trip(void **state)
 	assert_int_equal(rec_key_client(&key, REC_SESSION, "dev-1"), MOAT_OK);
 	assert_int_equal(rec_put_session(&val, view(&key), &in), MOAT_OK);
 	assert_null(rec_check(buf_head(&key), buf_used(&key), buf_head(&val), buf_used(&val)));
-	assert_int_equal(rec_open(buf_head(&key), buf_used(&key), buf_head(&val), buf_used(&val), &body, &why), MOAT_OK);
+	assert_int_equal(
+	    rec_open(buf_head(&key), buf_used(&key), buf_head(&val), buf_used(&val), &body, &why),
+	    MOAT_OK);
 	assert_int_equal(rec_get_session(&body, &out, &why), MOAT_OK);
 	assert_int_equal(out.version, 5);
 	assert_int_equal(out.expiry_s, 3600);
@@ -66,20 +71,30 @@ static void session_round_trip(void **state)
 
 static void entry_with_inline_message_round_trips(void **state)
 {
-	struct rec_entry in = { .qos = 2, .state = REC_SENT, .packet_id = 77, .retain = true,
-				.sub_id_count = 2, .sub_ids = { 5, 9 } }, out;
-	struct buf key = { 0 }, val = { 0 };
+	struct rec_entry in = {.qos = 2,
+			       .state = REC_SENT,
+			       .packet_id = 77,
+			       .retain = true,
+			       .sub_id_count = 2,
+			       .sub_ids = {5, 9}},
+			 out;
+	struct buf key = {0}, val = {0};
 	const char *why = NULL;
 	struct rd body;
 
 	(void)state;
-	in.msg = (struct rec_msg){ .qos = 2, .retain = true, .has_expiry = true,
-				   .expire_wall_ms = 1796000009000ull, .topic = moat_bytes_str("t/x"),
-				   .payload = moat_bytes_str("21.5"),
-				   .content_type = moat_bytes_str("text/plain") };
+	in.msg = (struct rec_msg){.qos = 2,
+				  .retain = true,
+				  .has_expiry = true,
+				  .expire_wall_ms = 1796000009000ull,
+				  .topic = moat_bytes_str("t/x"),
+				  .payload = moat_bytes_str("21.5"),
+				  .content_type = moat_bytes_str("text/plain")};
 	assert_int_equal(rec_key_entry(&key, "dev-1", 42), MOAT_OK);
 	assert_int_equal(rec_put_entry(&val, view(&key), &in), MOAT_OK);
-	assert_int_equal(rec_open(buf_head(&key), buf_used(&key), buf_head(&val), buf_used(&val), &body, &why), MOAT_OK);
+	assert_int_equal(
+	    rec_open(buf_head(&key), buf_used(&key), buf_head(&val), buf_used(&val), &body, &why),
+	    MOAT_OK);
 	assert_int_equal(rec_get_entry(&body, &out, &why), MOAT_OK);
 	assert_int_equal(out.qos, 2);
 	assert_int_equal(out.state, REC_SENT);
@@ -97,7 +112,7 @@ static void entry_with_inline_message_round_trips(void **state)
 
 static void a_clients_records_share_one_prefix(void **state)
 {
-	struct buf prefix = { 0 }, key = { 0 }, other = { 0 };
+	struct buf prefix = {0}, key = {0}, other = {0};
 	struct moat_bytes cid, suffix;
 
 	(void)state;
@@ -117,19 +132,22 @@ static void a_clients_records_share_one_prefix(void **state)
 static void long_ids_and_topics_are_hashed_into_keys_that_fit(void **state)
 {
 	char *cid = malloc(5000), *topic = malloc(60000);
-	struct buf key = { 0 }, again = { 0 };
+	struct buf key = {0}, again = {0};
 
 	(void)state;
 	memset(cid, 'c', 4999);
 	cid[4999] = '\0';
 	memset(topic, 't', 60000);
-	assert_int_equal(rec_key_sub(&key, cid, (struct moat_bytes){ (uint8_t *)topic, 60000 }), MOAT_OK);
+	assert_int_equal(rec_key_sub(&key, cid, (struct moat_bytes){(uint8_t *)topic, 60000}),
+			 MOAT_OK);
 	assert_true(buf_used(&key) <= STORE_MAX_KEY);
 	assert_int_equal(buf_head(&key)[1], REC_KEY_HASHED);
-	assert_int_equal(rec_key_sub(&again, cid, (struct moat_bytes){ (uint8_t *)topic, 60000 }), MOAT_OK);
+	assert_int_equal(rec_key_sub(&again, cid, (struct moat_bytes){(uint8_t *)topic, 60000}),
+			 MOAT_OK);
 	assert_int_equal(buf_used(&key), buf_used(&again));
 	assert_memory_equal(buf_head(&key), buf_head(&again), buf_used(&key));
-	assert_int_equal(rec_key_retain(&key, (struct moat_bytes){ (uint8_t *)topic, 60000 }), MOAT_OK);
+	assert_int_equal(rec_key_retain(&key, (struct moat_bytes){(uint8_t *)topic, 60000}),
+			 MOAT_OK);
 	assert_true(buf_used(&key) <= STORE_MAX_KEY);
 	free(cid);
 	free(topic);
@@ -139,8 +157,8 @@ static void long_ids_and_topics_are_hashed_into_keys_that_fit(void **state)
 
 static void damage_is_reported(void **state)
 {
-	struct rec_sub sub = { .qos = 1, .sub_id = 3, .filter = moat_bytes_str("a/+") };
-	struct buf key = { 0 }, val = { 0 };
+	struct rec_sub sub = {.qos = 1, .sub_id = 3, .filter = moat_bytes_str("a/+")};
+	struct buf key = {0}, val = {0};
 	const char *why = NULL;
 	struct rd body;
 
@@ -149,12 +167,14 @@ static void damage_is_reported(void **state)
 	assert_int_equal(rec_put_sub(&val, view(&key), &sub), MOAT_OK);
 	assert_null(rec_check(buf_head(&key), buf_used(&key), buf_head(&val), buf_used(&val)));
 	/* the same value under another key: the CRC covers the key */
-	assert_string_equal(rec_check((const uint8_t *)"Bdev-2\0a/+", 10, buf_head(&val), buf_used(&val)),
-			    "checksum mismatch");
+	assert_string_equal(
+	    rec_check((const uint8_t *)"Bdev-2\0a/+", 10, buf_head(&val), buf_used(&val)),
+	    "checksum mismatch");
 	/* a flipped byte */
 	buf_head(&val)[2] ^= 0x40;
-	assert_int_equal(rec_open(buf_head(&key), buf_used(&key), buf_head(&val), buf_used(&val), &body, &why),
-			 MOAT_E_MALFORMED);
+	assert_int_equal(
+	    rec_open(buf_head(&key), buf_used(&key), buf_head(&val), buf_used(&val), &body, &why),
+	    MOAT_E_MALFORMED);
 	assert_string_equal(why, "checksum mismatch");
 	buf_head(&val)[2] ^= 0x40;
 	/* cut short */
@@ -169,11 +189,11 @@ static void damage_is_reported(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(session_round_trip),
-		cmocka_unit_test(entry_with_inline_message_round_trips),
-		cmocka_unit_test(a_clients_records_share_one_prefix),
-		cmocka_unit_test(long_ids_and_topics_are_hashed_into_keys_that_fit),
-		cmocka_unit_test(damage_is_reported),
+	    cmocka_unit_test(session_round_trip),
+	    cmocka_unit_test(entry_with_inline_message_round_trips),
+	    cmocka_unit_test(a_clients_records_share_one_prefix),
+	    cmocka_unit_test(long_ids_and_topics_are_hashed_into_keys_that_fit),
+	    cmocka_unit_test(damage_is_reported),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
