@@ -18,6 +18,9 @@
 
 #include <moat/error.h>
 
+#include <openssl/crypto.h>
+
+#include "base/base64.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/text.h"
@@ -210,6 +213,20 @@ static int check_password_async(struct conn *c, const struct mqtt_connect *k, co
 	return MOAT_E_AGAIN;
 }
 
+/* Whether the TLS client certificate of <c> is the one a token's cnf names
+ * (RFC 8705 §3: the base64url SHA-256 of its DER). */
+static bool bound_certificate_matches(const struct conn *c, const char *x5t_s256)
+{
+	uint8_t digest[32];
+	char text[48];
+	size_t n;
+
+	if (c->tls == NULL || tls_filter_peer_cert_sha256(c->tls, digest) != MOAT_OK)
+		return false;
+	n = b64_encode(digest, sizeof(digest), text, B64_URL);
+	return strlen(x5t_s256) == n && CRYPTO_memcmp(text, x5t_s256, n) == 0;
+}
+
 static int check_token(struct conn *c, const struct mqtt_connect *k, const char *client_id,
 		       uint64_t now_ms)
 {
@@ -225,6 +242,11 @@ static int check_token(struct conn *c, const struct mqtt_connect *k, const char 
 		token_identity_fini(&t);
 		return refuse_later(c, client_id, "token", MQTT_RC_NOT_AUTHORIZED,
 				    "the token is for another client id", now_ms);
+	}
+	if (t.cnf_x5t_s256 != NULL && !bound_certificate_matches(c, t.cnf_x5t_s256)) {
+		token_identity_fini(&t);
+		return refuse_later(c, client_id, "token", MQTT_RC_BAD_USER_PASS,
+				    "the token is bound to another client certificate (cnf x5t#S256)", now_ms);
 	}
 	if (!safe_identity(moat_bytes_str(t.username)) && c->w->security->acl != NULL) {
 		token_identity_fini(&t);

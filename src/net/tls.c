@@ -624,6 +624,24 @@ static int copy_out(const char *s, size_t n, char *out, size_t cap)
 	return MOAT_OK;
 }
 
+int tls_filter_peer_cert_sha256(const struct filter *f, uint8_t out[32])
+{
+	const struct tls_filter *t = (const struct tls_filter *)f;
+	unsigned int len = 0;
+	X509 *cert;
+
+	if (f == NULL || f->ops != &tls_ops)
+		return MOAT_E_INVAL;
+	if (!t->done)
+		return MOAT_E_AGAIN;
+	cert = SSL_get0_peer_certificate(t->ssl);
+	if (cert == NULL || SSL_get_verify_result(t->ssl) != X509_V_OK)
+		return MOAT_E_NOTFOUND;
+	if (X509_digest(cert, EVP_sha256(), out, &len) != 1 || len != 32)
+		return MOAT_E_NOMEM;
+	return MOAT_OK;
+}
+
 int tls_filter_peer_identity(const struct filter *f, enum tls_identity which, char *out, size_t cap)
 {
 	const struct tls_filter *t = (const struct tls_filter *)f;

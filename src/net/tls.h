@@ -76,6 +76,12 @@ enum tls_identity {
 int tls_filter_peer_identity(const struct filter *f, enum tls_identity which, char *out,
 			     size_t cap);
 
+/* The SHA-256 of the verified peer certificate's DER encoding (RFC 8705's
+ * x5t#S256 thumbprint) into <out>. MOAT_OK; MOAT_E_AGAIN before the
+ * handshake completes; MOAT_E_NOTFOUND without a verified certificate;
+ * MOAT_E_INVAL when <f> is not a TLS filter. */
+int tls_filter_peer_cert_sha256(const struct filter *f, uint8_t out[32]);
+
 /* The negotiated protocol ("TLSv1.3", ...) for logging; "unknown" before
  * the handshake or when <f> is not a TLS filter. Never NULL. */
 const char *tls_filter_version(const struct filter *f);
