@@ -9,6 +9,7 @@
  */
 #include "e2e/hpke.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -32,8 +33,7 @@ enum {
 
 static const uint8_t kem_suite[KEM_SUITE_LEN] = {'K', 'E', 'M', KEM_ID >> 8, KEM_ID & 0xff};
 static const uint8_t version_label[7] = {'H', 'P', 'K', 'E', '-', 'v', '1'};
-/* HMAC pads its key with zeros, so an empty salt is the same key as HashLen zeros (RFC 5869 §2.2)
- */
+/* HMAC pads its key with zeros, so an empty salt is the key of HashLen zeros (RFC 5869 §2.2) */
 static const uint8_t zero_secret[HPKE_SECRET_LEN];
 
 struct part {
@@ -48,7 +48,7 @@ static int crypto_fail(void)
 }
 
 /* An input of <len> bytes at <p> is usable: short enough for OpenSSL's int lengths, and present. */
-static int input_ok(const void *p, size_t len)
+static bool input_ok(const void *p, size_t len)
 {
 	return len <= HPKE_MAX_INPUT_LEN && (p != NULL || len == 0);
 }
@@ -119,7 +119,7 @@ int hpke_labeled_extract(const uint8_t *suite_id, size_t suite_len, const uint8_
 	struct part parts[4];
 
 	if (suite_id == NULL || label == NULL || prk == NULL || !input_ok(salt, salt_len) ||
-	    !input_ok(ikm, ikm_len) || suite_len > 16)
+	    !input_ok(ikm, ikm_len) || suite_len > HPKE_SUITE_LEN)
 		return MOAT_E_INVAL;
 	/* labeled_ikm = "HPKE-v1" || suite_id || label || ikm (§4) */
 	parts[0] = (struct part){version_label, sizeof(version_label)};
@@ -143,7 +143,7 @@ int hpke_labeled_expand(const uint8_t *suite_id, size_t suite_len, const uint8_t
 	int rc = MOAT_OK;
 
 	if (suite_id == NULL || prk == NULL || label == NULL || out == NULL || out_len == 0 ||
-	    out_len > MAX_EXPAND_LEN || !input_ok(info, info_len) || suite_len > 16)
+	    out_len > MAX_EXPAND_LEN || !input_ok(info, info_len) || suite_len > HPKE_SUITE_LEN)
 		return MOAT_E_INVAL;
 	len_be[0] = (uint8_t)(out_len >> 8);
 	len_be[1] = (uint8_t)(out_len & 0xff);
