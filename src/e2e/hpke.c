@@ -1,11 +1,12 @@
 /*
  * HPKE base mode (RFC 9180) on OpenSSL 3.0 primitives: X25519 through
- * EVP_PKEY_derive, HKDF-SHA256 written as HMAC-SHA256 through EVP_MAC (so the
- * labeled inputs are fed in pieces, without OpenSSL's HKDF info-length cap or
- * a heap copy), AES-128-GCM and ChaCha20-Poly1305 through EVP_CIPHER. Section
- * numbers in comments are RFC 9180's. Every intermediate secret is wiped with
- * OPENSSL_cleanse before returning, and a failure clears OpenSSL's error queue
- * so that it cannot confuse a later SSL_get_error on the same thread.
+ * EVP_PKEY_derive, HKDF-SHA256 written as HMAC-SHA256 through EVP_MAC, and
+ * AES-128-GCM and ChaCha20-Poly1305 through EVP_CIPHER. The labeled HKDF
+ * inputs are fed to HMAC in pieces: no heap copy, and no dependence on the
+ * info-length limit of OpenSSL's HKDF provider. Section numbers in comments
+ * are RFC 9180's. Every intermediate secret is wiped with OPENSSL_cleanse
+ * before returning, and a failure clears OpenSSL's error queue so that it
+ * cannot confuse a later SSL_get_error on the same thread.
  */
 #include "e2e/hpke.h"
 
