@@ -247,8 +247,8 @@ int hpke_derive_keypair(const uint8_t *ikm, size_t ikm_len, uint8_t sk[32], uint
 	if (ikm == NULL || ikm_len < HPKE_KEY_LEN || ikm_len > HPKE_MAX_INPUT_LEN || sk == NULL ||
 	    pk == NULL)
 		return MOAT_E_INVAL;
-	/* §7.1.3: for X25519, sk = LabeledExpand(LabeledExtract("", "dkp_prk", ikm), "sk", "", Nsk)
-	 */
+	/* §7.1.3 for X25519:
+	 * sk = LabeledExpand(LabeledExtract("", "dkp_prk", ikm), "sk", "", Nsk) */
 	rc = hpke_labeled_extract(kem_suite, sizeof(kem_suite), NULL, 0, "dkp_prk", ikm, ikm_len,
 				  dkp_prk);
 	if (rc == MOAT_OK)
