@@ -227,46 +227,71 @@ static bool bound_certificate_matches(const struct conn *c, const char *x5t_s256
 	return strlen(x5t_s256) == n && CRYPTO_memcmp(text, x5t_s256, n) == 0;
 }
 
-static int check_token(struct conn *c, const struct mqtt_connect *k, const char *client_id,
-		       uint64_t now_ms)
+/* Verifies <token> for client <client_id> on <c> into <t>: signature,
+ * claims, client id, certificate binding, a username ACL patterns can use.
+ * MOAT_OK, or an error with *<rc> (CONNACK code) and *<why> set. */
+static int verify_token(struct conn *c, struct moat_bytes token, const char *client_id,
+			struct token_identity *t, uint8_t *rc, const char **why)
+{
+	*why = NULL;
+	*rc = MQTT_RC_BAD_USER_PASS;
+	if (security_check_token(c->w->security, token.ptr, token.len, (int64_t)time(NULL), t, why) < 0) {
+		if (*why == NULL)
+			*why = "token refused";
+		return MOAT_E_DENIED;
+	}
+	if (t->client_id != NULL && strcmp(t->client_id, client_id) != 0) {
+		*rc = MQTT_RC_NOT_AUTHORIZED;
+		*why = "the token is for another client id";
+	} else if (t->cnf_x5t_s256 != NULL && !bound_certificate_matches(c, t->cnf_x5t_s256)) {
+		*why = "the token is bound to another client certificate (cnf x5t#S256)";
+	} else if (!safe_identity(moat_bytes_str(t->username)) && c->w->security->acl != NULL) {
+		*why = "token username contains + # or /";
+	}
+	if (*why != NULL) {
+		token_identity_fini(t);
+		return MOAT_E_DENIED;
+	}
+	return MOAT_OK;
+}
+
+/* Gives <c> the identity of verified token <t> (which is emptied). */
+static void take_token_identity(struct conn *c, struct token_identity *t)
+{
+	free(c->username);
+	strv_free(c->roles);
+	strv_free(c->attrs);
+	c->username = t->username;
+	c->roles = t->roles;
+	c->attrs = t->attrs;
+	c->expires_s = t->expires_s;
+	t->username = NULL;
+	t->roles = t->attrs = NULL;
+	token_identity_fini(t);
+}
+
+static int check_token(struct conn *c, struct moat_bytes token, const char *client_id, uint64_t now_ms)
 {
 	struct token_identity t = { 0 };
-	const char *why = NULL;
-	int rc = security_check_token(c->w->security, k->password.ptr, k->password.len,
-				      (int64_t)time(NULL), &t, &why);
+	const char *why;
+	uint8_t rc;
 
-	if (rc < 0)
-		return refuse_later(c, client_id, "token", MQTT_RC_BAD_USER_PASS,
-				    why != NULL ? why : "token refused", now_ms);
-	if (t.client_id != NULL && strcmp(t.client_id, client_id) != 0) {
-		token_identity_fini(&t);
-		return refuse_later(c, client_id, "token", MQTT_RC_NOT_AUTHORIZED,
-				    "the token is for another client id", now_ms);
-	}
-	if (t.cnf_x5t_s256 != NULL && !bound_certificate_matches(c, t.cnf_x5t_s256)) {
-		token_identity_fini(&t);
-		return refuse_later(c, client_id, "token", MQTT_RC_BAD_USER_PASS,
-				    "the token is bound to another client certificate (cnf x5t#S256)", now_ms);
-	}
-	if (!safe_identity(moat_bytes_str(t.username)) && c->w->security->acl != NULL) {
-		token_identity_fini(&t);
-		return refuse_later(c, client_id, "token", MQTT_RC_BAD_USER_PASS,
-				    "token username contains + # or /", now_ms);
-	}
-	free(c->username);
-	c->username = t.username;
-	c->roles = t.roles;
-	c->attrs = t.attrs;
-	c->expires_s = t.expires_s;
-	t.username = NULL;
-	t.roles = NULL;
-	t.attrs = NULL;
-	token_identity_fini(&t);
+	if (verify_token(c, token, client_id, &t, &rc, &why) < 0)
+		return refuse_later(c, client_id, "token", rc, why, now_ms);
+	take_token_identity(c, &t);
 	succeed(c, client_id, "token");
 	return MOAT_OK;
 }
 
 static const char scram_method[] = "SCRAM-SHA-256";
+/* A token as MQTT 5 enhanced authentication: the CONNECT's (or a
+ * re-authentication's) Authentication Data is the JWT, answered at once. */
+static const char jwt_method[] = "moat-jwt";
+
+static bool method_is(struct moat_bytes m, const char *name)
+{
+	return m.len == strlen(name) && memcmp(m.ptr, name, m.len) == 0;
+}
 
 /* MQTT 5 enhanced authentication: the CONNECT names the method and carries
  * the client-first-message; the server answers AUTH 0x18 with the
@@ -295,6 +320,7 @@ static int scram_begin(struct conn *c, const struct mqtt_connect *k, const char 
 	snprintf(a->client_id, sizeof(a->client_id), "%s", id);
 	scram_server_init(&a->scram);
 	a->scram_started = true;
+	c->auth_scram = true;
 	rc = security_scram_start(c->w->security, &a->scram, k->props.auth_data.ptr, k->props.auth_data.len, &out);
 	if (rc < 0) {
 		buf_fini(&out);
@@ -346,6 +372,12 @@ void auth_connack_props(struct conn *c, struct mqtt_props *ack)
 {
 	struct auth_ctx *a = c->auth;
 
+	if (c->auth_jwt) {
+		ack->auth_method = moat_bytes_str(jwt_method);
+		props_set(ack, MQTT_PROP_AUTH_METHOD);
+		return;
+	}
+
 	if (a == NULL || !a->scram_started || buf_used(&a->server_final) == 0)
 		return;
 	props_set_auth(ack, moat_bytes_str(scram_method),
@@ -395,10 +427,19 @@ int auth_connect(struct conn *c, const struct mqtt_connect *k, struct moat_bytes
 		succeed(c, id, "certificate");
 		return MOAT_OK;
 	}
+	if (method_is(k->props.auth_method, jwt_method)) {
+		if (sec->tokens == NULL) {
+			audit_auth(c, id, jwt_method, "deny", "no auth_token_key configured");
+			return conn_refuse_connect(c, MQTT_RC_BAD_AUTH_METHOD,
+						   "moat-jwt needs auth_token_key in the broker's configuration");
+		}
+		c->auth_jwt = true;
+		return check_token(c, k->props.auth_data, id, now_ms);
+	}
 	if (k->props.auth_method.len > 0)
 		return scram_begin(c, k, id, raw, now_ms);
 	if (k->has_password && sec->tokens != NULL && security_is_token(sec, k->password.ptr, k->password.len))
-		return check_token(c, k, id, now_ms);
+		return check_token(c, k->password, id, now_ms);
 	if (k->has_username) {
 		free(c->username);
 		c->username = text_dup_bytes(k->username);
@@ -487,4 +528,51 @@ void auth_conn_closed(struct conn *c)
 void auth_connected(struct conn *c)
 {
 	ctx_free(c);
+}
+
+static bool same_name(const char *a, const char *b)
+{
+	return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
+int auth_reauthenticate(struct conn *c, const struct mqtt_auth *p)
+{
+	struct mqtt_packet ok = { .type = MQTT_AUTH };
+	struct token_identity t = { 0 };
+	const char *client_id = c->sess->client_id, *why;
+	uint8_t rc;
+
+	if (!c->auth_jwt) {
+		conn_disconnect(c, MQTT_RC_PROTOCOL_ERROR,
+				c->auth_scram ? "SCRAM-SHA-256 re-authentication is not supported; reconnect"
+					      : "AUTH without enhanced authentication at CONNECT");
+		return MOAT_E_PROTOCOL;
+	}
+	if (p->rc != MQTT_RC_REAUTHENTICATE || !method_is(p->props.auth_method, jwt_method)) {
+		conn_disconnect(c, MQTT_RC_PROTOCOL_ERROR,
+				"re-authentication must use reason 0x19 and the CONNECT's method"); /* [MQTT-4.12.1-1] */
+		return MOAT_E_PROTOCOL;
+	}
+	if (verify_token(c, p->props.auth_data, client_id, &t, &rc, &why) == MOAT_OK &&
+	    !same_name(t.username, c->username)) {
+		token_identity_fini(&t);
+		why = "re-authentication names another user";
+	}
+	if (why != NULL) {
+		static struct log_limiter limiter;
+
+		if (log_limiter_allow(&limiter, 10, 10))
+			log_notice("client %s: re-authentication refused: %s", client_id, why);
+		audit_auth(c, client_id, "moat-jwt re-authentication", "deny", why);
+		conn_disconnect(c, MQTT_RC_NOT_AUTHORIZED, why);
+		return MOAT_E_DENIED;
+	}
+	take_token_identity(c, &t);
+	if (authz_set_identity(c->sess, c) < 0)
+		return MOAT_E_NOMEM;
+	audit_auth(c, client_id, "moat-jwt re-authentication", "allow", NULL);
+	ok.auth.rc = MQTT_RC_SUCCESS;
+	ok.auth.props.auth_method = moat_bytes_str(jwt_method);
+	props_set(&ok.auth.props, MQTT_PROP_AUTH_METHOD);
+	return conn_send_packet(c, &ok);
 }

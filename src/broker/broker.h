@@ -186,6 +186,7 @@ struct conn {
 	struct filter *tls;		/* the TLS layer inside filter, or NULL */
 	uint16_t listener_port;
 	uint8_t auth_state;		/* enum auth_state */
+	bool auth_jwt, auth_scram;	/* the CONNECT's enhanced authentication method */
 	bool auth_hold;			/* stop reading until hold_until_ms or the job's answer */
 	bool replay_connect;		/* authenticated: the kept CONNECT goes through again */
 	uint64_t hold_until_ms;
@@ -519,6 +520,12 @@ int auth_connect(struct conn *c, const struct mqtt_connect *k, struct moat_bytes
 int auth_on_packet(struct conn *c, const struct mqtt_auth *p, uint64_t now_ms);
 /* Puts the kept CONNECT back in front of c->in. MOAT_OK or MOAT_E_NOMEM. */
 int auth_replay_connect(struct conn *c);
+/* Handles an AUTH packet after CONNACK: MQTT 5 re-authentication (0x19)
+ * with a fresh token for connections that authenticated with moat-jwt;
+ * the identity (roles, attributes, expiry) is replaced, answered AUTH 0x00.
+ * Anything else, a failed token or another user: DISCONNECT (0x82 / 0x87)
+ * and an error. */
+int auth_reauthenticate(struct conn *c, const struct mqtt_auth *p);
 /* Adds what the CONNACK of an enhanced authentication carries. */
 void auth_connack_props(struct conn *c, struct mqtt_props *ack);
 /* A password check came back to <w>, the worker of its connection. */

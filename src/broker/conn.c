@@ -733,7 +733,7 @@ static int dispatch(struct conn *c, struct mqtt_packet *p, uint64_t now_ms)
 	}
 	case MQTT_DISCONNECT: return on_disconnect(c, &p->disconnect);
 	case MQTT_AUTH:
-		return refuse(c, MOAT_E_PROTOCOL, MQTT_RC_PROTOCOL_ERROR, "AUTH without enhanced authentication");
+		return auth_reauthenticate(c, &p->auth);
 	case MQTT_CONNECT:
 		return refuse(c, MOAT_E_PROTOCOL, MQTT_RC_PROTOCOL_ERROR, "second CONNECT"); /* [MQTT-3.1.0-2] */
 	default:
