@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "broker/audit.h"
 #include "broker/persist.h"
+#include "broker/sc_topics.h"
 #include "broker/security.h"
 
 static const char *access_name(int access)
@@ -33,11 +34,14 @@ static bool check(struct worker *w, const struct acl_subject *who, const struct 
 	struct audit_event e;
 	char t[512];
 
+	enum sc_verdict sc = sc_topic_check(topic, access, who->client_id, who->username,
+					    w->b->cfg->sc_username);
 	bool allowed;
 
-	if (w->security->acl == NULL)
+	if (sc == SC_NOT_RESERVED && w->security->acl == NULL)
 		return true;
-	allowed = security_allows(w->security, who, topic.ptr, topic.len, access);
+	allowed = sc == SC_NOT_RESERVED ? security_allows(w->security, who, topic.ptr, topic.len, access)
+					: sc == SC_ALLOW;
 	/* every refusal is audited, and allowed subscriptions; allowed publishes
 	 * and deliveries are not (one line per message) */
 	if (allowed && access != ACCESS_SUBSCRIBE)

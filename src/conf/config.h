@@ -99,6 +99,8 @@ struct moat_config {
 	uint8_t persistence_sync;		/* enum store_sync: default batch */
 	uint32_t persistence_batch_ms;		/* batch window; default 2 */
 	uint64_t persistence_max_bytes;		/* soft size limit; default 0 = none */
+	/* the Security Center (docs/security-center.md) */
+	char *sc_username;			/* the identity it connects as; NULL = none */
 	/* audit log: JSON lines */
 	char *audit_file;			/* NULL = none unless audit_syslog */
 	bool audit_syslog;
