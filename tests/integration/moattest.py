@@ -590,6 +590,10 @@ class Broker:
             lines.append("listener %d 127.0.0.1" % self.port)
         if allow_anonymous is not None:
             lines.append("allow_anonymous %s" % ("true" if allow_anonymous else "false"))
+        if os.environ.get("MOAT_TEST_PERSISTENCE") and not is_mosquitto() \
+                and "persistence" not in config:
+            # the whole suite can run with moatd's store on (docs/testing.md)
+            lines.append("persistence true\npersistence_location %s" % os.path.join(self.dir, "store"))
         text = "\n".join(lines) + "\n" + config
         with open(self.conf_path, "w") as f:
             f.write(text)

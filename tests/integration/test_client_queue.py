@@ -7,9 +7,13 @@ arrives exactly once. Then `moat pub` itself is killed with SIGKILL midway
 and restarted on the same queue file with --repeat 0: every message it had
 accepted (printed as "queued ..." with -d) arrives.
 
-moatd keeps no sessions across its restart yet, so the subscriber connects
-and subscribes again after the restart while the publisher is held with
-SIGSTOP; the assertions are about what the client library promises.
+Without persistence moatd keeps no sessions across its restart, so the
+subscriber connects and subscribes again after the restart while the
+publisher is held with SIGSTOP; the assertions are about what the client
+library promises. With persistence on (MOAT_TEST_PERSISTENCE=1) the
+subscriber's session comes back, and a QoS 2 message in flight at the
+restart is resent with DUP under the same packet id: the subscriber keeps
+its QoS 2 state across the reconnect, as a receiver of a resumed session must.
 """
 import os
 import signal
@@ -38,12 +42,14 @@ class Collector(threading.Thread):
         self.peer = None
         self.done = threading.Event()
         self.last = time.monotonic()
+        self.awaiting_rel = set()  # kept across reconnects: the session resumes
 
     def connect(self, port):
         p = Peer(port)
-        p.connect("queue-sub", clean=False, props={"session_expiry": 300})
+        ack = p.connect("queue-sub", clean=False, props={"session_expiry": 300})
+        if not ack.session_present:
+            self.awaiting_rel = set()  # a new session: no QoS 2 flow is pending
         p.subscribe("t", qos=self.qos)
-        self.awaiting_rel = set()
         self.peer = p
 
     def run(self):

@@ -44,7 +44,11 @@ def parse_metrics(text):
             assert lm, "bad labels in %r" % line
             labels[lm.group(1)] = lm.group(2)
             rest = rest[lm.end():]
-        assert name in types, "sample before its # TYPE: %r" % line
+        family = name
+        for suffix in ("_bucket", "_sum", "_count"):
+            if name.endswith(suffix) and types.get(name[:-len(suffix)]) == "histogram":
+                family = name[:-len(suffix)]
+        assert family in types, "sample before its # TYPE: %r" % line
         key = (name, frozenset(labels.items()))
         assert key not in out, "duplicate sample %r" % line
         out[key] = value
