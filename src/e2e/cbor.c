@@ -61,6 +61,8 @@ static bool read_head(struct cbor_dec *d, int *major, uint64_t *arg)
 	if ((n == 1 && v < 24) || (n == 2 && v <= 0xff) || (n == 4 && v <= 0xffff) ||
 	    (n == 8 && v <= 0xffffffffu))
 		return fail(d, MOAT_E_MALFORMED);
+	if (*major == CBOR_SIMPLE && n == 1 && v < 32) /* RFC 8949 §3.3 */
+		return fail(d, MOAT_E_MALFORMED);
 	d->p += 1 + n;
 	d->left -= 1 + n;
 	*arg = v;
