@@ -59,20 +59,22 @@ static bool word_matches(const char *w, size_t n, const char *pat)
 	return n == m && strncasecmp(w, pat, n) == 0;
 }
 
-/* The reason <name> is refused, or NULL when none of its words is weak. */
+/* The reason <name> is refused, or NULL when none of its words is weak. The
+ * table order decides between words ("des-ede3-cbc" is 3DES, not DES). */
 static const char *refusal_for(const char *name)
 {
-	const char *w = name;
+	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+		const char *w = name;
 
-	while (*w != '\0') {
-		size_t n = strcspn(w, "-_/ ");
+		while (*w != '\0') {
+			size_t n = strcspn(w, "-_/ ");
 
-		for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++)
 			if (word_matches(w, n, refusals[i].word))
 				return refusals[i].why;
-		w += n;
-		if (*w != '\0')
-			w++;
+			w += n;
+			if (*w != '\0')
+				w++;
+		}
 	}
 	return NULL;
 }

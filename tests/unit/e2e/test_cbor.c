@@ -23,24 +23,24 @@ static void rfc8949_integers(void **state)
 		const char *enc;
 		size_t len;
 	} vec[] = {
-		{ 0, "\x00", 1 },
-		{ 1, "\x01", 1 },
-		{ 23, "\x17", 1 },
-		{ 24, "\x18\x18", 2 },
-		{ 100, "\x18\x64", 2 },
-		{ 1000, "\x19\x03\xe8", 3 },
-		{ 1000000, "\x1a\x00\x0f\x42\x40", 5 },
-		{ 1000000000000, "\x1b\x00\x00\x00\xe8\xd4\xa5\x10\x00", 9 },
-		{ -1, "\x20", 1 },
-		{ -10, "\x29", 1 },
-		{ -100, "\x38\x63", 2 },
-		{ -1000, "\x39\x03\xe7", 3 },
-		{ INT64_MIN, "\x3b\x7f\xff\xff\xff\xff\xff\xff\xff", 9 },
+	    {0, "\x00", 1},
+	    {1, "\x01", 1},
+	    {23, "\x17", 1},
+	    {24, "\x18\x18", 2},
+	    {100, "\x18\x64", 2},
+	    {1000, "\x19\x03\xe8", 3},
+	    {1000000, "\x1a\x00\x0f\x42\x40", 5},
+	    {1000000000000, "\x1b\x00\x00\x00\xe8\xd4\xa5\x10\x00", 9},
+	    {-1, "\x20", 1},
+	    {-10, "\x29", 1},
+	    {-100, "\x38\x63", 2},
+	    {-1000, "\x39\x03\xe7", 3},
+	    {INT64_MIN, "\x3b\x7f\xff\xff\xff\xff\xff\xff\xff", 9},
 	};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
-		struct buf b = { 0 };
+		struct buf b = {0};
 		struct cbor_dec d;
 		int64_t v;
 
@@ -58,7 +58,7 @@ static void rfc8949_integers(void **state)
 
 static void uint64_max_round_trip(void **state)
 {
-	struct buf b = { 0 };
+	struct buf b = {0};
 	struct cbor_dec d;
 	uint64_t u;
 	int64_t i;
@@ -77,7 +77,7 @@ static void uint64_max_round_trip(void **state)
 
 static void structures_round_trip(void **state)
 {
-	struct buf b = { 0 };
+	struct buf b = {0};
 	struct cbor_dec d;
 	struct moat_bytes s;
 	uint64_t tag;
@@ -196,9 +196,9 @@ static void duplicate_keys_refused(void **state)
 	(void)state;
 	assert_int_equal(CHECK("\xa2\x01\x00\x01\x01"), MOAT_E_MALFORMED);
 	assert_int_equal(CHECK("\xa2\x61\x61\x00\x61\x61\x01"), MOAT_E_MALFORMED);
-	assert_int_equal(CHECK("\xa2\x01\x00\x21\x00"), MOAT_OK); /* 1 and -2 differ */
+	assert_int_equal(CHECK("\xa2\x01\x00\x21\x00"), MOAT_OK);	  /* 1 and -2 differ */
 	assert_int_equal(CHECK("\xa2\x41\x61\x00\x61\x61\x00"), MOAT_OK); /* h'61' and "a" differ */
-	assert_int_equal(CHECK("\xa1\x80\x00"), MOAT_E_UNSUPPORTED); /* array as key */
+	assert_int_equal(CHECK("\xa1\x80\x00"), MOAT_E_UNSUPPORTED);	  /* array as key */
 	/* exactly CBOR_MAX_MAP_PAIRS pairs, then one more */
 	in[0] = 0xb8;
 	in[1] = CBOR_MAX_MAP_PAIRS;
@@ -216,13 +216,13 @@ static void duplicate_keys_refused(void **state)
 static void bad_utf8_refused(void **state)
 {
 	(void)state;
-	assert_int_equal(CHECK("\x62\xc3\x28"), MOAT_E_BAD_UTF8);     /* bad continuation */
-	assert_int_equal(CHECK("\x62\xc0\xaf"), MOAT_E_BAD_UTF8);     /* overlong '/' */
-	assert_int_equal(CHECK("\x63\xed\xa0\x80"), MOAT_E_BAD_UTF8); /* surrogate */
+	assert_int_equal(CHECK("\x62\xc3\x28"), MOAT_E_BAD_UTF8);	  /* bad continuation */
+	assert_int_equal(CHECK("\x62\xc0\xaf"), MOAT_E_BAD_UTF8);	  /* overlong '/' */
+	assert_int_equal(CHECK("\x63\xed\xa0\x80"), MOAT_E_BAD_UTF8);	  /* surrogate */
 	assert_int_equal(CHECK("\x64\xf4\x90\x80\x80"), MOAT_E_BAD_UTF8); /* > U+10FFFF */
 	assert_int_equal(CHECK("\x61\xff"), MOAT_E_BAD_UTF8);
 	assert_int_equal(CHECK("\x62\xe2\x82"), MOAT_E_BAD_UTF8); /* cut sequence */
-	assert_int_equal(CHECK("\x64\xf0\x9f\x98\x80"), MOAT_OK);  /* U+1F600 */
+	assert_int_equal(CHECK("\x64\xf0\x9f\x98\x80"), MOAT_OK); /* U+1F600 */
 	assert_int_equal(CHECK("\x62\xc3\x28"), MOAT_E_BAD_UTF8);
 	assert_int_equal(CHECK("\x42\xc3\x28"), MOAT_OK); /* byte strings are not text */
 }
@@ -237,23 +237,23 @@ static void trailing_bytes_refused(void **state)
 static void outside_subset_refused(void **state)
 {
 	(void)state;
-	assert_int_equal(CHECK("\xf9\x3c\x00"), MOAT_E_UNSUPPORTED);		 /* half float */
+	assert_int_equal(CHECK("\xf9\x3c\x00"), MOAT_E_UNSUPPORTED); /* half float */
 	assert_int_equal(CHECK("\xfb\x3f\xf1\x99\x99\x99\x99\x99\x9a"), MOAT_E_UNSUPPORTED);
-	assert_int_equal(CHECK("\xf7"), MOAT_E_UNSUPPORTED);	      /* undefined */
-	assert_int_equal(CHECK("\xf0"), MOAT_E_UNSUPPORTED);	      /* simple(16) */
-	assert_int_equal(CHECK("\xf8\x18"), MOAT_E_MALFORMED);	      /* simple in 2 bytes < 32 */
+	assert_int_equal(CHECK("\xf7"), MOAT_E_UNSUPPORTED);   /* undefined */
+	assert_int_equal(CHECK("\xf0"), MOAT_E_UNSUPPORTED);   /* simple(16) */
+	assert_int_equal(CHECK("\xf8\x18"), MOAT_E_MALFORMED); /* simple in 2 bytes < 32 */
 	assert_int_equal(CHECK("\xf4"), MOAT_OK);
 }
 
 static void canonical_sorts_keys(void **state)
 {
 	/* {10: 1, "a": [{2: 0, 1: 0}], 100: 2, -1: 3} */
-	static const uint8_t in[] = { 0xa4, 0x0a, 0x01, 0x61, 0x61, 0x81, 0xa2, 0x02, 0x00,
-				      0x01, 0x00, 0x18, 0x64, 0x02, 0x20, 0x03 };
+	static const uint8_t in[] = {0xa4, 0x0a, 0x01, 0x61, 0x61, 0x81, 0xa2, 0x02,
+				     0x00, 0x01, 0x00, 0x18, 0x64, 0x02, 0x20, 0x03};
 	/* keys by bytes: 0a, 18 64, 20, 61 61; the inner map sorted too */
-	static const uint8_t want[] = { 0xa4, 0x0a, 0x01, 0x18, 0x64, 0x02, 0x20, 0x03,
-					0x61, 0x61, 0x81, 0xa2, 0x01, 0x00, 0x02, 0x00 };
-	struct buf out = { 0 }, again = { 0 };
+	static const uint8_t want[] = {0xa4, 0x0a, 0x01, 0x18, 0x64, 0x02, 0x20, 0x03,
+				       0x61, 0x61, 0x81, 0xa2, 0x01, 0x00, 0x02, 0x00};
+	struct buf out = {0}, again = {0};
 
 	(void)state;
 	assert_int_equal(cbor_canonical(in, sizeof(in), &out), MOAT_OK);
@@ -270,19 +270,19 @@ static void canonical_sorts_keys(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(rfc8949_integers),
-		cmocka_unit_test(uint64_max_round_trip),
-		cmocka_unit_test(structures_round_trip),
-		cmocka_unit_test(wrong_type_refused),
-		cmocka_unit_test(indefinite_lengths_refused),
-		cmocka_unit_test(non_preferred_heads_refused),
-		cmocka_unit_test(depth_capped),
-		cmocka_unit_test(truncation_refused),
-		cmocka_unit_test(duplicate_keys_refused),
-		cmocka_unit_test(bad_utf8_refused),
-		cmocka_unit_test(trailing_bytes_refused),
-		cmocka_unit_test(outside_subset_refused),
-		cmocka_unit_test(canonical_sorts_keys),
+	    cmocka_unit_test(rfc8949_integers),
+	    cmocka_unit_test(uint64_max_round_trip),
+	    cmocka_unit_test(structures_round_trip),
+	    cmocka_unit_test(wrong_type_refused),
+	    cmocka_unit_test(indefinite_lengths_refused),
+	    cmocka_unit_test(non_preferred_heads_refused),
+	    cmocka_unit_test(depth_capped),
+	    cmocka_unit_test(truncation_refused),
+	    cmocka_unit_test(duplicate_keys_refused),
+	    cmocka_unit_test(bad_utf8_refused),
+	    cmocka_unit_test(trailing_bytes_refused),
+	    cmocka_unit_test(outside_subset_refused),
+	    cmocka_unit_test(canonical_sorts_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
