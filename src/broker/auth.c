@@ -265,6 +265,9 @@ static void take_token_identity(struct conn *c, struct token_identity *t)
 	c->roles = t->roles;
 	c->attrs = t->attrs;
 	c->expires_s = t->expires_s;
+	free(c->jti);
+	c->jti = t->jti;
+	t->jti = NULL;
 	t->username = NULL;
 	t->roles = t->attrs = NULL;
 	token_identity_fini(t);
@@ -519,7 +522,8 @@ void auth_conn_closed(struct conn *c)
 {
 	ctx_free(c);
 	free(c->username);
-	c->username = NULL;
+	free(c->jti);
+	c->username = c->jti = NULL;
 	strv_free(c->roles);
 	strv_free(c->attrs);
 	c->roles = c->attrs = NULL;

@@ -85,6 +85,7 @@ struct sub {
 struct conn;
 struct worker;
 struct security;
+struct revocation;
 struct auth_ctx;
 struct auth_job;
 
@@ -192,6 +193,7 @@ struct conn {
 	uint64_t hold_until_ms;
 	struct auth_ctx *auth;		/* an exchange in progress; NULL otherwise */
 	char *username;			/* authenticated identity; NULL = anonymous */
+	char *jti;			/* the token's id, for revocation; NULL = none */
 	char **roles;			/* from a token; NULL-terminated or NULL */
 	char **attrs;			/* from a token: name, value, ..., NULL; or NULL */
 	int64_t expires_s;		/* token expiry (wall clock); 0 = none */
@@ -313,6 +315,8 @@ struct worker {
 	struct route route;
 	struct security *security;	/* this worker's reference to the current set */
 	unsigned security_gen;
+	struct revocation *revoked;	/* this worker's reference to the current list, or NULL */
+	unsigned revocation_gen;
 	struct delivery *free_deliveries;	/* recycled, see session.c */
 	size_t free_delivery_count;
 	struct sys_counters sys;
@@ -357,6 +361,12 @@ struct broker {
 	uint64_t started_ms, next_sys_ms;
 	int64_t started_wall_s;
 	atomic_bool stop;
+	/* the Security Center's revocation list ($sc/revoked; sc_revocation.c) */
+	bool has_sc_pub;
+	uint8_t sc_pub[32];		/* sc_public_key, Ed25519 */
+	pthread_mutex_t revocation_lock;
+	struct revocation *revoked;	/* NULL until a list arrives */
+	atomic_uint revocation_gen;
 	struct store *store;		/* NULL when persistence is off */
 	_Atomic uint64_t store_next_id;	/* ids of stored messages and entries */
 	/* main.c's steps, run on the main thread by server_run; NULL = none.
@@ -477,6 +487,8 @@ void route_send(struct worker *from, struct worker *to, const struct inbox_item 
 /* Puts <item> straight into <to>'s inbox and wakes it: for threads that are
  * not workers (the verification pool). MOAT_OK or MOAT_E_NOMEM. */
 int route_post(struct worker *to, const struct inbox_item *item);
+/* Wakes worker <to>'s loop (its eventfd). Any thread. */
+void worker_wake(struct worker *to);
 /* Moves every item collected this pass to its worker's inbox and wakes it. */
 void route_flush_outboxes(struct worker *w);
 /* Takes this worker's inbox; deliveries are made, connections returned via
@@ -504,6 +516,22 @@ size_t route_retained_count(const struct broker *b);
 void broker_tick(struct worker *w, uint64_t now_ms);
 /* Publishes the $SYS/broker/... topics now (retained). */
 void broker_publish_sys(struct worker *w, uint64_t now_ms);
+
+/* ---- sc_revocation.c ---- */
+/* Loads cfg->sc_public_key (when set). MOAT_OK or MOAT_E_CONFIG with <err>. */
+int broker_load_sc_key(struct broker *b, char *err, size_t errlen);
+/* A PUBLISH on $sc/revoked (from the Security Center, sc_topics.c): verifies
+ * and installs the list; workers enforce it at once. MOAT_OK, or an error
+ * with <why> (the message is then refused, neither routed nor retained). */
+int revocation_receive(struct worker *w, struct moat_bytes payload, const char **why);
+/* At start-up: installs the retained $sc/revoked the store gave back. */
+void broker_restore_revocation(struct broker *b);
+/* Takes the current list if it changed since <w> last looked; true if so. */
+bool worker_adopt_revocation(struct worker *w);
+/* Disconnects <w>'s revoked clients and ends their sessions, offline ones too. */
+void worker_enforce_revocation(struct worker *w);
+/* Why <c> (as <client_id>) is revoked, or NULL. */
+const char *revoked_conn(const struct conn *c, const char *client_id);
 
 /* ---- auth.c ---- */
 /* Authenticates the CONNECT <k> (whose bytes are <raw>) of <c>, for client

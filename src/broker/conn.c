@@ -14,6 +14,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/text.h"
 #include "broker/audit.h"
 #include "broker/persist.h"
 #include "broker/security.h"
@@ -308,6 +309,14 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_
 		if (rc != MOAT_OK)
 			return rc;
 	}
+	if (c->w->revoked != NULL) {
+		char *cid = text_dup_bytes(id);
+		const char *why = cid != NULL ? revoked_conn(c, cid) : NULL;
+
+		free(cid);
+		if (why != NULL)
+			return conn_refuse_connect(c, MQTT_RC_NOT_AUTHORIZED, why);
+	}
 	if (keep_alive > cfg->max_keepalive || (keep_alive == 0 && cfg->max_keepalive < 65535)) {
 		if (k->version != MQTT_V5)
 			return conn_refuse_connect(c, MQTT_RC_CLIENT_ID_INVALID, "keep alive above max_keepalive");
@@ -544,6 +553,16 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 			return MOAT_OK;	/* clients may not publish into $SYS */
 		return send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
 				MQTT_RC_NOT_AUTHORIZED, "$SYS is reserved for the broker");
+	}
+	if (topic.len == 11 && memcmp(topic.ptr, "$sc/revoked", 11) == 0) {
+		const char *why = NULL;	/* only the Security Center gets here (sc_topics.c) */
+
+		if (revocation_receive(c->w, p->payload, &why) < 0) {
+			log_notice("client %s: revocation list refused: %s", s->client_id, why);
+			return p->qos == 0 ? MOAT_OK
+					   : send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
+						      c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0, why);
+		}
 	}
 	if (p->qos > 0 && persist_refusing(b)) {
 		stat_add(&c->w->sys.publish_dropped, 1);

@@ -312,7 +312,7 @@ void persist_retain(struct worker *w, const struct msg *m)
 	struct rec_ident_src author;
 	struct rec_msg rm;
 
-	if (!on(w) || (m->topic.len > 0 && m->topic.ptr[0] == '$'))
+	if (!on(w) || (m->topic.len >= 5 && memcmp(m->topic.ptr, "$SYS/", 5) == 0))
 		return; /* $SYS is made anew by each process */
 	if (m->payload.len == 0) {
 		persist_retain_drop(w, m->topic);

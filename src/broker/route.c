@@ -300,7 +300,7 @@ void route_send(struct worker *from, struct worker *to, const struct inbox_item 
 	from->outbox_used = true;
 }
 
-static void wake_worker(struct worker *to)
+void worker_wake(struct worker *to)
 {
 	uint64_t one = 1;
 
@@ -339,7 +339,7 @@ void route_flush_outboxes(struct worker *w)
 		pthread_mutex_unlock(&to->inbox_lock);
 		out->n = 0;
 		if (wake)
-			wake_worker(to);
+			worker_wake(to);
 	}
 }
 
@@ -353,7 +353,7 @@ int route_post(struct worker *to, const struct inbox_item *item)
 	rc = items_push(&to->inbox, item);
 	pthread_mutex_unlock(&to->inbox_lock);
 	if (rc == MOAT_OK && wake)
-		wake_worker(to);
+		worker_wake(to);
 	return rc;
 }
 

@@ -144,7 +144,8 @@ int security_check_token(const struct security *s, const uint8_t *token, size_t 
 	out->client_id = claims.client_id;
 	out->expires_s = claims.exp;
 	out->cnf_x5t_s256 = claims.cnf_x5t_s256;
-	claims.username = claims.client_id = claims.cnf_x5t_s256 = NULL;
+	out->jti = claims.jti;
+	claims.username = claims.client_id = claims.cnf_x5t_s256 = claims.jti = NULL;
 	if (claims.roles_count > 0) {
 		out->roles = calloc(claims.roles_count + 1, sizeof(*out->roles));
 		if (out->roles == NULL) {
@@ -210,6 +211,7 @@ void token_identity_fini(struct token_identity *t)
 	free(t->username);
 	free(t->client_id);
 	free(t->cnf_x5t_s256);
+	free(t->jti);
 	strv_free(t->roles);
 	strv_free(t->attrs);
 	*t = (struct token_identity){ 0 };

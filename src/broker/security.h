@@ -56,6 +56,7 @@ struct token_identity {
 	char **attrs;		/* name, value, ..., NULL; NULL when none */
 	int64_t expires_s;	/* wall clock */
 	char *cnf_x5t_s256;	/* the certificate the token is bound to (RFC 8705); NULL = none */
+	char *jti;		/* the token's id (for revocation); NULL = none */
 };
 void token_identity_fini(struct token_identity *t);
 /* NULL-terminated string arrays (roles, attributes): a deep copy (NULL for

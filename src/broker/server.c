@@ -619,14 +619,6 @@ static void block_signals(sigset_t *set)
 	pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
-static void wake(struct worker *w)
-{
-	uint64_t one = 1;
-
-	while (write(w->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
-		;
-}
-
 static void on_wake(struct worker *w)
 {
 	uint64_t n;
@@ -708,6 +700,8 @@ static void *worker_loop(void *arg)
 
 		if (worker_adopt_security(w))
 			broker_recheck_subscriptions(w);
+		if (worker_adopt_revocation(w))
+			worker_enforce_revocation(w);
 		wake_at = next_resume(w, next_tick);
 		int timeout = wake_at > now ? (int)(wake_at - now) : 0;
 		int n = epoll_wait(w->epfd, events, MAX_EVENTS, timeout);
@@ -818,7 +812,7 @@ static void wait_for_stop(struct broker *b, const sigset_t *set)
 			listen_ctx_reload(b->lctx, b->nlctx);
 			if (broker_reload_security(b) == MOAT_OK)
 				for (unsigned i = 0; i < b->nworkers; i++)
-					wake(&b->workers[i]);	/* adopt it now, not at the next event */
+					worker_wake(&b->workers[i]);	/* adopt it now, not at the next event */
 			tell_manager("READY=1\nSTATUS=serving");
 		} else if (sig > 0) {
 			return;
@@ -911,7 +905,7 @@ int server_run(struct broker *b)
 	stop_listeners(b);
 	atomic_store(&b->stop, true);
 	for (unsigned i = 0; i < started; i++)
-		wake(&b->workers[i]);
+		worker_wake(&b->workers[i]);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(b->workers[i].thread, NULL);
 	metrics_http_stop(b);	/* /healthz said 503 until the workers were gone */

@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "broker/audit.h"
 #include "broker/persist.h"
+#include "broker/revocation.h"
 #include "broker/security.h"
 #include "broker/sys_load.h"
 
@@ -43,6 +44,7 @@ int broker_init(struct broker *b, struct moat_config *cfg)
 	if (b->sessions == NULL || b->workers == NULL || route_init(b) < 0)
 		goto err;
 	pthread_mutex_init(&b->table_lock, NULL);
+	pthread_mutex_init(&b->revocation_lock, NULL);
 	for (const struct moat_listener_conf *l = cfg->listeners; l != NULL; l = l->next)
 		b->nstat_listeners++;
 	b->load = calloc(1, sizeof(*b->load));
@@ -73,12 +75,15 @@ int broker_init(struct broker *b, struct moat_config *cfg)
 	if (addr_limits_init(&b->addrs, cfg) < 0 ||
 	    verify_pool_start(&b->pool, b->nworkers < 4 ? b->nworkers : 4, VERIFY_QUEUE_MAX) < 0)
 		goto err;
-	rc = persist_open(b, err, sizeof(err));
+	rc = broker_load_sc_key(b, err, sizeof(err));
+	if (rc == MOAT_OK)
+		rc = persist_open(b, err, sizeof(err));
 	if (rc < 0) {
 		log_err("%s", err);
 		broker_fini(b);
 		return rc;
 	}
+	broker_restore_revocation(b);
 	b->started_ms = clock_mono_ms();
 	b->started_wall_s = clock_wall_s();
 	return MOAT_OK;
@@ -185,10 +190,14 @@ void broker_fini(struct broker *b)
 		free(w->sys.listeners);
 		free(w->route.t);
 		persist_worker_fini(w);
+		revocation_unref(w->revoked);
 		security_unref(w->security);
 		pthread_mutex_destroy(&w->inbox_lock);
 	}
 	pthread_mutex_destroy(&b->table_lock);
+	pthread_mutex_destroy(&b->revocation_lock);
+	revocation_unref(b->revoked);
+	b->revoked = NULL;
 	if (b->security != NULL)
 		pthread_mutex_destroy(&b->security_lock);
 	security_unref(b->security);

@@ -101,6 +101,7 @@ struct moat_config {
 	uint64_t persistence_max_bytes;		/* soft size limit; default 0 = none */
 	/* the Security Center (docs/security-center.md) */
 	char *sc_username;			/* the identity it connects as; NULL = none */
+	char *sc_public_key;			/* its Ed25519 signing key (PEM), for $sc/revoked */
 	/* audit log: JSON lines */
 	char *audit_file;			/* NULL = none unless audit_syslog */
 	bool audit_syslog;

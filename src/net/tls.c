@@ -642,6 +642,33 @@ int tls_filter_peer_cert_sha256(const struct filter *f, uint8_t out[32])
 	return MOAT_OK;
 }
 
+int tls_filter_peer_serial_hex(const struct filter *f, char *out, size_t cap)
+{
+	const struct tls_filter *t = (const struct tls_filter *)f;
+	BIGNUM *bn;
+	char *hex;
+	X509 *cert;
+	int rc;
+
+	if (f == NULL || f->ops != &tls_ops || out == NULL || cap == 0)
+		return MOAT_E_INVAL;
+	if (!t->done)
+		return MOAT_E_AGAIN;
+	cert = SSL_get0_peer_certificate(t->ssl);
+	if (cert == NULL || SSL_get_verify_result(t->ssl) != X509_V_OK)
+		return MOAT_E_NOTFOUND;
+	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+	hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+	BN_free(bn);
+	if (hex == NULL)
+		return MOAT_E_NOMEM;
+	for (char *p = hex; *p != '\0'; p++)
+		*p = (char)(*p >= 'A' && *p <= 'F' ? *p - 'A' + 'a' : *p);
+	rc = copy_out(hex, strlen(hex), out, cap);
+	OPENSSL_free(hex);
+	return rc;
+}
+
 int tls_filter_peer_identity(const struct filter *f, enum tls_identity which, char *out, size_t cap)
 {
 	const struct tls_filter *t = (const struct tls_filter *)f;

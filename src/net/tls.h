@@ -82,6 +82,11 @@ int tls_filter_peer_identity(const struct filter *f, enum tls_identity which, ch
  * MOAT_E_INVAL when <f> is not a TLS filter. */
 int tls_filter_peer_cert_sha256(const struct filter *f, uint8_t out[32]);
 
+/* The verified peer certificate's serial number as lowercase hex without
+ * leading zeros into <out> (room for <cap> bytes, NUL-terminated); the same
+ * return values as tls_filter_peer_cert_sha256, and MOAT_E_LIMIT. */
+int tls_filter_peer_serial_hex(const struct filter *f, char *out, size_t cap);
+
 /* The negotiated protocol ("TLSv1.3", ...) for logging; "unknown" before
  * the handshake or when <f> is not a TLS filter. Never NULL. */
 const char *tls_filter_version(const struct filter *f);

@@ -114,7 +114,7 @@ MOAT_ONLY_KEYS = ("connect_timeout", "max_connect_packet_size", "threads", "queu
                   "auth_token_key", "auth_token_issuer", "auth_token_audience",
                   "auth_token_username_claim", "auth_token_leeway", "auth_fail_delay_max",
                   "max_connections_per_address", "connection_rate_per_address", "audit_log",
-                  "persistence_sync", "persistence_max_bytes", "sc_username",
+                  "persistence_sync", "persistence_max_bytes", "sc_username", "sc_public_key",
                   "metrics_listener")
 
 # ---- packet types ----------------------------------------------------------
