@@ -33,6 +33,7 @@
 
 #include "base/buf.h"
 #include "cli/bench.h"
+#include "e2e/alg.h"
 #include "codec/packet.h"
 
 enum {
@@ -63,6 +64,7 @@ struct bench_opts {
 	double rate, duration_s, drain_s;
 	unsigned keepalive_s;
 	unsigned long session_expiry_s; /* > 0: sessions outlive connections (clean start off) */
+	const char *e2e;		/* --e2e ALG: seal payloads end to end; NULL = plain */
 };
 
 struct bconn {
@@ -99,6 +101,7 @@ struct bench {
 	enum phase phase;
 	char prefix[64];		/* topic prefix unique to this run */
 	uint8_t *payload;
+	struct bench_e2e e2e;		/* --e2e: the group key and scratch buffers */
 	uint64_t phase_ns, start_ns, stop_ns, last_rx_ns, last_progress_ns, recv_at_progress;
 	unsigned long errors_shown;
 	struct bench_result r;
@@ -134,6 +137,8 @@ static void usage(void)
 	       "  -V 311|5         protocol version (default 5)\n"
 	       "  -h HOST -p PORT  broker (default localhost 1883)\n"
 	       "  -k SECONDS       keep alive (default 60)\n"
+	       "  --e2e ALG        seal every payload end to end (COSE_Encrypt0) with ALG,\n"
+	       "                   chacha20-poly1305 or aes-256-gcm; subscribers open it\n"
 	       "  --session-expiry S  clients keep their sessions for S seconds (clean start\n"
 	       "                   off; 3.1.1: kept until cleaned), so a broker with\n"
 	       "                   persistence stores their queues (default 0: clean sessions)\n"
@@ -223,6 +228,8 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 		} else if (strcmp(a, "--connections") == 0) {
 			if (!parse_ul(arg, 1, 1000000, &conns))
 				return bad("--connections wants 1..1000000, not", arg);
+		} else if (strcmp(a, "--e2e") == 0) {
+			o->e2e = arg;
 		} else if (strcmp(a, "--session-expiry") == 0) {
 			if (!parse_ul(arg, 0, UINT32_MAX, &o->session_expiry_s))
 				return bad("--session-expiry wants 0..4294967295 seconds, not", arg);
@@ -579,6 +586,12 @@ static void pub_fill(struct bench *b, struct bconn *c)
 		memcpy(b->payload, &c->idx, 4);
 		memcpy(b->payload + 8, &c->seq, 8);
 		memcpy(b->payload + 16, &now, 8);
+		if (b->e2e.alg != 0 &&
+		    bench_e2e_seal(&b->e2e, c->idx, c->seq, p.publish.topic,
+				   (struct moat_bytes){ b->payload, b->o.payload_len }, &p.publish.payload) < 0) {
+			conn_kill(b, c, "sealing failed", 0);
+			return;
+		}
 		if (b->o.qos > 0) {
 			if (++c->next_id == 0)
 				c->next_id = 1;
@@ -601,16 +614,21 @@ static void pub_fill(struct bench *b, struct bconn *c)
 static void sub_receive(struct bench *b, struct bconn *c, const struct mqtt_publish *pub,
 			uint64_t now)
 {
+	struct moat_bytes payload = pub->payload;
 	uint32_t pid;
 	uint64_t seq, sent_ns, k;
 
-	if (pub->payload.len < HDR_LEN) {
+	if (b->e2e.alg != 0 && bench_e2e_open(&b->e2e, pub->topic, pub->payload, &payload) < 0) {
+		b->r.errors++;	/* altered, or not sealed with the run's key */
+		return;
+	}
+	if (payload.len < HDR_LEN) {
 		b->r.errors++;
 		return;
 	}
-	memcpy(&pid, pub->payload.ptr, 4);
-	memcpy(&seq, pub->payload.ptr + 8, 8);
-	memcpy(&sent_ns, pub->payload.ptr + 16, 8);
+	memcpy(&pid, payload.ptr, 4);
+	memcpy(&seq, payload.ptr + 8, 8);
+	memcpy(&sent_ns, payload.ptr + 16, 8);
 	k = (uint64_t)pid - c->first_pub;
 	if (pid < c->first_pub || k >= c->npubs) {
 		b->r.errors++;
@@ -1127,10 +1145,16 @@ int cli_bench_main(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (b->o.e2e != NULL && bench_e2e_init(&b->e2e, b->o.e2e) < 0) {
+		SSL_CTX_free(b->tls);
+		free(b);
+		return 1;
+	}
 	rc = setup(b);
 	if (rc == 0) {
 		b->r = (struct bench_result){
 			.scenario = scenario_name(b->o.scenario), .tls = b->tls != NULL,
+			.e2e = b->e2e.alg != 0 ? e2e_alg_name(b->e2e.alg) : NULL,
 			.qos = b->o.qos,
 			.version = b->o.version == MQTT_V5 ? 5 : 311, .payload_len = b->o.payload_len,
 			.publishers = b->npub, .subscribers = b->npub > 0 ? b->nsub : 0,
@@ -1154,6 +1178,7 @@ int cli_bench_main(int argc, char **argv)
 		close(b->epfd);
 	free(b->c);
 	free(b->payload);
+	bench_e2e_fini(&b->e2e);
 	SSL_CTX_free(b->tls);
 	free(b);
 	return rc;

@@ -13,6 +13,9 @@
 
 #include <openssl/ssl.h>
 
+#include "base/buf.h"
+#include "e2e/cose.h"
+
 /* Latency histogram: exact below 128 µs, then 64 buckets per power of two (< 1.6 % error). */
 #define BENCH_HIST_SUB 64u
 #define BENCH_HIST_BUCKETS (BENCH_HIST_SUB * 60u)
@@ -27,6 +30,7 @@ struct bench_hist {
 struct bench_result {
 	const char *scenario;
 	bool tls;
+	const char *e2e;	/* the payload AEAD with --e2e, else NULL */
 	int qos, version;
 	unsigned long payload_len, publishers, subscribers, connections;
 	double rate;		/* messages/s per publisher, 0 = unthrottled */
@@ -86,6 +90,24 @@ SSL_CTX *bench_tls_ctx_create(const char *cafile, const char *cert, const char *
  * drives the handshake and frees the object with SSL_free().
  */
 SSL *bench_tls_open(SSL_CTX *ctx, int fd, const char *host);
+
+/* `moat bench --e2e` (bench_e2e.c): one made-up group key for the run. */
+struct bench_e2e {
+	int alg;		/* enum e2e_alg; 0 = plain payloads */
+	struct cose_group g;
+	struct buf sealed, opened;	/* scratch, reused by every message */
+};
+/* Takes the algorithm by name (weak ones refused, the reason printed) and
+ * makes the key. MOAT_OK or an error after printing it. */
+int bench_e2e_init(struct bench_e2e *e, const char *alg_name);
+void bench_e2e_fini(struct bench_e2e *e);
+/* Seals <plain> as message <seq> of publisher <publisher> on <topic>; *<out>
+ * views the envelope until the next call. MOAT_OK or an error. */
+int bench_e2e_seal(struct bench_e2e *e, uint32_t publisher, uint64_t seq, struct moat_bytes topic,
+		   struct moat_bytes plain, struct moat_bytes *out);
+/* Opens <env> received on <topic>; *<plain> views the plaintext until the next call. */
+int bench_e2e_open(struct bench_e2e *e, struct moat_bytes topic, struct moat_bytes env,
+		   struct moat_bytes *plain);
 
 /* Entry point of `moat bench`; <argv>[0] is "bench". Returns the exit code. */
 int cli_bench_main(int argc, char **argv);

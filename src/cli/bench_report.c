@@ -114,12 +114,13 @@ void bench_report_summary(FILE *out, const struct bench_result *r)
 		return;
 	}
 	fprintf(out,
-		"%s: %lu publisher(s) -> %lu subscriber(s), QoS %d, %lu B payload, MQTT %s\n"
+		"%s: %lu publisher(s) -> %lu subscriber(s), QoS %d, %lu B payload%s%s, MQTT %s\n"
 		"  sent %llu, received %llu of %llu expected (last after %.2f s)\n"
 		"  throughput %.0f msg/s received while publishing\n"
 		"  latency p50 %llu us, p99 %llu us, max %llu us\n"
 		"  lost %llu, duplicated %llu, errors %llu\n",
 		r->scenario, r->publishers, r->subscribers, r->qos, r->payload_len,
+		r->e2e != NULL ? " sealed with " : "", r->e2e != NULL ? r->e2e : "",
 		r->version == 5 ? "5" : "3.1.1", (unsigned long long)r->sent,
 		(unsigned long long)r->received, (unsigned long long)r->expected, r->elapsed_s,
 		bench_rate(r), (unsigned long long)bench_hist_pct(&r->hist, 50.0),
@@ -130,14 +131,14 @@ void bench_report_summary(FILE *out, const struct bench_result *r)
 void bench_report_json(FILE *out, const struct bench_result *r)
 {
 	fprintf(out,
-		"{\"scenario\":\"%s\",\"tls\":%s,\"qos\":%d,\"version\":%d,\"payload\":%lu,"
+		"{\"scenario\":\"%s\",\"tls\":%s,\"e2e\":\"%s\",\"qos\":%d,\"version\":%d,\"payload\":%lu,"
 		"\"publishers\":%lu,\"subscribers\":%lu,\"connections\":%lu,\"connected\":%lu,"
 		"\"rate\":%.0f,\"duration_s\":%.3f,\"elapsed_s\":%.3f,\"sent\":%llu,"
 		"\"expected\":%llu,\"received\":%llu,\"received_in_run\":%llu,\"msgs_per_s\":%.1f,"
 		"\"conns_per_s\":%.1f,\"p50_us\":%llu,"
 		"\"p99_us\":%llu,\"max_us\":%llu,\"lost\":%llu,\"dup\":%llu,\"errors\":%llu}\n",
-		r->scenario, r->tls ? "true" : "false", r->qos, r->version, r->payload_len,
-		r->publishers, r->subscribers, r->connections, r->connected, r->rate, r->duration_s,
+		r->scenario, r->tls ? "true" : "false", r->e2e != NULL ? r->e2e : "", r->qos, r->version,
+		r->payload_len, r->publishers, r->subscribers, r->connections, r->connected, r->rate, r->duration_s,
 		r->elapsed_s, (unsigned long long)r->sent, (unsigned long long)r->expected,
 		(unsigned long long)r->received, (unsigned long long)r->received_in_run, bench_rate(r),
 		bench_conn_rate(r), (unsigned long long)bench_hist_pct(&r->hist, 50.0),
