@@ -326,8 +326,11 @@ int cose_encrypt0_open(const struct cose_encrypt0 *e, const struct cose_group *g
 	size_t len;
 	int rc;
 
-	if (!e2e_alg_is_valid(expected_alg) || topic.len == 0 || e->ciphertext.len < E2E_TAG_LEN)
-		return set_why(why, "no topic, no policy algorithm or no ciphertext", MOAT_E_INVAL);
+	if (!e2e_alg_is_valid(expected_alg) || topic.len == 0 || e->ciphertext.len < E2E_TAG_LEN ||
+	    e->seq > E2E_SEQ_MAX)
+		return set_why(why,
+			       "no topic, no policy algorithm, no ciphertext or seq out of range",
+			       MOAT_E_INVAL);
 	if (e->alg != expected_alg)
 		return set_why(why, "alg is not the one the topic policy requires",
 			       MOAT_E_PROTOCOL);

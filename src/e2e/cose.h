@@ -75,9 +75,10 @@ struct cose_sign1 {
 
 /*
  * Appends the COSE_Encrypt0 of <plaintext> for <topic> (non-empty) under
- * group <g> and <p> to <out>. Returns MOAT_OK, MOAT_E_INVAL for an
- * argument outside the contract (alg, id length, seq range, empty topic),
- * MOAT_E_NOMEM or MOAT_E_CRYPTO.
+ * group <g> and <p> to <out> (<plaintext> must not point into <out>).
+ * Returns MOAT_OK, MOAT_E_INVAL for an argument outside the contract (alg,
+ * id length, seq range, empty topic), MOAT_E_NOMEM or MOAT_E_CRYPTO; on
+ * error <out> is as it was.
  */
 int cose_encrypt0_seal(const struct cose_group *g, const struct cose_seal_params *p,
 		       struct moat_bytes topic, struct moat_bytes plaintext, struct buf *out);
@@ -106,7 +107,8 @@ int cose_encrypt0_open(const struct cose_encrypt0 *e, const struct cose_group *g
 
 /*
  * Appends COSE_Sign1(<payload>) signed with the Ed25519 private key <seed>
- * (32 bytes, RFC 8032) and naming <kid> to <out>, binding <topic>. Returns
+ * (32 bytes, RFC 8032) and naming <kid> to <out>, binding <topic>
+ * (<payload> must not point into <out>; on error <out> is as it was). Returns
  * MOAT_OK, MOAT_E_INVAL (kid length, empty topic), MOAT_E_NOMEM or
  * MOAT_E_CRYPTO.
  */

@@ -435,6 +435,31 @@ static void nonces_unique_across_senders(void **state)
 			 MOAT_E_INVAL);
 }
 
+/* Expected values computed with python3-cryptography's HKDF and python3-cbor2 (crosscheck.py's
+ * derivation) for the test group, sender 0x2a, ChaCha20/Poly1305, seq 300. */
+static void derivation_known_answer(void **state)
+{
+	static const uint8_t key[32] = {0x6a, 0x87, 0x8a, 0xad, 0x5d, 0x06, 0xd2, 0x6d,
+					0x19, 0x00, 0xee, 0x3b, 0xc2, 0x45, 0x6b, 0x98,
+					0xd7, 0x7f, 0x5b, 0x68, 0x23, 0xba, 0x08, 0xb9,
+					0x24, 0xa8, 0x58, 0xb8, 0xcb, 0x52, 0xfc, 0xd1};
+	static const uint8_t iv[12] = {0xe8, 0x4e, 0x64, 0xb0, 0x06, 0xc6,
+				       0x84, 0x11, 0x93, 0xd8, 0x0e, 0x24};
+	static const uint8_t nonce[12] = {0xe9, 0x4e, 0x64, 0xb0, 0x06, 0xc6,
+					  0xae, 0x11, 0x93, 0xd8, 0x0f, 0x08};
+	uint8_t kc[12] = {'g', 'r', 'o', 'u', 'p', '-', '0', '1', 0, 0, 0, 7}, n[12];
+	struct e2e_keys k;
+
+	(void)state;
+	assert_int_equal(
+	    e2e_derive_keys(group.master_secret, kc, BYTES("\x2a"), E2E_ALG_CHACHA20_POLY1305, &k),
+	    MOAT_OK);
+	assert_memory_equal(k.sender_key, key, 32);
+	assert_memory_equal(k.common_iv, iv, 12);
+	e2e_nonce(k.common_iv, BYTES("\x2a"), 300, n);
+	assert_memory_equal(n, nonce, 12);
+}
+
 static void ed25519_public(const uint8_t seed[32], uint8_t pub[32])
 {
 	EVP_PKEY *pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32);
@@ -507,6 +532,7 @@ int main(void)
 	    cmocka_unit_test(wrong_alg_epoch_group_rejected),
 	    cmocka_unit_test(header_checks),
 	    cmocka_unit_test(nonces_unique_across_senders),
+	    cmocka_unit_test(derivation_known_answer),
 	    cmocka_unit_test(sign1_over_encrypt0),
 	};
 
