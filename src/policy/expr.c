@@ -143,8 +143,8 @@ static bool next(struct parser *p)
 
 	if (p->err != 0)
 		return false;
-	while (i < p->len && (p->s[i] == ' ' || p->s[i] == '\t' || p->s[i] == '\r' ||
-			      p->s[i] == '\n'))
+	while (i < p->len &&
+	       (p->s[i] == ' ' || p->s[i] == '\t' || p->s[i] == '\r' || p->s[i] == '\n'))
 		i++;
 	p->tpos = i;
 	if (i == p->len) {
@@ -157,11 +157,21 @@ static bool next(struct parser *p)
 	c2 = i + 1 < p->len ? (unsigned char)p->s[i + 1] : 0;
 	p->tlen = 1;
 	switch (c) {
-	case '(': p->t = T_LP; break;
-	case ')': p->t = T_RP; break;
-	case '[': p->t = T_LB; break;
-	case ']': p->t = T_RB; break;
-	case ',': p->t = T_COMMA; break;
+	case '(':
+		p->t = T_LP;
+		break;
+	case ')':
+		p->t = T_RP;
+		break;
+	case '[':
+		p->t = T_LB;
+		break;
+	case ']':
+		p->t = T_RB;
+		break;
+	case ',':
+		p->t = T_COMMA;
+		break;
 	case '!':
 		p->t = c2 == '=' ? T_NE : T_NOT;
 		p->tlen = c2 == '=' ? 2 : 1;
@@ -183,7 +193,8 @@ static bool next(struct parser *p)
 				return false;
 			}
 			if (p->s[j] == '\\') {
-				if (j + 1 >= p->len || (p->s[j + 1] != '"' && p->s[j + 1] != '\\')) {
+				if (j + 1 >= p->len ||
+				    (p->s[j + 1] != '"' && p->s[j + 1] != '\\')) {
 					fail(p, MOAT_E_CONFIG, j,
 					     "unknown escape in string (only \\\" and \\\\)");
 					return false;
@@ -344,8 +355,8 @@ static struct node *parse_cmp(struct parser *p)
 	struct node *n;
 
 	if (!is_name_start((unsigned char)p->s[p->tpos])) {
-		fail(p, MOAT_E_CONFIG, p->tpos,
-		     "attribute name %s must start with a letter or '_'", got(p, tmp, sizeof(tmp)));
+		fail(p, MOAT_E_CONFIG, p->tpos, "attribute name %s must start with a letter or '_'",
+		     got(p, tmp, sizeof(tmp)));
 		return NULL;
 	}
 	n = node_new(p, K_EQ, name_pos);
@@ -365,8 +376,9 @@ static struct node *parse_cmp(struct parser *p)
 		return n;
 	}
 	if (!word_is(p, "in")) {
-		fail(p, MOAT_E_CONFIG, p->tpos, "expected '==', '!=' or 'in' after attribute '%s', got %s",
-		     n->name, got(p, tmp, sizeof(tmp)));
+		fail(p, MOAT_E_CONFIG, p->tpos,
+		     "expected '==', '!=' or 'in' after attribute '%s', got %s", n->name,
+		     got(p, tmp, sizeof(tmp)));
 		goto err;
 	}
 	n->kind = K_IN;
@@ -492,7 +504,8 @@ static struct node *parse_bin(struct parser *p, enum tok op)
 		return NULL;
 	}
 	while (p->t == op) {
-		if (!next(p) || !add_kid(p, n, op == T_AND ? parse_unary(p) : parse_bin(p, T_AND)) ||
+		if (!next(p) ||
+		    !add_kid(p, n, op == T_AND ? parse_unary(p) : parse_bin(p, T_AND)) ||
 		    n->kids[n->n - 1] == NULL) {
 			node_free(n);
 			return NULL;
@@ -738,8 +751,8 @@ int policy_expr_parse(struct policy_expr **out, const char *text, size_t len,
 	diag->column = 0;
 	diag->msg[0] = '\0';
 	if (len > POLICY_EXPR_MAX_LEN) {
-		snprintf(diag->msg, sizeof(diag->msg), "expression is %zu bytes, over the cap of %d",
-			 len, POLICY_EXPR_MAX_LEN);
+		snprintf(diag->msg, sizeof(diag->msg),
+			 "expression is %zu bytes, over the cap of %d", len, POLICY_EXPR_MAX_LEN);
 		return MOAT_E_LIMIT;
 	}
 	if (!next(&p))
@@ -747,7 +760,8 @@ int policy_expr_parse(struct policy_expr **out, const char *text, size_t len,
 	root = parse_or(&p);
 	if (root != NULL && p.t != T_END) {
 		fail(&p, MOAT_E_CONFIG, p.tpos,
-		     p.t == T_RP ? "unmatched ')', got %s" : "expected '&&', '||' or end of text, got %s",
+		     p.t == T_RP ? "unmatched ')', got %s"
+				 : "expected '&&', '||' or end of text, got %s",
 		     got(&p, tmp, sizeof(tmp)));
 		node_free(root);
 		return p.err;
@@ -779,7 +793,8 @@ static bool has_value(char *const *attrs, const char *name, const struct node *n
 			continue;
 		*present = true;
 		if (n->kind == K_IN) {
-			if (bsearch(&attrs[i + 1], n->vals, n->n, sizeof(*n->vals), cmp_str) != NULL)
+			if (bsearch(&attrs[i + 1], n->vals, n->n, sizeof(*n->vals), cmp_str) !=
+			    NULL)
 				return true;
 		} else if (strcmp(attrs[i + 1], n->vals[0]) == 0) {
 			return true;

@@ -94,7 +94,8 @@ static bool is_wild(const char *s, size_t n)
 /* A leading wildcard in one and a '$' level in the other: no common topic. */
 static bool dollar_split(const char *a, size_t an, const char *b, size_t bn)
 {
-	return (is_wild(a, an) && bn > 0 && b[0] == '$') || (is_wild(b, bn) && an > 0 && a[0] == '$');
+	return (is_wild(a, an) && bn > 0 && b[0] == '$') ||
+	       (is_wild(b, bn) && an > 0 && a[0] == '$');
 }
 
 /* True when every topic filter <f> can match is matched by filter <p>. */
@@ -230,7 +231,8 @@ static int parse_expr_field(const cJSON *v, struct policy_expr **out, const char
 
 	if (v != NULL) {
 		if (!cJSON_IsString(v))
-			return diag_set(d, MOAT_E_CONFIG, "%s: must be a string (an expression)", at);
+			return diag_set(d, MOAT_E_CONFIG, "%s: must be a string (an expression)",
+					at);
 		text = v->valuestring;
 	}
 	rc = policy_expr_parse(out, text, strlen(text), &ed);
@@ -249,8 +251,8 @@ static int parse_filter(const cJSON *v, struct entry *e, const char *at, struct 
 	size_t n;
 
 	if (v == NULL)
-		return diag_set(d, MOAT_E_CONFIG, "%s: missing (a topic filter, e.g. \"plant/+/temp\")",
-				at);
+		return diag_set(d, MOAT_E_CONFIG,
+				"%s: missing (a topic filter, e.g. \"plant/+/temp\")", at);
 	if (!cJSON_IsString(v))
 		return diag_set(d, MOAT_E_CONFIG, "%s: must be a string (a topic filter)", at);
 	f = moat_bytes_str(v->valuestring);
@@ -261,7 +263,8 @@ static int parse_filter(const cJSON *v, struct entry *e, const char *at, struct 
 				at, v->valuestring);
 	if (strncmp(v->valuestring, "$share/", 7) == 0)
 		return diag_set(d, MOAT_E_CONFIG,
-				"%s: a \"$share/\" filter names no topics; write the inner filter", at);
+				"%s: a \"$share/\" filter names no topics; write the inner filter",
+				at);
 	e->filter = strdup(v->valuestring);
 	if (e->filter == NULL)
 		return MOAT_E_NOMEM;
@@ -277,7 +280,8 @@ static int parse_filter(const cJSON *v, struct entry *e, const char *at, struct 
 static int policy_id(struct entry *e)
 {
 	const char *parts[] = {"moat/topic-policy/1", e->filter, policy_expr_canonical(e->publish),
-			       policy_expr_canonical(e->subscribe), topic_policy_alg_name(e->pub.alg)};
+			       policy_expr_canonical(e->subscribe),
+			       topic_policy_alg_name(e->pub.alg)};
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
 
@@ -306,10 +310,11 @@ static int parse_entry(const cJSON *obj, size_t idx, struct entry *e, struct pol
 		while (k < KEY_COUNT && strcmp(c->string, keys[k]) != 0)
 			k++;
 		if (k == KEY_COUNT)
-			return diag_set(d, MOAT_E_CONFIG,
-					"policies[%zu]: unknown key \"%.40s\" (known: filter, publish, "
-					"subscribe, alg, signed, max_age_s)",
-					idx, c->string);
+			return diag_set(
+			    d, MOAT_E_CONFIG,
+			    "policies[%zu]: unknown key \"%.40s\" (known: filter, publish, "
+			    "subscribe, alg, signed, max_age_s)",
+			    idx, c->string);
 		if (f[k] != NULL)
 			return diag_set(d, MOAT_E_CONFIG, "policies[%zu].%s: given twice", idx,
 					keys[k]);
@@ -333,8 +338,8 @@ static int parse_entry(const cJSON *obj, size_t idx, struct entry *e, struct pol
 		return rc;
 	if (f[KEY_SIGNED] != NULL) {
 		if (!cJSON_IsBool(f[KEY_SIGNED]))
-			return diag_set(d, MOAT_E_CONFIG, "policies[%zu].signed: must be true or false",
-					idx);
+			return diag_set(d, MOAT_E_CONFIG,
+					"policies[%zu].signed: must be true or false", idx);
 		e->pub.must_sign = cJSON_IsTrue(f[KEY_SIGNED]);
 	}
 	if (f[KEY_MAX_AGE] != NULL) {
@@ -342,10 +347,11 @@ static int parse_entry(const cJSON *obj, size_t idx, struct entry *e, struct pol
 
 		if (!cJSON_IsNumber(f[KEY_MAX_AGE]) || !(v >= 0 && v <= 4294967295.0) ||
 		    (double)(uint32_t)v != v)
-			return diag_set(d, MOAT_E_CONFIG,
-					"policies[%zu].max_age_s: must be a whole number of seconds "
-					"from 0 (no maximum) to 4294967295",
-					idx);
+			return diag_set(
+			    d, MOAT_E_CONFIG,
+			    "policies[%zu].max_age_s: must be a whole number of seconds "
+			    "from 0 (no maximum) to 4294967295",
+			    idx);
 		e->pub.max_age_s = (uint32_t)v;
 	}
 	e->pub.filter = e->filter;
@@ -362,15 +368,17 @@ static int check_ambiguity(const struct topic_policy_set *s, struct policy_diag 
 			const struct entry *a = &s->e[i], *b = &s->e[j];
 
 			if (strcmp(a->filter, b->filter) == 0)
-				return diag_set(d, MOAT_E_CONFIG,
-						"policies[%zu].filter: \"%.60s\" is already the filter "
-						"of policies[%zu]",
-						j, b->filter, i);
+				return diag_set(
+				    d, MOAT_E_CONFIG,
+				    "policies[%zu].filter: \"%.60s\" is already the filter "
+				    "of policies[%zu]",
+				    j, b->filter, i);
 			if (rank_cmp(a, b) == 0 && overlaps(lv_of(a->filter), lv_of(b->filter)))
 				return diag_set(
 				    d, MOAT_E_CONFIG,
 				    "policies[%zu].filter: \"%.60s\" overlaps policies[%zu].filter "
-				    "\"%.60s\" and is as specific (same wildcards, levels and length): "
+				    "\"%.60s\" and is as specific (same wildcards, levels and "
+				    "length): "
 				    "ambiguous; add or change a filter so one is more specific",
 				    j, b->filter, i, a->filter);
 		}
@@ -405,8 +413,8 @@ int topic_policy_set_parse(struct topic_policy_set **out, const char *json, size
 	diag->column = 0;
 	diag->msg[0] = '\0';
 	if (len > TOPIC_POLICY_MAX_DOC)
-		return diag_set(diag, MOAT_E_LIMIT, "document is %zu bytes, over the cap of %d", len,
-				TOPIC_POLICY_MAX_DOC);
+		return diag_set(diag, MOAT_E_LIMIT, "document is %zu bytes, over the cap of %d",
+				len, TOPIC_POLICY_MAX_DOC);
 	if (has_nul(json, len))
 		return diag_set(diag, MOAT_E_CONFIG, "NUL characters (\\u0000) are not allowed");
 	root = cJSON_ParseWithLengthOpts(json, len, &end, false);
@@ -447,7 +455,8 @@ int topic_policy_set_parse(struct topic_policy_set **out, const char *json, size
 		goto err_json;
 	}
 	s = calloc(1, sizeof(*s));
-	if (s == NULL || (s->e = calloc((size_t)cJSON_GetArraySize(pol) + 1, sizeof(*s->e))) == NULL) {
+	if (s == NULL ||
+	    (s->e = calloc((size_t)cJSON_GetArraySize(pol) + 1, sizeof(*s->e))) == NULL) {
 		rc = diag_set(diag, MOAT_E_NOMEM, "out of memory");
 		goto err_set;
 	}
@@ -507,7 +516,8 @@ static const struct entry *best_cover(const struct topic_policy_set *set, struct
 	for (size_t i = 0; i < set->n; i++) {
 		const struct entry *e = &set->e[i];
 
-		if (covers(lv_of(e->filter), lv_of_bytes(f)) && (best == NULL || rank_cmp(e, best) < 0))
+		if (covers(lv_of(e->filter), lv_of_bytes(f)) &&
+		    (best == NULL || rank_cmp(e, best) < 0))
 			best = e;
 	}
 	return best;

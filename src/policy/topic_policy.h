@@ -37,13 +37,13 @@ enum topic_policy_op {
 
 /* One policy; every pointer is owned by the set. */
 struct topic_policy {
-	const char *filter;			/* a valid MQTT topic filter, wildcards allowed */
-	const struct policy_expr *publish;	/* absent in the file = false */
-	const struct policy_expr *subscribe;	/* absent in the file = false */
-	enum topic_policy_alg alg;		/* default ChaCha20-Poly1305 */
-	bool must_sign;				/* "signed": COSE_Sign1 around the envelope */
-	uint32_t max_age_s;			/* 0 = no maximum age */
-	uint8_t id[TOPIC_POLICY_ID_LEN];	/* SHA-256 over filter, expressions and alg */
+	const char *filter;		     /* a valid MQTT topic filter, wildcards allowed */
+	const struct policy_expr *publish;   /* absent in the file = false */
+	const struct policy_expr *subscribe; /* absent in the file = false */
+	enum topic_policy_alg alg;	     /* default ChaCha20-Poly1305 */
+	bool must_sign;			     /* "signed": COSE_Sign1 around the envelope */
+	uint32_t max_age_s;		     /* 0 = no maximum age */
+	uint8_t id[TOPIC_POLICY_ID_LEN];     /* SHA-256 over filter, expressions and alg */
 };
 
 struct topic_policy_set;

@@ -32,16 +32,17 @@ static void probe(const struct topic_policy_set *s, const char *t)
 
 		if (pub && (p == NULL || !policy_eval(p->publish, attrs[i])))
 			abort();
-		if (topic_name_is_valid(b) && sub != (p != NULL && policy_eval(p->subscribe, attrs[i])))
+		if (topic_name_is_valid(b) &&
+		    sub != (p != NULL && policy_eval(p->subscribe, attrs[i])))
 			abort();
 	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *const topics[] = {"a",	  "a/b",      "plant/7/temp", "plant/+/temp",
-					     "#",	  "+/+",      "$SYS/x",	      "$share/g/a/#",
-					     "alerts/x", "plant/#", ""};
+	static const char *const topics[] = {
+	    "a",      "a/b",	      "plant/7/temp", "plant/+/temp", "#", "+/+",
+	    "$SYS/x", "$share/g/a/#", "alerts/x",     "plant/#",      ""};
 	struct topic_policy_set *s = NULL;
 	struct policy_diag d;
 

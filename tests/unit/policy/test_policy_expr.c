@@ -68,8 +68,8 @@ static void fails_n(const char *text, size_t len, int rc, size_t column, const c
 	int got = policy_expr_parse(&e, text, len, &d);
 
 	if (got != rc || d.column != column || strstr(d.msg, part) == NULL)
-		fail_msg("\"%.60s\": rc %d column %zu \"%s\"; want rc %d column %zu \"%s\"", text, got,
-			 d.column, d.msg, rc, column, part);
+		fail_msg("\"%.60s\": rc %d column %zu \"%s\"; want rc %d column %zu \"%s\"", text,
+			 got, d.column, d.msg, rc, column, part);
 	assert_null(e);
 	if (column > 0) {
 		char prefix[32];
@@ -163,9 +163,11 @@ static void errors_report_column_and_expectation(void **state)
 	fails("", MOAT_E_CONFIG, 1, "expected a comparison, 'true', 'false', '!' or '(', got end");
 	fails("   ", MOAT_E_CONFIG, 4, "got end of text");
 	fails("role", MOAT_E_CONFIG, 5, "expected '==', '!=' or 'in' after attribute 'role'");
-	fails("role ==", MOAT_E_CONFIG, 8, "expected a value (a quoted string or a bare word) after '=='");
+	fails("role ==", MOAT_E_CONFIG, 8,
+	      "expected a value (a quoted string or a bare word) after '=='");
 	fails("role != )", MOAT_E_CONFIG, 9, "after '!=', got ')'");
-	fails("(a == b", MOAT_E_CONFIG, 8, "expected ')' to close the '(' at column 1, got end of text");
+	fails("(a == b", MOAT_E_CONFIG, 8,
+	      "expected ')' to close the '(' at column 1, got end of text");
 	fails("a == b)", MOAT_E_CONFIG, 7, "unmatched ')'");
 	fails("a == b c == d", MOAT_E_CONFIG, 8, "expected '&&', '||' or end of text, got 'c'");
 	fails("a = b", MOAT_E_CONFIG, 3, "unexpected '=' (write '==')");
@@ -181,7 +183,8 @@ static void errors_report_column_and_expectation(void **state)
 	fails("a == b && ", MOAT_E_CONFIG, 11, "expected a comparison");
 	fails("&& a == b", MOAT_E_CONFIG, 1, "expected a comparison");
 	fails("a == @", MOAT_E_CONFIG, 6, "unexpected character '@'");
-	fails("a == \xc3\xa9", MOAT_E_CONFIG, 6, "unexpected byte 0xC3 (non-ASCII text must be quoted)");
+	fails("a == \xc3\xa9", MOAT_E_CONFIG, 6,
+	      "unexpected byte 0xC3 (non-ASCII text must be quoted)");
 	fails("true == a", MOAT_E_CONFIG, 6, "expected '&&', '||' or end of text, got '=='");
 	fails("()", MOAT_E_CONFIG, 2, "got ')'");
 	fails("!", MOAT_E_CONFIG, 2, "got end of text");
@@ -337,7 +340,8 @@ static void and_or_truth_tables(void **state)
 static void canonical_equal_for_equivalent_spellings(void **state)
 {
 	(void)state;
-	same_canon("role==sensor&&site==\"plant-7\"", "( site == plant-7 ) && (role == \"sensor\")");
+	same_canon("role==sensor&&site==\"plant-7\"",
+		   "( site == plant-7 ) && (role == \"sensor\")");
 	same_canon("role==sensor&&site==\"plant-7\"",
 		   "site==\"plant-7\" && role==sensor && role == sensor");
 	same_canon("role in [b, a, b]", "role in [\"a\",\"b\"]");

@@ -112,11 +112,13 @@ static void refuses_bad_documents_naming_the_field(void **state)
 		"policies[0].filter: missing");
 	refused("{\"policies\":[{\"filter\":\"a/#/b\"}]}", MOAT_E_CONFIG,
 		"policies[0].filter: \"a/#/b\" is not a valid MQTT topic filter");
-	refused("{\"policies\":[{\"filter\":\"\"}]}", MOAT_E_CONFIG, "not a valid MQTT topic filter");
+	refused("{\"policies\":[{\"filter\":\"\"}]}", MOAT_E_CONFIG,
+		"not a valid MQTT topic filter");
 	refused("{\"policies\":[{\"filter\":\"a+\"}]}", MOAT_E_CONFIG, "not a valid");
 	refused("{\"policies\":[{\"filter\":\"$share/g/a\"}]}", MOAT_E_CONFIG,
 		"policies[0].filter: a \"$share/\" filter names no topics");
-	refused("{\"policies\":[{\"filter\":true}]}", MOAT_E_CONFIG, "policies[0].filter: must be a string");
+	refused("{\"policies\":[{\"filter\":true}]}", MOAT_E_CONFIG,
+		"policies[0].filter: must be a string");
 	refused("{\"policies\":[{\"filter\":\"a\",\"signd\":true}]}", MOAT_E_CONFIG,
 		"policies[0]: unknown key \"signd\"");
 	refused("{\"policies\":[{\"filter\":\"a\",\"publish\":\"true\",\"publish\":\"false\"}]}",
@@ -180,7 +182,8 @@ static void refuses_caps(void **state)
 	topic_policy_set_destroy(load(doc));
 	free(doc);
 
-	assert_int_equal(topic_policy_set_parse(&s, "{}", TOPIC_POLICY_MAX_DOC + 1, &d), MOAT_E_LIMIT);
+	assert_int_equal(topic_policy_set_parse(&s, "{}", TOPIC_POLICY_MAX_DOC + 1, &d),
+			 MOAT_E_LIMIT);
 	assert_non_null(strstr(d.msg, "over the cap"));
 	doc = malloc(256);
 	assert_non_null(doc);
@@ -248,7 +251,7 @@ static void lookup_picks_the_most_specific(void **state)
 	assert_string_equal(filter_for(s, "other/a/b/x"), "#");
 	assert_string_equal(filter_for(s, "office/1"), "#");
 	assert_string_equal(filter_for(s, "$SYS/load"), "$SYS/#");
-	assert_null(filter_for(s, "$other/x")); /* '#' does not match '$' topics */
+	assert_null(filter_for(s, "$other/x"));	    /* '#' does not match '$' topics */
 	assert_null(filter_for(s, "plant/+/temp")); /* not a topic name */
 	assert_null(filter_for(s, ""));
 	topic_policy_set_destroy(s);
@@ -267,10 +270,11 @@ static void ambiguity_and_duplicates_refused_at_load(void **state)
 	struct topic_policy_set *s;
 	(void)state;
 
-	refused("{\"policies\":[{\"filter\":\"a/b\"},{\"filter\":\"a/+/c\"},{\"filter\":\"a/b/+\"}]}",
-		MOAT_E_CONFIG,
-		"policies[2].filter: \"a/b/+\" overlaps policies[1].filter \"a/+/c\" and is as "
-		"specific");
+	refused(
+	    "{\"policies\":[{\"filter\":\"a/b\"},{\"filter\":\"a/+/c\"},{\"filter\":\"a/b/+\"}]}",
+	    MOAT_E_CONFIG,
+	    "policies[2].filter: \"a/b/+\" overlaps policies[1].filter \"a/+/c\" and is as "
+	    "specific");
 	refused("{\"policies\":[{\"filter\":\"a/#\"},{\"filter\":\"+/b\"}]}", MOAT_E_CONFIG,
 		"ambiguous");
 	refused("{\"policies\":[{\"filter\":\"a/b\"},{\"filter\":\"a/b\"}]}", MOAT_E_CONFIG,
@@ -298,10 +302,10 @@ static void policy_id_is_sha256_of_canonical_parts(void **state)
 {
 	/* python3: sha256(b'moat/topic-policy/1\0plant/+/temp\0role == "sensor"\0false\0'
 	 *                 b'chacha20-poly1305\0') */
-	static const uint8_t want[32] = {
-	    0xda, 0x3e, 0xb2, 0xbb, 0xe3, 0x1d, 0x80, 0xad, 0xfb, 0xca, 0xe5,
-	    0x51, 0xd8, 0xd4, 0x64, 0x37, 0x7e, 0x48, 0xf9, 0xed, 0x4b, 0x7c,
-	    0x0e, 0xa2, 0xc0, 0xe2, 0xd3, 0xc1, 0x42, 0xf6, 0x84, 0xdd};
+	static const uint8_t want[32] = {0xda, 0x3e, 0xb2, 0xbb, 0xe3, 0x1d, 0x80, 0xad,
+					 0xfb, 0xca, 0xe5, 0x51, 0xd8, 0xd4, 0x64, 0x37,
+					 0x7e, 0x48, 0xf9, 0xed, 0x4b, 0x7c, 0x0e, 0xa2,
+					 0xc0, 0xe2, 0xd3, 0xc1, 0x42, 0xf6, 0x84, 0xdd};
 	uint8_t a[32], x[32];
 	(void)state;
 
@@ -316,7 +320,8 @@ static void policy_id_is_sha256_of_canonical_parts(void **state)
 	/* the filter, the alg, an operator, publish vs subscribe do */
 	id_of("\"filter\":\"plant/+/hum\",\"publish\":\"role==sensor\"", x);
 	assert_memory_not_equal(a, x, 32);
-	id_of("\"filter\":\"plant/+/temp\",\"publish\":\"role==sensor\",\"alg\":\"aes-256-gcm\"", x);
+	id_of("\"filter\":\"plant/+/temp\",\"publish\":\"role==sensor\",\"alg\":\"aes-256-gcm\"",
+	      x);
 	assert_memory_not_equal(a, x, 32);
 	id_of("\"filter\":\"plant/+/temp\",\"publish\":\"role!=sensor\"", x);
 	assert_memory_not_equal(a, x, 32);
@@ -326,10 +331,10 @@ static void policy_id_is_sha256_of_canonical_parts(void **state)
 
 static void publish_is_denied_by_default(void **state)
 {
-	struct topic_policy_set *s = load(
-	    "{\"policies\":[{\"filter\":\"plant/+/temp\","
-	    "\"publish\":\"role == sensor && site == \\\"plant-7\\\"\","
-	    "\"subscribe\":\"role in [historian, operator]\"}]}");
+	struct topic_policy_set *s =
+	    load("{\"policies\":[{\"filter\":\"plant/+/temp\","
+		 "\"publish\":\"role == sensor && site == \\\"plant-7\\\"\","
+		 "\"subscribe\":\"role in [historian, operator]\"}]}");
 	struct topic_policy_set *empty = load("{\"policies\":[]}");
 	char *sensor[] = {"role", "sensor", "site", "plant-7", NULL};
 	char *other_site[] = {"role", "sensor", "site", "plant-8", NULL};
@@ -358,11 +363,12 @@ static void publish_is_denied_by_default(void **state)
 
 static void subscribe_filters_need_every_applicable_policy(void **state)
 {
-	struct topic_policy_set *s = load("{\"policies\":["
-					  "{\"filter\":\"#\",\"subscribe\":\"false\"},"
-					  "{\"filter\":\"plant/#\",\"subscribe\":\"role == op\"},"
-					  "{\"filter\":\"plant/secret/#\",\"subscribe\":\"level == 9\"},"
-					  "{\"filter\":\"$SYS/#\",\"subscribe\":\"role == admin\"}]}");
+	struct topic_policy_set *s =
+	    load("{\"policies\":["
+		 "{\"filter\":\"#\",\"subscribe\":\"false\"},"
+		 "{\"filter\":\"plant/#\",\"subscribe\":\"role == op\"},"
+		 "{\"filter\":\"plant/secret/#\",\"subscribe\":\"level == 9\"},"
+		 "{\"filter\":\"$SYS/#\",\"subscribe\":\"role == admin\"}]}");
 	char *op[] = {"role", "op", NULL};
 	char *op9[] = {"role", "op", "level", "9", NULL};
 	char *admin[] = {"role", "admin", NULL};
