@@ -2,8 +2,9 @@
  * libFuzzer target for the topic policy loader (src/policy/topic_policy.c):
  * the input is a JSON policy document; when it loads, every policy's
  * filter, lookup and decisions are exercised: the policy found for a name
- * must match it, and a SUBSCRIBE to a plain topic must agree with the
- * delivery check on the same name.
+ * must match it, a SUBSCRIBE to a plain topic must agree with the
+ * delivery check on the same name, and a SUBSCRIBE allowed on a filter
+ * must allow the delivery of every probe topic the filter matches.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -43,6 +44,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const char *const topics[] = {
 	    "a",      "a/b",	      "plant/7/temp", "plant/+/temp", "#", "+/+",
 	    "$SYS/x", "$share/g/a/#", "alerts/x",     "plant/#",      ""};
+	static const char *const names[] = {
+	    "a",      "a/b",	  "a/b/c",  "plant/7/temp", "plant/7",		"plant",
+	    "$SYS/x", "alerts/x", "x/temp", "alerts",	    "plant/secret/temp"};
 	struct topic_policy_set *s = NULL;
 	struct policy_diag d;
 
@@ -55,6 +59,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		probe(s, topics[i]);
 	for (size_t i = 0; i < topic_policy_count(s); i++)
 		probe(s, topic_policy_at(s, i)->filter);
+	/* a SUBSCRIBE allowed on a filter allows every topic it delivers */
+	for (size_t f = 0; f < sizeof(topics) / sizeof(topics[0]); f++) {
+		if (!topic_policy_allows(s, moat_bytes_str(topics[f]), NULL, TOPIC_POLICY_SUB))
+			continue;
+		for (size_t t = 0; t < sizeof(names) / sizeof(names[0]); t++)
+			if (topic_matches(moat_bytes_str(topics[f]), moat_bytes_str(names[t])) &&
+			    !topic_policy_allows(s, moat_bytes_str(names[t]), NULL,
+						 TOPIC_POLICY_SUB))
+				abort();
+	}
 	topic_policy_set_destroy(s);
 	return 0;
 }

@@ -1,8 +1,9 @@
 /* Topic policy sets: loading the JSON document (fields, defaults, every
  * refusal with its "policies[i].field" prefix, weak algorithms by name),
  * lookup by specificity, ambiguity refused at load time, the policy id
- * (a fixed SHA-256 vector, equal for equivalent spellings), and the
- * PUBLISH/SUBSCRIBE decisions with deny by default. */
+ * (a fixed SHA-256 vector, equal for equivalent spellings), the
+ * PUBLISH/SUBSCRIBE decisions with deny by default, and lookup, ambiguity
+ * and SUBSCRIBE soundness against brute force over a small topic universe. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 
 #include <moat/error.h>
 
+#include "codec/topic.h"
 #include "policy/topic_policy.h"
 
 static struct topic_policy_set *load(const char *json)
@@ -403,6 +405,157 @@ static void subscribe_filters_need_every_applicable_policy(void **state)
 	topic_policy_set_destroy(s);
 }
 
+/* ---- exhaustive check of the filter relations on a small universe ---- */
+
+static size_t make_topics(char out[][16], bool filters)
+{
+	static const char *const lit[] = {"a", "b", "$s"};
+	static const char *const all[] = {"a", "b", "$s", "+", "#"};
+	const char *const *lv = filters ? all : lit;
+	size_t nlv = filters ? 5 : 3, n = 0;
+
+	for (size_t len = 1; len <= 3; len++) {
+		size_t combos = 1;
+
+		for (size_t i = 0; i < len; i++)
+			combos *= nlv;
+		for (size_t c = 0; c < combos; c++) {
+			size_t k = c, o = 0;
+			bool ok = true;
+
+			for (size_t i = 0; i < len; i++, k /= nlv) {
+				const char *l = lv[k % nlv];
+
+				if (strcmp(l, "#") == 0 && i + 1 < len)
+					ok = false;
+				if (strcmp(l, "$s") == 0 && i > 0)
+					l = "s$"; /* '$' matters only in the first level */
+				o += (size_t)sprintf(out[n] + o, "%s%s", i > 0 ? "/" : "", l);
+			}
+			if (ok)
+				n++;
+		}
+	}
+	return n;
+}
+
+static void rank_of(const char *f, size_t r[3])
+{
+	r[0] = 0;
+	r[1] = 1;
+	r[2] = strlen(f);
+	for (const char *c = f; *c != '\0'; c++) {
+		r[0] += *c == '+' || *c == '#';
+		r[1] += *c == '/';
+	}
+}
+
+/* -1 when filter <a> is more specific than <b>, 1 when less, 0 when equal. */
+static int rank_cmp_ref(const char *a, const char *b)
+{
+	size_t ra[3], rb[3];
+
+	rank_of(a, ra);
+	rank_of(b, rb);
+	if (ra[0] != rb[0])
+		return ra[0] < rb[0] ? -1 : 1;
+	for (size_t i = 1; i < 3; i++)
+		if (ra[i] != rb[i])
+			return ra[i] > rb[i] ? -1 : 1;
+	return 0;
+}
+
+static void relations_agree_with_brute_force(void **state)
+{
+	static char filters[256][16], names[64][16];
+	size_t nf = make_topics(filters, true), nn = make_topics(names, false);
+	uint32_t seed = 12345;
+	size_t loaded = 0, ambiguous = 0;
+	(void)state;
+
+	assert_true(nf > 100 && nf < 256);
+	assert_int_equal(nn, 39);
+	for (int iter = 0; iter < 600; iter++) {
+		char doc[1024];
+		size_t pick[4], k, len;
+		bool sub[4];
+		struct topic_policy_set *s = NULL;
+		struct policy_diag d;
+		bool clash = false;
+		int rc;
+
+		seed = seed * 1103515245u + 12345u;
+		k = 1 + (seed >> 16) % 4;
+		len = (size_t)sprintf(doc, "{\"policies\":[");
+		for (size_t i = 0; i < k; i++) {
+			seed = seed * 1103515245u + 12345u;
+			pick[i] = (seed >> 8) % nf;
+			sub[i] = (seed >> 4) & 1;
+			for (size_t j = 0; j < i; j++)
+				if (pick[j] == pick[i])
+					pick[i] = (pick[i] + 1) %
+						  nf; /* distinct enough; duplicates refused */
+			len += (size_t)sprintf(
+			    doc + len, "%s{\"filter\":\"%s\",\"subscribe\":\"%s\"}",
+			    i > 0 ? "," : "", filters[pick[i]], sub[i] ? "true" : "false");
+		}
+		strcpy(doc + len, "]}");
+		/* equally specific filters with a common topic name: must be refused */
+		for (size_t i = 0; i < k; i++)
+			for (size_t j = 0; j < i; j++) {
+				struct moat_bytes fi = b(filters[pick[i]]),
+						  fj = b(filters[pick[j]]);
+
+				if (strcmp(filters[pick[i]], filters[pick[j]]) == 0)
+					clash = true;
+				if (rank_cmp_ref(filters[pick[i]], filters[pick[j]]) != 0)
+					continue;
+				for (size_t t = 0; t < nn; t++)
+					if (topic_matches(fi, b(names[t])) &&
+					    topic_matches(fj, b(names[t])))
+						clash = true;
+			}
+		rc = topic_policy_set_parse(&s, doc, strlen(doc), &d);
+		if (clash) {
+			if (rc != MOAT_E_CONFIG)
+				fail_msg("%s loaded", doc);
+			ambiguous++;
+			continue;
+		}
+		if (rc != MOAT_OK)
+			fail_msg("%s: %s", doc, d.msg);
+		loaded++;
+		/* lookup: the most specific matching policy, found by brute force */
+		for (size_t t = 0; t < nn; t++) {
+			const struct topic_policy *p = topic_policy_for(s, b(names[t]));
+			const char *best = NULL;
+
+			for (size_t i = 0; i < k; i++)
+				if (topic_matches(b(filters[pick[i]]), b(names[t])) &&
+				    (best == NULL || rank_cmp_ref(filters[pick[i]], best) < 0))
+					best = filters[pick[i]];
+			if ((p == NULL) != (best == NULL) ||
+			    (p != NULL && strcmp(p->filter, best) != 0))
+				fail_msg("%s: %s -> %s, want %s", doc, names[t],
+					 p != NULL ? p->filter : "none",
+					 best != NULL ? best : "none");
+		}
+		/* a SUBSCRIBE allowed on F allows every topic F delivers */
+		for (size_t f = 0; f < nf; f++) {
+			if (!topic_policy_allows(s, b(filters[f]), NULL, TOPIC_POLICY_SUB))
+				continue;
+			for (size_t t = 0; t < nn; t++)
+				if (topic_matches(b(filters[f]), b(names[t])) &&
+				    !topic_policy_allows(s, b(names[t]), NULL, TOPIC_POLICY_SUB))
+					fail_msg("%s: %s allowed but not %s", doc, filters[f],
+						 names[t]);
+		}
+		topic_policy_set_destroy(s);
+	}
+	assert_true(loaded > 100);
+	assert_true(ambiguous > 10);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -415,6 +568,7 @@ int main(void)
 	    cmocka_unit_test(policy_id_is_sha256_of_canonical_parts),
 	    cmocka_unit_test(publish_is_denied_by_default),
 	    cmocka_unit_test(subscribe_filters_need_every_applicable_policy),
+	    cmocka_unit_test(relations_agree_with_brute_force),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
