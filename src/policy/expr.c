@@ -778,6 +778,18 @@ int policy_expr_parse(struct policy_expr **out, const char *text, size_t len,
 		nomem(&p);
 		return MOAT_E_NOMEM;
 	}
+	if (b.len - 1 > POLICY_EXPR_MAX_LEN) {
+		/* quoting can make the canonical text longer than the input; refuse
+		 * here so that every accepted policy's canonical text is accepted too */
+		snprintf(diag->msg, sizeof(diag->msg),
+			 "canonical form is %zu bytes (values quoted), over the cap of %d; "
+			 "shorten the expression",
+			 b.len - 1, POLICY_EXPR_MAX_LEN);
+		node_free(root);
+		free(e);
+		buf_fini(&b);
+		return MOAT_E_LIMIT;
+	}
 	e->root = root;
 	e->canon = (char *)b.data;
 	*out = e;

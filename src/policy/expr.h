@@ -24,8 +24,9 @@
  * none of them is V. An absent attribute makes every comparison false,
  * '!=' included: write !(site == "a") for "not a, or no site at all".
  *
- * Caps (each refused with a message naming it): text 4096 bytes, nesting of
- * '(' and '!' 32, list 64 values, 256 nodes (comparisons, operators, literals).
+ * Caps (each refused with a message naming it): text 4096 bytes (the input
+ * and its canonical form), nesting of '(' and '!' 32, list 64 values, 256
+ * nodes (comparisons, operators, literals).
  */
 #ifndef MOAT_POLICY_EXPR_H
 #define MOAT_POLICY_EXPR_H

@@ -43,6 +43,20 @@ __attribute__((format(printf, 3, 4))) static int diag_set(struct policy_diag *d,
 	return rc;
 }
 
+/* At most 40 bytes of <s> for a message, control characters shown as '?'
+ * (the text comes from the file and ends up in logs). */
+static const char *shown(const char *s, char out[44])
+{
+	size_t n = 0;
+
+	for (; s[n] != '\0' && n < 40; n++)
+		out[n] = (unsigned char)s[n] < 0x20 || s[n] == 0x7f ? '?' : s[n];
+	if (s[n] != '\0')
+		out[n++] = '.', out[n++] = '.', out[n++] = '.';
+	out[n] = '\0';
+	return out;
+}
+
 /* ---- filters ---- */
 
 struct lv {
@@ -190,7 +204,7 @@ static const struct {
 static int parse_alg(const cJSON *v, enum topic_policy_alg *alg, const char *at,
 		     struct policy_diag *d)
 {
-	char low[64];
+	char low[64], sh[44];
 	size_t n;
 
 	if (!cJSON_IsString(v))
@@ -212,13 +226,13 @@ static int parse_alg(const cJSON *v, enum topic_policy_alg *alg, const char *at,
 	for (size_t i = 0; i < sizeof(weak) / sizeof(weak[0]); i++)
 		if (strstr(low, weak[i].needle) != NULL)
 			return diag_set(d, MOAT_E_CONFIG,
-					"%s: \"%.40s\" is refused: %s; use chacha20-poly1305 "
+					"%s: \"%s\" is refused: %s; use chacha20-poly1305 "
 					"(the default) or aes-256-gcm",
-					at, v->valuestring, weak[i].why);
+					at, shown(v->valuestring, sh), weak[i].why);
 	return diag_set(d, MOAT_E_CONFIG,
-			"%s: unknown algorithm \"%.40s\"; use chacha20-poly1305 (the default) or "
+			"%s: unknown algorithm \"%s\"; use chacha20-poly1305 (the default) or "
 			"aes-256-gcm",
-			at, v->valuestring);
+			at, shown(v->valuestring, sh));
 }
 
 /* Parses expression field <v> (NULL: absent = "false") into *<out>. */
@@ -248,6 +262,7 @@ static int parse_filter(const cJSON *v, struct entry *e, const char *at, struct 
 	struct moat_bytes f;
 	struct lv it;
 	const char *s;
+	char sh[44];
 	size_t n;
 
 	if (v == NULL)
@@ -258,9 +273,9 @@ static int parse_filter(const cJSON *v, struct entry *e, const char *at, struct 
 	f = moat_bytes_str(v->valuestring);
 	if (!topic_filter_is_valid(f))
 		return diag_set(d, MOAT_E_CONFIG,
-				"%s: \"%.60s\" is not a valid MQTT topic filter (non-empty UTF-8; "
+				"%s: \"%s\" is not a valid MQTT topic filter (non-empty UTF-8; "
 				"'+' and '#' only as whole levels, '#' last)",
-				at, v->valuestring);
+				at, shown(v->valuestring, sh));
 	if (strncmp(v->valuestring, "$share/", 7) == 0)
 		return diag_set(d, MOAT_E_CONFIG,
 				"%s: a \"$share/\" filter names no topics; write the inner filter",
@@ -298,7 +313,7 @@ enum { KEY_FILTER, KEY_PUBLISH, KEY_SUBSCRIBE, KEY_ALG, KEY_SIGNED, KEY_MAX_AGE,
 static int parse_entry(const cJSON *obj, size_t idx, struct entry *e, struct policy_diag *d)
 {
 	const cJSON *f[KEY_COUNT] = {0}, *c;
-	char at[64];
+	char at[64], sh[44];
 	int rc;
 
 	if (!cJSON_IsObject(obj))
@@ -312,9 +327,9 @@ static int parse_entry(const cJSON *obj, size_t idx, struct entry *e, struct pol
 		if (k == KEY_COUNT)
 			return diag_set(
 			    d, MOAT_E_CONFIG,
-			    "policies[%zu]: unknown key \"%.40s\" (known: filter, publish, "
+			    "policies[%zu]: unknown key \"%s\" (known: filter, publish, "
 			    "subscribe, alg, signed, max_age_s)",
-			    idx, c->string);
+			    idx, shown(c->string, sh));
 		if (f[k] != NULL)
 			return diag_set(d, MOAT_E_CONFIG, "policies[%zu].%s: given twice", idx,
 					keys[k]);
@@ -407,6 +422,7 @@ int topic_policy_set_parse(struct topic_policy_set **out, const char *json, size
 	struct topic_policy_set *s;
 	const cJSON *pol = NULL, *c;
 	const char *end = NULL;
+	char sh[44];
 	cJSON *root;
 	int rc;
 
@@ -435,8 +451,8 @@ int topic_policy_set_parse(struct topic_policy_set **out, const char *json, size
 	cJSON_ArrayForEach(c, root)
 	{
 		if (strcmp(c->string, "policies") != 0) {
-			diag_set(diag, rc, "unknown top-level key \"%.40s\" (known: policies)",
-				 c->string);
+			diag_set(diag, rc, "unknown top-level key \"%s\" (known: policies)",
+				 shown(c->string, sh));
 			goto err_json;
 		}
 		if (pol != NULL) {

@@ -255,6 +255,20 @@ static void caps_at_and_over_the_limit(void **state)
 	fails(s, MOAT_E_LIMIT, 135, "list has more than 64 values (cap)");
 	free(s);
 
+	/* canonical text over the length cap (quotes added): refused, so that a
+	 * canonical text always re-parses */
+	s = malloc(POLICY_EXPR_MAX_LEN + 1);
+	assert_non_null(s);
+	for (size_t n = 0, len = 0; n < 10; n++) {
+		len += (size_t)sprintf(s + len, "%sa%zu in [", n > 0 ? "&&" : "", n);
+		for (int v = 0; v < 64; v++)
+			len += (size_t)sprintf(s + len, "%sv%02d", v > 0 ? "," : "", v);
+		len += (size_t)sprintf(s + len, "]");
+		assert_true(len <= POLICY_EXPR_MAX_LEN);
+	}
+	fails(s, MOAT_E_LIMIT, 0, "canonical form is 4576 bytes (values quoted), over the cap");
+	free(s);
+
 	/* nodes: 255 comparisons under one || are 256 nodes; one more is refused */
 	s = repeat("a == b", " || a == b", 254, "");
 	policy_expr_free(parse(s));

@@ -142,6 +142,13 @@ static void refuses_bad_documents_naming_the_field(void **state)
 	refused("{}", MOAT_E_CONFIG, "\"policies\" must be an array");
 	refused("[]", MOAT_E_CONFIG, "the document must be an object");
 	refused("{\"policies\":[],\"policies\":[]}", MOAT_E_CONFIG, "\"policies\" given twice");
+	refused("{\"policies\":[{\"filter\":\"a\",\"alg\":\"x\\ny\\u001b[31m\"}]}", MOAT_E_CONFIG,
+		"policies[0].alg: unknown algorithm \"x?y?[31m\"");
+	refused("{\"policies\":[{\"filter\":\"a\",\"a\\r\":1}]}", MOAT_E_CONFIG,
+		"policies[0]: unknown key \"a?\"");
+	refused("{\"policies\":[{\"filter\":"
+		"\"01234567890123456789012345678901234567890123456789/#/x\"}]}",
+		MOAT_E_CONFIG, "\"0123456789012345678901234567890123456789...\" is not a valid");
 	refused("{\"policies\":[],\"version\":1}", MOAT_E_CONFIG,
 		"unknown top-level key \"version\"");
 	refused("{\"policies\":[", MOAT_E_CONFIG, "not valid JSON");
