@@ -9,7 +9,6 @@
 
 #include "e2e/alg.h"
 
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
