@@ -624,19 +624,30 @@ static int copy_out(const char *s, size_t n, char *out, size_t cap)
 	return MOAT_OK;
 }
 
-int tls_filter_peer_cert_sha256(const struct filter *f, uint8_t out[32])
+/* The peer's certificate once the handshake is done and it verified:
+ * MOAT_OK, MOAT_E_INVAL (not a TLS filter), MOAT_E_AGAIN or MOAT_E_NOTFOUND. */
+static int verified_peer_cert(const struct filter *f, X509 **cert)
 {
 	const struct tls_filter *t = (const struct tls_filter *)f;
-	unsigned int len = 0;
-	X509 *cert;
 
 	if (f == NULL || f->ops != &tls_ops)
 		return MOAT_E_INVAL;
 	if (!t->done)
 		return MOAT_E_AGAIN;
-	cert = SSL_get0_peer_certificate(t->ssl);
-	if (cert == NULL || SSL_get_verify_result(t->ssl) != X509_V_OK)
+	*cert = SSL_get0_peer_certificate(t->ssl);
+	if (*cert == NULL || SSL_get_verify_result(t->ssl) != X509_V_OK)
 		return MOAT_E_NOTFOUND;
+	return MOAT_OK;
+}
+
+int tls_filter_peer_cert_sha256(const struct filter *f, uint8_t out[32])
+{
+	unsigned int len = 0;
+	X509 *cert = NULL;
+	int rc = verified_peer_cert(f, &cert);
+
+	if (rc < 0)
+		return rc;
 	if (X509_digest(cert, EVP_sha256(), out, &len) != 1 || len != 32)
 		return MOAT_E_NOMEM;
 	return MOAT_OK;
@@ -644,19 +655,13 @@ int tls_filter_peer_cert_sha256(const struct filter *f, uint8_t out[32])
 
 int tls_filter_peer_serial_hex(const struct filter *f, char *out, size_t cap)
 {
-	const struct tls_filter *t = (const struct tls_filter *)f;
 	BIGNUM *bn;
 	char *hex;
-	X509 *cert;
-	int rc;
+	X509 *cert = NULL;
+	int rc = out == NULL || cap == 0 ? MOAT_E_INVAL : verified_peer_cert(f, &cert);
 
-	if (f == NULL || f->ops != &tls_ops || out == NULL || cap == 0)
-		return MOAT_E_INVAL;
-	if (!t->done)
-		return MOAT_E_AGAIN;
-	cert = SSL_get0_peer_certificate(t->ssl);
-	if (cert == NULL || SSL_get_verify_result(t->ssl) != X509_V_OK)
-		return MOAT_E_NOTFOUND;
+	if (rc < 0)
+		return rc;
 	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
 	hex = bn != NULL ? BN_bn2hex(bn) : NULL;
 	BN_free(bn);
@@ -671,18 +676,12 @@ int tls_filter_peer_serial_hex(const struct filter *f, char *out, size_t cap)
 
 int tls_filter_peer_identity(const struct filter *f, enum tls_identity which, char *out, size_t cap)
 {
-	const struct tls_filter *t = (const struct tls_filter *)f;
-	X509 *cert;
+	X509 *cert = NULL;
 	X509_NAME *name;
-	int rc;
+	int rc = out == NULL || cap == 0 ? MOAT_E_INVAL : verified_peer_cert(f, &cert);
 
-	if (f == NULL || f->ops != &tls_ops || out == NULL || cap == 0)
-		return MOAT_E_INVAL;
-	if (!t->done)
-		return MOAT_E_AGAIN;
-	cert = SSL_get0_peer_certificate(t->ssl);
-	if (cert == NULL || SSL_get_verify_result(t->ssl) != X509_V_OK)
-		return MOAT_E_NOTFOUND;
+	if (rc < 0)
+		return rc;
 	name = X509_get_subject_name(cert);
 	if (which == TLS_ID_CN) {
 		int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
