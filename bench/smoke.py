@@ -35,7 +35,7 @@ def wait_port(port, proc, timeout_s=10.0):
     sys.exit("moatd did not listen on port %d" % port)
 
 
-def check(run, tls):
+def check(run, tls, e2e=""):
     """Exits with a message unless <run> (a finished `moat bench` of 2 pairs) lost nothing."""
     print(run.stdout, end="")
     if run.returncode != 0:
@@ -43,7 +43,7 @@ def check(run, tls):
     if "moat bench:" not in run.stderr:
         sys.exit("no progress line on standard error")
     res = json.loads(run.stdout.strip().splitlines()[-1])
-    checks = [("tls %s" % tls, res["tls"] is tls),
+    checks = [("tls %s" % tls, res["tls"] is tls), ("e2e %r" % e2e, res["e2e"] == e2e),
               ("connected", res["connected"] == 4), ("received > 0", res["received"] > 0),
               ("received == expected", res["received"] == res["expected"]),
               ("lost == 0", res["lost"] == 0), ("dup == 0", res["dup"] == 0),
@@ -51,7 +51,8 @@ def check(run, tls):
               ("latency measured", 0 < res["p50_us"] <= res["p99_us"] <= res["max_us"])]
     failed = [name for name, ok in checks if not ok]
     if failed:
-        sys.exit("failed%s: %s" % (" over TLS" if tls else "", ", ".join(failed)))
+        sys.exit("failed%s%s: %s" % (" over TLS" if tls else "", " sealed" if e2e else "",
+                                      ", ".join(failed)))
 
 
 def main():
@@ -81,11 +82,15 @@ def main():
             tls_run = subprocess.run([moat, "bench", "-h", "127.0.0.1", "-p", str(tls_port),
                                       "--cafile", os.path.join(certs, "ca.crt")] + pairs +
                                      ["--rate", "500"], capture_output=True, text=True, timeout=60)
+            e2e_run = subprocess.run([moat, "bench", "-h", "127.0.0.1", "-p", str(port), "--e2e",
+                                      "chacha20-poly1305"] + pairs + ["--rate", "500"],
+                                     capture_output=True, text=True, timeout=60)
         finally:
             broker.terminate()
             _, err = broker.communicate(timeout=20)
     check(run, False)
     check(tls_run, True)
+    check(e2e_run, False, "chacha20-poly1305")
     if "ERROR: AddressSanitizer" in err or "runtime error:" in err:
         sys.exit("moatd sanitizer report:\n" + err)
 
