@@ -260,6 +260,15 @@ err_free:
 	return rc;
 }
 
+int ca_csr_check(const char *csr_pem, size_t csr_len, struct moat_diag *diag)
+{
+	X509_REQ *req = NULL;
+	int rc = read_csr(csr_pem, csr_len, &req, diag);
+
+	X509_REQ_free(req);
+	return rc;
+}
+
 /* Adds the subjectAltName of <sans> ("DNS:name" / "IP:addr", checked). */
 static int add_sans(X509 *x, const char *const *sans, size_t count, struct moat_diag *diag)
 {

@@ -61,6 +61,9 @@ int ca_issue(struct ca *ca, struct registry *reg, const char *actor, const char 
 	     size_t csr_len, const struct ca_issue_req *req, int64_t now_s, X509 **out,
 	     struct moat_diag *diag);
 
+/* Checks the PEM CSR <csr_pem> as ca_issue does, without issuing. */
+int ca_csr_check(const char *csr_pem, size_t csr_len, struct moat_diag *diag);
+
 /* Writes a v2 CRL of every revoked, unexpired certificate in <reg>, with
  * the next CRL number from <reg>, this update <now_s> and next update
  * <days> later (0: CA_CRL_DAYS), to <path> (PEM, atomically replaced). */
