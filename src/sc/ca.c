@@ -31,7 +31,7 @@ struct ca {
 };
 
 static int fail(struct moat_diag *diag, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(struct moat_diag *diag, int rc, const char *fmt, ...)
 {
@@ -120,8 +120,7 @@ int ca_create(struct ca **out, struct signer *signer, const char *name, unsigned
 	if (signer->algo != SIGNER_ECDSA_P256)
 		return fail(diag, MOAT_E_INVAL, "the CA key must be ECDSA P-256");
 	if (!reg_name_is_valid(name))
-		return fail(diag, MOAT_E_INVAL, "CA name: 1 to %d of [A-Za-z0-9._-]",
-			    REG_NAME_MAX);
+		return fail(diag, MOAT_E_INVAL, "CA name: 1 to %d of [A-Za-z0-9._-]", REG_NAME_MAX);
 	snprintf(cn, sizeof(cn), "Moat SC CA %s", name);
 	days = days != 0 ? days : CA_CA_DAYS;
 	x = X509_new();
@@ -193,10 +192,11 @@ static int check_key(EVP_PKEY *key, struct moat_diag *diag)
 			snprintf(group, sizeof(group), "with explicit parameters");
 		if (strcmp(group, "prime256v1") == 0)
 			return MOAT_OK;
-		return fail(diag, MOAT_E_DENIED,
-			    "CSR key: EC curve %s is refused; use EC P-256 (prime256v1), Ed25519 or "
-			    "RSA of at least 2048 bits",
-			    group);
+		return fail(
+		    diag, MOAT_E_DENIED,
+		    "CSR key: EC curve %s is refused; use EC P-256 (prime256v1), Ed25519 or "
+		    "RSA of at least 2048 bits",
+		    group);
 	}
 	if (EVP_PKEY_is_a(key, "RSA")) {
 		int bits = EVP_PKEY_get_bits(key);
@@ -208,9 +208,10 @@ static int check_key(EVP_PKEY *key, struct moat_diag *diag)
 			    "EC P-256",
 			    bits);
 	}
-	return fail(diag, MOAT_E_DENIED,
-		    "CSR key: type %s is refused; use EC P-256, Ed25519 or RSA of at least 2048 bits",
-		    EVP_PKEY_get0_type_name(key) != NULL ? EVP_PKEY_get0_type_name(key) : "unknown");
+	return fail(
+	    diag, MOAT_E_DENIED,
+	    "CSR key: type %s is refused; use EC P-256, Ed25519 or RSA of at least 2048 bits",
+	    EVP_PKEY_get0_type_name(key) != NULL ? EVP_PKEY_get0_type_name(key) : "unknown");
 }
 
 /* Parses and checks the untrusted CSR: its signature algorithm, key and
@@ -298,13 +299,15 @@ static int add_sans(X509 *x, const char *const *sans, size_t count, struct moat_
 			gen = ip != NULL ? GENERAL_NAME_new() : NULL;
 			if (gen == NULL) {
 				ASN1_OCTET_STRING_free(ip);
-				rc = fail(diag, MOAT_E_INVAL, "SAN %s: not an IPv4/IPv6 address", s);
+				rc =
+				    fail(diag, MOAT_E_INVAL, "SAN %s: not an IPv4/IPv6 address", s);
 				break;
 			}
 			GENERAL_NAME_set0_value(gen, GEN_IPADD, ip);
 		} else {
 			rc = fail(diag, MOAT_E_INVAL,
-				  "SAN %s: write DNS:<host name of [A-Za-z0-9.-]> or IP:<address>", s);
+				  "SAN %s: write DNS:<host name of [A-Za-z0-9.-]> or IP:<address>",
+				  s);
 			break;
 		}
 		if (sk_GENERAL_NAME_push(gens, gen) <= 0) {
@@ -437,8 +440,8 @@ static int add_revoked(void *arg, const struct reg_cert *c)
 
 /* Writes <what> through <write> to <path>.tmp (mode <mode>), then renames
  * it over <path> so readers never see half a file. */
-static int write_atomic(const char *path, mode_t mode, int (*write)(BIO *bio, void *obj),
-			void *obj, struct moat_diag *diag)
+static int write_atomic(const char *path, mode_t mode, int (*write)(BIO *bio, void *obj), void *obj,
+			struct moat_diag *diag)
 {
 	char tmp[4096];
 	BIO *bio;

@@ -20,7 +20,7 @@ enum {
 	CA_DEVICE_DAYS = 30,
 	CA_BROKER_DAYS = 90,
 	CA_CA_DAYS = 1825,
-	CA_CRL_DAYS = 7,	/* next update: run `moat-sc crl` before it */
+	CA_CRL_DAYS = 7, /* next update: run `moat-sc crl` before it */
 	CA_SANS_MAX = 16,
 	CA_BACKDATE_S = 300, /* not_before = now - this, for clock skew */
 };
@@ -28,11 +28,11 @@ enum {
 struct ca;
 
 struct ca_issue_req {
-	const char *thing;		 /* the registered, active thing: the CN */
-	enum reg_cert_profile profile;	 /* device: clientAuth; broker: serverAuth */
-	const char *const *sans;	 /* broker only: "DNS:name" or "IP:addr" */
-	size_t san_count;		 /* at most CA_SANS_MAX */
-	unsigned days;			 /* 0: CA_DEVICE_DAYS or CA_BROKER_DAYS */
+	const char *thing;	       /* the registered, active thing: the CN */
+	enum reg_cert_profile profile; /* device: clientAuth; broker: serverAuth */
+	const char *const *sans;       /* broker only: "DNS:name" or "IP:addr" */
+	size_t san_count;	       /* at most CA_SANS_MAX */
+	unsigned days;		       /* 0: CA_DEVICE_DAYS or CA_BROKER_DAYS */
 };
 
 /* Makes a new self-signed CA certificate, CN "Moat SC CA <name>", for the

@@ -58,9 +58,9 @@ int reg_key_add(struct registry *r, const char *actor, const char *name, enum re
 		return rc;
 	rc = active_thing(r, name, &id, diag);
 	if (rc == MOAT_OK)
-		rc = reg_prepare(r, &st,
-				 "INSERT INTO keys(thing, kind, public_key, added) VALUES(?, ?, ?, ?)",
-				 diag);
+		rc = reg_prepare(
+		    r, &st, "INSERT INTO keys(thing, kind, public_key, added) VALUES(?, ?, ?, ?)",
+		    diag);
 	if (rc < 0)
 		return reg_end(r, rc, diag);
 	sqlite3_bind_int64(st, 1, id);
@@ -93,9 +93,9 @@ int reg_key_list(struct registry *r, const char *name, reg_key_cb *cb, void *arg
 
 	rc = reg_thing_id(r, name, &id, &status, diag);
 	if (rc == MOAT_OK)
-		rc = reg_prepare(r, &st,
-				 "SELECT kind, public_key, added FROM keys WHERE thing = ? ORDER BY id",
-				 diag);
+		rc = reg_prepare(
+		    r, &st, "SELECT kind, public_key, added FROM keys WHERE thing = ? ORDER BY id",
+		    diag);
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, id);
@@ -107,8 +107,8 @@ int reg_key_list(struct registry *r, const char *name, reg_key_cb *cb, void *arg
 			break;
 		}
 		k.kind = strcmp((const char *)kind, key_kinds[REG_KEY_X25519_AGREE]) == 0
-				 ? REG_KEY_X25519_AGREE
-				 : REG_KEY_ED25519_SIGN;
+			     ? REG_KEY_X25519_AGREE
+			     : REG_KEY_ED25519_SIGN;
 		memcpy(k.pub, sqlite3_column_blob(st, 1), REG_KEY_LEN);
 		k.added_s = sqlite3_column_int64(st, 2);
 		rc = cb(arg, &k);
@@ -128,9 +128,10 @@ static int check_serial(const char *s, struct moat_diag *diag)
 	for (size_t i = 0; ok && i < n; i++)
 		ok = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F');
 	if (!ok)
-		return reg_fail(diag, MOAT_E_INVAL,
-				"certificate serial: 1 to %d upper-case hex digits, no leading zero",
-				REG_SERIAL_HEX_MAX);
+		return reg_fail(
+		    diag, MOAT_E_INVAL,
+		    "certificate serial: 1 to %d upper-case hex digits, no leading zero",
+		    REG_SERIAL_HEX_MAX);
 	return MOAT_OK;
 }
 
@@ -194,7 +195,8 @@ int reg_cert_revoke(struct registry *r, const char *actor, const char *serial, i
 	if (rc == MOAT_OK)
 		rc = check_serial(serial, diag);
 	if (rc == MOAT_OK && !reg_reason_is_valid(reason))
-		rc = reg_fail(diag, MOAT_E_INVAL, "revocation reason: a CRLReason code 0..10, not 7");
+		rc = reg_fail(diag, MOAT_E_INVAL,
+			      "revocation reason: a CRLReason code 0..10, not 7");
 	if (rc < 0)
 		return rc;
 	rc = reg_begin(r, diag);
@@ -220,8 +222,8 @@ int reg_cert_revoke(struct registry *r, const char *actor, const char *serial, i
 	}
 	sqlite3_finalize(st);
 	if (rc == MOAT_OK)
-		rc = reg_prepare(r, &st, "UPDATE certs SET revoked_at = ?, reason = ? WHERE serial = ?",
-				 diag);
+		rc = reg_prepare(
+		    r, &st, "UPDATE certs SET revoked_at = ?, reason = ? WHERE serial = ?", diag);
 	if (rc < 0)
 		return reg_end(r, rc, diag);
 	sqlite3_bind_int64(st, 1, reg_now(r));
@@ -248,8 +250,8 @@ static int list_certs(struct registry *r, sqlite3_stmt *st, reg_cert_cb *cb, voi
 		reg_copy_text(c.serial, sizeof(c.serial), st, 0);
 		reg_copy_text(c.thing, sizeof(c.thing), st, 1);
 		c.profile = profile != NULL && strcmp((const char *)profile, "broker") == 0
-				    ? REG_CERT_BROKER
-				    : REG_CERT_DEVICE;
+				? REG_CERT_BROKER
+				: REG_CERT_DEVICE;
 		c.not_before_s = sqlite3_column_int64(st, 3);
 		c.not_after_s = sqlite3_column_int64(st, 4);
 		c.revoked_at_s = sqlite3_column_int64(st, 5);

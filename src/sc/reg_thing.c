@@ -47,7 +47,8 @@ static int check_attrs(const struct reg_attr *attrs, size_t count, struct moat_d
 				REG_ATTRS_MAX);
 	for (size_t i = 0; i < count; i++) {
 		const char *k = attrs[i].name, *v = attrs[i].value;
-		size_t kn = strnlen(k, sizeof(attrs[i].name)), vn = strnlen(v, sizeof(attrs[i].value));
+		size_t kn = strnlen(k, sizeof(attrs[i].name)),
+		       vn = strnlen(v, sizeof(attrs[i].value));
 		bool ok = kn > 0 && kn <= REG_ATTR_NAME_MAX && k[0] >= 'a' && k[0] <= 'z';
 
 		for (size_t j = 1; ok && j < kn; j++)
@@ -89,8 +90,8 @@ int reg_thing_id(struct registry *r, const char *name, int64_t *id, enum reg_sta
 	if (step == SQLITE_ROW) {
 		*id = sqlite3_column_int64(st, 0);
 		*status = strcmp((const char *)sqlite3_column_text(st, 1), "revoked") == 0
-				  ? REG_REVOKED
-				  : REG_ACTIVE;
+			      ? REG_REVOKED
+			      : REG_ACTIVE;
 	} else if (step == SQLITE_DONE) {
 		rc = reg_fail(diag, MOAT_E_NOTFOUND, "no thing named %s", name);
 	} else {
@@ -126,8 +127,8 @@ static int insert_attrs(struct registry *r, int64_t id, const struct reg_attr *a
 }
 
 /* Runs the audit for <action> with detail {"attrs": <attrs>} or <detail>. */
-static int audit_json(struct registry *r, const char *actor, const char *action,
-		      const char *thing, cJSON *detail, struct moat_diag *diag)
+static int audit_json(struct registry *r, const char *actor, const char *action, const char *thing,
+		      cJSON *detail, struct moat_diag *diag)
 {
 	char *text = cJSON_PrintUnformatted(detail);
 	int rc;
@@ -164,9 +165,9 @@ int reg_thing_create(struct registry *r, const char *actor, const char *name,
 	rc = reg_begin(r, diag);
 	if (rc < 0)
 		goto out_json;
-	rc = reg_prepare(r, &st,
-			 "INSERT INTO things(name, status, created, updated) VALUES(?, 'active', ?, ?)",
-			 diag);
+	rc = reg_prepare(
+	    r, &st, "INSERT INTO things(name, status, created, updated) VALUES(?, 'active', ?, ?)",
+	    diag);
 	if (rc < 0)
 		goto out_tx;
 	now = reg_now(r);
@@ -199,8 +200,8 @@ static int read_attrs(struct registry *r, struct reg_thing *t, struct moat_diag 
 	sqlite3_stmt *st;
 	int rc, step = SQLITE_DONE;
 
-	rc = reg_prepare(r, &st, "SELECT name, value FROM thing_attrs WHERE thing = ? ORDER BY name",
-			 diag);
+	rc = reg_prepare(r, &st,
+			 "SELECT name, value FROM thing_attrs WHERE thing = ? ORDER BY name", diag);
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, t->id);
@@ -236,8 +237,8 @@ int reg_thing_get(struct registry *r, const char *name, struct reg_thing *out,
 	rc = check_name(name, diag);
 	if (rc < 0)
 		return rc;
-	rc = reg_prepare(r, &st,
-			 "SELECT id, name, status, created, updated FROM things WHERE name = ?", diag);
+	rc = reg_prepare(
+	    r, &st, "SELECT id, name, status, created, updated FROM things WHERE name = ?", diag);
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -263,8 +264,8 @@ int reg_thing_list(struct registry *r, reg_thing_cb *cb, void *arg, struct moat_
 	t = malloc(sizeof(*t));
 	if (t == NULL)
 		return MOAT_E_NOMEM;
-	rc = reg_prepare(r, &st, "SELECT id, name, status, created, updated FROM things ORDER BY name",
-			 diag);
+	rc = reg_prepare(
+	    r, &st, "SELECT id, name, status, created, updated FROM things ORDER BY name", diag);
 	if (rc < 0)
 		goto out;
 	while (rc == MOAT_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -366,7 +367,8 @@ int reg_thing_revoke(struct registry *r, const char *actor, const char *name, in
 	if (rc < 0)
 		return rc;
 	if (!reg_reason_is_valid(reason))
-		return reg_fail(diag, MOAT_E_INVAL, "revocation reason: a CRLReason code 0..10, not 7");
+		return reg_fail(diag, MOAT_E_INVAL,
+				"revocation reason: a CRLReason code 0..10, not 7");
 	rc = reg_begin(r, diag);
 	if (rc < 0)
 		return rc;

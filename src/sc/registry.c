@@ -21,27 +21,27 @@
 /* Migration n takes the schema from version n-1 to n. Each runs in one
  * transaction with the version bump. Constant text, never built at run time. */
 static const char *const migrations[REG_SCHEMA_VERSION] = {
-	"CREATE TABLE things(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
-	" status TEXT NOT NULL CHECK(status IN ('active','revoked')),"
-	" created INTEGER NOT NULL, updated INTEGER NOT NULL);"
-	"CREATE TABLE thing_attrs(thing INTEGER NOT NULL REFERENCES things(id) ON DELETE CASCADE,"
-	" name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY(thing, name));"
-	"CREATE TABLE keys(id INTEGER PRIMARY KEY, thing INTEGER NOT NULL REFERENCES things(id),"
-	" kind TEXT NOT NULL CHECK(kind IN ('ed25519-sign','x25519-agree')),"
-	" public_key BLOB NOT NULL CHECK(length(public_key) = 32), added INTEGER NOT NULL,"
-	" UNIQUE(kind, public_key));"
-	"CREATE TABLE certs(id INTEGER PRIMARY KEY, serial TEXT NOT NULL UNIQUE,"
-	" thing INTEGER NOT NULL REFERENCES things(id),"
-	" profile TEXT NOT NULL CHECK(profile IN ('device','broker')),"
-	" not_before INTEGER NOT NULL, not_after INTEGER NOT NULL,"
-	" revoked_at INTEGER, reason INTEGER);"
-	"CREATE TABLE sender_ids(grp TEXT NOT NULL, thing INTEGER NOT NULL REFERENCES things(id),"
-	" sender_id BLOB NOT NULL CHECK(length(sender_id) BETWEEN 1 AND 6),"
-	" allocated INTEGER NOT NULL, UNIQUE(grp, sender_id));"
-	"CREATE TABLE audit(id INTEGER PRIMARY KEY, time INTEGER NOT NULL, actor TEXT NOT NULL,"
-	" action TEXT NOT NULL, thing TEXT, detail TEXT NOT NULL CHECK(json_valid(detail)));"
-	"CREATE TABLE ca_state(id INTEGER PRIMARY KEY CHECK(id = 1), crl_number INTEGER NOT NULL);"
-	"INSERT INTO ca_state VALUES(1, 0);",
+    "CREATE TABLE things(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    " status TEXT NOT NULL CHECK(status IN ('active','revoked')),"
+    " created INTEGER NOT NULL, updated INTEGER NOT NULL);"
+    "CREATE TABLE thing_attrs(thing INTEGER NOT NULL REFERENCES things(id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY(thing, name));"
+    "CREATE TABLE keys(id INTEGER PRIMARY KEY, thing INTEGER NOT NULL REFERENCES things(id),"
+    " kind TEXT NOT NULL CHECK(kind IN ('ed25519-sign','x25519-agree')),"
+    " public_key BLOB NOT NULL CHECK(length(public_key) = 32), added INTEGER NOT NULL,"
+    " UNIQUE(kind, public_key));"
+    "CREATE TABLE certs(id INTEGER PRIMARY KEY, serial TEXT NOT NULL UNIQUE,"
+    " thing INTEGER NOT NULL REFERENCES things(id),"
+    " profile TEXT NOT NULL CHECK(profile IN ('device','broker')),"
+    " not_before INTEGER NOT NULL, not_after INTEGER NOT NULL,"
+    " revoked_at INTEGER, reason INTEGER);"
+    "CREATE TABLE sender_ids(grp TEXT NOT NULL, thing INTEGER NOT NULL REFERENCES things(id),"
+    " sender_id BLOB NOT NULL CHECK(length(sender_id) BETWEEN 1 AND 6),"
+    " allocated INTEGER NOT NULL, UNIQUE(grp, sender_id));"
+    "CREATE TABLE audit(id INTEGER PRIMARY KEY, time INTEGER NOT NULL, actor TEXT NOT NULL,"
+    " action TEXT NOT NULL, thing TEXT, detail TEXT NOT NULL CHECK(json_valid(detail)));"
+    "CREATE TABLE ca_state(id INTEGER PRIMARY KEY CHECK(id = 1), crl_number INTEGER NOT NULL);"
+    "INSERT INTO ca_state VALUES(1, 0);",
 };
 
 int reg_fail(struct moat_diag *diag, int rc, const char *fmt, ...)
@@ -161,8 +161,9 @@ static int migrate(struct registry *r, struct moat_diag *diag)
 			      "use a newer moat-sc",
 			      version, REG_SCHEMA_VERSION);
 	if (rc == MOAT_OK && version == 0 &&
-	    sqlite3_exec(r->db, "CREATE TABLE schema_version(version INTEGER NOT NULL);"
-				"INSERT INTO schema_version VALUES(0);",
+	    sqlite3_exec(r->db,
+			 "CREATE TABLE schema_version(version INTEGER NOT NULL);"
+			 "INSERT INTO schema_version VALUES(0);",
 			 NULL, NULL, NULL) != SQLITE_OK)
 		rc = reg_db_fail(r, diag, "create schema_version");
 	for (; rc == MOAT_OK && version < REG_SCHEMA_VERSION; version++) {
@@ -228,15 +229,15 @@ void reg_close(struct registry *r)
 	free(r);
 }
 
-int reg_audit_in_tx(struct registry *r, const char *actor, const char *action,
-		    const char *thing, const char *detail_json, struct moat_diag *diag)
+int reg_audit_in_tx(struct registry *r, const char *actor, const char *action, const char *thing,
+		    const char *detail_json, struct moat_diag *diag)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	rc = reg_prepare(r, &st,
-			 "INSERT INTO audit(time, actor, action, thing, detail) VALUES(?, ?, ?, ?, ?)",
-			 diag);
+	rc = reg_prepare(
+	    r, &st, "INSERT INTO audit(time, actor, action, thing, detail) VALUES(?, ?, ?, ?, ?)",
+	    diag);
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, reg_now(r));
@@ -251,8 +252,8 @@ int reg_audit_in_tx(struct registry *r, const char *actor, const char *action,
 	return rc;
 }
 
-int reg_audit_append(struct registry *r, const char *actor, const char *action,
-		     const char *thing, const char *detail_json, struct moat_diag *diag)
+int reg_audit_append(struct registry *r, const char *actor, const char *action, const char *thing,
+		     const char *detail_json, struct moat_diag *diag)
 {
 	cJSON *detail;
 	int rc;

@@ -16,7 +16,7 @@
 #include "conf/config.h" /* struct moat_diag */
 
 enum {
-	REG_NAME_MAX = 64,	 /* thing, group and actor names */
+	REG_NAME_MAX = 64, /* thing, group and actor names */
 	REG_ATTR_NAME_MAX = 32,
 	REG_ATTR_VALUE_MAX = 128,
 	REG_ATTRS_MAX = 32,	 /* attributes per thing */
@@ -163,8 +163,8 @@ int reg_crl_next_number(struct registry *r, const char *actor, int64_t *number,
 
 /* Appends an audit row: <action> (a name as for things), <thing> (NULL or
  * a name) and <detail_json> (a JSON object, NULL for {}). */
-int reg_audit_append(struct registry *r, const char *actor, const char *action,
-		     const char *thing, const char *detail_json, struct moat_diag *diag);
+int reg_audit_append(struct registry *r, const char *actor, const char *action, const char *thing,
+		     const char *detail_json, struct moat_diag *diag);
 
 /* Calls <cb> for the last <count> audit rows, oldest of them first. */
 int reg_audit_tail(struct registry *r, size_t count, reg_audit_cb *cb, void *arg,

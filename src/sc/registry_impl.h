@@ -17,7 +17,7 @@ struct registry {
 
 /* Writes the printf-style message to <diag> (may be NULL) and returns <rc>. */
 int reg_fail(struct moat_diag *diag, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* A failed SQLite call on <what>: MOAT_E_IO with SQLite's message. */
 int reg_db_fail(struct registry *r, struct moat_diag *diag, const char *what);
@@ -44,8 +44,8 @@ int reg_thing_id(struct registry *r, const char *name, int64_t *id, enum reg_sta
 
 /* Appends an audit row inside the caller's transaction. <detail_json> is a
  * JSON object text or NULL for {}. */
-int reg_audit_in_tx(struct registry *r, const char *actor, const char *action,
-		    const char *thing, const char *detail_json, struct moat_diag *diag);
+int reg_audit_in_tx(struct registry *r, const char *actor, const char *action, const char *thing,
+		    const char *detail_json, struct moat_diag *diag);
 
 /* Copies text column <col> of <st> into <dst> (<size> bytes, truncating). */
 void reg_copy_text(char *dst, size_t size, sqlite3_stmt *st, int col);

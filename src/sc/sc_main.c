@@ -21,21 +21,21 @@
 #include "sc/ca.h"
 
 static const char usage[] =
-	"usage: moat-sc [--dir DIR] COMMAND ...\n"
-	"  init [--name NAME]             create DIR (0700): registry.db, ca.key + ca.pem (P-256),\n"
-	"                                 token.key (Ed25519) + token.pub\n"
-	"  thing add NAME [--attr k=v]... [--csr FILE] [--broker [--san DNS:h|IP:a]...]\n"
-	"            [--days N] --out OUT register NAME and issue its certificate into OUT:\n"
-	"                                 cert.pem, ca.pem, and key.pem (0600) when no --csr\n"
-	"  thing renew NAME [--csr FILE] [--broker [--san ...]] [--days N] --out OUT\n"
-	"                                 a new certificate for NAME (the old one stays valid)\n"
-	"  thing list [--json]\n"
-	"  thing show NAME [--json]\n"
-	"  thing revoke NAME [--reason unspecified|key-compromise|superseded|cessation]\n"
-	"  crl --out FILE [--days N]      write the CRL (PEM) for moatd's crlfile\n"
-	"  audit [--tail N] [--json]      the last N audit rows (default 20)\n"
-	"DIR defaults to $MOAT_SC_DIR. Devices' certificates last 30 days, brokers' 90.\n"
-	"Not yet: the MQTT daemon (key release, $sc/revoked push) comes in a later step.\n";
+    "usage: moat-sc [--dir DIR] COMMAND ...\n"
+    "  init [--name NAME]             create DIR (0700): registry.db, ca.key + ca.pem (P-256),\n"
+    "                                 token.key (Ed25519) + token.pub\n"
+    "  thing add NAME [--attr k=v]... [--csr FILE] [--broker [--san DNS:h|IP:a]...]\n"
+    "            [--days N] --out OUT register NAME and issue its certificate into OUT:\n"
+    "                                 cert.pem, ca.pem, and key.pem (0600) when no --csr\n"
+    "  thing renew NAME [--csr FILE] [--broker [--san ...]] [--days N] --out OUT\n"
+    "                                 a new certificate for NAME (the old one stays valid)\n"
+    "  thing list [--json]\n"
+    "  thing show NAME [--json]\n"
+    "  thing revoke NAME [--reason unspecified|key-compromise|superseded|cessation]\n"
+    "  crl --out FILE [--days N]      write the CRL (PEM) for moatd's crlfile\n"
+    "  audit [--tail N] [--json]      the last N audit rows (default 20)\n"
+    "DIR defaults to $MOAT_SC_DIR. Devices' certificates last 30 days, brokers' 90.\n"
+    "Not yet: the MQTT daemon (key release, $sc/revoked push) comes in a later step.\n";
 
 enum { ATTRS_MAX = REG_ATTRS_MAX };
 
@@ -213,8 +213,8 @@ static int cmd_init(const struct opts *o, struct moat_diag *d)
 	if (rc == MOAT_OK)
 		rc = ca_write_pem_cert(ca_cert(sc.ca), in_dir(&sc, o->dir, "ca.pem"), d);
 	if (rc == MOAT_OK)
-		rc = signer_file_create(&token, in_dir(&sc, o->dir, "token.key"), SIGNER_ED25519,
-					d);
+		rc =
+		    signer_file_create(&token, in_dir(&sc, o->dir, "token.key"), SIGNER_ED25519, d);
 	if (rc == MOAT_OK && (pub = signer_public_pem(token)) == NULL)
 		rc = MOAT_E_NOMEM;
 	if (rc == MOAT_OK) {
@@ -264,11 +264,11 @@ static int issue(const struct opts *o, const char *name, bool create, struct moa
 	struct reg_attr attrs[ATTRS_MAX];
 	struct sc sc = {0};
 	struct ca_issue_req req = {
-		.thing = name,
-		.profile = o->broker ? REG_CERT_BROKER : REG_CERT_DEVICE,
-		.sans = o->sans,
-		.san_count = o->san_count,
-		.days = o->days,
+	    .thing = name,
+	    .profile = o->broker ? REG_CERT_BROKER : REG_CERT_DEVICE,
+	    .sans = o->sans,
+	    .san_count = o->san_count,
+	    .days = o->days,
 	};
 	char keypath[4096];
 	EVP_PKEY *key = NULL;
@@ -483,8 +483,8 @@ static int cmd_thing(const struct opts *o, struct moat_diag *d)
 			printf("%s revoked; run moat-sc crl --out FILE and reload moatd (SIGHUP)\n",
 			       name);
 	} else {
-		snprintf(d->msg, sizeof(d->msg), "thing %s: unknown (add, renew, list, show, revoke)",
-			 verb);
+		snprintf(d->msg, sizeof(d->msg),
+			 "thing %s: unknown (add, renew, list, show, revoke)", verb);
 		rc = MOAT_E_INVAL;
 	}
 out:

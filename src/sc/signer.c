@@ -26,7 +26,7 @@ struct file_signer {
 };
 
 static int fail(struct moat_diag *diag, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(struct moat_diag *diag, int rc, const char *fmt, ...)
 {
@@ -52,8 +52,8 @@ static bool key_is(EVP_PKEY *key, enum signer_algo algo)
 	if (algo == SIGNER_ED25519)
 		return EVP_PKEY_is_a(key, "ED25519");
 	return EVP_PKEY_is_a(key, "EC") &&
-	       EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group,
-					      sizeof(group), NULL) == 1 &&
+	       EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+					      NULL) == 1 &&
 	       strcmp(group, "prime256v1") == 0;
 }
 
@@ -91,11 +91,11 @@ static void file_destroy(struct signer *s)
 }
 
 static const struct signer_ops file_ops = {
-	.abi_version = SIGNER_ABI_VERSION,
-	.name = "file",
-	.sign = file_sign,
-	.pkey = file_pkey,
-	.destroy = file_destroy,
+    .abi_version = SIGNER_ABI_VERSION,
+    .name = "file",
+    .sign = file_sign,
+    .pkey = file_pkey,
+    .destroy = file_destroy,
 };
 
 /* Wraps <key> (consumed) in a file signer. */

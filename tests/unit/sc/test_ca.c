@@ -110,8 +110,8 @@ static X509 *issue(struct fx *f, const char *thing, enum reg_cert_profile profil
 {
 	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	char *pem = csr_pem(k, "evil-asks-for-this", NULL, EVP_sha256());
-	struct ca_issue_req req = {.thing = thing, .profile = profile, .sans = sans,
-				   .san_count = san_count};
+	struct ca_issue_req req = {
+	    .thing = thing, .profile = profile, .sans = sans, .san_count = san_count};
 	X509 *x = NULL;
 
 	assert_int_equal(ca_issue(f->ca, f->reg, "test", pem, strlen(pem), &req, f->now, &x, &f->d),
@@ -401,16 +401,16 @@ static void ca_make_key_csr_makes_an_acceptable_csr(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(ca_certificate_is_a_p256_ca, setup, teardown),
-		cmocka_unit_test_setup_teardown(ca_issues_device_certificate, setup, teardown),
-		cmocka_unit_test_setup_teardown(ca_issues_broker_certificate_with_sans, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(ca_refuses_bad_and_weak_csrs, setup, teardown),
-		cmocka_unit_test_setup_teardown(ca_crl_lists_revoked_serials_with_increasing_number,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(ca_load_checks_the_key, setup, teardown),
-		cmocka_unit_test_setup_teardown(ca_make_key_csr_makes_an_acceptable_csr, setup,
-						teardown),
+	    cmocka_unit_test_setup_teardown(ca_certificate_is_a_p256_ca, setup, teardown),
+	    cmocka_unit_test_setup_teardown(ca_issues_device_certificate, setup, teardown),
+	    cmocka_unit_test_setup_teardown(ca_issues_broker_certificate_with_sans, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(ca_refuses_bad_and_weak_csrs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(ca_crl_lists_revoked_serials_with_increasing_number,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(ca_load_checks_the_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(ca_make_key_csr_makes_an_acceptable_csr, setup,
+					    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -116,8 +116,8 @@ static void registry_migrates_empty_file_and_reopens(void **state)
 	reg_close(r);
 
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &st, NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(st, 0), REG_SCHEMA_VERSION);
 	sqlite3_finalize(st);
@@ -126,8 +126,9 @@ static void registry_migrates_empty_file_and_reopens(void **state)
 	assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
 	sqlite3_finalize(st);
 	/* a database from a newer moat-sc is refused, not damaged */
-	assert_int_equal(sqlite3_exec(db, "UPDATE schema_version SET version = 99", NULL, NULL, NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "UPDATE schema_version SET version = 99", NULL, NULL, NULL),
+	    SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(reg_open(&r, path, &f->d), MOAT_E_UNSUPPORTED);
 	assert_non_null(strstr(f->d.msg, "newer"));
@@ -221,7 +222,8 @@ static void thing_names_and_attributes_validated(void **state)
 	struct reg_attr dup[2] = {attr("role", "a"), attr("role", "b")};
 	struct reg_attr ok[1] = {attr("site", "plant 7/hall:B")};
 	struct reg_attr many[REG_ATTRS_MAX + 1];
-	static const char *const bad[] = {"", "a/b", "a+", "#", "-lead", "a b", "\xc3\xa9t\xc3\xa9"};
+	static const char *const bad[] = {
+	    "", "a/b", "a+", "#", "-lead", "a b", "\xc3\xa9t\xc3\xa9"};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(reg_thing_create(f->r, "ops", bad[i], NULL, 0, NULL, &f->d),
@@ -318,9 +320,8 @@ static int collect_cert(void *arg, const struct reg_cert *c)
 
 static struct reg_cert cert(const char *serial, const char *thing, int64_t not_after)
 {
-	struct reg_cert c = {.profile = REG_CERT_DEVICE,
-			     .not_before_s = 1699999000,
-			     .not_after_s = not_after};
+	struct reg_cert c = {
+	    .profile = REG_CERT_DEVICE, .not_before_s = 1699999000, .not_after_s = not_after};
 
 	snprintf(c.serial, sizeof(c.serial), "%s", serial);
 	snprintf(c.thing, sizeof(c.thing), "%s", thing);
@@ -357,7 +358,8 @@ static void certs_recorded_revoked_and_listed(void **state)
 
 	/* revoking the thing revokes its remaining certificates */
 	assert_int_equal(reg_thing_revoke(f->r, "ops", "dev", 1, &f->d), MOAT_OK);
-	assert_int_equal(reg_cert_list_revoked(f->r, 1700000000, collect_cert, &cs, &f->d), MOAT_OK);
+	assert_int_equal(reg_cert_list_revoked(f->r, 1700000000, collect_cert, &cs, &f->d),
+			 MOAT_OK);
 	assert_int_equal(cs.count, 2); /* 77 has expired: not listed */
 	assert_true((strcmp(cs.serials[0], "FF") == 0 && cs.reasons[0] == 4) ||
 		    (strcmp(cs.serials[1], "FF") == 0 && cs.reasons[1] == 4));
@@ -383,9 +385,9 @@ static void sender_ids_smallest_free_and_unique_per_group(void **state)
 	assert_int_equal(reg_thing_create(f->r, "ops", "a", NULL, 0, NULL, &f->d), MOAT_OK);
 	assert_int_equal(reg_thing_create(f->r, "ops", "b", NULL, 0, NULL, &f->d), MOAT_OK);
 	for (unsigned i = 0; i < 256; i++) {
-		assert_int_equal(reg_sender_id_allocate(f->r, "ops", "g1", i % 2 ? "a" : "b", id,
-							&len, &f->d),
-				 MOAT_OK);
+		assert_int_equal(
+		    reg_sender_id_allocate(f->r, "ops", "g1", i % 2 ? "a" : "b", id, &len, &f->d),
+		    MOAT_OK);
 		assert_int_equal(len, 1);
 		assert_int_equal(id[0], i);
 	}
@@ -412,11 +414,12 @@ static void sender_ids_smallest_free_and_unique_per_group(void **state)
 
 	/* the schema itself refuses a duplicate in one group */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db,
-					    "INSERT INTO sender_ids(grp, thing, sender_id, allocated)"
-					    " VALUES('g1', 1, x'05', 0)",
-					    -1, &st, NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db,
+			       "INSERT INTO sender_ids(grp, thing, sender_id, allocated)"
+			       " VALUES('g1', 1, x'05', 0)",
+			       -1, &st, NULL),
+	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(st) & 0xff, SQLITE_CONSTRAINT);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
@@ -442,9 +445,9 @@ static void audit_append_validates_and_tails_in_order(void **state)
 	struct fx *f = *state;
 	struct audit_log l;
 
-	assert_int_equal(reg_audit_append(f->r, "ops", "key.release", "dev", "{\"group\":\"g\"}",
-					  &f->d),
-			 MOAT_OK);
+	assert_int_equal(
+	    reg_audit_append(f->r, "ops", "key.release", "dev", "{\"group\":\"g\"}", &f->d),
+	    MOAT_OK);
 	assert_int_equal(reg_audit_append(f->r, "ops", "note", NULL, NULL, &f->d), MOAT_OK);
 	assert_int_equal(reg_audit_append(f->r, "ops", "note", NULL, "[1]", &f->d), MOAT_E_INVAL);
 	assert_int_equal(reg_audit_append(f->r, "ops", "note", NULL, "{bad", &f->d), MOAT_E_INVAL);
@@ -462,24 +465,21 @@ static void audit_append_validates_and_tails_in_order(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(registry_migrates_empty_file_and_reopens, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(registry_refuses_a_file_that_is_not_a_database,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(thing_create_get_list_update_revoke, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(thing_duplicate_name_refused_and_not_audited, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(thing_names_and_attributes_validated, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(keys_added_listed_and_unique, setup, teardown),
-		cmocka_unit_test_setup_teardown(certs_recorded_revoked_and_listed, setup, teardown),
-		cmocka_unit_test_setup_teardown(sender_ids_smallest_free_and_unique_per_group, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(crl_numbers_increase_across_reopen, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(audit_append_validates_and_tails_in_order, setup,
-						teardown),
+	    cmocka_unit_test_setup_teardown(registry_migrates_empty_file_and_reopens, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(registry_refuses_a_file_that_is_not_a_database, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(thing_create_get_list_update_revoke, setup, teardown),
+	    cmocka_unit_test_setup_teardown(thing_duplicate_name_refused_and_not_audited, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(thing_names_and_attributes_validated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(keys_added_listed_and_unique, setup, teardown),
+	    cmocka_unit_test_setup_teardown(certs_recorded_revoked_and_listed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(sender_ids_smallest_free_and_unique_per_group, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(crl_numbers_increase_across_reopen, setup, teardown),
+	    cmocka_unit_test_setup_teardown(audit_append_validates_and_tails_in_order, setup,
+					    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -55,16 +55,14 @@ static void verify(struct signer *s, EVP_PKEY *pub)
 
 	assert_int_equal(signer_sign(s, msg, sizeof(msg), sig, &n), MOAT_OK);
 	assert_true(n > 0 && n <= SIGNER_SIG_MAX);
-	assert_int_equal(EVP_DigestVerifyInit(ctx, NULL,
-					      s->algo == SIGNER_ED25519 ? NULL : EVP_sha256(),
-					      NULL, pub),
+	assert_int_equal(EVP_DigestVerifyInit(
+			     ctx, NULL, s->algo == SIGNER_ED25519 ? NULL : EVP_sha256(), NULL, pub),
 			 1);
 	assert_int_equal(EVP_DigestVerify(ctx, sig, n, msg, sizeof(msg)), 1);
 	EVP_MD_CTX_reset(ctx);
 	sig[n / 2] ^= 1;
-	assert_int_equal(EVP_DigestVerifyInit(ctx, NULL,
-					      s->algo == SIGNER_ED25519 ? NULL : EVP_sha256(),
-					      NULL, pub),
+	assert_int_equal(EVP_DigestVerifyInit(
+			     ctx, NULL, s->algo == SIGNER_ED25519 ? NULL : EVP_sha256(), NULL, pub),
 			 1);
 	assert_int_not_equal(EVP_DigestVerify(ctx, sig, n, msg, sizeof(msg)), 1);
 	EVP_MD_CTX_free(ctx);
@@ -186,11 +184,11 @@ static void signer_refuses_wrong_algorithm_and_encrypted_keys(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(signer_creates_0600_and_signs, setup, teardown),
-		cmocka_unit_test_setup_teardown(signer_create_never_overwrites, setup, teardown),
-		cmocka_unit_test_setup_teardown(signer_refuses_readable_key_files, setup, teardown),
-		cmocka_unit_test_setup_teardown(signer_refuses_wrong_algorithm_and_encrypted_keys,
-						setup, teardown),
+	    cmocka_unit_test_setup_teardown(signer_creates_0600_and_signs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(signer_create_never_overwrites, setup, teardown),
+	    cmocka_unit_test_setup_teardown(signer_refuses_readable_key_files, setup, teardown),
+	    cmocka_unit_test_setup_teardown(signer_refuses_wrong_algorithm_and_encrypted_keys,
+					    setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
