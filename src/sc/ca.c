@@ -261,15 +261,6 @@ err_free:
 	return rc;
 }
 
-int ca_csr_check(const char *csr_pem, size_t csr_len, struct moat_diag *diag)
-{
-	X509_REQ *req = NULL;
-	int rc = read_csr(csr_pem, csr_len, &req, diag);
-
-	X509_REQ_free(req);
-	return rc;
-}
-
 /* Adds the subjectAltName of <sans> ("DNS:name" / "IP:addr", checked). */
 static int add_sans(X509 *x, const char *const *sans, size_t count, struct moat_diag *diag)
 {
@@ -398,6 +389,28 @@ err_free:
 	X509_free(x);
 out_csr:
 	X509_REQ_free(csr);
+	ERR_clear_error();
+	return rc;
+}
+
+int ca_issue_check(const char *csr_pem, size_t csr_len, const struct ca_issue_req *req,
+		   struct moat_diag *diag)
+{
+	X509_REQ *csr = NULL;
+	X509 *scratch;
+	int rc = MOAT_OK;
+
+	if (req != NULL)
+		rc = check_req(req, diag);
+	if (rc == MOAT_OK)
+		rc = read_csr(csr_pem, csr_len, &csr, diag);
+	X509_REQ_free(csr);
+	if (rc == MOAT_OK && req != NULL) {
+		scratch = X509_new();
+		rc = scratch != NULL ? add_sans(scratch, req->sans, req->san_count, diag)
+				     : MOAT_E_NOMEM;
+		X509_free(scratch);
+	}
 	ERR_clear_error();
 	return rc;
 }

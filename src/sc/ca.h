@@ -61,8 +61,10 @@ int ca_issue(struct ca *ca, struct registry *reg, const char *actor, const char 
 	     size_t csr_len, const struct ca_issue_req *req, int64_t now_s, X509 **out,
 	     struct moat_diag *diag);
 
-/* Checks the PEM CSR <csr_pem> as ca_issue does, without issuing. */
-int ca_csr_check(const char *csr_pem, size_t csr_len, struct moat_diag *diag);
+/* Checks the PEM CSR <csr_pem> and, unless NULL, <req> (except whether its
+ * thing exists) as ca_issue does, without issuing: the same errors. */
+int ca_issue_check(const char *csr_pem, size_t csr_len, const struct ca_issue_req *req,
+		   struct moat_diag *diag);
 
 /* Writes a v2 CRL of every revoked, unexpired certificate in <reg>, with
  * the next CRL number from <reg>, this update <now_s> and next update

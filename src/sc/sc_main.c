@@ -304,7 +304,7 @@ static int issue(const struct opts *o, const char *name, bool create, struct moa
 	if (rc == MOAT_OK && csr_len == 0)
 		csr_len = strlen(csr);
 	if (rc == MOAT_OK)
-		rc = ca_csr_check(csr, csr_len, d);
+		rc = ca_issue_check(csr, csr_len, &req, d);
 	if (rc == MOAT_OK && create)
 		rc = reg_thing_create(sc.reg, sc.actor, name, attrs, o->attr_count, NULL, d);
 	if (rc == MOAT_OK)
@@ -463,6 +463,14 @@ static int cmd_thing(const struct opts *o, struct moat_diag *d)
 				rc = reg_key_list(sc.reg, name, show_key, NULL, d);
 		}
 		free(t);
+	} else if (strcmp(verb, "attrs") == 0) {
+		struct reg_attr attrs[ATTRS_MAX];
+
+		rc = parse_attrs(o, attrs, d);
+		if (rc == MOAT_OK)
+			rc = reg_thing_set_attrs(sc.reg, sc.actor, name, attrs, o->attr_count, d);
+		if (rc == MOAT_OK)
+			printf("%s: %zu attributes set\n", name, o->attr_count);
 	} else if (strcmp(verb, "revoke") == 0) {
 		static const char *const reasons[] = {"unspecified", "key-compromise", NULL,
 						      NULL,	     "superseded",     "cessation"};
@@ -484,7 +492,7 @@ static int cmd_thing(const struct opts *o, struct moat_diag *d)
 			       name);
 	} else {
 		snprintf(d->msg, sizeof(d->msg),
-			 "thing %s: unknown (add, renew, list, show, revoke)", verb);
+			 "thing %s: unknown (add, renew, attrs, list, show, revoke)", verb);
 		rc = MOAT_E_INVAL;
 	}
 out:

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the Security Center's CSR check (ca_csr_check): the
+ * libFuzzer target for the Security Center's CSR check (ca_issue_check): the
  * input is an untrusted PEM certificate request as `moat-sc thing add --csr`
  * and, later, the SC's enrolment requests receive it. Valid requests must
  * also pass a second time (the check has no state), and nothing may leak.
@@ -19,8 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct moat_diag d;
 	int rc;
 
-	rc = ca_csr_check((const char *)data, size, &d);
-	if (rc == MOAT_OK && ca_csr_check((const char *)data, size, &d) != MOAT_OK)
+	rc = ca_issue_check((const char *)data, size, NULL, &d);
+	if (rc == MOAT_OK && ca_issue_check((const char *)data, size, NULL, &d) != MOAT_OK)
 		abort();
 	if (rc != MOAT_OK && rc != MOAT_E_PARSE && rc != MOAT_E_LIMIT && rc != MOAT_E_DENIED &&
 	    rc != MOAT_E_CRYPTO && rc != MOAT_E_NOMEM)

@@ -148,8 +148,20 @@ class ScCa(BrokerTest):
                check=False)
         self.assertEqual(p.returncode, 1)
         self.assertIn("RSA 1024", p.stderr)
+        # so is a bad SAN, again before registering
+        p = sc(b, "thing", "add", "broker-2", "--broker", "--san", "IP:nope", "--out",
+               os.path.join(b, "b2"), check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("IP:nope", p.stderr)
         names = [t["name"] for t in json.loads(sc(b, "thing", "list", "--json").stdout)]
         self.assertNotIn("weak-1", names)
+        self.assertNotIn("broker-2", names)
+        # attributes are replaced, and audited
+        sc(b, "thing", "attrs", "dev-2", "--attr", "role=actuator")
+        show = json.loads(sc(b, "thing", "show", "dev-2", "--json").stdout)
+        self.assertEqual(show["attrs"], {"role": "actuator"})
+        p = sc(b, "thing", "attrs", "dev-2", "--attr", "Bad=x", check=False)
+        self.assertEqual(p.returncode, 1)
         self.assertIn("broker-1", names)
         p = subprocess.run([MOAT_SC, "--help"], capture_output=True, text=True, timeout=10)
         self.assertIn("later step", p.stdout)

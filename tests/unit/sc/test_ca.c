@@ -392,7 +392,20 @@ static void ca_make_key_csr_makes_an_acceptable_csr(void **state)
 	char *pem = NULL;
 
 	assert_int_equal(ca_make_key_csr("sim-1", &k, &pem, &f->d), MOAT_OK);
-	assert_int_equal(ca_csr_check(pem, strlen(pem), &f->d), MOAT_OK);
+	assert_int_equal(ca_issue_check(pem, strlen(pem), NULL, &f->d), MOAT_OK);
+	/* the request is checked too, before anything is registered */
+	static const char *const good[] = {"IP:127.0.0.1"}, *const bad[] = {"IP:nope"};
+	struct ca_issue_req req = {
+	    .thing = "sim-1", .profile = REG_CERT_BROKER, .sans = good, .san_count = 1};
+	assert_int_equal(ca_issue_check(pem, strlen(pem), &req, &f->d), MOAT_OK);
+	req.sans = bad;
+	assert_int_equal(ca_issue_check(pem, strlen(pem), &req, &f->d), MOAT_E_INVAL);
+	req.sans = good;
+	req.profile = REG_CERT_DEVICE;
+	assert_int_equal(ca_issue_check(pem, strlen(pem), &req, &f->d), MOAT_E_INVAL);
+	req.profile = REG_CERT_BROKER;
+	req.thing = "a/b";
+	assert_int_equal(ca_issue_check(pem, strlen(pem), &req, &f->d), MOAT_E_INVAL);
 	free(pem);
 	EVP_PKEY_free(k);
 	assert_int_equal(ca_make_key_csr("bad/name", &k, &pem, &f->d), MOAT_E_CRYPTO);
