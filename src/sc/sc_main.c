@@ -29,6 +29,7 @@ static const char usage[] =
     "                                 cert.pem, ca.pem, and key.pem (0600) when no --csr\n"
     "  thing renew NAME [--csr FILE] [--broker [--san ...]] [--days N] --out OUT\n"
     "                                 a new certificate for NAME (the old one stays valid)\n"
+    "  thing attrs NAME [--attr k=v]...  replace all of NAME's attributes\n"
     "  thing list [--json]\n"
     "  thing show NAME [--json]\n"
     "  thing revoke NAME [--reason unspecified|key-compromise|superseded|cessation]\n"
