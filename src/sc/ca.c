@@ -538,26 +538,38 @@ out:
 	return rc;
 }
 
-int ca_make_key_csr(const char *name, EVP_PKEY **key, char **csr_pem, struct moat_diag *diag)
+int ca_make_csr(const char *name, EVP_PKEY *key, char **csr_pem, struct moat_diag *diag)
 {
 	X509_REQ *req = X509_REQ_new();
-	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	BIO *bio = BIO_new(BIO_s_mem());
 	char *data;
 	long n;
 	int rc = MOAT_OK;
 
-	if (req == NULL || k == NULL || bio == NULL || !reg_name_is_valid(name) ||
-	    !set_cn(X509_REQ_get_subject_name(req), name) || X509_REQ_set_pubkey(req, k) != 1 ||
-	    X509_REQ_sign(req, k, EVP_sha256()) <= 0 || PEM_write_bio_X509_REQ(bio, req) != 1 ||
-	    (n = BIO_get_mem_data(bio, &data)) <= 0 ||
-	    (*csr_pem = strndup(data, (size_t)n)) == NULL) {
-		rc = fail(diag, MOAT_E_CRYPTO, "could not make a key and CSR for %s", name);
-		EVP_PKEY_free(k);
-	} else {
-		*key = k;
-	}
+	if (req == NULL || bio == NULL || !reg_name_is_valid(name) ||
+	    !set_cn(X509_REQ_get_subject_name(req), name) || X509_REQ_set_pubkey(req, key) != 1 ||
+	    X509_REQ_sign(req, key, EVP_PKEY_is_a(key, "ED25519") ? NULL : EVP_sha256()) <= 0 ||
+	    PEM_write_bio_X509_REQ(bio, req) != 1 || (n = BIO_get_mem_data(bio, &data)) <= 0 ||
+	    (*csr_pem = strndup(data, (size_t)n)) == NULL)
+		rc = fail(diag, MOAT_E_CRYPTO, "could not make a CSR for %s", name);
 	BIO_free(bio);
 	X509_REQ_free(req);
+	ERR_clear_error();
 	return rc;
+}
+
+int ca_make_key_csr(const char *name, EVP_PKEY **key, char **csr_pem, struct moat_diag *diag)
+{
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	int rc;
+
+	if (k == NULL)
+		return fail(diag, MOAT_E_CRYPTO, "could not make a P-256 key");
+	rc = ca_make_csr(name, k, csr_pem, diag);
+	if (rc < 0) {
+		EVP_PKEY_free(k);
+		return rc;
+	}
+	*key = k;
+	return MOAT_OK;
 }

@@ -72,6 +72,11 @@ int ca_issue_check(const char *csr_pem, size_t csr_len, const struct ca_issue_re
 int ca_write_crl(struct ca *ca, struct registry *reg, const char *actor, const char *path,
 		 unsigned days, int64_t now_s, struct moat_diag *diag);
 
+/* Makes a PEM CSR with CN <name> signed by <key> (borrowed), e.g. to renew
+ * a simulated device's certificate with the key it has; *<csr_pem>
+ * (NUL-terminated) is the caller's to free. */
+int ca_make_csr(const char *name, EVP_PKEY *key, char **csr_pem, struct moat_diag *diag);
+
 /* Makes a P-256 key and a PEM CSR with CN <name> (for simulated devices and
  * tests): *<key> and *<csr_pem> (NUL-terminated) are the caller's to free. */
 int ca_make_key_csr(const char *name, EVP_PKEY **key, char **csr_pem, struct moat_diag *diag);

@@ -28,7 +28,8 @@ static const char usage[] =
     "            [--days N] --out OUT register NAME and issue its certificate into OUT:\n"
     "                                 cert.pem, ca.pem, and key.pem (0600) when no --csr\n"
     "  thing renew NAME [--csr FILE] [--broker [--san ...]] [--days N] --out OUT\n"
-    "                                 a new certificate for NAME (the old one stays valid)\n"
+    "                                 a new certificate for NAME (the old one stays valid),\n"
+    "                                 for OUT/key.pem when there is one\n"
     "  thing attrs NAME [--attr k=v]...  replace all of NAME's attributes\n"
     "  thing list [--json]\n"
     "  thing show NAME [--json]\n"
@@ -192,12 +193,18 @@ static int cmd_init(const struct opts *o, struct moat_diag *d)
 	struct sc sc = {0};
 	struct signer *token = NULL;
 	char *pub = NULL;
+	struct stat sb;
 	FILE *f;
 	int rc;
 
 	if (mkdir(o->dir, 0700) != 0 && errno != EEXIST) {
 		snprintf(d->msg, sizeof(d->msg), "%s: %s", o->dir, strerror(errno));
 		return MOAT_E_IO;
+	}
+	if (stat(o->dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || (sb.st_mode & 077) != 0) {
+		snprintf(d->msg, sizeof(d->msg),
+			 "%.400s: not a directory that only its owner can use (chmod 700)", o->dir);
+		return MOAT_E_DENIED;
 	}
 	if (access(in_dir(&sc, o->dir, "registry.db"), F_OK) == 0) {
 		snprintf(d->msg, sizeof(d->msg), "%s is initialized already", o->dir);
@@ -257,9 +264,10 @@ static int parse_attrs(const struct opts *o, struct reg_attr *attrs, struct moat
 	return MOAT_OK;
 }
 
-/* Issues a certificate for <name> into <o->out>: with --csr from that CSR,
- * else from a key made here (written to key.pem, 0600). <create> registers
- * the thing first, once the CSR and the output directory are known good. */
+/* Issues a certificate for <name> into <o->out>: with --csr from that CSR;
+ * when renewing (!<create>) a bundle with a key.pem, for that key; else for
+ * a key made here (written to key.pem, 0600). <create> registers the thing
+ * first, once the CSR and the request are known good. */
 static int issue(const struct opts *o, const char *name, bool create, struct moat_diag *d)
 {
 	struct reg_attr attrs[ATTRS_MAX];
@@ -272,6 +280,8 @@ static int issue(const struct opts *o, const char *name, bool create, struct moa
 	    .days = o->days,
 	};
 	char keypath[4096];
+	struct signer *own = NULL;
+	bool reuse_key;
 	EVP_PKEY *key = NULL;
 	char *csr = NULL;
 	size_t csr_len = 0;
@@ -290,7 +300,9 @@ static int issue(const struct opts *o, const char *name, bool create, struct moa
 		return MOAT_E_IO;
 	}
 	snprintf(keypath, sizeof(keypath), "%s/key.pem", o->out);
-	if (o->csr == NULL && access(keypath, F_OK) == 0) {
+	/* renewing a bundle made here: a new certificate for the key it has */
+	reuse_key = !create && o->csr == NULL && access(keypath, F_OK) == 0;
+	if (create && o->csr == NULL && access(keypath, F_OK) == 0) {
 		snprintf(d->msg, sizeof(d->msg),
 			 "%.400s exists; remove it or give a --out without a key", keypath);
 		return MOAT_E_DENIED;
@@ -298,10 +310,15 @@ static int issue(const struct opts *o, const char *name, bool create, struct moa
 	rc = sc_open(&sc, o, true, d);
 	if (rc < 0)
 		goto out;
-	if (o->csr != NULL)
+	if (o->csr != NULL) {
 		rc = conf_read_file(o->csr, 64 * 1024, &csr, &csr_len, d);
-	else
+	} else if (reuse_key) {
+		rc = signer_file_open(&own, keypath, SIGNER_ECDSA_P256, d);
+		if (rc == MOAT_OK)
+			rc = ca_make_csr(name, signer_pkey(own), &csr, d);
+	} else {
 		rc = ca_make_key_csr(name, &key, &csr, d);
+	}
 	if (rc == MOAT_OK && csr_len == 0)
 		csr_len = strlen(csr);
 	if (rc == MOAT_OK)
@@ -322,6 +339,7 @@ static int issue(const struct opts *o, const char *name, bool create, struct moa
 out:
 	X509_free(x);
 	EVP_PKEY_free(key);
+	signer_destroy(own);
 	free(csr);
 	sc_close(&sc);
 	return rc;

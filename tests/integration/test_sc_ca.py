@@ -129,6 +129,28 @@ class ScCa(BrokerTest):
         audit = json.loads(sc(self.base, "audit", "--tail", "3", "--json").stdout)
         self.assertEqual([a["action"] for a in audit][-2:], ["thing.revoke", "crl.issue"])
 
+    def test_renewal_keeps_the_key_and_both_certificates_work(self):
+        d = os.path.join(self.base, "dev-2")
+        with open(os.path.join(d, "cert.pem")) as f:
+            old = f.read()
+        with open(os.path.join(d, "key.pem")) as f:
+            key = f.read()
+        shutil.copy(os.path.join(d, "cert.pem"), os.path.join(d, "old.pem"))
+        sc(self.base, "thing", "renew", "dev-2", "--out", d)
+        with open(os.path.join(d, "cert.pem")) as f:
+            self.assertNotEqual(f.read(), old)
+        with open(os.path.join(d, "key.pem")) as f:
+            self.assertEqual(f.read(), key)
+        self.connect("dev-2").disconnect()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(os.path.join(d, "ca.pem"))
+        ctx.load_cert_chain(os.path.join(d, "old.pem"), os.path.join(d, "key.pem"))
+        p = TlsPeer(self.port, ctx)
+        self.peers.append(p)
+        p.connect("dev-2-old")
+        show = json.loads(sc(self.base, "thing", "show", "dev-2", "--json").stdout)
+        self.assertEqual(len(show["certs"]), 2)
+
     def test_cli_refusals(self):
         b = self.base
         p = sc(b, "thing", "add", "dev-2", "--out", os.path.join(b, "again"), check=False)
@@ -138,6 +160,13 @@ class ScCa(BrokerTest):
         self.assertNotEqual(p.returncode, 0)
         p = sc(b, "init", check=False)
         self.assertIn("initialized already", p.stderr)
+        loose = os.path.join(b, "loose")
+        os.mkdir(loose, 0o755)
+        os.chmod(loose, 0o755)
+        p = subprocess.run([MOAT_SC, "--dir", loose, "init"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("chmod 700", p.stderr)
         # a weak CSR key is refused by name, and no thing is registered for it
         weak = os.path.join(b, "weak")
         os.mkdir(weak)
