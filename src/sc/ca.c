@@ -261,6 +261,31 @@ err_free:
 	return rc;
 }
 
+/* A host name: 1..253 characters of dot-separated labels of 1..63
+ * [A-Za-z0-9-] that neither start nor end with '-' (RFC 1123). */
+static bool is_hostname(const char *s)
+{
+	size_t n = strnlen(s, 254), label = 0;
+
+	if (n == 0 || n > 253)
+		return false;
+	for (size_t i = 0; i <= n; i++) {
+		char c = s[i];
+
+		if (c == '.' || c == '\0') {
+			if (label == 0 || label > 63 || s[i - 1] == '-')
+				return false;
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			   (c >= '0' && c <= '9') || (c == '-' && label > 0)) {
+			label++;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Adds the subjectAltName of <sans> ("DNS:name" / "IP:addr", checked). */
 static int add_sans(X509 *x, const char *const *sans, size_t count, struct moat_diag *diag)
 {
@@ -273,7 +298,7 @@ static int add_sans(X509 *x, const char *const *sans, size_t count, struct moat_
 		const char *s = sans[i];
 		GENERAL_NAME *gen = NULL;
 
-		if (strncmp(s, "DNS:", 4) == 0 && reg_name_is_valid(s + 4)) {
+		if (strncmp(s, "DNS:", 4) == 0 && is_hostname(s + 4)) {
 			ASN1_IA5STRING *ia5 = ASN1_IA5STRING_new();
 
 			gen = GENERAL_NAME_new();
@@ -297,8 +322,7 @@ static int add_sans(X509 *x, const char *const *sans, size_t count, struct moat_
 			GENERAL_NAME_set0_value(gen, GEN_IPADD, ip);
 		} else {
 			rc = fail(diag, MOAT_E_INVAL,
-				  "SAN %s: write DNS:<host name of [A-Za-z0-9.-]> or IP:<address>",
-				  s);
+				  "SAN %s: write DNS:<host name (RFC 1123)> or IP:<address>", s);
 			break;
 		}
 		if (sk_GENERAL_NAME_push(gens, gen) <= 0) {

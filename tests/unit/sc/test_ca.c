@@ -209,16 +209,19 @@ static void ca_issues_device_certificate(void **state)
 static void ca_issues_broker_certificate_with_sans(void **state)
 {
 	struct fx *f = *state;
-	static const char *const sans[] = {"DNS:broker.plant-7", "IP:127.0.0.1", "IP:::1"};
+	static const char *const sans[] = {"DNS:broker.plant-7", "IP:127.0.0.1", "IP:::1",
+					   "DNS:x-1.Example.COM"};
 	static const char *const bad1[] = {"DNS:a,IP:1.2.3.4"};
 	static const char *const bad2[] = {"IP:300.1.1.1"};
 	static const char *const bad3[] = {"URI:http://x"};
+	static const char *const bad4[] = {"DNS:a_b.example", "DNS:-a.example", "DNS:a..b",
+					   "DNS:a.",	      "DNS:*.example",	"DNS:"};
 	int day, sec;
 	X509 *x;
 
 	assert_int_equal(reg_thing_create(f->reg, "test", "broker-1", NULL, 0, NULL, &f->d),
 			 MOAT_OK);
-	x = issue(f, "broker-1", REG_CERT_BROKER, sans, 3, MOAT_OK);
+	x = issue(f, "broker-1", REG_CERT_BROKER, sans, 4, MOAT_OK);
 	assert_int_equal(verify_cert(f, x, NULL, X509_PURPOSE_SSL_SERVER), X509_V_OK);
 	assert_true(X509_get_extended_key_usage(x) & XKU_SSL_SERVER);
 	assert_false(X509_get_extended_key_usage(x) & XKU_SSL_CLIENT);
@@ -233,6 +236,8 @@ static void ca_issues_broker_certificate_with_sans(void **state)
 	assert_null(issue(f, "broker-1", REG_CERT_BROKER, bad1, 1, MOAT_E_INVAL));
 	assert_null(issue(f, "broker-1", REG_CERT_BROKER, bad2, 1, MOAT_E_INVAL));
 	assert_null(issue(f, "broker-1", REG_CERT_BROKER, bad3, 1, MOAT_E_INVAL));
+	for (size_t i = 0; i < sizeof(bad4) / sizeof(bad4[0]); i++)
+		assert_null(issue(f, "broker-1", REG_CERT_BROKER, &bad4[i], 1, MOAT_E_INVAL));
 }
 
 static int try_key(struct fx *f, EVP_PKEY *k, EVP_PKEY *other, const EVP_MD *md)
