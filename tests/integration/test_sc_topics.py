@@ -54,13 +54,16 @@ class ScTopics(FileBrokerTest):
             self.assertEqual(self.puback(dev1, topic, retain=True), NOT_AUTHORIZED, topic)
         center = self.login("moat-sc", "sc")
         # accepted (0x10: nobody subscribed yet; the message is retained)
-        self.assertLess(self.puback(center, "$sc/revoked", b"list 7", retain=True), 0x80)
+        self.assertLess(self.puback(center, "$sc/keys", b"keys 7", retain=True), 0x80)
         self.assertLess(self.puback(center, "$sc/epoch/g1", b"epoch 3", retain=True), 0x80)
         self.assertEqual(self.puback(center, "$sc/other", b"?"), NOT_AUTHORIZED)
         dev2 = self.login("dev2", "bob")
-        self.assertEqual(dev2.subscribe(("$sc/revoked", 1), ("$sc/epoch/+", 1)), [1, 1])
+        self.assertEqual(dev2.subscribe(("$sc/keys", 1), ("$sc/epoch/+", 1), ("$sc/revoked", 1)),
+                         [1, 1, 1])
         got = sorted((m.topic, m.payload) for m in (dev2.expect_publish(), dev2.expect_publish()))
-        self.assertEqual(got, [("$sc/epoch/g1", b"epoch 3"), ("$sc/revoked", b"list 7")])
+        self.assertEqual(got, [("$sc/epoch/g1", b"epoch 3"), ("$sc/keys", b"keys 7")])
+        # $sc/revoked is for signed lists only (test_sc_revocation.py): "list 7" is refused
+        self.assertEqual(self.puback(center, "$sc/revoked", b"list 7", retain=True), NOT_AUTHORIZED)
 
 
 if __name__ == "__main__":

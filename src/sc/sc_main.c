@@ -1,0 +1,597 @@
+/*
+ * moat-sc: the Security Center's command line. This step has the offline
+ * commands: init (directory, registry, CA, token key), thing add/renew/
+ * list/show/revoke, crl and audit. The MQTT daemon side (key release,
+ * revocation push) comes later. Everything real lives in the library
+ * (registry.c, signer.c, ca.c); this file parses arguments and prints.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <openssl/pem.h>
+
+#include <moat/error.h>
+
+#include "sc/ca.h"
+
+static const char usage[] =
+    "usage: moat-sc [--dir DIR] COMMAND ...\n"
+    "  init [--name NAME]             create DIR (0700): registry.db, ca.key + ca.pem (P-256),\n"
+    "                                 token.key (Ed25519) + token.pub\n"
+    "  thing add NAME [--attr k=v]... [--csr FILE] [--broker [--san DNS:h|IP:a]...]\n"
+    "            [--days N] --out OUT register NAME and issue its certificate into OUT:\n"
+    "                                 cert.pem, ca.pem, and key.pem (0600) when no --csr\n"
+    "  thing renew NAME [--csr FILE] [--broker [--san ...]] [--days N] --out OUT\n"
+    "                                 a new certificate for NAME (the old one stays valid),\n"
+    "                                 for OUT/key.pem when there is one\n"
+    "  thing attrs NAME [--attr k=v]...  replace all of NAME's attributes\n"
+    "  thing list [--json]\n"
+    "  thing show NAME [--json]\n"
+    "  thing revoke NAME [--reason unspecified|key-compromise|superseded|cessation]\n"
+    "  crl --out FILE [--days N]      write the CRL (PEM) for moatd's crlfile\n"
+    "  audit [--tail N] [--json]      the last N audit rows (default 20)\n"
+    "DIR defaults to $MOAT_SC_DIR. Devices' certificates last 30 days, brokers' 90.\n"
+    "Not yet: the MQTT daemon (key release, $sc/revoked push) comes in a later step.\n";
+
+enum { ATTRS_MAX = REG_ATTRS_MAX };
+
+struct opts {
+	const char *dir, *name, *csr, *out, *reason;
+	unsigned days, tail;
+	bool json, broker;
+	const char *attrs[ATTRS_MAX + 1];
+	size_t attr_count;
+	const char *sans[CA_SANS_MAX + 1];
+	size_t san_count;
+	const char *pos[4];
+	size_t pos_count;
+};
+
+struct sc {
+	struct registry *reg;
+	struct signer *ca_key;
+	struct ca *ca;
+	char actor[REG_NAME_MAX + 1];
+	char path[4096];
+};
+
+/* Prints "moat-sc: <fmt>" with <arg> for its one %s; returns 2. */
+static int die(const char *fmt, const char *arg)
+{
+	const char *at = strstr(fmt, "%s");
+
+	fprintf(stderr, "moat-sc: %.*s%s%s\n", (int)(at - fmt), fmt, arg, at + 2);
+	return 2;
+}
+
+static int report(int rc, const struct moat_diag *d)
+{
+	fprintf(stderr, "moat-sc: %s\n", d->msg[0] != '\0' ? d->msg : moat_strerror(rc));
+	return 1;
+}
+
+static bool parse_uint(const char *s, unsigned max, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v == 0 || v > max)
+		return false;
+	*out = (unsigned)v;
+	return true;
+}
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+	o->dir = getenv("MOAT_SC_DIR");
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(a, "--json") == 0) {
+			o->json = true;
+			continue;
+		}
+		if (strcmp(a, "--broker") == 0) {
+			o->broker = true;
+			continue;
+		}
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			fputs(usage, stdout);
+			exit(0);
+		}
+		if (strncmp(a, "--", 2) != 0) {
+			if (o->pos_count == sizeof(o->pos) / sizeof(o->pos[0]))
+				return die("too many arguments at %s", a);
+			o->pos[o->pos_count++] = a;
+			continue;
+		}
+		if (v == NULL)
+			return die("%s needs a value", a);
+		i++;
+		if (strcmp(a, "--dir") == 0)
+			o->dir = v;
+		else if (strcmp(a, "--name") == 0)
+			o->name = v;
+		else if (strcmp(a, "--csr") == 0)
+			o->csr = v;
+		else if (strcmp(a, "--out") == 0)
+			o->out = v;
+		else if (strcmp(a, "--reason") == 0)
+			o->reason = v;
+		else if (strcmp(a, "--days") == 0) {
+			if (!parse_uint(v, 3650, &o->days))
+				return die("--days %s: a number of days, 1 to 3650", v);
+		} else if (strcmp(a, "--tail") == 0) {
+			if (!parse_uint(v, 100000, &o->tail))
+				return die("--tail %s: a count, 1 to 100000", v);
+		} else if (strcmp(a, "--attr") == 0) {
+			if (o->attr_count == ATTRS_MAX)
+				return die("at most %s attributes", "32");
+			o->attrs[o->attr_count++] = v;
+		} else if (strcmp(a, "--san") == 0) {
+			if (o->san_count == CA_SANS_MAX)
+				return die("at most %s SANs", "16");
+			o->sans[o->san_count++] = v;
+		} else {
+			return die("unknown option %s (see --help)", a);
+		}
+	}
+	if (o->pos_count == 0) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (o->dir == NULL)
+		return die("%s", "give the Security Center directory with --dir or MOAT_SC_DIR");
+	return 0;
+}
+
+static const char *in_dir(struct sc *sc, const char *dir, const char *file)
+{
+	snprintf(sc->path, sizeof(sc->path), "%s/%s", dir, file);
+	return sc->path;
+}
+
+/* Opens the registry, and the CA when <with_ca>. */
+static int sc_open(struct sc *sc, const struct opts *o, bool with_ca, struct moat_diag *d)
+{
+	int rc;
+
+	snprintf(sc->actor, sizeof(sc->actor), "cli:uid%u", (unsigned)geteuid());
+	if (access(in_dir(sc, o->dir, "registry.db"), F_OK) != 0) {
+		snprintf(d->msg, sizeof(d->msg), "%s: no registry; run moat-sc init --dir %s",
+			 o->dir, o->dir);
+		return MOAT_E_NOTFOUND;
+	}
+	rc = reg_open(&sc->reg, in_dir(sc, o->dir, "registry.db"), d);
+	if (rc == MOAT_OK && with_ca)
+		rc = signer_file_open(&sc->ca_key, in_dir(sc, o->dir, "ca.key"), SIGNER_ECDSA_P256,
+				      d);
+	if (rc == MOAT_OK && with_ca)
+		rc = ca_load(&sc->ca, sc->ca_key, in_dir(sc, o->dir, "ca.pem"), d);
+	return rc;
+}
+
+static void sc_close(struct sc *sc)
+{
+	ca_destroy(sc->ca);
+	signer_destroy(sc->ca_key);
+	reg_close(sc->reg);
+}
+
+static int cmd_init(const struct opts *o, struct moat_diag *d)
+{
+	struct sc sc = {0};
+	struct signer *token = NULL;
+	char *pub = NULL;
+	struct stat sb;
+	FILE *f;
+	int rc;
+
+	if (mkdir(o->dir, 0700) != 0 && errno != EEXIST) {
+		snprintf(d->msg, sizeof(d->msg), "%s: %s", o->dir, strerror(errno));
+		return MOAT_E_IO;
+	}
+	if (stat(o->dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || (sb.st_mode & 077) != 0) {
+		snprintf(d->msg, sizeof(d->msg),
+			 "%.400s: not a directory that only its owner can use (chmod 700)", o->dir);
+		return MOAT_E_DENIED;
+	}
+	if (access(in_dir(&sc, o->dir, "registry.db"), F_OK) == 0) {
+		snprintf(d->msg, sizeof(d->msg), "%s is initialized already", o->dir);
+		return MOAT_E_DENIED;
+	}
+	snprintf(sc.actor, sizeof(sc.actor), "cli:uid%u", (unsigned)geteuid());
+	rc = reg_open(&sc.reg, in_dir(&sc, o->dir, "registry.db"), d);
+	if (rc == MOAT_OK)
+		rc = signer_file_create(&sc.ca_key, in_dir(&sc, o->dir, "ca.key"),
+					SIGNER_ECDSA_P256, d);
+	if (rc == MOAT_OK)
+		rc = ca_create(&sc.ca, sc.ca_key, o->name != NULL ? o->name : "moat", 0,
+			       (int64_t)time(NULL), d);
+	if (rc == MOAT_OK)
+		rc = ca_write_pem_cert(ca_cert(sc.ca), in_dir(&sc, o->dir, "ca.pem"), d);
+	if (rc == MOAT_OK)
+		rc =
+		    signer_file_create(&token, in_dir(&sc, o->dir, "token.key"), SIGNER_ED25519, d);
+	if (rc == MOAT_OK && (pub = signer_public_pem(token)) == NULL)
+		rc = MOAT_E_NOMEM;
+	if (rc == MOAT_OK) {
+		f = fopen(in_dir(&sc, o->dir, "token.pub"), "we");
+		if (f == NULL || fputs(pub, f) < 0 || fclose(f) != 0) {
+			snprintf(d->msg, sizeof(d->msg), "%.400s: could not write it", sc.path);
+			rc = MOAT_E_IO;
+		}
+	}
+	if (rc == MOAT_OK)
+		rc = reg_audit_append(sc.reg, sc.actor, "sc.init", NULL, NULL, d);
+	if (rc == MOAT_OK)
+		printf("initialized %s: registry.db, ca.key, ca.pem, token.key, token.pub\n",
+		       o->dir);
+	free(pub);
+	signer_destroy(token);
+	sc_close(&sc);
+	return rc;
+}
+
+/* Parses "k=v" attributes into <attrs>. */
+static int parse_attrs(const struct opts *o, struct reg_attr *attrs, struct moat_diag *d)
+{
+	for (size_t i = 0; i < o->attr_count; i++) {
+		const char *eq = strchr(o->attrs[i], '=');
+		size_t kn = eq != NULL ? (size_t)(eq - o->attrs[i]) : 0;
+
+		if (eq == NULL || kn == 0 || kn > REG_ATTR_NAME_MAX ||
+		    strlen(eq + 1) > REG_ATTR_VALUE_MAX) {
+			snprintf(d->msg, sizeof(d->msg),
+				 "--attr %.200s: write name=value (name up to %d, value up to %d)",
+				 o->attrs[i], REG_ATTR_NAME_MAX, REG_ATTR_VALUE_MAX);
+			return MOAT_E_INVAL;
+		}
+		memcpy(attrs[i].name, o->attrs[i], kn);
+		attrs[i].name[kn] = '\0';
+		snprintf(attrs[i].value, sizeof(attrs[i].value), "%s", eq + 1);
+	}
+	return MOAT_OK;
+}
+
+/* Issues a certificate for <name> into <o->out>: with --csr from that CSR;
+ * when renewing (!<create>) a bundle with a key.pem, for that key; else for
+ * a key made here (written to key.pem, 0600). <create> registers the thing
+ * first, once the CSR and the request are known good. */
+static int issue(const struct opts *o, const char *name, bool create, struct moat_diag *d)
+{
+	struct reg_attr attrs[ATTRS_MAX];
+	struct sc sc = {0};
+	struct ca_issue_req req = {
+	    .thing = name,
+	    .profile = o->broker ? REG_CERT_BROKER : REG_CERT_DEVICE,
+	    .sans = o->sans,
+	    .san_count = o->san_count,
+	    .days = o->days,
+	};
+	char keypath[4096];
+	struct signer *own = NULL;
+	bool reuse_key;
+	EVP_PKEY *key = NULL;
+	char *csr = NULL;
+	size_t csr_len = 0;
+	X509 *x = NULL;
+	int rc;
+
+	if (o->out == NULL) {
+		snprintf(d->msg, sizeof(d->msg), "give the output directory with --out");
+		return MOAT_E_INVAL;
+	}
+	rc = parse_attrs(o, attrs, d);
+	if (rc < 0)
+		return rc;
+	if (mkdir(o->out, 0700) != 0 && errno != EEXIST) {
+		snprintf(d->msg, sizeof(d->msg), "%s: %s", o->out, strerror(errno));
+		return MOAT_E_IO;
+	}
+	snprintf(keypath, sizeof(keypath), "%s/key.pem", o->out);
+	/* renewing a bundle made here: a new certificate for the key it has */
+	reuse_key = !create && o->csr == NULL && access(keypath, F_OK) == 0;
+	if (create && o->csr == NULL && access(keypath, F_OK) == 0) {
+		snprintf(d->msg, sizeof(d->msg),
+			 "%.400s exists; remove it or give a --out without a key", keypath);
+		return MOAT_E_DENIED;
+	}
+	rc = sc_open(&sc, o, true, d);
+	if (rc < 0)
+		goto out;
+	if (o->csr != NULL) {
+		rc = conf_read_file(o->csr, 64 * 1024, &csr, &csr_len, d);
+	} else if (reuse_key) {
+		rc = signer_file_open(&own, keypath, SIGNER_ECDSA_P256, d);
+		if (rc == MOAT_OK)
+			rc = ca_make_csr(name, signer_pkey(own), &csr, d);
+	} else {
+		rc = ca_make_key_csr(name, &key, &csr, d);
+	}
+	if (rc == MOAT_OK && csr_len == 0)
+		csr_len = strlen(csr);
+	if (rc == MOAT_OK)
+		rc = ca_issue_check(csr, csr_len, &req, d);
+	if (rc == MOAT_OK && create)
+		rc = reg_thing_create(sc.reg, sc.actor, name, attrs, o->attr_count, NULL, d);
+	if (rc == MOAT_OK)
+		rc = ca_issue(sc.ca, sc.reg, sc.actor, csr, csr_len, &req, (int64_t)time(NULL), &x,
+			      d);
+	if (rc == MOAT_OK && key != NULL)
+		rc = signer_write_key_file(keypath, key, d);
+	if (rc == MOAT_OK)
+		rc = ca_write_pem_cert(x, in_dir(&sc, o->out, "cert.pem"), d);
+	if (rc == MOAT_OK)
+		rc = ca_write_pem_cert(ca_cert(sc.ca), in_dir(&sc, o->out, "ca.pem"), d);
+	if (rc == MOAT_OK)
+		printf("%s: certificate issued into %s\n", name, o->out);
+out:
+	X509_free(x);
+	EVP_PKEY_free(key);
+	signer_destroy(own);
+	free(csr);
+	sc_close(&sc);
+	return rc;
+}
+
+static const char *status_name(enum reg_status s)
+{
+	return s == REG_REVOKED ? "revoked" : "active";
+}
+
+static cJSON *thing_json(const struct reg_thing *t)
+{
+	cJSON *j = cJSON_CreateObject(), *attrs;
+
+	cJSON_AddStringToObject(j, "name", t->name);
+	cJSON_AddStringToObject(j, "status", status_name(t->status));
+	cJSON_AddNumberToObject(j, "created", (double)t->created_s);
+	cJSON_AddNumberToObject(j, "updated", (double)t->updated_s);
+	attrs = cJSON_AddObjectToObject(j, "attrs");
+	for (size_t i = 0; i < t->attr_count; i++)
+		cJSON_AddStringToObject(attrs, t->attrs[i].name, t->attrs[i].value);
+	return j;
+}
+
+static int print_json(cJSON *j)
+{
+	char *text = cJSON_Print(j);
+
+	cJSON_Delete(j);
+	if (text == NULL)
+		return MOAT_E_NOMEM;
+	puts(text);
+	cJSON_free(text);
+	return MOAT_OK;
+}
+
+static int list_one(void *arg, const struct reg_thing *t)
+{
+	cJSON *array = arg;
+
+	if (array != NULL) {
+		cJSON_AddItemToArray(array, thing_json(t));
+		return MOAT_OK;
+	}
+	printf("%s %s", t->name, status_name(t->status));
+	for (size_t i = 0; i < t->attr_count; i++)
+		printf(" %s=%s", t->attrs[i].name, t->attrs[i].value);
+	putchar('\n');
+	return MOAT_OK;
+}
+
+static int show_cert(void *arg, const struct reg_cert *c)
+{
+	cJSON *array = arg;
+	const char *profile = c->profile == REG_CERT_BROKER ? "broker" : "device";
+
+	if (array == NULL) {
+		printf("cert %s %s not_before=%lld not_after=%lld%s\n", c->serial, profile,
+		       (long long)c->not_before_s, (long long)c->not_after_s,
+		       c->revoked_at_s != 0 ? " revoked" : "");
+		return MOAT_OK;
+	}
+	cJSON *j = cJSON_CreateObject();
+	cJSON_AddStringToObject(j, "serial", c->serial);
+	cJSON_AddStringToObject(j, "profile", profile);
+	cJSON_AddNumberToObject(j, "not_before", (double)c->not_before_s);
+	cJSON_AddNumberToObject(j, "not_after", (double)c->not_after_s);
+	if (c->revoked_at_s != 0) {
+		cJSON_AddNumberToObject(j, "revoked_at", (double)c->revoked_at_s);
+		cJSON_AddNumberToObject(j, "reason", c->reason);
+	}
+	cJSON_AddItemToArray(array, j);
+	return MOAT_OK;
+}
+
+static int show_key(void *arg, const struct reg_key *k)
+{
+	cJSON *array = arg;
+	const char *kind = k->kind == REG_KEY_X25519_AGREE ? "x25519-agree" : "ed25519-sign";
+	char hex[2 * REG_KEY_LEN + 1];
+
+	for (size_t i = 0; i < REG_KEY_LEN; i++)
+		snprintf(hex + 2 * i, 3, "%02x", k->pub[i]);
+	if (array == NULL) {
+		printf("key %s %s\n", kind, hex);
+		return MOAT_OK;
+	}
+	cJSON *j = cJSON_CreateObject();
+	cJSON_AddStringToObject(j, "kind", kind);
+	cJSON_AddStringToObject(j, "public_key", hex);
+	cJSON_AddItemToArray(array, j);
+	return MOAT_OK;
+}
+
+static int cmd_thing(const struct opts *o, struct moat_diag *d)
+{
+	const char *verb = o->pos_count > 1 ? o->pos[1] : "";
+	const char *name = o->pos_count > 2 ? o->pos[2] : NULL;
+	struct reg_thing *t;
+	struct sc sc = {0};
+	cJSON *j = NULL;
+	int rc;
+
+	if (strcmp(verb, "list") != 0 && name == NULL) {
+		snprintf(d->msg, sizeof(d->msg), "thing %s: give a thing name (see --help)", verb);
+		return MOAT_E_INVAL;
+	}
+	if (strcmp(verb, "add") == 0)
+		return issue(o, name, true, d);
+	if (strcmp(verb, "renew") == 0)
+		return issue(o, name, false, d);
+	rc = sc_open(&sc, o, false, d);
+	if (rc < 0)
+		goto out;
+	if (strcmp(verb, "list") == 0) {
+		j = o->json ? cJSON_CreateArray() : NULL;
+		rc = reg_thing_list(sc.reg, list_one, j, d);
+		if (rc == MOAT_OK && j != NULL)
+			rc = print_json(j);
+		else
+			cJSON_Delete(j);
+	} else if (strcmp(verb, "show") == 0) {
+		t = malloc(sizeof(*t));
+		rc = t != NULL ? reg_thing_get(sc.reg, name, t, d) : MOAT_E_NOMEM;
+		if (rc == MOAT_OK && o->json) {
+			j = thing_json(t);
+			rc = reg_cert_list(sc.reg, name, show_cert,
+					   cJSON_AddArrayToObject(j, "certs"), d);
+			if (rc == MOAT_OK)
+				rc = reg_key_list(sc.reg, name, show_key,
+						  cJSON_AddArrayToObject(j, "keys"), d);
+			if (rc == MOAT_OK)
+				rc = print_json(j);
+			else
+				cJSON_Delete(j);
+		} else if (rc == MOAT_OK) {
+			list_one(NULL, t);
+			rc = reg_cert_list(sc.reg, name, show_cert, NULL, d);
+			if (rc == MOAT_OK)
+				rc = reg_key_list(sc.reg, name, show_key, NULL, d);
+		}
+		free(t);
+	} else if (strcmp(verb, "attrs") == 0) {
+		struct reg_attr attrs[ATTRS_MAX];
+
+		rc = parse_attrs(o, attrs, d);
+		if (rc == MOAT_OK)
+			rc = reg_thing_set_attrs(sc.reg, sc.actor, name, attrs, o->attr_count, d);
+		if (rc == MOAT_OK)
+			printf("%s: %zu attributes set\n", name, o->attr_count);
+	} else if (strcmp(verb, "revoke") == 0) {
+		static const char *const reasons[] = {"unspecified", "key-compromise", NULL,
+						      NULL,	     "superseded",     "cessation"};
+		int reason = -1;
+
+		for (int i = 0; i < 6; i++)
+			if (reasons[i] != NULL &&
+			    strcmp(o->reason != NULL ? o->reason : "unspecified", reasons[i]) == 0)
+				reason = i; /* the index is the CRLReason code */
+		if (reason == -1) {
+			snprintf(d->msg, sizeof(d->msg),
+				 "--reason: unspecified, key-compromise, superseded or cessation");
+			rc = MOAT_E_INVAL;
+		} else {
+			rc = reg_thing_revoke(sc.reg, sc.actor, name, reason, d);
+		}
+		if (rc == MOAT_OK)
+			printf("%s revoked; run moat-sc crl --out FILE and reload moatd (SIGHUP)\n",
+			       name);
+	} else {
+		snprintf(d->msg, sizeof(d->msg),
+			 "thing %s: unknown (add, renew, attrs, list, show, revoke)", verb);
+		rc = MOAT_E_INVAL;
+	}
+out:
+	sc_close(&sc);
+	return rc;
+}
+
+static int cmd_crl(const struct opts *o, struct moat_diag *d)
+{
+	struct sc sc = {0};
+	int rc;
+
+	if (o->out == NULL) {
+		snprintf(d->msg, sizeof(d->msg), "crl: give the output file with --out");
+		return MOAT_E_INVAL;
+	}
+	rc = sc_open(&sc, o, true, d);
+	if (rc == MOAT_OK)
+		rc = ca_write_crl(sc.ca, sc.reg, sc.actor, o->out, o->days, (int64_t)time(NULL), d);
+	if (rc == MOAT_OK)
+		printf("CRL written to %s\n", o->out);
+	sc_close(&sc);
+	return rc;
+}
+
+static int audit_one(void *arg, const struct reg_audit *a)
+{
+	cJSON *array = arg, *j;
+
+	if (array == NULL) {
+		printf("%lld %s %s %s %s\n", (long long)a->time_s, a->actor, a->action,
+		       a->thing[0] != '\0' ? a->thing : "-", a->detail);
+		return MOAT_OK;
+	}
+	j = cJSON_CreateObject();
+	cJSON_AddNumberToObject(j, "time", (double)a->time_s);
+	cJSON_AddStringToObject(j, "actor", a->actor);
+	cJSON_AddStringToObject(j, "action", a->action);
+	if (a->thing[0] != '\0')
+		cJSON_AddStringToObject(j, "thing", a->thing);
+	cJSON_AddItemToObject(j, "detail", cJSON_Parse(a->detail));
+	cJSON_AddItemToArray(array, j);
+	return MOAT_OK;
+}
+
+static int cmd_audit(const struct opts *o, struct moat_diag *d)
+{
+	struct sc sc = {0};
+	cJSON *j = o->json ? cJSON_CreateArray() : NULL;
+	int rc;
+
+	rc = sc_open(&sc, o, false, d);
+	if (rc == MOAT_OK)
+		rc = reg_audit_tail(sc.reg, o->tail != 0 ? o->tail : 20, audit_one, j, d);
+	if (rc == MOAT_OK && j != NULL)
+		rc = print_json(j);
+	else
+		cJSON_Delete(j);
+	sc_close(&sc);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct moat_diag d = {{0}};
+	struct opts o = {0};
+	int rc;
+
+	rc = parse(argc, argv, &o);
+	if (rc != 0)
+		return rc;
+	if (strcmp(o.pos[0], "init") == 0)
+		rc = cmd_init(&o, &d);
+	else if (strcmp(o.pos[0], "thing") == 0)
+		rc = cmd_thing(&o, &d);
+	else if (strcmp(o.pos[0], "crl") == 0)
+		rc = cmd_crl(&o, &d);
+	else if (strcmp(o.pos[0], "audit") == 0)
+		rc = cmd_audit(&o, &d);
+	else
+		return die("unknown command %s (see --help)", o.pos[0]);
+	return rc < 0 ? report(rc, &d) : 0;
+}
