@@ -1145,7 +1145,7 @@ int cli_bench_main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (b->o.e2e != NULL && bench_e2e_init(&b->e2e, b->o.e2e) < 0) {
+	if (b->o.e2e != NULL && bench_e2e_init(&b->e2e, b->o.e2e, b->o.pubs) < 0) {
 		SSL_CTX_free(b->tls);
 		free(b);
 		return 1;

@@ -96,10 +96,13 @@ struct bench_e2e {
 	int alg;		/* enum e2e_alg; 0 = plain payloads */
 	struct cose_group g;
 	struct buf sealed, opened;	/* scratch, reused by every message */
+	struct e2e_keys *keys;		/* per publisher, derived on first use, as a device caches them */
+	bool *derived;
+	size_t nkeys;
 };
 /* Takes the algorithm by name (weak ones refused, the reason printed) and
  * makes the key. MOAT_OK or an error after printing it. */
-int bench_e2e_init(struct bench_e2e *e, const char *alg_name);
+int bench_e2e_init(struct bench_e2e *e, const char *alg_name, size_t publishers);
 void bench_e2e_fini(struct bench_e2e *e);
 /* Seals <plain> as message <seq> of publisher <publisher> on <topic>; *<out>
  * views the envelope until the next call. MOAT_OK or an error. */

@@ -124,12 +124,36 @@ static int put_protected(struct buf *b, const struct cose_group *g,
 	return rc;
 }
 
+int cose_derive_keys(const struct cose_group *g, struct moat_bytes sender_id, int alg,
+		     struct e2e_keys *out)
+{
+	uint8_t kc[E2E_KID_CONTEXT_LEN];
+
+	kid_context_of(g, kc);
+	return e2e_derive_keys(g->master_secret, kc, sender_id, alg, out);
+}
+
 int cose_encrypt0_seal(const struct cose_group *g, const struct cose_seal_params *p,
 		       struct moat_bytes topic, struct moat_bytes plaintext, struct buf *out)
 {
-	struct buf prot = {0}, aad = {0};
 	struct e2e_keys keys;
-	uint8_t kc[E2E_KID_CONTEXT_LEN], nonce[E2E_NONCE_LEN];
+	int rc;
+
+	if (!e2e_alg_is_valid(p->alg) || p->sender_id.len < 1 || p->sender_id.len > E2E_SENDER_ID_MAX)
+		return MOAT_E_INVAL;
+	rc = cose_derive_keys(g, p->sender_id, p->alg, &keys);
+	if (rc == MOAT_OK)
+		rc = cose_encrypt0_seal_keys(g, &keys, p, topic, plaintext, out);
+	OPENSSL_cleanse(&keys, sizeof(keys));
+	return rc;
+}
+
+int cose_encrypt0_seal_keys(const struct cose_group *g, const struct e2e_keys *keys,
+			    const struct cose_seal_params *p, struct moat_bytes topic,
+			    struct moat_bytes plaintext, struct buf *out)
+{
+	struct buf prot = {0}, aad = {0};
+	uint8_t nonce[E2E_NONCE_LEN];
 	struct moat_bytes prot_view;
 	size_t mark = buf_used(out);
 	int rc;
@@ -138,11 +162,7 @@ int cose_encrypt0_seal(const struct cose_group *g, const struct cose_seal_params
 	    p->sender_id.len > E2E_SENDER_ID_MAX || p->seq > E2E_SEQ_MAX || topic.len == 0 ||
 	    plaintext.len > SIZE_MAX / 2)
 		return MOAT_E_INVAL;
-	kid_context_of(g, kc);
-	rc = e2e_derive_keys(g->master_secret, kc, p->sender_id, p->alg, &keys);
-	if (rc < 0)
-		return rc;
-	e2e_nonce(keys.common_iv, p->sender_id, p->seq, nonce);
+	e2e_nonce(keys->common_iv, p->sender_id, p->seq, nonce);
 	rc = put_protected(&prot, g, p);
 	prot_view = (struct moat_bytes){.ptr = buf_head(&prot), .len = buf_used(&prot)};
 	if (rc == MOAT_OK)
@@ -161,7 +181,7 @@ int cose_encrypt0_seal(const struct cose_group *g, const struct cose_seal_params
 		rc = buf_reserve(out, plaintext.len + E2E_TAG_LEN);
 	if (rc == MOAT_OK)
 		rc =
-		    e2e_aead_seal(p->alg, keys.sender_key, nonce,
+		    e2e_aead_seal(p->alg, keys->sender_key, nonce,
 				  (struct moat_bytes){.ptr = buf_head(&aad), .len = buf_used(&aad)},
 				  plaintext, out->data + out->len);
 	if (rc == MOAT_OK)
@@ -170,7 +190,6 @@ int cose_encrypt0_seal(const struct cose_group *g, const struct cose_seal_params
 		out->len = out->off + mark; /* no partial envelope */
 	buf_fini(&prot);
 	buf_fini(&aad);
-	OPENSSL_cleanse(&keys, sizeof(keys));
 	OPENSSL_cleanse(nonce, sizeof(nonce));
 	return rc;
 }
@@ -320,9 +339,26 @@ int cose_encrypt0_decode(struct moat_bytes env, struct cose_encrypt0 *e, const c
 int cose_encrypt0_open(const struct cose_encrypt0 *e, const struct cose_group *g, int expected_alg,
 		       struct moat_bytes topic, struct buf *out, const char **why)
 {
-	struct buf aad = {0};
 	struct e2e_keys keys;
-	uint8_t kc[E2E_KID_CONTEXT_LEN], nonce[E2E_NONCE_LEN];
+	int rc;
+
+	if (!e2e_alg_is_valid(expected_alg) || e->sender_id.len < 1 ||
+	    e->sender_id.len > E2E_SENDER_ID_MAX)
+		return set_why(why, "no policy algorithm or a bad sender id", MOAT_E_INVAL);
+	rc = cose_derive_keys(g, e->sender_id, expected_alg, &keys);
+	if (rc < 0)
+		return set_why(why, "key derivation failed", rc);
+	rc = cose_encrypt0_open_keys(e, g, &keys, expected_alg, topic, out, why);
+	OPENSSL_cleanse(&keys, sizeof(keys));
+	return rc;
+}
+
+int cose_encrypt0_open_keys(const struct cose_encrypt0 *e, const struct cose_group *g,
+			    const struct e2e_keys *keys, int expected_alg, struct moat_bytes topic,
+			    struct buf *out, const char **why)
+{
+	struct buf aad = {0};
+	uint8_t nonce[E2E_NONCE_LEN];
 	size_t len;
 	int rc;
 
@@ -338,18 +374,14 @@ int cose_encrypt0_open(const struct cose_encrypt0 *e, const struct cose_group *g
 		return set_why(why, "kid context names another group", MOAT_E_PROTOCOL);
 	if (e->epoch != g->epoch)
 		return set_why(why, "kid context names another epoch", MOAT_E_PROTOCOL);
-	kid_context_of(g, kc);
-	rc = e2e_derive_keys(g->master_secret, kc, e->sender_id, expected_alg, &keys);
-	if (rc < 0)
-		return set_why(why, "key derivation failed", rc);
-	e2e_nonce(keys.common_iv, e->sender_id, e->seq, nonce);
+	e2e_nonce(keys->common_iv, e->sender_id, e->seq, nonce);
 	len = e->ciphertext.len - E2E_TAG_LEN;
 	rc = put_to_be_authenticated(&aad, "Encrypt0", e->protected_hdr, topic, NULL);
 	if (rc == MOAT_OK)
 		rc = buf_reserve(out, len + 1);
 	if (rc == MOAT_OK) {
 		rc =
-		    e2e_aead_open(expected_alg, keys.sender_key, nonce,
+		    e2e_aead_open(expected_alg, keys->sender_key, nonce,
 				  (struct moat_bytes){.ptr = buf_head(&aad), .len = buf_used(&aad)},
 				  e->ciphertext, out->data + out->len);
 		if (rc == MOAT_OK)
@@ -363,7 +395,6 @@ int cose_encrypt0_open(const struct cose_encrypt0 *e, const struct cose_group *g
 	if (rc < 0 && rc != MOAT_E_CRYPTO)
 		set_why(why, "out of memory or AEAD failure", rc);
 	buf_fini(&aad);
-	OPENSSL_cleanse(&keys, sizeof(keys));
 	OPENSSL_cleanse(nonce, sizeof(nonce));
 	return rc;
 }

@@ -21,6 +21,7 @@
 #include <moat/bytes.h>
 
 #include "base/buf.h"
+#include "e2e/kdf.h"
 
 enum {
 	COSE_TAG_ENCRYPT0 = 16,
@@ -104,6 +105,21 @@ int cose_encrypt0_decode(struct moat_bytes env, struct cose_encrypt0 *e, const c
  */
 int cose_encrypt0_open(const struct cose_encrypt0 *e, const struct cose_group *g, int expected_alg,
 		       struct moat_bytes topic, struct buf *out, const char **why);
+
+/*
+ * The same two steps with keys the caller derived once with
+ * cose_derive_keys and keeps per (group, epoch, sender, alg): the derivation
+ * (two HKDF runs) costs more than sealing a small message. <keys> must be
+ * the ones cose_derive_keys gives for <g>, the message's sender and alg.
+ */
+int cose_derive_keys(const struct cose_group *g, struct moat_bytes sender_id, int alg,
+		     struct e2e_keys *out);
+int cose_encrypt0_seal_keys(const struct cose_group *g, const struct e2e_keys *keys,
+			    const struct cose_seal_params *p, struct moat_bytes topic,
+			    struct moat_bytes plaintext, struct buf *out);
+int cose_encrypt0_open_keys(const struct cose_encrypt0 *e, const struct cose_group *g,
+			    const struct e2e_keys *keys, int expected_alg, struct moat_bytes topic,
+			    struct buf *out, const char **why);
 
 /*
  * Appends COSE_Sign1(<payload>) signed with the Ed25519 private key <seed>
