@@ -38,7 +38,7 @@ static bool check(struct worker *w, const struct acl_subject *who, const struct 
 					    w->b->cfg->sc_username);
 	bool allowed;
 
-	if (sc == SC_NOT_RESERVED && w->security->acl == NULL)
+	if (sc == SC_NOT_RESERVED && w->security->acl == NULL && w->security->policies == NULL)
 		return true;
 	allowed = sc == SC_NOT_RESERVED ? security_allows(w->security, who, topic.ptr, topic.len, access)
 					: sc == SC_ALLOW;

@@ -575,7 +575,8 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 	if (m == NULL)
 		return MOAT_E_NOMEM;
 	m->origin = s;
-	if (m->retain && c->w->security->acl != NULL && authz_set_author(m, s) < 0) {
+	if (m->retain && (c->w->security->acl != NULL || c->w->security->policies != NULL) &&
+	    authz_set_author(m, s) < 0) {
 		msg_unref(m);
 		return MOAT_E_NOMEM;
 	}

@@ -14,6 +14,7 @@
 #include "auth/jwt.h"
 #include "auth/passwd.h"
 #include "auth/scram.h"
+#include "policy/topic_policy.h"
 #include "base/log.h"
 
 static int load_tokens(struct security *s, const struct moat_config *cfg, char *err, size_t err_len)
@@ -31,6 +32,27 @@ static int load_tokens(struct security *s, const struct moat_config *cfg, char *
 	if (n == 0)
 		return MOAT_OK;
 	return jwt_keys_load(&s->tokens, specs, n, err, err_len);
+}
+
+/* The topic policies (JSON, docs/e2e.md "Topic policies"), the same engine
+ * the Security Center releases keys by. */
+static int load_policies(struct security *s, const char *path, char *err, size_t err_len)
+{
+	struct policy_diag pd;
+	struct moat_diag d;
+	char *text;
+	size_t len;
+	int rc = conf_read_file(path, 4u << 20, &text, &len, &d);
+
+	if (rc < 0) {
+		snprintf(err, err_len, "%s", d.msg);
+		return rc;
+	}
+	rc = topic_policy_set_parse(&s->policies, text, len, &pd);
+	free(text);
+	if (rc < 0)
+		snprintf(err, err_len, "topic_policy_file %s: %s", path, pd.msg);
+	return rc;
 }
 
 struct security *security_load(const struct moat_config *cfg, char *err, size_t err_len)
@@ -57,6 +79,8 @@ struct security *security_load(const struct moat_config *cfg, char *err, size_t 
 	}
 	if (load_tokens(s, cfg, err, err_len) < 0)
 		goto err;
+	if (cfg->topic_policy_file != NULL && load_policies(s, cfg->topic_policy_file, err, err_len) < 0)
+		goto err;
 	return s;
 err:
 	security_unref(s);
@@ -78,6 +102,7 @@ void security_unref(struct security *s)
 	if (s->acl != NULL)
 		acl_destroy(s->acl);
 	jwt_keys_unref(s->tokens);
+	topic_policy_set_destroy(s->policies);
 	free(s);
 }
 
@@ -217,12 +242,39 @@ void token_identity_fini(struct token_identity *t)
 	*t = (struct token_identity){ 0 };
 }
 
+/* Most attributes and roles a token carries (jwt.c's caps): the policy
+ * evaluation list is built on the stack. */
+enum { POLICY_ATTRS_MAX = 2 * (32 + 32) + 1 };
+
+/* The topic policies' verdict: <subject>'s attributes, and each role as an
+ * attribute "role". */
+static bool policies_allow(const struct topic_policy_set *set, const struct acl_subject *subject,
+			   struct moat_bytes topic, enum security_access access)
+{
+	char *list[POLICY_ATTRS_MAX];
+	size_t n = 0;
+
+	for (size_t i = 0; subject->attrs != NULL && subject->attrs[i] != NULL &&
+			   subject->attrs[i + 1] != NULL && n + 2 < POLICY_ATTRS_MAX; i += 2) {
+		list[n++] = subject->attrs[i];
+		list[n++] = subject->attrs[i + 1];
+	}
+	for (size_t i = 0; subject->roles != NULL && subject->roles[i] != NULL && n + 2 < POLICY_ATTRS_MAX; i++) {
+		list[n++] = "role";
+		list[n++] = subject->roles[i];
+	}
+	list[n] = NULL;
+	return topic_policy_allows(set, topic, list, access == ACCESS_WRITE ? TOPIC_POLICY_PUB : TOPIC_POLICY_SUB);
+}
+
 bool security_allows(const struct security *s, const struct acl_subject *subject, const uint8_t *topic,
 		     size_t len, enum security_access access)
 {
 	struct acl_identity id = { 0 };
 	size_t roles = 0, attrs = 0;
 
+	if (s->policies != NULL && !policies_allow(s->policies, subject, (struct moat_bytes){ topic, len }, access))
+		return false;
 	if (s->acl == NULL)
 		return true;
 	if (subject->roles != NULL)

@@ -19,12 +19,14 @@
 struct passwd_db;
 struct acl;
 struct jwt_keys;
+struct topic_policy_set;
 
 struct security {
 	atomic_uint refs;
 	struct passwd_db *passwd;	/* NULL: no password_file */
 	struct acl *acl;		/* NULL: no acl_file, everything allowed */
 	struct jwt_keys *tokens;	/* NULL: no auth_token_key */
+	struct topic_policy_set *policies;	/* NULL: no topic_policy_file */
 	const struct moat_config *cfg;
 };
 
@@ -84,8 +86,10 @@ enum security_access {
 	ACCESS_SUBSCRIBE = 4,	/* the client subscribes to the filter */
 };
 
-/* Whether <subject> may do <access> on <topic> (a filter for SUBSCRIBE). True
- * when no ACL file is configured. */
+/* Whether <subject> may do <access> on <topic> (a filter for SUBSCRIBE):
+ * the ACL file (when configured) and the topic policies (when configured,
+ * evaluated over the subject's token attributes, each role also as an
+ * attribute "role") must both allow it. True when neither is configured. */
 bool security_allows(const struct security *s, const struct acl_subject *subject, const uint8_t *topic,
 		     size_t len, enum security_access access);
 

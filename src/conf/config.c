@@ -133,6 +133,7 @@ void config_fini(struct moat_config *cfg)
 	free(cfg->persistence_location);
 	free(cfg->sc_username);
 	free(cfg->sc_public_key);
+	free(cfg->topic_policy_file);
 	free(cfg->pid_file);
 	free(cfg->metrics_bind);
 	*cfg = (struct moat_config){ 0 };
@@ -238,6 +239,7 @@ static const struct opt opts[] = {
 	{ "persistence_sync", K_SPECIAL, 0, 0 },
 	{ "sc_username", K_STR, O(sc_username), 0 },
 	{ "sc_public_key", K_STR, O(sc_public_key), 0 },
+	{ "topic_policy_file", K_STR, O(topic_policy_file), 0 },
 	{ "persistence_max_bytes", K_U64, O(persistence_max_bytes), UINT64_MAX },
 	/* mosquitto's periodic snapshot: moatd writes as it goes, so these change nothing */
 	{ "persistence_file", K_IGNORED, 0, 0 },

@@ -102,6 +102,7 @@ struct moat_config {
 	/* the Security Center (docs/security-center.md) */
 	char *sc_username;			/* the identity it connects as; NULL = none */
 	char *sc_public_key;			/* its Ed25519 signing key (PEM), for $sc/revoked */
+	char *topic_policy_file;		/* attribute policies per topic (JSON); NULL = none */
 	/* audit log: JSON lines */
 	char *audit_file;			/* NULL = none unless audit_syslog */
 	bool audit_syslog;
