@@ -17,6 +17,7 @@
 #include "base/text.h"
 #include "broker/audit.h"
 #include "broker/persist.h"
+#include "broker/sc_topics.h"
 #include "broker/security.h"
 #include "codec/frame.h"
 #include "codec/topic.h"
@@ -554,7 +555,7 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 		return send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
 				MQTT_RC_NOT_AUTHORIZED, "$SYS is reserved for the broker");
 	}
-	if (topic.len == 11 && memcmp(topic.ptr, "$sc/revoked", 11) == 0) {
+	if (topic.len == strlen(SC_REVOKED_TOPIC) && memcmp(topic.ptr, SC_REVOKED_TOPIC, topic.len) == 0) {
 		const char *why = NULL;	/* only the Security Center gets here (sc_topics.c) */
 
 		if (revocation_receive(c->w, p->payload, &why) < 0) {

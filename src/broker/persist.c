@@ -141,9 +141,7 @@ struct msg *persist_msg_from_rec(const struct rec_msg *r, uint64_t now_mono, uin
 		return NULL;
 	if (r->has_expiry) {
 		m->has_expiry = true;
-		m->expire_at_ms = r->expire_wall_ms > now_wall
-				      ? persist_wall_to_mono(r->expire_wall_ms, now_mono, now_wall)
-				      : 0;
+		m->expire_at_ms = persist_wall_to_mono(r->expire_wall_ms, now_mono, now_wall);
 	}
 	if (r->has_author) {
 		m->author = author_from_rec(&r->author);

@@ -11,25 +11,19 @@
 #include <moat/error.h>
 
 #include "base/text.h"
+#include "broker/sc_topics.h"
+#include "broker/security.h"
 #include "e2e/cbor.h"
 #include "e2e/cose.h"
 
-static const char revoked_topic[] = "$sc/revoked";
-
-static void strv_free_n(char **v, size_t n)
-{
-	for (size_t i = 0; v != NULL && i < n; i++)
-		free(v[i]);
-	free(v);
-}
 
 void revocation_unref(struct revocation *r)
 {
 	if (r == NULL || atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	strv_free_n(r->client_ids, r->n_client_ids);
-	strv_free_n(r->cert_serials, r->n_cert_serials);
-	strv_free_n(r->jtis, r->n_jtis);
+	strv_free(r->client_ids); /* NULL-terminated even when read_names stopped early */
+	strv_free(r->cert_serials);
+	strv_free(r->jtis);
 	free(r);
 }
 
@@ -122,7 +116,7 @@ int revocation_parse(struct moat_bytes env, const uint8_t pub[32], struct revoca
 	rc = cose_sign1_decode(env, &s, why);
 	if (rc < 0)
 		return rc;
-	rc = cose_sign1_verify(&s, pub, moat_bytes_str(revoked_topic), why);
+	rc = cose_sign1_verify(&s, pub, moat_bytes_str(SC_REVOKED_TOPIC), why);
 	if (rc < 0)
 		return rc;
 	r = calloc(1, sizeof(*r));

@@ -21,9 +21,8 @@
 #include "broker/audit.h"
 #include "broker/retain.h"
 #include "broker/revocation.h"
+#include "broker/sc_topics.h"
 #include "net/tls.h"
-
-static const char revoked_topic[] = "$sc/revoked";
 
 int broker_load_sc_key(struct broker *b, char *err, size_t errlen)
 {
@@ -113,7 +112,7 @@ static bool restore_cb(void *ctx, void *msg)
 void broker_restore_revocation(struct broker *b)
 {
 	if (b->has_sc_pub)
-		retain_match(b->retained, moat_bytes_str(revoked_topic), restore_cb, b);
+		retain_match(b->retained, moat_bytes_str(SC_REVOKED_TOPIC), restore_cb, b);
 }
 
 bool worker_adopt_revocation(struct worker *w)

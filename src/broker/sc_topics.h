@@ -11,6 +11,9 @@
 
 #include <moat/bytes.h>
 
+/* Where the Security Center publishes its signed revocation list. */
+#define SC_REVOKED_TOPIC "$sc/revoked"
+
 enum sc_verdict {
 	SC_NOT_RESERVED = 0, /* not under $sc: the ACL decides */
 	SC_ALLOW,
