@@ -43,6 +43,7 @@ class Collector(threading.Thread):
         self.done = threading.Event()
         self.last = time.monotonic()
         self.awaiting_rel = set()  # kept across reconnects: the session resumes
+        self.lock = threading.Lock()
 
     def connect(self, port):
         p = Peer(port)
@@ -50,7 +51,8 @@ class Collector(threading.Thread):
         if not ack.session_present:
             self.awaiting_rel = set()  # a new session: no QoS 2 flow is pending
         p.subscribe("t", qos=self.qos)
-        self.peer = p
+        with self.lock:
+            self.peer = p
 
     def run(self):
         while not self.done.is_set():
@@ -59,27 +61,31 @@ class Collector(threading.Thread):
                 time.sleep(0.01)
                 continue
             try:
-                m = p.recv(timeout=0.2)
+                self.handle(p, p.recv(timeout=0.2))
             except socket.timeout:
                 continue
             except (Closed, OSError):
-                self.peer = None
+                # the broker went away (read or write); connect() installs the next peer
+                with self.lock:
+                    if self.peer is p:
+                        self.peer = None
                 p.close()
-                continue
-            if m.type == PUBLISH:
-                self.last = time.monotonic()
-                if m.qos == 2:
-                    if m.pid not in self.awaiting_rel:
-                        self.got.append(m.payload.decode())
-                    self.awaiting_rel.add(m.pid)
-                    p.send(p.ack_bytes(PUBREC, m.pid))
-                else:
+
+    def handle(self, p, m):
+        if m.type == PUBLISH:
+            self.last = time.monotonic()
+            if m.qos == 2:
+                if m.pid not in self.awaiting_rel:
                     self.got.append(m.payload.decode())
-                    if m.qos == 1:
-                        p.send(p.ack_bytes(PUBACK, m.pid))
-            elif m.type == PUBREL:
-                self.awaiting_rel.discard(m.pid)
-                p.send(p.ack_bytes(PUBCOMP, m.pid))
+                self.awaiting_rel.add(m.pid)
+                p.send(p.ack_bytes(PUBREC, m.pid))
+            else:
+                self.got.append(m.payload.decode())
+                if m.qos == 1:
+                    p.send(p.ack_bytes(PUBACK, m.pid))
+        elif m.type == PUBREL:
+            self.awaiting_rel.discard(m.pid)
+            p.send(p.ack_bytes(PUBCOMP, m.pid))
 
     def wait_quiet(self, want, timeout=20.0, quiet_s=0.5):
         """Until <want> messages arrived (or <timeout>) and none came for <quiet_s>."""
