@@ -11,7 +11,8 @@
 # snapshot) runs QoS 1/2 cases whose clients keep their sessions, so moatd
 # stores every message before acknowledging it. Prints a table, the
 # geometric mean of the throughput ratios of the plain cases, and the TLS and
-# persistence ratios separately.
+# persistence ratios separately. Last, what end-to-end sealed payloads cost:
+# seal/open per message size (e2e_cost) and through moatd (bench/e2e.py).
 #
 # Environment: BENCH_BUILD (a build dir that has bin/moatd and bin/moat; when
 # unset, the release preset is built into build/), BENCH_SECONDS (8),
@@ -214,6 +215,9 @@ CASES=(
 run_cases moatd-p mosquitto-p
 
 "$PY" "$ROOT/bench/report.py" "$OUT" "$IDLE_N"
+echo
+"$BENCH_BUILD/bin/e2e_cost"
+"$PY" "$ROOT/bench/e2e.py" "$BENCH_BUILD"
 if [ -n "${BENCH_OUT:-}" ]; then
 	echo "bench: results kept in $OUT" >&2
 fi

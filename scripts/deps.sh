@@ -11,7 +11,7 @@ packages=(
 	liblmdb-dev libsqlite3-dev zlib1g-dev
 	libclang-rt-14-dev
 	mosquitto mosquitto-clients python3 python3-paho-mqtt python3-jwt python3-cryptography
-	python3-cbor2
+	python3-cbor2 valgrind
 )
 
 missing=()

@@ -85,7 +85,8 @@ def main():
     for name in ALGS:
         for sid, seq, iat, size in [(b"\x01", 0, None, 0), (b"\x2a", 255, 1764547200, 1),
                                     (b"\x00\x07", 256, -5, 100),
-                                    (b"\xff" * 6, 2**40 - 1, None, 1000)]:
+                                    (b"\xff" * 6, 2**40 - 1, None, 1000),
+                                    (b"\x03", 9, None, 5000)]:  # above aead.c's switch
             ms, gid = os.urandom(32), os.urandom(8)
             epoch, topic = int.from_bytes(os.urandom(4), "big"), "plant/ü/temp"
             pt = os.urandom(size)
