@@ -159,11 +159,38 @@ static void hex(char *out, const uint8_t *p, size_t n)
 	out[2 * n] = '\0';
 }
 
-/* The sequence counter of <ent>'s (group, epoch, sender id), opened on first use. A counter
- * file that does not exist yet starts at 0: the grant is new to this device. */
+/* Writes the path of <ent>'s sequence counter file to <path>. */
+static void counter_path(const struct moat_e2e *e, const struct kc_entry *ent, char *path,
+			 size_t len)
+{
+	char gid[2 * COSE_GROUP_ID_LEN + 1], sid[2 * E2E_SENDER_ID_MAX + 1];
+
+	hex(gid, ent->group.group_id, COSE_GROUP_ID_LEN);
+	hex(sid, ent->sender_id, ent->sender_id_len);
+	snprintf(path, len, "%s/seq-%s-%u-%s", e->state_dir, gid, ent->group.epoch, sid);
+}
+
+int e2e_counter_create(struct moat_e2e *e, const struct kc_entry *ent)
+{
+	struct seq_counter s;
+	char path[4300];
+	int rc;
+
+	counter_path(e, ent, path, sizeof(path));
+	rc = seq_open(&s, path, E2E_SEQ_BLOCK, true);
+	if (rc == MOAT_OK)
+		seq_close(&s);
+	else if (rc == MOAT_E_IO && errno == EEXIST)
+		rc = MOAT_OK; /* the same grant again: its counter goes on */
+	return rc;
+}
+
+/* The sequence counter of <ent>'s (group, epoch, sender id), opened on first use. Its file
+ * was made when the grant arrived (e2e_counter_create); a missing one is a lost counter and
+ * is never restarted at zero (seq.h). */
 static struct seq_counter *counter_for(struct moat_e2e *e, const struct kc_entry *ent, int *rc)
 {
-	char gid[2 * COSE_GROUP_ID_LEN + 1], sid[2 * E2E_SENDER_ID_MAX + 1], path[4300];
+	char path[4300];
 	struct e2e_sender *s;
 
 	for (size_t i = 0; i < e->nsenders; i++) {
@@ -180,12 +207,8 @@ static struct seq_counter *counter_for(struct moat_e2e *e, const struct kc_entry
 	}
 	s = &e->senders[e->nsenders];
 	*s = (struct e2e_sender){0};
-	hex(gid, ent->group.group_id, COSE_GROUP_ID_LEN);
-	hex(sid, ent->sender_id, ent->sender_id_len);
-	snprintf(path, sizeof(path), "%s/seq-%s-%u-%s", e->state_dir, gid, ent->group.epoch, sid);
+	counter_path(e, ent, path, sizeof(path));
 	*rc = seq_open(&s->seq, path, E2E_SEQ_BLOCK, false);
-	if (*rc == MOAT_E_IO && errno == ENOENT)
-		*rc = seq_open(&s->seq, path, E2E_SEQ_BLOCK, true);
 	if (*rc < 0)
 		return NULL;
 	memcpy(s->gid, ent->group.group_id, COSE_GROUP_ID_LEN);
@@ -226,8 +249,11 @@ static int seal_entry(struct moat_e2e *e, const struct kc_entry *ent, struct moa
 
 	sc = counter_for(e, ent, &rc);
 	if (sc == NULL) {
-		*why = rc == MOAT_E_PARSE ? "the sequence counter file is damaged: get a new key"
-					  : "cannot open the sequence counter in state/";
+		*why = rc == MOAT_E_PARSE ? "the sequence counter file in state/ is damaged"
+		       : rc == MOAT_E_IO && errno == ENOENT
+			   ? "the sequence counter of this key is lost: sending needs a new sender "
+			     "id or epoch from the Security Center"
+			   : "cannot open the sequence counter in state/";
 		return rc;
 	}
 	rc = seq_next(sc, &p.seq);

@@ -122,6 +122,12 @@ static void store_grant(struct moat_e2e *e, struct e2e_req *r, const struct keyr
 	ent.not_after = g->not_after;
 	memcpy(ent.sender_id, g->sender_id, g->sender_id_len);
 	ent.sender_id_len = g->sender_id_len;
+	r->rc = ent.sender_id_len > 0 ? e2e_counter_create(e, &ent) : MOAT_OK;
+	if (r->rc < 0) {
+		snprintf(r->why, sizeof(r->why), "cannot create the sequence counter in state/");
+		OPENSSL_cleanse(&ent, sizeof(ent));
+		return;
+	}
 	r->rc = keycache_put(&e->kc, &ent, clock_wall_s());
 	OPENSSL_cleanse(&ent, sizeof(ent));
 	if (r->rc == MOAT_E_PROTOCOL)

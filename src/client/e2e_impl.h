@@ -103,6 +103,10 @@ int e2e_bundle_load(struct moat_e2e *e, const char *dir, char *diag, size_t diag
  */
 int e2e_fetch_key(struct moat_e2e *e, const char *topic, int intent, const char **why);
 
+/* e2e.c: creates the sequence counter file of the publish grant <ent>, starting at 0; one
+ * that exists already (the same grant again) is kept. MOAT_OK or as seq_open. */
+int e2e_counter_create(struct moat_e2e *e, const struct kc_entry *ent);
+
 /* e2e_fetch.c: marks a request for <topic> with <intent> as wanted without
  * waiting (used when an epoch announcement says a newer key exists). */
 void e2e_fetch_async(struct moat_e2e *e, const char *topic, int intent);

@@ -63,6 +63,7 @@ class StandInSC(threading.Thread):
         self.requests, self.errors = [], []
         self.replay, self.last = False, None
         self.denied = set()
+        self.epoch, self.rotate = 1, threading.Event()
         self.stop = threading.Event()
 
     def answer(self, p):
@@ -84,15 +85,24 @@ class StandInSC(threading.Thread):
         else:
             resp = kr.response_seal(
                 self.sc_seed, cid, req_hash, dev["agree_pub"], sc_time=int(time.time()),
-                group_id=self.group, epoch=1, alg=24, filt="e2e/#", max_age=300,
+                group_id=self.group, epoch=self.epoch, alg=24, filt="e2e/#", max_age=300,
                 not_after=int(time.time()) + 3600,
                 sender_id=dev["sid"] if m[4] == 1 else None, ms=self.ms)
         self.last = resp
         self.peer.publish(p.props["response_topic"], resp, qos=1, complete=False,
                           props={"correlation_data": p.props["correlation_data"]})
 
+    def announce_next_epoch(self):
+        self.epoch, self.ms = self.epoch + 1, os.urandom(32)
+        msg = kr.epoch_build(self.sc_seed, self.group, self.epoch, "e2e/#", int(time.time()))
+        self.peer.publish("$sc/epoch/" + self.group.hex(), msg, qos=1, retain=True,
+                          complete=False)
+
     def run(self):
         while not self.stop.is_set():
+            if self.rotate.is_set():
+                self.rotate.clear()
+                self.announce_next_epoch()
             try:
                 p = self.peer.recv(timeout=0.2)
             except OSError:
@@ -192,6 +202,32 @@ class E2EClient(FileBrokerTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(len(self.sc.requests), n)
         self.assertNotEqual(spy.expect_publish().payload, got.payload)
+
+    def test_new_epoch_announced_and_fetched(self):
+        sub = subprocess.Popen([self.moat, "sub", "--e2e", self.path("dev-sub"), "-u", "bob",
+                                "-P", "b-pw", "-q", "1", "-t", "e2e/#", "-C", "2", "-W", "20"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            self.wait_requests(1)
+            time.sleep(0.5)
+            r = self.pub("dev-pub", "alice", "e2e/x", "in epoch 1")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.sc.rotate.set()  # retained $sc/epoch/<group>: epoch 2
+            self.wait_requests(3)  # the subscriber asks for the new key at once
+            self.assertEqual(self.sc.requests[2], ("dev-sub", "e2e/#", 2))
+            time.sleep(0.3)
+            # a new publisher sees the announcement and seals in epoch 2, or seals in epoch 1,
+            # which the subscriber still opens within the grace window
+            r = self.pub("dev-pub", "alice", "e2e/x", "after the rotation")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            out, err = sub.communicate(timeout=20)
+        finally:
+            if sub.poll() is None:
+                sub.kill()
+                sub.communicate()
+        self.assertEqual(sub.returncode, 0, err)
+        self.assertEqual(out, "in epoch 1\nafter the rotation\n")
+        self.assertEqual(self.sc.errors, [])
 
     def test_replayed_response_refused(self):
         r = self.pub("dev-pub", "alice", "e2e/a", "first")

@@ -143,6 +143,7 @@ static void give_keys(struct pair *p, int sub_alg, bool is_signed, uint32_t max_
 	struct kc_entry pe = entry(1, 1, E2E_ALG_CHACHA20_POLY1305, "t/+", is_signed, max_age, 7);
 	struct kc_entry se = entry(1, 1, sub_alg, "t/+", is_signed, max_age, 0);
 
+	assert_int_equal(e2e_counter_create(p->pub, &pe), MOAT_OK);
 	assert_int_equal(keycache_put(&p->pub->kc, &pe, clock_wall_s()), MOAT_OK);
 	assert_int_equal(keycache_put(&p->sub->kc, &se, clock_wall_s()), MOAT_OK);
 }
@@ -244,6 +245,7 @@ static void old_epoch_after_grace(void **state)
 	struct moat_e2e *third;
 	char dir[256];
 
+	assert_int_equal(e2e_counter_create(p->pub, &pnext), MOAT_OK);
 	assert_int_equal(keycache_put(&p->pub->kc, &pnext, clock_wall_s()), MOAT_OK);
 	free(e1);
 	seal(p, "t/a", "three", &e1, &l1);
@@ -365,6 +367,22 @@ static void seq_survives_reopen(void **state)
 	assert_true(info.seq > first);
 	moat_e2e_free(pt, n);
 	free(env);
+	/* the same grant again keeps its counter going */
+	assert_int_equal(e2e_counter_create(p->pub, &p->pub->kc.e[0]), MOAT_OK);
+	seal(p, "t/a", "c", &env, &len);
+	assert_int_equal(moat_e2e_open(p->sub, "t/a", env, len, &pt, &n, &info, &why), MOAT_OK);
+	assert_true(info.seq > first + 1);
+	moat_e2e_free(pt, n);
+	free(env);
+	/* a lost counter is never restarted at zero */
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s/state/seq-0101010101010101-1-07", p->pub_dir);
+	assert_int_equal(unlink(path), 0);
+	moat_e2e_destroy(p->pub);
+	assert_int_equal(moat_e2e_open_bundle(&p->pub, p->pub_dir, NULL, 0), MOAT_OK);
+	assert_int_equal(moat_e2e_seal(p->pub, "t/a", "d", 1, &env, &len, &why, &why), MOAT_E_IO);
+	assert_non_null(strstr(why, "lost"));
 	/* a key past its not_after is refetched before use: no client, so refused */
 	p->pub->kc.e[0].not_after = clock_wall_s() - 1;
 	assert_int_equal(moat_e2e_seal(p->pub, "t/a", "c", 1, &env, &len, &why, &why),
