@@ -160,27 +160,40 @@ class E2EClient(FileBrokerTest):
             time.sleep(0.05)
         self.assertGreaterEqual(len(self.sc.requests), n, self.sc.errors)
 
-    def test_pub_to_sub_end_to_end(self):
-        spy = self.client("spy", username="eve", password="e-pw")
-        self.assertEqual(spy.subscribe(("e2e/#", 1)), [1])
+    def run_sub(self, count, during):
+        """Runs `moat sub --e2e` for <count> messages on e2e/# while <during>() publishes,
+        once its key was requested and its SUBSCRIBE sent; returns (stdout, stderr)."""
         sub = subprocess.Popen([self.moat, "sub", "--e2e", self.path("dev-sub"), "-u", "bob",
-                                "-P", "b-pw", "-q", "1", "-t", "e2e/#", "-C", "1", "-W", "20"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "-P", "b-pw", "-q", "1", "-t", "e2e/#", "-C", str(count), "-W",
+                                "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             self.wait_requests(1)  # the subscriber's key (intent subscribe)
             self.assertEqual(self.sc.requests[0], ("dev-sub", "e2e/#", 2))
             time.sleep(0.5)  # its SUBSCRIBE follows the key
-            forged = self.client("forger", username="eve", password="e-pw")
-            forged.publish("e2e/temp", b"\xd0\x84not-cose", qos=1)
-            spy.expect_publish()
-            r = self.pub("dev-pub", "alice", "e2e/temp", "secret-plaintext-42")
-            self.assertEqual(r.returncode, 0, r.stderr)
+            during()
             out, err = sub.communicate(timeout=20)
         finally:
             if sub.poll() is None:
                 sub.kill()
                 sub.communicate()
         self.assertEqual(sub.returncode, 0, err)
+        return out, err
+
+    def publish_ok(self, topic, message):
+        r = self.pub("dev-pub", "alice", topic, message)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_pub_to_sub_end_to_end(self):
+        spy = self.client("spy", username="eve", password="e-pw")
+        self.assertEqual(spy.subscribe(("e2e/#", 1)), [1])
+
+        def during():
+            forged = self.client("forger", username="eve", password="e-pw")
+            forged.publish("e2e/temp", b"\xd0\x84not-cose", qos=1)
+            spy.expect_publish()
+            self.publish_ok("e2e/temp", "secret-plaintext-42")
+
+        out, err = self.run_sub(1, during)
         self.assertEqual(out, "secret-plaintext-42\n")
         self.assertIn("refused: ", err)  # the forged message, reported and skipped
         self.assertIn(("dev-pub", "e2e/temp", 1), self.sc.requests)
@@ -198,40 +211,27 @@ class E2EClient(FileBrokerTest):
         self.assertNotIn(b"e2e/#", cache)
         # the second publish uses the cached key: no further request
         n = len(self.sc.requests)
-        r = self.pub("dev-pub", "alice", "e2e/temp", "again")
-        self.assertEqual(r.returncode, 0, r.stderr)
+        self.publish_ok("e2e/temp", "again")
         self.assertEqual(len(self.sc.requests), n)
         self.assertNotEqual(spy.expect_publish().payload, got.payload)
 
     def test_new_epoch_announced_and_fetched(self):
-        sub = subprocess.Popen([self.moat, "sub", "--e2e", self.path("dev-sub"), "-u", "bob",
-                                "-P", "b-pw", "-q", "1", "-t", "e2e/#", "-C", "2", "-W", "20"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            self.wait_requests(1)
-            time.sleep(0.5)
-            r = self.pub("dev-pub", "alice", "e2e/x", "in epoch 1")
-            self.assertEqual(r.returncode, 0, r.stderr)
+        def during():
+            self.publish_ok("e2e/x", "in epoch 1")
             self.sc.rotate.set()  # retained $sc/epoch/<group>: epoch 2
             self.wait_requests(3)  # the subscriber asks for the new key at once
             self.assertEqual(self.sc.requests[2], ("dev-sub", "e2e/#", 2))
             time.sleep(0.3)
             # a new publisher sees the announcement and seals in epoch 2, or seals in epoch 1,
             # which the subscriber still opens within the grace window
-            r = self.pub("dev-pub", "alice", "e2e/x", "after the rotation")
-            self.assertEqual(r.returncode, 0, r.stderr)
-            out, err = sub.communicate(timeout=20)
-        finally:
-            if sub.poll() is None:
-                sub.kill()
-                sub.communicate()
-        self.assertEqual(sub.returncode, 0, err)
+            self.publish_ok("e2e/x", "after the rotation")
+
+        out, _ = self.run_sub(2, during)
         self.assertEqual(out, "in epoch 1\nafter the rotation\n")
         self.assertEqual(self.sc.errors, [])
 
     def test_replayed_response_refused(self):
-        r = self.pub("dev-pub", "alice", "e2e/a", "first")
-        self.assertEqual(r.returncode, 0, r.stderr)
+        self.publish_ok("e2e/a", "first")
         self.sc.replay = True  # the next request gets the first answer again
         r = self.pub("dev-pub", "alice", "other/b", "second")
         self.assertEqual(r.returncode, 1)

@@ -32,6 +32,15 @@
 
 static char root[64];
 
+static void write_bytes(const char *path, const uint8_t *p, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(p, 1, len, f), len);
+	fclose(f);
+}
+
 static void write_key(const char *dir, const char *name, EVP_PKEY *k, bool pub)
 {
 	char path[512];
@@ -435,9 +444,7 @@ static void cache_round_trip_and_tamper(void **state)
 	/* every flipped byte: discarded (and the file removed), never trusted */
 	for (long i = 0; i < size; i += 7) {
 		raw[i] ^= 0x20;
-		f = fopen(path, "wb");
-		fwrite(raw, 1, (size_t)size, f);
-		fclose(f);
+		write_bytes(path, raw, (size_t)size);
 		assert_int_equal(keycache_open(&kc, path, p->pub->agree_seed, &discarded), MOAT_OK);
 		assert_true(discarded);
 		assert_int_equal(kc.n, 0);
@@ -446,15 +453,11 @@ static void cache_round_trip_and_tamper(void **state)
 		raw[i] ^= 0x20;
 	}
 	/* another device's key (a copied cache): discarded; reported by open_bundle */
-	f = fopen(path, "wb");
-	fwrite(raw, 1, (size_t)size, f);
-	fclose(f);
+	write_bytes(path, raw, (size_t)size);
 	assert_int_equal(keycache_open(&kc, path, p->sub->agree_seed, &discarded), MOAT_OK);
 	assert_true(discarded);
 	keycache_fini(&kc);
-	f = fopen(path, "wb");
-	fwrite(raw, 1, (size_t)size - 1, f);
-	fclose(f);
+	write_bytes(path, raw, (size_t)size - 1);
 	moat_e2e_destroy(p->pub);
 	assert_int_equal(moat_e2e_open_bundle(&p->pub, p->pub_dir, diag, sizeof(diag)), MOAT_OK);
 	assert_non_null(strstr(diag, "discarded"));
