@@ -21,6 +21,16 @@
 
 #define EPOCH_FILTER KEYREL_EPOCH_PREFIX "+"
 
+/* Calls the application's callback <fn>, if any, marked as "inside a callback" (no blocking). */
+#define FORWARD(e, fn, ...)                                                                        \
+	do {                                                                                       \
+		if ((e)->user_cb.fn != NULL) {                                                     \
+			(e)->in_cb++;                                                              \
+			(e)->user_cb.fn((e)->user_cb.arg, __VA_ARGS__);                            \
+			(e)->in_cb--;                                                              \
+		}                                                                                  \
+	} while (0)
+
 enum {
 	RESEND_AFTER_MS = 10000, /* an unanswered request is sent again after this */
 	DENIED_HOLD_MS = 30000,	 /* a refusal is repeated this long without asking again */
@@ -52,11 +62,7 @@ static void w_on_connect(void *arg, uint8_t rc, bool session_present)
 
 	if (rc < 0x80)
 		subscribe_sc_topics(e);
-	if (e->user_cb.on_connect != NULL) {
-		e->in_cb++;
-		e->user_cb.on_connect(e->user_cb.arg, rc, session_present);
-		e->in_cb--;
-	}
+	FORWARD(e, on_connect, rc, session_present);
 }
 
 static void w_on_subscribe(void *arg, uint16_t pid, const uint8_t *codes, size_t n)
@@ -69,11 +75,7 @@ static void w_on_subscribe(void *arg, uint16_t pid, const uint8_t *codes, size_t
 				     "the broker refused the subscription to $sc/resp/<client-id>");
 		return;
 	}
-	if (e->user_cb.on_subscribe != NULL) {
-		e->in_cb++;
-		e->user_cb.on_subscribe(e->user_cb.arg, pid, codes, n);
-		e->in_cb--;
-	}
+	FORWARD(e, on_subscribe, pid, codes, n);
 }
 
 static void w_on_publish_done(void *arg, uint16_t pid, uint8_t rc)
@@ -93,11 +95,7 @@ static void w_on_publish_done(void *arg, uint16_t pid, uint8_t rc)
 			return;
 		}
 	}
-	if (e->user_cb.on_publish_done != NULL) {
-		e->in_cb++;
-		e->user_cb.on_publish_done(e->user_cb.arg, pid, rc);
-		e->in_cb--;
-	}
+	FORWARD(e, on_publish_done, pid, rc);
 }
 
 /* Stores a granted key from <g> for request <r>. */
@@ -212,33 +210,21 @@ static void w_on_message(void *arg, const struct moat_message *m)
 		handle_epoch(e, m);
 		return;
 	}
-	if (e->user_cb.on_message != NULL) {
-		e->in_cb++;
-		e->user_cb.on_message(e->user_cb.arg, m);
-		e->in_cb--;
-	}
+	FORWARD(e, on_message, m);
 }
 
 static void w_on_unsubscribe(void *arg, uint16_t pid, const uint8_t *codes, size_t n)
 {
 	struct moat_e2e *e = arg;
 
-	if (e->user_cb.on_unsubscribe != NULL) {
-		e->in_cb++;
-		e->user_cb.on_unsubscribe(e->user_cb.arg, pid, codes, n);
-		e->in_cb--;
-	}
+	FORWARD(e, on_unsubscribe, pid, codes, n);
 }
 
 static void w_on_disconnect(void *arg, int err, uint8_t rc)
 {
 	struct moat_e2e *e = arg;
 
-	if (e->user_cb.on_disconnect != NULL) {
-		e->in_cb++;
-		e->user_cb.on_disconnect(e->user_cb.arg, err, rc);
-		e->in_cb--;
-	}
+	FORWARD(e, on_disconnect, err, rc);
 }
 
 int moat_e2e_attach(struct moat_e2e *e, struct moat_client *c)
