@@ -17,6 +17,7 @@
 #include "base/clock.h"
 #include "client/client_impl.h"
 #include "client/e2e_impl.h"
+#include "codec/topic.h"
 #include "e2e/alg.h"
 
 #define EPOCH_FILTER KEYREL_EPOCH_PREFIX "+"
@@ -103,7 +104,7 @@ static void store_grant(struct moat_e2e *e, struct e2e_req *r, const struct keyr
 {
 	struct kc_entry ent = {0};
 
-	if (!e2e_alg_is_valid(g->alg) || g->filter[0] == '\0' ||
+	if (!e2e_alg_is_valid(g->alg) || !topic_filter_is_valid(moat_bytes_str(g->filter)) ||
 	    g->sender_id_len > E2E_SENDER_ID_MAX ||
 	    (r->intent == KEYREL_PUBLISH && g->sender_id_len == 0)) {
 		r->rc = MOAT_E_PROTOCOL;
@@ -309,7 +310,9 @@ static struct e2e_req *request_for(struct moat_e2e *e, const char *topic, int in
 			bool old = now - r->sent_ms >
 				   (r->rc == MOAT_E_AGAIN ? RESEND_AFTER_MS : DENIED_HOLD_MS);
 
-			if (!old || (r->rc != MOAT_E_AGAIN && r->rc != MOAT_E_DENIED))
+			/* join one in flight, or repeat a recent failure; a finished
+			 * success is never joined: the caller needs a key not cached */
+			if (!old && r->rc != MOAT_OK)
 				return r;
 			free_slot = r;
 			break;
@@ -347,13 +350,15 @@ int e2e_fetch_key(struct moat_e2e *e, const char *topic, int intent, const char 
 		return rc;
 	}
 	if (e->timeout_ms > 0 && e->in_cb == 0 && !e->c->threaded) {
-		while (r->rc == MOAT_E_AGAIN && clock_mono_ms() < deadline)
-			if (moat_loop_once(e->c, 50) < 0)
-				break;
+		bool closed = false;
+
+		while (r->rc == MOAT_E_AGAIN && clock_mono_ms() < deadline && !closed)
+			closed = moat_loop_once(e->c, 50) < 0;
 		if (r->rc == MOAT_E_AGAIN) {
 			r->used = false;
-			*why = "no answer from the Security Center to the key request";
-			return MOAT_E_TIMEOUT;
+			*why = closed ? "the connection closed while waiting for the key"
+				      : "no answer from the Security Center to the key request";
+			return closed ? MOAT_E_CLOSED : MOAT_E_TIMEOUT;
 		}
 	}
 	rc = r->rc;

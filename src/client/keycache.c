@@ -141,7 +141,7 @@ static int decode_entries(struct keycache *kc, const uint8_t *p, size_t len)
 		memcpy(e->filter, p + off, fl);
 		e->filter[fl] = '\0';
 		off += fl;
-		if (p[off] > 1 || memchr(e->filter, '\0', fl) != NULL)
+		if (p[off] > 1 || !topic_filter_is_valid((struct moat_bytes){p + off - fl, fl}))
 			return MOAT_E_PARSE;
 		e->is_signed = p[off] == 1;
 		e->max_age_s = (uint32_t)get_be(p + off + 1, 4);
