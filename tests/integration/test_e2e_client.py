@@ -9,7 +9,10 @@ python3-cryptography. Checked: the plaintext goes from `moat pub --e2e` to
 `moat sub --e2e`; a subscriber without the key sees only COSE bytes with the
 COSE content type; a message the subscriber cannot open is reported as
 `refused: <reason>` and the subscriber goes on; a response replayed to a
-second request is refused; a device the SC denies gets the status and reason.
+second request is refused; a device the SC denies gets the status and reason;
+a signed topic carries a COSE_Sign1 that python3-cryptography verifies with the
+publisher's key; a retained epoch announcement makes the subscriber fetch the
+new key at once.
 """
 import hashlib
 import json
@@ -79,6 +82,12 @@ class StandInSC(threading.Thread):
         elif cid in self.denied:
             resp = kr.response_seal(self.sc_seed, cid, req_hash, dev["agree_pub"], status=1,
                                     reason="attribute site=lab required", sc_time=int(time.time()))
+        elif m[3].startswith("signed/"):
+            resp = kr.response_seal(
+                self.sc_seed, cid, req_hash, dev["agree_pub"], sc_time=int(time.time()),
+                group_id=b"signed-g", epoch=1, alg=3, filt="signed/#", signed=True,
+                not_after=int(time.time()) + 3600,
+                sender_id=dev["sid"] if m[4] == 1 else None, ms=b"\x5a" * 32)
         elif not m[3].startswith("e2e/"):
             resp = kr.response_seal(self.sc_seed, cid, req_hash, dev["agree_pub"], status=7,
                                     reason="no policy for the topic", sc_time=int(time.time()))
@@ -160,15 +169,15 @@ class E2EClient(FileBrokerTest):
             time.sleep(0.05)
         self.assertGreaterEqual(len(self.sc.requests), n, self.sc.errors)
 
-    def run_sub(self, count, during):
+    def run_sub(self, count, during, topic="e2e/#"):
         """Runs `moat sub --e2e` for <count> messages on e2e/# while <during>() publishes,
         once its key was requested and its SUBSCRIBE sent; returns (stdout, stderr)."""
         sub = subprocess.Popen([self.moat, "sub", "--e2e", self.path("dev-sub"), "-u", "bob",
-                                "-P", "b-pw", "-q", "1", "-t", "e2e/#", "-C", str(count), "-W",
+                                "-P", "b-pw", "-q", "1", "-t", topic, "-C", str(count), "-W",
                                 "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             self.wait_requests(1)  # the subscriber's key (intent subscribe)
-            self.assertEqual(self.sc.requests[0], ("dev-sub", "e2e/#", 2))
+            self.assertEqual(self.sc.requests[0], ("dev-sub", topic, 2))
             time.sleep(0.5)  # its SUBSCRIBE follows the key
             during()
             out, err = sub.communicate(timeout=20)
@@ -228,6 +237,21 @@ class E2EClient(FileBrokerTest):
 
         out, _ = self.run_sub(2, during)
         self.assertEqual(out, "in epoch 1\nafter the rotation\n")
+        self.assertEqual(self.sc.errors, [])
+
+    def test_signed_topic(self):
+        spy = self.client("spy", username="eve", password="e-pw")
+        self.assertEqual(spy.subscribe(("signed/#", 1)), [1])
+        out, _ = self.run_sub(1, lambda: self.publish_ok("signed/alarm", "tamper!"),
+                              topic="signed/#")
+        self.assertEqual(out, "tamper!\n")
+        got = spy.expect_publish()
+        self.assertEqual(got.props.get("content_type"), 'application/cose; cose-type="cose-sign1"')
+        self.assertEqual(got.payload[0], 0xd2)  # CBOR tag 18, COSE_Sign1
+        # signed by the publisher's sign.key (checked by python3-cryptography), around an Encrypt0
+        kid, inner = kr.sign1_open(got.payload, self.devices["dev-pub"]["sign_pub"], got.topic)
+        self.assertEqual((kid, inner.tag), ("dev-pub", 16))
+        self.assertNotIn(b"tamper!", got.payload)
         self.assertEqual(self.sc.errors, [])
 
     def test_replayed_response_refused(self):
