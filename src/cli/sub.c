@@ -84,7 +84,8 @@ static void open_and_print(struct sub_state *st, const struct moat_message *m, b
 	uint8_t *pt = NULL;
 	size_t n = 0;
 	const char *why = NULL;
-	int rc = moat_e2e_open(st->o->e2e, m->topic, m->payload, m->payload_len, &pt, &n, NULL, &why);
+	int rc =
+	    moat_e2e_open(st->o->e2e, m->topic, m->payload, m->payload_len, &pt, &n, NULL, &why);
 
 	if (rc == MOAT_E_AGAIN && may_hold && st->held_count < E2E_HELD_MAX) {
 		struct held *h = &st->held[st->held_count];
