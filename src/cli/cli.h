@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include <moat/client.h>
+#include <moat/e2e.h>
 
 int cli_pub_main(int argc, char **argv);
 int cli_sub_main(int argc, char **argv);
@@ -43,6 +44,10 @@ struct cli_opts {
 	uint32_t sub_id;
 	long count, timeout_s;
 	const char *format;
+	/* --e2e BUNDLE (e2e_cli.c): payloads sealed/opened with libmoat's e2e API */
+	const char *e2e_bundle;
+	bool host_set, port_set;
+	struct moat_e2e *e2e;
 };
 
 /*
@@ -54,5 +59,18 @@ int cli_parse(int argc, char **argv, bool is_sub, struct cli_opts *o);
 
 /* Creates the client, connects and waits for CONNACK. NULL after printing an error. */
 struct moat_client *cli_connect(struct cli_opts *o, const struct moat_callbacks *cb);
+
+/*
+ * e2e_cli.c. With --e2e: opens the bundle into o->e2e and takes the client
+ * id, and host and port unless -h/-p were given, from it. 0, or 1 after
+ * printing an error. Without --e2e: 0 and nothing happens.
+ */
+int cli_e2e_prepare(struct cli_opts *o);
+
+/* Attaches o->e2e (if any) to <c>; 0, or 1 after printing an error. */
+int cli_e2e_attach(struct cli_opts *o, struct moat_client *c);
+
+/* Frees o->e2e; call after the client is destroyed. */
+void cli_e2e_finish(struct cli_opts *o);
 
 #endif

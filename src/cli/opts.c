@@ -26,9 +26,12 @@ static void usage(bool is_sub)
 	       "  -c               persistent session (clean start off); -x SECONDS session expiry (v5)\n"
 	       "  -t TOPIC         topic (sub: repeatable filter)\n"
 	       "  -d               debug output\n"
+	       "  --e2e BUNDLE     end-to-end: %s with the group keys of the device credential\n"
+	       "                   bundle directory BUNDLE (client id and broker from it unless -i/-h/-p)\n"
 	       "  --will-topic T --will-payload P --will-qos Q --will-retain\n"
 	       "  -D CMD PROP VAL  v5 property, e.g. -D publish user-property k v,\n"
-	       "                   -D publish message-expiry-interval 30, -D connect session-expiry-interval 60\n");
+	       "                   -D publish message-expiry-interval 30, -D connect session-expiry-interval 60\n",
+	       is_sub ? "open payloads" : "seal the payload");
 	if (is_sub)
 		printf("  -v               print the topic before each payload\n"
 		       "  -C N             exit after N messages; -W SECONDS exit 27 after that long\n"
@@ -163,11 +166,16 @@ int cli_parse(int argc, char **argv, bool is_sub, struct cli_opts *o)
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--host") == 0) {
 			NEED_ARG();
 			o->client.host = arg;
+			o->host_set = true;
 		} else if (strcmp(a, "-p") == 0 || strcmp(a, "--port") == 0) {
 			NEED_ARG();
 			if (!parse_long(arg, 1, 65535, &v))
 				return bad("invalid port \"%s\"", arg);
 			o->client.port = (uint16_t)v;
+			o->port_set = true;
+		} else if (strcmp(a, "--e2e") == 0) {
+			NEED_ARG();
+			o->e2e_bundle = arg;
 		} else if (strcmp(a, "-i") == 0 || strcmp(a, "--id") == 0) {
 			NEED_ARG();
 			o->client.client_id = arg;

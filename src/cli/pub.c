@@ -57,15 +57,36 @@ static char *read_all(FILE *f, size_t *len)
 
 static int publish_one(struct moat_client *c, struct cli_opts *o, const void *p, size_t len)
 {
+	struct moat_pub_props props = o->pub_props;
+	uint8_t *sealed = NULL;
+	size_t sealed_len = 0;
+	const char *why = NULL;
 	int rc;
 
-	while ((rc = moat_publish(c, o->topics[0], p, len, o->qos, o->retain, &o->pub_props, NULL)) ==
-	       MOAT_E_LIMIT) {
-		if (moat_loop_once(c, 100) < 0)
-			return MOAT_E_CLOSED;	/* queue full: let acknowledgements drain it */
+	if (o->e2e != NULL) {
+		/* --e2e: the COSE envelope goes out, with its content type, as bytes */
+		rc = moat_e2e_seal(o->e2e, o->topics[0], p, len, &sealed, &sealed_len,
+				   &props.content_type, &why);
+		if (rc < 0) {
+			fprintf(stderr, "Error: cannot seal for %s: %s\n", o->topics[0],
+				why != NULL ? why : moat_strerror(rc));
+			return rc;
+		}
+		props.has_payload_format = true;
+		props.payload_format = 0;
+		p = sealed;
+		len = sealed_len;
 	}
-	if (rc < 0)
+	while ((rc = moat_publish(c, o->topics[0], p, len, o->qos, o->retain, &props, NULL)) ==
+	       MOAT_E_LIMIT) {
+		if (moat_loop_once(c, 100) < 0) {
+			rc = MOAT_E_CLOSED; /* queue full: let acknowledgements drain it */
+			break;
+		}
+	}
+	if (rc < 0 && rc != MOAT_E_CLOSED)
 		fprintf(stderr, "Error publishing: %s\n", moat_strerror(rc));
+	moat_e2e_free(sealed, sealed_len);
 	return rc;
 }
 
@@ -121,6 +142,10 @@ int cli_pub_main(int argc, char **argv)
 
 	if (rc != 0)
 		return rc == 2 ? 0 : 1;
+	if (cli_e2e_prepare(&o) != 0) {
+		cli_e2e_finish(&o);
+		return 1;
+	}
 	if (o.file != NULL || o.stdin_file) {
 		FILE *f = o.file != NULL ? fopen(o.file, "rb") : stdin;
 
@@ -129,11 +154,14 @@ int cli_pub_main(int argc, char **argv)
 			fclose(f);
 		if (data == NULL) {
 			fprintf(stderr, "Error: cannot read %s\n", o.file != NULL ? o.file : "standard input");
+			cli_e2e_finish(&o);
 			return 1;
 		}
 	}
 	c = cli_connect(&o, &cb);
-	if (c == NULL) {
+	if (c == NULL || cli_e2e_attach(&o, c) != 0) {
+		moat_client_destroy(c);
+		cli_e2e_finish(&o);
 		free(data);
 		return 1;
 	}
@@ -176,6 +204,7 @@ int cli_pub_main(int argc, char **argv)
 			rc = 1;
 	moat_disconnect(c, 0);
 	moat_client_destroy(c);
+	cli_e2e_finish(&o);
 	free(data);
 	return rc == 0 && st.failed == 0 ? 0 : 1;
 }

@@ -3,18 +3,32 @@
  * after N messages, -W S exits with 27 after S seconds (as mosquitto_sub).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "cli/cli.h"
 #include "codec/topic.h"
 
 #define EXIT_TIMEOUT 27
 
+enum { E2E_HELD_MAX = 64, E2E_HOLD_MS = 10000 };
+
+/* A message held until its group key arrives (--e2e). */
+struct held {
+	struct moat_message m; /* pointers other than topic/payload are not kept */
+	char *topic;
+	uint8_t *payload;
+	uint64_t since_ms;
+};
+
 struct sub_state {
 	struct cli_opts *o;
 	long received;
 	bool failed;
+	struct held held[E2E_HELD_MAX];
+	size_t held_count;
 };
 
 static void print_formatted(const char *fmt, const struct moat_message *m)
@@ -41,16 +55,11 @@ static void print_formatted(const char *fmt, const struct moat_message *m)
 	}
 }
 
-static void on_message(void *arg, const struct moat_message *m)
+/* Prints <m> (its payload opened already with --e2e). */
+static void print_message(struct sub_state *st, const struct moat_message *m)
 {
-	struct sub_state *st = arg;
 	struct cli_opts *o = st->o;
 
-	if (o->no_stale_retained && m->retain)
-		return;
-	for (int i = 0; i < o->filter_out_count; i++)
-		if (topic_matches(moat_bytes_str(o->filter_out[i]), moat_bytes_str(m->topic)))
-			return;
 	if (o->count > 0 && st->received >= o->count)
 		return;
 	if (o->format != NULL) {
@@ -64,6 +73,76 @@ static void on_message(void *arg, const struct moat_message *m)
 	}
 	fflush(stdout);
 	st->received++;
+}
+
+/* --e2e: opens <m> and prints the plaintext; a message whose key is being
+ * fetched is held and tried again after the next loop turn (E2E_HOLD_MS at
+ * most); anything else it cannot open is reported and skipped. */
+static void open_and_print(struct sub_state *st, const struct moat_message *m, bool may_hold)
+{
+	struct moat_message pm = *m;
+	uint8_t *pt = NULL;
+	size_t n = 0;
+	const char *why = NULL;
+	int rc =
+	    moat_e2e_open(st->o->e2e, m->topic, m->payload, m->payload_len, &pt, &n, NULL, &why);
+
+	if (rc == MOAT_E_AGAIN && may_hold && st->held_count < E2E_HELD_MAX) {
+		struct held *h = &st->held[st->held_count];
+
+		h->topic = strdup(m->topic);
+		h->payload = malloc(m->payload_len > 0 ? m->payload_len : 1);
+		if (h->topic != NULL && h->payload != NULL) {
+			memcpy(h->payload, m->payload, m->payload_len);
+			h->m = *m;
+			h->since_ms = clock_mono_ms();
+			st->held_count++;
+			return;
+		}
+		free(h->topic);
+		free(h->payload);
+	}
+	if (rc < 0) {
+		fprintf(stderr, "refused: %s\n", why != NULL ? why : moat_strerror(rc));
+		return;
+	}
+	pm.payload = pt;
+	pm.payload_len = n;
+	print_message(st, &pm);
+	moat_e2e_free(pt, n);
+}
+
+/* Tries the held messages again, in arrival order. */
+static void retry_held(struct sub_state *st)
+{
+	size_t n = st->held_count;
+	struct held h[E2E_HELD_MAX];
+
+	memcpy(h, st->held, n * sizeof(h[0]));
+	st->held_count = 0;
+	for (size_t i = 0; i < n; i++) {
+		h[i].m.topic = h[i].topic;
+		h[i].m.payload = h[i].payload;
+		open_and_print(st, &h[i].m, clock_mono_ms() - h[i].since_ms < E2E_HOLD_MS);
+		free(h[i].topic);
+		free(h[i].payload);
+	}
+}
+
+static void on_message(void *arg, const struct moat_message *m)
+{
+	struct sub_state *st = arg;
+	struct cli_opts *o = st->o;
+
+	if (o->no_stale_retained && m->retain)
+		return;
+	for (int i = 0; i < o->filter_out_count; i++)
+		if (topic_matches(moat_bytes_str(o->filter_out[i]), moat_bytes_str(m->topic)))
+			return;
+	if (o->e2e != NULL)
+		open_and_print(st, m, true);
+	else
+		print_message(st, m);
 }
 
 static void on_subscribe(void *arg, uint16_t packet_id, const uint8_t *codes, size_t n)
@@ -90,9 +169,24 @@ int cli_sub_main(int argc, char **argv)
 
 	if (rc != 0)
 		return rc == 2 ? 0 : 1;
-	c = cli_connect(&o, &cb);
-	if (c == NULL)
+	if (cli_e2e_prepare(&o) != 0) {
+		cli_e2e_finish(&o);
 		return 1;
+	}
+	c = cli_connect(&o, &cb);
+	if (c == NULL || cli_e2e_attach(&o, c) != 0) {
+		moat_client_destroy(c);
+		cli_e2e_finish(&o);
+		return 1;
+	}
+	for (int i = 0; o.e2e != NULL && i < o.topic_count; i++) {
+		const char *why = NULL;
+
+		/* keys first, so retained messages find them */
+		if (moat_e2e_fetch(o.e2e, o.topics[i], MOAT_E2E_SUBSCRIBE, &why) < 0)
+			fprintf(stderr, "Warning: no key yet for %s: %s\n", o.topics[i],
+				why != NULL ? why : "unknown");
+	}
 	for (int i = 0; i < o.topic_count; i++) {
 		struct moat_sub_options so = { .qos = o.qos, .no_local = o.no_local,
 					       .retain_as_published = o.rap,
@@ -101,6 +195,7 @@ int cli_sub_main(int argc, char **argv)
 		if (moat_subscribe(c, o.topics[i], &so, NULL) < 0) {
 			fprintf(stderr, "Error: cannot subscribe to %s\n", o.topics[i]);
 			moat_client_destroy(c);
+			cli_e2e_finish(&o);
 			return 1;
 		}
 	}
@@ -116,6 +211,8 @@ int cli_sub_main(int argc, char **argv)
 			rc = 1;
 			break;
 		}
+		if (st.held_count > 0)
+			retry_held(&st);
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (o.timeout_s > 0 && now.tv_sec - start.tv_sec >= o.timeout_s) {
 			fprintf(stderr, "Timed out\n");
@@ -127,5 +224,10 @@ int cli_sub_main(int argc, char **argv)
 	}
 	moat_disconnect(c, 0);
 	moat_client_destroy(c);
+	for (size_t i = 0; i < st.held_count; i++) {
+		free(st.held[i].topic);
+		free(st.held[i].payload);
+	}
+	cli_e2e_finish(&o);
 	return st.failed ? 1 : rc;
 }
