@@ -127,7 +127,10 @@ struct moat_callbacks {
 	/* CONNACK: <rc> is the v5 reason code (3.1.1 codes are mapped). */
 	void (*on_connect)(void *arg, uint8_t rc, bool session_present);
 	void (*on_message)(void *arg, const struct moat_message *m);
-	/* A QoS 1/2 publish finished (acknowledged, or refused with rc >= 0x80). */
+	/* A QoS 1/2 publish finished (acknowledged, or refused with rc >= 0x80).
+	 * QoS 2 is settled by a successful PUBREC: its PUBCOMP reports 0 even
+	 * with 0x92 (the broker had released the id already, e.g. across its
+	 * restart). */
 	void (*on_publish_done)(void *arg, uint16_t packet_id, uint8_t rc);
 	/* SUBACK / UNSUBACK with one reason code per filter. */
 	void (*on_subscribe)(void *arg, uint16_t packet_id, const uint8_t *codes, size_t n);

@@ -845,6 +845,11 @@ static void finish_pend(struct moat_client *c, uint16_t packet_id, uint8_t type,
 		    (type == MQTT_PUBREC && rc >= 0x80)) {
 			pend_remove(c, pp);
 			c->inflight--;
+			/* a QoS 2 message was accepted with its PUBREC; a PUBCOMP
+			 * 0x92 (packet id not found) only says the broker released
+			 * it already, e.g. before it restarted: still delivered */
+			if (type == MQTT_PUBCOMP)
+				rc = 0;
 			if (c->cb.on_publish_done != NULL)
 				c->cb.on_publish_done(c->cb.arg, packet_id, rc);
 			pump(c);

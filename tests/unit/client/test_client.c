@@ -561,8 +561,10 @@ static void qos2_release_survives_a_restart(void **state)
 	assert_int_equal(p.ack.packet_id, id);
 	p = (struct mqtt_packet){ .type = MQTT_PUBCOMP };
 	p.ack.packet_id = id;
+	p.ack.rc = 0x92; /* the broker released it before it restarted */
 	fake_send(f, 5, &p);
 	assert_int_equal(f->done, 1);
+	assert_int_equal(f->last_done_rc, 0); /* delivered: settled by the PUBREC */
 	assert_int_equal(moat_pending_count(f->c), 0);
 	restart(f);
 	make_queue_client(f, true, MOAT_QUEUE_REFUSE_NEW, 0, 10);
