@@ -139,7 +139,8 @@ int cose_encrypt0_seal(const struct cose_group *g, const struct cose_seal_params
 	struct e2e_keys keys;
 	int rc;
 
-	if (!e2e_alg_is_valid(p->alg) || p->sender_id.len < 1 || p->sender_id.len > E2E_SENDER_ID_MAX)
+	if (!e2e_alg_is_valid(p->alg) || p->sender_id.len < 1 ||
+	    p->sender_id.len > E2E_SENDER_ID_MAX)
 		return MOAT_E_INVAL;
 	rc = cose_derive_keys(g, p->sender_id, p->alg, &keys);
 	if (rc == MOAT_OK)
@@ -399,7 +400,7 @@ int cose_encrypt0_open_keys(const struct cose_encrypt0 *e, const struct cose_gro
 	return rc;
 }
 
-static int ed25519(bool sign, const uint8_t *key, const struct buf *tbs, uint8_t *sig)
+static int ed25519(bool sign, const uint8_t *key, const uint8_t *msg, size_t len, uint8_t *sig)
 {
 	EVP_PKEY *pk;
 	EVP_MD_CTX *md;
@@ -417,13 +418,12 @@ static int ed25519(bool sign, const uint8_t *key, const struct buf *tbs, uint8_t
 	}
 	if (sign) {
 		if (EVP_DigestSignInit(md, NULL, NULL, NULL, pk) == 1 &&
-		    EVP_DigestSign(md, sig, &sig_len, buf_head(tbs), buf_used(tbs)) == 1 &&
+		    EVP_DigestSign(md, sig, &sig_len, msg, len) == 1 &&
 		    sig_len == COSE_ED25519_SIG_LEN)
 			rc = MOAT_OK;
 	} else {
 		if (EVP_DigestVerifyInit(md, NULL, NULL, NULL, pk) == 1 &&
-		    EVP_DigestVerify(md, sig, COSE_ED25519_SIG_LEN, buf_head(tbs), buf_used(tbs)) ==
-			1)
+		    EVP_DigestVerify(md, sig, COSE_ED25519_SIG_LEN, msg, len) == 1)
 			rc = MOAT_OK;
 	}
 	EVP_MD_CTX_free(md);
@@ -431,8 +431,21 @@ static int ed25519(bool sign, const uint8_t *key, const struct buf *tbs, uint8_t
 	return rc;
 }
 
+/* cose_sign_fn over an in-memory seed (<arg>) */
+static int sign_with_seed(void *arg, const uint8_t *msg, size_t len,
+			  uint8_t sig[COSE_ED25519_SIG_LEN])
+{
+	return ed25519(true, arg, msg, len, sig);
+}
+
 int cose_sign1_sign(const uint8_t seed[32], struct moat_bytes kid, struct moat_bytes topic,
 		    struct moat_bytes payload, struct buf *out)
+{
+	return cose_sign1_sign_with(sign_with_seed, (void *)seed, kid, topic, payload, out);
+}
+
+int cose_sign1_sign_with(cose_sign_fn *sign, void *sign_arg, struct moat_bytes kid,
+			 struct moat_bytes topic, struct moat_bytes payload, struct buf *out)
 {
 	struct buf prot = {0}, tbs = {0};
 	uint8_t sig[COSE_ED25519_SIG_LEN];
@@ -440,7 +453,7 @@ int cose_sign1_sign(const uint8_t seed[32], struct moat_bytes kid, struct moat_b
 	size_t mark = buf_used(out);
 	int rc;
 
-	if (kid.len < 1 || kid.len > COSE_SIGN1_KID_MAX || topic.len == 0)
+	if (sign == NULL || kid.len < 1 || kid.len > COSE_SIGN1_KID_MAX || topic.len == 0)
 		return MOAT_E_INVAL;
 	rc = cbor_put_map(&prot, 2);
 	if (rc == MOAT_OK)
@@ -455,7 +468,9 @@ int cose_sign1_sign(const uint8_t seed[32], struct moat_bytes kid, struct moat_b
 	if (rc == MOAT_OK)
 		rc = put_to_be_authenticated(&tbs, "Signature1", prot_view, topic, &payload);
 	if (rc == MOAT_OK)
-		rc = ed25519(true, seed, &tbs, sig);
+		rc = sign(sign_arg, buf_head(&tbs), buf_used(&tbs), sig);
+	if (rc > 0)
+		rc = MOAT_E_CRYPTO; /* a callback outside the contract */
 	if (rc == MOAT_OK)
 		rc = cbor_put_tag(out, COSE_TAG_SIGN1);
 	if (rc == MOAT_OK)
@@ -532,7 +547,7 @@ int cose_sign1_verify(const struct cose_sign1 *s, const uint8_t pub[32], struct 
 	memcpy(sig, s->signature.ptr, sizeof(sig));
 	rc = put_to_be_authenticated(&tbs, "Signature1", s->protected_hdr, topic, &s->payload);
 	if (rc == MOAT_OK) {
-		rc = ed25519(false, pub, &tbs, sig);
+		rc = ed25519(false, pub, buf_head(&tbs), buf_used(&tbs), sig);
 		if (rc == MOAT_E_CRYPTO)
 			set_why(why, "signature does not verify (altered, wrong signer or topic)",
 				rc);

@@ -131,6 +131,20 @@ int cose_encrypt0_open_keys(const struct cose_encrypt0 *e, const struct cose_gro
 int cose_sign1_sign(const uint8_t seed[32], struct moat_bytes kid, struct moat_bytes topic,
 		    struct moat_bytes payload, struct buf *out);
 
+/* Signs <len> bytes of <msg> with Ed25519 into <sig>: a signer whose key the
+ * caller does not hold in memory (a PKCS#11 token, the SC's signer). Returns
+ * MOAT_OK or a negative MOAT_E_* code. */
+typedef int cose_sign_fn(void *arg, const uint8_t *msg, size_t len,
+			 uint8_t sig[COSE_ED25519_SIG_LEN]);
+
+/*
+ * cose_sign1_sign with the signature made by <sign>(<sign_arg>, ...) over
+ * the Sig_structure: the same encoding, arguments and errors (and whatever
+ * <sign> returns).
+ */
+int cose_sign1_sign_with(cose_sign_fn *sign, void *sign_arg, struct moat_bytes kid,
+			 struct moat_bytes topic, struct moat_bytes payload, struct buf *out);
+
 /*
  * Parses the untrusted bytes <env> into <s>: tag 18, protected {1: -8,
  * 4: kid} and nothing else, empty unprotected header, an attached payload
