@@ -1,7 +1,8 @@
 /*
  * Internals shared by the registry's files (registry.c: open, migrations,
  * transactions, audit; reg_thing.c: things and attributes; reg_cred.c:
- * keys, certificates, sender ids, CRL numbers). Not for other modules.
+ * keys, certificates, sender ids, CRL numbers; groups.c: group keys and
+ * epochs; revlist.c: revocation list numbers). Not for other modules.
  */
 #ifndef MOAT_SC_REGISTRY_IMPL_H
 #define MOAT_SC_REGISTRY_IMPL_H

@@ -14,16 +14,18 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/crypto.h>
 #include <openssl/pem.h>
 
 #include <moat/error.h>
 
 #include "sc/ca.h"
+#include "sc/groups.h"
 
 static const char usage[] =
     "usage: moat-sc [--dir DIR] COMMAND ...\n"
     "  init [--name NAME]             create DIR (0700): registry.db, ca.key + ca.pem (P-256),\n"
-    "                                 token.key (Ed25519) + token.pub\n"
+    "                                 token.key (Ed25519) + token.pub, store.key (group keys)\n"
     "  thing add NAME [--attr k=v]... [--csr FILE] [--broker [--san DNS:h|IP:a]...]\n"
     "            [--days N] --out OUT register NAME and issue its certificate into OUT:\n"
     "                                 cert.pem, ca.pem, and key.pem (0600) when no --csr\n"
@@ -232,10 +234,17 @@ static int cmd_init(const struct opts *o, struct moat_diag *d)
 			rc = MOAT_E_IO;
 		}
 	}
+	if (rc == MOAT_OK) {
+		uint8_t store_key[GROUPS_STORE_KEY_LEN];
+
+		rc = groups_store_key_load(in_dir(&sc, o->dir, "store.key"), true, store_key, d);
+		OPENSSL_cleanse(store_key, sizeof(store_key));
+	}
 	if (rc == MOAT_OK)
 		rc = reg_audit_append(sc.reg, sc.actor, "sc.init", NULL, NULL, d);
 	if (rc == MOAT_OK)
-		printf("initialized %s: registry.db, ca.key, ca.pem, token.key, token.pub\n",
+		printf("initialized %s: registry.db, ca.key, ca.pem, token.key, token.pub, "
+		       "store.key\n",
 		       o->dir);
 	free(pub);
 	signer_destroy(token);
