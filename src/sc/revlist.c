@@ -5,7 +5,6 @@
  */
 #include "sc/revlist.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include <moat/error.h>
@@ -65,36 +64,6 @@ static int put_names(struct buf *b, unsigned key, const struct names *n)
 	return rc;
 }
 
-static int next_serial(struct registry *r, const char *actor, uint64_t *serial,
-		       struct moat_diag *diag)
-{
-	char detail[48];
-	sqlite3_stmt *st;
-	int64_t n = 0;
-	int rc = reg_begin(r, diag);
-
-	if (rc < 0)
-		return rc;
-	rc = reg_prepare(r, &st,
-			 "UPDATE ca_state SET revlist_number = revlist_number + 1 WHERE id = 1"
-			 " RETURNING revlist_number",
-			 diag);
-	if (rc < 0)
-		return reg_end(r, rc, diag);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	else
-		rc = reg_db_fail(r, diag, "revocation list serial");
-	sqlite3_finalize(st);
-	snprintf(detail, sizeof(detail), "{\"serial\":%lld}", (long long)n);
-	if (rc == MOAT_OK)
-		rc = reg_audit_in_tx(r, actor, "revlist.issue", NULL, detail, diag);
-	rc = reg_end(r, rc, diag);
-	if (rc == MOAT_OK)
-		*serial = (uint64_t)n;
-	return rc;
-}
-
 static int put_payload(struct buf *p, uint64_t serial, int64_t now_s, int64_t next_update_s,
 		       const struct names lists[3], bool with_jtis)
 {
@@ -123,7 +92,7 @@ int revlist_build(struct registry *r, const char *actor, int64_t now_s, int64_t 
 {
 	struct names lists[3] = {{{0}, 0, MOAT_OK}, {{0}, 0, MOAT_OK}, {{0}, 0, MOAT_OK}};
 	struct buf payload = {0};
-	uint64_t n = 0;
+	int64_t n = 0;
 	int rc = reg_check_actor(actor, diag);
 
 	if (rc == MOAT_OK && next_update_s <= 0)
@@ -140,9 +109,12 @@ int revlist_build(struct registry *r, const char *actor, int64_t now_s, int64_t 
 		rc = reg_fail(diag, rc, "revocation list: more than %d entries in a list",
 			      REVLIST_MAX_ENTRIES);
 	if (rc == MOAT_OK)
-		rc = next_serial(r, actor, &n, diag);
+		rc = reg_counter_next(r, actor,
+				      "UPDATE ca_state SET revlist_number = revlist_number + 1"
+				      " WHERE id = 1 RETURNING revlist_number",
+				      "revlist.issue", "serial", &n, diag);
 	if (rc == MOAT_OK)
-		rc = put_payload(&payload, n, now_s, next_update_s, lists, jtis != NULL);
+		rc = put_payload(&payload, (uint64_t)n, now_s, next_update_s, lists, jtis != NULL);
 	if (rc == MOAT_OK)
 		rc = cose_sign1_sign_with(
 		    sign, sign_arg, moat_bytes_str(KEYREL_SC_KID), moat_bytes_str(REVLIST_TOPIC),
@@ -150,7 +122,7 @@ int revlist_build(struct registry *r, const char *actor, int64_t now_s, int64_t 
 	if (rc < 0 && diag != NULL && diag->msg[0] == '\0')
 		reg_fail(diag, rc, "revocation list: %s", moat_strerror(rc));
 	if (rc == MOAT_OK && serial != NULL)
-		*serial = n;
+		*serial = (uint64_t)n;
 	for (int i = 0; i < 3; i++)
 		buf_fini(&lists[i].items);
 	buf_fini(&payload);

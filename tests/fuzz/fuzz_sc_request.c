@@ -18,6 +18,9 @@
 
 #include "sc/keyserver.h"
 
+#include "../unit/e2e/keys_testkit.h"
+#include "../unit/sc/sc_testkit.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define NOW 1764567890
@@ -26,48 +29,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char policies[] = "{\"policies\":[{\"filter\":\"plant/#\",\"publish\":\"role == "
 			       "sensor\",\"subscribe\":\"role == sensor\"}]}";
 
-static char dir[64];
+static struct sc_tmp tmp;
 static struct registry *reg;
 static struct topic_policy_set *set;
 static struct keyserver *ks;
 static uint8_t sc_seed[32], sc_pub[32];
 
-static void raw_pub(int type, uint8_t fill, uint8_t pub[32])
+static void pub_of(int type, uint8_t fill, uint8_t pub[32])
 {
 	uint8_t seed[32];
-	size_t len = 32;
-	EVP_PKEY *pk;
 
 	memset(seed, fill, sizeof(seed));
-	pk = EVP_PKEY_new_raw_private_key(type, NULL, seed, 32);
-	if (pk == NULL || EVP_PKEY_get_raw_public_key(pk, pub, &len) != 1)
-		abort();
-	EVP_PKEY_free(pk);
-}
-
-static int sc_sign(void *arg, const uint8_t *msg, size_t len, uint8_t sig[64])
-{
-	EVP_PKEY *pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, arg, 32);
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	size_t n = 64;
-	int ok = pk != NULL && md != NULL && EVP_DigestSignInit(md, NULL, NULL, NULL, pk) == 1 &&
-		 EVP_DigestSign(md, sig, &n, msg, len) == 1;
-
-	EVP_MD_CTX_free(md);
-	EVP_PKEY_free(pk);
-	return ok ? MOAT_OK : MOAT_E_CRYPTO;
+	testkit_raw_pub(type, seed, pub);
 }
 
 static void cleanup(void)
 {
-	char cmd[128];
-
 	keyserver_destroy(ks);
 	topic_policy_set_destroy(set);
-	reg_close(reg);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
+	sc_tmp_remove(&tmp, reg);
 }
 
 static void init(void)
@@ -78,25 +58,20 @@ static void init(void)
 	struct moat_diag d = {0};
 	struct policy_diag pd = {0};
 	uint8_t pub[32], store_key[32];
-	char path[96];
 
-	snprintf(dir, sizeof(dir), "/tmp/moat-fuzz-sc-XXXXXX");
-	if (mkdtemp(dir) == NULL)
-		abort();
-	snprintf(path, sizeof(path), "%s/registry.db", dir);
+	sc_tmp_open(&tmp, "moat-fuzz-sc", &reg);
 	memset(sc_seed, 0x24, sizeof(sc_seed));
-	raw_pub(EVP_PKEY_ED25519, 0x24, sc_pub);
+	pub_of(EVP_PKEY_ED25519, 0x24, sc_pub);
 	memset(store_key, 0x55, sizeof(store_key));
-	if (reg_open(&reg, path, &d) != MOAT_OK ||
-	    reg_thing_create(reg, "fuzz", "dev1", &role, 1, NULL, &d) != MOAT_OK)
+	if (reg_thing_create(reg, "fuzz", "dev1", &role, 1, NULL, &d) != MOAT_OK)
 		abort();
-	raw_pub(EVP_PKEY_ED25519, 0x42, pub);
+	pub_of(EVP_PKEY_ED25519, 0x42, pub);
 	if (reg_key_add(reg, "fuzz", "dev1", REG_KEY_ED25519_SIGN, pub, &d) != MOAT_OK)
 		abort();
-	raw_pub(EVP_PKEY_X25519, 0x33, pub);
+	pub_of(EVP_PKEY_X25519, 0x33, pub);
 	if (reg_key_add(reg, "fuzz", "dev1", REG_KEY_X25519_AGREE, pub, &d) != MOAT_OK ||
 	    topic_policy_set_parse(&set, policies, sizeof(policies) - 1, &pd) != MOAT_OK ||
-	    keyserver_create(&ks, reg, store_key, sc_sign, sc_seed, &cfg) != MOAT_OK)
+	    keyserver_create(&ks, reg, store_key, testkit_ed25519_sign, sc_seed, &cfg) != MOAT_OK)
 		abort();
 	keyserver_set_policies(ks, set);
 	atexit(cleanup);

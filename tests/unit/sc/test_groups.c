@@ -22,10 +22,10 @@
 #include <moat/error.h>
 
 #include "sc/groups.h"
+#include "sc_testkit.h"
 
 struct fx {
-	char dir[64];
-	char path[128];
+	struct sc_tmp t;
 	struct registry *r;
 	uint8_t key[GROUPS_STORE_KEY_LEN];
 	struct moat_diag d;
@@ -44,10 +44,7 @@ static int setup(void **state)
 	struct reg_attr a = {"role", "sensor"};
 
 	now_s = 1700000000;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/moat-sc-grp-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/registry.db", f->dir);
-	assert_int_equal(reg_open(&f->r, f->path, &f->d), MOAT_OK);
+	sc_tmp_open(&f->t, "moat-sc-grp", &f->r);
 	reg_set_clock(f->r, fake_now);
 	memset(f->key, 0x5c, sizeof(f->key));
 	assert_int_equal(reg_thing_create(f->r, "test", "dev1", &a, 1, NULL, &f->d), MOAT_OK);
@@ -59,11 +56,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[160];
 
-	reg_close(f->r);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
+	sc_tmp_remove(&f->t, f->r);
 	free(f);
 	return 0;
 }
@@ -85,7 +79,7 @@ static void store_key_file(void **state)
 	char path[160];
 	struct stat sb;
 
-	snprintf(path, sizeof(path), "%s/store.key", f->dir);
+	snprintf(path, sizeof(path), "%s/store.key", f->t.dir);
 	assert_int_equal(groups_store_key_load(path, false, a, &f->d), MOAT_E_NOTFOUND);
 	assert_int_equal(groups_store_key_load(path, true, a, &f->d), MOAT_OK);
 	assert_int_equal(stat(path, &sb), 0);
@@ -102,21 +96,6 @@ static void store_key_file(void **state)
 	assert_int_equal(groups_store_key_load(path, false, b, &f->d), MOAT_E_PARSE);
 }
 
-static int count_rows(struct fx *f, const char *sql)
-{
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	int n;
-
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	n = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
-}
-
 static void migrates_schema_1_to_2(void **state)
 {
 	struct fx *f = *state;
@@ -127,7 +106,7 @@ static void migrates_schema_1_to_2(void **state)
 	/* take the database back to what schema 1 wrote */
 	reg_close(f->r);
 	f->r = NULL;
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->t.path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
 				      "DROP TABLE grants; DROP TABLE epochs; DROP TABLE groups;"
 				      "ALTER TABLE ca_state DROP COLUMN revlist_number;"
@@ -135,10 +114,10 @@ static void migrates_schema_1_to_2(void **state)
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	sqlite3_close(db);
-	assert_int_equal(count_rows(f, "SELECT count(*) FROM sqlite_schema WHERE name = 'groups'"),
-			 0);
-	assert_int_equal(reg_open(&f->r, f->path, &f->d), MOAT_OK);
-	assert_int_equal(count_rows(f, "SELECT version FROM schema_version"), 2);
+	assert_int_equal(
+	    sc_tmp_count(&f->t, "SELECT count(*) FROM sqlite_schema WHERE name = 'groups'"), 0);
+	assert_int_equal(reg_open(&f->r, f->t.path, &f->d), MOAT_OK);
+	assert_int_equal(sc_tmp_count(&f->t, "SELECT version FROM schema_version"), 2);
 	assert_int_equal(reg_thing_get(f->r, "dev1", &t, &f->d), MOAT_OK);
 	assert_int_equal(groups_current(f->r, f->key, "test", "a/#", 60, &e, &f->d), MOAT_OK);
 	assert_int_equal(e.key.epoch, 1);
@@ -170,10 +149,11 @@ static void group_per_filter_and_epoch_one(void **state)
 			 MOAT_E_INVAL);
 	assert_int_equal(groups_current(f->r, f->key, "test", "", 100, &c, &f->d), MOAT_E_INVAL);
 	assert_int_equal(groups_current(f->r, f->key, "test", "x", 0, &c, &f->d), MOAT_E_INVAL);
-	assert_int_equal(count_rows(f, "SELECT count(*) FROM audit WHERE action = 'group.create'"),
-			 2);
+	assert_int_equal(
+	    sc_tmp_count(&f->t, "SELECT count(*) FROM audit WHERE action = 'group.create'"), 2);
 	/* the database holds no master secret in clear */
-	assert_int_equal(count_rows(f, "SELECT count(*) FROM epochs WHERE length(sealed) = 60"), 2);
+	assert_int_equal(
+	    sc_tmp_count(&f->t, "SELECT count(*) FROM epochs WHERE length(sealed) = 60"), 2);
 	groups_epoch_wipe(&a);
 	groups_epoch_wipe(&b);
 	groups_epoch_wipe(&c);
@@ -218,8 +198,9 @@ static void rotation_and_grace(void **state)
 	assert_int_equal(
 	    groups_rotate(f->r, f->key, "test", one.key.group_id, 100, "Bad reason", NULL, &f->d),
 	    MOAT_E_INVAL);
-	assert_int_equal(count_rows(f, "SELECT count(*) FROM audit WHERE action = 'group.rotate'"
-				       " AND json_extract(detail, '$.reason') = 'revocation'"),
+	assert_int_equal(sc_tmp_count(&f->t,
+				      "SELECT count(*) FROM audit WHERE action = 'group.rotate'"
+				      " AND json_extract(detail, '$.reason') = 'revocation'"),
 			 1);
 	groups_epoch_wipe(&one);
 	groups_epoch_wipe(&two);
@@ -260,7 +241,7 @@ static void sender_ids_reused(void **state)
 	assert_int_equal(nc, 1);
 	assert_int_equal(a[0], c[0]);
 	assert_int_not_equal(a[0], b[0]);
-	assert_int_equal(count_rows(f, "SELECT count(*) FROM sender_ids"), 2);
+	assert_int_equal(sc_tmp_count(&f->t, "SELECT count(*) FROM sender_ids"), 2);
 	groups_epoch_wipe(&e);
 }
 
@@ -305,7 +286,7 @@ static void grants_and_listings(void **state)
 	assert_string_equal(dev1.filters[0], "plant/#");
 	assert_int_equal(groups_list_granted(f->r, "dev2", collect, &dev2, &f->d), MOAT_OK);
 	assert_int_equal(dev2.n, 0);
-	assert_int_equal(count_rows(f, "SELECT count(*) FROM grants"), 2);
+	assert_int_equal(sc_tmp_count(&f->t, "SELECT count(*) FROM grants"), 2);
 	groups_epoch_wipe(&p);
 	groups_epoch_wipe(&q);
 }

@@ -27,6 +27,8 @@
 #include "e2e/alg.h"
 #include "sc/keyserver.h"
 #include "sc/reqguard.h"
+#include "sc_testkit.h"
+#include "../e2e/keys_testkit.h"
 
 #define NOW 1764567890
 
@@ -36,7 +38,7 @@ static const char policies_json[] =
     "\"alg\":\"aes-256-gcm\"}]}";
 
 struct fx {
-	char dir[64], path[128];
+	struct sc_tmp t;
 	struct registry *r;
 	struct topic_policy_set *set;
 	struct keyserver *ks;
@@ -45,35 +47,12 @@ struct fx {
 
 static uint8_t sc_seed[32], sc_pub[32];
 
-static void raw_pub(int type, const uint8_t seed[32], uint8_t pub[32])
-{
-	EVP_PKEY *pk = EVP_PKEY_new_raw_private_key(type, NULL, seed, 32);
-	size_t len = 32;
-
-	assert_non_null(pk);
-	assert_int_equal(EVP_PKEY_get_raw_public_key(pk, pub, &len), 1);
-	EVP_PKEY_free(pk);
-}
-
 /* A device's keys, derived from its name. */
 static void device_keys(const char *name, uint8_t ed_seed[32], uint8_t x_sk[32])
 {
 	SHA256((const uint8_t *)name, strlen(name), ed_seed);
 	memcpy(x_sk, ed_seed, 32);
 	x_sk[0] ^= 0xff;
-}
-
-static int sc_sign(void *arg, const uint8_t *msg, size_t len, uint8_t sig[64])
-{
-	EVP_PKEY *pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, arg, 32);
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	size_t n = 64;
-	int ok = pk != NULL && md != NULL && EVP_DigestSignInit(md, NULL, NULL, NULL, pk) == 1 &&
-		 EVP_DigestSign(md, sig, &n, msg, len) == 1;
-
-	EVP_MD_CTX_free(md);
-	EVP_PKEY_free(pk);
-	return ok ? MOAT_OK : MOAT_E_CRYPTO;
 }
 
 static void add_thing(struct fx *f, const char *name, const char *role)
@@ -85,9 +64,9 @@ static void add_thing(struct fx *f, const char *name, const char *role)
 	snprintf(a[0].value, sizeof(a[0].value), "%s", role);
 	assert_int_equal(reg_thing_create(f->r, "test", name, a, 2, NULL, &d), MOAT_OK);
 	device_keys(name, seed, x);
-	raw_pub(EVP_PKEY_ED25519, seed, pub);
+	testkit_raw_pub(EVP_PKEY_ED25519, seed, pub);
 	assert_int_equal(reg_key_add(f->r, "test", name, REG_KEY_ED25519_SIGN, pub, &d), MOAT_OK);
-	raw_pub(EVP_PKEY_X25519, x, pub);
+	testkit_raw_pub(EVP_PKEY_X25519, x, pub);
 	assert_int_equal(reg_key_add(f->r, "test", name, REG_KEY_X25519_AGREE, pub, &d), MOAT_OK);
 }
 
@@ -99,11 +78,8 @@ static int setup_cfg(void **state, const struct keyserver_config *cfg)
 
 	for (int i = 0; i < 32; i++)
 		sc_seed[i] = (uint8_t)(0x40 + i);
-	raw_pub(EVP_PKEY_ED25519, sc_seed, sc_pub);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/moat-sc-ks-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/registry.db", f->dir);
-	assert_int_equal(reg_open(&f->r, f->path, &d), MOAT_OK);
+	testkit_raw_pub(EVP_PKEY_ED25519, sc_seed, sc_pub);
+	sc_tmp_open(&f->t, "moat-sc-ks", &f->r);
 	add_thing(f, "dev1", "sensor");
 	add_thing(f, "dev2", "viewer");
 	add_thing(f, "dev3", "sensor");
@@ -112,8 +88,9 @@ static int setup_cfg(void **state, const struct keyserver_config *cfg)
 	    topic_policy_set_parse(&f->set, policies_json, sizeof(policies_json) - 1, &pd),
 	    MOAT_OK);
 	memset(f->store_key, 0x17, sizeof(f->store_key));
-	assert_int_equal(keyserver_create(&f->ks, f->r, f->store_key, sc_sign, sc_seed, cfg),
-			 MOAT_OK);
+	assert_int_equal(
+	    keyserver_create(&f->ks, f->r, f->store_key, testkit_ed25519_sign, sc_seed, cfg),
+	    MOAT_OK);
 	keyserver_set_policies(f->ks, f->set);
 	*state = f;
 	return 0;
@@ -134,13 +111,10 @@ static int setup_slow(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[160];
 
 	keyserver_destroy(f->ks);
 	topic_policy_set_destroy(f->set);
-	reg_close(f->r);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
+	sc_tmp_remove(&f->t, f->r);
 	free(f);
 	return 0;
 }
@@ -175,7 +149,7 @@ static enum keyrel_status ask_at(struct fx *f, const struct ask *a, int64_t now,
 	const char *why = NULL;
 
 	device_keys(a->agree_of != NULL ? a->agree_of : a->client, other, x);
-	raw_pub(EVP_PKEY_X25519, x, xpub);
+	testkit_raw_pub(EVP_PKEY_X25519, x, xpub);
 	SHA256(xpub, 32, req.agree_fpr);
 	memset(req.nonce, a->nonce, sizeof(req.nonce));
 	device_keys(a->signer != NULL ? a->signer : a->client, seed, other);
@@ -208,21 +182,6 @@ static enum keyrel_status ask(struct fx *f, const struct ask *a, struct keyrel_g
 	return ask_at(f, a, NOW, g, &res);
 }
 
-static int count_rows(struct fx *f, const char *sql)
-{
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	int n;
-
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	n = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
-}
-
 static int refusals(struct fx *f, const char *status)
 {
 	char sql[200];
@@ -231,7 +190,7 @@ static int refusals(struct fx *f, const char *status)
 		 "SELECT count(*) FROM audit WHERE action = 'key.refused'"
 		 " AND json_extract(detail, '$.status') = '%s'",
 		 status);
-	return count_rows(f, sql);
+	return sc_tmp_count(&f->t, sql);
 }
 
 static void grant_publish_and_subscribe(void **state)
@@ -266,14 +225,15 @@ static void grant_publish_and_subscribe(void **state)
 	assert_int_equal(ask(f, &a, &g2), KEYREL_OK);
 	assert_int_equal(g2.sender_id_len, 0);
 	assert_memory_equal(g2.group.master_secret, e.key.master_secret, 32);
-	assert_int_equal(count_rows(f, "SELECT count(*) FROM grants"), 3);
-	assert_int_equal(count_rows(f, "SELECT count(*) FROM audit WHERE action = 'key.released'"
-				       " AND thing = 'dev2' AND json_extract(detail, '$.intent')"
-				       " = 'subscribe' AND json_extract(detail, '$.epoch') = 1"),
+	assert_int_equal(sc_tmp_count(&f->t, "SELECT count(*) FROM grants"), 3);
+	assert_int_equal(sc_tmp_count(&f->t,
+				      "SELECT count(*) FROM audit WHERE action = 'key.released'"
+				      " AND thing = 'dev2' AND json_extract(detail, '$.intent')"
+				      " = 'subscribe' AND json_extract(detail, '$.epoch') = 1"),
 			 1);
 	/* no secret in any audit row */
-	assert_int_equal(count_rows(f, "SELECT count(*) FROM audit WHERE detail LIKE '%secret%'"),
-			 0);
+	assert_int_equal(
+	    sc_tmp_count(&f->t, "SELECT count(*) FROM audit WHERE detail LIKE '%secret%'"), 0);
 	groups_epoch_wipe(&e);
 }
 
@@ -288,10 +248,11 @@ static void refusals_with_status_and_audit(void **state)
 	assert_int_equal(ask(f, &a, &g), KEYREL_DENIED);
 	assert_string_equal(g.reason, "the thing's attributes do not satisfy the policy");
 	assert_int_equal(refusals(f, "denied"), 1);
-	assert_int_equal(count_rows(f, "SELECT count(*) FROM audit WHERE action = 'key.refused'"
-				       " AND thing = 'dev2' AND json_extract(detail, '$.topic')"
-				       " = 'plant/1/temp' AND json_extract(detail, '$.intent')"
-				       " = 'publish'"),
+	assert_int_equal(sc_tmp_count(&f->t,
+				      "SELECT count(*) FROM audit WHERE action = 'key.refused'"
+				      " AND thing = 'dev2' AND json_extract(detail, '$.topic')"
+				      " = 'plant/1/temp' AND json_extract(detail, '$.intent')"
+				      " = 'publish'"),
 			 1);
 
 	a = (struct ask){.client = "ghost",
@@ -342,11 +303,13 @@ static void refusals_with_status_and_audit(void **state)
 	assert_int_equal(refusals(f, "revoked"), 1);
 	assert_int_equal(refusals(f, "stale"), 2);
 	assert_int_equal(refusals(f, "bad-request"), 4);
-	assert_int_equal(count_rows(f, "SELECT count(*) FROM audit WHERE action = 'key.refused'"
-				       " AND thing IS NULL AND json_extract(detail, '$.client_id')"
-				       " = 'ghost'"),
+	assert_int_equal(sc_tmp_count(&f->t,
+				      "SELECT count(*) FROM audit WHERE action = 'key.refused'"
+				      " AND thing IS NULL AND json_extract(detail, '$.client_id')"
+				      " = 'ghost'"),
 			 0); /* "ghost" is a valid name: audited under it */
-	assert_int_equal(count_rows(f, "SELECT count(*) FROM audit WHERE thing = 'ghost'"), 1);
+	assert_int_equal(sc_tmp_count(&f->t, "SELECT count(*) FROM audit WHERE thing = 'ghost'"),
+			 1);
 }
 
 static void rate_limited(void **state)
@@ -397,8 +360,8 @@ static void older_epoch_in_grace(void **state)
 	a.nonce = 4;
 	a.epoch = 3;
 	assert_int_equal(ask_at(f, &a, NOW, &g, &res), KEYREL_NO_EPOCH);
-	assert_int_equal(count_rows(f, "SELECT count(*) FROM epochs WHERE retired_at IS NOT NULL"),
-			 1);
+	assert_int_equal(
+	    sc_tmp_count(&f->t, "SELECT count(*) FROM epochs WHERE retired_at IS NOT NULL"), 1);
 }
 
 static void garbage_gets_no_answer(void **state)
@@ -410,7 +373,7 @@ static void garbage_gets_no_answer(void **state)
 	    .op = KEYREL_GET_TOKEN, .client_id = moat_bytes_str("dev1"), .iat = NOW};
 	struct buf msg = {0}, out = {0};
 	uint8_t seed[32], x[32];
-	int before = count_rows(f, "SELECT count(*) FROM audit");
+	int before = sc_tmp_count(&f->t, "SELECT count(*) FROM audit");
 
 	assert_int_equal(keyserver_handle(f->ks, (struct moat_bytes){junk, sizeof(junk)},
 					  moat_bytes_str("$sc/req/dev1"), NOW, &out, &res),
@@ -424,7 +387,7 @@ static void garbage_gets_no_answer(void **state)
 			 MOAT_E_PROTOCOL);
 	assert_false(res.answered);
 	assert_int_equal(buf_used(&out), 0);
-	assert_int_equal(count_rows(f, "SELECT count(*) FROM audit"), before);
+	assert_int_equal(sc_tmp_count(&f->t, "SELECT count(*) FROM audit"), before);
 	buf_fini(&msg);
 	buf_fini(&out);
 }

@@ -20,29 +20,18 @@
 #include "broker/revocation.h"
 #include "broker/sc_topics.h"
 #include "sc/revlist.h"
+#include "sc_testkit.h"
+#include "../e2e/keys_testkit.h"
 
 #define NOW 1764567890
 
 struct fx {
-	char dir[64], path[128];
+	struct sc_tmp t;
 	struct registry *r;
 	struct moat_diag d;
 };
 
 static uint8_t sc_seed[32], sc_pub[32];
-
-static int sc_sign(void *arg, const uint8_t *msg, size_t len, uint8_t sig[64])
-{
-	EVP_PKEY *pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, arg, 32);
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	size_t n = 64;
-	int ok = pk != NULL && md != NULL && EVP_DigestSignInit(md, NULL, NULL, NULL, pk) == 1 &&
-		 EVP_DigestSign(md, sig, &n, msg, len) == 1;
-
-	EVP_MD_CTX_free(md);
-	EVP_PKEY_free(pk);
-	return ok ? MOAT_OK : MOAT_E_CRYPTO;
-}
 
 static void record_cert(struct fx *f, const char *serial, const char *thing, int64_t not_after)
 {
@@ -57,17 +46,10 @@ static void record_cert(struct fx *f, const char *serial, const char *thing, int
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	EVP_PKEY *pk;
-	size_t len = 32;
 
 	memset(sc_seed, 0x24, sizeof(sc_seed));
-	pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, sc_seed, 32);
-	assert_int_equal(EVP_PKEY_get_raw_public_key(pk, sc_pub, &len), 1);
-	EVP_PKEY_free(pk);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/moat-sc-rl-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/registry.db", f->dir);
-	assert_int_equal(reg_open(&f->r, f->path, &f->d), MOAT_OK);
+	testkit_raw_pub(EVP_PKEY_ED25519, sc_seed, sc_pub);
+	sc_tmp_open(&f->t, "moat-sc-rl", &f->r);
 	for (int i = 1; i <= 3; i++) {
 		char name[8];
 
@@ -85,11 +67,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[160];
 
-	reg_close(f->r);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
+	sc_tmp_remove(&f->t, f->r);
 	free(f);
 	return 0;
 }
@@ -114,9 +93,9 @@ static void broker_accepts_the_list(void **state)
 	uint64_t serial = 0;
 
 	assert_string_equal(REVLIST_TOPIC, SC_REVOKED_TOPIC);
-	assert_int_equal(
-	    revlist_build(f->r, "test", NOW, 3600, NULL, sc_sign, sc_seed, &b, &serial, &f->d),
-	    MOAT_OK);
+	assert_int_equal(revlist_build(f->r, "test", NOW, 3600, NULL, testkit_ed25519_sign, sc_seed,
+				       &b, &serial, &f->d),
+			 MOAT_OK);
 	assert_int_equal(serial, 1);
 	rl = parse(&b);
 	assert_int_equal(rl->serial, 1);
@@ -129,9 +108,9 @@ static void broker_accepts_the_list(void **state)
 
 	assert_int_equal(reg_thing_revoke(f->r, "test", "dev1", 1, &f->d), MOAT_OK);
 	assert_int_equal(reg_thing_revoke(f->r, "test", "dev3", 0, &f->d), MOAT_OK);
-	assert_int_equal(
-	    revlist_build(f->r, "test", NOW, 3600, jtis, sc_sign, sc_seed, &b, &serial, &f->d),
-	    MOAT_OK);
+	assert_int_equal(revlist_build(f->r, "test", NOW, 3600, jtis, testkit_ed25519_sign, sc_seed,
+				       &b, &serial, &f->d),
+			 MOAT_OK);
 	assert_int_equal(serial, 2);
 	rl = parse(&b);
 	assert_int_equal(rl->serial, 2);
@@ -156,15 +135,15 @@ static void serial_survives_reopen_and_tampering_is_refused(void **state)
 	const char *why = NULL;
 	uint64_t serial = 0;
 
-	assert_int_equal(
-	    revlist_build(f->r, "test", NOW, 60, NULL, sc_sign, sc_seed, &b, &serial, &f->d),
-	    MOAT_OK);
+	assert_int_equal(revlist_build(f->r, "test", NOW, 60, NULL, testkit_ed25519_sign, sc_seed,
+				       &b, &serial, &f->d),
+			 MOAT_OK);
 	buf_fini(&b);
 	reg_close(f->r);
-	assert_int_equal(reg_open(&f->r, f->path, &f->d), MOAT_OK);
-	assert_int_equal(
-	    revlist_build(f->r, "test", NOW, 60, NULL, sc_sign, sc_seed, &b, &serial, &f->d),
-	    MOAT_OK);
+	assert_int_equal(reg_open(&f->r, f->t.path, &f->d), MOAT_OK);
+	assert_int_equal(revlist_build(f->r, "test", NOW, 60, NULL, testkit_ed25519_sign, sc_seed,
+				       &b, &serial, &f->d),
+			 MOAT_OK);
 	assert_int_equal(serial, 2);
 	for (size_t i = 0; i < buf_used(&b); i++) {
 		buf_head(&b)[i] ^= 0x01;
@@ -179,9 +158,9 @@ static void serial_survives_reopen_and_tampering_is_refused(void **state)
 	assert_int_not_equal(
 	    revocation_parse((struct moat_bytes){buf_head(&b), buf_used(&b)}, other, &rl, &why),
 	    MOAT_OK);
-	assert_int_equal(
-	    revlist_build(f->r, "test", NOW, 0, NULL, sc_sign, sc_seed, &b, &serial, &f->d),
-	    MOAT_E_INVAL);
+	assert_int_equal(revlist_build(f->r, "test", NOW, 0, NULL, testkit_ed25519_sign, sc_seed,
+				       &b, &serial, &f->d),
+			 MOAT_E_INVAL);
 	buf_fini(&b);
 }
 
