@@ -5,8 +5,6 @@
  */
 #include "sc/serve.h"
 
-#include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +22,7 @@
 
 #include "sc/groups.h"
 #include "sc/keyserver.h"
+#include "sc/mailbox.h"
 #include "sc/revlist.h"
 #include "sc/signer.h"
 
@@ -39,18 +38,7 @@ enum {
 	ALERT_DETAIL_AUDIT = 200, /* bytes of an alert's detail kept in the audit row */
 };
 
-enum job_kind { JOB_NONE, JOB_REVOKED, JOB_ROTATE, JOB_POLICIES };
-
-/* One admin request waiting for the main thread. */
-struct mailbox {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	enum job_kind kind;
-	char arg[GROUPS_FILTER_MAX + 1];
-	bool busy, taken, done, stopping;
-	int rc;
-	struct moat_diag d;
-};
+enum job_kind { JOB_REVOKED = 1, JOB_ROTATE, JOB_POLICIES };
 
 struct serve {
 	const struct serve_opts *o;
@@ -540,48 +528,6 @@ static void on_disconnect(void *arg, int err, uint8_t rc)
 
 /* ---- the admin hooks' mailbox ---- */
 
-static int post(struct serve *s, enum job_kind kind, const char *arg, struct moat_diag *d)
-{
-	struct mailbox *b = &s->box;
-	struct timespec until;
-	int rc = MOAT_OK;
-
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += HOOK_WAIT_S;
-	pthread_mutex_lock(&b->mu);
-	while (b->busy && !b->stopping && rc == MOAT_OK)
-		if (pthread_cond_timedwait(&b->cv, &b->mu, &until) == ETIMEDOUT)
-			rc = MOAT_E_TIMEOUT;
-	if (rc == MOAT_OK && !b->stopping) {
-		b->kind = kind;
-		snprintf(b->arg, sizeof(b->arg), "%s", arg != NULL ? arg : "");
-		b->busy = true;
-		b->taken = b->done = false;
-		/* once the main thread took it, wait for its end whatever it takes */
-		while (!b->done && !b->stopping) {
-			if (b->taken) {
-				pthread_cond_wait(&b->cv, &b->mu);
-			} else if (pthread_cond_timedwait(&b->cv, &b->mu, &until) == ETIMEDOUT &&
-				   !b->taken) {
-				rc = MOAT_E_TIMEOUT;
-				break;
-			}
-		}
-		if (b->done) {
-			rc = b->rc;
-			*d = b->d;
-		}
-		b->busy = false;
-		pthread_cond_broadcast(&b->cv);
-	}
-	if (b->stopping && rc == MOAT_OK)
-		rc = MOAT_E_CLOSED;
-	pthread_mutex_unlock(&b->mu);
-	if (rc == MOAT_E_TIMEOUT || rc == MOAT_E_CLOSED)
-		snprintf(d->msg, sizeof(d->msg), "the SC daemon did not take the request");
-	return rc;
-}
-
 static int find_group(struct serve *s, const char *filter, uint8_t group_id[COSE_GROUP_ID_LEN],
 		      struct moat_diag *d)
 {
@@ -623,43 +569,27 @@ static int run_job(struct serve *s, enum job_kind kind, const char *arg, struct 
 /* Runs the job an admin hook posted, if any (main thread). */
 static void serve_mailbox(struct serve *s)
 {
-	struct mailbox *b = &s->box;
 	struct moat_diag d = {0};
-	char arg[sizeof(b->arg)];
-	enum job_kind kind;
-	int rc;
+	char arg[MAILBOX_ARG_MAX + 1];
+	int kind;
 
-	pthread_mutex_lock(&b->mu);
-	kind = b->busy && !b->taken ? b->kind : JOB_NONE;
-	if (kind != JOB_NONE) {
-		b->taken = true;
-		memcpy(arg, b->arg, sizeof(arg));
-	}
-	pthread_mutex_unlock(&b->mu);
-	if (kind == JOB_NONE)
-		return;
-	rc = run_job(s, kind, arg, &d);
-	pthread_mutex_lock(&b->mu);
-	b->rc = rc;
-	b->d = d;
-	b->done = true;
-	pthread_cond_broadcast(&b->cv);
-	pthread_mutex_unlock(&b->mu);
+	if (mailbox_take(&s->box, &kind, arg))
+		mailbox_done(&s->box, run_job(s, (enum job_kind)kind, arg, &d), &d);
 }
 
 int serve_hook_thing_revoked(void *arg, const char *name, struct moat_diag *d)
 {
-	return post(arg, JOB_REVOKED, name, d);
+	return mailbox_post(&((struct serve *)arg)->box, JOB_REVOKED, name, d);
 }
 
 int serve_hook_rotate(void *arg, const char *filter, struct moat_diag *d)
 {
-	return post(arg, JOB_ROTATE, filter, d);
+	return mailbox_post(&((struct serve *)arg)->box, JOB_ROTATE, filter, d);
 }
 
 int serve_hook_policies_changed(void *arg, struct moat_diag *d)
 {
-	return post(arg, JOB_POLICIES, NULL, d);
+	return mailbox_post(&((struct serve *)arg)->box, JOB_POLICIES, NULL, d);
 }
 
 /* ---- start, loop, stop ---- */
@@ -805,10 +735,7 @@ static void loop(struct serve *s)
 
 static void close_state(struct serve *s)
 {
-	pthread_mutex_lock(&s->box.mu);
-	s->box.stopping = true;
-	pthread_cond_broadcast(&s->box.cv);
-	pthread_mutex_unlock(&s->box.mu);
+	mailbox_stop(&s->box);
 	if (s->mc != NULL && moat_is_connected(s->mc))
 		moat_disconnect(s->mc, 0);
 	moat_client_destroy(s->mc);
@@ -820,8 +747,7 @@ static void close_state(struct serve *s)
 	for (size_t i = 0; i < s->n_revoked; i++)
 		free(s->revoked[i]);
 	free(s->revoked);
-	pthread_cond_destroy(&s->box.cv);
-	pthread_mutex_destroy(&s->box.mu);
+	mailbox_fini(&s->box);
 }
 
 int serve_run(const struct serve_opts *o, struct moat_diag *d)
@@ -830,8 +756,7 @@ int serve_run(const struct serve_opts *o, struct moat_diag *d)
 	struct sigaction sa = {.sa_handler = on_signal};
 	int rc;
 
-	pthread_mutex_init(&s.box.mu, NULL);
-	pthread_cond_init(&s.box.cv, NULL);
+	mailbox_init(&s.box, HOOK_WAIT_S);
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
