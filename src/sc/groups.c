@@ -480,20 +480,17 @@ int groups_sender_id(struct registry *r, const char *actor,
 	return rc;
 }
 
-int groups_grant_record(struct registry *r, const char *thing,
+static int insert_grant(struct registry *r, const char *thing,
 			const uint8_t group_id[COSE_GROUP_ID_LEN], uint32_t epoch,
 			enum keyrel_intent intent, struct moat_diag *diag)
 {
 	sqlite3_stmt *st;
-	int rc;
+	int rc = reg_prepare(r, &st,
+			     "INSERT INTO grants(thing, grp, epoch, intent, time)"
+			     " SELECT t.id, g.id, ?, ?, ? FROM things t, groups g"
+			     " WHERE t.name = ? AND g.group_id = ?",
+			     diag);
 
-	if (intent != KEYREL_PUBLISH && intent != KEYREL_SUBSCRIBE)
-		return reg_fail(diag, MOAT_E_INVAL, "grant: intent is publish or subscribe");
-	rc = reg_prepare(r, &st,
-			 "INSERT INTO grants(thing, grp, epoch, intent, time)"
-			 " SELECT t.id, g.id, ?, ?, ? FROM things t, groups g"
-			 " WHERE t.name = ? AND g.group_id = ?",
-			 diag);
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, epoch);
@@ -508,6 +505,24 @@ int groups_grant_record(struct registry *r, const char *thing,
 		rc = reg_fail(diag, MOAT_E_NOTFOUND, "grant: no such thing or group");
 	sqlite3_finalize(st);
 	return rc;
+}
+
+int groups_grant_record(struct registry *r, const char *actor, const char *thing,
+			const uint8_t group_id[COSE_GROUP_ID_LEN], uint32_t epoch,
+			enum keyrel_intent intent, const char *detail_json, struct moat_diag *diag)
+{
+	int rc = reg_check_actor(actor, diag);
+
+	if (rc == MOAT_OK && intent != KEYREL_PUBLISH && intent != KEYREL_SUBSCRIBE)
+		rc = reg_fail(diag, MOAT_E_INVAL, "grant: intent is publish or subscribe");
+	if (rc == MOAT_OK)
+		rc = reg_begin(r, diag);
+	if (rc < 0)
+		return rc;
+	rc = insert_grant(r, thing, group_id, epoch, intent, diag);
+	if (rc == MOAT_OK)
+		rc = reg_audit_in_tx(r, actor, "key.released", thing, detail_json, diag);
+	return reg_end(r, rc, diag);
 }
 
 static int list_rows(struct registry *r, sqlite3_stmt *st, groups_info_cb *cb, void *arg,

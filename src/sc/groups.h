@@ -98,10 +98,13 @@ int groups_sender_id(struct registry *r, const char *actor,
 		     const uint8_t group_id[COSE_GROUP_ID_LEN], const char *thing,
 		     uint8_t id[REG_SENDER_ID_MAX], size_t *len, struct moat_diag *diag);
 
-/* Records that <thing> was released epoch <epoch> of <group_id> for <intent>. */
-int groups_grant_record(struct registry *r, const char *thing,
+/* Records that <thing> was released epoch <epoch> of <group_id> for
+ * <intent>, with its audit row ("key.released" by <actor>, <detail_json> a
+ * JSON object or NULL) in the same transaction. MOAT_E_NOTFOUND when the
+ * thing or group does not exist. */
+int groups_grant_record(struct registry *r, const char *actor, const char *thing,
 			const uint8_t group_id[COSE_GROUP_ID_LEN], uint32_t epoch,
-			enum keyrel_intent intent, struct moat_diag *diag);
+			enum keyrel_intent intent, const char *detail_json, struct moat_diag *diag);
 
 /* Calls <cb> for every group with its current epoch, by filter. */
 int groups_list(struct registry *r, groups_info_cb *cb, void *arg, struct moat_diag *diag);

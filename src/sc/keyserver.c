@@ -251,9 +251,6 @@ static enum keyrel_status grant(struct keyserver *ks, struct job *j)
 	    groups_sender_id(ks->reg, KEYSERVER_ACTOR, j->epoch.key.group_id, j->thing.name,
 			     g->sender_id, &g->sender_id_len, &d) < 0)
 		return refuse(j, KEYREL_INTERNAL, "no sender id could be allocated");
-	if (groups_grant_record(ks->reg, j->thing.name, j->epoch.key.group_id, j->epoch.key.epoch,
-				j->req.intent, &d) < 0)
-		return refuse(j, KEYREL_INTERNAL, "registry failure");
 	g->group = j->epoch.key;
 	g->alg = (int)j->policy->alg;
 	snprintf(g->filter, sizeof(g->filter), "%s", j->policy->filter);
@@ -286,15 +283,14 @@ static enum keyrel_status run_checks(struct keyserver *ks, struct job *j, int64_
 
 /* ---- answer and audit ---- */
 
-static int audit(struct keyserver *ks, const struct job *j, const struct keyserver_outcome *res)
+/* The audit detail of an answer (never key material); NULL without memory. */
+static char *audit_detail(const struct job *j, const struct keyserver_outcome *res)
 {
 	cJSON *o = cJSON_CreateObject();
-	char *text = NULL, hex[2 * COSE_GROUP_ID_LEN + 1];
-	const char *thing = reg_name_is_valid(res->client_id) ? res->client_id : NULL;
-	int rc = MOAT_E_NOMEM;
+	char *text, hex[2 * COSE_GROUP_ID_LEN + 1];
 
 	if (o == NULL)
-		return rc;
+		return NULL;
 	if (j->req.op == KEYREL_GET_KEY) {
 		char topic[KEYREL_TOPIC_MAX + 1];
 
@@ -314,16 +310,65 @@ static int audit(struct keyserver *ks, const struct job *j, const struct keyserv
 	} else {
 		cJSON_AddStringToObject(o, "reason", res->reason);
 	}
-	if (thing == NULL)
+	if (!reg_name_is_valid(res->client_id))
 		cJSON_AddStringToObject(o, "client_id", res->client_id);
 	text = cJSON_PrintUnformatted(o);
-	if (text != NULL)
-		rc = reg_audit_append(ks->reg, KEYSERVER_ACTOR,
-				      res->status == KEYREL_OK ? "key.released" : "key.refused",
-				      thing, text, NULL);
-	free(text);
 	cJSON_Delete(o);
+	return text;
+}
+
+/* A grant's row and its audit row, in one transaction. */
+static int record_grant(struct keyserver *ks, const struct job *j,
+			const struct keyserver_outcome *res)
+{
+	char *detail = audit_detail(j, res);
+	int rc = detail == NULL
+		     ? MOAT_E_NOMEM
+		     : groups_grant_record(ks->reg, KEYSERVER_ACTOR, j->thing.name, res->group_id,
+					   res->epoch, j->req.intent, detail, NULL);
+
+	free(detail);
 	return rc;
+}
+
+static int audit_refusal(struct keyserver *ks, const struct job *j,
+			 const struct keyserver_outcome *res)
+{
+	char *detail = audit_detail(j, res);
+	int rc = detail == NULL
+		     ? MOAT_E_NOMEM
+		     : reg_audit_append(ks->reg, KEYSERVER_ACTOR, "key.refused",
+					reg_name_is_valid(res->client_id) ? res->client_id : NULL,
+					detail, NULL);
+
+	free(detail);
+	return rc;
+}
+
+/*
+ * A grant is answered only once its grant and audit rows are written; when
+ * they cannot be, the answer is an "internal" refusal instead.
+ */
+static int answer(struct keyserver *ks, struct job *j, struct keyserver_outcome *res,
+		  struct buf *out)
+{
+	size_t mark = buf_used(out);
+	int rc;
+
+	if (res->status == KEYREL_OK) {
+		rc = keyrel_response_build(&j->req, &j->grant, j->agree_pub, ks->sign, ks->sign_arg,
+					   out);
+		if (rc == MOAT_OK)
+			rc = record_grant(ks, j, res);
+		if (rc == MOAT_OK)
+			return MOAT_OK;
+		out->len = out->off + mark; /* no key without its rows */
+		OPENSSL_cleanse(&j->grant.group, sizeof(j->grant.group));
+		res->status = refuse(j, KEYREL_INTERNAL, "the grant could not be recorded");
+		res->reason = j->reason;
+	}
+	rc = keyrel_response_build(&j->req, &j->grant, j->agree_pub, ks->sign, ks->sign_arg, out);
+	return rc == MOAT_OK ? audit_refusal(ks, j, res) : rc;
 }
 
 int keyserver_handle(struct keyserver *ks, struct moat_bytes msg, struct moat_bytes topic,
@@ -331,6 +376,7 @@ int keyserver_handle(struct keyserver *ks, struct moat_bytes msg, struct moat_by
 {
 	struct job *j = calloc(1, sizeof(*j));
 	const char *why = NULL;
+	size_t mark = buf_used(out);
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -351,11 +397,8 @@ int keyserver_handle(struct keyserver *ks, struct moat_bytes msg, struct moat_by
 		memcpy(res->group_id, j->grant.group.group_id, COSE_GROUP_ID_LEN);
 		res->epoch = j->grant.group.epoch;
 	}
-	rc = keyrel_response_build(&j->req, &j->grant, j->agree_pub, ks->sign, ks->sign_arg, out);
-	if (rc == MOAT_OK) {
-		res->answered = true;
-		rc = audit(ks, j, res);
-	}
+	rc = answer(ks, j, res, out);
+	res->answered = buf_used(out) > mark;
 	groups_epoch_wipe(&j->epoch);
 	OPENSSL_cleanse(&j->grant, sizeof(j->grant));
 	free(j);

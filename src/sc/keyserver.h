@@ -83,7 +83,9 @@ const struct keyserver_config *keyserver_config(const struct keyserver *ks);
  * or MOAT_E_PROTOCOL (nothing appended, nothing audited) for bytes that do
  * not decode or whose topic or kid does not name their client, and
  * MOAT_E_NOMEM / MOAT_E_CRYPTO / MOAT_E_IO when even a refusal could not
- * be built or audited.
+ * be built, or its audit row not written (res->answered says whether a
+ * response was appended). A key is answered only after its grant and
+ * key.released rows are committed, else the answer is an "internal" refusal.
  */
 int keyserver_handle(struct keyserver *ks, struct moat_bytes msg, struct moat_bytes topic,
 		     int64_t now_s, struct buf *out, struct keyserver_outcome *res);

@@ -268,15 +268,18 @@ static void grants_and_listings(void **state)
 
 	assert_int_equal(groups_current(f->r, f->key, "test", "plant/#", 100, &p, &f->d), MOAT_OK);
 	assert_int_equal(groups_current(f->r, f->key, "test", "other/+", 100, &q, &f->d), MOAT_OK);
+	assert_int_equal(groups_grant_record(f->r, "test", "dev1", p.key.group_id, 1,
+					     KEYREL_PUBLISH, NULL, &f->d),
+			 MOAT_OK);
+	assert_int_equal(groups_grant_record(f->r, "test", "dev1", p.key.group_id, 1,
+					     KEYREL_SUBSCRIBE, "{\"x\":1}", &f->d),
+			 MOAT_OK);
+	assert_int_equal(groups_grant_record(f->r, "test", "nobody", p.key.group_id, 1,
+					     KEYREL_PUBLISH, NULL, &f->d),
+			 MOAT_E_NOTFOUND);
 	assert_int_equal(
-	    groups_grant_record(f->r, "dev1", p.key.group_id, 1, KEYREL_PUBLISH, &f->d), MOAT_OK);
-	assert_int_equal(
-	    groups_grant_record(f->r, "dev1", p.key.group_id, 1, KEYREL_SUBSCRIBE, &f->d), MOAT_OK);
-	assert_int_equal(
-	    groups_grant_record(f->r, "nobody", p.key.group_id, 1, KEYREL_PUBLISH, &f->d),
-	    MOAT_E_NOTFOUND);
-	assert_int_equal(groups_grant_record(f->r, "dev1", p.key.group_id, 1, 0, &f->d),
-			 MOAT_E_INVAL);
+	    groups_grant_record(f->r, "test", "dev1", p.key.group_id, 1, 0, NULL, &f->d),
+	    MOAT_E_INVAL);
 	assert_int_equal(groups_list(f->r, collect, &all, &f->d), MOAT_OK);
 	assert_int_equal(all.n, 2);
 	assert_string_equal(all.filters[0], "other/+");
@@ -287,6 +290,10 @@ static void grants_and_listings(void **state)
 	assert_int_equal(groups_list_granted(f->r, "dev2", collect, &dev2, &f->d), MOAT_OK);
 	assert_int_equal(dev2.n, 0);
 	assert_int_equal(sc_tmp_count(&f->t, "SELECT count(*) FROM grants"), 2);
+	/* each grant with its audit row, and none for the refused one */
+	assert_int_equal(sc_tmp_count(&f->t, "SELECT count(*) FROM audit WHERE action ="
+					     " 'key.released' AND thing = 'dev1'"),
+			 2);
 	groups_epoch_wipe(&p);
 	groups_epoch_wipe(&q);
 }
