@@ -181,7 +181,7 @@ static int group_find(struct registry *r, const char *filter,
 }
 
 static int group_insert(struct registry *r, const char *actor, const char *filter,
-			struct group_row *out, struct moat_diag *diag)
+			const uint8_t *rules, struct group_row *out, struct moat_diag *diag)
 {
 	char detail[GROUPS_FILTER_MAX + 64], hex[2 * COSE_GROUP_ID_LEN + 1];
 	sqlite3_stmt *st;
@@ -189,13 +189,16 @@ static int group_insert(struct registry *r, const char *actor, const char *filte
 
 	if (RAND_bytes(out->group_id, COSE_GROUP_ID_LEN) != 1)
 		return reg_fail(diag, MOAT_E_CRYPTO, "no randomness for a group id");
-	rc = reg_prepare(r, &st, "INSERT INTO groups(filter, group_id, created) VALUES(?, ?, ?)",
+	rc = reg_prepare(r, &st,
+			 "INSERT INTO groups(filter, group_id, created, rules) VALUES(?, ?, ?, ?)",
 			 diag);
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, filter, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 2, out->group_id, COSE_GROUP_ID_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, reg_now(r));
+	if (rules != NULL)
+		sqlite3_bind_blob(st, 4, rules, GROUPS_RULES_LEN, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = reg_db_fail(r, diag, "create group");
 	sqlite3_finalize(st);
@@ -306,7 +309,7 @@ static bool filter_ok(const char *filter)
 }
 
 int groups_current(struct registry *r, const uint8_t store_key[GROUPS_STORE_KEY_LEN],
-		   const char *actor, const char *filter, int64_t period_s,
+		   const char *actor, const char *filter, const uint8_t *rules, int64_t period_s,
 		   struct groups_epoch *out, struct moat_diag *diag)
 {
 	struct group_row g;
@@ -325,7 +328,7 @@ int groups_current(struct registry *r, const uint8_t store_key[GROUPS_STORE_KEY_
 		return rc;
 	rc = group_find(r, filter, NULL, &g, diag);
 	if (rc == MOAT_E_NOTFOUND)
-		rc = group_insert(r, actor, filter, &g, diag);
+		rc = group_insert(r, actor, filter, rules, &g, diag);
 	if (rc == MOAT_OK)
 		rc = epoch_load(r, store_key, &g, 0, out, diag);
 	if (rc == MOAT_E_NOTFOUND) {
@@ -541,6 +544,9 @@ static int list_rows(struct registry *r, sqlite3_stmt *st, groups_info_cb *cb, v
 		g.epoch = (uint32_t)ep;
 		g.created_s = sqlite3_column_int64(st, 3);
 		g.not_after_s = sqlite3_column_int64(st, 4);
+		g.has_rules = sqlite3_column_bytes(st, 5) == GROUPS_RULES_LEN;
+		if (g.has_rules)
+			memcpy(g.rules, sqlite3_column_blob(st, 5), GROUPS_RULES_LEN);
 		rc = cb(arg, &g);
 	}
 	if (rc == MOAT_OK && step != SQLITE_DONE)
@@ -550,8 +556,26 @@ static int list_rows(struct registry *r, sqlite3_stmt *st, groups_info_cb *cb, v
 }
 
 #define GROUPS_SELECT                                                                              \
-	"SELECT g.group_id, g.filter, e.epoch, e.created, e.not_after FROM groups g"               \
+	"SELECT g.group_id, g.filter, e.epoch, e.created, e.not_after, g.rules FROM groups g"      \
 	" JOIN epochs e ON e.grp = g.id AND e.retired_at IS NULL"
+
+int groups_set_rules(struct registry *r, const uint8_t group_id[COSE_GROUP_ID_LEN],
+		     const uint8_t rules[GROUPS_RULES_LEN], struct moat_diag *diag)
+{
+	sqlite3_stmt *st;
+	int rc = reg_prepare(r, &st, "UPDATE groups SET rules = ? WHERE group_id = ?", diag);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_blob(st, 1, rules, GROUPS_RULES_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, group_id, COSE_GROUP_ID_LEN, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = reg_db_fail(r, diag, "group rules");
+	else if (sqlite3_changes(r->db) != 1)
+		rc = reg_fail(diag, MOAT_E_NOTFOUND, "no such group");
+	sqlite3_finalize(st);
+	return rc;
+}
 
 int groups_list(struct registry *r, groups_info_cb *cb, void *arg, struct moat_diag *diag)
 {

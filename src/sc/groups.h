@@ -24,6 +24,7 @@ enum {
 	GROUPS_FILTER_MAX = KEYREL_TOPIC_MAX,
 	GROUPS_PERIOD_S_DEFAULT = 86400, /* an epoch's scheduled life */
 	GROUPS_GRACE_S_DEFAULT = 3600,	 /* a retired epoch is still released this long */
+	GROUPS_RULES_LEN = 32,		 /* a digest of the policy's expressions */
 };
 
 /* One epoch of a group, with its master secret (wipe with groups_epoch_wipe). */
@@ -41,6 +42,8 @@ struct groups_info {
 	char filter[GROUPS_FILTER_MAX + 1];
 	uint32_t epoch;
 	int64_t created_s, not_after_s;
+	bool has_rules; /* the digest of the rules its keys were last released under */
+	uint8_t rules[GROUPS_RULES_LEN];
 };
 
 typedef int groups_info_cb(void *arg, const struct groups_info *g);
@@ -57,14 +60,20 @@ int groups_store_key_load(const char *path, bool create, uint8_t key[GROUPS_STOR
 
 /*
  * The current epoch of the group of the topic filter <filter> (1 to
- * GROUPS_FILTER_MAX bytes) into <out>, creating the group (random id) and
- * its epoch 1 (random master secret, not_after = now + <period_s>) when
- * missing; creations are audited as <actor>. MOAT_E_CRYPTO when a stored
- * secret does not open under <store_key> (another store.key).
+ * GROUPS_FILTER_MAX bytes) into <out>, creating the group (random id, with
+ * the rules digest <rules>, may be NULL) and its epoch 1 (random master
+ * secret, not_after = now + <period_s>) when missing; creations are audited
+ * as <actor>. MOAT_E_CRYPTO when a stored secret does not open under
+ * <store_key> (another store.key).
  */
 int groups_current(struct registry *r, const uint8_t store_key[GROUPS_STORE_KEY_LEN],
-		   const char *actor, const char *filter, int64_t period_s,
+		   const char *actor, const char *filter, const uint8_t *rules, int64_t period_s,
 		   struct groups_epoch *out, struct moat_diag *diag);
+
+/* Records <rules> (GROUPS_RULES_LEN bytes) as the rules digest of the group
+ * <group_id>. MOAT_E_NOTFOUND for an unknown group. */
+int groups_set_rules(struct registry *r, const uint8_t group_id[COSE_GROUP_ID_LEN],
+		     const uint8_t rules[GROUPS_RULES_LEN], struct moat_diag *diag);
 
 /*
  * Rotates the group <group_id>: a new epoch (current + 1, fresh master

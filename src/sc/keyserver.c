@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include <moat/error.h>
@@ -91,6 +92,21 @@ void keyserver_destroy(struct keyserver *ks)
 void keyserver_set_policies(struct keyserver *ks, const struct topic_policy_set *set)
 {
 	ks->policies = set;
+}
+
+void keyserver_policy_rules(const struct topic_policy *p, uint8_t out[GROUPS_RULES_LEN])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	const char *pub = p != NULL ? policy_expr_canonical(p->publish) : "",
+		   *sub = p != NULL ? policy_expr_canonical(p->subscribe) : "";
+	unsigned n = 0;
+
+	/* "no policy" hashes one byte fewer than any policy (two texts, two NULs) */
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(md, pub, strlen(pub) + (p != NULL ? 1 : 0)) != 1 ||
+	    EVP_DigestUpdate(md, sub, strlen(sub) + 1) != 1 || EVP_DigestFinal_ex(md, out, &n) != 1)
+		memset(out, 0xff, GROUPS_RULES_LEN); /* never equal to a digest: rotates */
+	EVP_MD_CTX_free(md);
 }
 
 const struct keyserver_config *keyserver_config(const struct keyserver *ks)
@@ -216,9 +232,13 @@ static enum keyrel_status check_policy(struct keyserver *ks, struct job *j)
 static enum keyrel_status load_epoch(struct keyserver *ks, struct job *j)
 {
 	struct moat_diag d = {0};
+	uint8_t rules[GROUPS_RULES_LEN];
 	uint32_t current;
-	int rc = groups_current(ks->reg, ks->store_key, KEYSERVER_ACTOR, j->policy->filter,
-				ks->cfg.epoch_period_s, &j->epoch, &d);
+	int rc;
+
+	keyserver_policy_rules(j->policy, rules);
+	rc = groups_current(ks->reg, ks->store_key, KEYSERVER_ACTOR, j->policy->filter, rules,
+			    ks->cfg.epoch_period_s, &j->epoch, &d);
 
 	if (rc < 0)
 		return refuse(j, KEYREL_INTERNAL, "group key store failure");

@@ -73,6 +73,11 @@ void keyserver_destroy(struct keyserver *ks);
  * every key request is refused) from the next request on. */
 void keyserver_set_policies(struct keyserver *ks, const struct topic_policy_set *set);
 
+/* The digest of <p>'s publish and subscribe expressions (canonical text),
+ * or of "no policy" for NULL: a group whose stored digest differs from its
+ * policy's gets a new epoch (serve.c). */
+void keyserver_policy_rules(const struct topic_policy *p, uint8_t out[GROUPS_RULES_LEN]);
+
 /* The effective configuration (defaults filled in). */
 const struct keyserver_config *keyserver_config(const struct keyserver *ks);
 

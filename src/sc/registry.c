@@ -44,7 +44,8 @@ static const char *const migrations[REG_SCHEMA_VERSION] = {
     "INSERT INTO ca_state VALUES(1, 0);",
     /* 2: group keys (groups.c) and the revocation list number (revlist.c) */
     "CREATE TABLE groups(id INTEGER PRIMARY KEY, filter TEXT NOT NULL UNIQUE,"
-    " group_id BLOB NOT NULL UNIQUE CHECK(length(group_id) = 8), created INTEGER NOT NULL);"
+    " group_id BLOB NOT NULL UNIQUE CHECK(length(group_id) = 8), created INTEGER NOT NULL,"
+    " rules BLOB CHECK(rules IS NULL OR length(rules) = 32));"
     "CREATE TABLE epochs(grp INTEGER NOT NULL REFERENCES groups(id),"
     " epoch INTEGER NOT NULL CHECK(epoch BETWEEN 1 AND 4294967295),"
     " sealed BLOB NOT NULL CHECK(length(sealed) = 60), created INTEGER NOT NULL,"

@@ -305,28 +305,31 @@ static const struct topic_policy *policy_of(const struct topic_policy_set *set, 
 	return NULL;
 }
 
-static bool same_rules(const struct topic_policy *a, const struct topic_policy *b)
+/*
+ * Rotates the groups whose policy's publish or subscribe expression is not
+ * the one their keys were last released under (the digest kept in the
+ * registry), also after changes made while the daemon was stopped, or
+ * whose policy went away; then records the new digest. A group without a
+ * digest just gets one.
+ */
+static void rotate_changed(struct serve *s, const struct topic_policy_set *set)
 {
-	if (a == NULL || b == NULL)
-		return a == b;
-	return strcmp(policy_expr_canonical(a->publish), policy_expr_canonical(b->publish)) == 0 &&
-	       strcmp(policy_expr_canonical(a->subscribe), policy_expr_canonical(b->subscribe)) ==
-		   0;
-}
-
-/* Rotates the groups whose policy changed its expressions or went away. */
-static void rotate_changed(struct serve *s, const struct topic_policy_set *old,
-			   const struct topic_policy_set *fresh)
-{
+	uint8_t want[GROUPS_RULES_LEN];
 	struct moat_diag d = {0};
 	struct group_list l;
+	int rc = list_groups(s, NULL, &l, &d);
 
-	if (list_groups(s, NULL, &l, &d) == MOAT_OK)
-		for (size_t i = 0; i < l.n; i++)
-			if (!same_rules(policy_of(old, l.v[i].filter),
-					policy_of(fresh, l.v[i].filter)) &&
-			    rotate(s, l.v[i].group_id, "policy", &d) < 0)
-				note("rotation of %s failed: %s", l.v[i].filter, d.msg);
+	for (size_t i = 0; rc == MOAT_OK && i < l.n; i++) {
+		const struct groups_info *g = &l.v[i];
+
+		keyserver_policy_rules(policy_of(set, g->filter), want);
+		if (g->has_rules && memcmp(g->rules, want, sizeof(want)) == 0)
+			continue;
+		if (g->has_rules && rotate(s, g->group_id, "policy", &d) < 0)
+			note("rotation of %s failed: %s", g->filter, d.msg);
+		else if (groups_set_rules(s->reg, g->group_id, want, &d) < 0)
+			note("recording the rules of %s failed: %s", g->filter, d.msg);
+	}
 	free(l.v);
 }
 
@@ -334,7 +337,7 @@ static void rotate_changed(struct serve *s, const struct topic_policy_set *old,
  * Loads the policy file when it changed (always with <force>): a missing
  * file means no policies; a file that does not parse keeps the old set
  * (MOAT_E_CONFIG with <d>). With <rotate_groups> the groups whose rules
- * changed get a new epoch.
+ * changed get a new epoch (rotate_changed).
  */
 static int load_policies(struct serve *s, bool force, bool rotate_groups, struct moat_diag *d)
 {
@@ -375,11 +378,11 @@ static int load_policies(struct serve *s, bool force, bool rotate_groups, struct
 		memcpy(s->policy_hash, hash, sizeof(hash));
 		s->have_policy_file = true;
 	}
-	if (rotate_groups)
-		rotate_changed(s, s->policies, set);
 	keyserver_set_policies(s->ks, set);
 	topic_policy_set_destroy(s->policies);
 	s->policies = set;
+	if (rotate_groups)
+		rotate_changed(s, set);
 	note("%zu topic policies loaded from %s", set != NULL ? topic_policy_count(set) : 0,
 	     s->policy_path);
 	return MOAT_OK;
@@ -765,8 +768,10 @@ int serve_run(const struct serve_opts *o, struct moat_diag *d)
 	rc = open_state(&s, o, d);
 	if (rc == MOAT_OK)
 		rc = open_client(&s, o, d);
-	if (rc == MOAT_OK)
+	if (rc == MOAT_OK) {
+		rotate_changed(&s, s.policies); /* policy edits made while stopped */
 		rc = announce_all(&s, d);
+	}
 	if (rc == MOAT_OK) {
 		note("serving key requests for %s via %s:%u", o->dir,
 		     o->host != NULL ? o->host : "127.0.0.1", o->port != 0 ? o->port : 1883);

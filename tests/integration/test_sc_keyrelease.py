@@ -12,7 +12,8 @@ subscriber get the same master secret); a device whose attributes do not
 satisfy the policy gets "denied" and the audit shows it; a replayed
 request gets "replay", a stale iat "stale"; a revoked device gets "revoked",
 $sc/revoked is republished with it and its group rotates; a policy file
-change rotates the group (new epoch on $sc/epoch/<hex>); a signed tamper
+change rotates the group (new epoch on $sc/epoch/<hex>), also one made while
+the SC was stopped; a signed tamper
 alert revokes the device, and moatd disconnects it.
 """
 import json
@@ -111,23 +112,31 @@ class ScBrokerTest(FileBrokerTest):
 
     def setUp(self):
         super().setUp()
-        self.sc_log = open(self.path("sc.log"), "wb")
+        self.start_serve()
+
+    def start_serve(self):
+        starts = self.read_sc_log().count("connected; serving") if os.path.exists(
+            self.path("sc.log")) else 0
+        self.sc_log = open(self.path("sc.log"), "ab")
+        self.serving = True
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         self.serve = subprocess.Popen(
             [MOAT_SC, "--dir", self.path("sc"), "serve", "--broker", "127.0.0.1:%d" % self.port,
              "--username", "sc", "--password-file", self.path("sc.pw"), "--rate", "50/s"],
             stdout=self.sc_log, stderr=subprocess.STDOUT, env=env)
-        self.wait_sc_log("connected; serving")
+        self.wait_sc_log("connected; serving", count=starts + 1)
         time.sleep(0.3)  # its SUBSCRIBEs are answered
 
     def tearDown(self):
         try:
-            self.stop_serve()  # before the broker, which would look like an outage
+            if self.serving:
+                self.stop_serve()  # before the broker, which would look like an outage
         finally:
             super().tearDown()
 
     def stop_serve(self):
+        self.serving = False
         if self.serve.poll() is None:
             self.serve.send_signal(signal.SIGTERM)
             self.serve.wait(timeout=15)
@@ -141,10 +150,10 @@ class ScBrokerTest(FileBrokerTest):
         with open(self.path("sc.log"), "rb") as f:
             return f.read().decode("utf-8", "replace")
 
-    def wait_sc_log(self, text, timeout=10.0):
+    def wait_sc_log(self, text, timeout=10.0, count=1):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if text in self.read_sc_log():
+            if self.read_sc_log().count(text) >= count:
                 return
             if self.serve.poll() is not None:
                 break
@@ -284,6 +293,23 @@ class KeyRelease(ScBrokerTest):
         self.assertNotEqual(now["ms"], first["ms"])
         # dev-1 (a sensor) may no longer subscribe
         self.assertEqual(self.ask(self.dev1, topic="plant/#", intent=2)["status"], "denied")
+
+    def test_policy_change_while_stopped_rotates_at_start(self):
+        first = self.ask(self.dev2, topic="plant/#", intent=2)
+        gid = first[5]
+        self.stop_serve()
+        changed = json.loads(json.dumps(POLICIES))
+        changed["policies"][0]["subscribe"] = "role == viewer"
+        self.write_policies(changed)
+        self.start_serve()
+        self.wait_sc_log("group plant/# rotated to epoch 2 (policy)")
+        r = self.reader("$sc/epoch/" + gid.hex())
+        p = r.expect_publish(timeout=5)
+        self.assertEqual(k.epoch_open(p.payload, p.topic, self.sc_pub), (gid, 2, "plant/#"))
+        # an unchanged file at the next start rotates nothing
+        self.stop_serve()
+        self.start_serve()
+        self.assertEqual(self.read_sc_log().count("rotated to epoch"), 1)
 
     def test_tamper_alert_revokes_the_device(self):
         first = self.ask(self.dev1)

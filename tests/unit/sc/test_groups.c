@@ -4,7 +4,8 @@
  * filter with epoch 1 made once; rotation (new secret, previous epoch in its
  * grace window, then out of it); another storage key cannot open the
  * secrets and the database never holds them in clear; sender ids reused per
- * thing and group; grants and the listings built on them. */
+ * thing and group; grants and the listings built on them; the policy
+ * rules digest kept per group. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -119,7 +120,7 @@ static void migrates_schema_1_to_2(void **state)
 	assert_int_equal(reg_open(&f->r, f->t.path, &f->d), MOAT_OK);
 	assert_int_equal(sc_tmp_count(&f->t, "SELECT version FROM schema_version"), 2);
 	assert_int_equal(reg_thing_get(f->r, "dev1", &t, &f->d), MOAT_OK);
-	assert_int_equal(groups_current(f->r, f->key, "test", "a/#", 60, &e, &f->d), MOAT_OK);
+	assert_int_equal(groups_current(f->r, f->key, "test", "a/#", NULL, 60, &e, &f->d), MOAT_OK);
 	assert_int_equal(e.key.epoch, 1);
 	groups_epoch_wipe(&e);
 }
@@ -130,7 +131,8 @@ static void group_per_filter_and_epoch_one(void **state)
 	struct groups_epoch a, b, c;
 	static const uint8_t zero[32];
 
-	assert_int_equal(groups_current(f->r, f->key, "test", "plant/#", 100, &a, &f->d), MOAT_OK);
+	assert_int_equal(groups_current(f->r, f->key, "test", "plant/#", NULL, 100, &a, &f->d),
+			 MOAT_OK);
 	assert_int_equal(a.key.epoch, 1);
 	assert_string_equal(a.filter, "plant/#");
 	assert_int_equal(a.created_s, now_s);
@@ -138,17 +140,21 @@ static void group_per_filter_and_epoch_one(void **state)
 	assert_int_equal(a.retired_at_s, 0);
 	assert_memory_not_equal(a.key.master_secret, zero, 32);
 	now_s += 10;
-	assert_int_equal(groups_current(f->r, f->key, "test", "plant/#", 100, &b, &f->d), MOAT_OK);
+	assert_int_equal(groups_current(f->r, f->key, "test", "plant/#", NULL, 100, &b, &f->d),
+			 MOAT_OK);
 	assert_memory_equal(b.key.group_id, a.key.group_id, 8);
 	assert_memory_equal(b.key.master_secret, a.key.master_secret, 32);
 	assert_int_equal(b.created_s, a.created_s);
-	assert_int_equal(groups_current(f->r, f->key, "test", "other/+", 100, &c, &f->d), MOAT_OK);
+	assert_int_equal(groups_current(f->r, f->key, "test", "other/+", NULL, 100, &c, &f->d),
+			 MOAT_OK);
 	assert_memory_not_equal(c.key.group_id, a.key.group_id, 8);
 	assert_memory_not_equal(c.key.master_secret, a.key.master_secret, 32);
-	assert_int_equal(groups_current(f->r, f->key, "test", "bad\"filter", 100, &c, &f->d),
+	assert_int_equal(groups_current(f->r, f->key, "test", "bad\"filter", NULL, 100, &c, &f->d),
 			 MOAT_E_INVAL);
-	assert_int_equal(groups_current(f->r, f->key, "test", "", 100, &c, &f->d), MOAT_E_INVAL);
-	assert_int_equal(groups_current(f->r, f->key, "test", "x", 0, &c, &f->d), MOAT_E_INVAL);
+	assert_int_equal(groups_current(f->r, f->key, "test", "", NULL, 100, &c, &f->d),
+			 MOAT_E_INVAL);
+	assert_int_equal(groups_current(f->r, f->key, "test", "x", NULL, 0, &c, &f->d),
+			 MOAT_E_INVAL);
 	assert_int_equal(
 	    sc_tmp_count(&f->t, "SELECT count(*) FROM audit WHERE action = 'group.create'"), 2);
 	/* the database holds no master secret in clear */
@@ -165,7 +171,7 @@ static void rotation_and_grace(void **state)
 	struct groups_epoch one, two, got;
 	uint8_t nobody[8] = {0};
 
-	assert_int_equal(groups_current(f->r, f->key, "test", "plant/#", 100, &one, &f->d),
+	assert_int_equal(groups_current(f->r, f->key, "test", "plant/#", NULL, 100, &one, &f->d),
 			 MOAT_OK);
 	now_s += 50;
 	assert_int_equal(
@@ -174,7 +180,7 @@ static void rotation_and_grace(void **state)
 	assert_int_equal(two.key.epoch, 2);
 	assert_memory_not_equal(two.key.master_secret, one.key.master_secret, 32);
 	assert_int_equal(two.not_after_s, now_s + 100);
-	assert_int_equal(groups_current(f->r, f->key, "test", "plant/#", 100, &got, &f->d),
+	assert_int_equal(groups_current(f->r, f->key, "test", "plant/#", NULL, 100, &got, &f->d),
 			 MOAT_OK);
 	assert_int_equal(got.key.epoch, 2);
 	assert_memory_equal(got.key.master_secret, two.key.master_secret, 32);
@@ -214,10 +220,11 @@ static void other_store_key_cannot_open(void **state)
 	uint8_t other[32], gid[8];
 	static const uint8_t zero[32];
 
-	assert_int_equal(groups_current(f->r, f->key, "test", "plant/#", 100, &e, &f->d), MOAT_OK);
+	assert_int_equal(groups_current(f->r, f->key, "test", "plant/#", NULL, 100, &e, &f->d),
+			 MOAT_OK);
 	memcpy(gid, e.key.group_id, sizeof(gid));
 	memset(other, 0x77, sizeof(other));
-	assert_int_equal(groups_current(f->r, other, "test", "plant/#", 100, &e, &f->d),
+	assert_int_equal(groups_current(f->r, other, "test", "plant/#", NULL, 100, &e, &f->d),
 			 MOAT_E_CRYPTO);
 	assert_memory_equal(e.key.master_secret, zero, 32);
 	assert_int_equal(groups_epoch_get(f->r, other, gid, 1, 0, &e, &f->d), MOAT_E_CRYPTO);
@@ -230,7 +237,8 @@ static void sender_ids_reused(void **state)
 	uint8_t a[6], b[6], c[6];
 	size_t na, nb, nc;
 
-	assert_int_equal(groups_current(f->r, f->key, "test", "plant/#", 100, &e, &f->d), MOAT_OK);
+	assert_int_equal(groups_current(f->r, f->key, "test", "plant/#", NULL, 100, &e, &f->d),
+			 MOAT_OK);
 	assert_int_equal(groups_sender_id(f->r, "test", e.key.group_id, "dev1", a, &na, &f->d),
 			 MOAT_OK);
 	assert_int_equal(groups_sender_id(f->r, "test", e.key.group_id, "dev2", b, &nb, &f->d),
@@ -266,8 +274,10 @@ static void grants_and_listings(void **state)
 	struct groups_epoch p, q;
 	struct seen all = {0}, dev1 = {0}, dev2 = {0};
 
-	assert_int_equal(groups_current(f->r, f->key, "test", "plant/#", 100, &p, &f->d), MOAT_OK);
-	assert_int_equal(groups_current(f->r, f->key, "test", "other/+", 100, &q, &f->d), MOAT_OK);
+	assert_int_equal(groups_current(f->r, f->key, "test", "plant/#", NULL, 100, &p, &f->d),
+			 MOAT_OK);
+	assert_int_equal(groups_current(f->r, f->key, "test", "other/+", NULL, 100, &q, &f->d),
+			 MOAT_OK);
 	assert_int_equal(groups_grant_record(f->r, "test", "dev1", p.key.group_id, 1,
 					     KEYREL_PUBLISH, NULL, &f->d),
 			 MOAT_OK);
@@ -298,6 +308,45 @@ static void grants_and_listings(void **state)
 	groups_epoch_wipe(&q);
 }
 
+static int first_info(void *arg, const struct groups_info *g)
+{
+	*(struct groups_info *)arg = *g;
+	return MOAT_OK;
+}
+
+static void rules_digest_kept(void **state)
+{
+	struct fx *f = *state;
+	struct groups_epoch e;
+	struct groups_info info = {0};
+	uint8_t rules[GROUPS_RULES_LEN], other[GROUPS_RULES_LEN];
+
+	memset(rules, 0xab, sizeof(rules));
+	memset(other, 0xcd, sizeof(other));
+	assert_int_equal(groups_current(f->r, f->key, "test", "plant/#", rules, 100, &e, &f->d),
+			 MOAT_OK);
+	assert_int_equal(groups_list(f->r, first_info, &info, &f->d), MOAT_OK);
+	assert_true(info.has_rules);
+	assert_memory_equal(info.rules, rules, sizeof(rules));
+	/* an existing group keeps its digest: groups_current does not change it */
+	assert_int_equal(groups_current(f->r, f->key, "test", "plant/#", other, 100, &e, &f->d),
+			 MOAT_OK);
+	assert_int_equal(groups_list(f->r, first_info, &info, &f->d), MOAT_OK);
+	assert_memory_equal(info.rules, rules, sizeof(rules));
+	assert_int_equal(groups_set_rules(f->r, e.key.group_id, other, &f->d), MOAT_OK);
+	assert_int_equal(groups_list(f->r, first_info, &info, &f->d), MOAT_OK);
+	assert_memory_equal(info.rules, other, sizeof(other));
+	e.key.group_id[0] ^= 1;
+	assert_int_equal(groups_set_rules(f->r, e.key.group_id, other, &f->d), MOAT_E_NOTFOUND);
+	/* a group made without a digest has none */
+	assert_int_equal(groups_current(f->r, f->key, "test", "a/b", NULL, 100, &e, &f->d),
+			 MOAT_OK);
+	assert_int_equal(groups_list(f->r, first_info, &info, &f->d), MOAT_OK);
+	assert_string_equal(info.filter, "plant/#"); /* listed last, by filter */
+	assert_int_equal(sc_tmp_count(&f->t, "SELECT count(*) FROM groups WHERE rules IS NULL"), 1);
+	groups_epoch_wipe(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -308,6 +357,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(other_store_key_cannot_open, setup, teardown),
 	    cmocka_unit_test_setup_teardown(sender_ids_reused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(grants_and_listings, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rules_digest_kept, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

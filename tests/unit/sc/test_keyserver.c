@@ -203,7 +203,8 @@ static void grant_publish_and_subscribe(void **state)
 	    .client = "dev1", .topic = "plant/1/temp", .intent = KEYREL_PUBLISH, .nonce = 1};
 
 	assert_int_equal(ask(f, &a, &g), KEYREL_OK);
-	assert_int_equal(groups_current(f->r, f->store_key, "test", "plant/#", 1, &e, &d), MOAT_OK);
+	assert_int_equal(groups_current(f->r, f->store_key, "test", "plant/#", NULL, 1, &e, &d),
+			 MOAT_OK);
 	assert_memory_equal(g.group.group_id, e.key.group_id, 8);
 	assert_int_equal(g.group.epoch, 1);
 	assert_memory_equal(g.group.master_secret, e.key.master_secret, 32);
@@ -392,6 +393,30 @@ static void garbage_gets_no_answer(void **state)
 	buf_fini(&out);
 }
 
+static void policy_rules_digest(void **state)
+{
+	static const char two[] = "{\"policies\":[{\"filter\":\"a/#\",\"publish\":\"role == x\","
+				  "\"subscribe\":\"true\"},{\"filter\":\"b/#\",\"publish\":"
+				  "\"role==x\",\"subscribe\":\"true\",\"alg\":\"aes-256-gcm\"},"
+				  "{\"filter\":\"c/#\",\"publish\":\"role == y\"}]}";
+	struct topic_policy_set *set;
+	struct policy_diag pd = {0};
+	uint8_t a[GROUPS_RULES_LEN], b[GROUPS_RULES_LEN], c[GROUPS_RULES_LEN],
+	    none[GROUPS_RULES_LEN];
+
+	(void)state;
+	assert_int_equal(topic_policy_set_parse(&set, two, sizeof(two) - 1, &pd), MOAT_OK);
+	keyserver_policy_rules(topic_policy_at(set, 0), a);
+	keyserver_policy_rules(topic_policy_at(set, 1), b);
+	keyserver_policy_rules(topic_policy_at(set, 2), c);
+	keyserver_policy_rules(NULL, none);
+	assert_memory_equal(a, b, sizeof(a)); /* same expressions, written differently */
+	assert_memory_not_equal(a, c, sizeof(a));
+	assert_memory_not_equal(a, none, sizeof(a));
+	assert_memory_not_equal(c, none, sizeof(a));
+	topic_policy_set_destroy(set);
+}
+
 static void nonce_cache_generations(void **state)
 {
 	struct nonce_cache *c;
@@ -446,6 +471,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(rate_limited, setup_slow, teardown),
 	    cmocka_unit_test_setup_teardown(older_epoch_in_grace, setup, teardown),
 	    cmocka_unit_test_setup_teardown(garbage_gets_no_answer, setup, teardown),
+	    cmocka_unit_test(policy_rules_digest),
 	    cmocka_unit_test(nonce_cache_generations),
 	    cmocka_unit_test(token_buckets),
 	};
