@@ -97,11 +97,12 @@ void keyserver_set_policies(struct keyserver *ks, const struct topic_policy_set 
 void keyserver_policy_rules(const struct topic_policy *p, uint8_t out[GROUPS_RULES_LEN])
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	const char *pub = p != NULL ? policy_expr_canonical(p->publish) : "",
-		   *sub = p != NULL ? policy_expr_canonical(p->subscribe) : "";
+	const char *pub = p != NULL && p->publish != NULL ? policy_expr_canonical(p->publish) : "",
+		   *sub =
+		       p != NULL && p->subscribe != NULL ? policy_expr_canonical(p->subscribe) : "";
 	unsigned n = 0;
 
-	/* "no policy" hashes one byte fewer than any policy (two texts, two NULs) */
+	/* a policy hashes "pub\0sub\0" (canonical texts are never empty), "no policy" "\0" */
 	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
 	    EVP_DigestUpdate(md, pub, strlen(pub) + (p != NULL ? 1 : 0)) != 1 ||
 	    EVP_DigestUpdate(md, sub, strlen(sub) + 1) != 1 || EVP_DigestFinal_ex(md, out, &n) != 1)
