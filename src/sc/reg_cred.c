@@ -396,10 +396,11 @@ int reg_sender_id_allocate(struct registry *r, const char *actor, const char *gr
 	return rc;
 }
 
-int reg_crl_next_number(struct registry *r, const char *actor, int64_t *number,
-			struct moat_diag *diag)
+int reg_counter_next(struct registry *r, const char *actor, const char *update_sql,
+		     const char *action, const char *detail_key, int64_t *number,
+		     struct moat_diag *diag)
 {
-	char detail[48];
+	char detail[64];
 	sqlite3_stmt *st;
 	int64_t n = 0;
 	int rc;
@@ -410,22 +411,28 @@ int reg_crl_next_number(struct registry *r, const char *actor, int64_t *number,
 	rc = reg_begin(r, diag);
 	if (rc < 0)
 		return rc;
-	rc = reg_prepare(r, &st,
-			 "UPDATE ca_state SET crl_number = crl_number + 1 WHERE id = 1"
-			 " RETURNING crl_number",
-			 diag);
+	rc = reg_prepare(r, &st, update_sql, diag);
 	if (rc < 0)
 		return reg_end(r, rc, diag);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int64(st, 0);
 	else
-		rc = reg_db_fail(r, diag, "CRL number");
+		rc = reg_db_fail(r, diag, action);
 	sqlite3_finalize(st);
-	snprintf(detail, sizeof(detail), "{\"crl_number\":%lld}", (long long)n);
+	snprintf(detail, sizeof(detail), "{\"%s\":%lld}", detail_key, (long long)n);
 	if (rc == MOAT_OK)
-		rc = reg_audit_in_tx(r, actor, "crl.issue", NULL, detail, diag);
+		rc = reg_audit_in_tx(r, actor, action, NULL, detail, diag);
 	rc = reg_end(r, rc, diag);
 	if (rc == MOAT_OK)
 		*number = n;
 	return rc;
+}
+
+int reg_crl_next_number(struct registry *r, const char *actor, int64_t *number,
+			struct moat_diag *diag)
+{
+	return reg_counter_next(r, actor,
+				"UPDATE ca_state SET crl_number = crl_number + 1 WHERE id = 1"
+				" RETURNING crl_number",
+				"crl.issue", "crl_number", number, diag);
 }

@@ -42,6 +42,19 @@ static const char *const migrations[REG_SCHEMA_VERSION] = {
     " action TEXT NOT NULL, thing TEXT, detail TEXT NOT NULL CHECK(json_valid(detail)));"
     "CREATE TABLE ca_state(id INTEGER PRIMARY KEY CHECK(id = 1), crl_number INTEGER NOT NULL);"
     "INSERT INTO ca_state VALUES(1, 0);",
+    /* 2: group keys (groups.c) and the revocation list number (revlist.c) */
+    "CREATE TABLE groups(id INTEGER PRIMARY KEY, filter TEXT NOT NULL UNIQUE,"
+    " group_id BLOB NOT NULL UNIQUE CHECK(length(group_id) = 8), created INTEGER NOT NULL,"
+    " rules BLOB CHECK(rules IS NULL OR length(rules) = 32));"
+    "CREATE TABLE epochs(grp INTEGER NOT NULL REFERENCES groups(id),"
+    " epoch INTEGER NOT NULL CHECK(epoch BETWEEN 1 AND 4294967295),"
+    " sealed BLOB NOT NULL CHECK(length(sealed) = 60), created INTEGER NOT NULL,"
+    " not_after INTEGER NOT NULL, retired_at INTEGER, PRIMARY KEY(grp, epoch));"
+    "CREATE TABLE grants(id INTEGER PRIMARY KEY, thing INTEGER NOT NULL REFERENCES things(id),"
+    " grp INTEGER NOT NULL REFERENCES groups(id), epoch INTEGER NOT NULL,"
+    " intent TEXT NOT NULL CHECK(intent IN ('publish','subscribe')), time INTEGER NOT NULL);"
+    "CREATE INDEX grants_thing ON grants(thing, grp);"
+    "ALTER TABLE ca_state ADD COLUMN revlist_number INTEGER NOT NULL DEFAULT 0;",
 };
 
 int reg_fail(struct moat_diag *diag, int rc, const char *fmt, ...)

@@ -23,7 +23,7 @@ enum {
 	REG_SERIAL_HEX_MAX = 40, /* certificate serial, hex digits */
 	REG_SENDER_ID_MAX = 6,	 /* bytes */
 	REG_KEY_LEN = 32,	 /* Ed25519 and X25519 public keys */
-	REG_SCHEMA_VERSION = 1,
+	REG_SCHEMA_VERSION = 2,	 /* 2: group keys (groups.h) */
 };
 
 enum reg_status { REG_ACTIVE = 0, REG_REVOKED = 1 };

@@ -1,7 +1,8 @@
 /*
  * Internals shared by the registry's files (registry.c: open, migrations,
  * transactions, audit; reg_thing.c: things and attributes; reg_cred.c:
- * keys, certificates, sender ids, CRL numbers). Not for other modules.
+ * keys, certificates, sender ids, CRL numbers; groups.c: group keys and
+ * epochs; revlist.c: revocation list numbers). Not for other modules.
  */
 #ifndef MOAT_SC_REGISTRY_IMPL_H
 #define MOAT_SC_REGISTRY_IMPL_H
@@ -49,6 +50,13 @@ int reg_audit_in_tx(struct registry *r, const char *actor, const char *action, c
 
 /* Copies text column <col> of <st> into <dst> (<size> bytes, truncating). */
 void reg_copy_text(char *dst, size_t size, sqlite3_stmt *st, int col);
+
+/* Takes the next value of a counter in ca_state: <update_sql> is a constant
+ * UPDATE ... RETURNING of it; the change is audited as <action> with the
+ * detail {"<detail_key>": value} in the same transaction. */
+int reg_counter_next(struct registry *r, const char *actor, const char *update_sql,
+		     const char *action, const char *detail_key, int64_t *number,
+		     struct moat_diag *diag);
 
 /* True for an RFC 5280 CRLReason code (0..10; 7 is unused). */
 bool reg_reason_is_valid(int reason);

@@ -1,9 +1,10 @@
 /*
- * moat-sc: the Security Center's command line. This step has the offline
- * commands: init (directory, registry, CA, token key), thing add/renew/
- * list/show/revoke, crl and audit. The MQTT daemon side (key release,
- * revocation push) comes later. Everything real lives in the library
- * (registry.c, signer.c, ca.c); this file parses arguments and prints.
+ * moat-sc: the Security Center's command line: the offline commands init
+ * (directory, registry, CA, token key, storage key), thing add/renew/attrs/
+ * list/show/revoke/key, crl and audit, and serve, the daemon (serve.c: key
+ * release, tamper alerts, epoch and revocation pushes). Everything real
+ * lives in the library (registry.c, signer.c, ca.c, groups.c, ...); this
+ * file parses arguments and prints.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,16 +15,19 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/crypto.h>
 #include <openssl/pem.h>
 
 #include <moat/error.h>
 
 #include "sc/ca.h"
+#include "sc/groups.h"
+#include "sc/serve.h"
 
 static const char usage[] =
     "usage: moat-sc [--dir DIR] COMMAND ...\n"
     "  init [--name NAME]             create DIR (0700): registry.db, ca.key + ca.pem (P-256),\n"
-    "                                 token.key (Ed25519) + token.pub\n"
+    "                                 token.key (Ed25519) + token.pub, store.key (group keys)\n"
     "  thing add NAME [--attr k=v]... [--csr FILE] [--broker [--san DNS:h|IP:a]...]\n"
     "            [--days N] --out OUT register NAME and issue its certificate into OUT:\n"
     "                                 cert.pem, ca.pem, and key.pem (0600) when no --csr\n"
@@ -34,16 +38,31 @@ static const char usage[] =
     "  thing list [--json]\n"
     "  thing show NAME [--json]\n"
     "  thing revoke NAME [--reason unspecified|key-compromise|superseded|cessation]\n"
+    "  thing key NAME [--ed25519-pub FILE] [--x25519-pub FILE]\n"
+    "                                 register NAME's signing / key-agreement public keys (PEM)\n"
     "  crl --out FILE [--days N]      write the CRL (PEM) for moatd's crlfile\n"
     "  audit [--tail N] [--json]      the last N audit rows (default 20)\n"
-    "DIR defaults to $MOAT_SC_DIR. Devices' certificates last 30 days, brokers' 90.\n"
-    "Not yet: the MQTT daemon (key release, $sc/revoked push) comes in a later step.\n";
+    "  serve [--broker HOST:PORT] [--username NAME --password-file FILE]\n"
+    "        [--policy-file FILE] [--epoch-period S] [--grace S] [--rate N/s]\n"
+    "        [--tamper-action revoke|alert] [--broker-url URL]\n"
+    "                                 the daemon: key release on $sc/req/+, tamper alerts,\n"
+    "                                 $sc/epoch/<group> and $sc/revoked (defaults: "
+    "127.0.0.1:1883,\n"
+    "                                 DIR/policies.json, 86400 s epochs, 3600 s grace, 5/s)\n"
+    "DIR defaults to $MOAT_SC_DIR. Devices' certificates last 30 days, brokers' 90.\n";
 
 enum { ATTRS_MAX = REG_ATTRS_MAX };
 
 struct opts {
 	const char *dir, *name, *csr, *out, *reason;
 	unsigned days, tail;
+	/* thing key */
+	const char *ed_pub, *x_pub;
+	/* serve */
+	const char *broker_addr, *username, *password_file, *policy_file, *tamper_action,
+	    *broker_url;
+	unsigned epoch_period, rate;
+	long grace; /* -1: default */
 	bool json, broker;
 	const char *attrs[ATTRS_MAX + 1];
 	size_t attr_count;
@@ -91,14 +110,64 @@ static bool parse_uint(const char *s, unsigned max, unsigned *out)
 	return true;
 }
 
+/* serve's options; false when <a> is not one of them */
+static bool parse_serve_opt(const char *a, const char *v, struct opts *o, int *rc)
+{
+	char *end;
+
+	*rc = 0;
+	if (strcmp(a, "--username") == 0)
+		o->username = v;
+	else if (strcmp(a, "--password-file") == 0)
+		o->password_file = v;
+	else if (strcmp(a, "--policy-file") == 0)
+		o->policy_file = v;
+	else if (strcmp(a, "--tamper-action") == 0)
+		o->tamper_action = v;
+	else if (strcmp(a, "--broker-url") == 0)
+		o->broker_url = v;
+	else if (strcmp(a, "--epoch-period") == 0) {
+		if (!parse_uint(v, 10 * 365 * 86400, &o->epoch_period))
+			*rc = die("--epoch-period %s: seconds, 1 to ten years", v);
+	} else if (strcmp(a, "--grace") == 0) {
+		errno = 0;
+		o->grace = strtol(v, &end, 10);
+		if (*v < '0' || *v > '9' || errno != 0 || *end != '\0' || o->grace > 30 * 86400)
+			*rc = die("--grace %s: seconds, 0 to 30 days", v);
+	} else if (strcmp(a, "--rate") == 0) {
+		char n[16];
+
+		snprintf(n, sizeof(n), "%.*s", (int)strcspn(v, "/"), v);
+		if (!parse_uint(n, 100000, &o->rate) ||
+		    (v[strlen(n)] != '\0' && strcmp(v + strlen(n), "/s") != 0))
+			*rc = die("--rate %s: requests per second per thing, as N or N/s", v);
+	} else if (strcmp(a, "--ed25519-pub") == 0)
+		o->ed_pub = v;
+	else if (strcmp(a, "--x25519-pub") == 0)
+		o->x_pub = v;
+	else
+		return false;
+	return true;
+}
+
 static int parse(int argc, char **argv, struct opts *o)
 {
 	o->dir = getenv("MOAT_SC_DIR");
+	o->grace = -1;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		int rc;
 
 		if (strcmp(a, "--json") == 0) {
 			o->json = true;
+			continue;
+		}
+		if (strcmp(a, "--broker") == 0 && o->pos_count > 0 &&
+		    strcmp(o->pos[0], "serve") == 0) {
+			if (v == NULL)
+				return die("%s needs HOST:PORT", a);
+			o->broker_addr = v; /* serve's --broker takes the broker's address */
+			i++;
 			continue;
 		}
 		if (strcmp(a, "--broker") == 0) {
@@ -118,6 +187,11 @@ static int parse(int argc, char **argv, struct opts *o)
 		if (v == NULL)
 			return die("%s needs a value", a);
 		i++;
+		if (parse_serve_opt(a, v, o, &rc)) {
+			if (rc != 0)
+				return rc;
+			continue;
+		}
 		if (strcmp(a, "--dir") == 0)
 			o->dir = v;
 		else if (strcmp(a, "--name") == 0)
@@ -232,10 +306,17 @@ static int cmd_init(const struct opts *o, struct moat_diag *d)
 			rc = MOAT_E_IO;
 		}
 	}
+	if (rc == MOAT_OK) {
+		uint8_t store_key[GROUPS_STORE_KEY_LEN];
+
+		rc = groups_store_key_load(in_dir(&sc, o->dir, "store.key"), true, store_key, d);
+		OPENSSL_cleanse(store_key, sizeof(store_key));
+	}
 	if (rc == MOAT_OK)
 		rc = reg_audit_append(sc.reg, sc.actor, "sc.init", NULL, NULL, d);
 	if (rc == MOAT_OK)
-		printf("initialized %s: registry.db, ca.key, ca.pem, token.key, token.pub\n",
+		printf("initialized %s: registry.db, ca.key, ca.pem, token.key, token.pub, "
+		       "store.key\n",
 		       o->dir);
 	free(pub);
 	signer_destroy(token);
@@ -434,6 +515,36 @@ static int show_key(void *arg, const struct reg_key *k)
 	return MOAT_OK;
 }
 
+/* Registers the PEM public key in <path> (Ed25519 or X25519, per <kind>) to <name>. */
+static int add_key(struct sc *sc, const char *name, const char *path, enum reg_key_kind kind,
+		   struct moat_diag *d)
+{
+	int want = kind == REG_KEY_ED25519_SIGN ? EVP_PKEY_ED25519 : EVP_PKEY_X25519;
+	uint8_t pub[REG_KEY_LEN];
+	size_t len = sizeof(pub);
+	EVP_PKEY *k = NULL;
+	FILE *f = fopen(path, "re");
+	int rc;
+
+	if (f != NULL) {
+		k = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if (k == NULL || EVP_PKEY_get_id(k) != want ||
+	    EVP_PKEY_get_raw_public_key(k, pub, &len) != 1 || len != sizeof(pub)) {
+		EVP_PKEY_free(k);
+		snprintf(d->msg, sizeof(d->msg), "%.300s: not an %s public key in PEM", path,
+			 want == EVP_PKEY_ED25519 ? "Ed25519" : "X25519");
+		return MOAT_E_INVAL;
+	}
+	EVP_PKEY_free(k);
+	rc = reg_key_add(sc->reg, sc->actor, name, kind, pub, d);
+	if (rc == MOAT_OK)
+		printf("%s: %s key added\n", name,
+		       kind == REG_KEY_ED25519_SIGN ? "ed25519-sign" : "x25519-agree");
+	return rc;
+}
+
 static int cmd_thing(const struct opts *o, struct moat_diag *d)
 {
 	const char *verb = o->pos_count > 1 ? o->pos[1] : "";
@@ -509,9 +620,19 @@ static int cmd_thing(const struct opts *o, struct moat_diag *d)
 		if (rc == MOAT_OK)
 			printf("%s revoked; run moat-sc crl --out FILE and reload moatd (SIGHUP)\n",
 			       name);
+	} else if (strcmp(verb, "key") == 0) {
+		rc = o->ed_pub == NULL && o->x_pub == NULL ? MOAT_E_INVAL : MOAT_OK;
+		if (rc < 0)
+			snprintf(d->msg, sizeof(d->msg),
+				 "thing key: give --ed25519-pub and/or "
+				 "--x25519-pub");
+		if (rc == MOAT_OK && o->ed_pub != NULL)
+			rc = add_key(&sc, name, o->ed_pub, REG_KEY_ED25519_SIGN, d);
+		if (rc == MOAT_OK && o->x_pub != NULL)
+			rc = add_key(&sc, name, o->x_pub, REG_KEY_X25519_AGREE, d);
 	} else {
 		snprintf(d->msg, sizeof(d->msg),
-			 "thing %s: unknown (add, renew, attrs, list, show, revoke)", verb);
+			 "thing %s: unknown (add, renew, attrs, list, show, revoke, key)", verb);
 		rc = MOAT_E_INVAL;
 	}
 out:
@@ -574,6 +695,47 @@ static int cmd_audit(const struct opts *o, struct moat_diag *d)
 	return rc;
 }
 
+static int cmd_serve(const struct opts *o, struct moat_diag *d)
+{
+	struct serve_opts so = {
+	    .dir = o->dir,
+	    .host = "127.0.0.1",
+	    .port = 1883,
+	    .username = o->username,
+	    .password_file = o->password_file,
+	    .policy_file = o->policy_file,
+	    .epoch_period_s = o->epoch_period,
+	    .grace_s = o->grace,
+	    .rate_per_s = o->rate,
+	    .broker_url = o->broker_url,
+	};
+	char host[256];
+	unsigned port;
+
+	if (o->broker_addr != NULL) {
+		const char *colon = strrchr(o->broker_addr, ':');
+
+		if (colon == NULL || colon == o->broker_addr ||
+		    (size_t)(colon - o->broker_addr) >= sizeof(host) ||
+		    !parse_uint(colon + 1, 65535, &port)) {
+			snprintf(d->msg, sizeof(d->msg), "--broker %.200s: give HOST:PORT",
+				 o->broker_addr);
+			return MOAT_E_INVAL;
+		}
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - o->broker_addr), o->broker_addr);
+		so.host = host;
+		so.port = (uint16_t)port;
+	}
+	if (o->tamper_action != NULL && strcmp(o->tamper_action, "revoke") != 0) {
+		if (strcmp(o->tamper_action, "alert") != 0) {
+			snprintf(d->msg, sizeof(d->msg), "--tamper-action: revoke or alert");
+			return MOAT_E_INVAL;
+		}
+		so.tamper_alert_only = true;
+	}
+	return serve_run(&so, d);
+}
+
 int main(int argc, char **argv)
 {
 	struct moat_diag d = {{0}};
@@ -591,6 +753,8 @@ int main(int argc, char **argv)
 		rc = cmd_crl(&o, &d);
 	else if (strcmp(o.pos[0], "audit") == 0)
 		rc = cmd_audit(&o, &d);
+	else if (strcmp(o.pos[0], "serve") == 0)
+		rc = cmd_serve(&o, &d);
 	else
 		return die("unknown command %s (see --help)", o.pos[0]);
 	return rc < 0 ? report(rc, &d) : 0;

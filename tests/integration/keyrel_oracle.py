@@ -80,14 +80,15 @@ def hpke_info(client_id, group_id, epoch):
 
 def response_seal(sc_seed, client_id, req_hash, agree_pub, status=0, reason=None, sc_time=0,
                   group_id=b"\x01" * 8, epoch=1, alg=24, filt="a/#", signed=False, max_age=0,
-                  not_after=0, sender_id=None, ms=bytes(32)):
-    """The SC's response, built independently of keyrel.c (seeds, cross-checks)."""
+                  not_after=0, sender_id=None, ms=bytes(32), ikm_e=None):
+    """The SC's response, built independently of keyrel.c (seeds, cross-checks).
+    ikm_e: a fixed HPKE ephemeral seed for reproducible seeds, never in real use."""
     m = {1: status, 2: req_hash, 3: sc_time}
     if status != 0 and reason:
         m[4] = reason
     if status == 0:
         enc, ct = hpke_xcheck.seal(CHACHA, agree_pub, hpke_info(client_id, group_id, epoch),
-                                   req_hash, ms)
+                                   req_hash, ms, ikm_e)
         m.update({5: group_id, 6: epoch, 7: alg, 8: filt, 9: signed, 10: max_age,
                   11: not_after, 13: enc, 14: ct})
         if sender_id:

@@ -193,7 +193,7 @@ class ScCa(BrokerTest):
         self.assertEqual(p.returncode, 1)
         self.assertIn("broker-1", names)
         p = subprocess.run([MOAT_SC, "--help"], capture_output=True, text=True, timeout=10)
-        self.assertIn("later step", p.stdout)
+        self.assertIn("serve [--broker HOST:PORT]", p.stdout)  # the daemon exists now
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@
 #include "e2e/cbor.h"
 #include "e2e/cose.h"
 #include "e2e/keyrel.h"
+#include "keys_testkit.h"
 
 #define BYTES(s) ((struct moat_bytes){.ptr = (const uint8_t *)(s), .len = sizeof(s) - 1})
 #define VIEW(b) ((struct moat_bytes){.ptr = buf_head(b), .len = buf_used(b)})
@@ -31,16 +32,6 @@
 static uint8_t dev_seed[32], dev_pub[32], other_seed[32], other_pub[32];
 static uint8_t sc_seed[32], sc_pub[32];
 static uint8_t agree_sk[32], agree_pk[32], other_agree_sk[32];
-
-static void raw_pub(int type, const uint8_t seed[32], uint8_t pub[32])
-{
-	EVP_PKEY *pk = EVP_PKEY_new_raw_private_key(type, NULL, seed, 32);
-	size_t len = 32;
-
-	assert_non_null(pk);
-	assert_int_equal(EVP_PKEY_get_raw_public_key(pk, pub, &len), 1);
-	EVP_PKEY_free(pk);
-}
 
 static int setup_keys(void **state)
 {
@@ -52,25 +43,11 @@ static int setup_keys(void **state)
 		agree_sk[i] = (uint8_t)(0x20 + i);
 		other_agree_sk[i] = (uint8_t)(0xa0 + i);
 	}
-	raw_pub(EVP_PKEY_ED25519, dev_seed, dev_pub);
-	raw_pub(EVP_PKEY_ED25519, other_seed, other_pub);
-	raw_pub(EVP_PKEY_ED25519, sc_seed, sc_pub);
-	raw_pub(EVP_PKEY_X25519, agree_sk, agree_pk);
+	testkit_raw_pub(EVP_PKEY_ED25519, dev_seed, dev_pub);
+	testkit_raw_pub(EVP_PKEY_ED25519, other_seed, other_pub);
+	testkit_raw_pub(EVP_PKEY_ED25519, sc_seed, sc_pub);
+	testkit_raw_pub(EVP_PKEY_X25519, agree_sk, agree_pk);
 	return 0;
-}
-
-/* keyrel_sign_fn over the SC's seed (<arg>), as a PKCS#11 signer would be */
-static int sc_sign(void *arg, const uint8_t *msg, size_t len, uint8_t sig[COSE_ED25519_SIG_LEN])
-{
-	EVP_PKEY *pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, arg, 32);
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	size_t sig_len = COSE_ED25519_SIG_LEN;
-	int ok = pk != NULL && md != NULL && EVP_DigestSignInit(md, NULL, NULL, NULL, pk) == 1 &&
-		 EVP_DigestSign(md, sig, &sig_len, msg, len) == 1;
-
-	EVP_MD_CTX_free(md);
-	EVP_PKEY_free(pk);
-	return ok ? MOAT_OK : MOAT_E_CRYPTO;
 }
 
 static int failing_sign(void *arg, const uint8_t *msg, size_t len,
@@ -331,7 +308,8 @@ static void respond(struct keyrel_request *r, const struct keyrel_grant *g, stru
 	struct buf req = {0};
 
 	assert_int_equal(keyrel_request_build(r, dev_seed, &req), MOAT_OK);
-	assert_int_equal(keyrel_response_build(r, g, agree_pk, sc_sign, sc_seed, resp), MOAT_OK);
+	assert_int_equal(keyrel_response_build(r, g, agree_pk, testkit_ed25519_sign, sc_seed, resp),
+			 MOAT_OK);
 	buf_fini(&req);
 }
 
@@ -365,7 +343,7 @@ static void response_key_round_trip(void **state)
 
 	/* subscribe: no sender id; a sender id is refused by the builder */
 	r = key_request(KEYREL_SUBSCRIBE);
-	assert_int_equal(keyrel_response_build(&r, &g, agree_pk, sc_sign, sc_seed, &b),
+	assert_int_equal(keyrel_response_build(&r, &g, agree_pk, testkit_ed25519_sign, sc_seed, &b),
 			 MOAT_E_INVAL);
 	g.sender_id_len = 0;
 	g.is_signed = false;
@@ -417,7 +395,7 @@ static void response_token_and_refusal(void **state)
 	buf_fini(&b);
 
 	g.status = (enum keyrel_status)(KEYREL_STATUS_MAX + 1);
-	assert_int_equal(keyrel_response_build(&r, &g, agree_pk, sc_sign, sc_seed, &b),
+	assert_int_equal(keyrel_response_build(&r, &g, agree_pk, testkit_ed25519_sign, sc_seed, &b),
 			 MOAT_E_INVAL);
 	g = key_grant();
 	assert_int_equal(keyrel_response_build(&r, &g, agree_pk, failing_sign, NULL, &b),
@@ -495,12 +473,13 @@ static void response_build_checks_agree_key(void **state)
 	uint8_t other_pk[32];
 
 	(void)state;
-	raw_pub(EVP_PKEY_X25519, other_agree_sk, other_pk);
-	assert_int_equal(keyrel_response_build(&r, &g, other_pk, sc_sign, sc_seed, &b),
+	testkit_raw_pub(EVP_PKEY_X25519, other_agree_sk, other_pk);
+	assert_int_equal(keyrel_response_build(&r, &g, other_pk, testkit_ed25519_sign, sc_seed, &b),
 			 MOAT_E_INVAL);
-	assert_int_equal(keyrel_response_build(&r, &g, NULL, sc_sign, sc_seed, &b), MOAT_E_INVAL);
+	assert_int_equal(keyrel_response_build(&r, &g, NULL, testkit_ed25519_sign, sc_seed, &b),
+			 MOAT_E_INVAL);
 	g.alg = 1; /* A128GCM is not an e2e algorithm */
-	assert_int_equal(keyrel_response_build(&r, &g, agree_pk, sc_sign, sc_seed, &b),
+	assert_int_equal(keyrel_response_build(&r, &g, agree_pk, testkit_ed25519_sign, sc_seed, &b),
 			 MOAT_E_INVAL);
 	assert_int_equal(buf_used(&b), 0);
 	buf_fini(&b);
@@ -579,8 +558,9 @@ static void epoch_round_trip_and_refusals(void **state)
 	const char *why = NULL;
 
 	(void)state;
-	assert_int_equal(keyrel_epoch_build(gid, 42, "plant/#", 1764567890, sc_sign, sc_seed, &b),
-			 MOAT_OK);
+	assert_int_equal(
+	    keyrel_epoch_build(gid, 42, "plant/#", 1764567890, testkit_ed25519_sign, sc_seed, &b),
+	    MOAT_OK);
 	assert_int_equal(keyrel_epoch_open(VIEW(&b), topic, sc_pub, out, &epoch, &why), MOAT_OK);
 	assert_memory_equal(out, gid, 8);
 	assert_int_equal(epoch, 42);
@@ -597,7 +577,8 @@ static void epoch_round_trip_and_refusals(void **state)
 		assert_non_null(why);
 		buf_head(&b)[i] ^= 0x04;
 	}
-	assert_int_equal(keyrel_epoch_build(gid, 1, "", 0, sc_sign, sc_seed, &b), MOAT_E_INVAL);
+	assert_int_equal(keyrel_epoch_build(gid, 1, "", 0, testkit_ed25519_sign, sc_seed, &b),
+			 MOAT_E_INVAL);
 	buf_fini(&b);
 }
 
