@@ -1014,6 +1014,8 @@ static int handle(struct moat_client *c, struct mqtt_packet *p)
 
 static void read_input(struct moat_client *c)
 {
+	bool closed = false;
+
 	for (;;) {
 		ssize_t n;
 
@@ -1027,8 +1029,11 @@ static void read_input(struct moat_client *c)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			lost(c, MOAT_E_CLOSED, 0);
-			return;
+			/* what arrived before the close (a PUBREC, the server's
+			 * DISCONNECT) is still handled first: dropping a PUBREC
+			 * would make a QoS 2 message go out twice */
+			closed = true;
+			break;
 		}
 		c->in.len += (size_t)n;
 		c->last_rx_ms = clock_mono_ms();
@@ -1054,6 +1059,10 @@ static void read_input(struct moat_client *c)
 			lost(c, rc, 0);
 			return;
 		}
+	}
+	if (closed && c->fd >= 0) {
+		lost(c, MOAT_E_CLOSED, 0);
+		return;
 	}
 	buf_trim(&c->in, 0);
 }

@@ -366,6 +366,38 @@ static void unacknowledged_qos1_is_resent_with_dup_after_reconnect(void **state)
 	assert_int_equal(p.publish.packet_id, id);
 }
 
+/* A PUBREC that arrives together with the connection's end (a broker
+ * shutting down writes it, then closes) still counts: after the reconnect
+ * the client releases the message instead of publishing it a second time. */
+static void pubrec_arriving_with_the_close_is_kept(void **state)
+{
+	struct fake *f = *state;
+	struct mqtt_packet p;
+	uint8_t out[64];
+	uint16_t id = 0;
+	size_t n;
+
+	make_client(f, 5, true);
+	moat_connect(f->c);
+	fake_accept(f);
+	fake_connack(f, 5, false);
+	assert_int_equal(moat_publish(f->c, "t", "x", 1, 2, false, NULL, &id), MOAT_OK);
+	fake_read(f, 5, &p);
+	p = (struct mqtt_packet){ .type = MQTT_PUBREC };
+	p.ack.packet_id = id;
+	n = pkt_encode(out, sizeof(out), 5, &p);
+	assert_true(n > 0);
+	assert_int_equal(send(f->fd, out, n, 0), (ssize_t)n);
+	fake_close(f); /* before the client reads: it sees the PUBREC and the end at once */
+	spin(f, 5);
+	assert_int_equal(f->disconnects, 1);
+	fake_accept(f);
+	fake_connack(f, 5, true);
+	fake_read(f, 5, &p);
+	assert_int_equal(p.type, MQTT_PUBREL);
+	assert_int_equal(p.ack.packet_id, id);
+}
+
 /* Waits up to 2 s for <*counter> (written by the client thread) to reach <want>. */
 static void wait_count(const int *counter, int want)
 {
@@ -723,6 +755,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(offline_queue_is_sent_in_order_and_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(qos2_publish_completes_after_pubrec_pubrel_pubcomp, setup, teardown),
 		cmocka_unit_test_setup_teardown(unacknowledged_qos1_is_resent_with_dup_after_reconnect, setup, teardown),
+		cmocka_unit_test_setup_teardown(pubrec_arriving_with_the_close_is_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(client_thread_publishes_and_receives, setup, teardown),
 		cmocka_unit_test_setup_teardown(queue_file_needs_a_fixed_client_id, qsetup, qteardown),
 		cmocka_unit_test_setup_teardown(queued_messages_survive_a_restart_in_order, qsetup, qteardown),
