@@ -14,6 +14,8 @@ int cli_pub_main(int argc, char **argv);
 int cli_sub_main(int argc, char **argv);
 /* `moat passwd`: mosquitto_passwd's flags; returns the exit code (0 ok, 1 error). */
 int cli_passwd_main(int argc, char **argv);
+/* `moat ctl`: the Security Center's admin channel (ctl.c); the exit code. */
+int cli_ctl_main(int argc, char **argv);
 
 #define CLI_MAX_TOPICS 64
 #define CLI_MAX_USER_PROPS 32
@@ -32,7 +34,7 @@ struct cli_opts {
 	bool null_msg, stdin_line, stdin_file;
 	struct moat_pub_props pub_props;
 	struct moat_user_prop user[CLI_MAX_USER_PROPS];
-	long repeat, interval_ms, ack_timeout_s;	/* repeat -1: no --repeat; timeout 0: none */
+	long repeat, interval_ms, ack_timeout_s; /* repeat -1: no --repeat; timeout 0: none */
 	/* sub */
 	const char *filter_out[CLI_MAX_TOPICS];
 	int filter_out_count;
