@@ -25,11 +25,11 @@ int main(int argc, char **argv)
 	static const struct {
 		const char *name;
 		int (*fn)(int argc, char **argv);
-	} cmds[] = {{"pub", cli_pub_main},
-		    {"sub", cli_sub_main},
-		    {"bench", cli_bench_main},
-		    {"passwd", cli_passwd_main},
-		    {"ctl", cli_ctl_main}};
+	} cmds[] = { { "pub", cli_pub_main },
+		     { "sub", cli_sub_main },
+		     { "bench", cli_bench_main },
+		     { "passwd", cli_passwd_main },
+		     { "ctl", cli_ctl_main } };
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		usage(argc < 2 ? stderr : stdout);
@@ -40,7 +40,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[1], "help") == 0 && argc == 3) {
-		char *help_argv[] = {argv[2], "--help", NULL};
+		char *help_argv[] = { argv[2], "--help", NULL };
 
 		for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 			if (strcmp(argv[2], cmds[i].name) == 0)
