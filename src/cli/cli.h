@@ -34,7 +34,7 @@ struct cli_opts {
 	bool null_msg, stdin_line, stdin_file;
 	struct moat_pub_props pub_props;
 	struct moat_user_prop user[CLI_MAX_USER_PROPS];
-	long repeat, interval_ms, ack_timeout_s; /* repeat -1: no --repeat; timeout 0: none */
+	long repeat, interval_ms, ack_timeout_s;	/* repeat -1: no --repeat; timeout 0: none */
 	/* sub */
 	const char *filter_out[CLI_MAX_TOPICS];
 	int filter_out_count;

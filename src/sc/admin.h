@@ -49,14 +49,14 @@ struct sc_admin_hooks {
 /* What the op handlers work on. The registry handle is the admin thread's
  * own (SQLite handles are one thread at a time). */
 struct sc_admin_ctx {
-	const char *dir;	     /* the SC directory */
-	struct registry *reg;	     /* opened for the admin thread */
-	struct ca *ca;		     /* issues certificates */
+	const char *dir;	    /* the SC directory */
+	struct registry *reg;	    /* opened for the admin thread */
+	struct ca *ca;		    /* issues certificates */
 	struct signer *token_signer; /* Ed25519, signs tokens */
-	const char *policy_file;     /* DIR/policies.json */
-	const char *broker_url;	     /* written into credential bundles */
+	const char *policy_file;    /* DIR/policies.json */
+	const char *broker_url;	    /* written into credential bundles */
 	struct sc_admin_hooks hooks;
-	/* Added by the ctl branch (token.issue); NULL: "moat-sc" and "moat". */
+	/* Added by the ctl branch for token.issue; NULL: "moat-sc" and "moat". */
 	const char *token_issuer;   /* iss of issued tokens */
 	const char *token_audience; /* aud: the broker id moatd expects */
 };

@@ -56,10 +56,12 @@ struct reg_cert {
 	char thing[REG_NAME_MAX + 1];
 	enum reg_cert_profile profile;
 	int64_t not_before_s, not_after_s;
-	int64_t revoked_at_s;	       /* 0 when not revoked */
-	int reason;		       /* RFC 5280 CRLReason code when revoked */
-	bool has_x5t;		       /* false for certificates recorded before schema 3 */
-	uint8_t x5t_s256[REG_X5T_LEN]; /* SHA-256 of the certificate's DER */
+	int64_t revoked_at_s; /* 0 when not revoked */
+	int reason;	      /* RFC 5280 CRLReason code when revoked */
+	/* SHA-256 of the certificate's DER (RFC 8705 x5t#S256); has_x5t is
+	 * false for certificates recorded before schema 3 */
+	bool has_x5t;
+	uint8_t x5t_s256[REG_X5T_LEN];
 };
 
 struct reg_audit {
