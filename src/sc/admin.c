@@ -104,15 +104,13 @@ int admin_daemon(struct admin_req *r, bool called, int rc, const char *done)
 	return rc;
 }
 
-/* Handles the request line <line> as <peer_actor>; the answer text (one
- * line, no newline) goes to *<answer>, NULL on out of memory. */
-static void handle(struct sc_admin *a, const char *line, size_t len, const char *peer_actor,
-		   char **answer)
+char *admin_handle_line(const struct sc_admin_ctx *ctx, const char *peer_actor, const char *line,
+			size_t len)
 {
 	struct moat_diag d = {{0}};
-	struct admin_req r = {.ctx = &a->ctx, .actor = peer_actor, .d = &d};
+	struct admin_req r = {.ctx = ctx, .actor = peer_actor, .d = &d};
 	cJSON *in = cJSON_ParseWithLength(line, len);
-	char action[REG_NAME_MAX + 1] = "admin.request", *detail;
+	char action[REG_NAME_MAX + 1] = "admin.request", *detail, *reply;
 	const char *op = NULL, *actor = NULL;
 	admin_op_fn *fn = NULL;
 	int rc = MOAT_OK;
@@ -159,7 +157,7 @@ static void handle(struct sc_admin *a, const char *line, size_t len, const char 
 	/* every request leaves its row; a bad actor is answered, not audited */
 	detail = r.detail != NULL ? cJSON_PrintUnformatted(r.detail) : NULL;
 	if (detail != NULL &&
-	    reg_audit_append(a->ctx.reg, r.actor, action,
+	    reg_audit_append(ctx->reg, r.actor, action,
 			     r.thing != NULL && reg_name_is_valid(r.thing) ? r.thing : NULL, detail,
 			     &d) < 0 &&
 	    rc == MOAT_OK) {
@@ -169,10 +167,11 @@ static void handle(struct sc_admin *a, const char *line, size_t len, const char 
 		cJSON_AddStringToObject(r.out, "error", d.msg);
 	}
 	cJSON_free(detail);
-	*answer = r.out != NULL ? cJSON_PrintUnformatted(r.out) : NULL;
+	reply = r.out != NULL ? cJSON_PrintUnformatted(r.out) : NULL;
 	cJSON_Delete(r.out);
 	cJSON_Delete(r.detail);
 	cJSON_Delete(in);
+	return reply;
 }
 
 /* Writes all of <p> (<len> bytes) to <fd>; false when the peer is gone. */
@@ -261,7 +260,8 @@ static bool serve(struct sc_admin *a, int fd)
 			if (!skipping && line > SC_ADMIN_LINE_MAX) {
 				open = answer(fd, too_long);
 			} else if (!skipping && line > 0) {
-				handle(a, (const char *)buf_head(&in), line, actor, &text);
+				text = admin_handle_line(&a->ctx, actor,
+							 (const char *)buf_head(&in), line);
 				open = answer(fd, text);
 				cJSON_free(text);
 			}

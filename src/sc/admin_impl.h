@@ -27,6 +27,13 @@ struct admin_req {
 
 typedef int admin_op_fn(struct admin_req *r);
 
+/* Handles the request line <line> (<len> bytes, untrusted, no newline) from
+ * a peer named <peer_actor>, audits it, and returns the answer (one JSON
+ * object, no newline; the caller frees it with cJSON_free), NULL on out of
+ * memory. */
+char *admin_handle_line(const struct sc_admin_ctx *ctx, const char *peer_actor, const char *line,
+			size_t len);
+
 admin_op_fn admin_thing_create, admin_thing_list, admin_thing_show, admin_thing_update,
     admin_thing_revoke, admin_token_issue, admin_audit_tail;
 admin_op_fn admin_policy_set, admin_policy_list, admin_policy_show, admin_policy_delete,
