@@ -3,7 +3,8 @@
  * carries sub, client_id, roles (from "role"), attrs and cnf x5t#S256 =
  * SHA-256 of the newest certificate's DER; it is refused once expired and
  * under another kid; revoked things, things without a certificate and
- * lifetimes outside 5..60 minutes get no token. */
+ * lifetimes outside 5..60 minutes get no token. A version 1 registry is
+ * migrated to 3: its certificates have no thumbprint (no token), new ones do. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 
 #include <cmocka.h>
 #include <openssl/evp.h>
+#include <sqlite3.h>
 
 #include <moat/error.h>
 
@@ -214,6 +216,33 @@ static void test_no_token_without_valid_certificate_or_when_revoked(void **state
 	assert_null(token);
 }
 
+static void test_migration_from_version_1(void **state)
+{
+	struct fx *f = *state;
+	struct sc_token_req req = {.now_s = f->now};
+	struct sc_token_info info;
+	char *token = NULL;
+	sqlite3 *db;
+
+	/* make the database a version 1 one: no thumbprint column */
+	reg_close(f->reg);
+	snprintf(f->path, sizeof(f->path), "%s/registry.db", f->dir);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "ALTER TABLE certs DROP COLUMN x5t_s256;"
+				      "UPDATE schema_version SET version = 1;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(reg_open(&f->reg, f->path, &f->d), MOAT_OK);
+	assert_int_equal(sc_token_issue(f->reg, f->tok, "dev-1", &req, &token, &info, &f->d),
+			 MOAT_E_DENIED);
+	issue_cert(f, "dev-1");
+	assert_int_equal(sc_token_issue(f->reg, f->tok, "dev-1", &req, &token, &info, &f->d),
+			 MOAT_OK);
+	free(token);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -223,6 +252,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_ttl_bounds, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_token_without_valid_certificate_or_when_revoked,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migration_from_version_1, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
