@@ -120,21 +120,6 @@ cJSON *ctl_request(const struct ctl_opts *o, const char *op)
 	return j;
 }
 
-static bool send_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
 /* Reads one answer line from <fd> into <in> (NUL-terminated). */
 static bool read_line(int fd, struct buf *in)
 {
@@ -176,8 +161,7 @@ int ctl_call(const struct ctl_opts *o, cJSON *req, cJSON **res)
 			"moat ctl: cannot reach the Security Center at %s: is `moat-sc serve` "
 			"running? (%s)\n",
 			o->socket, strerror(errno));
-	} else if (!send_all(fd, text, strlen(text)) || !send_all(fd, "\n", 1) ||
-		   !read_line(fd, &in)) {
+	} else if (!sc_admin_send_line(fd, text) || !read_line(fd, &in)) {
 		die("the Security Center closed the connection without an answer", NULL);
 	} else if ((*res = cJSON_Parse((char *)in.data)) == NULL || !cJSON_IsObject(*res)) {
 		cJSON_Delete(*res);

@@ -175,7 +175,7 @@ char *admin_handle_line(const struct sc_admin_ctx *ctx, const char *peer_actor, 
 }
 
 /* Writes all of <p> (<len> bytes) to <fd>; false when the peer is gone. */
-static bool write_all(int fd, const char *p, size_t len)
+static bool send_all(int fd, const char *p, size_t len)
 {
 	while (len > 0) {
 		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
@@ -190,11 +190,15 @@ static bool write_all(int fd, const char *p, size_t len)
 	return true;
 }
 
+bool sc_admin_send_line(int fd, const char *text)
+{
+	return send_all(fd, text, strlen(text)) && send_all(fd, "\n", 1);
+}
+
 static bool answer(int fd, const char *text)
 {
-	const char *t = text != NULL ? text : "{\"ok\":false,\"error\":\"out of memory\"}";
-
-	return write_all(fd, t, strlen(t)) && write_all(fd, "\n", 1);
+	return sc_admin_send_line(fd, text != NULL ? text
+						   : "{\"ok\":false,\"error\":\"out of memory\"}");
 }
 
 /* Who is at the other end: the user name of its uid, or "uid<N>". False

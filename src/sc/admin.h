@@ -19,6 +19,7 @@
 #ifndef MOAT_SC_ADMIN_H
 #define MOAT_SC_ADMIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "conf/config.h" /* struct moat_diag */
@@ -70,5 +71,10 @@ int sc_admin_start(struct sc_admin **out, const struct sc_admin_ctx *ctx, struct
 
 /* Stops the thread, closes and unlinks the socket; NULL is fine. */
 void sc_admin_stop(struct sc_admin *a);
+
+/* Writes <text> and a newline to the stream socket <fd> (both sides of the
+ * channel frame their JSON this way; no SIGPIPE). False when the peer is
+ * gone. */
+bool sc_admin_send_line(int fd, const char *text);
 
 #endif

@@ -9,54 +9,20 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
 #include <moat/error.h>
 
 #include "sc/admin_impl.h"
-#include "sc/ca.h"
+#include "../unit/sc/sc_fixture.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char dir[64], policy[96];
-static struct registry *reg;
-static struct signer *ca_key, *tok;
-static struct ca *ca;
+static struct sc_fixture sc;
+static char policy[96];
 
 static void cleanup(void)
 {
-	char cmd[96];
-
-	ca_destroy(ca);
-	signer_destroy(ca_key);
-	signer_destroy(tok);
-	reg_close(reg);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
-}
-
-static void init(void)
-{
-	struct moat_diag d;
-	char path[96];
-
-	snprintf(dir, sizeof(dir), "/tmp/moat-fuzz-admin-XXXXXX");
-	if (mkdtemp(dir) == NULL)
-		abort();
-	snprintf(path, sizeof(path), "%s/registry.db", dir);
-	if (reg_open(&reg, path, &d) != MOAT_OK)
-		abort();
-	snprintf(path, sizeof(path), "%s/ca.key", dir);
-	if (signer_file_create(&ca_key, path, SIGNER_ECDSA_P256, &d) != MOAT_OK ||
-	    ca_create(&ca, ca_key, "fuzz", 0, (int64_t)time(NULL), &d) != MOAT_OK)
-		abort();
-	snprintf(path, sizeof(path), "%s/token.key", dir);
-	if (signer_file_create(&tok, path, SIGNER_ED25519, &d) != MOAT_OK)
-		abort();
-	snprintf(policy, sizeof(policy), "%s/policies.json", dir);
-	atexit(cleanup);
+	sc_fixture_close(&sc);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -65,12 +31,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cJSON *res;
 	char *text;
 
-	if (reg == NULL)
-		init();
-	ctx = (struct sc_admin_ctx){.dir = dir,
-				    .reg = reg,
-				    .ca = ca,
-				    .token_signer = tok,
+	if (sc.reg == NULL) {
+		if (sc_fixture_open(&sc, "fuzz-admin") != 0)
+			abort();
+		snprintf(policy, sizeof(policy), "%s/policies.json", sc.dir);
+		atexit(cleanup);
+	}
+	ctx = (struct sc_admin_ctx){.dir = sc.dir,
+				    .reg = sc.reg,
+				    .ca = sc.ca,
+				    .token_signer = sc.tok,
 				    .policy_file = policy,
 				    .broker_url = "mqtts://fuzz:8883"};
 	text = admin_handle_line(&ctx, "fuzz", (const char *)data, size);

@@ -34,6 +34,7 @@
 #include "auth/jwt.h"
 #include "sc/admin.h"
 #include "sc/ca.h"
+#include "sc_fixture.h"
 
 struct calls {
 	int revoked, rotated, changed;
@@ -42,10 +43,8 @@ struct calls {
 };
 
 struct fx {
-	char dir[64], path[160], policy[160], sock[100];
-	struct registry *reg;
-	struct signer *ca_key, *tok;
-	struct ca *ca;
+	struct sc_fixture sc;
+	char path[160], policy[160], sock[100];
 	struct sc_admin *admin;
 	struct sc_admin_ctx ctx;
 	struct calls calls;
@@ -100,10 +99,10 @@ static int connect_to(const char *path)
 static void start(struct fx *f, bool hooks)
 {
 	f->ctx = (struct sc_admin_ctx){
-	    .dir = f->dir,
-	    .reg = f->reg,
-	    .ca = f->ca,
-	    .token_signer = f->tok,
+	    .dir = f->sc.dir,
+	    .reg = f->sc.reg,
+	    .ca = f->sc.ca,
+	    .token_signer = f->sc.tok,
 	    .policy_file = f->policy,
 	    .broker_url = "mqtts://127.0.0.1:8883",
 	    .token_audience = "broker-1",
@@ -120,19 +119,9 @@ static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/moat-sc-admin-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/registry.db", f->dir);
-	assert_int_equal(reg_open(&f->reg, f->path, &f->d), MOAT_OK);
-	snprintf(f->path, sizeof(f->path), "%s/ca.key", f->dir);
-	assert_int_equal(signer_file_create(&f->ca_key, f->path, SIGNER_ECDSA_P256, &f->d),
-			 MOAT_OK);
-	snprintf(f->path, sizeof(f->path), "%s/token.key", f->dir);
-	assert_int_equal(signer_file_create(&f->tok, f->path, SIGNER_ED25519, &f->d), MOAT_OK);
-	assert_int_equal(ca_create(&f->ca, f->ca_key, "test", 0, (int64_t)time(NULL), &f->d),
-			 MOAT_OK);
-	snprintf(f->policy, sizeof(f->policy), "%s/policies.json", f->dir);
-	snprintf(f->sock, sizeof(f->sock), "%s/%s", f->dir, SC_ADMIN_SOCKET);
+	assert_int_equal(sc_fixture_open(&f->sc, "sc-admin"), 0);
+	snprintf(f->policy, sizeof(f->policy), "%s/policies.json", f->sc.dir);
+	snprintf(f->sock, sizeof(f->sock), "%s/%s", f->sc.dir, SC_ADMIN_SOCKET);
 	f->fd = -1;
 	*state = f;
 	return 0;
@@ -141,17 +130,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[160];
 
 	if (f->fd >= 0)
 		close(f->fd);
 	sc_admin_stop(f->admin);
-	ca_destroy(f->ca);
-	signer_destroy(f->ca_key);
-	signer_destroy(f->tok);
-	reg_close(f->reg);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
+	sc_fixture_close(&f->sc);
 	free(f);
 	return 0;
 }
@@ -490,7 +473,7 @@ static void test_token_issue_verifies_and_is_audited(void **state)
 	struct jwt_expect e;
 	cJSON *res, *req, *rows, *row;
 	const char *token;
-	char *pub = signer_public_pem(f->tok);
+	char *pub = signer_public_pem(f->sc.tok);
 	FILE *fp;
 	bool seen = false;
 
@@ -506,7 +489,7 @@ static void test_token_issue_verifies_and_is_audited(void **state)
 	res = ask(f, req);
 	assert_true(ok(res));
 	token = field(res, "token");
-	snprintf(f->path, sizeof(f->path), "%s/token.pub", f->dir);
+	snprintf(f->path, sizeof(f->path), "%s/token.pub", f->sc.dir);
 	fp = fopen(f->path, "w");
 	fputs(pub, fp);
 	fclose(fp);

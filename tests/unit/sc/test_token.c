@@ -24,13 +24,11 @@
 #include "base/base64.h"
 #include "sc/ca.h"
 #include "sc/token.h"
+#include "sc_fixture.h"
 
 struct fx {
-	char dir[64];
+	struct sc_fixture sc;
 	char path[160], pub_path[160];
-	struct registry *reg;
-	struct signer *ca_key, *tok;
-	struct ca *ca;
 	int64_t now;
 	struct moat_diag d;
 	char x5t[48]; /* base64url thumbprint of the last issued certificate */
@@ -46,8 +44,9 @@ static void issue_cert(struct fx *f, const char *name)
 	X509 *x = NULL;
 
 	assert_int_equal(ca_make_key_csr(name, &key, &csr, &f->d), MOAT_OK);
-	assert_int_equal(ca_issue(f->ca, f->reg, "test", csr, strlen(csr), &req, f->now, &x, &f->d),
-			 MOAT_OK);
+	assert_int_equal(
+	    ca_issue(f->sc.ca, f->sc.reg, "test", csr, strlen(csr), &req, f->now, &x, &f->d),
+	    MOAT_OK);
 	assert_int_equal(X509_digest(x, EVP_sha256(), md, &n), 1);
 	b64_encode(md, n, f->x5t, B64_URL);
 	X509_free(x);
@@ -62,26 +61,19 @@ static int setup(void **state)
 	char *pub;
 	FILE *fp;
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/moat-sc-token-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/registry.db", f->dir);
-	assert_int_equal(reg_open(&f->reg, f->path, &f->d), MOAT_OK);
-	snprintf(f->path, sizeof(f->path), "%s/ca.key", f->dir);
-	assert_int_equal(signer_file_create(&f->ca_key, f->path, SIGNER_ECDSA_P256, &f->d),
-			 MOAT_OK);
-	snprintf(f->path, sizeof(f->path), "%s/token.key", f->dir);
-	assert_int_equal(signer_file_create(&f->tok, f->path, SIGNER_ED25519, &f->d), MOAT_OK);
+	assert_int_equal(sc_fixture_open(&f->sc, "sc-token"), 0);
 	f->now = (int64_t)time(NULL);
-	assert_int_equal(ca_create(&f->ca, f->ca_key, "test", 0, f->now, &f->d), MOAT_OK);
-	snprintf(f->pub_path, sizeof(f->pub_path), "%s/token.pub", f->dir);
-	pub = signer_public_pem(f->tok);
+	snprintf(f->pub_path, sizeof(f->pub_path), "%s/token.pub", f->sc.dir);
+	pub = signer_public_pem(f->sc.tok);
 	fp = fopen(f->pub_path, "w");
 	assert_non_null(fp);
 	fputs(pub, fp);
 	fclose(fp);
 	free(pub);
-	assert_int_equal(reg_thing_create(f->reg, "test", "dev-1", attrs, 2, NULL, &f->d), MOAT_OK);
-	assert_int_equal(reg_thing_create(f->reg, "test", "bare", NULL, 0, NULL, &f->d), MOAT_OK);
+	assert_int_equal(reg_thing_create(f->sc.reg, "test", "dev-1", attrs, 2, NULL, &f->d),
+			 MOAT_OK);
+	assert_int_equal(reg_thing_create(f->sc.reg, "test", "bare", NULL, 0, NULL, &f->d),
+			 MOAT_OK);
 	issue_cert(f, "dev-1");
 	issue_cert(f, "dev-1"); /* the token binds the newer one */
 	*state = f;
@@ -91,14 +83,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[160];
 
-	ca_destroy(f->ca);
-	signer_destroy(f->ca_key);
-	signer_destroy(f->tok);
-	reg_close(f->reg);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
+	sc_fixture_close(&f->sc);
 	free(f);
 	return 0;
 }
@@ -130,7 +116,7 @@ static void test_token_verifies_with_the_broker_verifier(void **state)
 	struct jwt_claims c = {0};
 	char *token = NULL;
 
-	assert_int_equal(sc_token_issue(f->reg, f->tok, "dev-1", &req, &token, &info, &f->d),
+	assert_int_equal(sc_token_issue(f->sc.reg, f->sc.tok, "dev-1", &req, &token, &info, &f->d),
 			 MOAT_OK);
 	assert_int_equal(info.exp, f->now + SC_TOKEN_TTL_DEFAULT_S);
 	assert_int_equal(strlen(info.jti), SC_TOKEN_JTI_LEN);
@@ -160,11 +146,11 @@ static void test_kid_is_the_jwk_thumbprint(void **state)
 	struct fx *f = *state;
 	char kid[SC_TOKEN_KID_LEN + 1], again[SC_TOKEN_KID_LEN + 1];
 
-	assert_int_equal(sc_token_kid(f->tok, kid, &f->d), MOAT_OK);
+	assert_int_equal(sc_token_kid(f->sc.tok, kid, &f->d), MOAT_OK);
 	assert_int_equal(strlen(kid), SC_TOKEN_KID_LEN);
-	assert_int_equal(sc_token_kid(f->tok, again, &f->d), MOAT_OK);
+	assert_int_equal(sc_token_kid(f->sc.tok, again, &f->d), MOAT_OK);
 	assert_string_equal(kid, again);
-	assert_int_equal(sc_token_kid(f->ca_key, kid, &f->d), MOAT_E_INVAL);
+	assert_int_equal(sc_token_kid(f->sc.ca_key, kid, &f->d), MOAT_E_INVAL);
 }
 
 static void test_ttl_bounds(void **state)
@@ -175,17 +161,17 @@ static void test_ttl_bounds(void **state)
 	struct jwt_claims c = {0};
 	char *token = NULL;
 
-	assert_int_equal(sc_token_issue(f->reg, f->tok, "dev-1", &req, &token, &info, &f->d),
+	assert_int_equal(sc_token_issue(f->sc.reg, f->sc.tok, "dev-1", &req, &token, &info, &f->d),
 			 MOAT_E_INVAL);
 	assert_null(token);
 	assert_non_null(strstr(f->d.msg, "5 to 60 minutes"));
 	req.ttl_s = 3601;
-	assert_int_equal(sc_token_issue(f->reg, f->tok, "dev-1", &req, &token, &info, &f->d),
+	assert_int_equal(sc_token_issue(f->sc.reg, f->sc.tok, "dev-1", &req, &token, &info, &f->d),
 			 MOAT_E_INVAL);
 	req.ttl_s = 3600;
 	req.issuer = "sc-test";
 	req.audience = "broker-1";
-	assert_int_equal(sc_token_issue(f->reg, f->tok, "dev-1", &req, &token, &info, &f->d),
+	assert_int_equal(sc_token_issue(f->sc.reg, f->sc.tok, "dev-1", &req, &token, &info, &f->d),
 			 MOAT_OK);
 	assert_int_equal(verify(f, token, info.kid, f->now + 3600 - 1, &c), MOAT_OK);
 	jwt_claims_fini(&c);
@@ -199,18 +185,18 @@ static void test_no_token_without_valid_certificate_or_when_revoked(void **state
 	struct sc_token_info info;
 	char *token = NULL;
 
-	assert_int_equal(sc_token_issue(f->reg, f->tok, "bare", &req, &token, &info, &f->d),
+	assert_int_equal(sc_token_issue(f->sc.reg, f->sc.tok, "bare", &req, &token, &info, &f->d),
 			 MOAT_E_DENIED);
 	assert_non_null(strstr(f->d.msg, "no valid certificate"));
-	assert_int_equal(sc_token_issue(f->reg, f->tok, "nobody", &req, &token, &info, &f->d),
+	assert_int_equal(sc_token_issue(f->sc.reg, f->sc.tok, "nobody", &req, &token, &info, &f->d),
 			 MOAT_E_NOTFOUND);
 	/* every certificate expired: none to bind to */
 	req.now_s = f->now + 31 * 86400;
-	assert_int_equal(sc_token_issue(f->reg, f->tok, "dev-1", &req, &token, &info, &f->d),
+	assert_int_equal(sc_token_issue(f->sc.reg, f->sc.tok, "dev-1", &req, &token, &info, &f->d),
 			 MOAT_E_DENIED);
 	req.now_s = f->now;
-	assert_int_equal(reg_thing_revoke(f->reg, "test", "dev-1", 1, &f->d), MOAT_OK);
-	assert_int_equal(sc_token_issue(f->reg, f->tok, "dev-1", &req, &token, &info, &f->d),
+	assert_int_equal(reg_thing_revoke(f->sc.reg, "test", "dev-1", 1, &f->d), MOAT_OK);
+	assert_int_equal(sc_token_issue(f->sc.reg, f->sc.tok, "dev-1", &req, &token, &info, &f->d),
 			 MOAT_E_DENIED);
 	assert_non_null(strstr(f->d.msg, "revoked"));
 	assert_null(token);
@@ -225,8 +211,8 @@ static void test_migration_from_version_1(void **state)
 	sqlite3 *db;
 
 	/* make the database a version 1 one: no thumbprint column */
-	reg_close(f->reg);
-	snprintf(f->path, sizeof(f->path), "%s/registry.db", f->dir);
+	reg_close(f->sc.reg);
+	snprintf(f->path, sizeof(f->path), "%s/registry.db", f->sc.dir);
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
 				      "ALTER TABLE certs DROP COLUMN x5t_s256;"
@@ -234,11 +220,11 @@ static void test_migration_from_version_1(void **state)
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	sqlite3_close(db);
-	assert_int_equal(reg_open(&f->reg, f->path, &f->d), MOAT_OK);
-	assert_int_equal(sc_token_issue(f->reg, f->tok, "dev-1", &req, &token, &info, &f->d),
+	assert_int_equal(reg_open(&f->sc.reg, f->path, &f->d), MOAT_OK);
+	assert_int_equal(sc_token_issue(f->sc.reg, f->sc.tok, "dev-1", &req, &token, &info, &f->d),
 			 MOAT_E_DENIED);
 	issue_cert(f, "dev-1");
-	assert_int_equal(sc_token_issue(f->reg, f->tok, "dev-1", &req, &token, &info, &f->d),
+	assert_int_equal(sc_token_issue(f->sc.reg, f->sc.tok, "dev-1", &req, &token, &info, &f->d),
 			 MOAT_OK);
 	free(token);
 }
