@@ -168,6 +168,20 @@ static cJSON *ask(struct fx *f, cJSON *req)
 	return res;
 }
 
+static bool ok(const cJSON *res);
+static const char *field(const cJSON *res, const char *key);
+
+/* Asks <req> and checks it is refused, with <text> in the error unless NULL. */
+static void refused(struct fx *f, cJSON *req, const char *text)
+{
+	cJSON *res = ask(f, req);
+
+	assert_false(ok(res));
+	if (text != NULL)
+		assert_non_null(strstr(field(res, "error"), text));
+	cJSON_Delete(res);
+}
+
 static cJSON *op(const char *name)
 {
 	cJSON *j = cJSON_CreateObject();
@@ -263,23 +277,15 @@ static void test_thing_create_registers_keys_and_returns_the_bundle(void **state
 	assert_string_equal(field(cJSON_GetObjectItem(t, "attrs"), "site"), "plant-7");
 	cJSON_Delete(res);
 	/* a taken name, a CSR that is no CSR, an X25519 key given as signing key */
-	res = ask(f, create_req("dev-1", false));
-	assert_false(ok(res));
-	assert_non_null(strstr(field(res, "error"), "dev-1"));
-	cJSON_Delete(res);
+	refused(f, create_req("dev-1", false), "dev-1");
 	res = create_req("dev-2", false);
 	cJSON_ReplaceItemInObject(res, "csr", cJSON_CreateString("not a CSR"));
-	res = ask(f, res);
-	assert_false(ok(res));
-	cJSON_Delete(res);
+	refused(f, res, NULL);
 	res = create_req("dev-2", false);
 	pem = public_pem("X25519");
 	cJSON_AddStringToObject(res, "sign_pub", pem);
 	free(pem);
-	res = ask(f, res);
-	assert_false(ok(res));
-	assert_non_null(strstr(field(res, "error"), "sign_pub: not a PEM Ed25519"));
-	cJSON_Delete(res);
+	refused(f, res, "sign_pub: not a PEM Ed25519");
 	res = ask(f, named("thing.show", "dev-2"));
 	assert_false(ok(res)); /* nothing registered for the refused requests */
 	cJSON_Delete(res);
@@ -298,10 +304,7 @@ static void test_bad_requests_keep_the_connection(void **state)
 	res = ask_raw(f, "[1,2]");
 	assert_false(ok(res));
 	cJSON_Delete(res);
-	res = ask(f, op("thing.fly"));
-	assert_false(ok(res));
-	assert_non_null(strstr(field(res, "error"), "unknown op"));
-	cJSON_Delete(res);
+	refused(f, op("thing.fly"), "unknown op");
 	res = ask(f, op("thing.show"));
 	assert_false(ok(res));
 	assert_non_null(strstr(field(res, "error"), "\"name\""));
@@ -408,15 +411,10 @@ static void test_policies_are_checked_before_the_file_changes(void **state)
 	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(res, "replaced")));
 	cJSON_Delete(res);
 	/* weak alg and bad expression: refused by the engine, file unchanged */
-	res = ask(f, policy_req("plant/+/hum", "des"));
-	assert_false(ok(res));
-	assert_non_null(strstr(field(res, "error"), "use chacha20-poly1305"));
-	cJSON_Delete(res);
+	refused(f, policy_req("plant/+/hum", "des"), "use chacha20-poly1305");
 	req = policy_req("plant/+/hum", NULL);
 	cJSON_ReplaceItemInObject(req, "publish", cJSON_CreateString("role == (sensor"));
-	res = ask(f, req);
-	assert_false(ok(res));
-	cJSON_Delete(res);
+	refused(f, req, NULL);
 	assert_false(file_has(f->policy, "plant/+/hum"));
 	assert_int_equal(f->calls.changed, 2);
 	req = op("policy.show");
@@ -481,9 +479,7 @@ static void test_token_issue_verifies_and_is_audited(void **state)
 	cJSON_Delete(ask(f, create_req("dev-1", false)));
 	req = named("token.issue", "dev-1");
 	cJSON_AddNumberToObject(req, "ttl_s", 60);
-	res = ask(f, req);
-	assert_false(ok(res));
-	cJSON_Delete(res);
+	refused(f, req, NULL);
 	req = named("token.issue", "dev-1");
 	cJSON_AddStringToObject(req, "actor", "alice");
 	res = ask(f, req);
