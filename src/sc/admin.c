@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -21,6 +22,10 @@
 
 #include "base/buf.h"
 #include "sc/admin_impl.h"
+
+/* How long a connection may stay silent, or an answer wait for the peer to
+ * read it, before the channel moves on to the next connection. */
+enum { IDLE_MS = 30 * 1000 };
 
 struct sc_admin {
 	struct sc_admin_ctx ctx;
@@ -241,11 +246,12 @@ static bool serve(struct sc_admin *a, int fd)
 		uint8_t *nl;
 		ssize_t n;
 
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
+		int ready = poll(p, 2, IDLE_MS);
+
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready <= 0)
+			break; /* an idle peer does not keep the channel from others */
 		if (p[1].revents != 0) {
 			stop = true;
 			break;
@@ -286,6 +292,7 @@ static bool serve(struct sc_admin *a, int fd)
 
 static void *run(void *arg)
 {
+	static const struct timeval send_timeout = {.tv_sec = IDLE_MS / 1000};
 	struct sc_admin *a = arg;
 
 	for (;;) {
@@ -300,7 +307,11 @@ static void *run(void *arg)
 		if (p[0].revents == 0)
 			continue;
 		fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd >= 0 && serve(a, fd))
+		if (fd < 0)
+			continue;
+		/* a peer that stops reading cannot hold the thread either */
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof(send_timeout));
+		if (serve(a, fd))
 			break;
 	}
 	return NULL;
