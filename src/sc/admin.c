@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,16 @@ static const struct {
 static int fail(struct moat_diag *d, int rc, const char *what, const char *path)
 {
 	snprintf(d->msg, sizeof(d->msg), "%s %.300s: %s", what, path, strerror(errno));
+	return rc;
+}
+
+int admin_fail(struct admin_req *r, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->d->msg, sizeof(r->d->msg), fmt, ap);
+	va_end(ap);
 	return rc;
 }
 
@@ -126,8 +137,7 @@ char *admin_handle_line(const struct sc_admin_ctx *ctx, const char *peer_actor, 
 	if (r.out == NULL || r.detail == NULL)
 		rc = MOAT_E_NOMEM;
 	else if (!cJSON_IsObject(in))
-		rc = (snprintf(d.msg, sizeof(d.msg), "the request is not one JSON object"),
-		      MOAT_E_MALFORMED);
+		rc = admin_fail(&r, MOAT_E_MALFORMED, "the request is not one JSON object");
 	if (rc == MOAT_OK)
 		rc = admin_str(&r, "op", true, &op);
 	if (rc == MOAT_OK)
@@ -140,8 +150,7 @@ char *admin_handle_line(const struct sc_admin_ctx *ctx, const char *peer_actor, 
 			snprintf(action, sizeof(action), "admin.%s", op);
 		}
 	if (rc == MOAT_OK && fn == NULL)
-		rc = (snprintf(d.msg, sizeof(d.msg), "unknown op \"%.64s\"", op),
-		      MOAT_E_UNSUPPORTED);
+		rc = admin_fail(&r, MOAT_E_UNSUPPORTED, "unknown op \"%.64s\"", op);
 	if (rc == MOAT_OK) {
 		cJSON_AddTrueToObject(r.out, "ok");
 		rc = fn(&r);

@@ -39,6 +39,10 @@ admin_op_fn admin_thing_create, admin_thing_list, admin_thing_show, admin_thing_
 admin_op_fn admin_policy_set, admin_policy_list, admin_policy_show, admin_policy_delete,
     admin_key_rotate;
 
+/* Writes the printf-style message to r->d and returns <rc>. */
+int admin_fail(struct admin_req *r, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* The string field <key> of the request into *<out>; MOAT_E_INVAL naming
  * it when absent (unless !<required>: then *<out> = NULL) or not a string. */
 int admin_str(struct admin_req *r, const char *key, bool required, const char **out);

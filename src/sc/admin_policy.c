@@ -85,12 +85,10 @@ static int write_atomic(struct admin_req *r, const char *text)
 	int fd, rc = MOAT_OK;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", r->ctx->policy_file) >= sizeof(tmp))
-		return (snprintf(r->d->msg, sizeof(r->d->msg), "policy file path too long"),
-			MOAT_E_INVAL);
+		return admin_fail(r, MOAT_E_INVAL, "policy file path too long");
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
-		return (snprintf(r->d->msg, sizeof(r->d->msg), "%.300s: %s", tmp, strerror(errno)),
-			MOAT_E_IO);
+		return admin_fail(r, MOAT_E_IO, "%.300s: %s", tmp, strerror(errno));
 	for (size_t off = 0; rc == MOAT_OK && off < len;) {
 		ssize_t n = write(fd, text + off, len - off);
 
@@ -160,8 +158,7 @@ static int entry_of(struct admin_req *r, const char *filter, cJSON **out)
 			cJSON_AddStringToObject(e, exprs[i], v);
 	}
 	if (rc == MOAT_OK && sig != NULL && !cJSON_IsBool(sig))
-		rc = (snprintf(r->d->msg, sizeof(r->d->msg), "\"signed\": true or false"),
-		      MOAT_E_INVAL);
+		rc = admin_fail(r, MOAT_E_INVAL, "\"signed\": true or false");
 	if (rc == MOAT_OK && sig != NULL)
 		cJSON_AddBoolToObject(e, "signed", cJSON_IsTrue(sig));
 	if (rc == MOAT_OK)
@@ -224,9 +221,7 @@ static int load_one(struct admin_req *r, cJSON **doc, cJSON **list, int *at)
 	if (rc == MOAT_OK)
 		rc = load(r, doc, list);
 	if (rc == MOAT_OK && find(*list, filter, at) == NULL)
-		rc = (snprintf(r->d->msg, sizeof(r->d->msg), "no policy for the filter %.200s",
-			       filter),
-		      MOAT_E_NOTFOUND);
+		rc = admin_fail(r, MOAT_E_NOTFOUND, "no policy for the filter %.200s", filter);
 	return rc;
 }
 

@@ -38,22 +38,17 @@ static int attrs_from_json(struct admin_req *r, struct reg_attr *attrs, size_t *
 	if (o == NULL)
 		return MOAT_OK;
 	if (!cJSON_IsObject(o))
-		return (snprintf(r->d->msg, sizeof(r->d->msg),
-				 "\"attrs\": an object of name: \"value\""),
-			MOAT_E_INVAL);
+		return admin_fail(r, MOAT_E_INVAL, "\"attrs\": an object of name: \"value\"");
 	cJSON_ArrayForEach(c, o)
 	{
 		if (*count == REG_ATTRS_MAX)
-			return (snprintf(r->d->msg, sizeof(r->d->msg), "at most %d attributes",
-					 REG_ATTRS_MAX),
-				MOAT_E_INVAL);
+			return admin_fail(r, MOAT_E_INVAL, "at most %d attributes", REG_ATTRS_MAX);
 		if (!cJSON_IsString(c) || strlen(c->string) > REG_ATTR_NAME_MAX ||
 		    strlen(c->valuestring) > REG_ATTR_VALUE_MAX)
-			return (snprintf(r->d->msg, sizeof(r->d->msg),
-					 "attribute \"%.40s\": a name up to %d and a string value "
-					 "up to %d characters",
-					 c->string, REG_ATTR_NAME_MAX, REG_ATTR_VALUE_MAX),
-				MOAT_E_INVAL);
+			return admin_fail(r, MOAT_E_INVAL,
+					  "attribute \"%.40s\": a name up to %d and a string value "
+					  "up to %d characters",
+					  c->string, REG_ATTR_NAME_MAX, REG_ATTR_VALUE_MAX);
 		snprintf(attrs[*count].name, sizeof(attrs[0].name), "%s", c->string);
 		snprintf(attrs[*count].value, sizeof(attrs[0].value), "%s", c->valuestring);
 		(*count)++;
@@ -211,9 +206,8 @@ int admin_thing_revoke(struct admin_req *r)
 	if (rc == MOAT_OK)
 		rc = admin_str(r, "reason", false, &reason);
 	if (rc == MOAT_OK && (code = sc_reason_code(reason)) < 0)
-		rc = (snprintf(r->d->msg, sizeof(r->d->msg),
-			       "\"reason\": unspecified, key-compromise, superseded or cessation"),
-		      MOAT_E_INVAL);
+		rc = admin_fail(r, MOAT_E_INVAL,
+				"\"reason\": unspecified, key-compromise, superseded or cessation");
 	if (rc == MOAT_OK)
 		rc = reg_thing_revoke(r->ctx->reg, r->actor, name, code, r->d);
 	if (rc < 0)
@@ -242,9 +236,7 @@ int admin_token_issue(struct admin_req *r)
 		rc = admin_uint(r, "ttl_s", SC_TOKEN_TTL_MIN_S, SC_TOKEN_TTL_MAX_S,
 				SC_TOKEN_TTL_DEFAULT_S, &req.ttl_s);
 	if (rc == MOAT_OK && r->ctx->token_signer == NULL)
-		rc = (snprintf(r->d->msg, sizeof(r->d->msg),
-			       "this Security Center has no token key"),
-		      MOAT_E_UNSUPPORTED);
+		rc = admin_fail(r, MOAT_E_UNSUPPORTED, "this Security Center has no token key");
 	if (rc == MOAT_OK)
 		rc = sc_token_issue(r->ctx->reg, r->ctx->token_signer, name, &req, &token, &info,
 				    r->d);
