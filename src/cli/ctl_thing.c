@@ -74,16 +74,17 @@ static int make_key(struct bundle *b, int slot, const char *type, const char *fi
 	int rc = 1;
 
 	snprintf(b->path[slot], sizeof(b->path[slot]), "%s/%s", b->dir, file);
-	if (key == NULL)
+	if (key == NULL) {
+		b->path[slot][0] = '\0';
 		fail(type, "could not make the key");
-	else if (signer_write_key_file(b->path[slot], key, &b->d) < 0)
+	} else if (signer_write_key_file(b->path[slot], key, &b->d) < 0) {
+		b->path[slot][0] = '\0'; /* not written: nothing of ours to remove */
 		fail(file, b->d.msg);
-	else if ((*pub = public_pem(key)) == NULL)
+	} else if ((*pub = public_pem(key)) == NULL) {
 		fail(type, "out of memory");
-	else
+	} else {
 		rc = 0;
-	if (rc != 0 && access(b->path[slot], F_OK) != 0)
-		b->path[slot][0] = '\0'; /* not ours to remove */
+	}
 	EVP_PKEY_free(key);
 	return rc;
 }

@@ -133,6 +133,15 @@ class Ctl(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("dev-1", p.stderr)
         self.assertEqual(os.listdir(again), [])
+        # a bundle directory with a key in it: refused, and that key is left alone
+        with open(os.path.join(again, "sign.key"), "w") as f:
+            f.write("precious")
+        p = self.ctl("thing", "create", "dev-x", "--out", again, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(os.listdir(again), ["sign.key"])
+        with open(os.path.join(again, "sign.key")) as f:
+            self.assertEqual(f.read(), "precious")
+        self.assertEqual(self.ctl("thing", "show", "dev-x", check=False).returncode, 1)
 
     def test_device_keeps_its_private_keys(self):
         own = os.path.join(self.base, "own")

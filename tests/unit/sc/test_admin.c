@@ -9,7 +9,7 @@
  * calls its hook for a known filter only; NULL hooks say no daemon acted;
  * token.issue gives a token the broker's verifier accepts; every request
  * leaves an audit row with its actor; a live socket is not taken over, a
- * stale one is replaced; the socket is 0600. */
+ * stale one is replaced; the socket is 0600; another user is turned away. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -552,6 +553,46 @@ static void test_live_socket_refused_stale_replaced(void **state)
 	cJSON_Delete(ask(f, op("thing.list")));
 }
 
+/* Another user reaching the socket (permissions opened up on purpose) is
+ * turned away by SO_PEERCRED. Needs root to become that user. */
+static void test_other_users_are_refused(void **state)
+{
+	struct fx *f = *state;
+	int status;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		skip();
+	start(f, true);
+	close(f->fd); /* one connection at a time: make way */
+	f->fd = -1;
+	assert_int_equal(chmod(f->sc.dir, 0755), 0);
+	assert_int_equal(chmod(f->sock, 0666), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char in[512] = {0};
+		int fd;
+		ssize_t n;
+
+		if (setgid(65534) != 0 || setuid(65534) != 0)
+			_exit(10);
+		fd = connect_to(f->sock);
+		if (fd < 0)
+			_exit(11);
+		if (write(fd, "{\"op\":\"thing.list\"}\n", 20) != 20)
+			_exit(12);
+		n = read(fd, in, sizeof(in) - 1);
+		_exit(n > 0 && strstr(in, "may not administer") != NULL &&
+			      strstr(in, "\"ok\":false") != NULL && read(fd, in, 1) <= 0
+			  ? 0
+			  : 13);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -566,6 +607,7 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_live_socket_refused_stale_replaced, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_other_users_are_refused, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
