@@ -101,8 +101,12 @@ static int created(struct admin_req *r, X509 *x)
 	int rc = hex != NULL ? MOAT_OK : MOAT_E_NOMEM;
 
 	if (rc == MOAT_OK) {
-		cJSON_AddStringToObject(r->out, "serial", hex);
-		cJSON_AddStringToObject(r->detail, "serial", hex);
+		const char *serial = hex;
+
+		while (serial[0] == '0' && serial[1] != '\0')
+			serial++; /* as the registry writes it: no leading zeros */
+		cJSON_AddStringToObject(r->out, "serial", serial);
+		cJSON_AddStringToObject(r->detail, "serial", serial);
 		rc = add_pem(r->out, "cert", x);
 	}
 	if (rc == MOAT_OK)

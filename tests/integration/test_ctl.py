@@ -97,10 +97,14 @@ class Ctl(unittest.TestCase):
             raise AssertionError("moat ctl %s: %s" % (" ".join(args), p.stderr))
         return json.loads(p.stdout) if json_out and p.stdout else p
 
+    created_serials = []
+
     def create(self, name, *extra):
         out = os.path.join(self.base, name)
-        self.ctl("thing", "create", name, "--attr", "role=sensor", "--attr", "site=plant-7",
-                 *extra, "--out", out)
+        r = self.ctl("thing", "create", name, "--attr", "role=sensor", "--attr", "site=plant-7",
+                     *extra, "--out", out, json_out=True)
+        self.assertTrue(r["ok"])
+        self.created_serials.append(r["serial"])
         return out
 
     def test_thing_create_writes_a_complete_bundle(self):
@@ -122,6 +126,7 @@ class Ctl(unittest.TestCase):
         self.assertEqual(v.returncode, 0, v.stderr)
         show = self.ctl("thing", "show", "dev-1", json_out=True)
         self.assertTrue(show["ok"])
+        self.assertIn(show["thing"]["certs"][0]["serial"], self.created_serials)
         keys = {k["kind"]: k["public_key"] for k in show["thing"]["keys"]}
         self.assertEqual(keys, {"ed25519-sign": raw_public_hex(os.path.join(out, "sign.key")),
                                 "x25519-agree": raw_public_hex(os.path.join(out, "agree.key"))})
