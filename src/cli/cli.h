@@ -15,6 +15,8 @@ int cli_pub_main(int argc, char **argv);
 int cli_sub_main(int argc, char **argv);
 /* `moat passwd`: mosquitto_passwd's flags; returns the exit code (0 ok, 1 error). */
 int cli_passwd_main(int argc, char **argv);
+/* `moat ctl`: the Security Center's admin channel (ctl.c); the exit code. */
+int cli_ctl_main(int argc, char **argv);
 
 #define CLI_MAX_TOPICS 64
 #define CLI_MAX_USER_PROPS 32

@@ -15,6 +15,7 @@ static void usage(FILE *out)
 		     "  sub     subscribe and print messages (flags like mosquitto_sub)\n"
 		     "  bench   load generator: fan-in, fan-out, pairs, idle connections\n"
 		     "  passwd  manage a password file (flags like mosquitto_passwd)\n"
+		     "  ctl     administer the Security Center: things, policies, keys, tokens\n"
 		     "  help C  options of command C\n"
 		     "Options: --help, --version\n");
 }
@@ -27,7 +28,8 @@ int main(int argc, char **argv)
 	} cmds[] = { { "pub", cli_pub_main },
 		     { "sub", cli_sub_main },
 		     { "bench", cli_bench_main },
-		     { "passwd", cli_passwd_main } };
+		     { "passwd", cli_passwd_main },
+		     { "ctl", cli_ctl_main } };
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		usage(argc < 2 ? stderr : stdout);

@@ -19,6 +19,7 @@
 #ifndef MOAT_SC_ADMIN_H
 #define MOAT_SC_ADMIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "conf/config.h" /* struct moat_diag */
@@ -56,6 +57,9 @@ struct sc_admin_ctx {
 	const char *policy_file;    /* DIR/policies.json */
 	const char *broker_url;	    /* written into credential bundles */
 	struct sc_admin_hooks hooks;
+	/* Added by the ctl branch for token.issue; NULL: "moat-sc" and "moat". */
+	const char *token_issuer;   /* iss of issued tokens */
+	const char *token_audience; /* aud: the broker id moatd expects */
 };
 
 /*
@@ -67,5 +71,10 @@ int sc_admin_start(struct sc_admin **out, const struct sc_admin_ctx *ctx, struct
 
 /* Stops the thread, closes and unlinks the socket; NULL is fine. */
 void sc_admin_stop(struct sc_admin *a);
+
+/* Writes <text> and a newline to the stream socket <fd> (both sides of the
+ * channel frame their JSON this way; no SIGPIPE). False when the peer is
+ * gone. */
+bool sc_admin_send_line(int fd, const char *text);
 
 #endif

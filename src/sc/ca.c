@@ -403,6 +403,9 @@ int ca_issue(struct ca *ca, struct registry *reg, const char *actor, const char 
 		rc = fail(diag, MOAT_E_CRYPTO, "could not sign the certificate");
 		goto err_free;
 	}
+	unsigned x5t_len = 0;
+	rec.has_x5t =
+	    X509_digest(x, EVP_sha256(), rec.x5t_s256, &x5t_len) == 1 && x5t_len == REG_X5T_LEN;
 	rc = reg_cert_record(reg, actor, &rec, diag);
 	if (rc < 0)
 		goto err_free;

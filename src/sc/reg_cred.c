@@ -158,8 +158,8 @@ int reg_cert_record(struct registry *r, const char *actor, const struct reg_cert
 	rc = active_thing(r, c->thing, &id, diag);
 	if (rc == MOAT_OK)
 		rc = reg_prepare(r, &st,
-				 "INSERT INTO certs(serial, thing, profile, not_before, not_after)"
-				 " VALUES(?, ?, ?, ?, ?)",
+				 "INSERT INTO certs(serial, thing, profile, not_before, not_after,"
+				 " x5t_s256) VALUES(?, ?, ?, ?, ?, ?)",
 				 diag);
 	if (rc < 0)
 		return reg_end(r, rc, diag);
@@ -168,6 +168,8 @@ int reg_cert_record(struct registry *r, const char *actor, const struct reg_cert
 	sqlite3_bind_text(st, 3, profiles[c->profile], -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, c->not_before_s);
 	sqlite3_bind_int64(st, 5, c->not_after_s);
+	if (c->has_x5t)
+		sqlite3_bind_blob(st, 6, c->x5t_s256, REG_X5T_LEN, SQLITE_STATIC);
 	step = sqlite3_step(st);
 	if (step == SQLITE_CONSTRAINT_UNIQUE)
 		rc = reg_fail(diag, MOAT_E_DENIED, "certificate serial %s is recorded already",
@@ -256,6 +258,9 @@ static int list_certs(struct registry *r, sqlite3_stmt *st, reg_cert_cb *cb, voi
 		c.not_after_s = sqlite3_column_int64(st, 4);
 		c.revoked_at_s = sqlite3_column_int64(st, 5);
 		c.reason = sqlite3_column_int(st, 6);
+		c.has_x5t = sqlite3_column_bytes(st, 7) == REG_X5T_LEN;
+		if (c.has_x5t)
+			memcpy(c.x5t_s256, sqlite3_column_blob(st, 7), REG_X5T_LEN);
 		rc = cb(arg, &c);
 	}
 	if (rc == MOAT_OK && step != SQLITE_DONE)
@@ -272,7 +277,8 @@ int reg_cert_list(struct registry *r, const char *name, reg_cert_cb *cb, void *a
 
 	rc = reg_prepare(r, &st,
 			 "SELECT certs.serial, things.name, certs.profile, certs.not_before,"
-			 " certs.not_after, certs.revoked_at, certs.reason FROM certs JOIN things"
+			 " certs.not_after, certs.revoked_at, certs.reason, certs.x5t_s256"
+			 " FROM certs JOIN things"
 			 " ON things.id = certs.thing WHERE things.name = ? ORDER BY certs.id",
 			 diag);
 	if (rc < 0)
@@ -289,7 +295,8 @@ int reg_cert_list_revoked(struct registry *r, int64_t since_s, reg_cert_cb *cb, 
 
 	rc = reg_prepare(r, &st,
 			 "SELECT certs.serial, things.name, certs.profile, certs.not_before,"
-			 " certs.not_after, certs.revoked_at, certs.reason FROM certs JOIN things"
+			 " certs.not_after, certs.revoked_at, certs.reason, certs.x5t_s256"
+			 " FROM certs JOIN things"
 			 " ON things.id = certs.thing WHERE certs.revoked_at IS NOT NULL"
 			 " AND certs.not_after >= ? ORDER BY certs.revoked_at, certs.id",
 			 diag);

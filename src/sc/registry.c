@@ -18,6 +18,12 @@
 
 #include "sc/registry_impl.h"
 
+/* Version 3: each certificate's SHA-256 thumbprint (RFC 8705 x5t#S256), so
+ * access tokens can be bound to the thing's newest certificate. NULL for
+ * certificates recorded before. */
+static const char migration_cert_x5t[] = "ALTER TABLE certs ADD COLUMN x5t_s256 BLOB"
+					 " CHECK(x5t_s256 IS NULL OR length(x5t_s256) = 32);";
+
 /* Migration n takes the schema from version n-1 to n. Each runs in one
  * transaction with the version bump. Constant text, never built at run time. */
 static const char *const migrations[REG_SCHEMA_VERSION] = {
@@ -55,6 +61,7 @@ static const char *const migrations[REG_SCHEMA_VERSION] = {
     " intent TEXT NOT NULL CHECK(intent IN ('publish','subscribe')), time INTEGER NOT NULL);"
     "CREATE INDEX grants_thing ON grants(thing, grp);"
     "ALTER TABLE ca_state ADD COLUMN revlist_number INTEGER NOT NULL DEFAULT 0;",
+    migration_cert_x5t,
 };
 
 int reg_fail(struct moat_diag *diag, int rc, const char *fmt, ...)

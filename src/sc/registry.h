@@ -23,7 +23,8 @@ enum {
 	REG_SERIAL_HEX_MAX = 40, /* certificate serial, hex digits */
 	REG_SENDER_ID_MAX = 6,	 /* bytes */
 	REG_KEY_LEN = 32,	 /* Ed25519 and X25519 public keys */
-	REG_SCHEMA_VERSION = 2,	 /* 2: group keys (groups.h) */
+	REG_X5T_LEN = 32,	 /* SHA-256 certificate thumbprint */
+	REG_SCHEMA_VERSION = 3,	 /* 2: group keys (groups.h); 3: certificate thumbprints */
 };
 
 enum reg_status { REG_ACTIVE = 0, REG_REVOKED = 1 };
@@ -57,6 +58,10 @@ struct reg_cert {
 	int64_t not_before_s, not_after_s;
 	int64_t revoked_at_s; /* 0 when not revoked */
 	int reason;	      /* RFC 5280 CRLReason code when revoked */
+	/* SHA-256 of the certificate's DER (RFC 8705 x5t#S256); has_x5t is
+	 * false for certificates recorded before schema 3 */
+	bool has_x5t;
+	uint8_t x5t_s256[REG_X5T_LEN];
 };
 
 struct reg_audit {
@@ -128,9 +133,9 @@ int reg_key_add(struct registry *r, const char *actor, const char *name, enum re
 int reg_key_list(struct registry *r, const char *name, reg_key_cb *cb, void *arg,
 		 struct moat_diag *diag);
 
-/* Records the certificate <c> (serial, thing, profile, validity; its
- * revocation fields are ignored) issued to an active thing. MOAT_E_DENIED
- * when the serial exists or the thing is revoked. */
+/* Records the certificate <c> (serial, thing, profile, validity and, when
+ * has_x5t, its thumbprint; its revocation fields are ignored) issued to an active thing.
+ * MOAT_E_DENIED when the serial exists or the thing is revoked. */
 int reg_cert_record(struct registry *r, const char *actor, const struct reg_cert *c,
 		    struct moat_diag *diag);
 

@@ -21,7 +21,9 @@
 #include <moat/error.h>
 
 #include "sc/ca.h"
+#include "sc/enrol.h"
 #include "sc/groups.h"
+#include "sc/sc_json.h"
 #include "sc/serve.h"
 
 static const char usage[] =
@@ -327,22 +329,11 @@ static int cmd_init(const struct opts *o, struct moat_diag *d)
 /* Parses "k=v" attributes into <attrs>. */
 static int parse_attrs(const struct opts *o, struct reg_attr *attrs, struct moat_diag *d)
 {
-	for (size_t i = 0; i < o->attr_count; i++) {
-		const char *eq = strchr(o->attrs[i], '=');
-		size_t kn = eq != NULL ? (size_t)(eq - o->attrs[i]) : 0;
+	int rc = MOAT_OK;
 
-		if (eq == NULL || kn == 0 || kn > REG_ATTR_NAME_MAX ||
-		    strlen(eq + 1) > REG_ATTR_VALUE_MAX) {
-			snprintf(d->msg, sizeof(d->msg),
-				 "--attr %.200s: write name=value (name up to %d, value up to %d)",
-				 o->attrs[i], REG_ATTR_NAME_MAX, REG_ATTR_VALUE_MAX);
-			return MOAT_E_INVAL;
-		}
-		memcpy(attrs[i].name, o->attrs[i], kn);
-		attrs[i].name[kn] = '\0';
-		snprintf(attrs[i].value, sizeof(attrs[i].value), "%s", eq + 1);
-	}
-	return MOAT_OK;
+	for (size_t i = 0; rc == MOAT_OK && i < o->attr_count; i++)
+		rc = sc_parse_attr(o->attrs[i], &attrs[i], d);
+	return rc;
 }
 
 /* Issues a certificate for <name> into <o->out>: with --csr from that CSR;
@@ -353,12 +344,18 @@ static int issue(const struct opts *o, const char *name, bool create, struct moa
 {
 	struct reg_attr attrs[ATTRS_MAX];
 	struct sc sc = {0};
-	struct ca_issue_req req = {
-	    .thing = name,
-	    .profile = o->broker ? REG_CERT_BROKER : REG_CERT_DEVICE,
-	    .sans = o->sans,
-	    .san_count = o->san_count,
-	    .days = o->days,
+	struct sc_enrol_req req = {
+	    .create = create,
+	    .attrs = attrs,
+	    .attr_count = o->attr_count,
+	    .issue =
+		{
+		    .thing = name,
+		    .profile = o->broker ? REG_CERT_BROKER : REG_CERT_DEVICE,
+		    .sans = o->sans,
+		    .san_count = o->san_count,
+		    .days = o->days,
+		},
 	};
 	char keypath[4096];
 	struct signer *own = NULL;
@@ -402,13 +399,10 @@ static int issue(const struct opts *o, const char *name, bool create, struct moa
 	}
 	if (rc == MOAT_OK && csr_len == 0)
 		csr_len = strlen(csr);
+	req.csr_pem = csr;
+	req.csr_len = csr_len;
 	if (rc == MOAT_OK)
-		rc = ca_issue_check(csr, csr_len, &req, d);
-	if (rc == MOAT_OK && create)
-		rc = reg_thing_create(sc.reg, sc.actor, name, attrs, o->attr_count, NULL, d);
-	if (rc == MOAT_OK)
-		rc = ca_issue(sc.ca, sc.reg, sc.actor, csr, csr_len, &req, (int64_t)time(NULL), &x,
-			      d);
+		rc = sc_enrol(sc.ca, sc.reg, sc.actor, &req, (int64_t)time(NULL), &x, d);
 	if (rc == MOAT_OK && key != NULL)
 		rc = signer_write_key_file(keypath, key, d);
 	if (rc == MOAT_OK)
@@ -424,25 +418,6 @@ out:
 	free(csr);
 	sc_close(&sc);
 	return rc;
-}
-
-static const char *status_name(enum reg_status s)
-{
-	return s == REG_REVOKED ? "revoked" : "active";
-}
-
-static cJSON *thing_json(const struct reg_thing *t)
-{
-	cJSON *j = cJSON_CreateObject(), *attrs;
-
-	cJSON_AddStringToObject(j, "name", t->name);
-	cJSON_AddStringToObject(j, "status", status_name(t->status));
-	cJSON_AddNumberToObject(j, "created", (double)t->created_s);
-	cJSON_AddNumberToObject(j, "updated", (double)t->updated_s);
-	attrs = cJSON_AddObjectToObject(j, "attrs");
-	for (size_t i = 0; i < t->attr_count; i++)
-		cJSON_AddStringToObject(attrs, t->attrs[i].name, t->attrs[i].value);
-	return j;
 }
 
 static int print_json(cJSON *j)
@@ -462,10 +437,10 @@ static int list_one(void *arg, const struct reg_thing *t)
 	cJSON *array = arg;
 
 	if (array != NULL) {
-		cJSON_AddItemToArray(array, thing_json(t));
+		cJSON_AddItemToArray(array, sc_json_thing(t));
 		return MOAT_OK;
 	}
-	printf("%s %s", t->name, status_name(t->status));
+	printf("%s %s", t->name, sc_status_name(t->status));
 	for (size_t i = 0; i < t->attr_count; i++)
 		printf(" %s=%s", t->attrs[i].name, t->attrs[i].value);
 	putchar('\n');
@@ -474,44 +449,22 @@ static int list_one(void *arg, const struct reg_thing *t)
 
 static int show_cert(void *arg, const struct reg_cert *c)
 {
-	cJSON *array = arg;
-	const char *profile = c->profile == REG_CERT_BROKER ? "broker" : "device";
-
-	if (array == NULL) {
-		printf("cert %s %s not_before=%lld not_after=%lld%s\n", c->serial, profile,
-		       (long long)c->not_before_s, (long long)c->not_after_s,
-		       c->revoked_at_s != 0 ? " revoked" : "");
-		return MOAT_OK;
-	}
-	cJSON *j = cJSON_CreateObject();
-	cJSON_AddStringToObject(j, "serial", c->serial);
-	cJSON_AddStringToObject(j, "profile", profile);
-	cJSON_AddNumberToObject(j, "not_before", (double)c->not_before_s);
-	cJSON_AddNumberToObject(j, "not_after", (double)c->not_after_s);
-	if (c->revoked_at_s != 0) {
-		cJSON_AddNumberToObject(j, "revoked_at", (double)c->revoked_at_s);
-		cJSON_AddNumberToObject(j, "reason", c->reason);
-	}
-	cJSON_AddItemToArray(array, j);
+	(void)arg;
+	printf("cert %s %s not_before=%lld not_after=%lld%s\n", c->serial,
+	       c->profile == REG_CERT_BROKER ? "broker" : "device", (long long)c->not_before_s,
+	       (long long)c->not_after_s, c->revoked_at_s != 0 ? " revoked" : "");
 	return MOAT_OK;
 }
 
 static int show_key(void *arg, const struct reg_key *k)
 {
-	cJSON *array = arg;
-	const char *kind = k->kind == REG_KEY_X25519_AGREE ? "x25519-agree" : "ed25519-sign";
 	char hex[2 * REG_KEY_LEN + 1];
 
+	(void)arg;
 	for (size_t i = 0; i < REG_KEY_LEN; i++)
 		snprintf(hex + 2 * i, 3, "%02x", k->pub[i]);
-	if (array == NULL) {
-		printf("key %s %s\n", kind, hex);
-		return MOAT_OK;
-	}
-	cJSON *j = cJSON_CreateObject();
-	cJSON_AddStringToObject(j, "kind", kind);
-	cJSON_AddStringToObject(j, "public_key", hex);
-	cJSON_AddItemToArray(array, j);
+	printf("key %s %s\n", k->kind == REG_KEY_X25519_AGREE ? "x25519-agree" : "ed25519-sign",
+	       hex);
 	return MOAT_OK;
 }
 
@@ -576,16 +529,9 @@ static int cmd_thing(const struct opts *o, struct moat_diag *d)
 		t = malloc(sizeof(*t));
 		rc = t != NULL ? reg_thing_get(sc.reg, name, t, d) : MOAT_E_NOMEM;
 		if (rc == MOAT_OK && o->json) {
-			j = thing_json(t);
-			rc = reg_cert_list(sc.reg, name, show_cert,
-					   cJSON_AddArrayToObject(j, "certs"), d);
-			if (rc == MOAT_OK)
-				rc = reg_key_list(sc.reg, name, show_key,
-						  cJSON_AddArrayToObject(j, "keys"), d);
+			rc = sc_json_thing_full(sc.reg, name, &j, d);
 			if (rc == MOAT_OK)
 				rc = print_json(j);
-			else
-				cJSON_Delete(j);
 		} else if (rc == MOAT_OK) {
 			list_one(NULL, t);
 			rc = reg_cert_list(sc.reg, name, show_cert, NULL, d);
@@ -602,14 +548,8 @@ static int cmd_thing(const struct opts *o, struct moat_diag *d)
 		if (rc == MOAT_OK)
 			printf("%s: %zu attributes set\n", name, o->attr_count);
 	} else if (strcmp(verb, "revoke") == 0) {
-		static const char *const reasons[] = {"unspecified", "key-compromise", NULL,
-						      NULL,	     "superseded",     "cessation"};
-		int reason = -1;
+		int reason = sc_reason_code(o->reason);
 
-		for (int i = 0; i < 6; i++)
-			if (reasons[i] != NULL &&
-			    strcmp(o->reason != NULL ? o->reason : "unspecified", reasons[i]) == 0)
-				reason = i; /* the index is the CRLReason code */
 		if (reason == -1) {
 			snprintf(d->msg, sizeof(d->msg),
 				 "--reason: unspecified, key-compromise, superseded or cessation");
@@ -660,21 +600,14 @@ static int cmd_crl(const struct opts *o, struct moat_diag *d)
 
 static int audit_one(void *arg, const struct reg_audit *a)
 {
-	cJSON *array = arg, *j;
+	cJSON *array = arg;
 
 	if (array == NULL) {
 		printf("%lld %s %s %s %s\n", (long long)a->time_s, a->actor, a->action,
 		       a->thing[0] != '\0' ? a->thing : "-", a->detail);
 		return MOAT_OK;
 	}
-	j = cJSON_CreateObject();
-	cJSON_AddNumberToObject(j, "time", (double)a->time_s);
-	cJSON_AddStringToObject(j, "actor", a->actor);
-	cJSON_AddStringToObject(j, "action", a->action);
-	if (a->thing[0] != '\0')
-		cJSON_AddStringToObject(j, "thing", a->thing);
-	cJSON_AddItemToObject(j, "detail", cJSON_Parse(a->detail));
-	cJSON_AddItemToArray(array, j);
+	cJSON_AddItemToArray(array, sc_json_audit(a));
 	return MOAT_OK;
 }
 
