@@ -97,7 +97,7 @@ static void store_key_file(void **state)
 	assert_int_equal(groups_store_key_load(path, false, b, &f->d), MOAT_E_PARSE);
 }
 
-static void migrates_schema_1_to_2(void **state)
+static void migrates_schema_1_to_current(void **state)
 {
 	struct fx *f = *state;
 	struct groups_epoch e;
@@ -111,6 +111,7 @@ static void migrates_schema_1_to_2(void **state)
 	assert_int_equal(sqlite3_exec(db,
 				      "DROP TABLE grants; DROP TABLE epochs; DROP TABLE groups;"
 				      "ALTER TABLE ca_state DROP COLUMN revlist_number;"
+				      "ALTER TABLE certs DROP COLUMN x5t_s256;"
 				      "UPDATE schema_version SET version = 1;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
@@ -118,7 +119,8 @@ static void migrates_schema_1_to_2(void **state)
 	assert_int_equal(
 	    sc_tmp_count(&f->t, "SELECT count(*) FROM sqlite_schema WHERE name = 'groups'"), 0);
 	assert_int_equal(reg_open(&f->r, f->t.path, &f->d), MOAT_OK);
-	assert_int_equal(sc_tmp_count(&f->t, "SELECT version FROM schema_version"), 2);
+	assert_int_equal(sc_tmp_count(&f->t, "SELECT version FROM schema_version"),
+			 REG_SCHEMA_VERSION);
 	assert_int_equal(reg_thing_get(f->r, "dev1", &t, &f->d), MOAT_OK);
 	assert_int_equal(groups_current(f->r, f->key, "test", "a/#", NULL, 60, &e, &f->d), MOAT_OK);
 	assert_int_equal(e.key.epoch, 1);
@@ -351,7 +353,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(store_key_file, setup, teardown),
-	    cmocka_unit_test_setup_teardown(migrates_schema_1_to_2, setup, teardown),
+	    cmocka_unit_test_setup_teardown(migrates_schema_1_to_current, setup, teardown),
 	    cmocka_unit_test_setup_teardown(group_per_filter_and_epoch_one, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rotation_and_grace, setup, teardown),
 	    cmocka_unit_test_setup_teardown(other_store_key_cannot_open, setup, teardown),

@@ -3,7 +3,7 @@
  * carries sub, client_id, roles (from "role"), attrs and cnf x5t#S256 =
  * SHA-256 of the newest certificate's DER; it is refused once expired and
  * under another kid; revoked things, things without a certificate and
- * lifetimes outside 5..60 minutes get no token. A version 1 registry is
+ * lifetimes outside 5..60 minutes get no token. A version 2 registry is
  * migrated to 3: its certificates have no thumbprint (no token), new ones do. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -202,7 +202,7 @@ static void test_no_token_without_valid_certificate_or_when_revoked(void **state
 	assert_null(token);
 }
 
-static void test_migration_from_version_1(void **state)
+static void test_migration_from_version_2(void **state)
 {
 	struct fx *f = *state;
 	struct sc_token_req req = {.now_s = f->now};
@@ -210,13 +210,14 @@ static void test_migration_from_version_1(void **state)
 	char *token = NULL;
 	sqlite3 *db;
 
-	/* make the database a version 1 one: no thumbprint column */
+	/* make the database a version 2 one: no thumbprint column */
 	reg_close(f->sc.reg);
+	f->sc.reg = NULL;
 	snprintf(f->path, sizeof(f->path), "%s/registry.db", f->sc.dir);
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
 				      "ALTER TABLE certs DROP COLUMN x5t_s256;"
-				      "UPDATE schema_version SET version = 1;",
+				      "UPDATE schema_version SET version = 2;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	sqlite3_close(db);
@@ -238,7 +239,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_ttl_bounds, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_token_without_valid_certificate_or_when_revoked,
 					    setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migration_from_version_1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migration_from_version_2, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
