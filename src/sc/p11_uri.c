@@ -4,26 +4,12 @@
  */
 #include "sc/p11_uri.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <moat/error.h>
 
-static int fail(struct moat_diag *diag, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(struct moat_diag *diag, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (diag != NULL) {
-		va_start(ap, fmt);
-		vsnprintf(diag->msg, sizeof(diag->msg), fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
+#include "sc/signer.h" /* signer_fail */
 
 static bool is_unreserved(unsigned char c)
 {
@@ -81,13 +67,14 @@ static int label(const char *name, const char *v, size_t n, char *out, size_t ma
 	long len = decode(v, n, (uint8_t *)out, max);
 
 	if (len < 0)
-		return fail(diag, MOAT_E_MALFORMED,
-			    "PKCS#11 URI: %s= is not percent-encoded as RFC 7512 says, or longer "
-			    "than %zu bytes",
-			    name, max);
+		return signer_fail(
+		    diag, MOAT_E_MALFORMED,
+		    "PKCS#11 URI: %s= is not percent-encoded as RFC 7512 says, or longer "
+		    "than %zu bytes",
+		    name, max);
 	if (len == 0 || memchr(out, '\0', (size_t)len) != NULL)
-		return fail(diag, MOAT_E_MALFORMED, "PKCS#11 URI: %s= is empty or holds a NUL",
-			    name);
+		return signer_fail(diag, MOAT_E_MALFORMED,
+				   "PKCS#11 URI: %s= is empty or holds a NUL", name);
 	out[len] = '\0';
 	return MOAT_OK;
 }
@@ -115,9 +102,10 @@ static int attribute(struct p11_uri *u, const char *a, size_t n, unsigned *seen,
 	unsigned bit;
 
 	if (eq == NULL)
-		return fail(diag, MOAT_E_MALFORMED,
-			    "PKCS#11 URI: \"%.*s\" is not name=value; write e.g. token=moat-ca",
-			    (int)(n > 64 ? 64 : n), a);
+		return signer_fail(
+		    diag, MOAT_E_MALFORMED,
+		    "PKCS#11 URI: \"%.*s\" is not name=value; write e.g. token=moat-ca",
+		    (int)(n > 64 ? 64 : n), a);
 	if (k == 5 && memcmp(a, "token", 5) == 0)
 		bit = 1;
 	else if (k == 6 && memcmp(a, "object", 6) == 0)
@@ -131,17 +119,20 @@ static int attribute(struct p11_uri *u, const char *a, size_t n, unsigned *seen,
 	if (bit == 0) {
 		for (size_t i = 0; i < sizeof(other_attrs) / sizeof(other_attrs[0]); i++)
 			if (strlen(other_attrs[i]) == k && memcmp(a, other_attrs[i], k) == 0)
-				return fail(diag, MOAT_E_UNSUPPORTED,
-					    "PKCS#11 URI: %s= is not supported; name the token "
-					    "with token= and the key with object= or id=",
-					    other_attrs[i]);
-		return fail(diag, MOAT_E_MALFORMED,
-			    "PKCS#11 URI: unknown attribute \"%.*s\"; use token=, object=, id=, "
-			    "type=",
-			    (int)(k > 64 ? 64 : k), a);
+				return signer_fail(
+				    diag, MOAT_E_UNSUPPORTED,
+				    "PKCS#11 URI: %s= is not supported; name the token "
+				    "with token= and the key with object= or id=",
+				    other_attrs[i]);
+		return signer_fail(
+		    diag, MOAT_E_MALFORMED,
+		    "PKCS#11 URI: unknown attribute \"%.*s\"; use token=, object=, id=, "
+		    "type=",
+		    (int)(k > 64 ? 64 : k), a);
 	}
 	if ((*seen & bit) != 0)
-		return fail(diag, MOAT_E_MALFORMED, "PKCS#11 URI: %.*s= given twice", (int)k, a);
+		return signer_fail(diag, MOAT_E_MALFORMED, "PKCS#11 URI: %.*s= given twice", (int)k,
+				   a);
 	*seen |= bit;
 	switch (bit) {
 	case 1:
@@ -153,10 +144,11 @@ static int attribute(struct p11_uri *u, const char *a, size_t n, unsigned *seen,
 		long len = decode(v, vn, u->id, sizeof(u->id));
 
 		if (len <= 0)
-			return fail(diag, MOAT_E_MALFORMED,
-				    "PKCS#11 URI: id= must be 1 to %d percent-encoded bytes, e.g. "
-				    "id=%%01",
-				    P11_ID_MAX);
+			return signer_fail(
+			    diag, MOAT_E_MALFORMED,
+			    "PKCS#11 URI: id= must be 1 to %d percent-encoded bytes, e.g. "
+			    "id=%%01",
+			    P11_ID_MAX);
 		u->id_len = (size_t)len;
 		u->has_id = true;
 		return MOAT_OK;
@@ -167,9 +159,9 @@ static int attribute(struct p11_uri *u, const char *a, size_t n, unsigned *seen,
 		else if (vn == 6 && memcmp(v, "public", 6) == 0)
 			u->type = P11_TYPE_PUBLIC;
 		else
-			return fail(diag, MOAT_E_UNSUPPORTED,
-				    "PKCS#11 URI: type=%.*s; a signing key is type=private",
-				    (int)(vn > 32 ? 32 : vn), v);
+			return signer_fail(diag, MOAT_E_UNSUPPORTED,
+					   "PKCS#11 URI: type=%.*s; a signing key is type=private",
+					   (int)(vn > 32 ? 32 : vn), v);
 		return MOAT_OK;
 	}
 }
@@ -184,22 +176,24 @@ int p11_uri_parse(const char *text, struct p11_uri *out, struct moat_diag *diag)
 	memset(out, 0, sizeof(*out));
 	len = text != NULL ? strnlen(text, P11_URI_MAX + 1) : 0;
 	if (len > P11_URI_MAX)
-		return fail(diag, MOAT_E_MALFORMED, "PKCS#11 URI: longer than %d bytes",
-			    P11_URI_MAX);
+		return signer_fail(diag, MOAT_E_MALFORMED, "PKCS#11 URI: longer than %d bytes",
+				   P11_URI_MAX);
 	if (len < sizeof(scheme) - 1 || memcmp(text, scheme, sizeof(scheme) - 1) != 0)
-		return fail(diag, MOAT_E_MALFORMED,
-			    "PKCS#11 URI: must start with \"pkcs11:\", e.g. "
-			    "pkcs11:token=moat-ca;object=ca");
+		return signer_fail(diag, MOAT_E_MALFORMED,
+				   "PKCS#11 URI: must start with \"pkcs11:\", e.g. "
+				   "pkcs11:token=moat-ca;object=ca");
 	p = text + sizeof(scheme) - 1;
 	q = memchr(p, '?', len - (size_t)(p - text));
 	if (q != NULL) {
 		if (strstr(q, "pin-value") != NULL)
-			return fail(diag, MOAT_E_DENIED,
-				    "PKCS#11 URI: a PIN in the URI is refused; put it in a 0600 "
-				    "file (--pin-file) or MOAT_SC_PIN");
-		return fail(diag, MOAT_E_UNSUPPORTED,
-			    "PKCS#11 URI: query attributes (?...) are not supported; give the "
-			    "module with --pkcs11-module and the PIN with --pin-file");
+			return signer_fail(
+			    diag, MOAT_E_DENIED,
+			    "PKCS#11 URI: a PIN in the URI is refused; put it in a 0600 "
+			    "file (--pin-file) or MOAT_SC_PIN");
+		return signer_fail(
+		    diag, MOAT_E_UNSUPPORTED,
+		    "PKCS#11 URI: query attributes (?...) are not supported; give the "
+		    "module with --pkcs11-module and the PIN with --pin-file");
 	}
 	for (const char *end = text + len; p < end;) {
 		const char *semi = memchr(p, ';', (size_t)(end - p));
@@ -210,14 +204,14 @@ int p11_uri_parse(const char *text, struct p11_uri *out, struct moat_diag *diag)
 			return rc;
 		p += n + (semi != NULL);
 		if (semi != NULL && p == end)
-			return fail(diag, MOAT_E_MALFORMED, "PKCS#11 URI: ends with ';'");
+			return signer_fail(diag, MOAT_E_MALFORMED, "PKCS#11 URI: ends with ';'");
 	}
 	if ((seen & 1) == 0)
-		return fail(diag, MOAT_E_MALFORMED,
-			    "PKCS#11 URI: no token=; name the token, e.g. token=moat-ca");
+		return signer_fail(diag, MOAT_E_MALFORMED,
+				   "PKCS#11 URI: no token=; name the token, e.g. token=moat-ca");
 	if ((seen & 6) == 0)
-		return fail(diag, MOAT_E_MALFORMED,
-			    "PKCS#11 URI: no object= or id=; name the key, e.g. object=ca");
+		return signer_fail(diag, MOAT_E_MALFORMED,
+				   "PKCS#11 URI: no object= or id=; name the key, e.g. object=ca");
 	return MOAT_OK;
 }
 

@@ -64,6 +64,11 @@ int signer_file_open(struct signer **out, const char *path, enum signer_algo alg
  * PKCS#8), e.g. a simulated device's key. MOAT_E_DENIED when it exists. */
 int signer_write_key_file(const char *path, EVP_PKEY *key, struct moat_diag *diag);
 
+/* Formats <fmt> into <diag> (may be NULL) and returns <rc>: the Security
+ * Center's "fail with a message" for signers and their configuration. */
+int signer_fail(struct moat_diag *diag, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Opens <path> for reading when it is a regular file owned by us with no
  * group/other permission bits: the descriptor, or MOAT_E_IO / MOAT_E_DENIED
  * with <diag> naming the file and <what> ("a private key", "a PIN file"). */

@@ -12,7 +12,6 @@
 #include <dlfcn.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,22 +47,6 @@ static char mod_path[PATH_MAX];
 static ENGINE *mod_engine;		  /* libp11, initialized, when an ECDSA key was opened */
 static CK_FUNCTION_LIST *mod_direct_init; /* we called C_Initialize through it */
 
-static int fail(struct moat_diag *diag, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(struct moat_diag *diag, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (diag != NULL) {
-		va_start(ap, fmt);
-		vsnprintf(diag->msg, sizeof(diag->msg), fmt, ap);
-		va_end(ap);
-	}
-	ERR_clear_error();
-	return rc;
-}
-
 /* Reads the user PIN from the 0600 file <path>, or $MOAT_SC_PIN. */
 static int read_pin(const char *path, char pin[PIN_MAX], struct moat_diag *diag)
 {
@@ -73,9 +56,10 @@ static int read_pin(const char *path, char pin[PIN_MAX], struct moat_diag *diag)
 
 	if (path == NULL) {
 		if (env == NULL || env[0] == '\0' || strlen(env) >= PIN_MAX)
-			return fail(diag, MOAT_E_DENIED,
-				    "no PKCS#11 PIN: give --pin-file FILE (mode 0600) or set "
-				    "MOAT_SC_PIN");
+			return signer_fail(
+			    diag, MOAT_E_DENIED,
+			    "no PKCS#11 PIN: give --pin-file FILE (mode 0600) or set "
+			    "MOAT_SC_PIN");
 		strcpy(pin, env);
 		return MOAT_OK;
 	}
@@ -85,13 +69,13 @@ static int read_pin(const char *path, char pin[PIN_MAX], struct moat_diag *diag)
 	n = read(fd, pin, PIN_MAX - 1);
 	close(fd);
 	if (n < 0)
-		return fail(diag, MOAT_E_IO, "%s: cannot be read", path);
+		return signer_fail(diag, MOAT_E_IO, "%s: cannot be read", path);
 	while (n > 0 && (pin[n - 1] == '\n' || pin[n - 1] == '\r'))
 		n--;
 	pin[n] = '\0';
 	if (n == 0 || memchr(pin, '\0', (size_t)n) != NULL) {
 		OPENSSL_cleanse(pin, PIN_MAX);
-		return fail(diag, MOAT_E_DENIED, "%s: holds no PIN (one line)", path);
+		return signer_fail(diag, MOAT_E_DENIED, "%s: holds no PIN (one line)", path);
 	}
 	return MOAT_OK;
 }
@@ -124,22 +108,24 @@ static int rv_fail(struct moat_diag *diag, CK_RV rv, const char *what)
 		     ? MOAT_E_DENIED
 		     : MOAT_E_CRYPTO;
 
-	return fail(diag, rc, "PKCS#11 %s: %s (CKR 0x%lx)", what, rv_text(rv), (unsigned long)rv);
+	return signer_fail(diag, rc, "PKCS#11 %s: %s (CKR 0x%lx)", what, rv_text(rv),
+			   (unsigned long)rv);
 }
 
 /* Counts a new PKCS#11 user of module <path>; under mod_lock. */
 static int join_module(const char *path, struct moat_diag *diag)
 {
 	if (mod_users > 0 && strcmp(mod_path, path) != 0)
-		return fail(diag, MOAT_E_UNSUPPORTED,
-			    "PKCS#11: module %s is in use already; all keys must be in tokens of "
-			    "one module",
-			    mod_path);
+		return signer_fail(
+		    diag, MOAT_E_UNSUPPORTED,
+		    "PKCS#11: module %s is in use already; all keys must be in tokens of "
+		    "one module",
+		    mod_path);
 	if (strlen(path) >= sizeof(mod_path))
-		return fail(diag, MOAT_E_CONFIG, "PKCS#11 module path too long");
+		return signer_fail(diag, MOAT_E_CONFIG, "PKCS#11 module path too long");
 	if (access(path, R_OK) != 0)
-		return fail(diag, MOAT_E_CONFIG, "PKCS#11 module %s: cannot be read (installed?)",
-			    path);
+		return signer_fail(diag, MOAT_E_CONFIG,
+				   "PKCS#11 module %s: cannot be read (installed?)", path);
 	strcpy(mod_path, path);
 	mod_users++;
 	return MOAT_OK;
@@ -232,25 +218,30 @@ static int open_engine_key(struct p11_signer *p, const char *module, const char 
 		ENGINE *e = ENGINE_by_id("pkcs11");
 
 		if (e == NULL)
-			return fail(diag, MOAT_E_CONFIG,
-				    "PKCS#11: OpenSSL's pkcs11 engine (libp11) is not installed; "
-				    "apt-get install libengine-pkcs11-openssl");
+			return signer_fail(
+			    diag, MOAT_E_CONFIG,
+			    "PKCS#11: OpenSSL's pkcs11 engine (libp11) is not installed; "
+			    "apt-get install libengine-pkcs11-openssl");
 		if (ENGINE_ctrl_cmd_string(e, "MODULE_PATH", module, 0) != 1 ||
 		    ENGINE_init(e) != 1) {
 			ENGINE_free(e);
-			return fail(diag, MOAT_E_CONFIG,
-				    "PKCS#11: the pkcs11 engine cannot load module %s", module);
+			return signer_fail(diag, MOAT_E_CONFIG,
+					   "PKCS#11: the pkcs11 engine cannot load module %s",
+					   module);
 		}
 		mod_engine = e;
 	}
 	if (ENGINE_ctrl_cmd_string(mod_engine, "PIN", pin, 0) != 1)
-		return fail(diag, MOAT_E_NOMEM, "PKCS#11: cannot hand the PIN to the engine");
+		return signer_fail(diag, MOAT_E_NOMEM,
+				   "PKCS#11: cannot hand the PIN to the engine");
 	p->pkey = ENGINE_load_private_key(mod_engine, uri, NULL, NULL);
 	if (p->pkey == NULL)
-		return fail(diag, MOAT_E_NOTFOUND,
-			    "PKCS#11: no usable private key %s (token, object or PIN wrong?)", uri);
+		return signer_fail(
+		    diag, MOAT_E_NOTFOUND,
+		    "PKCS#11: no usable private key %s (token, object or PIN wrong?)", uri);
 	if (!signer_key_is(p->pkey, SIGNER_ECDSA_P256))
-		return fail(diag, MOAT_E_CRYPTO, "PKCS#11: %s is not an ECDSA P-256 key", uri);
+		return signer_fail(diag, MOAT_E_CRYPTO, "PKCS#11: %s is not an ECDSA P-256 key",
+				   uri);
 	p->base.ops = &engine_ops;
 	return MOAT_OK;
 }
@@ -291,7 +282,8 @@ static int find_slot(struct p11_signer *p, const char *label, CK_SLOT_ID *out,
 	if (rv != CKR_OK)
 		return rv_fail(diag, rv, "C_GetSlotList");
 	if (rc < 0)
-		return fail(diag, rc, "PKCS#11: no token labelled \"%s\" in %s", label, mod_path);
+		return signer_fail(diag, rc, "PKCS#11: no token labelled \"%s\" in %s", label,
+				   mod_path);
 	return MOAT_OK;
 }
 
@@ -318,15 +310,17 @@ static int find_key(struct p11_signer *p, CK_OBJECT_CLASS cls, const struct p11_
 	if (rv != CKR_OK)
 		return rv_fail(diag, rv, "C_FindObjects");
 	if (found == 0)
-		return fail(diag, MOAT_E_NOTFOUND,
-			    "PKCS#11: no Ed25519 %s key \"%s\" in token \"%s\" (an Ed25519 key "
-			    "needs a token of its own; see docs/security-center.md)",
-			    what, u->has_object ? u->object : "(by id)", u->token);
+		return signer_fail(
+		    diag, MOAT_E_NOTFOUND,
+		    "PKCS#11: no Ed25519 %s key \"%s\" in token \"%s\" (an Ed25519 key "
+		    "needs a token of its own; see docs/security-center.md)",
+		    what, u->has_object ? u->object : "(by id)", u->token);
 	if (found > 1)
-		return fail(diag, MOAT_E_CONFIG,
-			    "PKCS#11: more than one Ed25519 %s key matches in token \"%s\"; add "
-			    "id= to the URI",
-			    what, u->token);
+		return signer_fail(
+		    diag, MOAT_E_CONFIG,
+		    "PKCS#11: more than one Ed25519 %s key matches in token \"%s\"; add "
+		    "id= to the URI",
+		    what, u->token);
 	*out = h[0];
 	return MOAT_OK;
 }
@@ -345,8 +339,9 @@ static int public_key(struct p11_signer *p, CK_OBJECT_HANDLE pub, struct moat_di
 	if (a.ulValueLen == 34 && point[0] == 0x04 && point[1] == 32)
 		raw = point + 2;
 	else if (a.ulValueLen != 32)
-		return fail(diag, MOAT_E_CRYPTO, "PKCS#11: the Ed25519 public key has %lu bytes",
-			    (unsigned long)a.ulValueLen);
+		return signer_fail(diag, MOAT_E_CRYPTO,
+				   "PKCS#11: the Ed25519 public key has %lu bytes",
+				   (unsigned long)a.ulValueLen);
 	p->pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, 32);
 	return p->pkey != NULL ? MOAT_OK : MOAT_E_NOMEM;
 }
@@ -363,15 +358,15 @@ static int open_direct_key(struct p11_signer *p, const char *module, const struc
 	int rc;
 
 	get = NULL;
-	p->dl = dlopen(module, RTLD_NOW | RTLD_LOCAL);
+	p->dl = dlopen(module, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE); /* unloading buys nothing */
 	if (p->dl != NULL) {
 		void *sym = dlsym(p->dl, "C_GetFunctionList");
 
 		memcpy(&get, &sym, sizeof(get)); /* POSIX: a data pointer can hold a function's */
 	}
 	if (get == NULL || get(&p->f) != CKR_OK || p->f == NULL)
-		return fail(diag, MOAT_E_CONFIG, "PKCS#11 module %s: cannot be loaded (%s)", module,
-			    p->dl == NULL ? dlerror() : "no C_GetFunctionList");
+		return signer_fail(diag, MOAT_E_CONFIG, "PKCS#11 module %s: cannot be loaded (%s)",
+				   module, p->dl == NULL ? dlerror() : "no C_GetFunctionList");
 	rv = p->f->C_Initialize(&args);
 	if (rv == CKR_OK)
 		mod_direct_init = p->f;
@@ -406,19 +401,20 @@ int signer_pkcs11_open(struct signer **out, const struct signer_pkcs11_opts *o,
 	int rc;
 
 	if (o == NULL || o->module == NULL || o->uri == NULL)
-		return fail(diag, MOAT_E_INVAL, "PKCS#11: give the module and the key's URI");
+		return signer_fail(diag, MOAT_E_INVAL,
+				   "PKCS#11: give the module and the key's URI");
 	rc = p11_uri_parse(o->uri, &u, diag);
 	if (rc < 0)
 		return rc;
 	if (u.type == P11_TYPE_PUBLIC)
-		return fail(diag, MOAT_E_CONFIG, "PKCS#11 URI %s: a signing key is type=private",
-			    o->uri);
+		return signer_fail(diag, MOAT_E_CONFIG,
+				   "PKCS#11 URI %s: a signing key is type=private", o->uri);
 	u.type = P11_TYPE_PRIVATE;
 	if (p11_uri_format(&u, uri, sizeof(uri)) < 0)
-		return fail(diag, MOAT_E_MALFORMED, "PKCS#11 URI %s: too long", o->uri);
+		return signer_fail(diag, MOAT_E_MALFORMED, "PKCS#11 URI %s: too long", o->uri);
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
-		return fail(diag, MOAT_E_NOMEM, "out of memory");
+		return signer_fail(diag, MOAT_E_NOMEM, "out of memory");
 	p->base.algo = algo;
 	pthread_mutex_init(&p->lock, NULL);
 	rc = read_pin(o->pin_file, pin, diag);
@@ -441,6 +437,7 @@ int signer_pkcs11_open(struct signer **out, const struct signer_pkcs11_opts *o,
 	pthread_mutex_unlock(&mod_lock);
 	OPENSSL_cleanse(pin, sizeof(pin));
 	if (rc < 0) {
+		ERR_clear_error(); /* the engine's, said in <diag> */
 		p11_destroy(&p->base);
 		return rc;
 	}
