@@ -102,6 +102,24 @@ struct moat_client_opts {
 	 * connection is accepted) until it is empty; messages published
 	 * meanwhile wait behind it, so order is kept. 0 = no limit. */
 	uint32_t drain_rate;
+	/* TLS (docs/client.md). With <tls> the connection is TLS 1.2 or later
+	 * with OpenSSL's default cipher suites, and the port defaults to 8883.
+	 * The server's certificate chain is always verified, against <cafile>
+	 * (PEM CA bundle; NULL = the system's CA store), and the certificate
+	 * must name <tls_server_name> (NULL = host; a DNS name or an IP
+	 * address), which is also sent as SNI unless it is an address.
+	 * <certfile>/<keyfile> (PEM; the key unencrypted) present a client
+	 * certificate for mutual TLS. <tls_insecure> skips the name check only,
+	 * never the chain: for a test broker reached by an address its
+	 * certificate does not name. The files are read by moat_client_open;
+	 * cafile, certfile, keyfile or tls_insecure without tls: MOAT_E_INVAL.
+	 * A server certificate that does not verify ends the connection with
+	 * MOAT_E_DENIED and no reconnect; moat_last_error() says why. */
+	bool tls;
+	const char *cafile;
+	const char *certfile, *keyfile;
+	const char *tls_server_name;
+	bool tls_insecure;
 };
 
 /* A received message; every pointer is valid only during the callback. */
@@ -160,7 +178,9 @@ struct moat_client *moat_client_create(const struct moat_client_opts *o, const s
  * on any error too. Returns MOAT_OK and the client in <*out>; MOAT_E_INVAL
  * (bad options, or a queue file without a fixed client_id), MOAT_E_NOMEM,
  * MOAT_E_IO (the file cannot be opened, locked because another process uses
- * it, read or repaired), MOAT_E_MALFORMED (the file is not a queue file).
+ * it, read or repaired), MOAT_E_MALFORMED (the file is not a queue file),
+ * MOAT_E_CONFIG (with tls: a CA, certificate or key file missing, unreadable
+ * or wrong, or the key not matching the certificate; <diag> names it).
  */
 int moat_client_open(struct moat_client **out, const struct moat_client_opts *o,
 		     const struct moat_callbacks *cb, char *diag, size_t diag_len);
@@ -213,6 +233,14 @@ size_t moat_pending_count(const struct moat_client *c);
 
 /* Messages removed by MOAT_QUEUE_DROP_OLDEST since the client was created. */
 uint64_t moat_dropped_count(const struct moat_client *c);
+
+/* One line on why the last connection attempt failed or the last
+ * connection ended ("certificate verify failed: unknown CA", "TLS error:
+ * tlsv13 alert certificate required", "refused by the server (reason
+ * 0x87)"), or "" when no connection has ended yet. Copied into <buf>
+ * (<len> bytes, truncated, NUL-terminated); returns <buf>. Any thread;
+ * inside on_disconnect it describes that disconnection. */
+const char *moat_last_error(const struct moat_client *c, char *buf, size_t len);
 
 /*
  * Runs the client on a thread of its own: starts connecting (as

@@ -16,10 +16,15 @@ static void usage(bool is_sub)
 {
 	printf("Usage: moat %s [options]\n", is_sub ? "sub" : "pub");
 	printf("  -h HOST          broker host (default localhost)\n"
-	       "  -p PORT          broker port (default 1883)\n"
+	       "  -p PORT          broker port (default 1883; 8883 with TLS)\n"
 	       "  -i ID            client id; -I PREFIX: prefix-<pid>\n"
 	       "  -u USER -P PASS  user name and password\n"
 	       "  --scram          prove the password with SCRAM-SHA-256 (MQTT 5 AUTH) instead of sending it\n"
+	       "  --cafile FILE    TLS: trust the CAs in FILE (PEM) for the broker's certificate\n"
+	       "  --cert FILE --key FILE   TLS: client certificate and key (PEM) for mutual TLS;\n"
+	       "                   any of the three turns TLS on (no --cafile: the system's CAs)\n"
+	       "  --insecure       TLS: do not check that the certificate names the host (the\n"
+	       "                   chain is still verified)\n"
 	       "  -k SECONDS       keep alive (default 60)\n"
 	       "  -V 311|5         protocol version (mqttv311 and mqttv5 also accepted; default 5)\n"
 	       "  -q 0|1|2         QoS\n"
@@ -146,7 +151,7 @@ int cli_parse(int argc, char **argv, bool is_sub, struct cli_opts *o)
 	o->client.clean_start = true;
 	o->client.version = 5;
 	o->client.host = "localhost";
-	o->client.port = 1883;
+	o->client.port = 0; /* 1883, or 8883 with TLS: set after the loop */
 	o->count = -1;
 	o->repeat = -1;
 	for (int i = 1; i < argc; i++) {
@@ -188,6 +193,20 @@ int cli_parse(int argc, char **argv, bool is_sub, struct cli_opts *o)
 		} else if (strcmp(a, "-P") == 0 || strcmp(a, "--pw") == 0) {
 			NEED_ARG();
 			o->client.password = arg;
+		} else if (strcmp(a, "--cafile") == 0) {
+			NEED_ARG();
+			o->client.cafile = arg;
+			o->client.tls = true;
+		} else if (strcmp(a, "--cert") == 0) {
+			NEED_ARG();
+			o->client.certfile = arg;
+			o->client.tls = true;
+		} else if (strcmp(a, "--key") == 0) {
+			NEED_ARG();
+			o->client.keyfile = arg;
+			o->client.tls = true;
+		} else if (strcmp(a, "--insecure") == 0) {
+			o->client.tls_insecure = true;
 		} else if (strcmp(a, "--scram") == 0) {
 			o->client.scram = true;
 		} else if (strcmp(a, "-k") == 0 || strcmp(a, "--keepalive") == 0) {
@@ -336,6 +355,12 @@ int cli_parse(int argc, char **argv, bool is_sub, struct cli_opts *o)
 		return bad("give exactly one of -m, -f, -n, -l, -s or --repeat");
 	if (o->client.queue_file != NULL && o->client.client_id == NULL)
 		return bad("--queue-file needs a fixed client id: use -i ID");
+	if ((o->client.certfile == NULL) != (o->client.keyfile == NULL))
+		return bad("--cert and --key go together (a client certificate and its key)");
+	if (o->client.tls_insecure && !o->client.tls)
+		return bad("--insecure is for TLS: give --cafile (or --cert and --key)");
+	if (o->client.port == 0)
+		o->client.port = o->client.tls ? 8883 : 1883;
 	return 0;
 }
 
@@ -383,8 +408,9 @@ struct moat_client *cli_connect(struct cli_opts *o, const struct moat_callbacks 
 				fprintf(stderr, "Connection error: Connection Refused: %s (0x%02x)\n",
 					moat_strerror(MOAT_E_DENIED), connack_rc);
 			else
-				fprintf(stderr, "Error: connection to %s:%u failed\n", o->client.host,
-					o->client.port);
+				fprintf(stderr, "Error: connection to %s:%u failed: %s\n",
+					o->client.host, o->client.port,
+					moat_last_error(c, diag, sizeof(diag)));
 			moat_client_destroy(c);
 			return NULL;
 		}

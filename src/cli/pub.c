@@ -202,6 +202,12 @@ int cli_pub_main(int argc, char **argv)
 	while (rc == 0 && moat_want_write(c))
 		if (moat_loop_once(c, 100) < 0)
 			rc = 1;
+	if (rc != 0 && !moat_is_connected(c)) {
+		char why[256];
+
+		if (moat_last_error(c, why, sizeof(why))[0] != '\0')
+			fprintf(stderr, "Error: connection closed: %s\n", why);
+	}
 	moat_disconnect(c, 0);
 	moat_client_destroy(c);
 	cli_e2e_finish(&o);

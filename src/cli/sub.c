@@ -207,7 +207,10 @@ int cli_sub_main(int argc, char **argv)
 		struct timespec now;
 
 		if (moat_loop_once(c, 200) < 0) {
-			fprintf(stderr, "Error: connection lost\n");
+			char why[256];
+
+			fprintf(stderr, "Error: connection lost: %s\n",
+				moat_last_error(c, why, sizeof(why)));
 			rc = 1;
 			break;
 		}

@@ -3,7 +3,9 @@
  * TCP connection, CONNECT/CONNACK, the pending list (offline queue plus QoS
  * 1/2 in flight, kept in publish order, mirrored in the queue file when there
  * is one), the drain-rate pacing of the backlog, keep-alive, strict decoding
- * of what the server sends, and reconnect with backoff and jitter. The public entry
+ * of what the server sends, and reconnect with backoff and jitter. With TLS
+ * the socket carries the records of a client filter (tls_client.h) and the
+ * MQTT bytes pass through it. The public entry
  * points that change state are in thread.c, which wraps these in the
  * client's lock.
  */
@@ -14,6 +16,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +32,7 @@
 #include "codec/packet.h"
 #include "codec/topic.h"
 #include "client/client_impl.h"
+#include "net/tls_client.h"
 
 static char *dup_or_null(const char *s)
 {
@@ -49,6 +53,26 @@ struct moat_client *moat_client_create(const struct moat_client_opts *o, const s
 
 static int open_queue(struct moat_client *c, const char *path, char *diag, size_t diag_len);
 
+/* Builds the TLS context from <o>'s files; the strings are not kept. */
+static int open_tls(struct moat_client *c, const struct moat_client_opts *o, char *diag,
+		    size_t diag_len)
+{
+	struct tls_client_settings s = {
+	    .cafile = o->cafile, .certfile = o->certfile, .keyfile = o->keyfile};
+	struct tls_diag d = {""};
+	int rc;
+
+	c->tls_name = strdup(o->tls_server_name != NULL ? o->tls_server_name : c->host);
+	if (c->tls_name == NULL) {
+		say(diag, diag_len, "out of memory");
+		return MOAT_E_NOMEM;
+	}
+	rc = tls_client_ctx_create(&s, &c->tls_ctx, &d);
+	if (rc < 0)
+		say(diag, diag_len, d.msg);
+	return rc;
+}
+
 int moat_client_open(struct moat_client **out, const struct moat_client_opts *o,
 		     const struct moat_callbacks *cb, char *diag, size_t diag_len)
 {
@@ -64,6 +88,13 @@ int moat_client_open(struct moat_client **out, const struct moat_client_opts *o,
 		say(diag, diag_len, "invalid client options (version, will, or queue_overflow)");
 		return MOAT_E_INVAL;
 	}
+	if (!o->tls && (o->cafile != NULL || o->certfile != NULL || o->keyfile != NULL ||
+			o->tls_server_name != NULL || o->tls_insecure)) {
+		say(diag, diag_len,
+		    "cafile, certfile, keyfile, tls_server_name and tls_insecure "
+		    "need tls = true");
+		return MOAT_E_INVAL;
+	}
 	if (o->queue_file != NULL && (o->client_id == NULL || o->client_id[0] == '\0')) {
 		say(diag, diag_len,
 		    "a queue file needs a fixed client id (set client_id): "
@@ -75,6 +106,7 @@ int moat_client_open(struct moat_client **out, const struct moat_client_opts *o,
 		return MOAT_E_NOMEM;
 	c->o = *o;
 	c->o.queue_file = NULL; /* the caller's string; c->qf.path is our copy */
+	c->o.cafile = c->o.certfile = c->o.keyfile = c->o.tls_server_name = NULL; /* read once */
 	c->qf.fd = -1;
 	if (cb != NULL)
 		c->cb = *cb;
@@ -98,7 +130,7 @@ int moat_client_open(struct moat_client **out, const struct moat_client_opts *o,
 		return MOAT_E_NOMEM;
 	}
 	if (c->o.port == 0)
-		c->o.port = 1883;
+		c->o.port = o->tls ? 8883 : 1883;
 	if (c->o.version == 0)
 		c->o.version = 5;
 	if (c->o.reconnect_min_ms == 0)
@@ -118,6 +150,11 @@ int moat_client_open(struct moat_client **out, const struct moat_client_opts *o,
 		say(diag, diag_len, "out of memory");
 		return MOAT_E_NOMEM;
 	}
+	rc = o->tls ? open_tls(c, o, diag, diag_len) : MOAT_OK;
+	if (rc < 0) {
+		moat_client_destroy(c);
+		return rc;
+	}
 	if (o->queue_file != NULL) {
 		rc = open_queue(c, o->queue_file, diag, diag_len);
 		if (rc < 0) {
@@ -134,6 +171,10 @@ static void close_socket(struct moat_client *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+	filter_destroy(c->tls);
+	c->tls = NULL;
+	buf_fini(&c->rx);
+	buf_fini(&c->wire);
 	buf_fini(&c->in);
 	buf_fini(&c->out);
 	c->ack_count = 0;
@@ -180,6 +221,8 @@ void moat_client_destroy(struct moat_client *c)
 	free(c->password);
 	free(c->will_topic);
 	free(c->will_payload);
+	SSL_CTX_free(c->tls_ctx);
+	free(c->tls_name);
 	free(c);
 }
 
@@ -196,12 +239,27 @@ static int send_packet(struct moat_client *c, const struct mqtt_packet *p)
 	return MOAT_OK;
 }
 
-/* Ends the connection; schedules a reconnect unless the end is final. */
-static void lost(struct moat_client *c, int err, uint8_t rc)
+static void lost_because(struct moat_client *c, int err, uint8_t rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Ends the connection; schedules a reconnect unless the end is final.
+ * <fmt> (NULL: a text made of <err> and <rc>) is kept for moat_last_error. */
+static void lost_because(struct moat_client *c, int err, uint8_t rc, const char *fmt, ...)
 {
 	uint64_t now = clock_mono_ms();
 	uint32_t jitter = 0;
+	va_list ap;
 
+	if (fmt != NULL) {
+		va_start(ap, fmt);
+		vsnprintf(c->why, sizeof(c->why), fmt, ap);
+		va_end(ap);
+	} else if (rc != 0) {
+		snprintf(c->why, sizeof(c->why), "%s by the server (reason 0x%02x)",
+			 err == MOAT_E_DENIED ? "refused" : "closed", rc);
+	} else {
+		snprintf(c->why, sizeof(c->why), "%s", moat_strerror(err));
+	}
 	close_socket(c);
 	if (c->o.auto_reconnect && !c->disconnecting && err != MOAT_E_DENIED) {
 		if (getrandom(&jitter, sizeof(jitter), 0) != (ssize_t)sizeof(jitter))
@@ -216,6 +274,80 @@ static void lost(struct moat_client *c, int err, uint8_t rc)
 	}
 	if (c->cb.on_disconnect != NULL)
 		c->cb.on_disconnect(c->cb.arg, err, rc);
+}
+
+static void lost(struct moat_client *c, int err, uint8_t rc)
+{
+	lost_because(c, err, rc, NULL);
+}
+
+/* Ends the connection after the TLS filter failed with <rc> (<why>); the
+ * alert the filter left in <wire> gets one non-blocking try. */
+static void tls_failed(struct moat_client *c, int rc, bool handshaking, const char *why)
+{
+	if (buf_used(&c->wire) > 0)
+		(void)send(c->fd, buf_head(&c->wire), buf_used(&c->wire),
+			   MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (why == NULL)
+		why = moat_strerror(rc);
+	if (rc == MOAT_E_CLOSED)
+		lost(c, MOAT_E_CLOSED, 0);
+	else if (rc == MOAT_E_DENIED && handshaking)
+		lost_because(c, MOAT_E_DENIED, 0, "certificate verify failed: %s", why);
+	else if (rc == MOAT_E_NOMEM)
+		lost(c, MOAT_E_NOMEM, 0);
+	else
+		lost_because(c, MOAT_E_CRYPTO, 0, "TLS %s: %s",
+			     handshaking ? "handshake failed" : "error", why);
+}
+
+/* A new connection's filter, and its first handshake message in <wire>.
+ * False after ending the connection. */
+static bool tls_start(struct moat_client *c)
+{
+	const char *why = NULL;
+	int rc;
+
+	c->tls = tls_client_filter_create(c->tls_ctx, c->tls_name, !c->o.tls_insecure);
+	if (c->tls == NULL) {
+		lost(c, MOAT_E_NOMEM, 0);
+		return false;
+	}
+	rc = c->tls->ops->input(c->tls, NULL, 0, &c->in, &c->wire, &why);
+	if (rc < 0) {
+		tls_failed(c, rc, true, why);
+		return false;
+	}
+	return true;
+}
+
+/* Passes the records read into <rx> through the filter: MQTT bytes to <in>,
+ * handshake messages to <wire>. False after ending the connection. */
+static bool tls_in(struct moat_client *c)
+{
+	bool handshaking = !c->tls->ops->ready(c->tls);
+	const char *why = NULL;
+	int rc =
+	    c->tls->ops->input(c->tls, buf_head(&c->rx), buf_used(&c->rx), &c->in, &c->wire, &why);
+
+	buf_consume(&c->rx, buf_used(&c->rx));
+	if (rc < 0)
+		tls_failed(c, rc, handshaking, why);
+	return rc == MOAT_OK;
+}
+
+/* Moves the MQTT bytes in <out> through the filter into <wire> (kept by
+ * the filter until the handshake ends). False after ending the connection. */
+static bool tls_out(struct moat_client *c)
+{
+	int rc = MOAT_OK;
+
+	if (buf_used(&c->out) > 0)
+		rc = c->tls->ops->output(c->tls, buf_head(&c->out), buf_used(&c->out), &c->wire);
+	buf_consume(&c->out, buf_used(&c->out));
+	if (rc < 0)
+		tls_failed(c, rc, !c->tls->ops->ready(c->tls), NULL);
+	return rc == MOAT_OK;
 }
 
 /* CONNECT with Authentication Method SCRAM-SHA-256 and the client-first-
@@ -704,9 +836,12 @@ int client_disconnect(struct moat_client *c, uint8_t rc)
 	}
 	p.disconnect.rc = rc;
 	send_packet(c, &p);
+	if (c->tls != NULL && tls_out(c))
+		c->tls->ops->shutdown(c->tls, &c->wire); /* close_notify */
 	/* best effort: the socket is connected and the packet small */
-	while (buf_used(&c->out) > 0) {
-		ssize_t n = send(c->fd, buf_head(&c->out), buf_used(&c->out), MSG_NOSIGNAL);
+	for (struct buf *tx = c->tls != NULL ? &c->wire : &c->out;
+	     c->fd >= 0 && buf_used(tx) > 0;) {
+		ssize_t n = send(c->fd, buf_head(tx), buf_used(tx), MSG_NOSIGNAL);
 
 		if (n <= 0) {
 			struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
@@ -717,7 +852,7 @@ int client_disconnect(struct moat_client *c, uint8_t rc)
 				break;
 			continue;
 		}
-		buf_consume(&c->out, (size_t)n);
+		buf_consume(tx, (size_t)n);
 	}
 	close_socket(c);
 	c->st = ST_DONE;
@@ -731,7 +866,7 @@ int moat_socket(const struct moat_client *c)
 
 bool moat_want_write(const struct moat_client *c)
 {
-	return c->st == ST_TCP || buf_used(&c->out) > 0;
+	return c->st == ST_TCP || buf_used(&c->out) > 0 || buf_used(&c->wire) > 0;
 }
 
 int moat_next_timeout_ms(const struct moat_client *c)
@@ -1017,13 +1152,14 @@ static void read_input(struct moat_client *c)
 	bool closed = false;
 
 	for (;;) {
+		struct buf *rx = c->tls != NULL ? &c->rx : &c->in;
 		ssize_t n;
 
-		if (buf_reserve(&c->in, 16384) < 0) {
+		if (buf_reserve(rx, 16384) < 0) {
 			lost(c, MOAT_E_NOMEM, 0);
 			return;
 		}
-		n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+		n = recv(c->fd, rx->data + rx->len, rx->cap - rx->len, 0);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		if (n < 0 && errno == EINTR)
@@ -1035,8 +1171,10 @@ static void read_input(struct moat_client *c)
 			closed = true;
 			break;
 		}
-		c->in.len += (size_t)n;
+		rx->len += (size_t)n;
 		c->last_rx_ms = clock_mono_ms();
+		if (c->tls != NULL && !tls_in(c))
+			return;
 	}
 	while (c->fd >= 0) {
 		struct mqtt_frame f;
@@ -1069,8 +1207,12 @@ static void read_input(struct moat_client *c)
 
 static void write_output(struct moat_client *c)
 {
-	while (buf_used(&c->out) > 0) {
-		ssize_t n = send(c->fd, buf_head(&c->out), buf_used(&c->out), MSG_NOSIGNAL);
+	struct buf *tx = c->tls != NULL ? &c->wire : &c->out;
+
+	if (c->tls != NULL && !tls_out(c))
+		return;
+	while (buf_used(tx) > 0) {
+		ssize_t n = send(c->fd, buf_head(tx), buf_used(tx), MSG_NOSIGNAL);
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
@@ -1080,10 +1222,10 @@ static void write_output(struct moat_client *c)
 			lost(c, MOAT_E_CLOSED, 0);
 			return;
 		}
-		buf_consume(&c->out, (size_t)n);
+		buf_consume(tx, (size_t)n);
 		c->last_tx_ms = clock_mono_ms();
 	}
-	buf_trim(&c->out, 0);
+	buf_trim(tx, 0);
 }
 
 static void on_tcp_ready(struct moat_client *c)
@@ -1102,6 +1244,8 @@ static void on_tcp_ready(struct moat_client *c)
 	c->st = ST_CONNACK;
 	c->last_rx_ms = c->last_tx_ms = clock_mono_ms();
 	c->ping_sent_ms = 0;
+	if (c->tls_ctx != NULL && !tls_start(c))
+		return;
 	if (send_connect(c) < 0)
 		lost(c, MOAT_E_NOMEM, 0);
 }

@@ -35,6 +35,8 @@ struct ack_wait {
 };
 
 struct scram_client;
+struct filter;
+struct ssl_ctx_st;
 
 struct moat_client {
 	struct moat_client_opts o;
@@ -66,6 +68,14 @@ struct moat_client {
 	/* drain rate: a token bucket in thousandths of a message */
 	size_t drain_left; /* backlog messages still to pace */
 	uint64_t drain_milli, drain_at_ms;
+	/* TLS (o.tls): the context built at open; per connection the filter
+	 * (tls_client.h). <out> then holds MQTT bytes, <rx> the records read
+	 * and <wire> those to send. */
+	struct ssl_ctx_st *tls_ctx;
+	char *tls_name;
+	struct filter *tls;
+	struct buf rx, wire;
+	char why[256]; /* moat_last_error() */
 	/* thread.c: every public call holds <lock> (recursive, so callbacks may
 	 * call back in); <wake_fd> interrupts the client thread's poll */
 	pthread_mutex_t lock;

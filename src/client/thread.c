@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -142,6 +143,18 @@ uint64_t moat_dropped_count(const struct moat_client *c)
 	n = m->dropped;
 	unlock(m);
 	return n;
+}
+
+const char *moat_last_error(const struct moat_client *c, char *buf, size_t len)
+{
+	struct moat_client *m = (struct moat_client *)c;
+
+	if (buf == NULL || len == 0)
+		return buf;
+	lock(m);
+	snprintf(buf, len, "%s", m->why);
+	unlock(m);
+	return buf;
 }
 
 int moat_loop_once(struct moat_client *c, int timeout_ms)

@@ -49,9 +49,7 @@ struct tls_filter {
 
 static const struct filter_ops tls_ops;
 
-static int fail(struct tls_diag *diag, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fail(struct tls_diag *diag, const char *fmt, ...)
+int tls_fail(struct tls_diag *diag, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -69,22 +67,21 @@ static bool is_set(const char *s)
 	return s != NULL && s[0] != '\0';
 }
 
-/* A file option must name a readable, non-empty regular file. */
-static int check_file(const char *opt, const char *path, struct tls_diag *diag)
+int tls_check_file(const char *opt, const char *path, struct tls_diag *diag)
 {
 	struct stat st;
 	FILE *fp;
 
 	if (stat(path, &st) != 0)
-		return fail(diag, "%s %s: cannot be read (missing?); give an existing PEM file",
-			    opt, path);
+		return tls_fail(diag, "%s %s: cannot be read (missing?); give an existing PEM file",
+				opt, path);
 	if (!S_ISREG(st.st_mode))
-		return fail(diag, "%s %s: not a regular file; give a PEM file", opt, path);
+		return tls_fail(diag, "%s %s: not a regular file; give a PEM file", opt, path);
 	if (st.st_size == 0)
-		return fail(diag, "%s %s: the file is empty; give a PEM file", opt, path);
+		return tls_fail(diag, "%s %s: the file is empty; give a PEM file", opt, path);
 	fp = fopen(path, "rb");
 	if (fp == NULL)
-		return fail(diag, "%s %s: cannot be opened (permissions?)", opt, path);
+		return tls_fail(diag, "%s %s: cannot be opened (permissions?)", opt, path);
 	fclose(fp);
 	return MOAT_OK;
 }
@@ -99,14 +96,14 @@ static int set_versions(SSL_CTX *ctx, const char *v, struct tls_diag *diag)
 		min = TLS1_3_VERSION;
 	else if (strcasecmp(v, "tlsv1") == 0 || strcasecmp(v, "tlsv1.1") == 0 ||
 		 strcasecmp(v, "sslv3") == 0)
-		return fail(
+		return tls_fail(
 		    diag, "tls_version %s: refused, the protocol is broken; use tlsv1.2 or tlsv1.3",
 		    v);
 	else
-		return fail(diag, "tls_version %s: unknown; use tlsv1.2 or tlsv1.3", v);
+		return tls_fail(diag, "tls_version %s: unknown; use tlsv1.2 or tlsv1.3", v);
 	if (SSL_CTX_set_min_proto_version(ctx, min) != 1 ||
 	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1)
-		return fail(diag, "tls_version %s: not supported by this OpenSSL", v);
+		return tls_fail(diag, "tls_version %s: not supported by this OpenSSL", v);
 	return MOAT_OK;
 }
 
@@ -153,14 +150,14 @@ static int set_ciphers(SSL_CTX *ctx, const struct tls_settings *s, struct tls_di
 			p++;
 	}
 	if (bad_len > 0)
-		return fail(diag,
-			    "ciphers: refused weak suites (%s); use ECDHE with AES-GCM or "
-			    "CHACHA20-POLY1305, e.g. the default " DEFAULT_CIPHERS,
-			    bad);
+		return tls_fail(diag,
+				"ciphers: refused weak suites (%s); use ECDHE with AES-GCM or "
+				"CHACHA20-POLY1305, e.g. the default " DEFAULT_CIPHERS,
+				bad);
 	if (SSL_CTX_set_cipher_list(ctx, list) != 1)
-		return fail(diag,
-			    "ciphers %s: no usable cipher suite; use the default " DEFAULT_CIPHERS,
-			    list);
+		return tls_fail(
+		    diag, "ciphers %s: no usable cipher suite; use the default " DEFAULT_CIPHERS,
+		    list);
 	/* by what the list expands to */
 	sk = SSL_CTX_get_ciphers(ctx);
 	for (int i = 0; i < sk_SSL_CIPHER_num(sk); i++) {
@@ -179,16 +176,17 @@ static int set_ciphers(SSL_CTX *ctx, const struct tls_settings *s, struct tls_di
 						    bad_len > 0 ? ", " : "", name);
 	}
 	if (bad_len > 0)
-		return fail(diag,
-			    "ciphers %s: enables non-AEAD or anonymous suites (%s); use ECDHE with "
-			    "AES-GCM or CHACHA20-POLY1305, e.g. the default " DEFAULT_CIPHERS,
-			    list, bad);
+		return tls_fail(
+		    diag,
+		    "ciphers %s: enables non-AEAD or anonymous suites (%s); use ECDHE with "
+		    "AES-GCM or CHACHA20-POLY1305, e.g. the default " DEFAULT_CIPHERS,
+		    list, bad);
 	if (count == 0)
-		return fail(diag,
-			    "ciphers %s: no TLS 1.2 suite left; use the default " DEFAULT_CIPHERS,
-			    list);
+		return tls_fail(
+		    diag, "ciphers %s: no TLS 1.2 suite left; use the default " DEFAULT_CIPHERS,
+		    list);
 	if (is_set(s->ciphers_tls13) && SSL_CTX_set_ciphersuites(ctx, s->ciphers_tls13) != 1)
-		return fail(
+		return tls_fail(
 		    diag,
 		    "ciphers_tls1.3 %s: not a valid TLS 1.3 suite list; use e.g. "
 		    "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256",
@@ -196,35 +194,42 @@ static int set_ciphers(SSL_CTX *ctx, const struct tls_settings *s, struct tls_di
 	return MOAT_OK;
 }
 
-static int load_identity(SSL_CTX *ctx, const struct tls_settings *s, struct tls_diag *diag)
+int tls_use_cert_key(SSL_CTX *ctx, const char *certfile, const char *keyfile, struct tls_diag *diag)
 {
 	int rc;
 
-	if (!is_set(s->certfile))
-		return fail(diag, "certfile: not set; a TLS listener needs certfile and keyfile");
-	if (!is_set(s->keyfile))
-		return fail(diag, "keyfile: not set; a TLS listener needs certfile and keyfile");
-	rc = check_file("certfile", s->certfile, diag);
+	rc = tls_check_file("certfile", certfile, diag);
 	if (rc < 0)
 		return rc;
-	rc = check_file("keyfile", s->keyfile, diag);
+	rc = tls_check_file("keyfile", keyfile, diag);
 	if (rc < 0)
 		return rc;
-	if (SSL_CTX_use_certificate_chain_file(ctx, s->certfile) != 1)
-		return fail(diag, "certfile %s: no PEM certificate could be loaded", s->certfile);
-	if (SSL_CTX_use_PrivateKey_file(ctx, s->keyfile, SSL_FILETYPE_PEM) != 1) {
+	if (SSL_CTX_use_certificate_chain_file(ctx, certfile) != 1)
+		return tls_fail(diag, "certfile %s: no PEM certificate could be loaded", certfile);
+	if (SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM) != 1) {
 		int r = ERR_GET_REASON(ERR_peek_last_error());
 
 		if (r == X509_R_KEY_VALUES_MISMATCH || r == X509_R_KEY_TYPE_MISMATCH)
-			return fail(diag, "keyfile %s does not match certfile %s", s->keyfile,
-				    s->certfile);
-		return fail(diag,
-			    "keyfile %s: no usable PEM private key (wrong format or encrypted?)",
-			    s->keyfile);
+			return tls_fail(diag, "keyfile %s does not match certfile %s", keyfile,
+					certfile);
+		return tls_fail(
+		    diag, "keyfile %s: no usable PEM private key (wrong format or encrypted?)",
+		    keyfile);
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1)
-		return fail(diag, "keyfile %s does not match certfile %s", s->keyfile, s->certfile);
+		return tls_fail(diag, "keyfile %s does not match certfile %s", keyfile, certfile);
 	return MOAT_OK;
+}
+
+static int load_identity(SSL_CTX *ctx, const struct tls_settings *s, struct tls_diag *diag)
+{
+	if (!is_set(s->certfile))
+		return tls_fail(diag,
+				"certfile: not set; a TLS listener needs certfile and keyfile");
+	if (!is_set(s->keyfile))
+		return tls_fail(diag,
+				"keyfile: not set; a TLS listener needs certfile and keyfile");
+	return tls_use_cert_key(ctx, s->certfile, s->keyfile, diag);
 }
 
 static int load_trust(SSL_CTX *ctx, const struct tls_settings *s, struct tls_diag *diag)
@@ -234,33 +239,35 @@ static int load_trust(SSL_CTX *ctx, const struct tls_settings *s, struct tls_dia
 	int rc;
 
 	if (s->require_certificate && !is_set(s->cafile) && !is_set(s->capath))
-		return fail(diag, "require_certificate: needs cafile or capath to verify clients");
+		return tls_fail(diag,
+				"require_certificate: needs cafile or capath to verify clients");
 	if (!s->require_certificate && (s->use_identity_as_username || s->use_subject_as_username))
-		return fail(diag, "%s: only works with require_certificate true",
-			    s->use_identity_as_username ? "use_identity_as_username"
-							: "use_subject_as_username");
+		return tls_fail(diag, "%s: only works with require_certificate true",
+				s->use_identity_as_username ? "use_identity_as_username"
+							    : "use_subject_as_username");
 	if (is_set(s->cafile)) {
-		rc = check_file("cafile", s->cafile, diag);
+		rc = tls_check_file("cafile", s->cafile, diag);
 		if (rc < 0)
 			return rc;
 		if (SSL_CTX_load_verify_file(ctx, s->cafile) != 1)
-			return fail(diag, "cafile %s: holds no PEM CA certificate", s->cafile);
+			return tls_fail(diag, "cafile %s: holds no PEM CA certificate", s->cafile);
 	}
 	if (is_set(s->capath)) {
 		if (stat(s->capath, &st) != 0 || !S_ISDIR(st.st_mode))
-			return fail(diag, "capath %s: not a readable directory", s->capath);
+			return tls_fail(diag, "capath %s: not a readable directory", s->capath);
 		if (SSL_CTX_load_verify_dir(ctx, s->capath) != 1)
-			return fail(diag, "capath %s: cannot be used as a CA directory", s->capath);
+			return tls_fail(diag, "capath %s: cannot be used as a CA directory",
+					s->capath);
 	}
 	if (is_set(s->crlfile)) {
 		X509_LOOKUP *lk;
 
-		rc = check_file("crlfile", s->crlfile, diag);
+		rc = tls_check_file("crlfile", s->crlfile, diag);
 		if (rc < 0)
 			return rc;
 		lk = X509_STORE_add_lookup(store, X509_LOOKUP_file());
 		if (lk == NULL || X509_load_crl_file(lk, s->crlfile, X509_FILETYPE_PEM) < 1)
-			return fail(diag, "crlfile %s: holds no PEM CRL", s->crlfile);
+			return tls_fail(diag, "crlfile %s: holds no PEM CRL", s->crlfile);
 		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
 	}
 	if (s->require_certificate)
@@ -276,11 +283,11 @@ static int build_ctx(const struct tls_settings *s, SSL_CTX **out, struct tls_dia
 	int rc;
 
 	if (s == NULL)
-		return fail(diag, "TLS settings missing");
+		return tls_fail(diag, "TLS settings missing");
 	ERR_clear_error();
 	ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL) {
-		fail(diag, "out of memory building the TLS context");
+		tls_fail(diag, "out of memory building the TLS context");
 		return MOAT_E_NOMEM;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
@@ -308,7 +315,7 @@ int tls_server_create(const struct tls_settings *s, struct tls_server **out, str
 
 	srv = calloc(1, sizeof(*srv));
 	if (srv == NULL) {
-		fail(diag, "out of memory");
+		tls_fail(diag, "out of memory");
 		return MOAT_E_NOMEM;
 	}
 	rc = build_ctx(s, &srv->ctx, diag);
@@ -403,6 +410,14 @@ static const char *verify_reason(long v)
 	}
 }
 
+/* OpenSSL's static text for error <e> (an alert received, ...), else <dflt>. */
+static const char *reason_or(unsigned long e, const char *dflt)
+{
+	const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
+
+	return r != NULL ? r : dflt;
+}
+
 /* Classifies a failed handshake for the audit log. */
 static int handshake_error(struct tls_filter *t)
 {
@@ -431,8 +446,7 @@ static int handshake_error(struct tls_filter *t)
 		t->why = "plain HTTP on a TLS port";
 		return MOAT_E_CRYPTO;
 	default:
-		t->why = e != 0 && ERR_reason_error_string(e) != NULL ? ERR_reason_error_string(e)
-								      : "handshake failed";
+		t->why = reason_or(e, "handshake failed");
 		return MOAT_E_CRYPTO;
 	}
 }
@@ -521,7 +535,7 @@ static int tls_input(struct filter *f, const uint8_t *in, size_t n, struct buf *
 			goto out;
 		default:
 			t->err = MOAT_E_CRYPTO;
-			t->why = "TLS record error";
+			t->why = reason_or(ERR_peek_last_error(), "TLS record error");
 			ERR_clear_error();
 			(void)drain(t, wire_out);
 			goto out;
@@ -581,36 +595,45 @@ static const struct filter_ops tls_ops = {
     .destroy = tls_destroy,
 };
 
-struct filter *tls_filter_create(struct tls_server *srv)
+struct filter *tls_filter_wrap(SSL *ssl)
 {
 	struct tls_filter *t;
 
+	if (ssl == NULL)
+		return NULL;
 	t = calloc(1, sizeof(*t));
 	if (t == NULL)
-		return NULL;
+		goto err_ssl;
 	t->base.ops = &tls_ops;
-	pthread_mutex_lock(&srv->lock);
-	t->ssl = SSL_new(srv->ctx); /* takes its own SSL_CTX reference */
-	pthread_mutex_unlock(&srv->lock);
-	if (t->ssl == NULL)
-		goto err_free;
+	t->ssl = ssl;
 	t->net_in = BIO_new(BIO_s_mem());
 	t->net_out = BIO_new(BIO_s_mem());
 	if (t->net_in == NULL || t->net_out == NULL)
 		goto err_bio;
 	BIO_set_mem_eof_return(t->net_in, -1); /* empty = "want more", not EOF */
 	SSL_set_bio(t->ssl, t->net_in, t->net_out);
-	SSL_set_accept_state(t->ssl);
 	return &t->base;
 
 err_bio:
 	BIO_free(t->net_in);
 	BIO_free(t->net_out);
-	SSL_free(t->ssl);
-err_free:
 	free(t);
+err_ssl:
+	SSL_free(ssl);
 	ERR_clear_error();
 	return NULL;
+}
+
+struct filter *tls_filter_create(struct tls_server *srv)
+{
+	SSL *ssl;
+
+	pthread_mutex_lock(&srv->lock);
+	ssl = SSL_new(srv->ctx); /* takes its own SSL_CTX reference */
+	pthread_mutex_unlock(&srv->lock);
+	if (ssl != NULL)
+		SSL_set_accept_state(ssl);
+	return tls_filter_wrap(ssl);
 }
 
 static int copy_out(const char *s, size_t n, char *out, size_t cap)

@@ -62,6 +62,32 @@ void tls_server_unref(struct tls_server *srv);
  * ("certificate revoked", "unknown CA", "protocol version", ...). */
 struct filter *tls_filter_create(struct tls_server *srv);
 
+struct ssl_st;
+
+/* The record layer of tls_filter_create for an SSL object set up by the
+ * caller (its side, host checks, ...): input() runs its handshake and
+ * records over two memory BIOs, with the same failures and reasons. Used
+ * for the client side by tls_client.c. Consumes <ssl>, also on failure;
+ * NULL when <ssl> is NULL or out of memory. */
+struct filter *tls_filter_wrap(struct ssl_st *ssl);
+
+/* Formats a configuration error into <diag> (may be NULL), clears
+ * OpenSSL's error queue and returns MOAT_E_CONFIG. */
+int tls_fail(struct tls_diag *diag, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Checks that option <opt> names a readable, non-empty regular file
+ * <path>: MOAT_OK, or MOAT_E_CONFIG with <diag> naming both. */
+int tls_check_file(const char *opt, const char *path, struct tls_diag *diag);
+
+struct ssl_ctx_st;
+
+/* Loads the PEM certificate chain <certfile> and the unencrypted PEM key
+ * <keyfile> (both checked with tls_check_file) into <ctx>: MOAT_OK, or
+ * MOAT_E_CONFIG with <diag> naming the file, and a key that does not match
+ * the certificate said as such. */
+int tls_use_cert_key(struct ssl_ctx_st *ctx, const char *certfile, const char *keyfile,
+		     struct tls_diag *diag);
+
 enum tls_identity {
 	TLS_ID_CN = 0,	    /* the subject's commonName (use_identity_as_username) */
 	TLS_ID_SUBJECT = 1, /* the whole subject, RFC 2253 (use_subject_as_username) */

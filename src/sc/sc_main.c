@@ -24,12 +24,17 @@
 #include "sc/enrol.h"
 #include "sc/groups.h"
 #include "sc/sc_json.h"
+#include "sc/sc_keys.h"
 #include "sc/serve.h"
 
 static const char usage[] =
     "usage: moat-sc [--dir DIR] COMMAND ...\n"
     "  init [--name NAME]             create DIR (0700): registry.db, ca.key + ca.pem (P-256),\n"
     "                                 token.key (Ed25519) + token.pub, store.key (group keys)\n"
+    "       [--pkcs11-module SO [--pin-file FILE] [--ca-key-uri URI] [--token-key-uri URI]]\n"
+    "                                 keys in PKCS#11 tokens instead (pkcs11:token=T;object=O),\n"
+    "                                 recorded in DIR/sc.json; the PIN from FILE (0600) or\n"
+    "                                 MOAT_SC_PIN. Keep the Ed25519 key in a token of its own\n"
     "  thing add NAME [--attr k=v]... [--csr FILE] [--broker [--san DNS:h|IP:a]...]\n"
     "            [--days N] --out OUT register NAME and issue its certificate into OUT:\n"
     "                                 cert.pem, ca.pem, and key.pem (0600) when no --csr\n"
@@ -57,6 +62,7 @@ enum { ATTRS_MAX = REG_ATTRS_MAX };
 
 struct opts {
 	const char *dir, *name, *csr, *out, *reason;
+	const char *pkcs11_module, *pin_file, *key_uri[2]; /* init; key_uri by enum sc_key */
 	unsigned days, tail;
 	/* thing key */
 	const char *ed_pub, *x_pub;
@@ -204,6 +210,14 @@ static int parse(int argc, char **argv, struct opts *o)
 			o->out = v;
 		else if (strcmp(a, "--reason") == 0)
 			o->reason = v;
+		else if (strcmp(a, "--pkcs11-module") == 0)
+			o->pkcs11_module = v;
+		else if (strcmp(a, "--pin-file") == 0)
+			o->pin_file = v;
+		else if (strcmp(a, "--ca-key-uri") == 0)
+			o->key_uri[SC_KEY_CA] = v;
+		else if (strcmp(a, "--token-key-uri") == 0)
+			o->key_uri[SC_KEY_TOKEN] = v;
 		else if (strcmp(a, "--days") == 0) {
 			if (!parse_uint(v, 3650, &o->days))
 				return die("--days %s: a number of days, 1 to 3650", v);
@@ -240,6 +254,7 @@ static const char *in_dir(struct sc *sc, const char *dir, const char *file)
 /* Opens the registry, and the CA when <with_ca>. */
 static int sc_open(struct sc *sc, const struct opts *o, bool with_ca, struct moat_diag *d)
 {
+	struct sc_keys keys;
 	int rc;
 
 	snprintf(sc->actor, sizeof(sc->actor), "cli:uid%u", (unsigned)geteuid());
@@ -250,8 +265,9 @@ static int sc_open(struct sc *sc, const struct opts *o, bool with_ca, struct moa
 	}
 	rc = reg_open(&sc->reg, in_dir(sc, o->dir, "registry.db"), d);
 	if (rc == MOAT_OK && with_ca)
-		rc = signer_file_open(&sc->ca_key, in_dir(sc, o->dir, "ca.key"), SIGNER_ECDSA_P256,
-				      d);
+		rc = sc_keys_load(o->dir, &keys, d);
+	if (rc == MOAT_OK && with_ca)
+		rc = sc_keys_open(&sc->ca_key, o->dir, &keys, SC_KEY_CA, d);
 	if (rc == MOAT_OK && with_ca)
 		rc = ca_load(&sc->ca, sc->ca_key, in_dir(sc, o->dir, "ca.pem"), d);
 	return rc;
@@ -264,8 +280,56 @@ static void sc_close(struct sc *sc)
 	reg_close(sc->reg);
 }
 
+/* init's --pkcs11-* options as sc.json will hold them, the paths absolute
+ * (later commands may run elsewhere). */
+static int init_keys(const struct opts *o, struct sc_keys *k, struct moat_diag *d)
+{
+	memset(k, 0, sizeof(*k));
+	if (o->key_uri[SC_KEY_CA] == NULL && o->key_uri[SC_KEY_TOKEN] == NULL) {
+		if (o->pkcs11_module == NULL && o->pin_file == NULL)
+			return MOAT_OK;
+		snprintf(d->msg, sizeof(d->msg),
+			 "--pkcs11-module and --pin-file go with --ca-key-uri and/or "
+			 "--token-key-uri");
+		return MOAT_E_CONFIG;
+	}
+	if (o->pkcs11_module == NULL) {
+		snprintf(d->msg, sizeof(d->msg),
+			 "a key URI needs --pkcs11-module (the token's .so)");
+		return MOAT_E_CONFIG;
+	}
+	if (realpath(o->pkcs11_module, k->module) == NULL ||
+	    (o->pin_file != NULL && realpath(o->pin_file, k->pin_file) == NULL)) {
+		snprintf(d->msg, sizeof(d->msg), "%.400s: %s",
+			 k->module[0] == '\0' ? o->pkcs11_module : o->pin_file, strerror(errno));
+		return MOAT_E_IO;
+	}
+	for (int i = 0; i < 2; i++) {
+		struct p11_uri u;
+		int rc = o->key_uri[i] != NULL ? p11_uri_parse(o->key_uri[i], &u, d) : MOAT_OK;
+
+		if (rc < 0)
+			return rc;
+		if (o->key_uri[i] != NULL && p11_uri_format(&u, k->uri[i], sizeof(k->uri[i])) < 0)
+			return MOAT_E_LIMIT;
+	}
+	return MOAT_OK;
+}
+
+/* Opens key <which> from its token, or creates its key file. */
+static int init_key(struct sc *sc, const struct opts *o, const struct sc_keys *k, enum sc_key which,
+		    struct signer **out, struct moat_diag *d)
+{
+	if (k->uri[which][0] != '\0')
+		return sc_keys_open(out, o->dir, k, which, d);
+	return signer_file_create(out,
+				  in_dir(sc, o->dir, which == SC_KEY_CA ? "ca.key" : "token.key"),
+				  which == SC_KEY_CA ? SIGNER_ECDSA_P256 : SIGNER_ED25519, d);
+}
+
 static int cmd_init(const struct opts *o, struct moat_diag *d)
 {
+	struct sc_keys keys;
 	struct sc sc = {0};
 	struct signer *token = NULL;
 	char *pub = NULL;
@@ -287,18 +351,18 @@ static int cmd_init(const struct opts *o, struct moat_diag *d)
 		return MOAT_E_DENIED;
 	}
 	snprintf(sc.actor, sizeof(sc.actor), "cli:uid%u", (unsigned)geteuid());
-	rc = reg_open(&sc.reg, in_dir(&sc, o->dir, "registry.db"), d);
+	rc = init_keys(o, &keys, d);
 	if (rc == MOAT_OK)
-		rc = signer_file_create(&sc.ca_key, in_dir(&sc, o->dir, "ca.key"),
-					SIGNER_ECDSA_P256, d);
+		rc = reg_open(&sc.reg, in_dir(&sc, o->dir, "registry.db"), d);
+	if (rc == MOAT_OK)
+		rc = init_key(&sc, o, &keys, SC_KEY_CA, &sc.ca_key, d);
 	if (rc == MOAT_OK)
 		rc = ca_create(&sc.ca, sc.ca_key, o->name != NULL ? o->name : "moat", 0,
 			       (int64_t)time(NULL), d);
 	if (rc == MOAT_OK)
 		rc = ca_write_pem_cert(ca_cert(sc.ca), in_dir(&sc, o->dir, "ca.pem"), d);
 	if (rc == MOAT_OK)
-		rc =
-		    signer_file_create(&token, in_dir(&sc, o->dir, "token.key"), SIGNER_ED25519, d);
+		rc = init_key(&sc, o, &keys, SC_KEY_TOKEN, &token, d);
 	if (rc == MOAT_OK && (pub = signer_public_pem(token)) == NULL)
 		rc = MOAT_E_NOMEM;
 	if (rc == MOAT_OK) {
@@ -314,12 +378,15 @@ static int cmd_init(const struct opts *o, struct moat_diag *d)
 		rc = groups_store_key_load(in_dir(&sc, o->dir, "store.key"), true, store_key, d);
 		OPENSSL_cleanse(store_key, sizeof(store_key));
 	}
+	if (rc == MOAT_OK && keys.module[0] != '\0')
+		rc = sc_keys_save(o->dir, &keys, d);
 	if (rc == MOAT_OK)
 		rc = reg_audit_append(sc.reg, sc.actor, "sc.init", NULL, NULL, d);
 	if (rc == MOAT_OK)
-		printf("initialized %s: registry.db, ca.key, ca.pem, token.key, token.pub, "
-		       "store.key\n",
-		       o->dir);
+		printf("initialized %s: registry.db, %s, ca.pem, %s, token.pub, store.key%s\n",
+		       o->dir, keys.uri[SC_KEY_CA][0] != '\0' ? keys.uri[SC_KEY_CA] : "ca.key",
+		       keys.uri[SC_KEY_TOKEN][0] != '\0' ? keys.uri[SC_KEY_TOKEN] : "token.key",
+		       keys.module[0] != '\0' ? ", sc.json" : "");
 	free(pub);
 	signer_destroy(token);
 	sc_close(&sc);

@@ -25,10 +25,7 @@ struct file_signer {
 	EVP_PKEY *key;
 };
 
-static int fail(struct moat_diag *diag, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(struct moat_diag *diag, int rc, const char *fmt, ...)
+int signer_fail(struct moat_diag *diag, int rc, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -45,7 +42,7 @@ static const char *algo_name(enum signer_algo algo)
 	return algo == SIGNER_ED25519 ? "Ed25519" : "ECDSA P-256";
 }
 
-static bool key_is(EVP_PKEY *key, enum signer_algo algo)
+bool signer_key_is(EVP_PKEY *key, enum signer_algo algo)
 {
 	char group[32];
 
@@ -57,24 +54,29 @@ static bool key_is(EVP_PKEY *key, enum signer_algo algo)
 	       strcmp(group, "prime256v1") == 0;
 }
 
-static int file_sign(struct signer *s, const uint8_t *msg, size_t len, uint8_t *sig,
-		     size_t *sig_len)
+int signer_evp_sign(EVP_PKEY *key, enum signer_algo algo, const uint8_t *msg, size_t len,
+		    uint8_t *sig, size_t *sig_len)
 {
-	struct file_signer *f = (struct file_signer *)s;
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	size_t n = SIGNER_SIG_MAX;
 	int rc = MOAT_E_CRYPTO;
 
 	if (ctx == NULL)
 		return MOAT_E_NOMEM;
-	if (EVP_DigestSignInit(ctx, NULL, s->algo == SIGNER_ED25519 ? NULL : EVP_sha256(), NULL,
-			       f->key) == 1 &&
+	if (EVP_DigestSignInit(ctx, NULL, algo == SIGNER_ED25519 ? NULL : EVP_sha256(), NULL,
+			       key) == 1 &&
 	    EVP_DigestSign(ctx, sig, &n, msg, len) == 1) {
 		*sig_len = n;
 		rc = MOAT_OK;
 	}
 	EVP_MD_CTX_free(ctx);
 	return rc;
+}
+
+static int file_sign(struct signer *s, const uint8_t *msg, size_t len, uint8_t *sig,
+		     size_t *sig_len)
+{
+	return signer_evp_sign(((struct file_signer *)s)->key, s->algo, msg, len, sig, sig_len);
 }
 
 static EVP_PKEY *file_pkey(struct signer *s)
@@ -121,10 +123,10 @@ int signer_write_key_file(const char *path, EVP_PKEY *key, struct moat_diag *dia
 
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0 && errno == EEXIST)
-		return fail(diag, MOAT_E_DENIED, "%s exists already; refusing to overwrite a key",
-			    path);
+		return signer_fail(diag, MOAT_E_DENIED,
+				   "%s exists already; refusing to overwrite a key", path);
 	if (fd < 0)
-		return fail(diag, MOAT_E_IO, "%s: %s", path, strerror(errno));
+		return signer_fail(diag, MOAT_E_IO, "%s: %s", path, strerror(errno));
 	bio = BIO_new_fd(fd, BIO_NOCLOSE);
 	ok = bio != NULL && PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) == 1 &&
 	     BIO_flush(bio) == 1 && fsync(fd) == 0;
@@ -132,7 +134,7 @@ int signer_write_key_file(const char *path, EVP_PKEY *key, struct moat_diag *dia
 	close(fd);
 	if (!ok) {
 		unlink(path);
-		return fail(diag, MOAT_E_IO, "%s: could not write the key", path);
+		return signer_fail(diag, MOAT_E_IO, "%s: could not write the key", path);
 	}
 	return MOAT_OK;
 }
@@ -146,7 +148,8 @@ int signer_file_create(struct signer **out, const char *path, enum signer_algo a
 	key = algo == SIGNER_ED25519 ? EVP_PKEY_Q_keygen(NULL, NULL, "ED25519")
 				     : EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	if (key == NULL)
-		return fail(diag, MOAT_E_CRYPTO, "could not generate an %s key", algo_name(algo));
+		return signer_fail(diag, MOAT_E_CRYPTO, "could not generate an %s key",
+				   algo_name(algo));
 	rc = signer_write_key_file(path, key, diag);
 	if (rc < 0) {
 		EVP_PKEY_free(key);
@@ -162,37 +165,47 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 	return -1;
 }
 
-int signer_file_open(struct signer **out, const char *path, enum signer_algo algo,
-		     struct moat_diag *diag)
+int signer_open_secret_file(const char *path, const char *what, struct moat_diag *diag)
 {
-	EVP_PKEY *key;
 	struct stat sb;
-	BIO *bio;
 	int fd;
 
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return fail(diag, MOAT_E_IO, "%s: %s", path, strerror(errno));
+		return signer_fail(diag, MOAT_E_IO, "%s: %s", path, strerror(errno));
 	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
 		close(fd);
-		return fail(diag, MOAT_E_DENIED, "%s: not a regular file", path);
+		return signer_fail(diag, MOAT_E_DENIED, "%s: not a regular file", path);
 	}
 	if ((sb.st_mode & 077) != 0 || sb.st_uid != geteuid()) {
 		close(fd);
-		return fail(diag, MOAT_E_DENIED,
-			    "%s: permissions %04o are too open or the owner is not us; a private "
-			    "key must be 0600 and ours (chmod 600 %s)",
-			    path, (unsigned)(sb.st_mode & 07777), path);
+		return signer_fail(diag, MOAT_E_DENIED,
+				   "%s: permissions %04o are too open or the owner is not us; %s "
+				   "must be 0600 and ours (chmod 600 %s)",
+				   path, (unsigned)(sb.st_mode & 07777), what, path);
 	}
+	return fd;
+}
+
+int signer_file_open(struct signer **out, const char *path, enum signer_algo algo,
+		     struct moat_diag *diag)
+{
+	EVP_PKEY *key;
+	BIO *bio;
+	int fd;
+
+	fd = signer_open_secret_file(path, "a private key", diag);
+	if (fd < 0)
+		return fd;
 	bio = BIO_new_fd(fd, BIO_NOCLOSE);
 	key = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
 	BIO_free(bio);
 	close(fd);
 	if (key == NULL)
-		return fail(diag, MOAT_E_CRYPTO, "%s: no unencrypted PEM private key", path);
-	if (!key_is(key, algo)) {
+		return signer_fail(diag, MOAT_E_CRYPTO, "%s: no unencrypted PEM private key", path);
+	if (!signer_key_is(key, algo)) {
 		EVP_PKEY_free(key);
-		return fail(diag, MOAT_E_CRYPTO, "%s: not an %s key", path, algo_name(algo));
+		return signer_fail(diag, MOAT_E_CRYPTO, "%s: not an %s key", path, algo_name(algo));
 	}
 	return wrap(out, key, algo);
 }

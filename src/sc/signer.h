@@ -14,6 +14,7 @@
 #ifndef MOAT_SC_SIGNER_H
 #define MOAT_SC_SIGNER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,6 +63,24 @@ int signer_file_open(struct signer **out, const char *path, enum signer_algo alg
 /* Writes the private key <key> to the new file <path> (O_EXCL, 0600, PEM
  * PKCS#8), e.g. a simulated device's key. MOAT_E_DENIED when it exists. */
 int signer_write_key_file(const char *path, EVP_PKEY *key, struct moat_diag *diag);
+
+/* Formats <fmt> into <diag> (may be NULL) and returns <rc>: the Security
+ * Center's "fail with a message" for signers and their configuration. */
+int signer_fail(struct moat_diag *diag, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Opens <path> for reading when it is a regular file owned by us with no
+ * group/other permission bits: the descriptor, or MOAT_E_IO / MOAT_E_DENIED
+ * with <diag> naming the file and <what> ("a private key", "a PIN file"). */
+int signer_open_secret_file(const char *path, const char *what, struct moat_diag *diag);
+
+/* Whether <key> is of <algo> (Ed25519, or EC on P-256). */
+bool signer_key_is(EVP_PKEY *key, enum signer_algo algo);
+
+/* Signs <msg> with the OpenSSL key <key> as signer_ops.sign says for
+ * <algo>: MOAT_OK, MOAT_E_NOMEM or MOAT_E_CRYPTO. */
+int signer_evp_sign(EVP_PKEY *key, enum signer_algo algo, const uint8_t *msg, size_t len,
+		    uint8_t *sig, size_t *sig_len);
 
 /* Signs with <s> (see signer_ops.sign). */
 int signer_sign(struct signer *s, const uint8_t *msg, size_t len, uint8_t *sig, size_t *sig_len);

@@ -175,19 +175,6 @@ static void stack_consumes_on_failure(void **state)
 	assert_null(filter_stack(ws_filter_create(0), NULL));
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	return make_certs();
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	remove_certs();
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -196,5 +183,5 @@ int main(void)
 	    cmocka_unit_test(stack_consumes_on_failure),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, certs_setup, certs_teardown);
 }

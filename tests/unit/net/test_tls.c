@@ -382,19 +382,6 @@ static void garbage_input_fails_cleanly(void **state)
 	tls_server_unref(srv);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	return make_certs();
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	remove_certs();
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -410,5 +397,5 @@ int main(void)
 	    cmocka_unit_test(garbage_input_fails_cleanly),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, certs_setup, certs_teardown);
 }

@@ -55,6 +55,20 @@ static void remove_certs(void)
 		fprintf(stderr, "could not remove %s\n", cert_dir);
 }
 
+/* cmocka group setup and teardown: the certificates in a fresh directory. */
+static int certs_setup(void **state)
+{
+	(void)state;
+	return make_certs();
+}
+
+static int certs_teardown(void **state)
+{
+	(void)state;
+	remove_certs();
+	return 0;
+}
+
 /* A client limited to protocol <max_ver> (0 = any), presenting <cert> (NULL = none). */
 static void peer_init(struct peer *c, int max_ver, const char *cert, const char *key)
 {
