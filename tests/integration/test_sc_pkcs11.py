@@ -94,7 +94,8 @@ class ScPkcs11(BrokerTest):
     def test_init_records_the_tokens_not_the_pin(self):
         d = self.path("sc")
         self.assertEqual(sorted(os.listdir(d)),
-                         ["ca.pem", "registry.db", "sc.json", "token.pub"])  # no key files
+                         ["ca.pem", "registry.db", "sc.json", "store.key", "token.pub"])
+        # no signing key files; store.key (sealing the group keys at rest) stays a file
         self.assertEqual(stat.S_IMODE(os.stat(os.path.join(d, "sc.json")).st_mode), 0o600)
         with open(os.path.join(d, "sc.json")) as f:
             text = f.read()
