@@ -16,6 +16,7 @@
 #include <moat/error.h>
 
 #include "sc/reqguard.h"
+#include "sc/token.h"
 
 enum { KEYS_MAX = 16 }; /* keys of one kind looked at per thing */
 
@@ -43,6 +44,7 @@ struct job {
 	struct keyrel_grant grant;
 	const char *reason; /* static text of a refusal */
 	struct groups_epoch epoch;
+	struct sc_token_info token; /* get-token: what was issued, for the audit */
 };
 
 int keyserver_create(struct keyserver **out, struct registry *reg,
@@ -283,6 +285,40 @@ static enum keyrel_status grant(struct keyserver *ks, struct job *j)
 	return KEYREL_OK;
 }
 
+/* get-token: an access token for the thing, bound to its newest
+ * certificate (token.h), in the signed answer. */
+static enum keyrel_status issue_token(struct keyserver *ks, struct job *j, int64_t now_s)
+{
+	const struct sc_token_req req = {
+	    .audience = ks->cfg.token_audience,
+	    .ttl_s = ks->cfg.token_ttl_s,
+	    .now_s = now_s,
+	};
+	struct moat_diag d = {0};
+	char *token = NULL;
+	size_t len;
+	int rc;
+
+	if (ks->cfg.token_signer == NULL)
+		return refuse(j, KEYREL_BAD_REQUEST, "this Security Center issues no tokens");
+	rc = sc_token_issue(ks->reg, ks->cfg.token_signer, j->thing.name, &req, &token, &j->token,
+			    &d);
+	if (rc == MOAT_E_DENIED)
+		return refuse(j, KEYREL_DENIED, "no valid certificate to bind a token to");
+	if (rc < 0)
+		return refuse(j, KEYREL_INTERNAL, "the token could not be issued");
+	len = strlen(token);
+	if (len < sizeof(j->grant.token))
+		memcpy(j->grant.token, token, len + 1);
+	OPENSSL_cleanse(token, len);
+	free(token);
+	if (len >= sizeof(j->grant.token))
+		return refuse(j, KEYREL_INTERNAL, "the token is too long for an answer");
+	j->grant.not_after = j->token.exp;
+	j->grant.status = KEYREL_OK;
+	return KEYREL_OK;
+}
+
 static enum keyrel_status run_checks(struct keyserver *ks, struct job *j, int64_t now_s)
 {
 	char name[KEYREL_CLIENT_ID_MAX + 1];
@@ -294,7 +330,7 @@ static enum keyrel_status run_checks(struct keyserver *ks, struct job *j, int64_
 	if (s == KEYREL_OK)
 		s = check_fresh(ks, j, now_s);
 	if (s == KEYREL_OK && j->req.op == KEYREL_GET_TOKEN)
-		s = refuse(j, KEYREL_BAD_REQUEST, "tokens are issued by moat ctl token issue");
+		return issue_token(ks, j, now_s);
 	if (s == KEYREL_OK)
 		s = check_policy(ks, j);
 	if (s == KEYREL_OK)
@@ -324,7 +360,10 @@ static char *audit_detail(const struct job *j, const struct keyserver_outcome *r
 		cJSON_AddStringToObject(o, "op", "get-token");
 	}
 	cJSON_AddStringToObject(o, "status", keyrel_status_name(res->status));
-	if (res->status == KEYREL_OK) {
+	if (res->status == KEYREL_OK && j->req.op == KEYREL_GET_TOKEN) {
+		cJSON_AddStringToObject(o, "jti", j->token.jti);
+		cJSON_AddNumberToObject(o, "exp", (double)j->token.exp);
+	} else if (res->status == KEYREL_OK) {
 		groups_id_hex(res->group_id, hex);
 		cJSON_AddStringToObject(o, "group", hex);
 		cJSON_AddNumberToObject(o, "epoch", res->epoch);
@@ -338,13 +377,16 @@ static char *audit_detail(const struct job *j, const struct keyserver_outcome *r
 	return text;
 }
 
-/* A grant's row and its audit row, in one transaction. */
+/* A key grant's row and its audit row, in one transaction; a token's
+ * audit row (never the token). */
 static int record_grant(struct keyserver *ks, const struct job *j,
 			const struct keyserver_outcome *res)
 {
 	char *detail = audit_detail(j, res);
-	int rc = detail == NULL
-		     ? MOAT_E_NOMEM
+	int rc = detail == NULL ? MOAT_E_NOMEM
+		 : j->req.op == KEYREL_GET_TOKEN
+		     ? reg_audit_append(ks->reg, KEYSERVER_ACTOR, "token.issued", j->thing.name,
+					detail, NULL)
 		     : groups_grant_record(ks->reg, KEYSERVER_ACTOR, j->thing.name, res->group_id,
 					   res->epoch, j->req.intent, detail, NULL);
 
@@ -385,6 +427,7 @@ static int answer(struct keyserver *ks, struct job *j, struct keyserver_outcome 
 			return MOAT_OK;
 		out->len = out->off + mark; /* no key without its rows */
 		OPENSSL_cleanse(&j->grant.group, sizeof(j->grant.group));
+		OPENSSL_cleanse(j->grant.token, sizeof(j->grant.token));
 		res->status = refuse(j, KEYREL_INTERNAL, "the grant could not be recorded");
 		res->reason = j->reason;
 	}

@@ -36,11 +36,19 @@ enum {
 	KEYSERVER_BUCKETS = 4096,     /* things rate-limited at once */
 };
 
+struct signer;
+
 struct keyserver_config {
 	int64_t epoch_period_s; /* 0: GROUPS_PERIOD_S_DEFAULT */
 	int64_t grace_s;	/* < 0: GROUPS_GRACE_S_DEFAULT */
 	uint32_t rate_per_s;	/* 0: KEYSERVER_RATE_DEFAULT */
 	uint32_t burst;		/* 0: KEYSERVER_BURST_DEFAULT */
+	/* get-token (token.h): the Ed25519 signer of access tokens (borrowed;
+	 * NULL: get-token is refused), their aud (NULL: the default) and
+	 * lifetime (0: the default) */
+	struct signer *token_signer;
+	const char *token_audience;
+	uint32_t token_ttl_s;
 };
 
 /* What one request came to. */

@@ -207,11 +207,16 @@ int reg_open(struct registry **out, const char *path, struct moat_diag *diag)
 	struct registry *r;
 	int fd, rc;
 
-	/* create it 0600 ourselves: SQLite would use the umask */
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
+	/* create it 0600 ourselves (SQLite would use the umask), but only when
+	 * it is new: closing a descriptor of a file drops every POSIX lock this
+	 * process holds on it, so opening and closing an existing registry
+	 * would silently release the locks of another handle (the daemon's
+	 * own, while its admin thread opens one) and let its writes be lost */
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 && errno != EEXIST)
 		return reg_fail(diag, MOAT_E_IO, "registry %s: %s", path, strerror(errno));
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return MOAT_E_NOMEM;

@@ -51,11 +51,13 @@ static const char usage[] =
     "  audit [--tail N] [--json]      the last N audit rows (default 20)\n"
     "  serve [--broker HOST:PORT] [--username NAME --password-file FILE]\n"
     "        [--policy-file FILE] [--epoch-period S] [--grace S] [--rate N/s]\n"
-    "        [--tamper-action revoke|alert] [--broker-url URL]\n"
-    "                                 the daemon: key release on $sc/req/+, tamper alerts,\n"
-    "                                 $sc/epoch/<group> and $sc/revoked (defaults: "
+    "        [--tamper-action revoke|alert] [--broker-url URL] [--token-audience AUD]\n"
+    "                                 the daemon: key and token release on $sc/req/+, tamper\n"
+    "                                 alerts, $sc/epoch/<group> and $sc/revoked, and the admin\n"
+    "                                 socket DIR/admin.sock for moat ctl (defaults: "
     "127.0.0.1:1883,\n"
-    "                                 DIR/policies.json, 86400 s epochs, 3600 s grace, 5/s)\n"
+    "                                 DIR/policies.json, 86400 s epochs, 3600 s grace, 5/s,\n"
+    "                                 tokens for audience \"moat\")\n"
     "DIR defaults to $MOAT_SC_DIR. Devices' certificates last 30 days, brokers' 90.\n";
 
 enum { ATTRS_MAX = REG_ATTRS_MAX };
@@ -68,7 +70,7 @@ struct opts {
 	const char *ed_pub, *x_pub;
 	/* serve */
 	const char *broker_addr, *username, *password_file, *policy_file, *tamper_action,
-	    *broker_url;
+	    *broker_url, *token_audience;
 	unsigned epoch_period, rate;
 	long grace; /* -1: default */
 	bool json, broker;
@@ -134,6 +136,8 @@ static bool parse_serve_opt(const char *a, const char *v, struct opts *o, int *r
 		o->tamper_action = v;
 	else if (strcmp(a, "--broker-url") == 0)
 		o->broker_url = v;
+	else if (strcmp(a, "--token-audience") == 0)
+		o->token_audience = v;
 	else if (strcmp(a, "--epoch-period") == 0) {
 		if (!parse_uint(v, 10 * 365 * 86400, &o->epoch_period))
 			*rc = die("--epoch-period %s: seconds, 1 to ten years", v);
@@ -708,6 +712,7 @@ static int cmd_serve(const struct opts *o, struct moat_diag *d)
 	    .grace_s = o->grace,
 	    .rate_per_s = o->rate,
 	    .broker_url = o->broker_url,
+	    .token_audience = o->token_audience,
 	};
 	char host[256];
 	unsigned port;

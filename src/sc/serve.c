@@ -20,10 +20,13 @@
 #include <moat/client.h>
 #include <moat/error.h>
 
+#include "sc/admin.h"
+#include "sc/ca.h"
 #include "sc/groups.h"
 #include "sc/keyserver.h"
 #include "sc/mailbox.h"
 #include "sc/revlist.h"
+#include "sc/sc_keys.h"
 #include "sc/signer.h"
 
 #define REQ_FILTER KEYREL_REQ_PREFIX "+"
@@ -44,6 +47,7 @@ struct serve {
 	const struct serve_opts *o;
 	struct registry *reg;
 	uint8_t store_key[GROUPS_STORE_KEY_LEN];
+	struct sc_keys keys; /* where the signing keys are (files or PKCS#11) */
 	struct signer *signer;
 	struct keyserver *ks;
 	struct topic_policy_set *policies;
@@ -58,6 +62,10 @@ struct serve {
 	char **revoked;
 	size_t n_revoked;
 	struct mailbox box;
+	/* the admin channel (admin.h) runs on its own thread with its own handles */
+	struct sc_admin_ctx admin_ctx;
+	struct signer *admin_ca_key, *admin_token_key;
+	struct sc_admin *admin;
 };
 
 static volatile sig_atomic_t stop_flag, hup_flag;
@@ -615,10 +623,11 @@ static int read_password(const char *path, char out[PASSWORD_MAX + 1], struct mo
 
 static int open_state(struct serve *s, const struct serve_opts *o, struct moat_diag *d)
 {
-	const struct keyserver_config cfg = {
+	struct keyserver_config cfg = {
 	    .epoch_period_s = o->epoch_period_s,
 	    .grace_s = o->grace_s,
 	    .rate_per_s = o->rate_per_s,
+	    .token_audience = o->token_audience,
 	};
 	char path[4096];
 	int rc;
@@ -628,9 +637,11 @@ static int open_state(struct serve *s, const struct serve_opts *o, struct moat_d
 	snprintf(path, sizeof(path), "%s/store.key", o->dir);
 	if (rc == MOAT_OK)
 		rc = groups_store_key_load(path, true, s->store_key, d);
-	snprintf(path, sizeof(path), "%s/token.key", o->dir);
 	if (rc == MOAT_OK)
-		rc = signer_file_open(&s->signer, path, SIGNER_ED25519, d);
+		rc = sc_keys_load(o->dir, &s->keys, d);
+	if (rc == MOAT_OK)
+		rc = sc_keys_open(&s->signer, o->dir, &s->keys, SC_KEY_TOKEN, d);
+	cfg.token_signer = s->signer; /* tokens and answers: the same Ed25519 key */
 	if (rc == MOAT_OK)
 		rc = keyserver_create(&s->ks, s->reg, s->store_key, sign_cb, s->signer, &cfg);
 	if (o->policy_file != NULL)
@@ -645,6 +656,49 @@ static int open_state(struct serve *s, const struct serve_opts *o, struct moat_d
 	if (rc == MOAT_OK)
 		rc = sweep_revoked(s, true, d);
 	return rc;
+}
+
+/* Starts the admin channel `moat ctl` talks to, with its own registry
+ * handle, CA and token signer, and the hooks below for what only this
+ * thread may do. */
+static int start_admin(struct serve *s, const struct serve_opts *o, struct moat_diag *d)
+{
+	struct sc_admin_ctx *ctx = &s->admin_ctx;
+	char path[4096];
+	int rc;
+
+	*ctx = (struct sc_admin_ctx){
+	    .dir = o->dir,
+	    .policy_file = s->policy_path,
+	    .broker_url = o->broker_url,
+	    .hooks = {.arg = s,
+		      .thing_revoked = serve_hook_thing_revoked,
+		      .rotate = serve_hook_rotate,
+		      .policies_changed = serve_hook_policies_changed},
+	    .token_audience = o->token_audience,
+	};
+	snprintf(path, sizeof(path), "%s/registry.db", o->dir);
+	rc = reg_open(&ctx->reg, path, d);
+	if (rc == MOAT_OK)
+		rc = sc_keys_open(&s->admin_ca_key, o->dir, &s->keys, SC_KEY_CA, d);
+	snprintf(path, sizeof(path), "%s/ca.pem", o->dir);
+	if (rc == MOAT_OK)
+		rc = ca_load(&ctx->ca, s->admin_ca_key, path, d);
+	if (rc == MOAT_OK)
+		rc = sc_keys_open(&s->admin_token_key, o->dir, &s->keys, SC_KEY_TOKEN, d);
+	ctx->token_signer = s->admin_token_key;
+	if (rc == MOAT_OK)
+		rc = sc_admin_start(&s->admin, ctx, d);
+	return rc;
+}
+
+static void stop_admin(struct serve *s)
+{
+	sc_admin_stop(s->admin);
+	ca_destroy(s->admin_ctx.ca);
+	signer_destroy(s->admin_ca_key);
+	signer_destroy(s->admin_token_key);
+	reg_close(s->admin_ctx.reg);
 }
 
 static int open_client(struct serve *s, const struct serve_opts *o, struct moat_diag *d)
@@ -738,7 +792,8 @@ static void loop(struct serve *s)
 
 static void close_state(struct serve *s)
 {
-	mailbox_stop(&s->box);
+	mailbox_stop(&s->box); /* a hook waiting for this thread returns */
+	stop_admin(s);
 	if (s->mc != NULL && moat_is_connected(s->mc))
 		moat_disconnect(s->mc, 0);
 	moat_client_destroy(s->mc);
@@ -766,6 +821,8 @@ int serve_run(const struct serve_opts *o, struct moat_diag *d)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	rc = open_state(&s, o, d);
+	if (rc == MOAT_OK)
+		rc = start_admin(&s, o, d);
 	if (rc == MOAT_OK)
 		rc = open_client(&s, o, d);
 	if (rc == MOAT_OK) {

@@ -8,9 +8,11 @@
  * schedule, when the policy file changes (SIGHUP, or its mtime/size/hash
  * checked every few seconds) and at once when a thing is revoked (by a
  * tamper alert, through the admin hooks, or by the offline `moat-sc thing
- * revoke`, which the daemon notices within seconds). Everything touching
- * the registry runs on the daemon's main thread; the admin hooks (admin.h),
- * called on the admin thread, hand their work to it and wait.
+ * revoke`, which the daemon notices within seconds). It also serves the
+ * admin channel `moat ctl` talks to (admin.h, DIR/admin.sock) on a thread
+ * of its own. Everything else touching the registry runs on the daemon's
+ * main thread; the admin hooks, called on the admin thread, hand their
+ * work to it and wait.
  */
 #ifndef MOAT_SC_SERVE_H
 #define MOAT_SC_SERVE_H
@@ -32,6 +34,7 @@ struct serve_opts {
 	uint32_t rate_per_s;	   /* default 5 */
 	bool tamper_alert_only;	   /* --tamper-action alert: audit, do not revoke */
 	const char *broker_url;	   /* for moat ctl's bundles (admin channel) */
+	const char *token_audience; /* aud of issued tokens; NULL = "moat" */
 };
 
 struct serve;

@@ -5,7 +5,8 @@
  * an older epoch in and out of its grace window, and every refusal with
  * its status and key.refused audit row: unknown thing, revoked, bad
  * signature, stale iat, replay, rate limit, no policy, attributes that do
- * not satisfy the policy, unknown X25519 key, get-token; garbage and a
+ * not satisfy the policy, unknown X25519 key, get-token without a token
+ * signer; a token for a certified thing; garbage and a
  * topic that does not name the client get no answer and no audit. Also the
  * replay cache and token buckets alone (reqguard.c). */
 #include <setjmp.h>
@@ -27,6 +28,7 @@
 #include "e2e/alg.h"
 #include "sc/keyserver.h"
 #include "sc/reqguard.h"
+#include "sc/signer.h"
 #include "sc_testkit.h"
 #include "../e2e/keys_testkit.h"
 
@@ -295,7 +297,7 @@ static void refusals_with_status_and_audit(void **state)
 	assert_int_equal(ask(f, &a, &g), KEYREL_UNKNOWN);
 	a = (struct ask){.client = "dev1", .op = KEYREL_GET_TOKEN, .nonce = 13};
 	assert_int_equal(ask(f, &a, &g), KEYREL_BAD_REQUEST);
-	assert_string_equal(g.reason, "tokens are issued by moat ctl token issue");
+	assert_string_equal(g.reason, "this Security Center issues no tokens");
 	keyserver_set_policies(f->ks, NULL);
 	a = (struct ask){
 	    .client = "dev1", .topic = "plant/x", .intent = KEYREL_PUBLISH, .nonce = 14};
@@ -333,6 +335,50 @@ static void rate_limited(void **state)
 	a = (struct ask){
 	    .client = "dev2", .topic = "plant/#", .intent = KEYREL_SUBSCRIBE, .nonce = 6};
 	assert_int_equal(ask_at(f, &a, NOW, &g, &res), KEYREL_OK);
+}
+
+/* With a token signer, get-token answers a JWT bound to the thing's
+ * certificate (token.c), audited as token.issued without the token; a
+ * thing without a certificate is denied. */
+static void token_for_a_certified_thing(void **state)
+{
+	struct fx *f = *state;
+	struct reg_cert c = {.serial = "7A",
+			     .thing = "dev1",
+			     .profile = REG_CERT_DEVICE,
+			     .not_before_s = NOW - 60,
+			     .not_after_s = NOW + 86400,
+			     .has_x5t = true};
+	struct keyserver_config cfg = {0};
+	struct moat_diag d = {0};
+	struct keyrel_grant g;
+	struct signer *tok = NULL;
+	char path[200];
+	struct ask a = {.client = "dev1", .op = KEYREL_GET_TOKEN, .nonce = 40};
+
+	snprintf(path, sizeof(path), "%s/token.key", f->t.dir);
+	assert_int_equal(signer_file_create(&tok, path, SIGNER_ED25519, &d), MOAT_OK);
+	cfg.token_signer = tok;
+	keyserver_destroy(f->ks);
+	assert_int_equal(
+	    keyserver_create(&f->ks, f->r, f->store_key, testkit_ed25519_sign, sc_seed, &cfg),
+	    MOAT_OK);
+	assert_int_equal(ask(f, &a, &g), KEYREL_DENIED); /* no certificate yet */
+	memset(c.x5t_s256, 0x5a, sizeof(c.x5t_s256));
+	assert_int_equal(reg_cert_record(f->r, "test", &c, &d), MOAT_OK);
+	a.nonce = 41;
+	assert_int_equal(ask(f, &a, &g), KEYREL_OK);
+	assert_int_equal(strncmp(g.token, "eyJ", 3), 0);	/* a JWS: base64url of {" */
+	assert_non_null(strchr(g.token, '.'));			/* header.payload */
+	assert_non_null(strchr(strchr(g.token, '.') + 1, '.')); /* .signature */
+	assert_true(g.not_after > NOW && g.not_after <= NOW + 3600);
+	assert_int_equal(sc_tmp_count(&f->t, "SELECT count(*) FROM audit WHERE action = "
+					     "'token.issued' AND thing = 'dev1' AND "
+					     "json_extract(detail, '$.jti') IS NOT NULL"),
+			 1);
+	assert_int_equal(
+	    sc_tmp_count(&f->t, "SELECT count(*) FROM audit WHERE detail LIKE '%eyJ%'"), 0);
+	signer_destroy(tok);
 }
 
 static void older_epoch_in_grace(void **state)
@@ -470,6 +516,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(refusals_with_status_and_audit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rate_limited, setup_slow, teardown),
 	    cmocka_unit_test_setup_teardown(older_epoch_in_grace, setup, teardown),
+	    cmocka_unit_test_setup_teardown(token_for_a_certified_thing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(garbage_gets_no_answer, setup, teardown),
 	    cmocka_unit_test(policy_rules_digest),
 	    cmocka_unit_test(nonce_cache_generations),
