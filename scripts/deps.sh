@@ -12,6 +12,7 @@ packages=(
 	libclang-rt-14-dev
 	mosquitto mosquitto-clients python3 python3-paho-mqtt python3-jwt python3-cryptography
 	python3-cbor2
+	libpq-dev postgresql
 )
 
 missing=()
