@@ -307,10 +307,10 @@ static int arr_add(struct buf *a, size_t i, const struct hist_reading *r)
 	" AS t(name, time_ms, seq, temperature, humidity, relay)),"                                \
 	" d AS (INSERT INTO devices(name, first_seen_ms, last_seen_ms, last_time_ms, last_seq,"    \
 	" last_temperature, last_humidity, relay, relay_ms)"                                       \
-	" SELECT DISTINCT ON (name) name, min(time_ms) OVER (PARTITION BY name), time_ms,"         \
+	" SELECT DISTINCT ON (b.name) name, min(time_ms) OVER (PARTITION BY name), time_ms,"       \
 	" time_ms, seq, temperature,"                                                              \
 	" humidity, relay, CASE WHEN relay IS NULL THEN NULL ELSE time_ms END"                     \
-	" FROM b ORDER BY name, time_ms DESC" HIST_SQL_DEVICE_MERGE " RETURNING id, name),"        \
+	" FROM b ORDER BY b.name, b.time_ms DESC" HIST_SQL_DEVICE_MERGE " RETURNING id, name),"    \
 	" ins AS (INSERT INTO readings(device_id, time_ms, seq, temperature, humidity, relay)"     \
 	" SELECT d.id, b.time_ms, b.seq, b.temperature, b.humidity, b.relay"                       \
 	" FROM b JOIN d USING (name) ON CONFLICT DO NOTHING"                                       \

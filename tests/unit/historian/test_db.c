@@ -80,6 +80,14 @@ static struct hist_db *open_db(struct fx *f)
 	return f->db;
 }
 
+/* Asserts MOAT_OK, showing the database's message otherwise. */
+#define assert_db_ok(db, expr)                                                                     \
+	do {                                                                                       \
+		int rc_ = (expr);                                                                  \
+		if (rc_ != MOAT_OK)                                                                \
+			fail_msg("%s: %d: %s", #expr, rc_, hist_db_errmsg(db));                    \
+	} while (0)
+
 static struct hist_reading rd(const char *dev, int64_t t, double temp, double hum)
 {
 	return (struct hist_reading){.device = dev,
@@ -246,7 +254,7 @@ static void add_fleet(struct hist_db *db)
 
 		r[i] = rd(names[d], T0 + s * 5000LL, 20.0 + s * 0.1 + d, 40.0 + d);
 	}
-	assert_int_equal(hist_db_add_readings(db, r, 1000), MOAT_OK);
+	assert_db_ok(db, hist_db_add_readings(db, r, 1000));
 	free(r);
 }
 
@@ -327,7 +335,7 @@ static void overview_buckets_in_sql(void **state)
 	struct rows x = {0};
 
 	open_db(f);
-	assert_int_equal(hist_db_add_readings(f->db, r, 6), MOAT_OK);
+	assert_db_ok(f->db, hist_db_add_readings(f->db, r, 6));
 	/* T0 is on a 5-minute boundary; 30 minutes in 3 buckets of 10 minutes */
 	assert_int_equal(hist_db_overview(f->db, NULL, T0, T0 + 1800000, 3, on_bucket, &x),
 			 MOAT_OK);
@@ -371,7 +379,7 @@ static void device_state_moves_forward(void **state)
 
 	open_db(f);
 	r[0].relay = HIST_RELAY_OFF;
-	assert_int_equal(hist_db_add_readings(f->db, r, 3), MOAT_OK);
+	assert_db_ok(f->db, hist_db_add_readings(f->db, r, 3));
 	assert_int_equal(hist_db_add_readings(f->db, &old, 1), MOAT_OK); /* older: no change */
 	assert_int_equal(hist_db_set_online(f->db, "dev-b", true, T0 + 20000), MOAT_OK);
 	assert_int_equal(hist_db_set_online(f->db, "dev-b", false, T0 + 15000), MOAT_OK);
@@ -532,7 +540,7 @@ static void limits_and_inputs_validated(void **state)
 	}
 	long_name[HIST_NAME_MAX] = '\0'; /* exactly the maximum is fine */
 	r.device = long_name;
-	assert_int_equal(hist_db_add_readings(f->db, &r, 1), MOAT_OK);
+	assert_db_ok(f->db, hist_db_add_readings(f->db, &r, 1));
 
 	r.device = "dev-1";
 	r.temperature = INFINITY;
