@@ -99,6 +99,7 @@ static int by_device_time(const void *a, const void *b)
 int hist_db_add_readings(struct hist_db *db, const struct hist_reading *r, size_t n)
 {
 	const struct hist_reading **sorted;
+	int64_t *ids;
 	int rc;
 
 	if (n == 0)
@@ -112,14 +113,30 @@ int hist_db_add_readings(struct hist_db *db, const struct hist_reading *r, size_
 			return rc;
 	}
 	sorted = malloc(n * sizeof(*sorted));
-	if (sorted == NULL)
-		return hist_fail(db, MOAT_E_NOMEM, "out of memory");
+	ids = malloc(n * sizeof(*ids));
+	if (sorted == NULL || ids == NULL) {
+		rc = hist_fail(db, MOAT_E_NOMEM, "out of memory");
+		goto out_free;
+	}
 	for (size_t i = 0; i < n; i++)
 		sorted[i] = &r[i];
 	qsort(sorted, n, sizeof(*sorted), by_device_time);
 	rc = db->ops->begin(db);
+	if (rc < 0)
+		goto out_free;
+	/* each device run starts with its oldest reading: the first seen time */
+	for (size_t i = 0; rc == MOAT_OK && i < n; i++)
+		if (i > 0 && strcmp(sorted[i]->device, sorted[i - 1]->device) == 0)
+			ids[i] = ids[i - 1];
+		else
+			rc = hist_device_id(db, sorted[i]->device, sorted[i]->time_ms, &ids[i]);
 	if (rc == MOAT_OK)
-		rc = db->ops->end(db, db->ops->add_readings(db, sorted, n));
+		rc = db->ops->add_readings(db, sorted, ids, n);
+	rc = db->ops->end(db, rc);
+	if (rc < 0)
+		devcache_fini(&db->devices); /* it may hold ids of devices rolled back */
+out_free:
+	free(ids);
 	free(sorted);
 	return rc;
 }
@@ -217,8 +234,8 @@ static int pick_backend(const char *url, const struct hist_db_ops **ops, const c
 
 int hist_db_open_at(struct hist_db **out, const char *url, int version, struct moat_diag *diag)
 {
-	const struct hist_db_ops *ops;
-	const char *target;
+	const struct hist_db_ops *ops = NULL;
+	const char *target = NULL;
 	struct hist_db *db;
 	int rc;
 
@@ -260,6 +277,7 @@ void hist_db_close(struct hist_db *db)
 	if (db == NULL)
 		return;
 	db->ops->close(db);
+	devcache_fini(&db->devices);
 	free(db);
 }
 

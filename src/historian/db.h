@@ -60,11 +60,12 @@ struct hist_reading {
 struct hist_device {
 	char name[HIST_NAME_MAX + 1];
 	enum hist_online online;
-	int64_t online_ms; /* when <online> last changed */
-	enum hist_relay relay;
+	int64_t online_ms;     /* the newest online/offline event */
+	enum hist_relay relay; /* from the newer of the newest reading and hist_db_set_relay */
 	int64_t relay_ms;
-	int64_t first_seen_ms, last_seen_ms;
-	struct hist_reading last; /* the newest reading; last.device points at name */
+	int64_t first_seen_ms;	  /* the oldest reading or event when the device was created */
+	int64_t last_seen_ms;	  /* the newest reading, or going online when later */
+	struct hist_reading last; /* the newest reading (time 0 when none); last.device = name */
 };
 
 /* A command: hist_db_add_command reads id, device, on, requested_by and
@@ -137,11 +138,11 @@ const char *hist_db_errmsg(const struct hist_db *db);
 /* Stores *<version> = the schema version the database is at. */
 int hist_db_schema_version(struct hist_db *db, int *version);
 
-/* Stores <n> readings (0..HIST_BATCH_MAX) in one transaction, and moves
- * each device's state forward: last seen, newest reading and its relay
- * state (only when newer than what is stored). A device seen for the first
- * time is created. A reading whose device and time are already stored is
- * skipped (MQTT redelivery). Feeds the overview's 5-minute rollup.
+/* Stores <n> readings (0..HIST_BATCH_MAX) in one transaction. A device
+ * seen for the first time is created; its state (last seen, newest reading,
+ * relay) follows from its newest reading. A reading whose device and time
+ * are already stored is skipped (MQTT redelivery). Feeds the overview's
+ * 5-minute rollup.
  * MOAT_E_INVAL (nothing stored) when any reading is invalid, MOAT_E_LIMIT
  * for too many. */
 int hist_db_add_readings(struct hist_db *db, const struct hist_reading *r, size_t n);

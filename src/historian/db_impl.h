@@ -10,6 +10,7 @@
 #define MOAT_HISTORIAN_DB_IMPL_H
 
 #include "historian/db.h"
+#include "historian/devcache.h"
 
 enum hist_val_type {
 	HIST_NULL = 0,
@@ -31,7 +32,7 @@ struct hist_val {
 /* Statements run through ops->run, each with a stable index so a backend
  * can prepare it once per handle. */
 enum hist_q {
-	HQ_DEVICE_UPSERT_READING = 0,
+	HQ_DEVICE_CREATE = 0,
 	HQ_READING_INSERT,
 	HQ_ROLLUP_UPSERT,
 	HQ_DEVICE_ONLINE,
@@ -77,16 +78,18 @@ struct hist_db_ops {
 	 * use) with <n> parameters <p>; <cb> (may be NULL) sees each row. */
 	int (*run)(struct hist_db *db, enum hist_q q, const char *sql, const struct hist_val *p,
 		   size_t n, hist_row_cb *cb, void *arg);
-	/* Stores readings <r> (valid, sorted by device then time) inside a
-	 * transaction the caller opened. */
-	int (*add_readings)(struct hist_db *db, const struct hist_reading *const *r, size_t n);
+	/* Stores readings <r> (valid, sorted by device then time) of the
+	 * devices <ids> (parallel to <r>) inside a transaction the caller opened. */
+	int (*add_readings)(struct hist_db *db, const struct hist_reading *const *r,
+			    const int64_t *ids, size_t n);
 };
 
 extern const struct hist_db_ops hist_sqlite_ops, hist_pg_ops;
 
 struct hist_db {
 	const struct hist_db_ops *ops;
-	void *impl; /* the backend's state */
+	void *impl;		 /* the backend's state */
+	struct devcache devices; /* ids of devices whose rows are committed */
 	char err[512];
 };
 
@@ -97,10 +100,14 @@ int hist_fail(struct hist_db *db, int rc, const char *fmt, ...)
 /* Runs the migrations that take <db> to <version> (migrate.c). */
 int hist_migrate(struct hist_db *db, int version);
 
-/* The per-statement ingest path (db_query.c): for each device run in the
- * sorted readings, upserts the device, inserts the readings and adds the
- * inserted ones to the rollup. SQLite's add_readings. */
-int hist_add_readings_rows(struct hist_db *db, const struct hist_reading *const *r, size_t n);
+/* Stores in *<id> the row id of device <name>, creating the device (first
+ * seen at <first_ms>) when new; cached per handle. Inside a transaction. */
+int hist_device_id(struct hist_db *db, const char *name, int64_t first_ms, int64_t *id);
+
+/* The per-statement ingest path (db_query.c): inserts each reading and
+ * adds the inserted ones to the rollup. SQLite's add_readings. */
+int hist_add_readings_rows(struct hist_db *db, const struct hist_reading *const *r,
+			   const int64_t *ids, size_t n);
 
 /* The rollup cell of <time_ms>: rounded down to HIST_ROLLUP_MS. */
 int64_t hist_rollup_cell(int64_t time_ms);
@@ -108,53 +115,10 @@ int64_t hist_rollup_cell(int64_t time_ms);
 /* Runs raw SQL on <db> (tests: resetting a PostgreSQL schema). */
 int hist_db_exec(struct hist_db *db, const char *sql);
 
-/* The conflict clauses of the ingest statements, shared by the
- * per-statement path (db_query.c) and PostgreSQL's batch (db_pg.c): a
- * device's state only moves forward in time; rollup cells add up. */
+/* The conflict clauses of the ingest statements: device state only moves
+ * forward in time (db_query.c); rollup cells add up (db_query.c for SQLite,
+ * db_pg.c's batch). */
 #define HIST_NEWER(col) "devices." col " IS NULL OR excluded." col " >= devices." col
-#define HIST_SQL_DEVICE_MERGE                                                                                                                                          \
-	" ON CONFLICT(name) DO UPDATE SET"                                                                                                                             \
-	" last_seen_ms = CASE WHEN excluded.last_seen_ms > devices.last_seen_ms"                                                                                       \
-	" THEN excluded.last_seen_ms ELSE devices.last_seen_ms END,"                                                                                                   \
-	" last_seq = CASE WHEN " HIST_NEWER(                                                                                                                           \
-	    "last_time_ms") " THEN excluded.last_seq"                                                                                                                  \
-			    " ELSE devices.last_seq END,"                                                                                                              \
-			    " last_temperature = CASE WHEN " HIST_NEWER(                                                                                               \
-				"last_time_ms") " THEN"                                                                                                                \
-						" excluded.last_temperature ELSE "                                                                                     \
-						"devices.last_temperature END,"                                                                                        \
-						" last_humidity = CASE WHEN " HIST_NEWER(                                                                              \
-						    "last_time_ms") " THEN"                                                                                            \
-								    " excluded.last_humidity "                                                                         \
-								    "ELSE devices.last_humidity "                                                                      \
-								    "END,"                                                                                             \
-								    " last_time_ms = CASE "                                                                            \
-								    "WHEN " HIST_NEWER(                                                                                \
-									"last_time_ms") " THEN"                                                                        \
-											" exclude"                                                                     \
-											"d.last_"                                                                      \
-											"time_ms "                                                                     \
-											"ELSE "                                                                        \
-											"devices."                                                                     \
-											"last_"                                                                        \
-											"time_ms "                                                                     \
-											"END,"                                                                         \
-											" relay "                                                                      \
-											"= CASE "                                                                      \
-											"WHEN "                                                                        \
-											"excluded"                                                                     \
-											".relay "                                                                      \
-											"IS NOT "                                                                      \
-											"NULL "                                                                        \
-											"AND "                                                                         \
-											"(" HIST_NEWER(                                                                \
-											    "rela"                                                                     \
-											    "y_"                                                                       \
-											    "ms") ")"                                                                  \
-												  " THEN excluded.relay ELSE devices.relay END,"                       \
-												  " relay_ms = CASE WHEN excluded.relay IS NOT NULL AND (" HIST_NEWER( \
-												      "relay_ms") ")"                                                  \
-														  " THEN excluded.relay_ms ELSE devices.relay_ms END"
 #define HIST_ROLLUP_MIN(col)                                                                       \
 	" " col " = CASE WHEN readings_5m." col " IS NULL OR excluded." col " < readings_5m." col  \
 	" THEN excluded." col " ELSE readings_5m." col " END"

@@ -4,8 +4,8 @@
  * text format, bytea in binary; results in binary format, decoded by
  * column type), and stores a batch of readings with ONE statement: the
  * batch travels as six array parameters that unnest() turns back into rows,
- * and data-modifying CTEs upsert the devices, insert the readings and add
- * the inserted ones to the rollup. Measured against COPY into a staging
+ * and a data-modifying CTE inserts the readings and adds the inserted ones
+ * to the rollup. Measured against COPY into a staging
  * table in docs/historian.md.
  */
 #include <math.h>
@@ -253,7 +253,7 @@ static int pg_run(struct hist_db *db, enum hist_q q, const char *sql, const stru
 
 /* ---- batched ingest ---- */
 
-enum { ARR_NAME, ARR_TIME, ARR_SEQ, ARR_TEMP, ARR_HUM, ARR_RELAY, ARR_COUNT };
+enum { ARR_ID, ARR_TIME, ARR_SEQ, ARR_TEMP, ARR_HUM, ARR_RELAY, ARR_COUNT };
 
 static int arr_item(struct buf *b, size_t i, const char *text)
 {
@@ -270,15 +270,14 @@ static void fmt_f64(char *out, double f)
 		snprintf(out, NUM_LEN, "%.17g", f);
 }
 
-/* Appends reading <r> (index <i>) to the six array literals. Device names
- * are validated ([A-Za-z0-9._:-]), so quoting them needs no escapes. */
-static int arr_add(struct buf *a, size_t i, const struct hist_reading *r)
+/* Appends reading <r> of device <id> (index <i>) to the six array literals. */
+static int arr_add(struct buf *a, size_t i, const struct hist_reading *r, int64_t id)
 {
-	char num[NUM_LEN], name[HIST_NAME_MAX + 3];
+	char num[NUM_LEN];
 	int rc;
 
-	snprintf(name, sizeof(name), "\"%s\"", r->device);
-	rc = arr_item(&a[ARR_NAME], i, name);
+	snprintf(num, sizeof(num), "%lld", (long long)id);
+	rc = arr_item(&a[ARR_ID], i, num);
 	snprintf(num, sizeof(num), "%lld", (long long)r->time_ms);
 	if (rc == MOAT_OK)
 		rc = arr_item(&a[ARR_TIME], i, num);
@@ -302,18 +301,11 @@ static int arr_add(struct buf *a, size_t i, const struct hist_reading *r)
 
 #define BATCH_NAME "hq_batch"
 #define BATCH_SQL                                                                                  \
-	"WITH b AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[],"                  \
+	"WITH b AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[],"                \
 	" $4::float8[], $5::float8[], $6::smallint[])"                                             \
-	" AS t(name, time_ms, seq, temperature, humidity, relay)),"                                \
-	" d AS (INSERT INTO devices(name, first_seen_ms, last_seen_ms, last_time_ms, last_seq,"    \
-	" last_temperature, last_humidity, relay, relay_ms)"                                       \
-	" SELECT DISTINCT ON (b.name) name, min(time_ms) OVER (PARTITION BY name), time_ms,"       \
-	" time_ms, seq, temperature,"                                                              \
-	" humidity, relay, CASE WHEN relay IS NULL THEN NULL ELSE time_ms END"                     \
-	" FROM b ORDER BY b.name, b.time_ms DESC" HIST_SQL_DEVICE_MERGE " RETURNING id, name),"    \
+	" AS t(device_id, time_ms, seq, temperature, humidity, relay)),"                           \
 	" ins AS (INSERT INTO readings(device_id, time_ms, seq, temperature, humidity, relay)"     \
-	" SELECT d.id, b.time_ms, b.seq, b.temperature, b.humidity, b.relay"                       \
-	" FROM b JOIN d USING (name) ON CONFLICT DO NOTHING"                                       \
+	" SELECT * FROM b ON CONFLICT DO NOTHING"                                                  \
 	" RETURNING device_id, time_ms, temperature, humidity)"                                    \
 	" INSERT INTO readings_5m(bucket_ms, device_id, n, t_n, t_sum, t_min, t_max, h_n,"         \
 	" h_sum, h_min, h_max) SELECT time_ms - time_ms % 300000, device_id, count(*),"            \
@@ -321,7 +313,8 @@ static int arr_add(struct buf *a, size_t i, const struct hist_reading *r)
 	" max(temperature), count(humidity), coalesce(sum(humidity), 0), min(humidity),"           \
 	" max(humidity) FROM ins GROUP BY 1, 2" HIST_SQL_ROLLUP_MERGE
 
-static int pg_add_readings(struct hist_db *db, const struct hist_reading *const *r, size_t n)
+static int pg_add_readings(struct hist_db *db, const struct hist_reading *const *r,
+			   const int64_t *ids, size_t n)
 {
 	struct pg *g = pg(db);
 	struct buf a[ARR_COUNT] = {0};
@@ -334,7 +327,7 @@ static int pg_add_readings(struct hist_db *db, const struct hist_reading *const 
 		g->batch_prepared = rc == MOAT_OK;
 	}
 	for (size_t i = 0; rc == MOAT_OK && i < n; i++)
-		rc = arr_add(a, i, r[i]);
+		rc = arr_add(a, i, r[i], ids[i]);
 	for (size_t k = 0; k < ARR_COUNT; k++) {
 		if (rc == MOAT_OK)
 			rc = buf_append(&a[k], "}", 2); /* with the NUL */

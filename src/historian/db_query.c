@@ -109,26 +109,28 @@ static int cell_flush(struct hist_db *db, int64_t device_id, const struct cell *
 	    p, 11, NULL, NULL);
 }
 
-static int upsert_device(struct hist_db *db, const struct hist_reading *oldest,
-			 const struct hist_reading *newest, int64_t *id)
+int hist_device_id(struct hist_db *db, const char *name, int64_t first_ms, int64_t *id)
 {
-	struct hist_val p[7];
+	struct hist_val p[2];
+	int rc;
 
-	p[0] = hv_text(newest->device);
-	p[1] = hv_i64(oldest->time_ms);
-	p[2] = hv_i64(newest->time_ms);
-	p[3] = newest->seq >= 0 ? hv_i64(newest->seq) : (struct hist_val){.type = HIST_NULL};
-	p[4] = hv_f64(newest->temperature);
-	p[5] = hv_f64(newest->humidity);
-	p[6] = tri_val((int)newest->relay);
+	if (devcache_get(&db->devices, name, id))
+		return MOAT_OK;
+	p[0] = hv_text(name);
+	p[1] = hv_i64(first_ms);
 	*id = -1;
-	return db->ops->run(db, HQ_DEVICE_UPSERT_READING,
-			    "INSERT INTO devices(name, first_seen_ms, last_seen_ms, last_time_ms,"
-			    " last_seq, last_temperature, last_humidity, relay, relay_ms)"
-			    " VALUES($1, $2, $3, $3, $4, $5, $6, $7,"
-			    " CASE WHEN $7 IS NULL THEN NULL ELSE $3 END)" HIST_SQL_DEVICE_MERGE
-			    " RETURNING id",
-			    p, 7, collect_i64, id);
+	rc =
+	    db->ops->run(db, HQ_DEVICE_CREATE,
+			 "INSERT INTO devices(name, first_seen_ms) VALUES($1, $2)"
+			 " ON CONFLICT(name) DO UPDATE SET first_seen_ms = CASE"
+			 " WHEN excluded.first_seen_ms < devices.first_seen_ms"
+			 " THEN excluded.first_seen_ms ELSE devices.first_seen_ms END RETURNING id",
+			 p, 2, collect_i64, id);
+	if (rc == MOAT_OK && *id < 0)
+		rc = hist_fail(db, MOAT_E_IO, "device %s: no id", name);
+	if (rc == MOAT_OK && devcache_put(&db->devices, name, *id) < 0)
+		rc = hist_fail(db, MOAT_E_NOMEM, "out of memory");
+	return rc;
 }
 
 static int insert_reading(struct hist_db *db, int64_t device_id, const struct hist_reading *r,
@@ -154,13 +156,12 @@ static int insert_reading(struct hist_db *db, int64_t device_id, const struct hi
 }
 
 /* Stores one device's readings r[0..n) (sorted by time). */
-static int add_device_run(struct hist_db *db, const struct hist_reading *const *r, size_t n)
+static int add_device_run(struct hist_db *db, int64_t id, const struct hist_reading *const *r,
+			  size_t n)
 {
 	struct cell c;
-	int64_t id;
-	int rc;
+	int rc = MOAT_OK;
 
-	rc = upsert_device(db, r[0], r[n - 1], &id);
 	cell_start(&c, hist_rollup_cell(r[0]->time_ms));
 	for (size_t i = 0; rc == MOAT_OK && i < n; i++) {
 		bool inserted;
@@ -177,7 +178,8 @@ static int add_device_run(struct hist_db *db, const struct hist_reading *const *
 	return rc == MOAT_OK ? cell_flush(db, id, &c) : rc;
 }
 
-int hist_add_readings_rows(struct hist_db *db, const struct hist_reading *const *r, size_t n)
+int hist_add_readings_rows(struct hist_db *db, const struct hist_reading *const *r,
+			   const int64_t *ids, size_t n)
 {
 	size_t i = 0;
 	int rc = MOAT_OK;
@@ -185,9 +187,9 @@ int hist_add_readings_rows(struct hist_db *db, const struct hist_reading *const 
 	while (rc == MOAT_OK && i < n) {
 		size_t j = i + 1;
 
-		while (j < n && strcmp(r[j]->device, r[i]->device) == 0)
+		while (j < n && ids[j] == ids[i])
 			j++;
-		rc = add_device_run(db, r + i, j - i);
+		rc = add_device_run(db, ids[i], r + i, j - i);
 		i = j;
 	}
 	return rc;
@@ -195,58 +197,42 @@ int hist_add_readings_rows(struct hist_db *db, const struct hist_reading *const 
 
 /* ---- device state ---- */
 
-int hist_db_set_online(struct hist_db *db, const char *device, bool online, int64_t time_ms)
+/* Sets column <col> (with its time column <at>) of a device, creating the
+ * device when new; an event older than the stored one changes nothing. */
+#define DEVICE_STATE_SQL(col, at)                                                                  \
+	"INSERT INTO devices(name, first_seen_ms, " col ", " at ") VALUES($1, $2, $3, $2)"         \
+	" ON CONFLICT(name) DO UPDATE SET " col                                                    \
+	" = CASE WHEN " HIST_NEWER(at) " THEN excluded." col " ELSE devices." col " END, " at      \
+				       " = CASE WHEN " HIST_NEWER(at) " THEN excluded." at         \
+								      " ELSE devices." at " END"
+
+static const char online_sql[] = DEVICE_STATE_SQL("online", "online_ms");
+static const char relay_sql[] = DEVICE_STATE_SQL("relay", "relay_ms");
+
+static int set_state(struct hist_db *db, enum hist_q q, const char *sql, const char *device,
+		     bool value, int64_t time_ms)
 {
 	struct hist_val p[3];
 	int rc = hist_check_name(db, "device", device);
 
 	if (rc == MOAT_OK)
-		rc = hist_check_time(db, "online time", time_ms);
+		rc = hist_check_time(db, "event time", time_ms);
 	if (rc < 0)
 		return rc;
 	p[0] = hv_text(device);
 	p[1] = hv_i64(time_ms);
-	p[2] = hv_i64(online ? 1 : 0);
-	return db->ops->run(
-	    db, HQ_DEVICE_ONLINE,
-	    "INSERT INTO devices(name, first_seen_ms, last_seen_ms, online, online_ms)"
-	    " VALUES($1, $2, $2, $3, $2) ON CONFLICT(name) DO UPDATE SET"
-	    " online = CASE WHEN " HIST_NEWER(
-		"online_ms") " THEN excluded.online"
-			     " ELSE devices.online END,"
-			     " online_ms = CASE WHEN " HIST_NEWER(
-				 "online_ms") " THEN excluded.online_ms"
-					      " ELSE devices.online_ms END,"
-					      " last_seen_ms = CASE WHEN excluded.online = 1 AND"
-					      " excluded.last_seen_ms > devices.last_seen_ms"
-					      " THEN excluded.last_seen_ms ELSE "
-					      "devices.last_seen_ms END",
-	    p, 3, NULL, NULL);
+	p[2] = hv_i64(value ? 1 : 0);
+	return db->ops->run(db, q, sql, p, 3, NULL, NULL);
+}
+
+int hist_db_set_online(struct hist_db *db, const char *device, bool online, int64_t time_ms)
+{
+	return set_state(db, HQ_DEVICE_ONLINE, online_sql, device, online, time_ms);
 }
 
 int hist_db_set_relay(struct hist_db *db, const char *device, bool on, int64_t time_ms)
 {
-	struct hist_val p[3];
-	int rc = hist_check_name(db, "device", device);
-
-	if (rc == MOAT_OK)
-		rc = hist_check_time(db, "relay time", time_ms);
-	if (rc < 0)
-		return rc;
-	p[0] = hv_text(device);
-	p[1] = hv_i64(time_ms);
-	p[2] = hv_i64(on ? 1 : 0);
-	return db->ops->run(
-	    db, HQ_DEVICE_RELAY,
-	    "INSERT INTO devices(name, first_seen_ms, last_seen_ms, relay, relay_ms)"
-	    " VALUES($1, $2, $2, $3, $2) ON CONFLICT(name) DO UPDATE SET"
-	    " relay = CASE WHEN " HIST_NEWER(
-		"relay_ms") " THEN excluded.relay"
-			    " ELSE devices.relay END,"
-			    " relay_ms = CASE WHEN " HIST_NEWER(
-				"relay_ms") " THEN excluded.relay_ms"
-					    " ELSE devices.relay_ms END",
-	    p, 3, NULL, NULL);
+	return set_state(db, HQ_DEVICE_RELAY, relay_sql, device, on, time_ms);
 }
 
 /* ---- commands ---- */
@@ -452,13 +438,21 @@ static int device_row(void *arg, const struct hist_val *cols, size_t n)
 	d.relay = (enum hist_relay)tri_col(&cols[3]);
 	d.relay_ms = hv_as_i64(&cols[4]);
 	d.first_seen_ms = hv_as_i64(&cols[5]);
-	d.last_seen_ms = hv_as_i64(&cols[6]);
 	d.last.device = d.name;
-	d.last.time_ms = hv_as_i64(&cols[7]);
-	d.last.seq = cols[8].type == HIST_NULL ? -1 : hv_as_i64(&cols[8]);
-	d.last.temperature = hv_as_f64(&cols[9]);
-	d.last.humidity = hv_as_f64(&cols[10]);
-	d.last.relay = d.relay;
+	d.last.time_ms = hv_as_i64(&cols[6]);
+	d.last.seq = cols[7].type == HIST_NULL ? -1 : hv_as_i64(&cols[7]);
+	d.last.temperature = hv_as_f64(&cols[8]);
+	d.last.humidity = hv_as_f64(&cols[9]);
+	d.last.relay = (enum hist_relay)tri_col(&cols[10]);
+	/* the newer of the newest reading and the last relay event wins */
+	if (d.last.relay != HIST_RELAY_UNKNOWN &&
+	    (d.relay == HIST_RELAY_UNKNOWN || d.last.time_ms >= d.relay_ms)) {
+		d.relay = d.last.relay;
+		d.relay_ms = d.last.time_ms;
+	}
+	d.last_seen_ms = d.last.time_ms;
+	if (d.online == HIST_ONLINE_YES && d.online_ms > d.last_seen_ms)
+		d.last_seen_ms = d.online_ms;
 	return l->device_cb(l->arg, &d);
 }
 
@@ -466,11 +460,14 @@ int hist_db_list_devices(struct hist_db *db, hist_device_cb *cb, void *arg)
 {
 	struct list_arg l = {.device_cb = cb, .arg = arg};
 
-	return db->ops->run(db, HQ_DEVICES,
-			    "SELECT name, online, online_ms, relay, relay_ms, first_seen_ms,"
-			    " last_seen_ms, last_time_ms, last_seq, last_temperature, last_humidity"
-			    " FROM devices ORDER BY name",
-			    NULL, 0, device_row, &l);
+	return db->ops->run(
+	    db, HQ_DEVICES,
+	    "SELECT d.name, d.online, d.online_ms, d.relay, d.relay_ms,"
+	    " d.first_seen_ms, r.time_ms, r.seq, r.temperature, r.humidity, r.relay"
+	    " FROM devices d LEFT JOIN readings r ON r.device_id = d.id AND r.time_ms ="
+	    " (SELECT max(time_ms) FROM readings WHERE device_id = d.id)"
+	    " ORDER BY d.name",
+	    NULL, 0, device_row, &l);
 }
 
 static int reading_row(void *arg, const struct hist_val *cols, size_t n)

@@ -76,8 +76,9 @@ static int lite_open(struct hist_db *db, const char *path)
 	if (l == NULL)
 		return hist_fail(db, MOAT_E_NOMEM, "out of memory");
 	db->impl = l;
-	if (sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL) !=
-	    SQLITE_OK) {
+	if (sqlite3_open_v2(path, &l->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
 		int rc = hist_fail(db, MOAT_E_IO, "sqlite: %s: %s", path,
 				   l->db != NULL ? sqlite3_errmsg(l->db) : "out of memory");
 		lite_close(db);
@@ -86,7 +87,7 @@ static int lite_open(struct hist_db *db, const char *path)
 	sqlite3_busy_timeout(l->db, BUSY_TIMEOUT_MS);
 	/* 32 MiB of page cache per handle: the chart query touches ~2 MiB */
 	if (lite_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-			  " PRAGMA cache_size = -32768") < 0) {
+			  " PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 16384") < 0) {
 		lite_close(db);
 		return MOAT_E_IO;
 	}

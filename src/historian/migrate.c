@@ -26,11 +26,10 @@ static const struct migration migrations[HIST_DB_SCHEMA_VERSION] = {
 	"readings, devices, rollup, commands, alerts, rejects",
 	/* readings are keyed (device_id, time_ms): the chart query is one range
 	 * of that key, and a redelivered reading collides with itself */
-	"CREATE TABLE devices(id @ID@, name TEXT NOT NULL UNIQUE,"
-	" first_seen_ms BIGINT NOT NULL, last_seen_ms BIGINT NOT NULL,"
-	" online SMALLINT, online_ms BIGINT, relay SMALLINT, relay_ms BIGINT,"
-	" last_time_ms BIGINT, last_seq BIGINT, last_temperature DOUBLE PRECISION,"
-	" last_humidity DOUBLE PRECISION);"
+	/* a device's newest reading is read from readings, not copied here:
+	 * ingest then writes no device row per reading */
+	"CREATE TABLE devices(id @ID@, name TEXT NOT NULL UNIQUE, first_seen_ms BIGINT NOT NULL,"
+	" online SMALLINT, online_ms BIGINT, relay SMALLINT, relay_ms BIGINT);"
 	"CREATE TABLE readings(device_id BIGINT NOT NULL, time_ms BIGINT NOT NULL, seq BIGINT,"
 	" temperature DOUBLE PRECISION, humidity DOUBLE PRECISION, relay SMALLINT,"
 	" PRIMARY KEY(device_id, time_ms))@CLUSTERED@;"
