@@ -2,7 +2,7 @@
  * Historian storage benchmark (src/historian/db.h), run by hand:
  *
  *   historian_ingest [--dir DIR] [--pg URL] [--readings N] [--devices D]
- *                    [--hours H] [--no-ingest] [--no-query]
+ *                    [--hours H] [--keep FILE] [--no-ingest] [--no-query]
  *
  * Ingest: readings/s into a fresh SQLite file in DIR (default /var/tmp)
  * with batches of 1, 100 and 1000 readings (one transaction each), and into
@@ -14,7 +14,8 @@
  * 24 = 17.28 M readings, batches of 1000, timed), then times the per-device
  * chart query (one day newest first, limit 10000) and the per-device
  * overview (288 buckets) for 50 devices, p50/p99, and the all-device
- * overview (288 buckets), p50/p99 over 10 runs.
+ * overview (288 buckets), p50/p99 over 10 runs. --keep FILE fills FILE
+ * instead and keeps it; a later run with the same FILE skips the filling.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,7 @@
 #define T0 INT64_C(1795064400000) /* 2026-12-01T05:00:00Z */
 
 struct opts {
-	const char *dir, *pg;
+	const char *dir, *pg, *keep;
 	long readings, devices, hours;
 	bool ingest, query;
 };
@@ -186,9 +187,24 @@ static void query_bench(const struct opts *o)
 	double ms[CHART_DEVICES];
 	char path[512], url[600];
 	struct stat st;
-	struct hist_db *db = open_fresh(o, false, path, sizeof(path));
-	double s = ingest(db, 0, total, 1000, o->devices);
+	struct hist_db *db;
+	double s = 0;
 
+	if (o->keep != NULL && stat(o->keep, &st) == 0 && st.st_size > 0) {
+		/* a database kept by an earlier run with the same --devices/--hours */
+		snprintf(path, sizeof(path), "%s", o->keep);
+		snprintf(url, sizeof(url), "sqlite:%s", path);
+		db = open_url(url);
+	} else {
+		if (o->keep != NULL) {
+			snprintf(path, sizeof(path), "%s", o->keep);
+			snprintf(url, sizeof(url), "sqlite:%s", path);
+			db = open_url(url);
+		} else {
+			db = open_fresh(o, false, path, sizeof(path));
+		}
+		s = ingest(db, 0, total, 1000, o->devices);
+	}
 	check(db, hist_db_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)"), "checkpoint");
 	if (stat(path, &st) != 0)
 		st.st_size = 0;
@@ -234,7 +250,8 @@ static void query_bench(const struct opts *o)
 	}
 	print_pct("overview: all devices, 288 buckets", ms, OVERVIEW_RUNS, rows);
 	hist_db_close(db);
-	remove_db(path);
+	if (o->keep == NULL)
+		remove_db(path);
 }
 
 int main(int argc, char **argv)
@@ -255,6 +272,8 @@ int main(int argc, char **argv)
 			o.query = false;
 		else if (next != NULL && strcmp(argv[i], "--dir") == 0)
 			o.dir = argv[++i];
+		else if (next != NULL && strcmp(argv[i], "--keep") == 0)
+			o.keep = argv[++i];
 		else if (next != NULL && strcmp(argv[i], "--pg") == 0)
 			o.pg = argv[++i];
 		else if (next != NULL && strcmp(argv[i], "--readings") == 0)
@@ -266,7 +285,7 @@ int main(int argc, char **argv)
 		else {
 			fprintf(stderr,
 				"usage: historian_ingest [--dir DIR] [--pg URL] [--readings N]"
-				" [--devices D] [--hours H] [--no-ingest] [--no-query]\n");
+				" [--devices D] [--hours H] [--keep FILE] [--no-ingest] [--no-query]\n");
 			return 2;
 		}
 	}

@@ -190,10 +190,13 @@ int hist_db_readings(struct hist_db *db, const char *device, int64_t from_ms, in
 		     unsigned limit, hist_reading_cb *cb, void *arg);
 
 /* Calls <cb> with the overview of [from_ms, to_ms) in at most <buckets>
- * (1..HIST_BUCKETS_MAX) buckets per device, ordered by device then bucket;
- * cells without readings are left out. Computed in SQL from a 5-minute
- * rollup: the start is rounded down and the bucket width up to a multiple
- * of HIST_ROLLUP_MS, so every bucket is exact. <device> NULL means all. */
+ * (1..HIST_BUCKETS_MAX) buckets per device, ordered by bucket, then by
+ * device (creation order); cells without readings are left out. Computed
+ * in SQL from a 5-minute rollup kept at ingest: the start is rounded down
+ * and the bucket width up to a multiple of HIST_ROLLUP_MS, so every bucket
+ * is exact. A width of exactly HIST_ROLLUP_MS (e.g. 288 buckets a day)
+ * reads the rollup without grouping, the fastest case. <device> NULL means
+ * all devices. */
 int hist_db_overview(struct hist_db *db, const char *device, int64_t from_ms, int64_t to_ms,
 		     unsigned buckets, hist_bucket_cb *cb, void *arg);
 

@@ -541,13 +541,29 @@ static int bucket_row(void *arg, const struct hist_val *cols, size_t n)
 	return l->bucket_cb(l->arg, &b);
 }
 
-#define OVERVIEW_SELECT                                                                            \
-	"SELECT d.name, CAST((r.bucket_ms - $1) / $2 AS BIGINT) AS b, CAST(sum(r.n) AS BIGINT),"   \
+/* The overview's four statements: buckets of one rollup cell read the
+ * cells as they are, in key order, with no grouping (the fast path, e.g.
+ * 288 buckets a day); wider buckets group cells in SQL. */
+#define OVERVIEW_FROM                                                                              \
+	" FROM readings_5m r JOIN devices d ON d.id = r.device_id"                                 \
+	" WHERE r.bucket_ms >= $1 AND r.bucket_ms < $3"
+#define OVERVIEW_ONE " AND r.device_id = (SELECT id FROM devices WHERE name = $4)"
+#define OVERVIEW_CELLS                                                                             \
+	"SELECT d.name, (r.bucket_ms - $1) / $2, r.n,"                                             \
+	" r.t_sum / CAST(NULLIF(r.t_n, 0) AS DOUBLE PRECISION), r.t_min, r.t_max,"                 \
+	" r.h_sum / CAST(NULLIF(r.h_n, 0) AS DOUBLE PRECISION), r.h_min, r.h_max" OVERVIEW_FROM
+#define OVERVIEW_CELLS_ORDER " ORDER BY r.bucket_ms, r.device_id"
+#define OVERVIEW_GROUPS                                                                            \
+	"SELECT d.name, (r.bucket_ms - $1) / $2 AS b, CAST(sum(r.n) AS BIGINT),"                   \
 	" sum(r.t_sum) / CAST(NULLIF(sum(r.t_n), 0) AS DOUBLE PRECISION), min(r.t_min),"           \
 	" max(r.t_max), sum(r.h_sum) / CAST(NULLIF(sum(r.h_n), 0) AS DOUBLE PRECISION),"           \
-	" min(r.h_min), max(r.h_max) FROM readings_5m r JOIN devices d ON d.id = r.device_id"      \
-	" WHERE r.bucket_ms >= $1 AND r.bucket_ms < $3"
-#define OVERVIEW_ORDER " GROUP BY d.name, b ORDER BY d.name, b"
+	" min(r.h_min), max(r.h_max)" OVERVIEW_FROM
+#define OVERVIEW_GROUPS_ORDER " GROUP BY b, d.id ORDER BY b, d.id"
+
+static const char *const overview_sql[2][2] = {
+    {OVERVIEW_GROUPS OVERVIEW_GROUPS_ORDER, OVERVIEW_GROUPS OVERVIEW_ONE OVERVIEW_GROUPS_ORDER},
+    {OVERVIEW_CELLS OVERVIEW_CELLS_ORDER, OVERVIEW_CELLS OVERVIEW_ONE OVERVIEW_CELLS_ORDER},
+};
 
 int hist_db_overview(struct hist_db *db, const char *device, int64_t from_ms, int64_t to_ms,
 		     unsigned buckets, hist_bucket_cb *cb, void *arg)
@@ -555,7 +571,8 @@ int hist_db_overview(struct hist_db *db, const char *device, int64_t from_ms, in
 	struct list_arg l = {.bucket_cb = cb, .arg = arg};
 	struct hist_val p[4];
 	int64_t width;
-	int rc = device != NULL ? hist_check_name(db, "device", device) : MOAT_OK;
+	bool cells, one = device != NULL;
+	int rc = one ? hist_check_name(db, "device", device) : MOAT_OK;
 
 	if (rc == MOAT_OK)
 		rc = check_range(db, from_ms, to_ms);
@@ -567,17 +584,16 @@ int hist_db_overview(struct hist_db *db, const char *device, int64_t from_ms, in
 	l.from_ms = hist_rollup_cell(from_ms);
 	width = (to_ms - l.from_ms + buckets - 1) / buckets;
 	l.width_ms = (width + HIST_ROLLUP_MS - 1) / HIST_ROLLUP_MS * HIST_ROLLUP_MS;
+	cells = l.width_ms == HIST_ROLLUP_MS;
 	p[0] = hv_i64(l.from_ms);
 	p[1] = hv_i64(l.width_ms);
 	p[2] = hv_i64(to_ms);
-	if (device == NULL)
-		return db->ops->run(db, HQ_OVERVIEW, OVERVIEW_SELECT OVERVIEW_ORDER, p, 3,
-				    bucket_row, &l);
-	p[3] = hv_text(device);
-	return db->ops->run(db, HQ_OVERVIEW_DEVICE,
-			    OVERVIEW_SELECT " AND r.device_id = (SELECT id FROM devices"
-					    " WHERE name = $4)" OVERVIEW_ORDER,
-			    p, 4, bucket_row, &l);
+	if (one)
+		p[3] = hv_text(device);
+	return db->ops->run(db,
+			    cells ? (one ? HQ_OVERVIEW_CELLS_DEVICE : HQ_OVERVIEW_CELLS)
+				  : (one ? HQ_OVERVIEW_DEVICE : HQ_OVERVIEW),
+			    overview_sql[cells][one], p, one ? 4 : 3, bucket_row, &l);
 }
 
 static int alert_row(void *arg, const struct hist_val *cols, size_t n)

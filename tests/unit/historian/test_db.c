@@ -339,6 +339,7 @@ static void overview_buckets_in_sql(void **state)
 	/* T0 is on a 5-minute boundary; 30 minutes in 3 buckets of 10 minutes */
 	assert_int_equal(hist_db_overview(f->db, NULL, T0, T0 + 1800000, 3, on_bucket, &x),
 			 MOAT_OK);
+	/* by bucket, then device */
 	assert_int_equal(x.n, 4);
 	assert_string_equal(x.names[0], "a");
 	assert_int_equal(x.b[0].index, 0);
@@ -349,16 +350,36 @@ static void overview_buckets_in_sql(void **state)
 	assert_float_equal(x.b[0].t_max, 20.0, 1e-9);
 	assert_true(isnan(x.b[0].h_avg));
 	assert_true(isnan(x.b[0].h_min));
-	assert_int_equal(x.b[1].index, 1);
-	assert_int_equal(x.b[1].start_ms, T0 + 600000);
-	assert_float_equal(x.b[1].h_max, 50.0, 1e-9);
-	assert_string_equal(x.names[2], "b");
-	assert_int_equal(x.b[2].index, 0);
+	assert_string_equal(x.names[1], "b");
+	assert_int_equal(x.b[1].index, 0);
+	assert_float_equal(x.b[1].t_avg, 5.0, 1e-9);
+	assert_string_equal(x.names[2], "a");
+	assert_int_equal(x.b[2].index, 1);
+	assert_int_equal(x.b[2].start_ms, T0 + 600000);
+	assert_float_equal(x.b[2].h_max, 50.0, 1e-9);
+	assert_string_equal(x.names[3], "b");
 	assert_int_equal(x.b[3].index, 2);
 	assert_int_equal(x.b[3].count, 2);
 	assert_float_equal(x.b[3].t_avg, 7.0, 1e-9); /* the NAN is no value, not a zero */
 	assert_float_equal(x.b[3].h_avg, 4.0, 1e-9);
 	assert_float_equal(x.b[3].h_min, 3.0, 1e-9);
+
+	/* 5-minute buckets: the rollup cells as they are, same values */
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(hist_db_overview(f->db, NULL, T0, T0 + 1800000, 6, on_bucket, &x),
+			 MOAT_OK);
+	assert_int_equal(x.n, 4);
+	assert_string_equal(x.names[0], "a");
+	assert_float_equal(x.b[0].t_avg, 15.0, 1e-9);
+	assert_true(isnan(x.b[0].h_avg));
+	assert_string_equal(x.names[1], "b");
+	assert_string_equal(x.names[2], "a");
+	assert_int_equal(x.b[2].index, 2);
+	assert_int_equal(x.b[2].start_ms, T0 + 600000);
+	assert_int_equal(x.b[3].index, 4);
+	assert_int_equal(x.b[3].count, 2);
+	assert_float_equal(x.b[3].t_avg, 7.0, 1e-9);
+	assert_float_equal(x.b[3].h_max, 5.0, 1e-9);
 
 	/* one device; width rounded up to 5 minutes even when 1000 buckets are asked */
 	memset(&x, 0, sizeof(x));
