@@ -7,7 +7,8 @@
  * Ingest: readings/s into a fresh SQLite file in DIR (default /var/tmp)
  * with batches of 1, 100 and 1000 readings (one transaction each), and into
  * PostgreSQL at URL when --pg is given (its schema is dropped first: use a
- * throw-away server, e.g. tests/integration/pgserver.py -- ... --pg {url}).
+ * throw-away server, e.g. tests/integration/pgserver.py -- ... --pg {url}),
+ * and, for comparison, by COPY into a staging table (pg-copy rows).
  * Readings come from D devices (default 1000) every 5 s, in time order.
  *
  * Query: fills a fresh SQLite file with D devices x H hours (default 1000 x
@@ -22,6 +23,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
 
 #include <moat/error.h>
 
@@ -128,7 +131,7 @@ static double ingest(struct hist_db *db, long first, long n, long batch, long de
 
 static void ingest_table(const struct opts *o)
 {
-	static const long batches[] = {1, 100, 1000};
+	static const long batches[] = {1, 100, 1000, 10000};
 	char path[512];
 
 	printf("%-10s %6s %10s %9s %12s\n", "backend", "batch", "readings", "seconds",
@@ -148,6 +151,95 @@ static void ingest_table(const struct opts *o)
 				remove_db(path);
 		}
 	}
+}
+
+/* ---- PostgreSQL: COPY into a staging table, to compare with the library's
+ * one-statement unnest() batch (db_pg.c) ---- */
+
+static void pg_ok(PGconn *c, PGresult *res, ExecStatusType want, const char *what)
+{
+	if (PQresultStatus(res) != want)
+		die(what, NULL, PQerrorMessage(c));
+	PQclear(res);
+}
+
+/* Stores readings [0, n) in batches of <batch> by COPY into a temporary
+ * table, then the same insert-and-rollup statement as the library's batch,
+ * reading from that table; returns seconds. Device ids must exist. */
+static double pg_copy_ingest(PGconn *c, const int64_t *ids, long n, long batch, long devices)
+{
+	char line[256];
+	uint64_t t = clock_mono_us();
+
+	pg_ok(c,
+	      PQexec(c, "CREATE TEMP TABLE stage(device_id bigint, time_ms bigint, seq bigint,"
+			" temperature float8, humidity float8, relay smallint)"
+			" ON COMMIT DELETE ROWS"),
+	      PGRES_COMMAND_OK, "stage");
+	for (long k = 0; k < n; k += batch) {
+		long m = n - k < batch ? n - k : batch;
+
+		pg_ok(c, PQexec(c, "BEGIN"), PGRES_COMMAND_OK, "begin");
+		pg_ok(c, PQexec(c, "COPY stage FROM STDIN"), PGRES_COPY_IN, "copy");
+		for (long i = 0; i < m; i++) {
+			struct hist_reading r = reading(k + i, devices);
+			int len = snprintf(
+			    line, sizeof(line), "%lld\t%lld\t%lld\t%.17g\t%.17g\t%d\n",
+			    (long long)ids[(k + i) % devices], (long long)r.time_ms,
+			    (long long)r.seq, r.temperature, r.humidity, r.relay == HIST_RELAY_ON);
+
+			if (PQputCopyData(c, line, len) != 1)
+				die("copy", NULL, PQerrorMessage(c));
+		}
+		if (PQputCopyEnd(c, NULL) != 1)
+			die("copy end", NULL, PQerrorMessage(c));
+		pg_ok(c, PQgetResult(c), PGRES_COMMAND_OK, "copy result");
+		pg_ok(c,
+		      PQexec(c, "WITH ins AS (INSERT INTO readings SELECT * FROM stage"
+				" ON CONFLICT DO NOTHING RETURNING device_id, time_ms, temperature,"
+				" humidity) INSERT INTO readings_5m(bucket_ms, device_id, n, t_n,"
+				" t_sum, t_min, t_max, h_n, h_sum, h_min, h_max)"
+				" SELECT time_ms - time_ms % 300000, device_id, count(*),"
+				" count(temperature), coalesce(sum(temperature), 0),"
+				" min(temperature), max(temperature), count(humidity),"
+				" coalesce(sum(humidity), 0), min(humidity), max(humidity)"
+				" FROM ins GROUP BY 1, 2" HIST_SQL_ROLLUP_MERGE),
+		      PGRES_COMMAND_OK, "insert");
+		pg_ok(c, PQexec(c, "COMMIT"), PGRES_COMMAND_OK, "commit");
+	}
+	return (double)(clock_mono_us() - t) / 1e6;
+}
+
+static void pg_copy_row(const struct opts *o, long batch)
+{
+	char path[8];
+	struct hist_db *db = open_fresh(o, true, path, sizeof(path));
+	int64_t *ids = calloc((size_t)o->devices, sizeof(*ids));
+	PGconn *c = PQconnectdb(o->pg);
+	double s;
+
+	if (ids == NULL || PQstatus(c) != CONNECTION_OK)
+		die("copy", NULL, c != NULL ? PQerrorMessage(c) : "out of memory");
+	/* the devices, created the library's way; their ids read back */
+	ingest(db, 0, o->devices, o->devices, o->devices);
+	pg_ok(c, PQexec(c, "DELETE FROM readings; DELETE FROM readings_5m"), PGRES_COMMAND_OK,
+	      "clear");
+	for (long d = 0; d < o->devices; d++) {
+		const char *v[1] = {names[d]};
+		PGresult *res = PQexecParams(c, "SELECT id FROM devices WHERE name = $1", 1, NULL,
+					     v, NULL, NULL, 0);
+
+		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+			die("device id", NULL, PQerrorMessage(c));
+		ids[d] = atoll(PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+	s = pg_copy_ingest(c, ids, o->readings, batch, o->devices);
+	printf("%-10s %6ld %10ld %9.2f %12.0f\n", "pg-copy", batch, o->readings, s,
+	       (double)o->readings / s);
+	PQfinish(c);
+	free(ids);
+	hist_db_close(db);
 }
 
 static int count_reading(void *arg, const struct hist_reading *r)
@@ -179,76 +271,73 @@ static void print_pct(const char *what, double *ms, int n, long rows)
 	       ms[(n * 99) / 100 < n - 1 ? (n * 99) / 100 : n - 1], n, rows);
 }
 
-static void query_bench(const struct opts *o)
+enum { CHART_DEVICES = 50, OVERVIEW_RUNS = 10 };
+
+/* Times <runs> queries over the whole generated span and prints p50/p99:
+ * the readings (<overview> false) or the 288-bucket overview of one device
+ * each (<runs> devices spread over the fleet), or of all devices when
+ * <runs> is OVERVIEW_RUNS. */
+static void time_runs(struct hist_db *db, const struct opts *o, int runs, bool overview,
+		      const char *label)
 {
-	enum { CHART_DEVICES = 50, OVERVIEW_RUNS = 10 };
-	long total = o->hours * 720 * o->devices, rows = 0;
 	int64_t from = T0, to = T0 + o->hours * 3600000LL;
 	double ms[CHART_DEVICES];
+	long rows = 0;
+
+	for (int i = 0; i < runs; i++) {
+		const char *dev = runs == OVERVIEW_RUNS ? NULL : names[(long)i * o->devices / runs];
+		uint64_t t = clock_mono_us();
+
+		rows = 0;
+		check(db,
+		      overview ? hist_db_overview(db, dev, from, to, 288, count_bucket, &rows)
+			       : hist_db_readings(db, dev, from, to, HIST_LIMIT_MAX, count_reading,
+						  &rows),
+		      "query");
+		ms[i] = (double)(clock_mono_us() - t) / 1e3;
+	}
+	print_pct(label, ms, runs, rows);
+}
+
+static void query_bench(const struct opts *o)
+{
+	long total = o->hours * 720 * o->devices;
 	char path[512], url[600];
 	struct stat st;
 	struct hist_db *db;
 	double s = 0;
 
-	if (o->keep != NULL && stat(o->keep, &st) == 0 && st.st_size > 0) {
-		/* a database kept by an earlier run with the same --devices/--hours */
+	/* a file kept by an earlier run (same --devices/--hours) is reused */
+	bool reuse = o->keep != NULL && stat(o->keep, &st) == 0 && st.st_size > 0;
+
+	if (o->keep != NULL) {
 		snprintf(path, sizeof(path), "%s", o->keep);
 		snprintf(url, sizeof(url), "sqlite:%s", path);
 		db = open_url(url);
 	} else {
-		if (o->keep != NULL) {
-			snprintf(path, sizeof(path), "%s", o->keep);
-			snprintf(url, sizeof(url), "sqlite:%s", path);
-			db = open_url(url);
-		} else {
-			db = open_fresh(o, false, path, sizeof(path));
-		}
-		s = ingest(db, 0, total, 1000, o->devices);
+		db = open_fresh(o, false, path, sizeof(path));
 	}
+	if (!reuse)
+		s = ingest(db, 0, total, 1000, o->devices);
 	check(db, hist_db_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)"), "checkpoint");
 	if (stat(path, &st) != 0)
 		st.st_size = 0;
-	printf("generate: %ld devices x %ld h = %ld readings in %.1f s (%.0f readings/s), "
-	       "file %.2f GiB\n",
-	       o->devices, o->hours, total, s, (double)total / s,
-	       (double)st.st_size / (1024.0 * 1024 * 1024));
+	if (reuse)
+		printf("reused %s: %.2f GiB\n", path, (double)st.st_size / (1024.0 * 1024 * 1024));
+	else
+		printf("generate: %ld devices x %ld h = %ld readings in %.1f s (%.0f readings/s), "
+		       "file %.2f GiB\n",
+		       o->devices, o->hours, total, s, (double)total / s,
+		       (double)st.st_size / (1024.0 * 1024 * 1024));
 	fflush(stdout);
 	/* queries start from a new handle (the OS page cache stays warm) */
 	hist_db_close(db);
 	snprintf(url, sizeof(url), "sqlite:%s", path);
 	db = open_url(url);
 
-	for (int i = 0; i < CHART_DEVICES; i++) {
-		uint64_t t = clock_mono_us();
-
-		rows = 0;
-		check(db,
-		      hist_db_readings(db, names[(long)i * o->devices / CHART_DEVICES], from, to,
-				       HIST_LIMIT_MAX, count_reading, &rows),
-		      "readings");
-		ms[i] = (double)(clock_mono_us() - t) / 1e3;
-	}
-	print_pct("chart: 1 device, readings, limit 10000", ms, CHART_DEVICES, rows);
-	for (int i = 0; i < CHART_DEVICES; i++) {
-		uint64_t t = clock_mono_us();
-
-		rows = 0;
-		check(db,
-		      hist_db_overview(db, names[(long)i * o->devices / CHART_DEVICES], from, to,
-				       288, count_bucket, &rows),
-		      "overview");
-		ms[i] = (double)(clock_mono_us() - t) / 1e3;
-	}
-	print_pct("chart: 1 device, overview, 288 buckets", ms, CHART_DEVICES, rows);
-	for (int i = 0; i < OVERVIEW_RUNS; i++) {
-		uint64_t t = clock_mono_us();
-
-		rows = 0;
-		check(db, hist_db_overview(db, NULL, from, to, 288, count_bucket, &rows),
-		      "overview");
-		ms[i] = (double)(clock_mono_us() - t) / 1e3;
-	}
-	print_pct("overview: all devices, 288 buckets", ms, OVERVIEW_RUNS, rows);
+	time_runs(db, o, CHART_DEVICES, false, "chart: 1 device, readings, limit 10000");
+	time_runs(db, o, CHART_DEVICES, true, "chart: 1 device, overview, 288 buckets");
+	time_runs(db, o, OVERVIEW_RUNS, true, "overview: all devices, 288 buckets");
 	hist_db_close(db);
 	if (o->keep == NULL)
 		remove_db(path);
@@ -285,7 +374,8 @@ int main(int argc, char **argv)
 		else {
 			fprintf(stderr,
 				"usage: historian_ingest [--dir DIR] [--pg URL] [--readings N]"
-				" [--devices D] [--hours H] [--keep FILE] [--no-ingest] [--no-query]\n");
+				" [--devices D] [--hours H] [--keep FILE] [--no-ingest] "
+				"[--no-query]\n");
 			return 2;
 		}
 	}
@@ -301,6 +391,10 @@ int main(int argc, char **argv)
 		snprintf(names[d], sizeof(names[d]), "dev-%ld", d);
 	if (o.ingest)
 		ingest_table(&o);
+	if (o.ingest && o.pg != NULL) {
+		pg_copy_row(&o, 1000);
+		pg_copy_row(&o, 10000);
+	}
 	if (o.query)
 		query_bench(&o);
 	free(names);

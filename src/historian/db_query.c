@@ -6,6 +6,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <moat/error.h>
@@ -414,6 +415,11 @@ int hist_db_count_reject(struct hist_db *db, const char *reason, int64_t time_ms
 
 /* ---- queries ---- */
 
+struct id_name {
+	int64_t id;
+	char name[HIST_NAME_MAX + 1];
+};
+
 struct list_arg {
 	hist_device_cb *device_cb;
 	hist_reading_cb *reading_cb;
@@ -423,6 +429,8 @@ struct list_arg {
 	void *arg;
 	const char *device;
 	int64_t from_ms, width_ms;
+	struct id_name *names; /* the overview's device names, by id */
+	size_t names_count, names_cap;
 };
 
 static int device_row(void *arg, const struct hist_val *cols, size_t n)
@@ -521,6 +529,46 @@ int hist_db_readings(struct hist_db *db, const char *device, int64_t from_ms, in
 			    p, 4, reading_row, &l);
 }
 
+static int name_row(void *arg, const struct hist_val *cols, size_t n)
+{
+	struct list_arg *l = arg;
+
+	if (n < 2)
+		return MOAT_E_PARSE;
+	if (l->names_count == l->names_cap) {
+		size_t cap = l->names_cap == 0 ? 256 : l->names_cap * 2;
+		struct id_name *names = realloc(l->names, cap * sizeof(*names));
+
+		if (names == NULL)
+			return MOAT_E_NOMEM;
+		l->names = names;
+		l->names_cap = cap;
+	}
+	l->names[l->names_count].id = hv_as_i64(&cols[0]);
+	snprintf(l->names[l->names_count].name, sizeof(l->names[0].name), "%s",
+		 hv_as_text(&cols[1]));
+	l->names_count++;
+	return MOAT_OK;
+}
+
+/* The name of device <id> (l->names is sorted by id), or "" when unknown. */
+static const char *name_of(const struct list_arg *l, int64_t id)
+{
+	size_t lo = 0, hi = l->names_count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (l->names[mid].id == id)
+			return l->names[mid].name;
+		if (l->names[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return "";
+}
+
 static int bucket_row(void *arg, const struct hist_val *cols, size_t n)
 {
 	struct list_arg *l = arg;
@@ -528,7 +576,7 @@ static int bucket_row(void *arg, const struct hist_val *cols, size_t n)
 
 	if (n < 9)
 		return MOAT_E_PARSE;
-	b.device = hv_as_text(&cols[0]);
+	b.device = l->device != NULL ? l->device : name_of(l, hv_as_i64(&cols[0]));
 	b.index = (unsigned)hv_as_i64(&cols[1]);
 	b.start_ms = l->from_ms + (int64_t)b.index * l->width_ms;
 	b.count = hv_as_i64(&cols[2]);
@@ -549,16 +597,16 @@ static int bucket_row(void *arg, const struct hist_val *cols, size_t n)
 	" WHERE r.bucket_ms >= $1 AND r.bucket_ms < $3"
 #define OVERVIEW_ONE " AND r.device_id = (SELECT id FROM devices WHERE name = $4)"
 #define OVERVIEW_CELLS                                                                             \
-	"SELECT d.name, (r.bucket_ms - $1) / $2, r.n,"                                             \
+	"SELECT r.device_id, (r.bucket_ms - $1) / $2, r.n,"                                        \
 	" r.t_sum / CAST(NULLIF(r.t_n, 0) AS DOUBLE PRECISION), r.t_min, r.t_max,"                 \
 	" r.h_sum / CAST(NULLIF(r.h_n, 0) AS DOUBLE PRECISION), r.h_min, r.h_max" OVERVIEW_FROM
 #define OVERVIEW_CELLS_ORDER " ORDER BY r.bucket_ms, r.device_id"
 #define OVERVIEW_GROUPS                                                                            \
-	"SELECT d.name, (r.bucket_ms - $1) / $2 AS b, CAST(sum(r.n) AS BIGINT),"                   \
+	"SELECT r.device_id, (r.bucket_ms - $1) / $2 AS b, CAST(sum(r.n) AS BIGINT),"              \
 	" sum(r.t_sum) / CAST(NULLIF(sum(r.t_n), 0) AS DOUBLE PRECISION), min(r.t_min),"           \
 	" max(r.t_max), sum(r.h_sum) / CAST(NULLIF(sum(r.h_n), 0) AS DOUBLE PRECISION),"           \
 	" min(r.h_min), max(r.h_max)" OVERVIEW_FROM
-#define OVERVIEW_GROUPS_ORDER " GROUP BY b, d.id ORDER BY b, d.id"
+#define OVERVIEW_GROUPS_ORDER " GROUP BY b, r.device_id ORDER BY b, r.device_id"
 
 static const char *const overview_sql[2][2] = {
     {OVERVIEW_GROUPS OVERVIEW_GROUPS_ORDER, OVERVIEW_GROUPS OVERVIEW_ONE OVERVIEW_GROUPS_ORDER},
@@ -588,12 +636,20 @@ int hist_db_overview(struct hist_db *db, const char *device, int64_t from_ms, in
 	p[0] = hv_i64(l.from_ms);
 	p[1] = hv_i64(l.width_ms);
 	p[2] = hv_i64(to_ms);
-	if (one)
+	if (one) {
 		p[3] = hv_text(device);
-	return db->ops->run(db,
-			    cells ? (one ? HQ_OVERVIEW_CELLS_DEVICE : HQ_OVERVIEW_CELLS)
-				  : (one ? HQ_OVERVIEW_DEVICE : HQ_OVERVIEW),
-			    overview_sql[cells][one], p, one ? 4 : 3, bucket_row, &l);
+		l.device = device;
+	} else {
+		rc = db->ops->run(db, HQ_DEVICE_NAMES, "SELECT id, name FROM devices ORDER BY id",
+				  NULL, 0, name_row, &l);
+	}
+	if (rc == MOAT_OK)
+		rc = db->ops->run(db,
+				  cells ? (one ? HQ_OVERVIEW_CELLS_DEVICE : HQ_OVERVIEW_CELLS)
+					: (one ? HQ_OVERVIEW_DEVICE : HQ_OVERVIEW),
+				  overview_sql[cells][one], p, one ? 4 : 3, bucket_row, &l);
+	free(l.names);
+	return rc == MOAT_E_NOMEM ? hist_fail(db, rc, "out of memory") : rc;
 }
 
 static int alert_row(void *arg, const struct hist_val *cols, size_t n)
