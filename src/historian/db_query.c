@@ -598,8 +598,8 @@ static int bucket_row(void *arg, const struct hist_val *cols, size_t n)
 #define OVERVIEW_ONE " AND r.device_id = (SELECT id FROM devices WHERE name = $4)"
 #define OVERVIEW_CELLS                                                                             \
 	"SELECT r.device_id, (r.bucket_ms - $1) / $2, r.n,"                                        \
-	" r.t_sum / CAST(NULLIF(r.t_n, 0) AS DOUBLE PRECISION), r.t_min, r.t_max,"                 \
-	" r.h_sum / CAST(NULLIF(r.h_n, 0) AS DOUBLE PRECISION), r.h_min, r.h_max" OVERVIEW_FROM
+	" r.t_sum / NULLIF(r.t_n, 0), r.t_min, r.t_max, r.h_sum / NULLIF(r.h_n, 0), r.h_min,"      \
+	" r.h_max" OVERVIEW_FROM
 #define OVERVIEW_CELLS_ORDER " ORDER BY r.bucket_ms, r.device_id"
 #define OVERVIEW_GROUPS                                                                            \
 	"SELECT r.device_id, (r.bucket_ms - $1) / $2 AS b, CAST(sum(r.n) AS BIGINT),"              \
