@@ -13,6 +13,7 @@
 
 #include <moat/error.h>
 
+#include "codec/utf8.h"
 #include "historian/db_impl.h"
 
 #define TIME_MAX_MS INT64_C(253402300800000) /* 10000-01-01T00:00:00Z */
@@ -51,9 +52,10 @@ int hist_check_text(struct hist_db *db, const char *what, const char *s, size_t 
 
 	if (n > max)
 		return hist_fail(db, MOAT_E_INVAL, "%s: at most %zu bytes", what, max);
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < ' ' || s[i] == 0x7f)
-			return hist_fail(db, MOAT_E_INVAL, "%s: control characters", what);
+	/* both backends must take it as is: PostgreSQL refuses bad UTF-8 */
+	if (!utf8_is_valid_mqtt((struct moat_bytes){.ptr = (const uint8_t *)s, .len = n}))
+		return hist_fail(db, MOAT_E_INVAL, "%s: not UTF-8 text without control characters",
+				 what);
 	return MOAT_OK;
 }
 

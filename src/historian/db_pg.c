@@ -30,6 +30,8 @@ enum {
 	OID_INT4 = 23,
 	OID_FLOAT4 = 700,
 	OID_FLOAT8 = 701,
+	OID_TEXT = 25,
+	OID_VARCHAR = 1043,
 	SCHEMA_LOCK_KEY = 0x4d6f6174, /* "Moat": pg_advisory_xact_lock key for migrations */
 };
 
@@ -184,11 +186,13 @@ static int column(PGresult *res, int r, int c, struct hist_val *v)
 		v->type = HIST_BLOB;
 		v->p = p;
 		v->len = (size_t)len;
-	} else {
-		/* text-like types; libpq ends every value with a NUL */
+	} else if (type == OID_TEXT || type == OID_VARCHAR) {
+		/* libpq ends every value with a NUL */
 		v->type = HIST_TEXT;
 		v->p = p;
 		v->len = (size_t)len;
+	} else {
+		return MOAT_E_UNSUPPORTED; /* a query of ours returns a type not decoded here */
 	}
 	return MOAT_OK;
 }
@@ -243,9 +247,13 @@ static int pg_run(struct hist_db *db, enum hist_q q, const char *sql, const stru
 	for (int r = 0; rc == MOAT_OK && cb != NULL && r < PQntuples(res); r++) {
 		int ncols = PQnfields(res) < PARAMS_MAX ? PQnfields(res) : PARAMS_MAX;
 
-		for (int c = 0; c < ncols; c++)
-			column(res, r, c, &cols[c]);
-		rc = cb(arg, cols, (size_t)ncols);
+		for (int c = 0; rc == MOAT_OK && c < ncols; c++)
+			if (column(res, r, c, &cols[c]) < 0)
+				rc = hist_fail(db, MOAT_E_UNSUPPORTED,
+					       "postgresql: column %d has type %u", c,
+					       (unsigned)PQftype(res, c));
+		if (rc == MOAT_OK)
+			rc = cb(arg, cols, (size_t)ncols);
 	}
 	PQclear(res);
 	return rc;

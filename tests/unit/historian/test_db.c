@@ -504,6 +504,10 @@ static void alerts_keep_envelope(void **state)
 	a.envelope_len = 1;
 	a.detail = "line\nbreak";
 	assert_int_equal(hist_db_add_alert(f->db, &a, NULL), MOAT_E_INVAL);
+	a.detail = "bad \xc3 utf-8";
+	assert_int_equal(hist_db_add_alert(f->db, &a, NULL), MOAT_E_INVAL);
+	a.detail = "caf\xc3\xa9 \xe2\x9c\x93"; /* UTF-8 text is fine */
+	assert_int_equal(hist_db_add_alert(f->db, &a, NULL), MOAT_OK);
 }
 
 static void rejects_counted_by_reason(void **state)
