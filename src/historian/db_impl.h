@@ -78,7 +78,8 @@ struct hist_db_ops {
 	/* *<yes> = a table called <name> exists. */
 	int (*table_exists)(struct hist_db *db, const char *name, bool *yes);
 	/* Runs statement <q> (text <sql>, parameters $1..$n in order of first
-	 * use) with <n> parameters <p>; <cb> (may be NULL) sees each row. */
+	 * use) with <n> parameters <p>; <cb> (may be NULL) sees each row. Sets
+	 * db->changes to the rows it inserted, updated or deleted. */
 	int (*run)(struct hist_db *db, enum hist_q q, const char *sql, const struct hist_val *p,
 		   size_t n, hist_row_cb *cb, void *arg);
 	/* Stores readings <r> (valid, sorted by device then time) of the
@@ -93,6 +94,7 @@ struct hist_db {
 	const struct hist_db_ops *ops;
 	void *impl;		 /* the backend's state */
 	struct devcache devices; /* ids of devices whose rows are committed */
+	int64_t changes;	 /* rows changed by the last ops->run */
 	char err[512];
 };
 

@@ -242,6 +242,7 @@ static int pg_run(struct hist_db *db, enum hist_q q, const char *sql, const stru
 		}
 	}
 	res = PQexecPrepared(g->conn, name, (int)n, values, lengths, formats, 1);
+	db->changes = strtoll(PQcmdTuples(res), NULL, 10); /* "" for a SELECT */
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		return check(db, "run", res);
 	for (int r = 0; rc == MOAT_OK && cb != NULL && r < PQntuples(res); r++) {

@@ -138,7 +138,6 @@ static int insert_reading(struct hist_db *db, int64_t device_id, const struct hi
 			  bool *inserted)
 {
 	struct hist_val p[6];
-	size_t rows = 0;
 	int rc;
 
 	p[0] = hv_i64(device_id);
@@ -150,9 +149,9 @@ static int insert_reading(struct hist_db *db, int64_t device_id, const struct hi
 	rc = db->ops->run(
 	    db, HQ_READING_INSERT,
 	    "INSERT INTO readings(device_id, time_ms, seq, temperature, humidity, relay)"
-	    " VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING time_ms",
-	    p, 6, count_row, &rows);
-	*inserted = rows > 0;
+	    " VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+	    p, 6, NULL, NULL);
+	*inserted = db->changes > 0;
 	return rc;
 }
 

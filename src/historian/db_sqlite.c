@@ -87,7 +87,7 @@ static int lite_open(struct hist_db *db, const char *path)
 	sqlite3_busy_timeout(l->db, BUSY_TIMEOUT_MS);
 	/* 32 MiB of page cache per handle: the chart query touches ~2 MiB */
 	if (lite_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-			  " PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 16384") < 0) {
+			  " PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 65536") < 0) {
 		lite_close(db);
 		return MOAT_E_IO;
 	}
@@ -223,6 +223,7 @@ static int lite_run(struct hist_db *db, enum hist_q q, const char *sql, const st
 	}
 	if (rc == MOAT_OK && step != SQLITE_DONE)
 		rc = lite_fail(db, "step");
+	db->changes = sqlite3_changes64(l->db);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return rc;
