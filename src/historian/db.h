@@ -83,7 +83,9 @@ struct hist_command {
 
 /* An alert. The strings and <envelope> are borrowed (valid during a
  * listing callback only). <kind> is a name as for devices; <detail> is
- * printable text; <envelope> keeps the signed bytes for audit (may be empty). */
+ * UTF-8 text without control characters (at most HIST_DETAIL_MAX bytes;
+ * NULL is ""); <envelope> keeps the signed bytes for audit (at most
+ * HIST_ENVELOPE_MAX; may be empty). */
 struct hist_alert {
 	int64_t id; /* set by the database */
 	const char *device;
@@ -132,13 +134,15 @@ void hist_db_close(struct hist_db *db);
 /* "sqlite" or "postgresql". */
 const char *hist_db_backend(const struct hist_db *db);
 
-/* The message of the last failing call on <db>; "" when there was none. */
+/* The message of the last failing call on <db> (kept until the next
+ * failure); "" when there was none. */
 const char *hist_db_errmsg(const struct hist_db *db);
 
 /* Stores *<version> = the schema version the database is at. */
 int hist_db_schema_version(struct hist_db *db, int *version);
 
-/* Stores <n> readings (0..HIST_BATCH_MAX) in one transaction. A device
+/* Stores <n> readings (0..HIST_BATCH_MAX) in one transaction: all or
+ * none. <r> is borrowed for the call; its order does not matter. A device
  * seen for the first time is created; its state (last seen, newest reading,
  * relay) follows from its newest reading. A reading whose device and time
  * are already stored is skipped (MQTT redelivery). Feeds the overview's
@@ -162,7 +166,8 @@ int hist_db_set_relay(struct hist_db *db, const char *device, bool on, int64_t t
 int hist_db_add_command(struct hist_db *db, const struct hist_command *c);
 
 /* Moves the pending command <id> to <status> (not pending) at <time_ms>
- * with <detail> (NULL or printable text of at most HIST_DETAIL_MAX bytes).
+ * with <detail> (NULL, or UTF-8 text without control characters of at most
+ * HIST_DETAIL_MAX bytes).
  * MOAT_E_NOTFOUND when there is no such command, MOAT_E_DENIED when it is
  * not pending any more (a late acknowledgement after a timeout). */
 int hist_db_update_command(struct hist_db *db, const char *id, enum hist_cmd_status status,

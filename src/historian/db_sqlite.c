@@ -85,7 +85,9 @@ static int lite_open(struct hist_db *db, const char *path)
 		return rc;
 	}
 	sqlite3_busy_timeout(l->db, BUSY_TIMEOUT_MS);
-	/* 32 MiB of page cache per handle: the chart query touches ~2 MiB */
+	/* 32 MiB of page cache per handle (a chart query touches ~2 MiB); a
+	 * checkpoint per 256 MiB of WAL, not SQLite's 4 MiB: ingest dirties a
+	 * page per device per batch, and fewer checkpoints write each page once */
 	if (lite_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
 			  " PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 65536") < 0) {
 		lite_close(db);
