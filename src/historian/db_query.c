@@ -197,6 +197,14 @@ int hist_add_readings_rows(struct hist_db *db, const struct hist_reading *const 
 
 /* ---- device state ---- */
 
+/* Checks the name <name> and the time of an event about it. */
+static int check_name_time(struct hist_db *db, const char *what, const char *name, int64_t time_ms)
+{
+	int rc = hist_check_name(db, what, name);
+
+	return rc == MOAT_OK ? hist_check_time(db, what, time_ms) : rc;
+}
+
 /* Sets column <col> (with its time column <at>) of a device, creating the
  * device when new; an event older than the stored one changes nothing. */
 #define DEVICE_STATE_SQL(col, at)                                                                  \
@@ -213,10 +221,8 @@ static int set_state(struct hist_db *db, enum hist_q q, const char *sql, const c
 		     bool value, int64_t time_ms)
 {
 	struct hist_val p[3];
-	int rc = hist_check_name(db, "device", device);
+	int rc = check_name_time(db, "device", device, time_ms);
 
-	if (rc == MOAT_OK)
-		rc = hist_check_time(db, "event time", time_ms);
 	if (rc < 0)
 		return rc;
 	p[0] = hv_text(device);
@@ -241,14 +247,12 @@ int hist_db_add_command(struct hist_db *db, const struct hist_command *c)
 {
 	struct hist_val p[5];
 	size_t rows = 0;
-	int rc = hist_check_name(db, "command id", c->id);
+	int rc = check_name_time(db, "command device", c->device, c->created_ms);
 
 	if (rc == MOAT_OK)
-		rc = hist_check_name(db, "command device", c->device);
+		rc = hist_check_name(db, "command id", c->id);
 	if (rc == MOAT_OK)
 		rc = hist_check_name(db, "command requester", c->requested_by);
-	if (rc == MOAT_OK)
-		rc = hist_check_time(db, "command time", c->created_ms);
 	if (rc < 0)
 		return rc;
 	p[0] = hv_text(c->id);
@@ -364,12 +368,10 @@ int hist_db_add_alert(struct hist_db *db, const struct hist_alert *a, int64_t *i
 {
 	struct hist_val p[5];
 	int64_t new_id = 0;
-	int rc = hist_check_name(db, "alert device", a->device);
+	int rc = check_name_time(db, "alert device", a->device, a->time_ms);
 
 	if (rc == MOAT_OK)
 		rc = hist_check_name(db, "alert kind", a->kind);
-	if (rc == MOAT_OK)
-		rc = hist_check_time(db, "alert time", a->time_ms);
 	if (rc == MOAT_OK)
 		rc = hist_check_text(db, "alert detail", a->detail != NULL ? a->detail : "",
 				     HIST_DETAIL_MAX);
@@ -396,10 +398,8 @@ int hist_db_add_alert(struct hist_db *db, const struct hist_alert *a, int64_t *i
 int hist_db_count_reject(struct hist_db *db, const char *reason, int64_t time_ms)
 {
 	struct hist_val p[2];
-	int rc = hist_check_name(db, "reject reason", reason);
+	int rc = check_name_time(db, "reject reason", reason, time_ms);
 
-	if (rc == MOAT_OK)
-		rc = hist_check_time(db, "reject time", time_ms);
 	if (rc < 0)
 		return rc;
 	p[0] = hv_text(reason);
