@@ -8,7 +8,8 @@
  * with batches of 1, 100 and 1000 readings (one transaction each), and into
  * PostgreSQL at URL when --pg is given (its schema is dropped first: use a
  * throw-away server, e.g. tests/integration/pgserver.py -- ... --pg {url}),
- * and, for comparison, by COPY into a staging table (pg-copy rows).
+ * and, for comparison, as arrays unnest()ed by one statement (pg-unnest
+ * rows; the library uses COPY, see db_pg.c).
  * Readings come from D devices (default 1000) every 5 s, in time order.
  *
  * Query: fills a fresh SQLite file with D devices x H hours (default 1000 x
@@ -28,6 +29,7 @@
 
 #include <moat/error.h>
 
+#include "base/buf.h"
 #include "base/clock.h"
 #include "historian/db.h"
 #include "historian/db_impl.h" /* hist_db_exec: reset a PostgreSQL schema */
@@ -153,8 +155,8 @@ static void ingest_table(const struct opts *o)
 	}
 }
 
-/* ---- PostgreSQL: COPY into a staging table, to compare with the library's
- * one-statement unnest() batch (db_pg.c) ---- */
+/* ---- PostgreSQL: the batch as array parameters to unnest() in one
+ * statement, to compare with the library's COPY (db_pg.c) ---- */
 
 static void pg_ok(PGconn *c, PGresult *res, ExecStatusType want, const char *what)
 {
@@ -163,54 +165,61 @@ static void pg_ok(PGconn *c, PGresult *res, ExecStatusType want, const char *wha
 	PQclear(res);
 }
 
-/* Stores readings [0, n) in batches of <batch> by COPY into a temporary
- * table, then the same insert-and-rollup statement as the library's batch,
- * reading from that table; returns seconds. Device ids must exist. */
-static double pg_copy_ingest(PGconn *c, const int64_t *ids, long n, long batch, long devices)
+/* Appends <text> to the array literal <b> as item <i>; closes it when <last>. */
+static void arr_add(struct buf *b, long i, const char *text, bool last)
 {
-	char line[256];
+	if (buf_append(b, i == 0 ? "{" : ",", 1) < 0 || buf_append(b, text, strlen(text)) < 0 ||
+	    (last && buf_append(b, "}", 2) < 0))
+		die("unnest", NULL, "out of memory");
+}
+
+/* Stores readings [0, n) in batches of <batch>, each as six array
+ * parameters that one statement unnest()s, inserts and rolls up; returns
+ * seconds. Device ids must exist. */
+static double pg_unnest_ingest(PGconn *c, const int64_t *ids, long n, long batch, long devices)
+{
 	uint64_t t = clock_mono_us();
 
 	pg_ok(c,
-	      PQexec(c, "CREATE TEMP TABLE stage(device_id bigint, time_ms bigint, seq bigint,"
-			" temperature float8, humidity float8, relay smallint)"
-			" ON COMMIT DELETE ROWS"),
-	      PGRES_COMMAND_OK, "stage");
+	      PQprepare(c, "unnest",
+			"WITH ins AS (INSERT INTO readings(device_id, time_ms, seq, temperature,"
+			" humidity, relay) SELECT * FROM unnest($1::bigint[], $2::bigint[],"
+			" $3::bigint[], $4::float8[], $5::float8[], $6::smallint[])"
+			" ON CONFLICT DO NOTHING RETURNING device_id, time_ms, temperature,"
+			" humidity)" HIST_SQL_ROLLUP_FROM_INS,
+			6, NULL),
+	      PGRES_COMMAND_OK, "prepare");
 	for (long k = 0; k < n; k += batch) {
 		long m = n - k < batch ? n - k : batch;
+		struct buf a[6] = {0};
+		const char *values[6];
+		char num[6][32];
 
-		pg_ok(c, PQexec(c, "BEGIN"), PGRES_COMMAND_OK, "begin");
-		pg_ok(c, PQexec(c, "COPY stage FROM STDIN"), PGRES_COPY_IN, "copy");
 		for (long i = 0; i < m; i++) {
 			struct hist_reading r = reading(k + i, devices);
-			int len = snprintf(
-			    line, sizeof(line), "%lld\t%lld\t%lld\t%.17g\t%.17g\t%d\n",
-			    (long long)ids[(k + i) % devices], (long long)r.time_ms,
-			    (long long)r.seq, r.temperature, r.humidity, r.relay == HIST_RELAY_ON);
 
-			if (PQputCopyData(c, line, len) != 1)
-				die("copy", NULL, PQerrorMessage(c));
+			snprintf(num[0], 32, "%lld", (long long)ids[(k + i) % devices]);
+			snprintf(num[1], 32, "%lld", (long long)r.time_ms);
+			snprintf(num[2], 32, "%lld", (long long)r.seq);
+			snprintf(num[3], 32, "%.17g", r.temperature);
+			snprintf(num[4], 32, "%.17g", r.humidity);
+			snprintf(num[5], 32, "%d", r.relay == HIST_RELAY_ON);
+			for (int j = 0; j < 6; j++)
+				arr_add(&a[j], i, num[j], i == m - 1);
 		}
-		if (PQputCopyEnd(c, NULL) != 1)
-			die("copy end", NULL, PQerrorMessage(c));
-		pg_ok(c, PQgetResult(c), PGRES_COMMAND_OK, "copy result");
-		pg_ok(c,
-		      PQexec(c, "WITH ins AS (INSERT INTO readings SELECT * FROM stage"
-				" ON CONFLICT DO NOTHING RETURNING device_id, time_ms, temperature,"
-				" humidity) INSERT INTO readings_5m(bucket_ms, device_id, n, t_n,"
-				" t_sum, t_min, t_max, h_n, h_sum, h_min, h_max)"
-				" SELECT time_ms - time_ms % 300000, device_id, count(*),"
-				" count(temperature), coalesce(sum(temperature), 0),"
-				" min(temperature), max(temperature), count(humidity),"
-				" coalesce(sum(humidity), 0), min(humidity), max(humidity)"
-				" FROM ins GROUP BY 1, 2" HIST_SQL_ROLLUP_MERGE),
-		      PGRES_COMMAND_OK, "insert");
+		for (int j = 0; j < 6; j++)
+			values[j] = (const char *)a[j].data;
+		pg_ok(c, PQexec(c, "BEGIN"), PGRES_COMMAND_OK, "begin");
+		pg_ok(c, PQexecPrepared(c, "unnest", 6, values, NULL, NULL, 0), PGRES_COMMAND_OK,
+		      "insert");
 		pg_ok(c, PQexec(c, "COMMIT"), PGRES_COMMAND_OK, "commit");
+		for (int j = 0; j < 6; j++)
+			buf_fini(&a[j]);
 	}
 	return (double)(clock_mono_us() - t) / 1e6;
 }
 
-static void pg_copy_row(const struct opts *o, long batch)
+static void pg_unnest_row(const struct opts *o, long batch)
 {
 	char path[8];
 	struct hist_db *db = open_fresh(o, true, path, sizeof(path));
@@ -219,7 +228,7 @@ static void pg_copy_row(const struct opts *o, long batch)
 	double s;
 
 	if (ids == NULL || PQstatus(c) != CONNECTION_OK)
-		die("copy", NULL, c != NULL ? PQerrorMessage(c) : "out of memory");
+		die("connect", NULL, c != NULL ? PQerrorMessage(c) : "out of memory");
 	/* the devices, created the library's way; their ids read back */
 	ingest(db, 0, o->devices, o->devices, o->devices);
 	pg_ok(c, PQexec(c, "DELETE FROM readings; DELETE FROM readings_5m"), PGRES_COMMAND_OK,
@@ -234,8 +243,8 @@ static void pg_copy_row(const struct opts *o, long batch)
 		ids[d] = atoll(PQgetvalue(res, 0, 0));
 		PQclear(res);
 	}
-	s = pg_copy_ingest(c, ids, o->readings, batch, o->devices);
-	printf("%-10s %6ld %10ld %9.2f %12.0f\n", "pg-copy", batch, o->readings, s,
+	s = pg_unnest_ingest(c, ids, o->readings, batch, o->devices);
+	printf("%-10s %6ld %10ld %9.2f %12.0f\n", "pg-unnest", batch, o->readings, s,
 	       (double)o->readings / s);
 	PQfinish(c);
 	free(ids);
@@ -392,8 +401,8 @@ int main(int argc, char **argv)
 	if (o.ingest)
 		ingest_table(&o);
 	if (o.ingest && o.pg != NULL) {
-		pg_copy_row(&o, 1000);
-		pg_copy_row(&o, 10000);
+		pg_unnest_row(&o, 1000);
+		pg_unnest_row(&o, 10000);
 	}
 	if (o.query)
 		query_bench(&o);

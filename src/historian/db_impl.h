@@ -137,6 +137,15 @@ int hist_db_exec(struct hist_db *db, const char *sql);
 	"excluded.h_sum," HIST_ROLLUP_MIN("t_min") "," HIST_ROLLUP_MAX(                            \
 	    "t_max") "," HIST_ROLLUP_MIN("h_min") "," HIST_ROLLUP_MAX("h_max")
 
+/* The rollup of the rows a CTE named ins inserted (device_id, time_ms,
+ * temperature, humidity): PostgreSQL's batch (db_pg.c) and its benchmark. */
+#define HIST_SQL_ROLLUP_FROM_INS                                                                   \
+	" INSERT INTO readings_5m(bucket_ms, device_id, n, t_n, t_sum, t_min, t_max, h_n,"         \
+	" h_sum, h_min, h_max) SELECT time_ms - time_ms % 300000, device_id, count(*),"            \
+	" count(temperature), coalesce(sum(temperature), 0), min(temperature),"                    \
+	" max(temperature), count(humidity), coalesce(sum(humidity), 0), min(humidity),"           \
+	" max(humidity) FROM ins GROUP BY 1, 2" HIST_SQL_ROLLUP_MERGE
+
 /* Shared validation (db.c); each fills <db>'s error text and returns
  * MOAT_E_INVAL when <what> is bad. */
 int hist_check_name(struct hist_db *db, const char *what, const char *s);
