@@ -46,8 +46,9 @@ def server_user():
     try:
         pw = pwd.getpwnam(USER)
     except KeyError:
+        # check=False: a parallel run may have created it meanwhile
         subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-                        "--shell", "/usr/sbin/nologin", USER], check=True)
+                        "--shell", "/usr/sbin/nologin", USER], check=False)
         pw = pwd.getpwnam(USER)
     return USER, pw.pw_uid, pw.pw_gid
 
