@@ -615,6 +615,18 @@ static void bad_urls_refused_without_secrets(void **state)
 	assert_int_equal(hist_db_open_at(&db, f->url, HIST_DB_SCHEMA_VERSION + 1, &f->d),
 			 MOAT_E_INVAL);
 	assert_null(db);
+
+	/* a file that is not a database */
+	char junk[] = "/tmp/moat-hist-junk-XXXXXX", url[64];
+	int fd = mkstemp(junk);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "this is not an SQLite database, only some text\n", 48), 48);
+	close(fd);
+	snprintf(url, sizeof(url), "sqlite:%s", junk);
+	assert_int_equal(hist_db_open(&db, url, &f->d), MOAT_E_IO);
+	assert_non_null(strstr(f->d.msg, "not a database"));
+	assert_null(db);
+	unlink(junk);
 }
 
 int main(void)
