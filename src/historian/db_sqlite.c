@@ -7,17 +7,17 @@
  * as SQLite gets.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <sqlite3.h>
 
 #include <moat/error.h>
 
 #include "historian/db_impl.h"
+
+#include "base/file.h"
 
 enum {
 	BUSY_TIMEOUT_MS = 5000,
@@ -65,13 +65,9 @@ static void lite_close(struct hist_db *db)
 static int lite_open(struct hist_db *db, const char *path)
 {
 	struct lite *l;
-	int fd;
 
-	/* create it 0600 ourselves: SQLite would use the umask */
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
+	if (file_create_private(path) != 0) /* 0600, not the umask's mode */
 		return hist_fail(db, MOAT_E_IO, "sqlite: %s: %s", path, strerror(errno));
-	close(fd);
 	l = calloc(1, sizeof(*l));
 	if (l == NULL)
 		return hist_fail(db, MOAT_E_NOMEM, "out of memory");

@@ -4,19 +4,19 @@
  * trail. Things live in reg_thing.c, credentials in reg_cred.c.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include <moat/error.h>
 
 #include "sc/registry_impl.h"
+
+#include "base/file.h"
 
 /* Version 3: each certificate's SHA-256 thumbprint (RFC 8705 x5t#S256), so
  * access tokens can be bound to the thing's newest certificate. NULL for
@@ -205,18 +205,10 @@ static int migrate(struct registry *r, struct moat_diag *diag)
 int reg_open(struct registry **out, const char *path, struct moat_diag *diag)
 {
 	struct registry *r;
-	int fd, rc;
+	int rc;
 
-	/* create it 0600 ourselves (SQLite would use the umask), but only when
-	 * it is new: closing a descriptor of a file drops every POSIX lock this
-	 * process holds on it, so opening and closing an existing registry
-	 * would silently release the locks of another handle (the daemon's
-	 * own, while its admin thread opens one) and let its writes be lost */
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0 && errno != EEXIST)
+	if (file_create_private(path) != 0) /* 0600, not the umask's mode */
 		return reg_fail(diag, MOAT_E_IO, "registry %s: %s", path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return MOAT_E_NOMEM;
