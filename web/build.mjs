@@ -9,7 +9,7 @@
 // OUTDIR is emptied and written anew: index.html, static/*.js, static/*.css,
 // static/vendor/uPlot.esm.js, static/vendor/uPlot.min.css, static/vendor/LICENSE.uPlot.
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -60,7 +60,7 @@ function build(out) {
 		mkdirSync(dirname(join(out, to)), { recursive: true });
 		cpSync(join(here, 'node_modules', from), join(out, to));
 	}
-	console.log(`web build: ${readdirSync(join(out, 'static')).length} entries in ${join(out, 'static')}`);
+	console.log(`web build: wrote ${out}`);
 }
 
 if (process.argv.length !== 3) {

@@ -3,7 +3,8 @@
 // serving the built dashboard (MOAT_WEB_ROOT, default web/dist). It logs in,
 // sees a device chart take a live reading, switches devices and sees the
 // command's fate (acknowledged, failed, timed out), sees a tamper alert
-// raise the banner, changes the time range, and logs out; no page error or
+// raise the banner, changes the time range, logs in again after the session
+// ended (a fresh CSRF token), and logs out; no page error or
 // CSP violation may occur. Screenshots go to WEB_ARTIFACTS (default
 // build/web-artifacts). Exits 77 (skipped) when chromium is missing.
 //
@@ -38,7 +39,7 @@ const problems = [];
 
 // Starts fake_api.py and resolves to its base URL once it prints its port.
 function startServer() {
-	server = spawn('python3', [join(repo, 'tests', 'web', 'fake_api.py'), '--port', '0',
+	server = spawn(process.env.PYTHON3 || 'python3', [join(repo, 'tests', 'web', 'fake_api.py'), '--port', '0',
 		'--web-root', WEB_ROOT], { stdio: ['ignore', 'pipe', 'inherit'] });
 	return new Promise((ok, fail) => {
 		server.on('exit', (code) => fail(new Error(`fake_api.py exited with ${code}`)));
@@ -201,6 +202,17 @@ test('dashboard against the fake historian', async (t) => {
 		const reqs = (await fake('/__fake/requests')).requests;
 		assert.ok(reqs.some((r) => r.path === '/api/overview' && Number(r.query.from) === from &&
 			Number(r.query.to) === from + 3600000));
+	});
+
+	await step(t, 'asks to log in again when the session has ended', async () => {
+		await fake('/__fake/expire', {});
+		await row('dev-1').locator('.switch-on').click();
+		await waitText(page.locator('#login-error'), 'Your session has ended: log in again.');
+		assert.equal(await page.locator('#dash-view').isHidden(), true);
+		await page.fill('#login-password', 'admin-password');
+		await page.click('#login-submit');
+		await row('dev-1').locator('.switch-on').click();
+		await waitText(row('dev-1').locator('.cmd-acknowledged'), 'ON: acknowledged');
 	});
 
 	await step(t, 'logs out', async () => {

@@ -10,6 +10,7 @@ endpoints under /__fake/ that make things happen:
 
   POST /__fake/reading {"device", "temperature", "humidity", "relay"?}
   POST /__fake/alert   {"device", "kind", "detail"}
+  POST /__fake/expire  ends every session (as a historian restart would)
   GET  /__fake/requests  the API requests seen so far (method, path, query)
 
 Prints "PORT <n>" on its first line once it listens (--port 0: any free
@@ -315,6 +316,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, self.fake.add_reading(body["device"], body))
         elif (method, path) == ("POST", "/__fake/alert"):
             self.send_json(200, self.fake.add_alert(self.body_json()))
+        elif (method, path) == ("POST", "/__fake/expire"):
+            with self.fake.lock:
+                self.fake.sessions.clear()
+            self.send_json(200, {})
         elif (method, path) == ("GET", "/__fake/requests"):
             with self.fake.lock:
                 seen = list(self.fake.requests)

@@ -82,7 +82,7 @@ function chartFor(id) {
 async function loadReadings(id, range, gen) {
 	const rows = await api.readings(id, range.from, range.to, READINGS_LIMIT);
 	if (gen === generation) {
-		chartFor(id).setReadings(rows, range);
+		chartFor(id).setReadings(rows, range, rows.length >= READINGS_LIMIT);
 	}
 }
 
@@ -162,12 +162,17 @@ function onDevice(d) {
 
 // A command's state from the stream: shown when it is the device's latest
 // command, or the pending one sent from here (whose id the POST has not
-// returned yet), or when nothing was sent from here.
+// returned yet), or when nothing was sent from here. An event without
+// "device" can only update a command whose id is known here.
 function onCommand(c) {
-	const last = table.lastCommand(c.device);
+	const device = typeof c.device === 'string' ? c.device : table.deviceOfCommand(c.id);
+	if (!device) {
+		return;
+	}
+	const last = table.lastCommand(device);
 	if (!last || last.id === c.id ||
 		(last.status === 'pending' && !last.id && last.state === c.state)) {
-		table.command(c.device, c);
+		table.command(device, c);
 	}
 }
 

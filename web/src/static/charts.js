@@ -35,8 +35,10 @@ export class DeviceChart {
 		this.box.dataset.device = id;
 		this.box.append(el('h3', null, id));
 		this.empty = el('p', 'muted', 'No readings in this range.');
+		this.note = el('p', 'muted');
+		this.note.hidden = true;
 		this.plotNode = el('div', 'chart');
-		this.box.append(this.plotNode, this.empty);
+		this.box.append(this.plotNode, this.empty, this.note);
 		container.append(this.box);
 		this.plot = new uPlot({
 			width: width(container),
@@ -59,8 +61,13 @@ export class DeviceChart {
 	}
 
 	// Replaces the data: readings as the API returns them (newest first).
-	setReadings(readings, range) {
+	// truncated: the API's limit was reached, so older readings of the range
+	// are missing (the chart says so).
+	setReadings(readings, range, truncated) {
 		this.range = range;
+		this.note.textContent = truncated
+			? `Showing the newest ${readings.length} readings of the range only.` : '';
+		this.note.hidden = !truncated;
 		this.rows = readings.filter((r) => typeof r.time === 'number')
 			.sort((a, b) => a.time - b.time);
 		this.redraw();

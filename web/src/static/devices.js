@@ -97,6 +97,16 @@ export class DeviceTable {
 		return this.commands.get(device);
 	}
 
+	// The device whose last command shown has this id, or undefined.
+	deviceOfCommand(id) {
+		for (const [device, c] of this.commands) {
+			if (c.id === id) {
+				return device;
+			}
+		}
+		return undefined;
+	}
+
 	makeRow(id) {
 		const tr = el('tr');
 		tr.dataset.device = id;
