@@ -13,7 +13,7 @@ import { currentRange, initRange } from './range.js';
 
 const READINGS_LIMIT = 10000; // the API's maximum
 const OVERVIEW_BUCKETS = 60;
-const OVERVIEW_REFRESH_MS = 30000;
+const REFRESH_MS = 30000; // a live range's window slides and the overview reloads this often
 const RECONNECT_MS = 5000;
 
 const charts = new Map();
@@ -227,8 +227,11 @@ function enter(me) {
 		const range = currentRange();
 		if (range.live) {
 			loadOverview(range, generation).catch(failed);
+			for (const c of charts.values()) {
+				c.slide(range);
+			}
 		}
-	}, OVERVIEW_REFRESH_MS);
+	}, REFRESH_MS);
 	reload();
 }
 

@@ -80,7 +80,6 @@ export class DeviceChart {
 		if (typeof r.time !== 'number') {
 			return;
 		}
-		this.range = range;
 		const at = this.rows.findIndex((x) => x.time >= r.time);
 		if (at === -1) {
 			this.rows.push(r);
@@ -89,6 +88,12 @@ export class DeviceChart {
 		} else {
 			this.rows.splice(at, 0, r);
 		}
+		this.slide(range);
+	}
+
+	// Moves the window to range, dropping the points that fell out of it.
+	slide(range) {
+		this.range = range;
 		const first = this.rows.findIndex((x) => x.time >= range.from);
 		this.rows = first === -1 ? [] : this.rows.slice(first);
 		this.redraw();
