@@ -116,6 +116,7 @@ test('dashboard against the fake historian', async (t) => {
 		await page.click('#login-submit');
 		await waitText(page.locator('#login-error'), 'Wrong user name or password.');
 		assert.equal(await page.locator('#dash-view').isHidden(), true);
+		await shot('00-login-refused');
 	});
 
 	await step(t, 'logs in and lists the devices', async () => {

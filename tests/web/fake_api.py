@@ -35,7 +35,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';
        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 STEP_MS = 30_000  # spacing of the made-up history
 HISTORY_MS = 25 * 3600_000
-COMMAND_DELAY_S = {"dev-1": 0.8, "dev-2": 0.3, "dev-3": 1.5}
+COMMAND_DELAY_S = {"dev-1": 1.2, "dev-2": 0.3, "dev-3": 1.5}
 
 
 def now_ms():
