@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs Moat's build and test dependencies on Debian 12 when they are
-# missing: Debian packages with apt-get, JavaScript test clients with npm ci.
+# missing: Debian packages with apt-get, JavaScript test clients and the
+# dashboard's packages (web/) with npm ci.
 # Idempotent and quiet; safe to run before every make target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ packages=(
 	python3-cbor2 valgrind
 	softhsm2 opensc libengine-pkcs11-openssl libp11-kit-dev
 	libpq-dev postgresql
+	chromium
 )
 
 missing=()
@@ -39,7 +41,7 @@ fi
 # benchmarks start their own brokers on free ports, so leave it alone but do
 # not depend on it.
 
-for dir in tests/interop; do
+for dir in tests/interop web; do
 	if [ -f "$dir/package-lock.json" ] && [ ! -d "$dir/node_modules" ]; then
 		echo "deps: npm ci in $dir"
 		(cd "$dir" && npm ci --silent --no-audit --no-fund)
