@@ -355,8 +355,8 @@ class E2ESystem(unittest.TestCase):
         self.assertIn(seen[2].payload, store)
         for p in seen:
             self.assertIn(p.payload, wire)
-        logs = self.broker.log().encode() + open(self.audit_log, "rb").read() + \
-            self.sc_log().encode()
+        with open(self.audit_log, "rb") as f:
+            logs = self.broker.log().encode() + f.read() + self.sc_log().encode()
         for m in markers:
             for where, data in (("the wire", wire), ("the store", store), ("the logs", logs)):
                 self.assertNotIn(m.encode(), data, where)
@@ -421,26 +421,39 @@ class E2ESystem(unittest.TestCase):
         try:
             sub = subprocess.Popen([self.moat, "sub", "--e2e", self.bundles["dev-2"], "-h",
                                     "127.0.0.1", "-p", str(bare.port), "-q", "1", "-t",
-                                    "plant/#", "-W", "13"],
+                                    "plant/#", "-W", "18"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            err_lines = []
+            reader = threading.Thread(target=lambda: err_lines.extend(sub.stderr), daemon=True)
+            reader.start()
             try:
-                time.sleep(1.0)
+                # its subscribe-key refresh finds no SC (5 s), then it subscribes
+                self.wait_for(lambda: any("no key yet" in x for x in err_lines),
+                              "the subscriber to give up its key refresh", timeout=8)
+                time.sleep(0.5)
                 feeder = Peer(bare.port)
                 self.addCleanup(feeder.close)
                 feeder.connect("feeder")
                 for m in (new_msg, old_msg):
                     feeder.publish(TOPIC, m.payload, qos=1,
                                    props={"content_type": CT_ENCRYPT0})
-                out, err = sub.communicate(timeout=20)
+                out = sub.stdout.read()
+                sub.wait(timeout=20)
+                reader.join(5)
+                err = "".join(err_lines)
             finally:
                 if sub.poll() is None:
                     sub.kill()
-                    sub.communicate()
+                    sub.wait()
+                sub.stdout.close()
+                sub.stderr.close()
             bare.stop(check=True)
         finally:
             bare.cleanup()
         self.assertEqual(out, old + "\n", err)
         self.assertIn("refused: ", err)
+        print("dev-2's cached keys on the epoch-%d message: %s" % (
+            epoch + 1, [x for x in err.splitlines() if x.startswith("refused")]))
         self.assertNotIn(new.split()[1], out + err)
 
     def test_d_tamper_alert_revokes_and_rotates(self):
