@@ -389,6 +389,7 @@ class E2ESystem(unittest.TestCase):
         group, epoch = kid_context(old_msg.payload)
         d2 = self.tls_peer("dev-2")
         d2.connect("dev-2", username="dev-2", password=self.tokens["dev-2"])
+        released = len(self.audit("key.released", "dev-2"))
         t0 = time.monotonic()
         r = self.ctl("thing", "revoke", "dev-2", "--reason", "key-compromise")
         self.assertTrue(r["ok"], r)
@@ -400,10 +401,13 @@ class E2ESystem(unittest.TestCase):
         again = self.tls_peer("dev-2")
         self.assertEqual(again.connect("dev-2", expect_rc=None, username="dev-2",
                                        password=self.tokens["dev-2"]).rc, NOT_AUTHORIZED)
+        # its key requests go nowhere: moatd refuses the connection they need
         r = run(self.e2e_argv("sub", "dev-2", "-t", "plant/#", "-C", "1", "-W", "5"),
                 check=False)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("not authorized", r.stderr.lower())
+        self.assertEqual(len(self.audit("key.released", "dev-2")), released)
+        self.assertEqual(self.ctl("thing", "show", "dev-2")["thing"]["status"], "revoked")
         # the group rotated: the announcement, and a publisher with no cached key seals epoch 2
         ann = spy.expect_publish(timeout=5)
         self.assertEqual(ann.topic, "$sc/epoch/" + group.hex())
