@@ -50,6 +50,7 @@ import keyrel_oracle as kr
 import moattest
 from authkit import moat_passwd_file, moat_tool
 from moattest import Broker, Peer, free_port
+from test_operation import wait_for
 from tlstest import TlsPeer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -100,6 +101,15 @@ def pump(src, dst, record, lock):
             s.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+def finish(proc, timeout):
+    """(stdout, stderr) of <proc> once it ends; killed after <timeout> seconds."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()
 
 
 class Tap(threading.Thread):
@@ -228,7 +238,7 @@ class E2ESystem(unittest.TestCase):
             stdout=cls.sc_logf, stderr=subprocess.STDOUT,
             env=dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "detect_leaks=1")))
         try:
-            cls.wait_for(lambda: "connected; serving" in cls.sc_log(), "the SC serving")
+            wait_for(lambda: "connected; serving" in cls.sc_log(), what="the SC serving")
             cls.ctl("policy", "set", "plant/#", "--publish", "role == sensor",
                     "--subscribe", "role in [sensor, viewer]")
             cls.broker.proc.send_signal(signal.SIGHUP)  # moatd reads the new policy file
@@ -277,15 +287,6 @@ class E2ESystem(unittest.TestCase):
         with open(os.path.join(cls.base, "sc.log"), "rb") as f:
             return f.read().decode("utf-8", "replace")
 
-    @staticmethod
-    def wait_for(cond, what, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if cond():
-                return
-            time.sleep(0.05)
-        raise AssertionError("timed out waiting for " + what)
-
     def path(self, *parts):
         return os.path.join(self.base, *parts)
 
@@ -325,17 +326,14 @@ class E2ESystem(unittest.TestCase):
                                              "20"),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            self.wait_for(lambda: self.audit("key.released", "dev-2"), "dev-2's key")
+            wait_for(lambda: self.audit("key.released", "dev-2"), what="dev-2's key")
             time.sleep(0.5)  # its SUBSCRIBE follows the key
             for i, m in enumerate(markers):
                 extra = ("-r",) if i == 2 else ()  # retained: moatd's store holds it
                 r = self.pub("dev-1", "reading " + m, TOPIC, *extra)
                 self.assertEqual(r.returncode, 0, r.stderr)
-            out, err = sub.communicate(timeout=20)
         finally:
-            if sub.poll() is None:
-                sub.kill()
-                sub.communicate()
+            out, err = finish(sub, 20)
         self.assertEqual(sub.returncode, 0, err)
         # the subscriber with the key reads every message
         self.assertEqual(out.splitlines(), ["reading " + m for m in markers])
@@ -364,7 +362,6 @@ class E2ESystem(unittest.TestCase):
             for p in seen:
                 self.assertNotIn(m.encode(), p.payload)
         self.assertEqual(self.dev_tap.errors, [])
-        self.__class__.epoch1_group = kid_context(seen[0].payload)[0]
 
     def test_b_device_outside_the_policy_is_refused_a_key(self):
         r = self.pub("dev-3", "never " + secrets.token_hex(16))
@@ -432,8 +429,8 @@ class E2ESystem(unittest.TestCase):
             reader.start()
             try:
                 # its subscribe-key refresh finds no SC (5 s), then it subscribes
-                self.wait_for(lambda: any("no key yet" in x for x in err_lines),
-                              "the subscriber to give up its key refresh", timeout=8)
+                wait_for(lambda: any("no key yet" in x for x in err_lines), timeout=8,
+                         what="the subscriber to give up its key refresh")
                 time.sleep(0.5)
                 feeder = Peer(bare.port)
                 self.addCleanup(feeder.close)
