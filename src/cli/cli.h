@@ -64,8 +64,10 @@ struct moat_client *cli_connect(struct cli_opts *o, const struct moat_callbacks 
 
 /*
  * e2e_cli.c. With --e2e: opens the bundle into o->e2e and takes the client
- * id, and host and port unless -h/-p were given, from it. 0, or 1 after
- * printing an error. Without --e2e: 0 and nothing happens.
+ * id, and host and port unless -h/-p were given, from it; an mqtts:// broker
+ * turns on TLS with the bundle's ca.pem (and cert.pem/key.pem when both
+ * exist) unless TLS options were given. 0, or 1 after printing an error.
+ * Without --e2e: 0 and nothing happens.
  */
 int cli_e2e_prepare(struct cli_opts *o);
 

@@ -1,12 +1,14 @@
 /*
  * `moat pub --e2e BUNDLE` / `moat sub --e2e BUNDLE`: opening the device
  * credential bundle with libmoat's e2e API (include/moat/e2e.h), taking the
- * client id and broker address from it, and attaching it to the client.
+ * client id and broker address from it (for mqtts://, mutual TLS with the
+ * bundle's ca.pem, cert.pem and key.pem), and attaching it to the client.
  * Sealing and opening happen in pub.c and sub.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -35,6 +37,29 @@ static bool parse_broker(const char *url, char *host, size_t host_len, uint16_t 
 	snprintf(host, host_len, "%.*s", (int)(colon - rest), rest);
 	*port = (uint16_t)p;
 	return true;
+}
+
+/* Points <o>'s TLS options at the bundle's ca.pem, cert.pem and key.pem
+ * (the certificate and key only when both exist); 0, or 1 after an error. */
+static int use_bundle_tls(struct cli_opts *o)
+{
+	static char ca[4096], cert[4096], key[4096];
+	int n = 0;
+
+	n |= snprintf(ca, sizeof(ca), "%s/ca.pem", o->e2e_bundle) >= (int)sizeof(ca);
+	n |= snprintf(cert, sizeof(cert), "%s/cert.pem", o->e2e_bundle) >= (int)sizeof(cert);
+	n |= snprintf(key, sizeof(key), "%s/key.pem", o->e2e_bundle) >= (int)sizeof(key);
+	if (n != 0) {
+		fprintf(stderr, "Error: --e2e %s: the path is too long\n", o->e2e_bundle);
+		return 1;
+	}
+	o->client.tls = true;
+	o->client.cafile = ca;
+	if (access(cert, F_OK) == 0 && access(key, F_OK) == 0) {
+		o->client.certfile = cert;
+		o->client.keyfile = key;
+	}
+	return 0;
 }
 
 int cli_e2e_prepare(struct cli_opts *o)
@@ -77,13 +102,8 @@ int cli_e2e_prepare(struct cli_opts *o)
 			broker);
 		return 1;
 	}
-	if (tls) {
-		fprintf(stderr,
-			"Error: the bundle's broker %s needs TLS, which moat pub/sub do not "
-			"speak yet: give -h HOST -p PORT of a plain listener\n",
-			broker);
+	if (tls && !o->client.tls && use_bundle_tls(o) != 0)
 		return 1;
-	}
 	if (!o->host_set)
 		o->client.host = host;
 	if (!o->port_set)
