@@ -104,7 +104,10 @@ class Historian(FileBrokerTest):
         except subprocess.TimeoutExpired:
             self.hist.kill()
             self.hist.wait()
+        log = self.history()
         self.log.close()
+        self.assertNotIn("Sanitizer", log)
+        self.assertEqual(self.hist.returncode, 0, log)
 
     def stop_sc(self):
         self.sc.stop.set()
