@@ -40,7 +40,7 @@ static void usage(FILE *f)
 		"Usage: moat-historian --bundle DIR [--broker HOST:PORT] [--cafile F --cert F "
 		"--key F]\n"
 		"       [--username U --password P] [--db URL] [--state DIR] [--http ADDR:PORT]\n"
-		"       [--users FILE] [--web-root DIR] [--tls-cert F --tls-key F]\n"
+		"       [--users FILE] [--web-root DIR (" MOAT_HISTORIAN_WEB_ROOT ")] [--tls-cert F --tls-key F]\n"
 		"       [--command-timeout S]\n");
 }
 
@@ -89,6 +89,7 @@ static int parse_args(int argc, char **argv, struct hist_opts *o)
 	int c;
 
 	o->http_addr = "127.0.0.1:8080";
+	o->web_root = MOAT_HISTORIAN_WEB_ROOT;
 	o->state_dir = ".";
 	o->command_timeout_s = 10;
 	while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {

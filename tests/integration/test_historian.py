@@ -84,11 +84,15 @@ class Historian(FileBrokerTest):
         self.addCleanup(self.stop_sc)
         moat_passwd_file(self.path("users"), [("alice", "alice-pw")])
         os.makedirs(self.path("state"))
+        os.makedirs(self.path("web/static"))
+        self.write_file("web/index.html", "<!doctype html><title>moat</title>")
+        self.write_file("web/static/app.js", "console.log(1);")
+        self.write_file("secret.txt", "not served")
         self.http_port = free_port()
         args = [self.hist_bin, "--bundle", self.path("historian"), "--username", "hist",
                 "--password", "h-pw", "--state", self.path("state"), "--http",
                 "127.0.0.1:%d" % self.http_port, "--users", self.path("users"),
-                "--command-timeout", "3"]
+                "--command-timeout", "3", "--web-root", self.path("web")]
         if self.DB:
             args += ["--db", self.DB]
         self.log = open(self.path("historian.log"), "w+")
@@ -240,6 +244,18 @@ class Historian(FileBrokerTest):
         self.assertEqual(status, 200)
         self.assertIn("moat_historian_readings_stored_total", text)
         self.assertIn("moat_historian_sse_clients 0", text)
+
+    def test_static_files(self):
+        status, headers, text = self.req("GET", "/")
+        self.assertEqual((status, text), (200, "<!doctype html><title>moat</title>"))
+        self.assertTrue(headers["Content-Type"].startswith("text/html"))
+        self.assertIn("default-src 'self'", headers["Content-Security-Policy"])
+        status, headers, text = self.req("GET", "/static/app.js")
+        self.assertEqual((status, headers["Content-Type"]), (200, "text/javascript"))
+        for path in ("/static/../secret.txt", "/../secret.txt", "/static/%2e%2e/secret.txt",
+                     "/static/nothing.js", "/static/", "/.hidden"):
+            self.assertEqual(self.req("GET", path)[0], 404, path)
+        self.assertEqual(self.req("POST", "/")[0], 405)
 
     def test_readings_devices_overview_alerts(self):
         session, _ = self.login()
