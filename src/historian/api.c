@@ -110,6 +110,19 @@ static bool query_range(const struct http_req *rq, struct http_reply *rp, int64_
 	return true;
 }
 
+/* The count parameter <name> in 1..<max> (keeps *<v> when absent); false with a 400 set. */
+static bool query_count(const struct http_req *rq, struct http_reply *rp, const char *name,
+			int64_t max, int64_t *v)
+{
+	char msg[64];
+
+	if (query_int(rq, name, 1, max, v) >= 0)
+		return true;
+	snprintf(msg, sizeof(msg), "%s: expected 1..%lld", name, (long long)max);
+	reply_error(rp, 400, msg);
+	return false;
+}
+
 struct dev_find {
 	const char *name;
 	bool found;
@@ -188,8 +201,7 @@ static int alert_cb(void *arg, const struct hist_alert *a)
 	return MOAT_OK;
 }
 
-/* Runs a listing under the API lock into a new array named <key> of a new
- * object; a storage failure answers 500. */
+/* A new object holding an empty array <key> (*<arr>). */
 static cJSON *list_begin(const char *key, cJSON **arr)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -197,6 +209,7 @@ static cJSON *list_begin(const char *key, cJSON **arr)
 	return o;
 }
 
+/* Answers <o> (200), or 500 when the listing that filled it failed (<rc>). */
 static void finish_list(struct http_reply *rp, int rc, cJSON *o)
 {
 	if (rc < 0) {
@@ -224,12 +237,9 @@ static void get_readings(const struct http_req *rq, struct http_reply *rp, const
 	cJSON *arr, *o;
 	int rc;
 
-	if (!query_range(rq, rp, &from, &to))
+	if (!query_range(rq, rp, &from, &to) ||
+	    !query_count(rq, rp, "limit", HIST_LIMIT_MAX, &limit))
 		return;
-	if (query_int(rq, "limit", 1, HIST_LIMIT_MAX, &limit) < 0) {
-		reply_error(rp, 400, "limit: expected 1..10000");
-		return;
-	}
 	o = list_begin("readings", &arr);
 	cJSON_AddStringToObject(o, "device", dev);
 	pthread_mutex_lock(&rq->app->api_lock);
@@ -250,12 +260,9 @@ static void get_overview(const struct http_req *rq, struct http_reply *rp)
 	cJSON *arr, *o;
 	int rc;
 
-	if (!query_range(rq, rp, &from, &to))
+	if (!query_range(rq, rp, &from, &to) ||
+	    !query_count(rq, rp, "buckets", HIST_BUCKETS_MAX, &buckets))
 		return;
-	if (query_int(rq, "buckets", 1, HIST_BUCKETS_MAX, &buckets) < 0) {
-		reply_error(rp, 400, "buckets: expected 1..1000");
-		return;
-	}
 	o = list_begin("buckets", &arr);
 	pthread_mutex_lock(&rq->app->api_lock);
 	rc = hist_db_overview(rq->app->api_db, NULL, from, to, (unsigned)buckets, bucket_cb, arr);
@@ -269,10 +276,8 @@ static void get_alerts(const struct http_req *rq, struct http_reply *rp)
 	cJSON *arr, *o;
 	int rc;
 
-	if (query_int(rq, "limit", 1, HIST_LIMIT_MAX, &limit) < 0) {
-		reply_error(rp, 400, "limit: expected 1..10000");
+	if (!query_count(rq, rp, "limit", HIST_LIMIT_MAX, &limit))
 		return;
-	}
 	o = list_begin("alerts", &arr);
 	pthread_mutex_lock(&rq->app->api_lock);
 	rc = hist_db_recent_alerts(rq->app->api_db, (unsigned)limit, alert_cb, arr);

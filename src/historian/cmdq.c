@@ -12,20 +12,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "historian/wait.h"
 #include "moat/error.h"
 
 int cmdq_init(struct cmdq *q)
 {
-	pthread_condattr_t ca;
-
 	memset(q, 0, sizeof(*q));
 	if (pipe2(q->wake, O_CLOEXEC | O_NONBLOCK) != 0)
 		return MOAT_E_IO;
 	pthread_mutex_init(&q->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&q->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	wait_cond_init(&q->cond);
 	return MOAT_OK;
 }
 
@@ -54,16 +50,9 @@ void cmdq_submit(struct cmdq *q, struct cmdq_entry *e)
 
 bool cmdq_wait(struct cmdq *q, struct cmdq_entry *e, int64_t timeout_ms)
 {
-	struct timespec until;
+	struct timespec until = wait_deadline(timeout_ms);
 	bool done;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&q->lock);
 	while (!e->done && pthread_cond_timedwait(&q->cond, &q->lock, &until) != ETIMEDOUT)
 		;

@@ -40,7 +40,8 @@ static void usage(FILE *f)
 		"Usage: moat-historian --bundle DIR [--broker HOST:PORT] [--cafile F --cert F "
 		"--key F]\n"
 		"       [--username U --password P] [--db URL] [--state DIR] [--http ADDR:PORT]\n"
-		"       [--users FILE] [--web-root DIR (" MOAT_HISTORIAN_WEB_ROOT ")] [--tls-cert F --tls-key F]\n"
+		"       [--users FILE] [--web-root DIR (" MOAT_HISTORIAN_WEB_ROOT
+		")] [--tls-cert F --tls-key F]\n"
 		"       [--command-timeout S]\n");
 }
 

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "historian/wait.h"
+
 enum { SSE_RING = 256, SSE_KEEPALIVE_S = 15 };
 
 struct sse_hub {
@@ -33,16 +35,12 @@ struct sse_stream {
 
 struct sse_hub *sse_hub_create(void)
 {
-	pthread_condattr_t ca;
 	struct sse_hub *h = calloc(1, sizeof(*h));
 
 	if (h == NULL)
 		return NULL;
 	pthread_mutex_init(&h->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&h->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	wait_cond_init(&h->cond);
 	return h;
 }
 
@@ -96,11 +94,9 @@ unsigned sse_clients(struct sse_hub *h)
 static bool next_chunk(struct sse_stream *s)
 {
 	struct sse_hub *h = s->hub;
-	struct timespec until;
+	struct timespec until = wait_deadline(SSE_KEEPALIVE_S * 1000);
 	bool ok = true;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += SSE_KEEPALIVE_S;
 	pthread_mutex_lock(&h->lock);
 	while (!h->closing && s->want == h->next &&
 	       pthread_cond_timedwait(&h->cond, &h->lock, &until) == 0)
