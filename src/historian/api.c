@@ -220,8 +220,9 @@ static void finish_list(struct http_reply *rp, int rc, cJSON *o)
 	reply_json(rp, 200, o);
 }
 
-static void get_devices(const struct http_req *rq, struct http_reply *rp)
+static void get_devices(const struct http_req *rq, struct http_reply *rp, const char *dev)
 {
+	(void)dev;
 	cJSON *arr, *o = list_begin("devices", &arr);
 	int rc;
 
@@ -254,8 +255,9 @@ static void get_readings(const struct http_req *rq, struct http_reply *rp, const
 	finish_list(rp, rc, o);
 }
 
-static void get_overview(const struct http_req *rq, struct http_reply *rp)
+static void get_overview(const struct http_req *rq, struct http_reply *rp, const char *dev)
 {
+	(void)dev;
 	int64_t from, to, buckets = BUCKETS_DEFAULT;
 	cJSON *arr, *o;
 	int rc;
@@ -270,8 +272,9 @@ static void get_overview(const struct http_req *rq, struct http_reply *rp)
 	finish_list(rp, rc, o);
 }
 
-static void get_alerts(const struct http_req *rq, struct http_reply *rp)
+static void get_alerts(const struct http_req *rq, struct http_reply *rp, const char *dev)
 {
+	(void)dev;
 	int64_t limit = ALERTS_DEFAULT;
 	cJSON *arr, *o;
 	int rc;
@@ -415,16 +418,18 @@ static void post_login(const struct http_req *rq, struct http_reply *rp)
 	reply_json(rp, 200, o);
 }
 
-static void get_me(const struct http_req *rq, struct http_reply *rp)
+static void get_me(const struct http_req *rq, struct http_reply *rp, const char *dev)
 {
+	(void)dev;
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "user", rq->user);
 	cJSON_AddStringToObject(o, "csrf", rq->csrf);
 	reply_json(rp, 200, o);
 }
 
-static void post_logout(const struct http_req *rq, struct http_reply *rp)
+static void post_logout(const struct http_req *rq, struct http_reply *rp, const char *dev)
 {
+	(void)dev;
 	sessions_close(rq->app->sessions, rq->session);
 	snprintf(rp->cookie, sizeof(rp->cookie),
 		 "moat_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
@@ -446,55 +451,41 @@ static bool device_path(const char *path, const char *tail, char id[HIST_NAME_MA
 	return true;
 }
 
-/* The authenticated /api/... routes. */
-static void route(const struct http_req *rq, struct http_reply *rp, bool get, bool post)
+static void get_events(const struct http_req *rq, struct http_reply *rp, const char *dev)
 {
-	char id[HIST_NAME_MAX + 1];
-	bool is_readings = device_path(rq->path, "readings", id);
-	bool is_command = !is_readings && device_path(rq->path, "command", id);
+	(void)rq;
+	(void)dev;
+	rp->status = 200;
+	rp->events = true;
+}
 
-	if ((is_readings || is_command) && !hist_name_is_valid(id, strlen(id))) {
-		reply_error(rp, 400, "bad device id");
-		return;
-	}
-	if (get && strcmp(rq->path, "/api/me") == 0) {
-		get_me(rq, rp);
-		return;
-	}
-	if (post && strcmp(rq->path, "/api/logout") == 0) {
-		post_logout(rq, rp);
-		return;
-	}
-	if (get && strcmp(rq->path, "/api/devices") == 0) {
-		get_devices(rq, rp);
-		return;
-	}
-	if (get && is_readings) {
-		get_readings(rq, rp, id);
-		return;
-	}
-	if (post && is_command) {
-		post_command(rq, rp, id);
-		return;
-	}
-	if (get && strcmp(rq->path, "/api/overview") == 0) {
-		get_overview(rq, rp);
-		return;
-	}
-	if (get && strcmp(rq->path, "/api/alerts") == 0) {
-		get_alerts(rq, rp);
-		return;
-	}
-	if (get && strcmp(rq->path, "/api/events") == 0) {
-		rp->status = 200;
-		rp->events = true;
-		return;
-	}
-	if (strcmp(rq->path, "/api/me") == 0 || strcmp(rq->path, "/api/logout") == 0 ||
-	    strcmp(rq->path, "/api/devices") == 0 || is_readings || is_command ||
-	    strcmp(rq->path, "/api/overview") == 0 || strcmp(rq->path, "/api/alerts") == 0 ||
-	    strcmp(rq->path, "/api/events") == 0) {
-		reply_error(rp, 405, "method not allowed");
+/* The authenticated /api/... routes: a fixed path, or /api/devices/{id}/<tail>. */
+static const struct route {
+	bool post;
+	const char *path, *tail;
+	void (*fn)(const struct http_req *rq, struct http_reply *rp, const char *dev);
+} routes[] = {
+    {false, "/api/me", NULL, get_me},		{true, "/api/logout", NULL, post_logout},
+    {false, "/api/devices", NULL, get_devices}, {false, NULL, "readings", get_readings},
+    {true, NULL, "command", post_command},	{false, "/api/overview", NULL, get_overview},
+    {false, "/api/alerts", NULL, get_alerts},	{false, "/api/events", NULL, get_events},
+};
+
+static void route(const struct http_req *rq, struct http_reply *rp, bool post)
+{
+	char id[HIST_NAME_MAX + 1] = "";
+
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		const struct route *r = &routes[i];
+		if (r->path != NULL ? strcmp(rq->path, r->path) != 0
+				    : !device_path(rq->path, r->tail, id))
+			continue;
+		if (r->post != post)
+			reply_error(rp, 405, "method not allowed");
+		else if (r->tail != NULL && !hist_name_is_valid(id, strlen(id)))
+			reply_error(rp, 400, "bad device id");
+		else
+			r->fn(rq, rp, id);
 		return;
 	}
 	reply_error(rp, 404, "not found");
@@ -540,5 +531,5 @@ void api_handle(const struct http_req *rq, struct http_reply *rp)
 		reply_error(rp, 403, "missing or wrong X-CSRF-Token");
 		return;
 	}
-	route(rq, rp, get, post);
+	route(rq, rp, post);
 }
