@@ -1,5 +1,7 @@
 """moat-historian against a real moatd, a Python stand-in for the Security
-Center (as in test_e2e_client.py) and `moat pub/sub --e2e` as the device.
+Center (as in test_e2e_client.py) and `moat pub/sub --e2e` as the device; one
+round trip also with the real `moat-sc serve` and `moat ctl thing create`
+bundles (HistorianRealSC).
 
 Checked: sealed readings from a device are stored and served by the API
 (devices, readings, overview), presence from moat/<id>/online, a signed
@@ -54,7 +56,9 @@ class HistorianSC(e2c.StandInSC):
                           props={"correlation_data": p.props["correlation_data"]})
 
 
-class Historian(FileBrokerTest):
+class HistorianBase(FileBrokerTest):
+    """moatd, a Security Center (start_sc), the bundles historian and dev-1, and
+    moat-historian; helpers for HTTP and the device side."""
     ALLOW_ANONYMOUS = False
     CONFIG = "password_file {dir}/passwd\nacl_file {dir}/acl\nsc_username sc\n"
     FILES = {"acl": "pattern readwrite #\n"}
@@ -71,17 +75,7 @@ class Historian(FileBrokerTest):
             self.skipTest("MOAT is not set (path to the moat tool)")
         self.hist_bin = os.environ.get("MOAT_HISTORIAN") or os.path.join(
             os.path.dirname(self.moat), "moat-historian")
-        sc_key = e2c.Ed25519PrivateKey.generate()
-        self.devices = {}
-        for cid, sid in (("historian", b"\x09"), ("dev-1", b"\x01")):
-            self.devices[cid] = e2c.make_bundle(self.path(cid), cid, self.port, sc_key)
-            self.devices[cid]["sid"] = sid
-        center = self.client("moat-sc", username="sc", password="sc-pw")
-        self.assertEqual(center.subscribe(("$sc/req/+", 1)), [1])
-        self.peers.remove(center)
-        self.sc = HistorianSC(center, e2c.raw(sc_key), self.devices)
-        self.sc.start()
-        self.addCleanup(self.stop_sc)
+        self.start_sc()
         moat_passwd_file(self.path("users"), [("alice", "alice-pw")])
         os.makedirs(self.path("state"))
         os.makedirs(self.path("web/static"))
@@ -112,11 +106,6 @@ class Historian(FileBrokerTest):
         self.log.close()
         self.assertNotIn("Sanitizer", log)
         self.assertEqual(self.hist.returncode, 0, log)
-
-    def stop_sc(self):
-        self.sc.stop.set()
-        self.sc.join(5)
-        self.sc.peer.close()
 
     def history(self):
         self.log.seek(0)
@@ -205,7 +194,61 @@ class Historian(FileBrokerTest):
             return any(r["seq"] == seq for r in doc["readings"])
         self.wait_for(stored, "reading %d" % seq)
 
-    # tests
+
+    def command(self, session, csrf, state, out):
+        out.append(self.req("POST", "/api/devices/dev-1/command", {"state": state},
+                            session=session, csrf=csrf))
+
+    def device_answers(self, session, csrf, state, answer):
+        """POSTs a command <state> while a stand-in device (`moat sub --e2e` printing
+        it, `moat pub --e2e` acknowledging with answer(command)) takes it; returns the
+        command the device read and the POST's (status, headers, body)."""
+        dev = subprocess.Popen([self.moat, "sub", "--e2e", self.path("dev-1"), "-u", "dev",
+                                "-P", "d-pw", "-q", "1", "-t", "moat/dev-1/cmd", "-C", "1",
+                                "-W", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+        try:
+            self.device_ready()
+            out = []
+            t = threading.Thread(target=self.command, args=(session, csrf, state, out))
+            t.start()
+            text, err = dev.communicate(timeout=20)
+        finally:
+            if dev.poll() is None:
+                dev.kill()
+                dev.communicate()
+        self.assertEqual(dev.returncode, 0, err)
+        cmd = json.loads(text.strip().splitlines()[-1])
+        self.assertEqual(cmd["state"], state)
+        self.assertEqual(len(cmd["id"]), 32)
+        self.assertLessEqual(abs(cmd["iat"] - time.time()), 5)
+        self.pub("moat/dev-1/status", json.dumps(answer(cmd)))
+        t.join(15)
+        self.assertEqual(len(out), 1)
+        return cmd, out[0]
+
+
+class Historian(HistorianBase):
+    """With the Python stand-in SC (HistorianSC)."""
+
+    def start_sc(self):
+        sc_key = e2c.Ed25519PrivateKey.generate()
+        self.devices = {}
+        for cid, sid in (("historian", b"\x09"), ("dev-1", b"\x01")):
+            self.devices[cid] = e2c.make_bundle(self.path(cid), cid, self.port, sc_key)
+            self.devices[cid]["sid"] = sid
+        center = self.client("moat-sc", username="sc", password="sc-pw")
+        self.assertEqual(center.subscribe(("$sc/req/+", 1)), [1])
+        self.peers.remove(center)
+        self.sc = HistorianSC(center, e2c.raw(sc_key), self.devices)
+        self.sc.start()
+        self.addCleanup(self.stop_sc)
+
+    def stop_sc(self):
+        self.sc.stop.set()
+        self.sc.join(5)
+        self.sc.peer.close()
+
     def test_unauthenticated_and_login(self):
         for method, path in (("GET", "/api/me"), ("GET", "/api/devices"),
                              ("GET", "/api/devices/dev-1/readings"), ("GET", "/api/overview"),
@@ -368,10 +411,6 @@ class Historian(FileBrokerTest):
         self.assertEqual((doc["device"], doc["seq"], doc["temperature"]), ("dev-1", 5, 21.5))
         conn.close()
 
-    def command(self, session, csrf, state, out):
-        out.append(self.req("POST", "/api/devices/dev-1/command", {"state": state},
-                            session=session, csrf=csrf))
-
     def test_command_round_trip_and_timeout(self):
         session, csrf = self.login()
         self.store_reading(1, session)
@@ -380,34 +419,16 @@ class Historian(FileBrokerTest):
         for body in ({"state": "up"}, {}, {"state": 1}):
             self.assertEqual(self.req("POST", "/api/devices/dev-1/command", body,
                                       session=session, csrf=csrf)[0], 400, body)
-        # the stand-in device: `moat sub --e2e` prints the command, `moat pub --e2e` acks it
         spy = self.client("spy", username="eve", password="e-pw")
         spy.subscribe(("moat/dev-1/cmd", 1))
-        dev = subprocess.Popen([self.moat, "sub", "--e2e", self.path("dev-1"), "-u", "dev",
-                                "-P", "d-pw", "-q", "1", "-t", "moat/dev-1/cmd", "-C", "1",
-                                "-W", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-        self.wait_for(lambda: ("dev-1", "moat/dev-1/cmd", 2) in self.sc.requests, "device key")
-        time.sleep(0.5)
-        out = []
-        t = threading.Thread(target=self.command, args=(session, csrf, "on", out))
-        t.start()
-        text, err = dev.communicate(timeout=20)
-        self.assertEqual(dev.returncode, 0, err)
-        cmd = json.loads(text.strip().splitlines()[-1])
-        self.assertEqual(cmd["state"], "on")
-        self.assertEqual(len(cmd["id"]), 32)
-        self.assertLessEqual(abs(cmd["iat"] - time.time()), 5)
+        cmd, (status, _, doc) = self.device_answers(session, csrf, "on", lambda c: {
+            "device": "dev-1", "cmd_id": c["id"], "state": "on", "ok": True})
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc, {"id": cmd["id"], "state": "on", "status": "acknowledged"})
         wire = spy.recv(timeout=5)
         self.assertEqual(wire.payload[0], 0xd2)  # COSE_Sign1 around the envelope
         kid, _ = kr.sign1_open(wire.payload, self.devices["historian"]["sign_pub"], wire.topic)
         self.assertEqual(kid, "historian")
-        self.pub("moat/dev-1/status", json.dumps({"device": "dev-1", "cmd_id": cmd["id"],
-                                                  "state": "on", "ok": True}))
-        t.join(15)
-        status, _, doc = out[0]
-        self.assertEqual(status, 200, doc)
-        self.assertEqual(doc, {"id": cmd["id"], "state": "on", "status": "acknowledged"})
         self.wait_for(lambda: self.req("GET", "/api/devices", session=session)[2]["devices"][0]
                       ["relay"] == "on", "relay on")
         self.assertIn("audit: command %s to dev-1 state on by alice" % cmd["id"],
@@ -422,21 +443,14 @@ class Historian(FileBrokerTest):
         self.assertEqual(
             self.metric_line('moat_historian_commands_total{status="acknowledged"}'), 1)
         # a failure report from the device
-        dev = subprocess.Popen([self.moat, "sub", "--e2e", self.path("dev-1"), "-u", "dev",
-                                "-P", "d-pw", "-q", "1", "-t", "moat/dev-1/cmd", "-C", "1",
-                                "-W", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-        time.sleep(1)
-        out = []
-        t = threading.Thread(target=self.command, args=(session, csrf, "off", out))
-        t.start()
-        text, err = dev.communicate(timeout=20)
-        cmd = json.loads(text.strip().splitlines()[-1])
-        self.pub("moat/dev-1/status", json.dumps({"device": "dev-1", "cmd_id": cmd["id"],
-                                                  "ok": False, "reason": "stale"}))
-        t.join(15)
-        self.assertEqual(out[0][2], {"id": cmd["id"], "state": "off", "status": "failed",
-                                     "reason": "stale"})
+        cmd, (_, _, doc) = self.device_answers(session, csrf, "off", lambda c: {
+            "device": "dev-1", "cmd_id": c["id"], "ok": False, "reason": "stale"})
+        self.assertEqual(doc, {"id": cmd["id"], "state": "off", "status": "failed",
+                               "reason": "stale"})
+
+    def device_ready(self):
+        self.wait_for(lambda: ("dev-1", "moat/dev-1/cmd", 2) in self.sc.requests, "device key")
+        time.sleep(0.5)  # its SUBSCRIBE follows the key
 
 
 class HistorianPostgres(Historian):
@@ -454,3 +468,79 @@ class HistorianPostgres(Historian):
                        check=True, capture_output=True, timeout=30)
         self.DB = url.replace("/postgres?", "/%s?" % name)
         super().setUp()
+
+
+MOAT_POLICIES = {"policies": [
+    {"filter": "moat/+/telemetry", "publish": "role == sensor", "subscribe": "role == historian"},
+    {"filter": "moat/+/status", "publish": "role == sensor", "subscribe": "role == historian"},
+    {"filter": "moat/+/cmd", "publish": "role == historian", "subscribe": "role == sensor",
+     "signed": True, "max_age_s": 30},
+]}
+
+
+class HistorianRealSC(HistorianBase):
+    """With the real `moat-sc serve` releasing keys by the contract's topic
+    policies and bundles made by `moat ctl thing create`. moatd authenticates
+    by password here, so it does not enforce the policies itself (they need
+    attributes from tokens or certificates); the SC's key release does."""
+    CONFIG = "password_file {dir}/passwd\nacl_file {dir}/acl\nsc_username sc\n"
+
+    def moat_sc(self):
+        return os.environ.get("MOAT_SC") or os.path.join(os.path.dirname(moat_tool()),
+                                                         "moat-sc")
+
+    def prepare(self):
+        super().prepare()
+        if not os.path.exists(self.moat_sc()):
+            self.skipTest("moat-sc not built (set MOAT_SC)")
+        self.write_file("sc.pw", "sc-pw\n")
+        subprocess.run([self.moat_sc(), "--dir", self.path("sc"), "init", "--name", "hist"],
+                       check=True, capture_output=True, timeout=60)
+        self.write_file("sc/policies.json", json.dumps(MOAT_POLICIES))
+
+    def start_sc(self):
+        self.sc_log = open(self.path("sc.log"), "w+")
+        self.serve = subprocess.Popen(
+            [self.moat_sc(), "--dir", self.path("sc"), "serve", "--broker",
+             "127.0.0.1:%d" % self.port, "--username", "sc", "--password-file",
+             self.path("sc.pw"), "--rate", "50/s", "--broker-url",
+             "mqtt://127.0.0.1:%d" % self.port], stdout=self.sc_log, stderr=subprocess.STDOUT)
+        self.addCleanup(self.stop_serve)
+
+        def serving():
+            self.sc_log.seek(0)
+            return "connected; serving" in self.sc_log.read()
+        end = time.time() + 15
+        while not serving() and time.time() < end and self.serve.poll() is None:
+            time.sleep(0.1)
+        self.assertTrue(serving(), self.sc_text())
+        for name, role in (("historian", "historian"), ("dev-1", "sensor")):
+            r = subprocess.run([moat_tool(), "ctl", "--sc-dir", self.path("sc"), "thing",
+                                "create", name, "--attr", "role=" + role, "--out",
+                                self.path(name)], capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+
+    def sc_text(self):
+        self.sc_log.seek(0)
+        return self.sc_log.read()
+
+    def stop_serve(self):
+        self.serve.terminate()
+        self.serve.wait(15)
+        text = self.sc_text()
+        self.sc_log.close()
+        self.assertNotIn("Sanitizer", text)
+
+    def device_ready(self):
+        time.sleep(1.5)  # its key fetch and SUBSCRIBE
+
+    def test_readings_and_commands_through_the_security_center(self):
+        session, csrf = self.login()
+        self.store_reading(1, session, temp=19.5)
+        _, _, doc = self.req("GET", "/api/devices", session=session)
+        self.assertEqual(doc["devices"][0]["last"]["temperature"], 19.5)
+        cmd, (status, _, doc) = self.device_answers(session, csrf, "on", lambda c: {
+            "device": "dev-1", "cmd_id": c["id"], "state": "on", "ok": True})
+        self.assertEqual((status, doc["status"]), (200, "acknowledged"), doc)
+        self.wait_for(lambda: self.req("GET", "/api/devices", session=session)[2]["devices"][0]
+                      ["relay"] == "on", "relay on")
