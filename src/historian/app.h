@@ -23,7 +23,7 @@ struct hist_opts {
 	const char *broker_host;
 	uint16_t broker_port;
 	const char *cafile, *certfile, *keyfile; /* TLS to the broker when cafile is set */
-	const char *username, *password;	 /* optional broker login */
+	const char *username, *password_file;	 /* optional broker login */
 	const char *bundle_dir, *db_url, *state_dir;
 	const char *http_addr; /* ADDR:PORT */
 	const char *users_file, *web_root, *tls_cert, *tls_key;

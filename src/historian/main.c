@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "auth/passwd.h"
+#include "conf/config.h"
 #include "historian/app.h"
 #include "historian/http.h"
 #include "historian/ingest.h"
@@ -36,13 +37,14 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: moat-historian --bundle DIR [--broker HOST:PORT] [--cafile F --cert F "
-		"--key F]\n"
-		"       [--username U --password P] [--db URL] [--state DIR] [--http ADDR:PORT]\n"
-		"       [--users FILE] [--web-root DIR (" MOAT_HISTORIAN_WEB_ROOT
-		")] [--tls-cert F --tls-key F]\n"
-		"       [--command-timeout S]\n");
+	fprintf(
+	    f,
+	    "Usage: moat-historian --bundle DIR [--broker HOST:PORT] [--cafile F --cert F "
+	    "--key F]\n"
+	    "       [--username U --password-file F] [--db URL] [--state DIR] [--http ADDR:PORT]\n"
+	    "       [--users FILE] [--web-root DIR (" MOAT_HISTORIAN_WEB_ROOT
+	    ")] [--tls-cert F --tls-key F]\n"
+	    "       [--command-timeout S]\n");
 }
 
 /* "host:port" into the options; false when malformed. */
@@ -72,7 +74,7 @@ static int parse_args(int argc, char **argv, struct hist_opts *o)
 	    {"cert", required_argument, NULL, 'C'},
 	    {"key", required_argument, NULL, 'K'},
 	    {"username", required_argument, NULL, 'u'},
-	    {"password", required_argument, NULL, 'P'},
+	    {"password-file", required_argument, NULL, 'P'},
 	    {"bundle", required_argument, NULL, 'B'},
 	    {"db", required_argument, NULL, 'd'},
 	    {"state", required_argument, NULL, 's'},
@@ -114,7 +116,7 @@ static int parse_args(int argc, char **argv, struct hist_opts *o)
 			o->username = optarg;
 			break;
 		case 'P':
-			o->password = optarg;
+			o->password_file = optarg;
 			break;
 		case 'B':
 			o->bundle_dir = optarg;
@@ -196,6 +198,18 @@ static int open_storage(struct hist_db **ingest_db, struct moat_diag *diag)
 	return 0;
 }
 
+/* The broker password: the first line of --password-file, in *<out> (malloc'd). */
+static int read_password(char **out, struct moat_diag *diag)
+{
+	size_t len;
+	int rc = conf_read_file(app.o.password_file, 4096, out, &len, diag);
+
+	if (rc < 0)
+		return rc;
+	(*out)[strcspn(*out, "\r\n")] = '\0';
+	return MOAT_OK;
+}
+
 static int run(struct moat_e2e *e2e)
 {
 	struct moat_client_opts co = {0};
@@ -206,6 +220,8 @@ static int run(struct moat_e2e *e2e)
 	struct ingest *in = NULL;
 	struct moat_diag diag = {{0}};
 	char err[512] = "";
+	char *password = NULL;
+	bool cmds_open = false;
 	int status = 1;
 
 	if (open_storage(&ingest_db, &diag) != 0) {
@@ -219,15 +235,24 @@ static int run(struct moat_e2e *e2e)
 	app.sessions = sessions_create();
 	app.sse = sse_hub_create();
 	in = ingest_create(&app, ingest_db, e2e);
-	if (app.sessions == NULL || app.sse == NULL || in == NULL || cmdq_init(&app.cmds) < 0) {
+	if (app.sessions == NULL || app.sse == NULL || in == NULL) {
 		fprintf(stderr, "Error: out of memory\n");
+		goto out;
+	}
+	if (cmdq_init(&app.cmds) < 0) {
+		fprintf(stderr, "Error: cannot make the command queue's pipe\n");
+		goto out;
+	}
+	cmds_open = true;
+	if (app.o.password_file != NULL && read_password(&password, &diag) < 0) {
+		fprintf(stderr, "Error: --password-file: %s\n", diag.msg);
 		goto out;
 	}
 	co.host = app.o.broker_host;
 	co.port = app.o.broker_port;
 	co.client_id = moat_e2e_client_id(e2e);
 	co.username = app.o.username;
-	co.password = app.o.password;
+	co.password = password;
 	co.version = 5;
 	co.clean_start = true;
 	co.auto_reconnect = true;
@@ -262,6 +287,12 @@ out:
 	moat_client_destroy(c);
 	ingest_destroy(in);
 	hist_db_close(ingest_db);
+	if (cmds_open)
+		cmdq_fini(&app.cmds);
+	if (password != NULL) {
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
 	return status;
 }
 
@@ -298,7 +329,5 @@ int main(int argc, char **argv)
 	passwd_db_destroy(app.users);
 	sessions_destroy(app.sessions);
 	sse_hub_destroy(app.sse);
-	if (app.sse != NULL)
-		cmdq_fini(&app.cmds);
 	return status;
 }

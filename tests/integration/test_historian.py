@@ -77,6 +77,7 @@ class HistorianBase(FileBrokerTest):
             os.path.dirname(self.moat), "moat-historian")
         self.start_sc()
         moat_passwd_file(self.path("users"), [("alice", "alice-pw")])
+        self.write_file("hist.pw", "h-pw\n")
         os.makedirs(self.path("state"))
         os.makedirs(self.path("web/static"))
         self.write_file("web/index.html", "<!doctype html><title>moat</title>")
@@ -84,7 +85,7 @@ class HistorianBase(FileBrokerTest):
         self.write_file("secret.txt", "not served")
         self.http_port = free_port()
         args = [self.hist_bin, "--bundle", self.path("historian"), "--username", "hist",
-                "--password", "h-pw", "--state", self.path("state"), "--http",
+                "--password-file", self.path("hist.pw"), "--state", self.path("state"), "--http",
                 "127.0.0.1:%d" % self.http_port, "--users", self.path("users"),
                 "--command-timeout", "3", "--web-root", self.path("web")]
         if self.DB:
