@@ -14,7 +14,7 @@ packages=(
 	mosquitto mosquitto-clients python3 python3-paho-mqtt python3-jwt python3-cryptography
 	python3-cbor2 valgrind
 	softhsm2 opensc libengine-pkcs11-openssl libp11-kit-dev
-	libpq-dev postgresql
+	libpq-dev postgresql libmicrohttpd-dev
 	chromium
 )
 
