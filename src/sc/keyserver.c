@@ -67,8 +67,10 @@ int keyserver_create(struct keyserver **out, struct registry *reg,
 		ks->cfg.grace_s = GROUPS_GRACE_S_DEFAULT;
 	if (ks->cfg.rate_per_s == 0)
 		ks->cfg.rate_per_s = KEYSERVER_RATE_DEFAULT;
-	if (ks->cfg.burst == 0)
-		ks->cfg.burst = KEYSERVER_BURST_DEFAULT;
+	if (ks->cfg.burst == 0) /* at least a second's worth: --rate 1000/s means that */
+		ks->cfg.burst = ks->cfg.rate_per_s > KEYSERVER_BURST_DEFAULT
+				    ? ks->cfg.rate_per_s
+				    : KEYSERVER_BURST_DEFAULT;
 	rc = nonce_cache_create(&ks->nonces, KEYSERVER_NONCE_CAP, KEYSERVER_NONCE_TTL_S);
 	if (rc == MOAT_OK)
 		rc = rate_limiter_create(&ks->rates, KEYSERVER_BUCKETS, ks->cfg.rate_per_s,

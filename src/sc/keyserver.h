@@ -42,7 +42,7 @@ struct keyserver_config {
 	int64_t epoch_period_s; /* 0: GROUPS_PERIOD_S_DEFAULT */
 	int64_t grace_s;	/* < 0: GROUPS_GRACE_S_DEFAULT */
 	uint32_t rate_per_s;	/* 0: KEYSERVER_RATE_DEFAULT */
-	uint32_t burst;		/* 0: KEYSERVER_BURST_DEFAULT */
+	uint32_t burst;		/* 0: KEYSERVER_BURST_DEFAULT or rate_per_s, the larger */
 	/* get-token (token.h): the Ed25519 signer of access tokens (borrowed;
 	 * NULL: get-token is refused), their aud (NULL: the default) and
 	 * lifetime (0: the default) */
