@@ -62,6 +62,10 @@ static const char *const migrations[REG_SCHEMA_VERSION] = {
     "CREATE INDEX grants_thing ON grants(thing, grp);"
     "ALTER TABLE ca_state ADD COLUMN revlist_number INTEGER NOT NULL DEFAULT 0;",
     migration_cert_x5t,
+    /* 4: a thing's keys and its sender id in a group are found by thing, not by
+     * scanning every key or the group's ids (key release, docs/performance.md) */
+    "CREATE INDEX keys_thing ON keys(thing);"
+    "CREATE INDEX sender_ids_thing ON sender_ids(thing, grp);",
 };
 
 int reg_fail(struct moat_diag *diag, int rc, const char *fmt, ...)
