@@ -74,6 +74,14 @@ double krb_now_us(void)
 	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
+double krb_cpu_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
 void krb_stats_add(struct krb_stats *s, double us)
 {
 	if (s->n == s->cap) {
@@ -278,17 +286,20 @@ static int run_inproc(const char *dir, struct registry *reg, const struct krb_de
 		struct keyrel_grant g;
 		struct buf msg = {0}, out = {0};
 		char topic[64];
-		double t0;
+		double t0, c0;
 
 		snprintf(topic, sizeof(topic), "%s%s", KEYREL_REQ_PREFIX, dev->name);
 		rc = krb_request(dev, &req, &msg);
+		c0 = krb_cpu_us();
 		t0 = krb_now_us();
 		if (rc == MOAT_OK)
 			rc = keyserver_handle(
 			    ks, (struct moat_bytes){buf_head(&msg), buf_used(&msg)},
 			    moat_bytes_str(topic), (int64_t)time(NULL), &out, &res);
-		if (rc == MOAT_OK)
+		if (rc == MOAT_OK) {
 			krb_stats_add(st, krb_now_us() - t0);
+			st->cpu_us += krb_cpu_us() - c0;
+		}
 		snprintf(topic, sizeof(topic), "%s%s", KEYREL_RESP_PREFIX, dev->name);
 		if (rc == MOAT_OK &&
 		    (keyrel_response_open((struct moat_bytes){buf_head(&out), buf_used(&out)},
@@ -300,6 +311,7 @@ static int run_inproc(const char *dir, struct registry *reg, const struct krb_de
 		buf_fini(&msg);
 		buf_fini(&out);
 	}
+	st->cpu_us /= st->n > 0 ? (double)st->n : 1;
 	if (rc < 0)
 		fprintf(stderr, "keyrel_latency: in-process run: %s %s %s\n", moat_strerror(rc),
 			d.msg, pd.msg);
@@ -369,27 +381,27 @@ static int run_size(const struct opts *o, const char *top, size_t n, struct resu
 static void print_results(const struct opts *o, struct result *r, size_t count)
 {
 	printf("\nKey release latency (%zu requests per N; e2e: moatd + moat-sc serve on loopback, "
-	       "--rate 100000/s)\n",
-	       o->requests);
-	printf("%8s %8s | %-26s | %-26s | %-30s\n", "devices", "setup s", "keyserver_handle us",
-	       "e2e sequential ms", "e2e 16 in flight");
-	printf("%8s %8s | %8s %8s %8s | %8s %8s %8s | %8s %6s %6s %6s\n", "", "", "p50", "p99",
-	       "max", "p50", "p99", "max", "req/s", "p50", "p99", "err");
+	       "--rate 100000/s, %zu in flight; cpu: per request, of this thread or of moat-sc)\n",
+	       o->requests, o->inflight);
+	printf("%8s %8s | %-35s | %-35s | %-27s\n", "devices", "setup s", "keyserver_handle us",
+	       "e2e sequential ms", "e2e in flight");
+	printf("%8s %8s | %8s %8s %8s %8s | %8s %8s %8s %8s | %8s %6s %6s %4s\n", "", "", "cpu",
+	       "p50", "p99", "max", "sc cpu", "p50", "p99", "max", "req/s", "p50", "p99", "err");
 	for (size_t i = 0; i < count; i++) {
 		struct result *x = &r[i];
 
-		printf("%8zu %8.2f | %8.0f %8.0f %8.0f", x->n, x->setup_s,
+		printf("%8zu %8.2f | %8.0f %8.0f %8.0f %8.0f", x->n, x->setup_s, x->inproc.cpu_us,
 		       krb_stats_q(&x->inproc, 0.5), krb_stats_q(&x->inproc, 0.99),
 		       krb_stats_q(&x->inproc, 1));
 		if (x->e2e_ok)
-			printf(" | %8.2f %8.2f %8.2f | %8.0f %6.2f %6.2f %6zu\n",
-			       krb_stats_q(&x->seq, 0.5) / 1e3, krb_stats_q(&x->seq, 0.99) / 1e3,
-			       krb_stats_q(&x->seq, 1) / 1e3,
+			printf(" | %8.2f %8.2f %8.2f %8.2f | %8.0f %6.2f %6.2f %4zu\n",
+			       x->seq.cpu_us / 1e3, krb_stats_q(&x->seq, 0.5) / 1e3,
+			       krb_stats_q(&x->seq, 0.99) / 1e3, krb_stats_q(&x->seq, 1) / 1e3,
 			       x->thr.elapsed_s > 0 ? (double)x->thr.n / x->thr.elapsed_s : 0,
 			       krb_stats_q(&x->thr, 0.5) / 1e3, krb_stats_q(&x->thr, 0.99) / 1e3,
 			       x->seq.errors + x->thr.errors);
 		else
-			printf(" | %-26s |\n", o->e2e ? "failed" : "not run");
+			printf(" | %-35s |\n", o->e2e ? "failed" : "not run");
 		if (x->inproc.errors != 0)
 			printf("         in-process: %zu responses did not open as granted\n",
 			       x->inproc.errors);

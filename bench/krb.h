@@ -28,10 +28,14 @@ struct krb_stats {
 	size_t n, cap;
 	size_t errors;
 	double elapsed_s; /* wall time of the whole run */
+	double cpu_us;	  /* CPU time per request: this thread's (in process) or moat-sc's */
 };
 
 /* Monotonic clock in microseconds. */
 double krb_now_us(void);
+
+/* This thread's CPU time in microseconds. */
+double krb_cpu_us(void);
 
 /* Appends one latency; exits on out of memory. */
 void krb_stats_add(struct krb_stats *s, double us);

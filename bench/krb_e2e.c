@@ -315,6 +315,27 @@ static bool wait_log(const char *path, const char *text)
 	return false;
 }
 
+/* The CPU time (user + system) of process <pid> in microseconds, 0 if unknown. */
+static double proc_cpu_us(int pid)
+{
+	char path[64], text[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	n = f != NULL ? fread(text, 1, sizeof(text) - 1, f) : 0;
+	if (f != NULL)
+		fclose(f);
+	text[n] = '\0';
+	p = strrchr(text, ')'); /* the command name may hold anything */
+	if (p == NULL ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+}
+
 static void stop(int pid)
 {
 	if (pid > 0) {
@@ -373,10 +394,13 @@ int krb_e2e_run(const char *dir, const char *bindir, const struct krb_dev *devs,
 		rc = -1;
 	if (rc == 0)
 		usleep(300000); /* its SUBSCRIBEs are answered */
+	double c0 = rc == 0 ? proc_cpu_us(sc_pid) : 0;
+
 	if (rc == 0 && run_sequential(e, devs, n, requests, seq) != 0) {
 		fprintf(stderr, "keyrel_latency: N=%zu: a sequential request got no answer\n", n);
 		rc = -1;
 	}
+	seq->cpu_us = (proc_cpu_us(sc_pid) - c0) / (double)(seq->n > 0 ? seq->n : 1);
 	if (rc == 0 && run_throughput(e, devs, n, requests, inflight, thr) != 0) {
 		fprintf(stderr, "keyrel_latency: N=%zu: the throughput run stalled\n", n);
 		rc = -1;

@@ -63,7 +63,9 @@ static const char *const migrations[REG_SCHEMA_VERSION] = {
     "ALTER TABLE ca_state ADD COLUMN revlist_number INTEGER NOT NULL DEFAULT 0;",
     migration_cert_x5t,
     /* 4: a thing's keys and its sender id in a group are found by thing, not by
-     * scanning every key or the group's ids (key release, docs/performance.md) */
+     * scanning every key or the group's ids, and revoked things without reading
+     * every thing (key release, docs/performance.md) */
+    "CREATE INDEX things_status ON things(status);"
     "CREATE INDEX keys_thing ON keys(thing);"
     "CREATE INDEX sender_ids_thing ON sender_ids(thing, grp);",
 };

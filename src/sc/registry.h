@@ -25,7 +25,7 @@ enum {
 	REG_KEY_LEN = 32,	 /* Ed25519 and X25519 public keys */
 	REG_X5T_LEN = 32,	 /* SHA-256 certificate thumbprint */
 	REG_SCHEMA_VERSION = 4,	 /* 2: group keys (groups.h); 3: certificate thumbprints;
-				    4: keys and sender ids indexed by thing */
+				    4: things by status, keys and sender ids by thing */
 };
 
 enum reg_status { REG_ACTIVE = 0, REG_REVOKED = 1 };
@@ -113,6 +113,10 @@ int reg_thing_get(struct registry *r, const char *name, struct reg_thing *out,
 
 /* Calls <cb> for every thing, by name. */
 int reg_thing_list(struct registry *r, reg_thing_cb *cb, void *arg, struct moat_diag *diag);
+
+/* Calls <cb> for every revoked thing, by name: through an index, so a
+ * daemon can poll it cheaply however many things are active. */
+int reg_thing_list_revoked(struct registry *r, reg_thing_cb *cb, void *arg, struct moat_diag *diag);
 
 /* Replaces all attributes of the active thing <name> with <attrs>
  * (validated as in reg_thing_create). MOAT_E_DENIED for a revoked thing. */

@@ -275,7 +275,7 @@ static int rotate_granted(struct serve *s, const char *name, struct moat_diag *d
 static int sweep_revoked(struct serve *s, bool quiet, struct moat_diag *d)
 {
 	struct fresh_revoked f = {.s = s};
-	int rc = reg_thing_list(s->reg, find_fresh, &f, d);
+	int rc = reg_thing_list_revoked(s->reg, find_fresh, &f, d);
 	char **v;
 
 	for (size_t i = 0; rc == MOAT_OK && !quiet && i < f.n; i++) {
