@@ -65,9 +65,9 @@ static const char *const migrations[REG_SCHEMA_VERSION] = {
     /* 4: a thing's keys and its sender id in a group are found by thing, not by
      * scanning every key or the group's ids, and revoked things without reading
      * every thing (key release, docs/performance.md) */
-    "CREATE INDEX things_status ON things(status);"
-    "CREATE INDEX keys_thing ON keys(thing);"
-    "CREATE INDEX sender_ids_thing ON sender_ids(thing, grp);",
+    "CREATE INDEX IF NOT EXISTS things_status ON things(status);"
+    "CREATE INDEX IF NOT EXISTS keys_thing ON keys(thing);"
+    "CREATE INDEX IF NOT EXISTS sender_ids_thing ON sender_ids(thing, grp);",
 };
 
 int reg_fail(struct moat_diag *diag, int rc, const char *fmt, ...)
