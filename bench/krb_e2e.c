@@ -240,7 +240,7 @@ static int run_sequential(struct e2e *e, const struct krb_dev *devs, size_t coun
 
 	e->st = st;
 	for (size_t i = 0; rc == 0 && i < requests; i++) {
-		if (i % batch == 0) {
+		if (n == 0 || (count > batch && i % batch == 0)) {
 			close_conns(cs, n);
 			n = batch;
 			rc = open_conns(e, devs, count, cs, n);
