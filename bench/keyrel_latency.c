@@ -218,20 +218,6 @@ static int register_devs(struct registry *reg, struct krb_dev *devs, size_t n)
 	return rc;
 }
 
-/* keyrel_sign_fn over the SC's token key, as serve.c signs */
-static int sign_cb(void *arg, const uint8_t *msg, size_t len, uint8_t sig[COSE_ED25519_SIG_LEN])
-{
-	uint8_t out[SIGNER_SIG_MAX];
-	size_t n = sizeof(out);
-	int rc = signer_sign(arg, msg, len, out, &n);
-
-	if (rc == MOAT_OK && n != COSE_ED25519_SIG_LEN)
-		rc = MOAT_E_CRYPTO;
-	if (rc == MOAT_OK)
-		memcpy(sig, out, COSE_ED25519_SIG_LEN);
-	return rc;
-}
-
 int krb_sc_public_key(const char *dir, uint8_t pub[32])
 {
 	char path[4096];
@@ -276,7 +262,7 @@ static int run_inproc(const char *dir, struct registry *reg, const struct krb_de
 	if (rc == MOAT_OK)
 		rc = topic_policy_set_parse(&set, POLICIES, strlen(POLICIES), &pd);
 	if (rc == MOAT_OK)
-		rc = keyserver_create(&ks, reg, store_key, sign_cb, signer, &cfg);
+		rc = keyserver_create(&ks, reg, store_key, keyserver_sign, signer, &cfg);
 	if (rc == MOAT_OK)
 		keyserver_set_policies(ks, set);
 	for (size_t i = 0; rc == MOAT_OK && i < requests; i++) {

@@ -16,6 +16,7 @@
 #include <moat/error.h>
 
 #include "sc/reqguard.h"
+#include "sc/signer.h"
 #include "sc/token.h"
 
 enum { KEYS_MAX = 16 }; /* keys of one kind looked at per thing */
@@ -468,5 +469,18 @@ int keyserver_handle(struct keyserver *ks, struct moat_bytes msg, struct moat_by
 	groups_epoch_wipe(&j->epoch);
 	OPENSSL_cleanse(&j->grant, sizeof(j->grant));
 	free(j);
+	return rc;
+}
+
+int keyserver_sign(void *signer, const uint8_t *msg, size_t len, uint8_t sig[COSE_ED25519_SIG_LEN])
+{
+	uint8_t out[SIGNER_SIG_MAX];
+	size_t n = sizeof(out);
+	int rc = signer_sign(signer, msg, len, out, &n);
+
+	if (rc == MOAT_OK && n != COSE_ED25519_SIG_LEN)
+		rc = MOAT_E_CRYPTO;
+	if (rc == MOAT_OK)
+		memcpy(sig, out, COSE_ED25519_SIG_LEN);
 	return rc;
 }
