@@ -312,9 +312,11 @@ int reg_cert_list_revoked(struct registry *r, int64_t since_s, reg_cert_cb *cb, 
  * taken. Sender ids are never freed and each is the lowest free one when
  * allocated, so the ids of one length are 0..k-1 and the value above the
  * highest is the lowest free one. The highest comes from the (grp,
- * sender_id) index read backwards: ids of other lengths above it are
- * skipped, at most 255 shorter ones while the length has room (a scan of
- * the whole group cost 2 ms at 2,000 devices, docs/performance.md).
+ * sender_id) index read backwards, skipping the ids of other lengths that
+ * sort above it: at most 255 for 1- and 2-byte ids (65,792 senders per
+ * group); 3-byte and longer ids step over the group's shorter ones. Walking
+ * every id of the group instead cost milliseconds per allocation at a few
+ * thousand senders (docs/performance.md).
  */
 static int lowest_free(struct registry *r, const char *group, size_t len, uint64_t *value,
 		       bool *found, struct moat_diag *diag)
