@@ -12,7 +12,9 @@
 # stores every message before acknowledging it. Prints a table, the
 # geometric mean of the throughput ratios of the plain cases, and the TLS and
 # persistence ratios separately. Last, what end-to-end sealed payloads cost:
-# seal/open per message size (e2e_cost) and through moatd (bench/e2e.py).
+# seal/open per message size (e2e_cost) and through moatd (bench/e2e.py), and
+# the Security Center's key-release latency for 1, 100 and 10,000 devices
+# (keyrel_latency: in process, and through moatd + moat-sc serve).
 #
 # Environment: BENCH_BUILD (a build dir that has bin/moatd and bin/moat; when
 # unset, the release preset is built into build/), BENCH_SECONDS (8),
@@ -218,6 +220,7 @@ run_cases moatd-p mosquitto-p
 echo
 "$BENCH_BUILD/bin/e2e_cost"
 "$PY" "$ROOT/bench/e2e.py" "$BENCH_BUILD"
+"$BENCH_BUILD/bin/keyrel_latency" --dir "$WORK"
 if [ -n "${BENCH_OUT:-}" ]; then
 	echo "bench: results kept in $OUT" >&2
 fi

@@ -16,6 +16,7 @@
 #include <moat/error.h>
 
 #include "sc/reqguard.h"
+#include "sc/signer.h"
 #include "sc/token.h"
 
 enum { KEYS_MAX = 16 }; /* keys of one kind looked at per thing */
@@ -67,8 +68,10 @@ int keyserver_create(struct keyserver **out, struct registry *reg,
 		ks->cfg.grace_s = GROUPS_GRACE_S_DEFAULT;
 	if (ks->cfg.rate_per_s == 0)
 		ks->cfg.rate_per_s = KEYSERVER_RATE_DEFAULT;
-	if (ks->cfg.burst == 0)
-		ks->cfg.burst = KEYSERVER_BURST_DEFAULT;
+	if (ks->cfg.burst == 0) /* at least a second's worth: --rate 1000/s means that */
+		ks->cfg.burst = ks->cfg.rate_per_s > KEYSERVER_BURST_DEFAULT
+				    ? ks->cfg.rate_per_s
+				    : KEYSERVER_BURST_DEFAULT;
 	rc = nonce_cache_create(&ks->nonces, KEYSERVER_NONCE_CAP, KEYSERVER_NONCE_TTL_S);
 	if (rc == MOAT_OK)
 		rc = rate_limiter_create(&ks->rates, KEYSERVER_BUCKETS, ks->cfg.rate_per_s,
@@ -466,5 +469,18 @@ int keyserver_handle(struct keyserver *ks, struct moat_bytes msg, struct moat_by
 	groups_epoch_wipe(&j->epoch);
 	OPENSSL_cleanse(&j->grant, sizeof(j->grant));
 	free(j);
+	return rc;
+}
+
+int keyserver_sign(void *signer, const uint8_t *msg, size_t len, uint8_t sig[COSE_ED25519_SIG_LEN])
+{
+	uint8_t out[SIGNER_SIG_MAX];
+	size_t n = sizeof(out);
+	int rc = signer_sign(signer, msg, len, out, &n);
+
+	if (rc == MOAT_OK && n != COSE_ED25519_SIG_LEN)
+		rc = MOAT_E_CRYPTO;
+	if (rc == MOAT_OK)
+		memcpy(sig, out, COSE_ED25519_SIG_LEN);
 	return rc;
 }

@@ -42,7 +42,7 @@ struct keyserver_config {
 	int64_t epoch_period_s; /* 0: GROUPS_PERIOD_S_DEFAULT */
 	int64_t grace_s;	/* < 0: GROUPS_GRACE_S_DEFAULT */
 	uint32_t rate_per_s;	/* 0: KEYSERVER_RATE_DEFAULT */
-	uint32_t burst;		/* 0: KEYSERVER_BURST_DEFAULT */
+	uint32_t burst;		/* 0: KEYSERVER_BURST_DEFAULT or rate_per_s, the larger */
 	/* get-token (token.h): the Ed25519 signer of access tokens (borrowed;
 	 * NULL: get-token is refused), their aud (NULL: the default) and
 	 * lifetime (0: the default) */
@@ -73,6 +73,11 @@ struct keyserver;
 int keyserver_create(struct keyserver **out, struct registry *reg,
 		     const uint8_t store_key[GROUPS_STORE_KEY_LEN], keyrel_sign_fn *sign,
 		     void *sign_arg, const struct keyserver_config *cfg);
+
+/* keyrel_sign_fn over <signer>, a struct signer (signer.h) holding the SC's
+ * Ed25519 key (file or PKCS#11): MOAT_E_CRYPTO when it signs with another
+ * algorithm. The signer moat-sc serve and keyrel_latency pass as sign_arg. */
+int keyserver_sign(void *signer, const uint8_t *msg, size_t len, uint8_t sig[COSE_ED25519_SIG_LEN]);
 
 /* Frees <ks> and wipes its copy of the storage key. NULL is fine. */
 void keyserver_destroy(struct keyserver *ks);

@@ -306,46 +306,49 @@ int reg_cert_list_revoked(struct registry *r, int64_t since_s, reg_cert_cb *cb, 
 	return list_certs(r, st, cb, arg, diag);
 }
 
-/* The lowest value of <len> bytes (big-endian) not among the sorted ids
- * of that length in <group>; false when all are taken. */
+/*
+ * The lowest value of <len> bytes (big-endian) free in <group>: one above
+ * the highest id of that length, 0 when there is none; false when all are
+ * taken. Sender ids are never freed and each is the lowest free one when
+ * allocated, so the ids of one length are 0..k-1 and the value above the
+ * highest is the lowest free one. The highest comes from the (grp,
+ * sender_id) index read backwards, skipping the ids of other lengths that
+ * sort above it: at most 255 for 1- and 2-byte ids (65,792 senders per
+ * group); 3-byte and longer ids step over the group's shorter ones. Walking
+ * every id of the group instead cost milliseconds per allocation at a few
+ * thousand senders (docs/performance.md).
+ */
 static int lowest_free(struct registry *r, const char *group, size_t len, uint64_t *value,
 		       bool *found, struct moat_diag *diag)
 {
 	sqlite3_stmt *st;
-	uint64_t next = 0, max = (UINT64_C(1) << (8 * len)) - 1;
-	int rc, step = SQLITE_DONE;
+	uint64_t max = (UINT64_C(1) << (8 * len)) - 1, top = 0;
+	int rc, step;
 
 	*found = false;
+	*value = 0;
 	rc = reg_prepare(r, &st,
 			 "SELECT sender_id FROM sender_ids WHERE grp = ? AND length(sender_id) = ?"
-			 " ORDER BY sender_id",
+			 " ORDER BY sender_id DESC LIMIT 1",
 			 diag);
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, (int)len);
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
 		const uint8_t *b = sqlite3_column_blob(st, 0);
-		uint64_t v = 0;
 
-		if (b == NULL || (size_t)sqlite3_column_bytes(st, 0) != len)
-			continue;
-		for (size_t i = 0; i < len; i++)
-			v = v << 8 | b[i];
-		if (v != next)
-			break; /* ids are sorted: <next> is free */
-		if (next == max) {
-			step = SQLITE_DONE;
-			goto out; /* every value of this length is taken */
-		}
-		next++;
-	}
-	if (step != SQLITE_DONE && step != SQLITE_ROW)
-		rc = reg_db_fail(r, diag, "sender ids");
-	else
+		if (b != NULL && (size_t)sqlite3_column_bytes(st, 0) == len)
+			for (size_t i = 0; i < len; i++)
+				top = top << 8 | b[i];
+		*found = top < max;
+		*value = top + 1;
+	} else if (step == SQLITE_DONE) {
 		*found = true;
-out:
-	*value = next;
+	} else {
+		rc = reg_db_fail(r, diag, "sender ids");
+	}
 	sqlite3_finalize(st);
 	return rc;
 }

@@ -255,7 +255,9 @@ int reg_thing_get(struct registry *r, const char *name, struct reg_thing *out,
 	return rc;
 }
 
-int reg_thing_list(struct registry *r, reg_thing_cb *cb, void *arg, struct moat_diag *diag)
+/* Calls <cb> for each thing the constant query <sql> selects. */
+static int list_things(struct registry *r, const char *sql, reg_thing_cb *cb, void *arg,
+		       struct moat_diag *diag)
 {
 	struct reg_thing *t;
 	sqlite3_stmt *st;
@@ -264,8 +266,7 @@ int reg_thing_list(struct registry *r, reg_thing_cb *cb, void *arg, struct moat_
 	t = malloc(sizeof(*t));
 	if (t == NULL)
 		return MOAT_E_NOMEM;
-	rc = reg_prepare(
-	    r, &st, "SELECT id, name, status, created, updated FROM things ORDER BY name", diag);
+	rc = reg_prepare(r, &st, sql, diag);
 	if (rc < 0)
 		goto out;
 	while (rc == MOAT_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -280,6 +281,20 @@ int reg_thing_list(struct registry *r, reg_thing_cb *cb, void *arg, struct moat_
 out:
 	free(t);
 	return rc;
+}
+
+int reg_thing_list(struct registry *r, reg_thing_cb *cb, void *arg, struct moat_diag *diag)
+{
+	return list_things(r, "SELECT id, name, status, created, updated FROM things ORDER BY name",
+			   cb, arg, diag);
+}
+
+int reg_thing_list_revoked(struct registry *r, reg_thing_cb *cb, void *arg, struct moat_diag *diag)
+{
+	return list_things(r,
+			   "SELECT id, name, status, created, updated FROM things"
+			   " WHERE status = 'revoked' ORDER BY name",
+			   cb, arg, diag);
 }
 
 /* Bumps the updated time of thing <id>. */

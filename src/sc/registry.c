@@ -62,6 +62,12 @@ static const char *const migrations[REG_SCHEMA_VERSION] = {
     "CREATE INDEX grants_thing ON grants(thing, grp);"
     "ALTER TABLE ca_state ADD COLUMN revlist_number INTEGER NOT NULL DEFAULT 0;",
     migration_cert_x5t,
+    /* 4: a thing's keys and its sender id in a group are found by thing, not by
+     * scanning every key or the group's ids, and revoked things without reading
+     * every thing (key release, docs/performance.md) */
+    "CREATE INDEX IF NOT EXISTS things_status ON things(status);"
+    "CREATE INDEX IF NOT EXISTS keys_thing ON keys(thing);"
+    "CREATE INDEX IF NOT EXISTS sender_ids_thing ON sender_ids(thing, grp);",
 };
 
 int reg_fail(struct moat_diag *diag, int rc, const char *fmt, ...)

@@ -24,7 +24,8 @@ enum {
 	REG_SENDER_ID_MAX = 6,	 /* bytes */
 	REG_KEY_LEN = 32,	 /* Ed25519 and X25519 public keys */
 	REG_X5T_LEN = 32,	 /* SHA-256 certificate thumbprint */
-	REG_SCHEMA_VERSION = 3,	 /* 2: group keys (groups.h); 3: certificate thumbprints */
+	REG_SCHEMA_VERSION = 4,	 /* 2: group keys (groups.h); 3: certificate thumbprints;
+				    4: things by status, keys and sender ids by thing */
 };
 
 enum reg_status { REG_ACTIVE = 0, REG_REVOKED = 1 };
@@ -113,6 +114,10 @@ int reg_thing_get(struct registry *r, const char *name, struct reg_thing *out,
 /* Calls <cb> for every thing, by name. */
 int reg_thing_list(struct registry *r, reg_thing_cb *cb, void *arg, struct moat_diag *diag);
 
+/* Calls <cb> for every revoked thing, by name: through an index, so a
+ * daemon can poll it cheaply however many things are active. */
+int reg_thing_list_revoked(struct registry *r, reg_thing_cb *cb, void *arg, struct moat_diag *diag);
+
 /* Replaces all attributes of the active thing <name> with <attrs>
  * (validated as in reg_thing_create). MOAT_E_DENIED for a revoked thing. */
 int reg_thing_set_attrs(struct registry *r, const char *actor, const char *name,
@@ -154,7 +159,8 @@ int reg_cert_list_revoked(struct registry *r, int64_t since_s, reg_cert_cb *cb, 
 			  struct moat_diag *diag);
 
 /* Allocates to the active thing <name> the smallest free sender id in
- * <group>: the lowest unused 1-byte value, then 2-byte, up to 6 bytes.
+ * <group>: the lowest unused 1-byte value, then 2-byte, up to 6 bytes
+ * (ids are never freed: one above the highest of the shortest length with room).
  * Writes it to <id> (REG_SENDER_ID_MAX bytes room), its length to *<len>.
  * MOAT_E_LIMIT when all are taken. */
 int reg_sender_id_allocate(struct registry *r, const char *actor, const char *group,

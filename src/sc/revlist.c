@@ -98,7 +98,7 @@ int revlist_build(struct registry *r, const char *actor, int64_t now_s, int64_t 
 	if (rc == MOAT_OK && next_update_s <= 0)
 		rc = reg_fail(diag, MOAT_E_INVAL, "revocation list: next update must be later");
 	if (rc == MOAT_OK)
-		rc = reg_thing_list(r, add_revoked_thing, &lists[0], diag);
+		rc = reg_thing_list_revoked(r, add_revoked_thing, &lists[0], diag);
 	if (rc == MOAT_OK)
 		rc = reg_cert_list_revoked(r, now_s, add_cert, &lists[1], diag);
 	for (size_t i = 0; rc == MOAT_OK && jtis != NULL && jtis[i] != NULL; i++) {

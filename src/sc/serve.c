@@ -92,20 +92,6 @@ static void note(const char *fmt, ...)
 	va_end(ap);
 }
 
-/* keyrel_sign_fn over the SC's signer (token.key, or a PKCS#11 token) */
-static int sign_cb(void *arg, const uint8_t *msg, size_t len, uint8_t sig[COSE_ED25519_SIG_LEN])
-{
-	uint8_t out[SIGNER_SIG_MAX];
-	size_t n = sizeof(out);
-	int rc = signer_sign(arg, msg, len, out, &n);
-
-	if (rc == MOAT_OK && n != COSE_ED25519_SIG_LEN)
-		rc = MOAT_E_CRYPTO;
-	if (rc == MOAT_OK)
-		memcpy(sig, out, COSE_ED25519_SIG_LEN);
-	return rc;
-}
-
 static int publish_signed(struct serve *s, const char *topic, const struct buf *b, bool retain,
 			  const struct moat_message *req)
 {
@@ -129,7 +115,7 @@ static int announce(struct serve *s, const uint8_t group_id[COSE_GROUP_ID_LEN], 
 {
 	char hex[2 * COSE_GROUP_ID_LEN + 1], topic[64];
 	struct buf b = {0};
-	int rc = keyrel_epoch_build(group_id, epoch, filter, (int64_t)time(NULL), sign_cb,
+	int rc = keyrel_epoch_build(group_id, epoch, filter, (int64_t)time(NULL), keyserver_sign,
 				    s->signer, &b);
 
 	groups_id_hex(group_id, hex);
@@ -206,9 +192,9 @@ static int push_revlist(struct serve *s, struct moat_diag *d)
 {
 	struct buf b = {0};
 	uint64_t serial = 0;
-	int rc =
-	    revlist_build(s->reg, KEYSERVER_ACTOR, (int64_t)time(NULL),
-			  REVLIST_NEXT_UPDATE_S_DEFAULT, NULL, sign_cb, s->signer, &b, &serial, d);
+	int rc = revlist_build(s->reg, KEYSERVER_ACTOR, (int64_t)time(NULL),
+			       REVLIST_NEXT_UPDATE_S_DEFAULT, NULL, keyserver_sign, s->signer, &b,
+			       &serial, d);
 
 	if (rc == MOAT_OK)
 		rc = publish_signed(s, REVLIST_TOPIC, &b, true, NULL);
@@ -275,7 +261,7 @@ static int rotate_granted(struct serve *s, const char *name, struct moat_diag *d
 static int sweep_revoked(struct serve *s, bool quiet, struct moat_diag *d)
 {
 	struct fresh_revoked f = {.s = s};
-	int rc = reg_thing_list(s->reg, find_fresh, &f, d);
+	int rc = reg_thing_list_revoked(s->reg, find_fresh, &f, d);
 	char **v;
 
 	for (size_t i = 0; rc == MOAT_OK && !quiet && i < f.n; i++) {
@@ -643,7 +629,8 @@ static int open_state(struct serve *s, const struct serve_opts *o, struct moat_d
 		rc = sc_keys_open(&s->signer, o->dir, &s->keys, SC_KEY_TOKEN, d);
 	cfg.token_signer = s->signer; /* tokens and answers: the same Ed25519 key */
 	if (rc == MOAT_OK)
-		rc = keyserver_create(&s->ks, s->reg, s->store_key, sign_cb, s->signer, &cfg);
+		rc =
+		    keyserver_create(&s->ks, s->reg, s->store_key, keyserver_sign, s->signer, &cfg);
 	if (o->policy_file != NULL)
 		snprintf(s->policy_path, sizeof(s->policy_path), "%s", o->policy_file);
 	else

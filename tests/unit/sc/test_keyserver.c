@@ -337,6 +337,23 @@ static void rate_limited(void **state)
 	assert_int_equal(ask_at(f, &a, NOW, &g, &res), KEYREL_OK);
 }
 
+/* The bucket holds at least a second of the rate: --rate 1000/s is not
+ * capped at the default burst of 20 a second. */
+static void burst_follows_the_rate(void **state)
+{
+	struct fx *f = *state;
+	const struct keyserver_config fast = {.rate_per_s = 50, .grace_s = -1};
+	struct keyserver *ks = NULL;
+
+	assert_int_equal(keyserver_config(f->ks)->rate_per_s, KEYSERVER_RATE_DEFAULT);
+	assert_int_equal(keyserver_config(f->ks)->burst, KEYSERVER_BURST_DEFAULT);
+	assert_int_equal(
+	    keyserver_create(&ks, f->r, f->store_key, testkit_ed25519_sign, sc_seed, &fast),
+	    MOAT_OK);
+	assert_int_equal(keyserver_config(ks)->burst, 50);
+	keyserver_destroy(ks);
+}
+
 /* With a token signer, get-token answers a JWT bound to the thing's
  * certificate (token.c), audited as token.issued without the token; a
  * thing without a certificate is denied. */
@@ -515,6 +532,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(grant_publish_and_subscribe, setup, teardown),
 	    cmocka_unit_test_setup_teardown(refusals_with_status_and_audit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rate_limited, setup_slow, teardown),
+	    cmocka_unit_test_setup_teardown(burst_follows_the_rate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(older_epoch_in_grace, setup, teardown),
 	    cmocka_unit_test_setup_teardown(token_for_a_certified_thing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(garbage_gets_no_answer, setup, teardown),

@@ -373,6 +373,54 @@ static void certs_recorded_revoked_and_listed(void **state)
 	assert_int_equal(reg_cert_record(f->r, "ops", &c1, &f->d), MOAT_E_DENIED);
 }
 
+/* The query plan of <sql> on the database at <path> names <index>. */
+static void assert_plan_uses(const char *path, const char *sql, const char *index)
+{
+	char plan[1024] = "";
+	sqlite3_stmt *st;
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		strncat(plan, (const char *)sqlite3_column_text(st, 3),
+			sizeof(plan) - strlen(plan) - 1);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	if (strstr(plan, index) == NULL)
+		fail_msg("%s: plan \"%s\" does not use %s", sql, plan, index);
+}
+
+/* Key release reads a thing's keys and sender id, and the daemon its revoked
+ * things, through indexes (schema 4): no scan of every thing, key or id. */
+static void thing_list_revoked_and_indexes(void **state)
+{
+	struct fx *f = *state;
+	int all = 0, revoked = 0;
+
+	assert_int_equal(reg_thing_create(f->r, "ops", "a", NULL, 0, NULL, &f->d), MOAT_OK);
+	assert_int_equal(reg_thing_create(f->r, "ops", "b", NULL, 0, NULL, &f->d), MOAT_OK);
+	assert_int_equal(reg_thing_create(f->r, "ops", "c", NULL, 0, NULL, &f->d), MOAT_OK);
+	assert_int_equal(reg_thing_list_revoked(f->r, count_thing, &revoked, &f->d), MOAT_OK);
+	assert_int_equal(revoked, 0);
+	assert_int_equal(reg_thing_revoke(f->r, "ops", "b", 0, &f->d), MOAT_OK);
+	assert_int_equal(reg_thing_list_revoked(f->r, count_thing, &revoked, &f->d), MOAT_OK);
+	assert_int_equal(reg_thing_list(f->r, count_thing, &all, &f->d), MOAT_OK);
+	assert_int_equal(revoked, 1);
+	assert_int_equal(all, 3);
+
+	assert_plan_uses(f->path,
+			 "EXPLAIN QUERY PLAN SELECT kind FROM keys WHERE thing = 1 ORDER BY id",
+			 "keys_thing");
+	assert_plan_uses(f->path,
+			 "EXPLAIN QUERY PLAN SELECT s.sender_id FROM sender_ids s JOIN things t"
+			 " ON t.id = s.thing WHERE s.grp = 'g' AND t.name = 'a'",
+			 "sender_ids_thing");
+	assert_plan_uses(f->path,
+			 "EXPLAIN QUERY PLAN SELECT name FROM things WHERE status = 'revoked'",
+			 "things_status");
+}
+
 static void sender_ids_smallest_free_and_unique_per_group(void **state)
 {
 	struct fx *f = *state;
@@ -475,6 +523,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(thing_names_and_attributes_validated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(keys_added_listed_and_unique, setup, teardown),
 	    cmocka_unit_test_setup_teardown(certs_recorded_revoked_and_listed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(thing_list_revoked_and_indexes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(sender_ids_smallest_free_and_unique_per_group, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(crl_numbers_increase_across_reopen, setup, teardown),
