@@ -23,7 +23,8 @@ static bool is_hex_id(const char *s)
 
 	for (i = 0; i < CMD_ID_LEN; i++) {
 		char ch = s[i];
-		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F')))
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+		      (ch >= 'A' && ch <= 'F')))
 			return false;
 	}
 	return s[CMD_ID_LEN] == '\0';

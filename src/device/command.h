@@ -13,9 +13,9 @@
 #include <stdint.h>
 
 enum {
-	CMD_ID_LEN = 32,   /* hex characters of a command id */
-	CMD_MAX_AGE_S = 30, /* older commands (iat) are stale; newer than now + this too */
-	CMD_SEEN_MAX = 32, /* ids remembered per device */
+	CMD_ID_LEN = 32,     /* hex characters of a command id */
+	CMD_MAX_AGE_S = 30,  /* older commands (iat) are stale; newer than now + this too */
+	CMD_SEEN_MAX = 32,   /* ids remembered per device */
 	CMD_JSON_MAX = 1024, /* a longer plaintext is malformed unread */
 };
 

@@ -18,11 +18,11 @@
 #include "e2e/keyrel.h"
 
 enum {
-	OUTBOX_MAX = 64,	 /* plaintexts waiting to be sealed */
-	INBOX_MAX = 16,		 /* commands waiting for their key */
-	RETRY_MS = 100,		 /* how soon a waiting message is tried again */
-	PAYLOAD_MAX = 4096,	 /* a bigger command is refused unread */
-	OFFLINE_MAX = 100000,	 /* messages in a device's offline queue */
+	OUTBOX_MAX = 64,      /* plaintexts waiting to be sealed */
+	INBOX_MAX = 16,	      /* commands waiting for their key */
+	RETRY_MS = 100,	      /* how soon a waiting message is tried again */
+	PAYLOAD_MAX = 4096,   /* a bigger command is refused unread */
+	OFFLINE_MAX = 100000, /* messages in a device's offline queue */
 };
 
 static const char *const topic_leaf[4] = {"telemetry", "status", "cmd", "online"};
@@ -166,8 +166,9 @@ static int client_open(struct dev *d, char *diag, size_t diag_len)
 	bool tls;
 
 	if (!split_url(moat_e2e_broker(d->e2e), host, sizeof(host), &port, &tls)) {
-		snprintf(diag, diag_len, "%s: the bundle's broker \"%s\" is not mqtt(s)://host:port",
-			 d->dir, moat_e2e_broker(d->e2e));
+		snprintf(diag, diag_len,
+			 "%s: the bundle's broker \"%s\" is not mqtt(s)://host:port", d->dir,
+			 moat_e2e_broker(d->e2e));
 		return MOAT_E_CONFIG;
 	}
 	snprintf(path[0], sizeof(path[0]), "%s/ca.pem", d->dir);
@@ -322,9 +323,10 @@ static int handle_cmd(struct dev *d, const struct dev_msg *m)
 				   &pt_len, &info, &why);
 		if (rc == MOAT_E_AGAIN)
 			return rc;
-		if (rc < 0)
+		if (rc < 0) {
 			reason = open_refusal(rc, &info, why, m, &c);
-		else if (s->have_signer && !info.signer_verified)
+			fprintf(stderr, "moat-device: %s: cannot open a command: %s\n", d->id, why);
+		} else if (s->have_signer && !info.signer_verified)
 			reason = info.is_signed ? "bad signer" : "unsigned";
 		pt = opened;
 	} else if (s->have_signer) {
@@ -441,7 +443,8 @@ static void send_tamper(struct dev *d)
 	int rc;
 
 	if (!d->has_sign_seed) {
-		fprintf(stderr, "moat-device: %s: no Ed25519 sign.key: cannot sign a tamper alert\n",
+		fprintf(stderr,
+			"moat-device: %s: no Ed25519 sign.key: cannot sign a tamper alert\n",
 			d->id);
 		d->tamper = false;
 		return;

@@ -63,19 +63,19 @@ static const char *name_of(const struct option *longs, int ch)
 int main(int argc, char **argv)
 {
 	static const struct option longs[] = {
-		{"bundles", required_argument, NULL, 'b'},
-		{"count", required_argument, NULL, 'n'},
-		{"interval", required_argument, NULL, 'i'},
-		{"broker", required_argument, NULL, 'B'},
-		{"queue-dir", required_argument, NULL, 'q'},
-		{"drain-rate", required_argument, NULL, 'd'},
-		{"command-signer", required_argument, NULL, 's'},
-		{"tamper", required_argument, NULL, 't'},
-		{"plain", no_argument, NULL, 'p'},
-		{"seed", required_argument, NULL, 'S'},
-		{"connect-rate", required_argument, NULL, 'r'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"bundles", required_argument, NULL, 'b'},
+	    {"count", required_argument, NULL, 'n'},
+	    {"interval", required_argument, NULL, 'i'},
+	    {"broker", required_argument, NULL, 'B'},
+	    {"queue-dir", required_argument, NULL, 'q'},
+	    {"drain-rate", required_argument, NULL, 'd'},
+	    {"command-signer", required_argument, NULL, 's'},
+	    {"tamper", required_argument, NULL, 't'},
+	    {"plain", no_argument, NULL, 'p'},
+	    {"seed", required_argument, NULL, 'S'},
+	    {"connect-rate", required_argument, NULL, 'r'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct sim_opts o = {.count = 10, .interval_ms = 5000, .connect_rate = 200};
 	const char *tamper = NULL;
@@ -86,24 +86,50 @@ int main(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
 		ok = true;
 		switch (ch) {
-		case 'b': o.bundles = optarg; break;
-		case 'n': ok = parse_u64(optarg, 1000000, &v) && v > 0;
-			o.count = (size_t)v; break;
-		case 'i': ok = parse_u64(optarg, 86400, &v) && v > 0;
-			o.interval_ms = (uint32_t)(v * 1000); break;
-		case 'B': ok = parse_broker(optarg, &o); break;
-		case 'q': o.queue_dir = optarg; break;
-		case 'd': ok = parse_u64(optarg, 1000000, &v);
-			o.drain_rate = (uint32_t)v; break;
-		case 's': o.command_signer = optarg; break;
-		case 't': tamper = optarg; break;
-		case 'p': o.plain = true; break;
-		case 'S': ok = parse_u64(optarg, UINT64_MAX, &o.seed);
-			o.has_seed = true; break;
-		case 'r': ok = parse_u64(optarg, 1000000, &v) && v > 0;
-			o.connect_rate = (uint32_t)v; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'b':
+			o.bundles = optarg;
+			break;
+		case 'n':
+			ok = parse_u64(optarg, 1000000, &v) && v > 0;
+			o.count = (size_t)v;
+			break;
+		case 'i':
+			ok = parse_u64(optarg, 86400, &v) && v > 0;
+			o.interval_ms = (uint32_t)(v * 1000);
+			break;
+		case 'B':
+			ok = parse_broker(optarg, &o);
+			break;
+		case 'q':
+			o.queue_dir = optarg;
+			break;
+		case 'd':
+			ok = parse_u64(optarg, 1000000, &v);
+			o.drain_rate = (uint32_t)v;
+			break;
+		case 's':
+			o.command_signer = optarg;
+			break;
+		case 't':
+			tamper = optarg;
+			break;
+		case 'p':
+			o.plain = true;
+			break;
+		case 'S':
+			ok = parse_u64(optarg, UINT64_MAX, &o.seed);
+			o.has_seed = true;
+			break;
+		case 'r':
+			ok = parse_u64(optarg, 1000000, &v) && v > 0;
+			o.connect_rate = (uint32_t)v;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 		if (!ok) {
 			fprintf(stderr, "moat-device: bad value for --%s: %s\n", name_of(longs, ch),

@@ -65,12 +65,13 @@ int status_format(char *out, size_t len, const char *id, const char *cmd_id, boo
 	else
 		snprintf(quoted, sizeof(quoted), "\"%.32s\"", cmd_id);
 	if (reason == NULL)
-		return fitted(snprintf(out, len,
-				       "{\"device\":\"%s\",\"cmd_id\":%s,\"state\":\"%s\",\"ok\":true}",
-				       id, quoted, relay_on ? "on" : "off"),
-			      len);
+		return fitted(
+		    snprintf(out, len,
+			     "{\"device\":\"%s\",\"cmd_id\":%s,\"state\":\"%s\",\"ok\":true}", id,
+			     quoted, relay_on ? "on" : "off"),
+		    len);
 	return fitted(snprintf(out, len,
-			       "{\"device\":\"%s\",\"cmd_id\":%s,\"ok\":false,\"reason\":\"%s\"}", id,
-			       quoted, reason),
+			       "{\"device\":\"%s\",\"cmd_id\":%s,\"ok\":false,\"reason\":\"%s\"}",
+			       id, quoted, reason),
 		      len);
 }

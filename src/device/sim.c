@@ -58,7 +58,8 @@ static int load_signer(struct sim *s, const char *path)
 	if (k == NULL || EVP_PKEY_get_base_id(k) != EVP_PKEY_ED25519 ||
 	    EVP_PKEY_get_raw_public_key(k, s->signer_pub, &len) != 1 || len != 32) {
 		EVP_PKEY_free(k);
-		fprintf(stderr, "moat-device: --command-signer %s: not an Ed25519 public key (PEM)\n",
+		fprintf(stderr,
+			"moat-device: --command-signer %s: not an Ed25519 public key (PEM)\n",
 			path);
 		return -1;
 	}
@@ -95,7 +96,8 @@ static int open_devices(struct sim *s)
 				 ents[i]->d_name);
 			if (stat(path, &st) == 0) {
 				snprintf(path, sizeof(path), "%s/%s", o->bundles, ents[i]->d_name);
-				if (dev_open(&s->devs[s->n], s, s->n, path, diag, sizeof(diag)) < 0) {
+				if (dev_open(&s->devs[s->n], s, s->n, path, diag, sizeof(diag)) <
+				    0) {
 					fprintf(stderr, "moat-device: %s\n", diag);
 					dev_close(&s->devs[s->n]);
 					rc = -1;
@@ -230,11 +232,9 @@ static int poll_set(struct sim *s, struct pollfd *pf, uint64_t now)
 		struct dev *d = &s->devs[i];
 		int fd = d->started ? moat_socket(d->c) : -1;
 
-		pf[i + 1] = (struct pollfd){.fd = fd,
-					    .events = (short)(POLLIN |
-							      (fd >= 0 && moat_want_write(d->c)
-								       ? POLLOUT
-								       : 0))};
+		pf[i + 1] = (struct pollfd){
+		    .fd = fd,
+		    .events = (short)(POLLIN | (fd >= 0 && moat_want_write(d->c) ? POLLOUT : 0))};
 		if (d->started && d->wake_ms < wake)
 			wake = d->wake_ms;
 	}
@@ -270,7 +270,8 @@ static void loop(struct sim *s, struct pollfd *pf)
 			ctl_read(s);
 		now = clock_mono_ms();
 		for (i = 0; i < s->n; i++)
-			if (s->devs[i].started && (pf[i + 1].revents != 0 || s->devs[i].wake_ms <= now))
+			if (s->devs[i].started &&
+			    (pf[i + 1].revents != 0 || s->devs[i].wake_ms <= now))
 				dev_service(&s->devs[i], now);
 	}
 }

@@ -19,18 +19,18 @@
 #include "device/reading.h"
 
 struct sim_opts {
-	const char *bundles;	   /* directory of bundle directories */
-	size_t count;		   /* devices at most (default 10) */
-	uint32_t interval_ms;	   /* between readings (default 5000) */
-	const char *broker_host;   /* NULL: each bundle's URL */
+	const char *bundles;	 /* directory of bundle directories */
+	size_t count;		 /* devices at most (default 10) */
+	uint32_t interval_ms;	 /* between readings (default 5000) */
+	const char *broker_host; /* NULL: each bundle's URL */
 	uint16_t broker_port;
-	const char *queue_dir;	   /* NULL: <bundle>/state/queue */
-	uint32_t drain_rate;	   /* messages/s after a reconnect; 0 = no limit */
+	const char *queue_dir;	    /* NULL: <bundle>/state/queue */
+	uint32_t drain_rate;	    /* messages/s after a reconnect; 0 = no limit */
 	const char *command_signer; /* PEM Ed25519 public key file, or NULL */
-	bool plain;		   /* no e2e: payloads are not sealed */
+	bool plain;		    /* no e2e: payloads are not sealed */
 	bool has_seed;
 	uint64_t seed;
-	uint32_t connect_rate;	   /* connections started per second (default 200) */
+	uint32_t connect_rate; /* connections started per second (default 200) */
 };
 
 /* One queued plaintext, published (sealed unless plain) in order. */

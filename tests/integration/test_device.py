@@ -78,7 +78,10 @@ class Device(unittest.TestCase):
         cls.tls_port = free_port()
         cls.broker = Broker(
             "password_file %s/passwd\nsc_username sc\nsc_public_key %s/token.pub\n"
-            "persistence true\npersistence_location %s/store\n"
+            # threads 1: with several workers moatd (server.c conn_flush) hit a
+            # heap-use-after-free on a TLS connection's output buffer across
+            # workers in this test (reported to the lead)
+            "threads 1\npersistence true\npersistence_location %s/store\n"
             "listener %d 127.0.0.1\ncertfile %s/broker/cert.pem\nkeyfile %s/broker/key.pem\n"
             "cafile %s/ca.pem\nrequire_certificate true\nuse_identity_as_username true\n"
             % (b, cls.sc_dir, b, cls.tls_port, b, b, cls.sc_dir), allow_anonymous=False)
@@ -112,6 +115,8 @@ class Device(unittest.TestCase):
         cls.serve.wait(timeout=30)
         cls.sc_log.close()
         cls.broker.stop(check=False)
+        if os.environ.get("MOAT_DEVICE_KEEP_LOG"):
+            shutil.copy(cls.broker.log_path, os.environ["MOAT_DEVICE_KEEP_LOG"])
         cls.broker.cleanup()
         shutil.rmtree(cls.base, ignore_errors=True)
 
@@ -157,7 +162,9 @@ class Device(unittest.TestCase):
         def stop():
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-                p.wait(timeout=30)
+                self.assertEqual(p.wait(timeout=30), 0, self.device_log())
+            for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                self.assertNotIn(bad, self.device_log())
         self.addCleanup(stop)
         return p
 
@@ -259,10 +266,14 @@ class Device(unittest.TestCase):
         time.sleep(4)
         self.broker.start()
         time.sleep(6)  # the device reconnects (backoff <= 5 s) and drains into the session
-        later, err = self.lines(self.sub("hist-1", "moat/dev-1/telemetry", 8, 30, "-c",
+        later, err = self.lines(self.sub("hist-1", "moat/dev-1/telemetry", 9, 30, "-c",
                                          "-x", "600"))
-        self.assertEqual(len(later), 8, err + self.device_log())
+        self.assertEqual(len(later), 9, err + self.device_log() + self.broker.log())
+        # QoS 1: the first subscriber may leave before its last PUBACK, so that
+        # reading comes again; none may be missing
         seqs = [r["seq"] for _, r in first + later]
+        self.assertEqual(seqs, sorted(seqs))
+        seqs = sorted(set(seqs))
         self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))), seqs)
         times = [r["time"] for _, r in later]
         self.assertGreater(max(times) - min(times), 3000)  # readings made during the outage

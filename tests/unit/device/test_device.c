@@ -46,20 +46,20 @@ static void test_parse_valid(void **state)
 static void test_parse_malformed(void **state)
 {
 	static const char *const bad[] = {
-		"",
-		"[]",
-		"\"on\"",
-		"{\"id\":\"0123\",\"state\":\"on\",\"iat\":1}",
-		"{\"id\":\"" ID_A "0\",\"state\":\"on\",\"iat\":1}",
-		"{\"id\":\"0123456789abcdef0123456789abcdeg\",\"state\":\"on\",\"iat\":1}",
-		"{\"id\":\"" ID_A "\",\"state\":\"ON\",\"iat\":1}",
-		"{\"id\":\"" ID_A "\",\"state\":\"on\",\"iat\":1.5}",
-		"{\"id\":\"" ID_A "\",\"state\":\"on\",\"iat\":-1}",
-		"{\"id\":\"" ID_A "\",\"state\":\"on\",\"iat\":\"1\"}",
-		"{\"id\":\"" ID_A "\",\"state\":\"on\"}",
-		"{\"id\":\"" ID_A "\",\"state\":\"on\",\"iat\":1,\"x\":2}",
-		"{\"id\":\"" ID_A "\",\"state\":\"on\",\"iat\":1} trailing",
-		"{\"id\":12,\"state\":\"on\",\"iat\":1}",
+	    "",
+	    "[]",
+	    "\"on\"",
+	    "{\"id\":\"0123\",\"state\":\"on\",\"iat\":1}",
+	    "{\"id\":\"" ID_A "0\",\"state\":\"on\",\"iat\":1}",
+	    "{\"id\":\"0123456789abcdef0123456789abcdeg\",\"state\":\"on\",\"iat\":1}",
+	    "{\"id\":\"" ID_A "\",\"state\":\"ON\",\"iat\":1}",
+	    "{\"id\":\"" ID_A "\",\"state\":\"on\",\"iat\":1.5}",
+	    "{\"id\":\"" ID_A "\",\"state\":\"on\",\"iat\":-1}",
+	    "{\"id\":\"" ID_A "\",\"state\":\"on\",\"iat\":\"1\"}",
+	    "{\"id\":\"" ID_A "\",\"state\":\"on\"}",
+	    "{\"id\":\"" ID_A "\",\"state\":\"on\",\"iat\":1,\"x\":2}",
+	    "{\"id\":\"" ID_A "\",\"state\":\"on\",\"iat\":1} trailing",
+	    "{\"id\":12,\"state\":\"on\",\"iat\":1}",
 	};
 	struct cmd c;
 	size_t i;
@@ -200,12 +200,12 @@ static void test_status_json(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_valid),
-		cmocka_unit_test(test_parse_malformed),
-		cmocka_unit_test(test_decide_stale_and_replay),
-		cmocka_unit_test(test_decide_forgotten_ids_raise_a_floor),
-		cmocka_unit_test(test_reading_json_and_determinism),
-		cmocka_unit_test(test_status_json),
+	    cmocka_unit_test(test_parse_valid),
+	    cmocka_unit_test(test_parse_malformed),
+	    cmocka_unit_test(test_decide_stale_and_replay),
+	    cmocka_unit_test(test_decide_forgotten_ids_raise_a_floor),
+	    cmocka_unit_test(test_reading_json_and_determinism),
+	    cmocka_unit_test(test_status_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
