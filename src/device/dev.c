@@ -40,26 +40,13 @@ static bool id_is_plain(const char *id)
 	return true;
 }
 
-/* Splits "mqtt://host:port" (or mqtts://); false when it is not one. */
+/* Splits "mqtt://host:port" or "mqtts://host:port"; false when it is not one. */
 static bool split_url(const char *url, char *host, size_t host_len, uint16_t *port, bool *tls)
 {
-	const char *rest, *colon;
-	char *end;
-	long p;
-
 	*tls = strncmp(url, "mqtts://", 8) == 0;
 	if (!*tls && strncmp(url, "mqtt://", 7) != 0)
 		return false;
-	rest = url + (*tls ? 8 : 7);
-	colon = strrchr(rest, ':');
-	if (colon == NULL || colon == rest || (size_t)(colon - rest) >= host_len)
-		return false;
-	p = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || end == colon + 1 || p < 1 || p > 65535)
-		return false;
-	snprintf(host, host_len, "%.*s", (int)(colon - rest), rest);
-	*port = (uint16_t)p;
-	return true;
+	return sim_split_hostport(url + (*tls ? 8 : 7), host, host_len, port);
 }
 
 /* The raw Ed25519 private key of <dir>/sign.key (for tamper alerts). */
@@ -332,7 +319,8 @@ static int handle_cmd(struct dev *d, const struct dev_msg *m)
 	} else if (s->have_signer) {
 		reason = "unsigned"; /* plain commands carry no signature */
 	}
-	if (reason == NULL && cmd_parse(pt, pt_len, &c) < 0)
+	/* parsed even when refused already, so that the status names the command */
+	if ((pt == NULL || cmd_parse(pt, pt_len, &c) < 0) && reason == NULL)
 		reason = "malformed";
 	if (reason == NULL)
 		reason = cmd_decide(&d->seen, &c, clock_wall_s());

@@ -40,16 +40,9 @@ static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
 static bool parse_broker(const char *s, struct sim_opts *o)
 {
 	static char host[256];
-	const char *colon = strrchr(s, ':');
-	uint64_t port;
 
-	if (colon == NULL || colon == s || (size_t)(colon - s) >= sizeof(host) ||
-	    !parse_u64(colon + 1, 65535, &port) || port == 0)
-		return false;
-	snprintf(host, sizeof(host), "%.*s", (int)(colon - s), s);
 	o->broker_host = host;
-	o->broker_port = (uint16_t)port;
-	return true;
+	return sim_split_hostport(s, host, sizeof(host), &o->broker_port);
 }
 
 static const char *name_of(const struct option *longs, int ch)

@@ -43,6 +43,24 @@ static void on_usr1(int sig)
 	tamper_flag = 1;
 }
 
+bool sim_split_hostport(const char *s, char *host, size_t host_len, uint16_t *port)
+{
+	const char *colon = strrchr(s, ':');
+	unsigned long v;
+	char *end;
+
+	if (colon == NULL || colon == s || (size_t)(colon - s) >= host_len || colon[1] < '0' ||
+	    colon[1] > '9')
+		return false;
+	errno = 0;
+	v = strtoul(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || v < 1 || v > 65535)
+		return false;
+	snprintf(host, host_len, "%.*s", (int)(colon - s), s);
+	*port = (uint16_t)v;
+	return true;
+}
+
 static int load_signer(struct sim *s, const char *path)
 {
 	size_t len = 32;

@@ -99,6 +99,10 @@ void dev_request_tamper(struct dev *d);
 /* Sends DISCONNECT (no will) when connected, and frees everything. */
 void dev_close(struct dev *d);
 
+/* Splits "HOST:PORT" (port 1..65535) into <host> (<host_len> bytes) and <port>; false when it is
+ * not one. */
+bool sim_split_hostport(const char *s, char *host, size_t host_len, uint16_t *port);
+
 /* Runs the devices of o->bundles until SIGINT/SIGTERM. Returns the exit status. */
 int sim_run(const struct sim_opts *o);
 
