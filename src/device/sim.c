@@ -307,6 +307,10 @@ int sim_run(const struct sim_opts *o)
 	if (o->command_signer == NULL && !o->plain)
 		fprintf(stderr, "moat-device: warning: no --command-signer: command signatures are "
 				"not verified\n");
+	if (o->queue_dir != NULL && mkdir(o->queue_dir, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "moat-device: --queue-dir %s: %s\n", o->queue_dir, strerror(errno));
+		return 1;
+	}
 	if (open_devices(&s) == 0 && ctl_open(&s) == 0) {
 		pf = calloc(s.n + 1, sizeof(*pf));
 		if (pf != NULL) {

@@ -12,7 +12,8 @@ is acknowledged on the status topic; a replayed id, a stale iat, a bare
 unsigned command and one signed by another historian are refused with the
 contract's reasons; with the broker stopped for a few seconds readings go to
 the durable queue and are drained after (no seq missing); the Last Will marks
-the device offline when the process is killed; `moat-device --tamper ID`
+the device offline when the process is killed; --plain publishes the JSON
+unsealed and keeps its queue file in --queue-dir; `moat-device --tamper ID`
 sends a signed alert that the SC turns into a revocation.
 """
 import json
@@ -277,6 +278,14 @@ class Device(unittest.TestCase):
         self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))), seqs)
         times = [r["time"] for _, r in later]
         self.assertGreater(max(times) - min(times), 3000)  # readings made during the outage
+
+    def test_plain_readings_and_queue_dir(self):
+        peer = self.observer("moat/dev-1/telemetry")
+        qdir = os.path.join(self.base, "queues")
+        self.start_device("--count", "1", "--plain", "--queue-dir", qdir)
+        r = json.loads(peer.expect_publish(timeout=15).payload)  # not sealed: JSON as is
+        self.assertEqual((r["device"], r["seq"]), ("dev-1", 1))
+        self.assertTrue(os.path.exists(os.path.join(qdir, "dev-1.queue")))
 
     def test_will_marks_offline_when_killed(self):
         p = self.start_device("--count", "1")
