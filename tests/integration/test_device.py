@@ -129,20 +129,21 @@ class Device(unittest.TestCase):
         except OSError:
             return ""
 
+    @staticmethod
+    def tool(*argv):
+        """Runs moat-sc or moat ctl; its stdout, or AssertionError with its stderr."""
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        if p.returncode != 0:
+            raise AssertionError("%s: %s" % (" ".join(argv), p.stderr))
+        return p.stdout
+
     @classmethod
     def sc(cls, *args):
-        p = subprocess.run([MOAT_SC, "--dir", cls.sc_dir] + list(args), capture_output=True,
-                           text=True, timeout=60)
-        if p.returncode != 0:
-            raise AssertionError("moat-sc %s: %s" % (" ".join(args), p.stderr))
+        cls.tool(MOAT_SC, "--dir", cls.sc_dir, *args)
 
     @classmethod
     def ctl(cls, *args):
-        p = subprocess.run([MOAT, "ctl", "--sc-dir", cls.sc_dir, "--json"] + list(args),
-                           capture_output=True, text=True, timeout=60)
-        if p.returncode != 0:
-            raise AssertionError("moat ctl %s: %s" % (" ".join(args), p.stderr))
-        return json.loads(p.stdout)
+        return json.loads(cls.tool(MOAT, "ctl", "--sc-dir", cls.sc_dir, "--json", *args))
 
     @classmethod
     def create(cls, name, role, out):
