@@ -68,6 +68,21 @@ void server_mark_dirty(struct conn *c)
 	}
 }
 
+/* Takes <c> off <w>'s list of connections to flush (it is leaving <w>). */
+static void dirty_unlink(struct worker *w, struct conn *c)
+{
+	if (!c->dirty)
+		return;
+	for (struct conn **pp = &w->dirty; *pp != NULL; pp = &(*pp)->dirty_next) {
+		if (*pp == c) {
+			*pp = c->dirty_next;
+			break;
+		}
+	}
+	c->dirty = false;
+	c->dirty_next = NULL;
+}
+
 static void conn_link(struct worker *w, struct conn *c)
 {
 	c->w = w;
@@ -143,13 +158,17 @@ static void pause_conn(struct worker *w, struct conn *c, uint64_t now_ms)
 }
 
 /* Gives <c> (not yet CONNACKed) to the worker owning its session; that
- * worker parses the CONNECT still in c->in again. */
+ * worker parses the CONNECT still in c->in again, and flushes what <c> has
+ * to send (over TLS, records OpenSSL wrote while reading the CONNECT): <w>
+ * must not flush it any more, or two threads would write and free its
+ * output at once. */
 static void hand_off(struct worker *w, struct conn *c)
 {
 	struct inbox_item item = { .conn = c };
 
 	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	conn_unlink(w, c);
+	dirty_unlink(w, c);
 	route_send(w, c->handoff_to, &item);
 }
 

@@ -79,10 +79,7 @@ class Device(unittest.TestCase):
         cls.tls_port = free_port()
         cls.broker = Broker(
             "password_file %s/passwd\nsc_username sc\nsc_public_key %s/token.pub\n"
-            # threads 1: with several workers moatd (server.c conn_flush) hit a
-            # heap-use-after-free on a TLS connection's output buffer across
-            # workers in this test (reported to the lead)
-            "threads 1\npersistence true\npersistence_location %s/store\n"
+            "persistence true\npersistence_location %s/store\n"
             "listener %d 127.0.0.1\ncertfile %s/broker/cert.pem\nkeyfile %s/broker/key.pem\n"
             "cafile %s/ca.pem\nrequire_certificate true\nuse_identity_as_username true\n"
             % (b, cls.sc_dir, b, cls.tls_port, b, b, cls.sc_dir), allow_anonymous=False)
