@@ -16,6 +16,7 @@ packages=(
 	softhsm2 opensc libengine-pkcs11-openssl libp11-kit-dev
 	libpq-dev postgresql libmicrohttpd-dev
 	chromium
+	nats-server libnats-dev
 )
 
 missing=()
