@@ -23,6 +23,7 @@ let overview = null;
 let closeEvents = null;
 let timer = null;
 let generation = 0; // bumped by every reload, so a late answer to an old one is dropped
+const overviewAsked = new Set(); // devices the overview was read again for (overviewLacks)
 
 function showError(message) {
 	$('error').textContent = message || '';
@@ -96,6 +97,7 @@ async function loadOverview(range, gen) {
 // Loads everything for the range in force.
 async function reload() {
 	const gen = ++generation;
+	overviewAsked.clear();
 	const range = currentRange();
 	try {
 		const [devices, list] = await Promise.all([api.devices(), api.alerts(100)]);
@@ -138,25 +140,43 @@ async function sendCommand(id, state) {
 	}
 }
 
+// A device first heard of from the live stream (it reported after the page
+// loaded): its stored readings are read.
+function deviceAdded(id) {
+	show($('no-devices'), false);
+	loadReadings(id, currentRange(), generation).catch(failed);
+}
+
+// A live reading of a device the overview has no line for (it began
+// reporting after the overview was read): the overview is read again, once
+// per device until the next reload.
+function overviewLacks(id, range) {
+	if (!overview.has(id) && !overviewAsked.has(id)) {
+		overviewAsked.add(id);
+		loadOverview(range, generation).catch(failed);
+	}
+}
+
 function onReading(r) {
 	if (typeof r.device !== 'string') {
 		return;
 	}
+	const range = currentRange();
+	const inRange = r.time >= range.from && r.time <= range.to;
 	if (!table.reading(r)) {
 		table.update({ id: r.device, online: true, relay: r.relay ?? null, last_seen: r.time, last: r });
-		show($('no-devices'), false);
-	}
-	const range = currentRange();
-	if (r.time >= range.from && r.time <= range.to) {
+		deviceAdded(r.device);
+	} else if (inRange) {
 		chartFor(r.device).addReading(r, range);
+	}
+	if (inRange) {
+		overviewLacks(r.device, range);
 	}
 }
 
 function onDevice(d) {
 	if (table.update(d)) {
-		show($('no-devices'), false);
-		const range = currentRange();
-		loadReadings(d.id, range, generation).catch(failed);
+		deviceAdded(d.id);
 	}
 }
 

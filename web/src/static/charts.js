@@ -126,6 +126,7 @@ export class OverviewChart {
 		this.container = container;
 		this.plot = null;
 		this.range = { from: Date.now() - 3600000, to: Date.now() };
+		this.devices = new Set();
 		this.empty = el('p', 'muted', 'No readings in this range.');
 		container.append(this.empty);
 	}
@@ -133,7 +134,8 @@ export class OverviewChart {
 	// buckets: [{device, time, avg, min, max, count}] as the API returns them.
 	setBuckets(buckets, range) {
 		this.range = range;
-		const devices = [...new Set(buckets.map((b) => b.device))].sort();
+		this.devices = new Set(buckets.map((b) => b.device));
+		const devices = [...this.devices].sort();
 		const times = [...new Set(buckets.map((b) => b.time))].sort((a, b) => a - b);
 		const col = new Map(times.map((t, i) => [t, i]));
 		const data = [times.map((t) => t / 1000)];
@@ -161,6 +163,11 @@ export class OverviewChart {
 		}, data, this.container);
 		this.container.dataset.points = String(buckets.length);
 		this.empty.hidden = buckets.length > 0;
+	}
+
+	// Whether the overview has a line for this device.
+	has(device) {
+		return this.devices.has(device);
 	}
 
 	resize() {
