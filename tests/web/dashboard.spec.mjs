@@ -12,30 +12,22 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import * as dash from './browser.mjs';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const { repo } = dash;
 const WEB_ROOT = process.env.MOAT_WEB_ROOT || join(repo, 'web', 'dist');
 const ARTIFACTS = process.env.WEB_ARTIFACTS || join(repo, 'build', 'web-artifacts');
 const WAIT_MS = 8000;
-
-if (!existsSync(CHROMIUM)) {
-	console.log(`SKIP: ${CHROMIUM} is missing (apt-get install chromium; scripts/deps.sh does)`);
-	process.exit(77);
-}
-const { chromium } = createRequire(join(repo, 'web', 'package.json'))('playwright-core');
 
 let server;
 let base;
 let browser;
 let page;
-const problems = [];
+let problems;
+let shot;
 
 // Starts fake_api.py and resolves to its base URL once it prints its port.
 function startServer() {
@@ -58,54 +50,21 @@ async function fake(path, body) {
 	return res.json();
 }
 
-function shot(name) {
-	return page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
-}
-
-function row(dev) {
-	return page.locator(`#device-rows tr[data-device="${dev}"]`);
-}
-
-// Waits until the locator's text contains text.
-function waitText(locator, text) {
-	return locator.filter({ hasText: text }).first().waitFor({ timeout: WAIT_MS });
-}
-
-async function points(dev) {
-	return Number(await page.locator(`.chart-box[data-device="${dev}"]`).getAttribute('data-points'));
-}
+const row = (dev) => dash.row(page, dev);
+const waitText = (locator, text) => dash.waitText(locator, text, WAIT_MS);
+const points = (dev) => dash.points(page, dev);
+const step = (t, name, fn) => dash.step(t, shot, name, fn);
 
 before(async () => {
-	mkdirSync(ARTIFACTS, { recursive: true });
 	base = await startServer();
-	const args = process.getuid && process.getuid() === 0 ? ['--no-sandbox'] : [];
-	browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args });
-	page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-	page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-	page.on('console', (msg) => {
-		if (msg.type() === 'error') {
-			problems.push(`console: ${msg.text()} (${msg.location().url})`);
-		}
-	});
+	({ browser, page, problems } = await dash.openBrowser({ width: 1280, height: 900 }));
+	shot = dash.screenshots(page, ARTIFACTS);
 });
 
 after(async () => {
 	await browser?.close();
 	server?.kill();
 });
-
-// One step of the walk through the dashboard; a failing step leaves
-// failure.png beside the other screenshots.
-function step(t, name, fn) {
-	return t.test(name, async () => {
-		try {
-			await fn();
-		} catch (err) {
-			await shot('failure').catch(() => {});
-			throw err;
-		}
-	});
-}
 
 test('dashboard against the fake historian', async (t) => {
 	await step(t, 'refuses a wrong password with a clear message', async () => {
