@@ -4,14 +4,15 @@
 // and a reading every second: moatd (mutual TLS), moat-sc serve,
 // moat-historian and moat-device. Debian's headless chromium logs in with
 // the admin password the demo generated, sees the three devices online, sees
-// a device chart gain points from live readings, switches a device ON and
-// then OFF (pending → acknowledged by the simulated device, the relay column
-// following), raises a tamper alert with `moat-device --tamper` and sees the
-// banner and the alert history; no page error or CSP violation may occur.
+// a device chart gain points from live readings (also in a custom range),
+// switches a device ON and then OFF (pending → acknowledged by the simulated
+// device, the relay column following), raises a tamper alert with
+// `moat-device --tamper` and sees the banner, the alert history and the
+// device going offline (revoked); no page error or CSP violation may occur.
 // Then Ctrl-C (SIGINT) must stop everything; on failure the demo's process
 // group is killed. Screenshots go to WEB_ARTIFACTS (stack-*.png) and, when
 // MOAT_DOCS_IMG names a directory, the ones docs/quickstart.md shows go
-// there too (regenerate docs/img: MOAT_DOCS_IMG=$PWD/docs/img ctest -R
+// there too (MOAT_DOCS_IMG=$PWD/docs/img ctest --test-dir build/dev -R
 // web.stack). Exits 77 (skipped) when chromium is missing.
 //
 //   MOAT_DEMO_BIN=build/dev/bin MOAT_WEB_ROOT=build/dev/web/dist node tests/web/stack.spec.mjs
@@ -51,15 +52,27 @@ const waitText = (locator, text) => dash.waitText(locator, text, WAIT_MS);
 const points = (dev) => dash.points(page, dev);
 const step = (t, name, fn) => dash.step(t, shot, name, fn);
 
-// A TCP port nothing listens on now (the demo takes the next free one if
-// it is taken in between, and prints what it took).
-function freePort() {
-	return new Promise((ok, fail) => {
-		const srv = createServer().once('error', fail).listen(0, '127.0.0.1', () => {
-			const { port } = srv.address();
-			srv.close(() => ok(port));
-		});
+// Whether a loopback TCP port can be listened on now.
+function canListen(port) {
+	return new Promise((ok) => {
+		const srv = createServer().once('error', () => ok(false))
+			.listen(port, '127.0.0.1', () => srv.close(() => ok(true)));
 	});
+}
+
+// A port P with P and P + 1 free now (the demo puts the Security Center's
+// listener on the MQTT port + 1), below the kernel's ephemeral range so
+// outgoing connections of other tests on this machine cannot take it
+// before the demo binds it (the demo takes the next free one if it is
+// taken anyway, and prints what it took).
+async function freePorts() {
+	for (let i = 0; i < 100; i++) {
+		const port = 20000 + 2 * Math.floor(Math.random() * 5000);
+		if ((await canListen(port)) && (await canListen(port + 1))) {
+			return port;
+		}
+	}
+	throw new Error('no free port pair in 20000..29999');
 }
 
 // Resolves once check() is true; fails when it throws or after ms.
@@ -87,7 +100,7 @@ function until(what, ms, check) {
 async function startDemo() {
 	const env = {
 		...process.env, MOAT_DEMO_DIR: state, MOAT_DEMO_DEVICES: '3', MOAT_DEMO_INTERVAL: '1',
-		MOAT_DEMO_MQTT_PORT: String(await freePort()), MOAT_DEMO_HTTP_PORT: String(await freePort()),
+		MOAT_DEMO_MQTT_PORT: String(await freePorts()), MOAT_DEMO_HTTP_PORT: String(await freePorts()),
 		MOAT_DEMO_BIN: BIN, MOAT_DEMO_WEB: WEB_ROOT,
 	};
 	demo = spawn('bash', [join(repo, 'scripts', 'demo.sh')], {
@@ -125,10 +138,16 @@ before(async () => {
 	({ browser, page, problems } = await dash.openBrowser({ width: 1200, height: 800 }));
 	shot = dash.screenshots(page, ARTIFACTS);
 	if (DOCS_IMG) {
+		// target: a locator (that element only) or page.screenshot's options
+		// (the top of the page)
 		const docs = dash.screenshots(page, DOCS_IMG);
-		docShot = (name, locator) => (locator
-			? locator.screenshot({ path: join(DOCS_IMG, `${name}.png`) })
-			: docs(name, { fullPage: false }));
+		docShot = async (name, target = { fullPage: false }) => {
+			if (target.screenshot) {
+				return target.screenshot({ path: join(DOCS_IMG, `${name}.png`) });
+			}
+			await page.evaluate(() => window.scrollTo(0, 0));
+			return docs(name, target);
+		};
 	}
 });
 
@@ -155,7 +174,7 @@ test('dashboard against the real system (scripts/demo.sh)', async (t) => {
 		await page.locator('#login-view').waitFor({ timeout: WAIT_MS });
 		await page.fill('#login-user', 'admin');
 		await page.fill('#login-password', password);
-		await docShot('quickstart-login');
+		await docShot('quickstart-login', { clip: { x: 0, y: 0, width: 1200, height: 420 } });
 		await page.click('#login-submit');
 		await waitText(page.locator('#whoami'), 'logged in as admin');
 		await waitText(page.locator('#live'), 'live');
@@ -185,7 +204,29 @@ test('dashboard against the real system (scripts/demo.sh)', async (t) => {
 			{ timeout: WAIT_MS });
 		await shot('stack-02-live-chart');
 		await docShot('quickstart-dashboard');
-		await docShot('quickstart-chart', page.locator('.chart-box[data-device="dev-1"]'));
+	});
+
+	await step(t, 'zooms to a custom two-minute range that live readings keep filling', async () => {
+		const [from, to] = await page.evaluate(() => {
+			const local = (ms) => new Date(ms - new Date(ms).getTimezoneOffset() * 60000)
+				.toISOString().slice(0, 19);
+			return [local(Date.now() - 60000), local(Date.now() + 60000)];
+		});
+		await page.selectOption('#range-select', 'custom');
+		await page.fill('#range-from', from);
+		await page.fill('#range-to', to);
+		await page.click('#range-apply');
+		await page.waitForFunction(() => Number(document.querySelector(
+			'.chart-box[data-device="dev-1"]').dataset.points) > 0, null, { timeout: WAIT_MS });
+		const before = await points('dev-1');
+		await page.waitForFunction((n) => Number(document.querySelector(
+			'.chart-box[data-device="dev-1"]').dataset.points) > n, before, { timeout: WAIT_MS });
+		if (DOCS_IMG) { // a chart worth showing: half a minute of readings
+			await page.waitForFunction(() => Number(document.querySelector(
+				'.chart-box[data-device="dev-1"]').dataset.points) >= 30, null, { timeout: 45000 });
+			await docShot('quickstart-chart', page.locator('.chart-box[data-device="dev-1"]'));
+		}
+		await shot('stack-03-custom-range');
 	});
 
 	await step(t, 'switches dev-2 ON, then OFF: pending, then acknowledged by the device', async () => {
@@ -206,7 +247,7 @@ test('dashboard against the real system (scripts/demo.sh)', async (t) => {
 		const texts = await page.evaluate(() => window.cmdTexts);
 		const pending = texts.indexOf('OFF: pending…');
 		assert.ok(pending >= 0 && texts.indexOf('OFF: acknowledged') > pending, texts.join(' | '));
-		await shot('stack-03-command-acknowledged');
+		await shot('stack-04-command-acknowledged');
 		await docShot('quickstart-switch', page.locator('table.devices'));
 	});
 
@@ -217,8 +258,9 @@ test('dashboard against the real system (scripts/demo.sh)', async (t) => {
 		await waitText(page.locator('#alert-banner'), 'Tamper alert from dev-3');
 		await waitText(page.locator('#alert-rows tr'), 'dev-3');
 		await waitText(page.locator('#alert-rows tr'), 'tamper');
-		await shot('stack-04-tamper-alert');
-		await docShot('quickstart-alert', page.locator('#alert-banner'));
+		await shot('stack-05-tamper-alert');
+		await waitText(row('dev-3').locator('.col-online'), 'offline'); // revoked by moat-sc
+		await docShot('quickstart-alert');
 	});
 
 	await step(t, 'had no page error and no CSP violation', () => {
