@@ -47,13 +47,18 @@ export function screenshots(page, ...dirs) {
 	};
 }
 
+let stepFailed = false;
+
 // One step of a walk through the dashboard (a node:test subtest); a failing
-// step saves failure.png with shot before it fails.
+// step saves failure.png with shot before it fails, and the steps after it
+// are skipped (each builds on the ones before).
 export function step(t, shot, name, fn) {
-	return t.test(name, async () => {
+	const skip = stepFailed ? 'an earlier step failed' : false;
+	return t.test(name, { skip }, async () => {
 		try {
 			await fn();
 		} catch (err) {
+			stepFailed = true;
 			await shot('failure').catch(() => {});
 			throw err;
 		}
