@@ -164,10 +164,8 @@ after(async () => {
 });
 
 test('dashboard against the real system (scripts/demo.sh)', async (t) => {
-	let url;
-
 	await step(t, 'starts the demo and logs in with the generated admin password', async () => {
-		url = await startDemo();
+		const url = await startDemo();
 		const password = readFileSync(join(state, 'admin.pw'), 'utf8').trim();
 		assert.ok(output.includes(`admin / ${password}`), 'the demo prints the login');
 		await page.goto(url);
