@@ -17,7 +17,9 @@ static const char *str(const cJSON *o, const char *key)
 
 static long long num(const cJSON *o, const char *key)
 {
-	return (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(o, key));
+	const cJSON *n = cJSON_GetObjectItem(o, key);
+
+	return cJSON_IsNumber(n) ? (long long)n->valuedouble : 0;
 }
 
 /* A Unix time as "2026-12-01 05:30:00Z". */
@@ -72,12 +74,16 @@ static void print_thing(const cJSON *t)
 static void print_policy(const cJSON *p)
 {
 	const cJSON *sig = cJSON_GetObjectItem(p, "signed");
+	long long max_age = num(p, "max_age_s");
 
-	printf("filter     %s\npublish    %s\nsubscribe  %s\nalg        %s\nsigned     %s\n"
-	       "max_age_s  %lld\n",
+	printf("filter     %s\npublish    %s\nsubscribe  %s\nalg        %s\nsigned     %s\n",
 	       str(p, "filter"), str(p, "publish"), str(p, "subscribe"),
 	       cJSON_GetObjectItem(p, "alg") != NULL ? str(p, "alg") : "chacha20-poly1305",
-	       cJSON_IsTrue(sig) ? "yes" : "no", num(p, "max_age_s"));
+	       cJSON_IsTrue(sig) ? "yes" : "no");
+	if (max_age > 0)
+		printf("max_age_s  %lld\n", max_age);
+	else
+		printf("max_age_s  none\n");
 }
 
 void ctl_print(const char *op, const cJSON *res)

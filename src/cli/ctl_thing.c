@@ -167,7 +167,12 @@ int ctl_thing_create(const struct ctl_opts *o, const char *name)
 
 	if (o->out == NULL)
 		return fail("thing create", "give the bundle directory with --out DIR");
-	if ((mkdir(o->out, 0700) != 0 && errno != EEXIST) || chmod(o->out, 0700) != 0)
+	if (mkdir(o->out, 0700) != 0 && errno != EEXIST)
+		return fail(o->out, errno == ENOENT
+					? "its parent directory does not exist (create it "
+					  "first)"
+					: strerror(errno));
+	if (chmod(o->out, 0700) != 0)
 		return fail(o->out, strerror(errno));
 	rc = prepare(o, name, &b);
 	if (rc == 0) {

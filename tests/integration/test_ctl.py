@@ -147,6 +147,11 @@ class Ctl(unittest.TestCase):
         with open(os.path.join(again, "sign.key")) as f:
             self.assertEqual(f.read(), "precious")
         self.assertEqual(self.ctl("thing", "show", "dev-x", check=False).returncode, 1)
+        # a bundle directory whose parent is missing: the error says so
+        p = self.ctl("thing", "create", "dev-y", "--out",
+                     os.path.join(self.base, "no-such-dir", "dev-y"), check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("its parent directory does not exist", p.stderr)
 
     def test_device_keeps_its_private_keys(self):
         own = os.path.join(self.base, "own")
@@ -217,6 +222,10 @@ class Ctl(unittest.TestCase):
         show = self.ctl("policy", "show", "plant/+/temp", json_out=True)
         self.assertEqual(show["policy"]["max_age_s"], 300)
         self.assertIn("plant/+/temp", self.ctl("policy", "list").stdout)
+        self.assertIn("max_age_s  300", self.ctl("policy", "show", "plant/+/temp").stdout)
+        self.ctl("policy", "set", "plant/+/hum", "--publish", "true")
+        self.assertIn("max_age_s  none", self.ctl("policy", "show", "plant/+/hum").stdout)
+        self.assertTrue(self.ctl("policy", "delete", "plant/+/hum", json_out=True)["ok"])
         rot = self.ctl("key", "rotate", "plant/+/temp", json_out=True)
         self.assertEqual((rot["ok"], rot["daemon"]), (True, False))
         self.assertEqual(self.ctl("key", "rotate", "nothing/#", check=False).returncode, 1)
