@@ -103,7 +103,7 @@ static void open_and_print(struct sub_state *st, const struct moat_message *m, b
 		free(h->payload);
 	}
 	if (rc < 0) {
-		fprintf(stderr, "refused: %s\n", why != NULL ? why : moat_strerror(rc));
+		fprintf(stderr, "refused: %s: %s\n", m->topic, why != NULL ? why : moat_strerror(rc));
 		return;
 	}
 	pm.payload = pt;

@@ -8,7 +8,8 @@ sc.pub, and HPKE-sealed to the device's X25519 key. Bundles are made here with
 python3-cryptography. Checked: the plaintext goes from `moat pub --e2e` to
 `moat sub --e2e`; a subscriber without the key sees only COSE bytes with the
 COSE content type; a message the subscriber cannot open is reported as
-`refused: <reason>` and the subscriber goes on; a response replayed to a
+`refused: <topic>: <reason>` and the subscriber goes on (also when the
+Security Center does not answer); a response replayed to a
 second request is refused; a device the SC denies gets the status and reason;
 a signed topic carries a COSE_Sign1 that python3-cryptography verifies with the
 publisher's key; a retained epoch announcement makes the subscriber fetch the
@@ -57,7 +58,8 @@ def make_bundle(path, client_id, port, sc_key):
 class StandInSC(threading.Thread):
     """Answers get-key requests: group G (filter e2e/#, ChaCha20-Poly1305,
     epoch 1); publish grants carry a sender id per device. With replay set,
-    the next request gets the previous response's bytes instead."""
+    the next request gets the previous response's bytes instead; requests of
+    the devices in silent get no answer."""
 
     def __init__(self, peer, sc_seed, devices):
         super().__init__(daemon=True)
@@ -65,7 +67,7 @@ class StandInSC(threading.Thread):
         self.group, self.ms = os.urandom(8), os.urandom(32)
         self.requests, self.errors = [], []
         self.replay, self.last = False, None
-        self.denied = set()
+        self.denied, self.silent = set(), set()
         self.epoch, self.rotate = 1, threading.Event()
         self.stop = threading.Event()
 
@@ -76,6 +78,8 @@ class StandInSC(threading.Thread):
         assert kid == cid and m[1] == 1 and m[2] == cid, m
         assert m[8] == hashlib.sha256(dev["agree_pub"]).digest()
         self.requests.append((cid, m[3], m[4]))
+        if cid in self.silent:
+            return
         req_hash = hashlib.sha256(p.payload).digest()
         if self.replay and self.last is not None:
             resp = self.last
@@ -271,6 +275,24 @@ class E2EClient(FileBrokerTest):
         r = self.pub("dev-pub", "alice", "nopolicy/a", "x")
         self.assertEqual(r.returncode, 1)
         self.assertIn("bad-request: no policy for the topic", r.stderr)
+
+    def test_message_without_key_is_reported_with_its_topic(self):
+        self.sc.silent.add("dev-sub")
+        sub = subprocess.Popen([self.moat, "sub", "--e2e", self.path("dev-sub"), "-u", "bob",
+                                "-P", "b-pw", "-q", "1", "-t", "e2e/#", "-C", "1", "-W", "4"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            self.wait_requests(1)
+            time.sleep(6)  # its unanswered key request times out (5 s), then it subscribes
+            self.publish_ok("e2e/held", "never-opened")
+            out, err = sub.communicate(timeout=20)
+        finally:
+            if sub.poll() is None:
+                sub.kill()
+                sub.communicate()
+        self.assertEqual(out, "")
+        self.assertIn("no answer from the Security Center", err)
+        self.assertIn("refused: e2e/held: no answer from the Security Center", err)
 
 
 if __name__ == "__main__":
