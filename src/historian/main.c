@@ -20,6 +20,10 @@
 #include "moat/client.h"
 #include "moat/e2e.h"
 
+/* How long moatd keeps the historian's session (and queues its messages)
+ * while it is away: a day, so a restart of either side loses no reading. */
+#define HIST_SESSION_EXPIRY_S (24U * 3600U)
+
 static struct hist_app app;
 
 int64_t hist_now_ms(void)
@@ -254,7 +258,10 @@ static int run(struct moat_e2e *e2e)
 	co.username = app.o.username;
 	co.password = password;
 	co.version = 5;
-	co.clean_start = true;
+	/* a kept session: what arrives while the historian reconnects (after a
+	 * broker restart the devices may drain their queues first) waits for it */
+	co.clean_start = false;
+	co.session_expiry_s = HIST_SESSION_EXPIRY_S;
 	co.auto_reconnect = true;
 	co.tls = app.o.cafile != NULL;
 	co.cafile = app.o.cafile;
