@@ -15,6 +15,7 @@
 #include "historian/app.h"
 #include "historian/http.h"
 #include "historian/ingest.h"
+#include "historian/loginlimit.h"
 #include "historian/session.h"
 #include "historian/sse.h"
 #include "moat/client.h"
@@ -237,9 +238,10 @@ static int run(struct moat_e2e *e2e)
 		goto out;
 	}
 	app.sessions = sessions_create();
+	app.logins = login_limit_create();
 	app.sse = sse_hub_create();
 	in = ingest_create(&app, ingest_db, e2e);
-	if (app.sessions == NULL || app.sse == NULL || in == NULL) {
+	if (app.sessions == NULL || app.logins == NULL || app.sse == NULL || in == NULL) {
 		fprintf(stderr, "Error: out of memory\n");
 		goto out;
 	}
@@ -335,6 +337,7 @@ int main(int argc, char **argv)
 	hist_db_close(app.api_db);
 	passwd_db_destroy(app.users);
 	sessions_destroy(app.sessions);
+	login_limit_destroy(app.logins);
 	sse_hub_destroy(app.sse);
 	return status;
 }
