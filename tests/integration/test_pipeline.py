@@ -21,7 +21,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -29,19 +28,12 @@ import unittest
 
 import moattest
 from authkit import moat_passwd_file
-from moattest import Broker, free_port
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-BUILD = os.path.join(HERE, "..", "..", "build", "dev", "bin")
-MOAT = os.environ.get("MOAT") or os.path.join(BUILD, "moat")
-MOAT_SC = os.environ.get("MOAT_SC") or os.path.join(BUILD, "moat-sc")
-MOAT_DEVICE = os.environ.get("MOAT_DEVICE") or os.path.join(BUILD, "moat-device")
-MOAT_HISTORIAN = os.environ.get("MOAT_HISTORIAN") or os.path.join(BUILD, "moat-historian")
+from moattest import free_port
+from stack import MOAT, MOAT_DEVICE, MOAT_HISTORIAN, MOAT_SC, Stack, run
 
 DEVICES = ["dev-%d" % i for i in range(1, 5)]
 INTERVAL_MS = 1000
 MARGIN_MS = 4000  # a shared, noisy machine; the sanitizer build
-SANITIZER = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 # scripts/demo.sh's ACL: things on their own topics, the historian reads all
 # and commands; the Security Center reads alerts
@@ -67,22 +59,6 @@ def setUpModule():
             raise unittest.SkipTest("%s not built" % path)
 
 
-def read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
-def run(*argv):
-    """Runs a tool; its stdout, or AssertionError with its stderr."""
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    if p.returncode != 0:
-        raise AssertionError("%s: %s" % (" ".join(argv), p.stderr))
-    return p.stdout
-
-
 class Pipeline(unittest.TestCase):
     """The stack on SQLite; the tests run in name order on one stack."""
 
@@ -94,7 +70,7 @@ class Pipeline(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.base = tempfile.mkdtemp(prefix="moattest-pipeline-")
-        cls.procs = []
+        cls.stack = Stack(cls.base)
         try:
             cls.start_stack()
         except BaseException:
@@ -102,34 +78,22 @@ class Pipeline(unittest.TestCase):
             raise
 
     @classmethod
+    def tearDownClass(cls):
+        """Stops everything started; every process must exit 0 cleanly."""
+        problems = cls.stack.stop()
+        shutil.rmtree(cls.base, ignore_errors=True)
+        if problems:
+            raise AssertionError("\n".join(problems))
+
+    @classmethod
     def start_stack(cls):
-        b = cls.base
-        cls.sc_dir = os.path.join(b, "sc")
-        cls.bundles = os.path.join(b, "devices")
-        os.mkdir(cls.bundles)
-        run(MOAT_SC, "--dir", cls.sc_dir, "init", "--name", "pipeline")
-        run(MOAT_SC, "--dir", cls.sc_dir, "thing", "add", "broker", "--broker", "--san",
-            "IP:127.0.0.1", "--out", os.path.join(b, "broker"))
-        moat_passwd_file(os.path.join(b, "passwd"), [("sc", "sc-pw")])
-        moat_passwd_file(os.path.join(b, "users"), [("alice", "alice-pw")])
-        with open(os.path.join(b, "sc.pw"), "w") as f:
-            f.write("sc-pw\n")
+        b, st = cls.base, cls.stack
         with open(os.path.join(b, "acl"), "w") as f:
             f.write(ACL)
-        cls.tls_port = free_port()
-        cls.broker = Broker(
-            "password_file {b}/passwd\nacl_file {b}/acl\nsc_username sc\n"
-            "sc_public_key {sc}/token.pub\npersistence true\npersistence_location {b}/store\n"
-            "listener {port} 127.0.0.1\ncertfile {b}/broker/cert.pem\n"
-            "keyfile {b}/broker/key.pem\ncafile {sc}/ca.pem\nrequire_certificate true\n"
-            "use_identity_as_username true\n".format(b=b, sc=cls.sc_dir, port=cls.tls_port),
-            allow_anonymous=False)
-        cls.broker.start()
-        cls.spawn("sc", MOAT_SC, "--dir", cls.sc_dir, "serve", "--broker",
-                  "127.0.0.1:%d" % cls.broker.port, "--username", "sc", "--password-file",
-                  os.path.join(b, "sc.pw"), "--rate", "50/s", "--broker-url",
-                  "mqtts://127.0.0.1:%d" % cls.tls_port)
-        cls.wait_log("sc", "connected; serving")
+        st.start(broker_config="acl_file %s/acl" % b)
+        cls.broker, cls.sc_dir = st.broker, st.sc_dir
+        cls.bundles = os.path.join(b, "devices")
+        os.mkdir(cls.bundles)
         ctl = [MOAT, "ctl", "--sc-dir", cls.sc_dir]
         run(*ctl, "policy", "set", "moat/+/telemetry", "--publish", "role == sensor",
             "--subscribe", "role == historian")
@@ -138,73 +102,28 @@ class Pipeline(unittest.TestCase):
         run(*ctl, "policy", "set", "moat/+/cmd", "--publish", "role == historian",
             "--subscribe", "role == sensor", "--signed", "--max-age", "30")
         hist = os.path.join(b, "historian")
-        run(*ctl, "thing", "create", "historian", "--attr", "role=historian", "--out", hist)
+        st.create("historian", "historian", hist)
         for name in DEVICES:
-            run(*ctl, "thing", "create", name, "--attr", "role=sensor", "--out",
-                os.path.join(cls.bundles, name))
+            st.create(name, "sensor", os.path.join(cls.bundles, name))
         run("openssl", "pkey", "-in", os.path.join(hist, "sign.key"), "-pubout", "-out",
             os.path.join(b, "historian.pub"))
+        moat_passwd_file(os.path.join(b, "users"), [("alice", "alice-pw")])
         cls.http_port = free_port()
         os.mkdir(os.path.join(b, "state"))
-        cls.spawn("historian", MOAT_HISTORIAN, "--bundle", hist, "--broker",
-                  "127.0.0.1:%d" % cls.tls_port, "--cafile", os.path.join(cls.sc_dir, "ca.pem"),
-                  "--cert", os.path.join(hist, "cert.pem"), "--key",
-                  os.path.join(hist, "key.pem"), "--state", os.path.join(b, "state"), "--db",
-                  cls.database(), "--http", "127.0.0.1:%d" % cls.http_port, "--users",
-                  os.path.join(b, "users"), "--command-timeout", "10")
-        cls.wait_log("historian", "connected to the broker")
+        st.spawn("historian", MOAT_HISTORIAN, "--bundle", hist, "--broker",
+                 "127.0.0.1:%d" % st.tls_port, "--cafile", os.path.join(cls.sc_dir, "ca.pem"),
+                 "--cert", os.path.join(hist, "cert.pem"), "--key",
+                 os.path.join(hist, "key.pem"), "--state", os.path.join(b, "state"), "--db",
+                 cls.database(), "--http", "127.0.0.1:%d" % cls.http_port, "--users",
+                 os.path.join(b, "users"), "--command-timeout", "10")
+        st.wait_log("historian", "connected to the broker")
         time.sleep(0.5)  # its SUBSCRIBEs follow the CONNACK
-        cls.device = cls.spawn("device", MOAT_DEVICE, "--bundles", cls.bundles, "--interval",
-                               "1", "--command-signer", os.path.join(b, "historian.pub"),
-                               "--drain-rate", "50")
+        cls.device = st.spawn("device", MOAT_DEVICE, "--bundles", cls.bundles, "--interval",
+                              "1", "--command-signer", os.path.join(b, "historian.pub"),
+                              "--drain-rate", "50")
 
-    @classmethod
-    def spawn(cls, name, *argv):
-        log = open(os.path.join(cls.base, name + ".log"), "ab")
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-        cls.procs.append((name, p, log))
-        return p
-
-    @classmethod
-    def log(cls, name):
-        return read(os.path.join(cls.base, name + ".log"))
-
-    @classmethod
-    def wait_log(cls, name, text, timeout=30):
-        deadline = time.monotonic() + timeout
-        while text not in cls.log(name):
-            proc = [p for n, p, _ in cls.procs if n == name][0]
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise AssertionError("%s: no %r in its log:\n%s" % (name, text, cls.log(name)))
-            time.sleep(0.1)
-
-    @classmethod
-    def tearDownClass(cls):
-        """Stops everything started (newest first); every one must exit 0 cleanly."""
-        problems = []
-        for name, p, log in reversed(cls.procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-            log.close()
-            text = cls.log(name)
-            if p.returncode != 0 or any(bad in text for bad in SANITIZER):
-                problems.append("%s exited %d:\n%s" % (name, p.returncode, text[-4000:]))
-        cls.procs = []
-        if getattr(cls, "broker", None) is not None:
-            cls.broker.stop(check=False)
-            if any(bad in cls.broker.log() for bad in SANITIZER):
-                problems.append("moatd:\n" + cls.broker.log()[-4000:])
-            cls.broker.cleanup()
-        shutil.rmtree(cls.base, ignore_errors=True)
-        if problems:
-            raise AssertionError("\n".join(problems))
+    def log(self, name):
+        return self.stack.log(name)
 
     # ---- the historian's API ------------------------------------------------
 
@@ -323,9 +242,7 @@ class Pipeline(unittest.TestCase):
         self.wait_for(alert, "the tamper alert in the historian")
 
         def revoked():
-            shown = json.loads(run(MOAT, "ctl", "--sc-dir", self.sc_dir, "--json", "thing",
-                                   "show", "dev-3"))
-            return "revoked" in json.dumps(shown)
+            return "revoked" in json.dumps(self.stack.ctl("thing", "show", "dev-3"))
         self.wait_for(revoked, "dev-3 revoked by the Security Center")
         self.wait_for(lambda: any("client dev-3: " in line and
                                   "disconnecting and ending its session" in line
