@@ -593,10 +593,12 @@ class HistorianRealSC(HistorianBase):
                       ["relay"] == "on", "relay on")
 
 
-class HistorianHTTPS(Historian):
-    """Historian over HTTPS (--tls-cert/--tls-key with the test CA's server
-    certificate); CTest runs test_https_login_and_api, the others work too."""
+class HistorianHTTPS(HistorianBase):
+    """moat-historian over HTTPS (--tls-cert/--tls-key with the test CA's
+    server certificate), with the stand-in SC."""
     TLS = True
+    start_sc = Historian.start_sc
+    stop_sc = Historian.stop_sc
 
     def test_https_login_and_api(self):
         status, headers, doc = self.req("POST", "/api/login",
