@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "auth/passwd.h"
+#include "historian/loginlimit.h"
 #include "historian/metrics.h"
 #include "historian/msg.h"
 #include "historian/sse.h"
@@ -384,6 +385,7 @@ static void post_login(const struct http_req *rq, struct http_reply *rp)
 	const cJSON *u = cJSON_GetObjectItemCaseSensitive(body, "user");
 	const cJSON *p = cJSON_GetObjectItemCaseSensitive(body, "password");
 	char id[SESSION_HEX_LEN + 1], csrf[SESSION_HEX_LEN + 1];
+	unsigned wait_s;
 	bool ok;
 
 	if (!cJSON_IsString(u) || !cJSON_IsString(p) ||
@@ -392,16 +394,29 @@ static void post_login(const struct http_req *rq, struct http_reply *rp)
 		reply_error(rp, 400, "expected {\"user\":\"..\",\"password\":\"..\"}");
 		return;
 	}
+	wait_s = login_limit_wait_s(rq->app->logins, rq->addr, u->valuestring, hist_now_ms());
+	if (wait_s > 0) {
+		sodium_memzero(p->valuestring, strlen(p->valuestring));
+		fprintf(stderr, "moat-historian: login for %s from %s refused: too many failures\n",
+			u->valuestring, rq->addr);
+		cJSON_Delete(body);
+		rp->retry_after_s = wait_s;
+		reply_error(rp, 429, "too many failed logins; try again later");
+		return;
+	}
 	ok = rq->app->users != NULL &&
 	     passwd_db_check(rq->app->users, u->valuestring, (const uint8_t *)p->valuestring,
 			     strlen(p->valuestring)) == MOAT_OK;
 	sodium_memzero(p->valuestring, strlen(p->valuestring));
 	if (!ok) {
-		fprintf(stderr, "moat-historian: login refused for %s\n", u->valuestring);
+		fprintf(stderr, "moat-historian: login refused for %s from %s\n", u->valuestring,
+			rq->addr);
+		login_limit_failed(rq->app->logins, rq->addr, u->valuestring, hist_now_ms());
 		cJSON_Delete(body);
 		reply_error(rp, 401, "bad user or password");
 		return;
 	}
+	login_limit_succeeded(rq->app->logins, rq->addr, u->valuestring);
 	if (sessions_open(rq->app->sessions, u->valuestring, hist_now_ms(), id, csrf) < 0) {
 		cJSON_Delete(body);
 		reply_error(rp, 500, "cannot open a session");

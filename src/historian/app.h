@@ -15,6 +15,7 @@
 #include "historian/cmdq.h"
 #include "historian/db.h"
 
+struct login_limit;
 struct passwd_db;
 struct sessions;
 struct sse_hub;
@@ -36,6 +37,7 @@ struct hist_app {
 	pthread_mutex_t api_lock;
 	struct passwd_db *users;
 	struct sessions *sessions;
+	struct login_limit *logins; /* failed-login back-off */
 	struct sse_hub *sse;
 	struct cmdq cmds;
 	atomic_bool mqtt_connected;

@@ -76,10 +76,12 @@ static const char *content_type(const char *path)
 	return "application/octet-stream";
 }
 
-/* True for a relative path of [A-Za-z0-9._/-] without "..", "//" or a leading dot. */
+/* True for a relative path of [A-Za-z0-9._/-] without "//" or a segment
+ * starting with a dot ("..", ".git", ".env"). <p> is already percent-decoded
+ * by libmicrohttpd, so "%2e" arrives here as ".". */
 static bool safe_path(const char *p)
 {
-	if (p[0] == '\0' || p[0] == '.' || p[0] == '/' || strstr(p, "..") != NULL ||
+	if (p[0] == '\0' || p[0] == '.' || p[0] == '/' || strstr(p, "/.") != NULL ||
 	    strstr(p, "//") != NULL || strlen(p) > 200)
 		return false;
 	for (; *p != '\0'; p++)
@@ -139,6 +141,22 @@ static enum MHD_Result serve_static(struct hist_app *app, struct MHD_Connection 
 	return ret;
 }
 
+/* The client's address as text, "?" when unknown (the login rate limit's key). */
+static void client_address(struct MHD_Connection *conn, char *out, size_t size)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+	const void *bin = NULL;
+
+	if (sa != NULL && sa->sa_family == AF_INET)
+		bin = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+	else if (sa != NULL && sa->sa_family == AF_INET6)
+		bin = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+	if (bin == NULL || inet_ntop(sa->sa_family, bin, out, (socklen_t)size) == NULL)
+		snprintf(out, size, "?");
+}
+
 static enum MHD_Result send_reply(struct hist_app *app, struct MHD_Connection *conn,
 				  struct http_reply *rp)
 {
@@ -162,6 +180,11 @@ static enum MHD_Result send_reply(struct hist_app *app, struct MHD_Connection *c
 	MHD_add_response_header(r, "Cache-Control", "no-store");
 	if (rp->cookie[0] != '\0')
 		MHD_add_response_header(r, "Set-Cookie", rp->cookie);
+	if (rp->retry_after_s > 0) {
+		char secs[16];
+		snprintf(secs, sizeof(secs), "%u", rp->retry_after_s);
+		MHD_add_response_header(r, "Retry-After", secs);
+	}
 	ret = MHD_queue_response(conn, rp->status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -206,6 +229,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return serve_static(app, conn, url);
 	}
 	cx->body[cx->len] = '\0';
+	client_address(conn, rq.addr, sizeof(rq.addr));
 	rq.body = cx->body;
 	rq.body_len = cx->len;
 	cookie = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, "moat_session");

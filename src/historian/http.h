@@ -26,6 +26,7 @@ struct http_req {
 	const char *method, *path;
 	const char *body; /* NUL-terminated, body_len bytes */
 	size_t body_len;
+	char addr[48];	  /* the client's address, e.g. "127.0.0.1" */
 	bool has_session; /* a live session cookie came with it */
 	char session[SESSION_HEX_LEN + 1];
 	char user[HIST_NAME_MAX + 1];
@@ -39,6 +40,7 @@ struct http_reply {
 	const char *ctype; /* NULL: application/json */
 	char cookie[256];  /* a Set-Cookie value, or "" */
 	bool events;	   /* answer with the SSE stream instead */
+	unsigned retry_after_s; /* > 0: a Retry-After header */
 };
 
 /* Starts serving on app->o.http_addr (IPv4 ADDR:PORT), with TLS when

@@ -15,10 +15,15 @@
 #include "historian/app.h"
 #include "historian/http.h"
 #include "historian/ingest.h"
+#include "historian/loginlimit.h"
 #include "historian/session.h"
 #include "historian/sse.h"
 #include "moat/client.h"
 #include "moat/e2e.h"
+
+/* How long moatd keeps the historian's session (and queues its messages)
+ * while it is away: a day, so a restart of either side loses no reading. */
+#define HIST_SESSION_EXPIRY_S (24U * 3600U)
 
 static struct hist_app app;
 
@@ -233,9 +238,10 @@ static int run(struct moat_e2e *e2e)
 		goto out;
 	}
 	app.sessions = sessions_create();
+	app.logins = login_limit_create();
 	app.sse = sse_hub_create();
 	in = ingest_create(&app, ingest_db, e2e);
-	if (app.sessions == NULL || app.sse == NULL || in == NULL) {
+	if (app.sessions == NULL || app.logins == NULL || app.sse == NULL || in == NULL) {
 		fprintf(stderr, "Error: out of memory\n");
 		goto out;
 	}
@@ -254,7 +260,10 @@ static int run(struct moat_e2e *e2e)
 	co.username = app.o.username;
 	co.password = password;
 	co.version = 5;
-	co.clean_start = true;
+	/* a kept session: what arrives while the historian reconnects (after a
+	 * broker restart the devices may drain their queues first) waits for it */
+	co.clean_start = false;
+	co.session_expiry_s = HIST_SESSION_EXPIRY_S;
 	co.auto_reconnect = true;
 	co.tls = app.o.cafile != NULL;
 	co.cafile = app.o.cafile;
@@ -328,6 +337,7 @@ int main(int argc, char **argv)
 	hist_db_close(app.api_db);
 	passwd_db_destroy(app.users);
 	sessions_destroy(app.sessions);
+	login_limit_destroy(app.logins);
 	sse_hub_destroy(app.sse);
 	return status;
 }

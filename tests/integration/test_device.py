@@ -3,7 +3,7 @@ with require_certificate and use_identity_as_username for the devices, a
 password listener for the Security Center and the test's observer),
 `moat-sc serve`, and bundles made by `moat ctl thing create` (devices with
 role=sensor, historians with role=historian) under the contract's topic
-policies.
+policies (moatd and the SC started by stack.py).
 
 Checked: readings arrive every interval (--interval 1) and open with the
 historian's bundle (`moat sub --e2e`), seq contiguous per device; a command
@@ -29,14 +29,8 @@ import uuid
 from cryptography.hazmat.primitives import serialization
 
 import moattest
-from authkit import moat_passwd_file
-from moattest import Broker, Peer, free_port
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-BUILD = os.path.join(HERE, "..", "..", "build", "dev", "bin")
-MOAT = os.environ.get("MOAT") or os.path.join(BUILD, "moat")
-MOAT_SC = os.environ.get("MOAT_SC") or os.path.join(BUILD, "moat-sc")
-MOAT_DEVICE = os.environ.get("MOAT_DEVICE") or os.path.join(BUILD, "moat-device")
+from moattest import Peer, free_port
+from stack import MOAT, MOAT_DEVICE, MOAT_SC, Stack, read
 
 POLICIES = {"policies": [
     {"filter": "moat/+/telemetry", "publish": "role == sensor", "subscribe": "role == historian"},
@@ -65,41 +59,21 @@ class Device(unittest.TestCase):
     def setUpClass(cls):
         cls.base = tempfile.mkdtemp(prefix="moattest-device-")
         b = cls.base
-        cls.sc_dir = os.path.join(b, "sc")
+        cls.stack = Stack(b)
+        try:
+            cls.stack.start(users=[("obs", "obs-pw")], policies=POLICIES)
+        except BaseException:
+            cls.tearDownClass()
+            raise
+        cls.broker, cls.sc_dir, cls.tls_port = cls.stack.broker, cls.stack.sc_dir, \
+            cls.stack.tls_port
+        cls.ctl = cls.stack.ctl
         cls.bundles = os.path.join(b, "bundles")
         os.mkdir(cls.bundles)
-        cls.sc("init", "--name", "device-test")
-        cls.sc("thing", "add", "broker-1", "--broker", "--san", "IP:127.0.0.1",
-               "--out", os.path.join(b, "broker"))
-        with open(os.path.join(cls.sc_dir, "policies.json"), "w") as f:
-            json.dump(POLICIES, f)
-        moat_passwd_file(os.path.join(b, "passwd"), [("sc", "sc-pw"), ("obs", "obs-pw")])
-        with open(os.path.join(b, "sc.pw"), "w") as f:
-            f.write("sc-pw\n")
-        cls.tls_port = free_port()
-        cls.broker = Broker(
-            "password_file %s/passwd\nsc_username sc\nsc_public_key %s/token.pub\n"
-            "persistence true\npersistence_location %s/store\n"
-            "listener %d 127.0.0.1\ncertfile %s/broker/cert.pem\nkeyfile %s/broker/key.pem\n"
-            "cafile %s/ca.pem\nrequire_certificate true\nuse_identity_as_username true\n"
-            % (b, cls.sc_dir, b, cls.tls_port, b, b, cls.sc_dir), allow_anonymous=False)
-        cls.broker.start()
-        cls.sc_log = open(os.path.join(b, "sc.log"), "ab")
-        cls.serve = subprocess.Popen(
-            [MOAT_SC, "--dir", cls.sc_dir, "serve", "--broker", "127.0.0.1:%d" % cls.broker.port,
-             "--username", "sc", "--password-file", os.path.join(b, "sc.pw"), "--rate", "50/s",
-             "--broker-url", "mqtts://127.0.0.1:%d" % cls.tls_port],
-            stdout=cls.sc_log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while not os.path.exists(os.path.join(cls.sc_dir, "admin.sock")) or \
-                "connected; serving" not in cls.read(os.path.join(b, "sc.log")):
-            if time.monotonic() > deadline or cls.serve.poll() is not None:
-                raise AssertionError("moat-sc serve: " + cls.read(os.path.join(b, "sc.log")))
-            time.sleep(0.1)
         for name in ("dev-1", "dev-2"):
-            cls.create(name, "sensor", os.path.join(cls.bundles, name))
+            cls.stack.create(name, "sensor", os.path.join(cls.bundles, name))
         for name in ("hist-1", "hist-pub", "hist-other"):
-            cls.create(name, "historian", os.path.join(b, name))
+            cls.stack.create(name, "historian", os.path.join(b, name))
         cls.signer = os.path.join(b, "hist.pub")
         with open(os.path.join(b, "hist-pub", "sign.key"), "rb") as f:
             key = serialization.load_pem_private_key(f.read(), None)
@@ -109,43 +83,10 @@ class Device(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.serve.send_signal(signal.SIGTERM)
-        cls.serve.wait(timeout=30)
-        cls.sc_log.close()
-        cls.broker.stop(check=False)
-        if os.environ.get("MOAT_DEVICE_KEEP_LOG"):
-            shutil.copy(cls.broker.log_path, os.environ["MOAT_DEVICE_KEEP_LOG"])
-        cls.broker.cleanup()
+        problems = cls.stack.stop(keep_broker_log=os.environ.get("MOAT_DEVICE_KEEP_LOG"))
         shutil.rmtree(cls.base, ignore_errors=True)
-
-    @staticmethod
-    def read(path):
-        try:
-            with open(path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    @staticmethod
-    def tool(*argv):
-        """Runs moat-sc or moat ctl; its stdout, or AssertionError with its stderr."""
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-        if p.returncode != 0:
-            raise AssertionError("%s: %s" % (" ".join(argv), p.stderr))
-        return p.stdout
-
-    @classmethod
-    def sc(cls, *args):
-        cls.tool(MOAT_SC, "--dir", cls.sc_dir, *args)
-
-    @classmethod
-    def ctl(cls, *args):
-        return json.loads(cls.tool(MOAT, "ctl", "--sc-dir", cls.sc_dir, "--json", *args))
-
-    @classmethod
-    def create(cls, name, role, out):
-        r = cls.ctl("thing", "create", name, "--attr", "role=" + role, "--out", out)
-        assert r["ok"], r
+        if problems:
+            raise AssertionError("\n".join(problems))
 
     # ---- helpers ------------------------------------------------------------
 
@@ -168,7 +109,7 @@ class Device(unittest.TestCase):
         return p
 
     def device_log(self):
-        return self.read(os.path.join(self.base, "device.log"))
+        return read(os.path.join(self.base, "device.log"))
 
     def tls_args(self, bundle):
         """moat pub/sub take TLS from the command line, not from the bundle's mqtts:// URL."""
@@ -310,8 +251,7 @@ class Device(unittest.TestCase):
             if "revoked" in json.dumps(status):
                 break
             time.sleep(0.5)
-        self.assertIn("revoked", json.dumps(status), self.read(os.path.join(self.base,
-                                                                              "sc.log")))
+        self.assertIn("revoked", json.dumps(status), self.stack.log("sc"))
         self.assertIn("tamper alert sent", self.device_log())
         bad = subprocess.run([MOAT_DEVICE, "--bundles", os.path.join(self.base, "nothing"),
                               "--tamper", "dev-2"], capture_output=True, text=True, timeout=10)

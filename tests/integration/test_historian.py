@@ -17,6 +17,7 @@ stored. Runs on SQLite, and on PostgreSQL when pgserver.py can start one.
 import http.client
 import json
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 import keyrel_oracle as kr
 import test_e2e_client as e2c
+import tlstest
 from authkit import FileBrokerTest, moat_passwd_file, moat_tool
 from moattest import free_port
 
@@ -63,6 +65,7 @@ class HistorianBase(FileBrokerTest):
     CONFIG = "password_file {dir}/passwd\nacl_file {dir}/acl\nsc_username sc\n"
     FILES = {"acl": "pattern readwrite #\n"}
     DB = None  # a URL; None: SQLite in the state directory
+    TLS = False  # HTTPS with the test CA's server certificate (tlstest.make_certs)
 
     def prepare(self):
         moat_passwd_file(self.path("passwd"), [("hist", "h-pw"), ("dev", "d-pw"),
@@ -83,6 +86,8 @@ class HistorianBase(FileBrokerTest):
         self.write_file("web/index.html", "<!doctype html><title>moat</title>")
         self.write_file("web/static/app.js", "console.log(1);")
         self.write_file("secret.txt", "not served")
+        self.write_file("web/static/.hidden.js", "not served")
+        self.write_file("web/.env", "not served")
         self.http_port = free_port()
         args = [self.hist_bin, "--bundle", self.path("historian"), "--username", "hist",
                 "--password-file", self.path("hist.pw"), "--state", self.path("state"), "--http",
@@ -90,6 +95,11 @@ class HistorianBase(FileBrokerTest):
                 "--command-timeout", "3", "--web-root", self.path("web")]
         if self.DB:
             args += ["--db", self.DB]
+        if self.TLS:
+            self.certs = tlstest.make_certs()
+            self.addCleanup(shutil.rmtree, self.certs, True)
+            args += ["--tls-cert", os.path.join(self.certs, "server.crt"), "--tls-key",
+                     os.path.join(self.certs, "server.key")]
         self.log = open(self.path("historian.log"), "w+")
         self.hist = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         self.addCleanup(self.stop_historian)
@@ -126,8 +136,17 @@ class HistorianBase(FileBrokerTest):
         self.fail("timed out waiting for " + what + "\n" + self.history())
 
     # HTTP
-    def req(self, method, path, body=None, session=None, csrf=None, raw=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=15)
+    def req(self, method, path, body=None, session=None, csrf=None, raw=None, source=None):
+        """One request, from the address <source> when given; HTTPS when TLS
+        (verified against the test CA)."""
+        where = (source, 0) if source else None
+        if self.TLS:
+            conn = http.client.HTTPSConnection("127.0.0.1", self.http_port, timeout=15,
+                                               source_address=where,
+                                               context=tlstest.client_ctx(self.certs))
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=15,
+                                              source_address=where)
         headers = {}
         if session:
             headers["Cookie"] = "moat_session=" + session
@@ -293,10 +312,40 @@ class Historian(HistorianBase):
         self.assertIn("default-src 'self'", headers["Content-Security-Policy"])
         status, headers, text = self.req("GET", "/static/app.js")
         self.assertEqual((status, headers["Content-Type"]), (200, "text/javascript"))
+        # no segment may start with a dot, percent-encoded or not (the files exist)
         for path in ("/static/../secret.txt", "/../secret.txt", "/static/%2e%2e/secret.txt",
-                     "/static/nothing.js", "/static/", "/.hidden"):
+                     "/static/nothing.js", "/static/", "/.hidden", "/static/.hidden.js",
+                     "/static/%2ehidden.js", "/.env", "/%2eenv", "/static/.%2e/secret.txt",
+                     "/static/%2E%2E/secret.txt", "/static/..%2fsecret.txt",
+                     "/static/..%2Fsecret.txt", "/static/sub/../app.js", "/static/./app.js"):
             self.assertEqual(self.req("GET", path)[0], 404, path)
         self.assertEqual(self.req("POST", "/")[0], 405)
+
+    def test_login_rate_limit(self):
+        # failed logins for alice from 127.0.0.1: past the free allowance, 429
+        for attempt in range(12):
+            status, headers, doc = self.req("POST", "/api/login",
+                                            {"user": "alice", "password": "wrong"})
+            if status == 429:
+                break
+            self.assertEqual(status, 401, doc)
+        self.assertEqual(status, 429, doc)
+        self.assertGreaterEqual(attempt, 6)  # 5 free failures, the 6th blocks
+        wait_s = int(headers["Retry-After"])
+        self.assertTrue(1 <= wait_s <= 8, wait_s)
+        self.assertIn("error", doc)
+        # blocked: even the right password is not checked
+        status, headers, _ = self.req("POST", "/api/login",
+                                      {"user": "alice", "password": "alice-pw"})
+        self.assertEqual(status, 429)
+        self.assertIn("too many failures", self.history())
+        # nobody else is slowed: alice from another address logs in at once
+        status, _, doc = self.req("POST", "/api/login", {"user": "alice", "password": "alice-pw"},
+                                  source="127.0.0.2")
+        self.assertEqual(status, 200, doc)
+        # after Retry-After, the right password works from the blocked address
+        time.sleep(int(headers["Retry-After"]) + 0.2)
+        self.login()
 
     def test_readings_devices_overview_alerts(self):
         session, _ = self.login()
@@ -542,3 +591,33 @@ class HistorianRealSC(HistorianBase):
         self.assertEqual((status, doc["status"]), (200, "acknowledged"), doc)
         self.wait_for(lambda: self.req("GET", "/api/devices", session=session)[2]["devices"][0]
                       ["relay"] == "on", "relay on")
+
+
+class HistorianHTTPS(HistorianBase):
+    """moat-historian over HTTPS (--tls-cert/--tls-key with the test CA's
+    server certificate), with the stand-in SC."""
+    TLS = True
+    start_sc = Historian.start_sc
+    stop_sc = Historian.stop_sc
+
+    def test_https_login_and_api(self):
+        status, headers, doc = self.req("POST", "/api/login",
+                                        {"user": "alice", "password": "alice-pw"})
+        self.assertEqual(status, 200, doc)
+        cookie = headers["Set-Cookie"]
+        self.assertIn("Secure", cookie)
+        session = cookie.split(";")[0].split("=", 1)[1]
+        status, _, doc = self.req("GET", "/api/devices", session=session)
+        self.assertEqual((status, doc), (200, {"devices": []}))
+        # plain HTTP on the HTTPS port gets no answer
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
+        with self.assertRaises((OSError, http.client.HTTPException)):
+            conn.request("GET", "/healthz")
+            conn.getresponse().read()
+        conn.close()
+        # a client that does not trust the test CA refuses the server
+        conn = http.client.HTTPSConnection("127.0.0.1", self.http_port, timeout=10,
+                                           context=tlstest.ssl.create_default_context())
+        with self.assertRaises(tlstest.ssl.SSLError):
+            conn.request("GET", "/healthz")
+        conn.close()
