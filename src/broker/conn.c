@@ -430,8 +430,9 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_
 	auth_connack_props(c, &ack);
 	send_connack(c, present, MQTT_RC_SUCCESS, &ack);
 	auth_connected(c);
-	log_info("client %s connected from %s (MQTT %s, keep alive %u)", s->client_id, c->peer,
-		 k->version == MQTT_V5 ? "5" : k->version == MQTT_V311 ? "3.1.1" : "3.1", keep_alive);
+	log_info("client %s connected from %s (MQTT %s, keep alive %u)%s", s->client_id, c->peer,
+		 k->version == MQTT_V5 ? "5" : k->version == MQTT_V311 ? "3.1.1" : "3.1", keep_alive,
+		 c->bridge ? " as a bridge" : "");
 	if (present)
 		sess_resend_inflight(c->w, s);
 	sess_pump(c->w, s);
