@@ -467,7 +467,8 @@ static void *bridge_loop(void *arg)
 	return NULL;
 }
 
-static void bridge_fini(struct bridge *br)
+/* Stops <br>'s thread and frees its clients; twice is fine. */
+static void bridge_stop(struct bridge *br)
 {
 	if (br->thread_started) {
 		uint64_t one = 1;
@@ -476,11 +477,15 @@ static void bridge_fini(struct bridge *br)
 		if (write(br->wake_fd, &one, sizeof(one)) < 0)
 			log_warn("bridge %s: wake-up: %s", br->conf->name, strerror(errno));
 		pthread_join(br->thread, NULL);
+		br->thread_started = false;
 	}
 	moat_client_destroy(br->remote);
 	moat_client_destroy(br->local);
+	br->remote = br->local = NULL;
 	if (br->wake_fd >= 0)
 		close(br->wake_fd);
+	br->wake_fd = -1;
+	atomic_store(&br->connected, false);
 }
 
 static int bridge_start(struct bridge *br, const struct moat_config *cfg)
@@ -535,7 +540,7 @@ int bridges_start(struct bridge_set **out, const struct moat_config *cfg,
 		rc = bridge_start(br, cfg);
 	}
 	if (rc < 0) {
-		bridges_stop(set);
+		bridges_free(set);
 		return rc;
 	}
 	*out = set;
@@ -547,7 +552,12 @@ void bridges_stop(struct bridge_set *set)
 	if (set == NULL)
 		return;
 	for (size_t i = 0; i < set->count; i++)
-		bridge_fini(&set->b[i]);
+		bridge_stop(&set->b[i]);
+}
+
+void bridges_free(struct bridge_set *set)
+{
+	bridges_stop(set);
 	free(set);
 }
 
@@ -555,7 +565,7 @@ size_t bridges_status(const struct bridge_set *set, struct bridge_status *out, s
 {
 	if (set == NULL)
 		return 0;
-	for (size_t i = 0; i < set->count && i < max; i++) {
+	for (size_t i = 0; i < set->count && i < max && out != NULL; i++) {
 		const struct bridge *br = &set->b[i];
 
 		out[i] = (struct bridge_status){

@@ -42,11 +42,16 @@ struct bridge_set;
 int bridges_start(struct bridge_set **out, const struct moat_config *cfg,
 		  const struct bridge_host *host);
 
-/* Stops every bridge and frees the set; NULL is fine. Before the broker's
- * workers stop, so the local links close cleanly. */
+/* Stops every bridge's thread and clients; NULL is fine. Before the
+ * broker's workers stop, so the local links close cleanly. The counters
+ * stay readable until bridges_free(). */
 void bridges_stop(struct bridge_set *set);
 
-/* Fills up to <max> entries of <out>; returns the number of bridges. Any thread. */
+/* Frees the set (stopping it first if needed); NULL is fine. */
+void bridges_free(struct bridge_set *set);
+
+/* Fills up to <max> entries of <out> (may be NULL when <max> is 0); returns
+ * the number of bridges. Any thread, until bridges_free(); NULL set: 0. */
 size_t bridges_status(const struct bridge_set *set, struct bridge_status *out, size_t max);
 
 #endif

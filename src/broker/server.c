@@ -969,12 +969,12 @@ int server_run(struct broker *b)
 		log_notice("allow_anonymous is false and no authentication is configured: every client will be refused (set allow_anonymous true, or configure password_file, auth_token_key or use_identity_as_username)");
 	if (rc == MOAT_OK)
 		log_notice("%u worker thread%s", b->nworkers, b->nworkers == 1 ? "" : "s");
+	if (rc == MOAT_OK)
+		rc = start_bridges(b);	/* before any thread reads b->bridges (stats) */
 	for (; rc == MOAT_OK && started < b->nworkers; started++) {
 		if (pthread_create(&b->workers[started].thread, NULL, worker_loop, &b->workers[started]) != 0)
 			rc = MOAT_E_NOMEM;
 	}
-	if (rc == MOAT_OK)
-		rc = start_bridges(b);
 	if (rc == MOAT_OK)
 		rc = start_metrics(b);
 	if (rc == MOAT_OK && b->on_ready != NULL)
@@ -985,8 +985,7 @@ int server_run(struct broker *b)
 		tell_manager("STOPPING=1\nSTATUS=shutting down");
 	}
 	log_notice("shutting down");
-	bridges_stop(b->bridges);
-	b->bridges = NULL;
+	bridges_stop(b->bridges);	/* their local links close while the workers run */
 	stop_listeners(b);
 	atomic_store(&b->stop, true);
 	for (unsigned i = 0; i < started; i++)
@@ -994,6 +993,8 @@ int server_run(struct broker *b)
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(b->workers[i].thread, NULL);
 	metrics_http_stop(b);	/* /healthz said 503 until the workers were gone */
+	bridges_free(b->bridges);	/* nothing reads their counters any more */
+	b->bridges = NULL;
 	settle(b);
 	for (unsigned i = 0; i < b->nworkers; i++)
 		worker_close(&b->workers[i]);
