@@ -125,8 +125,9 @@ struct moat_client_opts {
 	 * try_private); brokers that know it treat the client as a bridge.
 	 * <open_socket>: when set, each connection attempt calls it (with
 	 * <open_socket_arg>) for an already connected stream socket instead of
-	 * resolving host:port; it returns the descriptor (libmoat owns and
-	 * closes it) or -1, which counts as a failed attempt. */
+	 * resolving host:port; it returns the descriptor (libmoat makes it
+	 * non-blocking, owns and closes it) or -1, which counts as a failed
+	 * attempt. */
 	bool bridge;
 	int (*open_socket)(void *arg);
 	void *open_socket_arg;

@@ -12,6 +12,7 @@
 #include <moat/client.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -468,6 +469,11 @@ static int start_transport(struct moat_client *c)
 		c->fd = c->o.open_socket(c->o.open_socket_arg);
 		if (c->fd < 0)
 			return MOAT_E_IO;
+		if (fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK) < 0) {
+			close(c->fd);
+			c->fd = -1;
+			return MOAT_E_IO;
+		}
 		c->st = ST_TCP;
 		c->started_ms = clock_mono_ms();
 		return MOAT_OK;
