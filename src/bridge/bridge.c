@@ -47,10 +47,10 @@ struct bridge {
 	bool thread_started;
 	int wake_fd;
 	atomic_bool stop;
-	size_t address;			/* index of the address in use */
-	bool was_up;			/* the remote connection got its CONNACK */
-	bool try_private;		/* the CONNECT says "bridge" (off after a refusal) */
-	uint64_t reopen_at_ms;		/* the remote client gave up: a new one then; 0 = none */
+	size_t address;	       /* index of the address in use */
+	bool was_up;	       /* the remote connection got its CONNACK */
+	bool try_private;      /* the CONNECT says "bridge" (off after a refusal) */
+	uint64_t reopen_at_ms; /* the remote client gave up: a new one then; 0 = none */
 	atomic_bool connected;
 	_Atomic uint64_t msgs_out, msgs_in, msgs_dropped, queued;
 };
@@ -84,23 +84,24 @@ static void notify(struct bridge *br, bool up, bool remote_too)
 static struct moat_pub_props forward_props(const struct moat_message *m)
 {
 	return (struct moat_pub_props){
-		.has_message_expiry = m->has_message_expiry,
-		.message_expiry_s = m->message_expiry_s,
-		.user = m->user,
-		.user_count = m->user_count,
-		.correlation_data = m->correlation_data,
-		.correlation_len = m->correlation_len,
+	    .has_message_expiry = m->has_message_expiry,
+	    .message_expiry_s = m->message_expiry_s,
+	    .user = m->user,
+	    .user_count = m->user_count,
+	    .correlation_data = m->correlation_data,
+	    .correlation_len = m->correlation_len,
 	};
 }
 
-/* Copies one counted property into <buf> as a C string; NULL when absent. */
-static const char *prop_string(const uint8_t *p, size_t len, char *buf, size_t cap)
+/* A C string copy of one counted property (NULL when absent); false on
+ * out of memory. The caller frees *<out>. */
+static bool prop_string(const uint8_t *p, size_t len, char **out)
 {
-	if (p == NULL || len >= cap)
-		return NULL;
-	memcpy(buf, p, len);
-	buf[len] = '\0';
-	return buf;
+	*out = NULL;
+	if (p == NULL)
+		return true;
+	*out = strndup((const char *)p, len);
+	return *out != NULL;
 }
 
 /* Sends <m> on <to> under <topic>. QoS 0 that cannot go now is dropped
@@ -110,24 +111,28 @@ static int forward(struct bridge *br, struct moat_client *to, const char *topic,
 		   const struct moat_message *m, bool retain)
 {
 	struct moat_pub_props props = forward_props(m);
-	char content_type[256], response_topic[1024];
-	int rc;
+	char *content_type, *response_topic;
+	int rc = MOAT_E_NOMEM;
 
-	props.content_type = prop_string(m->content_type, m->content_type_len, content_type,
-					 sizeof(content_type));
-	props.response_topic = prop_string(m->response_topic, m->response_topic_len, response_topic,
-					   sizeof(response_topic));
-	rc = to == NULL ? MOAT_E_CLOSED	/* the remote client is being replaced */
-			: moat_publish(to, topic, m->payload, m->payload_len, m->qos, retain,
-				       &props, NULL);
+	if (prop_string(m->content_type, m->content_type_len, &content_type) &&
+	    prop_string(m->response_topic, m->response_topic_len, &response_topic)) {
+		props.content_type = content_type;
+		props.response_topic = response_topic;
+		rc = to == NULL ? MOAT_E_CLOSED /* the remote client is being replaced */
+				: moat_publish(to, topic, m->payload, m->payload_len, m->qos,
+					       retain, &props, NULL);
+		free(response_topic);
+	}
+	free(content_type);
 	if (rc < 0 && m->qos == 0) {
 		atomic_fetch_add(&br->msgs_dropped, 1);
 		return MOAT_OK;
 	}
 	if (rc < 0)
-		log_warn("bridge %s: cannot queue a message for %s (%s); it waits and is sent again",
-			 br->conf->name, to == br->remote ? "the remote broker" : "this broker",
-			 moat_strerror(rc));
+		log_warn(
+		    "bridge %s: cannot queue a message for %s (%s); it waits and is sent again",
+		    br->conf->name, to == br->remote ? "the remote broker" : "this broker",
+		    moat_strerror(rc));
 	return rc;
 }
 
@@ -145,7 +150,7 @@ static int on_local_message(void *arg, const struct moat_message *m)
 	int rc = MOAT_OK;
 
 	if (topic == NULL)
-		return MOAT_OK;	/* a subscription no line sends out: nothing to do */
+		return MOAT_OK; /* a subscription no line sends out: nothing to do */
 	if (br->conf->max_packet_size > 0 && packet_size(topic, m) > br->conf->max_packet_size) {
 		log_warn("bridge %s: a message on %s is over bridge_max_packet_size (%u); dropped",
 			 br->conf->name, m->topic, br->conf->max_packet_size);
@@ -166,7 +171,7 @@ static int on_remote_message(void *arg, const struct moat_message *m)
 	int rc;
 
 	if (topic == NULL)
-		return MOAT_OK;	/* e.g. a subscription an older configuration left there */
+		return MOAT_OK; /* e.g. a subscription an older configuration left there */
 	rc = forward(br, br->local, topic, m, m->retain);
 	if (rc == MOAT_OK)
 		atomic_fetch_add(&br->msgs_in, 1);
@@ -178,7 +183,7 @@ static int on_remote_message(void *arg, const struct moat_message *m)
  * retain-as-published (3.1.1 has neither: try_private asks for both). */
 static void subscribe(struct moat_client *c, const char *filter, uint8_t qos, bool v5)
 {
-	struct moat_sub_options o = { .qos = qos, .no_local = v5, .retain_as_published = v5 };
+	struct moat_sub_options o = {.qos = qos, .no_local = v5, .retain_as_published = v5};
 
 	moat_subscribe(c, filter, &o, NULL);
 }
@@ -255,13 +260,15 @@ static void on_remote_disconnect(void *arg, int err, uint8_t rc)
 
 	moat_last_error(br->remote, why, sizeof(why));
 	if (atomic_exchange(&br->connected, false)) {
-		log_warn("bridge %s: connection to the remote broker lost: %s", br->conf->name, why);
+		log_warn("bridge %s: connection to the remote broker lost: %s", br->conf->name,
+			 why);
 		notify(br, false, false);
 	} else if (!atomic_load(&br->stop)) {
 		log_info("bridge %s: cannot connect: %s", br->conf->name, why);
 	}
 	if (err == MOAT_E_DENIED && rc == 0)
-		log_err("bridge %s: the remote broker's certificate does not verify; fix bridge_cafile or the address, then restart moatd",
+		log_err("bridge %s: the remote broker's certificate does not verify; fix "
+			"bridge_cafile or the address, then restart moatd",
 			br->conf->name);
 	pick_next_address(br);
 	br->was_up = false;
@@ -306,30 +313,31 @@ static int open_remote(struct bridge *br)
 {
 	const struct moat_config *cfg = br->cfg;
 	const struct moat_bridge_conf *c = br->conf;
-	struct moat_callbacks cb = { .arg = br, .on_connect = on_remote_connect,
-				     .on_message_checked = on_remote_message,
-				     .on_disconnect = on_remote_disconnect };
+	struct moat_callbacks cb = {.arg = br,
+				    .on_connect = on_remote_connect,
+				    .on_message_checked = on_remote_message,
+				    .on_disconnect = on_remote_disconnect};
 	struct moat_client_opts o = {
-		.host = c->addresses[br->address].host,
-		.port = c->addresses[br->address].port,
-		.client_id = c->remote_clientid,
-		.username = c->remote_username,
-		.password = c->remote_password,
-		.keep_alive_s = c->keepalive_s,
-		.clean_start = c->cleansession,
-		.version = c->protocol_version,
-		.session_expiry_s = c->cleansession ? 0 : UINT32_MAX,
-		.auto_reconnect = true,
-		.reconnect_min_ms = c->restart_base_s * 1000,
-		.reconnect_max_ms = c->restart_cap_s * 1000,
-		.offline_max_messages = QUEUE_MAX_MESSAGES,
-		.offline_max_bytes = QUEUE_MAX_BYTES,
-		.tls = c->cafile != NULL,
-		.cafile = c->cafile,
-		.certfile = c->certfile,
-		.keyfile = c->keyfile,
-		.tls_insecure = c->insecure,
-		.bridge = br->try_private,
+	    .host = c->addresses[br->address].host,
+	    .port = c->addresses[br->address].port,
+	    .client_id = c->remote_clientid,
+	    .username = c->remote_username,
+	    .password = c->remote_password,
+	    .keep_alive_s = c->keepalive_s,
+	    .clean_start = c->cleansession,
+	    .version = c->protocol_version,
+	    .session_expiry_s = c->cleansession ? 0 : UINT32_MAX,
+	    .auto_reconnect = true,
+	    .reconnect_min_ms = c->restart_base_s * 1000,
+	    .reconnect_max_ms = c->restart_cap_s * 1000,
+	    .offline_max_messages = QUEUE_MAX_MESSAGES,
+	    .offline_max_bytes = QUEUE_MAX_BYTES,
+	    .tls = c->cafile != NULL,
+	    .cafile = c->cafile,
+	    .certfile = c->certfile,
+	    .keyfile = c->keyfile,
+	    .tls_insecure = c->insecure,
+	    .bridge = br->try_private,
 	};
 	char diag[256];
 	char *queue = queue_path(cfg, c->name, "remote");
@@ -358,24 +366,25 @@ static int open_local(struct bridge *br)
 {
 	const struct moat_config *cfg = br->cfg;
 	const struct moat_bridge_conf *c = br->conf;
-	struct moat_callbacks cb = { .arg = br, .on_connect = on_local_connect,
-				     .on_message_checked = on_local_message,
-				     .on_disconnect = on_local_disconnect };
+	struct moat_callbacks cb = {.arg = br,
+				    .on_connect = on_local_connect,
+				    .on_message_checked = on_local_message,
+				    .on_disconnect = on_local_disconnect};
 	struct moat_client_opts o = {
-		.client_id = c->local_clientid,
-		.username = c->local_username,
-		.keep_alive_s = 60,
-		.clean_start = c->local_cleansession,
-		.version = 5,
-		.session_expiry_s = c->local_cleansession ? 0 : UINT32_MAX,
-		.auto_reconnect = true,
-		.reconnect_min_ms = LOCAL_RETRY_MIN_MS,
-		.reconnect_max_ms = LOCAL_RETRY_MAX_MS,
-		.offline_max_messages = QUEUE_MAX_MESSAGES,
-		.offline_max_bytes = QUEUE_MAX_BYTES,
-		.bridge = true,
-		.open_socket = connect_local,
-		.open_socket_arg = br,
+	    .client_id = c->local_clientid,
+	    .username = c->local_username,
+	    .keep_alive_s = 60,
+	    .clean_start = c->local_cleansession,
+	    .version = 5,
+	    .session_expiry_s = c->local_cleansession ? 0 : UINT32_MAX,
+	    .auto_reconnect = true,
+	    .reconnect_min_ms = LOCAL_RETRY_MIN_MS,
+	    .reconnect_max_ms = LOCAL_RETRY_MAX_MS,
+	    .offline_max_messages = QUEUE_MAX_MESSAGES,
+	    .offline_max_bytes = QUEUE_MAX_BYTES,
+	    .bridge = true,
+	    .open_socket = connect_local,
+	    .open_socket_arg = br,
 	};
 	char diag[256];
 	char *queue = queue_path(cfg, c->name, "local");
@@ -436,7 +445,7 @@ static void *bridge_loop(void *arg)
 	moat_connect(br->local);
 	moat_connect(br->remote);
 	while (!atomic_load(&br->stop)) {
-		struct pollfd p[3] = { { .fd = br->wake_fd, .events = POLLIN } };
+		struct pollfd p[3] = {{.fd = br->wake_fd, .events = POLLIN}};
 		nfds_t n = 1;
 		int timeout = min_timeout(POLL_MAX_MS, moat_next_timeout_ms(br->local));
 
@@ -528,12 +537,15 @@ int bridges_start(struct bridge_set **out, const struct moat_config *cfg,
 	if (set == NULL)
 		return MOAT_E_NOMEM;
 	set->host = *host;
-	for (const struct moat_bridge_conf *c = cfg->bridges; c != NULL && rc == MOAT_OK; c = c->next) {
+	for (const struct moat_bridge_conf *c = cfg->bridges; c != NULL && rc == MOAT_OK;
+	     c = c->next) {
 		struct bridge *br = &set->b[i++];
 
 		br->conf = c;
 		br->cfg = cfg;
-		br->try_private = c->try_private;
+		/* v5 has no-local and retain-as-published of its own, and
+		 * mosquitto 2.0 closes a v5 CONNECT with the bridge bit */
+		br->try_private = c->try_private && c->protocol_version != 5;
 		br->host = &set->host;
 		br->wake_fd = -1;
 		set->count = i;
@@ -569,12 +581,12 @@ size_t bridges_status(const struct bridge_set *set, struct bridge_status *out, s
 		const struct bridge *br = &set->b[i];
 
 		out[i] = (struct bridge_status){
-			.name = br->conf->name,
-			.connected = atomic_load(&br->connected),
-			.msgs_out = atomic_load(&br->msgs_out),
-			.msgs_in = atomic_load(&br->msgs_in),
-			.msgs_dropped = atomic_load(&br->msgs_dropped),
-			.queued = atomic_load(&br->queued),
+		    .name = br->conf->name,
+		    .connected = atomic_load(&br->connected),
+		    .msgs_out = atomic_load(&br->msgs_out),
+		    .msgs_in = atomic_load(&br->msgs_in),
+		    .msgs_dropped = atomic_load(&br->msgs_dropped),
+		    .queued = atomic_load(&br->queued),
 		};
 	}
 	return set->count;

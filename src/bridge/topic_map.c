@@ -14,7 +14,8 @@
  * in front instead (when not NULL). */
 static char *swap_prefix(const char *topic, const char *strip, const char *add)
 {
-	size_t strip_len = strip != NULL ? strlen(strip) : 0, add_len = add != NULL ? strlen(add) : 0;
+	size_t strip_len = strip != NULL ? strlen(strip) : 0,
+	       add_len = add != NULL ? strlen(add) : 0;
 	size_t rest_len;
 	char *s;
 

@@ -19,26 +19,51 @@
 static const struct {
 	const char *option, *fix;
 } refused[] = {
-	{ "bridge_bind_address", "remove it; the system's routing picks the source address" },
-	{ "bridge_capath", "put the CA certificates in one PEM file and use bridge_cafile" },
-	{ "bridge_alpn", "remove it; moatd's bridges speak MQTT over TLS without ALPN" },
-	{ "bridge_identity", "use certificates (bridge_cafile, bridge_certfile, bridge_keyfile); TLS-PSK is not supported" },
-	{ "bridge_psk", "use certificates (bridge_cafile, bridge_certfile, bridge_keyfile); TLS-PSK is not supported" },
-	{ "bridge_require_ocsp", "remove it; OCSP is not checked by moatd's bridges" },
-	{ "bridge_tls_version", "remove it; bridges use TLS 1.2 or later" },
-	{ "idle_timeout", "remove it; only start_type automatic is supported" },
-	{ "threshold", "remove it; only start_type automatic is supported" },
+    {"bridge_bind_address", "remove it; the system's routing picks the source address"},
+    {"bridge_capath", "put the CA certificates in one PEM file and use bridge_cafile"},
+    {"bridge_alpn", "remove it; moatd's bridges speak MQTT over TLS without ALPN"},
+    {"bridge_identity",
+     "use certificates (bridge_cafile, bridge_certfile, bridge_keyfile); TLS-PSK is not supported"},
+    {"bridge_psk",
+     "use certificates (bridge_cafile, bridge_certfile, bridge_keyfile); TLS-PSK is not supported"},
+    {"bridge_require_ocsp", "remove it; OCSP is not checked by moatd's bridges"},
+    {"bridge_tls_version", "remove it; bridges use TLS 1.2 or later"},
+    {"idle_timeout", "remove it; only start_type automatic is supported"},
+    {"threshold", "remove it; only start_type automatic is supported"},
 };
 
 /* Every option a bridge section takes (after `connection`). */
 static const char *const options[] = {
-	"address", "addresses", "topic", "remote_clientid", "clientid", "local_clientid",
-	"remote_username", "username", "remote_password", "password", "local_username", "local_password",
-	"bridge_protocol_version", "cleansession", "local_cleansession", "keepalive_interval",
-	"restart_timeout", "notifications", "notifications_local_only", "notification_topic",
-	"try_private", "bridge_cafile", "bridge_certfile", "bridge_keyfile", "bridge_insecure",
-	"bridge_outgoing_retain", "bridge_max_packet_size", "bridge_attempt_unsubscribe",
-	"round_robin", "start_type",
+    "address",
+    "addresses",
+    "topic",
+    "remote_clientid",
+    "clientid",
+    "local_clientid",
+    "remote_username",
+    "username",
+    "remote_password",
+    "password",
+    "local_username",
+    "local_password",
+    "bridge_protocol_version",
+    "cleansession",
+    "local_cleansession",
+    "keepalive_interval",
+    "restart_timeout",
+    "notifications",
+    "notifications_local_only",
+    "notification_topic",
+    "try_private",
+    "bridge_cafile",
+    "bridge_certfile",
+    "bridge_keyfile",
+    "bridge_insecure",
+    "bridge_outgoing_retain",
+    "bridge_max_packet_size",
+    "bridge_attempt_unsubscribe",
+    "round_robin",
+    "start_type",
 };
 
 static struct moat_bridge_conf *last(struct moat_bridge_conf *b)
@@ -110,15 +135,16 @@ static char *join(const char *a, const char *b)
 }
 
 /* topic PATTERN [[[out|in|both] QOS] LOCAL-PREFIX REMOTE-PREFIX] */
-static int parse_topic(struct moat_bridge_conf *b, const char *name, unsigned line, char **w,
-		       int n, struct moat_diag *d)
+static int parse_topic(struct moat_bridge_conf *b, const char *name, unsigned line, char **w, int n,
+		       struct moat_diag *d)
 {
 	struct moat_bridge_topic *t, **tail;
 	const char *pattern = w[1], *lp = NULL, *rp = NULL;
 	bool blank;
 
 	if (n < 2 || n == 5 || n > 6)
-		return diag("topic expects PATTERN [[[out|in|both] QOS] LOCAL-PREFIX REMOTE-PREFIX], e.g. \"topic sensors/# out 1 site/ central/\"");
+		return diag("topic expects PATTERN [[[out|in|both] QOS] LOCAL-PREFIX "
+			    "REMOTE-PREFIX], e.g. \"topic sensors/# out 1 site/ central/\"");
 	blank = strcmp(pattern, "\"\"") == 0;
 	t = calloc(1, sizeof(*t));
 	if (t == NULL)
@@ -153,7 +179,8 @@ static int parse_topic(struct moat_bridge_conf *b, const char *name, unsigned li
 	}
 	if (blank && (lp == NULL || rp == NULL)) {
 		free(t);
-		return diag("a blank (\"\") topic pattern needs both a local and a remote prefix (the whole topic on each side)");
+		return diag("a blank (\"\") topic pattern needs both a local and a remote prefix "
+			    "(the whole topic on each side)");
 	}
 	t->local_prefix = lp != NULL ? strdup(lp) : NULL;
 	t->remote_prefix = rp != NULL ? strdup(rp) : NULL;
@@ -182,7 +209,9 @@ static int parse_addresses(struct moat_bridge_conf *b, const char *name, unsigne
 	struct moat_bridge_address *a;
 
 	if (n < 2)
-		return diag("%s expects HOST[:PORT] (several for failover), e.g. \"address broker.example:1883\"", w[0]);
+		return diag("%s expects HOST[:PORT] (several for failover), e.g. \"address "
+			    "broker.example:1883\"",
+			    w[0]);
 	a = realloc(b->addresses, (b->address_count + (size_t)n - 1) * sizeof(*a));
 	if (a == NULL)
 		return MOAT_E_NOMEM;
@@ -193,7 +222,9 @@ static int parse_addresses(struct moat_bridge_conf *b, const char *name, unsigne
 		uint32_t port = 1883;
 
 		if (colon != NULL && (parse_u32(colon + 1, 65535, &port) < 0 || port == 0))
-			return diag("%s: bad port in \"%s\"; write HOST:PORT with a port from 1 to 65535", w[0], w[i]);
+			return diag(
+			    "%s: bad port in \"%s\"; write HOST:PORT with a port from 1 to 65535",
+			    w[0], w[i]);
 		if (host_len == 0)
 			return diag("%s: no host in \"%s\"", w[0], w[i]);
 		a[b->address_count].host = strndup(w[i], host_len);
@@ -205,14 +236,15 @@ static int parse_addresses(struct moat_bridge_conf *b, const char *name, unsigne
 }
 
 /* restart_timeout BASE [CAP], or one constant. */
-static int parse_restart(struct moat_bridge_conf *b, const char *name, unsigned line, char **w, int n,
-			 struct moat_diag *d)
+static int parse_restart(struct moat_bridge_conf *b, const char *name, unsigned line, char **w,
+			 int n, struct moat_diag *d)
 {
 	uint32_t base, cap;
 
 	if (n < 2 || n > 3 || parse_u32(w[1], 86400, &base) < 0 || base == 0 ||
 	    (n == 3 && (parse_u32(w[2], 86400, &cap) < 0 || cap < base)))
-		return diag("restart_timeout expects seconds (1 to 86400): a constant, or a base and a cap at least as large, e.g. \"restart_timeout 5 30\"");
+		return diag("restart_timeout expects seconds (1 to 86400): a constant, or a base "
+			    "and a cap at least as large, e.g. \"restart_timeout 5 30\"");
 	b->restart_base_s = base;
 	b->restart_cap_s = n == 3 ? cap : base;
 	return MOAT_OK;
@@ -261,7 +293,7 @@ static int parse_single(struct moat_bridge_conf *b, const char *name, unsigned l
 	if (strcmp(o, "local_username") == 0)
 		return set_string(&b->local_username, v);
 	if (strcmp(o, "local_password") == 0)
-		return MOAT_OK;	/* the local link is internal: nothing to prove */
+		return MOAT_OK; /* the local link is internal: nothing to prove */
 	if (strcmp(o, "notification_topic") == 0) {
 		if (!prefix_is_valid(v))
 			return diag("notification_topic must be a topic name without + or #");
@@ -279,23 +311,29 @@ static int parse_single(struct moat_bridge_conf *b, const char *name, unsigned l
 			return MOAT_OK;
 		}
 		if (strcmp(v, "mqttv31") == 0)
-			return diag("bridge_protocol_version mqttv31 is not supported; use mqttv311 or mqttv50");
+			return diag("bridge_protocol_version mqttv31 is not supported; use "
+				    "mqttv311 or mqttv50");
 		return diag("bridge_protocol_version expects mqttv311 or mqttv50, got \"%s\"", v);
 	}
 	if (strcmp(o, "start_type") == 0) {
 		if (strcmp(v, "automatic") == 0)
 			return MOAT_OK;
-		return diag("start_type %s is not supported; use automatic (the default) or remove the line", v);
+		return diag("start_type %s is not supported; use automatic (the default) or remove "
+			    "the line",
+			    v);
 	}
 	if (strcmp(o, "keepalive_interval") == 0) {
 		if (parse_u32(v, 65535, &u) < 0 || u < 5)
-			return diag("keepalive_interval expects seconds from 5 to 65535, got \"%s\"", v);
+			return diag(
+			    "keepalive_interval expects seconds from 5 to 65535, got \"%s\"", v);
 		b->keepalive_s = (uint16_t)u;
 		return MOAT_OK;
 	}
 	if (strcmp(o, "bridge_max_packet_size") == 0) {
 		if (parse_u32(v, 268435460, &u) < 0)
-			return diag("bridge_max_packet_size expects bytes from 0 (no limit) to 268435460, got \"%s\"", v);
+			return diag("bridge_max_packet_size expects bytes from 0 (no limit) to "
+				    "268435460, got \"%s\"",
+				    v);
 		b->max_packet_size = u;
 		return MOAT_OK;
 	}
@@ -318,7 +356,7 @@ static int parse_single(struct moat_bridge_conf *b, const char *name, unsigned l
 	else if (strcmp(o, "bridge_attempt_unsubscribe") == 0)
 		b->attempt_unsubscribe = f;
 	else
-		b->round_robin = f;	/* round_robin: the last one is_option() knows */
+		b->round_robin = f; /* round_robin: the last one is_option() knows */
 	return MOAT_OK;
 }
 
@@ -329,12 +367,14 @@ int bridge_conf_parse_line(struct moat_bridge_conf **bridges, const char *name, 
 
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
 		if (strcmp(w[0], refused[i].option) == 0)
-			return diag("bridge option %s is not supported by moatd; %s", w[0], refused[i].fix);
+			return diag("bridge option %s is not supported by moatd; %s", w[0],
+				    refused[i].fix);
 	if (strcmp(w[0], "connection") == 0) {
 		struct moat_bridge_conf *nb;
 
 		if (n != 2)
-			return diag("connection expects one name, e.g. \"connection site-to-central\"");
+			return diag(
+			    "connection expects one name, e.g. \"connection site-to-central\"");
 		nb = bridge_new(w[1], line);
 		if (nb == NULL)
 			return MOAT_E_NOMEM;
@@ -379,9 +419,11 @@ static int fill_defaults(struct moat_bridge_conf *b)
 {
 	static const char sys[] = "$SYS/broker/connection/";
 
-	if (b->remote_clientid == NULL && (b->remote_clientid = default_remote_clientid(b->name)) == NULL)
+	if (b->remote_clientid == NULL &&
+	    (b->remote_clientid = default_remote_clientid(b->name)) == NULL)
 		return MOAT_E_NOMEM;
-	if (b->local_clientid == NULL && (b->local_clientid = join("local.", b->remote_clientid)) == NULL)
+	if (b->local_clientid == NULL &&
+	    (b->local_clientid = join("local.", b->remote_clientid)) == NULL)
 		return MOAT_E_NOMEM;
 	if (b->notification_topic == NULL) {
 		char *head = join(sys, b->remote_clientid);
@@ -403,25 +445,31 @@ int bridge_conf_check(struct moat_bridge_conf *bridges, const char *name, struct
 		int rc;
 
 		if (b->address_count == 0)
-			return diag("connection %s has no address; add \"address HOST[:PORT]\"", b->name);
+			return diag("connection %s has no address; add \"address HOST[:PORT]\"",
+				    b->name);
 		if (b->remote_password != NULL && b->remote_username == NULL)
-			return diag("connection %s has remote_password without remote_username; add remote_username",
+			return diag("connection %s has remote_password without remote_username; "
+				    "add remote_username",
 				    b->name);
 		if ((b->certfile == NULL) != (b->keyfile == NULL))
-			return diag("connection %s: bridge_certfile and bridge_keyfile go together; set both or neither",
+			return diag("connection %s: bridge_certfile and bridge_keyfile go "
+				    "together; set both or neither",
 				    b->name);
 		if (b->cafile == NULL && (b->certfile != NULL || b->insecure))
-			return diag("connection %s has TLS options but no bridge_cafile; add bridge_cafile (TLS is on when it is set)",
+			return diag("connection %s has TLS options but no bridge_cafile; add "
+				    "bridge_cafile (TLS is on when it is set)",
 				    b->name);
 		rc = fill_defaults(b);
 		if (rc < 0)
 			return rc;
 		for (struct moat_bridge_conf *o = bridges; o != b; o = o->next) {
 			if (strcmp(o->name, b->name) == 0)
-				return diag("connection %s is declared twice (line %u first); give each bridge its own name",
+				return diag("connection %s is declared twice (line %u first); give "
+					    "each bridge its own name",
 					    b->name, o->line);
 			if (strcmp(o->local_clientid, b->local_clientid) == 0)
-				return diag("connection %s uses local_clientid %s like connection %s; give each its own",
+				return diag("connection %s uses local_clientid %s like connection "
+					    "%s; give each its own",
 					    b->name, b->local_clientid, o->name);
 		}
 	}

@@ -14,7 +14,7 @@
 #include "conf/config.h"
 
 enum bridge_direction {
-	BRIDGE_OUT = 0,	/* mosquitto's default */
+	BRIDGE_OUT = 0, /* mosquitto's default */
 	BRIDGE_IN = 1,
 	BRIDGE_BOTH = 2,
 };
@@ -25,42 +25,42 @@ struct moat_bridge_topic {
 	struct moat_bridge_topic *next;
 	enum bridge_direction direction;
 	uint8_t qos;
-	char *local_prefix, *remote_prefix;	/* NULL = none ("" in the file) */
-	char *local_filter, *remote_filter;	/* what each side subscribes to */
+	char *local_prefix, *remote_prefix; /* NULL = none ("" in the file) */
+	char *local_filter, *remote_filter; /* what each side subscribes to */
 	unsigned line;
 };
 
 struct moat_bridge_address {
 	char *host;
-	uint16_t port;	/* default 1883 */
+	uint16_t port; /* default 1883 */
 };
 
 struct moat_bridge_conf {
 	struct moat_bridge_conf *next;
 	char *name;
-	unsigned line;			/* of its `connection` line */
+	unsigned line; /* of its `connection` line */
 	struct moat_bridge_address *addresses;
 	size_t address_count;
-	bool round_robin;		/* default false: the first address is the main one */
-	struct moat_bridge_topic *topics;	/* in file order */
-	char *remote_clientid;		/* default "<name>.<hostname>" (filled by bridge_conf_check) */
-	char *local_clientid;		/* default "local.<remote_clientid>" */
+	bool round_robin;		  /* default false: the first address is the main one */
+	struct moat_bridge_topic *topics; /* in file order */
+	char *remote_clientid; /* default "<name>.<hostname>" (filled by bridge_conf_check) */
+	char *local_clientid;  /* default "local.<remote_clientid>" */
 	char *remote_username, *remote_password;
-	char *local_username;		/* the identity the bridge has on this broker; NULL = none */
-	int protocol_version;		/* 4 (mqttv311, the default) or 5 (mqttv50) */
-	bool cleansession;		/* default false */
-	int local_cleansession;		/* -1 = as cleansession */
-	uint16_t keepalive_s;		/* default 60, at least 5 */
-	uint32_t restart_base_s, restart_cap_s;	/* default 5 and 30; equal = constant */
-	bool notifications;		/* default true */
-	bool notifications_local_only;	/* default false */
-	char *notification_topic;	/* default $SYS/broker/connection/<remote_clientid>/state */
-	bool try_private;		/* default true */
-	char *cafile, *certfile, *keyfile;	/* TLS when cafile is set */
-	bool insecure;			/* bridge_insecure; default false */
-	bool outgoing_retain;		/* default true */
-	uint32_t max_packet_size;	/* default 0 = no limit of our own */
-	bool attempt_unsubscribe;	/* default true */
+	char *local_username;	/* the identity the bridge has on this broker; NULL = none */
+	int protocol_version;	/* 4 (mqttv311, the default) or 5 (mqttv50) */
+	bool cleansession;	/* default false */
+	int local_cleansession; /* -1 = as cleansession */
+	uint16_t keepalive_s;	/* default 60, at least 5 */
+	uint32_t restart_base_s, restart_cap_s; /* default 5 and 30; equal = constant */
+	bool notifications;			/* default true */
+	bool notifications_local_only;		/* default false */
+	char *notification_topic; /* default $SYS/broker/connection/<remote_clientid>/state */
+	bool try_private;	  /* default true */
+	char *cafile, *certfile, *keyfile; /* TLS when cafile is set */
+	bool insecure;			   /* bridge_insecure; default false */
+	bool outgoing_retain;		   /* default true */
+	uint32_t max_packet_size;	   /* default 0 = no limit of our own */
+	bool attempt_unsubscribe;	   /* default true */
 };
 
 /*

@@ -218,6 +218,35 @@ class BridgeTest(unittest.TestCase):
         # the Will tells the remote side the bridge is gone
         self.wait_state(remote.port, "$SYS/broker/connection/site-bridge/state", b"0")
 
+    def test_v5_bridge_keeps_properties_and_passes_the_acl(self):
+        remote = self.start(Mosquitto())
+        near = self.moatd_bridge(remote.port, extra="bridge_protocol_version mqttv50\n")
+        acl = os.path.join(near.dir, "acl")
+        with open(acl, "w") as f:	# anonymous: site/ and reading local/ only
+            f.write("topic readwrite site/#\ntopic read local/#\n")
+        with open(near.conf_path, "a") as f:
+            f.write("acl_file %s\n" % acl)
+        self.start(near)
+        self.wait_state(remote.port, "$SYS/broker/connection/site-bridge/state", b"1")
+        far_sub = self.peer(remote.port, "far-sub")
+        far_sub.subscribe("central/#", qos=1)
+        near_sub = self.peer(near.port, "near-sub")
+        near_sub.subscribe("local/#", qos=1)
+        props = [("content_type", "text/plain"), ("user_property", [("site", "17"), ("k", "v")]),
+                 ("correlation_data", b"\x01\x02")]
+        self.peer(near.port, "near-pub").publish("site/sensors/p", b"v5", qos=1, props=props)
+        got = collect(far_sub, 1)
+        self.assertEqual(len(got), 1)
+        self.assertEqual(got[0].props.get("content_type"), "text/plain")
+        self.assertEqual(got[0].props.get("correlation_data"), b"\x01\x02")
+        self.assertEqual(got[0].props.get("user_property"), [("site", "17"), ("k", "v")])
+        # the bridge publishes local/cmd/... which anonymous clients may not:
+        # its local link is internal and above the ACL, as mosquitto's bridges are
+        self.peer(remote.port, "far-pub").publish("remote/cmd/go", b"1", qos=1)
+        got = collect(near_sub, 1)
+        self.assertEqual([p.topic for p in got], ["local/cmd/go"])
+        self.stop(near)
+
     def test_tls_to_mosquitto(self):
         certs = tlstest.make_certs()
         try:

@@ -60,9 +60,9 @@ static void outgoing_topics(void **state)
 
 	(void)state;
 	expect(bridge_map_out(b, "site/sensors/t1"), "central/sensors/t1");
-	expect(bridge_map_out(b, "site/sensors"), "central/sensors");	/* # matches the parent */
+	expect(bridge_map_out(b, "site/sensors"), "central/sensors"); /* # matches the parent */
 	expect(bridge_map_out(b, "sensors/t1"), NULL);	/* the local prefix is part of the filter */
-	expect(bridge_map_out(b, "local/cmd/x"), NULL);	/* an in line */
+	expect(bridge_map_out(b, "local/cmd/x"), NULL); /* an in line */
 	expect(bridge_map_out(b, "chat/room"), "chat/room");
 	expect(bridge_map_out(b, "up/x"), "fleet/a/up/x");
 	expect(bridge_map_out(b, "dev/down/x"), NULL);
@@ -76,8 +76,8 @@ static void incoming_topics(void **state)
 
 	(void)state;
 	expect(bridge_map_in(b, "remote/cmd/open"), "local/cmd/open");
-	expect(bridge_map_in(b, "remote/cmd/a/b"), NULL);	/* + is one level */
-	expect(bridge_map_in(b, "central/sensors/t1"), NULL);	/* an out line */
+	expect(bridge_map_in(b, "remote/cmd/a/b"), NULL);     /* + is one level */
+	expect(bridge_map_in(b, "central/sensors/t1"), NULL); /* an out line */
 	expect(bridge_map_in(b, "chat/room"), "chat/room");
 	expect(bridge_map_in(b, "down/x"), "dev/down/x");
 	expect(bridge_map_in(b, "central/alarms/site-a"), "alarm/now");
@@ -86,8 +86,8 @@ static void incoming_topics(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(outgoing_topics),
-		cmocka_unit_test(incoming_topics),
+	    cmocka_unit_test(outgoing_topics),
+	    cmocka_unit_test(incoming_topics),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -82,16 +82,15 @@ static void defaults_follow_mosquitto(void **state)
 
 static void every_option_is_read(void **state)
 {
-	static const char text[] =
-	    "listener 1883\n"
-	    "connection site\n"
-	    "address a.example:1884 b.example\n"
-	    "addresses ::1:8883\n"
-	    "round_robin true\n"
-	    "remote_clientid site-1\n"
-	    "local_clientid site-local\n"
-	    "remote_username u\n"
-	    "remote_password p w\n"	/* one word only: refused below */;
+	static const char text[] = "listener 1883\n"
+				   "connection site\n"
+				   "address a.example:1884 b.example\n"
+				   "addresses ::1:8883\n"
+				   "round_robin true\n"
+				   "remote_clientid site-1\n"
+				   "local_clientid site-local\n"
+				   "remote_username u\n"
+				   "remote_password p w\n" /* one word only: refused below */;
 	static const char good[] =
 	    "connection site\n"
 	    "address a.example:1884 b.example\n"
@@ -120,7 +119,7 @@ static void every_option_is_read(void **state)
 	    "bridge_max_packet_size 1000\n"
 	    "bridge_attempt_unsubscribe false\n"
 	    "start_type automatic\n"
-	    "allow_anonymous true\n"	/* global options still apply after a section */
+	    "allow_anonymous true\n" /* global options still apply after a section */
 	    "connection second\n"
 	    "address c.example\n"
 	    "restart_timeout 7\n"
@@ -199,14 +198,14 @@ static void topic_lines_build_both_filters(void **state)
 		uint8_t qos;
 		const char *lp, *rp, *local, *remote;
 	} want[] = {
-		{ BRIDGE_OUT, 0, NULL, NULL, "a/#", "a/#" },
-		{ BRIDGE_IN, 0, NULL, NULL, "b/+", "b/+" },
-		{ BRIDGE_BOTH, 2, NULL, NULL, "c", "c" },
-		{ BRIDGE_OUT, 1, "L/", "R/", "L/d/#", "R/d/#" },
-		{ BRIDGE_OUT, 0, "L/", NULL, "L/e", "e" },
-		{ BRIDGE_IN, 1, NULL, "R/", "f", "R/f" },
-		{ BRIDGE_BOTH, 1, NULL, NULL, "g", "g" },
-		{ BRIDGE_IN, 2, "local/one", "remote/one", "local/one", "remote/one" },
+	    {BRIDGE_OUT, 0, NULL, NULL, "a/#", "a/#"},
+	    {BRIDGE_IN, 0, NULL, NULL, "b/+", "b/+"},
+	    {BRIDGE_BOTH, 2, NULL, NULL, "c", "c"},
+	    {BRIDGE_OUT, 1, "L/", "R/", "L/d/#", "R/d/#"},
+	    {BRIDGE_OUT, 0, "L/", NULL, "L/e", "e"},
+	    {BRIDGE_IN, 1, NULL, "R/", "f", "R/f"},
+	    {BRIDGE_BOTH, 1, NULL, NULL, "g", "g"},
+	    {BRIDGE_IN, 2, "local/one", "remote/one", "local/one", "remote/one"},
 	};
 	struct moat_config cfg;
 	struct moat_diag d;
@@ -240,42 +239,74 @@ static void refusals_name_file_line_and_fix(void **state)
 	static const struct {
 		const char *text, *want;
 	} bad[] = {
-		{ "address h\n", "b.conf:1: address is a bridge option; put it after a \"connection NAME\" line" },
-		{ "connection\n", "b.conf:1: connection expects one name" },
-		{ "connection a\n", "b.conf:1: connection a has no address; add \"address HOST[:PORT]\"" },
-		{ "connection a\naddress h:0\n", "b.conf:2: address: bad port in \"h:0\"" },
-		{ "connection a\naddress h:x\n", "b.conf:2: address: bad port" },
-		{ "connection a\naddress :1883\n", "b.conf:2: address: no host in \":1883\"" },
-		{ "connection a\naddress h\ntopic\n", "b.conf:3: topic expects PATTERN" },
-		{ "connection a\naddress h\ntopic a sideways\n", "b.conf:3: topic direction must be out, in or both, got \"sideways\"" },
-		{ "connection a\naddress h\ntopic a in 3\n", "b.conf:3: topic QoS must be 0, 1 or 2, got \"3\"" },
-		{ "connection a\naddress h\ntopic a in 1 L/\n", "b.conf:3: topic expects PATTERN" },
-		{ "connection a\naddress h\ntopic a in 1 L/# R/\n", "b.conf:3: topic prefixes must not contain + or #" },
-		{ "connection a\naddress h\ntopic \"\" in 1 L/ \"\"\n", "b.conf:3: a blank (\"\") topic pattern needs both a local and a remote prefix" },
-		{ "connection a\naddress h\nbridge_protocol_version mqttv31\n", "b.conf:3: bridge_protocol_version mqttv31 is not supported; use mqttv311 or mqttv50" },
-		{ "connection a\naddress h\nbridge_protocol_version 5\n", "b.conf:3: bridge_protocol_version expects mqttv311 or mqttv50" },
-		{ "connection a\naddress h\nkeepalive_interval 4\n", "b.conf:3: keepalive_interval expects seconds from 5 to 65535" },
-		{ "connection a\naddress h\nrestart_timeout 10 5\n", "b.conf:3: restart_timeout expects seconds" },
-		{ "connection a\naddress h\nrestart_timeout 0\n", "b.conf:3: restart_timeout expects seconds" },
-		{ "connection a\naddress h\ncleansession yes\n", "b.conf:3: cleansession expects true or false, got \"yes\"" },
-		{ "connection a\naddress h\nbridge_max_packet_size -1\n", "b.conf:3: bridge_max_packet_size expects bytes" },
-		{ "connection a\naddress h\nnotification_topic a/#\n", "b.conf:3: notification_topic must be a topic name without + or #" },
-		{ "connection a\naddress h\nstart_type lazy\n", "b.conf:3: start_type lazy is not supported; use automatic" },
-		{ "connection a\naddress h\nbridge_capath /etc/ssl/certs\n", "b.conf:3: bridge option bridge_capath is not supported by moatd; put the CA certificates in one PEM file and use bridge_cafile" },
-		{ "connection a\naddress h\nbridge_psk 00\n", "b.conf:3: bridge option bridge_psk is not supported by moatd" },
-		{ "connection a\naddress h\nbridge_identity me\n", "b.conf:3: bridge option bridge_identity is not supported" },
-		{ "connection a\naddress h\nbridge_bind_address 10.0.0.1\n", "b.conf:3: bridge option bridge_bind_address is not supported" },
-		{ "connection a\naddress h\nbridge_alpn mqtt\n", "b.conf:3: bridge option bridge_alpn is not supported" },
-		{ "connection a\naddress h\nbridge_require_ocsp true\n", "b.conf:3: bridge option bridge_require_ocsp is not supported" },
-		{ "connection a\naddress h\nbridge_tls_version tlsv1.2\n", "b.conf:3: bridge option bridge_tls_version is not supported" },
-		{ "connection a\naddress h\nidle_timeout 60\n", "b.conf:3: bridge option idle_timeout is not supported" },
-		{ "connection a\naddress h\nthreshold 10\n", "b.conf:3: bridge option threshold is not supported" },
-		{ "connection a\naddress h\nremote_password p\n", "b.conf:1: connection a has remote_password without remote_username" },
-		{ "connection a\naddress h\nbridge_cafile ca\nbridge_certfile c\n", "b.conf:1: connection a: bridge_certfile and bridge_keyfile go together" },
-		{ "connection a\naddress h\nbridge_insecure true\n", "b.conf:1: connection a has TLS options but no bridge_cafile" },
-		{ "connection a\naddress h\nconnection a\naddress i\n", "b.conf:3: connection a is declared twice (line 1 first)" },
-		{ "connection a\naddress h\nlocal_clientid x\nconnection b\naddress i\nlocal_clientid x\n", "b.conf:4: connection b uses local_clientid x like connection a" },
-		{ "connection a\naddress h\nbridge_unknown 1\n", "b.conf:3: unknown option \"bridge_unknown\"" },
+	    {"address h\n",
+	     "b.conf:1: address is a bridge option; put it after a \"connection NAME\" line"},
+	    {"connection\n", "b.conf:1: connection expects one name"},
+	    {"connection a\n",
+	     "b.conf:1: connection a has no address; add \"address HOST[:PORT]\""},
+	    {"connection a\naddress h:0\n", "b.conf:2: address: bad port in \"h:0\""},
+	    {"connection a\naddress h:x\n", "b.conf:2: address: bad port"},
+	    {"connection a\naddress :1883\n", "b.conf:2: address: no host in \":1883\""},
+	    {"connection a\naddress h\ntopic\n", "b.conf:3: topic expects PATTERN"},
+	    {"connection a\naddress h\ntopic a sideways\n",
+	     "b.conf:3: topic direction must be out, in or both, got \"sideways\""},
+	    {"connection a\naddress h\ntopic a in 3\n",
+	     "b.conf:3: topic QoS must be 0, 1 or 2, got \"3\""},
+	    {"connection a\naddress h\ntopic a in 1 L/\n", "b.conf:3: topic expects PATTERN"},
+	    {"connection a\naddress h\ntopic a in 1 L/# R/\n",
+	     "b.conf:3: topic prefixes must not contain + or #"},
+	    {"connection a\naddress h\ntopic \"\" in 1 L/ \"\"\n",
+	     "b.conf:3: a blank (\"\") topic pattern needs both a local and a remote prefix"},
+	    {"connection a\naddress h\nbridge_protocol_version mqttv31\n",
+	     "b.conf:3: bridge_protocol_version mqttv31 is not supported; use mqttv311 or mqttv50"},
+	    {"connection a\naddress h\nbridge_protocol_version 5\n",
+	     "b.conf:3: bridge_protocol_version expects mqttv311 or mqttv50"},
+	    {"connection a\naddress h\nkeepalive_interval 4\n",
+	     "b.conf:3: keepalive_interval expects seconds from 5 to 65535"},
+	    {"connection a\naddress h\nrestart_timeout 10 5\n",
+	     "b.conf:3: restart_timeout expects seconds"},
+	    {"connection a\naddress h\nrestart_timeout 0\n",
+	     "b.conf:3: restart_timeout expects seconds"},
+	    {"connection a\naddress h\ncleansession yes\n",
+	     "b.conf:3: cleansession expects true or false, got \"yes\""},
+	    {"connection a\naddress h\nbridge_max_packet_size -1\n",
+	     "b.conf:3: bridge_max_packet_size expects bytes"},
+	    {"connection a\naddress h\nnotification_topic a/#\n",
+	     "b.conf:3: notification_topic must be a topic name without + or #"},
+	    {"connection a\naddress h\nstart_type lazy\n",
+	     "b.conf:3: start_type lazy is not supported; use automatic"},
+	    {"connection a\naddress h\nbridge_capath /etc/ssl/certs\n",
+	     "b.conf:3: bridge option bridge_capath is not supported by moatd; put the CA "
+	     "certificates in one PEM file and use bridge_cafile"},
+	    {"connection a\naddress h\nbridge_psk 00\n",
+	     "b.conf:3: bridge option bridge_psk is not supported by moatd"},
+	    {"connection a\naddress h\nbridge_identity me\n",
+	     "b.conf:3: bridge option bridge_identity is not supported"},
+	    {"connection a\naddress h\nbridge_bind_address 10.0.0.1\n",
+	     "b.conf:3: bridge option bridge_bind_address is not supported"},
+	    {"connection a\naddress h\nbridge_alpn mqtt\n",
+	     "b.conf:3: bridge option bridge_alpn is not supported"},
+	    {"connection a\naddress h\nbridge_require_ocsp true\n",
+	     "b.conf:3: bridge option bridge_require_ocsp is not supported"},
+	    {"connection a\naddress h\nbridge_tls_version tlsv1.2\n",
+	     "b.conf:3: bridge option bridge_tls_version is not supported"},
+	    {"connection a\naddress h\nidle_timeout 60\n",
+	     "b.conf:3: bridge option idle_timeout is not supported"},
+	    {"connection a\naddress h\nthreshold 10\n",
+	     "b.conf:3: bridge option threshold is not supported"},
+	    {"connection a\naddress h\nremote_password p\n",
+	     "b.conf:1: connection a has remote_password without remote_username"},
+	    {"connection a\naddress h\nbridge_cafile ca\nbridge_certfile c\n",
+	     "b.conf:1: connection a: bridge_certfile and bridge_keyfile go together"},
+	    {"connection a\naddress h\nbridge_insecure true\n",
+	     "b.conf:1: connection a has TLS options but no bridge_cafile"},
+	    {"connection a\naddress h\nconnection a\naddress i\n",
+	     "b.conf:3: connection a is declared twice (line 1 first)"},
+	    {"connection a\naddress h\nlocal_clientid x\nconnection b\naddress i\nlocal_clientid "
+	     "x\n",
+	     "b.conf:4: connection b uses local_clientid x like connection a"},
+	    {"connection a\naddress h\nbridge_unknown 1\n",
+	     "b.conf:3: unknown option \"bridge_unknown\""},
 	};
 	struct moat_config cfg;
 	struct moat_diag d;
@@ -292,11 +323,11 @@ static void refusals_name_file_line_and_fix(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(no_bridge_by_default),
-		cmocka_unit_test(defaults_follow_mosquitto),
-		cmocka_unit_test(every_option_is_read),
-		cmocka_unit_test(topic_lines_build_both_filters),
-		cmocka_unit_test(refusals_name_file_line_and_fix),
+	    cmocka_unit_test(no_bridge_by_default),
+	    cmocka_unit_test(defaults_follow_mosquitto),
+	    cmocka_unit_test(every_option_is_read),
+	    cmocka_unit_test(topic_lines_build_both_filters),
+	    cmocka_unit_test(refusals_name_file_line_and_fix),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
