@@ -247,16 +247,96 @@ class BridgeTest(unittest.TestCase):
         self.assertEqual([p.topic for p in got], ["local/cmd/go"])
         self.stop(near)
 
+    def test_failover_to_the_second_address(self):
+        remote = self.start(Mosquitto())
+        dead = moattest.free_port()	# nothing listens there
+        near = Broker("")
+        self.procs.append(near)
+        with open(near.conf_path, "a") as f:
+            f.write("connection site\naddress 127.0.0.1:%d 127.0.0.1:%d\nremote_clientid site-bridge\n"
+                    "restart_timeout 1\ntopic sensors/# out 1\n" % (dead, remote.port))
+        near.start()
+        self.wait_state(remote.port, "$SYS/broker/connection/site-bridge/state", b"1")
+        far_sub = self.peer(remote.port, "far-sub", version=4)
+        far_sub.subscribe("sensors/#", qos=1)
+        self.peer(near.port, "near-pub").publish("sensors/a", b"via b", qos=1)
+        self.assertEqual([p.payload for p in collect(far_sub, 1)], [b"via b"])
+        self.assertIn("connected to 127.0.0.1:%d" % remote.port, near.log())
+        self.stop(near)
+
+    def test_outgoing_retain_and_max_packet_size(self):
+        remote = self.start(Mosquitto())
+        near = self.start(self.moatd_bridge(remote.port, extra="bridge_max_packet_size 200\n"
+                                            "connection plain\naddress 127.0.0.1:%d\n"
+                                            "remote_clientid plain-bridge\n"
+                                            "bridge_outgoing_retain false\n"
+                                            "topic keep/# out 1 \"\" plain/\n" % remote.port))
+        self.wait_state(remote.port, "$SYS/broker/connection/site-bridge/state", b"1")
+        self.wait_state(remote.port, "$SYS/broker/connection/plain-bridge/state", b"1")
+        far_sub = self.peer(remote.port, "far-sub", version=4)
+        far_sub.subscribe("central/#", "plain/#", qos=1)
+        pub = self.peer(near.port, "near-pub")
+        pub.publish("site/sensors/r", b"kept", qos=1, retain=True)
+        pub.publish("site/sensors/big", b"x" * 400, qos=1)	# over 200 bytes: not sent
+        pub.publish("site/sensors/small", b"s", qos=1)
+        pub.publish("keep/r", b"flag cleared", qos=1, retain=True)
+        got = sorted(p.topic for p in collect(far_sub, 4, timeout=5.0))
+        self.assertEqual(got, ["central/sensors/r", "central/sensors/small", "plain/keep/r"])
+        self.assertIn("over bridge_max_packet_size", near.log())
+        # retained on the remote as published; with bridge_outgoing_retain
+        # false it arrived without the flag, so a new subscriber gets nothing
+        late = self.peer(remote.port, "late-sub", version=4)
+        late.subscribe("central/#", "plain/#", qos=1)
+        got = collect(late, 2, timeout=2.0)
+        self.assertEqual([(p.topic, p.payload, p.retain) for p in got],
+                         [("central/sensors/r", b"kept", 1)])
+        self.stop(near)
+
+    def test_kill9_while_bringing_messages_in(self):
+        remote = self.start(Mosquitto())
+        near = self.start(self.moatd_bridge(remote.port))
+        self.wait_state(remote.port, "$SYS/broker/connection/site-bridge/state", b"1")
+        near_sub = connected(near.port, "near-sub", clean=False,
+                             props={"session_expiry": 3600})
+        near_sub.subscribe("local/#", qos=1)
+        near_sub.close()
+        far_pub = self.peer(remote.port, "far-pub", version=4)
+        acked = []
+        killer = threading.Timer(0.3, lambda: near.proc.send_signal(signal.SIGKILL))
+        killer.start()
+        for i in range(400):
+            m = b"i%04d" % i
+            far_pub.publish("remote/cmd/in", m, qos=1)	# acknowledged by mosquitto
+            acked.append(m)
+        killer.join()
+        near.proc.wait()
+        near.logf.close()
+        near.proc = None
+        near.start()
+        near_sub = self.peer(near.port, "near-sub", clean=False,
+                             props={"session_expiry": 3600})
+        got = collect(near_sub, len(acked), timeout=60.0)
+        got += collect(near_sub, 100000, timeout=2.0)
+        first = []
+        for p in got:
+            if p.payload not in first:
+                first.append(p.payload)
+        self.assertEqual(first, acked, "in order, nothing mosquitto acknowledged lost")
+        self.stop(near)
+
     def test_tls_to_mosquitto(self):
         certs = tlstest.make_certs()
         try:
             tls_port = moattest.free_port()
             remote = self.start(Mosquitto(
-                "listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\n" % (
+                "listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\n"
+                "require_certificate true\n" % (
                     tls_port, os.path.join(certs, "ca.crt"), os.path.join(certs, "server.crt"),
                     os.path.join(certs, "server.key"))))
-            near = self.start(self.moatd_bridge(tls_port, extra="bridge_cafile %s\n" %
-                                                os.path.join(certs, "ca.crt")))
+            near = self.start(self.moatd_bridge(
+                tls_port, extra="bridge_cafile %s\nbridge_certfile %s\nbridge_keyfile %s\n" % (
+                    os.path.join(certs, "ca.crt"), os.path.join(certs, "client.crt"),
+                    os.path.join(certs, "client.key"))))
             self.wait_state(remote.port, "$SYS/broker/connection/site-bridge/state", b"1")
             far_sub = self.peer(remote.port, "far-sub", version=4)
             far_sub.subscribe("central/#", qos=1)
