@@ -268,7 +268,7 @@ static void on_remote_disconnect(void *arg, int err, uint8_t rc)
 	}
 	if (err == MOAT_E_DENIED && rc == 0)
 		log_err("bridge %s: the remote broker's certificate does not verify; fix "
-			"bridge_cafile or the address, then restart moatd",
+			"bridge_cafile or the address (tried again every restart_timeout cap)",
 			br->conf->name);
 	pick_next_address(br);
 	br->was_up = false;

@@ -356,7 +356,7 @@ static int parse_single(struct moat_bridge_conf *b, const char *name, unsigned l
 	else if (strcmp(o, "bridge_attempt_unsubscribe") == 0)
 		b->attempt_unsubscribe = f;
 	else
-		b->round_robin = f; /* round_robin: the last one is_option() knows */
+		b->round_robin = f; /* is_option()'s last boolean: round_robin */
 	return MOAT_OK;
 }
 

@@ -500,5 +500,39 @@ class BridgeTest(unittest.TestCase):
         self.stop(central)
 
 
+    def test_kill9_of_moatd_as_the_remote(self):
+        central = Broker("persistence true\npersistence_location store\n")
+        self.start(central)
+        site = self.start(Mosquitto(
+            "connection central\naddress 127.0.0.1:%d\nremote_clientid mosq-site\n"
+            "restart_timeout 1\ntopic sensors/# out 1 site/ central/\n" % central.port))
+        self.wait_state(central.port, "$SYS/broker/connection/mosq-site/state", b"1")
+        sub = connected(central.port, "central-sub", clean=False, props={"session_expiry": 3600})
+        sub.subscribe("central/#", qos=1)
+        sub.close()
+        pub = self.peer(site.port, "site-pub", version=4)
+        sent = []
+        for i in range(20):
+            sent.append(b"r%02d" % i)
+            pub.publish("site/sensors/x", sent[-1], qos=1)
+        central.proc.send_signal(signal.SIGKILL)
+        central.proc.wait()
+        central.logf.close()
+        central.proc = None
+        for i in range(20, 40):	# mosquitto holds these for the bridge meanwhile
+            sent.append(b"r%02d" % i)
+            pub.publish("site/sensors/x", sent[-1], qos=1)
+        central.start()
+        sub = self.peer(central.port, "central-sub", clean=False, props={"session_expiry": 3600})
+        got = collect(sub, len(sent))
+        got += collect(sub, 1000, timeout=1.5)
+        first = []
+        for p in got:
+            if p.payload not in first:
+                first.append(p.payload)
+        self.assertEqual(first, sent)
+        self.stop(central)
+
+
 if __name__ == "__main__":
     unittest.main()
