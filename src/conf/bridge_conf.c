@@ -250,6 +250,15 @@ static int parse_restart(struct moat_bridge_conf *b, const char *name, unsigned 
 	return MOAT_OK;
 }
 
+/* A connection name: part of queue file names and $SYS topics. */
+static bool name_is_valid(const char *s)
+{
+	if (s[0] == '.' || strlen(s) > 64)
+		return false;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+	       strlen(s);
+}
+
 static struct moat_bridge_conf *bridge_new(const char *bridge_name, unsigned line)
 {
 	struct moat_bridge_conf *b = calloc(1, sizeof(*b));
@@ -375,6 +384,10 @@ int bridge_conf_parse_line(struct moat_bridge_conf **bridges, const char *name, 
 		if (n != 2)
 			return diag(
 			    "connection expects one name, e.g. \"connection site-to-central\"");
+		if (!name_is_valid(w[1]))
+			return diag("connection name \"%s\" names files and $SYS topics: use "
+				    "letters, digits, '.', '_' and '-' (not first '.')",
+				    w[1]);
 		nb = bridge_new(w[1], line);
 		if (nb == NULL)
 			return MOAT_E_NOMEM;

@@ -244,6 +244,8 @@ static void refusals_name_file_line_and_fix(void **state)
 	    {"connection\n", "b.conf:1: connection expects one name"},
 	    {"connection a\n",
 	     "b.conf:1: connection a has no address; add \"address HOST[:PORT]\""},
+	    {"connection a/b\n", "b.conf:1: connection name \"a/b\" names files and $SYS topics"},
+	    {"connection ..\n", "b.conf:1: connection name \"..\" names files"},
 	    {"connection a\naddress h:0\n", "b.conf:2: address: bad port in \"h:0\""},
 	    {"connection a\naddress h:x\n", "b.conf:2: address: bad port"},
 	    {"connection a\naddress :1883\n", "b.conf:2: address: no host in \":1883\""},
