@@ -120,6 +120,17 @@ struct moat_client_opts {
 	const char *certfile, *keyfile;
 	const char *tls_server_name;
 	bool tls_insecure;
+	/* Bridges (docs/bridge.md). <bridge>: mark the CONNECT as coming from a
+	 * bridge by setting the top bit of its protocol level (mosquitto's
+	 * try_private); brokers that know it treat the client as a bridge.
+	 * <open_socket>: when set, each connection attempt calls it (with
+	 * <open_socket_arg>) for an already connected stream socket instead of
+	 * resolving host:port; it returns the descriptor (libmoat makes it
+	 * non-blocking, owns and closes it) or -1, which counts as a failed
+	 * attempt. */
+	bool bridge;
+	int (*open_socket)(void *arg);
+	void *open_socket_arg;
 };
 
 /* A received message; every pointer is valid only during the callback. */
@@ -155,6 +166,12 @@ struct moat_callbacks {
 	void (*on_unsubscribe)(void *arg, uint16_t packet_id, const uint8_t *codes, size_t n);
 	/* The connection ended: <err> is a moat_err, <rc> the server's v5 reason (0 if none). */
 	void (*on_disconnect)(void *arg, int err, uint8_t rc);
+	/* Optional, used instead of on_message: a QoS 1/2 message is
+	 * acknowledged only when it returns MOAT_OK. Any other value ends the
+	 * connection without acknowledging it (on_disconnect with MOAT_E_LIMIT),
+	 * so the server sends it again on the next connection: for a receiver
+	 * that must store a message before the sender may forget it. */
+	int (*on_message_checked)(void *arg, const struct moat_message *m);
 };
 
 struct moat_sub_options {
@@ -190,6 +207,12 @@ void moat_client_destroy(struct moat_client *c);
 
 /* Starts connecting (non-blocking). MOAT_OK, or MOAT_E_IO when the host does not resolve. */
 int moat_connect(struct moat_client *c);
+
+/* Points the next connection attempts at <host> and <port> (0 = keep the
+ * port), e.g. to fail over to another server; a connection that is up
+ * stays. With TLS and no tls_server_name the certificate must then name
+ * <host>. MOAT_OK or MOAT_E_NOMEM. */
+int moat_set_server(struct moat_client *c, const char *host, uint16_t port);
 
 /* Publishes; QoS 0 while offline is dropped with MOAT_E_CLOSED unless the
  * connection is merely being re-established, in which case it is queued.

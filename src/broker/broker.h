@@ -148,6 +148,7 @@ struct session {
 	/* delayed Will (v5 will delay) */
 	struct msg *will;
 	uint64_t will_at_ms;
+	bool internal;			/* last connected as a bridge's internal link (conn.internal) */
 	struct route_mark marks[];	/* one per worker */
 };
 
@@ -209,10 +210,16 @@ struct conn {
 	bool gated;
 	uint64_t gate;
 	struct conn *gated_next;
+	/* bridges (docs/bridge.md): <bridge> = its CONNECT said so (try_private,
+	 * or a local bridge link): its subscriptions get no-local and
+	 * retain-as-published; <internal> = a bridge's link inside this broker
+	 * (internal_conn.c): authenticated, and above the ACL */
+	bool bridge, internal;
 };
 
 struct sys_load;
 struct http_server;
+struct bridge_set;
 
 /* Bytes waiting to be written to <c>'s peer. */
 static inline size_t conn_output_pending(const struct conn *c)
@@ -375,6 +382,8 @@ struct broker {
 	 * the security files and certificates are reloaded (log settings). */
 	int (*on_ready)(struct broker *b);
 	void (*on_reload)(struct broker *b);
+	/* bridges (src/bridge/): started after the workers, stopped before them */
+	struct bridge_set *bridges;	/* NULL = none configured */
 };
 
 /* The counters of <c>'s listener kept by <c>'s worker; for the worker that
@@ -389,6 +398,14 @@ static inline struct listener_counters *conn_stats(const struct conn *c)
 		i = (size_t)(c->lctx - b->lctx);
 	return &c->w->sys.listeners[i];
 }
+
+/* ---- internal_conn.c ---- */
+/* Opens a connection into <b> that never leaves the process: one end of a
+ * socketpair becomes an authenticated, ACL-exempt connection of a worker
+ * (peer name <peer>, for logs), the other end is returned for an MQTT
+ * client to drive. Any thread, once the workers run. The descriptor (the
+ * caller closes it), or -1 with errno set. */
+int broker_connect_internal(struct broker *b, const char *peer);
 
 /* ---- msg.c ---- */
 /* Copies <p>'s topic, payload and forwardable properties into one refcounted

@@ -276,6 +276,7 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_
 	uint16_t keep_alive = k->keep_alive_s;
 
 	c->version = k->version;
+	c->bridge = k->bridge;	/* try_private: see on_subscribe */
 	/* what the client accepts applies to the CONNACK already, refusals included */
 	c->client_receive_max = props_has(&k->props, MQTT_PROP_RECEIVE_MAX) ? k->props.receive_max : 65535;
 	c->client_max_packet = props_has(&k->props, MQTT_PROP_MAX_PACKET_SIZE) ? k->props.max_packet_size
@@ -429,8 +430,9 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_
 	auth_connack_props(c, &ack);
 	send_connack(c, present, MQTT_RC_SUCCESS, &ack);
 	auth_connected(c);
-	log_info("client %s connected from %s (MQTT %s, keep alive %u)", s->client_id, c->peer,
-		 k->version == MQTT_V5 ? "5" : k->version == MQTT_V311 ? "3.1.1" : "3.1", keep_alive);
+	log_info("client %s connected from %s (MQTT %s, keep alive %u)%s", s->client_id, c->peer,
+		 k->version == MQTT_V5 ? "5" : k->version == MQTT_V311 ? "3.1.1" : "3.1", keep_alive,
+		 c->bridge ? " as a bridge" : "");
 	if (present)
 		sess_resend_inflight(c->w, s);
 	sess_pump(c->w, s);
@@ -493,6 +495,16 @@ static int resolve_alias(struct conn *c, const struct mqtt_publish *p, struct mo
 	return MOAT_OK;
 }
 
+/* Bridges publish their state under $SYS/broker/connection/ (mosquitto's
+ * notifications); a bridge inside this broker may publish anywhere in $SYS. */
+static bool may_notify(const struct conn *c, struct moat_bytes topic)
+{
+	static const char area[] = "$SYS/broker/connection/";
+
+	return c->internal || (c->bridge && topic.len > sizeof(area) - 1 &&
+			       memcmp(topic.ptr, area, sizeof(area) - 1) == 0);
+}
+
 /* Counts a PUBLISH the broker refused (not routed: ACL, $SYS, a limit);
  * returns <rc>. */
 static int publish_refused(struct conn *c, int rc)
@@ -548,7 +560,7 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 		return send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
 				MQTT_RC_NOT_AUTHORIZED, "not authorized to publish on this topic");
 	}
-	if (topic.len >= 5 && memcmp(topic.ptr, "$SYS/", 5) == 0) {
+	if (topic.len >= 5 && memcmp(topic.ptr, "$SYS/", 5) == 0 && !may_notify(c, topic)) {
 		publish_refused(c, MOAT_OK);
 		if (p->qos == 0)
 			return MOAT_OK;	/* clients may not publish into $SYS */
@@ -637,6 +649,12 @@ static int on_subscribe(struct conn *c, const struct mqtt_subscribe *sp)
 	}
 	it = sp->entries;
 	while (sub_next(&it, &filter, &opts)) {
+		if (c->bridge) {
+			/* mosquitto's bridge rules: what a bridge brought in does not
+			 * go back to it, and retained messages stay retained */
+			opts.no_local = true;
+			opts.retain_as_published = true;
+		}
 		if (!authz_session(c->w, c->sess, filter, ACCESS_SUBSCRIBE)) {
 			st[n] = MOAT_E_DENIED;	/* never added: moquette#919 */
 			codes[n] = MQTT_RC_NOT_AUTHORIZED;

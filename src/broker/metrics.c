@@ -7,10 +7,13 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <moat/error.h>
+
+#include "bridge/bridge.h"
 
 static void put(struct metrics_writer *w, const char *s, size_t n)
 {
@@ -316,10 +319,50 @@ static void fam_store(struct metrics_writer *w, const struct stats *st)
 	    st->store_refusing ? 1 : 0);
 }
 
+/* One family with a sample per bridge (label bridge="<name>"); <field> is a
+ * uint64_t member's offset in struct bridge_status. */
+static void per_bridge(struct metrics_writer *w, const struct stats *st, const char *name,
+		       const char *type, const char *help, size_t field)
+{
+	metrics_family(w, name, type, help);
+	for (size_t i = 0; i < st->nbridges; i++) {
+		struct metrics_label l = { "bridge", st->bridges[i].name };
+
+		metrics_sample(w, name, &l, 1,
+			       *(const uint64_t *)((const char *)&st->bridges[i] + field));
+	}
+}
+
+/* Bridges (docs/bridge.md); nothing without them. */
+static void fam_bridges(struct metrics_writer *w, const struct stats *st)
+{
+	if (st->nbridges == 0)
+		return;
+	metrics_family(w, "moat_bridge_connected", "gauge",
+		       "1 while the bridge is connected to its remote broker.");
+	for (size_t i = 0; i < st->nbridges; i++) {
+		struct metrics_label l = { "bridge", st->bridges[i].name };
+
+		metrics_sample(w, "moat_bridge_connected", &l, 1, st->bridges[i].connected);
+	}
+	per_bridge(w, st, "moat_bridge_messages_sent_total", "counter",
+		   "Messages the bridge forwarded to its remote broker (queued there durably).",
+		   offsetof(struct bridge_status, msgs_out));
+	per_bridge(w, st, "moat_bridge_messages_received_total", "counter",
+		   "Messages the bridge brought in from its remote broker.",
+		   offsetof(struct bridge_status, msgs_in));
+	per_bridge(w, st, "moat_bridge_messages_dropped_total", "counter",
+		   "Messages the bridge dropped (over bridge_max_packet_size, or QoS 0 while down).",
+		   offsetof(struct bridge_status, msgs_dropped));
+	per_bridge(w, st, "moat_bridge_queued_messages", "gauge",
+		   "Messages waiting for the remote broker's acknowledgement.",
+		   offsetof(struct bridge_status, queued));
+}
+
 static void (*const families[])(struct metrics_writer *w, const struct stats *st) = {
     fam_build,	  fam_connections, fam_messages, fam_packets, fam_clients,
     fam_security, fam_drops,	   fam_queues,	 fam_index,   fam_heap,
-    fam_store,
+    fam_store,	  fam_bridges,
 };
 
 int metrics_render(const struct stats *st, struct buf *out)

@@ -27,6 +27,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "bridge/bridge.h"
 #include "broker/audit.h"
 #include "broker/metrics_http.h"
 #include "broker/notify.h"
@@ -424,6 +425,60 @@ static void note_connection(struct broker *b)
 	atomic_fetch_add(&b->conn_count, 1);
 }
 
+/* A new connection of worker <w> on socket <fd>, before its CONNECT; NULL
+ * on out of memory. */
+static struct conn *conn_new(struct worker *w, int fd, uint64_t now_ms)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->kind = EV_CONN;
+	c->b = w->b;
+	c->w = w;
+	c->fd = fd;
+	c->version = MQTT_V311;
+	c->client_max_packet = MQTT_MAX_PACKET_SIZE;
+	c->client_receive_max = 65535;
+	c->opened_ms = c->last_rx_ms = now_ms;
+	return c;
+}
+
+int broker_connect_internal(struct broker *b, const char *peer)
+{
+	static atomic_uint next_worker;
+	struct worker *w = &b->workers[atomic_fetch_add(&next_worker, 1) % b->nworkers];
+	struct inbox_item item = { 0 };
+	int fds[2], saved;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
+		return -1;
+	item.conn = conn_new(w, fds[0], clock_mono_ms());
+	if (item.conn == NULL) {
+		errno = ENOMEM;
+		goto err_close;
+	}
+	snprintf(item.conn->peer, sizeof(item.conn->peer), "%s", peer);
+	item.conn->internal = true;
+	item.conn->auth_state = AUTH_OK;
+	note_connection(b);
+	/* the worker takes it as a connection handed over (take_handoff) */
+	if (route_post(w, &item) < 0) {
+		server_drop_conn(item.conn);
+		close(fds[1]);
+		errno = ENOMEM;
+		return -1;
+	}
+	return fds[1];
+
+err_close:
+	saved = errno;
+	close(fds[0]);
+	close(fds[1]);
+	errno = saved;
+	return -1;
+}
+
 static void on_accept(struct worker *w, struct listener *l, uint64_t now_ms)
 {
 	struct broker *b = w->b;
@@ -457,20 +512,12 @@ static void on_accept(struct worker *w, struct listener *l, uint64_t now_ms)
 			close(fd);
 			continue;
 		}
-		c = calloc(1, sizeof(*c));
+		c = conn_new(w, fd, now_ms);
 		if (c == NULL) {
 			close(fd);
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c->kind = EV_CONN;
-		c->b = b;
-		c->w = w;
-		c->fd = fd;
-		c->version = MQTT_V311;
-		c->client_max_packet = MQTT_MAX_PACKET_SIZE;
-		c->client_receive_max = 65535;
-		c->opened_ms = c->last_rx_ms = now_ms;
 		c->lctx = l->ctx;
 		c->listener_port = l->ctx->conf->port;
 		if (getnameinfo((struct sockaddr *)&sa, salen, c->peer, sizeof(c->peer), NULL, 0,
@@ -877,6 +924,21 @@ static bool any_certificate_login(const struct moat_config *cfg)
 	return false;
 }
 
+static int connect_local(void *arg, const char *peer)
+{
+	return broker_connect_internal(arg, peer);
+}
+
+/* Starts the configured bridges (none: nothing runs). */
+static int start_bridges(struct broker *b)
+{
+	struct bridge_host host = { .connect_local = connect_local, .arg = b };
+
+	if (b->cfg->bridges == NULL)
+		return MOAT_OK;
+	return bridges_start(&b->bridges, b->cfg, &host);
+}
+
 /* Starts the metrics_listener, if configured. */
 static int start_metrics(struct broker *b)
 {
@@ -907,6 +969,8 @@ int server_run(struct broker *b)
 		log_notice("allow_anonymous is false and no authentication is configured: every client will be refused (set allow_anonymous true, or configure password_file, auth_token_key or use_identity_as_username)");
 	if (rc == MOAT_OK)
 		log_notice("%u worker thread%s", b->nworkers, b->nworkers == 1 ? "" : "s");
+	if (rc == MOAT_OK)
+		rc = start_bridges(b);	/* before any thread reads b->bridges (stats) */
 	for (; rc == MOAT_OK && started < b->nworkers; started++) {
 		if (pthread_create(&b->workers[started].thread, NULL, worker_loop, &b->workers[started]) != 0)
 			rc = MOAT_E_NOMEM;
@@ -921,6 +985,7 @@ int server_run(struct broker *b)
 		tell_manager("STOPPING=1\nSTATUS=shutting down");
 	}
 	log_notice("shutting down");
+	bridges_stop(b->bridges);	/* their local links close while the workers run */
 	stop_listeners(b);
 	atomic_store(&b->stop, true);
 	for (unsigned i = 0; i < started; i++)
@@ -928,6 +993,8 @@ int server_run(struct broker *b)
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(b->workers[i].thread, NULL);
 	metrics_http_stop(b);	/* /healthz said 503 until the workers were gone */
+	bridges_free(b->bridges);	/* nothing reads their counters any more */
+	b->bridges = NULL;
 	settle(b);
 	for (unsigned i = 0; i < b->nworkers; i++)
 		worker_close(&b->workers[i]);

@@ -10,6 +10,7 @@
 
 #include <moat/error.h>
 
+#include "bridge/bridge.h"
 #include "broker/broker.h"
 
 static uint64_t load(const _Atomic uint64_t *c)
@@ -85,6 +86,20 @@ static void heap(struct broker *b, struct stats *st)
 	st->heap_maximum = st->heap_current > max ? st->heap_current : max;
 }
 
+/* The bridges' counters (none configured: nothing). */
+static int bridge_stats(const struct broker *b, struct stats *st)
+{
+	size_t n = bridges_status(b->bridges, NULL, 0);
+
+	if (n == 0)
+		return MOAT_OK;
+	st->bridges = calloc(n, sizeof(*st->bridges));
+	if (st->bridges == NULL)
+		return MOAT_E_NOMEM;
+	st->nbridges = bridges_status(b->bridges, st->bridges, n);
+	return MOAT_OK;
+}
+
 int stats_collect(struct broker *b, struct stats *st, uint64_t now_ms)
 {
 	const struct moat_listener_conf *lc = b->cfg->listeners;
@@ -145,7 +160,7 @@ int stats_collect(struct broker *b, struct stats *st, uint64_t now_ms)
 		store_get_stats(b->store, &st->store);
 		st->store_refusing = store_refusing(b->store);
 	}
-	return MOAT_OK;
+	return bridge_stats(b, st);
 }
 
 void stats_fini(struct stats *st)
@@ -153,4 +168,7 @@ void stats_fini(struct stats *st)
 	free(st->listeners);
 	st->listeners = NULL;
 	st->nlisteners = 0;
+	free(st->bridges);
+	st->bridges = NULL;
+	st->nbridges = 0;
 }

@@ -14,6 +14,7 @@
 #include "store/store.h"
 
 struct broker;
+struct bridge_status;
 
 /* One listener's traffic; msgs_* and pub_bytes_* count PUBLISH packets and
  * their payload bytes by QoS, pkts_* and bytes_* every MQTT packet. */
@@ -41,6 +42,9 @@ struct stats {
 	bool has_store;			     /* persistence on: <store> is filled */
 	bool store_refusing;
 	struct store_stats store;
+	/* bridges (src/bridge/): one entry per connection section */
+	struct bridge_status *bridges;
+	size_t nbridges;
 };
 
 /* Fills <st> from <b> at <now_ms> (monotonic). Any thread may call it while

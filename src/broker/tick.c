@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "bridge/bridge.h"
 #include "broker/stats.h"
 #include "broker/sys_load.h"
 
@@ -94,6 +95,25 @@ static void publish_load(struct worker *w, const struct stats *st, uint64_t now_
 	}
 }
 
+/* $SYS/broker/bridge/<name>/...: each bridge's state and traffic. */
+static void publish_bridges(struct worker *w, const struct stats *st, uint64_t now_ms)
+{
+	for (size_t i = 0; i < st->nbridges; i++) {
+		const struct bridge_status *s = &st->bridges[i];
+		static const char *const names[] = { "connected", "messages/sent",
+						     "messages/received", "messages/dropped",
+						     "queued" };
+		uint64_t values[] = { s->connected, s->msgs_out, s->msgs_in, s->msgs_dropped,
+				      s->queued };
+		char topic[256];
+
+		for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+			snprintf(topic, sizeof(topic), "$SYS/broker/bridge/%s/%s", s->name, names[k]);
+			sys_put_u64(w, topic, values[k], now_ms);
+		}
+	}
+}
+
 void broker_publish_sys(struct worker *w, uint64_t now_ms)
 {
 	struct broker *b = w->b;
@@ -135,5 +155,6 @@ void broker_publish_sys(struct worker *w, uint64_t now_ms)
 	sys_put_u64(w, "$SYS/broker/auth/failures", st.auth_failures, now_ms);
 	sys_put_u64(w, "$SYS/broker/acl/denied", st.acl_denials, now_ms);
 	publish_load(w, &st, now_ms);
+	publish_bridges(w, &st, now_ms);
 	stats_fini(&st);
 }

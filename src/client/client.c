@@ -12,6 +12,7 @@
 #include <moat/client.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -62,6 +63,7 @@ static int open_tls(struct moat_client *c, const struct moat_client_opts *o, cha
 	struct tls_diag d = {""};
 	int rc;
 
+	c->tls_name_given = o->tls_server_name != NULL;
 	c->tls_name = strdup(o->tls_server_name != NULL ? o->tls_server_name : c->host);
 	if (c->tls_name == NULL) {
 		say(diag, diag_len, "out of memory");
@@ -399,6 +401,7 @@ static int send_connect(struct moat_client *c)
 	struct mqtt_connect *k = &p.connect;
 
 	k->version = (uint8_t)c->o.version;
+	k->bridge = c->o.bridge;
 	k->clean_start = c->o.clean_start;
 	k->keep_alive_s = c->o.keep_alive_s;
 	k->client_id = moat_bytes_str(c->client_id);
@@ -455,20 +458,63 @@ static int start_tcp(struct moat_client *c)
 	return MOAT_E_IO;
 }
 
-int client_connect(struct moat_client *c)
+/* Starts a connection attempt: from the caller's open_socket, or to the
+ * next resolved address of host:port (resolved once per server). */
+static int start_transport(struct moat_client *c)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 	char port[8];
-	int rc;
 
+	if (c->o.open_socket != NULL) {
+		c->fd = c->o.open_socket(c->o.open_socket_arg);
+		if (c->fd < 0)
+			return MOAT_E_IO;
+		if (fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK) < 0) {
+			close(c->fd);
+			c->fd = -1;
+			return MOAT_E_IO;
+		}
+		c->st = ST_TCP;
+		c->started_ms = clock_mono_ms();
+		return MOAT_OK;
+	}
 	if (c->addrs == NULL) {
 		snprintf(port, sizeof(port), "%u", c->o.port);
 		if (getaddrinfo(c->host, port, &hints, &c->addrs) != 0)
 			return MOAT_E_IO;
 	}
 	c->addr_next = c->addrs;
+	return start_tcp(c);
+}
+
+int client_set_server(struct moat_client *c, const char *host, uint16_t port)
+{
+	char *h = strdup(host), *name = NULL;
+
+	if (h == NULL || (c->tls_ctx != NULL && !c->tls_name_given && (name = strdup(host)) == NULL)) {
+		free(h);
+		return MOAT_E_NOMEM;
+	}
+	free(c->host);
+	c->host = h;
+	if (name != NULL) {
+		free(c->tls_name);
+		c->tls_name = name;
+	}
+	if (port != 0)
+		c->o.port = port;
+	if (c->addrs != NULL)
+		freeaddrinfo(c->addrs);
+	c->addrs = c->addr_next = NULL;
+	return MOAT_OK;
+}
+
+int client_connect(struct moat_client *c)
+{
+	int rc;
+
 	c->disconnecting = false;
-	rc = start_tcp(c);
+	rc = start_transport(c);
 	if (rc < 0)
 		lost(c, rc, 0);
 	return rc == MOAT_OK || c->st == ST_RETRY ? MOAT_OK : rc;
@@ -1022,6 +1068,7 @@ static int deliver(struct moat_client *c, const struct mqtt_publish *p)
 	size_t need = p->topic.len + 1, nu = 0;
 	struct rd it;
 	struct moat_bytes k, v;
+	int rc = MOAT_OK;
 
 	if (props_has(&p->props, MQTT_PROP_TOPIC_ALIAS) || p->topic.len == 0)
 		return MOAT_E_PROTOCOL;	/* we allow the server no topic aliases */
@@ -1066,10 +1113,12 @@ static int deliver(struct moat_client *c, const struct mqtt_publish *p)
 	m.sub_id_count = p->props.sub_id_count < MQTT_MAX_SUB_IDS ? p->props.sub_id_count : MQTT_MAX_SUB_IDS;
 	m.user = user;
 	m.user_count = nu;
-	if (c->cb.on_message != NULL)
+	if (c->cb.on_message_checked != NULL)
+		rc = c->cb.on_message_checked(c->cb.arg, &m) == MOAT_OK ? MOAT_OK : MOAT_E_LIMIT;
+	else if (c->cb.on_message != NULL)
 		c->cb.on_message(c->cb.arg, &m);
 	free(strings);
-	return MOAT_OK;
+	return rc;
 }
 
 static int on_publish(struct moat_client *c, const struct mqtt_publish *p)
@@ -1093,6 +1142,8 @@ static int on_publish(struct moat_client *c, const struct mqtt_publish *p)
 		c->qos2_in[c->qos2_in_count++] = p->packet_id;
 	}
 	rc = deliver(c, p);
+	if (rc < 0 && p->qos == 2)
+		c->qos2_in_count--;	/* not taken: its resend is delivered again */
 	if (rc < 0)
 		return rc;
 	if (p->qos == 0)
@@ -1257,8 +1308,7 @@ static void run_timers(struct moat_client *c)
 	if (c->st == ST_UP && c->drain_left > 0)
 		pump(c); /* tokens accrued since the last send */
 	if (c->st == ST_RETRY && now >= c->retry_at_ms) {
-		c->addr_next = c->addrs;
-		if (start_tcp(c) < 0)
+		if (start_transport(c) < 0)
 			lost(c, MOAT_E_IO, 0);
 	} else if ((c->st == ST_TCP || c->st == ST_CONNACK) && now - c->started_ms >= c->o.connect_timeout_ms) {
 		lost(c, MOAT_E_TIMEOUT, 0);

@@ -73,6 +73,7 @@ struct moat_client {
 	 * and <wire> those to send. */
 	struct ssl_ctx_st *tls_ctx;
 	char *tls_name;
+	bool tls_name_given;	/* tls_server_name was set: moat_set_server keeps it */
 	struct filter *tls;
 	struct buf rx, wire;
 	char why[256]; /* moat_last_error() */
@@ -86,6 +87,7 @@ struct moat_client {
 
 /* client.c: the state machine behind the public calls of the same name. */
 int client_connect(struct moat_client *c);
+int client_set_server(struct moat_client *c, const char *host, uint16_t port);
 int client_publish(struct moat_client *c, const char *topic, const void *payload, size_t len,
 		   uint8_t qos, bool retain, const struct moat_pub_props *props, uint16_t *packet_id);
 int client_subscribe(struct moat_client *c, const char *filter, const struct moat_sub_options *o,

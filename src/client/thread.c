@@ -70,6 +70,16 @@ int moat_connect(struct moat_client *c)
 	return rc;
 }
 
+int moat_set_server(struct moat_client *c, const char *host, uint16_t port)
+{
+	int rc;
+
+	lock(c);
+	rc = client_set_server(c, host, port);
+	unlock(c);
+	return rc;
+}
+
 int moat_publish(struct moat_client *c, const char *topic, const void *payload, size_t len,
 		 uint8_t qos, bool retain, const struct moat_pub_props *props, uint16_t *packet_id)
 {

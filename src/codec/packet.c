@@ -46,6 +46,9 @@ static int decode_connect(struct rd *r, struct mqtt_packet *out)
 	memset(c, 0, sizeof(*c));
 	if (!rd_bin(r, &name) || !rd_u8(r, &level))
 		return rd_result(out, r, "truncated CONNECT header");
+	/* mosquitto's try_private: a bridge sets the top bit of the level */
+	c->bridge = (level & 0x80) != 0;
+	level &= 0x7f;
 	if (name.len == 4 && memcmp(name.ptr, "MQTT", 4) == 0) {
 		if (level != MQTT_V311 && level != MQTT_V5)
 			return bad(out, MOAT_E_UNSUPPORTED, "unsupported protocol level");
@@ -414,7 +417,7 @@ static void write_body(struct wr *w, uint8_t version, const struct mqtt_packet *
 					  (c->has_password ? 0x40 : 0) | (c->has_username ? 0x80 : 0));
 
 		wr_str(w, moat_bytes_str(version == MQTT_V31 ? "MQIsdp" : "MQTT"));
-		wr_u8(w, version);
+		wr_u8(w, (uint8_t)(version | (c->bridge ? 0x80 : 0)));
 		wr_u8(w, flags);
 		wr_u16(w, c->keep_alive_s);
 		if (v5)

@@ -27,6 +27,7 @@ struct mqtt_sub_opts {
 
 struct mqtt_connect {
 	uint8_t version;	/* MQTT_V31 / MQTT_V311 / MQTT_V5, from the packet */
+	bool bridge;		/* the level's top bit: a bridge (mosquitto's try_private) */
 	bool clean_start;
 	uint16_t keep_alive_s;
 	struct mqtt_props props;

@@ -14,6 +14,7 @@
 #include <moat/error.h>
 
 #include "base/log.h"
+#include "conf/bridge_conf.h"
 
 #define MAX_LINE 4096
 #define MAX_WORDS 8
@@ -136,6 +137,7 @@ void config_fini(struct moat_config *cfg)
 	free(cfg->topic_policy_file);
 	free(cfg->pid_file);
 	free(cfg->metrics_bind);
+	bridge_conf_free(cfg->bridges);
 	*cfg = (struct moat_config){ 0 };
 }
 
@@ -278,7 +280,6 @@ static const struct opt opts[] = {
 	{ "use_identity_as_username", K_LBOOL, L(tls.use_identity_as_username), 0 },
 	{ "use_subject_as_username", K_LBOOL, L(tls.use_subject_as_username), 0 },
 	/* Options of later work: recognised, refused clearly. */
-	{ "connection", K_LATER, 0, 0 },      { "address", K_LATER, 0, 0 },
 	{ "auth_plugin", K_LATER, 0, 0 },     { "plugin", K_LATER, 0, 0 },
 	{ "include_dir", K_LATER, 0, 0 },
 };
@@ -510,7 +511,7 @@ static int parse_special(struct parse *p, char **w, int n)
 static int parse_line(struct parse *p, char *line)
 {
 	char *w[MAX_WORDS];
-	int n = 0;
+	int n = 0, bridge_rc;
 	char *save = NULL;
 
 	line += strspn(line, " \t\r");
@@ -523,6 +524,9 @@ static int parse_line(struct parse *p, char *line)
 	}
 	if (n == 0 || w[0][0] == '#')
 		return MOAT_OK;
+	bridge_rc = bridge_conf_parse_line(&p->cfg->bridges, p->name, p->line, w, n, p->diag);
+	if (bridge_rc != MOAT_E_NOTFOUND)
+		return bridge_rc == MOAT_E_NOMEM ? diag(p, "out of memory") : bridge_rc;
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
 		const struct opt *o = &opts[i];
 		uint64_t v;
@@ -622,7 +626,9 @@ int config_load_buffer(struct moat_config *cfg, const char *name, const char *da
 			return rc;
 		pos += n + 1;
 	}
-	return check_listeners(&p);
+	if (check_listeners(&p) < 0)
+		return MOAT_E_CONFIG;
+	return bridge_conf_check(cfg->bridges, name, d);
 }
 
 int config_load(struct moat_config *cfg, const char *path, struct moat_diag *d)

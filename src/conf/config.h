@@ -24,6 +24,8 @@ int conf_read_file(const char *path, size_t max_bytes, char **data, size_t *len,
 int conf_diag(struct moat_diag *d, const char *name, unsigned line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+struct moat_bridge_conf;
+
 enum moat_listener_protocol {
 	LISTENER_MQTT = 0,
 	LISTENER_WEBSOCKETS = 1,
@@ -114,6 +116,8 @@ struct moat_config {
 	uint16_t metrics_port;			/* 0 = off (the default) */
 	char *metrics_bind;			/* NULL = 127.0.0.1 */
 	unsigned metrics_line;			/* where it was set, for messages */
+	/* bridges: `connection` sections (conf/bridge_conf.h, docs/bridge.md) */
+	struct moat_bridge_conf *bridges;	/* NULL = none */
 };
 
 /* Fills <cfg> with the defaults above (no listener: main() adds the loopback one). */

@@ -48,7 +48,12 @@ class TestConfigErrors(mt.unittest.TestCase):
         self.check("allow_anonymous maybe\n", 1, "allow_anonymous")
 
     def test_later_issue_option_not_supported_yet(self):
-        self.check("connection bridge-to-cloud\n", 1, "not supported yet")
+        self.check("include_dir /etc/moat/conf.d\n", 1, "not supported yet")
+
+    def test_bridge_errors_name_the_line(self):
+        self.check("connection bridge-to-cloud\n", 1, "connection bridge-to-cloud has no address")
+        self.check("connection c\naddress h\nbridge_psk 00ff\n", 3,
+                   "bridge option bridge_psk is not supported by moatd", "use certificates")
 
     def test_tls_option_without_certfile(self):
         self.check("listener 8883\ncafile /etc/ssl/ca.pem\n", 1, "no certfile", "keyfile")

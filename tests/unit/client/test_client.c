@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <moat/client.h>
+#include <moat/error.h>
 
 #include "codec/frame.h"
 #include "codec/packet.h"
@@ -399,6 +400,134 @@ static void pubrec_arriving_with_the_close_is_kept(void **state)
 }
 
 /* Waits up to 2 s for <*counter> (written by the client thread) to reach <want>. */
+/* Bridges: open_socket hands the client one end of a socketpair per
+ * attempt (the fake keeps the other), and on_message_checked refuses. */
+static int pair_opened, refuse_next;
+
+static int open_pair(void *arg)
+{
+	struct fake *f = arg;
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fake_close(f);
+	f->fd = sv[0];
+	f->len = 0;
+	pair_opened++;
+	return sv[1];
+}
+
+static int on_message_checked(void *arg, const struct moat_message *m)
+{
+	struct fake *f = arg;
+
+	if (refuse_next > 0) {
+		refuse_next--;
+		return MOAT_E_LIMIT;
+	}
+	f->messages++;
+	snprintf(f->last_topic, sizeof(f->last_topic), "%s", m->topic);
+	return MOAT_OK;
+}
+
+/* The client's side was closed: EOF on the fake's end, and nothing before it. */
+static void expect_eof(struct fake *f)
+{
+	uint8_t b[16];
+
+	for (int i = 0; i < 400; i++) {
+		struct pollfd pf = { .fd = f->fd, .events = POLLIN };
+
+		spin(f, 1);
+		if (poll(&pf, 1, 5) > 0) {
+			assert_int_equal(recv(f->fd, b, sizeof(b), 0), 0);
+			return;
+		}
+	}
+	fail_msg("the client kept the connection open");
+}
+
+static void send_publish(struct fake *f, uint8_t qos, uint16_t id, bool dup)
+{
+	struct mqtt_packet p = { .type = MQTT_PUBLISH };
+
+	p.publish.qos = qos;
+	p.publish.dup = dup;
+	p.publish.packet_id = id;
+	p.publish.topic = moat_bytes_str("b/c");
+	p.publish.payload = moat_bytes_str("x");
+	fake_send(f, 5, &p);
+}
+
+static void checked_messages_are_acked_only_once_kept(void **state)
+{
+	struct fake *f = *state;
+	struct moat_client_opts o = { .client_id = "bridge", .keep_alive_s = 60, .version = 5,
+				      /* slow enough to see the close before the retry */
+				      .auto_reconnect = true, .reconnect_min_ms = 300,
+				      .reconnect_max_ms = 300, .bridge = true,
+				      .open_socket = open_pair, .open_socket_arg = f };
+	struct moat_callbacks cb = { .arg = f, .on_message_checked = on_message_checked,
+				     .on_disconnect = on_disconnect };
+	struct mqtt_packet p;
+
+	pair_opened = 0;
+	refuse_next = 2;
+	f->c = moat_client_create(&o, &cb);
+	assert_non_null(f->c);
+	assert_int_equal(moat_connect(f->c), MOAT_OK);
+	assert_int_equal(pair_opened, 1);
+	fake_read(f, 5, &p);
+	assert_int_equal(p.type, MQTT_CONNECT);
+	assert_true(p.connect.bridge);	/* try_private's level bit */
+	p = (struct mqtt_packet){ .type = MQTT_CONNACK };
+	fake_send(f, 5, &p);
+	send_publish(f, 1, 7, false);
+	expect_eof(f);	/* refused: no PUBACK, the connection ends */
+	assert_int_equal(f->disconnects, 1);
+	assert_int_equal(f->last_err, MOAT_E_LIMIT);
+	assert_int_equal(f->messages, 0);
+	for (int i = 0; i < 400 && pair_opened < 2; i++)
+		spin(f, 1);
+	assert_int_equal(pair_opened, 2);
+	fake_connack(f, 5, true);
+	send_publish(f, 2, 9, false);
+	expect_eof(f);	/* a QoS 2 message refused too */
+	for (int i = 0; i < 400 && pair_opened < 3; i++)
+		spin(f, 1);
+	fake_connack(f, 5, true);
+	send_publish(f, 1, 7, true);
+	fake_read(f, 5, &p);
+	assert_int_equal(p.type, MQTT_PUBACK);
+	assert_int_equal(p.ack.packet_id, 7);
+	send_publish(f, 2, 9, true);	/* delivered now, not taken for a duplicate */
+	fake_read(f, 5, &p);
+	assert_int_equal(p.type, MQTT_PUBREC);
+	assert_int_equal(f->messages, 2);
+}
+
+static void set_server_moves_the_next_attempts(void **state)
+{
+	struct fake *f = *state;
+	struct fake other;
+
+	memset(&other, 0, sizeof(other));
+	fake_listen(&other);
+	make_client(f, 5, true);
+	assert_int_equal(moat_connect(f->c), MOAT_OK);
+	fake_accept(f);
+	fake_connack(f, 5, false);
+	assert_int_equal(moat_set_server(f->c, "127.0.0.1", other.port), MOAT_OK);
+	assert_true(moat_is_connected(f->c));	/* the connection that is up stays */
+	fake_close(f);
+	other.c = f->c;
+	fake_accept(&other);	/* the reconnection goes to the other server */
+	fake_connack(&other, 5, false);
+	assert_int_equal(f->connects, 2);
+	fake_close(&other);
+	close(other.lfd);
+}
+
 static void wait_count(const int *counter, int want)
 {
 	for (int i = 0; i < 400 && __atomic_load_n(counter, __ATOMIC_SEQ_CST) < want; i++)
@@ -757,6 +886,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(unacknowledged_qos1_is_resent_with_dup_after_reconnect, setup, teardown),
 		cmocka_unit_test_setup_teardown(pubrec_arriving_with_the_close_is_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(client_thread_publishes_and_receives, setup, teardown),
+		cmocka_unit_test_setup_teardown(checked_messages_are_acked_only_once_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(set_server_moves_the_next_attempts, setup, teardown),
 		cmocka_unit_test_setup_teardown(queue_file_needs_a_fixed_client_id, qsetup, qteardown),
 		cmocka_unit_test_setup_teardown(queued_messages_survive_a_restart_in_order, qsetup, qteardown),
 		cmocka_unit_test_setup_teardown(qos2_release_survives_a_restart, qsetup, qteardown),

@@ -863,6 +863,53 @@ static void connect_reports_its_version_and_flags(void **state)
 	test_free(pkt);
 }
 
+/* mosquitto's try_private: the level's top bit marks a bridge; the rest of
+ * the level is checked as usual, and the encoder sets the bit back. */
+static void connect_bridge_bit_is_read_and_written(void **state)
+{
+	static const uint8_t v311[] = { CONN_HDR(0x84, 2), 0, 1, 'c' };
+	static const uint8_t v5[] = { CONN_HDR(0x85, 2), 0, 0, 1, 'c' };
+	static const uint8_t v31[] = { 0, 6, 'M', 'Q', 'I', 's', 'd', 'p', 0x83, 2, 0, 60, 0, 1, 'c' };
+	static const uint8_t bad_level[] = { CONN_HDR(0x86, 2), 0, 1, 'c' };
+	static const uint8_t plain[] = { CONN_HDR(4, 2), 0, 1, 'c' };
+	struct mqtt_packet d, e = { .type = MQTT_CONNECT };
+	uint8_t *pkt, out[64];
+	size_t len, n;
+
+	(void)state;
+	pkt = build(0x10, v311, sizeof(v311), &len);
+	assert_int_equal(decode(pkt, len, MQTT_V311, &d), MOAT_OK);
+	assert_int_equal(d.connect.version, MQTT_V311);
+	assert_true(d.connect.bridge);
+	test_free(pkt);
+	pkt = build(0x10, v5, sizeof(v5), &len);
+	assert_int_equal(decode(pkt, len, MQTT_V311, &d), MOAT_OK);
+	assert_int_equal(d.connect.version, MQTT_V5);
+	assert_true(d.connect.bridge);
+	test_free(pkt);
+	pkt = build(0x10, v31, sizeof(v31), &len);
+	assert_int_equal(decode(pkt, len, MQTT_V311, &d), MOAT_OK);
+	assert_int_equal(d.connect.version, MQTT_V31);
+	assert_true(d.connect.bridge);
+	test_free(pkt);
+	pkt = build(0x10, bad_level, sizeof(bad_level), &len);
+	assert_int_equal(decode(pkt, len, MQTT_V311, &d), MOAT_E_UNSUPPORTED);
+	test_free(pkt);
+	pkt = build(0x10, plain, sizeof(plain), &len);
+	assert_int_equal(decode(pkt, len, MQTT_V311, &d), MOAT_OK);
+	assert_false(d.connect.bridge);
+	test_free(pkt);
+
+	e.connect.bridge = true;
+	e.connect.clean_start = true;
+	e.connect.client_id = S("c");
+	n = encode(MQTT_V311, &e, out, sizeof(out));
+	assert_int_equal(out[8], 0x84);	/* fixed header 2, name 6 */
+	assert_int_equal(decode(out, n, MQTT_V311, &d), MOAT_OK);
+	assert_true(d.connect.bridge);
+	assert_int_equal(d.connect.version, MQTT_V311);
+}
+
 /* A v5 PUBLISH whose properties are <count> empty user properties. */
 static uint8_t *publish_with_users(unsigned count, size_t *len)
 {
@@ -939,6 +986,7 @@ int main(void)
 		cmocka_unit_test(malformed_packets_are_refused),
 		cmocka_unit_test(valid_boundary_packets_are_accepted),
 		cmocka_unit_test(connect_reports_its_version_and_flags),
+		cmocka_unit_test(connect_bridge_bit_is_read_and_written),
 		cmocka_unit_test(user_properties_over_the_cap_hit_the_limit),
 		cmocka_unit_test(v3_connack_codes_map_both_ways),
 		cmocka_unit_test(encode_refuses_oversize_body),
