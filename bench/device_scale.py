@@ -40,6 +40,13 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def established(port):
+    """TCP connections established to <port> (moatd's side), counted by ss."""
+    out = subprocess.run(["ss", "-Htn", "state", "established", "sport = :%d" % port],
+                         capture_output=True, text=True, timeout=30).stdout
+    return len(out.splitlines())
+
+
 def rss_mb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -118,7 +125,8 @@ def main():
             try:
                 if p is None:
                     p = Peer(port, timeout=5)
-                    p.connect("obs", username="obs", password="obs-pw")
+                    # no keep alive: the observer only listens
+                    p.connect("obs", username="obs", password="obs-pw", keepalive=0)
                     p.subscribe("moat/+/telemetry", qos=0)
                 m = p.recv(timeout=0.5)
             except OSError:
@@ -146,7 +154,7 @@ def main():
             if opened[0] is None and "running" in line:
                 opened[0] = time.monotonic() - start
     threading.Thread(target=watch_device, daemon=True).start()
-    all_seen = None
+    all_seen = all_connected = None
     c0 = count[0]
     cpu0 = (cpu_s(dev.pid), cpu_s(moatd.pid), cpu_s(serve.pid))
     samples = []
@@ -156,19 +164,24 @@ def main():
         live = sum(1 for t in seen.values() if now - t < a.interval * 2)
         if all_seen is None and len(seen) == a.n:
             all_seen = now - start
+        conns = established(tls_port)
+        if all_connected is None and conns >= a.n:
+            all_connected = now - start
         samples.append((now - start, live, rss_mb(dev.pid), rss_mb(moatd.pid), count[0],
                         cpu_s(dev.pid), cpu_s(moatd.pid)))
         prev = samples[-2] if len(samples) > 1 else (0, 0, 0, 0, c0, cpu0[0], cpu0[1])
         dt = samples[-1][0] - prev[0]
-        print("t=%3.0fs devices publishing=%d rss moat-device=%.0f MB moatd=%.0f MB "
-              "readings/s=%.0f cpu moat-device=%.0f%% moatd=%.0f%%" %
-              (samples[-1][:4] + ((count[0] - prev[4]) / dt,
-                                  100 * (samples[-1][5] - prev[5]) / dt,
-                                  100 * (samples[-1][6] - prev[6]) / dt)), flush=True)
+        print("t=%3.0fs tls connections=%d devices publishing=%d rss moat-device=%.0f MB "
+              "moatd=%.0f MB readings/s=%.0f cpu moat-device=%.0f%% moatd=%.0f%%" %
+              ((samples[-1][0], conns) + samples[-1][1:4] +
+               ((count[0] - prev[4]) / dt, 100 * (samples[-1][5] - prev[5]) / dt,
+                100 * (samples[-1][6] - prev[6]) / dt)), flush=True)
     el = time.monotonic() - start
-    print("devices opened after %s s; all %d seen publishing after %s s (%d seen)" %
-          ("%.1f" % opened[0] if opened[0] is not None else "-", a.n,
-           "%.0f" % all_seen if all_seen is not None else "-", len(seen)), flush=True)
+    print("devices opened after %s s; all %d connected after %s s, seen publishing after %s s"
+          " (%d seen)" % ("%.1f" % opened[0] if opened[0] is not None else "-", a.n,
+                          "%.0f" % all_connected if all_connected is not None else "-",
+                          "%.0f" % all_seen if all_seen is not None else "-", len(seen)),
+          flush=True)
     cpu1 = (cpu_s(dev.pid), cpu_s(moatd.pid), cpu_s(serve.pid))
     print("readings/s %.0f (expected %.0f); CPU moat-device %.0f %%, moatd %.0f %% (of one core,"
           " whole run incl. connecting); moat-sc %.1f s CPU in all" %
