@@ -14,7 +14,7 @@ bundles are made --jobs at a time (each `moat ctl` is a process and a
 round trip to moat-sc; the SC registers them one at a time).
 
 usage: bench/device_scale.py N [--seconds S] [--interval S] [--e2e] [--jobs J]
-                             [--bin DIR] [--device PATH]
+                             [--connect-rate R] [--bin DIR] [--device PATH]
 (--device: another moat-device, e.g. an older build, as the baseline)
 """
 import argparse
@@ -62,6 +62,7 @@ def main():
     ap.add_argument("--interval", type=int, default=5)
     ap.add_argument("--e2e", action="store_true")
     ap.add_argument("--jobs", type=int, default=4)
+    ap.add_argument("--connect-rate", type=int, default=500)
     ap.add_argument("--bin", default=os.path.join(HERE, "..", "build", "bin"))
     ap.add_argument("--device")
     a = ap.parse_args()
@@ -142,7 +143,7 @@ def main():
     th.start()
     time.sleep(0.5)
     argv = [a.device or binp("moat-device"), "--bundles", bundles, "--count", str(a.n), "--interval",
-            str(a.interval), "--connect-rate", "500", "--seed", "1"] + ([] if a.e2e else
+            str(a.interval), "--connect-rate", str(a.connect_rate), "--seed", "1"] + ([] if a.e2e else
                                                                        ["--plain"])
     dev = subprocess.Popen(argv, stdout=logs, stderr=subprocess.PIPE, text=True)
     start = time.monotonic()
