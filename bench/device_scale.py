@@ -8,11 +8,17 @@ certificate: moatd's use_identity_as_username makes them one user), run with
 --plain, since end-to-end keys are per registered thing. With --e2e K, K real
 bundles are made instead and run sealed. An observer on the password
 listener counts readings per device; the script samples RSS and CPU of
-moat-device and moatd.
+moat-device and moatd, and says when moat-device had opened every device
+("running" on its stderr) and when all N were seen publishing. Real
+bundles are made --jobs at a time (each `moat ctl` is a process and a
+round trip to moat-sc; the SC registers them one at a time).
 
-usage: bench/device_scale.py N [--seconds S] [--interval S] [--e2e] [--bin DIR]
+usage: bench/device_scale.py N [--seconds S] [--interval S] [--e2e] [--jobs J]
+                             [--connect-rate R] [--bin DIR] [--device PATH]
+(--device: another moat-device, e.g. an older build, as the baseline)
 """
 import argparse
+import concurrent.futures
 import json
 import os
 import shutil
@@ -34,6 +40,13 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def established(port):
+    """TCP connections established to <port> (moatd's side), counted by ss."""
+    out = subprocess.run(["ss", "-Htn", "state", "established", "sport = :%d" % port],
+                         capture_output=True, text=True, timeout=30).stdout
+    return len(out.splitlines())
+
+
 def rss_mb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -48,7 +61,10 @@ def main():
     ap.add_argument("--seconds", type=int, default=30)
     ap.add_argument("--interval", type=int, default=5)
     ap.add_argument("--e2e", action="store_true")
+    ap.add_argument("--jobs", type=int, default=4)
+    ap.add_argument("--connect-rate", type=int, default=500)
     ap.add_argument("--bin", default=os.path.join(HERE, "..", "build", "bin"))
+    ap.add_argument("--device")
     a = ap.parse_args()
     binp = lambda name: os.path.abspath(os.path.join(a.bin, name))  # noqa: E731
     base = tempfile.mkdtemp(prefix="moat-devscale-")
@@ -85,9 +101,10 @@ def main():
     time.sleep(1)
     t0 = time.monotonic()
     real = a.n if a.e2e else 1
-    for i in range(real):
-        run(binp("moat"), "ctl", "--sc-dir", sc_dir, "thing", "create", "dev-%05d" % i,
-            "--attr", "role=sensor", "--out", os.path.join(bundles, "dev-%05d" % i))
+    with concurrent.futures.ThreadPoolExecutor(a.jobs) as pool:
+        list(pool.map(lambda i: run(binp("moat"), "ctl", "--sc-dir", sc_dir, "thing", "create",
+                                    "dev-%05d" % i, "--attr", "role=sensor", "--out",
+                                    os.path.join(bundles, "dev-%05d" % i)), range(real)))
     src = os.path.join(bundles, "dev-00000")
     for i in range(real, a.n):
         dst = os.path.join(bundles, "dev-%05d" % i)
@@ -109,7 +126,8 @@ def main():
             try:
                 if p is None:
                     p = Peer(port, timeout=5)
-                    p.connect("obs", username="obs", password="obs-pw")
+                    # no keep alive: the observer only listens
+                    p.connect("obs", username="obs", password="obs-pw", keepalive=0)
                     p.subscribe("moat/+/telemetry", qos=0)
                 m = p.recv(timeout=0.5)
             except OSError:
@@ -124,33 +142,52 @@ def main():
     th = threading.Thread(target=observe, daemon=True)
     th.start()
     time.sleep(0.5)
-    argv = [binp("moat-device"), "--bundles", bundles, "--count", str(a.n), "--interval",
-            str(a.interval), "--connect-rate", "500", "--seed", "1"] + ([] if a.e2e else
+    argv = [a.device or binp("moat-device"), "--bundles", bundles, "--count", str(a.n), "--interval",
+            str(a.interval), "--connect-rate", str(a.connect_rate), "--seed", "1"] + ([] if a.e2e else
                                                                        ["--plain"])
-    dev = subprocess.Popen(argv, stdout=logs, stderr=subprocess.STDOUT)
+    dev = subprocess.Popen(argv, stdout=logs, stderr=subprocess.PIPE, text=True)
     start = time.monotonic()
+    opened, dev_lines = [None], []
+
+    def watch_device():
+        for line in dev.stderr:
+            dev_lines.append(line.rstrip())
+            if opened[0] is None and "running" in line:
+                opened[0] = time.monotonic() - start
+    threading.Thread(target=watch_device, daemon=True).start()
+    all_seen = all_connected = None
     c0 = count[0]
-    cpu0 = (cpu_s(dev.pid), cpu_s(moatd.pid))
+    cpu0 = (cpu_s(dev.pid), cpu_s(moatd.pid), cpu_s(serve.pid))
     samples = []
     while time.monotonic() - start < a.seconds:
         time.sleep(5)
         now = time.monotonic()
         live = sum(1 for t in seen.values() if now - t < a.interval * 2)
+        if all_seen is None and len(seen) == a.n:
+            all_seen = now - start
+        conns = established(tls_port)
+        if all_connected is None and conns >= a.n:
+            all_connected = now - start
         samples.append((now - start, live, rss_mb(dev.pid), rss_mb(moatd.pid), count[0],
                         cpu_s(dev.pid), cpu_s(moatd.pid)))
         prev = samples[-2] if len(samples) > 1 else (0, 0, 0, 0, c0, cpu0[0], cpu0[1])
         dt = samples[-1][0] - prev[0]
-        print("t=%3.0fs devices publishing=%d rss moat-device=%.0f MB moatd=%.0f MB "
-              "readings/s=%.0f cpu moat-device=%.0f%% moatd=%.0f%%" %
-              (samples[-1][:4] + ((count[0] - prev[4]) / dt,
-                                  100 * (samples[-1][5] - prev[5]) / dt,
-                                  100 * (samples[-1][6] - prev[6]) / dt)), flush=True)
+        print("t=%3.0fs tls connections=%d devices publishing=%d rss moat-device=%.0f MB "
+              "moatd=%.0f MB readings/s=%.0f cpu moat-device=%.0f%% moatd=%.0f%%" %
+              ((samples[-1][0], conns) + samples[-1][1:4] +
+               ((count[0] - prev[4]) / dt, 100 * (samples[-1][5] - prev[5]) / dt,
+                100 * (samples[-1][6] - prev[6]) / dt)), flush=True)
     el = time.monotonic() - start
-    cpu1 = (cpu_s(dev.pid), cpu_s(moatd.pid))
+    print("devices opened after %s s; all %d connected after %s s, seen publishing after %s s"
+          " (%d seen)" % ("%.1f" % opened[0] if opened[0] is not None else "-", a.n,
+                          "%.0f" % all_connected if all_connected is not None else "-",
+                          "%.0f" % all_seen if all_seen is not None else "-", len(seen)),
+          flush=True)
+    cpu1 = (cpu_s(dev.pid), cpu_s(moatd.pid), cpu_s(serve.pid))
     print("readings/s %.0f (expected %.0f); CPU moat-device %.0f %%, moatd %.0f %% (of one core,"
-          " whole run incl. connecting)" % ((count[0] - c0) / el, a.n / a.interval,
-                                            100 * (cpu1[0] - cpu0[0]) / el,
-                                            100 * (cpu1[1] - cpu0[1]) / el))
+          " whole run incl. connecting); moat-sc %.1f s CPU in all" %
+          ((count[0] - c0) / el, a.n / a.interval, 100 * (cpu1[0] - cpu0[0]) / el,
+           100 * (cpu1[1] - cpu0[1]) / el, cpu1[2] - cpu0[2]))
     stop.set()
     for p in (dev, serve, moatd):
         p.send_signal(signal.SIGTERM)
@@ -161,7 +198,7 @@ def main():
     logs.close()
     with open(os.path.join(base, "log"), errors="replace") as f:
         lines = f.read().splitlines()
-    errors = [x for x in lines if "moat-device:" in x and "running" not in x]
+    errors = [x for x in dev_lines if "running" not in x]
     print("moat-device messages: %d; first: %s" % (len(errors), errors[:3]))
     print("moatd lines: %s" % [x for x in lines if "moat-device" not in x][-5:])
     shutil.rmtree(base, ignore_errors=True)

@@ -16,7 +16,8 @@
  * 24 = 17.28 M readings, batches of 1000, timed), then times the per-device
  * chart query (one day newest first, limit 10000) and the per-device
  * overview (288 buckets) for 50 devices, p50/p99, and the all-device
- * overview (288 buckets), p50/p99 over 10 runs. --keep FILE fills FILE
+ * overview (288 buckets), both series and temperature only (the HTTP
+ * API's), p50/p99 over 10 runs each. --keep FILE fills FILE
  * instead and keeps it; a later run with the same FILE skips the filling.
  */
 #include <stdio.h>
@@ -282,11 +283,13 @@ static void print_pct(const char *what, double *ms, int n, long rows)
 
 enum { CHART_DEVICES = 50, OVERVIEW_RUNS = 10 };
 
+enum query_kind { Q_READINGS, Q_OVERVIEW, Q_TEMPERATURE_OVERVIEW };
+
 /* Times <runs> queries over the whole generated span and prints p50/p99:
- * the readings (<overview> false) or the 288-bucket overview of one device
- * each (<runs> devices spread over the fleet), or of all devices when
- * <runs> is OVERVIEW_RUNS. */
-static void time_runs(struct hist_db *db, const struct opts *o, int runs, bool overview,
+ * the readings or the 288-bucket overview (<kind>) of one device each
+ * (<runs> devices spread over the fleet), or of all devices when <runs> is
+ * OVERVIEW_RUNS. */
+static void time_runs(struct hist_db *db, const struct opts *o, int runs, enum query_kind kind,
 		      const char *label)
 {
 	int64_t from = T0, to = T0 + o->hours * 3600000LL;
@@ -298,11 +301,14 @@ static void time_runs(struct hist_db *db, const struct opts *o, int runs, bool o
 		uint64_t t = clock_mono_us();
 
 		rows = 0;
-		check(db,
-		      overview ? hist_db_overview(db, dev, from, to, 288, count_bucket, &rows)
-			       : hist_db_readings(db, dev, from, to, HIST_LIMIT_MAX, count_reading,
-						  &rows),
-		      "query");
+		check(
+		    db,
+		    kind == Q_OVERVIEW
+			? hist_db_overview(db, dev, from, to, 288, count_bucket, &rows)
+		    : kind == Q_TEMPERATURE_OVERVIEW
+			? hist_db_temperature_overview(db, dev, from, to, 288, count_bucket, &rows)
+			: hist_db_readings(db, dev, from, to, HIST_LIMIT_MAX, count_reading, &rows),
+		    "query");
 		ms[i] = (double)(clock_mono_us() - t) / 1e3;
 	}
 	print_pct(label, ms, runs, rows);
@@ -344,9 +350,11 @@ static void query_bench(const struct opts *o)
 	snprintf(url, sizeof(url), "sqlite:%s", path);
 	db = open_url(url);
 
-	time_runs(db, o, CHART_DEVICES, false, "chart: 1 device, readings, limit 10000");
-	time_runs(db, o, CHART_DEVICES, true, "chart: 1 device, overview, 288 buckets");
-	time_runs(db, o, OVERVIEW_RUNS, true, "overview: all devices, 288 buckets");
+	time_runs(db, o, CHART_DEVICES, Q_READINGS, "chart: 1 device, readings, limit 10000");
+	time_runs(db, o, CHART_DEVICES, Q_OVERVIEW, "chart: 1 device, overview, 288 buckets");
+	time_runs(db, o, OVERVIEW_RUNS, Q_OVERVIEW, "overview: all devices, 288 buckets");
+	time_runs(db, o, OVERVIEW_RUNS, Q_TEMPERATURE_OVERVIEW,
+		  "overview: all devices, temperature only");
 	hist_db_close(db);
 	if (o->keep == NULL)
 		remove_db(path);

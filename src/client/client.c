@@ -54,12 +54,12 @@ struct moat_client *moat_client_create(const struct moat_client_opts *o, const s
 
 static int open_queue(struct moat_client *c, const char *path, char *diag, size_t diag_len);
 
-/* Builds the TLS context from <o>'s files; the strings are not kept. */
+/* Takes the process's TLS context for <o>'s CA file (shared with every
+ * client trusting the same CAs) and loads <o>'s client certificate, set on
+ * each connection; the strings are not kept. */
 static int open_tls(struct moat_client *c, const struct moat_client_opts *o, char *diag,
 		    size_t diag_len)
 {
-	struct tls_client_settings s = {
-	    .cafile = o->cafile, .certfile = o->certfile, .keyfile = o->keyfile};
 	struct tls_diag d = {""};
 	int rc;
 
@@ -69,7 +69,9 @@ static int open_tls(struct moat_client *c, const struct moat_client_opts *o, cha
 		say(diag, diag_len, "out of memory");
 		return MOAT_E_NOMEM;
 	}
-	rc = tls_client_ctx_create(&s, &c->tls_ctx, &d);
+	rc = tls_client_ctx_shared(o->cafile, &c->tls_ctx, &d);
+	if (rc == MOAT_OK)
+		rc = tls_client_identity_load(o->certfile, o->keyfile, &c->tls_id, &d);
 	if (rc < 0)
 		say(diag, diag_len, d.msg);
 	return rc;
@@ -223,7 +225,8 @@ void moat_client_destroy(struct moat_client *c)
 	free(c->password);
 	free(c->will_topic);
 	free(c->will_payload);
-	SSL_CTX_free(c->tls_ctx);
+	tls_client_ctx_unshare(c->tls_ctx);
+	tls_client_identity_free(c->tls_id);
 	free(c->tls_name);
 	free(c);
 }
@@ -310,7 +313,7 @@ static bool tls_start(struct moat_client *c)
 	const char *why = NULL;
 	int rc;
 
-	c->tls = tls_client_filter_create(c->tls_ctx, c->tls_name, !c->o.tls_insecure);
+	c->tls = tls_client_filter_create(c->tls_ctx, c->tls_id, c->tls_name, !c->o.tls_insecure);
 	if (c->tls == NULL) {
 		lost(c, MOAT_E_NOMEM, 0);
 		return false;

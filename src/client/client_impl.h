@@ -37,6 +37,7 @@ struct ack_wait {
 struct scram_client;
 struct filter;
 struct ssl_ctx_st;
+struct tls_client_identity;
 
 struct moat_client {
 	struct moat_client_opts o;
@@ -68,10 +69,11 @@ struct moat_client {
 	/* drain rate: a token bucket in thousandths of a message */
 	size_t drain_left; /* backlog messages still to pace */
 	uint64_t drain_milli, drain_at_ms;
-	/* TLS (o.tls): the context built at open; per connection the filter
-	 * (tls_client.h). <out> then holds MQTT bytes, <rx> the records read
-	 * and <wire> those to send. */
+	/* TLS (o.tls): the shared context taken at open and our certificate,
+	 * if any; per connection the filter (tls_client.h). <out> then holds
+	 * MQTT bytes, <rx> the records read and <wire> those to send. */
 	struct ssl_ctx_st *tls_ctx;
+	struct tls_client_identity *tls_id;
 	char *tls_name;
 	bool tls_name_given;	/* tls_server_name was set: moat_set_server keeps it */
 	struct filter *tls;

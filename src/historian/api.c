@@ -268,7 +268,8 @@ static void get_overview(const struct http_req *rq, struct http_reply *rp, const
 		return;
 	o = list_begin("buckets", &arr);
 	pthread_mutex_lock(&rq->app->api_lock);
-	rc = hist_db_overview(rq->app->api_db, NULL, from, to, (unsigned)buckets, bucket_cb, arr);
+	rc = hist_db_temperature_overview(rq->app->api_db, NULL, from, to, (unsigned)buckets,
+					  bucket_cb, arr);
 	pthread_mutex_unlock(&rq->app->api_lock);
 	finish_list(rp, rc, o);
 }

@@ -205,6 +205,12 @@ int hist_db_readings(struct hist_db *db, const char *device, int64_t from_ms, in
 int hist_db_overview(struct hist_db *db, const char *device, int64_t from_ms, int64_t to_ms,
 		     unsigned buckets, hist_bucket_cb *cb, void *arg);
 
+/* hist_db_overview of temperature only (h_avg, h_min and h_max are NAN):
+ * what the HTTP API serves, reading fewer columns (about a third faster
+ * for all devices; docs/performance.md). */
+int hist_db_temperature_overview(struct hist_db *db, const char *device, int64_t from_ms,
+				 int64_t to_ms, unsigned buckets, hist_bucket_cb *cb, void *arg);
+
 /* Calls <cb> for the newest <limit> (1..HIST_LIMIT_MAX) alerts, newest first. */
 int hist_db_recent_alerts(struct hist_db *db, unsigned limit, hist_alert_cb *cb, void *arg);
 

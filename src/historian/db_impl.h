@@ -45,10 +45,10 @@ enum hist_q {
 	HQ_REJECT_COUNT,
 	HQ_DEVICES,
 	HQ_READINGS,
+	/* the overview's eight: HQ_OVERVIEW + 4 (temperature only) + 2 (rollup
+	 * cells as they are) + 1 (one device); see db_query.c */
 	HQ_OVERVIEW,
-	HQ_OVERVIEW_DEVICE,
-	HQ_OVERVIEW_CELLS,
-	HQ_OVERVIEW_CELLS_DEVICE,
+	HQ_OVERVIEW_LAST = HQ_OVERVIEW + 7,
 	HQ_DEVICE_NAMES,
 	HQ_ALERTS,
 	HQ_REJECTS,

@@ -3,7 +3,9 @@
  * through moatd's own server filter (net/tls.h) on a loopback socket. The
  * client runs on its own thread (moat_loop_start) or in this one; mutual
  * TLS, a reconnect with a fresh handshake, a verification failure that ends
- * the client for good with its reason, and the options checked at open.
+ * the client for good with its reason, the options checked at open, and
+ * clients of one CA sharing a context while each presents its own
+ * certificate.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +25,7 @@
 
 #include <moat/client.h>
 
+#include "client/client_impl.h" /* tls_ctx: the context a client uses */
 #include "codec/frame.h"
 #include "codec/packet.h"
 #include "net/tls.h"
@@ -193,8 +196,8 @@ static bool wait_for(atomic_int *v, int want, struct srv *s, struct moat_client 
 	return *v >= want;
 }
 
-static struct moat_client *tls_client(struct srv *s, struct seen *seen, const char *ca,
-				      bool with_cert, bool reconnect)
+static struct moat_client *client_as(struct srv *s, struct seen *seen, const char *ca,
+				     const char *cert, const char *key, bool reconnect)
 {
 	struct moat_client_opts o = {.host = "127.0.0.1",
 				     .port = s->port,
@@ -215,13 +218,60 @@ static struct moat_client *tls_client(struct srv *s, struct seen *seen, const ch
 	struct moat_client *c = NULL;
 	char diag[256];
 
-	if (with_cert) {
-		o.certfile = cpath("client.crt");
-		o.keyfile = cpath("client.key");
+	if (cert != NULL) {
+		o.certfile = cpath(cert);
+		o.keyfile = cpath(key);
 	}
 	assert_int_equal(moat_client_open(&c, &o, &cb, diag, sizeof(diag)), MOAT_OK);
 	client_of_seen = c;
 	return c;
+}
+
+static struct moat_client *tls_client(struct srv *s, struct seen *seen, const char *ca,
+				      bool with_cert, bool reconnect)
+{
+	return client_as(s, seen, ca, with_cert ? "client.crt" : NULL,
+			 with_cert ? "client.key" : NULL, reconnect);
+}
+
+/* <c> connects to <s>, which then sees certificate CN <cn>. */
+static void connects_as(struct srv *s, struct moat_client *c, struct seen *seen, const char *cn)
+{
+	char seen_cn[64];
+
+	assert_int_equal(moat_connect(c), MOAT_OK);
+	srv_connack(s, c);
+	assert_true(wait_for(&seen->connects, 1, s, c));
+	assert_int_equal(tls_filter_peer_identity(s->f, TLS_ID_CN, seen_cn, sizeof(seen_cn)),
+			 MOAT_OK);
+	assert_string_equal(seen_cn, cn);
+	srv_drop(s);
+}
+
+static void clients_of_one_ca_share_a_context_each_with_its_certificate(void **state)
+{
+	struct seen seen_a = {0}, seen_b = {0};
+	struct moat_client *a, *b;
+	char cmd[1024];
+	struct srv s;
+
+	(void)state;
+	/* each device has its own copy of the CA file */
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", cpath("ca.crt"), cpath("ca-b.crt"));
+	assert_int_equal(system(cmd), 0);
+	srv_start(&s, true);
+	a = client_as(&s, &seen_a, "ca.crt", "client.crt", "client.key", false);
+	b = client_as(&s, &seen_b, "ca-b.crt", "revoked.crt", "revoked.key", false);
+	assert_ptr_equal(a->tls_ctx, b->tls_ctx);
+	connects_as(&s, a, &seen_a, "client1");
+	connects_as(&s, b, &seen_b, "revoked1");
+	/* the context outlives the first client that goes */
+	moat_client_destroy(a);
+	assert_int_equal(moat_disconnect(b, 0), MOAT_OK);
+	seen_b.connects = 0;
+	connects_as(&s, b, &seen_b, "revoked1");
+	moat_client_destroy(b);
+	srv_stop(&s);
 }
 
 static void threaded_client_over_mutual_tls(void **state)
@@ -349,6 +399,7 @@ int main(void)
 	    cmocka_unit_test(reconnects_with_a_fresh_handshake),
 	    cmocka_unit_test(verify_failure_ends_for_good_with_its_reason),
 	    cmocka_unit_test(tls_options_checked_at_open),
+	    cmocka_unit_test(clients_of_one_ca_share_a_context_each_with_its_certificate),
 	};
 
 	return cmocka_run_group_tests(tests, certs_setup, certs_teardown);

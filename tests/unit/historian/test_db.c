@@ -390,6 +390,132 @@ static void overview_buckets_in_sql(void **state)
 	assert_int_equal(x.b[1].start_ms, T0 + 1200000);
 }
 
+/* ---- the overview against the raw readings ---- */
+
+enum { AGG_DEVICES = 3, AGG_MAX = AGG_DEVICES * 12 };
+
+struct agg {
+	size_t n;
+	struct hist_bucket b[AGG_MAX];
+	char names[AGG_MAX][HIST_NAME_MAX + 1];
+};
+
+static int on_agg(void *arg, const struct hist_bucket *b)
+{
+	struct agg *a = arg;
+
+	assert_true(a->n < AGG_MAX);
+	a->b[a->n] = *b;
+	snprintf(a->names[a->n], sizeof(a->names[0]), "%s", b->device);
+	a->b[a->n].device = a->names[a->n];
+	a->n++;
+	return MOAT_OK;
+}
+
+/* avg/min/max of <v> over the readings of device <d> in [from, to):
+ * *n_out counts the values that are numbers. */
+static void raw_stats(const struct hist_reading *r, size_t n, const char *d, int64_t from,
+		      int64_t to, bool humidity, double *avg, double *min, double *max,
+		      int64_t *n_out)
+{
+	double sum = 0;
+
+	*n_out = 0;
+	*min = *max = *avg = NAN;
+	for (size_t i = 0; i < n; i++) {
+		double v = humidity ? r[i].humidity : r[i].temperature;
+
+		if (strcmp(r[i].device, d) != 0 || r[i].time_ms < from || r[i].time_ms >= to ||
+		    isnan(v))
+			continue;
+		sum += v;
+		*min = *n_out == 0 || v < *min ? v : *min;
+		*max = *n_out == 0 || v > *max ? v : *max;
+		++*n_out;
+	}
+	if (*n_out > 0)
+		*avg = sum / (double)*n_out;
+}
+
+static void assert_same_value(double got, double want)
+{
+	if (isnan(want))
+		assert_true(isnan(got));
+	else
+		assert_float_equal(got, want, 1e-9);
+}
+
+/* Each bucket of <a> (an overview of [T0, T0 + 1 h) in buckets of <width>)
+ * is the aggregate of the raw readings, and every non-empty (bucket,
+ * device) is there, ordered by bucket, then device. */
+static void assert_overview_is_raw(const struct agg *a, const struct hist_reading *r, size_t n,
+				   int64_t width, bool temperature_only)
+{
+	static const char *const dev[AGG_DEVICES] = {"a", "b", "c"};
+	size_t k = 0;
+
+	for (int64_t from = T0; from < T0 + 3600000; from += width)
+		for (int d = 0; d < AGG_DEVICES; d++) {
+			double avg, min, max;
+			int64_t count = 0, vals;
+
+			for (size_t i = 0; i < n; i++)
+				count += strcmp(r[i].device, dev[d]) == 0 && r[i].time_ms >= from &&
+					 r[i].time_ms < from + width;
+			if (count == 0)
+				continue;
+			assert_true(k < a->n);
+			assert_string_equal(a->names[k], dev[d]);
+			assert_int_equal(a->b[k].start_ms, from);
+			assert_int_equal(a->b[k].count, count);
+			raw_stats(r, n, dev[d], from, from + width, false, &avg, &min, &max, &vals);
+			assert_same_value(a->b[k].t_avg, avg);
+			assert_same_value(a->b[k].t_min, min);
+			assert_same_value(a->b[k].t_max, max);
+			raw_stats(r, n, dev[d], from, from + width, true, &avg, &min, &max, &vals);
+			assert_same_value(a->b[k].h_avg, temperature_only ? NAN : avg);
+			assert_same_value(a->b[k].h_min, temperature_only ? NAN : min);
+			assert_same_value(a->b[k].h_max, temperature_only ? NAN : max);
+			k++;
+		}
+	assert_int_equal(a->n, k);
+}
+
+static void overview_equals_the_raw_aggregate(void **state)
+{
+	struct fx *f = *state;
+	static const char *const dev[AGG_DEVICES] = {"a", "b", "c"};
+	static const unsigned buckets[] = {12, 4, 1}; /* 5 min (cells), 15 min, 1 h */
+	struct hist_reading r[300];
+	size_t n = 0;
+
+	/* an hour of readings every 37 s, unevenly valued, some without
+	 * temperature or humidity; "c" stops after 20 minutes */
+	for (int64_t t = T0; t < T0 + 3600000; t += 37000)
+		for (int d = 0; d < AGG_DEVICES && n < 300; d++) {
+			long k = (long)n;
+
+			if (d == 2 && t >= T0 + 1200000)
+				continue;
+			r[n++] = rd(dev[d], t + d,
+				    k % 7 == 3 ? NAN : 15.0 + (double)((k * 37) % 101) / 8.0,
+				    k % 5 == 1 ? NAN : 30.0 + (double)((k * 53) % 97) / 4.0);
+		}
+	open_db(f);
+	assert_db_ok(f->db, hist_db_add_readings(f->db, r, n));
+	for (size_t i = 0; i < sizeof(buckets) / sizeof(buckets[0]); i++) {
+		struct agg all = {0}, t_only = {0};
+		int64_t width = 3600000 / buckets[i];
+
+		assert_db_ok(f->db, hist_db_overview(f->db, NULL, T0, T0 + 3600000, buckets[i],
+						     on_agg, &all));
+		assert_overview_is_raw(&all, r, n, width, false);
+		assert_db_ok(f->db, hist_db_temperature_overview(f->db, NULL, T0, T0 + 3600000,
+								 buckets[i], on_agg, &t_only));
+		assert_overview_is_raw(&t_only, r, n, width, true);
+	}
+}
+
 static void device_state_moves_forward(void **state)
 {
 	struct fx *f = *state;
@@ -638,6 +764,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(readings_newest_first_in_range, setup, teardown),
 	    cmocka_unit_test_setup_teardown(redelivered_readings_are_skipped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(overview_buckets_in_sql, setup, teardown),
+	    cmocka_unit_test_setup_teardown(overview_equals_the_raw_aggregate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(device_state_moves_forward, setup, teardown),
 	    cmocka_unit_test_setup_teardown(commands_pending_then_final, setup, teardown),
 	    cmocka_unit_test_setup_teardown(alerts_keep_envelope, setup, teardown),

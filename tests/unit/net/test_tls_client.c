@@ -1,8 +1,9 @@
 /*
  * Unit tests for src/net/tls_client.c: libmoat's client filter against the
  * broker's server filter (tls.c), in memory. Chain and host-name checks and
- * their reasons, mutual TLS both ways, SNI, early application bytes, and the
- * client context's refusals naming the option and file.
+ * their reasons, mutual TLS both ways, SNI, early application bytes, the
+ * client context's refusals naming the option and file, and the contexts
+ * shared per CA file contents with a certificate per connection.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -82,16 +83,23 @@ static void run(struct pair *p)
 	}
 }
 
-/* A client filter for <name> of <ctx> against server <srv>, run to its end. */
-static void connect_pair(struct pair *p, SSL_CTX *ctx, struct tls_server *srv, const char *name,
-			 bool check_host)
+/* A client filter for <name> of <ctx> presenting <id> against server
+ * <srv>, run to its end. */
+static void connect_as(struct pair *p, SSL_CTX *ctx, const struct tls_client_identity *id,
+		       struct tls_server *srv, const char *name, bool check_host)
 {
 	*p = (struct pair){0};
-	p->cli = tls_client_filter_create(ctx, name, check_host);
+	p->cli = tls_client_filter_create(ctx, id, name, check_host);
 	p->srv = tls_filter_create(srv);
 	assert_non_null(p->cli);
 	assert_non_null(p->srv);
 	run(p);
+}
+
+static void connect_pair(struct pair *p, SSL_CTX *ctx, struct tls_server *srv, const char *name,
+			 bool check_host)
+{
+	connect_as(p, ctx, NULL, srv, name, check_host);
 }
 
 static void pair_fini(struct pair *p)
@@ -112,7 +120,7 @@ static void mtls_round_trip_with_early_output(void **state)
 	char id[64];
 
 	(void)state;
-	p.cli = tls_client_filter_create(ctx, "localhost", true);
+	p.cli = tls_client_filter_create(ctx, NULL, "localhost", true);
 	p.srv = tls_filter_create(srv);
 	/* the CONNECT written before the handshake: kept, then sent encrypted */
 	assert_int_equal(p.cli->ops->output(p.cli, (const uint8_t *)"\x10\x00", 2, &p.to_srv),
@@ -276,6 +284,115 @@ static void bad_files_refused_by_name(void **state)
 	SSL_CTX_free(sys);
 }
 
+/* Copies certificate file <from> to <to> in the cert dir. */
+static void copy_cert(const char *from, const char *to)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", cpath(from), cpath(to));
+	assert_int_equal(system(cmd), 0);
+}
+
+static struct tls_client_identity *identity(const char *cert, const char *key)
+{
+	struct tls_client_identity *id = NULL;
+	struct tls_diag d = {""};
+
+	assert_int_equal(tls_client_identity_load(cpath(cert), cpath(key), &id, &d), MOAT_OK);
+	assert_non_null(id);
+	return id;
+}
+
+/* The server saw certificate CN <cn> from a client of <ctx> presenting <id>. */
+static void server_sees(SSL_CTX *ctx, const struct tls_client_identity *id, const char *cn)
+{
+	struct tls_server *srv = server(true);
+	struct pair p;
+	char seen[64];
+
+	connect_as(&p, ctx, id, srv, "localhost", true);
+	assert_int_equal(p.cli_rc, MOAT_OK);
+	assert_int_equal(p.srv_rc, MOAT_OK);
+	assert_int_equal(tls_filter_peer_identity(p.srv, TLS_ID_CN, seen, sizeof(seen)), MOAT_OK);
+	assert_string_equal(seen, cn);
+	pair_fini(&p);
+	tls_server_unref(srv);
+}
+
+static void shared_context_per_ca_contents_with_a_certificate_each(void **state)
+{
+	struct tls_client_identity *one = identity("client.crt", "client.key");
+	struct tls_client_identity *two = identity("revoked.crt", "revoked.key");
+	SSL_CTX *a = NULL, *b = NULL, *other = NULL, *again = NULL;
+	struct tls_diag d = {""};
+
+	(void)state;
+	copy_cert("ca.crt", "ca-copy.crt");
+	assert_int_equal(tls_client_ctx_shared(cpath("ca.crt"), &a, &d), MOAT_OK);
+	/* the same CA under another path: the same context */
+	assert_int_equal(tls_client_ctx_shared(cpath("ca-copy.crt"), &b, &d), MOAT_OK);
+	assert_ptr_equal(a, b);
+	assert_int_equal(tls_client_ctx_shared(cpath("wrongca.crt"), &other, &d), MOAT_OK);
+	assert_ptr_not_equal(a, other);
+	/* two clients of one context, each presenting its own certificate */
+	server_sees(a, one, "client1");
+	server_sees(b, two, "revoked1");
+	/* the context trusts only its CA: the wrong CA's client does not verify */
+	{
+		struct tls_server *srv = server(true);
+		struct pair p;
+
+		connect_as(&p, other, one, srv, "localhost", true);
+		assert_int_equal(p.cli_rc, MOAT_E_DENIED);
+		assert_string_equal(p.cli_why, "unknown CA");
+		pair_fini(&p);
+		tls_server_unref(srv);
+	}
+	/* kept while used, rebuilt after its last use (ASan sees the frees) */
+	tls_client_ctx_unshare(a);
+	assert_int_equal(tls_client_ctx_shared(cpath("ca.crt"), &again, &d), MOAT_OK);
+	assert_ptr_equal(again, b);
+	tls_client_ctx_unshare(again);
+	tls_client_ctx_unshare(b);
+	tls_client_ctx_unshare(other);
+	tls_client_identity_free(one);
+	tls_client_identity_free(two);
+}
+
+/* tls_client_identity_load(<cert>, <key>) fails with a message holding <want>. */
+static void identity_refused(const char *cert, const char *key, const char *want)
+{
+	struct tls_client_identity *id = NULL;
+	struct tls_diag d = {""};
+
+	assert_int_equal(tls_client_identity_load(cert, key, &id, &d), MOAT_E_CONFIG);
+	assert_null(id);
+	if (strstr(d.msg, want) == NULL)
+		fail_msg("\"%s\" does not say \"%s\"", d.msg, want);
+}
+
+static void shared_context_refusals(void **state)
+{
+	struct tls_client_identity *id = NULL;
+	struct tls_diag d = {""};
+	SSL_CTX *ctx = NULL;
+
+	(void)state;
+	assert_int_equal(tls_client_ctx_shared(cpath("missing.crt"), &ctx, &d), MOAT_E_CONFIG);
+	assert_non_null(strstr(d.msg, "cafile"));
+	assert_int_equal(tls_client_ctx_shared(cpath("client.key"), &ctx, &d), MOAT_E_CONFIG);
+	assert_non_null(strstr(d.msg, "holds no PEM CA certificate"));
+	assert_null(ctx);
+	assert_int_equal(tls_client_identity_load(NULL, NULL, &id, &d), MOAT_OK);
+	assert_null(id);
+	identity_refused(cpath("client.crt"), NULL, "certfile: set without keyfile");
+	identity_refused(NULL, cpath("client.key"), "keyfile: set without certfile");
+	identity_refused(cpath("missing.crt"), cpath("client.key"), "missing.crt");
+	identity_refused(cpath("client.crt"), cpath("wrong.key"), "does not match");
+	identity_refused(cpath("client.key"), cpath("client.key"), "certfile");
+	identity_refused(cpath("client.crt"), cpath("ca.crt"), "no usable PEM private key");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -285,6 +402,8 @@ int main(void)
 	    cmocka_unit_test(server_refusing_our_certificate_says_why),
 	    cmocka_unit_test(sni_only_for_names),
 	    cmocka_unit_test(bad_files_refused_by_name),
+	    cmocka_unit_test(shared_context_per_ca_contents_with_a_certificate_each),
+	    cmocka_unit_test(shared_context_refusals),
 	};
 
 	return cmocka_run_group_tests(tests, certs_setup, certs_teardown);
