@@ -12,6 +12,7 @@
  * stale one is replaced; the socket is 0600; another user is turned away. */
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -580,7 +581,10 @@ static void test_other_users_are_refused(void **state)
 		fd = connect_to(f->sock);
 		if (fd < 0)
 			_exit(11);
-		if (write(fd, "{\"op\":\"thing.list\"}\n", 20) != 20)
+		/* the server may refuse and close before the request is written
+		 * (the refusal is then already buffered): no SIGPIPE, no exit */
+		signal(SIGPIPE, SIG_IGN);
+		if (write(fd, "{\"op\":\"thing.list\"}\n", 20) != 20 && errno != EPIPE)
 			_exit(12);
 		/* the answer, then the end of the connection (the answer may
 		 * come in more than one read: it is a stream) */
