@@ -308,10 +308,11 @@ class Closed(Exception):
 class Peer:
     """A scripted MQTT client over one TCP connection."""
 
-    def __init__(self, port, version=5, timeout=READ_TIMEOUT_S, host="127.0.0.1"):
+    def __init__(self, port, version=5, timeout=READ_TIMEOUT_S, host="127.0.0.1", source=None):
         self.version = version
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
         self.next_pid = 1
