@@ -19,6 +19,7 @@
 #include "broker/persist.h"
 #include "broker/retain.h"
 #include "broker/sub_index.h"
+#include "cluster/cluster.h"
 #include "codec/topic.h"
 
 /* ---- the retained store's hold on messages ---- */
@@ -212,10 +213,12 @@ size_t broker_publish(struct worker *w, struct msg *m, bool *congested)
 
 	if (congested != NULL)
 		*congested = false;
-	if (m->retain) {
+	/* a remote message's retained copy comes through the cluster's bucket */
+	if (m->retain && !m->remote) {
 		retain_set(b->retained, m->topic, m->payload.len > 0 ? m : NULL);
 		persist_retain(w, m);
 	}
+	cluster_export(w, m);
 	/* a new generation invalidates every session's mark from the last route */
 	r->gen++;
 	r->n = 0;
@@ -275,6 +278,19 @@ static void item_drop(struct worker *w, struct inbox_item *item, bool delivered)
 			atomic_fetch_sub_explicit(&item->sess->backlog, 1, memory_order_relaxed);
 		sess_unref(item->sess);
 	}
+}
+
+/* A message from another cluster node: routed as a local one, or only
+ * stored as retained (an update of the cluster's retained bucket). */
+static void remote_deliver(struct worker *w, struct msg *m, bool retained_only)
+{
+	if (retained_only) {
+		retain_set(w->b->retained, m->topic, m->payload.len > 0 ? m : NULL);
+		persist_retain(w, m);
+	} else {
+		broker_publish(w, m, NULL);
+	}
+	msg_unref(m);
 }
 
 /* Acts on <item> in worker <w>, its session's owner, then drops it. */
@@ -372,6 +388,8 @@ void route_drain_inbox(struct worker *w, void (*on_handoff)(struct worker *w, st
 			on_handoff(w, item->conn);
 		else if (item->job != NULL)
 			auth_job_returned(w, item->job);
+		else if (item->sess == NULL)
+			remote_deliver(w, item->msg, item->retain);
 		else
 			item_deliver(w, item);
 	}

@@ -31,6 +31,7 @@
 #include "broker/metrics_http.h"
 #include "broker/notify.h"
 #include "broker/persist.h"
+#include "cluster/cluster.h"
 
 enum ev_kind { EV_LISTENER = 1, EV_CONN, EV_WAKE };
 
@@ -261,6 +262,7 @@ static void conn_destroy(struct worker *w, struct conn *c)
 	if (c->paused)
 		paused_unlink(w, c);
 	persist_conn_closed(w, c);
+	cluster_conn_closed(w, c);
 	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	conn_unlink(w, c);
 	conn_free(c);
@@ -294,6 +296,8 @@ static void conn_flush(struct worker *w, struct conn *c)
 
 	if (persist_hold_output(w, c))
 		return;	/* an answer in it waits for the store; persist_release marks it dirty again */
+	if (cluster_hold_output(w, c))
+		return;	/* ... or for JetStream; cluster_release marks it dirty again */
 	if (c->filter != NULL) {
 		filter_output(c);
 		wire = &c->wire;
@@ -646,6 +650,7 @@ static void on_wake(struct worker *w)
 		;
 	route_drain_inbox(w, take_handoff);
 	persist_release(w);
+	cluster_release(w);
 }
 
 /* A connection handed over while stopping: it never gets its CONNACK. */
@@ -695,6 +700,7 @@ static void worker_shutdown(struct worker *w)
 					;
 				route_drain_inbox(w, drop_handoff);
 				persist_release(w);
+				cluster_release(w);
 			} else if (t->kind == EV_CONN) {
 				server_mark_dirty((struct conn *)t);
 			}

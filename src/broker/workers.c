@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "broker/audit.h"
 #include "broker/persist.h"
+#include "cluster/cluster.h"
 #include "broker/revocation.h"
 #include "broker/security.h"
 #include "broker/sys_load.h"
@@ -84,6 +85,12 @@ int broker_init(struct broker *b, struct moat_config *cfg)
 		return rc;
 	}
 	broker_restore_revocation(b);
+	rc = cluster_start(b, err, sizeof(err));
+	if (rc < 0) {
+		log_err("%s", err);
+		broker_fini(b);
+		return rc;
+	}
 	b->started_ms = clock_mono_ms();
 	b->started_wall_s = clock_wall_s();
 	return MOAT_OK;
@@ -131,6 +138,7 @@ bool worker_adopt_security(struct worker *w)
 
 void broker_shutdown_flush(struct broker *b)
 {
+	cluster_stop(b);	/* its last messages reach worker inboxes: dropped with them */
 	for (unsigned i = 0; i < b->nworkers; i++)
 		persist_submit(&b->workers[i]);
 	persist_close(b);
@@ -158,6 +166,7 @@ static void drop_items(struct item_list *l)
 void broker_fini(struct broker *b)
 {
 	verify_pool_stop(&b->pool);	/* every job is back in an inbox */
+	cluster_stop(b);	/* no more items from NATS threads */
 	persist_close(b);	/* first: what is torn down below stays in the store */
 	if (b->workers == NULL) {
 		free(b->sessions);

@@ -136,6 +136,7 @@ void config_fini(struct moat_config *cfg)
 	free(cfg->topic_policy_file);
 	free(cfg->pid_file);
 	free(cfg->metrics_bind);
+	cluster_conf_fini(&cfg->cluster);
 	*cfg = (struct moat_config){ 0 };
 }
 
@@ -567,6 +568,12 @@ static int parse_line(struct parse *p, char *line)
 		}
 		return MOAT_OK;
 	}
+	if (strncmp(w[0], "cluster_", 8) == 0 || strcmp(w[0], "node_name") == 0) {
+		int rc = cluster_conf_parse(&p->cfg->cluster, p->name, p->line, w, n, p->diag);
+
+		if (rc != MOAT_E_NOTFOUND)
+			return rc;
+	}
 	return diag(p, "unknown option \"%s\"; check the spelling (see docs/configuration.md)", w[0]);
 }
 
@@ -604,11 +611,11 @@ int config_load_buffer(struct moat_config *cfg, const char *name, const char *da
 	struct parse p = { .cfg = cfg, .name = name, .diag = d };
 	char line[MAX_LINE];
 	size_t pos = 0;
+	int rc;
 
 	while (pos < len) {
 		const char *nl = memchr(data + pos, '\n', len - pos);
 		size_t n = nl != NULL ? (size_t)(nl - (data + pos)) : len - pos;
-		int rc;
 
 		p.line++;
 		if (n >= sizeof(line))
@@ -622,7 +629,8 @@ int config_load_buffer(struct moat_config *cfg, const char *name, const char *da
 			return rc;
 		pos += n + 1;
 	}
-	return check_listeners(&p);
+	rc = check_listeners(&p);
+	return rc < 0 ? rc : cluster_conf_check(&cfg->cluster, name, d);
 }
 
 int config_load(struct moat_config *cfg, const char *path, struct moat_diag *d)

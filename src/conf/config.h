@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conf/cluster_conf.h"
+
 struct moat_diag {
 	char msg[512];	/* "FILE:LINE: problem; fix" */
 };
@@ -114,6 +116,8 @@ struct moat_config {
 	uint16_t metrics_port;			/* 0 = off (the default) */
 	char *metrics_bind;			/* NULL = 127.0.0.1 */
 	unsigned metrics_line;			/* where it was set, for messages */
+	/* cluster over NATS JetStream (docs/cluster.md; cluster_conf.c) */
+	struct moat_cluster_conf cluster;
 };
 
 /* Fills <cfg> with the defaults above (no listener: main() adds the loopback one). */
