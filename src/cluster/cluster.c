@@ -225,14 +225,13 @@ void cluster_stop(struct broker *b)
 		if (js_PublishAsyncComplete(cl->js, &po) != NATS_OK)
 			log_warn("cluster: messages exported last may not be stored in JetStream");
 	}
-	if (cl->sub != NULL) {
-		natsSubscription_Unsubscribe(cl->sub);	/* the durable consumer stays */
-		natsSubscription_Destroy(cl->sub);
-	}
 	cluster_retained_stop(cl);
-	jsCtx_Destroy(cl->js);
+	/* closed, not unsubscribed: unsubscribing would delete the durable
+	 * consumer the library created, and the node could not resume */
 	if (cl->nc != NULL)
 		natsConnection_Close(cl->nc);
+	natsSubscription_Destroy(cl->sub);
+	jsCtx_Destroy(cl->js);
 	natsConnection_Destroy(cl->nc);
 	natsOptions_Destroy(cl->opts);
 	for (unsigned i = 0; i < b->nworkers; i++) {
