@@ -33,14 +33,14 @@ static void default_node_name(const struct moat_config *cfg, char *out, size_t c
 	host[sizeof(host) - 1] = '\0';
 	snprintf(out, cap, "%s-%u", host, cfg->listeners != NULL ? cfg->listeners->port : 1883);
 	for (char *p = out; *p != '\0'; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      *p == '-' || *p == '_'))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
 			*p = '_';
 }
 
 bool cluster_post(struct cluster *cl, struct msg *m, bool retained_only)
 {
-	struct inbox_item item = { .msg = m, .retain = retained_only };
+	struct inbox_item item = {.msg = m, .retain = retained_only};
 
 	if (route_post(&cl->b->workers[0], &item) == MOAT_OK)
 		return true;
@@ -52,8 +52,8 @@ bool cluster_post(struct cluster *cl, struct msg *m, bool retained_only)
 static void on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
 {
 	struct cluster *cl = closure;
-	struct moat_bytes data = { (const uint8_t *)natsMsg_GetData(nm),
-				   (size_t)natsMsg_GetDataLength(nm) };
+	struct moat_bytes data = {(const uint8_t *)natsMsg_GetData(nm),
+				  (size_t)natsMsg_GetDataLength(nm)};
 	struct moat_bytes node;
 	struct msg *m = NULL;
 	const char *why = NULL;
@@ -62,11 +62,13 @@ static void on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm
 	(void)nc;
 	(void)sub;
 	if (rc == MOAT_E_MALFORMED)
-		log_warn("cluster: dropped a malformed message on %s: %s", natsMsg_GetSubject(nm), why);
+		log_warn("cluster: dropped a malformed message on %s: %s", natsMsg_GetSubject(nm),
+			 why);
 	else if (rc < 0)
 		log_warn("cluster: dropped a message on %s: out of memory", natsMsg_GetSubject(nm));
-	if (m != NULL && node.len == strlen(cl->node) && memcmp(node.ptr, cl->node, node.len) == 0) {
-		msg_unref(m);	/* our own: its subscribers had it when it was routed here */
+	if (m != NULL && node.len == strlen(cl->node) &&
+	    memcmp(node.ptr, cl->node, node.len) == 0) {
+		msg_unref(m); /* our own: its subscribers had it when it was routed here */
 		m = NULL;
 	}
 	if (m != NULL && !cluster_post(cl, m, false))
@@ -87,7 +89,8 @@ static void on_publish_ack(jsCtx *js, natsMsg *nm, jsPubAck *pa, jsPubAckErr *pa
 	(void)js;
 	(void)pa;
 	if (pae != NULL)
-		log_warn("cluster: JetStream did not store a message on %s: %s", natsMsg_GetSubject(nm),
+		log_warn("cluster: JetStream did not store a message on %s: %s",
+			 natsMsg_GetSubject(nm),
 			 pae->ErrText != NULL ? pae->ErrText : natsStatus_GetText(pae->Err));
 	if (natsMsgHeader_Get(nm, CLUSTER_GATE_HEADER, &gate) == NATS_OK &&
 	    sscanf(gate, "%u %" SCNu64, &wid, &ticket) == 2 && wid < cl->b->nworkers) {
@@ -103,12 +106,15 @@ static void on_publish_ack(jsCtx *js, natsMsg *nm, jsPubAck *pa, jsPubAckErr *pa
 
 static int nats_fail(char *err, size_t errlen, const char *what, natsStatus s, jsErrCode jerr)
 {
-	snprintf(err, errlen, "cluster: %s: %s (JetStream error %d); check cluster_url and that nats-server runs with -js",
+	snprintf(err, errlen,
+		 "cluster: %s: %s (JetStream error %d); check cluster_url and that nats-server "
+		 "runs with -js",
 		 what, natsStatus_GetText(s), (int)jerr);
 	return MOAT_E_IO;
 }
 
-static int connect_nats(struct cluster *cl, const struct moat_cluster_conf *cc, char *err, size_t errlen)
+static int connect_nats(struct cluster *cl, const struct moat_cluster_conf *cc, char *err,
+			size_t errlen)
 {
 	natsStatus s = natsOptions_Create(&cl->opts);
 	jsOptions jo;
@@ -128,7 +134,8 @@ static int connect_nats(struct cluster *cl, const struct moat_cluster_conf *cc, 
 	if (s == NATS_OK && cc->credentials != NULL)
 		s = natsOptions_SetUserCredentialsFromFiles(cl->opts, cc->credentials, NULL);
 	if (s != NATS_OK)
-		return nats_fail(err, errlen, "cannot set the NATS options (TLS files, credentials)", s, 0);
+		return nats_fail(err, errlen,
+				 "cannot set the NATS options (TLS files, credentials)", s, 0);
 	s = natsConnection_Connect(&cl->nc, cl->opts);
 	if (s != NATS_OK)
 		return nats_fail(err, errlen, "cannot connect to NATS", s, 0);
@@ -145,7 +152,7 @@ static int connect_nats(struct cluster *cl, const struct moat_cluster_conf *cc, 
 static int consume_stream(struct cluster *cl, const char *cluster_name, char *err, size_t errlen)
 {
 	char stream[CLUSTER_NAME_MAX + 8], filter[sizeof(cl->msg_prefix) + 1];
-	const char *subjects[1] = { filter };
+	const char *subjects[1] = {filter};
 	jsStreamConfig sc;
 	jsSubOptions so;
 	jsErrCode jerr = 0;
@@ -171,7 +178,8 @@ static int consume_stream(struct cluster *cl, const char *cluster_name, char *er
 	so.Config.DeliverPolicy = js_DeliverNew;
 	so.Config.AckPolicy = js_AckExplicit;
 	s = js_Subscribe(&cl->sub, cl->js, filter, on_stream_msg, cl, NULL, &so, &jerr);
-	return s == NATS_OK ? MOAT_OK : nats_fail(err, errlen, "cannot create the node's consumer", s, jerr);
+	return s == NATS_OK ? MOAT_OK
+			    : nats_fail(err, errlen, "cannot create the node's consumer", s, jerr);
 }
 
 int cluster_start(struct broker *b, char *err, size_t errlen)

@@ -18,26 +18,26 @@
 
 /* One worker's share: written by that worker, except <stored>. */
 struct cluster_worker {
-	uint64_t issued;	/* QoS 1/2 messages exported */
-	_Atomic uint64_t stored;	/* the highest of them JetStream acknowledged */
-	struct conn *held;	/* connections whose output waits for <stored> */
-	struct buf data, subject;	/* scratch for export */
+	uint64_t issued;	  /* QoS 1/2 messages exported */
+	_Atomic uint64_t stored;  /* the highest of them JetStream acknowledged */
+	struct conn *held;	  /* connections whose output waits for <stored> */
+	struct buf data, subject; /* scratch for export */
 };
 
 struct cluster {
 	struct broker *b;
 	char node[CLUSTER_NODE_MAX + 1];
-	char msg_prefix[CLUSTER_NAME_MAX + 8];	/* "<cluster>.m." */
-	char kv_prefix[CLUSTER_NAME_MAX + 32];	/* "$KV.<cluster>_retained." */
+	char msg_prefix[CLUSTER_NAME_MAX + 8]; /* "<cluster>.m." */
+	char kv_prefix[CLUSTER_NAME_MAX + 32]; /* "$KV.<cluster>_retained." */
 	natsOptions *opts;
 	natsConnection *nc;
 	jsCtx *js;
-	natsSubscription *sub;	/* the node's durable consumer */
+	natsSubscription *sub; /* the node's durable consumer */
 	kvStore *kv;
 	kvWatcher *watcher;
 	pthread_t watch_thread;
 	bool watching;
-	struct cluster_worker *w;	/* one per worker */
+	struct cluster_worker *w; /* one per worker */
 };
 
 /* The header that tells the acknowledgement handler which worker's ticket a

@@ -23,12 +23,12 @@ enum { WATCH_WAIT_MS = 1000 };
 /* The retained message an entry deletes: its topic and no payload. */
 static struct msg *deletion(struct moat_bytes key)
 {
-	struct buf topic = { 0 };
-	struct mqtt_publish p = { .retain = true };
+	struct buf topic = {0};
+	struct mqtt_publish p = {.retain = true};
 	struct msg *m = NULL;
 
 	if (subject_to_topic(&topic, key) == MOAT_OK) {
-		p.topic = (struct moat_bytes){ buf_head(&topic), buf_used(&topic) };
+		p.topic = (struct moat_bytes){buf_head(&topic), buf_used(&topic)};
 		m = msg_create(&p, p.topic, clock_mono_ms());
 	}
 	if (m != NULL)
@@ -40,14 +40,14 @@ static struct msg *deletion(struct moat_bytes key)
 static void mirror(struct cluster *cl, kvEntry *e)
 {
 	const char *key = kvEntry_Key(e);
-	struct moat_bytes node, data = { kvEntry_Value(e), (size_t)kvEntry_ValueLen(e) };
+	struct moat_bytes node, data = {kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)};
 	struct msg *m = NULL;
 	const char *why = "not a topic this mapping makes";
 
 	if (kvEntry_Operation(e) == kvOp_Put)
 		wire_decode(data, &node, &m, &why);
 	else
-		m = deletion((struct moat_bytes){ (const uint8_t *)key, strlen(key) });
+		m = deletion((struct moat_bytes){(const uint8_t *)key, strlen(key)});
 	if (m == NULL) {
 		log_warn("cluster: ignored the retained entry %s: %s", key, why);
 		return;
@@ -65,7 +65,7 @@ static void *watch(void *arg)
 		natsStatus s = kvWatcher_Next(&e, cl->watcher, WATCH_WAIT_MS);
 
 		if (s == NATS_ILLEGAL_STATE)
-			break;	/* stopped */
+			break; /* stopped */
 		if (s == NATS_OK && e != NULL)
 			mirror(cl, e);
 		kvEntry_Destroy(e);

@@ -30,7 +30,7 @@ static int put_level(struct buf *out, const uint8_t *p, size_t n)
 	if (n == 0)
 		return buf_append(out, "=", 1);
 	for (size_t i = 0; i < n; i++) {
-		uint8_t esc[3] = { '=', (uint8_t)hex[p[i] >> 4], (uint8_t)hex[p[i] & 15] };
+		uint8_t esc[3] = {'=', (uint8_t)hex[p[i] >> 4], (uint8_t)hex[p[i] & 15]};
 		int rc = plain(p[i]) ? buf_append(out, &p[i], 1) : buf_append(out, esc, 3);
 
 		if (rc < 0)

@@ -14,15 +14,15 @@
 enum { WIRE_FORMAT = 1 };
 
 /* The record's CRC covers a key; a cluster message has none. */
-static const struct moat_bytes no_key = { (const uint8_t *)"", 0 };
+static const struct moat_bytes no_key = {(const uint8_t *)"", 0};
 
 int wire_encode(struct buf *out, const char *node, const struct msg *m)
 {
 	struct rec_ident_src author;
 	struct rec_msg rm;
-	struct buf rec = { 0 };
+	struct buf rec = {0};
 	size_t n = strlen(node);
-	uint8_t head[2] = { WIRE_FORMAT, (uint8_t)n };
+	uint8_t head[2] = {WIRE_FORMAT, (uint8_t)n};
 	int rc;
 
 	if (n > UINT8_MAX)
@@ -42,7 +42,7 @@ int wire_encode(struct buf *out, const char *node, const struct msg *m)
 
 int wire_decode(struct moat_bytes data, struct moat_bytes *node, struct msg **m, const char **why)
 {
-	struct rec_msg rm = { 0 };
+	struct rec_msg rm = {0};
 	struct rd body;
 	size_t n;
 	int rc;
@@ -56,7 +56,7 @@ int wire_decode(struct moat_bytes data, struct moat_bytes *node, struct msg **m,
 		*why = "node name longer than the message";
 		return MOAT_E_MALFORMED;
 	}
-	*node = (struct moat_bytes){ data.ptr + 2, n };
+	*node = (struct moat_bytes){data.ptr + 2, n};
 	rc = rec_open(no_key.ptr, 0, data.ptr + 2 + n, data.len - 2 - n, &body, why);
 	if (rc == MOAT_OK)
 		rc = rec_get_msg(&body, &rm, why);

@@ -22,8 +22,8 @@ static bool valid_name(const char *s)
 	for (size_t i = 0; i < n; i++) {
 		char ch = s[i];
 
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '-' || ch == '_'))
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
 			return false;
 	}
 	return true;
@@ -58,31 +58,34 @@ static int add_url(struct moat_cluster_conf *c, const char *url)
 	return MOAT_OK;
 }
 
-int cluster_conf_parse(struct moat_cluster_conf *c, const char *name, unsigned line, char **w, int n,
-		       struct moat_diag *d)
+int cluster_conf_parse(struct moat_cluster_conf *c, const char *name, unsigned line, char **w,
+		       int n, struct moat_diag *d)
 {
 	static const struct {
 		const char *opt;
 		size_t offset;
 	} files[] = {
-		{ "cluster_tls_cafile", offsetof(struct moat_cluster_conf, tls_cafile) },
-		{ "cluster_tls_certfile", offsetof(struct moat_cluster_conf, tls_certfile) },
-		{ "cluster_tls_keyfile", offsetof(struct moat_cluster_conf, tls_keyfile) },
-		{ "cluster_credentials", offsetof(struct moat_cluster_conf, credentials) },
+	    {"cluster_tls_cafile", offsetof(struct moat_cluster_conf, tls_cafile)},
+	    {"cluster_tls_certfile", offsetof(struct moat_cluster_conf, tls_certfile)},
+	    {"cluster_tls_keyfile", offsetof(struct moat_cluster_conf, tls_keyfile)},
+	    {"cluster_credentials", offsetof(struct moat_cluster_conf, credentials)},
 	};
 	char **slot = NULL;
 	int rc = MOAT_OK;
 
 	if (strcmp(w[0], "cluster_url") == 0) {
 		if (n != 2 || !valid_url(w[1]))
-			return conf_diag(d, name, line,
-					 "cluster_url expects one NATS server URL, e.g. \"cluster_url nats://127.0.0.1:4222\" (repeat the line for more servers)");
+			return conf_diag(
+			    d, name, line,
+			    "cluster_url expects one NATS server URL, e.g. \"cluster_url "
+			    "nats://127.0.0.1:4222\" (repeat the line for more servers)");
 		rc = add_url(c, w[1]);
 	} else if (strcmp(w[0], "cluster_name") == 0 || strcmp(w[0], "node_name") == 0) {
 		if (n != 2 || !valid_name(w[1]))
-			return conf_diag(d, name, line,
-					 "%s expects one name of 1 to %d letters, digits, '-' or '_'", w[0],
-					 CLUSTER_NAME_MAX);
+			return conf_diag(
+			    d, name, line,
+			    "%s expects one name of 1 to %d letters, digits, '-' or '_'", w[0],
+			    CLUSTER_NAME_MAX);
 		slot = w[0][0] == 'c' ? &c->name : &c->node_name;
 	} else {
 		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && slot == NULL; i++)
@@ -108,10 +111,12 @@ int cluster_conf_check(const struct moat_cluster_conf *c, const char *name, stru
 		return MOAT_OK;
 	if (c->url_count == 0)
 		return conf_diag(d, name, c->line,
-				 "cluster options without cluster_url; add \"cluster_url nats://HOST:PORT\" or remove them");
+				 "cluster options without cluster_url; add \"cluster_url "
+				 "nats://HOST:PORT\" or remove them");
 	if ((c->tls_certfile == NULL) != (c->tls_keyfile == NULL))
 		return conf_diag(d, name, c->line,
-				 "cluster_tls_certfile and cluster_tls_keyfile go together; set both or neither");
+				 "cluster_tls_certfile and cluster_tls_keyfile go together; set "
+				 "both or neither");
 	return MOAT_OK;
 }
 
@@ -126,5 +131,5 @@ void cluster_conf_fini(struct moat_cluster_conf *c)
 	free(c->tls_certfile);
 	free(c->tls_keyfile);
 	free(c->credentials);
-	*c = (struct moat_cluster_conf){ 0 };
+	*c = (struct moat_cluster_conf){0};
 }

@@ -15,20 +15,20 @@ struct moat_diag;
 enum { CLUSTER_NAME_MAX = 64, CLUSTER_NODE_MAX = 64 };
 
 struct moat_cluster_conf {
-	char **urls;		/* cluster_url, in order; NULL = no cluster */
+	char **urls; /* cluster_url, in order; NULL = no cluster */
 	size_t url_count;
-	char *name;		/* cluster_name; NULL = "moat" */
-	char *node_name;	/* NULL = host name + "-" + first listener port */
+	char *name;	 /* cluster_name; NULL = "moat" */
+	char *node_name; /* NULL = host name + "-" + first listener port */
 	char *tls_cafile, *tls_certfile, *tls_keyfile;
-	char *credentials;	/* a NATS .creds file */
-	unsigned line;		/* the first cluster line, for whole-file messages */
+	char *credentials; /* a NATS .creds file */
+	unsigned line;	   /* the first cluster line, for whole-file messages */
 };
 
 /* Parses one cluster line (words <w>, <n> of them) of file <name> at <line>.
  * MOAT_OK, MOAT_E_NOTFOUND when w[0] is not a cluster option, or
  * MOAT_E_CONFIG / MOAT_E_NOMEM with <d> filled. */
-int cluster_conf_parse(struct moat_cluster_conf *c, const char *name, unsigned line, char **w, int n,
-		       struct moat_diag *d);
+int cluster_conf_parse(struct moat_cluster_conf *c, const char *name, unsigned line, char **w,
+		       int n, struct moat_diag *d);
 
 /* Whole-file rules (TLS files in pairs, no cluster option without a
  * cluster_url). MOAT_OK or MOAT_E_CONFIG with <d> filled. */
