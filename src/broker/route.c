@@ -99,6 +99,7 @@ int sess_subscribe(struct broker *b, struct session *s, struct moat_bytes filter
 	*reason = opts->qos;
 	if (existed)
 		return 1;
+	cluster_interest(b, filter, true);
 	if (is_shared(filter))
 		stat_add(&s->owner->sys.shared_subs, 1);
 	x->len = filter.len;
@@ -116,6 +117,7 @@ uint8_t sess_unsubscribe(struct broker *b, struct session *s, struct moat_bytes 
 	if (x == NULL)
 		return MQTT_RC_NO_SUBSCRIPTION_EXISTED;
 	subidx_remove(b->subs, filter, s);
+	cluster_interest(b, filter, false);
 	if (is_shared(filter))
 		stat_sub(&s->owner->sys.shared_subs, 1);
 	*pp = x->next;
@@ -130,6 +132,7 @@ void sess_remove_subs(struct broker *b, struct session *s)
 		struct sub *x = s->subs;
 
 		subidx_remove(b->subs, (struct moat_bytes){ x->filter, x->len }, s);
+		cluster_interest(b, (struct moat_bytes){ x->filter, x->len }, false);
 		if (is_shared((struct moat_bytes){ x->filter, x->len }))
 			stat_sub(&s->owner->sys.shared_subs, 1);
 		s->subs = x->next;

@@ -765,6 +765,7 @@ static void *worker_loop(void *arg)
 		if (w->paused != NULL)
 			resume_due(w, now);
 		persist_submit(w);	/* first: deliveries sent to other workers refer to its records */
+		cluster_flush(w);
 		route_flush_outboxes(w);
 		flush_dirty(w);
 	}

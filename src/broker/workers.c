@@ -77,6 +77,9 @@ int broker_init(struct broker *b, struct moat_config *cfg)
 	    verify_pool_start(&b->pool, b->nworkers < 4 ? b->nworkers : 4, VERIFY_QUEUE_MAX) < 0)
 		goto err;
 	rc = broker_load_sc_key(b, err, sizeof(err));
+	/* first: the subscriptions the store gives back are this node's interest */
+	if (rc == MOAT_OK)
+		rc = cluster_start(b, err, sizeof(err));
 	if (rc == MOAT_OK)
 		rc = persist_open(b, err, sizeof(err));
 	if (rc < 0) {
@@ -85,12 +88,6 @@ int broker_init(struct broker *b, struct moat_config *cfg)
 		return rc;
 	}
 	broker_restore_revocation(b);
-	rc = cluster_start(b, err, sizeof(err));
-	if (rc < 0) {
-		log_err("%s", err);
-		broker_fini(b);
-		return rc;
-	}
 	b->started_ms = clock_mono_ms();
 	b->started_wall_s = clock_wall_s();
 	return MOAT_OK;

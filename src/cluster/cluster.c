@@ -1,8 +1,9 @@
 /*
  * The node's link to the cluster (see cluster.h): the NATS connection, the
- * cluster's message stream, the node's durable consumer, and the export of
- * local clients' messages. NATS calls back on its own threads; they only
- * decode, post to worker 0 and acknowledge.
+ * cluster's message stream, the node's durable consumer on its own subject
+ * "<cluster>.n.<node>.<topic tokens>", and the export of local clients'
+ * messages to the nodes interested in them (interest.c). NATS calls back on its own threads; they
+ * only decode, post to worker 0 and acknowledge.
  */
 #include "cluster/cluster_int.h"
 
@@ -23,6 +24,9 @@
 #define STREAM_MAX_AGE_NS (24LL * 3600 * 1000000000LL)
 /* Unacknowledged asynchronous publishes before js_PublishMsgAsync waits. */
 enum { MAX_PENDING_PUBLISHES = 65536, STOP_WAIT_MS = 5000 };
+/* Longest subject a message is sent on: NATS refuses control lines over
+ * 4 KiB (max_control_line) and would close the node's connection. */
+enum { CLUSTER_SUBJECT_MAX = 3072 };
 
 /* The default node name: host name and first listener port. */
 static void default_node_name(const struct moat_config *cfg, char *out, size_t cap)
@@ -151,15 +155,17 @@ static int connect_nats(struct cluster *cl, const struct moat_cluster_conf *cc, 
  * consumer, which resumes where it stopped when the node restarts. */
 static int consume_stream(struct cluster *cl, const char *cluster_name, char *err, size_t errlen)
 {
-	char stream[CLUSTER_NAME_MAX + 8], filter[sizeof(cl->msg_prefix) + 1];
-	const char *subjects[1] = {filter};
+	char stream[CLUSTER_NAME_MAX + 8], all[sizeof(cl->msg_prefix) + 1];
+	char filter[sizeof(cl->msg_prefix) + CLUSTER_NODE_MAX + 2];
+	const char *subjects[1] = {all};
 	jsStreamConfig sc;
 	jsSubOptions so;
 	jsErrCode jerr = 0;
 	natsStatus s;
 
 	snprintf(stream, sizeof(stream), "%s_msgs", cluster_name);
-	snprintf(filter, sizeof(filter), "%s>", cl->msg_prefix);
+	snprintf(all, sizeof(all), "%s>", cl->msg_prefix);
+	snprintf(filter, sizeof(filter), "%s%s.>", cl->msg_prefix, cl->node);
 	jsStreamConfig_Init(&sc);
 	sc.Name = stream;
 	sc.Subjects = subjects;
@@ -204,12 +210,16 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 		snprintf(cl->node, sizeof(cl->node), "%s", cc->node_name);
 	else
 		default_node_name(b->cfg, cl->node, sizeof(cl->node));
-	snprintf(cl->msg_prefix, sizeof(cl->msg_prefix), "%s.m.", name);
+	snprintf(cl->msg_prefix, sizeof(cl->msg_prefix), "%s.n.", name);
 	snprintf(bucket, sizeof(bucket), "%s_retained", name);
 	snprintf(cl->kv_prefix, sizeof(cl->kv_prefix), "$KV.%s.", bucket);
 	rc = connect_nats(cl, cc, err, errlen);
 	if (rc == MOAT_OK)
 		rc = cluster_retained_start(cl, bucket, err, errlen);
+	snprintf(bucket, sizeof(bucket), "%s_interest", name);
+	snprintf(cl->interest_prefix, sizeof(cl->interest_prefix), "$KV.%s.", bucket);
+	if (rc == MOAT_OK)
+		rc = cluster_interest_start(cl, bucket, err, errlen);
 	if (rc == MOAT_OK)
 		rc = consume_stream(cl, name, err, errlen);
 	if (rc < 0) {
@@ -234,6 +244,8 @@ void cluster_stop(struct broker *b)
 			log_warn("cluster: messages exported last may not be stored in JetStream");
 	}
 	cluster_retained_stop(cl);
+	if (cl->remote != NULL)
+		cluster_interest_stop(cl);
 	/* closed, not unsubscribed: unsubscribing would delete the durable
 	 * consumer the library created, and the node could not resume */
 	if (cl->nc != NULL)
@@ -266,13 +278,21 @@ static bool publish(struct cluster *cl, natsMsg *nm)
 	return false;
 }
 
-/* Builds "<prefix><tokens of topic>" as a C string in the worker's scratch. */
-static const char *subject_for(struct cluster_worker *cw, const char *prefix, const struct msg *m)
+/* Builds "<prefix><node>.<tokens of topic>" (no node when NULL) as a C
+ * string in the worker's scratch. */
+static const char *subject_for(struct cluster_worker *cw, const char *prefix, const char *node,
+			       const struct msg *m)
 {
 	buf_consume(&cw->subject, buf_used(&cw->subject));
 	if (buf_append(&cw->subject, prefix, strlen(prefix)) < 0 ||
+	    (node != NULL && (buf_append(&cw->subject, node, strlen(node)) < 0 ||
+			      buf_append(&cw->subject, ".", 1) < 0)) ||
 	    subject_from_topic(&cw->subject, m->topic) < 0 || buf_append(&cw->subject, "", 1) < 0)
 		return NULL;
+	if (buf_used(&cw->subject) > CLUSTER_SUBJECT_MAX) {
+		log_warn("cluster: topic too long to cross the cluster (%zu bytes)", m->topic.len);
+		return NULL;
+	}
 	return (const char *)buf_head(&cw->subject);
 }
 
@@ -284,7 +304,7 @@ static bool is_sys_topic(const struct msg *m)
 /* Sets or deletes the topic's key in the retained bucket. */
 static void export_retained(struct cluster *cl, struct cluster_worker *cw, const struct msg *m)
 {
-	const char *subject = subject_for(cw, cl->kv_prefix, m);
+	const char *subject = subject_for(cw, cl->kv_prefix, NULL, m);
 	bool del = m->payload.len == 0;
 	natsMsg *nm = NULL;
 
@@ -299,22 +319,18 @@ static void export_retained(struct cluster *cl, struct cluster_worker *cw, const
 	publish(cl, nm);
 }
 
-void cluster_export(struct worker *w, const struct msg *m)
+/* Sends <m> (encoded in cw->data) to node <node>'s subject; for QoS 1/2
+ * with the worker's next ticket. */
+static void export_to(struct cluster *cl, struct worker *w, const char *node, const struct msg *m)
 {
-	struct cluster *cl = w->b->cluster;
-	struct cluster_worker *cw;
-	const char *subject;
+	struct cluster_worker *cw = &cl->w[w->id];
+	const char *subject = subject_for(cw, cl->msg_prefix, node, m);
 	natsMsg *nm = NULL;
 	char gate[48];
 
-	if (cl == NULL || m->remote || is_sys_topic(m))
-		return;
-	cw = &cl->w[w->id];
-	if (wire_encode(&cw->data, cl->node, m) < 0 || buf_used(&cw->data) > INT32_MAX ||
-	    (subject = subject_for(cw, cl->msg_prefix, m)) == NULL ||
-	    natsMsg_Create(&nm, subject, NULL, (const char *)buf_head(&cw->data),
-			   (int)buf_used(&cw->data)) != NATS_OK) {
-		log_warn("cluster: cannot export a message: out of memory");
+	if (subject == NULL || natsMsg_Create(&nm, subject, NULL, (const char *)buf_head(&cw->data),
+					      (int)buf_used(&cw->data)) != NATS_OK) {
+		log_warn("cluster: cannot export a message to node %s", node);
 		return;
 	}
 	if (m->qos > 0) {
@@ -326,9 +342,35 @@ void cluster_export(struct worker *w, const struct msg *m)
 		cw->issued++;
 	}
 	/* no acknowledgement will come: its answer must not wait forever (the
-	 * message reached this node's subscribers only; logged above) */
+	 * message reached the other nodes' subscribers only; logged) */
 	if (!publish(cl, nm) && m->qos > 0)
 		atomic_store(&cw->stored, cw->issued);
+}
+
+void cluster_export(struct worker *w, const struct msg *m)
+{
+	struct cluster *cl = w->b->cluster;
+	const char *nodes[CLUSTER_MAX_NODES];
+	struct cluster_worker *cw;
+	size_t n;
+
+	if (cl == NULL || m->remote || is_sys_topic(m))
+		return;
+	cw = &cl->w[w->id];
+	n = cluster_interested(cl, m->topic, nodes, CLUSTER_MAX_NODES);
+	if ((n > 0 || m->retain) &&
+	    (wire_encode(&cw->data, cl->node, m) < 0 || buf_used(&cw->data) > INT32_MAX)) {
+		log_warn("cluster: cannot export a message: out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		export_to(cl, w, nodes[i], m);
 	if (m->retain)
 		export_retained(cl, cw, m);
+}
+
+void cluster_flush(struct worker *w)
+{
+	if (w->b->cluster != NULL)
+		cluster_interest_flush(w->b->cluster);
 }

@@ -1,13 +1,16 @@
 /*
  * moatd's cluster over NATS JetStream (docs/cluster.md). Nodes with the same
- * cluster_name share one stream of messages and one key-value bucket of
- * retained messages. The broker calls in at four places only: start and
- * stop, when a local client's message has been routed (export), and around
- * QoS 1/2 answers (their connection's output waits until JetStream has
- * stored what the packet exported). Messages of other nodes arrive on NATS
- * threads and reach the local routing through worker 0's inbox, marked
- * remote so they are never exported again. Without cluster_url b->cluster
- * is NULL, every function returns at once and no NATS code runs.
+ * cluster_name share one stream of messages, a key-value bucket of retained
+ * messages and one of each node's filters, so a message is copied only to
+ * the nodes with a matching subscription, on that node's subject. The
+ * broker calls in at a few places: start and stop, when a local client's
+ * message has been routed (export), when a session's filters change, at
+ * the end of a loop pass, and around QoS 1/2 answers (their connection's
+ * output waits until JetStream has stored what the packet exported).
+ * Messages of other nodes arrive on NATS threads and reach the local
+ * routing through worker 0's inbox, marked remote so they are never
+ * exported again. Without cluster_url b->cluster is NULL, every function
+ * returns at once and no NATS code runs.
  */
 #ifndef MOAT_CLUSTER_CLUSTER_H
 #define MOAT_CLUSTER_CLUSTER_H
@@ -15,6 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <moat/bytes.h>
 
 struct broker;
 struct worker;
@@ -33,6 +38,12 @@ void cluster_stop(struct broker *b);
  * stream (QoS 1/2: its answer is gated), and to the retained bucket when it
  * is retained. Does nothing for remote messages and $SYS topics. */
 void cluster_export(struct worker *w, const struct msg *m);
+
+/* A session of this node subscribed to (<add>) or left <filter>: other
+ * nodes send this node only what its filters match (interest.c). */
+void cluster_interest(struct broker *b, struct moat_bytes filter, bool add);
+/* End of worker <w>'s loop pass: writes this node's filters if they changed. */
+void cluster_flush(struct worker *w);
 
 /* ---- gating answers on JetStream (as persist.h gates them on the store) ---- */
 /* How many QoS 1/2 messages <w> has exported so far: compare after a packet. */

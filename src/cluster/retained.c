@@ -1,13 +1,12 @@
 /*
  * The cluster's retained messages (docs/cluster.md): a JetStream key-value
  * bucket, one key per topic (subject.h's tokens), the value a cluster
- * message (wire.h). A thread watches the bucket and mirrors every change,
- * the values present at start-up first, into the local retained store
+ * message (wire.h). A thread watches the bucket (watch.c) and mirrors every
+ * change, the values present at start-up first, into the local retained store
  * through worker 0; new subscribers then get them as on one node.
  */
 #include "cluster/cluster_int.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include <moat/error.h>
@@ -17,8 +16,6 @@
 #include "broker/broker.h"
 #include "cluster/subject.h"
 #include "cluster/wire.h"
-
-enum { WATCH_WAIT_MS = 1000 };
 
 /* The retained message an entry deletes: its topic and no payload. */
 static struct msg *deletion(struct moat_bytes key)
@@ -56,56 +53,12 @@ static void mirror(struct cluster *cl, kvEntry *e)
 	cluster_post(cl, m, true);
 }
 
-static void *watch(void *arg)
-{
-	struct cluster *cl = arg;
-
-	for (;;) {
-		kvEntry *e = NULL;
-		natsStatus s = kvWatcher_Next(&e, cl->watcher, WATCH_WAIT_MS);
-
-		if (s == NATS_ILLEGAL_STATE)
-			break; /* stopped */
-		if (s == NATS_OK && e != NULL)
-			mirror(cl, e);
-		kvEntry_Destroy(e);
-	}
-	return NULL;
-}
-
 int cluster_retained_start(struct cluster *cl, const char *bucket, char *err, size_t errlen)
 {
-	natsStatus s = js_KeyValue(&cl->kv, cl->js, bucket);
-	kvConfig kc;
-
-	if (s == NATS_NOT_FOUND) {
-		kvConfig_Init(&kc);
-		kc.Bucket = bucket;
-		kc.History = 1;
-		s = js_CreateKeyValue(&cl->kv, cl->js, &kc);
-	}
-	if (s == NATS_OK)
-		s = kvStore_WatchAll(&cl->watcher, cl->kv, NULL);
-	if (s == NATS_OK && pthread_create(&cl->watch_thread, NULL, watch, cl) != 0)
-		s = NATS_SYS_ERROR;
-	if (s != NATS_OK) {
-		snprintf(err, errlen, "cluster: cannot use the retained bucket %s: %s", bucket,
-			 natsStatus_GetText(s));
-		return MOAT_E_IO;
-	}
-	cl->watching = true;
-	return MOAT_OK;
+	return cluster_watch_start(cl, &cl->retained, bucket, mirror, err, errlen);
 }
 
 void cluster_retained_stop(struct cluster *cl)
 {
-	if (cl->watcher != NULL)
-		kvWatcher_Stop(cl->watcher);
-	if (cl->watching)
-		pthread_join(cl->watch_thread, NULL);
-	cl->watching = false;
-	kvWatcher_Destroy(cl->watcher);
-	kvStore_Destroy(cl->kv);
-	cl->watcher = NULL;
-	cl->kv = NULL;
+	cluster_watch_stop(&cl->retained);
 }

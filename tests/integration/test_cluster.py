@@ -53,6 +53,56 @@ class NatsServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class NatsWatcher:
+    """A plain NATS subscriber (the text protocol) that sees what the nodes
+    publish to each other."""
+
+    def __init__(self, port, subject):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.buf = b""
+        self._line()	# INFO
+        self.sock.sendall(b'CONNECT {"verbose":false}\r\nSUB %s 1\r\nPING\r\n'
+                          % subject.encode())
+        while self._line() != b"PONG":
+            pass
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise AssertionError("nats-server closed the connection")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def subjects(self, quiet_s):
+        """Subjects of the messages that arrive until none comes for quiet_s."""
+        got = []
+        self.sock.settimeout(quiet_s)
+        try:
+            while True:
+                line = self._line()
+                if line.startswith(b"PING"):
+                    self.sock.sendall(b"PONG\r\n")
+                    continue
+                if not line.startswith((b"MSG ", b"HMSG ")):
+                    continue
+                parts = line.split()
+                size = int(parts[-1])
+                while len(self.buf) < size + 2:
+                    self.buf += self.sock.recv(65536)
+                self.buf = self.buf[size + 2:]
+                got.append(parts[1].decode())
+        except socket.timeout:
+            return got
+
+    def drain(self):
+        self.subjects(quiet_s=0.5)
+
+    def close(self):
+        self.sock.close()
+
+
 @unittest.skipUnless(os.path.exists(NATS_SERVER), "nats-server is not installed (make deps)")
 class ClusterTest(unittest.TestCase):
     def setUp(self):
@@ -96,10 +146,28 @@ class ClusterTest(unittest.TestCase):
         p.connect(client_id, **kw)
         return p
 
+    def link(self, sub, topic):
+        """Waits until node a sends node b what <sub> (on b) subscribed to, by
+        publishing QoS 0 probes on <topic> from a until one arrives; the
+        nodes learn each other's filters through the interest bucket."""
+        probe = self.client("a", "probe-%d" % len(self.peers))
+        deadline = time.monotonic() + CROSS_S
+        while time.monotonic() < deadline:
+            probe.publish(topic, b"probe")
+            try:
+                if sub.expect_publish(timeout=0.3).payload == b"probe":
+                    sub.drain_publishes(quiet_s=0.5)
+                    probe.disconnect()
+                    return
+            except socket.timeout:
+                pass
+        self.fail("node a never sent node b what %s matches" % topic)
+
     def cross(self, topic, payload, qos=0, retain=False, props=None, sub_qos=2, sub_props=None):
         """Publishes on node a to a subscriber on node b; returns what b delivered."""
         sub = self.client("b", "sub-" + topic.replace("/", "-"))
         sub.subscribe((topic, sub_qos), props=sub_props)
+        self.link(sub, topic)
         pub = self.client("a", "pub-" + topic.replace("/", "-"))
         pub.publish(topic, payload, qos=qos, retain=retain, props=props)
         return sub.expect_publish(timeout=CROSS_S)
@@ -128,6 +196,7 @@ class ClusterTest(unittest.TestCase):
     def test_escaped_topics_cross_nodes(self):
         sub = self.client("b", "sub-esc")
         sub.subscribe(("#", 1))
+        self.link(sub, "probe/x")
         pub = self.client("a", "pub-esc")
         topics = ["a.b/*/>", "with space/x", "//empty//levels/", "caf\u00e9/\u6e29\u5ea6",
                   "=3D/%41", "$app/x"]
@@ -136,12 +205,14 @@ class ClusterTest(unittest.TestCase):
         got = [sub.expect_publish(timeout=CROSS_S).topic for _ in topics[:-1]]
         self.assertEqual(got, topics[:-1])	# '#' does not match '$' topics
         sub.subscribe(("$app/#", 1))
+        self.link(sub, "$app/probe")
         pub.publish("$app/x", b"x", qos=1)
         self.assertEqual(sub.expect_publish(timeout=CROSS_S).topic, "$app/x")
 
     def test_retain_as_published_and_no_echo(self):
         sub_b = self.client("b", "rap")
         sub_b.subscribe(("r/#", 1 | 0x08))	# retain as published
+        self.link(sub_b, "r/probe")
         sub_a = self.client("a", "local")
         sub_a.subscribe(("r/#", 1))
         pub = self.client("a", "pub-rap")
@@ -185,6 +256,7 @@ class ClusterTest(unittest.TestCase):
     def test_order_per_publisher_and_no_duplicates(self):
         sub = self.client("b", "sub-order")
         sub.subscribe(("ord/#", 1), ("ord/+", 1))	# overlapping: still once each
+        self.link(sub, "ord/probe")
         pub = self.client("a", "pub-order")
         for i in range(200):
             pub.publish("ord/%d" % (i % 3), b"%d" % i, qos=i % 2)
@@ -193,6 +265,27 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual([i for i in got if i % 2 == 0], list(range(0, 200, 2)))
         self.assertEqual([i for i in got if i % 2 == 1], list(range(1, 200, 2)))
         sub.expect_nothing(timeout=1.5)
+
+    def test_only_interested_nodes_get_a_copy(self):
+        watcher = NatsWatcher(self.nats.port, "test.n.>")
+        self.addCleanup(watcher.close)
+        sub = self.client("b", "sub-int")
+        sub.subscribe(("int/wanted/+", 1))
+        self.link(sub, "int/wanted/probe")
+        watcher.drain()
+        pub = self.client("a", "pub-int")
+        pub.publish("int/unwanted", b"no one", qos=1)
+        pub.publish("int/wanted/x", b"b only", qos=1)
+        self.assertEqual(sub.expect_publish(timeout=CROSS_S).payload, b"b only")
+        self.assertEqual(watcher.subjects(quiet_s=1.0), ["test.n.b.int.wanted.x"])
+        sub.unsubscribe("int/wanted/+")
+        deadline = time.monotonic() + CROSS_S
+        while time.monotonic() < deadline:	# until node a has learnt it
+            pub.publish("int/wanted/x", b"late", qos=1)
+            if not watcher.subjects(quiet_s=0.3):
+                break
+        else:
+            self.fail("node a still sends node b what it unsubscribed from")
 
     def test_restarted_node_resumes_its_durable_consumer(self):
         store = tempfile.mkdtemp(prefix="moattest-store-")
@@ -204,6 +297,7 @@ class ClusterTest(unittest.TestCase):
         port = self.start_node("b").port
         sub = self.client("b", "durable", clean=False, props=[("session_expiry", 600)])
         sub.subscribe(("dur/#", 1))
+        self.link(sub, "dur/probe")
         sub.disconnect()
         self.nodes["b"].stop(check=True)
         self.nodes["b"].cleanup()
