@@ -3,7 +3,7 @@
  * set of distinct filters its sessions subscribe to (counted, shared
  * subscriptions by their inner filter) and writes it, when it changed, at
  * the end of a loop pass under its own name in the cluster's interest
- * bucket (value: u16-length filters, one after another). A thread watches
+ * bucket (value: wire.h's filter list). A thread watches
  * the bucket and keeps every other node's filters in one subscription index
  * whose owners are the nodes, so an export matches a topic once and
  * publishes one copy per interested node, on that node's subject.
@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/sub_index.h"
+#include "cluster/wire.h"
 #include "codec/topic.h"
 
 /* One filter of this node with the number of subscriptions on it. */
@@ -144,12 +145,9 @@ void cluster_interest_flush(struct cluster *cl)
 	/* under the lock: a later set is published after an earlier one */
 	atomic_store(&cl->local_dirty, false);
 	buf_consume(v, buf_used(v));
-	for (size_t i = 0; i < cl->local_n && ok; i++) {
-		uint8_t len[2] = {(uint8_t)(cl->local[i]->len >> 8), (uint8_t)cl->local[i]->len};
-
-		ok = buf_append(v, len, 2) == MOAT_OK &&
-		     buf_append(v, cl->local[i]->filter, cl->local[i]->len) == MOAT_OK;
-	}
+	for (size_t i = 0; i < cl->local_n && ok; i++)
+		ok = wire_put_filter(v, (struct moat_bytes){cl->local[i]->filter,
+							    cl->local[i]->len}) == MOAT_OK;
 	snprintf(subject, sizeof(subject), "%s%s", cl->interest_prefix, cl->node);
 	if (!ok || natsMsg_Create(&nm, subject, NULL, (const char *)buf_head(v),
 				  (int)buf_used(v)) != NATS_OK) {
@@ -160,28 +158,6 @@ void cluster_interest_flush(struct cluster *cl)
 		natsMsg_Destroy(nm);
 	}
 	pthread_mutex_unlock(&cl->local_lock);
-}
-
-/* Calls <fn> for every filter in <value>; false when it is malformed. */
-static bool each_filter(struct moat_bytes value, void (*fn)(void *ctx, struct moat_bytes f),
-			void *ctx)
-{
-	size_t pos = 0;
-
-	while (pos < value.len) {
-		size_t n;
-
-		if (value.len - pos < 2)
-			return false;
-		n = (size_t)value.ptr[pos] << 8 | value.ptr[pos + 1];
-		pos += 2;
-		if (value.len - pos < n)
-			return false;
-		if (fn != NULL)
-			fn(ctx, (struct moat_bytes){value.ptr + pos, n});
-		pos += n;
-	}
-	return true;
 }
 
 struct node_ctx {
@@ -233,7 +209,7 @@ static void on_interest(struct cluster *cl, kvEntry *e)
 		return;
 	if (kvEntry_Operation(e) != kvOp_Put)
 		value.len = 0;
-	if (!each_filter(value, NULL, NULL)) {
+	if (!wire_each_filter(value, NULL, NULL)) {
 		log_warn("cluster: ignored node %s's malformed interest", name);
 		return;
 	}
@@ -242,14 +218,15 @@ static void on_interest(struct cluster *cl, kvEntry *e)
 		log_warn("cluster: out of memory: node %s's interest is not known here", name);
 		return;
 	}
-	each_filter((struct moat_bytes){buf_head(&nc.node->filters), buf_used(&nc.node->filters)},
-		    remote_remove, &nc);
+	wire_each_filter(
+	    (struct moat_bytes){buf_head(&nc.node->filters), buf_used(&nc.node->filters)},
+	    remote_remove, &nc);
 	buf_consume(&nc.node->filters, buf_used(&nc.node->filters));
 	if (buf_append(&nc.node->filters, value.ptr, value.len) < 0) {
 		log_warn("cluster: out of memory: node %s's interest is not known here", name);
 		return;
 	}
-	each_filter(value, remote_add, &nc);
+	wire_each_filter(value, remote_add, &nc);
 }
 
 struct match_ctx {

@@ -68,3 +68,35 @@ int wire_decode(struct moat_bytes data, struct moat_bytes *node, struct msg **m,
 	(*m)->remote = true;
 	return MOAT_OK;
 }
+
+int wire_put_filter(struct buf *out, struct moat_bytes f)
+{
+	uint8_t len[2] = {(uint8_t)(f.len >> 8), (uint8_t)f.len};
+	int rc;
+
+	if (f.len > UINT16_MAX)
+		return MOAT_E_INVAL;
+	rc = buf_append(out, len, sizeof(len));
+	return rc == MOAT_OK ? buf_append(out, f.ptr, f.len) : rc;
+}
+
+bool wire_each_filter(struct moat_bytes value, void (*fn)(void *ctx, struct moat_bytes f),
+		      void *ctx)
+{
+	size_t pos = 0;
+
+	while (pos < value.len) {
+		size_t n;
+
+		if (value.len - pos < 2)
+			return false;
+		n = (size_t)value.ptr[pos] << 8 | value.ptr[pos + 1];
+		pos += 2;
+		if (value.len - pos < n)
+			return false;
+		if (fn != NULL)
+			fn(ctx, (struct moat_bytes){value.ptr + pos, n});
+		pos += n;
+	}
+	return true;
+}

@@ -10,6 +10,8 @@
 #ifndef MOAT_CLUSTER_WIRE_H
 #define MOAT_CLUSTER_WIRE_H
 
+#include <stdbool.h>
+
 #include <moat/bytes.h>
 
 #include "base/buf.h"
@@ -22,5 +24,15 @@ int wire_encode(struct buf *out, const char *node, const struct msg *m);
  * message (refs = 1, marked remote). MOAT_OK, MOAT_E_MALFORMED with a static
  * reason in *<why>, or MOAT_E_NOMEM. */
 int wire_decode(struct moat_bytes data, struct moat_bytes *node, struct msg **m, const char **why);
+
+/* A node's interest (interest.c) as its bucket entry holds it: each filter
+ * as a big-endian u16 length and its bytes, one after another. */
+/* Appends <f> to <out>. MOAT_OK, MOAT_E_INVAL (longer than 65535) or MOAT_E_NOMEM. */
+int wire_put_filter(struct buf *out, struct moat_bytes f);
+/* Calls <fn> (may be NULL: only checks) for every filter in <value>; false
+ * when <value> is malformed (then <fn> may have seen the filters before the
+ * damage: check first). */
+bool wire_each_filter(struct moat_bytes value, void (*fn)(void *ctx, struct moat_bytes f),
+		      void *ctx);
 
 #endif

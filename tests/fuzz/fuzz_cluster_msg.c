@@ -1,10 +1,13 @@
 /*
  * libFuzzer target for what a node reads from NATS (src/cluster): a
- * message's bytes (wire.c) and a retained bucket key (subject.c). Whatever
+ * message's bytes and a node's interest list (wire.c), and a retained
+ * bucket key (subject.c). Whatever
  * another node, or anyone who can publish on the cluster's subjects, sends
  * is decoded without reading out of bounds; a message that decodes encodes
  * and decodes again to the same topic and payload; a key that decodes is the
- * one subject_from_topic makes for its topic (the mapping is one to one).
+ * one subject_from_topic makes for its topic (the mapping is one to one); a
+ * node's interest list that checks as sound is walked to its end and
+ * encodes back to the same bytes.
  * Input: a mode byte (bit 0: the record's CRC is recomputed, so the fuzzer
  * reaches the checks behind it), then the bytes.
  */
@@ -76,6 +79,25 @@ static void check_key(struct moat_bytes key)
 	buf_fini(&back);
 }
 
+static void put_again(void *ctx, struct moat_bytes f)
+{
+	if (wire_put_filter(ctx, f) != MOAT_OK)
+		abort();
+}
+
+static void check_interest(struct moat_bytes value)
+{
+	struct buf again = {0};
+
+	if (wire_each_filter(value, NULL, NULL)) {
+		wire_each_filter(value, put_again, &again);
+		if (buf_used(&again) != value.len ||
+		    (value.len > 0 && memcmp(buf_head(&again), value.ptr, value.len) != 0))
+			abort();
+	}
+	buf_fini(&again);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t *copy;
@@ -90,6 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fix_crc(copy, size - 1);
 	check_message((struct moat_bytes){copy, size - 1});
 	check_key((struct moat_bytes){copy, size - 1});
+	check_interest((struct moat_bytes){copy, size - 1});
 	free(copy);
 	return 0;
 }
