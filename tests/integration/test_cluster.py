@@ -5,13 +5,14 @@ no echo or duplicates, order per publisher, and a restarted node resuming
 its durable consumer."""
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 import unittest
 
-from moattest import Broker, Peer, free_port
+from moattest import PUBACK, Broker, Peer, free_port
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 # what crosses the cluster arrives within this (a shared, noisy machine)
@@ -286,6 +287,21 @@ class ClusterTest(unittest.TestCase):
                 break
         else:
             self.fail("node a still sends node b what it unsubscribed from")
+
+    def test_puback_waits_for_jetstream(self):
+        sub = self.client("b", "sub-gate")
+        sub.subscribe(("gate/#", 1))
+        self.link(sub, "gate/probe")
+        pub = self.client("a", "pub-gate")
+        self.nats.proc.send_signal(signal.SIGSTOP)	# JetStream cannot answer
+        try:
+            pid = pub.publish("gate/x", b"held", qos=1, complete=False)
+            pub.expect_nothing(timeout=1.5)
+        finally:
+            self.nats.proc.send_signal(signal.SIGCONT)
+        ack = pub.expect(PUBACK, timeout=CROSS_S)
+        self.assertEqual(ack.pid, pid)
+        self.assertEqual(sub.expect_publish(timeout=CROSS_S).payload, b"held")
 
     def test_restarted_node_resumes_its_durable_consumer(self):
         store = tempfile.mkdtemp(prefix="moattest-store-")
