@@ -301,6 +301,7 @@ struct inbox_item {
 	uint8_t sub_id_count;
 	uint32_t sub_ids[MAX_SUB_IDS];
 	uint64_t store_id;	/* the delivery's entry in the store; 0 = none */
+	void *cluster_ack;	/* a remote message's NATS message, acknowledged once routed */
 };
 
 struct item_list {

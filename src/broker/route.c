@@ -285,14 +285,18 @@ static void item_drop(struct worker *w, struct inbox_item *item, bool delivered)
 
 /* A message from another cluster node: routed as a local one, or only
  * stored as retained (an update of the cluster's retained bucket). */
-static void remote_deliver(struct worker *w, struct msg *m, bool retained_only)
+static void remote_deliver(struct worker *w, struct inbox_item *item)
 {
-	if (retained_only) {
+	struct msg *m = item->msg;
+	uint32_t mark = persist_mark(w);
+
+	if (item->retain) {
 		retain_set(w->b->retained, m->topic, m->payload.len > 0 ? m : NULL);
 		persist_retain(w, m);
 	} else {
 		broker_publish(w, m, NULL);
 	}
+	cluster_routed(w, item->cluster_ack, mark);
 	msg_unref(m);
 }
 
@@ -392,7 +396,7 @@ void route_drain_inbox(struct worker *w, void (*on_handoff)(struct worker *w, st
 		else if (item->job != NULL)
 			auth_job_returned(w, item->job);
 		else if (item->sess == NULL)
-			remote_deliver(w, item->msg, item->retain);
+			remote_deliver(w, item);
 		else
 			item_deliver(w, item);
 	}

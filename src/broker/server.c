@@ -794,12 +794,20 @@ static void worker_close(struct worker *w)
 static int worker_open(struct worker *w)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &wake_tag };
+	bool pending;
 	int rc = MOAT_OK;
 
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (w->epfd < 0 || w->wake_fd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake_fd, &ev) < 0)
 		return MOAT_E_IO;
+	/* items posted before the eventfd existed (a cluster's first messages)
+	 * woke nobody; the lock orders this with route_post's wake */
+	pthread_mutex_lock(&w->inbox_lock);
+	pending = w->inbox.n > 0;
+	pthread_mutex_unlock(&w->inbox_lock);
+	if (pending)
+		worker_wake(w);
 	for (unsigned i = 0; i < w->b->nlctx && rc == MOAT_OK; i++)
 		rc = open_listener(w, &w->b->lctx[i], &w->listeners);
 	return rc;

@@ -152,6 +152,7 @@ static void drop_items(struct item_list *l)
 			server_drop_conn(item->conn);
 		if (item->job != NULL)
 			auth_job_returned(NULL, item->job);	/* its connection is gone */
+		cluster_forget(item->cluster_ack);
 		msg_unref(item->msg);
 		if (item->sess != NULL)
 			sess_unref(item->sess);

@@ -42,17 +42,21 @@ static void default_node_name(const struct moat_config *cfg, char *out, size_t c
 			*p = '_';
 }
 
-bool cluster_post(struct cluster *cl, struct msg *m, bool retained_only)
+bool cluster_post(struct cluster *cl, struct msg *m, bool retained_only, natsMsg *ack)
 {
-	struct inbox_item item = {.msg = m, .retain = retained_only};
+	struct inbox_item item = {.msg = m, .retain = retained_only, .cluster_ack = ack};
 
 	if (route_post(&cl->b->workers[0], &item) == MOAT_OK)
 		return true;
 	msg_unref(m);
+	natsMsg_Destroy(ack);
 	return false;
 }
 
-/* A message of the stream (a NATS thread): routed here unless it is ours. */
+/* A message of the stream (a NATS thread): handed to worker 0, which
+ * acknowledges it once routed (ack.c). Malformed ones, and our own (a node
+ * of the same name), are acknowledged and dropped; one that meets out of
+ * memory is not acknowledged, so JetStream sends it again. */
 static void on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
 {
 	struct cluster *cl = closure;
@@ -65,19 +69,21 @@ static void on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm
 
 	(void)nc;
 	(void)sub;
+	if (rc == MOAT_OK &&
+	    (node.len != strlen(cl->node) || memcmp(node.ptr, cl->node, node.len) != 0)) {
+		if (!cluster_post(cl, m, false, nm))
+			log_warn("cluster: out of memory: a message on %s comes again later",
+				 natsMsg_GetSubject(nm));
+		return;
+	}
 	if (rc == MOAT_E_MALFORMED)
 		log_warn("cluster: dropped a malformed message on %s: %s", natsMsg_GetSubject(nm),
 			 why);
-	else if (rc < 0)
-		log_warn("cluster: dropped a message on %s: out of memory", natsMsg_GetSubject(nm));
-	if (m != NULL && node.len == strlen(cl->node) &&
-	    memcmp(node.ptr, cl->node, node.len) == 0) {
-		msg_unref(m); /* our own: its subscribers had it when it was routed here */
-		m = NULL;
-	}
-	if (m != NULL && !cluster_post(cl, m, false))
-		log_warn("cluster: dropped a message on %s: out of memory", natsMsg_GetSubject(nm));
-	natsMsg_Ack(nm, NULL);
+	else if (rc == MOAT_OK)
+		log_warn("cluster: dropped a message from a node named as this one (%s)", cl->node);
+	if (rc == MOAT_OK || rc == MOAT_E_MALFORMED)
+		natsMsg_Ack(nm, NULL);
+	msg_unref(m);
 	natsMsg_Destroy(nm);
 }
 
@@ -255,6 +261,7 @@ void cluster_stop(struct broker *b)
 	natsConnection_Destroy(cl->nc);
 	natsOptions_Destroy(cl->opts);
 	for (unsigned i = 0; i < b->nworkers; i++) {
+		cluster_ack_fini(&cl->w[i]);
 		buf_fini(&cl->w[i].data);
 		buf_fini(&cl->w[i].subject);
 	}
@@ -371,6 +378,8 @@ void cluster_export(struct worker *w, const struct msg *m)
 
 void cluster_flush(struct worker *w)
 {
-	if (w->b->cluster != NULL)
-		cluster_interest_flush(w->b->cluster);
+	if (w->b->cluster == NULL)
+		return;
+	cluster_interest_flush(w->b->cluster);
+	cluster_ack_release(w, true);
 }

@@ -45,6 +45,14 @@ void cluster_interest(struct broker *b, struct moat_bytes filter, bool add);
 /* End of worker <w>'s loop pass: writes this node's filters if they changed. */
 void cluster_flush(struct worker *w);
 
+/* Worker <w> routed or stored a message of another node (an inbox item's
+ * <cluster_ack>); <mark> is persist_mark() from before. The NATS message is
+ * acknowledged now, or once what that wrote to the store is durable, so a
+ * node that dies first gets it again from its durable consumer. */
+void cluster_routed(struct worker *w, void *cluster_ack, uint32_t mark);
+/* Destroys <cluster_ack> unacknowledged (an inbox item dropped). */
+void cluster_forget(void *cluster_ack);
+
 /* ---- gating answers on JetStream (as persist.h gates them on the store) ---- */
 /* How many QoS 1/2 messages <w> has exported so far: compare after a packet. */
 uint64_t cluster_mark(const struct worker *w);

@@ -18,8 +18,17 @@
 #include "cluster/cluster.h"
 #include "conf/cluster_conf.h"
 
+/* A message of another node that is acknowledged to JetStream once the
+ * store ticket <gate> is durable (ack.c). */
+struct pending_ack {
+	uint64_t gate; /* PERSIST_GATE_THIS_PASS until the pass is submitted */
+	natsMsg *msg;
+};
+
 /* One worker's share: written by that worker, except <stored>. */
 struct cluster_worker {
+	struct pending_ack *acks; /* in order */
+	size_t ack_n, ack_cap;
 	uint64_t issued;	  /* QoS 1/2 messages exported */
 	_Atomic uint64_t stored;  /* the highest of them JetStream acknowledged */
 	struct conn *held;	  /* connections whose output waits for <stored> */
@@ -85,13 +94,21 @@ void cluster_interest_flush(struct cluster *cl);
 size_t cluster_interested(struct cluster *cl, struct moat_bytes topic, const char **names,
 			  size_t cap);
 
+/* ack.c: acknowledges what worker <w> routed or stored from other nodes
+ * and is durable; <submitted>: right after persist_submit (end of a pass). */
+void cluster_ack_release(struct worker *w, bool submitted);
+/* Destroys <w>'s unacknowledged messages: JetStream sends them again. */
+void cluster_ack_fini(struct cluster_worker *cw);
+
 /* retained.c: mirrors the cluster's retained bucket into the local retained
  * store (a thread watching the bucket). MOAT_OK or an error with <err>. */
 int cluster_retained_start(struct cluster *cl, const char *bucket, char *err, size_t errlen);
 void cluster_retained_stop(struct cluster *cl);
 
 /* Hands <m> (its reference) to worker 0: routed, or only stored as retained
- * when <retained_only>. False when it could not (then <m> is released). */
-bool cluster_post(struct cluster *cl, struct msg *m, bool retained_only);
+ * when <retained_only>; <ack> (may be NULL) is acknowledged once that is
+ * done (and durable). False when it could not (then <m> is released and
+ * <ack> destroyed unacknowledged). */
+bool cluster_post(struct cluster *cl, struct msg *m, bool retained_only, natsMsg *ack);
 
 #endif

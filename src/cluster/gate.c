@@ -52,6 +52,7 @@ void cluster_release(struct worker *w)
 
 	if (cl == NULL)
 		return;
+	cluster_ack_release(w, false);
 	cw = &cl->w[w->id];
 	stored = atomic_load(&cw->stored);
 	for (pp = &cw->held; *pp != NULL;) {

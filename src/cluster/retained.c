@@ -50,7 +50,7 @@ static void mirror(struct cluster *cl, kvEntry *e)
 		return;
 	}
 	m->retain = true;
-	cluster_post(cl, m, true);
+	cluster_post(cl, m, true, NULL);
 }
 
 int cluster_retained_start(struct cluster *cl, const char *bucket, char *err, size_t errlen)
