@@ -39,6 +39,7 @@ struct msg {
 	bool retain;
 	bool has_expiry;
 	uint64_t expire_at_ms;	/* monotonic; valid when has_expiry */
+	bool remote;		/* from another cluster node: never exported again */
 	struct moat_bytes topic, payload;
 	struct mqtt_props props;	/* payload format, content type, response topic,
 					 * correlation data, user properties; views into
@@ -215,11 +216,16 @@ struct conn {
 	 * retain-as-published; <internal> = a bridge's link inside this broker
 	 * (internal_conn.c): authenticated, and above the ACL */
 	bool bridge, internal;
+	/* cluster: the output waits until JetStream stored ticket <cluster_gate> (cluster.h) */
+	uint64_t cluster_gate;
+	bool cluster_held;
+	struct conn *cluster_held_next;
 };
 
 struct sys_load;
 struct http_server;
 struct bridge_set;
+struct cluster;
 
 /* Bytes waiting to be written to <c>'s peer. */
 static inline size_t conn_output_pending(const struct conn *c)
@@ -294,12 +300,15 @@ struct inbox_item {
 	struct session *sess;	/* holds a reference; NULL for a handoff */
 	struct msg *msg;	/* holds a reference */
 	struct conn *conn;	/* handoff */
+	/* sess, conn and job NULL: a message from another cluster node
+	 * (cluster.h), routed, or only stored as retained when <retain> */
 	struct auth_job *job;	/* a finished verification for a connection of this worker */
 	uint8_t qos;
 	bool retain;
 	uint8_t sub_id_count;
 	uint32_t sub_ids[MAX_SUB_IDS];
 	uint64_t store_id;	/* the delivery's entry in the store; 0 = none */
+	void *cluster_ack;	/* a remote message's NATS message, acknowledged once routed */
 };
 
 struct item_list {
@@ -374,6 +383,7 @@ struct broker {
 	pthread_mutex_t revocation_lock;
 	struct revocation *revoked;	/* NULL until a list arrives */
 	atomic_uint revocation_gen;
+	struct cluster *cluster;	/* NULL = a single node (cluster.h) */
 	struct store *store;		/* NULL when persistence is off */
 	_Atomic uint64_t store_next_id;	/* ids of stored messages and entries */
 	/* main.c's steps, run on the main thread by server_run; NULL = none.

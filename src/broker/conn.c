@@ -17,6 +17,7 @@
 #include "base/text.h"
 #include "broker/audit.h"
 #include "broker/persist.h"
+#include "cluster/cluster.h"
 #include "broker/sc_topics.h"
 #include "broker/security.h"
 #include "codec/frame.h"
@@ -737,6 +738,7 @@ static int on_disconnect(struct conn *c, const struct mqtt_disconnect *d)
 static int dispatch_durable(struct conn *c, struct mqtt_packet *p, uint64_t now_ms)
 {
 	uint32_t mark = persist_mark(c->w);
+	uint64_t cluster_mark_before = cluster_mark(c->w);
 	int rc = MOAT_OK;
 
 	switch (p->type) {
@@ -746,6 +748,7 @@ static int dispatch_durable(struct conn *c, struct mqtt_packet *p, uint64_t now_
 	default: rc = on_subscribe(c, &p->subscribe); break;
 	}
 	persist_gate_since(c, mark);
+	cluster_gate_since(c, cluster_mark_before);
 	return rc;
 }
 

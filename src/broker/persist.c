@@ -78,7 +78,7 @@ uint64_t persist_wall_to_mono(uint64_t wall_ms, uint64_t now_mono, uint64_t now_
 	return wall_ms > now_wall ? now_mono + (wall_ms - now_wall) : now_mono;
 }
 
-static void msg_to_rec(const struct msg *m, struct rec_msg *r, struct rec_ident_src *author)
+void persist_msg_to_rec(const struct msg *m, struct rec_msg *r, struct rec_ident_src *author)
 {
 	*r = (struct rec_msg){
 	    .qos = m->qos,
@@ -238,7 +238,7 @@ void persist_will(struct worker *w, const struct session *s)
 		del_current(w, rec_key_client(&w->rec_key, REC_WILL, s->client_id));
 		return;
 	}
-	msg_to_rec(s->will, &r.msg, &author);
+	persist_msg_to_rec(s->will, &r.msg, &author);
 	r.at_wall_ms = mono_to_wall(s->will_at_ms, clock_mono_ms(), clock_wall_ms());
 	if (rec_key_client(&w->rec_key, REC_WILL, s->client_id) < 0)
 		put_current(w, MOAT_E_NOMEM);
@@ -284,7 +284,7 @@ void persist_route(struct worker *w, struct msg *m)
 		return;
 	m->store_id = next_id(w->b);
 	atomic_store_explicit(&m->store_refs, n, memory_order_relaxed);
-	msg_to_rec(m, &rm, &author);
+	persist_msg_to_rec(m, &rm, &author);
 	if (rec_key_msg(&w->rec_key, m->store_id) < 0)
 		put_current(w, MOAT_E_NOMEM);
 	else
@@ -316,7 +316,7 @@ void persist_retain(struct worker *w, const struct msg *m)
 		persist_retain_drop(w, m->topic);
 		return;
 	}
-	msg_to_rec(m, &rm, &author);
+	persist_msg_to_rec(m, &rm, &author);
 	if (rec_key_retain(&w->rec_key, m->topic) < 0)
 		put_current(w, MOAT_E_NOMEM);
 	else
@@ -349,7 +349,7 @@ void persist_entry_update(struct worker *w, const struct session *s, const struc
 	if (d->store_shared)
 		e.msg_id = d->msg->store_id;
 	else
-		msg_to_rec(d->msg, &e.msg, &author);
+		persist_msg_to_rec(d->msg, &e.msg, &author);
 	put_entry(w, s->client_id, d->store_id, &e);
 }
 

@@ -83,6 +83,9 @@ void persist_conn_closed(struct worker *w, struct conn *c);
 
 /* ---- shared by persist.c and persist_restore.c ---- */
 struct rec_msg;
+struct rec_ident_src;
+/* <m> as a record (views into <m>; <author> holds its author's identity). */
+void persist_msg_to_rec(const struct msg *m, struct rec_msg *r, struct rec_ident_src *author);
 /* A message read back (refs = 1); NULL on out of memory. Its expiry may have passed. */
 struct msg *persist_msg_from_rec(const struct rec_msg *r, uint64_t now_mono, uint64_t now_wall);
 /* A wall-clock time as a monotonic one (now when it has passed). */

@@ -19,6 +19,7 @@
 #include "broker/persist.h"
 #include "broker/retain.h"
 #include "broker/sub_index.h"
+#include "cluster/cluster.h"
 #include "codec/topic.h"
 
 /* ---- the retained store's hold on messages ---- */
@@ -98,6 +99,7 @@ int sess_subscribe(struct broker *b, struct session *s, struct moat_bytes filter
 	*reason = opts->qos;
 	if (existed)
 		return 1;
+	cluster_interest(b, filter, true);
 	if (is_shared(filter))
 		stat_add(&s->owner->sys.shared_subs, 1);
 	x->len = filter.len;
@@ -115,6 +117,7 @@ uint8_t sess_unsubscribe(struct broker *b, struct session *s, struct moat_bytes 
 	if (x == NULL)
 		return MQTT_RC_NO_SUBSCRIPTION_EXISTED;
 	subidx_remove(b->subs, filter, s);
+	cluster_interest(b, filter, false);
 	if (is_shared(filter))
 		stat_sub(&s->owner->sys.shared_subs, 1);
 	*pp = x->next;
@@ -129,6 +132,7 @@ void sess_remove_subs(struct broker *b, struct session *s)
 		struct sub *x = s->subs;
 
 		subidx_remove(b->subs, (struct moat_bytes){ x->filter, x->len }, s);
+		cluster_interest(b, (struct moat_bytes){ x->filter, x->len }, false);
 		if (is_shared((struct moat_bytes){ x->filter, x->len }))
 			stat_sub(&s->owner->sys.shared_subs, 1);
 		s->subs = x->next;
@@ -212,10 +216,12 @@ size_t broker_publish(struct worker *w, struct msg *m, bool *congested)
 
 	if (congested != NULL)
 		*congested = false;
-	if (m->retain) {
+	/* a remote message's retained copy comes through the cluster's bucket */
+	if (m->retain && !m->remote) {
 		retain_set(b->retained, m->topic, m->payload.len > 0 ? m : NULL);
 		persist_retain(w, m);
 	}
+	cluster_export(w, m);
 	/* a new generation invalidates every session's mark from the last route */
 	r->gen++;
 	r->n = 0;
@@ -275,6 +281,23 @@ static void item_drop(struct worker *w, struct inbox_item *item, bool delivered)
 			atomic_fetch_sub_explicit(&item->sess->backlog, 1, memory_order_relaxed);
 		sess_unref(item->sess);
 	}
+}
+
+/* A message from another cluster node: routed as a local one, or only
+ * stored as retained (an update of the cluster's retained bucket). */
+static void remote_deliver(struct worker *w, struct inbox_item *item)
+{
+	struct msg *m = item->msg;
+	uint32_t mark = persist_mark(w);
+
+	if (item->retain) {
+		retain_set(w->b->retained, m->topic, m->payload.len > 0 ? m : NULL);
+		persist_retain(w, m);
+	} else {
+		broker_publish(w, m, NULL);
+	}
+	cluster_routed(w, item->cluster_ack, mark);
+	msg_unref(m);
 }
 
 /* Acts on <item> in worker <w>, its session's owner, then drops it. */
@@ -372,6 +395,8 @@ void route_drain_inbox(struct worker *w, void (*on_handoff)(struct worker *w, st
 			on_handoff(w, item->conn);
 		else if (item->job != NULL)
 			auth_job_returned(w, item->job);
+		else if (item->sess == NULL)
+			remote_deliver(w, item);
 		else
 			item_deliver(w, item);
 	}

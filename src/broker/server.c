@@ -32,6 +32,7 @@
 #include "broker/metrics_http.h"
 #include "broker/notify.h"
 #include "broker/persist.h"
+#include "cluster/cluster.h"
 
 enum ev_kind { EV_LISTENER = 1, EV_CONN, EV_WAKE };
 
@@ -262,6 +263,7 @@ static void conn_destroy(struct worker *w, struct conn *c)
 	if (c->paused)
 		paused_unlink(w, c);
 	persist_conn_closed(w, c);
+	cluster_conn_closed(w, c);
 	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	conn_unlink(w, c);
 	conn_free(c);
@@ -295,6 +297,8 @@ static void conn_flush(struct worker *w, struct conn *c)
 
 	if (persist_hold_output(w, c))
 		return;	/* an answer in it waits for the store; persist_release marks it dirty again */
+	if (cluster_hold_output(w, c))
+		return;	/* ... or for JetStream; cluster_release marks it dirty again */
 	if (c->filter != NULL) {
 		filter_output(c);
 		wire = &c->wire;
@@ -693,6 +697,7 @@ static void on_wake(struct worker *w)
 		;
 	route_drain_inbox(w, take_handoff);
 	persist_release(w);
+	cluster_release(w);
 }
 
 /* A connection handed over while stopping: it never gets its CONNACK. */
@@ -742,6 +747,7 @@ static void worker_shutdown(struct worker *w)
 					;
 				route_drain_inbox(w, drop_handoff);
 				persist_release(w);
+				cluster_release(w);
 			} else if (t->kind == EV_CONN) {
 				server_mark_dirty((struct conn *)t);
 			}
@@ -806,6 +812,7 @@ static void *worker_loop(void *arg)
 		if (w->paused != NULL)
 			resume_due(w, now);
 		persist_submit(w);	/* first: deliveries sent to other workers refer to its records */
+		cluster_flush(w);
 		route_flush_outboxes(w);
 		flush_dirty(w);
 	}
@@ -834,12 +841,20 @@ static void worker_close(struct worker *w)
 static int worker_open(struct worker *w)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &wake_tag };
+	bool pending;
 	int rc = MOAT_OK;
 
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (w->epfd < 0 || w->wake_fd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake_fd, &ev) < 0)
 		return MOAT_E_IO;
+	/* items posted before the eventfd existed (a cluster's first messages)
+	 * woke nobody; the lock orders this with route_post's wake */
+	pthread_mutex_lock(&w->inbox_lock);
+	pending = w->inbox.n > 0;
+	pthread_mutex_unlock(&w->inbox_lock);
+	if (pending)
+		worker_wake(w);
 	for (unsigned i = 0; i < w->b->nlctx && rc == MOAT_OK; i++)
 		rc = open_listener(w, &w->b->lctx[i], &w->listeners);
 	return rc;

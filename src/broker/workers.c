@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "broker/audit.h"
 #include "broker/persist.h"
+#include "cluster/cluster.h"
 #include "broker/revocation.h"
 #include "broker/security.h"
 #include "broker/sys_load.h"
@@ -76,6 +77,9 @@ int broker_init(struct broker *b, struct moat_config *cfg)
 	    verify_pool_start(&b->pool, b->nworkers < 4 ? b->nworkers : 4, VERIFY_QUEUE_MAX) < 0)
 		goto err;
 	rc = broker_load_sc_key(b, err, sizeof(err));
+	/* first: the subscriptions the store gives back are this node's interest */
+	if (rc == MOAT_OK)
+		rc = cluster_start(b, err, sizeof(err));
 	if (rc == MOAT_OK)
 		rc = persist_open(b, err, sizeof(err));
 	if (rc < 0) {
@@ -131,6 +135,7 @@ bool worker_adopt_security(struct worker *w)
 
 void broker_shutdown_flush(struct broker *b)
 {
+	cluster_stop(b);	/* its last messages reach worker inboxes: dropped with them */
 	for (unsigned i = 0; i < b->nworkers; i++)
 		persist_submit(&b->workers[i]);
 	persist_close(b);
@@ -147,6 +152,7 @@ static void drop_items(struct item_list *l)
 			server_drop_conn(item->conn);
 		if (item->job != NULL)
 			auth_job_returned(NULL, item->job);	/* its connection is gone */
+		cluster_forget(item->cluster_ack);
 		msg_unref(item->msg);
 		if (item->sess != NULL)
 			sess_unref(item->sess);
@@ -158,6 +164,7 @@ static void drop_items(struct item_list *l)
 void broker_fini(struct broker *b)
 {
 	verify_pool_stop(&b->pool);	/* every job is back in an inbox */
+	cluster_stop(b);	/* no more items from NATS threads */
 	persist_close(b);	/* first: what is torn down below stays in the store */
 	if (b->workers == NULL) {
 		free(b->sessions);

@@ -138,6 +138,7 @@ void config_fini(struct moat_config *cfg)
 	free(cfg->pid_file);
 	free(cfg->metrics_bind);
 	bridge_conf_free(cfg->bridges);
+	cluster_conf_fini(&cfg->cluster);
 	*cfg = (struct moat_config){ 0 };
 }
 
@@ -571,6 +572,12 @@ static int parse_line(struct parse *p, char *line)
 		}
 		return MOAT_OK;
 	}
+	if (strncmp(w[0], "cluster_", 8) == 0 || strcmp(w[0], "node_name") == 0) {
+		int rc = cluster_conf_parse(&p->cfg->cluster, p->name, p->line, w, n, p->diag);
+
+		if (rc != MOAT_E_NOTFOUND)
+			return rc;
+	}
 	return diag(p, "unknown option \"%s\"; check the spelling (see docs/configuration.md)", w[0]);
 }
 
@@ -608,11 +615,11 @@ int config_load_buffer(struct moat_config *cfg, const char *name, const char *da
 	struct parse p = { .cfg = cfg, .name = name, .diag = d };
 	char line[MAX_LINE];
 	size_t pos = 0;
+	int rc;
 
 	while (pos < len) {
 		const char *nl = memchr(data + pos, '\n', len - pos);
 		size_t n = nl != NULL ? (size_t)(nl - (data + pos)) : len - pos;
-		int rc;
 
 		p.line++;
 		if (n >= sizeof(line))
@@ -626,9 +633,10 @@ int config_load_buffer(struct moat_config *cfg, const char *name, const char *da
 			return rc;
 		pos += n + 1;
 	}
-	if (check_listeners(&p) < 0)
-		return MOAT_E_CONFIG;
-	return bridge_conf_check(cfg->bridges, name, d);
+	rc = check_listeners(&p);
+	if (rc == 0)
+		rc = cluster_conf_check(&cfg->cluster, name, d);
+	return rc < 0 ? rc : bridge_conf_check(cfg->bridges, name, d);
 }
 
 int config_load(struct moat_config *cfg, const char *path, struct moat_diag *d)

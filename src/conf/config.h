@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conf/cluster_conf.h"
+
 struct moat_diag {
 	char msg[512];	/* "FILE:LINE: problem; fix" */
 };
@@ -118,6 +120,8 @@ struct moat_config {
 	unsigned metrics_line;			/* where it was set, for messages */
 	/* bridges: `connection` sections (conf/bridge_conf.h, docs/bridge.md) */
 	struct moat_bridge_conf *bridges;	/* NULL = none */
+	/* cluster over NATS JetStream (docs/cluster.md; cluster_conf.c) */
+	struct moat_cluster_conf cluster;
 };
 
 /* Fills <cfg> with the defaults above (no listener: main() adds the loopback one). */

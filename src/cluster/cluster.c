@@ -1,0 +1,385 @@
+/*
+ * The node's link to the cluster (see cluster.h): the NATS connection, the
+ * cluster's message stream, the node's durable consumer on its own subject
+ * "<cluster>.n.<node>.<topic tokens>", and the export of local clients'
+ * messages to the nodes interested in them (interest.c). NATS calls back on its own threads; they
+ * only decode, post to worker 0 and acknowledge.
+ */
+#include "cluster/cluster_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <moat/error.h>
+
+#include "base/log.h"
+#include "broker/broker.h"
+#include "cluster/subject.h"
+#include "cluster/wire.h"
+
+/* How long the stream keeps a message no node has consumed. */
+#define STREAM_MAX_AGE_NS (24LL * 3600 * 1000000000LL)
+/* Unacknowledged asynchronous publishes before js_PublishMsgAsync waits. */
+enum { MAX_PENDING_PUBLISHES = 65536, STOP_WAIT_MS = 5000 };
+/* Longest subject a message is sent on: NATS refuses control lines over
+ * 4 KiB (max_control_line) and would close the node's connection. */
+enum { CLUSTER_SUBJECT_MAX = 3072 };
+
+/* The default node name: host name and first listener port. */
+static void default_node_name(const struct moat_config *cfg, char *out, size_t cap)
+{
+	char host[256] = "moatd";
+
+	gethostname(host, sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	snprintf(out, cap, "%s-%u", host, cfg->listeners != NULL ? cfg->listeners->port : 1883);
+	for (char *p = out; *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+			*p = '_';
+}
+
+bool cluster_post(struct cluster *cl, struct msg *m, bool retained_only, natsMsg *ack)
+{
+	struct inbox_item item = {.msg = m, .retain = retained_only, .cluster_ack = ack};
+
+	if (route_post(&cl->b->workers[0], &item) == MOAT_OK)
+		return true;
+	msg_unref(m);
+	natsMsg_Destroy(ack);
+	return false;
+}
+
+/* A message of the stream (a NATS thread): handed to worker 0, which
+ * acknowledges it once routed (ack.c). Malformed ones, and our own (a node
+ * of the same name), are acknowledged and dropped; one that meets out of
+ * memory is not acknowledged, so JetStream sends it again. */
+static void on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
+{
+	struct cluster *cl = closure;
+	struct moat_bytes data = {(const uint8_t *)natsMsg_GetData(nm),
+				  (size_t)natsMsg_GetDataLength(nm)};
+	struct moat_bytes node;
+	struct msg *m = NULL;
+	const char *why = NULL;
+	int rc = wire_decode(data, &node, &m, &why);
+
+	(void)nc;
+	(void)sub;
+	if (rc == MOAT_OK &&
+	    (node.len != strlen(cl->node) || memcmp(node.ptr, cl->node, node.len) != 0)) {
+		if (!cluster_post(cl, m, false, nm))
+			log_warn("cluster: out of memory: a message on %s comes again later",
+				 natsMsg_GetSubject(nm));
+		return;
+	}
+	if (rc == MOAT_E_MALFORMED)
+		log_warn("cluster: dropped a malformed message on %s: %s", natsMsg_GetSubject(nm),
+			 why);
+	else if (rc == MOAT_OK)
+		log_warn("cluster: dropped a message from a node named as this one (%s)", cl->node);
+	if (rc == MOAT_OK || rc == MOAT_E_MALFORMED)
+		natsMsg_Ack(nm, NULL);
+	msg_unref(m);
+	natsMsg_Destroy(nm);
+}
+
+/* JetStream's answer to an asynchronous publish (a NATS thread): advances
+ * the worker's stored mark and wakes it, so held answers go out. */
+static void on_publish_ack(jsCtx *js, natsMsg *nm, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+	struct cluster *cl = closure;
+	const char *gate = NULL;
+	unsigned wid;
+	uint64_t ticket;
+
+	(void)js;
+	(void)pa;
+	if (pae != NULL)
+		log_warn("cluster: JetStream did not store a message on %s: %s",
+			 natsMsg_GetSubject(nm),
+			 pae->ErrText != NULL ? pae->ErrText : natsStatus_GetText(pae->Err));
+	if (natsMsgHeader_Get(nm, CLUSTER_GATE_HEADER, &gate) == NATS_OK &&
+	    sscanf(gate, "%u %" SCNu64, &wid, &ticket) == 2 && wid < cl->b->nworkers) {
+		struct cluster_worker *cw = &cl->w[wid];
+		uint64_t seen = atomic_load(&cw->stored);
+
+		while (seen < ticket && !atomic_compare_exchange_weak(&cw->stored, &seen, ticket))
+			;
+		worker_wake(&cl->b->workers[wid]);
+	}
+	natsMsg_Destroy(nm);
+}
+
+static int nats_fail(char *err, size_t errlen, const char *what, natsStatus s, jsErrCode jerr)
+{
+	snprintf(err, errlen,
+		 "cluster: %s: %s (JetStream error %d); check cluster_url and that nats-server "
+		 "runs with -js",
+		 what, natsStatus_GetText(s), (int)jerr);
+	return MOAT_E_IO;
+}
+
+static int connect_nats(struct cluster *cl, const struct moat_cluster_conf *cc, char *err,
+			size_t errlen)
+{
+	natsStatus s = natsOptions_Create(&cl->opts);
+	jsOptions jo;
+
+	if (s == NATS_OK)
+		s = natsOptions_SetServers(cl->opts, (const char **)cc->urls, (int)cc->url_count);
+	if (s == NATS_OK)
+		s = natsOptions_SetName(cl->opts, cl->node);
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxReconnect(cl->opts, -1);
+	if (s == NATS_OK && (cc->tls_cafile != NULL || cc->tls_certfile != NULL))
+		s = natsOptions_SetSecure(cl->opts, true);
+	if (s == NATS_OK && cc->tls_cafile != NULL)
+		s = natsOptions_LoadCATrustedCertificates(cl->opts, cc->tls_cafile);
+	if (s == NATS_OK && cc->tls_certfile != NULL)
+		s = natsOptions_LoadCertificatesChain(cl->opts, cc->tls_certfile, cc->tls_keyfile);
+	if (s == NATS_OK && cc->credentials != NULL)
+		s = natsOptions_SetUserCredentialsFromFiles(cl->opts, cc->credentials, NULL);
+	if (s != NATS_OK)
+		return nats_fail(err, errlen,
+				 "cannot set the NATS options (TLS files, credentials)", s, 0);
+	s = natsConnection_Connect(&cl->nc, cl->opts);
+	if (s != NATS_OK)
+		return nats_fail(err, errlen, "cannot connect to NATS", s, 0);
+	jsOptions_Init(&jo);
+	jo.PublishAsync.MaxPending = MAX_PENDING_PUBLISHES;
+	jo.PublishAsync.AckHandler = on_publish_ack;
+	jo.PublishAsync.AckHandlerClosure = cl;
+	s = natsConnection_JetStream(&cl->js, cl->nc, &jo);
+	return s == NATS_OK ? MOAT_OK : nats_fail(err, errlen, "cannot use JetStream", s, 0);
+}
+
+/* Creates the cluster's stream (or finds it) and the node's durable
+ * consumer, which resumes where it stopped when the node restarts. */
+static int consume_stream(struct cluster *cl, const char *cluster_name, char *err, size_t errlen)
+{
+	char stream[CLUSTER_NAME_MAX + 8], all[sizeof(cl->msg_prefix) + 1];
+	char filter[sizeof(cl->msg_prefix) + CLUSTER_NODE_MAX + 2];
+	const char *subjects[1] = {all};
+	jsStreamConfig sc;
+	jsSubOptions so;
+	jsErrCode jerr = 0;
+	natsStatus s;
+
+	snprintf(stream, sizeof(stream), "%s_msgs", cluster_name);
+	snprintf(all, sizeof(all), "%s>", cl->msg_prefix);
+	snprintf(filter, sizeof(filter), "%s%s.>", cl->msg_prefix, cl->node);
+	jsStreamConfig_Init(&sc);
+	sc.Name = stream;
+	sc.Subjects = subjects;
+	sc.SubjectsLen = 1;
+	sc.Storage = js_FileStorage;
+	sc.MaxAge = STREAM_MAX_AGE_NS;
+	s = js_AddStream(NULL, cl->js, &sc, NULL, &jerr);
+	if (s != NATS_OK && jerr == JSStreamNameExistErr)
+		s = js_GetStreamInfo(NULL, cl->js, stream, NULL, &jerr);
+	if (s != NATS_OK)
+		return nats_fail(err, errlen, "cannot create the message stream", s, jerr);
+	jsSubOptions_Init(&so);
+	so.Stream = stream;
+	so.ManualAck = true;
+	so.Config.Durable = cl->node;
+	so.Config.DeliverPolicy = js_DeliverNew;
+	so.Config.AckPolicy = js_AckExplicit;
+	s = js_Subscribe(&cl->sub, cl->js, filter, on_stream_msg, cl, NULL, &so, &jerr);
+	return s == NATS_OK ? MOAT_OK
+			    : nats_fail(err, errlen, "cannot create the node's consumer", s, jerr);
+}
+
+int cluster_start(struct broker *b, char *err, size_t errlen)
+{
+	const struct moat_cluster_conf *cc = &b->cfg->cluster;
+	const char *name = cc->name != NULL ? cc->name : "moat";
+	struct cluster *cl;
+	char bucket[CLUSTER_NAME_MAX + 16];
+	int rc;
+
+	if (cc->url_count == 0)
+		return MOAT_OK;
+	cl = calloc(1, sizeof(*cl));
+	if (cl == NULL || (cl->w = calloc(b->nworkers, sizeof(*cl->w))) == NULL) {
+		free(cl);
+		snprintf(err, errlen, "cluster: out of memory");
+		return MOAT_E_NOMEM;
+	}
+	cl->b = b;
+	b->cluster = cl;
+	if (cc->node_name != NULL)
+		snprintf(cl->node, sizeof(cl->node), "%s", cc->node_name);
+	else
+		default_node_name(b->cfg, cl->node, sizeof(cl->node));
+	snprintf(cl->msg_prefix, sizeof(cl->msg_prefix), "%s.n.", name);
+	snprintf(bucket, sizeof(bucket), "%s_retained", name);
+	snprintf(cl->kv_prefix, sizeof(cl->kv_prefix), "$KV.%s.", bucket);
+	rc = connect_nats(cl, cc, err, errlen);
+	if (rc == MOAT_OK)
+		rc = cluster_retained_start(cl, bucket, err, errlen);
+	snprintf(bucket, sizeof(bucket), "%s_interest", name);
+	snprintf(cl->interest_prefix, sizeof(cl->interest_prefix), "$KV.%s.", bucket);
+	if (rc == MOAT_OK)
+		rc = cluster_interest_start(cl, bucket, err, errlen);
+	if (rc == MOAT_OK)
+		rc = consume_stream(cl, name, err, errlen);
+	if (rc < 0) {
+		cluster_stop(b);
+		return rc;
+	}
+	log_notice("cluster: node %s joined cluster %s", cl->node, name);
+	return MOAT_OK;
+}
+
+void cluster_stop(struct broker *b)
+{
+	struct cluster *cl = b->cluster;
+	jsPubOptions po;
+
+	if (cl == NULL)
+		return;
+	if (cl->js != NULL) {
+		jsPubOptions_Init(&po);
+		po.MaxWait = STOP_WAIT_MS;
+		if (js_PublishAsyncComplete(cl->js, &po) != NATS_OK)
+			log_warn("cluster: messages exported last may not be stored in JetStream");
+	}
+	cluster_retained_stop(cl);
+	if (cl->remote != NULL)
+		cluster_interest_stop(cl);
+	/* closed, not unsubscribed: unsubscribing would delete the durable
+	 * consumer the library created, and the node could not resume */
+	if (cl->nc != NULL)
+		natsConnection_Close(cl->nc);
+	natsSubscription_Destroy(cl->sub);
+	jsCtx_Destroy(cl->js);
+	natsConnection_Destroy(cl->nc);
+	natsOptions_Destroy(cl->opts);
+	for (unsigned i = 0; i < b->nworkers; i++) {
+		cluster_ack_fini(&cl->w[i]);
+		buf_fini(&cl->w[i].data);
+		buf_fini(&cl->w[i].subject);
+	}
+	free(cl->w);
+	free(cl);
+	b->cluster = NULL;
+	nats_Close();
+}
+
+/* Publishes <nm> asynchronously; NATS owns it afterwards either way. False
+ * when it could not (NATS unreachable, too many publishes pending). */
+static bool publish(struct cluster *cl, natsMsg *nm)
+{
+	natsStatus s = js_PublishMsgAsync(cl->js, &nm, NULL);
+
+	if (s == NATS_OK)
+		return true;
+	log_warn("cluster: cannot export a message on %s: %s", natsMsg_GetSubject(nm),
+		 natsStatus_GetText(s));
+	natsMsg_Destroy(nm);
+	return false;
+}
+
+/* Builds "<prefix><node>.<tokens of topic>" (no node when NULL) as a C
+ * string in the worker's scratch. */
+static const char *subject_for(struct cluster_worker *cw, const char *prefix, const char *node,
+			       const struct msg *m)
+{
+	buf_consume(&cw->subject, buf_used(&cw->subject));
+	if (buf_append(&cw->subject, prefix, strlen(prefix)) < 0 ||
+	    (node != NULL && (buf_append(&cw->subject, node, strlen(node)) < 0 ||
+			      buf_append(&cw->subject, ".", 1) < 0)) ||
+	    subject_from_topic(&cw->subject, m->topic) < 0 || buf_append(&cw->subject, "", 1) < 0)
+		return NULL;
+	if (buf_used(&cw->subject) > CLUSTER_SUBJECT_MAX) {
+		log_warn("cluster: topic too long to cross the cluster (%zu bytes)", m->topic.len);
+		return NULL;
+	}
+	return (const char *)buf_head(&cw->subject);
+}
+
+static bool is_sys_topic(const struct msg *m)
+{
+	return m->topic.len >= 4 && memcmp(m->topic.ptr, "$SYS", 4) == 0;
+}
+
+/* Sets or deletes the topic's key in the retained bucket. */
+static void export_retained(struct cluster *cl, struct cluster_worker *cw, const struct msg *m)
+{
+	const char *subject = subject_for(cw, cl->kv_prefix, NULL, m);
+	bool del = m->payload.len == 0;
+	natsMsg *nm = NULL;
+
+	if (subject == NULL ||
+	    natsMsg_Create(&nm, subject, NULL, del ? NULL : (const char *)buf_head(&cw->data),
+			   del ? 0 : (int)buf_used(&cw->data)) != NATS_OK ||
+	    (del && natsMsgHeader_Set(nm, "KV-Operation", "DEL") != NATS_OK)) {
+		log_warn("cluster: cannot export a retained message: out of memory");
+		natsMsg_Destroy(nm);
+		return;
+	}
+	publish(cl, nm);
+}
+
+/* Sends <m> (encoded in cw->data) to node <node>'s subject; for QoS 1/2
+ * with the worker's next ticket. */
+static void export_to(struct cluster *cl, struct worker *w, const char *node, const struct msg *m)
+{
+	struct cluster_worker *cw = &cl->w[w->id];
+	const char *subject = subject_for(cw, cl->msg_prefix, node, m);
+	natsMsg *nm = NULL;
+	char gate[48];
+
+	if (subject == NULL || natsMsg_Create(&nm, subject, NULL, (const char *)buf_head(&cw->data),
+					      (int)buf_used(&cw->data)) != NATS_OK) {
+		log_warn("cluster: cannot export a message to node %s", node);
+		return;
+	}
+	if (m->qos > 0) {
+		snprintf(gate, sizeof(gate), "%u %" PRIu64, w->id, cw->issued + 1);
+		if (natsMsgHeader_Set(nm, CLUSTER_GATE_HEADER, gate) != NATS_OK) {
+			natsMsg_Destroy(nm);
+			return;
+		}
+		cw->issued++;
+	}
+	/* no acknowledgement will come: its answer must not wait forever (the
+	 * message reached the other nodes' subscribers only; logged) */
+	if (!publish(cl, nm) && m->qos > 0)
+		atomic_store(&cw->stored, cw->issued);
+}
+
+void cluster_export(struct worker *w, const struct msg *m)
+{
+	struct cluster *cl = w->b->cluster;
+	const char *nodes[CLUSTER_MAX_NODES];
+	struct cluster_worker *cw;
+	size_t n;
+
+	if (cl == NULL || m->remote || is_sys_topic(m))
+		return;
+	cw = &cl->w[w->id];
+	n = cluster_interested(cl, m->topic, nodes, CLUSTER_MAX_NODES);
+	if ((n > 0 || m->retain) &&
+	    (wire_encode(&cw->data, cl->node, m) < 0 || buf_used(&cw->data) > INT32_MAX)) {
+		log_warn("cluster: cannot export a message: out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		export_to(cl, w, nodes[i], m);
+	if (m->retain)
+		export_retained(cl, cw, m);
+}
+
+void cluster_flush(struct worker *w)
+{
+	if (w->b->cluster == NULL)
+		return;
+	cluster_interest_flush(w->b->cluster);
+	cluster_ack_release(w, true);
+}

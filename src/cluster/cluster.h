@@ -1,0 +1,68 @@
+/*
+ * moatd's cluster over NATS JetStream (docs/cluster.md). Nodes with the same
+ * cluster_name share one stream of messages, a key-value bucket of retained
+ * messages and one of each node's filters, so a message is copied only to
+ * the nodes with a matching subscription, on that node's subject. The
+ * broker calls in at a few places: start and stop, when a local client's
+ * message has been routed (export), when a session's filters change, at
+ * the end of a loop pass, and around QoS 1/2 answers (their connection's
+ * output waits until JetStream has stored what the packet exported).
+ * Messages of other nodes arrive on NATS threads and reach the local
+ * routing through worker 0's inbox, marked remote so they are never
+ * exported again. Without cluster_url b->cluster is NULL, every function
+ * returns at once and no NATS code runs.
+ */
+#ifndef MOAT_CLUSTER_CLUSTER_H
+#define MOAT_CLUSTER_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <moat/bytes.h>
+
+struct broker;
+struct worker;
+struct conn;
+struct msg;
+
+/* Joins the cluster when cluster_url is configured (b->cluster set): its
+ * workers and retained store exist, their threads need not run. MOAT_OK
+ * (also without a cluster) or an error with <err> filled. */
+int cluster_start(struct broker *b, char *err, size_t errlen);
+/* Waits (bounded) for what was exported to be stored, then leaves the
+ * cluster. Safe to call twice and without a cluster. */
+void cluster_stop(struct broker *b);
+
+/* Worker <w> routed <m>, a local client's message: publishes it to the
+ * stream (QoS 1/2: its answer is gated), and to the retained bucket when it
+ * is retained. Does nothing for remote messages and $SYS topics. */
+void cluster_export(struct worker *w, const struct msg *m);
+
+/* A session of this node subscribed to (<add>) or left <filter>: other
+ * nodes send this node only what its filters match (interest.c). */
+void cluster_interest(struct broker *b, struct moat_bytes filter, bool add);
+/* End of worker <w>'s loop pass: writes this node's filters if they changed. */
+void cluster_flush(struct worker *w);
+
+/* Worker <w> routed or stored a message of another node (an inbox item's
+ * <cluster_ack>); <mark> is persist_mark() from before. The NATS message is
+ * acknowledged now, or once what that wrote to the store is durable, so a
+ * node that dies first gets it again from its durable consumer. */
+void cluster_routed(struct worker *w, void *cluster_ack, uint32_t mark);
+/* Destroys <cluster_ack> unacknowledged (an inbox item dropped). */
+void cluster_forget(void *cluster_ack);
+
+/* ---- gating answers on JetStream (as persist.h gates them on the store) ---- */
+/* How many QoS 1/2 messages <w> has exported so far: compare after a packet. */
+uint64_t cluster_mark(const struct worker *w);
+/* Holds <c>'s output until what its worker exported since <mark> is stored. */
+void cluster_gate_since(struct conn *c, uint64_t mark);
+/* Whether <c>'s output must wait (then it is on its worker's held list). */
+bool cluster_hold_output(struct worker *w, struct conn *c);
+/* Marks dirty every held connection whose messages are now stored (on wake). */
+void cluster_release(struct worker *w);
+/* <c> closes: it leaves the held list. */
+void cluster_conn_closed(struct worker *w, struct conn *c);
+
+#endif

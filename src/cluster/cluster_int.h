@@ -1,0 +1,114 @@
+/*
+ * What cluster.c, gate.c and retained.c share: the node's NATS handles and
+ * each worker's export state.
+ */
+#ifndef MOAT_CLUSTER_CLUSTER_INT_H
+#define MOAT_CLUSTER_CLUSTER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <nats/nats.h>
+
+#include <moat/bytes.h>
+
+#include "base/buf.h"
+#include "cluster/cluster.h"
+#include "conf/cluster_conf.h"
+
+/* A message of another node that is acknowledged to JetStream once the
+ * store ticket <gate> is durable (ack.c). */
+struct pending_ack {
+	uint64_t gate; /* PERSIST_GATE_THIS_PASS until the pass is submitted */
+	natsMsg *msg;
+};
+
+/* One worker's share: written by that worker, except <stored>. */
+struct cluster_worker {
+	struct pending_ack *acks; /* in order */
+	size_t ack_n, ack_cap;
+	uint64_t issued;	  /* QoS 1/2 messages exported */
+	_Atomic uint64_t stored;  /* the highest of them JetStream acknowledged */
+	struct conn *held;	  /* connections whose output waits for <stored> */
+	struct buf data, subject; /* scratch for export */
+};
+
+/* A key-value bucket watched by a thread (watch.c). */
+struct cluster_watch {
+	struct cluster *cl;
+	void (*on_entry)(struct cluster *cl, kvEntry *e);
+	kvStore *kv;
+	kvWatcher *watcher;
+	pthread_t thread;
+	bool running;
+};
+
+struct local_filter;
+struct remote_node;
+struct subidx;
+
+/* Most nodes one message is copied to. */
+enum { CLUSTER_MAX_NODES = 64 };
+
+struct cluster {
+	struct broker *b;
+	char node[CLUSTER_NODE_MAX + 1];
+	char msg_prefix[CLUSTER_NAME_MAX + 8];	     /* "<cluster>.n." */
+	char kv_prefix[CLUSTER_NAME_MAX + 32];	     /* "$KV.<cluster>_retained." */
+	char interest_prefix[CLUSTER_NAME_MAX + 32]; /* "$KV.<cluster>_interest." */
+	natsOptions *opts;
+	natsConnection *nc;
+	jsCtx *js;
+	natsSubscription *sub; /* the node's durable consumer */
+	struct cluster_watch retained, interest;
+	/* this node's filters (interest.c), sorted, under local_lock */
+	pthread_mutex_t local_lock;
+	struct local_filter **local;
+	size_t local_n, local_cap;
+	atomic_bool local_dirty; /* changed since last written */
+	struct buf local_value;
+	/* the other nodes' filters: owners are struct remote_node */
+	struct subidx *remote;
+	struct remote_node *nodes; /* the watch thread's */
+	struct cluster_worker *w;  /* one per worker */
+};
+
+/* The header that tells the acknowledgement handler which worker's ticket a
+ * QoS 1/2 message carries ("<worker> <ticket>"). */
+#define CLUSTER_GATE_HEADER "Moat-Gate"
+
+/* watch.c: watches <bucket> (created when missing) in <cw>, calling
+ * <on_entry> on the watch thread. MOAT_OK or an error with <err>. */
+int cluster_watch_start(struct cluster *cl, struct cluster_watch *cw, const char *bucket,
+			void (*on_entry)(struct cluster *cl, kvEntry *e), char *err, size_t errlen);
+void cluster_watch_stop(struct cluster_watch *cw);
+
+/* interest.c: this node's filters written to, and the others' read from,
+ * the interest bucket. */
+int cluster_interest_start(struct cluster *cl, const char *bucket, char *err, size_t errlen);
+void cluster_interest_stop(struct cluster *cl);
+void cluster_interest_flush(struct cluster *cl);
+/* Puts in <names> (at most <cap>) the other nodes subscribed to <topic>; returns how many. */
+size_t cluster_interested(struct cluster *cl, struct moat_bytes topic, const char **names,
+			  size_t cap);
+
+/* ack.c: acknowledges what worker <w> routed or stored from other nodes
+ * and is durable; <submitted>: right after persist_submit (end of a pass). */
+void cluster_ack_release(struct worker *w, bool submitted);
+/* Destroys <w>'s unacknowledged messages: JetStream sends them again. */
+void cluster_ack_fini(struct cluster_worker *cw);
+
+/* retained.c: mirrors the cluster's retained bucket into the local retained
+ * store (a thread watching the bucket). MOAT_OK or an error with <err>. */
+int cluster_retained_start(struct cluster *cl, const char *bucket, char *err, size_t errlen);
+void cluster_retained_stop(struct cluster *cl);
+
+/* Hands <m> (its reference) to worker 0: routed, or only stored as retained
+ * when <retained_only>; <ack> (may be NULL) is acknowledged once that is
+ * done (and durable). False when it could not (then <m> is released and
+ * <ack> destroyed unacknowledged). */
+bool cluster_post(struct cluster *cl, struct msg *m, bool retained_only, natsMsg *ack);
+
+#endif

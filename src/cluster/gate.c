@@ -1,0 +1,82 @@
+/*
+ * Answers that wait for JetStream (see cluster.h): a PUBACK or PUBREC for a
+ * message exported at QoS 1/2 leaves only once JetStream has acknowledged
+ * storing it. Tickets are counted per worker; JetStream answers one NATS
+ * connection's publishes in order, so a worker's "stored" mark is the
+ * highest ticket acknowledged.
+ */
+#include "cluster/cluster_int.h"
+
+#include "broker/broker.h"
+
+uint64_t cluster_mark(const struct worker *w)
+{
+	const struct cluster *cl = w->b->cluster;
+
+	return cl != NULL ? cl->w[w->id].issued : 0;
+}
+
+void cluster_gate_since(struct conn *c, uint64_t mark)
+{
+	uint64_t now = cluster_mark(c->w);
+
+	if (now > mark)
+		c->cluster_gate = now;
+}
+
+bool cluster_hold_output(struct worker *w, struct conn *c)
+{
+	struct cluster_worker *cw;
+
+	if (c->cluster_gate == 0)
+		return false;
+	cw = &w->b->cluster->w[w->id];
+	if (c->cluster_gate <= atomic_load(&cw->stored)) {
+		c->cluster_gate = 0;
+		return false;
+	}
+	if (!c->cluster_held) {
+		c->cluster_held = true;
+		c->cluster_held_next = cw->held;
+		cw->held = c;
+	}
+	return true;
+}
+
+void cluster_release(struct worker *w)
+{
+	struct cluster *cl = w->b->cluster;
+	struct cluster_worker *cw;
+	struct conn **pp;
+	uint64_t stored;
+
+	if (cl == NULL)
+		return;
+	cluster_ack_release(w, false);
+	cw = &cl->w[w->id];
+	stored = atomic_load(&cw->stored);
+	for (pp = &cw->held; *pp != NULL;) {
+		struct conn *c = *pp;
+
+		if (c->cluster_gate > stored) {
+			pp = &c->cluster_held_next;
+			continue;
+		}
+		*pp = c->cluster_held_next;
+		c->cluster_held = false;
+		c->cluster_gate = 0;
+		server_mark_dirty(c);
+	}
+}
+
+void cluster_conn_closed(struct worker *w, struct conn *c)
+{
+	struct conn **pp;
+
+	if (!c->cluster_held)
+		return;
+	for (pp = &w->b->cluster->w[w->id].held; *pp != c; pp = &(*pp)->cluster_held_next)
+		;
+	*pp = c->cluster_held_next;
+	c->cluster_held = false;
+}

@@ -1,0 +1,292 @@
+/*
+ * Interest-based routing (docs/cluster.md, "Interest"). Each node keeps the
+ * set of distinct filters its sessions subscribe to (counted, shared
+ * subscriptions by their inner filter) and writes it, when it changed, at
+ * the end of a loop pass under its own name in the cluster's interest
+ * bucket (value: wire.h's filter list). A thread watches
+ * the bucket and keeps every other node's filters in one subscription index
+ * whose owners are the nodes, so an export matches a topic once and
+ * publishes one copy per interested node, on that node's subject.
+ */
+#include "cluster/cluster_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <moat/error.h>
+
+#include "base/log.h"
+#include "broker/broker.h"
+#include "broker/sub_index.h"
+#include "cluster/wire.h"
+#include "codec/topic.h"
+
+/* One filter of this node with the number of subscriptions on it. */
+struct local_filter {
+	uint32_t count;
+	uint16_t len;
+	uint8_t filter[];
+};
+
+/* Another node, as its bucket entry describes it; kept until the cluster
+ * stops, so an export that matched it may still use it. */
+struct remote_node {
+	struct remote_node *next;
+	struct buf filters; /* its last value: u16-length filters */
+	char name[];
+};
+
+/* The filter an MQTT subscription adds interest in: a shared one's inner filter. */
+static struct moat_bytes interest_filter(struct moat_bytes filter)
+{
+	struct moat_bytes group, inner;
+
+	return topic_share_parse(filter, &group, &inner) == MOAT_OK ? inner : filter;
+}
+
+static size_t find_local(const struct cluster *cl, struct moat_bytes f, bool *found)
+{
+	size_t lo = 0, hi = cl->local_n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const struct local_filter *x = cl->local[mid];
+		size_t n = x->len < f.len ? x->len : f.len;
+		int c = memcmp(x->filter, f.ptr, n);
+
+		if (c == 0)
+			c = x->len < f.len ? -1 : x->len > f.len;
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = false;
+	return lo;
+}
+
+static int local_add(struct cluster *cl, struct moat_bytes f)
+{
+	bool found;
+	size_t i = find_local(cl, f, &found);
+	struct local_filter *x;
+
+	if (found) {
+		cl->local[i]->count++;
+		return MOAT_OK;
+	}
+	if (cl->local_n == cl->local_cap) {
+		size_t cap = cl->local_cap ? cl->local_cap * 2 : 16;
+		struct local_filter **v = realloc(cl->local, cap * sizeof(*v));
+
+		if (v == NULL)
+			return MOAT_E_NOMEM;
+		cl->local = v;
+		cl->local_cap = cap;
+	}
+	x = malloc(sizeof(*x) + f.len);
+	if (x == NULL)
+		return MOAT_E_NOMEM;
+	*x = (struct local_filter){.count = 1, .len = (uint16_t)f.len};
+	memcpy(x->filter, f.ptr, f.len);
+	memmove(&cl->local[i + 1], &cl->local[i], (cl->local_n - i) * sizeof(*cl->local));
+	cl->local[i] = x;
+	cl->local_n++;
+	atomic_store(&cl->local_dirty, true);
+	return MOAT_OK;
+}
+
+static void local_remove(struct cluster *cl, struct moat_bytes f)
+{
+	bool found;
+	size_t i = find_local(cl, f, &found);
+
+	if (!found || --cl->local[i]->count > 0)
+		return;
+	free(cl->local[i]);
+	memmove(&cl->local[i], &cl->local[i + 1], (cl->local_n - i - 1) * sizeof(*cl->local));
+	cl->local_n--;
+	atomic_store(&cl->local_dirty, true);
+}
+
+void cluster_interest(struct broker *b, struct moat_bytes filter, bool add)
+{
+	struct cluster *cl = b->cluster;
+	struct moat_bytes f;
+
+	if (cl == NULL)
+		return;
+	f = interest_filter(filter);
+	pthread_mutex_lock(&cl->local_lock);
+	if (!add)
+		local_remove(cl, f);
+	else if (local_add(cl, f) < 0)
+		log_warn("cluster: out of memory: other nodes may not send what %.*s matches",
+			 (int)f.len, (const char *)f.ptr);
+	pthread_mutex_unlock(&cl->local_lock);
+}
+
+/* Writes this node's filters to the bucket when they changed. */
+void cluster_interest_flush(struct cluster *cl)
+{
+	struct buf *v = &cl->local_value;
+	char subject[sizeof(cl->interest_prefix) + CLUSTER_NODE_MAX];
+	natsMsg *nm = NULL;
+	bool ok = true;
+
+	if (!atomic_load(&cl->local_dirty))
+		return;
+	pthread_mutex_lock(&cl->local_lock);
+	/* under the lock: a later set is published after an earlier one */
+	atomic_store(&cl->local_dirty, false);
+	buf_consume(v, buf_used(v));
+	for (size_t i = 0; i < cl->local_n && ok; i++)
+		ok = wire_put_filter(v, (struct moat_bytes){cl->local[i]->filter,
+							    cl->local[i]->len}) == MOAT_OK;
+	snprintf(subject, sizeof(subject), "%s%s", cl->interest_prefix, cl->node);
+	if (!ok || natsMsg_Create(&nm, subject, NULL, (const char *)buf_head(v),
+				  (int)buf_used(v)) != NATS_OK) {
+		atomic_store(&cl->local_dirty, true); /* tried again next pass */
+		log_warn("cluster: out of memory writing this node's interest");
+	} else if (js_PublishMsgAsync(cl->js, &nm, NULL) != NATS_OK) {
+		atomic_store(&cl->local_dirty, true);
+		natsMsg_Destroy(nm);
+	}
+	pthread_mutex_unlock(&cl->local_lock);
+}
+
+struct node_ctx {
+	struct cluster *cl;
+	struct remote_node *node;
+};
+
+static void remote_remove(void *ctx, struct moat_bytes f)
+{
+	struct node_ctx *nc = ctx;
+
+	subidx_remove(nc->cl->remote, f, nc->node);
+}
+
+static void remote_add(void *ctx, struct moat_bytes f)
+{
+	struct node_ctx *nc = ctx;
+	struct sub_entry e = {.owner = nc->node};
+
+	if (subidx_add(nc->cl->remote, f, &e, NULL) < 0)
+		log_warn("cluster: node %s's filter %.*s is not usable here", nc->node->name,
+			 (int)f.len, (const char *)f.ptr);
+}
+
+static struct remote_node *remote_node(struct cluster *cl, const char *name)
+{
+	struct remote_node *n;
+
+	for (n = cl->nodes; n != NULL; n = n->next)
+		if (strcmp(n->name, name) == 0)
+			return n;
+	n = calloc(1, sizeof(*n) + strlen(name) + 1);
+	if (n == NULL)
+		return NULL;
+	strcpy(n->name, name);
+	n->next = cl->nodes;
+	cl->nodes = n;
+	return n;
+}
+
+/* A node's entry changed (the watch thread): its filters are replaced. */
+static void on_interest(struct cluster *cl, kvEntry *e)
+{
+	const char *name = kvEntry_Key(e);
+	struct moat_bytes value = {kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)};
+	struct node_ctx nc = {cl, NULL};
+
+	if (strcmp(name, cl->node) == 0)
+		return;
+	if (kvEntry_Operation(e) != kvOp_Put)
+		value.len = 0;
+	if (!wire_each_filter(value, NULL, NULL)) {
+		log_warn("cluster: ignored node %s's malformed interest", name);
+		return;
+	}
+	nc.node = remote_node(cl, name);
+	if (nc.node == NULL) {
+		log_warn("cluster: out of memory: node %s's interest is not known here", name);
+		return;
+	}
+	wire_each_filter(
+	    (struct moat_bytes){buf_head(&nc.node->filters), buf_used(&nc.node->filters)},
+	    remote_remove, &nc);
+	buf_consume(&nc.node->filters, buf_used(&nc.node->filters));
+	if (buf_append(&nc.node->filters, value.ptr, value.len) < 0) {
+		log_warn("cluster: out of memory: node %s's interest is not known here", name);
+		return;
+	}
+	wire_each_filter(value, remote_add, &nc);
+}
+
+struct match_ctx {
+	struct remote_node **v;
+	size_t n, cap;
+};
+
+static void on_match(void *ctx, const struct sub_entry *e, struct moat_bytes share_group)
+{
+	struct match_ctx *mc = ctx;
+
+	(void)share_group;
+	for (size_t i = 0; i < mc->n; i++)
+		if (mc->v[i] == e->owner)
+			return;
+	if (mc->n < mc->cap)
+		mc->v[mc->n++] = e->owner;
+}
+
+size_t cluster_interested(struct cluster *cl, struct moat_bytes topic, const char **names,
+			  size_t cap)
+{
+	struct remote_node *v[CLUSTER_MAX_NODES];
+	struct match_ctx mc = {v, 0, cap < CLUSTER_MAX_NODES ? cap : CLUSTER_MAX_NODES};
+
+	subidx_match(cl->remote, topic, on_match, NULL, &mc);
+	for (size_t i = 0; i < mc.n; i++)
+		names[i] = v[i]->name;
+	return mc.n;
+}
+
+int cluster_interest_start(struct cluster *cl, const char *bucket, char *err, size_t errlen)
+{
+	pthread_mutex_init(&cl->local_lock, NULL);
+	cl->remote = subidx_create(cl->b->cfg->max_topic_levels);
+	if (cl->remote == NULL) {
+		snprintf(err, errlen, "cluster: out of memory");
+		return MOAT_E_NOMEM;
+	}
+	atomic_store(&cl->local_dirty, true); /* an empty set replaces what a past run left */
+	return cluster_watch_start(cl, &cl->interest, bucket, on_interest, err, errlen);
+}
+
+void cluster_interest_stop(struct cluster *cl)
+{
+	cluster_watch_stop(&cl->interest);
+	while (cl->nodes != NULL) {
+		struct remote_node *n = cl->nodes;
+
+		cl->nodes = n->next;
+		buf_fini(&n->filters);
+		free(n);
+	}
+	subidx_destroy(cl->remote);
+	cl->remote = NULL;
+	for (size_t i = 0; i < cl->local_n; i++)
+		free(cl->local[i]);
+	free(cl->local);
+	cl->local = NULL;
+	cl->local_n = cl->local_cap = 0;
+	buf_fini(&cl->local_value);
+	pthread_mutex_destroy(&cl->local_lock);
+}

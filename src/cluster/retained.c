@@ -1,0 +1,64 @@
+/*
+ * The cluster's retained messages (docs/cluster.md): a JetStream key-value
+ * bucket, one key per topic (subject.h's tokens), the value a cluster
+ * message (wire.h). A thread watches the bucket (watch.c) and mirrors every
+ * change, the values present at start-up first, into the local retained store
+ * through worker 0; new subscribers then get them as on one node.
+ */
+#include "cluster/cluster_int.h"
+
+#include <string.h>
+
+#include <moat/error.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "broker/broker.h"
+#include "cluster/subject.h"
+#include "cluster/wire.h"
+
+/* The retained message an entry deletes: its topic and no payload. */
+static struct msg *deletion(struct moat_bytes key)
+{
+	struct buf topic = {0};
+	struct mqtt_publish p = {.retain = true};
+	struct msg *m = NULL;
+
+	if (subject_to_topic(&topic, key) == MOAT_OK) {
+		p.topic = (struct moat_bytes){buf_head(&topic), buf_used(&topic)};
+		m = msg_create(&p, p.topic, clock_mono_ms());
+	}
+	if (m != NULL)
+		m->remote = true;
+	buf_fini(&topic);
+	return m;
+}
+
+static void mirror(struct cluster *cl, kvEntry *e)
+{
+	const char *key = kvEntry_Key(e);
+	struct moat_bytes node, data = {kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)};
+	struct msg *m = NULL;
+	const char *why = "not a topic this mapping makes";
+
+	if (kvEntry_Operation(e) == kvOp_Put)
+		wire_decode(data, &node, &m, &why);
+	else
+		m = deletion((struct moat_bytes){(const uint8_t *)key, strlen(key)});
+	if (m == NULL) {
+		log_warn("cluster: ignored the retained entry %s: %s", key, why);
+		return;
+	}
+	m->retain = true;
+	cluster_post(cl, m, true, NULL);
+}
+
+int cluster_retained_start(struct cluster *cl, const char *bucket, char *err, size_t errlen)
+{
+	return cluster_watch_start(cl, &cl->retained, bucket, mirror, err, errlen);
+}
+
+void cluster_retained_stop(struct cluster *cl)
+{
+	cluster_watch_stop(&cl->retained);
+}

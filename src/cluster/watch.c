@@ -1,0 +1,69 @@
+/*
+ * A key-value bucket watched by a thread (see cluster_int.h): the values
+ * present when the watch starts, then every change, each handed to the
+ * bucket's handler on that thread.
+ */
+#include "cluster/cluster_int.h"
+
+#include <stdio.h>
+
+#include <moat/error.h>
+
+enum { WATCH_WAIT_MS = 1000 };
+
+static void *watch(void *arg)
+{
+	struct cluster_watch *cw = arg;
+
+	for (;;) {
+		kvEntry *e = NULL;
+		natsStatus s = kvWatcher_Next(&e, cw->watcher, WATCH_WAIT_MS);
+
+		if (s == NATS_ILLEGAL_STATE)
+			break; /* stopped */
+		if (s == NATS_OK && e != NULL)
+			cw->on_entry(cw->cl, e);
+		kvEntry_Destroy(e);
+	}
+	return NULL;
+}
+
+int cluster_watch_start(struct cluster *cl, struct cluster_watch *cw, const char *bucket,
+			void (*on_entry)(struct cluster *cl, kvEntry *e), char *err, size_t errlen)
+{
+	natsStatus s = js_KeyValue(&cw->kv, cl->js, bucket);
+	kvConfig kc;
+
+	cw->cl = cl;
+	cw->on_entry = on_entry;
+	if (s == NATS_NOT_FOUND) {
+		kvConfig_Init(&kc);
+		kc.Bucket = bucket;
+		kc.History = 1;
+		s = js_CreateKeyValue(&cw->kv, cl->js, &kc);
+	}
+	if (s == NATS_OK)
+		s = kvStore_WatchAll(&cw->watcher, cw->kv, NULL);
+	if (s == NATS_OK && pthread_create(&cw->thread, NULL, watch, cw) != 0)
+		s = NATS_SYS_ERROR;
+	if (s != NATS_OK) {
+		snprintf(err, errlen, "cluster: cannot use the bucket %s: %s", bucket,
+			 natsStatus_GetText(s));
+		return MOAT_E_IO;
+	}
+	cw->running = true;
+	return MOAT_OK;
+}
+
+void cluster_watch_stop(struct cluster_watch *cw)
+{
+	if (cw->watcher != NULL)
+		kvWatcher_Stop(cw->watcher);
+	if (cw->running)
+		pthread_join(cw->thread, NULL);
+	cw->running = false;
+	kvWatcher_Destroy(cw->watcher);
+	kvStore_Destroy(cw->kv);
+	cw->watcher = NULL;
+	cw->kv = NULL;
+}

@@ -1,0 +1,102 @@
+/*
+ * The cluster's message encoding (see wire.h).
+ */
+#include "cluster/wire.h"
+
+#include <string.h>
+
+#include <moat/error.h>
+
+#include "base/clock.h"
+#include "broker/persist.h"
+#include "broker/record.h"
+
+enum { WIRE_FORMAT = 1 };
+
+/* The record's CRC covers a key; a cluster message has none. */
+static const struct moat_bytes no_key = {(const uint8_t *)"", 0};
+
+int wire_encode(struct buf *out, const char *node, const struct msg *m)
+{
+	struct rec_ident_src author;
+	struct rec_msg rm;
+	struct buf rec = {0};
+	size_t n = strlen(node);
+	uint8_t head[2] = {WIRE_FORMAT, (uint8_t)n};
+	int rc;
+
+	if (n > UINT8_MAX)
+		return MOAT_E_INVAL;
+	persist_msg_to_rec(m, &rm, &author);
+	buf_consume(out, buf_used(out));
+	rc = rec_put_msg(&rec, no_key, &rm);
+	if (rc == MOAT_OK)
+		rc = buf_append(out, head, sizeof(head));
+	if (rc == MOAT_OK)
+		rc = buf_append(out, node, n);
+	if (rc == MOAT_OK)
+		rc = buf_append(out, buf_head(&rec), buf_used(&rec));
+	buf_fini(&rec);
+	return rc;
+}
+
+int wire_decode(struct moat_bytes data, struct moat_bytes *node, struct msg **m, const char **why)
+{
+	struct rec_msg rm = {0};
+	struct rd body;
+	size_t n;
+	int rc;
+
+	if (data.len < 2 || data.ptr[0] != WIRE_FORMAT) {
+		*why = "not a cluster message of format 1";
+		return MOAT_E_MALFORMED;
+	}
+	n = data.ptr[1];
+	if (data.len - 2 < n) {
+		*why = "node name longer than the message";
+		return MOAT_E_MALFORMED;
+	}
+	*node = (struct moat_bytes){data.ptr + 2, n};
+	rc = rec_open(no_key.ptr, 0, data.ptr + 2 + n, data.len - 2 - n, &body, why);
+	if (rc == MOAT_OK)
+		rc = rec_get_msg(&body, &rm, why);
+	if (rc < 0)
+		return rc;
+	*m = persist_msg_from_rec(&rm, clock_mono_ms(), clock_wall_ms());
+	if (*m == NULL)
+		return MOAT_E_NOMEM;
+	(*m)->remote = true;
+	return MOAT_OK;
+}
+
+int wire_put_filter(struct buf *out, struct moat_bytes f)
+{
+	uint8_t len[2] = {(uint8_t)(f.len >> 8), (uint8_t)f.len};
+	int rc;
+
+	if (f.len > UINT16_MAX)
+		return MOAT_E_INVAL;
+	rc = buf_append(out, len, sizeof(len));
+	return rc == MOAT_OK ? buf_append(out, f.ptr, f.len) : rc;
+}
+
+bool wire_each_filter(struct moat_bytes value, void (*fn)(void *ctx, struct moat_bytes f),
+		      void *ctx)
+{
+	size_t pos = 0;
+
+	while (pos < value.len) {
+		size_t n;
+
+		if (value.len - pos < 2)
+			return false;
+		n = (size_t)value.ptr[pos] << 8 | value.ptr[pos + 1];
+		pos += 2;
+		if (value.len - pos < n)
+			return false;
+		if (fn != NULL)
+			fn(ctx, (struct moat_bytes){value.ptr + pos, n});
+		pos += n;
+	}
+	return true;
+}

@@ -1,0 +1,135 @@
+/*
+ * Parser of the cluster's configuration lines (see cluster_conf.h).
+ */
+#include "conf/cluster_conf.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <moat/error.h>
+
+#include "conf/config.h"
+
+/* Whether <s> may name a cluster or a node: it becomes a NATS subject token
+ * and part of stream, consumer and bucket names, which allow only these. */
+static bool valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > CLUSTER_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
+			return false;
+	}
+	return true;
+}
+
+static bool valid_url(const char *s)
+{
+	return strncmp(s, "nats://", 7) == 0 || strncmp(s, "tls://", 6) == 0;
+}
+
+static int set_string(char **slot, const char *value)
+{
+	char *copy = strdup(value);
+
+	if (copy == NULL)
+		return MOAT_E_NOMEM;
+	free(*slot);
+	*slot = copy;
+	return MOAT_OK;
+}
+
+static int add_url(struct moat_cluster_conf *c, const char *url)
+{
+	char **v = realloc(c->urls, (c->url_count + 1) * sizeof(*v));
+
+	if (v == NULL)
+		return MOAT_E_NOMEM;
+	c->urls = v;
+	if ((v[c->url_count] = strdup(url)) == NULL)
+		return MOAT_E_NOMEM;
+	c->url_count++;
+	return MOAT_OK;
+}
+
+int cluster_conf_parse(struct moat_cluster_conf *c, const char *name, unsigned line, char **w,
+		       int n, struct moat_diag *d)
+{
+	static const struct {
+		const char *opt;
+		size_t offset;
+	} files[] = {
+	    {"cluster_tls_cafile", offsetof(struct moat_cluster_conf, tls_cafile)},
+	    {"cluster_tls_certfile", offsetof(struct moat_cluster_conf, tls_certfile)},
+	    {"cluster_tls_keyfile", offsetof(struct moat_cluster_conf, tls_keyfile)},
+	    {"cluster_credentials", offsetof(struct moat_cluster_conf, credentials)},
+	};
+	char **slot = NULL;
+	int rc = MOAT_OK;
+
+	if (strcmp(w[0], "cluster_url") == 0) {
+		if (n != 2 || !valid_url(w[1]))
+			return conf_diag(
+			    d, name, line,
+			    "cluster_url expects one NATS server URL, e.g. \"cluster_url "
+			    "nats://127.0.0.1:4222\" (repeat the line for more servers)");
+		rc = add_url(c, w[1]);
+	} else if (strcmp(w[0], "cluster_name") == 0 || strcmp(w[0], "node_name") == 0) {
+		if (n != 2 || !valid_name(w[1]))
+			return conf_diag(
+			    d, name, line,
+			    "%s expects one name of 1 to %d letters, digits, '-' or '_'", w[0],
+			    CLUSTER_NAME_MAX);
+		slot = w[0][0] == 'c' ? &c->name : &c->node_name;
+	} else {
+		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && slot == NULL; i++)
+			if (strcmp(w[0], files[i].opt) == 0)
+				slot = (char **)((char *)c + files[i].offset);
+		if (slot == NULL)
+			return MOAT_E_NOTFOUND;
+		if (n != 2)
+			return conf_diag(d, name, line, "%s expects one file path", w[0]);
+	}
+	if (slot != NULL)
+		rc = set_string(slot, w[1]);
+	if (rc < 0)
+		return conf_diag(d, name, line, "out of memory");
+	if (c->line == 0)
+		c->line = line;
+	return MOAT_OK;
+}
+
+int cluster_conf_check(const struct moat_cluster_conf *c, const char *name, struct moat_diag *d)
+{
+	if (c->line == 0)
+		return MOAT_OK;
+	if (c->url_count == 0)
+		return conf_diag(d, name, c->line,
+				 "cluster options without cluster_url; add \"cluster_url "
+				 "nats://HOST:PORT\" or remove them");
+	if ((c->tls_certfile == NULL) != (c->tls_keyfile == NULL))
+		return conf_diag(d, name, c->line,
+				 "cluster_tls_certfile and cluster_tls_keyfile go together; set "
+				 "both or neither");
+	return MOAT_OK;
+}
+
+void cluster_conf_fini(struct moat_cluster_conf *c)
+{
+	for (size_t i = 0; i < c->url_count; i++)
+		free(c->urls[i]);
+	free(c->urls);
+	free(c->name);
+	free(c->node_name);
+	free(c->tls_cafile);
+	free(c->tls_certfile);
+	free(c->tls_keyfile);
+	free(c->credentials);
+	*c = (struct moat_cluster_conf){0};
+}
