@@ -77,6 +77,15 @@ class TestMetrics(mt.BrokerTest):
         self.CONFIG = ("sys_interval 1\nlistener %d 127.0.0.1\nmetrics_listener %d\n"
                        % (self.sys_port, self.http_port))
         super().setUp()
+        deadline = time.monotonic() + 5   # the HTTP listener opens after the MQTT ones
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.http_port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def sys_watcher(self):
         """A client on the second listener that reads $SYS/broker/#."""
@@ -182,10 +191,15 @@ class TestMetrics(mt.BrokerTest):
     def test_metrics_per_listener_and_qos(self):
         watcher = self.sys_watcher()
         self.traffic()
-        status, headers, body = http_get(self.http_port, "/metrics")
-        self.assertEqual(status, 200)
+        deadline = time.monotonic() + 5   # the subscriber's last acknowledgements
+        while True:
+            status, headers, body = http_get(self.http_port, "/metrics")
+            self.assertEqual(status, 200)
+            m = parse_metrics(body)
+            if metric(m, "moat_inflight_messages") == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         self.assertEqual(headers["Content-Type"], "text/plain; version=0.0.4; charset=utf-8")
-        m = parse_metrics(body)
         main, other = self.port, self.sys_port
         for qos, (n, size) in SENT.items():
             self.assertEqual(metric(m, "moat_messages_received_total", listener=main, qos=qos), n)
