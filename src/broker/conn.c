@@ -496,14 +496,24 @@ static int resolve_alias(struct conn *c, const struct mqtt_publish *p, struct mo
 	return MOAT_OK;
 }
 
-/* Bridges publish their state under $SYS/broker/connection/ (mosquitto's
- * notifications); a bridge inside this broker may publish anywhere in $SYS. */
+/* Bridges publish their state under $SYS/broker/connection/<client id>/
+ * (mosquitto's notifications): only their own, and only when authenticated
+ * or granted by the ACL (checked before); a bridge inside this broker may
+ * publish anywhere in $SYS. */
 static bool may_notify(const struct conn *c, struct moat_bytes topic)
 {
 	static const char area[] = "$SYS/broker/connection/";
+	const size_t n = sizeof(area) - 1;
+	const char *id = c->sess->client_id;
+	size_t id_len = strlen(id);
 
-	return c->internal || (c->bridge && topic.len > sizeof(area) - 1 &&
-			       memcmp(topic.ptr, area, sizeof(area) - 1) == 0);
+	if (c->internal)
+		return true;
+	if (!c->bridge || (c->username == NULL && c->w->security->acl == NULL &&
+			   c->w->security->policies == NULL))
+		return false;
+	return topic.len > n + id_len + 1 && memcmp(topic.ptr, area, n) == 0 &&
+	       memcmp(topic.ptr + n, id, id_len) == 0 && topic.ptr[n + id_len] == '/';
 }
 
 /* Counts a PUBLISH the broker refused (not routed: ACL, $SYS, a limit);

@@ -475,6 +475,7 @@ class BridgeTest(unittest.TestCase):
         central = self.start(Broker(""))
         site = Mosquitto(
             "connection central\naddress 127.0.0.1:%d\nremote_clientid mosq-site\n"
+            "remote_username site\n"  # notifications need an authenticated bridge
             "restart_timeout 1\ncleansession true\n"
             "topic sensors/# out 1 site/ central/\n"
             "topic cmd/# in 1 local/ remote/\n"
@@ -505,6 +506,7 @@ class BridgeTest(unittest.TestCase):
         self.start(central)
         site = self.start(Mosquitto(
             "connection central\naddress 127.0.0.1:%d\nremote_clientid mosq-site\n"
+            "remote_username site\n"  # notifications need an authenticated bridge
             "restart_timeout 1\ntopic sensors/# out 1 site/ central/\n" % central.port))
         self.wait_state(central.port, "$SYS/broker/connection/mosq-site/state", b"1")
         sub = connected(central.port, "central-sub", clean=False, props={"session_expiry": 3600})

@@ -1,0 +1,69 @@
+"""Bridges and the broker's reserved areas (docs/bridge.md), without a real
+remote broker: what a try_private client (mosquitto's bridge CONNECT, protocol
+level 0x84) may publish under $SYS, and that nobody else can take over the
+local session of a bridge configured in this broker."""
+
+import unittest
+
+from moattest import BrokerTest, main, CONNACK
+from authkit import FileBrokerTest
+
+NOT_AUTHORIZED = 0x87
+AREA = "$SYS/broker/connection/"
+
+
+class NotifyMixin:
+    def bridge_client(self, client_id, **kw):
+        """A connected v3.1.1 client with mosquitto's bridge bit (try_private)."""
+        p = self.peer(4)
+        p.connect(client_id, version=0x84, **kw)
+        return p
+
+    def retained_notifications(self):
+        w = self.client("notify-watch")
+        w.subscribe(AREA + "#", qos=1)
+        got = sorted((p.topic, p.payload) for p in w.drain_publishes())
+        w.disconnect()
+        return got
+
+
+class TryPrivateAnonymous(NotifyMixin, BrokerTest):
+    """allow_anonymous true, no ACL: an anonymous bridge gets no $SYS rights."""
+
+    def test_anonymous_bridge_cannot_publish_notifications(self):
+        b = self.bridge_client("site-a")
+        b.publish(AREA + "site-a/state", b"1", qos=1, retain=True)
+        b.publish(AREA + "other/state", b"1", qos=1, retain=True)
+        self.assertEqual(self.retained_notifications(), [])
+
+    def test_bridge_with_a_username_publishes_only_its_own(self):
+        b = self.bridge_client("site-a", username="bridge")
+        b.publish(AREA + "site-a/state", b"1", qos=1, retain=True)
+        b.publish(AREA + "other/state", b"1", qos=1, retain=True)
+        b.publish(AREA + "site-a", b"1", qos=1, retain=True)  # not under <id>/
+        b.publish(AREA + "site-ab/state", b"1", qos=1, retain=True)
+        b.publish("$SYS/broker/uptime", b"1", qos=1, retain=True)
+        self.assertEqual(self.retained_notifications(), [(AREA + "site-a/state", b"1")])
+
+    def test_plain_client_with_a_username_gets_no_notifications(self):
+        c = self.client("site-a", version=4, username="bridge")
+        c.publish(AREA + "site-a/state", b"1", qos=1, retain=True)
+        self.assertEqual(self.retained_notifications(), [])
+
+
+class TryPrivateAcl(NotifyMixin, FileBrokerTest):
+    """An ACL that grants the area lets an anonymous bridge write its own part."""
+
+    ALLOW_ANONYMOUS = True
+    CONFIG = "acl_file {dir}/acl\n"
+    FILES = {"acl": "topic readwrite $SYS/broker/connection/#\ntopic read $SYS/#\n"}
+
+    def test_acl_granted_anonymous_bridge_publishes_only_its_own(self):
+        b = self.bridge_client("site-a")
+        b.publish(AREA + "site-a/state", b"1", qos=1, retain=True)
+        b.publish(AREA + "other/state", b"1", qos=1, retain=True)
+        self.assertEqual(self.retained_notifications(), [(AREA + "site-a/state", b"1")])
+
+
+if __name__ == "__main__":
+    main()
