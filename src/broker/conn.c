@@ -22,6 +22,7 @@
 #include "broker/security.h"
 #include "codec/frame.h"
 #include "codec/topic.h"
+#include "conf/bridge_conf.h"
 
 /* Lines that repeat per client: at most 10 per 10 s of each kind. */
 static struct log_limiter bad_input_log, refusal_log, takeover_log;
@@ -312,6 +313,14 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_
 		if (rc != MOAT_OK)
 			return rc;
 	}
+	if (c->internal && k->has_username && c->username == NULL) {
+		c->username = text_dup_bytes(k->username); /* local_username: logs and audit */
+		if (c->username == NULL)
+			return conn_refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+	}
+	if (!c->internal && bridge_conf_is_local_id(cfg->bridges, id.ptr, id.len))
+		return conn_refuse_connect(c, MQTT_RC_NOT_AUTHORIZED,
+					   "the client id of a bridge's local session");
 	if (c->w->revoked != NULL) {
 		char *cid = text_dup_bytes(id);
 		const char *why = cid != NULL ? revoked_conn(c, cid) : NULL;
@@ -374,6 +383,10 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_
 		c->handoff_to = s->owner;	/* its owner's loop handles this CONNECT again */
 		return MOAT_OK;
 	}
+	if (!created && s->internal != c->internal) /* a bridge's session is its link's alone */
+		return conn_refuse_connect(c, MQTT_RC_NOT_AUTHORIZED,
+					   c->internal ? "a client holds the bridge's local session"
+						       : "the session of a bridge's local link");
 	if (!created && s->conn != NULL) {
 		take_over(s->conn);
 		s = sess_claim(c->w, id, &created);	/* a new one if the old had session expiry 0 */
@@ -384,7 +397,7 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_
 			return MOAT_OK;
 		}
 	}
-	if (!created && !authz_same_user(s, c)) {
+	if (!created && !c->internal && !authz_same_user(s, c)) {
 		/* another user's session: never inherit its messages or subscriptions */
 		if (log_limiter_allow(&takeover_log, 10, 10))
 			log_notice("client %s: resumed by another user; its session starts clean",

@@ -21,6 +21,7 @@
 #include "broker/record.h"
 #include "broker/retain.h"
 #include "broker/security.h"
+#include "conf/bridge_conf.h"
 
 /* A session whose client id was too long for keys (record.h). */
 struct hashed_id {
@@ -187,6 +188,10 @@ static int visit_session(void *ctx, const uint8_t *key, size_t klen, const uint8
 		return nomem(r);
 	if (cid.len != rs.ident.client_id.len && remember_hashed(r, cid, s) < 0)
 		return nomem(r);
+	/* a bridge's session is its internal link's from the start: above the ACL
+	 * (sess_deliver) and closed to other clients (conn.c) */
+	s->internal = bridge_conf_is_local_id(r->b->cfg->bridges, rs.ident.client_id.ptr,
+					      rs.ident.client_id.len);
 	s->version = rs.version;
 	s->expiry_s = rs.expiry_s;
 	s->expire_at_ms = r->now_mono + left_ms;

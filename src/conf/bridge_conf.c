@@ -489,6 +489,16 @@ int bridge_conf_check(struct moat_bridge_conf *bridges, const char *name, struct
 	return MOAT_OK;
 }
 
+bool bridge_conf_is_local_id(const struct moat_bridge_conf *bridges, const void *id, size_t len)
+{
+	for (const struct moat_bridge_conf *b = bridges; b != NULL; b = b->next) {
+		if (b->local_clientid != NULL && strlen(b->local_clientid) == len &&
+		    memcmp(b->local_clientid, id, len) == 0)
+			return true;
+	}
+	return false;
+}
+
 static void wipe_free(char *s)
 {
 	if (s != NULL)

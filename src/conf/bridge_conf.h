@@ -77,6 +77,10 @@ int bridge_conf_parse_line(struct moat_bridge_conf **bridges, const char *name, 
  * depend on other options. MOAT_OK or MOAT_E_CONFIG / MOAT_E_NOMEM. */
 int bridge_conf_check(struct moat_bridge_conf *bridges, const char *name, struct moat_diag *d);
 
+/* Whether <id> (<len> bytes) is the local client id of one of <bridges>:
+ * that session belongs to the bridge's internal link alone. */
+bool bridge_conf_is_local_id(const struct moat_bridge_conf *bridges, const void *id, size_t len);
+
 /* Frees the list; NULL is fine. */
 void bridge_conf_free(struct moat_bridge_conf *bridges);
 

@@ -3,9 +3,10 @@ remote broker: what a try_private client (mosquitto's bridge CONNECT, protocol
 level 0x84) may publish under $SYS, and that nobody else can take over the
 local session of a bridge configured in this broker."""
 
+import time
 import unittest
 
-from moattest import BrokerTest, main, CONNACK
+from moattest import BrokerTest, main, free_port
 from authkit import FileBrokerTest
 
 NOT_AUTHORIZED = 0x87
@@ -63,6 +64,44 @@ class TryPrivateAcl(NotifyMixin, FileBrokerTest):
         b.publish(AREA + "site-a/state", b"1", qos=1, retain=True)
         b.publish(AREA + "other/state", b"1", qos=1, retain=True)
         self.assertEqual(self.retained_notifications(), [(AREA + "site-a/state", b"1")])
+
+
+class BridgeLocalSession(BrokerTest):
+    """A bridge whose remote is down: its local link is up, its session
+    (local.site-bridge, persistent: cleansession false) is the link's alone."""
+
+    CONFIG = ("persistence true\npersistence_location store\n"
+              "connection site\naddress 127.0.0.1:%d\nremote_clientid site-bridge\n"
+              "restart_timeout 1\nlocal_username bridge-local\n"
+              "topic sensors/# out 1\n" % free_port())
+    LINK_UP = "client local.site-bridge connected"
+
+    def wait_link(self):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.LINK_UP in self.broker.log():
+                return
+            time.sleep(0.1)
+        self.fail("the bridge's local link did not connect:\n" + self.broker.log()[-4000:])
+
+    def test_nobody_else_takes_the_local_session(self):
+        self.wait_link()
+        for version, kw, rc in ((5, {}, 0x87), (4, {}, 5), (5, {"username": "u"}, 0x87)):
+            p = self.peer(version)
+            p.connect("local.site-bridge", expect_rc=rc, clean=False, **kw)
+            p.expect_closed()
+        time.sleep(0.3)
+        log = self.broker.log()
+        self.assertEqual(log.count(self.LINK_UP), 1, log)	# never taken over
+        self.assertNotIn("starts clean", log)
+        self.assertIn("the client id of a bridge's local session", log)
+
+    def test_restart_gives_the_restored_session_back_to_the_link(self):
+        self.wait_link()
+        self.broker.stop(check=True)
+        self.broker.start()
+        self.wait_link()	# not refused as a client's session
+        self.assertNotIn("holds the bridge's local session", self.broker.log())
 
 
 if __name__ == "__main__":
