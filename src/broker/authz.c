@@ -27,9 +27,11 @@ static const char *access_name(int access)
 	}
 }
 
-/* Checks <who>; <c> (may be NULL) says where from, for the audit log. */
+/* Checks <who>; <c> (may be NULL) says where from, for the audit log.
+ * <internal> (a bridge's link inside this broker) is above the ACL, never
+ * above the Security Center's reserved topics. */
 static bool check(struct worker *w, const struct acl_subject *who, const struct conn *c,
-		  struct moat_bytes topic, int access)
+		  struct moat_bytes topic, int access, bool internal)
 {
 	struct audit_event e;
 	char t[512];
@@ -38,7 +40,8 @@ static bool check(struct worker *w, const struct acl_subject *who, const struct 
 					    w->b->cfg->sc_username);
 	bool allowed;
 
-	if (sc == SC_NOT_RESERVED && w->security->acl == NULL && w->security->policies == NULL)
+	if (sc == SC_NOT_RESERVED &&
+	    (internal || (w->security->acl == NULL && w->security->policies == NULL)))
 		return true;
 	allowed = sc == SC_NOT_RESERVED ? security_allows(w->security, who, topic.ptr, topic.len, access)
 					: sc == SC_ALLOW;
@@ -62,9 +65,7 @@ bool authz_session(struct worker *w, const struct session *s, struct moat_bytes 
 {
 	struct acl_subject who = { s->username, s->client_id, s->roles, s->attrs };
 
-	if (s->internal)
-		return true;
-	return check(w, &who, s->conn, topic, access);
+	return check(w, &who, s->conn, topic, access, s->internal);
 }
 
 bool authz_conn(struct worker *w, const struct conn *c, const char *client_id, struct moat_bytes topic,
@@ -72,9 +73,7 @@ bool authz_conn(struct worker *w, const struct conn *c, const char *client_id, s
 {
 	struct acl_subject who = { c->username, client_id, c->roles, c->attrs };
 
-	if (c->internal)
-		return true;
-	return check(w, &who, c, topic, access);
+	return check(w, &who, c, topic, access, c->internal);
 }
 
 int authz_set_author(struct msg *m, const struct session *s)
@@ -107,7 +106,7 @@ bool authz_author_allowed(struct worker *w, const struct msg *m)
 		return true;
 	who = (struct acl_subject){ m->author->username, m->author->client_id, m->author->roles,
 				    m->author->attrs };
-	return check(w, &who, NULL, m->topic, ACCESS_WRITE);
+	return check(w, &who, NULL, m->topic, ACCESS_WRITE, false);
 }
 
 void authz_author_free(struct msg_author *a)

@@ -7,7 +7,7 @@ import time
 import unittest
 
 from moattest import BrokerTest, main, free_port
-from authkit import FileBrokerTest
+from authkit import FileBrokerTest, audit_lines
 
 NOT_AUTHORIZED = 0x87
 AREA = "$SYS/broker/connection/"
@@ -102,6 +102,26 @@ class BridgeLocalSession(BrokerTest):
         self.broker.start()
         self.wait_link()	# not refused as a client's session
         self.assertNotIn("holds the bridge's local session", self.broker.log())
+
+
+class BridgeScTopics(FileBrokerTest):
+    """The local link is above the ACL, not above the Security Center's $sc/
+    lock-down: a bridge configured to carry $sc/# out does not get it."""
+
+    ALLOW_ANONYMOUS = True
+    CONFIG = ("audit_log file {dir}/audit.log\n"
+              "connection site\naddress 127.0.0.1:%d\nremote_clientid site-bridge\n"
+              "restart_timeout 1\ntopic $sc/# out 1\ntopic sensors/# out 1\n" % free_port())
+
+    def test_local_link_cannot_subscribe_to_sc(self):
+        deadline = time.monotonic() + 10
+        denied = []
+        while time.monotonic() < deadline and not denied:
+            time.sleep(0.1)
+            denied = [e for e in audit_lines(self.path("audit.log"))
+                      if e.get("event") == "acl" and e.get("client_id") == "local.site-bridge"
+                      and e.get("topic") == "$sc/#"]
+        self.assertEqual([e["result"] for e in denied], ["deny"], self.broker.log()[-3000:])
 
 
 if __name__ == "__main__":
