@@ -53,6 +53,7 @@ struct bridge {
 	uint64_t reopen_at_ms; /* the remote client gave up: a new one then; 0 = none */
 	atomic_bool connected;
 	_Atomic uint64_t msgs_out, msgs_in, msgs_dropped, queued;
+	struct log_limiter refused_log; /* error PUBACK/PUBREC; the bridge thread's */
 };
 
 struct bridge_set {
@@ -181,6 +182,30 @@ static int on_remote_message(void *arg, const struct moat_message *m)
 
 /* Subscribes <c> to <filter>; on MQTT 5 with no-local (no loop back) and
  * retain-as-published (3.1.1 has neither: try_private asks for both). */
+/* A broker refused a forwarded QoS 1/2 message (reason code >= 0x80):
+ * libmoat dropped it from its queue, so it is counted and logged. */
+static void publish_done(struct bridge *br, const char *side, uint8_t rc)
+{
+	if (rc < 0x80)
+		return;
+	atomic_fetch_add(&br->msgs_dropped, 1);
+	if (log_limiter_allow(&br->refused_log, 10, 10))
+		log_warn("bridge %s: %s refused a forwarded message (reason 0x%02x); it is dropped",
+			 br->conf->name, side, rc);
+}
+
+static void on_local_publish_done(void *arg, uint16_t packet_id, uint8_t rc)
+{
+	(void)packet_id;
+	publish_done(arg, "this broker", rc);
+}
+
+static void on_remote_publish_done(void *arg, uint16_t packet_id, uint8_t rc)
+{
+	(void)packet_id;
+	publish_done(arg, "the remote broker", rc);
+}
+
 static void subscribe(struct moat_client *c, const char *filter, uint8_t qos, bool v5)
 {
 	struct moat_sub_options o = {.qos = qos, .no_local = v5, .retain_as_published = v5};
@@ -316,6 +341,7 @@ static int open_remote(struct bridge *br)
 	struct moat_callbacks cb = {.arg = br,
 				    .on_connect = on_remote_connect,
 				    .on_message_checked = on_remote_message,
+				    .on_publish_done = on_remote_publish_done,
 				    .on_disconnect = on_remote_disconnect};
 	struct moat_client_opts o = {
 	    .host = c->addresses[br->address].host,
@@ -369,6 +395,7 @@ static int open_local(struct bridge *br)
 	struct moat_callbacks cb = {.arg = br,
 				    .on_connect = on_local_connect,
 				    .on_message_checked = on_local_message,
+				    .on_publish_done = on_local_publish_done,
 				    .on_disconnect = on_local_disconnect};
 	struct moat_client_opts o = {
 	    .client_id = c->local_clientid,

@@ -603,7 +603,10 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 	}
 	if (p->qos > 0 && persist_refusing(b)) {
 		stat_add(&c->w->sys.publish_dropped, 1);
-		if (c->version != MQTT_V5)	/* v3 has no refusal: the client sends it again later */
+		/* v3 has no refusal, and libmoat drops what a v5 refusal answers: a
+		 * bridge's link would lose what the remote broker has been told is
+		 * delivered; both send it again later */
+		if (c->version != MQTT_V5 || c->internal)
 			return refuse(c, MOAT_E_LIMIT, 0, "the store is full");
 		return send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
 				MQTT_RC_QUOTA_EXCEEDED, "the broker's store is full");

@@ -6,7 +6,7 @@ local session of a bridge configured in this broker."""
 import time
 import unittest
 
-from moattest import BrokerTest, main, free_port
+from moattest import Broker, BrokerTest, Peer, PUBACK, main, free_port
 from authkit import FileBrokerTest, audit_lines
 
 NOT_AUTHORIZED = 0x87
@@ -122,6 +122,55 @@ class BridgeScTopics(FileBrokerTest):
                       if e.get("event") == "acl" and e.get("client_id") == "local.site-bridge"
                       and e.get("topic") == "$sc/#"]
         self.assertEqual([e["result"] for e in denied], ["deny"], self.broker.log()[-3000:])
+
+
+class BridgeFullStore(unittest.TestCase):
+    """This broker's store is full when the bridge brings a QoS 1 message in:
+    the local link is closed unacknowledged (sent again later), not answered
+    0x97, which would make the bridge drop a message the remote broker was
+    told is delivered."""
+
+    def setUp(self):
+        self.far = Broker("")
+        self.addCleanup(self.far.cleanup)
+        self.far.start()
+        self.addCleanup(self.far.stop, False)
+        self.near = Broker("persistence true\npersistence_location store\n"
+                           "persistence_max_bytes 2000000\n"
+                           "connection site\naddress 127.0.0.1:%d\nremote_clientid site-bridge\n"
+                           "restart_timeout 1\ntopic cmd/# in 1\n" % self.far.port)
+        self.addCleanup(self.near.cleanup)
+        self.near.start()
+        self.addCleanup(self.near.stop, False)
+
+    def wait_log(self, broker, text):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if text in broker.log():
+                return
+            time.sleep(0.1)
+        self.fail("%r not in the log:\n%s" % (text, broker.log()[-3000:]))
+
+    def test_full_store_closes_the_local_link_instead_of_refusing(self):
+        self.wait_log(self.far, "client site-bridge connected")
+        self.wait_log(self.near, "client local.site-bridge connected")
+        pub = Peer(self.near.port, version=5)
+        self.addCleanup(pub.close)
+        pub.connect("filler")
+        for i in range(200):
+            pid = pub.publish("fill/%d" % i, b"z" * 60000, qos=1, retain=True, complete=False)
+            if pub.expect(PUBACK).rc == 0x97:
+                break
+            time.sleep(0.01)	# lets the commit thread measure the store's size
+        else:
+            self.fail("the store never reported full")
+        far_pub = Peer(self.far.port, version=5)
+        self.addCleanup(far_pub.close)
+        far_pub.connect("far-pub")
+        far_pub.publish("cmd/x", b"must not be lost", qos=1)
+        self.wait_log(self.near, "the store is full")
+        log = self.near.log()
+        self.assertNotIn("refused a forwarded message", log)
 
 
 if __name__ == "__main__":
