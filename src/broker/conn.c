@@ -265,6 +265,26 @@ static void note_connected(struct broker *b)
 		;
 }
 
+/* $SYS/ is the broker's: bridges publish their state (and set their Will)
+ * under $SYS/broker/connection/<client id>/ (mosquitto's notifications),
+ * only their own, and only when authenticated or granted by the ACL (checked
+ * before); a bridge inside this broker may publish anywhere in $SYS. */
+static bool may_publish_sys(const struct conn *c, struct moat_bytes client_id,
+			    struct moat_bytes topic)
+{
+	static const char area[] = "$SYS/broker/connection/";
+	const size_t n = sizeof(area) - 1;
+
+	if (topic.len < 5 || memcmp(topic.ptr, "$SYS/", 5) != 0 || c->internal)
+		return true;
+	if (!c->bridge || (c->username == NULL && c->w->security->acl == NULL &&
+			   c->w->security->policies == NULL))
+		return false;
+	return topic.len > n + client_id.len + 1 && memcmp(topic.ptr, area, n) == 0 &&
+	       memcmp(topic.ptr + n, client_id.ptr, client_id.len) == 0 &&
+	       topic.ptr[n + client_id.len] == '/';
+}
+
 static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_bytes raw,
 		      uint64_t now_ms)
 {
@@ -372,6 +392,9 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_
 		if (!ok)
 			return conn_refuse_connect(c, MQTT_RC_NOT_AUTHORIZED, "not authorized to publish the Will topic");
 	}
+	if (k->will_flag && !may_publish_sys(c, id, k->will_topic))
+		return conn_refuse_connect(c, MQTT_RC_NOT_AUTHORIZED,
+					   "a Will in $SYS, which is reserved for the broker");
 
 	/* Nothing above changed shared state, so the CONNECT can be handed over whole. */
 	s = sess_claim(c->w, id, &created);
@@ -509,26 +532,6 @@ static int resolve_alias(struct conn *c, const struct mqtt_publish *p, struct mo
 	return MOAT_OK;
 }
 
-/* Bridges publish their state under $SYS/broker/connection/<client id>/
- * (mosquitto's notifications): only their own, and only when authenticated
- * or granted by the ACL (checked before); a bridge inside this broker may
- * publish anywhere in $SYS. */
-static bool may_notify(const struct conn *c, struct moat_bytes topic)
-{
-	static const char area[] = "$SYS/broker/connection/";
-	const size_t n = sizeof(area) - 1;
-	const char *id = c->sess->client_id;
-	size_t id_len = strlen(id);
-
-	if (c->internal)
-		return true;
-	if (!c->bridge || (c->username == NULL && c->w->security->acl == NULL &&
-			   c->w->security->policies == NULL))
-		return false;
-	return topic.len > n + id_len + 1 && memcmp(topic.ptr, area, n) == 0 &&
-	       memcmp(topic.ptr + n, id, id_len) == 0 && topic.ptr[n + id_len] == '/';
-}
-
 /* Counts a PUBLISH the broker refused (not routed: ACL, $SYS, a limit);
  * returns <rc>. */
 static int publish_refused(struct conn *c, int rc)
@@ -584,7 +587,7 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 		return send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
 				MQTT_RC_NOT_AUTHORIZED, "not authorized to publish on this topic");
 	}
-	if (topic.len >= 5 && memcmp(topic.ptr, "$SYS/", 5) == 0 && !may_notify(c, topic)) {
+	if (!may_publish_sys(c, moat_bytes_str(s->client_id), topic)) {
 		publish_refused(c, MOAT_OK);
 		if (p->qos == 0)
 			return MOAT_OK;	/* clients may not publish into $SYS */

@@ -51,6 +51,23 @@ class TryPrivateAnonymous(NotifyMixin, BrokerTest):
         c.publish(AREA + "site-a/state", b"1", qos=1, retain=True)
         self.assertEqual(self.retained_notifications(), [])
 
+    def test_will_in_sys_only_for_a_bridge_on_its_own_notification(self):
+        will = {"topic": "$SYS/broker/uptime", "payload": b"0", "qos": 1, "retain": True}
+        p = self.peer(5)
+        p.connect("plain", expect_rc=NOT_AUTHORIZED, will=will)
+        p.expect_closed()
+        own = dict(will, topic=AREA + "site-a/state")
+        for kw in ({"will": own}, {"will": dict(own, topic=AREA + "other/state"), "username": "b"}):
+            p = self.peer(4)
+            p.connect("site-a", version=0x84, expect_rc=5, **kw)  # 3.1.1: not authorized
+            p.expect_closed()
+        b = self.bridge_client("site-a", username="bridge", will=own)
+        b.close()  # without DISCONNECT: the Will is published
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not self.retained_notifications():
+            time.sleep(0.1)
+        self.assertEqual(self.retained_notifications(), [(AREA + "site-a/state", b"0")])
+
 
 class TryPrivateAcl(NotifyMixin, FileBrokerTest):
     """An ACL that grants the area lets an anonymous bridge write its own part."""
@@ -138,6 +155,7 @@ class BridgeFullStore(unittest.TestCase):
         self.near = Broker("persistence true\npersistence_location store\n"
                            "persistence_max_bytes 2000000\n"
                            "connection site\naddress 127.0.0.1:%d\nremote_clientid site-bridge\n"
+                           "remote_username near\n"  # its notification Will is in $SYS: not anonymous
                            "restart_timeout 1\ntopic cmd/# in 1\n" % self.far.port)
         self.addCleanup(self.near.cleanup)
         self.near.start()
