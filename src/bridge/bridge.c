@@ -147,9 +147,11 @@ static size_t packet_size(const char *topic, const struct moat_message *m)
 static int on_local_message(void *arg, const struct moat_message *m)
 {
 	struct bridge *br = arg;
-	char *topic = bridge_map_out(br->conf, m->topic);
-	int rc = MOAT_OK;
+	char *topic;
+	int rc = bridge_map_out(br->conf, m->topic, &topic);
 
+	if (rc < 0)
+		return rc; /* not acknowledged: the broker delivers it again */
 	if (topic == NULL)
 		return MOAT_OK; /* a subscription no line sends out: nothing to do */
 	if (br->conf->max_packet_size > 0 && packet_size(topic, m) > br->conf->max_packet_size) {
@@ -168,9 +170,11 @@ static int on_local_message(void *arg, const struct moat_message *m)
 static int on_remote_message(void *arg, const struct moat_message *m)
 {
 	struct bridge *br = arg;
-	char *topic = bridge_map_in(br->conf, m->topic);
-	int rc;
+	char *topic;
+	int rc = bridge_map_in(br->conf, m->topic, &topic);
 
+	if (rc < 0)
+		return rc; /* not acknowledged: the remote broker sends it again */
 	if (topic == NULL)
 		return MOAT_OK; /* e.g. a subscription an older configuration left there */
 	rc = forward(br, br->local, topic, m, m->retain);
@@ -180,8 +184,6 @@ static int on_remote_message(void *arg, const struct moat_message *m)
 	return rc;
 }
 
-/* Subscribes <c> to <filter>; on MQTT 5 with no-local (no loop back) and
- * retain-as-published (3.1.1 has neither: try_private asks for both). */
 /* A broker refused a forwarded QoS 1/2 message (reason code >= 0x80):
  * libmoat dropped it from its queue, so it is counted and logged. */
 static void publish_done(struct bridge *br, const char *side, uint8_t rc)
@@ -206,6 +208,8 @@ static void on_remote_publish_done(void *arg, uint16_t packet_id, uint8_t rc)
 	publish_done(arg, "the remote broker", rc);
 }
 
+/* Subscribes <c> to <filter>; on MQTT 5 with no-local (no loop back) and
+ * retain-as-published (3.1.1 has neither: try_private asks for both). */
 static void subscribe(struct moat_client *c, const char *filter, uint8_t qos, bool v5)
 {
 	struct moat_sub_options o = {.qos = qos, .no_local = v5, .retain_as_published = v5};
@@ -369,8 +373,10 @@ static int open_remote(struct bridge *br)
 	char *queue = queue_path(cfg, c->name, "remote");
 	int rc;
 
-	if (cfg->persistence && queue == NULL)
+	if (cfg->persistence && queue == NULL) {
+		log_err("bridge %s: out of memory", c->name);
 		return MOAT_E_NOMEM;
+	}
 	o.queue_file = queue;
 	if (c->notifications && !c->notifications_local_only) {
 		o.will_topic = c->notification_topic;
@@ -417,8 +423,10 @@ static int open_local(struct bridge *br)
 	char *queue = queue_path(cfg, c->name, "local");
 	int rc;
 
-	if (cfg->persistence && queue == NULL)
+	if (cfg->persistence && queue == NULL) {
+		log_err("bridge %s: out of memory", c->name);
 		return MOAT_E_NOMEM;
+	}
 	o.queue_file = queue;
 	rc = moat_client_open(&br->local, &o, &cb, diag, sizeof(diag));
 	free(queue);
@@ -530,15 +538,20 @@ static int bridge_start(struct bridge *br, const struct moat_config *cfg)
 	int rc;
 
 	br->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (br->wake_fd < 0)
+	if (br->wake_fd < 0) {
+		log_err("bridge %s: eventfd: %s", br->conf->name, strerror(errno));
 		return MOAT_E_IO;
+	}
 	rc = open_remote(br);
 	if (rc == MOAT_OK)
 		rc = open_local(br);
 	if (rc < 0)
-		return rc;
-	if (pthread_create(&br->thread, NULL, bridge_loop, br) != 0)
+		return rc; /* logged by open_remote / open_local */
+	rc = pthread_create(&br->thread, NULL, bridge_loop, br);
+	if (rc != 0) {
+		log_err("bridge %s: cannot start its thread: %s", br->conf->name, strerror(rc));
 		return MOAT_E_NOMEM;
+	}
 	br->thread_started = true;
 	log_notice("bridge %s: to %s:%u%s (%zu address%s), %s", br->conf->name, a->host, a->port,
 		   br->conf->cafile != NULL ? " over TLS" : "", br->conf->address_count,
@@ -561,8 +574,10 @@ int bridges_start(struct bridge_set **out, const struct moat_config *cfg,
 	if (count == 0)
 		return MOAT_OK;
 	set = calloc(1, sizeof(*set) + count * sizeof(set->b[0]));
-	if (set == NULL)
+	if (set == NULL) {
+		log_err("bridges: out of memory");
 		return MOAT_E_NOMEM;
+	}
 	set->host = *host;
 	for (const struct moat_bridge_conf *c = cfg->bridges; c != NULL && rc == MOAT_OK;
 	     c = c->next) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <moat/bytes.h>
+#include <moat/error.h>
 
 #include "codec/topic.h"
 
@@ -31,20 +32,29 @@ static char *swap_prefix(const char *topic, const char *strip, const char *add)
 	return s;
 }
 
-char *bridge_map_out(const struct moat_bridge_conf *b, const char *topic)
+/* Sets <*out> to <topic> with its prefix swapped; MOAT_OK or MOAT_E_NOMEM. */
+static int map(const char *topic, const char *strip, const char *add, char **out)
 {
+	*out = swap_prefix(topic, strip, add);
+	return *out != NULL ? MOAT_OK : MOAT_E_NOMEM;
+}
+
+int bridge_map_out(const struct moat_bridge_conf *b, const char *topic, char **out)
+{
+	*out = NULL;
 	for (const struct moat_bridge_topic *t = b->topics; t != NULL; t = t->next)
 		if (t->direction != BRIDGE_IN &&
 		    topic_matches(moat_bytes_str(t->local_filter), moat_bytes_str(topic)))
-			return swap_prefix(topic, t->local_prefix, t->remote_prefix);
-	return NULL;
+			return map(topic, t->local_prefix, t->remote_prefix, out);
+	return MOAT_OK;
 }
 
-char *bridge_map_in(const struct moat_bridge_conf *b, const char *topic)
+int bridge_map_in(const struct moat_bridge_conf *b, const char *topic, char **out)
 {
+	*out = NULL;
 	for (const struct moat_bridge_topic *t = b->topics; t != NULL; t = t->next)
 		if (t->direction != BRIDGE_OUT &&
 		    topic_matches(moat_bytes_str(t->remote_filter), moat_bytes_str(topic)))
-			return swap_prefix(topic, t->remote_prefix, t->local_prefix);
-	return NULL;
+			return map(topic, t->remote_prefix, t->local_prefix, out);
+	return MOAT_OK;
 }

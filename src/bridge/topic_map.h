@@ -9,13 +9,14 @@
 
 #include "conf/bridge_conf.h"
 
-/* The remote topic for local topic <topic> leaving through <b> (an out or
- * both line), or NULL when no line sends it (or out of memory). The caller
- * frees it. */
-char *bridge_map_out(const struct moat_bridge_conf *b, const char *topic);
+/* Sets <*out> to the remote topic for local topic <topic> leaving through
+ * <b> (an out or both line), or to NULL when no line sends it. MOAT_OK or
+ * MOAT_E_NOMEM (<*out> NULL; the message must not be acknowledged). The
+ * caller frees <*out>. */
+int bridge_map_out(const struct moat_bridge_conf *b, const char *topic, char **out);
 
-/* The local topic for remote topic <topic> coming in through <b> (an in or
- * both line), or NULL when no line takes it (or out of memory). */
-char *bridge_map_in(const struct moat_bridge_conf *b, const char *topic);
+/* The same for remote topic <topic> coming in through <b> (an in or both
+ * line): <*out> the local topic, or NULL when no line takes it. */
+int bridge_map_in(const struct moat_bridge_conf *b, const char *topic, char **out);
 
 #endif

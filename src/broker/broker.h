@@ -214,7 +214,8 @@ struct conn {
 	/* bridges (docs/bridge.md): <bridge> = its CONNECT said so (try_private,
 	 * or a local bridge link): its subscriptions get no-local and
 	 * retain-as-published; <internal> = a bridge's link inside this broker
-	 * (internal_conn.c): authenticated, and above the ACL */
+	 * (broker_connect_internal, server.c): authenticated, above the ACL (not
+	 * the $sc/ rules), its session closed to other clients (conn.c) */
 	bool bridge, internal;
 	/* cluster: the output waits until JetStream stored ticket <cluster_gate> (cluster.h) */
 	uint64_t cluster_gate;
@@ -409,7 +410,7 @@ static inline struct listener_counters *conn_stats(const struct conn *c)
 	return &c->w->sys.listeners[i];
 }
 
-/* ---- internal_conn.c ---- */
+/* ---- server.c: bridges' internal links ---- */
 /* Opens a connection into <b> that never leaves the process: one end of a
  * socketpair becomes an authenticated, ACL-exempt connection of a worker
  * (peer name <peer>, for logs), the other end is returned for an MQTT
