@@ -116,6 +116,9 @@ static int set_string(char **slot, const char *value)
 	return MOAT_OK;
 }
 
+/* Client ids: MQTT allows 65535 bytes; ids this long are a mistake. */
+enum { CLIENTID_MAX = 256 };
+
 /* A topic name usable as a prefix: no wildcards (mosquitto's pub topic check). */
 static bool prefix_is_valid(const char *s)
 {
@@ -291,10 +294,15 @@ static int parse_single(struct moat_bridge_conf *b, const char *name, unsigned l
 	uint32_t u;
 	bool f;
 
-	if (strcmp(o, "remote_clientid") == 0 || strcmp(o, "clientid") == 0)
-		return set_string(&b->remote_clientid, v);
-	if (strcmp(o, "local_clientid") == 0)
-		return set_string(&b->local_clientid, v);
+	if (strcmp(o, "remote_clientid") == 0 || strcmp(o, "clientid") == 0 ||
+	    strcmp(o, "local_clientid") == 0) {
+		/* the default notification_topic contains remote_clientid; a bridge
+		 * publishes under its own client id (conn.c) */
+		if (!prefix_is_valid(v) || strlen(v) > CLIENTID_MAX)
+			return diag("%s must be a client id without + or # (at most %d bytes)", o,
+				    CLIENTID_MAX);
+		return set_string(o[0] == 'l' ? &b->local_clientid : &b->remote_clientid, v);
+	}
 	if (strcmp(o, "remote_username") == 0 || strcmp(o, "username") == 0)
 		return set_string(&b->remote_username, v);
 	if (strcmp(o, "remote_password") == 0 || strcmp(o, "password") == 0)
