@@ -1,13 +1,28 @@
 /*
  * Answers that wait for JetStream (see cluster.h): a PUBACK or PUBREC for a
  * message exported at QoS 1/2 leaves only once JetStream has acknowledged
- * storing it. Tickets are counted per worker; JetStream answers one NATS
- * connection's publishes in order, so a worker's "stored" mark is the
- * highest ticket acknowledged.
+ * storing it. Tickets are counted per worker and acknowledged in any
+ * order (a lost acknowledgement times out and is sent again), so a
+ * worker's "stored" mark is the end of the contiguous run of acknowledged
+ * tickets (tickets.h). A ticket that could not be sent at all closes the
+ * connection that exported it, unacknowledged.
  */
 #include "cluster/cluster_int.h"
 
+#include "base/log.h"
 #include "broker/broker.h"
+
+void cluster_gate_done(struct cluster_worker *cw, uint64_t ticket)
+{
+	uint64_t stored;
+
+	pthread_mutex_lock(&cw->lock);
+	if (tickets_done(&cw->tickets, ticket, &stored) < 0)
+		log_warn("cluster: out of memory: answers wait for JetStream until their "
+			 "connections close");
+	atomic_store(&cw->stored, stored);
+	pthread_mutex_unlock(&cw->lock);
+}
 
 uint64_t cluster_mark(const struct worker *w)
 {
@@ -20,8 +35,16 @@ void cluster_gate_since(struct conn *c, uint64_t mark)
 {
 	uint64_t now = cluster_mark(c->w);
 
-	if (now > mark)
-		c->cluster_gate = now;
+	if (now <= mark)
+		return;
+	c->cluster_gate = now;
+	if (c->w->b->cluster->w[c->w->id].lost > mark) {
+		/* a copy was never sent: no answer goes out, so the client sends
+		 * the message again (after reconnecting) */
+		buf_consume(&c->out, buf_used(&c->out));
+		c->closing = true;
+		server_mark_dirty(c);
+	}
 }
 
 bool cluster_hold_output(struct worker *w, struct conn *c)
