@@ -198,7 +198,8 @@ static struct remote_node *remote_node(struct cluster *cl, const char *name)
 	return n;
 }
 
-/* A node's entry changed (the watch thread): its filters are replaced. */
+/* A node's entry changed (the watch thread): its filters are replaced,
+ * new ones first. */
 static void on_interest(struct cluster *cl, kvEntry *e)
 {
 	const char *name = kvEntry_Key(e);
@@ -218,15 +219,22 @@ static void on_interest(struct cluster *cl, kvEntry *e)
 		log_warn("cluster: out of memory: node %s's interest is not known here", name);
 		return;
 	}
-	wire_each_filter(
-	    (struct moat_bytes){buf_head(&nc.node->filters), buf_used(&nc.node->filters)},
-	    remote_remove, &nc);
-	buf_consume(&nc.node->filters, buf_used(&nc.node->filters));
-	if (buf_append(&nc.node->filters, value.ptr, value.len) < 0) {
-		log_warn("cluster: out of memory: node %s's interest is not known here", name);
+	/* the new filters are added before the dropped ones go: an export
+	 * running meanwhile never misses a filter the node kept */
+	if (wire_replace_filters(
+		(struct moat_bytes){buf_head(&nc.node->filters), buf_used(&nc.node->filters)},
+		value, remote_add, remote_remove, &nc) < 0) {
+		/* its old filters stay too (extra copies, nothing lost), and are
+		 * dropped by a later change */
+		log_warn("cluster: out of memory: node %s's dropped filters are kept", name);
+		if (buf_append(&nc.node->filters, value.ptr, value.len) < 0)
+			log_warn("cluster: out of memory: node %s's interest is not known here",
+				 name);
 		return;
 	}
-	wire_each_filter(value, remote_add, &nc);
+	buf_consume(&nc.node->filters, buf_used(&nc.node->filters));
+	if (buf_append(&nc.node->filters, value.ptr, value.len) < 0)
+		log_warn("cluster: out of memory: node %s's interest is not known here", name);
 }
 
 struct match_ctx {

@@ -3,6 +3,7 @@
  */
 #include "cluster/wire.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <moat/error.h>
@@ -99,4 +100,73 @@ bool wire_each_filter(struct moat_bytes value, void (*fn)(void *ctx, struct moat
 		pos += n;
 	}
 	return true;
+}
+
+struct filter_set {
+	struct moat_bytes *v;
+	size_t n, cap;
+	bool nomem;
+};
+
+static void collect(void *ctx, struct moat_bytes f)
+{
+	struct filter_set *fs = ctx;
+
+	if (fs->nomem)
+		return;
+	if (fs->n == fs->cap) {
+		size_t cap = fs->cap != 0 ? fs->cap * 2 : 64;
+		struct moat_bytes *v = realloc(fs->v, cap * sizeof(*v));
+
+		if (v == NULL) {
+			fs->nomem = true;
+			return;
+		}
+		fs->v = v;
+		fs->cap = cap;
+	}
+	fs->v[fs->n++] = f;
+}
+
+static int cmp_filter(const void *a, const void *b)
+{
+	const struct moat_bytes *x = a, *y = b;
+	int c = memcmp(x->ptr, y->ptr, x->len < y->len ? x->len : y->len);
+
+	return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+struct drop_ctx {
+	const struct filter_set *keep;
+	void (*drop)(void *ctx, struct moat_bytes f);
+	void *ctx;
+};
+
+static void drop_unless_kept(void *ctx, struct moat_bytes f)
+{
+	struct drop_ctx *dc = ctx;
+
+	if (dc->keep->n == 0 ||
+	    bsearch(&f, dc->keep->v, dc->keep->n, sizeof(f), cmp_filter) == NULL)
+		dc->drop(dc->ctx, f);
+}
+
+int wire_replace_filters(struct moat_bytes old, struct moat_bytes next,
+			 void (*add)(void *ctx, struct moat_bytes f),
+			 void (*drop)(void *ctx, struct moat_bytes f), void *ctx)
+{
+	struct filter_set keep = {0};
+	struct drop_ctx dc = {&keep, drop, ctx};
+
+	wire_each_filter(next, add, ctx);
+	wire_each_filter(next, collect, &keep);
+	if (keep.nomem) {
+		free(keep.v);
+		return MOAT_E_NOMEM;
+	}
+	if (keep.n > 0)
+		qsort(keep.v, keep.n, sizeof(*keep.v), cmp_filter);
+	wire_each_filter(old, drop_unless_kept, &dc);
+	free(keep.v);
+	return MOAT_OK;
 }

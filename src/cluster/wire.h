@@ -34,5 +34,12 @@ int wire_put_filter(struct buf *out, struct moat_bytes f);
  * damage: check first). */
 bool wire_each_filter(struct moat_bytes value, void (*fn)(void *ctx, struct moat_bytes f),
 		      void *ctx);
+/* Replaces filter list <old> by <next> (both well-formed): calls <add> for
+ * every filter of <next> first, then <drop> for every filter of <old> not in
+ * <next>, so a filter in both is never missing in between. MOAT_OK or
+ * MOAT_E_NOMEM (then <add> saw every new filter, <drop> none). */
+int wire_replace_filters(struct moat_bytes old, struct moat_bytes next,
+			 void (*add)(void *ctx, struct moat_bytes f),
+			 void (*drop)(void *ctx, struct moat_bytes f), void *ctx);
 
 #endif

@@ -2,7 +2,8 @@
  * Unit tests for the cluster's message encoding (src/cluster/wire.c): a
  * message with its forwarded properties and expiry comes back whole and
  * marked remote; damaged bytes are refused with a reason; interest lists
- * round-trip and truncated ones are refused.
+ * round-trip and truncated ones are refused; replacing one adds the new
+ * filters before dropping those no longer there.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -136,12 +137,61 @@ static void interest_lists(void **state)
 	buf_fini(&out);
 }
 
+/* Records "+f" and "-f" for each add and drop, in order. */
+static void log_add(void *ctx, struct moat_bytes f)
+{
+	assert_int_equal(buf_append(ctx, "+", 1), MOAT_OK);
+	assert_int_equal(buf_append(ctx, f.ptr, f.len), MOAT_OK);
+	assert_int_equal(buf_append(ctx, " ", 1), MOAT_OK);
+}
+
+static void log_drop(void *ctx, struct moat_bytes f)
+{
+	assert_int_equal(buf_append(ctx, "-", 1), MOAT_OK);
+	assert_int_equal(buf_append(ctx, f.ptr, f.len), MOAT_OK);
+	assert_int_equal(buf_append(ctx, " ", 1), MOAT_OK);
+}
+
+/* A node's kept filters are never removed, and new ones come first: an
+ * export between the steps still finds every filter the node kept. */
+static void interest_replaced_adds_first(void **state)
+{
+	struct buf old = {0}, next = {0}, log = {0};
+	const char *want = "+b/# +c +a -x -d/+ ";
+
+	(void)state;
+	assert_int_equal(wire_put_filter(&old, str("x")), MOAT_OK);
+	assert_int_equal(wire_put_filter(&old, str("a")), MOAT_OK);
+	assert_int_equal(wire_put_filter(&old, str("d/+")), MOAT_OK);
+	assert_int_equal(wire_put_filter(&old, str("b/#")), MOAT_OK);
+	assert_int_equal(wire_put_filter(&next, str("b/#")), MOAT_OK);
+	assert_int_equal(wire_put_filter(&next, str("c")), MOAT_OK);
+	assert_int_equal(wire_put_filter(&next, str("a")), MOAT_OK);
+	assert_int_equal(wire_replace_filters((struct moat_bytes){buf_head(&old), buf_used(&old)},
+					      (struct moat_bytes){buf_head(&next), buf_used(&next)},
+					      log_add, log_drop, &log),
+			 MOAT_OK);
+	assert_int_equal(buf_used(&log), strlen(want));
+	assert_memory_equal(buf_head(&log), want, strlen(want));
+	buf_consume(&log, buf_used(&log));
+	/* to nothing: every old filter dropped */
+	assert_int_equal(wire_replace_filters((struct moat_bytes){buf_head(&old), buf_used(&old)},
+					      (struct moat_bytes){NULL, 0}, log_add, log_drop,
+					      &log),
+			 MOAT_OK);
+	assert_int_equal(buf_used(&log), strlen("-x -a -d/+ -b/# "));
+	buf_fini(&old);
+	buf_fini(&next);
+	buf_fini(&log);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(message_round_trip),
 	    cmocka_unit_test(damaged_messages_refused),
 	    cmocka_unit_test(interest_lists),
+	    cmocka_unit_test(interest_replaced_adds_first),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
