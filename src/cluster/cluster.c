@@ -344,11 +344,6 @@ static const char *subject_for(struct cluster_worker *cw, const char *prefix, co
 	return (const char *)buf_head(&cw->subject);
 }
 
-static bool is_sys_topic(const struct msg *m)
-{
-	return m->topic.len >= 4 && memcmp(m->topic.ptr, "$SYS", 4) == 0;
-}
-
 /* Sets or deletes the topic's key in the retained bucket. */
 static void export_retained(struct cluster *cl, struct cluster_worker *cw, const struct msg *m)
 {
@@ -405,7 +400,7 @@ void cluster_export(struct worker *w, const struct msg *m)
 	struct cluster_worker *cw;
 	size_t n;
 
-	if (cl == NULL || m->remote || is_sys_topic(m))
+	if (cl == NULL || m->remote || wire_topic_is_sys(m->topic))
 		return;
 	cw = &cl->w[w->id];
 	n = cluster_interested(cl, m->topic, nodes, CLUSTER_MAX_NODES);

@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "broker/persist.h"
 #include "broker/record.h"
+#include "codec/topic.h"
 
 enum { WIRE_FORMAT = 1 };
 
@@ -63,11 +64,23 @@ int wire_decode(struct moat_bytes data, struct moat_bytes *node, struct msg **m,
 		rc = rec_get_msg(&body, &rm, why);
 	if (rc < 0)
 		return rc;
+	/* what a node exports was a valid name: anything else is damage or a
+	 * peer that is not a node, and must not reach the broker's own area */
+	if (!topic_name_is_valid(rm.topic) || wire_topic_is_sys(rm.topic)) {
+		*why = "not a topic name a node exports (wildcard, empty, bad UTF-8 or $SYS)";
+		return MOAT_E_MALFORMED;
+	}
 	*m = persist_msg_from_rec(&rm, clock_mono_ms(), clock_wall_ms());
 	if (*m == NULL)
 		return MOAT_E_NOMEM;
 	(*m)->remote = true;
 	return MOAT_OK;
+}
+
+bool wire_topic_is_sys(struct moat_bytes topic)
+{
+	return topic.len >= 4 && memcmp(topic.ptr, "$SYS", 4) == 0 &&
+	       (topic.len == 4 || topic.ptr[4] == '/');
 }
 
 int wire_put_filter(struct buf *out, struct moat_bytes f)
