@@ -73,7 +73,10 @@ struct cluster {
 	struct local_filter **local;
 	size_t local_n, local_cap;
 	atomic_bool local_dirty; /* changed since last written */
-	struct buf local_value;
+	/* one worker at a time writes them, outside local_lock */
+	pthread_mutex_t flush_lock;
+	struct buf local_value;	 /* under flush_lock */
+	uint64_t flush_retry_ms; /* under flush_lock: no write before (after a failure) */
 	/* the other nodes' filters: owners are struct remote_node */
 	struct subidx *remote;
 	struct remote_node *nodes; /* the watch thread's */
