@@ -16,6 +16,7 @@
 #include <moat/error.h>
 
 #include "base/log.h"
+#include "base/text.h"
 #include "broker/broker.h"
 #include "cluster/subject.h"
 #include "cluster/wire.h"
@@ -47,8 +48,7 @@ static void default_node_name(const struct moat_config *cfg, char *out, size_t c
 	host[sizeof(host) - 1] = '\0';
 	snprintf(out, cap, "%s-%u", host, cfg->listeners != NULL ? cfg->listeners->port : 1883);
 	for (char *p = out; *p != '\0'; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+		if (!text_is_name_char((uint8_t)*p))
 			*p = '_';
 }
 

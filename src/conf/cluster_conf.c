@@ -11,6 +11,7 @@
 
 #include <moat/error.h>
 
+#include "base/text.h"
 #include "conf/config.h"
 
 /* Whether <s> may name a cluster or a node: it becomes a NATS subject token
@@ -21,13 +22,9 @@ static bool valid_name(const char *s)
 
 	if (n == 0 || n > CLUSTER_NAME_MAX)
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		char ch = s[i];
-
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
+	for (size_t i = 0; i < n; i++)
+		if (!text_is_name_char((uint8_t)s[i]))
 			return false;
-	}
 	return true;
 }
 
