@@ -33,17 +33,6 @@ static bool valid_url(const char *s)
 	return strncmp(s, "nats://", 7) == 0 || strncmp(s, "tls://", 6) == 0;
 }
 
-static int set_string(char **slot, const char *value)
-{
-	char *copy = strdup(value);
-
-	if (copy == NULL)
-		return MOAT_E_NOMEM;
-	free(*slot);
-	*slot = copy;
-	return MOAT_OK;
-}
-
 static int add_url(struct moat_cluster_conf *c, const char *url)
 {
 	char **v = realloc(c->urls, (c->url_count + 1) * sizeof(*v));
@@ -105,7 +94,7 @@ int cluster_conf_parse(struct moat_cluster_conf *c, const char *name, unsigned l
 			return conf_diag(d, name, line, "%s expects one file path", w[0]);
 	}
 	if (slot != NULL)
-		rc = set_string(slot, w[1]);
+		rc = conf_set_string(slot, w[1]);
 	if (rc < 0)
 		return conf_diag(d, name, line, "out of memory");
 	if (c->line == 0)
