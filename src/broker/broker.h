@@ -216,8 +216,9 @@ struct conn {
 	 * retain-as-published; <internal> = a bridge's link inside this broker
 	 * (internal_conn.c): authenticated, and above the ACL */
 	bool bridge, internal;
-	/* cluster: the output waits until JetStream stored ticket <cluster_gate> (cluster.h) */
-	uint64_t cluster_gate;
+	/* cluster: the output waits until JetStream stored ticket <cluster_gate>
+	 * (cluster.h); its own tickets are among cluster_gate_from..cluster_gate */
+	uint64_t cluster_gate, cluster_gate_from;
 	bool cluster_held;
 	struct conn *cluster_held_next;
 };

@@ -98,8 +98,9 @@ static void on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm
 }
 
 /* Sends <*nm> again (a NATS thread): a QoS 1/2 copy JetStream refused or
- * did not acknowledge in time, so its answer still waits. */
-static void resend(jsCtx *js, natsMsg **nm, const jsPubAckErr *pae)
+ * did not acknowledge in time, so its answer still waits. False when it
+ * could not (NATS closed, too many publishes pending). */
+static bool resend(jsCtx *js, natsMsg **nm, const jsPubAckErr *pae)
 {
 	jsPubOptions po;
 	natsStatus s;
@@ -113,10 +114,11 @@ static void resend(jsCtx *js, natsMsg **nm, const jsPubAckErr *pae)
 	jsPubOptions_Init(&po);
 	po.MaxWait = PUBLISH_WAIT_MS;
 	s = js_PublishMsgAsync(js, nm, &po);
-	if (s != NATS_OK)
-		log_warn("cluster: cannot send a message again (%s): its answer waits until its "
-			 "connection closes",
+	if (s != NATS_OK && log_limiter_allow(&resend_log, 10, 10))
+		log_warn("cluster: cannot send a message again (%s): its publisher is "
+			 "disconnected without an answer",
 			 natsStatus_GetText(s));
+	return s == NATS_OK;
 }
 
 /* JetStream's answer to an asynchronous publish (a NATS thread): a stored
@@ -134,7 +136,8 @@ static void on_publish_ack(jsCtx *js, natsMsg *nm, jsPubAck *pa, jsPubAckErr *pa
 	gated = natsMsgHeader_Get(nm, CLUSTER_GATE_HEADER, &gate) == NATS_OK &&
 		sscanf(gate, "%u %" SCNu64, &wid, &ticket) == 2 && wid < cl->b->nworkers;
 	if (pae != NULL && gated) {
-		resend(js, &nm, pae);
+		if (!resend(js, &nm, pae))
+			cluster_gate_lost(cl, wid, ticket);
 	} else if (pae != NULL) {
 		log_warn("cluster: JetStream did not store a message on %s: %s",
 			 natsMsg_GetSubject(nm),

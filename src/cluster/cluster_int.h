@@ -33,6 +33,7 @@ struct cluster_worker {
 	size_t ack_n, ack_cap;
 	uint64_t issued;	  /* QoS 1/2 messages exported */
 	uint64_t lost;		  /* the last of them that could not be sent */
+	_Atomic uint64_t lost_late; /* the last that could not be sent again (NATS threads) */
 	_Atomic uint64_t stored;  /* 1..stored all acknowledged by JetStream */
 	pthread_mutex_t lock;	  /* for <tickets> */
 	struct tickets tickets;	  /* acknowledged, for <stored> (tickets.h) */
@@ -105,6 +106,9 @@ size_t cluster_interested(struct cluster *cl, struct moat_bytes topic, const cha
 /* gate.c: JetStream stored (or refused for good) worker <cw>'s <ticket>:
  * advances <stored> over the contiguous run (any thread). */
 void cluster_gate_done(struct cluster_worker *cw, uint64_t ticket);
+/* <ticket>'s copy could not be sent again (a NATS thread): it is done, and
+ * the connections whose answers waited for it close without them. */
+void cluster_gate_lost(struct cluster *cl, unsigned wid, uint64_t ticket);
 
 /* ack.c: acknowledges what worker <w> routed or stored from other nodes
  * and is durable; <submitted>: right after persist_submit (end of a pass). */
