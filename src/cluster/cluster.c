@@ -100,11 +100,13 @@ static void on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm
 /* Sends <*nm> again (a NATS thread): a QoS 1/2 copy JetStream refused or
  * did not acknowledge in time, so its answer still waits. False when it
  * could not (NATS closed, too many publishes pending). */
-static bool resend(jsCtx *js, natsMsg **nm, const jsPubAckErr *pae)
+static bool resend(struct cluster *cl, jsCtx *js, natsMsg **nm, const jsPubAckErr *pae)
 {
 	jsPubOptions po;
 	natsStatus s;
 
+	if (natsConnection_IsClosed(cl->nc))
+		return false; /* stopping: no pause, nothing sent */
 	if (log_limiter_allow(&resend_log, 10, 10))
 		log_warn("cluster: JetStream did not store a message on %s: %s; sending it again",
 			 natsMsg_GetSubject(*nm),
@@ -136,7 +138,7 @@ static void on_publish_ack(jsCtx *js, natsMsg *nm, jsPubAck *pa, jsPubAckErr *pa
 	gated = natsMsgHeader_Get(nm, CLUSTER_GATE_HEADER, &gate) == NATS_OK &&
 		sscanf(gate, "%u %" SCNu64, &wid, &ticket) == 2 && wid < cl->b->nworkers;
 	if (pae != NULL && gated) {
-		if (!resend(js, &nm, pae))
+		if (!resend(cl, js, &nm, pae))
 			cluster_gate_lost(cl, wid, ticket);
 	} else if (pae != NULL) {
 		log_warn("cluster: JetStream did not store a message on %s: %s",
