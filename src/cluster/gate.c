@@ -4,8 +4,8 @@
  * storing it. Tickets are counted per worker and acknowledged in any
  * order (a lost acknowledgement times out and is sent again), so a
  * worker's "stored" mark is the end of the contiguous run of acknowledged
- * tickets (tickets.h). A ticket that could not be sent at all closes the
- * connection that exported it, unacknowledged.
+ * tickets (tickets.h). A ticket that could not be sent (or sent again)
+ * closes the connections whose answers waited for it, unacknowledged.
  */
 #include "cluster/cluster_int.h"
 
