@@ -23,6 +23,12 @@ bool text_parse_u32(const char *s, size_t n, uint32_t *out)
 	return true;
 }
 
+bool text_is_name_char(uint8_t c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_';
+}
+
 char *text_dup_bytes(struct moat_bytes b)
 {
 	char *s = malloc(b.len + 1);

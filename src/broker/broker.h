@@ -217,8 +217,9 @@ struct conn {
 	 * (broker_connect_internal, server.c): authenticated, above the ACL (not
 	 * the $sc/ rules), its session closed to other clients (conn.c) */
 	bool bridge, internal;
-	/* cluster: the output waits until JetStream stored ticket <cluster_gate> (cluster.h) */
-	uint64_t cluster_gate;
+	/* cluster: the output waits until JetStream stored ticket <cluster_gate>
+	 * (cluster.h); its own tickets are among cluster_gate_from..cluster_gate */
+	uint64_t cluster_gate, cluster_gate_from;
 	bool cluster_held;
 	struct conn *cluster_held_next;
 };

@@ -16,14 +16,25 @@
 #include <moat/error.h>
 
 #include "base/log.h"
+#include "base/text.h"
 #include "broker/broker.h"
 #include "cluster/subject.h"
 #include "cluster/wire.h"
 
 /* How long the stream keeps a message no node has consumed. */
 #define STREAM_MAX_AGE_NS (24LL * 3600 * 1000000000LL)
-/* Unacknowledged asynchronous publishes before js_PublishMsgAsync waits. */
-enum { MAX_PENDING_PUBLISHES = 65536, STOP_WAIT_MS = 5000 };
+/* Unacknowledged asynchronous publishes before js_PublishMsgAsync waits;
+ * how long JetStream may take to acknowledge one before it is sent again
+ * (without MaxWait a lost acknowledgement would never be reported); the
+ * pause before sending again after an error. */
+enum {
+	MAX_PENDING_PUBLISHES = 65536,
+	STOP_WAIT_MS = 5000,
+	PUBLISH_WAIT_MS = 5000,
+	RESEND_PAUSE_US = 100000
+};
+
+static struct log_limiter resend_log;
 /* Longest subject a message is sent on: NATS refuses control lines over
  * 4 KiB (max_control_line) and would close the node's connection. */
 enum { CLUSTER_SUBJECT_MAX = 3072 };
@@ -37,8 +48,7 @@ static void default_node_name(const struct moat_config *cfg, char *out, size_t c
 	host[sizeof(host) - 1] = '\0';
 	snprintf(out, cap, "%s-%u", host, cfg->listeners != NULL ? cfg->listeners->port : 1883);
 	for (char *p = out; *p != '\0'; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+		if (!text_is_name_char((uint8_t)*p))
 			*p = '_';
 }
 
@@ -87,28 +97,55 @@ static void on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm
 	natsMsg_Destroy(nm);
 }
 
-/* JetStream's answer to an asynchronous publish (a NATS thread): advances
- * the worker's stored mark and wakes it, so held answers go out. */
+/* Sends <*nm> again (a NATS thread): a QoS 1/2 copy JetStream refused or
+ * did not acknowledge in time, so its answer still waits. False when it
+ * could not (NATS closed, too many publishes pending). */
+static bool resend(struct cluster *cl, jsCtx *js, natsMsg **nm, const jsPubAckErr *pae)
+{
+	jsPubOptions po;
+	natsStatus s;
+
+	if (natsConnection_IsClosed(cl->nc))
+		return false; /* stopping: no pause, nothing sent */
+	if (log_limiter_allow(&resend_log, 10, 10))
+		log_warn("cluster: JetStream did not store a message on %s: %s; sending it again",
+			 natsMsg_GetSubject(*nm),
+			 pae->ErrText != NULL ? pae->ErrText : natsStatus_GetText(pae->Err));
+	if (pae->Err != NATS_TIMEOUT)
+		usleep(RESEND_PAUSE_US); /* an immediate refusal: no busy loop */
+	jsPubOptions_Init(&po);
+	po.MaxWait = PUBLISH_WAIT_MS;
+	s = js_PublishMsgAsync(js, nm, &po);
+	if (s != NATS_OK && log_limiter_allow(&resend_log, 10, 10))
+		log_warn("cluster: cannot send a message again (%s): its publisher is "
+			 "disconnected without an answer",
+			 natsStatus_GetText(s));
+	return s == NATS_OK;
+}
+
+/* JetStream's answer to an asynchronous publish (a NATS thread): a stored
+ * QoS 1/2 copy advances its worker's stored mark and wakes it, so held
+ * answers go out; a refused or timed-out one is sent again. */
 static void on_publish_ack(jsCtx *js, natsMsg *nm, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
 	struct cluster *cl = closure;
 	const char *gate = NULL;
 	unsigned wid;
 	uint64_t ticket;
+	bool gated;
 
-	(void)js;
 	(void)pa;
-	if (pae != NULL)
+	gated = natsMsgHeader_Get(nm, CLUSTER_GATE_HEADER, &gate) == NATS_OK &&
+		sscanf(gate, "%u %" SCNu64, &wid, &ticket) == 2 && wid < cl->b->nworkers;
+	if (pae != NULL && gated) {
+		if (!resend(cl, js, &nm, pae))
+			cluster_gate_lost(cl, wid, ticket);
+	} else if (pae != NULL) {
 		log_warn("cluster: JetStream did not store a message on %s: %s",
 			 natsMsg_GetSubject(nm),
 			 pae->ErrText != NULL ? pae->ErrText : natsStatus_GetText(pae->Err));
-	if (natsMsgHeader_Get(nm, CLUSTER_GATE_HEADER, &gate) == NATS_OK &&
-	    sscanf(gate, "%u %" SCNu64, &wid, &ticket) == 2 && wid < cl->b->nworkers) {
-		struct cluster_worker *cw = &cl->w[wid];
-		uint64_t seen = atomic_load(&cw->stored);
-
-		while (seen < ticket && !atomic_compare_exchange_weak(&cw->stored, &seen, ticket))
-			;
+	} else if (gated) {
+		cluster_gate_done(&cl->w[wid], ticket);
 		worker_wake(&cl->b->workers[wid]);
 	}
 	natsMsg_Destroy(nm);
@@ -210,6 +247,8 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 		snprintf(err, errlen, "cluster: out of memory");
 		return MOAT_E_NOMEM;
 	}
+	for (unsigned i = 0; i < b->nworkers; i++)
+		pthread_mutex_init(&cl->w[i].lock, NULL);
 	cl->b = b;
 	b->cluster = cl;
 	if (cc->node_name != NULL)
@@ -262,6 +301,8 @@ void cluster_stop(struct broker *b)
 	natsOptions_Destroy(cl->opts);
 	for (unsigned i = 0; i < b->nworkers; i++) {
 		cluster_ack_fini(&cl->w[i]);
+		tickets_fini(&cl->w[i].tickets);
+		pthread_mutex_destroy(&cl->w[i].lock);
 		buf_fini(&cl->w[i].data);
 		buf_fini(&cl->w[i].subject);
 	}
@@ -275,7 +316,12 @@ void cluster_stop(struct broker *b)
  * when it could not (NATS unreachable, too many publishes pending). */
 static bool publish(struct cluster *cl, natsMsg *nm)
 {
-	natsStatus s = js_PublishMsgAsync(cl->js, &nm, NULL);
+	jsPubOptions po;
+	natsStatus s;
+
+	jsPubOptions_Init(&po);
+	po.MaxWait = PUBLISH_WAIT_MS;
+	s = js_PublishMsgAsync(cl->js, &nm, &po);
 
 	if (s == NATS_OK)
 		return true;
@@ -301,11 +347,6 @@ static const char *subject_for(struct cluster_worker *cw, const char *prefix, co
 		return NULL;
 	}
 	return (const char *)buf_head(&cw->subject);
-}
-
-static bool is_sys_topic(const struct msg *m)
-{
-	return m->topic.len >= 4 && memcmp(m->topic.ptr, "$SYS", 4) == 0;
 }
 
 /* Sets or deletes the topic's key in the retained bucket. */
@@ -348,10 +389,13 @@ static void export_to(struct cluster *cl, struct worker *w, const char *node, co
 		}
 		cw->issued++;
 	}
-	/* no acknowledgement will come: its answer must not wait forever (the
-	 * message reached the other nodes' subscribers only; logged) */
-	if (!publish(cl, nm) && m->qos > 0)
-		atomic_store(&cw->stored, cw->issued);
+	/* no acknowledgement will come: the ticket is done, so later ones are
+	 * not held behind it, and the connection that exported it closes
+	 * without its answer (cluster_gate_since) */
+	if (!publish(cl, nm) && m->qos > 0) {
+		cw->lost = cw->issued;
+		cluster_gate_done(cw, cw->issued);
+	}
 }
 
 void cluster_export(struct worker *w, const struct msg *m)
@@ -361,7 +405,7 @@ void cluster_export(struct worker *w, const struct msg *m)
 	struct cluster_worker *cw;
 	size_t n;
 
-	if (cl == NULL || m->remote || is_sys_topic(m))
+	if (cl == NULL || m->remote || wire_topic_is_sys(m->topic))
 		return;
 	cw = &cl->w[w->id];
 	n = cluster_interested(cl, m->topic, nodes, CLUSTER_MAX_NODES);

@@ -1,6 +1,6 @@
 /*
- * What cluster.c, gate.c and retained.c share: the node's NATS handles and
- * each worker's export state.
+ * What cluster.c, gate.c, ack.c, interest.c, retained.c and watch.c share: the node's NATS handles
+ * and each worker's export state.
  */
 #ifndef MOAT_CLUSTER_CLUSTER_INT_H
 #define MOAT_CLUSTER_CLUSTER_INT_H
@@ -16,6 +16,7 @@
 
 #include "base/buf.h"
 #include "cluster/cluster.h"
+#include "cluster/tickets.h"
 #include "conf/cluster_conf.h"
 
 /* A message of another node that is acknowledged to JetStream once the
@@ -25,12 +26,17 @@ struct pending_ack {
 	natsMsg *msg;
 };
 
-/* One worker's share: written by that worker, except <stored>. */
+/* One worker's share: written by that worker, except <stored> and
+ * <tickets> (NATS threads, under <lock>). */
 struct cluster_worker {
 	struct pending_ack *acks; /* in order */
 	size_t ack_n, ack_cap;
 	uint64_t issued;	  /* QoS 1/2 messages exported */
-	_Atomic uint64_t stored;  /* the highest of them JetStream acknowledged */
+	uint64_t lost;		  /* the last of them that could not be sent */
+	_Atomic uint64_t lost_late; /* the last that could not be sent again (NATS threads) */
+	_Atomic uint64_t stored;  /* 1..stored all acknowledged by JetStream */
+	pthread_mutex_t lock;	  /* for <tickets> */
+	struct tickets tickets;	  /* acknowledged, for <stored> (tickets.h) */
 	struct conn *held;	  /* connections whose output waits for <stored> */
 	struct buf data, subject; /* scratch for export */
 };
@@ -68,7 +74,10 @@ struct cluster {
 	struct local_filter **local;
 	size_t local_n, local_cap;
 	atomic_bool local_dirty; /* changed since last written */
-	struct buf local_value;
+	/* one worker at a time writes them, outside local_lock */
+	pthread_mutex_t flush_lock;
+	struct buf local_value;	 /* under flush_lock */
+	uint64_t flush_retry_ms; /* under flush_lock: no write before (after a failure) */
 	/* the other nodes' filters: owners are struct remote_node */
 	struct subidx *remote;
 	struct remote_node *nodes; /* the watch thread's */
@@ -93,6 +102,13 @@ void cluster_interest_flush(struct cluster *cl);
 /* Puts in <names> (at most <cap>) the other nodes subscribed to <topic>; returns how many. */
 size_t cluster_interested(struct cluster *cl, struct moat_bytes topic, const char **names,
 			  size_t cap);
+
+/* gate.c: JetStream stored (or refused for good) worker <cw>'s <ticket>:
+ * advances <stored> over the contiguous run (any thread). */
+void cluster_gate_done(struct cluster_worker *cw, uint64_t ticket);
+/* <ticket>'s copy could not be sent again (a NATS thread): it is done, and
+ * the connections whose answers waited for it close without them. */
+void cluster_gate_lost(struct cluster *cl, unsigned wid, uint64_t ticket);
 
 /* ack.c: acknowledges what worker <w> routed or stored from other nodes
  * and is durable; <submitted>: right after persist_submit (end of a pass). */

@@ -16,11 +16,17 @@
 
 #include <moat/error.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/sub_index.h"
 #include "cluster/wire.h"
 #include "codec/topic.h"
+
+/* How long after a failed write of this node's filters the next is tried. */
+enum { FLUSH_RETRY_MS = 1000 };
+
+static struct log_limiter flush_log;
 
 /* One filter of this node with the number of subscriptions on it. */
 struct local_filter {
@@ -131,33 +137,52 @@ void cluster_interest(struct broker *b, struct moat_bytes filter, bool add)
 	pthread_mutex_unlock(&cl->local_lock);
 }
 
-/* Writes this node's filters to the bucket when they changed. */
+/* Writes this node's filters to the bucket when they changed. Built under
+ * local_lock but published outside it, so a SUBSCRIBE on any worker never
+ * waits for NATS; one worker at a time (the others skip: the set stays
+ * dirty), so a later set is published after an earlier one. A failed
+ * write (a set above NATS's max_payload, NATS unreachable) is logged and
+ * tried again after FLUSH_RETRY_MS, not on every pass. */
 void cluster_interest_flush(struct cluster *cl)
 {
 	struct buf *v = &cl->local_value;
 	char subject[sizeof(cl->interest_prefix) + CLUSTER_NODE_MAX];
 	natsMsg *nm = NULL;
+	natsStatus s = NATS_NO_MEMORY;
 	bool ok = true;
+	uint64_t now;
 
-	if (!atomic_load(&cl->local_dirty))
+	if (!atomic_load(&cl->local_dirty) || pthread_mutex_trylock(&cl->flush_lock) != 0)
 		return;
+	now = clock_mono_ms();
+	if (now < cl->flush_retry_ms) {
+		pthread_mutex_unlock(&cl->flush_lock);
+		return;
+	}
 	pthread_mutex_lock(&cl->local_lock);
-	/* under the lock: a later set is published after an earlier one */
 	atomic_store(&cl->local_dirty, false);
 	buf_consume(v, buf_used(v));
 	for (size_t i = 0; i < cl->local_n && ok; i++)
 		ok = wire_put_filter(v, (struct moat_bytes){cl->local[i]->filter,
 							    cl->local[i]->len}) == MOAT_OK;
-	snprintf(subject, sizeof(subject), "%s%s", cl->interest_prefix, cl->node);
-	if (!ok || natsMsg_Create(&nm, subject, NULL, (const char *)buf_head(v),
-				  (int)buf_used(v)) != NATS_OK) {
-		atomic_store(&cl->local_dirty, true); /* tried again next pass */
-		log_warn("cluster: out of memory writing this node's interest");
-	} else if (js_PublishMsgAsync(cl->js, &nm, NULL) != NATS_OK) {
-		atomic_store(&cl->local_dirty, true);
-		natsMsg_Destroy(nm);
-	}
 	pthread_mutex_unlock(&cl->local_lock);
+	snprintf(subject, sizeof(subject), "%s%s", cl->interest_prefix, cl->node);
+	if (ok && buf_used(v) <= INT32_MAX &&
+	    (s = natsMsg_Create(&nm, subject, NULL, (const char *)buf_head(v), (int)buf_used(v))) ==
+		NATS_OK) {
+		s = js_PublishMsgAsync(cl->js, &nm, NULL);
+		natsMsg_Destroy(nm); /* NULL when NATS took it */
+	}
+	if (s != NATS_OK) {
+		atomic_store(&cl->local_dirty, true);
+		cl->flush_retry_ms = now + FLUSH_RETRY_MS;
+		if (log_limiter_allow(&flush_log, 1, 60))
+			log_warn(
+			    "cluster: cannot write this node's interest (%zu bytes): %s; other "
+			    "nodes do not send it what its new subscriptions match",
+			    buf_used(v), natsStatus_GetText(s));
+	}
+	pthread_mutex_unlock(&cl->flush_lock);
 }
 
 struct node_ctx {
@@ -198,7 +223,8 @@ static struct remote_node *remote_node(struct cluster *cl, const char *name)
 	return n;
 }
 
-/* A node's entry changed (the watch thread): its filters are replaced. */
+/* A node's entry changed (the watch thread): its filters are replaced,
+ * new ones first. */
 static void on_interest(struct cluster *cl, kvEntry *e)
 {
 	const char *name = kvEntry_Key(e);
@@ -218,15 +244,22 @@ static void on_interest(struct cluster *cl, kvEntry *e)
 		log_warn("cluster: out of memory: node %s's interest is not known here", name);
 		return;
 	}
-	wire_each_filter(
-	    (struct moat_bytes){buf_head(&nc.node->filters), buf_used(&nc.node->filters)},
-	    remote_remove, &nc);
-	buf_consume(&nc.node->filters, buf_used(&nc.node->filters));
-	if (buf_append(&nc.node->filters, value.ptr, value.len) < 0) {
-		log_warn("cluster: out of memory: node %s's interest is not known here", name);
+	/* the new filters are added before the dropped ones go: an export
+	 * running meanwhile never misses a filter the node kept */
+	if (wire_replace_filters(
+		(struct moat_bytes){buf_head(&nc.node->filters), buf_used(&nc.node->filters)},
+		value, remote_add, remote_remove, &nc) < 0) {
+		/* its old filters stay too (extra copies, nothing lost), and are
+		 * dropped by a later change */
+		log_warn("cluster: out of memory: node %s's dropped filters are kept", name);
+		if (buf_append(&nc.node->filters, value.ptr, value.len) < 0)
+			log_warn("cluster: out of memory: node %s's interest is not known here",
+				 name);
 		return;
 	}
-	wire_each_filter(value, remote_add, &nc);
+	buf_consume(&nc.node->filters, buf_used(&nc.node->filters));
+	if (buf_append(&nc.node->filters, value.ptr, value.len) < 0)
+		log_warn("cluster: out of memory: node %s's interest is not known here", name);
 }
 
 struct match_ctx {
@@ -261,6 +294,7 @@ size_t cluster_interested(struct cluster *cl, struct moat_bytes topic, const cha
 int cluster_interest_start(struct cluster *cl, const char *bucket, char *err, size_t errlen)
 {
 	pthread_mutex_init(&cl->local_lock, NULL);
+	pthread_mutex_init(&cl->flush_lock, NULL);
 	cl->remote = subidx_create(cl->b->cfg->max_topic_levels);
 	if (cl->remote == NULL) {
 		snprintf(err, errlen, "cluster: out of memory");
@@ -289,4 +323,5 @@ void cluster_interest_stop(struct cluster *cl)
 	cl->local_n = cl->local_cap = 0;
 	buf_fini(&cl->local_value);
 	pthread_mutex_destroy(&cl->local_lock);
+	pthread_mutex_destroy(&cl->flush_lock);
 }

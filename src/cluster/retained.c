@@ -34,6 +34,19 @@ static struct msg *deletion(struct moat_bytes key)
 	return m;
 }
 
+/* Whether <key> is the key of <m>'s topic: a value stored under another
+ * key would let one key's writer set any topic (and escape deletion). */
+static bool key_matches(const char *key, const struct msg *m)
+{
+	struct buf subject = {0};
+	bool same = subject_from_topic(&subject, m->topic) == MOAT_OK &&
+		    buf_used(&subject) == strlen(key) &&
+		    memcmp(buf_head(&subject), key, buf_used(&subject)) == 0;
+
+	buf_fini(&subject);
+	return same;
+}
+
 static void mirror(struct cluster *cl, kvEntry *e)
 {
 	const char *key = kvEntry_Key(e);
@@ -45,6 +58,11 @@ static void mirror(struct cluster *cl, kvEntry *e)
 		wire_decode(data, &node, &m, &why);
 	else
 		m = deletion((struct moat_bytes){(const uint8_t *)key, strlen(key)});
+	if (m != NULL && (wire_topic_is_sys(m->topic) || !key_matches(key, m))) {
+		why = "its topic is not its key's (or is in $SYS)";
+		msg_unref(m);
+		m = NULL;
+	}
 	if (m == NULL) {
 		log_warn("cluster: ignored the retained entry %s: %s", key, why);
 		return;

@@ -7,13 +7,9 @@
 
 #include <moat/error.h>
 
-static const char hex[] = "0123456789ABCDEF";
+#include "base/text.h"
 
-static bool plain(uint8_t c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '-' || c == '_';
-}
+static const char hex[] = "0123456789ABCDEF";
 
 static int hex_value(uint8_t c)
 {
@@ -31,7 +27,8 @@ static int put_level(struct buf *out, const uint8_t *p, size_t n)
 		return buf_append(out, "=", 1);
 	for (size_t i = 0; i < n; i++) {
 		uint8_t esc[3] = {'=', (uint8_t)hex[p[i] >> 4], (uint8_t)hex[p[i] & 15]};
-		int rc = plain(p[i]) ? buf_append(out, &p[i], 1) : buf_append(out, esc, 3);
+		int rc =
+		    text_is_name_char(p[i]) ? buf_append(out, &p[i], 1) : buf_append(out, esc, 3);
 
 		if (rc < 0)
 			return rc;
@@ -73,11 +70,11 @@ static int get_level(struct buf *out, const uint8_t *p, size_t n)
 			int lo = hi >= 0 ? hex_value(p[i + 2]) : -1;
 
 			/* only the escapes put_level writes: the mapping stays one to one */
-			if (lo < 0 || plain((uint8_t)(hi << 4 | lo)))
+			if (lo < 0 || text_is_name_char((uint8_t)(hi << 4 | lo)))
 				return MOAT_E_MALFORMED;
 			c = (uint8_t)(hi << 4 | lo);
 			i += 2;
-		} else if (!plain(c)) {
+		} else if (!text_is_name_char(c)) {
 			return MOAT_E_MALFORMED;
 		}
 		if ((rc = buf_append(out, &c, 1)) < 0)

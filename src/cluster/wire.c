@@ -3,6 +3,7 @@
  */
 #include "cluster/wire.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <moat/error.h>
@@ -10,6 +11,7 @@
 #include "base/clock.h"
 #include "broker/persist.h"
 #include "broker/record.h"
+#include "codec/topic.h"
 
 enum { WIRE_FORMAT = 1 };
 
@@ -62,11 +64,23 @@ int wire_decode(struct moat_bytes data, struct moat_bytes *node, struct msg **m,
 		rc = rec_get_msg(&body, &rm, why);
 	if (rc < 0)
 		return rc;
+	/* what a node exports was a valid name: anything else is damage or a
+	 * peer that is not a node, and must not reach the broker's own area */
+	if (!topic_name_is_valid(rm.topic) || wire_topic_is_sys(rm.topic)) {
+		*why = "not a topic name a node exports (wildcard, empty, bad UTF-8 or $SYS)";
+		return MOAT_E_MALFORMED;
+	}
 	*m = persist_msg_from_rec(&rm, clock_mono_ms(), clock_wall_ms());
 	if (*m == NULL)
 		return MOAT_E_NOMEM;
 	(*m)->remote = true;
 	return MOAT_OK;
+}
+
+bool wire_topic_is_sys(struct moat_bytes topic)
+{
+	return topic.len >= 4 && memcmp(topic.ptr, "$SYS", 4) == 0 &&
+	       (topic.len == 4 || topic.ptr[4] == '/');
 }
 
 int wire_put_filter(struct buf *out, struct moat_bytes f)
@@ -99,4 +113,73 @@ bool wire_each_filter(struct moat_bytes value, void (*fn)(void *ctx, struct moat
 		pos += n;
 	}
 	return true;
+}
+
+struct filter_set {
+	struct moat_bytes *v;
+	size_t n, cap;
+	bool nomem;
+};
+
+static void collect(void *ctx, struct moat_bytes f)
+{
+	struct filter_set *fs = ctx;
+
+	if (fs->nomem)
+		return;
+	if (fs->n == fs->cap) {
+		size_t cap = fs->cap != 0 ? fs->cap * 2 : 64;
+		struct moat_bytes *v = realloc(fs->v, cap * sizeof(*v));
+
+		if (v == NULL) {
+			fs->nomem = true;
+			return;
+		}
+		fs->v = v;
+		fs->cap = cap;
+	}
+	fs->v[fs->n++] = f;
+}
+
+static int cmp_filter(const void *a, const void *b)
+{
+	const struct moat_bytes *x = a, *y = b;
+	int c = memcmp(x->ptr, y->ptr, x->len < y->len ? x->len : y->len);
+
+	return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+struct drop_ctx {
+	const struct filter_set *keep;
+	void (*drop)(void *ctx, struct moat_bytes f);
+	void *ctx;
+};
+
+static void drop_unless_kept(void *ctx, struct moat_bytes f)
+{
+	struct drop_ctx *dc = ctx;
+
+	if (dc->keep->n == 0 ||
+	    bsearch(&f, dc->keep->v, dc->keep->n, sizeof(f), cmp_filter) == NULL)
+		dc->drop(dc->ctx, f);
+}
+
+int wire_replace_filters(struct moat_bytes old, struct moat_bytes next,
+			 void (*add)(void *ctx, struct moat_bytes f),
+			 void (*drop)(void *ctx, struct moat_bytes f), void *ctx)
+{
+	struct filter_set keep = {0};
+	struct drop_ctx dc = {&keep, drop, ctx};
+
+	wire_each_filter(next, add, ctx);
+	wire_each_filter(next, collect, &keep);
+	if (keep.nomem) {
+		free(keep.v);
+		return MOAT_E_NOMEM;
+	}
+	if (keep.n > 0)
+		qsort(keep.v, keep.n, sizeof(*keep.v), cmp_filter);
+	wire_each_filter(old, drop_unless_kept, &dc);
+	free(keep.v);
+	return MOAT_OK;
 }

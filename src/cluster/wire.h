@@ -25,6 +25,10 @@ int wire_encode(struct buf *out, const char *node, const struct msg *m);
  * reason in *<why>, or MOAT_E_NOMEM. */
 int wire_decode(struct moat_bytes data, struct moat_bytes *node, struct msg **m, const char **why);
 
+/* Whether <topic> is the broker's own ("$SYS" or under "$SYS/"): it stays
+ * on its node, never crossing the cluster. */
+bool wire_topic_is_sys(struct moat_bytes topic);
+
 /* A node's interest (interest.c) as its bucket entry holds it: each filter
  * as a big-endian u16 length and its bytes, one after another. */
 /* Appends <f> to <out>. MOAT_OK, MOAT_E_INVAL (longer than 65535) or MOAT_E_NOMEM. */
@@ -34,5 +38,12 @@ int wire_put_filter(struct buf *out, struct moat_bytes f);
  * damage: check first). */
 bool wire_each_filter(struct moat_bytes value, void (*fn)(void *ctx, struct moat_bytes f),
 		      void *ctx);
+/* Replaces filter list <old> by <next> (both well-formed): calls <add> for
+ * every filter of <next> first, then <drop> for every filter of <old> not in
+ * <next>, so a filter in both is never missing in between. MOAT_OK or
+ * MOAT_E_NOMEM (then <add> saw every new filter, <drop> none). */
+int wire_replace_filters(struct moat_bytes old, struct moat_bytes next,
+			 void (*add)(void *ctx, struct moat_bytes f),
+			 void (*drop)(void *ctx, struct moat_bytes f), void *ctx);
 
 #endif

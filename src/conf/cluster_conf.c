@@ -3,12 +3,15 @@
  */
 #include "conf/cluster_conf.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <moat/error.h>
 
+#include "base/text.h"
 #include "conf/config.h"
 
 /* Whether <s> may name a cluster or a node: it becomes a NATS subject token
@@ -19,30 +22,15 @@ static bool valid_name(const char *s)
 
 	if (n == 0 || n > CLUSTER_NAME_MAX)
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		char ch = s[i];
-
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
+	for (size_t i = 0; i < n; i++)
+		if (!text_is_name_char((uint8_t)s[i]))
 			return false;
-	}
 	return true;
 }
 
 static bool valid_url(const char *s)
 {
 	return strncmp(s, "nats://", 7) == 0 || strncmp(s, "tls://", 6) == 0;
-}
-
-static int set_string(char **slot, const char *value)
-{
-	char *copy = strdup(value);
-
-	if (copy == NULL)
-		return MOAT_E_NOMEM;
-	free(*slot);
-	*slot = copy;
-	return MOAT_OK;
 }
 
 static int add_url(struct moat_cluster_conf *c, const char *url)
@@ -58,18 +46,25 @@ static int add_url(struct moat_cluster_conf *c, const char *url)
 	return MOAT_OK;
 }
 
+/* The file options, in the order of moat_cluster_conf's file_line. */
+static const struct {
+	const char *opt;
+	size_t offset;
+} files[] = {
+    {"cluster_tls_cafile", offsetof(struct moat_cluster_conf, tls_cafile)},
+    {"cluster_tls_certfile", offsetof(struct moat_cluster_conf, tls_certfile)},
+    {"cluster_tls_keyfile", offsetof(struct moat_cluster_conf, tls_keyfile)},
+    {"cluster_credentials", offsetof(struct moat_cluster_conf, credentials)},
+};
+
+static char *const *file_slot(const struct moat_cluster_conf *c, size_t i)
+{
+	return (char *const *)((const char *)c + files[i].offset);
+}
+
 int cluster_conf_parse(struct moat_cluster_conf *c, const char *name, unsigned line, char **w,
 		       int n, struct moat_diag *d)
 {
-	static const struct {
-		const char *opt;
-		size_t offset;
-	} files[] = {
-	    {"cluster_tls_cafile", offsetof(struct moat_cluster_conf, tls_cafile)},
-	    {"cluster_tls_certfile", offsetof(struct moat_cluster_conf, tls_certfile)},
-	    {"cluster_tls_keyfile", offsetof(struct moat_cluster_conf, tls_keyfile)},
-	    {"cluster_credentials", offsetof(struct moat_cluster_conf, credentials)},
-	};
 	char **slot = NULL;
 	int rc = MOAT_OK;
 
@@ -89,15 +84,17 @@ int cluster_conf_parse(struct moat_cluster_conf *c, const char *name, unsigned l
 		slot = w[0][0] == 'c' ? &c->name : &c->node_name;
 	} else {
 		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && slot == NULL; i++)
-			if (strcmp(w[0], files[i].opt) == 0)
+			if (strcmp(w[0], files[i].opt) == 0) {
 				slot = (char **)((char *)c + files[i].offset);
+				c->file_line[i] = line;
+			}
 		if (slot == NULL)
 			return MOAT_E_NOTFOUND;
 		if (n != 2)
 			return conf_diag(d, name, line, "%s expects one file path", w[0]);
 	}
 	if (slot != NULL)
-		rc = set_string(slot, w[1]);
+		rc = conf_set_string(slot, w[1]);
 	if (rc < 0)
 		return conf_diag(d, name, line, "out of memory");
 	if (c->line == 0)
@@ -117,6 +114,17 @@ int cluster_conf_check(const struct moat_cluster_conf *c, const char *name, stru
 		return conf_diag(d, name, c->line,
 				 "cluster_tls_certfile and cluster_tls_keyfile go together; set "
 				 "both or neither");
+	/* checked here, so a wrong path is reported at its line rather than
+	 * as NATS's "cannot set the options" when the node starts */
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		const char *path = *file_slot(c, i);
+
+		if (path != NULL && access(path, R_OK) != 0)
+			return conf_diag(d, name, c->file_line[i],
+					 "%s %s: cannot read it (%s); check the path and its "
+					 "permissions",
+					 files[i].opt, path, strerror(errno));
+	}
 	return MOAT_OK;
 }
 

@@ -22,6 +22,7 @@ struct moat_cluster_conf {
 	char *tls_cafile, *tls_certfile, *tls_keyfile;
 	char *credentials; /* a NATS .creds file */
 	unsigned line;	   /* the first cluster line, for whole-file messages */
+	unsigned file_line[4]; /* the lines of the four files above, in order */
 };
 
 /* Parses one cluster line (words <w>, <n> of them) of file <name> at <line>.
@@ -31,7 +32,8 @@ int cluster_conf_parse(struct moat_cluster_conf *c, const char *name, unsigned l
 		       int n, struct moat_diag *d);
 
 /* Whole-file rules (TLS files in pairs, no cluster option without a
- * cluster_url). MOAT_OK or MOAT_E_CONFIG with <d> filled. */
+ * cluster_url, every file named readable, reported at its line).
+ * MOAT_OK or MOAT_E_CONFIG with <d> filled. */
 int cluster_conf_check(const struct moat_cluster_conf *c, const char *name, struct moat_diag *d);
 
 void cluster_conf_fini(struct moat_cluster_conf *c);

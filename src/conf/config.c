@@ -325,15 +325,20 @@ static struct moat_listener_conf *current_listener(struct parse *p)
 	return l;
 }
 
-static int replace_string(struct parse *p, char **slot, const char *value)
+int conf_set_string(char **slot, const char *value)
 {
 	char *copy = strdup(value);
 
 	if (copy == NULL)
-		return diag(p, "out of memory");
+		return MOAT_E_NOMEM;
 	free(*slot);
 	*slot = copy;
 	return MOAT_OK;
+}
+
+static int replace_string(struct parse *p, char **slot, const char *value)
+{
+	return conf_set_string(slot, value) == MOAT_OK ? MOAT_OK : diag(p, "out of memory");
 }
 
 static int parse_token_key(struct parse *p, char **w, int n)

@@ -26,6 +26,10 @@ int conf_read_file(const char *path, size_t max_bytes, char **data, size_t *len,
 int conf_diag(struct moat_diag *d, const char *name, unsigned line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* Replaces the string in *<slot> (freed; may be NULL) by a copy of <value>.
+ * MOAT_OK or MOAT_E_NOMEM (then *<slot> is unchanged). */
+int conf_set_string(char **slot, const char *value);
+
 struct moat_bridge_conf;
 
 enum moat_listener_protocol {

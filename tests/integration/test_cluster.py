@@ -22,16 +22,21 @@ CROSS_S = 10.0
 class NatsServer:
     """nats-server -js on a free loopback port with a temporary store."""
 
-    def __init__(self):
+    def __init__(self, max_payload=None):
         self.dir = tempfile.mkdtemp(prefix="moattest-nats-")
         self.port = free_port()
         self.proc = None
+        self.max_payload = max_payload
 
     def start(self):
         self.logf = open(os.path.join(self.dir, "nats.log"), "wb")
-        self.proc = subprocess.Popen(
-            [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.dir],
-            stdout=self.logf, stderr=subprocess.STDOUT)
+        args = [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.dir]
+        if self.max_payload is not None:
+            conf = os.path.join(self.dir, "nats.conf")
+            with open(conf, "w") as f:
+                f.write("max_payload: %d\n" % self.max_payload)
+            args += ["-c", conf]
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -105,11 +110,14 @@ class NatsWatcher:
 
 
 @unittest.skipUnless(os.path.exists(NATS_SERVER), "nats-server is not installed (make deps)")
-class ClusterTest(unittest.TestCase):
+class ClusterBase(unittest.TestCase):
+    """Two nodes "a" and "b" on one nats-server (max_payload: nats_max_payload)."""
+    nats_max_payload = None
+
     def setUp(self):
         self.peers = []
         self.nodes = {}
-        self.nats = NatsServer()
+        self.nats = NatsServer(self.nats_max_payload)
         self.addCleanup(self.nats.stop)
         self.nats.start()
         for name in ("a", "b"):
@@ -173,6 +181,8 @@ class ClusterTest(unittest.TestCase):
         pub.publish(topic, payload, qos=qos, retain=retain, props=props)
         return sub.expect_publish(timeout=CROSS_S)
 
+
+class ClusterTest(ClusterBase):
     def test_qos_0_1_2_cross_nodes_with_downgrade(self):
         for qos in (0, 1, 2):
             got = self.cross("q/%d" % qos, b"m%d" % qos, qos=qos)
@@ -325,6 +335,26 @@ class ClusterTest(unittest.TestCase):
         got = [sub.expect_publish(timeout=CROSS_S).payload for _ in range(5)]
         self.assertEqual(got, [b"%d" % i for i in range(5)])
         sub.expect_nothing(timeout=1.0)
+
+
+class InterestLimitTest(ClusterBase):
+    """A node's filter set above NATS's max_payload: logged (once a
+    minute), not retried on every pass, and SUBSCRIBE keeps working."""
+    nats_max_payload = 4096
+
+    def test_interest_above_max_payload_is_logged(self):
+        sub = self.client("b", "sub-big")
+        for i in range(12):
+            sub.subscribe(("big/%d/%s" % (i, "x" * 400), 1))
+        want = "cannot write this node's interest"
+        deadline = time.monotonic() + CROSS_S
+        while want not in self.nodes["b"].log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertIn(want, self.nodes["b"].log())
+        time.sleep(2.5)	# retried about every second meanwhile: still logged once
+        sub.subscribe(("small/+", 1))
+        self.assertEqual(self.nodes["b"].log().count(want), 1)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -1,7 +1,7 @@
 /*
  * Unit tests for the cluster's configuration lines (src/conf/cluster_conf.c):
  * values kept, cluster_url repeatable, and refusals that name the file, the
- * line and the fix.
+ * line and the fix (an unreadable TLS or credentials file included).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -41,10 +41,10 @@ static void every_line_kept(void **state)
 				   "cluster_url tls://10.0.0.2:4222\n"
 				   "cluster_name plant-7\n"
 				   "node_name node_a\n"
-				   "cluster_tls_cafile /etc/moat/nats-ca.pem\n"
-				   "cluster_tls_certfile /etc/moat/node.pem\n"
-				   "cluster_tls_keyfile /etc/moat/node.key\n"
-				   "cluster_credentials /etc/moat/node.creds\n";
+				   "cluster_tls_cafile /dev/null\n"
+				   "cluster_tls_certfile /dev/zero\n"
+				   "cluster_tls_keyfile /dev/random\n"
+				   "cluster_credentials /dev/urandom\n";
 	struct moat_config cfg;
 	struct moat_diag d;
 
@@ -55,10 +55,10 @@ static void every_line_kept(void **state)
 	assert_string_equal(cfg.cluster.urls[1], "tls://10.0.0.2:4222");
 	assert_string_equal(cfg.cluster.name, "plant-7");
 	assert_string_equal(cfg.cluster.node_name, "node_a");
-	assert_string_equal(cfg.cluster.tls_cafile, "/etc/moat/nats-ca.pem");
-	assert_string_equal(cfg.cluster.tls_certfile, "/etc/moat/node.pem");
-	assert_string_equal(cfg.cluster.tls_keyfile, "/etc/moat/node.key");
-	assert_string_equal(cfg.cluster.credentials, "/etc/moat/node.creds");
+	assert_string_equal(cfg.cluster.tls_cafile, "/dev/null");
+	assert_string_equal(cfg.cluster.tls_certfile, "/dev/zero");
+	assert_string_equal(cfg.cluster.tls_keyfile, "/dev/random");
+	assert_string_equal(cfg.cluster.credentials, "/dev/urandom");
 	config_fini(&cfg);
 }
 
@@ -81,6 +81,12 @@ static void refusals_name_file_line_and_fix(void **state)
 	    {"cluster_url nats://a:1\ncluster_tls_certfile /c.pem\n",
 	     "c.conf:1: cluster_tls_certfile and cluster_tls_keyfile go together"},
 	    {"cluster_urls nats://a:1\n", "c.conf:1: unknown option \"cluster_urls\""},
+	    {"cluster_url nats://a:1\ncluster_tls_cafile /dev/null\n\n"
+	     "cluster_credentials /nonexistent/node.creds\n",
+	     "c.conf:4: cluster_credentials /nonexistent/node.creds: cannot read it"},
+	    {"cluster_url nats://a:1\ncluster_tls_certfile /dev/null\n"
+	     "cluster_tls_keyfile /nonexistent/k.pem\n",
+	     "c.conf:3: cluster_tls_keyfile /nonexistent/k.pem: cannot read it"},
 	};
 
 	(void)state;
