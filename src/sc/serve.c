@@ -704,7 +704,10 @@ static int open_client(struct serve *s, const struct serve_opts *o, struct moat_
 	    .client_id = "moat-sc",
 	    .username = o->username,
 	    .keep_alive_s = 30,
-	    .clean_start = true,
+	    /* a session the broker keeps (1 day): tamper alerts and key requests
+	     * sent while this daemon reconnects wait for it, not lost */
+	    .clean_start = false,
+	    .session_expiry_s = 86400,
 	    .version = 5,
 	    .auto_reconnect = true,
 	    .reconnect_max_ms = 5000,

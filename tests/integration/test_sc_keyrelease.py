@@ -14,7 +14,8 @@ request gets "replay", a stale iat "stale"; a revoked device gets "revoked",
 $sc/revoked is republished with it and its group rotates; a policy file
 change rotates the group (new epoch on $sc/epoch/<hex>), also one made while
 the SC was stopped; a signed tamper
-alert revokes the device, and moatd disconnects it.
+alert revokes the device, and moatd disconnects it, also one sent while the
+SC was stopped (its session waits on the broker).
 """
 import json
 import os
@@ -331,6 +332,18 @@ class KeyRelease(ScBrokerTest):
                    qos=1)
         self.wait_sc_log("tamper alert on alerts/dev-2/tamper ignored")
         self.assertEqual(self.ask(self.dev2, topic="plant/#", intent=2)["status"], "ok")
+
+    def test_tamper_alert_sent_while_the_sc_is_away_is_handled(self):
+        self.assertEqual(self.ask(self.dev1)["status"], "ok")
+        self.stop_serve()  # its session stays on the broker, subscriptions included
+        self.dev1.peer.publish("alerts/dev-1/tamper", k.alert(self.dev1.seed, "dev-1",
+                                                              int(time.time()), "while away"),
+                               qos=1)
+        self.start_serve()
+        self.dev1.peer.expect_closed(timeout=10, disconnect_rc=NOT_AUTHORIZED)
+        alerts = [a for a in self.audit() if a["action"] == "tamper.alert"]
+        self.assertEqual(len(alerts), 1)
+        self.assertIn("while away", json.dumps(alerts[0]))
 
 
 class RevokedStatus(ScBrokerTest):
