@@ -105,17 +105,6 @@ static int parse_u32(const char *s, uint32_t max, uint32_t *out)
 	return MOAT_OK;
 }
 
-static int set_string(char **slot, const char *value)
-{
-	char *s = strdup(value);
-
-	if (s == NULL)
-		return MOAT_E_NOMEM;
-	free(*slot);
-	*slot = s;
-	return MOAT_OK;
-}
-
 /* Client ids: MQTT allows 65535 bytes; ids this long are a mistake. */
 enum { CLIENTID_MAX = 256 };
 
@@ -301,27 +290,27 @@ static int parse_single(struct moat_bridge_conf *b, const char *name, unsigned l
 		if (!prefix_is_valid(v) || strlen(v) > CLIENTID_MAX)
 			return diag("%s must be a client id without + or # (at most %d bytes)", o,
 				    CLIENTID_MAX);
-		return set_string(o[0] == 'l' ? &b->local_clientid : &b->remote_clientid, v);
+		return conf_set_string(o[0] == 'l' ? &b->local_clientid : &b->remote_clientid, v);
 	}
 	if (strcmp(o, "remote_username") == 0 || strcmp(o, "username") == 0)
-		return set_string(&b->remote_username, v);
+		return conf_set_string(&b->remote_username, v);
 	if (strcmp(o, "remote_password") == 0 || strcmp(o, "password") == 0)
-		return set_string(&b->remote_password, v);
+		return conf_set_string(&b->remote_password, v);
 	if (strcmp(o, "local_username") == 0)
-		return set_string(&b->local_username, v);
+		return conf_set_string(&b->local_username, v);
 	if (strcmp(o, "local_password") == 0)
 		return MOAT_OK; /* the local link is internal: nothing to prove */
 	if (strcmp(o, "notification_topic") == 0) {
 		if (!prefix_is_valid(v))
 			return diag("notification_topic must be a topic name without + or #");
-		return set_string(&b->notification_topic, v);
+		return conf_set_string(&b->notification_topic, v);
 	}
 	if (strcmp(o, "bridge_cafile") == 0)
-		return set_string(&b->cafile, v);
+		return conf_set_string(&b->cafile, v);
 	if (strcmp(o, "bridge_certfile") == 0)
-		return set_string(&b->certfile, v);
+		return conf_set_string(&b->certfile, v);
 	if (strcmp(o, "bridge_keyfile") == 0)
-		return set_string(&b->keyfile, v);
+		return conf_set_string(&b->keyfile, v);
 	if (strcmp(o, "bridge_protocol_version") == 0) {
 		if (strcmp(v, "mqttv311") == 0 || strcmp(v, "mqttv50") == 0) {
 			b->protocol_version = v[5] == '5' ? 5 : 4;
