@@ -29,7 +29,7 @@ struct bridge_status {
 	const char *name;	    /* the connection name; valid while the set runs */
 	bool connected;		    /* to the remote broker */
 	uint64_t msgs_out, msgs_in; /* forwarded to the remote / brought in */
-	uint64_t msgs_dropped;	    /* over bridge_max_packet_size, or QoS 0 while down */
+	uint64_t msgs_dropped;	    /* over bridge_max_packet_size, refused, or QoS 0 while down */
 	uint64_t queued;	    /* waiting for the remote (outbound, QoS 1/2 included) */
 };
 

@@ -351,9 +351,11 @@ static void fam_bridges(struct metrics_writer *w, const struct stats *st)
 	per_bridge(w, st, "moat_bridge_messages_received_total", "counter",
 		   "Messages the bridge brought in from its remote broker.",
 		   offsetof(struct bridge_status, msgs_in));
-	per_bridge(w, st, "moat_bridge_messages_dropped_total", "counter",
-		   "Messages the bridge dropped (over bridge_max_packet_size, or QoS 0 while down).",
-		   offsetof(struct bridge_status, msgs_dropped));
+	per_bridge(
+	    w, st, "moat_bridge_messages_dropped_total", "counter",
+	    "Messages the bridge dropped (over bridge_max_packet_size, refused by a broker, or "
+	    "QoS 0 while down).",
+	    offsetof(struct bridge_status, msgs_dropped));
 	per_bridge(w, st, "moat_bridge_queued_messages", "gauge",
 		   "Messages waiting for the remote broker's acknowledgement.",
 		   offsetof(struct bridge_status, queued));
