@@ -16,8 +16,8 @@ enum { RATE_WINDOW_MS = 10000, FIRST_DELAY_MS = 100, FAILURES_FORGOTTEN_MS = 600
 struct addr_entry {
 	struct addr_entry *next;
 	uint32_t open;			/* connections now */
-	uint32_t window_count;		/* connections since window_start_ms */
-	uint64_t window_start_ms;
+	uint64_t rate_credit;		/* connections allowed now, in 1/RATE_WINDOW_MS units */
+	uint64_t rate_updated_ms;	/* when rate_credit was last refilled; 0 = never */
 	uint32_t failures;		/* authentication failures in a row */
 	uint64_t last_failure_ms;
 	char addr[];
@@ -85,6 +85,44 @@ static struct addr_entry *get(struct addr_limits *a, const char *addr)
 	return *pp;
 }
 
+/*
+ * The connection rate is a token bucket: it holds up to N connections
+ * (connection_rate_per_address) and refills at N per RATE_WINDOW_MS, so no
+ * span of that length admits more than N plus what refilled within it (a
+ * counter reset every window let 2N through across a window's edge). The
+ * credit is kept in units of 1/RATE_WINDOW_MS connection, so refilling needs
+ * no division: each millisecond adds N units and a connection costs
+ * RATE_WINDOW_MS units.
+ */
+static uint64_t rate_full(uint32_t n)
+{
+	return (uint64_t)n * RATE_WINDOW_MS;
+}
+
+/* Refills <e>'s credit up to <now_ms>; an entry never used starts full. */
+static void rate_refill(struct addr_entry *e, uint32_t n, uint64_t now_ms)
+{
+	uint64_t elapsed = now_ms - e->rate_updated_ms;
+
+	if (e->rate_updated_ms == 0 || elapsed >= RATE_WINDOW_MS)
+		e->rate_credit = rate_full(n);
+	else
+		e->rate_credit += elapsed * n;
+	if (e->rate_credit > rate_full(n))
+		e->rate_credit = rate_full(n);
+	e->rate_updated_ms = now_ms;
+}
+
+/* Takes one connection's credit from <e>; false when there is none. */
+static bool rate_take(struct addr_entry *e, uint32_t n, uint64_t now_ms)
+{
+	rate_refill(e, n, now_ms);
+	if (e->rate_credit < RATE_WINDOW_MS)
+		return false;
+	e->rate_credit -= RATE_WINDOW_MS;
+	return true;
+}
+
 /* Frees <addr>'s entry once it holds nothing worth remembering. */
 static void maybe_forget(struct addr_limits *a, const char *addr, uint64_t now_ms)
 {
@@ -92,7 +130,7 @@ static void maybe_forget(struct addr_limits *a, const char *addr, uint64_t now_m
 
 	if (e == NULL || e->open > 0 ||
 	    (e->failures > 0 && now_ms - e->last_failure_ms <= FAILURES_FORGOTTEN_MS) ||
-	    (a->cfg->connection_rate_per_address > 0 && now_ms - e->window_start_ms < RATE_WINDOW_MS))
+	    (a->cfg->connection_rate_per_address > 0 && now_ms - e->rate_updated_ms < RATE_WINDOW_MS))
 		return;
 	*pp = e->next;
 	free(e);
@@ -112,16 +150,11 @@ int addr_admit(struct addr_limits *a, const char *addr, uint64_t now_ms, const c
 		return MOAT_OK;	/* out of memory: do not refuse for our own shortage */
 	}
 	e->open++;
-	if (now_ms - e->window_start_ms >= RATE_WINDOW_MS) {
-		e->window_start_ms = now_ms;
-		e->window_count = 0;
-	}
-	e->window_count++;
 	if (cfg->max_connections_per_address > 0 && e->open > cfg->max_connections_per_address) {
 		*why = "too many connections from this address (max_connections_per_address)";
 		rc = MOAT_E_LIMIT;
 	} else if (cfg->connection_rate_per_address > 0 &&
-		   e->window_count > cfg->connection_rate_per_address) {
+		   !rate_take(e, cfg->connection_rate_per_address, now_ms)) {
 		*why = "connection rate from this address exceeded (connection_rate_per_address)";
 		rc = MOAT_E_LIMIT;
 	}

@@ -1,7 +1,7 @@
 /*
  * Limits per client address, shared by every worker under one mutex:
  * connections open at once (max_connections_per_address), new connections
- * per 10 s (connection_rate_per_address), and the growing delay before an
+ * per 10 s as a token bucket (connection_rate_per_address), and the growing delay before an
  * address hears that its authentication failed (auth_fail_delay_max), so
  * guessing passwords gets slower with every failure while other addresses
  * are not slowed at all.
