@@ -336,6 +336,40 @@ static int read_all(int fd, uint8_t **data, size_t *len)
 	return MOAT_OK;
 }
 
+/*
+ * A file that holds nothing but its header is closed ("parked") until a
+ * message is added, so an idle client holds no descriptor (a simulator of
+ * 10,000 devices would otherwise need one per device) and no lock: nothing
+ * in it needs protecting. q->fd is -1 while parked.
+ */
+static void park(struct qf *q)
+{
+	close(q->fd);
+	q->fd = -1;
+}
+
+/* Opens and locks a parked file again. It must still hold only its header
+ * (or nothing, when someone deleted it): anything else was written by
+ * another process since, and is left to it. */
+static int unpark(struct qf *q)
+{
+	struct stat st;
+	int fd = open(q->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd < 0)
+		return MOAT_E_IO;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || fstat(fd, &st) != 0 ||
+	    (st.st_size != 0 && st.st_size != QF_HEADER_LEN) ||
+	    (st.st_size == 0 && (write_at(fd, QF_HEADER, QF_HEADER_LEN, 0) < 0 ||
+				 fdatasync(fd) != 0 || sync_dir(q->path) < 0))) {
+		close(fd);
+		return MOAT_E_IO;
+	}
+	q->fd = fd;
+	q->size = QF_HEADER_LEN;
+	return MOAT_OK;
+}
+
 int qf_open(struct qf *q, const char *path, struct qf_replay *r, char *diag, size_t diag_len)
 {
 	uint8_t *data = NULL;
@@ -399,6 +433,8 @@ int qf_open(struct qf *q, const char *path, struct qf_replay *r, char *diag, siz
 	q->size = r->good_len;
 	q->dead = r->dead_bytes;
 	q->next_seq = r->next_seq;
+	if (q->size == QF_HEADER_LEN)
+		park(q);
 	return MOAT_OK;
 
 err_free_data:
@@ -437,8 +473,10 @@ static int append(struct qf *q, const struct buf *extra)
 int qf_add(struct qf *q, uint8_t version, struct moat_bytes pkt, uint64_t *seq)
 {
 	struct buf rec = {0};
-	int rc = put_record(&rec, QF_ADD, q->next_seq, version, pkt);
+	int rc = q->fd < 0 ? unpark(q) : MOAT_OK;
 
+	if (rc == MOAT_OK)
+		rc = put_record(&rec, QF_ADD, q->next_seq, version, pkt);
 	if (rc == MOAT_OK)
 		rc = append(q, &rec);
 	if (rc == MOAT_OK && fdatasync(q->fd) != 0)
@@ -469,6 +507,8 @@ int qf_rel(struct qf *q, uint64_t seq)
 
 int qf_flush(struct qf *q)
 {
+	if (q->fd < 0) /* parked: the file holds no message these records could be about */
+		buf_consume(&q->later, buf_used(&q->later));
 	return buf_used(&q->later) > 0 ? append(q, NULL) : MOAT_OK;
 }
 
@@ -523,10 +563,13 @@ out:
 int qf_reset(struct qf *q)
 {
 	buf_consume(&q->later, buf_used(&q->later));
+	if (q->fd < 0)
+		return MOAT_OK;
 	if (ftruncate(q->fd, QF_HEADER_LEN) != 0)
 		return MOAT_E_IO;
 	q->size = QF_HEADER_LEN;
 	q->dead = 0;
+	park(q);
 	return MOAT_OK;
 }
 
@@ -535,7 +578,8 @@ void qf_close(struct qf *q)
 	if (q == NULL || q->path == NULL)
 		return;
 	qf_flush(q);
-	close(q->fd);
+	if (q->fd >= 0)
+		close(q->fd);
 	free(q->path);
 	buf_fini(&q->later);
 	memset(q, 0, sizeof(*q));

@@ -47,7 +47,7 @@ struct qf_replay {
 
 /* An open queue file. */
 struct qf {
-	int fd;
+	int fd; /* -1 while the file holds no message (parked: closed, unlocked) */
 	char *path;
 	uint64_t size; /* bytes known to be written */
 	uint64_t dead; /* bytes that compaction would drop */
@@ -85,7 +85,8 @@ void qf_replay_fini(struct qf_replay *r);
  * Opens or creates (mode 0600) the queue file <path>, takes an exclusive
  * lock on it, replays it into <r> (free it with qf_replay_fini once the
  * entries are copied) and cuts a damaged tail off (reported in <diag>, the call still
- * succeeds). MOAT_OK; MOAT_E_IO when the file cannot be opened, locked (in
+ * succeeds). A file that holds no record is closed again at once, and
+ * reopened and locked by the next qf_add: an empty queue costs no descriptor. MOAT_OK; MOAT_E_IO when the file cannot be opened, locked (in
  * use by another process), read or repaired; MOAT_E_MALFORMED when it is not
  * a queue file; MOAT_E_NOMEM. On error <q> needs no qf_close.
  */
@@ -95,7 +96,9 @@ int qf_open(struct qf *q, const char *path, struct qf_replay *r, char *diag, siz
  * Appends an add record for <pkt> (a PUBLISH for MQTT <version>) after the
  * records waiting in q->later, and fdatasyncs: on MOAT_OK the message
  * survives a power cut, with its new seq in <*seq>. On MOAT_E_IO the file
- * is cut back to what it held before and nothing was added.
+ * is cut back to what it held before and nothing was added; that includes
+ * a closed empty file that cannot be reopened and locked, or that another
+ * process locked or wrote to meanwhile.
  */
 int qf_add(struct qf *q, uint8_t version, struct moat_bytes pkt, uint64_t *seq);
 
@@ -126,7 +129,8 @@ typedef bool qf_next_fn(void *arg, struct qf_entry *e);
  */
 int qf_compact(struct qf *q, qf_next_fn *next, void *arg);
 
-/* Truncates a file whose every message is acknowledged back to its header. */
+/* Truncates a file whose every message is acknowledged back to its header,
+ * and closes it until the next qf_add. */
 int qf_reset(struct qf *q);
 
 /* Writes the waiting records and closes the file; a zeroed or closed <q> is fine. */

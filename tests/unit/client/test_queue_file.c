@@ -274,7 +274,9 @@ static void second_opener_is_refused(void **state)
 	struct qf_replay r, r2;
 	char diag[200];
 
+	write_adds(e, 1);
 	assert_int_equal(qf_open(&q, e->path, &r, NULL, 0), MOAT_OK);
+	assert_true(q.fd >= 0);
 	assert_int_equal(qf_open(&q2, e->path, &r2, diag, sizeof(diag)), MOAT_E_IO);
 	assert_non_null(strstr(diag, "in use"));
 	qf_replay_fini(&r);
@@ -282,6 +284,62 @@ static void second_opener_is_refused(void **state)
 	assert_int_equal(qf_open(&q2, e->path, &r2, NULL, 0), MOAT_OK);
 	qf_replay_fini(&r2);
 	qf_close(&q2);
+}
+
+/* An empty queue holds no descriptor and no lock; the next add reopens and
+ * locks it, and a reset closes it again. */
+static void empty_file_is_closed_until_an_add(void **state)
+{
+	struct env *e = *state;
+	struct qf q, q2;
+	struct qf_replay r, r2;
+	uint64_t seq;
+
+	assert_int_equal(qf_open(&q, e->path, &r, NULL, 0), MOAT_OK);
+	qf_replay_fini(&r);
+	assert_int_equal(q.fd, -1);
+	assert_int_equal(qf_add(&q, MQTT_V5, pkt(e, 0), &seq), MOAT_OK);
+	assert_true(q.fd >= 0);
+	assert_int_equal(qf_open(&q2, e->path, &r2, NULL, 0), MOAT_E_IO); /* locked */
+	assert_int_equal(qf_ack(&q, seq, pkt(e, 0).len), MOAT_OK);
+	assert_int_equal(qf_reset(&q), MOAT_OK);
+	assert_int_equal(q.fd, -1);
+	assert_int_equal(file_size(e->path), QF_HEADER_LEN);
+	/* a deleted file is created again by the next add, seqs going on */
+	assert_int_equal(unlink(e->path), 0);
+	assert_int_equal(qf_add(&q, MQTT_V5, pkt(e, 1), &seq), MOAT_OK);
+	assert_int_equal(seq, 2);
+	qf_close(&q);
+	assert_int_equal(qf_open(&q, e->path, &r, NULL, 0), MOAT_OK);
+	assert_int_equal(r.count, 1);
+	assert_int_equal(r.live[0].seq, 2);
+	qf_replay_fini(&r);
+	qf_close(&q);
+}
+
+/* While our empty file was closed, another process used it: our next add
+ * fails rather than mixing two clients' messages in one file. */
+static void add_refused_when_another_process_took_the_file(void **state)
+{
+	struct env *e = *state;
+	struct qf q, other;
+	struct qf_replay r;
+	uint64_t seq;
+
+	assert_int_equal(qf_open(&q, e->path, &r, NULL, 0), MOAT_OK);
+	qf_replay_fini(&r);
+	assert_int_equal(qf_open(&other, e->path, &r, NULL, 0), MOAT_OK);
+	qf_replay_fini(&r);
+	assert_int_equal(qf_add(&other, MQTT_V5, pkt(e, 0), &seq), MOAT_OK);
+	assert_int_equal(qf_add(&q, MQTT_V5, pkt(e, 1), &seq), MOAT_E_IO); /* locked */
+	qf_close(&other);							  /* left a message */
+	assert_int_equal(qf_add(&q, MQTT_V5, pkt(e, 1), &seq), MOAT_E_IO); /* not empty */
+	assert_int_equal(q.fd, -1);
+	qf_close(&q);
+	assert_int_equal(qf_open(&q, e->path, &r, NULL, 0), MOAT_OK);
+	assert_int_equal(r.count, 1);
+	qf_replay_fini(&r);
+	qf_close(&q);
 }
 
 struct iter {
@@ -516,6 +574,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(foreign_file_is_refused_untouched, setup, teardown),
 	    cmocka_unit_test_setup_teardown(torn_file_header_starts_a_new_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(second_opener_is_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(empty_file_is_closed_until_an_add, setup, teardown),
+	    cmocka_unit_test_setup_teardown(add_refused_when_another_process_took_the_file, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(compaction_keeps_order_and_shrinks, setup, teardown),
 	    cmocka_unit_test_setup_teardown(failed_add_cuts_the_file_back, setup, teardown),
 	    cmocka_unit_test(should_compact_when_mostly_acknowledged),
