@@ -332,7 +332,7 @@ static void add_refused_when_another_process_took_the_file(void **state)
 	qf_replay_fini(&r);
 	assert_int_equal(qf_add(&other, MQTT_V5, pkt(e, 0), &seq), MOAT_OK);
 	assert_int_equal(qf_add(&q, MQTT_V5, pkt(e, 1), &seq), MOAT_E_IO); /* locked */
-	qf_close(&other);							  /* left a message */
+	qf_close(&other);						   /* left a message */
 	assert_int_equal(qf_add(&q, MQTT_V5, pkt(e, 1), &seq), MOAT_E_IO); /* not empty */
 	assert_int_equal(q.fd, -1);
 	qf_close(&q);
