@@ -353,7 +353,7 @@ static int open_direct_key(struct p11_signer *p, const char *module, const struc
 	CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK};
 	CK_C_GetFunctionList get;
 	CK_OBJECT_HANDLE pub;
-	CK_SLOT_ID slot;
+	CK_SLOT_ID slot = 0; /* set by find_slot on success; 0 keeps gcc -O2 quiet */
 	CK_RV rv;
 	int rc;
 

@@ -187,9 +187,13 @@ static int run_pass(struct salvage *sv, bool backward, bool *complete, char *err
 	return rc;
 }
 
+/* Longest store directory path: every path built from it (at most 32 bytes
+ * more: "/salvage/data.mdb", "/data.mdb.damaged") fits its buffer. */
+enum { SALVAGE_PATH_MAX = 4096 };
+
 static int open_output(struct salvage *sv, const char *tmp, char *err, size_t errlen)
 {
-	char path[4200];
+	char path[SALVAGE_PATH_MAX + 32];
 	struct stat st;
 	size_t mapsize = (size_t)1 << 30;
 
@@ -210,7 +214,7 @@ static int open_output(struct salvage *sv, const char *tmp, char *err, size_t er
 /* Puts the new store in place of the old one, which is kept as data.mdb.damaged. */
 static int swap_in(const char *dir, const char *tmp, char *err, size_t errlen)
 {
-	char from[4200], to[4200];
+	char from[SALVAGE_PATH_MAX + 32], to[SALVAGE_PATH_MAX + 32];
 	int fd;
 
 	snprintf(from, sizeof(from), "%s/data.mdb", dir);
@@ -242,10 +246,15 @@ int store_salvage(const char *dir, store_check_fn check_value, store_report_fn r
 		  char *err, size_t errlen)
 {
 	struct salvage sv = {.dir = dir, .check_value = check_value, .report = report, .ctx = ctx};
-	char tmp[4200];
+	char tmp[SALVAGE_PATH_MAX + 16];
 	bool complete;
 	int rc;
 
+	if (strlen(dir) > SALVAGE_PATH_MAX) {
+		snprintf(err, errlen, "store directory path longer than %d bytes; use a shorter one",
+			 SALVAGE_PATH_MAX);
+		return MOAT_E_INVAL;
+	}
 	snprintf(tmp, sizeof(tmp), "%s/salvage", dir);
 	rc = open_output(&sv, tmp, err, errlen);
 	if (rc < 0)
