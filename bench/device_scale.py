@@ -56,6 +56,17 @@ def rss_mb(pid):
 
 
 def main():
+    children = []
+    try:
+        run_bench(parse_args(), children)
+    finally:
+        for p in children:  # also when it failed half-way: leave nothing running
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def parse_args():
     ap = argparse.ArgumentParser()
     ap.add_argument("n", type=int)
     ap.add_argument("--seconds", type=int, default=30)
@@ -65,7 +76,10 @@ def main():
     ap.add_argument("--connect-rate", type=int, default=500)
     ap.add_argument("--bin", default=os.path.join(HERE, "..", "build", "bin"))
     ap.add_argument("--device")
-    a = ap.parse_args()
+    return ap.parse_args()
+
+
+def run_bench(a, children):
     binp = lambda name: os.path.abspath(os.path.join(a.bin, name))  # noqa: E731
     base = tempfile.mkdtemp(prefix="moat-devscale-")
     sc_dir, bundles = os.path.join(base, "sc"), os.path.join(base, "bundles")
@@ -90,12 +104,14 @@ def main():
     logs = open(os.path.join(base, "log"), "wb")
     moatd = subprocess.Popen([binp("moatd"), "-c", os.path.join(base, "moatd.conf")],
                              stdout=logs, stderr=subprocess.STDOUT)
+    children.append(moatd)
     time.sleep(1)
     serve = subprocess.Popen([binp("moat-sc"), "--dir", sc_dir, "serve", "--broker",
                               "127.0.0.1:%d" % port, "--username", "sc", "--password-file",
                               os.path.join(base, "sc.pw"), "--rate", "100000/s",
                               "--broker-url", "mqtts://127.0.0.1:%d" % tls_port],
                              stdout=logs, stderr=subprocess.STDOUT)
+    children.append(serve)
     while not os.path.exists(os.path.join(sc_dir, "admin.sock")):
         time.sleep(0.1)
     time.sleep(1)
@@ -146,6 +162,7 @@ def main():
             str(a.interval), "--connect-rate", str(a.connect_rate), "--seed", "1"] + ([] if a.e2e else
                                                                        ["--plain"])
     dev = subprocess.Popen(argv, stdout=logs, stderr=subprocess.PIPE, text=True)
+    children.append(dev)
     start = time.monotonic()
     opened, dev_lines = [None], []
 

@@ -338,9 +338,33 @@ static char *queue_path(const struct moat_config *cfg, const char *name, const c
 	return p;
 }
 
+/* Opens <*out> with <o> and <cb>, its queue file (persistence on) named after
+ * <side>; logs what libmoat reports. */
+static int open_side(struct bridge *br, struct moat_client **out, struct moat_client_opts *o,
+		     const struct moat_callbacks *cb, const char *side)
+{
+	const struct moat_bridge_conf *c = br->conf;
+	char diag[256];
+	char *queue = queue_path(br->cfg, c->name, side);
+	int rc;
+
+	if (br->cfg->persistence && queue == NULL) {
+		log_err("bridge %s: out of memory", c->name);
+		return MOAT_E_NOMEM;
+	}
+	o->queue_file = queue;
+	rc = moat_client_open(out, o, cb, diag, sizeof(diag));
+	o->queue_file = NULL;
+	free(queue);
+	if (rc < 0)
+		log_err("bridge %s (line %u): %s", c->name, c->line, diag);
+	else if (diag[0] != '\0')
+		log_warn("bridge %s: %s", c->name, diag);
+	return rc;
+}
+
 static int open_remote(struct bridge *br)
 {
-	const struct moat_config *cfg = br->cfg;
 	const struct moat_bridge_conf *c = br->conf;
 	struct moat_callbacks cb = {.arg = br,
 				    .on_connect = on_remote_connect,
@@ -369,15 +393,7 @@ static int open_remote(struct bridge *br)
 	    .tls_insecure = c->insecure,
 	    .bridge = br->try_private,
 	};
-	char diag[256];
-	char *queue = queue_path(cfg, c->name, "remote");
-	int rc;
 
-	if (cfg->persistence && queue == NULL) {
-		log_err("bridge %s: out of memory", c->name);
-		return MOAT_E_NOMEM;
-	}
-	o.queue_file = queue;
 	if (c->notifications && !c->notifications_local_only) {
 		o.will_topic = c->notification_topic;
 		o.will_payload = state_payload(false);
@@ -385,18 +401,11 @@ static int open_remote(struct bridge *br)
 		o.will_qos = 1;
 		o.will_retain = true;
 	}
-	rc = moat_client_open(&br->remote, &o, &cb, diag, sizeof(diag));
-	free(queue);
-	if (rc < 0)
-		log_err("bridge %s (line %u): %s", c->name, c->line, diag);
-	else if (diag[0] != '\0')
-		log_warn("bridge %s: %s", c->name, diag);
-	return rc;
+	return open_side(br, &br->remote, &o, &cb, "remote");
 }
 
 static int open_local(struct bridge *br)
 {
-	const struct moat_config *cfg = br->cfg;
 	const struct moat_bridge_conf *c = br->conf;
 	struct moat_callbacks cb = {.arg = br,
 				    .on_connect = on_local_connect,
@@ -419,22 +428,8 @@ static int open_local(struct bridge *br)
 	    .open_socket = connect_local,
 	    .open_socket_arg = br,
 	};
-	char diag[256];
-	char *queue = queue_path(cfg, c->name, "local");
-	int rc;
 
-	if (cfg->persistence && queue == NULL) {
-		log_err("bridge %s: out of memory", c->name);
-		return MOAT_E_NOMEM;
-	}
-	o.queue_file = queue;
-	rc = moat_client_open(&br->local, &o, &cb, diag, sizeof(diag));
-	free(queue);
-	if (rc < 0)
-		log_err("bridge %s (line %u): %s", c->name, c->line, diag);
-	else if (diag[0] != '\0')
-		log_warn("bridge %s: %s", c->name, diag);
-	return rc;
+	return open_side(br, &br->local, &o, &cb, "local");
 }
 
 /* Adds <c>'s socket to <p>; returns how many entries it used. */
