@@ -553,6 +553,11 @@ int broker_load_sc_key(struct broker *b, char *err, size_t errlen);
  * and installs the list; workers enforce it at once. MOAT_OK, or an error
  * with <why> (the message is then refused, neither routed nor retained). */
 int revocation_receive(struct worker *w, struct moat_bytes payload, const char **why);
+/* A message of another cluster node (routed or a retained-bucket update):
+ * when it is $sc/revoked, installs the list as revocation_receive does. The
+ * list is signed by the Security Center, so NATS need not be trusted for it;
+ * the same list arriving twice (routed and retained) is not news. */
+void revocation_from_cluster(struct worker *w, const struct msg *m);
 /* At start-up: installs the retained $sc/revoked the store gave back. */
 void broker_restore_revocation(struct broker *b);
 /* Takes the current list if it changed since <w> last looked; true if so. */

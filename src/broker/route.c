@@ -290,6 +290,7 @@ static void remote_deliver(struct worker *w, struct inbox_item *item)
 	struct msg *m = item->msg;
 	uint32_t mark = persist_mark(w);
 
+	revocation_from_cluster(w, m);
 	if (item->retain) {
 		retain_set(w->b->retained, m->topic, m->payload.len > 0 ? m : NULL);
 		persist_retain(w, m);

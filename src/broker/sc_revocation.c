@@ -95,6 +95,19 @@ int revocation_receive(struct worker *w, struct moat_bytes payload, const char *
 	return MOAT_OK;
 }
 
+void revocation_from_cluster(struct worker *w, const struct msg *m)
+{
+	const char *why = NULL;
+	int rc;
+
+	if (!w->b->has_sc_pub || m->payload.len == 0 ||
+	    !moat_bytes_eq(m->topic, moat_bytes_str(SC_REVOKED_TOPIC)))
+		return;
+	rc = revocation_receive(w, m->payload, &why);
+	if (rc < 0 && rc != MOAT_E_PROTOCOL) /* PROTOCOL: not newer, e.g. routed then retained */
+		log_warn("revocation list from another cluster node refused: %s", why);
+}
+
 static bool restore_cb(void *ctx, void *msg)
 {
 	struct broker *b = ctx;
