@@ -34,10 +34,13 @@ int cluster_start(struct broker *b, char *err, size_t errlen);
  * cluster. Safe to call twice and without a cluster. */
 void cluster_stop(struct broker *b);
 
-/* Worker <w> routed <m>, a local client's message: publishes it to the
+/* Worker <w> routes <m>, a local client's message: publishes it to the
  * stream (QoS 1/2: its answer is gated), and to the retained bucket when it
- * is retained. Does nothing for remote messages and $SYS topics. */
-void cluster_export(struct worker *w, const struct msg *m);
+ * is retained. Does nothing for remote messages and $SYS topics. True when
+ * the cluster delivers <m> to shared subscriptions (share.c: a copy per
+ * matching share, this node's members included), so local routing skips
+ * them: always for remote messages, never for $SYS or without a cluster. */
+bool cluster_export(struct worker *w, const struct msg *m);
 
 /* A session of this node subscribed to (<add>) or left <filter>: other
  * nodes send this node only what its filters match (interest.c). */
@@ -52,6 +55,9 @@ void cluster_flush(struct worker *w);
 void cluster_routed(struct worker *w, void *cluster_ack, uint32_t mark);
 /* Destroys <cluster_ack> unacknowledged (an inbox item dropped). */
 void cluster_forget(void *cluster_ack);
+/* A share's message found no member here: JetStream gives it to another
+ * node of the share (share.c). */
+void cluster_refuse(void *cluster_ack);
 
 /* ---- gating answers on JetStream (as persist.h gates them on the store) ---- */
 /* How many QoS 1/2 messages <w> has exported so far: compare after a packet. */
