@@ -268,6 +268,8 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 	if (rc == MOAT_OK)
 		rc = cluster_interest_start(cl, bucket, err, errlen);
 	if (rc == MOAT_OK)
+		rc = cluster_nodes_start(cl, name, err, errlen);
+	if (rc == MOAT_OK)
 		rc = consume_stream(cl, name, err, errlen);
 	if (rc < 0) {
 		cluster_stop(b);
@@ -291,6 +293,7 @@ void cluster_stop(struct broker *b)
 			log_warn("cluster: messages exported last may not be stored in JetStream");
 	}
 	cluster_retained_stop(cl);
+	cluster_nodes_stop(cl);
 	if (cl->remote != NULL)
 		cluster_interest_stop(cl);
 	/* closed, not unsubscribed: unsubscribing would delete the durable

@@ -71,4 +71,19 @@ void cluster_release(struct worker *w);
 /* <c> closes: it leaves the held list. */
 void cluster_conn_closed(struct worker *w, struct conn *c);
 
+/* ---- node status and cluster totals (nodes.c, node_status.h) ---- */
+
+/* Every live node's last figures summed (silent ones are counted in
+ * <nodes> only). */
+struct cluster_totals {
+	uint64_t nodes, nodes_alive;
+	uint64_t clients_connected, sessions, subscriptions;
+	uint64_t messages_received, messages_sent;
+};
+
+/* Worker 0, once a second: writes this node's status every few seconds. */
+void cluster_tick(struct broker *b, uint64_t now_ms);
+/* Fills <t> from the nodes' bucket; false (zeros) without a cluster. Any thread. */
+bool cluster_totals(struct broker *b, struct cluster_totals *t);
+
 #endif

@@ -52,6 +52,7 @@ struct cluster_watch {
 };
 
 struct local_filter;
+struct node_entry;
 struct remote_node;
 struct subidx;
 
@@ -88,6 +89,13 @@ struct cluster {
 	char share_stream[CLUSTER_NAME_MAX + 8];  /* "<cluster>_shares" */
 	char share_prefix[CLUSTER_NAME_MAX + 8];  /* "<cluster>.g." */
 	char share_deliver[CLUSTER_NAME_MAX + 8]; /* "<cluster>.gd." */
+	/* node status and totals (nodes.c) */
+	struct cluster_watch nodes_watch;
+	bool nodes_started;
+	pthread_mutex_t nodes_lock;
+	struct node_entry *node_list;		  /* under nodes_lock */
+	char nodes_prefix[CLUSTER_NAME_MAX + 16]; /* "$KV.<cluster>_nodes." */
+	uint64_t next_status_ms;		  /* worker 0's */
 };
 
 /* The header that tells the acknowledgement handler which worker's ticket a
@@ -132,6 +140,11 @@ void cluster_retained_stop(struct cluster *cl);
  * done (and durable). False when it could not (then <m> is released and
  * <ack> destroyed unacknowledged). */
 bool cluster_post(struct cluster *cl, struct msg *m, bool retained_only, natsMsg *ack);
+
+/* nodes.c: writes this node's status, watches every node's. MOAT_OK or an
+ * error with <err>. */
+int cluster_nodes_start(struct cluster *cl, const char *cluster_name, char *err, size_t errlen);
+void cluster_nodes_stop(struct cluster *cl);
 
 /* ---- shared subscriptions across nodes (share.c) ---- */
 

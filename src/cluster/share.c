@@ -107,6 +107,7 @@ static void join(struct cluster *cl, struct cluster_share *sh)
 {
 	char durable[CLUSTER_SHARE_ID_LEN + 8], deliver[sizeof(cl->share_deliver) + sizeof(sh->id)];
 	char filter[sizeof(cl->share_prefix) + sizeof(sh->id) + 2];
+	char description[UINT16_MAX + 1];
 	jsConsumerConfig cc;
 	jsSubOptions so;
 	jsErrCode jerr = 0;
@@ -115,16 +116,23 @@ static void join(struct cluster *cl, struct cluster_share *sh)
 	snprintf(durable, sizeof(durable), "share-%s", sh->id);
 	snprintf(deliver, sizeof(deliver), "%s%s", cl->share_deliver, sh->id);
 	snprintf(filter, sizeof(filter), "%s%s.>", cl->share_prefix, sh->id);
+	snprintf(description, sizeof(description), "%.*s", (int)sh->len, (const char *)sh->filter);
 	jsConsumerConfig_Init(&cc);
 	cc.Durable = durable;
+	cc.Description = description; /* the share, for moat ctl cluster status */
 	cc.DeliverSubject = deliver;
 	cc.DeliverGroup = durable;
 	cc.FilterSubject = filter;
 	cc.AckPolicy = js_AckExplicit;
 	cc.DeliverPolicy = js_DeliverAll;
 	cc.InactiveThreshold = SHARE_IDLE_NS;
-	/* already there (same configuration) is fine: the subscription binds */
-	js_AddConsumer(NULL, cl->js, cl->share_stream, &cc, NULL, &jerr);
+	/* already there (same configuration) is fine: the subscription binds;
+	 * a refusal is tried again without the description (a filter with
+	 * bytes the request's JSON may not carry) */
+	if (js_AddConsumer(NULL, cl->js, cl->share_stream, &cc, NULL, &jerr) != NATS_OK) {
+		cc.Description = NULL;
+		js_AddConsumer(NULL, cl->js, cl->share_stream, &cc, NULL, &jerr);
+	}
 	jsSubOptions_Init(&so);
 	so.Stream = cl->share_stream;
 	so.Consumer = durable;
