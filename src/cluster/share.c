@@ -35,6 +35,12 @@
  * the shares' stream keeps a message no consumer took. */
 #define SHARE_IDLE_NS (3600LL * 1000000000LL)
 #define SHARE_MAX_AGE_NS (24LL * 3600 * 1000000000LL)
+/* When JetStream sends a refused message again (to any node of the share):
+ * not at once, so a node that has not left the queue group yet does not
+ * spin on it. */
+enum { REFUSE_DELAY_MS = 500 };
+
+static struct log_limiter refuse_log;
 
 static struct cluster_share *share_find(struct cluster *cl, struct moat_bytes f)
 {
@@ -97,7 +103,11 @@ static void on_share_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm,
 
 void cluster_refuse(void *cluster_ack)
 {
-	natsMsg_Nak(cluster_ack, NULL);
+	if (log_limiter_allow(&refuse_log, 1, 60))
+		log_info("cluster: a share's message came after its last member here left (%s); "
+			 "another node takes it",
+			 natsMsg_GetSubject(cluster_ack));
+	natsMsg_NakWithDelay(cluster_ack, REFUSE_DELAY_MS, NULL);
 	natsMsg_Destroy(cluster_ack);
 }
 
