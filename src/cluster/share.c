@@ -117,7 +117,7 @@ static void join(struct cluster *cl, struct cluster_share *sh)
 {
 	char durable[CLUSTER_SHARE_ID_LEN + 8], deliver[sizeof(cl->share_deliver) + sizeof(sh->id)];
 	char filter[sizeof(cl->share_prefix) + sizeof(sh->id) + 2];
-	char description[UINT16_MAX + 1];
+	char *description = strndup((const char *)sh->filter, sh->len);
 	jsConsumerConfig cc;
 	jsSubOptions so;
 	jsErrCode jerr = 0;
@@ -126,10 +126,9 @@ static void join(struct cluster *cl, struct cluster_share *sh)
 	snprintf(durable, sizeof(durable), "share-%s", sh->id);
 	snprintf(deliver, sizeof(deliver), "%s%s", cl->share_deliver, sh->id);
 	snprintf(filter, sizeof(filter), "%s%s.>", cl->share_prefix, sh->id);
-	snprintf(description, sizeof(description), "%.*s", (int)sh->len, (const char *)sh->filter);
 	jsConsumerConfig_Init(&cc);
 	cc.Durable = durable;
-	cc.Description = description; /* the share, for moat ctl cluster status */
+	cc.Description = description; /* the share, for moat ctl cluster status (NULL: none) */
 	cc.DeliverSubject = deliver;
 	cc.DeliverGroup = durable;
 	cc.FilterSubject = filter;
@@ -143,6 +142,7 @@ static void join(struct cluster *cl, struct cluster_share *sh)
 		cc.Description = NULL;
 		js_AddConsumer(NULL, cl->js, cl->share_stream, &cc, NULL, &jerr);
 	}
+	free(description);
 	jsSubOptions_Init(&so);
 	so.Stream = cl->share_stream;
 	so.Consumer = durable;
