@@ -17,6 +17,7 @@
 
 #include "base/clock.h"
 #include "cli/ctl.h"
+#include "cluster/nats_security.h"
 #include "cluster/node_status.h"
 
 static const char usage[] =
@@ -99,14 +100,8 @@ static natsStatus connect_nats(const struct cluster_opts *o, natsOptions **opts,
 
 	if (s == NATS_OK)
 		s = natsOptions_SetServers(*opts, (const char **)o->urls, o->url_count);
-	if (s == NATS_OK && (o->cafile != NULL || o->cert != NULL))
-		s = natsOptions_SetSecure(*opts, true);
-	if (s == NATS_OK && o->cafile != NULL)
-		s = natsOptions_LoadCATrustedCertificates(*opts, o->cafile);
-	if (s == NATS_OK && o->cert != NULL)
-		s = natsOptions_LoadCertificatesChain(*opts, o->cert, o->key);
-	if (s == NATS_OK && o->creds != NULL)
-		s = natsOptions_SetUserCredentialsFromFiles(*opts, o->creds, NULL);
+	if (s == NATS_OK)
+		s = nats_security_set(*opts, o->cafile, o->cert, o->key, o->creds);
 	if (s == NATS_OK)
 		s = natsConnection_Connect(nc, *opts);
 	return s;

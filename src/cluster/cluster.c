@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/text.h"
 #include "broker/broker.h"
+#include "cluster/nats_security.h"
 #include "cluster/subject.h"
 #include "cluster/wire.h"
 
@@ -172,14 +173,9 @@ static int connect_nats(struct cluster *cl, const struct moat_cluster_conf *cc, 
 		s = natsOptions_SetName(cl->opts, cl->node);
 	if (s == NATS_OK)
 		s = natsOptions_SetMaxReconnect(cl->opts, -1);
-	if (s == NATS_OK && (cc->tls_cafile != NULL || cc->tls_certfile != NULL))
-		s = natsOptions_SetSecure(cl->opts, true);
-	if (s == NATS_OK && cc->tls_cafile != NULL)
-		s = natsOptions_LoadCATrustedCertificates(cl->opts, cc->tls_cafile);
-	if (s == NATS_OK && cc->tls_certfile != NULL)
-		s = natsOptions_LoadCertificatesChain(cl->opts, cc->tls_certfile, cc->tls_keyfile);
-	if (s == NATS_OK && cc->credentials != NULL)
-		s = natsOptions_SetUserCredentialsFromFiles(cl->opts, cc->credentials, NULL);
+	if (s == NATS_OK)
+		s = nats_security_set(cl->opts, cc->tls_cafile, cc->tls_certfile, cc->tls_keyfile,
+				      cc->credentials);
 	if (s != NATS_OK)
 		return nats_fail(err, errlen,
 				 "cannot set the NATS options (TLS files, credentials)", s, 0);

@@ -6,8 +6,10 @@ consumer's lag that grows while its node is stopped, then drains when it
 is back."""
 import json
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import unittest
 
@@ -70,10 +72,17 @@ class ClusterStatusTest(ClusterBase):
         self.assertIn("$SYS/broker/cluster/publish/messages/received", got)
 
     def test_ctl_status_shows_nodes_streams_and_lag(self):
+        # node b keeps its persistent session, so its interest stays while it is down
+        store = tempfile.mkdtemp(prefix="moattest-store-")
+        self.addCleanup(shutil.rmtree, store, True)
+        self.nodes["b"].stop(check=True)
+        self.nodes["b"].cleanup()
+        self.node_config_b = "persistence true\npersistence_location %s\n" % store
+        port = self.start_node("b").port
         self.client("a", "on-a")
         for i in range(2):
             self.client("b", "on-b-%d" % i)
-        sub = self.client("b", "sub-b")
+        sub = self.client("b", "sub-b", clean=False, props=[("session_expiry", 600)])
         sub.subscribe(("lag/#", 1))
         self.link(sub, "lag/probe")
         st = self.wait_status(
@@ -108,7 +117,9 @@ class ClusterStatusTest(ClusterBase):
         self.assertTrue(self.node(st, "a")["alive"])
         self.assertRegex(self.ctl(), r"(?m)^b\s+silent\s")
 
-        self.start_node("b")
+        self.start_node("b", port=port)
+        back = self.client("b", "sub-b", clean=False, props=[("session_expiry", 600)])
+        self.assertEqual(len(back.drain_publishes(quiet_s=2.0)), 20)  # what waited for it
         self.wait_status(
             lambda st: self.node(st, "b")["alive"] and
             self.consumer(st, "test_msgs", "b")["pending"] == 0, "node b back, no lag")
