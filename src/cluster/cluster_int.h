@@ -1,6 +1,6 @@
 /*
- * What cluster.c, gate.c, ack.c, interest.c, retained.c and watch.c share: the node's NATS handles
- * and each worker's export state.
+ * What cluster.c, gate.c, ack.c, interest.c, retained.c, watch.c, share.c
+ * and nodes.c share: the node's NATS handles and each worker's export state.
  */
 #ifndef MOAT_CLUSTER_CLUSTER_INT_H
 #define MOAT_CLUSTER_CLUSTER_INT_H
