@@ -185,7 +185,7 @@ static cJSON *stream(jsCtx *js, const char *name, const char *kind, bool consume
 		const jsConsumerInfo *ci = cl->List[i];
 		cJSON *c = cJSON_CreateObject();
 
-		cJSON_AddStringToObject(c, "name", ci->Name);
+		cJSON_AddStringToObject(c, "name", ci->Name != NULL ? ci->Name : "");
 		if (ci->Config != NULL && ci->Config->Description != NULL)
 			cJSON_AddStringToObject(c, "share", ci->Config->Description);
 		add_u64(c, "pending", ci->NumPending);
