@@ -152,7 +152,8 @@ static void join(struct cluster *cl, struct cluster_share *sh)
 	if (s != NATS_OK) {
 		sh->sub = NULL;
 		log_warn("cluster: cannot join the share %.*s (consumer %s): %s (JetStream error "
-			 "%d); its members here get none of its messages",
+			 "%d); its members here get none of its messages until this node's "
+			 "subscriptions change (then it tries again)",
 			 (int)sh->len, (const char *)sh->filter, durable, natsStatus_GetText(s),
 			 (int)jerr);
 	}
