@@ -3,7 +3,8 @@ subscriptions"): a real nats-server -js and three nodes; members of one
 share on nodes a and b, the publisher on node c. Every message reaches
 exactly one member in the whole cluster, both nodes' members get some, a
 plain subscriber next to a member still gets each message once, and QoS 1
-stays at least once while a member with a persistent session is away."""
+stays at least once while a member with a persistent session is away; when
+the last member on a node leaves, the other node's members get it all."""
 import socket
 import time
 import unittest
@@ -102,6 +103,22 @@ class ClusterSharedTest(ClusterBase):
         everything = set(first_a + first_b + later_a + later_b)
         self.assertEqual(everything, {b"%d" % i for i in range(n)})
         self.assertGreater(len(later_a), 0, "the away member's session got none")
+
+    def test_last_member_leaving_a_node_moves_the_share(self):
+        n = 50
+        ma = self.client("a", "member-a")
+        ma.subscribe((SHARE, 1))
+        mb = self.client("b", "member-b")
+        mb.subscribe((SHARE, 1))
+        self.link_share([ma, mb])
+        ma.unsubscribe(SHARE)
+        time.sleep(2.0)  # node a leaves the share's queue group
+        pub = self.client("c", "publisher")
+        for i in range(n):
+            pub.publish("t/x", b"%d" % i, qos=1)
+        got_b = self.collect([mb], n)[0]
+        self.assertEqual(sorted(got_b, key=int), [b"%d" % i for i in range(n)])
+        ma.expect_nothing(timeout=0.5)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """The cluster's node status (docs/cluster.md, "Node status"): a real
 nats-server -js and two nodes. `$SYS/broker/cluster/...` sums every node's
 clients; `moat ctl cluster status` (text and --json, read from NATS) shows
-the nodes with their clients, the streams and buckets, and a node
-consumer's lag that grows while its node is stopped, then drains when it
-is back."""
+the nodes with their clients, the streams and buckets (a share's consumer
+with its filter), and a node consumer's lag that grows while its node is
+stopped, then drains to its restored persistent session when it is back."""
 import json
 import os
 import shutil
@@ -95,6 +95,13 @@ class ClusterStatusTest(ClusterBase):
                                  "KV_test_interest", "KV_test_nodes"])
         self.assertTrue(all(s["exists"] for s in st["streams"]))
         self.assertEqual(self.consumer(st, "test_msgs", "b")["pending"], 0)
+        share = self.client("a", "share-a")
+        share.subscribe(("$share/g/s/#", 1))
+        st = self.wait_status(
+            lambda st: any(c.get("share") == "$share/g/s/#"
+                           for c in next(s for s in st["streams"]
+                                         if s["name"] == "test_shares")["consumers"]),
+            "the share's consumer")
         text = self.ctl()
         self.assertIn("cluster test", text)
         self.assertRegex(text, r"(?m)^b\s+alive\s+3\s")
