@@ -311,6 +311,8 @@ struct inbox_item {
 	uint32_t sub_ids[MAX_SUB_IDS];
 	uint64_t store_id;	/* the delivery's entry in the store; 0 = none */
 	void *cluster_ack;	/* a remote message's NATS message, acknowledged once routed */
+	struct moat_bytes share;	/* cluster: deliver only to one member of this
+					 * "$share/<group>/<filter>" (src/cluster/share.c) */
 };
 
 struct item_list {

@@ -361,10 +361,36 @@ static void fam_bridges(struct metrics_writer *w, const struct stats *st)
 		   offsetof(struct bridge_status, queued));
 }
 
+/* The cluster's live nodes summed (src/cluster/nodes.c): gauges, since a
+ * node that goes silent leaves the sums. */
+static void fam_cluster(struct metrics_writer *w, const struct stats *st)
+{
+	const struct cluster_totals *c = &st->cluster;
+
+	if (!st->has_cluster)
+		return;
+	one(w, "moat_cluster_nodes", "gauge", "Cluster nodes whose status is current.",
+	    c->nodes_alive);
+	one(w, "moat_cluster_nodes_silent", "gauge",
+	    "Cluster nodes known whose status stopped coming.", c->nodes - c->nodes_alive);
+	one(w, "moat_cluster_clients_connected", "gauge",
+	    "Clients connected to the cluster's live nodes.", c->clients_connected);
+	one(w, "moat_cluster_sessions", "gauge", "Sessions held by the cluster's live nodes.",
+	    c->sessions);
+	one(w, "moat_cluster_subscriptions", "gauge",
+	    "Subscriptions held by the cluster's live nodes.", c->subscriptions);
+	one(w, "moat_cluster_messages_received", "gauge",
+	    "PUBLISH packets the cluster's live nodes received from clients since they started.",
+	    c->messages_received);
+	one(w, "moat_cluster_messages_sent", "gauge",
+	    "PUBLISH packets the cluster's live nodes sent to clients since they started.",
+	    c->messages_sent);
+}
+
 static void (*const families[])(struct metrics_writer *w, const struct stats *st) = {
     fam_build,	  fam_connections, fam_messages, fam_packets, fam_clients,
     fam_security, fam_drops,	   fam_queues,	 fam_index,   fam_heap,
-    fam_store,	  fam_bridges,
+    fam_store,	  fam_bridges,	   fam_cluster,
 };
 
 int metrics_render(const struct stats *st, struct buf *out)

@@ -174,6 +174,7 @@ static struct target *target_for(struct worker *w, struct session *s)
 struct match_ctx {
 	struct worker *w;
 	const struct msg *m;
+	bool shares_by_cluster;	/* the cluster delivers to shared subscriptions */
 };
 
 static void on_match(void *ctx, const struct sub_entry *e, struct moat_bytes share_group)
@@ -183,6 +184,8 @@ static void on_match(void *ctx, const struct sub_entry *e, struct moat_bytes sha
 	struct target *t;
 	uint8_t qos = e->qos < m->qos ? e->qos : m->qos;
 
+	if (share_group.len > 0 && mc->shares_by_cluster)
+		return;
 	/* no-local does not apply to shared subscriptions [MQTT-3.8.3-4] */
 	if (share_group.len == 0 && e->no_local && e->owner == m->origin)
 		return;
@@ -207,25 +210,14 @@ static bool member_online(void *ctx, const struct sub_entry *e)
 	return atomic_load_explicit(&s->online, memory_order_relaxed);
 }
 
-size_t broker_publish(struct worker *w, struct msg *m, bool *congested)
+/* Delivers <m> to the route's targets (subidx matched them): sessions of
+ * this worker at once, the others through their workers' inboxes. */
+static size_t deliver_targets(struct worker *w, struct msg *m, bool *congested)
 {
 	struct broker *b = w->b;
-	struct match_ctx mc = { w, m };
 	struct route *r = &w->route;
 	uint64_t now = 0;
 
-	if (congested != NULL)
-		*congested = false;
-	/* a remote message's retained copy comes through the cluster's bucket */
-	if (m->retain && !m->remote) {
-		retain_set(b->retained, m->topic, m->payload.len > 0 ? m : NULL);
-		persist_retain(w, m);
-	}
-	cluster_export(w, m);
-	/* a new generation invalidates every session's mark from the last route */
-	r->gen++;
-	r->n = 0;
-	subidx_match(b->subs, m->topic, on_match, member_online, &mc);
 	persist_route(w, m);
 	for (size_t i = 0; i < r->n; i++) {
 		struct target *t = &r->t[i];
@@ -250,6 +242,41 @@ size_t broker_publish(struct worker *w, struct msg *m, bool *congested)
 		}
 	}
 	return r->n;
+}
+
+/* A new generation invalidates every session's mark from the last route. */
+static void route_reset(struct route *r)
+{
+	r->gen++;
+	r->n = 0;
+}
+
+size_t broker_publish(struct worker *w, struct msg *m, bool *congested)
+{
+	struct broker *b = w->b;
+	struct match_ctx mc = { w, m, false };
+
+	if (congested != NULL)
+		*congested = false;
+	/* a remote message's retained copy comes through the cluster's bucket */
+	if (m->retain && !m->remote) {
+		retain_set(b->retained, m->topic, m->payload.len > 0 ? m : NULL);
+		persist_retain(w, m);
+	}
+	mc.shares_by_cluster = cluster_export(w, m);
+	route_reset(&w->route);
+	subidx_match(b->subs, m->topic, on_match, member_online, &mc);
+	return deliver_targets(w, m, congested);
+}
+
+/* A message of a cluster share: delivered to one member of <share> alone. */
+static size_t publish_share(struct worker *w, struct msg *m, struct moat_bytes share)
+{
+	struct match_ctx mc = { w, m, false };
+
+	route_reset(&w->route);
+	subidx_pick(w->b->subs, share, on_match, member_online, &mc);
+	return deliver_targets(w, m, NULL);
 }
 
 /* ---- between workers ---- */
@@ -294,6 +321,13 @@ static void remote_deliver(struct worker *w, struct inbox_item *item)
 	if (item->retain) {
 		retain_set(w->b->retained, m->topic, m->payload.len > 0 ? m : NULL);
 		persist_retain(w, m);
+	} else if (item->share.len > 0) {
+		if (publish_share(w, m, item->share) == 0) {
+			/* its last member here left: another node's member takes it */
+			cluster_refuse(item->cluster_ack);
+			msg_unref(m);
+			return;
+		}
 	} else {
 		broker_publish(w, m, NULL);
 	}

@@ -160,6 +160,7 @@ int stats_collect(struct broker *b, struct stats *st, uint64_t now_ms)
 		store_get_stats(b->store, &st->store);
 		st->store_refusing = store_refusing(b->store);
 	}
+	st->has_cluster = cluster_totals(b, &st->cluster);
 	return bridge_stats(b, st);
 }
 

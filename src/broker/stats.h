@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cluster/cluster.h"
 #include "store/store.h"
 
 struct broker;
@@ -44,7 +45,9 @@ struct stats {
 	struct store_stats store;
 	/* bridges (src/bridge/): one entry per connection section */
 	struct bridge_status *bridges;
-	size_t nbridges;
+	size_t nbridges;	/* the cluster's totals (src/cluster/nodes.c), when has_cluster */
+	bool has_cluster;
+	struct cluster_totals cluster;
 };
 
 /* Fills <st> from <b> at <now_ms> (monotonic). Any thread may call it while

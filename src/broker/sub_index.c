@@ -311,6 +311,25 @@ int subidx_remove(struct subidx *idx, struct moat_bytes filter, void *owner)
 	return rc;
 }
 
+/* Delivers one member of <g>, round-robin, preferring those <member_ok> accepts. */
+static void emit_member(struct group *g, subidx_match_cb *cb, subidx_member_ok_cb *member_ok,
+			void *ctx)
+{
+	uint32_t cnt = g->members.n;
+	uint32_t turn = atomic_fetch_add_explicit(&g->rr, 1, memory_order_relaxed) % cnt;
+	uint32_t pick = turn;
+
+	if (member_ok != NULL) {
+		for (uint32_t k = 0; k < cnt; k++) {
+			if (member_ok(ctx, &g->members.v[(turn + k) % cnt])) {
+				pick = (turn + k) % cnt;
+				break;
+			}
+		}
+	}
+	cb(ctx, &g->members.v[pick], (struct moat_bytes){ .ptr = g->name, .len = g->len });
+}
+
 /* Delivers node <n>'s subscriptions: every plain entry, one member per group. */
 static void emit(const struct trie_node *n, subidx_match_cb *cb, subidx_member_ok_cb *member_ok,
 		 void *ctx)
@@ -321,21 +340,8 @@ static void emit(const struct trie_node *n, subidx_match_cb *cb, subidx_member_o
 		return;
 	for (uint32_t i = 0; i < ns->plain.n; i++)
 		cb(ctx, &ns->plain.v[i], (struct moat_bytes){ 0 });
-	for (struct group *g = ns->groups; g != NULL; g = g->next) {
-		uint32_t cnt = g->members.n;
-		uint32_t turn = atomic_fetch_add_explicit(&g->rr, 1, memory_order_relaxed) % cnt;
-		uint32_t pick = turn;
-
-		if (member_ok != NULL) {
-			for (uint32_t k = 0; k < cnt; k++) {
-				if (member_ok(ctx, &g->members.v[(turn + k) % cnt])) {
-					pick = (turn + k) % cnt;
-					break;
-				}
-			}
-		}
-		cb(ctx, &g->members.v[pick], (struct moat_bytes){ .ptr = g->name, .len = g->len });
-	}
+	for (struct group *g = ns->groups; g != NULL; g = g->next)
+		emit_member(g, cb, member_ok, ctx);
 }
 
 struct frame {
@@ -398,4 +404,25 @@ size_t subidx_count(struct subidx *idx)
 	n = idx->count;
 	pthread_rwlock_unlock(&idx->lock);
 	return n;
+}
+
+/* ---- one shared subscription (cluster shares, src/cluster/share.c) ---- */
+
+bool subidx_pick(struct subidx *idx, struct moat_bytes shared_filter, subidx_match_cb *cb,
+		 subidx_member_ok_cb *member_ok, void *ctx)
+{
+	struct moat_bytes group, inner;
+	struct trie_node *n;
+	struct group *g = NULL;
+
+	if (topic_share_parse(shared_filter, &group, &inner) != MOAT_OK)
+		return false;
+	pthread_rwlock_rdlock(&idx->lock);
+	n = filter_node(idx, inner, false);
+	if (n != NULL && n->val != NULL)
+		g = *group_find(n->val, group);
+	if (g != NULL)
+		emit_member(g, cb, member_ok, ctx);
+	pthread_rwlock_unlock(&idx->lock);
+	return g != NULL;
 }

@@ -83,6 +83,13 @@ typedef bool subidx_member_ok_cb(void *ctx, const struct sub_entry *e);
 int subidx_match(struct subidx *idx, struct moat_bytes topic, subidx_match_cb *cb,
 		 subidx_member_ok_cb *member_ok, void *ctx);
 
+/* Calls <cb> for one member of the shared subscription <shared_filter>
+ * ("$share/<group>/<filter>", exactly as subscribed), chosen as
+ * subidx_match chooses. False (nothing called) when it has no member.
+ * Any thread; holds the read lock while calling back. */
+bool subidx_pick(struct subidx *idx, struct moat_bytes shared_filter, subidx_match_cb *cb,
+		 subidx_member_ok_cb *member_ok, void *ctx);
+
 /* Number of subscriptions held (shared members included). Any thread. */
 size_t subidx_count(struct subidx *idx);
 

@@ -3,7 +3,8 @@
  * owns and publishing their delayed Wills; worker 0 also drops expired
  * retained messages and publishes the $SYS/broker/... topics every
  * sys_interval from a stats snapshot (stats.h), the same figures /metrics
- * shows, with mosquitto's load averages (sys_load.h).
+ * shows, with mosquitto's load averages (sys_load.h); and the cluster's
+ * node status (src/cluster/nodes.c) every few seconds.
  */
 #include "broker/broker.h"
 
@@ -13,6 +14,7 @@
 #include "bridge/bridge.h"
 #include "broker/stats.h"
 #include "broker/sys_load.h"
+#include "cluster/cluster.h"
 
 void broker_tick(struct worker *w, uint64_t now_ms)
 {
@@ -30,6 +32,7 @@ void broker_tick(struct worker *w, uint64_t now_ms)
 	if (w->id != 0)
 		return;
 	route_expire_retained(w, now_ms);
+	cluster_tick(b, now_ms);
 	if (b->cfg->sys_interval_s > 0 && now_ms >= b->next_sys_ms) {
 		broker_publish_sys(w, now_ms);
 		b->next_sys_ms = now_ms + b->cfg->sys_interval_s * 1000ull;
@@ -114,6 +117,23 @@ static void publish_bridges(struct worker *w, const struct stats *st, uint64_t n
 	}
 }
 
+/* $SYS/broker/cluster/...: the live nodes' figures summed (src/cluster/nodes.c). */
+static void publish_cluster(struct worker *w, const struct stats *st, uint64_t now_ms)
+{
+	const struct cluster_totals *c = &st->cluster;
+
+	if (!st->has_cluster)
+		return;
+	sys_put_u64(w, "$SYS/broker/cluster/nodes", c->nodes_alive, now_ms);
+	sys_put_u64(w, "$SYS/broker/cluster/nodes/silent", c->nodes - c->nodes_alive, now_ms);
+	sys_put_u64(w, "$SYS/broker/cluster/clients/connected", c->clients_connected, now_ms);
+	sys_put_u64(w, "$SYS/broker/cluster/clients/total", c->sessions, now_ms);
+	sys_put_u64(w, "$SYS/broker/cluster/subscriptions/count", c->subscriptions, now_ms);
+	sys_put_u64(w, "$SYS/broker/cluster/publish/messages/received", c->messages_received,
+		    now_ms);
+	sys_put_u64(w, "$SYS/broker/cluster/publish/messages/sent", c->messages_sent, now_ms);
+}
+
 void broker_publish_sys(struct worker *w, uint64_t now_ms)
 {
 	struct broker *b = w->b;
@@ -156,5 +176,6 @@ void broker_publish_sys(struct worker *w, uint64_t now_ms)
 	sys_put_u64(w, "$SYS/broker/acl/denied", st.acl_denials, now_ms);
 	publish_load(w, &st, now_ms);
 	publish_bridges(w, &st, now_ms);
+	publish_cluster(w, &st, now_ms);
 	stats_fini(&st);
 }

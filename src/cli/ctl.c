@@ -2,6 +2,7 @@
  * `moat ctl`: administration of the Security Center over its admin socket
  * (src/sc/admin.h): parses the command line, builds one JSON request, sends
  * it, prints the answer (tables, or the server's JSON with --json).
+ * `moat ctl cluster` is ctl_cluster.c's.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,6 +32,8 @@ static const char usage[] =
     "  key rotate FILTER\n"
     "  token issue NAME [--ttl S]        S from 300 to 3600 (default 900)\n"
     "  audit tail [-n N]\n"
+    "  cluster status --nats URL [--json] ...  a moatd cluster's nodes, streams and lag\n"
+    "                                    (read from NATS; moat ctl cluster --help)\n"
     "The socket is DIR/admin.sock of the Security Center (DIR defaults to $MOAT_SC_DIR);\n"
     "`moat-sc serve` must be running. --json prints the server's answer as it is.\n";
 
@@ -269,8 +272,11 @@ int cli_ctl_main(int argc, char **argv)
 	struct ctl_opts o = {0};
 	cJSON *req, *res = NULL;
 	char op[64];
-	int rc = parse(argc, argv, &o);
+	int rc;
 
+	if (argc > 1 && strcmp(argv[1], "cluster") == 0)
+		return ctl_cluster_main(argc - 1, argv + 1);
+	rc = parse(argc, argv, &o);
 	if (rc != 0)
 		return rc == 2 ? 0 : rc;
 	if (strcmp(o.pos[0], "thing") == 0 && strcmp(o.pos[1], "create") == 0) {

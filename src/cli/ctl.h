@@ -1,7 +1,8 @@
 /*
  * `moat ctl` internals: the parsed command line, the admin-channel client
- * (ctl.c), `thing create`'s credential bundle (ctl_thing.c) and the human
- * output of each answer (ctl_print.c).
+ * (ctl.c), `thing create`'s credential bundle (ctl_thing.c), the human
+ * output of each answer (ctl_print.c) and the cluster's status read from
+ * NATS (ctl_cluster.c).
  */
 #ifndef MOAT_CLI_CTL_H
 #define MOAT_CLI_CTL_H
@@ -36,6 +37,10 @@ cJSON *ctl_request(const struct ctl_opts *o, const char *op);
 /* `thing create NAME`: makes the keys and CSR, asks the SC, writes the
  * bundle into --out. Returns the exit code. */
 int ctl_thing_create(const struct ctl_opts *o, const char *name);
+
+/* `moat ctl cluster ...` (ctl_cluster.c): <argv>[0] is "cluster". Returns
+ * the exit code. */
+int ctl_cluster_main(int argc, char **argv);
 
 /* Prints the successful answer <res> of <op> for people. */
 void ctl_print(const char *op, const cJSON *res);

@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/text.h"
 #include "broker/broker.h"
+#include "cluster/nats_security.h"
 #include "cluster/subject.h"
 #include "cluster/wire.h"
 
@@ -172,14 +173,9 @@ static int connect_nats(struct cluster *cl, const struct moat_cluster_conf *cc, 
 		s = natsOptions_SetName(cl->opts, cl->node);
 	if (s == NATS_OK)
 		s = natsOptions_SetMaxReconnect(cl->opts, -1);
-	if (s == NATS_OK && (cc->tls_cafile != NULL || cc->tls_certfile != NULL))
-		s = natsOptions_SetSecure(cl->opts, true);
-	if (s == NATS_OK && cc->tls_cafile != NULL)
-		s = natsOptions_LoadCATrustedCertificates(cl->opts, cc->tls_cafile);
-	if (s == NATS_OK && cc->tls_certfile != NULL)
-		s = natsOptions_LoadCertificatesChain(cl->opts, cc->tls_certfile, cc->tls_keyfile);
-	if (s == NATS_OK && cc->credentials != NULL)
-		s = natsOptions_SetUserCredentialsFromFiles(cl->opts, cc->credentials, NULL);
+	if (s == NATS_OK)
+		s = nats_security_set(cl->opts, cc->tls_cafile, cc->tls_certfile, cc->tls_keyfile,
+				      cc->credentials);
 	if (s != NATS_OK)
 		return nats_fail(err, errlen,
 				 "cannot set the NATS options (TLS files, credentials)", s, 0);
@@ -260,11 +256,15 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 	snprintf(cl->kv_prefix, sizeof(cl->kv_prefix), "$KV.%s.", bucket);
 	rc = connect_nats(cl, cc, err, errlen);
 	if (rc == MOAT_OK)
+		rc = cluster_shares_start(cl, name, err, errlen);
+	if (rc == MOAT_OK)
 		rc = cluster_retained_start(cl, bucket, err, errlen);
 	snprintf(bucket, sizeof(bucket), "%s_interest", name);
 	snprintf(cl->interest_prefix, sizeof(cl->interest_prefix), "$KV.%s.", bucket);
 	if (rc == MOAT_OK)
 		rc = cluster_interest_start(cl, bucket, err, errlen);
+	if (rc == MOAT_OK)
+		rc = cluster_nodes_start(cl, name, err, errlen);
 	if (rc == MOAT_OK)
 		rc = consume_stream(cl, name, err, errlen);
 	if (rc < 0) {
@@ -289,6 +289,7 @@ void cluster_stop(struct broker *b)
 			log_warn("cluster: messages exported last may not be stored in JetStream");
 	}
 	cluster_retained_stop(cl);
+	cluster_nodes_stop(cl);
 	if (cl->remote != NULL)
 		cluster_interest_stop(cl);
 	/* closed, not unsubscribed: unsubscribing would delete the durable
@@ -296,6 +297,7 @@ void cluster_stop(struct broker *b)
 	if (cl->nc != NULL)
 		natsConnection_Close(cl->nc);
 	natsSubscription_Destroy(cl->sub);
+	cluster_shares_stop(cl);
 	jsCtx_Destroy(cl->js);
 	natsConnection_Destroy(cl->nc);
 	natsOptions_Destroy(cl->opts);
@@ -367,18 +369,19 @@ static void export_retained(struct cluster *cl, struct cluster_worker *cw, const
 	publish(cl, nm);
 }
 
-/* Sends <m> (encoded in cw->data) to node <node>'s subject; for QoS 1/2
- * with the worker's next ticket. */
-static void export_to(struct cluster *cl, struct worker *w, const char *node, const struct msg *m)
+/* Sends <m> (encoded in cw->data) on "<prefix><name>.<tokens>" (a node's
+ * or a share's subject); for QoS 1/2 with the worker's next ticket. */
+static void export_to(struct cluster *cl, struct worker *w, const char *prefix, const char *name,
+		      const struct msg *m)
 {
 	struct cluster_worker *cw = &cl->w[w->id];
-	const char *subject = subject_for(cw, cl->msg_prefix, node, m);
+	const char *subject = subject_for(cw, prefix, name, m);
 	natsMsg *nm = NULL;
 	char gate[48];
 
 	if (subject == NULL || natsMsg_Create(&nm, subject, NULL, (const char *)buf_head(&cw->data),
 					      (int)buf_used(&cw->data)) != NATS_OK) {
-		log_warn("cluster: cannot export a message to node %s", node);
+		log_warn("cluster: cannot export a message on %s%s", prefix, name);
 		return;
 	}
 	if (m->qos > 0) {
@@ -398,26 +401,33 @@ static void export_to(struct cluster *cl, struct worker *w, const char *node, co
 	}
 }
 
-void cluster_export(struct worker *w, const struct msg *m)
+bool cluster_export(struct worker *w, const struct msg *m)
 {
 	struct cluster *cl = w->b->cluster;
 	const char *nodes[CLUSTER_MAX_NODES];
+	const struct cluster_share *shares[CLUSTER_MAX_SHARES];
 	struct cluster_worker *cw;
-	size_t n;
+	size_t n, ns;
 
-	if (cl == NULL || m->remote || wire_topic_is_sys(m->topic))
-		return;
+	if (cl == NULL || wire_topic_is_sys(m->topic))
+		return false;
+	if (m->remote)
+		return true;
 	cw = &cl->w[w->id];
 	n = cluster_interested(cl, m->topic, nodes, CLUSTER_MAX_NODES);
-	if ((n > 0 || m->retain) &&
+	ns = cluster_shares_matching(cl, m->topic, shares, CLUSTER_MAX_SHARES);
+	if ((n > 0 || ns > 0 || m->retain) &&
 	    (wire_encode(&cw->data, cl->node, m) < 0 || buf_used(&cw->data) > INT32_MAX)) {
 		log_warn("cluster: cannot export a message: out of memory");
-		return;
+		return true;
 	}
 	for (size_t i = 0; i < n; i++)
-		export_to(cl, w, nodes[i], m);
+		export_to(cl, w, cl->msg_prefix, nodes[i], m);
+	for (size_t i = 0; i < ns; i++)
+		export_to(cl, w, cl->share_prefix, shares[i]->id, m);
 	if (m->retain)
 		export_retained(cl, cw, m);
+	return true;
 }
 
 void cluster_flush(struct worker *w)

@@ -34,10 +34,13 @@ int cluster_start(struct broker *b, char *err, size_t errlen);
  * cluster. Safe to call twice and without a cluster. */
 void cluster_stop(struct broker *b);
 
-/* Worker <w> routed <m>, a local client's message: publishes it to the
+/* Worker <w> routes <m>, a local client's message: publishes it to the
  * stream (QoS 1/2: its answer is gated), and to the retained bucket when it
- * is retained. Does nothing for remote messages and $SYS topics. */
-void cluster_export(struct worker *w, const struct msg *m);
+ * is retained. Does nothing for remote messages and $SYS topics. True when
+ * the cluster delivers <m> to shared subscriptions (share.c: a copy per
+ * matching share, this node's members included), so local routing skips
+ * them: always for remote messages, never for $SYS or without a cluster. */
+bool cluster_export(struct worker *w, const struct msg *m);
 
 /* A session of this node subscribed to (<add>) or left <filter>: other
  * nodes send this node only what its filters match (interest.c). */
@@ -52,6 +55,9 @@ void cluster_flush(struct worker *w);
 void cluster_routed(struct worker *w, void *cluster_ack, uint32_t mark);
 /* Destroys <cluster_ack> unacknowledged (an inbox item dropped). */
 void cluster_forget(void *cluster_ack);
+/* A share's message found no member here: JetStream gives it to another
+ * node of the share (share.c). */
+void cluster_refuse(void *cluster_ack);
 
 /* ---- gating answers on JetStream (as persist.h gates them on the store) ---- */
 /* How many QoS 1/2 messages <w> has exported so far: compare after a packet. */
@@ -64,5 +70,20 @@ bool cluster_hold_output(struct worker *w, struct conn *c);
 void cluster_release(struct worker *w);
 /* <c> closes: it leaves the held list. */
 void cluster_conn_closed(struct worker *w, struct conn *c);
+
+/* ---- node status and cluster totals (nodes.c, node_status.h) ---- */
+
+/* Every live node's last figures summed (silent ones are counted in
+ * <nodes> only). */
+struct cluster_totals {
+	uint64_t nodes, nodes_alive;
+	uint64_t clients_connected, sessions, subscriptions;
+	uint64_t messages_received, messages_sent;
+};
+
+/* Worker 0, once a second: writes this node's status every few seconds. */
+void cluster_tick(struct broker *b, uint64_t now_ms);
+/* Fills <t> from the nodes' bucket; false (zeros) without a cluster. Any thread. */
+bool cluster_totals(struct broker *b, struct cluster_totals *t);
 
 #endif

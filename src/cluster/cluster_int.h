@@ -1,6 +1,6 @@
 /*
- * What cluster.c, gate.c, ack.c, interest.c, retained.c and watch.c share: the node's NATS handles
- * and each worker's export state.
+ * What cluster.c, gate.c, ack.c, interest.c, retained.c, watch.c, share.c
+ * and nodes.c share: the node's NATS handles and each worker's export state.
  */
 #ifndef MOAT_CLUSTER_CLUSTER_INT_H
 #define MOAT_CLUSTER_CLUSTER_INT_H
@@ -52,6 +52,7 @@ struct cluster_watch {
 };
 
 struct local_filter;
+struct node_entry;
 struct remote_node;
 struct subidx;
 
@@ -82,6 +83,19 @@ struct cluster {
 	struct subidx *remote;
 	struct remote_node *nodes; /* the watch thread's */
 	struct cluster_worker *w;  /* one per worker */
+	/* shared subscriptions across nodes (share.c) */
+	struct subidx *shares;		  /* every node's shares, by inner filter */
+	struct cluster_share *share_list; /* the watch thread's; kept until the cluster stops */
+	char share_stream[CLUSTER_NAME_MAX + 8];  /* "<cluster>_shares" */
+	char share_prefix[CLUSTER_NAME_MAX + 8];  /* "<cluster>.g." */
+	char share_deliver[CLUSTER_NAME_MAX + 8]; /* "<cluster>.gd." */
+	/* node status and totals (nodes.c) */
+	struct cluster_watch nodes_watch;
+	bool nodes_started;
+	pthread_mutex_t nodes_lock;
+	struct node_entry *node_list;		  /* under nodes_lock */
+	char nodes_prefix[CLUSTER_NAME_MAX + 16]; /* "$KV.<cluster>_nodes." */
+	uint64_t next_status_ms;		  /* worker 0's */
 };
 
 /* The header that tells the acknowledgement handler which worker's ticket a
@@ -126,5 +140,41 @@ void cluster_retained_stop(struct cluster *cl);
  * done (and durable). False when it could not (then <m> is released and
  * <ack> destroyed unacknowledged). */
 bool cluster_post(struct cluster *cl, struct msg *m, bool retained_only, natsMsg *ack);
+
+/* nodes.c: writes this node's status, watches every node's. MOAT_OK or an
+ * error with <err>. */
+int cluster_nodes_start(struct cluster *cl, const char *cluster_name, char *err, size_t errlen);
+void cluster_nodes_stop(struct cluster *cl);
+
+/* ---- shared subscriptions across nodes (share.c) ---- */
+
+/* Hex digits of a share's id. */
+enum { CLUSTER_SHARE_ID_LEN = 16 };
+/* Most shares one message is copied to. */
+enum { CLUSTER_MAX_SHARES = 256 };
+
+/* One "$share/<group>/<filter>" some node holds. */
+struct cluster_share {
+	struct cluster_share *next;
+	struct cluster *cl;
+	const void **holders; /* the nodes whose interest lists it (watch thread) */
+	size_t holders_n, holders_cap;
+	natsSubscription *sub; /* this node's place in its queue group, or NULL */
+	char id[CLUSTER_SHARE_ID_LEN + 1];
+	uint16_t len;
+	uint8_t filter[];
+};
+
+/* Creates the shares' stream and index. MOAT_OK or an error with <err>. */
+int cluster_shares_start(struct cluster *cl, const char *cluster_name, char *err, size_t errlen);
+/* Frees them (the NATS connection is closed). */
+void cluster_shares_stop(struct cluster *cl);
+/* The watch thread: <node> (identity only; <here> when it is this node)
+ * lists (<add>) or no longer lists shared filter <f>. */
+void cluster_share_seen(struct cluster *cl, const void *node, bool here, struct moat_bytes f,
+			bool add);
+/* Puts in <v> (at most <cap>) the cluster's shares matching <topic>; returns how many. */
+size_t cluster_shares_matching(struct cluster *cl, struct moat_bytes topic,
+			       const struct cluster_share **v, size_t cap);
 
 #endif

@@ -1,12 +1,14 @@
 /*
  * Interest-based routing (docs/cluster.md, "Interest"). Each node keeps the
  * set of distinct filters its sessions subscribe to (counted, shared
- * subscriptions by their inner filter) and writes it, when it changed, at
- * the end of a loop pass under its own name in the cluster's interest
- * bucket (value: wire.h's filter list). A thread watches
- * the bucket and keeps every other node's filters in one subscription index
- * whose owners are the nodes, so an export matches a topic once and
- * publishes one copy per interested node, on that node's subject.
+ * subscriptions as written, "$share/<group>/<filter>") and writes it, when
+ * it changed, at the end of a loop pass under its own name in the
+ * cluster's interest bucket (value: wire.h's filter list). A thread watches
+ * the bucket and keeps every other node's plain filters in one subscription
+ * index whose owners are the nodes, so an export matches a topic once and
+ * publishes one copy per interested node, on that node's subject. Shared
+ * filters of every node, this one's included, go to share.c instead: their
+ * messages cross once per share, not once per node.
  */
 #include "cluster/cluster_int.h"
 
@@ -42,14 +44,6 @@ struct remote_node {
 	struct buf filters; /* its last value: u16-length filters */
 	char name[];
 };
-
-/* The filter an MQTT subscription adds interest in: a shared one's inner filter. */
-static struct moat_bytes interest_filter(struct moat_bytes filter)
-{
-	struct moat_bytes group, inner;
-
-	return topic_share_parse(filter, &group, &inner) == MOAT_OK ? inner : filter;
-}
 
 static size_t find_local(const struct cluster *cl, struct moat_bytes f, bool *found)
 {
@@ -120,14 +114,12 @@ static void local_remove(struct cluster *cl, struct moat_bytes f)
 	atomic_store(&cl->local_dirty, true);
 }
 
-void cluster_interest(struct broker *b, struct moat_bytes filter, bool add)
+void cluster_interest(struct broker *b, struct moat_bytes f, bool add)
 {
 	struct cluster *cl = b->cluster;
-	struct moat_bytes f;
 
 	if (cl == NULL)
 		return;
-	f = interest_filter(filter);
 	pthread_mutex_lock(&cl->local_lock);
 	if (!add)
 		local_remove(cl, f);
@@ -188,13 +180,24 @@ void cluster_interest_flush(struct cluster *cl)
 struct node_ctx {
 	struct cluster *cl;
 	struct remote_node *node;
+	bool here; /* this node's own entry: only its shares count */
 };
+
+static bool is_shared(struct moat_bytes f)
+{
+	struct moat_bytes group, inner;
+
+	return topic_share_parse(f, &group, &inner) == MOAT_OK;
+}
 
 static void remote_remove(void *ctx, struct moat_bytes f)
 {
 	struct node_ctx *nc = ctx;
 
-	subidx_remove(nc->cl->remote, f, nc->node);
+	if (is_shared(f))
+		cluster_share_seen(nc->cl, nc->node, nc->here, f, false);
+	else if (!nc->here)
+		subidx_remove(nc->cl->remote, f, nc->node);
 }
 
 static void remote_add(void *ctx, struct moat_bytes f)
@@ -202,7 +205,9 @@ static void remote_add(void *ctx, struct moat_bytes f)
 	struct node_ctx *nc = ctx;
 	struct sub_entry e = {.owner = nc->node};
 
-	if (subidx_add(nc->cl->remote, f, &e, NULL) < 0)
+	if (is_shared(f))
+		cluster_share_seen(nc->cl, nc->node, nc->here, f, true);
+	else if (!nc->here && subidx_add(nc->cl->remote, f, &e, NULL) < 0)
 		log_warn("cluster: node %s's filter %.*s is not usable here", nc->node->name,
 			 (int)f.len, (const char *)f.ptr);
 }
@@ -229,10 +234,8 @@ static void on_interest(struct cluster *cl, kvEntry *e)
 {
 	const char *name = kvEntry_Key(e);
 	struct moat_bytes value = {kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)};
-	struct node_ctx nc = {cl, NULL};
+	struct node_ctx nc = {cl, NULL, strcmp(name, cl->node) == 0};
 
-	if (strcmp(name, cl->node) == 0)
-		return;
 	if (kvEntry_Operation(e) != kvOp_Put)
 		value.len = 0;
 	if (!wire_each_filter(value, NULL, NULL)) {

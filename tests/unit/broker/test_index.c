@@ -180,6 +180,54 @@ static void skipped_member_is_never_chosen(void **state)
 	subidx_destroy(idx);
 }
 
+/* subidx_pick: one member of exactly the shared subscription named, as
+ * cluster shares deliver (src/cluster/share.c). */
+static void pick_one_member_of_one_share(void **state)
+{
+	struct subidx *idx = subidx_create(0);
+	int seen[2] = { 0 };
+
+	(void)state;
+	add(idx, "$share/g/s/#", &owner_a, 0);
+	add(idx, "$share/g/s/#", &owner_b, 0);
+	add(idx, "$share/g/s/+", &owner_c, 0);	/* same group name, another share */
+	add(idx, "s/#", &owner_c, 0);		/* a plain subscription on the filter */
+	for (int i = 0; i < 6; i++) {
+		struct hits h = { 0 };
+
+		assert_true(subidx_pick(idx, moat_bytes_str("$share/g/s/#"), collect, NULL, &h));
+		assert_int_equal(h.n, 1);
+		assert_ptr_not_equal(h.owners[0], &owner_c);
+		seen[h.owners[0] == &owner_b]++;
+	}
+	assert_int_equal(seen[0], 3);	/* round-robin between a and b */
+	assert_int_equal(seen[1], 3);
+	{
+		struct hits h = { 0 };
+
+		assert_true(subidx_pick(idx, moat_bytes_str("$share/g/s/+"), collect, NULL, &h));
+		assert_int_equal(h.n, 1);
+		assert_ptr_equal(h.owners[0], &owner_c);
+		/* no such share, a plain filter, a malformed one: nobody */
+		assert_false(subidx_pick(idx, moat_bytes_str("$share/h/s/#"), collect, NULL, &h));
+		assert_false(subidx_pick(idx, moat_bytes_str("$share/g/x/#"), collect, NULL, &h));
+		assert_false(subidx_pick(idx, moat_bytes_str("s/#"), collect, NULL, &h));
+		assert_false(subidx_pick(idx, moat_bytes_str("$share/g"), collect, NULL, &h));
+		assert_int_equal(h.n, 1);
+	}
+	{
+		struct hits h = { 0 };
+
+		/* members the callback refuses are skipped, as subidx_match does */
+		for (int i = 0; i < 4; i++)
+			assert_true(subidx_pick(idx, moat_bytes_str("$share/g/s/#"), collect,
+						only_b_and_c, &h));
+		for (int i = 0; i < 4; i++)
+			assert_ptr_equal(h.owners[i], &owner_b);
+	}
+	subidx_destroy(idx);
+}
+
 static void deep_and_many_filters(void **state)
 {
 	struct subidx *idx = subidx_create(200);
@@ -332,6 +380,7 @@ int main(void)
 		cmocka_unit_test(invalid_filters_and_limits),
 		cmocka_unit_test(shared_groups_round_robin),
 		cmocka_unit_test(skipped_member_is_never_chosen),
+		cmocka_unit_test(pick_one_member_of_one_share),
 		cmocka_unit_test(deep_and_many_filters),
 		cmocka_unit_test(retained_set_replace_delete),
 		cmocka_unit_test(retained_filter_walks),

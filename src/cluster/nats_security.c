@@ -1,0 +1,20 @@
+/*
+ * A NATS connection's TLS and credentials options (see nats_security.h).
+ */
+#include "cluster/nats_security.h"
+
+natsStatus nats_security_set(natsOptions *o, const char *cafile, const char *certfile,
+			     const char *keyfile, const char *credentials)
+{
+	natsStatus s = NATS_OK;
+
+	if (cafile != NULL || certfile != NULL)
+		s = natsOptions_SetSecure(o, true);
+	if (s == NATS_OK && cafile != NULL)
+		s = natsOptions_LoadCATrustedCertificates(o, cafile);
+	if (s == NATS_OK && certfile != NULL)
+		s = natsOptions_LoadCertificatesChain(o, certfile, keyfile);
+	if (s == NATS_OK && credentials != NULL)
+		s = natsOptions_SetUserCredentialsFromFiles(o, credentials, NULL);
+	return s;
+}

@@ -1,0 +1,307 @@
+/*
+ * Shared subscriptions across nodes (docs/cluster.md, "Shared
+ * subscriptions"). A share is one "$share/<group>/<filter>"; its id is the
+ * hex of the first 8 bytes of the SHA-256 of that string. Every node lists
+ * its shares in its interest entry (interest.c), and the watch thread keeps
+ * the shares of all entries, this node's own included, in an index by
+ * inner filter. A local client's message goes once to each matching share,
+ * on "<cluster>.g.<id>.<topic tokens>", into the work-queue stream
+ * "<cluster>_shares". Each share has a durable consumer "share-<id>" that
+ * delivers to the NATS queue group of the same name; the nodes whose own
+ * entry lists the share are its members, so JetStream hands each message
+ * to one node, which routes it to one of its members (subidx_pick) and
+ * acknowledges it once routed (ack.c), or refuses it when it has no member
+ * any more so that another node takes it. A consumer no node subscribes to
+ * is deleted by JetStream after SHARE_IDLE_NS.
+ */
+#include "cluster/cluster_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include <moat/error.h>
+
+#include "base/log.h"
+#include "broker/broker.h"
+#include "broker/sub_index.h"
+#include "cluster/wire.h"
+#include "codec/topic.h"
+
+/* How long JetStream keeps a share's consumer that no node subscribes to
+ * (its last member left everywhere, or its nodes are all down); how long
+ * the shares' stream keeps a message no consumer took. */
+#define SHARE_IDLE_NS (3600LL * 1000000000LL)
+#define SHARE_MAX_AGE_NS (24LL * 3600 * 1000000000LL)
+/* When JetStream sends a refused message again (to any node of the share):
+ * not at once, so a node that has not left the queue group yet does not
+ * spin on it. */
+enum { REFUSE_DELAY_MS = 500 };
+
+static struct log_limiter refuse_log;
+
+static struct cluster_share *share_find(struct cluster *cl, struct moat_bytes f)
+{
+	for (struct cluster_share *sh = cl->share_list; sh != NULL; sh = sh->next)
+		if (sh->len == f.len && memcmp(sh->filter, f.ptr, f.len) == 0)
+			return sh;
+	return NULL;
+}
+
+static struct cluster_share *share_new(struct cluster *cl, struct moat_bytes f)
+{
+	struct cluster_share *sh = calloc(1, sizeof(*sh) + f.len);
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+
+	if (sh == NULL || EVP_Digest(f.ptr, f.len, md, &mdlen, EVP_sha256(), NULL) != 1) {
+		free(sh);
+		return NULL;
+	}
+	for (int i = 0; i < CLUSTER_SHARE_ID_LEN / 2; i++)
+		snprintf(&sh->id[2 * i], 3, "%02x", md[i]);
+	sh->cl = cl;
+	sh->len = (uint16_t)f.len;
+	memcpy(sh->filter, f.ptr, f.len);
+	sh->next = cl->share_list;
+	cl->share_list = sh;
+	return sh;
+}
+
+/* A message of a share this node is a member of (a NATS thread): handed to
+ * worker 0 for one member of the share. */
+static void on_share_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
+{
+	struct cluster_share *sh = closure;
+	struct moat_bytes data = {(const uint8_t *)natsMsg_GetData(nm),
+				  (size_t)natsMsg_GetDataLength(nm)};
+	struct moat_bytes node;
+	struct msg *m = NULL;
+	const char *why = NULL;
+	int rc = wire_decode(data, &node, &m, &why);
+
+	(void)nc;
+	(void)sub;
+	if (rc == MOAT_OK) {
+		struct inbox_item item = {
+		    .msg = m, .cluster_ack = nm, .share = {sh->filter, sh->len}};
+
+		if (route_post(&sh->cl->b->workers[0], &item) == MOAT_OK)
+			return;
+		log_warn("cluster: out of memory: a message of %.*s comes again later",
+			 (int)sh->len, (const char *)sh->filter);
+		msg_unref(m);
+	} else if (rc == MOAT_E_MALFORMED) {
+		log_warn("cluster: dropped a malformed message on %s: %s", natsMsg_GetSubject(nm),
+			 why);
+		natsMsg_Ack(nm, NULL);
+	}
+	natsMsg_Destroy(nm);
+}
+
+void cluster_refuse(void *cluster_ack)
+{
+	if (log_limiter_allow(&refuse_log, 1, 60))
+		log_info("cluster: a share's message came after its last member here left (%s); "
+			 "another node takes it",
+			 natsMsg_GetSubject(cluster_ack));
+	natsMsg_NakWithDelay(cluster_ack, REFUSE_DELAY_MS, NULL);
+	natsMsg_Destroy(cluster_ack);
+}
+
+/* This node holds <sh> now: it joins the share's queue group, creating the
+ * consumer unless another node (or a past run) did. */
+static void join(struct cluster *cl, struct cluster_share *sh)
+{
+	char durable[CLUSTER_SHARE_ID_LEN + 8], deliver[sizeof(cl->share_deliver) + sizeof(sh->id)];
+	char filter[sizeof(cl->share_prefix) + sizeof(sh->id) + 2];
+	char *description = strndup((const char *)sh->filter, sh->len);
+	jsConsumerConfig cc;
+	jsSubOptions so;
+	jsErrCode jerr = 0;
+	natsStatus s;
+
+	snprintf(durable, sizeof(durable), "share-%s", sh->id);
+	snprintf(deliver, sizeof(deliver), "%s%s", cl->share_deliver, sh->id);
+	snprintf(filter, sizeof(filter), "%s%s.>", cl->share_prefix, sh->id);
+	jsConsumerConfig_Init(&cc);
+	cc.Durable = durable;
+	cc.Description = description; /* the share, for moat ctl cluster status (NULL: none) */
+	cc.DeliverSubject = deliver;
+	cc.DeliverGroup = durable;
+	cc.FilterSubject = filter;
+	cc.AckPolicy = js_AckExplicit;
+	cc.DeliverPolicy = js_DeliverAll;
+	cc.InactiveThreshold = SHARE_IDLE_NS;
+	/* already there (same configuration) is fine: the subscription binds;
+	 * a refusal is tried again without the description (a filter with
+	 * bytes the request's JSON may not carry) */
+	if (js_AddConsumer(NULL, cl->js, cl->share_stream, &cc, NULL, &jerr) != NATS_OK) {
+		cc.Description = NULL;
+		js_AddConsumer(NULL, cl->js, cl->share_stream, &cc, NULL, &jerr);
+	}
+	free(description);
+	jsSubOptions_Init(&so);
+	so.Stream = cl->share_stream;
+	so.Consumer = durable;
+	so.Queue = durable;
+	so.ManualAck = true;
+	s = js_Subscribe(&sh->sub, cl->js, filter, on_share_msg, sh, NULL, &so, &jerr);
+	if (s != NATS_OK) {
+		sh->sub = NULL;
+		log_warn("cluster: cannot join the share %.*s (consumer %s): %s (JetStream error "
+			 "%d); its members here get none of its messages until this node's "
+			 "subscriptions change (then it tries again)",
+			 (int)sh->len, (const char *)sh->filter, durable, natsStatus_GetText(s),
+			 (int)jerr);
+	}
+}
+
+/* This node no longer holds <sh>: it leaves the queue group (the consumer
+ * stays for the other members; JetStream deletes it when none is left). */
+static void leave(struct cluster_share *sh)
+{
+	natsSubscription_Unsubscribe(sh->sub);
+	natsSubscription_Destroy(sh->sub);
+	sh->sub = NULL;
+}
+
+static bool holders_add(struct cluster_share *sh, const void *node)
+{
+	for (size_t i = 0; i < sh->holders_n; i++)
+		if (sh->holders[i] == node)
+			return true;
+	if (sh->holders_n == sh->holders_cap) {
+		size_t cap = sh->holders_cap ? sh->holders_cap * 2 : 4;
+		const void **v = realloc(sh->holders, cap * sizeof(*v));
+
+		if (v == NULL)
+			return false;
+		sh->holders = v;
+		sh->holders_cap = cap;
+	}
+	sh->holders[sh->holders_n++] = node;
+	return true;
+}
+
+static void holders_del(struct cluster_share *sh, const void *node)
+{
+	for (size_t i = 0; i < sh->holders_n; i++)
+		if (sh->holders[i] == node) {
+			sh->holders[i] = sh->holders[--sh->holders_n];
+			return;
+		}
+}
+
+void cluster_share_seen(struct cluster *cl, const void *node, bool here, struct moat_bytes f,
+			bool add)
+{
+	struct cluster_share *sh = share_find(cl, f);
+	struct moat_bytes group, inner;
+	struct sub_entry e;
+
+	if (topic_share_parse(f, &group, &inner) != MOAT_OK)
+		return;
+	if (sh == NULL && add)
+		sh = share_new(cl, f);
+	if (sh == NULL) {
+		if (add)
+			log_warn("cluster: out of memory: the share %.*s is not known here",
+				 (int)f.len, (const char *)f.ptr);
+		return;
+	}
+	e = (struct sub_entry){.owner = sh};
+	if (add) {
+		if (!holders_add(sh, node) ||
+		    (sh->holders_n == 1 && subidx_add(cl->shares, inner, &e, NULL) < 0))
+			log_warn("cluster: the share %.*s is not usable here", (int)f.len,
+				 (const char *)f.ptr);
+		if (here && sh->sub == NULL)
+			join(cl, sh);
+		return;
+	}
+	if (here && sh->sub != NULL)
+		leave(sh);
+	holders_del(sh, node);
+	if (sh->holders_n == 0)
+		subidx_remove(cl->shares, inner, sh);
+}
+
+struct match_ctx {
+	const struct cluster_share **v;
+	size_t n, cap;
+};
+
+static void on_match(void *ctx, const struct sub_entry *e, struct moat_bytes share_group)
+{
+	struct match_ctx *mc = ctx;
+
+	(void)share_group;
+	if (mc->n < mc->cap)
+		mc->v[mc->n++] = e->owner;
+	else
+		log_warn("cluster: a message matches more than %zu shares: the others miss it",
+			 mc->cap);
+}
+
+size_t cluster_shares_matching(struct cluster *cl, struct moat_bytes topic,
+			       const struct cluster_share **v, size_t cap)
+{
+	struct match_ctx mc = {v, 0, cap};
+
+	subidx_match(cl->shares, topic, on_match, NULL, &mc);
+	return mc.n;
+}
+
+int cluster_shares_start(struct cluster *cl, const char *cluster_name, char *err, size_t errlen)
+{
+	char all[sizeof(cl->share_prefix) + 1];
+	const char *subjects[1] = {all};
+	jsStreamConfig sc;
+	jsErrCode jerr = 0;
+	natsStatus s;
+
+	snprintf(cl->share_stream, sizeof(cl->share_stream), "%s_shares", cluster_name);
+	snprintf(cl->share_prefix, sizeof(cl->share_prefix), "%s.g.", cluster_name);
+	snprintf(cl->share_deliver, sizeof(cl->share_deliver), "%s.gd.", cluster_name);
+	snprintf(all, sizeof(all), "%s>", cl->share_prefix);
+	cl->shares = subidx_create(cl->b->cfg->max_topic_levels);
+	if (cl->shares == NULL) {
+		snprintf(err, errlen, "cluster: out of memory");
+		return MOAT_E_NOMEM;
+	}
+	jsStreamConfig_Init(&sc);
+	sc.Name = cl->share_stream;
+	sc.Subjects = subjects;
+	sc.SubjectsLen = 1;
+	sc.Storage = js_FileStorage;
+	sc.Retention = js_WorkQueuePolicy;
+	sc.MaxAge = SHARE_MAX_AGE_NS;
+	s = js_AddStream(NULL, cl->js, &sc, NULL, &jerr);
+	if (s != NATS_OK && jerr == JSStreamNameExistErr)
+		s = js_GetStreamInfo(NULL, cl->js, cl->share_stream, NULL, &jerr);
+	if (s != NATS_OK) {
+		snprintf(err, errlen,
+			 "cluster: cannot create the shares' stream %s: %s (JetStream error %d)",
+			 cl->share_stream, natsStatus_GetText(s), (int)jerr);
+		return MOAT_E_IO;
+	}
+	return MOAT_OK;
+}
+
+void cluster_shares_stop(struct cluster *cl)
+{
+	while (cl->share_list != NULL) {
+		struct cluster_share *sh = cl->share_list;
+
+		cl->share_list = sh->next;
+		natsSubscription_Destroy(
+		    sh->sub); /* closed with the connection: the consumer stays */
+		free(sh->holders);
+		free(sh);
+	}
+	subidx_destroy(cl->shares);
+	cl->shares = NULL;
+}

@@ -1,0 +1,125 @@
+"""Shared subscriptions across cluster nodes (docs/cluster.md, "Shared
+subscriptions"): a real nats-server -js and three nodes; members of one
+share on nodes a and b, the publisher on node c. Every message reaches
+exactly one member in the whole cluster, both nodes' members get some, a
+plain subscriber next to a member still gets each message once, and QoS 1
+stays at least once while a member with a persistent session is away; when
+the last member on a node leaves, the other node's members get it all."""
+import socket
+import time
+import unittest
+
+from test_cluster import CROSS_S, ClusterBase
+
+SHARE = "$share/g/t/#"
+
+
+class ClusterSharedTest(ClusterBase):
+    def setUp(self):
+        super().setUp()
+        self.start_node("c")
+
+    def link_share(self, members, topic="t/probe"):
+        """Publishes QoS 0 probes on node c until every member has had one
+        (each node joined the share's queue group), then drains them."""
+        probe = self.client("c", "probe-%d" % len(self.peers))
+        seen = set()
+        deadline = time.monotonic() + 2 * CROSS_S
+        while len(seen) < len(members) and time.monotonic() < deadline:
+            probe.publish(topic, b"probe")
+            for i, m in enumerate(members):
+                try:
+                    if m.expect_publish(timeout=0.1).payload == b"probe":
+                        seen.add(i)
+                except socket.timeout:
+                    pass
+        self.assertEqual(len(seen), len(members), "not every member joined the share")
+        probe.disconnect()
+        time.sleep(1.0)  # the last probes are on their way
+        for m in members:
+            m.drain_publishes(quiet_s=1.0)
+
+    def collect(self, peers, want, seconds=CROSS_S):
+        """Payloads each peer receives until <want> arrived in total and
+        nothing more comes for a second."""
+        got = [[] for _ in peers]
+        deadline = time.monotonic() + seconds
+        quiet = None
+        while time.monotonic() < deadline:
+            any_new = False
+            for i, p in enumerate(peers):
+                try:
+                    got[i].append(p.expect_publish(timeout=0.05).payload)
+                    any_new = True
+                except socket.timeout:
+                    pass
+            if any_new:
+                quiet = None
+            elif sum(map(len, got)) >= want:
+                quiet = quiet or time.monotonic()
+                if time.monotonic() - quiet > 1.0:
+                    break
+        return got
+
+    def test_each_message_once_per_share_across_nodes(self):
+        n = 200
+        ma = self.client("a", "member-a")
+        ma.subscribe((SHARE, 1))
+        mb = self.client("b", "member-b")
+        mb.subscribe((SHARE, 1))
+        plain = self.client("b", "plain-b")
+        plain.subscribe(("t/#", 1))
+        self.link_share([ma, mb])
+        plain.drain_publishes(quiet_s=1.0)
+        pub = self.client("c", "publisher")
+        for i in range(n):
+            pub.publish("t/x", b"%d" % i, qos=1)
+        got_a, got_b = self.collect([ma, mb], n)
+        everything = sorted(got_a + got_b, key=int)
+        self.assertEqual(everything, [b"%d" % i for i in range(n)])  # once each, in total
+        self.assertGreater(len(got_a), 0)
+        self.assertGreater(len(got_b), 0)
+        got_plain = self.collect([plain], n)[0]
+        self.assertEqual(got_plain, [b"%d" % i for i in range(n)])  # not doubled by the share
+
+    def test_qos1_at_least_once_while_a_member_is_away(self):
+        n = 100
+        expiry = [("session_expiry", 300)]
+        ma = self.client("a", "member-a", clean=False, props=expiry)
+        ma.subscribe((SHARE, 1))
+        mb = self.client("b", "member-b")
+        mb.subscribe((SHARE, 1))
+        self.link_share([ma, mb])
+        pub = self.client("c", "publisher")
+        for i in range(n // 2):
+            pub.publish("t/x", b"%d" % i, qos=1)
+        first_a, first_b = self.collect([ma, mb], n // 2)
+        ma.close()  # away: its session keeps its share of what comes
+        for i in range(n // 2, n):
+            pub.publish("t/x", b"%d" % i, qos=1)
+        time.sleep(2.0)
+        back = self.client("a", "member-a", clean=False, props=expiry)
+        later_a, later_b = self.collect([back, mb], n - len(first_a) - len(first_b))
+        everything = set(first_a + first_b + later_a + later_b)
+        self.assertEqual(everything, {b"%d" % i for i in range(n)})
+        self.assertGreater(len(later_a), 0, "the away member's session got none")
+
+    def test_last_member_leaving_a_node_moves_the_share(self):
+        n = 50
+        ma = self.client("a", "member-a")
+        ma.subscribe((SHARE, 1))
+        mb = self.client("b", "member-b")
+        mb.subscribe((SHARE, 1))
+        self.link_share([ma, mb])
+        ma.unsubscribe(SHARE)
+        time.sleep(2.0)  # node a leaves the share's queue group
+        pub = self.client("c", "publisher")
+        for i in range(n):
+            pub.publish("t/x", b"%d" % i, qos=1)
+        got_b = self.collect([mb], n)[0]
+        self.assertEqual(sorted(got_b, key=int), [b"%d" % i for i in range(n)])
+        ma.expect_nothing(timeout=0.5)
+
+
+if __name__ == "__main__":
+    unittest.main()
