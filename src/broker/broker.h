@@ -79,6 +79,9 @@ struct delivery {
  * ("$share/<group>/" included); the options live in the index. */
 struct sub {
 	struct sub *next;	/* in the session's list */
+	/* cluster: its options, for the session's snapshot (src/cluster/snapshot.h) */
+	struct mqtt_sub_opts opts;
+	uint32_t sub_id;
 	size_t len;
 	uint8_t filter[];
 };
@@ -150,6 +153,12 @@ struct session {
 	struct msg *will;
 	uint64_t will_at_ms;
 	bool internal;			/* last connected as a bridge's internal link (conn.internal) */
+	/* cluster (src/cluster/sessions.c): the revision of its entry in the
+	 * sessions bucket this node last wrote; <cluster_moved>: another node
+	 * took it over, so ending it here leaves the entry alone; <cluster_dirty>:
+	 * its subscriptions changed since the entry was written */
+	uint64_t cluster_rev;
+	bool cluster_moved, cluster_dirty;
 	struct route_mark marks[];	/* one per worker */
 };
 
@@ -637,6 +646,9 @@ int conn_send_packet(struct conn *c, const struct mqtt_packet *p);
 int conn_send_publish(struct conn *c, const struct delivery *d, bool dup, uint64_t now_ms);
 /* Sends a v5 DISCONNECT with <rc> (no-op for 3.x) and closes after the flush. */
 void conn_disconnect(struct conn *c, uint8_t rc, const char *reason);
+/* A new connection took <old>'s session: DISCONNECT 0x8E (v5), audited, and
+ * <old> detached from it (its Will as on any close). */
+void conn_take_over(struct conn *old);
 /* The connection ends: publishes or schedules its Will, detaches or ends
  * its session. Safe to call twice. */
 void conn_on_close(struct conn *c);

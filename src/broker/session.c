@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "broker/persist.h"
 #include "broker/security.h"
+#include "cluster/cluster.h"
 
 static size_t hash_bytes(struct moat_bytes b)
 {
@@ -203,6 +204,7 @@ void sess_destroy(struct worker *w, struct session *s)
 		s->wnext->wprev = s->wprev;
 	clear_state(w, s);
 	persist_session_drop(w, s);
+	cluster_session_ended(w, s);
 	authz_clear_identity(s);
 	s->dead = true;
 	sess_unref(s);

@@ -65,4 +65,19 @@ void cluster_release(struct worker *w);
 /* <c> closes: it leaves the held list. */
 void cluster_conn_closed(struct worker *w, struct conn *c);
 
+/* ---- cluster-wide sessions (sessions.c) ---- */
+struct session;
+/* <c> connected with its session c->sess (set up, CONNACK not yet sent):
+ * claims it in the sessions bucket (another node's connection for it
+ * closes). With <resume> (a session new here, no clean start) the
+ * subscriptions of the session another node had are restored: true then
+ * (session present). */
+bool cluster_session_connect(struct conn *c, bool resume);
+/* <s>'s client went; the session stays (offline). */
+void cluster_session_offline(struct worker *w, struct session *s);
+/* <s> ends on this node: its entry goes, unless another node took it. */
+void cluster_session_ended(struct worker *w, struct session *s);
+/* <s>'s subscriptions changed: its entry is written at the end of the pass. */
+void cluster_session_changed(struct worker *w, struct session *s);
+
 #endif

@@ -82,6 +82,10 @@ struct cluster {
 	struct subidx *remote;
 	struct remote_node *nodes; /* the watch thread's */
 	struct cluster_worker *w;  /* one per worker */
+	/* cluster-wide sessions (sessions.c, nodes.c) */
+	struct cluster_sessions *sessions;
+	struct cluster_nodes *liveness;
+	struct cluster_watch liveness_watch;
 };
 
 /* The header that tells the acknowledgement handler which worker's ticket a
@@ -126,5 +130,22 @@ void cluster_retained_stop(struct cluster *cl);
  * done (and durable). False when it could not (then <m> is released and
  * <ack> destroyed unacknowledged). */
 bool cluster_post(struct cluster *cl, struct msg *m, bool retained_only, natsMsg *ack);
+
+/* ---- cluster-wide sessions ---- */
+/* watch.c: opens <bucket> (history 1), created when missing. */
+natsStatus cluster_bucket(struct cluster *cl, const char *bucket, kvStore **kv);
+/* sessions.c: the sessions bucket and this node's takeover notices. */
+int cluster_sessions_start(struct cluster *cl, const char *name, char *err, size_t errlen);
+void cluster_sessions_stop(struct cluster *cl);
+/* End of worker <w>'s pass: takeovers and adoptions for it, changed sessions written. */
+void cluster_sessions_flush(struct worker *w);
+/* A stream message (decoded as <m>) handed over for one session: posted to
+ * it and acknowledged (true), or not such a message (false, nothing done). */
+bool cluster_session_message(struct cluster *cl, struct msg *m, natsMsg *nm);
+/* Claims every session node <dead> owned and hands them to worker 0 (any thread). */
+void cluster_sessions_adopt_node(struct cluster *cl, const char *dead);
+/* nodes.c: heartbeats, and adoption of a silent node's sessions. */
+int cluster_nodes_start(struct cluster *cl, const char *name, char *err, size_t errlen);
+void cluster_nodes_stop(struct cluster *cl);
 
 #endif
