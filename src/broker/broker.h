@@ -478,6 +478,8 @@ struct session *sess_claim(struct worker *w, struct moat_bytes client_id, bool *
 void sess_destroy(struct worker *w, struct session *s);
 /* The session of <client_id>, or NULL. */
 struct session *sess_find(struct broker *b, struct moat_bytes client_id);
+/* The same with a reference the caller drops (sess_unref): for other threads. */
+struct session *sess_find_ref(struct broker *b, struct moat_bytes client_id);
 /* Records inbound QoS 2 <packet_id> as awaiting PUBREL. MOAT_OK or MOAT_E_NOMEM. */
 int sess_qos2_in_add(struct session *s, uint16_t packet_id);
 /* Puts a delivery read back from the store at the end of <s>'s in-flight

@@ -461,8 +461,7 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_
 	c->sess = s;
 	c->connected = true;
 	persist_session_save(c->w, s, 0);
-	if (cluster_session_connect(c, created && !k->clean_start))
-		present = true; /* resumed the session another node had */
+	present = cluster_session_connect(c, k->clean_start, present);
 	atomic_fetch_add_explicit(&b->clients_total_seen, 1, memory_order_relaxed);
 	note_connected(b);
 	stat_add(&c->w->sys.connects, 1);

@@ -76,6 +76,18 @@ struct session *sess_find(struct broker *b, struct moat_bytes client_id)
 	return s;
 }
 
+struct session *sess_find_ref(struct broker *b, struct moat_bytes client_id)
+{
+	struct session *s;
+
+	pthread_mutex_lock(&b->table_lock);
+	s = find_locked(b, client_id);
+	if (s != NULL)
+		atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&b->table_lock);
+	return s;
+}
+
 struct session *sess_claim(struct worker *w, struct moat_bytes client_id, bool *created)
 {
 	struct broker *b = w->b;

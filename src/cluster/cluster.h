@@ -67,12 +67,13 @@ void cluster_conn_closed(struct worker *w, struct conn *c);
 
 /* ---- cluster-wide sessions (sessions.c) ---- */
 struct session;
-/* <c> connected with its session c->sess (set up, CONNACK not yet sent):
- * claims it in the sessions bucket (another node's connection for it
- * closes). With <resume> (a session new here, no clean start) the
- * subscriptions of the session another node had are restored: true then
- * (session present). */
-bool cluster_session_connect(struct conn *c, bool resume);
+/* <c> connected with its session c->sess (set up, CONNACK not yet sent;
+ * <present>: it resumed this node's copy): claims it in the sessions bucket
+ * (another node's connection for it closes). A copy another node has had
+ * since is stale: reset. Without <clean_start> a session another node had
+ * goes on here (its subscriptions restored, its messages handed over).
+ * Returns whether the session is present. */
+bool cluster_session_connect(struct conn *c, bool clean_start, bool present);
 /* <s>'s client went; the session stays (offline). */
 void cluster_session_offline(struct worker *w, struct session *s);
 /* <s> ends on this node: its entry goes, unless another node took it. */

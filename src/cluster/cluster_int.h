@@ -85,7 +85,6 @@ struct cluster {
 	/* cluster-wide sessions (sessions.c, nodes.c) */
 	struct cluster_sessions *sessions;
 	struct cluster_nodes *liveness;
-	struct cluster_watch liveness_watch;
 };
 
 /* The header that tells the acknowledgement handler which worker's ticket a

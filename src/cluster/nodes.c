@@ -1,10 +1,12 @@
 /*
  * Which nodes are alive (docs/cluster.md, "Sessions"): every node writes its
  * name into the bucket "<cluster>_nodes" every second from a thread of its
- * own, and watches the bucket (watch.c). A node not heard from for
- * NODE_SILENT_MS is dead; the living node with the lowest name then adopts
- * the sessions the dead node owned (sessions.c). A node that stops cleanly
- * deletes its key: its sessions wait for it, as its store keeps them.
+ * own, and reads the other keys' revisions there (polled rather than
+ * watched: the library can leak a watched entry that arrives as its watcher
+ * stops, and heartbeats always arrive). A node whose revision has not moved
+ * for NODE_SILENT_MS is dead; the living node with the lowest name then
+ * adopts the sessions the dead node owned (sessions.c). A node that stops
+ * cleanly deletes its key: its sessions wait for it, as its store keeps them.
  */
 #include "cluster/cluster_int.h"
 
@@ -23,12 +25,15 @@ enum { HEARTBEAT_MS = 1000, NODE_SILENT_MS = 6000, MAX_KNOWN = 256 };
 
 struct known_node {
 	char name[CLUSTER_NODE_MAX + 1];
-	uint64_t seen_ms; /* monotonic: its last heartbeat */
+	uint64_t rev;	  /* its key's revision when last read */
+	uint64_t seen_ms; /* monotonic: when that revision changed */
 	bool adopted;	  /* its sessions were taken since it went silent */
+	bool listed;	  /* scratch: its key is still there */
 };
 
+/* Only the heartbeat thread touches it after start. */
 struct cluster_nodes {
-	pthread_mutex_t lock; /* for <v>, <n> */
+	kvStore *kv;
 	struct known_node v[MAX_KNOWN];
 	size_t n;
 	pthread_t thread;
@@ -44,30 +49,45 @@ static struct known_node *find(struct cluster_nodes *cn, const char *name)
 	return NULL;
 }
 
-/* A heartbeat or a clean leave (the watch thread). */
-static void on_node(struct cluster *cl, kvEntry *e)
+/* Reads every node's key: a revision that moved is a heartbeat; a key that
+ * went is a clean leave (forgotten: its sessions wait for it). */
+static void poll_nodes(struct cluster *cl)
 {
 	struct cluster_nodes *cn = cl->liveness;
-	const char *name = kvEntry_Key(e);
-	struct known_node *k;
+	kvKeysList keys = {0};
+	uint64_t now = clock_mono_ms();
 
-	if (strcmp(name, cl->node) == 0 || strlen(name) > CLUSTER_NODE_MAX)
-		return;
-	pthread_mutex_lock(&cn->lock);
-	k = find(cn, name);
-	if (kvEntry_Operation(e) != kvOp_Put) {
-		if (k != NULL)
-			*k = cn->v[--cn->n]; /* left: it keeps its sessions */
-	} else if (k != NULL) {
-		k->seen_ms = clock_mono_ms();
-		k->adopted = false;
-	} else if (cn->n < MAX_KNOWN) {
-		k = &cn->v[cn->n++];
-		snprintf(k->name, sizeof(k->name), "%s", name);
-		k->seen_ms = clock_mono_ms();
-		k->adopted = false;
+	if (kvStore_Keys(&keys, cn->kv, NULL) != NATS_OK)
+		return; /* NATS unreachable: nobody is judged meanwhile */
+	for (size_t i = 0; i < cn->n; i++)
+		cn->v[i].listed = false;
+	for (int i = 0; i < keys.Count; i++) {
+		const char *name = keys.Keys[i];
+		struct known_node *k = find(cn, name);
+		kvEntry *e = NULL;
+
+		if (strcmp(name, cl->node) == 0 || strlen(name) > CLUSTER_NODE_MAX ||
+		    (k == NULL && cn->n == MAX_KNOWN) || kvStore_Get(&e, cn->kv, name) != NATS_OK)
+			continue;
+		if (k == NULL) {
+			k = &cn->v[cn->n++];
+			*k = (struct known_node){.seen_ms = now};
+			snprintf(k->name, sizeof(k->name), "%s", name);
+		}
+		if (kvEntry_Revision(e) != k->rev) {
+			k->rev = kvEntry_Revision(e);
+			k->seen_ms = now;
+			k->adopted = false;
+		}
+		k->listed = true;
+		kvEntry_Destroy(e);
 	}
-	pthread_mutex_unlock(&cn->lock);
+	kvKeysList_Destroy(&keys);
+	for (size_t i = 0; i < cn->n;)
+		if (!cn->v[i].listed)
+			cn->v[i] = cn->v[--cn->n];
+		else
+			i++;
 }
 
 /* The next silent node whose sessions this node must adopt (the living node
@@ -79,7 +99,6 @@ static bool next_dead(struct cluster *cl, char *dead)
 	struct known_node *silent = NULL;
 	bool lowest = true;
 
-	pthread_mutex_lock(&cn->lock);
 	for (size_t i = 0; i < cn->n; i++) {
 		struct known_node *k = &cn->v[i];
 
@@ -92,7 +111,6 @@ static bool next_dead(struct cluster *cl, char *dead)
 		silent->adopted = true;
 		snprintf(dead, CLUSTER_NODE_MAX + 1, "%s", silent->name);
 	}
-	pthread_mutex_unlock(&cn->lock);
 	return silent != NULL && lowest;
 }
 
@@ -102,8 +120,9 @@ static void *heartbeat(void *arg)
 	char dead[CLUSTER_NODE_MAX + 1];
 
 	while (!atomic_load(&cl->liveness->stop)) {
-		if (kvStore_PutString(NULL, cl->liveness_watch.kv, cl->node, "alive") != NATS_OK)
+		if (kvStore_PutString(NULL, cl->liveness->kv, cl->node, "alive") != NATS_OK)
 			log_debug("cluster: heartbeat not written (NATS unreachable?)");
+		poll_nodes(cl);
 		while (next_dead(cl, dead))
 			cluster_sessions_adopt_node(cl, dead);
 		for (int i = 0; i < HEARTBEAT_MS / 100 && !atomic_load(&cl->liveness->stop); i++)
@@ -115,17 +134,21 @@ static void *heartbeat(void *arg)
 int cluster_nodes_start(struct cluster *cl, const char *name, char *err, size_t errlen)
 {
 	char bucket[CLUSTER_NAME_MAX + 16];
-	int rc;
+	natsStatus s;
+	int rc = MOAT_OK;
 
 	cl->liveness = calloc(1, sizeof(*cl->liveness));
 	if (cl->liveness == NULL) {
 		snprintf(err, errlen, "cluster: out of memory");
 		return MOAT_E_NOMEM;
 	}
-	pthread_mutex_init(&cl->liveness->lock, NULL);
 	snprintf(bucket, sizeof(bucket), "%s_nodes", name);
-	rc = cluster_watch_start(cl, &cl->liveness_watch, bucket, on_node, err, errlen);
-	if (rc == MOAT_OK && pthread_create(&cl->liveness->thread, NULL, heartbeat, cl) != 0) {
+	s = cluster_bucket(cl, bucket, &cl->liveness->kv);
+	if (s != NATS_OK) {
+		snprintf(err, errlen, "cluster: cannot use the bucket %s: %s", bucket,
+			 natsStatus_GetText(s));
+		rc = MOAT_E_IO;
+	} else if (pthread_create(&cl->liveness->thread, NULL, heartbeat, cl) != 0) {
 		snprintf(err, errlen, "cluster: cannot start the heartbeat thread");
 		rc = MOAT_E_NOMEM;
 	}
@@ -142,10 +165,9 @@ void cluster_nodes_stop(struct cluster *cl)
 	atomic_store(&cn->stop, true);
 	if (cn->running)
 		pthread_join(cn->thread, NULL);
-	if (cl->liveness_watch.kv != NULL)
-		kvStore_Delete(cl->liveness_watch.kv, cl->node); /* a clean leave */
-	cluster_watch_stop(&cl->liveness_watch);
-	pthread_mutex_destroy(&cn->lock);
+	if (cn->kv != NULL)
+		kvStore_Delete(cn->kv, cl->node); /* a clean leave */
+	kvStore_Destroy(cn->kv);
 	free(cn);
 	cl->liveness = NULL;
 }

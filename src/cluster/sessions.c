@@ -99,6 +99,18 @@ static void post_action(struct cluster *cl, unsigned wid, struct action *a)
 
 /* ---- the entry ---- */
 
+/* Whether NATS is there: a node cut off from it keeps its sessions to
+ * itself rather than wait for every bucket operation to time out. */
+static bool nats_up(struct cluster *cl)
+{
+	if (natsConnection_Status(cl->nc) == NATS_CONN_STATUS_CONNECTED)
+		return true;
+	if (log_limiter_allow(&sessions_log, 10, 10))
+		log_warn(
+		    "cluster: NATS unreachable: sessions are not written to the sessions bucket");
+	return false;
+}
+
 /* Seconds left until <at_ms> (monotonic), rounded up. */
 static uint32_t seconds_left(uint64_t at_ms, uint64_t now_ms)
 {
@@ -157,7 +169,7 @@ static void save(struct worker *w, struct session *s, const struct conn *c)
 	const char *key = key_for(&ws->key, moat_bytes_str(s->client_id));
 	natsStatus st;
 
-	if (s->cluster_moved || s->cluster_rev == 0 || key == NULL)
+	if (s->cluster_moved || s->cluster_rev == 0 || key == NULL || !nats_up(cl))
 		return;
 	if (encode_session(cl, s, c, &ws->value) < 0) {
 		log_warn("cluster: cannot write session %s: out of memory", s->client_id);
@@ -191,32 +203,46 @@ static void restore_subs(struct worker *w, struct session *s, const struct snaps
 	}
 }
 
-/* Tells <owner> that this node took <key> over; <hand_over>: send the
- * messages, the session goes on here. */
-static void notify(struct cluster *cl, struct moat_bytes owner, const char *key, bool hand_over)
+/* Tells <owner> that this node took <key> over at revision <rev>;
+ * <hand_over>: send the messages, the session goes on here. */
+static void notify(struct cluster *cl, struct moat_bytes owner, const char *key, uint64_t rev,
+		   bool hand_over)
 {
-	char subject[sizeof(cl->sessions->notice_prefix) + CLUSTER_NODE_MAX + 1];
+	char subject[sizeof(cl->sessions->notice_prefix) + CLUSTER_NODE_MAX + 1], head[48];
 	struct buf data = {0};
+	int n = snprintf(head, sizeof(head), "%d %" PRIu64 " ", hand_over ? 1 : 0, rev);
 
 	snprintf(subject, sizeof(subject), "%s%.*s", cl->sessions->notice_prefix, (int)owner.len,
 		 (const char *)owner.ptr);
-	if (buf_append(&data, hand_over ? "1 " : "0 ", 2) == MOAT_OK &&
+	if (buf_append(&data, head, (size_t)n) == MOAT_OK &&
 	    buf_append(&data, cl->node, strlen(cl->node)) == MOAT_OK &&
 	    buf_append(&data, " ", 1) == MOAT_OK && buf_append(&data, key, strlen(key)) == MOAT_OK)
 		natsConnection_Publish(cl->nc, subject, buf_head(&data), (int)buf_used(&data));
 	buf_fini(&data);
 }
 
-bool cluster_session_connect(struct conn *c, bool resume)
+/* Whether this node's copy of <s> is the cluster's: the entry is this
+ * node's last write (<mine>), or names this node as owner when this node
+ * has written none since it started (a session from its store). */
+static bool copy_is_current(struct cluster *cl, bool known, const struct snapshot *snap,
+			    uint64_t rev, uint64_t mine)
+{
+	if (mine != 0)
+		return rev == mine;
+	return !known || moat_bytes_eq(snap->owner, moat_bytes_str(cl->node));
+}
+
+bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 {
 	struct cluster *cl = c->b->cluster;
 	struct worker_share *ws;
 	struct session *s = c->sess;
-	bool present = false;
+	uint64_t mine = s->cluster_rev;
+	bool resumed = false;
 	const char *key;
 
-	if (cl == NULL || c->internal)
-		return false;
+	if (cl == NULL || c->internal || !nats_up(cl))
+		return present;
 	ws = &cl->sessions->w[c->w->id];
 	key = key_for(&ws->key, moat_bytes_str(s->client_id));
 	s->cluster_moved = false;
@@ -230,21 +256,29 @@ bool cluster_session_connect(struct conn *c, bool resume)
 				 (struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
 				 &snap, &why) == MOAT_OK;
 		bool elsewhere = known && !moat_bytes_eq(snap.owner, moat_bytes_str(cl->node));
-		bool take = resume && known && same_user(&snap, c) && !present;
 
 		s->cluster_rev = st == NATS_OK ? kvEntry_Revision(e) : 0;
-		if (take) {
+		if (present && !copy_is_current(cl, known, &snap, s->cluster_rev, mine)) {
+			/* another node had it since (this node has not heard yet):
+			 * what is left here is stale, Will included */
+			msg_unref(s->will);
+			s->will = NULL;
+			sess_reset(c->w, s);
+			present = false;
+		}
+		if (!present && !clean_start && known && same_user(&snap, c)) {
 			restore_subs(c->w, s, &snap);
-			present = true;
+			present = resumed = true;
 		}
 		if (encode_session(cl, s, c, &ws->value) == MOAT_OK &&
 		    write_entry(cl->sessions->kv, key, &ws->value, &s->cluster_rev) == NATS_OK) {
 			if (elsewhere)
-				notify(cl, snap.owner, key, present);
+				notify(cl, snap.owner, key, s->cluster_rev, resumed);
 			snapshot_fini(&snap);
 			kvEntry_Destroy(e);
 			return present;
 		}
+		mine = s->cluster_rev;
 		snapshot_fini(&snap);
 		kvEntry_Destroy(e);
 	}
@@ -267,7 +301,7 @@ void cluster_session_ended(struct worker *w, struct session *s)
 	kvEntry *e = NULL;
 	const char *key;
 
-	if (cl == NULL || s->cluster_moved || s->cluster_rev == 0)
+	if (cl == NULL || s->cluster_moved || s->cluster_rev == 0 || !nats_up(cl))
 		return;
 	key = key_for(&cl->sessions->w[w->id].key, moat_bytes_str(s->client_id));
 	/* only this node's last write: a newer one is another node's claim */
@@ -352,11 +386,14 @@ static void taken(struct worker *w, struct action *a)
 	struct session *s = NULL;
 
 	if (subject_to_topic(&id, moat_bytes_str(a->key)) == MOAT_OK)
-		s = sess_find(w->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
+		s = sess_find_ref(w->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
 	buf_fini(&id);
-	if (s == NULL || s->owner != w || s->dead)
+	/* a later claim of this node's own (the client came back here) wins */
+	if (s == NULL || s->owner != w || s->dead || s->cluster_rev > a->rev) {
+		if (s != NULL)
+			sess_unref(s);
 		return;
-	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	}
 	s->cluster_moved = true;
 	log_notice("cluster: session %s taken over by node %s", s->client_id, a->node);
 	if (s->conn != NULL)
@@ -375,38 +412,43 @@ static void taken(struct worker *w, struct action *a)
 	sess_unref(s);
 }
 
-/* "<1|0> <node> <key>" on this node's notice subject (a NATS thread): the
- * session's owner worker acts on it. */
+/* "<1|0> <revision> <node> <key>" on this node's notice subject (a NATS
+ * thread): the session's owner worker acts on it. */
 static void on_notice(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
 {
 	struct cluster *cl = closure;
-	const char *data = natsMsg_GetData(nm);
-	int len = natsMsg_GetDataLength(nm);
-	const char *sp1 = len > 2 ? memchr(data + 2, ' ', (size_t)len - 2) : NULL;
-	struct action *a = NULL;
-	struct buf id = {0};
+	struct action *a = calloc(1, sizeof(*a));
+	char hand_over = 0, node[CLUSTER_NODE_MAX + 1], *key = NULL;
+	struct buf data = {0}, id = {0};
 	struct session *s = NULL;
+	int used = 0;
 
 	(void)nc;
 	(void)sub;
-	if (sp1 != NULL && (data[0] == '0' || data[0] == '1') && data[1] == ' ' &&
-	    sp1 - data - 2 <= CLUSTER_NODE_MAX && (a = calloc(1, sizeof(*a))) != NULL &&
-	    (a->key = text_dup_bytes((struct moat_bytes){
-		 (const uint8_t *)sp1 + 1, (size_t)(data + len - sp1 - 1)})) != NULL &&
-	    subject_to_topic(&id, moat_bytes_str(a->key)) == MOAT_OK)
-		s = sess_find(cl->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
+	/* a C string to scan: the data is not terminated */
+	if (a != NULL &&
+	    buf_append(&data, natsMsg_GetData(nm), (size_t)natsMsg_GetDataLength(nm)) == MOAT_OK &&
+	    buf_append(&data, "", 1) == MOAT_OK &&
+	    sscanf((const char *)buf_head(&data), "%c %" SCNu64 " %64[A-Za-z0-9_-] %n", &hand_over,
+		   &a->rev, node, &used) == 3 &&
+	    used > 0 && (hand_over == '0' || hand_over == '1') &&
+	    (key = strdup((const char *)buf_head(&data) + used)) != NULL &&
+	    subject_to_topic(&id, moat_bytes_str(key)) == MOAT_OK)
+		s = sess_find_ref(cl->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
+	buf_fini(&data);
 	buf_fini(&id);
+	natsMsg_Destroy(nm);
 	if (s == NULL) {
-		if (a != NULL)
-			action_free(a);
-		natsMsg_Destroy(nm);
+		free(key);
+		free(a);
 		return; /* gone already, or a malformed notice */
 	}
 	a->kind = ACT_TAKEN;
-	a->hand_over = data[0] == '1';
-	memcpy(a->node, data + 2, (size_t)(sp1 - data - 2));
+	a->hand_over = hand_over == '1';
+	a->key = key;
+	snprintf(a->node, sizeof(a->node), "%s", node);
 	post_action(cl, s->owner->id, a);
-	natsMsg_Destroy(nm);
+	sess_unref(s);
 }
 
 /* ---- the new owner's side ---- */
@@ -449,10 +491,9 @@ bool cluster_session_message(struct cluster *cl, struct msg *m, natsMsg *nm)
 		return false;
 	key = parse_header(header, &item);
 	if (key != NULL && subject_to_topic(&id, moat_bytes_str(key)) == MOAT_OK)
-		item.sess = sess_find(cl->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
+		item.sess = sess_find_ref(cl->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
 	buf_fini(&id);
 	if (item.sess != NULL) {
-		atomic_fetch_add_explicit(&item.sess->refs, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&item.sess->backlog, 1, memory_order_relaxed);
 		if (route_post(item.sess->owner, &item) == MOAT_OK) {
 			m = NULL; /* the item has it */
