@@ -27,6 +27,7 @@
 #include "base/text.h"
 #include "broker/broker.h"
 #include "broker/persist.h"
+#include "broker/security.h"
 #include "cluster/snapshot.h"
 #include "cluster/subject.h"
 #include "cluster/wire.h"
@@ -45,7 +46,7 @@ struct action {
 	enum action_kind kind;
 	bool hand_over;			 /* ACT_TAKEN: send the new owner the messages */
 	char node[CLUSTER_NODE_MAX + 1]; /* ACT_TAKEN: the new owner */
-	uint64_t rev;			 /* ACT_ADOPT: the entry's revision */
+	uint64_t rev;			 /* the entry's revision (the claim's, for ACT_TAKEN) */
 	char *key;
 	struct buf value; /* ACT_ADOPT: the entry */
 };
@@ -191,13 +192,17 @@ static bool same_user(const struct snapshot *snap, const struct conn *c)
 	       memcmp(snap->username.ptr, c->username, snap->username.len) == 0;
 }
 
-/* Gives <s> the subscriptions of <snap>. */
-static void restore_subs(struct worker *w, struct session *s, const struct snapshot *snap)
+/* Gives <s> the subscriptions of <snap>; with <check>, only those its
+ * identity may make here (deny by default: this node's ACL decides). */
+static void restore_subs(struct worker *w, struct session *s, const struct snapshot *snap,
+			 bool check)
 {
 	for (size_t i = 0; i < snap->sub_n; i++) {
 		const struct snap_sub *x = &snap->subs[i];
 		uint8_t reason;
 
+		if (check && !authz_session(w, s, x->filter, ACCESS_SUBSCRIBE))
+			continue;
 		if (sess_subscribe(w->b, s, x->filter, &x->opts, x->sub_id, &reason) >= 0)
 			persist_sub_save(w, s, x->filter, &x->opts, x->sub_id);
 	}
@@ -267,7 +272,7 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 			present = false;
 		}
 		if (!present && !clean_start && known && same_user(&snap, c)) {
-			restore_subs(c->w, s, &snap);
+			restore_subs(c->w, s, &snap, true);
 			present = resumed = true;
 		}
 		if (encode_session(cl, s, c, &ws->value) == MOAT_OK &&
@@ -549,7 +554,9 @@ static void adopt(struct worker *w, struct action *a)
 					     : 0);
 	if (snap.has_username)
 		s->username = text_dup_bytes(snap.username);
-	restore_subs(w, s, &snap);
+	/* rights are checked again as each message goes out (its username
+	 * only is known here: a token's roles come with its next CONNECT) */
+	restore_subs(w, s, &snap, false);
 	if (snap.will != NULL) {
 		uint64_t delay = (uint64_t)snap.will_delay_s * 1000;
 

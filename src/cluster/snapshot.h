@@ -41,7 +41,7 @@ struct snapshot {
 	size_t sub_n;
 };
 
-/* Writes <s> into <out> (emptied first), its Will encoded by <node>.
+/* Writes <s> into <out> (emptied first), its Will as a cluster message of <s>'s owner.
  * MOAT_OK, MOAT_E_INVAL (a name or filter too long) or MOAT_E_NOMEM. */
 int snapshot_encode(struct buf *out, const struct snapshot *s);
 

@@ -1,7 +1,8 @@
 /*
  * A key-value bucket watched by a thread (see cluster_int.h): the values
  * present when the watch starts, then every change, each handed to the
- * bucket's handler on that thread.
+ * bucket's handler on that thread. Also opens (or creates) a bucket for
+ * those that read and write it without a watch.
  */
 #include "cluster/cluster_int.h"
 
