@@ -19,10 +19,15 @@ NODE_DEATH_S = 30.0
 
 class ClusterSessionsTest(ClusterBase):
     def test_takeover_on_another_node_v5_gets_disconnect_0x8e(self):
-        old = self.client("a", "roamer")
-        new = self.client("b", "roamer")
+        old = self.client("a", "roamer", clean=False, props=PERSISTENT)
+        old.subscribe(("roam/#", 1))	# after CONNECT: written at the end of that pass
+        new = Peer(self.nodes["b"].port)
+        self.peers.append(new)
+        ack = new.connect("roamer", clean=False, props=PERSISTENT)
+        self.assertEqual(ack.session_present, 1)
         old.expect_closed(timeout=CROSS_S, disconnect_rc=SESSION_TAKEN_OVER)
-        new.ping()	# the new connection stays
+        # the subscription came along: node a sends node b what it matches
+        self.link(new, "roam/x")
 
     def test_takeover_on_another_node_v311_is_closed(self):
         old = Peer(self.nodes["a"].port, version=4)
