@@ -518,6 +518,52 @@ bool cluster_session_message(struct cluster *cl, struct msg *m, natsMsg *nm)
 	return true;
 }
 
+/* ---- a restarted node's stale copies ---- */
+
+/* Whether the entry of <s>, never claimed since this node started, names
+ * another node. */
+static bool owned_elsewhere(struct cluster *cl, struct worker_share *ws, const struct session *s)
+{
+	const char *key = key_for(&ws->key, moat_bytes_str(s->client_id));
+	struct snapshot snap = {0};
+	kvEntry *e = NULL;
+	const char *why;
+	bool elsewhere = false;
+
+	if (key != NULL && kvStore_Get(&e, cl->sessions->kv, key) == NATS_OK &&
+	    snapshot_decode((struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
+			    &snap, &why) == MOAT_OK)
+		elsewhere = !moat_bytes_eq(snap.owner, moat_bytes_str(cl->node));
+	snapshot_fini(&snap);
+	kvEntry_Destroy(e);
+	return elsewhere;
+}
+
+void cluster_worker_started(struct worker *w)
+{
+	struct cluster *cl = w->b->cluster;
+	size_t dropped = 0;
+
+	if (cl == NULL || !nats_up(cl))
+		return;
+	for (struct session *s = w->sessions, *next; s != NULL; s = next) {
+		next = s->wnext;
+		if (s->conn != NULL || s->cluster_rev != 0 ||
+		    !owned_elsewhere(cl, &cl->sessions->w[w->id], s))
+			continue;
+		s->cluster_moved = true;
+		msg_unref(s->will); /* its owner now has it */
+		s->will = NULL;
+		sess_destroy(w, s);
+		dropped++;
+	}
+	if (dropped > 0)
+		log_notice(
+		    "cluster: dropped %zu sessions from the store that other nodes took over "
+		    "while this node was down",
+		    dropped);
+}
+
 /* ---- adopting the sessions of a dead node ---- */
 
 /* Worker 0 makes <a>'s entry (already claimed for this node, offline) an

@@ -4,6 +4,8 @@ over (DISCONNECT 0x8E on v5, a plain close on v3.1.1); a persistent session
 made on one node resumes on the other with its queued messages in order;
 clean start discards it; a Will with delay fires once when its node is
 killed (kill -9) and not when its client came back on the other node."""
+import shutil
+import tempfile
 import time
 import unittest
 
@@ -104,6 +106,26 @@ class ClusterSessionsTest(ClusterBase):
         will = watcher.expect_publish(timeout=NODE_DEATH_S)
         self.assertEqual((will.topic, will.payload), ("wills/lost", b"lost"))
         # once, and none for the client that came back within its delay
+        watcher.expect_nothing(timeout=5.0)
+
+    def test_restarted_node_drops_a_session_taken_over_meanwhile(self):
+        store = tempfile.mkdtemp(prefix="moattest-store-")
+        self.addCleanup(shutil.rmtree, store, True)
+        self.nodes["a"].stop(check=True)
+        self.nodes["a"].cleanup()
+        self.node_config_a = "persistence true\npersistence_location %s\n" % store
+        port = self.start_node("a").port
+        watcher = self.client("b", "will-watcher")
+        watcher.subscribe(("wills/#", 1))
+        gone = self.client("a", "twice", clean=False, props={"session_expiry": 60},
+                           will={"topic": "wills/twice", "payload": b"twice", "qos": 1,
+                                 "props": {"will_delay": 3}})
+        gone.close()	# no DISCONNECT: node a keeps the delayed Will in its store
+        time.sleep(0.5)
+        self.kill_node("a")
+        will = watcher.expect_publish(timeout=NODE_DEATH_S)	# node b adopted the session
+        self.assertEqual((will.topic, will.payload), ("wills/twice", b"twice"))
+        self.start_node("a", port=port)	# its store still has the session and its Will
         watcher.expect_nothing(timeout=5.0)
 
 
