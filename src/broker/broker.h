@@ -76,10 +76,11 @@ struct delivery {
 };
 
 /* One of a session's subscriptions, as the client wrote its filter
- * ("$share/<group>/" included); the options live in the index. */
+ * ("$share/<group>/" included); the index matches with its own copy of the
+ * options. */
 struct sub {
 	struct sub *next;	/* in the session's list */
-	/* cluster: its options, for the session's snapshot (src/cluster/snapshot.h) */
+	/* its options, for the session's cluster entry (src/cluster/snapshot.h) */
 	struct mqtt_sub_opts opts;
 	uint32_t sub_id;
 	size_t len;
