@@ -76,9 +76,13 @@ struct delivery {
 };
 
 /* One of a session's subscriptions, as the client wrote its filter
- * ("$share/<group>/" included); the options live in the index. */
+ * ("$share/<group>/" included); the index matches with its own copy of the
+ * options. */
 struct sub {
 	struct sub *next;	/* in the session's list */
+	/* its options, for the session's cluster entry (src/cluster/snapshot.h) */
+	struct mqtt_sub_opts opts;
+	uint32_t sub_id;
 	size_t len;
 	uint8_t filter[];
 };
@@ -150,6 +154,12 @@ struct session {
 	struct msg *will;
 	uint64_t will_at_ms;
 	bool internal;			/* last connected as a bridge's internal link (conn.internal) */
+	/* cluster (src/cluster/sessions.c): the revision of its entry in the
+	 * sessions bucket this node last wrote; <cluster_moved>: another node
+	 * took it over, so ending it here leaves the entry alone; <cluster_dirty>:
+	 * its subscriptions changed since the entry was written */
+	uint64_t cluster_rev;
+	bool cluster_moved, cluster_dirty;
 	struct route_mark marks[];	/* one per worker */
 };
 
@@ -471,6 +481,8 @@ struct session *sess_claim(struct worker *w, struct moat_bytes client_id, bool *
 void sess_destroy(struct worker *w, struct session *s);
 /* The session of <client_id>, or NULL. */
 struct session *sess_find(struct broker *b, struct moat_bytes client_id);
+/* The same with a reference the caller drops (sess_unref): for other threads. */
+struct session *sess_find_ref(struct broker *b, struct moat_bytes client_id);
 /* Records inbound QoS 2 <packet_id> as awaiting PUBREL. MOAT_OK or MOAT_E_NOMEM. */
 int sess_qos2_in_add(struct session *s, uint16_t packet_id);
 /* Puts a delivery read back from the store at the end of <s>'s in-flight
@@ -644,6 +656,9 @@ int conn_send_packet(struct conn *c, const struct mqtt_packet *p);
 int conn_send_publish(struct conn *c, const struct delivery *d, bool dup, uint64_t now_ms);
 /* Sends a v5 DISCONNECT with <rc> (no-op for 3.x) and closes after the flush. */
 void conn_disconnect(struct conn *c, uint8_t rc, const char *reason);
+/* A new connection took <old>'s session: DISCONNECT 0x8E (v5), audited, and
+ * <old> detached from it (its Will as on any close). */
+void conn_take_over(struct conn *old);
 /* The connection ends: publishes or schedules its Will, detaches or ends
  * its session. Safe to call twice. */
 void conn_on_close(struct conn *c);

@@ -242,7 +242,7 @@ static uint32_t inbound_limit(const struct moat_config *cfg, uint8_t version)
 	return lim;
 }
 
-static void take_over(struct conn *old)
+void conn_take_over(struct conn *old)
 {
 	struct audit_event e = { .event = "takeover", .result = "ok", .listener = old->listener_port,
 				 .address = old->peer, .client_id = old->sess->client_id,
@@ -411,7 +411,7 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_
 					   c->internal ? "a client holds the bridge's local session"
 						       : "the session of a bridge's local link");
 	if (!created && s->conn != NULL) {
-		take_over(s->conn);
+		conn_take_over(s->conn);
 		s = sess_claim(c->w, id, &created);	/* a new one if the old had session expiry 0 */
 		if (s == NULL)
 			return conn_refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
@@ -461,6 +461,7 @@ static int on_connect(struct conn *c, const struct mqtt_connect *k, struct moat_
 	c->sess = s;
 	c->connected = true;
 	persist_session_save(c->w, s, 0);
+	present = cluster_session_connect(c, k->clean_start, present);
 	atomic_fetch_add_explicit(&b->clients_total_seen, 1, memory_order_relaxed);
 	note_connected(b);
 	stat_add(&c->w->sys.connects, 1);
@@ -700,6 +701,7 @@ static int on_subscribe(struct conn *c, const struct mqtt_subscribe *sp)
 				(int)filter.len, (const char *)filter.ptr);
 		n++;
 	}
+	cluster_session_changed(c->w, c->sess);
 	ack.suback.packet_id = sp->packet_id;
 	ack.suback.rcs = (struct moat_bytes){ codes, n };
 	rc = conn_send_packet(c, &ack);
@@ -737,6 +739,7 @@ static int on_unsubscribe(struct conn *c, const struct mqtt_unsubscribe *u)
 		else
 			return refuse(c, MOAT_E_LIMIT, MQTT_RC_QUOTA_EXCEEDED, "more than 256 filters in one UNSUBSCRIBE");
 	}
+	cluster_session_changed(c->w, c->sess);
 	ack.unsuback.packet_id = u->packet_id;
 	ack.unsuback.rcs = (struct moat_bytes){ rcs, n };
 	return conn_send_packet(c, &ack);
@@ -903,6 +906,7 @@ void conn_on_close(struct conn *c)
 			if (s->expiry_s != UINT32_MAX)
 				s->expire_at_ms = now + (uint64_t)s->expiry_s * 1000u;
 			persist_session_save(c->w, s, clock_wall_ms());
+			cluster_session_offline(c->w, s);
 		}
 	}
 	msg_unref(c->will);

@@ -75,8 +75,8 @@ int sess_subscribe(struct broker *b, struct session *s, struct moat_bytes filter
 	struct sub_entry e = { .owner = s, .qos = opts->qos, .no_local = opts->no_local,
 			       .retain_as_published = opts->retain_as_published,
 			       .retain_handling = opts->retain_handling, .sub_id = sub_id };
-	bool existed = *sub_find(s, filter) != NULL;
-	struct sub *x = NULL;
+	struct sub *old = *sub_find(s, filter), *x = NULL;
+	bool existed = old != NULL;
 	int rc;
 
 	if (!existed && b->cfg->max_subscriptions > 0 && s->sub_count >= b->cfg->max_subscriptions) {
@@ -97,11 +97,16 @@ int sess_subscribe(struct broker *b, struct session *s, struct moat_bytes filter
 		return rc;
 	}
 	*reason = opts->qos;
-	if (existed)
+	if (existed) {
+		old->opts = *opts;
+		old->sub_id = sub_id;
 		return 1;
+	}
 	cluster_interest(b, filter, true);
 	if (is_shared(filter))
 		stat_add(&s->owner->sys.shared_subs, 1);
+	x->opts = *opts;
+	x->sub_id = sub_id;
 	x->len = filter.len;
 	memcpy(x->filter, filter.ptr, filter.len);
 	x->next = s->subs;

@@ -766,6 +766,7 @@ static void *worker_loop(void *arg)
 	struct epoll_event events[MAX_EVENTS];
 	uint64_t next_tick = clock_mono_ms();
 
+	cluster_worker_started(w);	/* before the first tick: no stale Will fires */
 	while (!atomic_load_explicit(&b->stop, memory_order_relaxed)) {
 		uint64_t now = clock_mono_ms();
 		uint64_t wake_at;

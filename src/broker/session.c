@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "broker/persist.h"
 #include "broker/security.h"
+#include "cluster/cluster.h"
 
 static size_t hash_bytes(struct moat_bytes b)
 {
@@ -71,6 +72,18 @@ struct session *sess_find(struct broker *b, struct moat_bytes client_id)
 
 	pthread_mutex_lock(&b->table_lock);
 	s = find_locked(b, client_id);
+	pthread_mutex_unlock(&b->table_lock);
+	return s;
+}
+
+struct session *sess_find_ref(struct broker *b, struct moat_bytes client_id)
+{
+	struct session *s;
+
+	pthread_mutex_lock(&b->table_lock);
+	s = find_locked(b, client_id);
+	if (s != NULL)
+		atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&b->table_lock);
 	return s;
 }
@@ -203,6 +216,7 @@ void sess_destroy(struct worker *w, struct session *s)
 		s->wnext->wprev = s->wprev;
 	clear_state(w, s);
 	persist_session_drop(w, s);
+	cluster_session_ended(w, s);
 	authz_clear_identity(s);
 	s->dead = true;
 	sess_unref(s);

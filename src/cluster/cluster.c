@@ -82,6 +82,8 @@ static void on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm
 	(void)sub;
 	if (rc == MOAT_OK &&
 	    (node.len != strlen(cl->node) || memcmp(node.ptr, cl->node, node.len) != 0)) {
+		if (cluster_session_message(cl, m, nm))
+			return; /* handed over for one session (sessions.c) */
 		if (!cluster_post(cl, m, false, nm))
 			log_warn("cluster: out of memory: a message on %s comes again later",
 				 natsMsg_GetSubject(nm));
@@ -264,7 +266,11 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 	if (rc == MOAT_OK)
 		rc = cluster_interest_start(cl, bucket, err, errlen);
 	if (rc == MOAT_OK)
+		rc = cluster_sessions_start(cl, name, err, errlen);
+	if (rc == MOAT_OK)
 		rc = cluster_nodes_start(cl, name, err, errlen);
+	if (rc == MOAT_OK)
+		rc = cluster_liveness_start(cl, name, err, errlen);
 	if (rc == MOAT_OK)
 		rc = consume_stream(cl, name, err, errlen);
 	if (rc < 0) {
@@ -289,7 +295,9 @@ void cluster_stop(struct broker *b)
 			log_warn("cluster: messages exported last may not be stored in JetStream");
 	}
 	cluster_retained_stop(cl);
+	cluster_liveness_stop(cl); /* first: it adopts sessions */
 	cluster_nodes_stop(cl);
+	cluster_sessions_stop(cl);
 	if (cl->remote != NULL)
 		cluster_interest_stop(cl);
 	/* closed, not unsubscribed: unsubscribing would delete the durable
@@ -434,6 +442,7 @@ void cluster_flush(struct worker *w)
 {
 	if (w->b->cluster == NULL)
 		return;
+	cluster_sessions_flush(w);
 	cluster_interest_flush(w->b->cluster);
 	cluster_ack_release(w, true);
 }

@@ -85,5 +85,24 @@ struct cluster_totals {
 void cluster_tick(struct broker *b, uint64_t now_ms);
 /* Fills <t> from the nodes' bucket; false (zeros) without a cluster. Any thread. */
 bool cluster_totals(struct broker *b, struct cluster_totals *t);
+/* ---- cluster-wide sessions (sessions.c) ---- */
+struct session;
+/* <c> connected with its session c->sess (set up, CONNACK not yet sent;
+ * <present>: it resumed this node's copy): claims it in the sessions bucket
+ * (another node's connection for it closes). A copy another node has had
+ * since is stale: reset. Without <clean_start> a session another node had
+ * goes on here (its subscriptions restored, its messages handed over).
+ * Returns whether the session is present. */
+bool cluster_session_connect(struct conn *c, bool clean_start, bool present);
+/* <s>'s client went; the session stays (offline). */
+void cluster_session_offline(struct worker *w, struct session *s);
+/* <s> ends on this node: its entry goes, unless another node took it. */
+void cluster_session_ended(struct worker *w, struct session *s);
+/* <s>'s subscriptions changed: its entry is written at the end of the pass. */
+void cluster_session_changed(struct worker *w, struct session *s);
+/* Worker <w> starts, its sessions restored from the store: those whose
+ * entry names another node (it adopted or resumed them while this node was
+ * down) are stale here and end quietly (no Will). */
+void cluster_worker_started(struct worker *w);
 
 #endif

@@ -96,6 +96,9 @@ struct cluster {
 	struct node_entry *node_list;		  /* under nodes_lock */
 	char nodes_prefix[CLUSTER_NAME_MAX + 16]; /* "$KV.<cluster>_nodes." */
 	uint64_t next_status_ms;		  /* worker 0's */
+	/* cluster-wide sessions (sessions.c, liveness.c) */
+	struct cluster_sessions *sessions;
+	struct cluster_liveness *liveness;
 };
 
 /* The header that tells the acknowledgement handler which worker's ticket a
@@ -176,5 +179,22 @@ void cluster_share_seen(struct cluster *cl, const void *node, bool here, struct 
 /* Puts in <v> (at most <cap>) the cluster's shares matching <topic>; returns how many. */
 size_t cluster_shares_matching(struct cluster *cl, struct moat_bytes topic,
 			       const struct cluster_share **v, size_t cap);
+
+/* ---- cluster-wide sessions ---- */
+/* watch.c: opens <bucket> (history 1), created when missing. */
+natsStatus cluster_bucket(struct cluster *cl, const char *bucket, kvStore **kv);
+/* sessions.c: the sessions bucket and this node's takeover notices. */
+int cluster_sessions_start(struct cluster *cl, const char *name, char *err, size_t errlen);
+void cluster_sessions_stop(struct cluster *cl);
+/* End of worker <w>'s pass: takeovers and adoptions for it, changed sessions written. */
+void cluster_sessions_flush(struct worker *w);
+/* A stream message (decoded as <m>) handed over for one session: posted to
+ * it and acknowledged (true), or not such a message (false, nothing done). */
+bool cluster_session_message(struct cluster *cl, struct msg *m, natsMsg *nm);
+/* Claims every session node <dead> owned and hands them to worker 0 (any thread). */
+void cluster_sessions_adopt_node(struct cluster *cl, const char *dead);
+/* liveness.c: heartbeats, and adoption of a silent node's sessions. */
+int cluster_liveness_start(struct cluster *cl, const char *name, char *err, size_t errlen);
+void cluster_liveness_stop(struct cluster *cl);
 
 #endif

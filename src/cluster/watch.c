@@ -1,7 +1,8 @@
 /*
  * A key-value bucket watched by a thread (see cluster_int.h): the values
  * present when the watch starts, then every change, each handed to the
- * bucket's handler on that thread.
+ * bucket's handler on that thread. Also opens (or creates) a bucket for
+ * those that read and write it without a watch.
  */
 #include "cluster/cluster_int.h"
 
@@ -28,20 +29,27 @@ static void *watch(void *arg)
 	return NULL;
 }
 
-int cluster_watch_start(struct cluster *cl, struct cluster_watch *cw, const char *bucket,
-			void (*on_entry)(struct cluster *cl, kvEntry *e), char *err, size_t errlen)
+natsStatus cluster_bucket(struct cluster *cl, const char *bucket, kvStore **kv)
 {
-	natsStatus s = js_KeyValue(&cw->kv, cl->js, bucket);
+	natsStatus s = js_KeyValue(kv, cl->js, bucket);
 	kvConfig kc;
 
-	cw->cl = cl;
-	cw->on_entry = on_entry;
 	if (s == NATS_NOT_FOUND) {
 		kvConfig_Init(&kc);
 		kc.Bucket = bucket;
 		kc.History = 1;
-		s = js_CreateKeyValue(&cw->kv, cl->js, &kc);
+		s = js_CreateKeyValue(kv, cl->js, &kc);
 	}
+	return s;
+}
+
+int cluster_watch_start(struct cluster *cl, struct cluster_watch *cw, const char *bucket,
+			void (*on_entry)(struct cluster *cl, kvEntry *e), char *err, size_t errlen)
+{
+	natsStatus s = cluster_bucket(cl, bucket, &cw->kv);
+
+	cw->cl = cl;
+	cw->on_entry = on_entry;
 	if (s == NATS_OK)
 		s = kvStore_WatchAll(&cw->watcher, cw->kv, NULL);
 	if (s == NATS_OK && pthread_create(&cw->thread, NULL, watch, cw) != 0)
