@@ -40,6 +40,7 @@ int cluster_watch_start(struct cluster *cl, struct cluster_watch *cw, const char
 		kvConfig_Init(&kc);
 		kc.Bucket = bucket;
 		kc.History = 1;
+		kc.Replicas = cluster_replicas(cl);
 		s = js_CreateKeyValue(&cw->kv, cl->js, &kc);
 	}
 	if (s == NATS_OK)
