@@ -6,7 +6,7 @@
 # noise. Each case runs unthrottled and again at a fixed rate (p99 that is
 # not queueing). Around every run the CPU time (user + system) of each
 # process is read from /proc, so the report gives each process's CPU time
-# per published message: what NATS costs per message, beside the latency it
+# per message carried: what NATS costs per message, beside the latency it
 # adds. Prints the cross-node throughput and p99 as ratios to the single
 # node and to mosquitto (bench/cluster_report.py). Figures only, no timed
 # assertions; exits non-zero when a run failed or lost a QoS 1/2 message.
