@@ -259,6 +259,9 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 		pthread_mutex_init(&cl->w[i].lock, NULL);
 	cl->b = b;
 	b->cluster = cl;
+	/* the library closes at exit, not in cluster_stop: messages still in
+	 * worker inboxes are destroyed by broker_fini after it (drop_items) */
+	atexit(nats_Close);
 	if (cc->node_name != NULL)
 		snprintf(cl->node, sizeof(cl->node), "%s", cc->node_name);
 	else
@@ -317,7 +320,6 @@ void cluster_stop(struct broker *b)
 	free(cl->w);
 	free(cl);
 	b->cluster = NULL;
-	nats_Close();
 }
 
 /* Publishes <nm> asynchronously; NATS owns it afterwards either way. False
