@@ -96,7 +96,7 @@ struct bench {
 	SSL_CTX *tls;			/* client TLS context, or NULL */
 	struct addrinfo *ai;		/* what getaddrinfo returned */
 	const struct addrinfo *addr;	/* the address connections go to */
-	struct addrinfo *sub_ai;	/* with --sub-port: getaddrinfo of the subscribers' broker */
+	struct addrinfo *sub_ai;	/* getaddrinfo of the subscribers' broker (--sub-*) */
 	const struct addrinfo *sub_addr; /* the address subscribers connect to */
 	int epfd;
 	struct bconn *c;
