@@ -1,8 +1,10 @@
+# shellcheck shell=bash
 # Sourced by bench/run.sh (`make bench`) and bench/cluster.sh (`make
 # bench-cluster`): the broker-core cases both run, and the helpers that find
 # a free loopback port and wait for a broker to listen on it. Needs $PY.
 
 # case name | moat bench arguments | per-publisher rate of the latency run
+# shellcheck disable=SC2034  # used by the scripts that source this file
 CORE_CASES=(
 	"qos0 fan-in 8->1|--scenario fanin --publishers 8 -q 0|1000"
 	"qos0 fan-out 1->50|--scenario fanout --subscribers 50 -q 0|200"
