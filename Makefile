@@ -7,7 +7,7 @@ DESTDIR ?=
 FUZZ_SECONDS ?= 60
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps test test-unit fuzz-build fuzz bench demo install clean
+.PHONY: all build deps test test-unit fuzz-build fuzz bench bench-cluster demo install clean
 
 all: build
 
@@ -35,6 +35,10 @@ fuzz: fuzz-build
 
 bench: build
 	@BENCH_BUILD=$(CURDIR)/build bash bench/run.sh
+
+# One moatd against two cluster nodes on one nats-server -js, and mosquitto (bench/cluster.sh).
+bench-cluster: build
+	@BENCH_BUILD=$(CURDIR)/build bash bench/cluster.sh
 
 demo: build
 	@bash scripts/demo.sh

@@ -62,19 +62,8 @@ CAFILE=$WORK/certs/ca.crt
 # Both brokers get the same limits; raise the open-file limit for the idle case.
 ulimit -n "$(ulimit -Hn)"
 
-free_port() {
-	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_port() {	# port pid
-	for _ in $(seq 200); do
-		kill -0 "$2" 2>/dev/null || { echo "bench: broker $2 exited" >&2; return 1; }
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "bench: nothing listens on port $1" >&2
-	return 1
-}
+# shellcheck source=bench/cases.sh
+. "$ROOT/bench/cases.sh"
 
 start_broker() {	# name: moatd or mosquitto, "-p" appended for persistence on
 	local name=$1 port tls_port conf
@@ -160,15 +149,7 @@ echo "bench: moatd on port ${PORT[moatd]} (TLS ${TLS_PORT[moatd]}, threads ${BEN
 run_idle moatd
 run_idle mosquitto
 
-# case name | moat bench arguments | per-publisher rate of the latency run
-CASES=(
-	"qos0 fan-in 8->1|--scenario fanin --publishers 8 -q 0|1000"
-	"qos0 fan-out 1->50|--scenario fanout --subscribers 50 -q 0|200"
-	"qos0 20 pairs|--scenario pairs --pairs 20 -q 0|500"
-	"qos1 fan-out 1->50|--scenario fanout --subscribers 50 -q 1|200"
-	"qos1 20 pairs|--scenario pairs --pairs 20 -q 1|500"
-	"qos2 20 pairs|--scenario pairs --pairs 20 -q 2|500"
-)
+CASES=("${CORE_CASES[@]}")
 # Each case unthrottled, then at its fixed rate, on brokers $1 and $2.
 run_cases() {	# moatd-broker mosquitto-broker
 	local c name args rate broker

@@ -57,6 +57,8 @@ enum phase { PH_SUBS, PH_PUBS, PH_RUN, PH_DRAIN, PH_DONE };
 struct bench_opts {
 	enum scenario scenario;
 	const char *host, *port;
+	const char *sub_host, *sub_port; /* where subscribers connect: another cluster node */
+	double settle_s;		 /* pause between the last SUBACK and the first publisher */
 	const char *cafile, *cert, *key; /* TLS when cafile is set */
 	unsigned long pubs, subs, conns;
 	int qos, version;
@@ -94,6 +96,8 @@ struct bench {
 	SSL_CTX *tls;			/* client TLS context, or NULL */
 	struct addrinfo *ai;		/* what getaddrinfo returned */
 	const struct addrinfo *addr;	/* the address connections go to */
+	struct addrinfo *sub_ai;	/* getaddrinfo of the subscribers' broker (--sub-*) */
+	const struct addrinfo *sub_addr; /* the address subscribers connect to */
 	int epfd;
 	struct bconn *c;
 	unsigned long n, npub, nsub;	/* connections: subscribers first, then publishers */
@@ -102,6 +106,7 @@ struct bench {
 	char prefix[64];		/* topic prefix unique to this run */
 	uint8_t *payload;
 	struct bench_e2e e2e;		/* --e2e: the group key and scratch buffers */
+	uint64_t subs_ready_ns;		/* when the last subscriber got its SUBACK */
 	uint64_t phase_ns, start_ns, stop_ns, last_rx_ns, last_progress_ns, recv_at_progress;
 	unsigned long errors_shown;
 	struct bench_result r;
@@ -136,6 +141,10 @@ static void usage(void)
 	       "                   under way (default 10; 1 s without any ends it sooner)\n"
 	       "  -V 311|5         protocol version (default 5)\n"
 	       "  -h HOST -p PORT  broker (default localhost 1883)\n"
+	       "  --sub-host HOST --sub-port PORT  subscribers connect to this broker\n"
+	       "                   instead (another node of a cluster; default -h and -p)\n"
+	       "  --settle S       wait S seconds (0..10) after the subscriptions before\n"
+	       "                   publishing, for a cluster to spread them (default 0)\n"
 	       "  -k SECONDS       keep alive (default 60)\n"
 	       "  --e2e ALG        seal every payload end to end (COSE_Encrypt0) with ALG,\n"
 	       "                   chacha20-poly1305 or aes-256-gcm; subscribers open it\n"
@@ -265,6 +274,15 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 			if (!parse_ul(arg, 1, 65535, &v))
 				return bad("port must be 1..65535, not", arg);
 			o->port = arg;
+		} else if (strcmp(a, "--sub-host") == 0) {
+			o->sub_host = arg;
+		} else if (strcmp(a, "--sub-port") == 0) {
+			if (!parse_ul(arg, 1, 65535, &v))
+				return bad("--sub-port must be 1..65535, not", arg);
+			o->sub_port = arg;
+		} else if (strcmp(a, "--settle") == 0) {
+			if (!parse_double(arg, 0, 10, &o->settle_s))
+				return bad("--settle wants 0..10 seconds, not", arg);
 		} else if (strcmp(a, "-k") == 0 || strcmp(a, "--keepalive") == 0) {
 			if (!parse_ul(arg, 0, 65535, &v))
 				return bad("keep alive must be 0..65535 seconds, not", arg);
@@ -279,6 +297,10 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 			return bad("unknown option", a);
 		}
 	}
+	if (o->sub_host == NULL)
+		o->sub_host = o->host;
+	if (o->sub_port == NULL)
+		o->sub_port = o->port;
 	if ((o->cert == NULL) != (o->key == NULL))
 		return bad("--cert and --key go together; missing", o->cert ? "--key" : "--cert");
 	if (o->cert != NULL && o->cafile == NULL)
@@ -543,6 +565,7 @@ static void conn_open(struct bench *b, struct bconn *c)
 {
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = c };
 	int one = 1;
+	const struct addrinfo *addr = c->role == ROLE_SUB ? b->sub_addr : b->addr;
 
 	c->serial = b->opened++;
 	b->pending++;
@@ -550,13 +573,13 @@ static void conn_open(struct bench *b, struct bconn *c)
 	c->want_out = true;
 	c->rd_wants_wr = false;
 	c->open_ns = now_ns();
-	c->fd = socket(b->addr->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	c->fd = socket(addr->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
 		conn_kill(b, c, "socket", errno);
 		return;
 	}
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(c->fd, b->addr->ai_addr, b->addr->ai_addrlen) != 0 && errno != EINPROGRESS) {
+	if (connect(c->fd, addr->ai_addr, addr->ai_addrlen) != 0 && errno != EINPROGRESS) {
 		conn_kill(b, c, "connect", errno);
 		return;
 	}
@@ -857,7 +880,8 @@ static void conn_event(struct bench *b, struct bconn *c, uint32_t events)
 			conn_send_connect(b, c, now_ns());
 			return;
 		}
-		c->ssl = bench_tls_open(b->tls, c->fd, b->o.host);
+		c->ssl = bench_tls_open(b->tls, c->fd,
+					c->role == ROLE_SUB ? b->o.sub_host : b->o.host);
 		if (c->ssl == NULL) {
 			conn_kill(b, c, "TLS set-up: out of memory", 0);
 			return;
@@ -945,6 +969,8 @@ static uint64_t advance(struct bench *b, uint64_t now)
 
 	if (b->o.scenario == SC_CONNECT)
 		return advance_connect(b, now);
+	if (b->phase == PH_PUBS && now - b->subs_ready_ns < (uint64_t)(b->o.settle_s * 1e9))
+		return b->subs_ready_ns + (uint64_t)(b->o.settle_s * 1e9) - now;
 	if (b->phase == PH_SUBS || b->phase == PH_PUBS) {
 		open_more(b, b->phase == PH_SUBS ? 0 : b->nsub, ready_to);
 		if (b->opened == ready_to && b->pending == 0) {
@@ -956,6 +982,7 @@ static uint64_t advance(struct bench *b, uint64_t now)
 			}
 			if (b->phase == PH_SUBS && b->npub > 0) {
 				b->phase = PH_PUBS;
+				b->subs_ready_ns = now;
 				return 0;
 			}
 			b->phase = PH_RUN;
@@ -1059,12 +1086,31 @@ static void finish(struct bench *b)
 	}
 }
 
+/* Resolves <host>:<port> into *<ai>, pointing *<addr> at its first IPv4
+ * address (moatd and mosquitto 2 default to IPv4) or else its first one. */
+static int resolve(const char *host, const char *port, struct addrinfo **ai,
+		   const struct addrinfo **addr)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
+	int rc = getaddrinfo(host, port, &hints, ai);
+
+	if (rc != 0) {
+		fprintf(stderr, "Error: %s: %s\n", host, gai_strerror(rc));
+		*ai = NULL;
+		return 1;
+	}
+	*addr = *ai;
+	for (const struct addrinfo *a = *ai; a != NULL; a = a->ai_next)
+		if (a->ai_family == AF_INET) {
+			*addr = a;
+			break;
+		}
+	return 0;
+}
+
 /* Lays out the connections: subscribers first (they must be subscribed before anything is sent). */
 static int setup(struct bench *b)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
-	int rc;
-
 	if (b->o.scenario == SC_IDLE || b->o.scenario == SC_CONNECT) {
 		b->n = b->nsub = b->o.conns;	/* one group, opened like subscribers */
 	} else {
@@ -1075,17 +1121,9 @@ static int setup(struct bench *b)
 	if (!raise_nofile(b->n))
 		fprintf(stderr, "moat bench: warning: the open-file limit is below %lu connections\n",
 			b->n);
-	rc = getaddrinfo(b->o.host, b->o.port, &hints, &b->ai);
-	if (rc != 0) {
-		fprintf(stderr, "Error: %s: %s\n", b->o.host, gai_strerror(rc));
+	if (resolve(b->o.host, b->o.port, &b->ai, &b->addr) != 0 ||
+	    resolve(b->o.sub_host, b->o.sub_port, &b->sub_ai, &b->sub_addr) != 0)
 		return 1;
-	}
-	b->addr = b->ai;
-	for (ai = b->ai; ai != NULL; ai = ai->ai_next)	/* moatd and mosquitto 2 default to IPv4 */
-		if (ai->ai_family == AF_INET) {
-			b->addr = ai;
-			break;
-		}
 	b->epfd = epoll_create1(EPOLL_CLOEXEC);
 	b->c = calloc(b->n, sizeof(*b->c));
 	b->payload = calloc(1, b->o.payload_len);
@@ -1174,6 +1212,8 @@ int cli_bench_main(int argc, char **argv)
 	}
 	if (b->ai != NULL)
 		freeaddrinfo(b->ai);
+	if (b->sub_ai != NULL)
+		freeaddrinfo(b->sub_ai);
 	if (b->epfd >= 0)
 		close(b->epfd);
 	free(b->c);

@@ -192,6 +192,13 @@ static int connect_nats(struct cluster *cl, const struct moat_cluster_conf *cc, 
 	return s == NATS_OK ? MOAT_OK : nats_fail(err, errlen, "cannot use JetStream", s, 0);
 }
 
+int cluster_replicas(const struct cluster *cl)
+{
+	unsigned replicas = cl->b->cfg->cluster.replicas;
+
+	return replicas != 0 ? (int)replicas : 1;
+}
+
 /* Creates the cluster's stream (or finds it) and the node's durable
  * consumer, which resumes where it stopped when the node restarts. */
 static int consume_stream(struct cluster *cl, const char *cluster_name, char *err, size_t errlen)
@@ -213,6 +220,7 @@ static int consume_stream(struct cluster *cl, const char *cluster_name, char *er
 	sc.SubjectsLen = 1;
 	sc.Storage = js_FileStorage;
 	sc.MaxAge = STREAM_MAX_AGE_NS;
+	sc.Replicas = cluster_replicas(cl);
 	s = js_AddStream(NULL, cl->js, &sc, NULL, &jerr);
 	if (s != NATS_OK && jerr == JSStreamNameExistErr)
 		s = js_GetStreamInfo(NULL, cl->js, stream, NULL, &jerr);
@@ -249,6 +257,9 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 		pthread_mutex_init(&cl->w[i].lock, NULL);
 	cl->b = b;
 	b->cluster = cl;
+	/* the library closes at exit, not in cluster_stop: messages still in
+	 * worker inboxes are destroyed by broker_fini after it (drop_items) */
+	atexit(nats_Close);
 	if (cc->node_name != NULL)
 		snprintf(cl->node, sizeof(cl->node), "%s", cc->node_name);
 	else
@@ -319,7 +330,6 @@ void cluster_stop(struct broker *b)
 	free(cl->w);
 	free(cl);
 	b->cluster = NULL;
-	nats_Close();
 }
 
 /* Publishes <nm> asynchronously; NATS owns it afterwards either way. False

@@ -105,6 +105,9 @@ struct cluster {
  * QoS 1/2 message carries ("<worker> <ticket>"). */
 #define CLUSTER_GATE_HEADER "Moat-Gate"
 
+/* cluster.c: the JetStream copies (cluster_replicas) of the stream and buckets a node creates. */
+int cluster_replicas(const struct cluster *cl);
+
 /* watch.c: watches <bucket> (created when missing) in <cw>, calling
  * <on_entry> on the watch thread. MOAT_OK or an error with <err>. */
 int cluster_watch_start(struct cluster *cl, struct cluster_watch *cw, const char *bucket,

@@ -279,6 +279,7 @@ int cluster_shares_start(struct cluster *cl, const char *cluster_name, char *err
 	sc.Storage = js_FileStorage;
 	sc.Retention = js_WorkQueuePolicy;
 	sc.MaxAge = SHARE_MAX_AGE_NS;
+	sc.Replicas = cluster_replicas(cl);
 	s = js_AddStream(NULL, cl->js, &sc, NULL, &jerr);
 	if (s != NATS_OK && jerr == JSStreamNameExistErr)
 		s = js_GetStreamInfo(NULL, cl->js, cl->share_stream, NULL, &jerr);

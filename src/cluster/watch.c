@@ -38,6 +38,7 @@ natsStatus cluster_bucket(struct cluster *cl, const char *bucket, kvStore **kv)
 		kvConfig_Init(&kc);
 		kc.Bucket = bucket;
 		kc.History = 1;
+		kc.Replicas = cluster_replicas(cl);
 		s = js_CreateKeyValue(kv, cl->js, &kc);
 	}
 	return s;
@@ -55,8 +56,12 @@ int cluster_watch_start(struct cluster *cl, struct cluster_watch *cw, const char
 	if (s == NATS_OK && pthread_create(&cw->thread, NULL, watch, cw) != 0)
 		s = NATS_SYS_ERROR;
 	if (s != NATS_OK) {
-		snprintf(err, errlen, "cluster: cannot use the bucket %s: %s", bucket,
-			 natsStatus_GetText(s));
+		const char *why = nats_GetLastError(NULL);
+
+		snprintf(err, errlen,
+			 "cluster: cannot use the bucket %s: %s (%s); check that nats-server runs "
+			 "with -js and that cluster_replicas is at most its number of servers",
+			 bucket, natsStatus_GetText(s), why != NULL ? why : "no details");
 		return MOAT_E_IO;
 	}
 	cw->running = true;

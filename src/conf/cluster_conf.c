@@ -82,6 +82,14 @@ int cluster_conf_parse(struct moat_cluster_conf *c, const char *name, unsigned l
 			    "%s expects one name of 1 to %d letters, digits, '-' or '_'", w[0],
 			    CLUSTER_NAME_MAX);
 		slot = w[0][0] == 'c' ? &c->name : &c->node_name;
+	} else if (strcmp(w[0], "cluster_replicas") == 0) {
+		if (n != 2 ||
+		    (strcmp(w[1], "1") != 0 && strcmp(w[1], "3") != 0 && strcmp(w[1], "5") != 0))
+			return conf_diag(
+			    d, name, line,
+			    "cluster_replicas expects 1, 3 or 5 (the JetStream copies of "
+			    "the stream and buckets; 3 with a 3-server NATS cluster)");
+		c->replicas = (unsigned)(w[1][0] - '0');
 	} else {
 		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && slot == NULL; i++)
 			if (strcmp(w[0], files[i].opt) == 0) {

@@ -23,6 +23,8 @@ struct moat_cluster_conf {
 	char *credentials; /* a NATS .creds file */
 	unsigned line;	   /* the first cluster line, for whole-file messages */
 	unsigned file_line[4]; /* the lines of the four files above, in order */
+	/* cluster_replicas: JetStream copies of the stream and buckets it creates; 0 = 1 */
+	unsigned replicas;
 };
 
 /* Parses one cluster line (words <w>, <n> of them) of file <name> at <line>.

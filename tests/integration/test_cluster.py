@@ -22,11 +22,12 @@ CROSS_S = 10.0
 class NatsServer:
     """nats-server -js on a free loopback port with a temporary store."""
 
-    def __init__(self, max_payload=None):
+    def __init__(self, max_payload=None, extra_args=()):
         self.dir = tempfile.mkdtemp(prefix="moattest-nats-")
         self.port = free_port()
         self.proc = None
         self.max_payload = max_payload
+        self.extra_args = list(extra_args)  # e.g. a NATS cluster's --cluster and --routes
 
     def start(self):
         self.logf = open(os.path.join(self.dir, "nats.log"), "wb")
@@ -36,6 +37,7 @@ class NatsServer:
             with open(conf, "w") as f:
                 f.write("max_payload: %d\n" % self.max_payload)
             args += ["-c", conf]
+        args += self.extra_args
         self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

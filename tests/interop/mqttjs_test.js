@@ -7,6 +7,12 @@
 // `node mqttjs_test.js pub VERSION TOPIC PAYLOAD QOS` publishes one message
 // (v5: user property src=mqttjs) and exits, for the Python side's wire checks
 // and cross-client tests. Every wait is bounded by WAIT_MS.
+//
+// With MOAT_PORTS=PORT,PORT (the nodes of a moatd cluster, MOAT_INTEROP_CLUSTER in
+// interop.py) clients take the nodes in turn; every subscription, and every retained
+// change before a later check, waits until the other nodes have it (probe messages,
+// as interop.py does), and the shared-subscription cases are skipped (each node with
+// a member gets a copy until shared subscriptions are balanced across nodes).
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -20,17 +26,22 @@ try {
 }
 
 const WAIT_MS = 10000;
-const port = Number(process.env.MOAT_PORT);
-if (!port) {
-	console.error('mqttjs_test: MOAT_PORT is not set');
+const ports = (process.env.MOAT_PORTS || process.env.MOAT_PORT || '').split(',')
+	.filter((p) => p).map(Number);
+if (!ports.length || ports.some((p) => !p)) {
+	console.error('mqttjs_test: MOAT_PORT (or MOAT_PORTS) is not set');
 	process.exit(2);
 }
+let turn = 0;
+let probes = 0;
 
-// Connects one client (protocolVersion 4 or 5), no automatic reconnect.
-async function connect(version, extra = {}) {
+// Connects one client (protocolVersion 4 or 5) to the next node (or to <port>),
+// no automatic reconnect.
+async function connect(version, extra = {}, port = ports[turn++ % ports.length]) {
 	const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
 		protocolVersion: version, reconnectPeriod: 0, connectTimeout: WAIT_MS, ...extra,
 	});
+	client.port = port;
 	client.inbox = [];
 	client.waiters = [];
 	client.on('message', (topic, payload, packet) => {
@@ -62,6 +73,45 @@ async function nothing(client, ms = 1000) {
 async function subscribe(client, topic, qos, properties) {
 	const granted = await client.subscribeAsync(topic, properties ? { qos, properties } : { qos });
 	assert.deepEqual(granted.map((g) => g.qos), [qos]);
+	await subscribed(client.port);
+}
+
+// On a cluster, returns once every other node routes what was just subscribed on
+// the node at <port>: a probe subscription made after it there reaches it from each
+// other node (a node's interest travels as one list, so the probe's carries it).
+async function subscribed(port) {
+	if (ports.length === 1) return;
+	const topic = `interop-probe/js-${process.pid}-${++probes}`;
+	const watcher = await connect(5, {}, port);
+	await watcher.subscribeAsync(topic, { qos: 0 });
+	for (const other of ports.filter((p) => p !== port)) {
+		const sender = await connect(5, {}, other);
+		const deadline = Date.now() + WAIT_MS;
+		for (;;) {
+			assert.ok(Date.now() < deadline, `node ${other} never routed to ${port}`);
+			await sender.publishAsync(topic, 'probe', { qos: 0 });
+			if (await next(watcher, 300).catch(() => null)) break;
+		}
+		await sender.endAsync();
+	}
+	await watcher.endAsync();
+}
+
+// On a cluster, returns once a new subscriber on every node gets <payload> as the
+// retained message of <topic> (null: none); nodes mirror retained messages asynchronously.
+async function retainedEverywhere(topic, payload) {
+	if (ports.length === 1) return;
+	const deadline = Date.now() + WAIT_MS;
+	for (const port of ports) {
+		for (;;) {
+			const check = await connect(5, {}, port);
+			await check.subscribeAsync(topic, { qos: 0 });
+			const p = await next(check, 300).catch(() => null);
+			await check.endAsync();
+			if ((p ? p.payload.toString() : null) === payload) break;
+			assert.ok(Date.now() < deadline, `node ${port}: retained ${topic} is not ${payload}`);
+		}
+	}
 }
 
 async function qosBothWays(v) {
@@ -86,6 +136,7 @@ async function retained(v) {
 	const topic = `js/${v}/retained`;
 	const pub = await connect(v);
 	await pub.publishAsync(topic, 'kept', { qos: 1, retain: true });
+	await retainedEverywhere(topic, 'kept');
 	const late = await connect(v);
 	await subscribe(late, topic, 1);
 	const p = await next(late);
@@ -93,6 +144,7 @@ async function retained(v) {
 	assert.equal(p.retain, true);
 	assert.equal(p.qos, 1);
 	await pub.publishAsync(topic, '', { qos: 1, retain: true });
+	await retainedEverywhere(topic, null);
 	const later = await connect(v);
 	await subscribe(later, topic, 1);
 	await nothing(later);
@@ -174,7 +226,8 @@ async function suite() {
 		cases.push([`qos 0/1/2 both ways v${v}`, () => qosBothWays(v)]);
 		cases.push([`retained v${v}`, () => retained(v)]);
 		cases.push([`will v${v}`, () => will(v)]);
-		cases.push([`shared subscription v${v}`, () => shared(v)]);
+		if (ports.length === 1) cases.push([`shared subscription v${v}`, () => shared(v)]);
+		else console.log(`skip shared subscription v${v}: not balanced across nodes yet`);
 	}
 	cases.push(['v5 properties and subscription identifier', v5Properties]);
 	let failed = 0;

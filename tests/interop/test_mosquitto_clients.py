@@ -17,8 +17,8 @@ FIELDS = "%t|%q|%r|%p"  # topic, QoS, retain flag, payload
 class MosquittoClients(interop.InteropTest):
 
     def cmd(self, prog, version, *args):
-        """argv for a mosquitto client program on this test's broker."""
-        return [prog, "-h", "127.0.0.1", "-p", str(self.port), "-V", version] + list(args)
+        """argv for a mosquitto client program on this test's broker (its next node)."""
+        return [prog, "-h", "127.0.0.1", "-p", str(self.next_port()), "-V", version] + list(args)
 
     def test_publish_qos_0_1_2(self):
         """mosquitto_pub at each QoS reaches a QoS 2 subscriber at that QoS."""
@@ -53,10 +53,12 @@ class MosquittoClients(interop.InteropTest):
             with self.subTest(version=version):
                 topic = "mr/" + version
                 self.run_ok(self.cmd(PUB, version, "-r", "-q", "1", "-t", topic, "-m", "kept"))
+                self.retained_everywhere(topic, b"kept")
                 sub = self.mosquitto_sub(version, "-q", "1", "-t", topic, "-C", "1",
                                          "-W", "10", "-F", FIELDS)
                 self.assertEqual(self.mosquitto_output(sub), ["%s|1|1|kept" % topic])
                 self.run_ok(self.cmd(PUB, version, "-r", "-n", "-t", topic))
+                self.retained_everywhere(topic, None)
                 check = self.peer()
                 check.subscribe(topic, qos=1)
                 check.expect_nothing(timeout=1.0)
@@ -77,6 +79,7 @@ class MosquittoClients(interop.InteropTest):
                 p = watcher.expect_publish(timeout=interop.WAIT_S)
                 self.assertEqual((p.topic, p.qos, p.payload), (topic, 1, b"gone"))
                 watcher.close()
+                self.retained_everywhere(topic, b"gone")
                 late = self.peer()
                 late.subscribe(topic, qos=1)
                 r = late.expect_publish()
@@ -121,6 +124,7 @@ class MosquittoClients(interop.InteropTest):
         self.assertIn(out[5], ("299", "300"))
         self.assertEqual(out[6], "7")
 
+    @interop.not_across_nodes(interop.SHARED_SUBS_REASON)
     def test_shared_subscription(self):
         """Two mosquitto_sub in $share/g/t: each of 10 messages reaches exactly one."""
         for version in VERSIONS:

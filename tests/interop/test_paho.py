@@ -37,7 +37,8 @@ class Paho:
         self.client.on_subscribe = self._on_subscribe
         if will:
             self.client.will_set(*will)
-        self.client.connect("127.0.0.1", test.port, keepalive=30)
+        self.port = test.next_port()
+        self.client.connect("127.0.0.1", self.port, keepalive=30)
         self.client.loop_start()
         test.assertTrue(self.connected.wait(interop.WAIT_S), "paho: no CONNACK")
         test.peers.append(self)  # closed by InteropTest.tearDown
@@ -54,7 +55,9 @@ class Paho:
         else:
             rc, _ = self.client.subscribe(topic, qos)
         self.test.assertEqual(rc, mqtt.MQTT_ERR_SUCCESS)
-        return self.subacks.get(timeout=interop.WAIT_S)
+        codes = self.subacks.get(timeout=interop.WAIT_S)
+        self.test.subscribed(self.port)
+        return codes
 
     def publish(self, topic, payload, qos, retain=False, props=None):
         """Publishes and waits until the QoS handshake is complete."""
@@ -146,6 +149,7 @@ class PahoInterop(interop.InteropTest):
             with self.subTest(version=name):
                 topic = "pr/" + name
                 Paho(self, proto).publish(topic, b"kept", 1, retain=True)
+                self.retained_everywhere(topic, b"kept")
                 late = Paho(self, proto)
                 late.subscribe(topic, 1)
                 msg = late.message()
@@ -156,6 +160,7 @@ class PahoInterop(interop.InteropTest):
                 late.publish(topic, b"", 1, retain=True)
                 deleted = live.expect_publish()  # live subscribers see the empty publish
                 self.assertEqual(deleted.payload, b"")
+                self.retained_everywhere(topic, None)
                 later = Paho(self, proto)
                 later.subscribe(topic, 1)
                 later.no_message()
@@ -222,6 +227,7 @@ class PahoInterop(interop.InteropTest):
         self.assertEqual((reply.topic, reply.payload, reply.properties.CorrelationData),
                          ("p5/reply/me", b"4", b"id-7"))
 
+    @interop.not_across_nodes(interop.SHARED_SUBS_REASON)
     def test_shared_subscription(self):
         for name, proto in VERSIONS:
             with self.subTest(version=name):
@@ -243,7 +249,7 @@ class PahoInterop(interop.InteropTest):
                 topic = "px/" + name
                 sub = Paho(self, proto)
                 self.assertEqual(sub.subscribe(topic, 2), [2])
-                argv = ["/usr/bin/mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.port),
+                argv = ["/usr/bin/mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.next_port()),
                         "-V", "mqttv5", "-q", "2", "-t", topic, "-m", "from mosquitto",
                         "-D", "publish", "user-property", "src", "mosquitto_pub"]
                 self.run_ok(argv)

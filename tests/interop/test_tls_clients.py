@@ -47,11 +47,8 @@ class CertsInteropTest(interop.InteropTest):
         if not os.environ.get("MOATD"):
             self.fail("MOATD is not set (path to moatd); run through ctest")
         config = self.CONFIG + getattr(self, "config_for_" + self._testMethodName, "")
-        self.broker = moattest.Broker(config.replace("@", self.certs + "/"),
-                                      allow_anonymous=self.ALLOW_ANONYMOUS)
-        self.procs, self.peers = [], []
-        self.broker.start()
-        self.port = self.broker.port
+        self.use_brokers([moattest.Broker(config.replace("@", self.certs + "/"),
+                                          allow_anonymous=self.ALLOW_ANONYMOUS)])
 
     def tls_peer(self, cert="client"):
         p = tlstest.TlsPeer(self.port, tlstest.client_ctx(self.certs, cert))

@@ -32,6 +32,7 @@ static void no_cluster_by_default(void **state)
 	assert_null(cfg.cluster.urls);
 	assert_null(cfg.cluster.name);
 	assert_null(cfg.cluster.node_name);
+	assert_int_equal(cfg.cluster.replicas, 0); /* one copy */
 	config_fini(&cfg);
 }
 
@@ -44,7 +45,8 @@ static void every_line_kept(void **state)
 				   "cluster_tls_cafile /dev/null\n"
 				   "cluster_tls_certfile /dev/zero\n"
 				   "cluster_tls_keyfile /dev/random\n"
-				   "cluster_credentials /dev/urandom\n";
+				   "cluster_credentials /dev/urandom\n"
+				   "cluster_replicas 3\n";
 	struct moat_config cfg;
 	struct moat_diag d;
 
@@ -59,6 +61,7 @@ static void every_line_kept(void **state)
 	assert_string_equal(cfg.cluster.tls_certfile, "/dev/zero");
 	assert_string_equal(cfg.cluster.tls_keyfile, "/dev/random");
 	assert_string_equal(cfg.cluster.credentials, "/dev/urandom");
+	assert_int_equal(cfg.cluster.replicas, 3);
 	config_fini(&cfg);
 }
 
@@ -80,6 +83,8 @@ static void refusals_name_file_line_and_fix(void **state)
 	    {"\ncluster_name x\n", "c.conf:2: cluster options without cluster_url; add"},
 	    {"cluster_url nats://a:1\ncluster_tls_certfile /c.pem\n",
 	     "c.conf:1: cluster_tls_certfile and cluster_tls_keyfile go together"},
+	    {"cluster_url nats://a:1\ncluster_replicas 2\n",
+	     "c.conf:2: cluster_replicas expects 1, 3 or 5"},
 	    {"cluster_urls nats://a:1\n", "c.conf:1: unknown option \"cluster_urls\""},
 	    {"cluster_url nats://a:1\ncluster_tls_cafile /dev/null\n\n"
 	     "cluster_credentials /nonexistent/node.creds\n",
