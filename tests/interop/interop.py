@@ -10,8 +10,8 @@ With MOAT_INTEROP_CLUSTER=1 each test gets a two-node cluster instead (a
 nats-server -js and nodes a and b, docs/cluster.md): clients take the nodes
 in turn as they connect (next_port), so a publisher and its subscriber are
 on different nodes, and every subscription returns only once the other node
-routes to it (subscribed). Cases that cannot hold across nodes yet are
-marked with not_across_nodes and skipped there, with the reason.
+routes to it (subscribed). Every case runs there, shared subscriptions
+included (balanced across nodes by NATS queue groups).
 """
 import os
 import select
@@ -29,16 +29,6 @@ from test_cluster import NatsServer  # noqa: E402
 WAIT_S = 10.0  # longest wait for any single client step
 MOSQUITTO_SUB = "/usr/bin/mosquitto_sub"
 CLUSTER = os.environ.get("MOAT_INTEROP_CLUSTER") == "1"
-
-
-SHARED_SUBS_REASON = ("shared subscriptions balance across nodes only once NATS queue groups "
-                      "are built (docs/cluster.md); until then every node with a member gets "
-                      "a copy")
-
-
-def not_across_nodes(reason):
-    """Skips a case in the cluster run (MOAT_INTEROP_CLUSTER=1), saying why."""
-    return unittest.skipIf(CLUSTER, "not across cluster nodes: " + reason)
 
 
 class SpreadPeer(moattest.Peer):

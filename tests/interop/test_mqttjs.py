@@ -35,7 +35,7 @@ class MqttJs(interop.InteropTest):
         out = self.run_ok([self.node, SCRIPT], timeout=150, env={
             "MOAT_PORTS": ",".join(str(b.port) for b in self.brokers)})
         self.assertNotIn("FAIL", out)
-        self.assertEqual(out.count("ok   "), 9 if len(self.brokers) == 1 else 7, out)
+        self.assertEqual(out.count("ok   "), 9, out)
 
     def test_publish_qos_on_the_wire(self):
         """MQTT.js PUBLISH at each QoS (3.1.1 and 5) as a raw Peer sees it."""
