@@ -14,7 +14,7 @@ bundles are made --jobs at a time (each `moat ctl` is a process and a
 round trip to moat-sc; the SC registers them one at a time).
 
 usage: bench/device_scale.py N [--seconds S] [--interval S] [--e2e] [--jobs J]
-                             [--connect-rate R] [--bin DIR] [--device PATH]
+                             [--connect-rate R] [--bin DIR] [--device PATH] [--keep]
 (--device: another moat-device, e.g. an older build, as the baseline)
 """
 import argparse
@@ -76,6 +76,7 @@ def parse_args():
     ap.add_argument("--connect-rate", type=int, default=500)
     ap.add_argument("--bin", default=os.path.join(HERE, "..", "build", "bin"))
     ap.add_argument("--device")
+    ap.add_argument("--keep", action="store_true", help="keep the run's directory (logs, bundles)")
     return ap.parse_args()
 
 
@@ -218,7 +219,10 @@ def run_bench(a, children):
     errors = [x for x in dev_lines if "running" not in x]
     print("moat-device messages: %d; first: %s" % (len(errors), errors[:3]))
     print("moatd lines: %s" % [x for x in lines if "moat-device" not in x][-5:])
-    shutil.rmtree(base, ignore_errors=True)
+    if a.keep:
+        print("kept: %s" % base)
+    else:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -243,11 +243,10 @@ int dev_open(struct dev *d, struct sim *s, size_t index, const char *dir, char *
 
 int dev_start(struct dev *d, uint64_t now_ms)
 {
-	uint32_t iv = d->sim->o->interval_ms;
-
 	d->started = true;
-	/* spread the first readings over one interval, deterministically */
-	d->next_reading_ms = now_ms + (iv > 1 ? (d->index * 7919u) % iv : 0);
+	/* no reading before the first connection (dev_service): 10,000
+	 * devices still waiting for theirs would each hold a queue file open */
+	d->next_reading_ms = UINT64_MAX;
 	d->wake_ms = now_ms;
 	return moat_connect(d->c);
 }
@@ -462,6 +461,12 @@ void dev_service(struct dev *d, uint64_t now_ms)
 	if (d->just_connected) {
 		d->just_connected = false;
 		on_connected(d);
+		if (!d->online_once) {
+			/* the first readings spread over one interval, deterministically;
+			 * from now on they go on whether connected or not (offline queue) */
+			d->online_once = true;
+			d->next_reading_ms = now_ms + (iv > 1 ? (d->index * 7919u) % iv : 0);
+		}
 	}
 	if (d->tamper)
 		send_tamper(d);

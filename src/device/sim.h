@@ -58,6 +58,7 @@ struct dev {
 	uint64_t seq;
 	uint64_t next_reading_ms, wake_ms;
 	bool started, just_connected, tamper;
+	bool online_once; /* connected at least once: readings are being taken */
 	struct dev_msg *out_head, *out_tail; /* waiting to be sealed / queued */
 	size_t out_count;
 	struct dev_msg *in_head, *in_tail; /* commands waiting to be opened */
