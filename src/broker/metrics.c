@@ -361,10 +361,31 @@ static void fam_bridges(struct metrics_writer *w, const struct stats *st)
 		   offsetof(struct bridge_status, queued));
 }
 
+/* The cluster's link to NATS (docs/cluster.md); nothing without a cluster. */
+static void fam_cluster(struct metrics_writer *w, const struct stats *st)
+{
+	if (!st->has_cluster)
+		return;
+	one(w, "moat_cluster_connected", "gauge", "1 while the node is connected to NATS.",
+	    st->cluster.connected);
+	one(w, "moat_cluster_outbound_queued_messages", "gauge",
+	    "Copies for other nodes waiting for JetStream (NATS unreachable, or draining).",
+	    st->cluster.queued_msgs);
+	one(w, "moat_cluster_outbound_queued_bytes", "gauge",
+	    "Bytes of those copies (subject and data), bounded by cluster_queue_max_bytes.",
+	    st->cluster.queued_bytes);
+	one(w, "moat_cluster_outbound_dropped_total", "counter",
+	    "QoS 0 copies for other nodes dropped because the queue was full.",
+	    st->cluster.dropped);
+	one(w, "moat_cluster_disconnects_total", "counter", "Connections to NATS lost.",
+	    st->cluster.disconnects);
+}
+
 static void (*const families[])(struct metrics_writer *w, const struct stats *st) = {
     fam_build,	  fam_connections, fam_messages, fam_packets, fam_clients,
     fam_security, fam_drops,	   fam_queues,	 fam_index,   fam_heap,
     fam_store,	  fam_bridges,
+    fam_cluster,
 };
 
 int metrics_render(const struct stats *st, struct buf *out)

@@ -138,6 +138,7 @@ int stats_collect(struct broker *b, struct stats *st, uint64_t now_ms)
 		inflight_bytes += load(&c->inflight_bytes);
 		shared += load(&c->shared_subs);
 	}
+	st->has_cluster = cluster_link_status(b, &st->cluster);
 	st->queued_msgs = gauge(queued);
 	st->queued_bytes = gauge(queued_bytes);
 	st->inflight_msgs = gauge(inflight);

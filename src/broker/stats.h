@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cluster/cluster.h"
 #include "store/store.h"
 
 struct broker;
@@ -45,6 +46,9 @@ struct stats {
 	/* bridges (src/bridge/): one entry per connection section */
 	struct bridge_status *bridges;
 	size_t nbridges;
+	/* the cluster's link to NATS (src/cluster/), when there is a cluster */
+	bool has_cluster;
+	struct cluster_link cluster;
 };
 
 /* Fills <st> from <b> at <now_ms> (monotonic). Any thread may call it while

@@ -114,6 +114,18 @@ static void publish_bridges(struct worker *w, const struct stats *st, uint64_t n
 	}
 }
 
+/* $SYS/broker/cluster/...: the link to NATS and the queue waiting for it. */
+static void publish_cluster(struct worker *w, const struct stats *st, uint64_t now_ms)
+{
+	if (!st->has_cluster)
+		return;
+	sys_put_u64(w, "$SYS/broker/cluster/connected", st->cluster.connected, now_ms);
+	sys_put_u64(w, "$SYS/broker/cluster/queued/messages", st->cluster.queued_msgs, now_ms);
+	sys_put_u64(w, "$SYS/broker/cluster/queued/bytes", st->cluster.queued_bytes, now_ms);
+	sys_put_u64(w, "$SYS/broker/cluster/dropped", st->cluster.dropped, now_ms);
+	sys_put_u64(w, "$SYS/broker/cluster/disconnects", st->cluster.disconnects, now_ms);
+}
+
 void broker_publish_sys(struct worker *w, uint64_t now_ms)
 {
 	struct broker *b = w->b;
@@ -156,5 +168,6 @@ void broker_publish_sys(struct worker *w, uint64_t now_ms)
 	sys_put_u64(w, "$SYS/broker/acl/denied", st.acl_denials, now_ms);
 	publish_load(w, &st, now_ms);
 	publish_bridges(w, &st, now_ms);
+	publish_cluster(w, &st, now_ms);
 	stats_fini(&st);
 }

@@ -35,9 +35,6 @@ enum {
 };
 
 static struct log_limiter resend_log;
-/* Longest subject a message is sent on: NATS refuses control lines over
- * 4 KiB (max_control_line) and would close the node's connection. */
-enum { CLUSTER_SUBJECT_MAX = 3072 };
 
 /* The default node name: host name and first listener port. */
 static void default_node_name(const struct moat_config *cfg, char *out, size_t cap)
@@ -135,6 +132,10 @@ static void on_publish_ack(jsCtx *js, natsMsg *nm, jsPubAck *pa, jsPubAckErr *pa
 	bool gated;
 
 	(void)pa;
+	if (cluster_outbound_answer(cl, nm, pae)) {
+		natsMsg_Destroy(nm);
+		return;
+	}
 	gated = natsMsgHeader_Get(nm, CLUSTER_GATE_HEADER, &gate) == NATS_OK &&
 		sscanf(gate, "%u %" SCNu64, &wid, &ticket) == 2 && wid < cl->b->nworkers;
 	if (pae != NULL && gated) {
@@ -171,7 +172,7 @@ static int connect_nats(struct cluster *cl, const struct moat_cluster_conf *cc, 
 	if (s == NATS_OK)
 		s = natsOptions_SetName(cl->opts, cl->node);
 	if (s == NATS_OK)
-		s = natsOptions_SetMaxReconnect(cl->opts, -1);
+		s = cluster_link_options(cl);
 	if (s == NATS_OK && (cc->tls_cafile != NULL || cc->tls_certfile != NULL))
 		s = natsOptions_SetSecure(cl->opts, true);
 	if (s == NATS_OK && cc->tls_cafile != NULL)
@@ -186,6 +187,7 @@ static int connect_nats(struct cluster *cl, const struct moat_cluster_conf *cc, 
 	s = natsConnection_Connect(&cl->nc, cl->opts);
 	if (s != NATS_OK)
 		return nats_fail(err, errlen, "cannot connect to NATS", s, 0);
+	atomic_store(&cl->connected, true);
 	jsOptions_Init(&jo);
 	jo.PublishAsync.MaxPending = MAX_PENDING_PUBLISHES;
 	jo.PublishAsync.AckHandler = on_publish_ack;
@@ -249,6 +251,8 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 	}
 	for (unsigned i = 0; i < b->nworkers; i++)
 		pthread_mutex_init(&cl->w[i].lock, NULL);
+	cluster_outbound_init(cl, cc->queue_max_bytes != 0 ? cc->queue_max_bytes
+							    : CLUSTER_QUEUE_MAX_DEFAULT);
 	cl->b = b;
 	b->cluster = cl;
 	if (cc->node_name != NULL)
@@ -267,6 +271,8 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 		rc = cluster_interest_start(cl, bucket, err, errlen);
 	if (rc == MOAT_OK)
 		rc = consume_stream(cl, name, err, errlen);
+	if (rc == MOAT_OK)
+		rc = cluster_outbound_start(cl, err, errlen);
 	if (rc < 0) {
 		cluster_stop(b);
 		return rc;
@@ -288,6 +294,7 @@ void cluster_stop(struct broker *b)
 		if (js_PublishAsyncComplete(cl->js, &po) != NATS_OK)
 			log_warn("cluster: messages exported last may not be stored in JetStream");
 	}
+	cluster_outbound_stop(cl);
 	cluster_retained_stop(cl);
 	if (cl->remote != NULL)
 		cluster_interest_stop(cl);
@@ -299,6 +306,15 @@ void cluster_stop(struct broker *b)
 	jsCtx_Destroy(cl->js);
 	natsConnection_Destroy(cl->nc);
 	natsOptions_Destroy(cl->opts);
+	/* NATS's threads (message delivery, acknowledgements, the link's
+	 * callbacks) use <cl> until they end: wait for them before freeing */
+	b->cluster = NULL;
+	if (nats_CloseAndWait(STOP_WAIT_MS) != NATS_OK) {
+		log_err("cluster: NATS's threads did not end in %d ms; leaving the cluster's "
+			"memory to them",
+			STOP_WAIT_MS);
+		return;
+	}
 	for (unsigned i = 0; i < b->nworkers; i++) {
 		cluster_ack_fini(&cl->w[i]);
 		tickets_fini(&cl->w[i].tickets);
@@ -306,10 +322,9 @@ void cluster_stop(struct broker *b)
 		buf_fini(&cl->w[i].data);
 		buf_fini(&cl->w[i].subject);
 	}
+	cluster_outbound_fini(cl);
 	free(cl->w);
 	free(cl);
-	b->cluster = NULL;
-	nats_Close();
 }
 
 /* Publishes <nm> asynchronously; NATS owns it afterwards either way. False
@@ -367,35 +382,63 @@ static void export_retained(struct cluster *cl, struct cluster_worker *cw, const
 	publish(cl, nm);
 }
 
-/* Sends <m> (encoded in cw->data) to node <node>'s subject; for QoS 1/2
- * with the worker's next ticket. */
-static void export_to(struct cluster *cl, struct worker *w, const char *node, const struct msg *m)
+/* Queues the copy in cw->data for <subject> (degraded mode, outbound.c).
+ * A QoS 1/2 copy's ticket (the last issued) is done at once: its answer
+ * waits only for the store. When the queue cannot take it, a QoS 0 copy is
+ * dropped, and a QoS 1/2 copy's publisher is closed without its answer. */
+static void queue_copy(struct cluster *cl, struct worker *w, const char *subject,
+		       const struct msg *m)
+{
+	struct cluster_worker *cw = &cl->w[w->id];
+	int rc = cluster_outbound_push(w, subject, &cw->data);
+
+	if (m->qos == 0) {
+		if (rc != MOAT_OK)
+			cluster_outbound_dropped(cl);
+		return;
+	}
+	if (rc != MOAT_OK)
+		cw->lost = cw->issued;
+	cluster_gate_done(cw, cw->issued);
+}
+
+/* Sends <m> (encoded in cw->data) to node <node>'s subject, for QoS 1/2
+ * with the worker's next ticket; queues it instead when <queue> or when
+ * NATS does not take it now. */
+static void export_to(struct cluster *cl, struct worker *w, const char *node, const struct msg *m,
+		      bool queue)
 {
 	struct cluster_worker *cw = &cl->w[w->id];
 	const char *subject = subject_for(cw, cl->msg_prefix, node, m);
 	natsMsg *nm = NULL;
 	char gate[48];
 
-	if (subject == NULL || natsMsg_Create(&nm, subject, NULL, (const char *)buf_head(&cw->data),
-					      (int)buf_used(&cw->data)) != NATS_OK) {
+	if (subject == NULL) {
 		log_warn("cluster: cannot export a message to node %s", node);
 		return;
 	}
-	if (m->qos > 0) {
-		snprintf(gate, sizeof(gate), "%u %" PRIu64, w->id, cw->issued + 1);
-		if (natsMsgHeader_Set(nm, CLUSTER_GATE_HEADER, gate) != NATS_OK) {
+	if (m->qos > 0)
+		cw->issued++;
+	if (!queue) {
+		snprintf(gate, sizeof(gate), "%u %" PRIu64, w->id, cw->issued);
+		if (natsMsg_Create(&nm, subject, NULL, (const char *)buf_head(&cw->data),
+				   (int)buf_used(&cw->data)) != NATS_OK ||
+		    (m->qos > 0 && natsMsgHeader_Set(nm, CLUSTER_GATE_HEADER, gate) != NATS_OK)) {
 			natsMsg_Destroy(nm);
+			log_warn("cluster: cannot export a message to node %s: out of memory", node);
+			/* no acknowledgement will come: the ticket is done, so later
+			 * ones are not held behind it, and the connection that
+			 * exported it closes without its answer (cluster_gate_since) */
+			if (m->qos > 0) {
+				cw->lost = cw->issued;
+				cluster_gate_done(cw, cw->issued);
+			}
 			return;
 		}
-		cw->issued++;
+		if (publish(cl, nm))
+			return;
 	}
-	/* no acknowledgement will come: the ticket is done, so later ones are
-	 * not held behind it, and the connection that exported it closes
-	 * without its answer (cluster_gate_since) */
-	if (!publish(cl, nm) && m->qos > 0) {
-		cw->lost = cw->issued;
-		cluster_gate_done(cw, cw->issued);
-	}
+	queue_copy(cl, w, subject, m);
 }
 
 void cluster_export(struct worker *w, const struct msg *m)
@@ -403,6 +446,7 @@ void cluster_export(struct worker *w, const struct msg *m)
 	struct cluster *cl = w->b->cluster;
 	const char *nodes[CLUSTER_MAX_NODES];
 	struct cluster_worker *cw;
+	bool queue;
 	size_t n;
 
 	if (cl == NULL || m->remote || wire_topic_is_sys(m->topic))
@@ -414,8 +458,9 @@ void cluster_export(struct worker *w, const struct msg *m)
 		log_warn("cluster: cannot export a message: out of memory");
 		return;
 	}
+	queue = n > 0 && cluster_outbound_wanted(cl);
 	for (size_t i = 0; i < n; i++)
-		export_to(cl, w, nodes[i], m);
+		export_to(cl, w, nodes[i], m, queue);
 	if (m->retain)
 		export_retained(cl, cw, m);
 }

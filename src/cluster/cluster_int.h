@@ -16,6 +16,7 @@
 
 #include "base/buf.h"
 #include "cluster/cluster.h"
+#include "cluster/outq.h"
 #include "cluster/tickets.h"
 #include "conf/cluster_conf.h"
 
@@ -51,6 +52,20 @@ struct cluster_watch {
 	bool running;
 };
 
+/* Degraded mode (outbound.c): copies for other nodes wait here while NATS
+ * is unreachable, and until the queue has drained (order). */
+struct cluster_outbound {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct outq q;
+	uint64_t gen;	       /* the link's generation: +1 at every disconnect */
+	uint64_t dropped;      /* QoS 0 copies dropped: the queue was full */
+	uint64_t pause_until;  /* monotonic ms: JetStream refused, wait before sending */
+	struct buf key, val;   /* scratch for store records */
+	pthread_t thread;
+	bool running, stopping;
+};
+
 struct local_filter;
 struct remote_node;
 struct subidx;
@@ -82,11 +97,21 @@ struct cluster {
 	struct subidx *remote;
 	struct remote_node *nodes; /* the watch thread's */
 	struct cluster_worker *w;  /* one per worker */
+	/* degraded mode (link.c, outbound.c) */
+	atomic_bool connected;		  /* to NATS now */
+	_Atomic uint64_t disconnects;	  /* connections to NATS lost */
+	_Atomic uint64_t down_since_ms;	  /* monotonic; when it was lost last */
+	struct cluster_outbound out;
 };
 
 /* The header that tells the acknowledgement handler which worker's ticket a
  * QoS 1/2 message carries ("<worker> <ticket>"). */
 #define CLUSTER_GATE_HEADER "Moat-Gate"
+/* Longest subject a message is sent on: NATS refuses control lines over
+ * 4 KiB (max_control_line) and would close the node's connection. */
+enum { CLUSTER_SUBJECT_MAX = 3072 };
+/* The header of a queued copy: "<sequence> <generation>" (outbound.c). */
+#define CLUSTER_QUEUE_HEADER "Moat-Queue"
 
 /* watch.c: watches <bucket> (created when missing) in <cw>, calling
  * <on_entry> on the watch thread. MOAT_OK or an error with <err>. */
@@ -126,5 +151,35 @@ void cluster_retained_stop(struct cluster *cl);
  * done (and durable). False when it could not (then <m> is released and
  * <ack> destroyed unacknowledged). */
 bool cluster_post(struct cluster *cl, struct msg *m, bool retained_only, natsMsg *ack);
+
+/* ---- degraded mode ---- */
+/* link.c: reconnects for ever with backoff and tracks the link's state
+ * (cl->connected, logged once per transition). */
+natsStatus cluster_link_options(struct cluster *cl);
+/* The pause before reconnect attempt <attempts> (1, 2, ...): 100 ms doubling
+ * up to 5 s, each spread by up to +-20 % from <rnd> (any 32-bit value). */
+int64_t cluster_backoff_ms(int attempts, uint32_t rnd);
+
+/* outbound.c: the queue for copies NATS cannot take now. Init before
+ * connecting (the link's callbacks use it), start (the drain thread) once
+ * connected, stop before the connection closes, fini once NATS's threads
+ * have ended. */
+void cluster_outbound_init(struct cluster *cl, uint64_t max_bytes);
+int cluster_outbound_start(struct cluster *cl, char *err, size_t errlen);
+void cluster_outbound_stop(struct cluster *cl);
+void cluster_outbound_fini(struct cluster *cl);
+/* Whether exports go to the queue: NATS unreachable, or older copies wait. */
+bool cluster_outbound_wanted(struct cluster *cl);
+/* Queues the copy <data> for <subject> exported by worker <w> (with
+ * persistence on, written in <w>'s batch, so its answer waits for the
+ * store). MOAT_OK, MOAT_E_LIMIT (full) or MOAT_E_NOMEM. */
+int cluster_outbound_push(struct worker *w, const char *subject, const struct buf *data);
+/* A QoS 0 copy was dropped, the queue being full (counted, logged rarely). */
+void cluster_outbound_dropped(struct cluster *cl);
+/* The link is down (<up> false: sent copies are sent again later) or up. */
+void cluster_outbound_link(struct cluster *cl, bool up);
+/* JetStream's answer for <nm> (a NATS thread): true when it was a queued
+ * copy, which then leaves the queue (stored) or is sent again (refused). */
+bool cluster_outbound_answer(struct cluster *cl, natsMsg *nm, const jsPubAckErr *pae);
 
 #endif
