@@ -288,20 +288,23 @@ void cluster_stop(struct broker *b)
 
 	if (cl == NULL)
 		return;
-	if (cl->js != NULL) {
+	if (cl->js != NULL && atomic_load(&cl->connected)) { /* else nothing will answer */
 		jsPubOptions_Init(&po);
 		po.MaxWait = STOP_WAIT_MS;
 		if (js_PublishAsyncComplete(cl->js, &po) != NATS_OK)
 			log_warn("cluster: messages exported last may not be stored in JetStream");
 	}
 	cluster_outbound_stop(cl);
+	/* closed, not unsubscribed: unsubscribing would delete the durable
+	 * consumer the library created, and the node could not resume. Closed
+	 * before the watchers stop: stopping one deletes its consumer, a
+	 * request that would wait for its timeout while NATS is unreachable
+	 * (the server drops a closed client's ephemeral consumers anyway) */
+	if (cl->nc != NULL)
+		natsConnection_Close(cl->nc);
 	cluster_retained_stop(cl);
 	if (cl->remote != NULL)
 		cluster_interest_stop(cl);
-	/* closed, not unsubscribed: unsubscribing would delete the durable
-	 * consumer the library created, and the node could not resume */
-	if (cl->nc != NULL)
-		natsConnection_Close(cl->nc);
 	natsSubscription_Destroy(cl->sub);
 	jsCtx_Destroy(cl->js);
 	natsConnection_Destroy(cl->nc);

@@ -26,6 +26,14 @@
  * before it is sent again; the longest the drain thread sleeps unwoken. */
 enum { DRAIN_WINDOW = 1024, REFUSED_PAUSE_MS = 100, PUBLISH_WAIT_MS = 5000, IDLE_WAIT_MS = 1000 };
 
+/* What a copy of a <topic_len>, <payload_len> message may take in the queue
+ * at most, for refusing before routing: its subject (each topic byte up to
+ * 3, plus the prefix and a node name) and its wire bytes (the payload and
+ * the record's fields and properties; larger properties than this allows
+ * for are refused later, by closing the publisher without its answer). */
+#define ENTRY_BYTES_MAX(topic_len, payload_len)                                                   \
+	(6 * (uint64_t)(topic_len) + (uint64_t)(payload_len) + 1024u)
+
 static struct log_limiter dropped_log, refused_log;
 
 /* Waits on the queue's condition at most <ms> (under out->lock). */
@@ -300,7 +308,7 @@ bool cluster_queue_full(struct broker *b, struct moat_bytes topic, size_t payloa
 	    cluster_interested(cl, topic, nodes, 1) == 0)
 		return false;
 	pthread_mutex_lock(&cl->out.lock);
-	full = cl->out.q.bytes + topic.len + payload_len > cl->out.q.max_bytes;
+	full = cl->out.q.bytes + ENTRY_BYTES_MAX(topic.len, payload_len) > cl->out.q.max_bytes;
 	pthread_mutex_unlock(&cl->out.lock);
 	return full;
 }
