@@ -32,7 +32,7 @@ struct pending_ack {
 struct cluster_worker {
 	struct pending_ack *acks; /* in order */
 	size_t ack_n, ack_cap;
-	uint64_t issued;	  /* QoS 1/2 messages exported */
+	_Atomic uint64_t issued;  /* QoS 1/2 messages exported (read by outbound.c) */
 	uint64_t lost;		  /* the last of them that could not be sent */
 	_Atomic uint64_t lost_late; /* the last that could not be sent again (NATS threads) */
 	_Atomic uint64_t stored;  /* 1..stored all acknowledged by JetStream */
@@ -40,6 +40,7 @@ struct cluster_worker {
 	struct tickets tickets;	  /* acknowledged, for <stored> (tickets.h) */
 	struct conn *held;	  /* connections whose output waits for <stored> */
 	struct buf data, subject; /* scratch for export */
+	uint64_t drain_after;	  /* outbound.c, under cl->out.lock: <issued> at the last disconnect */
 };
 
 /* A key-value bucket watched by a thread (watch.c). */
@@ -59,6 +60,7 @@ struct cluster_outbound {
 	pthread_cond_t wake;
 	struct outq q;
 	uint64_t gen;	       /* the link's generation: +1 at every disconnect */
+	bool after_disconnect; /* the queue waits for copies sent before it (drain_after) */
 	uint64_t dropped;      /* QoS 0 copies dropped: the queue was full */
 	uint64_t pause_until;  /* monotonic ms: JetStream refused, wait before sending */
 	struct buf key, val;   /* scratch for store records */

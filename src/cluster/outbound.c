@@ -23,15 +23,24 @@
 #include "broker/record.h"
 
 /* Copies sent and not acknowledged at once; how long a refused copy waits
- * before it is sent again; the longest the drain thread sleeps unwoken. */
-enum { DRAIN_WINDOW = 1024, REFUSED_PAUSE_MS = 100, PUBLISH_WAIT_MS = 5000, IDLE_WAIT_MS = 1000 };
+ * before it is sent again; how often the queue looks whether the copies sent
+ * before a disconnect are settled; the longest the drain thread sleeps
+ * unwoken. */
+enum {
+	DRAIN_WINDOW = 1024,
+	REFUSED_PAUSE_MS = 100,
+	SETTLE_POLL_MS = 20,
+	PUBLISH_WAIT_MS = 5000,
+	IDLE_WAIT_MS = 1000
+};
 
 /* What a copy of a <topic_len>, <payload_len> message may take in the queue
- * at most, for refusing before routing: its subject (each topic byte up to
- * 3, plus the prefix and a node name) and its wire bytes (the payload and
- * the record's fields and properties; larger properties than this allows
- * for are refused later, by closing the publisher without its answer). */
-#define ENTRY_BYTES_MAX(topic_len, payload_len)                                                   \
+ * at most, for refusing before routing: its subject (up to 3 bytes per
+ * topic byte, plus the prefix and a node name) and its wire bytes (the
+ * topic and payload again, the record's fields and properties; larger
+ * properties than this allows for are refused later, by closing the
+ * publisher without its answer). */
+#define ENTRY_BYTES_MAX(topic_len, payload_len)                                                    \
 	(6 * (uint64_t)(topic_len) + (uint64_t)(payload_len) + 1024u)
 
 static struct log_limiter dropped_log, refused_log;
@@ -51,6 +60,21 @@ static void wait_ms(struct cluster_outbound *out, uint64_t ms)
 	pthread_cond_timedwait(&out->wake, &out->lock, &ts);
 }
 
+/* Whether every QoS 1/2 copy sent directly before the last disconnect is
+ * stored or given up (under out->lock): until then the queue waits, so
+ * that one of them, sent again, cannot land behind newer copies of its
+ * publisher. */
+static bool direct_copies_settled(struct cluster *cl)
+{
+	if (!cl->out.after_disconnect)
+		return true;
+	for (unsigned i = 0; i < cl->b->nworkers; i++)
+		if (atomic_load(&cl->w[i].stored) < cl->w[i].drain_after)
+			return false;
+	cl->out.after_disconnect = false;
+	return true;
+}
+
 /* The next entry to send as a NATS message, its number in <*seq> (under
  * out->lock), or NULL. */
 static natsMsg *next_message(struct cluster *cl, uint64_t *seq)
@@ -62,6 +86,10 @@ static natsMsg *next_message(struct cluster *cl, uint64_t *seq)
 
 	if (!atomic_load(&cl->connected) || clock_mono_ms() < out->pause_until)
 		return NULL;
+	if (!direct_copies_settled(cl)) {
+		out->pause_until = clock_mono_ms() + SETTLE_POLL_MS;
+		return NULL;
+	}
 	e = outq_take(&out->q, DRAIN_WINDOW);
 	if (e == NULL)
 		return NULL;
@@ -92,8 +120,10 @@ static void *drain(void *arg)
 		natsMsg *nm = next_message(cl, &seq);
 
 		if (nm == NULL) {
-			wait_ms(out, out->pause_until > clock_mono_ms() ? REFUSED_PAUSE_MS
-									: IDLE_WAIT_MS);
+			uint64_t now = clock_mono_ms();
+
+			wait_ms(out,
+				out->pause_until > now ? out->pause_until - now : IDLE_WAIT_MS);
 			continue;
 		}
 		pthread_mutex_unlock(&out->lock);
@@ -234,6 +264,9 @@ void cluster_outbound_link(struct cluster *cl, bool up)
 		 * report a failure are ignored */
 		out->gen++;
 		outq_unsend_all(&out->q);
+		for (unsigned i = 0; i < cl->b->nworkers; i++)
+			cl->w[i].drain_after = atomic_load(&cl->w[i].issued);
+		out->after_disconnect = true;
 	}
 	pthread_cond_signal(&out->wake);
 	pthread_mutex_unlock(&out->lock);
