@@ -474,4 +474,5 @@ void cluster_flush(struct worker *w)
 		return;
 	cluster_interest_flush(w->b->cluster);
 	cluster_ack_release(w, true);
+	cluster_outbound_flush(w);
 }

@@ -41,6 +41,7 @@ struct cluster_worker {
 	struct conn *held;	  /* connections whose output waits for <stored> */
 	struct buf data, subject; /* scratch for export */
 	uint64_t drain_after;	  /* outbound.c, under cl->out.lock: <issued> at the last disconnect */
+	size_t out_held;	  /* outbound.c: copies queued this pass, held until its batch is submitted */
 };
 
 /* A key-value bucket watched by a thread (watch.c). */
@@ -174,8 +175,12 @@ void cluster_outbound_fini(struct cluster *cl);
 bool cluster_outbound_wanted(struct cluster *cl);
 /* Queues the copy <data> for <subject> exported by worker <w> (with
  * persistence on, written in <w>'s batch, so its answer waits for the
- * store). MOAT_OK, MOAT_E_LIMIT (full) or MOAT_E_NOMEM. */
+ * store, and held until cluster_outbound_flush: a deletion submitted once
+ * JetStream stored it must not come before that batch). MOAT_OK,
+ * MOAT_E_LIMIT (full) or MOAT_E_NOMEM. */
 int cluster_outbound_push(struct worker *w, const char *subject, const struct buf *data);
+/* End of <w>'s pass, its batch submitted: what it queued may be sent. */
+void cluster_outbound_flush(struct worker *w);
 /* A QoS 0 copy was dropped, the queue being full (counted, logged rarely). */
 void cluster_outbound_dropped(struct cluster *cl);
 /* The link is down (<up> false: sent copies are sent again later) or up. */

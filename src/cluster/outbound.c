@@ -226,21 +226,38 @@ int cluster_outbound_push(struct worker *w, const char *subject, const struct bu
 {
 	struct cluster *cl = w->b->cluster;
 	struct cluster_outbound *out = &cl->out;
+	bool stored = w->b->store != NULL;
 	uint64_t seq;
 	int rc;
 
 	pthread_mutex_lock(&out->lock);
 	seq = out->q.next_seq;
-	rc = outq_push(&out->q, seq, subject, buf_head(data), buf_used(data));
-	if (rc == MOAT_OK && w->b->store != NULL &&
-	    put_record(out, &w->batch, seq, subject, data) < 0) {
+	rc = outq_push(&out->q, seq, subject, buf_head(data), buf_used(data),
+		       stored ? w->id + 1 : 0);
+	if (rc == MOAT_OK && stored && put_record(out, &w->batch, seq, subject, data) < 0) {
 		outq_acked(&out->q, seq); /* cannot be promised: not queued */
 		rc = MOAT_E_NOMEM;
-	}
-	if (rc == MOAT_OK)
+	} else if (rc == MOAT_OK && stored) {
+		cl->w[w->id].out_held++;
+	} else if (rc == MOAT_OK) {
 		pthread_cond_signal(&out->wake);
+	}
 	pthread_mutex_unlock(&out->lock);
 	return rc;
+}
+
+void cluster_outbound_flush(struct worker *w)
+{
+	struct cluster *cl = w->b->cluster;
+	struct cluster_worker *cw = &cl->w[w->id];
+
+	if (cw->out_held == 0)
+		return;
+	pthread_mutex_lock(&cl->out.lock);
+	outq_release(&cl->out.q, w->id + 1, cw->out_held);
+	cw->out_held = 0;
+	pthread_cond_signal(&cl->out.wake);
+	pthread_mutex_unlock(&cl->out.lock);
 }
 
 void cluster_outbound_dropped(struct cluster *cl)
@@ -364,7 +381,7 @@ int cluster_outbound_restore(struct broker *b, uint64_t seq, struct moat_bytes s
 	/* a restarted node sends what it promised, even over a lowered bound */
 	max = cl->out.q.max_bytes;
 	cl->out.q.max_bytes = 0;
-	rc = outq_push(&cl->out.q, seq, name, data.ptr, data.len);
+	rc = outq_push(&cl->out.q, seq, name, data.ptr, data.len, 0);
 	cl->out.q.max_bytes = max;
 	pthread_mutex_unlock(&cl->out.lock);
 	return rc;

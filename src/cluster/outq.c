@@ -49,7 +49,8 @@ static int grow(struct outq *q)
 	return MOAT_OK;
 }
 
-int outq_push(struct outq *q, uint64_t seq, const char *subject, const uint8_t *data, size_t len)
+int outq_push(struct outq *q, uint64_t seq, const char *subject, const uint8_t *data, size_t len,
+	      unsigned holder)
 {
 	size_t slen = strlen(subject) + 1;
 	uint64_t bytes = outq_entry_bytes(subject, len);
@@ -69,11 +70,26 @@ int outq_push(struct outq *q, uint64_t seq, const char *subject, const uint8_t *
 	if (seq == 0)
 		seq = q->next_seq;
 	e = at(q, q->n++);
-	*e = (struct outq_entry){
-	    .seq = seq, .subject = mem, .data = (uint8_t *)mem + slen, .len = len};
+	*e = (struct outq_entry){.seq = seq,
+				 .subject = mem,
+				 .data = (uint8_t *)mem + slen,
+				 .len = len,
+				 .holder = holder};
 	q->next_seq = seq + 1;
 	q->bytes += bytes;
 	return MOAT_OK;
+}
+
+void outq_release(struct outq *q, unsigned holder, size_t n)
+{
+	for (size_t i = q->n; i > 0 && n > 0; i--) {
+		struct outq_entry *e = at(q, i - 1);
+
+		if (e->holder == holder) {
+			e->holder = 0;
+			n--;
+		}
+	}
 }
 
 const struct outq_entry *outq_take(struct outq *q, size_t window)
@@ -83,6 +99,8 @@ const struct outq_entry *outq_take(struct outq *q, size_t window)
 	for (size_t i = 0; i < q->n; i++) {
 		struct outq_entry *e = at(q, i);
 
+		if (e->holder != 0 && !e->sent && !e->acked)
+			return NULL; /* the order holds: nothing newer goes first */
 		if (!e->sent && !e->acked) {
 			e->sent = true;
 			q->sent++;
@@ -118,6 +136,7 @@ bool outq_acked(struct outq *q, uint64_t seq)
 		q->sent--;
 	e->sent = false;
 	e->acked = true;
+	e->holder = 0; /* never sent now: not counted as held */
 	while (q->n > 0 && at(q, 0)->acked) {
 		e = at(q, 0);
 		q->bytes -= outq_entry_bytes(e->subject, e->len);

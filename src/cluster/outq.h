@@ -16,8 +16,9 @@
 
 struct outq_entry {
 	uint64_t seq;
-	bool sent;  /* handed to NATS, its acknowledgement awaited */
-	bool acked; /* acknowledged out of order: leaves once it is first */
+	bool sent;	 /* handed to NATS, its acknowledgement awaited */
+	bool acked;	 /* acknowledged out of order: leaves once it is first */
+	unsigned holder; /* not to be sent yet: held by its queuer (outq_release); 0 = free */
 	char *subject;
 	uint8_t *data;
 	size_t len;
@@ -39,12 +40,17 @@ void outq_fini(struct outq *q);
 uint64_t outq_entry_bytes(const char *subject, size_t len);
 
 /* Appends a copy of <subject> and <data> as entry <seq> (0: the next
- * number), which must be above every held one. MOAT_OK, MOAT_E_LIMIT (it
- * would go over max_bytes) or MOAT_E_NOMEM; then nothing changed. */
-int outq_push(struct outq *q, uint64_t seq, const char *subject, const uint8_t *data, size_t len);
+ * number), which must be above every held one, held by <holder> (0: none).
+ * MOAT_OK, MOAT_E_LIMIT (it would go over max_bytes) or MOAT_E_NOMEM; then
+ * nothing changed. */
+int outq_push(struct outq *q, uint64_t seq, const char *subject, const uint8_t *data, size_t len,
+	      unsigned holder);
+/* Frees the newest <n> entries held by <holder> (its queuer submitted their
+ * store writes: a deletion submitted later cannot come first). */
+void outq_release(struct outq *q, unsigned holder, size_t n);
 
-/* The oldest entry not sent yet, marked sent; NULL when there is none or
- * <window> entries already wait for their acknowledgement. */
+/* The oldest entry not sent yet, marked sent; NULL when there is none, it
+ * is held, or <window> entries already wait for their acknowledgement. */
 const struct outq_entry *outq_take(struct outq *q, size_t window);
 
 /* Entry <seq> was acknowledged: it leaves (with every acknowledged entry

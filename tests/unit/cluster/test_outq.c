@@ -21,7 +21,7 @@
 
 static void push(struct outq *q, const char *subject, const char *data)
 {
-	assert_int_equal(outq_push(q, 0, subject, (const uint8_t *)data, strlen(data)), MOAT_OK);
+	assert_int_equal(outq_push(q, 0, subject, (const uint8_t *)data, strlen(data), 0), MOAT_OK);
 }
 
 static uint64_t take(struct outq *q, size_t window)
@@ -110,16 +110,16 @@ static void test_bound_refuses_whole_entries(void **state)
 
 	(void)state;
 	outq_init(&q, 100);
-	assert_int_equal(outq_push(&q, 0, "subj", data, 40), MOAT_OK); /* 44 */
-	assert_int_equal(outq_push(&q, 0, "subj", data, 40), MOAT_OK); /* 88 */
-	assert_int_equal(outq_push(&q, 0, "subj", data, 40), MOAT_E_LIMIT);
+	assert_int_equal(outq_push(&q, 0, "subj", data, 40, 0), MOAT_OK); /* 44 */
+	assert_int_equal(outq_push(&q, 0, "subj", data, 40, 0), MOAT_OK); /* 88 */
+	assert_int_equal(outq_push(&q, 0, "subj", data, 40, 0), MOAT_E_LIMIT);
 	assert_int_equal(q.n, 2);
 	assert_int_equal(q.bytes, 88);
-	assert_int_equal(outq_push(&q, 0, "s", data, 11), MOAT_OK); /* exactly 100 */
+	assert_int_equal(outq_push(&q, 0, "s", data, 11, 0), MOAT_OK); /* exactly 100 */
 	take(&q, 10);
 	assert_true(outq_acked(&q, 1));
 	assert_int_equal(q.bytes, 56);
-	assert_int_equal(outq_push(&q, 0, "subj", data, 40), MOAT_OK);
+	assert_int_equal(outq_push(&q, 0, "subj", data, 40, 0), MOAT_OK);
 	outq_fini(&q);
 }
 
@@ -131,8 +131,8 @@ static void test_numbers_given_and_ring_growth(void **state)
 	(void)state;
 	outq_init(&q, 0);
 	/* restored entries keep their numbers; new ones continue after them */
-	assert_int_equal(outq_push(&q, 41, "s", (const uint8_t *)"a", 1), MOAT_OK);
-	assert_int_equal(outq_push(&q, 0, "s", (const uint8_t *)"b", 1), MOAT_OK);
+	assert_int_equal(outq_push(&q, 41, "s", (const uint8_t *)"a", 1, 0), MOAT_OK);
+	assert_int_equal(outq_push(&q, 0, "s", (const uint8_t *)"b", 1, 0), MOAT_OK);
 	assert_int_equal(take(&q, 10), 41);
 	assert_int_equal(take(&q, 10), 42);
 	assert_true(outq_acked(&q, 41));
@@ -161,6 +161,35 @@ static void test_numbers_given_and_ring_growth(void **state)
 	outq_fini(&q);
 }
 
+/* With persistence a copy is held until its queuer submitted its store
+ * write; nothing newer passes a held entry. */
+static void test_held_entries_block_until_released(void **state)
+{
+	struct outq q;
+
+	(void)state;
+	outq_init(&q, 0);
+	assert_int_equal(outq_push(&q, 0, "s", (const uint8_t *)"1", 1, 1), MOAT_OK);
+	assert_int_equal(outq_push(&q, 0, "s", (const uint8_t *)"2", 1, 2), MOAT_OK);
+	assert_int_equal(outq_push(&q, 0, "s", (const uint8_t *)"3", 1, 1), MOAT_OK);
+	assert_int_equal(outq_push(&q, 0, "s", (const uint8_t *)"4", 1, 0), MOAT_OK);
+	assert_int_equal(take(&q, 10), 0);
+	outq_release(&q, 2, 1); /* holder 2's pass ends first: 1 still holds the front */
+	assert_int_equal(take(&q, 10), 0);
+	outq_release(&q, 1, 2);
+	assert_int_equal(take(&q, 10), 1);
+	assert_int_equal(take(&q, 10), 2);
+	assert_int_equal(take(&q, 10), 3);
+	assert_int_equal(take(&q, 10), 4);
+	/* an entry dropped before its release (its store write failed) is not counted */
+	assert_int_equal(outq_push(&q, 0, "s", (const uint8_t *)"5", 1, 1), MOAT_OK);
+	assert_int_equal(outq_push(&q, 0, "s", (const uint8_t *)"6", 1, 1), MOAT_OK);
+	assert_true(outq_acked(&q, 6));
+	outq_release(&q, 1, 1);
+	assert_int_equal(take(&q, 10), 5);
+	outq_fini(&q);
+}
+
 static void test_backoff(void **state)
 {
 	(void)state;
@@ -186,6 +215,7 @@ int main(void)
 	    cmocka_unit_test(test_refused_goes_again_before_newer),
 	    cmocka_unit_test(test_bound_refuses_whole_entries),
 	    cmocka_unit_test(test_numbers_given_and_ring_growth),
+	    cmocka_unit_test(test_held_entries_block_until_released),
 	    cmocka_unit_test(test_backoff),
 	};
 
