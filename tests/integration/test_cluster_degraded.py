@@ -13,8 +13,9 @@ import tempfile
 import time
 import unittest
 
-from moattest import PUBACK, Broker
+from moattest import PUBACK, Broker, free_port
 from test_cluster import CROSS_S, ClusterBase
+from test_metrics import http_get, metric, parse_metrics
 
 # a stopped nats-server and its restart are noticed, and the node
 # reconnects (backoff up to 5 s), well within this
@@ -140,8 +141,20 @@ class DegradedTest(DegradedBase):
 
 
 class QueueBoundTest(DegradedBase):
-    """cluster_queue_max_bytes 4000: a few 500-byte copies fit."""
-    node_config_a = "sys_interval 1\ncluster_queue_max_bytes 4000\n"
+    """cluster_queue_max_bytes 4000: a few 500-byte copies fit. Node a's
+    /metrics shows the link and the queue."""
+
+    def setUp(self):
+        self.metrics_port = free_port()
+        self.node_config_a = ("sys_interval 1\ncluster_queue_max_bytes 4000\n"
+                              "metrics_listener %d\n" % self.metrics_port)
+        super().setUp()
+
+    def metrics(self):
+        status, _, body = http_get(self.metrics_port, "/metrics")
+        self.assertEqual(status, 200)
+        samples = parse_metrics(body)
+        return lambda name: metric(samples, name)
 
     def test_full_queue_refuses_qos1_and_drops_qos0(self):
         sub = self.cross_link("bound/#", "bound/probe")
@@ -168,12 +181,22 @@ class QueueBoundTest(DegradedBase):
             pub.publish("bound/x", b"q0:" + b"x" * 500, qos=0)
         sys_a.subscribe(("$SYS/broker/cluster/#", 0))
         dropped = self.sys_nonzero(sys_a, "$SYS/broker/cluster/dropped")
+        m = self.metrics()
+        self.assertEqual(m("moat_cluster_connected"), 0)
+        self.assertEqual(m("moat_cluster_outbound_queued_messages"), len(accepted) + 3 - dropped)
+        self.assertTrue(0 < m("moat_cluster_outbound_queued_bytes") <= 4000)
+        self.assertEqual(m("moat_cluster_outbound_dropped_total"), dropped)
+        self.assertEqual(m("moat_cluster_disconnects_total"), 1)
         self.nats.start()
         self.sys_value(sys_a, "$SYS/broker/cluster/connected", b"1")
         got = [sub.expect_publish(timeout=RECONNECT_S).payload.split(b":")[0]
                for _ in range(len(accepted) + 3 - dropped)]
         self.assertEqual(got, [b"%d" % i for i in accepted] + [b"q0"] * (3 - dropped))
         sub.expect_nothing(timeout=1.5)
+        m = self.metrics()
+        self.assertEqual(m("moat_cluster_connected"), 1)
+        self.assertEqual(m("moat_cluster_outbound_queued_messages"), 0)
+        self.assertEqual(m("moat_cluster_outbound_queued_bytes"), 0)
 
 
 class DurableQueueTest(DegradedBase):
