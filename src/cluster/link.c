@@ -7,7 +7,7 @@
  */
 #include "cluster/cluster_int.h"
 
-#include <stdlib.h>
+#include <sys/random.h>
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -29,9 +29,14 @@ int64_t cluster_backoff_ms(int attempts, uint32_t rnd)
 
 static int64_t reconnect_delay(natsConnection *nc, int attempts, void *closure)
 {
+	uint32_t rnd;
+
 	(void)nc;
 	(void)closure;
-	return cluster_backoff_ms(attempts, (uint32_t)random());
+	/* nodes must not retry in step: a kernel random number, or the clock */
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
+		rnd = (uint32_t)clock_mono_ms();
+	return cluster_backoff_ms(attempts, rnd);
 }
 
 static void on_disconnected(natsConnection *nc, void *closure)

@@ -24,12 +24,13 @@
 
 /* Copies sent and not acknowledged at once; how long a refused copy waits
  * before it is sent again; how often the queue looks whether the copies sent
- * before a disconnect are settled; the longest the drain thread sleeps
- * unwoken. */
+ * before a disconnect are settled; how long a node that stops waits for
+ * the queue to drain; the longest the drain thread sleeps unwoken. */
 enum {
 	DRAIN_WINDOW = 1024,
 	REFUSED_PAUSE_MS = 100,
 	SETTLE_POLL_MS = 20,
+	STOP_DRAIN_MS = 5000,
 	PUBLISH_WAIT_MS = 5000,
 	IDLE_WAIT_MS = 1000
 };
@@ -169,9 +170,16 @@ void cluster_outbound_stop(struct cluster *cl)
 {
 	struct cluster_outbound *out = &cl->out;
 
+	uint64_t deadline = clock_mono_ms() + STOP_DRAIN_MS;
+	const struct outq_entry *front;
+
 	if (!out->running)
 		return;
 	pthread_mutex_lock(&out->lock);
+	/* connected: what can go (not held for a batch never submitted now) goes */
+	while (atomic_load(&cl->connected) && (front = outq_front(&out->q)) != NULL &&
+	       front->holder == 0 && clock_mono_ms() < deadline)
+		wait_ms(out, deadline - clock_mono_ms());
 	out->stopping = true;
 	pthread_cond_signal(&out->wake);
 	pthread_mutex_unlock(&out->lock);
@@ -327,7 +335,7 @@ bool cluster_outbound_answer(struct cluster *cl, natsMsg *nm, const jsPubAckErr 
 			    natsMsg_GetSubject(nm),
 			    pae->ErrText != NULL ? pae->ErrText : natsStatus_GetText(pae->Err));
 	}
-	pthread_cond_signal(&out->wake);
+	pthread_cond_broadcast(&out->wake); /* the drain thread, and a stopping one */
 	pthread_mutex_unlock(&out->lock);
 	return true;
 }

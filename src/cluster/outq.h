@@ -66,4 +66,10 @@ static inline bool outq_empty(const struct outq *q)
 	return q->n == 0;
 }
 
+/* The oldest entry, or NULL. */
+static inline const struct outq_entry *outq_front(const struct outq *q)
+{
+	return q->n != 0 ? &q->v[q->head] : NULL;
+}
+
 #endif
