@@ -606,10 +606,11 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 		}
 	}
 	/* the store is full, or (degraded cluster) the queue for other nodes */
-	full = p->qos == 0		   ? NULL
-	       : persist_refusing(b) ? "the broker's store is full"
-	       : cluster_queue_full(b, topic, p->payload.len) ? "the cluster's outbound queue is full"
-								: NULL;
+	full = NULL;
+	if (p->qos > 0 && persist_refusing(b))
+		full = "the store is full";
+	else if (p->qos > 0 && cluster_queue_full(b, topic, p->payload.len))
+		full = "the cluster's outbound queue is full";
 	if (full != NULL) {
 		stat_add(&c->w->sys.publish_dropped, 1);
 		/* v3 has no refusal, and libmoat drops what a v5 refusal answers: a
