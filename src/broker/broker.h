@@ -458,6 +458,11 @@ void alias_out_fini(struct alias_out *a);
 int broker_init(struct broker *b, struct moat_config *cfg);
 /* Frees everything; every worker thread must have stopped. */
 void broker_fini(struct broker *b);
+/* Destroys the NATS messages (cluster acknowledgements) of the items waiting
+ * in every worker's inbox and outboxes, leaving the items: the cluster
+ * stops (cluster.c) and NATS must free them while it still can. JetStream
+ * sends those messages again. */
+void broker_forget_cluster_acks(struct broker *b);
 /* Loads the password, ACL and token files again (SIGHUP) and makes the new
  * set current; workers adopt it at their next loop pass. On error the old
  * set stays. From the main thread. */

@@ -547,6 +547,7 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 	struct session *s = c->sess;
 	struct moat_bytes topic;
 	struct msg *m;
+	const char *full;
 	uint32_t at;
 	size_t n;
 	bool congested;
@@ -605,15 +606,21 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 						      c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0, why);
 		}
 	}
-	if (p->qos > 0 && persist_refusing(b)) {
+	/* the store is full, or (degraded cluster) the queue for other nodes */
+	full = NULL;
+	if (p->qos > 0 && persist_refusing(b))
+		full = "the store is full";
+	else if (p->qos > 0 && cluster_queue_full(b, topic, p->payload.len))
+		full = "the cluster's outbound queue is full";
+	if (full != NULL) {
 		stat_add(&c->w->sys.publish_dropped, 1);
 		/* v3 has no refusal, and libmoat drops what a v5 refusal answers: a
 		 * bridge's link would lose what the remote broker has been told is
 		 * delivered; both send it again later */
 		if (c->version != MQTT_V5 || c->internal)
-			return refuse(c, MOAT_E_LIMIT, 0, "the store is full");
+			return refuse(c, MOAT_E_LIMIT, 0, full);
 		return send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
-				MQTT_RC_QUOTA_EXCEEDED, "the broker's store is full");
+				MQTT_RC_QUOTA_EXCEEDED, full);
 	}
 	m = msg_create(p, topic, now_ms);
 	if (m == NULL)

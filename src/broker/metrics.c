@@ -361,8 +361,8 @@ static void fam_bridges(struct metrics_writer *w, const struct stats *st)
 		   offsetof(struct bridge_status, queued));
 }
 
-/* The cluster's live nodes summed (src/cluster/nodes.c): gauges, since a
- * node that goes silent leaves the sums. */
+/* The cluster's link to NATS, and its live nodes summed (src/cluster/nodes.c):
+ * gauges, since a node that goes silent leaves the sums. */
 static void fam_cluster(struct metrics_writer *w, const struct stats *st)
 {
 	const struct cluster_totals *c = &st->cluster;
@@ -385,6 +385,19 @@ static void fam_cluster(struct metrics_writer *w, const struct stats *st)
 	one(w, "moat_cluster_messages_sent", "gauge",
 	    "PUBLISH packets the cluster's live nodes sent to clients since they started.",
 	    c->messages_sent);
+	one(w, "moat_cluster_connected", "gauge", "1 while the node is connected to NATS.",
+	    st->cluster_link.connected);
+	one(w, "moat_cluster_outbound_queued_messages", "gauge",
+	    "Copies for other nodes waiting for JetStream (NATS unreachable, or draining).",
+	    st->cluster_link.queued_msgs);
+	one(w, "moat_cluster_outbound_queued_bytes", "gauge",
+	    "Bytes of those copies (subject and data), bounded by cluster_queue_max_bytes.",
+	    st->cluster_link.queued_bytes);
+	one(w, "moat_cluster_outbound_dropped_total", "counter",
+	    "QoS 0 copies for other nodes dropped because the queue was full.",
+	    st->cluster_link.dropped);
+	one(w, "moat_cluster_disconnects_total", "counter", "Connections to NATS lost.",
+	    st->cluster_link.disconnects);
 }
 
 static void (*const families[])(struct metrics_writer *w, const struct stats *st) = {

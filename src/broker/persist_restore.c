@@ -21,6 +21,7 @@
 #include "broker/record.h"
 #include "broker/retain.h"
 #include "broker/security.h"
+#include "cluster/cluster.h"
 #include "conf/bridge_conf.h"
 
 /* A session whose client id was too long for keys (record.h). */
@@ -46,6 +47,7 @@ struct restore {
 	struct hashed_id *hashed;   /* sessions whose keys hold a hashed client id */
 	size_t nhashed, hashed_cap;
 	size_t sessions, expired, orphans, entries, retained, subs;
+	size_t cluster_out; /* copies queued for other cluster nodes */
 	uint64_t max_id;
 	char *err;
 	size_t errlen;
@@ -429,6 +431,34 @@ static int visit_retained(void *ctx, const uint8_t *key, size_t klen, const uint
 	return MOAT_OK;
 }
 
+/* ---- C: the cluster's outbound queue (src/cluster/outbound.c) ---- */
+
+static int visit_cluster_out(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val,
+			     size_t vlen)
+{
+	struct restore *r = ctx;
+	struct moat_bytes subject, data;
+	const char *why;
+	struct rd body;
+	int rc;
+
+	if (klen != 9 || rec_open(key, klen, val, vlen, &body, &why) < 0 ||
+	    rec_get_cluster_out(&body, &subject, &data, &why) < 0)
+		return damaged(r, key, klen, klen != 9 ? "bad cluster queue key" : why);
+	rc = cluster_outbound_restore(r->b, rec_be64(key + 1), subject, data);
+	if (rc == MOAT_E_NOMEM)
+		return nomem(r);
+	if (rc < 0) {
+		log_warn("persistence: a copy queued for other cluster nodes is dropped: this "
+			 "broker is no cluster node now (no cluster_url)");
+		r->orphans++;
+		cleanup_del(r, key, klen);
+		return MOAT_OK;
+	}
+	r->cluster_out++;
+	return MOAT_OK;
+}
+
 static int scan(struct restore *r, char type, store_visit_fn fn)
 {
 	uint8_t prefix = (uint8_t)type;
@@ -449,6 +479,7 @@ static int restore(struct restore *r)
 	    {REC_SESSION, visit_session}, {REC_SUB, visit_sub},	    {REC_QOS2_IN, visit_qos2_in},
 	    {REC_MSG, visit_msg},	  {REC_ENTRY, visit_entry}, {REC_WILL, visit_will},
 	    {REC_RETAIN, visit_retained},
+	    {REC_CLUSTER_OUT, visit_cluster_out},
 	};
 	int rc = MOAT_OK;
 
@@ -501,6 +532,9 @@ int persist_open(struct broker *b, char *err, size_t errlen)
 	    "persistence: %s: %zu sessions, %zu subscriptions, %zu queued or in-flight messages, "
 	    "%zu retained messages restored; %zu expired and %zu orphan records removed",
 	    o.dir, r.sessions, r.subs, r.entries, r.retained, r.expired, r.orphans);
+	if (r.cluster_out > 0)
+		log_notice("persistence: %zu copies queued for other cluster nodes restored",
+			   r.cluster_out);
 	return MOAT_OK;
 }
 

@@ -206,7 +206,7 @@ static void wr_msg(struct wr *w, const struct rec_msg *m)
 		wr_ident(w, m->author_src);
 }
 
-enum rec_value { V_SESSION, V_SUB, V_ENTRY, V_EMPTY, V_MSG, V_WILL };
+enum rec_value { V_SESSION, V_SUB, V_ENTRY, V_EMPTY, V_MSG, V_WILL, V_CLUSTER_OUT };
 
 static void wr_value(struct wr *w, enum rec_value kind, const void *arg)
 {
@@ -256,6 +256,13 @@ static void wr_value(struct wr *w, enum rec_value kind, const void *arg)
 
 		wr_u64(w, wl->at_wall_ms);
 		wr_msg(w, &wl->msg);
+		break;
+	}
+	case V_CLUSTER_OUT: {
+		const struct moat_bytes *parts = arg; /* subject, data */
+
+		wr_blob(w, parts[0]);
+		wr_blob(w, parts[1]);
 		break;
 	}
 	}
@@ -522,6 +529,10 @@ const char *rec_check(const uint8_t *key, size_t klen, const uint8_t *val, size_
 		return finished(&r) ? NULL : "trailing bytes in retained record";
 	case REC_META:
 		return NULL;
+	case REC_CLUSTER_OUT:
+		if (klen != 9)
+			return "bad cluster queue key";
+		return rec_get_cluster_out(&r, &cid, &suffix, &why) < 0 ? why : NULL;
 	default:
 		return "unknown record type";
 	}
@@ -556,4 +567,29 @@ oom:
 	free(v);
 	*nomem = true;
 	return NULL;
+}
+
+/* ---- the cluster's outbound queue ---- */
+
+int rec_key_cluster_out(struct buf *out, uint64_t seq)
+{
+	if (key_start(out, REC_CLUSTER_OUT, NULL, 0) < 0)
+		return MOAT_E_NOMEM;
+	return append_be(out, seq, 8);
+}
+
+int rec_put_cluster_out(struct buf *out, struct moat_bytes key, struct moat_bytes subject,
+			struct moat_bytes data)
+{
+	const struct moat_bytes parts[2] = {subject, data};
+
+	return encode(out, key, V_CLUSTER_OUT, parts);
+}
+
+int rec_get_cluster_out(struct rd *body, struct moat_bytes *subject, struct moat_bytes *data,
+			const char **why)
+{
+	if (!rd_blob(body, subject) || subject->len == 0 || !rd_blob(body, data) || !finished(body))
+		return bad(why, "bad cluster queue record");
+	return MOAT_OK;
 }

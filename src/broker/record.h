@@ -34,6 +34,7 @@ enum rec_type {
 	REC_MSG = 'M',	   /* [M][message id u64] -> message shared by entries */
 	REC_RETAIN = 'R',  /* [R][topic] -> message */
 	REC_META = 'V',	   /* [V] -> store format */
+	REC_CLUSTER_OUT = 'C', /* [C][sequence u64] -> subject, cluster wire bytes (src/cluster/outbound.c) */
 };
 
 enum { REC_FORMAT = 1, REC_KEY_PART_MAX = 200, REC_KEY_HASHED = 0x01 };
@@ -133,6 +134,15 @@ int rec_get_sub(struct rd *body, struct rec_sub *s, const char **why);
 int rec_get_entry(struct rd *body, struct rec_entry *e, const char **why);
 int rec_get_msg(struct rd *body, struct rec_msg *m, const char **why);
 int rec_get_will(struct rd *body, struct rec_will *w, const char **why);
+
+/* ---- the cluster's outbound queue (src/cluster/outbound.c): a copy waiting for NATS ---- */
+int rec_key_cluster_out(struct buf *out, uint64_t seq);
+/* <subject> and <data> (the cluster wire bytes) as one value; MOAT_OK or MOAT_E_NOMEM. */
+int rec_put_cluster_out(struct buf *out, struct moat_bytes key, struct moat_bytes subject,
+			struct moat_bytes data);
+/* The whole value (after rec_open): views into it. */
+int rec_get_cluster_out(struct rd *body, struct moat_bytes *subject, struct moat_bytes *data,
+			const char **why);
 
 /* Checks one whole record of any type (moatd --check-store): NULL when it
  * is sound, else why not. */

@@ -138,6 +138,7 @@ int stats_collect(struct broker *b, struct stats *st, uint64_t now_ms)
 		inflight_bytes += load(&c->inflight_bytes);
 		shared += load(&c->shared_subs);
 	}
+	st->has_cluster = cluster_link_status(b, &st->cluster_link);
 	st->queued_msgs = gauge(queued);
 	st->queued_bytes = gauge(queued_bytes);
 	st->inflight_msgs = gauge(inflight);
@@ -160,7 +161,7 @@ int stats_collect(struct broker *b, struct stats *st, uint64_t now_ms)
 		store_get_stats(b->store, &st->store);
 		st->store_refusing = store_refusing(b->store);
 	}
-	st->has_cluster = cluster_totals(b, &st->cluster);
+	cluster_totals(b, &st->cluster); /* zeros without a cluster */
 	return bridge_stats(b, st);
 }
 

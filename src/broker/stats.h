@@ -45,8 +45,11 @@ struct stats {
 	struct store_stats store;
 	/* bridges (src/bridge/): one entry per connection section */
 	struct bridge_status *bridges;
-	size_t nbridges;	/* the cluster's totals (src/cluster/nodes.c), when has_cluster */
+	size_t nbridges;
+	/* the cluster (src/cluster/), when there is one: its link to NATS and
+	 * the live nodes' totals (nodes.c) */
 	bool has_cluster;
+	struct cluster_link cluster_link;
 	struct cluster_totals cluster;
 };
 

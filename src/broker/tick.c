@@ -117,7 +117,8 @@ static void publish_bridges(struct worker *w, const struct stats *st, uint64_t n
 	}
 }
 
-/* $SYS/broker/cluster/...: the live nodes' figures summed (src/cluster/nodes.c). */
+/* $SYS/broker/cluster/...: the link to NATS and the queue waiting for it, and
+ * the live nodes' figures summed (src/cluster/nodes.c). */
 static void publish_cluster(struct worker *w, const struct stats *st, uint64_t now_ms)
 {
 	const struct cluster_totals *c = &st->cluster;
@@ -132,6 +133,11 @@ static void publish_cluster(struct worker *w, const struct stats *st, uint64_t n
 	sys_put_u64(w, "$SYS/broker/cluster/publish/messages/received", c->messages_received,
 		    now_ms);
 	sys_put_u64(w, "$SYS/broker/cluster/publish/messages/sent", c->messages_sent, now_ms);
+	sys_put_u64(w, "$SYS/broker/cluster/connected", st->cluster_link.connected, now_ms);
+	sys_put_u64(w, "$SYS/broker/cluster/queued/messages", st->cluster_link.queued_msgs, now_ms);
+	sys_put_u64(w, "$SYS/broker/cluster/queued/bytes", st->cluster_link.queued_bytes, now_ms);
+	sys_put_u64(w, "$SYS/broker/cluster/dropped", st->cluster_link.dropped, now_ms);
+	sys_put_u64(w, "$SYS/broker/cluster/disconnects", st->cluster_link.disconnects, now_ms);
 }
 
 void broker_publish_sys(struct worker *w, uint64_t now_ms)

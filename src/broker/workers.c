@@ -141,6 +141,27 @@ void broker_shutdown_flush(struct broker *b)
 	persist_close(b);
 }
 
+static void forget_acks(struct item_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		cluster_forget(l->v[i].cluster_ack);
+		l->v[i].cluster_ack = NULL;
+	}
+}
+
+void broker_forget_cluster_acks(struct broker *b)
+{
+	for (unsigned i = 0; b->workers != NULL && i < b->nworkers; i++) {
+		struct worker *w = &b->workers[i];
+
+		pthread_mutex_lock(&w->inbox_lock);
+		forget_acks(&w->inbox);
+		pthread_mutex_unlock(&w->inbox_lock);
+		for (unsigned k = 0; w->outbox != NULL && k < b->nworkers; k++)
+			forget_acks(&w->outbox[k]); /* the worker's own: it has stopped */
+	}
+}
+
 /* Lets go of the items in <l> without acting on them; a connection still
  * on its way between workers is closed. */
 static void drop_items(struct item_list *l)

@@ -36,9 +36,6 @@ enum {
 };
 
 static struct log_limiter resend_log;
-/* Longest subject a message is sent on: NATS refuses control lines over
- * 4 KiB (max_control_line) and would close the node's connection. */
-enum { CLUSTER_SUBJECT_MAX = 3072 };
 
 /* The default node name: host name and first listener port. */
 static void default_node_name(const struct moat_config *cfg, char *out, size_t cap)
@@ -53,11 +50,22 @@ static void default_node_name(const struct moat_config *cfg, char *out, size_t c
 			*p = '_';
 }
 
+bool cluster_route_post(struct cluster *cl, struct worker *to, const struct inbox_item *item)
+{
+	int rc = MOAT_E_CLOSED;
+
+	pthread_mutex_lock(&cl->post_lock);
+	if (!cl->stopping)
+		rc = route_post(to, item);
+	pthread_mutex_unlock(&cl->post_lock);
+	return rc == MOAT_OK;
+}
+
 bool cluster_post(struct cluster *cl, struct msg *m, bool retained_only, natsMsg *ack)
 {
 	struct inbox_item item = {.msg = m, .retain = retained_only, .cluster_ack = ack};
 
-	if (route_post(&cl->b->workers[0], &item) == MOAT_OK)
+	if (cluster_route_post(cl, &cl->b->workers[0], &item))
 		return true;
 	msg_unref(m);
 	natsMsg_Destroy(ack);
@@ -138,6 +146,10 @@ static void on_publish_ack(jsCtx *js, natsMsg *nm, jsPubAck *pa, jsPubAckErr *pa
 	bool gated;
 
 	(void)pa;
+	if (cluster_outbound_answer(cl, nm, pae)) {
+		natsMsg_Destroy(nm);
+		return;
+	}
 	gated = natsMsgHeader_Get(nm, CLUSTER_GATE_HEADER, &gate) == NATS_OK &&
 		sscanf(gate, "%u %" SCNu64, &wid, &ticket) == 2 && wid < cl->b->nworkers;
 	if (pae != NULL && gated) {
@@ -174,7 +186,7 @@ static int connect_nats(struct cluster *cl, const struct moat_cluster_conf *cc, 
 	if (s == NATS_OK)
 		s = natsOptions_SetName(cl->opts, cl->node);
 	if (s == NATS_OK)
-		s = natsOptions_SetMaxReconnect(cl->opts, -1);
+		s = cluster_link_options(cl);
 	if (s == NATS_OK)
 		s = nats_security_set(cl->opts, cc->tls_cafile, cc->tls_certfile, cc->tls_keyfile,
 				      cc->credentials);
@@ -184,6 +196,7 @@ static int connect_nats(struct cluster *cl, const struct moat_cluster_conf *cc, 
 	s = natsConnection_Connect(&cl->nc, cl->opts);
 	if (s != NATS_OK)
 		return nats_fail(err, errlen, "cannot connect to NATS", s, 0);
+	atomic_store(&cl->connected, true);
 	jsOptions_Init(&jo);
 	jo.PublishAsync.MaxPending = MAX_PENDING_PUBLISHES;
 	jo.PublishAsync.AckHandler = on_publish_ack;
@@ -255,11 +268,11 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 	}
 	for (unsigned i = 0; i < b->nworkers; i++)
 		pthread_mutex_init(&cl->w[i].lock, NULL);
+	cluster_outbound_init(cl, cc->queue_max_bytes != 0 ? cc->queue_max_bytes
+							    : CLUSTER_QUEUE_MAX_DEFAULT);
 	cl->b = b;
 	b->cluster = cl;
-	/* the library closes at exit, not in cluster_stop: messages still in
-	 * worker inboxes are destroyed by broker_fini after it (drop_items) */
-	atexit(nats_Close);
+	pthread_mutex_init(&cl->post_lock, NULL);
 	if (cc->node_name != NULL)
 		snprintf(cl->node, sizeof(cl->node), "%s", cc->node_name);
 	else
@@ -284,6 +297,8 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 		rc = cluster_liveness_start(cl, name, err, errlen);
 	if (rc == MOAT_OK)
 		rc = consume_stream(cl, name, err, errlen);
+	if (rc == MOAT_OK)
+		rc = cluster_outbound_start(cl, err, errlen);
 	if (rc < 0) {
 		cluster_stop(b);
 		return rc;
@@ -299,37 +314,59 @@ void cluster_stop(struct broker *b)
 
 	if (cl == NULL)
 		return;
-	if (cl->js != NULL) {
+	if (cl->js != NULL && atomic_load(&cl->connected)) { /* else nothing will answer */
 		jsPubOptions_Init(&po);
 		po.MaxWait = STOP_WAIT_MS;
 		if (js_PublishAsyncComplete(cl->js, &po) != NATS_OK)
 			log_warn("cluster: messages exported last may not be stored in JetStream");
 	}
+	cluster_outbound_stop(cl);
+	/* closed, not unsubscribed: unsubscribing would delete the durable
+	 * consumer the library created, and the node could not resume. Closed
+	 * before the watchers stop: stopping one deletes its consumer, a
+	 * request that would wait for its timeout while NATS is unreachable
+	 * (the server drops a closed client's ephemeral consumers anyway) */
+	cluster_liveness_stop(cl); /* first: it adopts sessions; its key goes (a clean leave) */
+	if (cl->nc != NULL)
+		natsConnection_Close(cl->nc);
+	/* no more messages reach the workers; those waiting there, and those
+	 * routed but not acknowledged, are freed while NATS still can (JetStream
+	 * sends them again) */
+	pthread_mutex_lock(&cl->post_lock);
+	cl->stopping = true;
+	pthread_mutex_unlock(&cl->post_lock);
+	broker_forget_cluster_acks(b);
+	for (unsigned i = 0; i < b->nworkers; i++)
+		cluster_ack_fini(&cl->w[i]);
 	cluster_retained_stop(cl);
-	cluster_liveness_stop(cl); /* first: it adopts sessions */
 	cluster_nodes_stop(cl);
 	cluster_sessions_stop(cl);
 	if (cl->remote != NULL)
 		cluster_interest_stop(cl);
-	/* closed, not unsubscribed: unsubscribing would delete the durable
-	 * consumer the library created, and the node could not resume */
-	if (cl->nc != NULL)
-		natsConnection_Close(cl->nc);
 	natsSubscription_Destroy(cl->sub);
 	cluster_shares_stop(cl);
 	jsCtx_Destroy(cl->js);
 	natsConnection_Destroy(cl->nc);
 	natsOptions_Destroy(cl->opts);
+	/* NATS's threads (message delivery, acknowledgements, the link's
+	 * callbacks) use <cl> until they end: wait for them before freeing */
+	b->cluster = NULL;
+	if (nats_CloseAndWait(STOP_WAIT_MS) != NATS_OK) {
+		log_err("cluster: NATS's threads did not end in %d ms; leaving the cluster's "
+			"memory to them",
+			STOP_WAIT_MS);
+		return;
+	}
 	for (unsigned i = 0; i < b->nworkers; i++) {
-		cluster_ack_fini(&cl->w[i]);
 		tickets_fini(&cl->w[i].tickets);
 		pthread_mutex_destroy(&cl->w[i].lock);
 		buf_fini(&cl->w[i].data);
 		buf_fini(&cl->w[i].subject);
 	}
+	cluster_outbound_fini(cl);
+	pthread_mutex_destroy(&cl->post_lock);
 	free(cl->w);
 	free(cl);
-	b->cluster = NULL;
 }
 
 /* Publishes <nm> asynchronously; NATS owns it afterwards either way. False
@@ -387,36 +424,64 @@ static void export_retained(struct cluster *cl, struct cluster_worker *cw, const
 	publish(cl, nm);
 }
 
+/* Queues the copy in cw->data for <subject> (degraded mode, outbound.c).
+ * A QoS 1/2 copy's ticket (the last issued) is done at once: its answer
+ * waits only for the store. When the queue cannot take it, a QoS 0 copy is
+ * dropped, and a QoS 1/2 copy's publisher is closed without its answer. */
+static void queue_copy(struct cluster *cl, struct worker *w, const char *subject,
+		       const struct msg *m)
+{
+	struct cluster_worker *cw = &cl->w[w->id];
+	int rc = cluster_outbound_push(w, subject, &cw->data);
+
+	if (m->qos == 0) {
+		if (rc != MOAT_OK)
+			cluster_outbound_dropped(cl);
+		return;
+	}
+	if (rc != MOAT_OK)
+		cw->lost = cw->issued;
+	cluster_gate_done(cw, cw->issued);
+}
+
 /* Sends <m> (encoded in cw->data) on "<prefix><name>.<tokens>" (a node's
- * or a share's subject); for QoS 1/2 with the worker's next ticket. */
+ * or a share's subject), for QoS 1/2 with the worker's next ticket; queues
+ * it instead when <queue> or when NATS does not take it now. */
 static void export_to(struct cluster *cl, struct worker *w, const char *prefix, const char *name,
-		      const struct msg *m)
+		      const struct msg *m, bool queue)
 {
 	struct cluster_worker *cw = &cl->w[w->id];
 	const char *subject = subject_for(cw, prefix, name, m);
 	natsMsg *nm = NULL;
 	char gate[48];
 
-	if (subject == NULL || natsMsg_Create(&nm, subject, NULL, (const char *)buf_head(&cw->data),
-					      (int)buf_used(&cw->data)) != NATS_OK) {
+	if (subject == NULL) {
 		log_warn("cluster: cannot export a message on %s%s", prefix, name);
 		return;
 	}
-	if (m->qos > 0) {
-		snprintf(gate, sizeof(gate), "%u %" PRIu64, w->id, cw->issued + 1);
-		if (natsMsgHeader_Set(nm, CLUSTER_GATE_HEADER, gate) != NATS_OK) {
+	if (m->qos > 0)
+		cw->issued++;
+	if (!queue) {
+		snprintf(gate, sizeof(gate), "%u %" PRIu64, w->id, cw->issued);
+		if (natsMsg_Create(&nm, subject, NULL, (const char *)buf_head(&cw->data),
+				   (int)buf_used(&cw->data)) != NATS_OK ||
+		    (m->qos > 0 && natsMsgHeader_Set(nm, CLUSTER_GATE_HEADER, gate) != NATS_OK)) {
 			natsMsg_Destroy(nm);
+			log_warn("cluster: cannot export a message on %s%s: out of memory", prefix,
+				 name);
+			/* no acknowledgement will come: the ticket is done, so later
+			 * ones are not held behind it, and the connection that
+			 * exported it closes without its answer (cluster_gate_since) */
+			if (m->qos > 0) {
+				cw->lost = cw->issued;
+				cluster_gate_done(cw, cw->issued);
+			}
 			return;
 		}
-		cw->issued++;
+		if (publish(cl, nm))
+			return;
 	}
-	/* no acknowledgement will come: the ticket is done, so later ones are
-	 * not held behind it, and the connection that exported it closes
-	 * without its answer (cluster_gate_since) */
-	if (!publish(cl, nm) && m->qos > 0) {
-		cw->lost = cw->issued;
-		cluster_gate_done(cw, cw->issued);
-	}
+	queue_copy(cl, w, subject, m);
 }
 
 bool cluster_export(struct worker *w, const struct msg *m)
@@ -425,6 +490,7 @@ bool cluster_export(struct worker *w, const struct msg *m)
 	const char *nodes[CLUSTER_MAX_NODES];
 	const struct cluster_share *shares[CLUSTER_MAX_SHARES];
 	struct cluster_worker *cw;
+	bool queue;
 	size_t n, ns;
 
 	if (cl == NULL || wire_topic_is_sys(m->topic))
@@ -439,10 +505,11 @@ bool cluster_export(struct worker *w, const struct msg *m)
 		log_warn("cluster: cannot export a message: out of memory");
 		return true;
 	}
+	queue = (n > 0 || ns > 0) && cluster_outbound_wanted(cl);
 	for (size_t i = 0; i < n; i++)
-		export_to(cl, w, cl->msg_prefix, nodes[i], m);
+		export_to(cl, w, cl->msg_prefix, nodes[i], m, queue);
 	for (size_t i = 0; i < ns; i++)
-		export_to(cl, w, cl->share_prefix, shares[i]->id, m);
+		export_to(cl, w, cl->share_prefix, shares[i]->id, m, queue);
 	if (m->retain)
 		export_retained(cl, cw, m);
 	return true;
@@ -455,4 +522,5 @@ void cluster_flush(struct worker *w)
 	cluster_sessions_flush(w);
 	cluster_interest_flush(w->b->cluster);
 	cluster_ack_release(w, true);
+	cluster_outbound_flush(w);
 }

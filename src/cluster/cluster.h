@@ -104,5 +104,22 @@ void cluster_session_changed(struct worker *w, struct session *s);
  * entry names another node (it adopted or resumed them while this node was
  * down) are stale here and end quietly (no Will). */
 void cluster_worker_started(struct worker *w);
+/* ---- degraded mode: NATS unreachable (link.c, outbound.c) ---- */
+/* The link to NATS and the outbound queue, for $SYS and /metrics. */
+struct cluster_link {
+	bool connected;
+	uint64_t queued_msgs, queued_bytes; /* copies waiting for JetStream */
+	uint64_t dropped;		    /* QoS 0 copies dropped: the queue was full */
+	uint64_t disconnects;		    /* connections to NATS lost */
+};
+/* False without a cluster; otherwise fills <st>. Any thread. */
+bool cluster_link_status(struct broker *b, struct cluster_link *st);
+/* Whether a QoS 1/2 PUBLISH of <topic> with <payload_len> bytes must be
+ * refused: other nodes want it, and the queue it would wait in is full. */
+bool cluster_queue_full(struct broker *b, struct moat_bytes topic, size_t payload_len);
+/* A queued copy read back from the store at start-up (persist_restore.c).
+ * MOAT_OK, MOAT_E_NOTFOUND (no cluster: the record is dropped) or MOAT_E_NOMEM. */
+int cluster_outbound_restore(struct broker *b, uint64_t seq, struct moat_bytes subject,
+			     struct moat_bytes data);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "base/buf.h"
 #include "cluster/cluster.h"
+#include "cluster/outq.h"
 #include "cluster/tickets.h"
 #include "conf/cluster_conf.h"
 
@@ -31,7 +32,7 @@ struct pending_ack {
 struct cluster_worker {
 	struct pending_ack *acks; /* in order */
 	size_t ack_n, ack_cap;
-	uint64_t issued;	  /* QoS 1/2 messages exported */
+	_Atomic uint64_t issued;  /* QoS 1/2 messages exported (read by outbound.c) */
 	uint64_t lost;		  /* the last of them that could not be sent */
 	_Atomic uint64_t lost_late; /* the last that could not be sent again (NATS threads) */
 	_Atomic uint64_t stored;  /* 1..stored all acknowledged by JetStream */
@@ -39,6 +40,8 @@ struct cluster_worker {
 	struct tickets tickets;	  /* acknowledged, for <stored> (tickets.h) */
 	struct conn *held;	  /* connections whose output waits for <stored> */
 	struct buf data, subject; /* scratch for export */
+	uint64_t drain_after;	  /* outbound.c, under cl->out.lock: <issued> at the last disconnect */
+	size_t out_held;	  /* outbound.c: copies queued this pass, held until its batch is submitted */
 };
 
 /* A key-value bucket watched by a thread (watch.c). */
@@ -51,6 +54,22 @@ struct cluster_watch {
 	bool running;
 };
 
+/* Degraded mode (outbound.c): copies for other nodes wait here while NATS
+ * is unreachable, and until the queue has drained (order). */
+struct cluster_outbound {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct outq q;
+	uint64_t gen;	       /* the link's generation: +1 at every disconnect */
+	bool after_disconnect; /* the queue waits for copies sent before it (drain_after) */
+	uint64_t dropped;      /* QoS 0 copies dropped: the queue was full */
+	uint64_t pause_until;  /* monotonic ms: JetStream refused, wait before sending */
+	struct buf key, val;   /* scratch for store records */
+	pthread_t thread;
+	bool running, stopping;
+};
+
+struct inbox_item;
 struct local_filter;
 struct node_entry;
 struct remote_node;
@@ -99,11 +118,24 @@ struct cluster {
 	/* cluster-wide sessions (sessions.c, liveness.c) */
 	struct cluster_sessions *sessions;
 	struct cluster_liveness *liveness;
+	/* messages handed to workers (cluster_route_post) */
+	pthread_mutex_t post_lock;
+	bool stopping; /* under post_lock: no more */
+	/* degraded mode (link.c, outbound.c) */
+	atomic_bool connected;		  /* to NATS now */
+	_Atomic uint64_t disconnects;	  /* connections to NATS lost */
+	_Atomic uint64_t down_since_ms;	  /* monotonic; when it was lost last */
+	struct cluster_outbound out;
 };
 
 /* The header that tells the acknowledgement handler which worker's ticket a
  * QoS 1/2 message carries ("<worker> <ticket>"). */
 #define CLUSTER_GATE_HEADER "Moat-Gate"
+/* Longest subject a message is sent on: NATS refuses control lines over
+ * 4 KiB (max_control_line) and would close the node's connection. */
+enum { CLUSTER_SUBJECT_MAX = 3072 };
+/* The header of a queued copy: "<sequence> <generation>" (outbound.c). */
+#define CLUSTER_QUEUE_HEADER "Moat-Queue"
 
 /* cluster.c: the JetStream copies (cluster_replicas) of the stream and buckets a node creates. */
 int cluster_replicas(const struct cluster *cl);
@@ -141,6 +173,9 @@ void cluster_ack_fini(struct cluster_worker *cw);
 int cluster_retained_start(struct cluster *cl, const char *bucket, char *err, size_t errlen);
 void cluster_retained_stop(struct cluster *cl);
 
+/* route_post, unless the cluster is stopping (false then, as when the
+ * inbox is full: the caller still owns what <item> holds). */
+bool cluster_route_post(struct cluster *cl, struct worker *to, const struct inbox_item *item);
 /* Hands <m> (its reference) to worker 0: routed, or only stored as retained
  * when <retained_only>; <ack> (may be NULL) is acknowledged once that is
  * done (and durable). False when it could not (then <m> is released and
@@ -199,5 +234,38 @@ void cluster_sessions_adopt_node(struct cluster *cl, const char *dead);
 /* liveness.c: heartbeats, and adoption of a silent node's sessions. */
 int cluster_liveness_start(struct cluster *cl, const char *name, char *err, size_t errlen);
 void cluster_liveness_stop(struct cluster *cl);
+/* ---- degraded mode ---- */
+/* link.c: reconnects for ever with backoff and tracks the link's state
+ * (cl->connected, logged once per transition). */
+natsStatus cluster_link_options(struct cluster *cl);
+/* The pause before reconnect attempt <attempts> (1, 2, ...): 100 ms doubling
+ * up to 5 s, each spread by up to +-20 % from <rnd> (any 32-bit value). */
+int64_t cluster_backoff_ms(int attempts, uint32_t rnd);
+
+/* outbound.c: the queue for copies NATS cannot take now. Init before
+ * connecting (the link's callbacks use it), start (the drain thread) once
+ * connected, stop before the connection closes, fini once NATS's threads
+ * have ended. */
+void cluster_outbound_init(struct cluster *cl, uint64_t max_bytes);
+int cluster_outbound_start(struct cluster *cl, char *err, size_t errlen);
+void cluster_outbound_stop(struct cluster *cl);
+void cluster_outbound_fini(struct cluster *cl);
+/* Whether exports go to the queue: NATS unreachable, or older copies wait. */
+bool cluster_outbound_wanted(struct cluster *cl);
+/* Queues the copy <data> for <subject> exported by worker <w> (with
+ * persistence on, written in <w>'s batch, so its answer waits for the
+ * store, and held until cluster_outbound_flush: a deletion submitted once
+ * JetStream stored it must not come before that batch). MOAT_OK,
+ * MOAT_E_LIMIT (full) or MOAT_E_NOMEM. */
+int cluster_outbound_push(struct worker *w, const char *subject, const struct buf *data);
+/* End of <w>'s pass, its batch submitted: what it queued may be sent. */
+void cluster_outbound_flush(struct worker *w);
+/* A QoS 0 copy was dropped, the queue being full (counted, logged rarely). */
+void cluster_outbound_dropped(struct cluster *cl);
+/* The link is down (<up> false: sent copies are sent again later) or up. */
+void cluster_outbound_link(struct cluster *cl, bool up);
+/* JetStream's answer for <nm> (a NATS thread): true when it was a queued
+ * copy, which then leaves the queue (stored) or is sent again (refused). */
+bool cluster_outbound_answer(struct cluster *cl, natsMsg *nm, const jsPubAckErr *pae);
 
 #endif

@@ -167,7 +167,7 @@ void cluster_liveness_stop(struct cluster *cl)
 	atomic_store(&cn->stop, true);
 	if (cn->running)
 		pthread_join(cn->thread, NULL);
-	if (cn->kv != NULL)
+	if (cn->kv != NULL && atomic_load(&cl->connected))
 		kvStore_Delete(cn->kv, cl->node); /* a clean leave */
 	kvStore_Destroy(cn->kv);
 	free(cn);

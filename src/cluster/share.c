@@ -88,7 +88,7 @@ static void on_share_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm,
 		struct inbox_item item = {
 		    .msg = m, .cluster_ack = nm, .share = {sh->filter, sh->len}};
 
-		if (route_post(&sh->cl->b->workers[0], &item) == MOAT_OK)
+		if (cluster_route_post(sh->cl, &sh->cl->b->workers[0], &item))
 			return;
 		log_warn("cluster: out of memory: a message of %.*s comes again later",
 			 (int)sh->len, (const char *)sh->filter);

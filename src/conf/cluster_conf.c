@@ -62,6 +62,26 @@ static char *const *file_slot(const struct moat_cluster_conf *c, size_t i)
 	return (char *const *)((const char *)c + files[i].offset);
 }
 
+/* cluster_queue_max_bytes N: the outbound queue's bound, 1 or more bytes. */
+static int parse_queue_max(struct moat_cluster_conf *c, const char *name, unsigned line, char **w,
+			   int n, struct moat_diag *d)
+{
+	char *end = NULL;
+	unsigned long long v = 0;
+
+	errno = 0;
+	if (n == 2 && w[1][0] >= '0' && w[1][0] <= '9')
+		v = strtoull(w[1], &end, 10);
+	if (n != 2 || end == NULL || *end != '\0' || errno != 0 || v == 0)
+		return conf_diag(d, name, line,
+				 "cluster_queue_max_bytes expects a number of bytes above 0, e.g. "
+				 "\"cluster_queue_max_bytes 67108864\" (64 MiB, the default)");
+	c->queue_max_bytes = v;
+	if (c->line == 0)
+		c->line = line;
+	return MOAT_OK;
+}
+
 int cluster_conf_parse(struct moat_cluster_conf *c, const char *name, unsigned line, char **w,
 		       int n, struct moat_diag *d)
 {
@@ -90,6 +110,8 @@ int cluster_conf_parse(struct moat_cluster_conf *c, const char *name, unsigned l
 			    "cluster_replicas expects 1, 3 or 5 (the JetStream copies of "
 			    "the stream and buckets; 3 with a 3-server NATS cluster)");
 		c->replicas = (unsigned)(w[1][0] - '0');
+	} else if (strcmp(w[0], "cluster_queue_max_bytes") == 0) {
+		return parse_queue_max(c, name, line, w, n, d);
 	} else {
 		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && slot == NULL; i++)
 			if (strcmp(w[0], files[i].opt) == 0) {

@@ -7,12 +7,15 @@
 #define MOAT_CONF_CLUSTER_CONF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct moat_diag;
 
 /* Longest cluster_name / node_name: they become parts of NATS subjects,
  * stream, consumer and bucket names. */
 enum { CLUSTER_NAME_MAX = 64, CLUSTER_NODE_MAX = 64 };
+/* cluster_queue_max_bytes's default: copies waiting while NATS is unreachable. */
+#define CLUSTER_QUEUE_MAX_DEFAULT (64ULL << 20)
 
 struct moat_cluster_conf {
 	char **urls; /* cluster_url, in order; NULL = no cluster */
@@ -25,6 +28,7 @@ struct moat_cluster_conf {
 	unsigned file_line[4]; /* the lines of the four files above, in order */
 	/* cluster_replicas: JetStream copies of the stream and buckets it creates; 0 = 1 */
 	unsigned replicas;
+	uint64_t queue_max_bytes; /* cluster_queue_max_bytes; 0 = CLUSTER_QUEUE_MAX_DEFAULT */
 };
 
 /* Parses one cluster line (words <w>, <n> of them) of file <name> at <line>.

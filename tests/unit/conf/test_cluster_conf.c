@@ -1,6 +1,6 @@
 /*
  * Unit tests for the cluster's configuration lines (src/conf/cluster_conf.c):
- * values kept, cluster_url repeatable, and refusals that name the file, the
+ * values kept (cluster_queue_max_bytes too), cluster_url repeatable, and refusals that name the file, the
  * line and the fix (an unreadable TLS or credentials file included).
  */
 #include <setjmp.h>
@@ -33,6 +33,7 @@ static void no_cluster_by_default(void **state)
 	assert_null(cfg.cluster.name);
 	assert_null(cfg.cluster.node_name);
 	assert_int_equal(cfg.cluster.replicas, 0); /* one copy */
+	assert_int_equal(cfg.cluster.queue_max_bytes, 0); /* CLUSTER_QUEUE_MAX_DEFAULT */
 	config_fini(&cfg);
 }
 
@@ -46,7 +47,8 @@ static void every_line_kept(void **state)
 				   "cluster_tls_certfile /dev/zero\n"
 				   "cluster_tls_keyfile /dev/random\n"
 				   "cluster_credentials /dev/urandom\n"
-				   "cluster_replicas 3\n";
+				   "cluster_replicas 3\n"
+				   "cluster_queue_max_bytes 1048576\n";
 	struct moat_config cfg;
 	struct moat_diag d;
 
@@ -62,6 +64,7 @@ static void every_line_kept(void **state)
 	assert_string_equal(cfg.cluster.tls_keyfile, "/dev/random");
 	assert_string_equal(cfg.cluster.credentials, "/dev/urandom");
 	assert_int_equal(cfg.cluster.replicas, 3);
+	assert_int_equal(cfg.cluster.queue_max_bytes, 1048576);
 	config_fini(&cfg);
 }
 
@@ -86,6 +89,13 @@ static void refusals_name_file_line_and_fix(void **state)
 	    {"cluster_url nats://a:1\ncluster_replicas 2\n",
 	     "c.conf:2: cluster_replicas expects 1, 3 or 5"},
 	    {"cluster_urls nats://a:1\n", "c.conf:1: unknown option \"cluster_urls\""},
+	    {"cluster_url nats://a:1\ncluster_queue_max_bytes 0\n",
+	     "c.conf:2: cluster_queue_max_bytes expects a number of bytes above 0"},
+	    {"cluster_url nats://a:1\ncluster_queue_max_bytes 64M\n",
+	     "c.conf:2: cluster_queue_max_bytes expects a number of bytes above 0"},
+	    {"cluster_url nats://a:1\ncluster_queue_max_bytes -1\n",
+	     "c.conf:2: cluster_queue_max_bytes expects a number of bytes above 0"},
+	    {"cluster_queue_max_bytes 1000\n", "c.conf:1: cluster options without cluster_url"},
 	    {"cluster_url nats://a:1\ncluster_tls_cafile /dev/null\n\n"
 	     "cluster_credentials /nonexistent/node.creds\n",
 	     "c.conf:4: cluster_credentials /nonexistent/node.creds: cannot read it"},

@@ -1,0 +1,396 @@
+/*
+ * Degraded mode's outbound queue (docs/cluster.md, "When NATS is
+ * unreachable"): while NATS is unreachable, and then until the queue has
+ * drained (so a publisher's order holds), the copies a node exports wait in
+ * an outq, up to cluster_queue_max_bytes. With persistence on each copy is
+ * also a store record ([C][sequence]) written in the exporting worker's
+ * batch, so the PUBLISH's answer leaves once it is durable and a restarted
+ * node sends it. A drain thread sends the queue in order while connected;
+ * an entry leaves (and its record is deleted) only once JetStream has
+ * acknowledged storing it.
+ */
+#include "cluster/cluster_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <moat/error.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "broker/broker.h"
+#include "broker/record.h"
+
+/* Copies sent and not acknowledged at once; how long a refused copy waits
+ * before it is sent again; how often the queue looks whether the copies sent
+ * before a disconnect are settled; how long a node that stops waits for
+ * the queue to drain; the longest the drain thread sleeps unwoken. */
+enum {
+	DRAIN_WINDOW = 1024,
+	REFUSED_PAUSE_MS = 100,
+	SETTLE_POLL_MS = 20,
+	STOP_DRAIN_MS = 5000,
+	PUBLISH_WAIT_MS = 5000,
+	IDLE_WAIT_MS = 1000
+};
+
+/* What a copy of a <topic_len>, <payload_len> message may take in the queue
+ * at most, for refusing before routing: its subject (up to 3 bytes per
+ * topic byte, plus the prefix and a node name) and its wire bytes (the
+ * topic and payload again, the record's fields and properties; larger
+ * properties than this allows for are refused later, by closing the
+ * publisher without its answer). */
+#define ENTRY_BYTES_MAX(topic_len, payload_len)                                                    \
+	(6 * (uint64_t)(topic_len) + (uint64_t)(payload_len) + 1024u)
+
+static struct log_limiter dropped_log, refused_log;
+
+/* Waits on the queue's condition at most <ms> (under out->lock). */
+static void wait_ms(struct cluster_outbound *out, uint64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&out->wake, &out->lock, &ts);
+}
+
+/* Whether every QoS 1/2 copy sent directly before the last disconnect is
+ * stored or given up (under out->lock): until then the queue waits, so
+ * that one of them, sent again, cannot land behind newer copies of its
+ * publisher. */
+static bool direct_copies_settled(struct cluster *cl)
+{
+	if (!cl->out.after_disconnect)
+		return true;
+	for (unsigned i = 0; i < cl->b->nworkers; i++)
+		if (atomic_load(&cl->w[i].stored) < cl->w[i].drain_after)
+			return false;
+	cl->out.after_disconnect = false;
+	return true;
+}
+
+/* The next entry to send as a NATS message, its number in <*seq> (under
+ * out->lock), or NULL. */
+static natsMsg *next_message(struct cluster *cl, uint64_t *seq)
+{
+	struct cluster_outbound *out = &cl->out;
+	const struct outq_entry *e;
+	natsMsg *nm = NULL;
+	char header[48];
+
+	if (!atomic_load(&cl->connected) || clock_mono_ms() < out->pause_until)
+		return NULL;
+	if (!direct_copies_settled(cl)) {
+		out->pause_until = clock_mono_ms() + SETTLE_POLL_MS;
+		return NULL;
+	}
+	e = outq_take(&out->q, DRAIN_WINDOW);
+	if (e == NULL)
+		return NULL;
+	snprintf(header, sizeof(header), "%" PRIu64 " %" PRIu64, e->seq, out->gen);
+	if (natsMsg_Create(&nm, e->subject, NULL, (const char *)e->data, (int)e->len) != NATS_OK ||
+	    natsMsgHeader_Set(nm, CLUSTER_QUEUE_HEADER, header) != NATS_OK) {
+		natsMsg_Destroy(nm);
+		outq_unsent(&out->q, e->seq);
+		out->pause_until = clock_mono_ms() + REFUSED_PAUSE_MS; /* out of memory */
+		return NULL;
+	}
+	*seq = e->seq;
+	return nm;
+}
+
+/* Sends the queue, oldest first, while the link is up. */
+static void *drain(void *arg)
+{
+	struct cluster *cl = arg;
+	struct cluster_outbound *out = &cl->out;
+	jsPubOptions po;
+
+	jsPubOptions_Init(&po);
+	po.MaxWait = PUBLISH_WAIT_MS;
+	pthread_mutex_lock(&out->lock);
+	while (!out->stopping) {
+		uint64_t seq = 0;
+		natsMsg *nm = next_message(cl, &seq);
+
+		if (nm == NULL) {
+			uint64_t now = clock_mono_ms();
+
+			wait_ms(out,
+				out->pause_until > now ? out->pause_until - now : IDLE_WAIT_MS);
+			continue;
+		}
+		pthread_mutex_unlock(&out->lock);
+		if (js_PublishMsgAsync(cl->js, &nm, &po) != NATS_OK) {
+			natsMsg_Destroy(nm);
+			pthread_mutex_lock(&out->lock);
+			outq_unsent(&out->q, seq);
+			out->pause_until = clock_mono_ms() + REFUSED_PAUSE_MS;
+			continue;
+		}
+		pthread_mutex_lock(&out->lock);
+	}
+	pthread_mutex_unlock(&out->lock);
+	return NULL;
+}
+
+void cluster_outbound_init(struct cluster *cl, uint64_t max_bytes)
+{
+	struct cluster_outbound *out = &cl->out;
+	pthread_condattr_t ca;
+
+	outq_init(&out->q, max_bytes);
+	pthread_mutex_init(&out->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&out->wake, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+int cluster_outbound_start(struct cluster *cl, char *err, size_t errlen)
+{
+	struct cluster_outbound *out = &cl->out;
+
+	if (pthread_create(&out->thread, NULL, drain, cl) != 0) {
+		snprintf(err, errlen, "cluster: cannot start the outbound queue's thread");
+		return MOAT_E_NOMEM;
+	}
+	out->running = true;
+	return MOAT_OK;
+}
+
+void cluster_outbound_stop(struct cluster *cl)
+{
+	struct cluster_outbound *out = &cl->out;
+
+	uint64_t deadline = clock_mono_ms() + STOP_DRAIN_MS;
+	const struct outq_entry *front;
+
+	if (!out->running)
+		return;
+	pthread_mutex_lock(&out->lock);
+	/* connected: what can go (not held for a batch never submitted now) goes */
+	while (atomic_load(&cl->connected) && (front = outq_front(&out->q)) != NULL &&
+	       front->holder == 0 && clock_mono_ms() < deadline)
+		wait_ms(out, deadline - clock_mono_ms());
+	out->stopping = true;
+	pthread_cond_signal(&out->wake);
+	pthread_mutex_unlock(&out->lock);
+	pthread_join(out->thread, NULL);
+	out->running = false;
+	if (!outq_empty(&out->q))
+		log_warn("cluster: %zu copies for other nodes were not sent%s", out->q.n,
+			 cl->b->store != NULL ? "; they are in the store and go at the next start"
+					      : " and are lost (persistence is off)");
+}
+
+void cluster_outbound_fini(struct cluster *cl)
+{
+	struct cluster_outbound *out = &cl->out;
+
+	outq_fini(&out->q);
+	buf_fini(&out->key);
+	buf_fini(&out->val);
+	pthread_cond_destroy(&out->wake);
+	pthread_mutex_destroy(&out->lock);
+}
+
+bool cluster_outbound_wanted(struct cluster *cl)
+{
+	bool wanted;
+
+	if (!atomic_load(&cl->connected))
+		return true;
+	pthread_mutex_lock(&cl->out.lock);
+	wanted = !outq_empty(&cl->out.q);
+	pthread_mutex_unlock(&cl->out.lock);
+	return wanted;
+}
+
+/* Writes entry <seq> into <batch> (under out->lock). */
+static int put_record(struct cluster_outbound *out, struct store_batch *batch, uint64_t seq,
+		      const char *subject, const struct buf *data)
+{
+	struct moat_bytes key;
+
+	if (rec_key_cluster_out(&out->key, seq) < 0)
+		return MOAT_E_NOMEM;
+	key = (struct moat_bytes){buf_head(&out->key), buf_used(&out->key)};
+	if (rec_put_cluster_out(&out->val, key,
+				(struct moat_bytes){(const uint8_t *)subject, strlen(subject)},
+				(struct moat_bytes){buf_head(data), buf_used(data)}) < 0)
+		return MOAT_E_NOMEM;
+	return store_batch_put(batch, key.ptr, key.len, buf_head(&out->val), buf_used(&out->val));
+}
+
+int cluster_outbound_push(struct worker *w, const char *subject, const struct buf *data)
+{
+	struct cluster *cl = w->b->cluster;
+	struct cluster_outbound *out = &cl->out;
+	bool stored = w->b->store != NULL;
+	uint64_t seq;
+	int rc;
+
+	pthread_mutex_lock(&out->lock);
+	seq = out->q.next_seq;
+	rc = outq_push(&out->q, seq, subject, buf_head(data), buf_used(data),
+		       stored ? w->id + 1 : 0);
+	if (rc == MOAT_OK && stored && put_record(out, &w->batch, seq, subject, data) < 0) {
+		outq_acked(&out->q, seq); /* cannot be promised: not queued */
+		rc = MOAT_E_NOMEM;
+	} else if (rc == MOAT_OK && stored) {
+		cl->w[w->id].out_held++;
+	} else if (rc == MOAT_OK) {
+		pthread_cond_signal(&out->wake);
+	}
+	pthread_mutex_unlock(&out->lock);
+	return rc;
+}
+
+void cluster_outbound_flush(struct worker *w)
+{
+	struct cluster *cl = w->b->cluster;
+	struct cluster_worker *cw = &cl->w[w->id];
+
+	if (cw->out_held == 0)
+		return;
+	pthread_mutex_lock(&cl->out.lock);
+	outq_release(&cl->out.q, w->id + 1, cw->out_held);
+	cw->out_held = 0;
+	pthread_cond_signal(&cl->out.wake);
+	pthread_mutex_unlock(&cl->out.lock);
+}
+
+void cluster_outbound_dropped(struct cluster *cl)
+{
+	pthread_mutex_lock(&cl->out.lock);
+	cl->out.dropped++;
+	pthread_mutex_unlock(&cl->out.lock);
+	if (log_limiter_allow(&dropped_log, 1, 60))
+		log_warn("cluster: the outbound queue is full (cluster_queue_max_bytes): QoS 0 "
+			 "copies for other nodes are dropped, QoS 1/2 PUBLISHes refused");
+}
+
+void cluster_outbound_link(struct cluster *cl, bool up)
+{
+	struct cluster_outbound *out = &cl->out;
+
+	pthread_mutex_lock(&out->lock);
+	if (!up) {
+		/* what was sent may be lost with the connection: sent again, in
+		 * order, once it is back; late answers of this generation that
+		 * report a failure are ignored */
+		out->gen++;
+		outq_unsend_all(&out->q);
+		for (unsigned i = 0; i < cl->b->nworkers; i++)
+			cl->w[i].drain_after = atomic_load(&cl->w[i].issued);
+		out->after_disconnect = true;
+	}
+	pthread_cond_signal(&out->wake);
+	pthread_mutex_unlock(&out->lock);
+}
+
+/* Deletes the record of entry <seq> (JetStream stored it). */
+static void delete_record(struct cluster *cl, uint64_t seq)
+{
+	struct store_batch del;
+
+	store_batch_init(&del);
+	if (rec_key_cluster_out(&cl->out.key, seq) < 0 ||
+	    store_batch_del(&del, buf_head(&cl->out.key), buf_used(&cl->out.key)) < 0)
+		log_warn("cluster: out of memory: a sent copy stays in the store and is sent "
+			 "again at the next start");
+	store_submit(cl->b->store, &del, -1);
+	store_batch_fini(&del);
+}
+
+bool cluster_outbound_answer(struct cluster *cl, natsMsg *nm, const jsPubAckErr *pae)
+{
+	struct cluster_outbound *out = &cl->out;
+	const char *h = NULL;
+	uint64_t seq = 0, gen = 0;
+
+	if (natsMsgHeader_Get(nm, CLUSTER_QUEUE_HEADER, &h) != NATS_OK ||
+	    sscanf(h, "%" SCNu64 " %" SCNu64, &seq, &gen) != 2)
+		return false;
+	pthread_mutex_lock(&out->lock);
+	if (pae == NULL) {
+		if (outq_acked(&out->q, seq) && cl->b->store != NULL)
+			delete_record(cl, seq);
+	} else if (gen == out->gen) {
+		outq_unsent(&out->q, seq);
+		if (pae->Err != NATS_TIMEOUT)
+			out->pause_until = clock_mono_ms() + REFUSED_PAUSE_MS;
+		if (log_limiter_allow(&refused_log, 5, 60))
+			log_warn(
+			    "cluster: JetStream did not store a queued copy on %s: %s; sending "
+			    "it again",
+			    natsMsg_GetSubject(nm),
+			    pae->ErrText != NULL ? pae->ErrText : natsStatus_GetText(pae->Err));
+	}
+	pthread_cond_broadcast(&out->wake); /* the drain thread, and a stopping one */
+	pthread_mutex_unlock(&out->lock);
+	return true;
+}
+
+bool cluster_link_status(struct broker *b, struct cluster_link *st)
+{
+	struct cluster *cl = b->cluster;
+
+	if (cl == NULL)
+		return false;
+	pthread_mutex_lock(&cl->out.lock);
+	*st = (struct cluster_link){.connected = atomic_load(&cl->connected),
+				    .queued_msgs = cl->out.q.n,
+				    .queued_bytes = cl->out.q.bytes,
+				    .dropped = cl->out.dropped,
+				    .disconnects = atomic_load(&cl->disconnects)};
+	pthread_mutex_unlock(&cl->out.lock);
+	return true;
+}
+
+bool cluster_queue_full(struct broker *b, struct moat_bytes topic, size_t payload_len)
+{
+	struct cluster *cl = b->cluster;
+	const char *nodes[1];
+	bool full;
+
+	if (cl == NULL || !cluster_outbound_wanted(cl) ||
+	    cluster_interested(cl, topic, nodes, 1) == 0)
+		return false;
+	pthread_mutex_lock(&cl->out.lock);
+	full = cl->out.q.bytes + ENTRY_BYTES_MAX(topic.len, payload_len) > cl->out.q.max_bytes;
+	pthread_mutex_unlock(&cl->out.lock);
+	return full;
+}
+
+int cluster_outbound_restore(struct broker *b, uint64_t seq, struct moat_bytes subject,
+			     struct moat_bytes data)
+{
+	struct cluster *cl = b->cluster;
+	char name[CLUSTER_SUBJECT_MAX + 1];
+	uint64_t max;
+	int rc;
+
+	if (cl == NULL)
+		return MOAT_E_NOTFOUND;
+	if (subject.len > CLUSTER_SUBJECT_MAX)
+		return MOAT_E_MALFORMED;
+	memcpy(name, subject.ptr, subject.len);
+	name[subject.len] = '\0';
+	pthread_mutex_lock(&cl->out.lock);
+	/* a restarted node sends what it promised, even over a lowered bound */
+	max = cl->out.q.max_bytes;
+	cl->out.q.max_bytes = 0;
+	rc = outq_push(&cl->out.q, seq, name, data.ptr, data.len, 0);
+	cl->out.q.max_bytes = max;
+	pthread_mutex_unlock(&cl->out.lock);
+	return rc;
+}

@@ -1,0 +1,75 @@
+/*
+ * The cluster's outbound queue (docs/cluster.md, "When NATS is
+ * unreachable"): copies a node could not hand to JetStream wait here, in
+ * the order they were exported, until they are sent and JetStream has
+ * acknowledged them. Each entry has a sequence number (its store key when
+ * persistence is on), a subject and the wire bytes. The queue is bounded
+ * by the bytes its entries hold. Pure bookkeeping, no NATS and no store;
+ * not locked: the caller serialises.
+ */
+#ifndef MOAT_CLUSTER_OUTQ_H
+#define MOAT_CLUSTER_OUTQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct outq_entry {
+	uint64_t seq;
+	bool sent;	 /* handed to NATS, its acknowledgement awaited */
+	bool acked;	 /* acknowledged out of order: leaves once it is first */
+	unsigned holder; /* not to be sent yet: held by its queuer (outq_release); 0 = free */
+	char *subject;
+	uint8_t *data;
+	size_t len;
+};
+
+struct outq {
+	struct outq_entry *v; /* v[head .. head + n), oldest first */
+	size_t head, n, cap;
+	uint64_t bytes, max_bytes; /* subject + data bytes held; the bound (0 = none) */
+	uint64_t next_seq;	   /* the next entry's number (> every held one) */
+	size_t sent;		   /* entries sent and not yet acknowledged */
+};
+
+/* An empty queue of at most <max_bytes> (0 = unbounded). */
+void outq_init(struct outq *q, uint64_t max_bytes);
+void outq_fini(struct outq *q);
+
+/* The bytes an entry of <subject> and <len> data bytes counts for. */
+uint64_t outq_entry_bytes(const char *subject, size_t len);
+
+/* Appends a copy of <subject> and <data> as entry <seq> (0: the next
+ * number), which must be above every held one, held by <holder> (0: none).
+ * MOAT_OK, MOAT_E_LIMIT (it would go over max_bytes) or MOAT_E_NOMEM; then
+ * nothing changed. */
+int outq_push(struct outq *q, uint64_t seq, const char *subject, const uint8_t *data, size_t len,
+	      unsigned holder);
+/* Frees the newest <n> entries held by <holder> (its queuer submitted their
+ * store writes: a deletion submitted later cannot come first). */
+void outq_release(struct outq *q, unsigned holder, size_t n);
+
+/* The oldest entry not sent yet, marked sent; NULL when there is none, it
+ * is held, or <window> entries already wait for their acknowledgement. */
+const struct outq_entry *outq_take(struct outq *q, size_t window);
+
+/* Entry <seq> was acknowledged: it leaves (with every acknowledged entry
+ * now at the front). False when it is not held (acknowledged before). */
+bool outq_acked(struct outq *q, uint64_t seq);
+/* Entry <seq> was not stored (refused, timed out): it is sent again. */
+void outq_unsent(struct outq *q, uint64_t seq);
+/* Every sent entry is sent again (the connection was lost). */
+void outq_unsend_all(struct outq *q);
+
+static inline bool outq_empty(const struct outq *q)
+{
+	return q->n == 0;
+}
+
+/* The oldest entry, or NULL. */
+static inline const struct outq_entry *outq_front(const struct outq *q)
+{
+	return q->n != 0 ? &q->v[q->head] : NULL;
+}
+
+#endif
