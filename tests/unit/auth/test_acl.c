@@ -479,10 +479,10 @@ static void subscribe_rule_agrees_with_brute_force(void **state)
 	for (size_t r = 0; r < BF_FILTERS; r++) {
 		char text[96];
 
-		snprintf(text, sizeof(text), "user u\ntopic read %s\n", filters[r]);
+		snprintf(text, sizeof(text), "user u\ntopic read %.15s\n", filters[r]);
 		allow[r] = compile(text);
 		snprintf(text, sizeof(text),
-			 "user u\ntopic read #\ntopic read $s/#\ntopic deny %s\n", filters[r]);
+			 "user u\ntopic read #\ntopic read $s/#\ntopic deny %.15s\n", filters[r]);
 		deny[r] = compile(text);
 		for (size_t t = 0; t < BF_TOPICS; t++)
 			m[r][t] = can(allow[r], &u, topics[t], ACL_READ);
