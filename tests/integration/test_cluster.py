@@ -119,11 +119,14 @@ class ClusterBase(unittest.TestCase):
     def setUp(self):
         self.peers = []
         self.nodes = {}
-        self.nats = NatsServer(self.nats_max_payload)
+        self.nats = self.make_nats()
         self.addCleanup(self.nats.stop)
         self.nats.start()
         for name in ("a", "b"):
             self.start_node(name)
+
+    def make_nats(self):
+        return NatsServer(self.nats_max_payload)
 
     def node_config(self, name):
         return ("cluster_url nats://127.0.0.1:%d\ncluster_name test\nnode_name %s\n"
