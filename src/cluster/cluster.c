@@ -307,6 +307,7 @@ void cluster_stop(struct broker *b)
 		pthread_mutex_destroy(&cl->w[i].lock);
 		buf_fini(&cl->w[i].data);
 		buf_fini(&cl->w[i].subject);
+		free(cl->w[i].shares.v);
 	}
 	free(cl->w);
 	free(cl);
@@ -370,8 +371,9 @@ static void export_retained(struct cluster *cl, struct cluster_worker *cw, const
 }
 
 /* Sends <m> (encoded in cw->data) on "<prefix><name>.<tokens>" (a node's
- * or a share's subject); for QoS 1/2 with the worker's next ticket. */
-static void export_to(struct cluster *cl, struct worker *w, const char *prefix, const char *name,
+ * or a share's subject); for QoS 1/2 with the worker's next ticket. False
+ * when it was not sent. */
+static bool export_to(struct cluster *cl, struct worker *w, const char *prefix, const char *name,
 		      const struct msg *m)
 {
 	struct cluster_worker *cw = &cl->w[w->id];
@@ -382,52 +384,63 @@ static void export_to(struct cluster *cl, struct worker *w, const char *prefix, 
 	if (subject == NULL || natsMsg_Create(&nm, subject, NULL, (const char *)buf_head(&cw->data),
 					      (int)buf_used(&cw->data)) != NATS_OK) {
 		log_warn("cluster: cannot export a message on %s%s", prefix, name);
-		return;
+		return false;
 	}
 	if (m->qos > 0) {
 		snprintf(gate, sizeof(gate), "%u %" PRIu64, w->id, cw->issued + 1);
 		if (natsMsgHeader_Set(nm, CLUSTER_GATE_HEADER, gate) != NATS_OK) {
 			natsMsg_Destroy(nm);
-			return;
+			return false;
 		}
 		cw->issued++;
 	}
 	/* no acknowledgement will come: the ticket is done, so later ones are
 	 * not held behind it, and the connection that exported it closes
 	 * without its answer (cluster_gate_since) */
-	if (!publish(cl, nm) && m->qos > 0) {
+	if (publish(cl, nm))
+		return true;
+	if (m->qos > 0) {
 		cw->lost = cw->issued;
 		cluster_gate_done(cw, cw->issued);
 	}
+	return false;
 }
 
 bool cluster_export(struct worker *w, const struct msg *m)
 {
 	struct cluster *cl = w->b->cluster;
 	const char *nodes[CLUSTER_MAX_NODES];
-	const struct cluster_share *shares[CLUSTER_MAX_SHARES];
 	struct cluster_worker *cw;
-	size_t n, ns;
+	struct share_set *shares;
+	size_t n, sent = 0;
 
-	if (cl == NULL || wire_topic_is_sys(m->topic))
+	if (cl == NULL)
+		return false;
+	cw = &cl->w[w->id];
+	shares = &cw->shares;
+	shares->n = 0; /* none sent yet: local routing delivers to every share */
+	if (wire_topic_is_sys(m->topic))
 		return false;
 	if (m->remote)
 		return true;
-	cw = &cl->w[w->id];
 	n = cluster_interested(cl, m->topic, nodes, CLUSTER_MAX_NODES);
-	ns = cluster_shares_matching(cl, m->topic, shares, CLUSTER_MAX_SHARES);
-	if ((n > 0 || ns > 0 || m->retain) &&
+	cluster_shares_matching(cl, m->topic, shares);
+	if ((n > 0 || shares->n > 0 || m->retain) &&
 	    (wire_encode(&cw->data, cl->node, m) < 0 || buf_used(&cw->data) > INT32_MAX)) {
 		log_warn("cluster: cannot export a message: out of memory");
-		return true;
+		shares->n = 0;
+		return false;
 	}
 	for (size_t i = 0; i < n; i++)
 		export_to(cl, w, cl->msg_prefix, nodes[i], m);
-	for (size_t i = 0; i < ns; i++)
-		export_to(cl, w, cl->share_prefix, shares[i]->id, m);
+	/* only the shares it reached are the cluster's to deliver */
+	for (size_t i = 0; i < shares->n; i++)
+		if (export_to(cl, w, cl->share_prefix, shares->v[i]->id, m))
+			shares->v[sent++] = shares->v[i];
+	shares->n = sent;
 	if (m->retain)
 		export_retained(cl, cw, m);
-	return true;
+	return false;
 }
 
 void cluster_flush(struct worker *w)
