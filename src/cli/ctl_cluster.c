@@ -164,8 +164,10 @@ static cJSON *nodes(jsCtx *js, const char *cluster, struct nats_error *err)
 
 	snprintf(bucket, sizeof(bucket), "%s_nodes", cluster);
 	s = js_KeyValue(&kv, js, bucket);
-	if (s == NATS_NOT_FOUND || failed(err, "cannot read the nodes' bucket", s) ||
-	    failed(err, "cannot list the nodes' bucket", kvStore_Keys(&keys, kv, NULL))) {
+	if (s == NATS_OK)
+		s = kvStore_Keys(&keys, kv, NULL);
+	/* not found: no bucket, or no key in it */
+	if (s == NATS_NOT_FOUND || failed(err, "cannot read the nodes' bucket", s)) {
 		kvStore_Destroy(kv);
 		return out;
 	}
@@ -175,7 +177,12 @@ static cJSON *nodes(jsCtx *js, const char *cluster, struct nats_error *err)
 		cJSON *n;
 		uint64_t stored, age;
 
-		if (kvStore_Get(&e, kv, keys.Keys[i]) != NATS_OK ||
+		s = kvStore_Get(&e, kv, keys.Keys[i]);
+		if (s != NATS_OK && s != NATS_NOT_FOUND) { /* not found: deleted since listed */
+			failed(err, "cannot read a node's status", s);
+			break;
+		}
+		if (s != NATS_OK ||
 		    !node_status_parse(kvEntry_ValueString(e), (size_t)kvEntry_ValueLen(e), &st)) {
 			kvEntry_Destroy(e);
 			continue;
@@ -224,8 +231,9 @@ static cJSON *stream(jsCtx *js, const char *name, const char *kind, bool consume
 	if (!consumers)
 		return out;
 	list = cJSON_AddArrayToObject(out, "consumers");
-	if (failed(err, "cannot list a stream's consumers", js_Consumers(&cl, js, name, NULL, &jerr)))
-		return out;
+	s = js_Consumers(&cl, js, name, NULL, &jerr);
+	if (s == NATS_NOT_FOUND || failed(err, "cannot list a stream's consumers", s))
+		return out; /* not found: it has none */
 	for (int i = 0; i < cl->Count; i++) {
 		const jsConsumerInfo *ci = cl->List[i];
 		cJSON *c = cJSON_CreateObject();

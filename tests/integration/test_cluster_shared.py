@@ -4,12 +4,17 @@ share on nodes a and b, the publisher on node c. Every message reaches
 exactly one member in the whole cluster, both nodes' members get some, a
 plain subscriber next to a member still gets each message once, and QoS 1
 stays at least once while a member with a persistent session is away; when
-the last member on a node leaves, the other node's members get it all."""
+the last member on a node leaves, the other node's members get it all.
+A member next to its publisher gets every message right after its SUBACK
+(before the share crossed NATS), and a share name with JSON quotes in it
+works and injects nothing into the consumer NATS creates for it."""
+import hashlib
+import json
 import socket
 import time
 import unittest
 
-from test_cluster import CROSS_S, ClusterBase
+from test_cluster import CROSS_S, ClusterBase, NatsWatcher
 
 SHARE = "$share/g/t/#"
 
@@ -119,6 +124,59 @@ class ClusterSharedTest(ClusterBase):
         got_b = self.collect([mb], n)[0]
         self.assertEqual(sorted(got_b, key=int), [b"%d" % i for i in range(n)])
         ma.expect_nothing(timeout=0.5)
+
+    def test_member_next_to_publisher_right_after_suback(self):
+        # the share reaches the cluster's index only after a round trip
+        # through the interest bucket: until then node a delivers directly,
+        # and no PUBACKed message is lost on the way
+        n = 50
+        member = self.client("a", "member-a")
+        pub = self.client("a", "publisher")
+        member.subscribe(("$share/g/q/#", 1))
+        for i in range(n):
+            pub.publish("q/x", b"%d" % i, qos=1)
+        got = self.collect([member], n)[0]
+        self.assertEqual(sorted(got, key=int), [b"%d" % i for i in range(n)])
+
+    def test_share_name_with_json_quotes(self):
+        share = '$share/g/x","headers_only":true,"y":"z'
+        topic = 'x","headers_only":true,"y":"z'
+        n = 20
+        ma = self.client("a", "member-a")
+        ma.subscribe((share, 1))
+        mb = self.client("b", "member-b")
+        mb.subscribe((share, 1))
+        self.link_share([ma, mb], topic)
+        pub = self.client("c", "publisher")
+        for i in range(n):
+            pub.publish(topic, b"%d" % i, qos=1)
+        got_a, got_b = self.collect([ma, mb], n)
+        self.assertEqual(sorted(got_a + got_b, key=int), [b"%d" % i for i in range(n)])
+        durable = "share-" + hashlib.sha256(share.encode()).hexdigest()[:16]
+        info = js_request(self.nats.port, "$JS.API.CONSUMER.INFO.test_shares." + durable)
+        self.assertEqual(info.get("name"), durable, info)
+        for injected in ("headers_only", "y", "description"):
+            self.assertNotIn(injected, info["config"])
+
+
+def js_request(port, subject, payload=b""):
+    """A JetStream API request over NATS's text protocol: its JSON answer."""
+    inbox = "_INBOX.moattest.%d" % time.monotonic_ns()
+    w = NatsWatcher(port, inbox)
+    try:
+        w.sock.sendall(b"PUB %s %s %d\r\n%s\r\n"
+                       % (subject.encode(), inbox.encode(), len(payload), payload))
+        while True:
+            line = w._line()
+            if line.startswith(b"PING"):
+                w.sock.sendall(b"PONG\r\n")
+            elif line.startswith(b"MSG "):
+                size = int(line.split()[-1])
+                while len(w.buf) < size + 2:
+                    w.buf += w.sock.recv(65536)
+                return json.loads(w.buf[:size])
+    finally:
+        w.close()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@ nats-server -js and two nodes. `$SYS/broker/cluster/...` sums every node's
 clients; `moat ctl cluster status` (text and --json, read from NATS) shows
 the nodes with their clients, the streams and buckets (a share's consumer
 with its filter), and a node consumer's lag that grows while its node is
-stopped, then drains to its restored persistent session when it is back."""
+stopped, then drains to its restored persistent session when it is back.
+What NATS holds is printed with its control bytes escaped, and an error
+NATS answers ends the command with status 1."""
 import json
 import os
 import shutil
@@ -13,7 +15,9 @@ import tempfile
 import time
 import unittest
 
-from test_cluster import ClusterBase
+from test_cluster import NATS_SERVER, ClusterBase
+from test_cluster_shared import js_request
+from moattest import free_port
 
 MOAT = os.environ.get("MOAT", "moat")
 # a node's status is written every 2 s and counts as silent after 10 s
@@ -24,10 +28,7 @@ class ClusterStatusTest(ClusterBase):
     node_config_a = "sys_interval 1\n"
 
     def ctl(self, *args):
-        out = subprocess.run(
-            [MOAT, "ctl", "cluster", "status", "--nats", "nats://127.0.0.1:%d" % self.nats.port,
-             "--cluster", "test"] + list(args),
-            capture_output=True, timeout=30)
+        out = run_ctl(self.nats.port, *args)
         self.assertEqual(out.returncode, 0, out.stderr.decode())
         return out.stdout.decode()
 
@@ -130,6 +131,51 @@ class ClusterStatusTest(ClusterBase):
         self.wait_status(
             lambda st: self.node(st, "b")["alive"] and
             self.consumer(st, "test_msgs", "b")["pending"] == 0, "node b back, no lag")
+
+    def test_ctl_escapes_control_bytes_from_nats(self):
+        # a consumer whoever may write to NATS created, described with terminal controls
+        described = "\x1b[2J\x85\x07x"
+        config = {"durable_name": "odd", "description": described, "ack_policy": "explicit",
+                  "filter_subject": "test.g.odd.>"}
+        answer = js_request(self.nats.port, "$JS.API.CONSUMER.DURABLE.CREATE.test_shares.odd",
+                            json.dumps({"stream_name": "test_shares", "config": config}).encode())
+        self.assertNotIn("error", answer)
+        escaped = r"\x1b[2J\xc2\x85\x07x"
+        text = self.ctl()
+        self.assertIn("share " + escaped, text)
+        self.assertNotRegex(text, "[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+        self.assertEqual(self.consumer(self.status(), "test_shares", "odd")["share"], escaped)
+
+
+def run_ctl(port, *args):
+    return subprocess.run(
+        [MOAT, "ctl", "cluster", "status", "--nats", "nats://127.0.0.1:%d" % port,
+         "--cluster", "test"] + list(args),
+        capture_output=True, timeout=60)
+
+
+@unittest.skipUnless(os.path.exists(NATS_SERVER), "nats-server is not installed (make deps)")
+class ClusterStatusRefusedTest(unittest.TestCase):
+    def test_nats_error_is_printed_with_status_1(self):
+        # a NATS server without JetStream answers every JetStream request
+        # with "no responders": an error, not "no node wrote its status yet"
+        port = free_port()
+        nats = subprocess.Popen([NATS_SERVER, "-a", "127.0.0.1", "-p", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(nats.wait, 10)
+        self.addCleanup(nats.terminate)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                self.assertLess(time.monotonic(), deadline, "nats-server did not listen")
+                time.sleep(0.05)
+        out = run_ctl(port)
+        self.assertEqual(out.returncode, 1, out.stdout.decode())
+        self.assertIn("cannot read the nodes' bucket", out.stderr.decode())
+        self.assertEqual(out.stdout, b"")
 
 
 if __name__ == "__main__":
