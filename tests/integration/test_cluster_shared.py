@@ -6,8 +6,11 @@ plain subscriber next to a member still gets each message once, and QoS 1
 stays at least once while a member with a persistent session is away; when
 the last member on a node leaves, the other node's members get it all.
 A member next to its publisher gets every message right after its SUBACK
-(before the share crossed NATS), and a share name with JSON quotes in it
-works and injects nothing into the consumer NATS creates for it."""
+(before the share crossed NATS), a share name with JSON quotes in it works
+and injects nothing into the consumer NATS creates for it, one client's
+hundreds of shares do not crowd out another share, and a message put into
+NATS on a share's subject with a topic outside the share's filter is
+dropped."""
 import hashlib
 import json
 import socket
@@ -152,11 +155,52 @@ class ClusterSharedTest(ClusterBase):
             pub.publish(topic, b"%d" % i, qos=1)
         got_a, got_b = self.collect([ma, mb], n)
         self.assertEqual(sorted(got_a + got_b, key=int), [b"%d" % i for i in range(n)])
-        durable = "share-" + hashlib.sha256(share.encode()).hexdigest()[:16]
+        durable = "share-" + share_id(share)
         info = js_request(self.nats.port, "$JS.API.CONSUMER.INFO.test_shares." + durable)
         self.assertEqual(info.get("name"), durable, info)
         for injected in ("headers_only", "y", "description"):
             self.assertNotIn(injected, info["config"])
+
+    def test_many_shares_of_one_client_crowd_out_none(self):
+        n = 5
+        hog = self.client("b", "hog")
+        hog.subscribe(*[("$share/g%d/t/#" % i, 0) for i in range(300)])
+        member = self.client("a", "member-a")
+        member.subscribe(("$share/other/t/#", 0))
+        self.link_share([member])
+        hog.drain_publishes(quiet_s=1.0)
+        pub = self.client("c", "publisher")
+        for i in range(n):
+            pub.publish("t/x", b"%d" % i)
+        got = self.collect([member], n)[0]
+        self.assertEqual(got, [b"%d" % i for i in range(n)])
+        self.assertEqual(len(hog.drain_publishes(quiet_s=1.0)), 300 * n)
+
+    def test_message_outside_the_shares_filter_is_dropped(self):
+        # a copy of a real share message ("a/x"), put into NATS on the
+        # subject of the share "$share/g/b/#" by someone with NATS access
+        ma = self.client("a", "member-a")
+        ma.subscribe(("$share/g/a/#", 1))
+        mb = self.client("b", "member-b")
+        mb.subscribe(("$share/g/b/#", 1))
+        self.link_share([ma], "a/probe")
+        self.link_share([mb], "b/probe")
+        spy = NatsWatcher(self.nats.port, "test.g.>")
+        self.addCleanup(spy.close)
+        self.client("c", "publisher").publish("a/x", b"not for b", qos=1)
+        self.assertEqual(ma.expect_publish(timeout=CROSS_S).payload, b"not for b")
+        data = next(d for subject, d in spy.messages(quiet_s=1.0) if subject.endswith(".a.x"))
+        subject = "test.g.%s.b.x" % share_id("$share/g/b/#")
+        spy.sock.sendall(b"PUB %s %d\r\n%s\r\n" % (subject.encode(), len(data), data))
+        mb.expect_nothing(timeout=3.0)
+        deadline = time.monotonic() + CROSS_S
+        while "its topic is not one of the share's" not in self.nodes["b"].log():
+            self.assertLess(time.monotonic(), deadline, "node b did not log the drop")
+            time.sleep(0.2)
+
+
+def share_id(share):
+    return hashlib.sha256(share.encode()).hexdigest()[:16]
 
 
 def js_request(port, subject, payload=b""):
