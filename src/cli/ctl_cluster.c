@@ -127,8 +127,12 @@ static void add_text(cJSON *o, const char *key, const char *s)
 		cJSON_AddStringToObject(o, key, "?");
 		return;
 	}
-	for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++)
-		p += *c >= 0x20 && *c < 0x7f ? sprintf(p, "%c", *c) : sprintf(p, "\\x%02x", *c);
+	for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
+		if (*c >= 0x20 && *c < 0x7f)
+			*p++ = (char)*c;
+		else
+			p += sprintf(p, "\\x%02x", *c);
+	}
 	*p = '\0';
 	cJSON_AddStringToObject(o, key, out);
 	free(out);
@@ -140,6 +144,7 @@ struct nats_error {
 	natsStatus s;
 };
 
+/* True when <s> is an error; the first one is kept in <err>. */
 static bool failed(struct nats_error *err, const char *what, natsStatus s)
 {
 	if (s == NATS_OK)
