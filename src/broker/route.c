@@ -179,20 +179,22 @@ static struct target *target_for(struct worker *w, struct session *s)
 struct match_ctx {
 	struct worker *w;
 	const struct msg *m;
-	bool shares_by_cluster;	/* the cluster delivers to shared subscriptions */
+	bool shares_by_cluster;	/* a remote message: its shares had it from the cluster */
+	bool skip_exported;	/* a local message: skip the shares the cluster took */
 };
 
-static void on_match(void *ctx, const struct sub_entry *e, struct moat_bytes share_group)
+static void on_match(void *ctx, const struct sub_entry *e, struct moat_bytes shared)
 {
 	struct match_ctx *mc = ctx;
 	const struct msg *m = mc->m;
 	struct target *t;
 	uint8_t qos = e->qos < m->qos ? e->qos : m->qos;
 
-	if (share_group.len > 0 && mc->shares_by_cluster)
+	if (shared.len > 0 &&
+	    (mc->shares_by_cluster || (mc->skip_exported && cluster_share_exported(mc->w, shared))))
 		return;
 	/* no-local does not apply to shared subscriptions [MQTT-3.8.3-4] */
-	if (share_group.len == 0 && e->no_local && e->owner == m->origin)
+	if (shared.len == 0 && e->no_local && e->owner == m->origin)
 		return;
 	t = target_for(mc->w, e->owner);
 	if (t == NULL) {
@@ -259,7 +261,7 @@ static void route_reset(struct route *r)
 size_t broker_publish(struct worker *w, struct msg *m, bool *congested)
 {
 	struct broker *b = w->b;
-	struct match_ctx mc = { w, m, false };
+	struct match_ctx mc = { w, m, false, true };
 
 	if (congested != NULL)
 		*congested = false;
@@ -277,7 +279,7 @@ size_t broker_publish(struct worker *w, struct msg *m, bool *congested)
 /* A message of a cluster share: delivered to one member of <share> alone. */
 static size_t publish_share(struct worker *w, struct msg *m, struct moat_bytes share)
 {
-	struct match_ctx mc = { w, m, false };
+	struct match_ctx mc = { w, m, false, false };
 
 	route_reset(&w->route);
 	subidx_pick(w->b->subs, share, on_match, member_online, &mc);

@@ -26,9 +26,12 @@ struct group {
 	struct group *next;
 	struct entries members;
 	atomic_uint rr;		/* whose turn it is, modulo members.n */
-	size_t len;
-	uint8_t name[];
+	size_t len;		/* of the name, after "$share/" in <shared> */
+	size_t shared_len;
+	uint8_t shared[];	/* "$share/<name>/<filter>" as subscribed */
 };
+
+enum { SHARE_PREFIX_LEN = 7 };	/* "$share/" */
 
 struct node_subs {
 	struct entries plain;
@@ -141,7 +144,8 @@ static struct group **group_find(struct node_subs *ns, struct moat_bytes name)
 	struct group **gp;
 
 	for (gp = &ns->groups; *gp != NULL; gp = &(*gp)->next) {
-		if ((*gp)->len == name.len && memcmp((*gp)->name, name.ptr, name.len) == 0)
+		if ((*gp)->len == name.len &&
+		    memcmp((*gp)->shared + SHARE_PREFIX_LEN, name.ptr, name.len) == 0)
 			break;
 	}
 	return gp;
@@ -161,10 +165,12 @@ static int split_filter(struct moat_bytes filter, struct moat_bytes *group, stru
 	return rc == MOAT_OK ? MOAT_OK : MOAT_E_PROTOCOL;
 }
 
-/* The entry list <owner>'s subscription belongs in at <ns>: the plain list or
- * group <group>'s members. With <create>, a missing group is created (NULL on
- * out of memory); otherwise NULL when the group does not exist. */
-static struct entries *entries_for(struct node_subs *ns, struct moat_bytes group, bool create)
+/* The entry list <owner>'s subscription to <filter> belongs in at <ns>: the
+ * plain list or group <group>'s members. With <create>, a missing group is
+ * created (NULL on out of memory); otherwise NULL when the group does not
+ * exist. */
+static struct entries *entries_for(struct node_subs *ns, struct moat_bytes filter,
+				   struct moat_bytes group, bool create)
 {
 	struct group **gp, *g;
 
@@ -175,10 +181,11 @@ static struct entries *entries_for(struct node_subs *ns, struct moat_bytes group
 		return &(*gp)->members;
 	if (!create)
 		return NULL;
-	g = calloc(1, sizeof(*g) + group.len);
+	g = calloc(1, sizeof(*g) + filter.len);
 	if (g == NULL)
 		return NULL;
-	memcpy(g->name, group.ptr, group.len);
+	memcpy(g->shared, filter.ptr, filter.len);
+	g->shared_len = filter.len;
 	g->len = group.len;
 	atomic_init(&g->rr, 0);
 	*gp = g;
@@ -257,7 +264,7 @@ int subidx_add(struct subidx *idx, struct moat_bytes filter, const struct sub_en
 		}
 	}
 	ns = n->val;
-	es = entries_for(ns, group, true);
+	es = entries_for(ns, filter, group, true);
 	if (es == NULL) {
 		rc = MOAT_E_NOMEM;
 		goto err_tidy;
@@ -297,7 +304,7 @@ int subidx_remove(struct subidx *idx, struct moat_bytes filter, void *owner)
 	pthread_rwlock_wrlock(&idx->lock);
 	n = filter_node(idx, inner, false);
 	if (n != NULL && n->val != NULL)
-		es = entries_for(n->val, group, false);
+		es = entries_for(n->val, filter, group, false);
 	if (es != NULL)
 		e = entries_find(es, owner);
 	if (e == NULL) {
@@ -327,7 +334,7 @@ static void emit_member(struct group *g, subidx_match_cb *cb, subidx_member_ok_c
 			}
 		}
 	}
-	cb(ctx, &g->members.v[pick], (struct moat_bytes){ .ptr = g->name, .len = g->len });
+	cb(ctx, &g->members.v[pick], (struct moat_bytes){ .ptr = g->shared, .len = g->shared_len });
 }
 
 /* Delivers node <n>'s subscriptions: every plain entry, one member per group. */

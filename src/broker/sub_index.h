@@ -60,11 +60,12 @@ int subidx_add(struct subidx *idx, struct moat_bytes filter, const struct sub_en
  * (UNSUBACK 0x11). Any thread; takes the write lock. */
 int subidx_remove(struct subidx *idx, struct moat_bytes filter, void *owner);
 
-/* Called once per match with a copy of the entry; <share_group> is the group
- * name for a shared subscription, empty otherwise. Runs under the read lock:
+/* Called once per match with a copy of the entry; <shared> is the shared
+ * subscription as subscribed ("$share/<group>/<filter>") for a member of a
+ * shared group, empty otherwise. Runs under the read lock:
  * it must not call subidx_add/subidx_remove on the same index (deadlock) and
  * should only collect targets. */
-typedef void subidx_match_cb(void *ctx, const struct sub_entry *e, struct moat_bytes share_group);
+typedef void subidx_match_cb(void *ctx, const struct sub_entry *e, struct moat_bytes shared);
 
 /* Tells subidx_match whether a shared-group member may take this message now
  * (e.g. its session is online). Same locking rules as subidx_match_cb. */

@@ -6,6 +6,10 @@
  * their messages and bytes, and each consumer of the message and share
  * streams with its pending (not yet delivered) and ack-pending (delivered,
  * not yet acknowledged) counts. Text, or one JSON object with --json.
+ * Names that come from NATS are shown with every byte outside printable
+ * ASCII as \xNN, so a consumer named with terminal controls cannot reach
+ * the terminal. An error NATS answers (permission denied) is printed and
+ * ends the command with status 1.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -112,20 +116,65 @@ static void add_u64(cJSON *o, const char *key, uint64_t v)
 	cJSON_AddNumberToObject(o, key, (double)v);
 }
 
+/* Adds <s>, a string from NATS, with each byte outside printable ASCII
+ * (C0 and C1 controls, DEL, any other) written as \xNN. */
+static void add_text(cJSON *o, const char *key, const char *s)
+{
+	size_t n = strlen(s);
+	char *out = malloc(4 * n + 1), *p = out;
+
+	if (out == NULL) {
+		cJSON_AddStringToObject(o, key, "?");
+		return;
+	}
+	for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
+		if (*c >= 0x20 && *c < 0x7f)
+			*p++ = (char)*c;
+		else
+			p += sprintf(p, "\\x%02x", *c);
+	}
+	*p = '\0';
+	cJSON_AddStringToObject(o, key, out);
+	free(out);
+}
+
+/* What NATS refused, for the error message: <what> and its status. */
+struct nats_error {
+	const char *what;
+	natsStatus s;
+};
+
+/* True when <s> is an error; the first one is kept in <err>. */
+static bool failed(struct nats_error *err, const char *what, natsStatus s)
+{
+	if (s == NATS_OK)
+		return false;
+	if (err->s == NATS_OK) {
+		err->what = what;
+		err->s = s;
+	}
+	return true;
+}
+
 /* The nodes' bucket: one object per node, with "alive" and "age_ms" (since
- * NATS stored its last status). */
-static cJSON *nodes(jsCtx *js, const char *cluster)
+ * NATS stored its last status). No bucket: no node wrote its status yet. */
+static cJSON *nodes(jsCtx *js, const char *cluster, struct nats_error *err)
 {
 	cJSON *out = cJSON_CreateArray();
 	char bucket[128];
 	kvStore *kv = NULL;
 	kvKeysList keys = {0};
 	uint64_t now = clock_wall_ms();
+	natsStatus s;
 
 	snprintf(bucket, sizeof(bucket), "%s_nodes", cluster);
-	if (js_KeyValue(&kv, js, bucket) != NATS_OK || kvStore_Keys(&keys, kv, NULL) != NATS_OK) {
+	s = js_KeyValue(&kv, js, bucket);
+	if (s == NATS_OK)
+		s = kvStore_Keys(&keys, kv, NULL);
+	/* not found: no bucket, or no key in it */
+	if (s == NATS_NOT_FOUND || failed(err, "cannot read the nodes' bucket", s)) {
 		kvStore_Destroy(kv);
-		return out; /* no node wrote its status yet */
+		return out;
 	}
 	for (int i = 0; i < keys.Count; i++) {
 		kvEntry *e = NULL;
@@ -133,7 +182,12 @@ static cJSON *nodes(jsCtx *js, const char *cluster)
 		cJSON *n;
 		uint64_t stored, age;
 
-		if (kvStore_Get(&e, kv, keys.Keys[i]) != NATS_OK ||
+		s = kvStore_Get(&e, kv, keys.Keys[i]);
+		if (s != NATS_OK && s != NATS_NOT_FOUND) { /* not found: deleted since listed */
+			failed(err, "cannot read a node's status", s);
+			break;
+		}
+		if (s != NATS_OK ||
 		    !node_status_parse(kvEntry_ValueString(e), (size_t)kvEntry_ValueLen(e), &st)) {
 			kvEntry_Destroy(e);
 			continue;
@@ -142,8 +196,8 @@ static cJSON *nodes(jsCtx *js, const char *cluster)
 		age = now > stored ? now - stored : 0;
 		n = cJSON_CreateObject();
 		cJSON_AddItemToArray(out, n);
-		cJSON_AddStringToObject(n, "node", st.node);
-		cJSON_AddBoolToObject(n, "alive", age <= NODE_SILENT_MS);
+		add_text(n, "node", st.node);
+		cJSON_AddBoolToObject(n, "alive", node_status_alive(stored, now));
 		add_u64(n, "age_ms", age);
 		add_u64(n, "started", st.started_s);
 		add_u64(n, "clients", st.clients);
@@ -159,16 +213,19 @@ static cJSON *nodes(jsCtx *js, const char *cluster)
 }
 
 /* One stream's messages and bytes, with its consumers when <consumers>. */
-static cJSON *stream(jsCtx *js, const char *name, const char *kind, bool consumers)
+static cJSON *stream(jsCtx *js, const char *name, const char *kind, bool consumers,
+		     struct nats_error *err)
 {
 	cJSON *out = cJSON_CreateObject(), *list;
 	jsStreamInfo *si = NULL;
 	jsConsumerInfoList *cl = NULL;
 	jsErrCode jerr = 0;
+	natsStatus s;
 
 	cJSON_AddStringToObject(out, "name", name);
 	cJSON_AddStringToObject(out, "kind", kind);
-	if (js_GetStreamInfo(&si, js, name, NULL, &jerr) != NATS_OK) {
+	s = js_GetStreamInfo(&si, js, name, NULL, &jerr);
+	if (s == NATS_NOT_FOUND || failed(err, "cannot read a stream's information", s)) {
 		cJSON_AddBoolToObject(out, "exists", false);
 		return out;
 	}
@@ -179,15 +236,16 @@ static cJSON *stream(jsCtx *js, const char *name, const char *kind, bool consume
 	if (!consumers)
 		return out;
 	list = cJSON_AddArrayToObject(out, "consumers");
-	if (js_Consumers(&cl, js, name, NULL, &jerr) != NATS_OK)
-		return out;
+	s = js_Consumers(&cl, js, name, NULL, &jerr);
+	if (s == NATS_NOT_FOUND || failed(err, "cannot list a stream's consumers", s))
+		return out; /* not found: it has none */
 	for (int i = 0; i < cl->Count; i++) {
 		const jsConsumerInfo *ci = cl->List[i];
 		cJSON *c = cJSON_CreateObject();
 
-		cJSON_AddStringToObject(c, "name", ci->Name != NULL ? ci->Name : "");
+		add_text(c, "name", ci->Name != NULL ? ci->Name : "");
 		if (ci->Config != NULL && ci->Config->Description != NULL)
-			cJSON_AddStringToObject(c, "share", ci->Config->Description);
+			add_text(c, "share", ci->Config->Description);
 		add_u64(c, "pending", ci->NumPending);
 		add_u64(c, "ack_pending", ci->NumAckPending > 0 ? (uint64_t)ci->NumAckPending : 0);
 		cJSON_AddItemToArray(list, c);
@@ -196,7 +254,8 @@ static cJSON *stream(jsCtx *js, const char *name, const char *kind, bool consume
 	return out;
 }
 
-static cJSON *status(jsCtx *js, const char *cluster)
+/* The cluster's state, or NULL with <err> set when NATS refused a request. */
+static cJSON *status(jsCtx *js, const char *cluster, struct nats_error *err)
 {
 	static const struct {
 		const char *prefix, *suffix, *kind;
@@ -210,14 +269,18 @@ static cJSON *status(jsCtx *js, const char *cluster)
 	char name[128];
 
 	cJSON_AddStringToObject(out, "cluster", cluster);
-	cJSON_AddItemToObject(out, "nodes", nodes(js, cluster));
+	cJSON_AddItemToObject(out, "nodes", nodes(js, cluster, err));
 	list = cJSON_AddArrayToObject(out, "streams");
-	for (size_t i = 0; i < sizeof(streams) / sizeof(streams[0]); i++) {
+	for (size_t i = 0; i < sizeof(streams) / sizeof(streams[0]) && err->s == NATS_OK; i++) {
 		snprintf(name, sizeof(name), "%s%s%s", streams[i].prefix, cluster,
 			 streams[i].suffix);
-		cJSON_AddItemToArray(list, stream(js, name, streams[i].kind, streams[i].consumers));
+		cJSON_AddItemToArray(list,
+				     stream(js, name, streams[i].kind, streams[i].consumers, err));
 	}
-	return out;
+	if (err->s == NATS_OK)
+		return out;
+	cJSON_Delete(out);
+	return NULL;
 }
 
 static uint64_t u64(const cJSON *o, const char *key)
@@ -272,6 +335,7 @@ static void print_text(const cJSON *st)
 int ctl_cluster_main(int argc, char **argv)
 {
 	struct cluster_opts o = {0};
+	struct nats_error err = {0};
 	natsOptions *opts = NULL;
 	natsConnection *nc = NULL;
 	jsCtx *js = NULL;
@@ -287,7 +351,12 @@ int ctl_cluster_main(int argc, char **argv)
 	if (s != NATS_OK) {
 		rc = fail("cannot reach NATS (check --nats and that nats-server runs with -js)",
 			  natsStatus_GetText(s));
-	} else if ((st = status(js, o.cluster)) != NULL) {
+	} else if ((st = status(js, o.cluster, &err)) == NULL) {
+		fprintf(stderr,
+			"moat ctl cluster: %s: %s (check the NATS permissions in docs/cli.md)\n",
+			err.what, natsStatus_GetText(err.s));
+		rc = 1;
+	} else {
 		if (o.json) {
 			char *text = cJSON_Print(st);
 

@@ -362,6 +362,7 @@ void cluster_stop(struct broker *b)
 		pthread_mutex_destroy(&cl->w[i].lock);
 		buf_fini(&cl->w[i].data);
 		buf_fini(&cl->w[i].subject);
+		free(cl->w[i].shares.v);
 	}
 	cluster_outbound_fini(cl);
 	pthread_mutex_destroy(&cl->post_lock);
@@ -426,9 +427,10 @@ static void export_retained(struct cluster *cl, struct cluster_worker *cw, const
 
 /* Queues the copy in cw->data for <subject> (degraded mode, outbound.c).
  * A QoS 1/2 copy's ticket (the last issued) is done at once: its answer
- * waits only for the store. When the queue cannot take it, a QoS 0 copy is
- * dropped, and a QoS 1/2 copy's publisher is closed without its answer. */
-static void queue_copy(struct cluster *cl, struct worker *w, const char *subject,
+ * waits only for the store. When the queue cannot take it (false), a QoS 0
+ * copy is dropped, and a QoS 1/2 copy's publisher is closed without its
+ * answer. */
+static bool queue_copy(struct cluster *cl, struct worker *w, const char *subject,
 		       const struct msg *m)
 {
 	struct cluster_worker *cw = &cl->w[w->id];
@@ -437,17 +439,19 @@ static void queue_copy(struct cluster *cl, struct worker *w, const char *subject
 	if (m->qos == 0) {
 		if (rc != MOAT_OK)
 			cluster_outbound_dropped(cl);
-		return;
+		return rc == MOAT_OK;
 	}
 	if (rc != MOAT_OK)
 		cw->lost = cw->issued;
 	cluster_gate_done(cw, cw->issued);
+	return rc == MOAT_OK;
 }
 
 /* Sends <m> (encoded in cw->data) on "<prefix><name>.<tokens>" (a node's
  * or a share's subject), for QoS 1/2 with the worker's next ticket; queues
- * it instead when <queue> or when NATS does not take it now. */
-static void export_to(struct cluster *cl, struct worker *w, const char *prefix, const char *name,
+ * it instead when <queue> or when NATS does not take it now. False when it
+ * was neither sent nor queued. */
+static bool export_to(struct cluster *cl, struct worker *w, const char *prefix, const char *name,
 		      const struct msg *m, bool queue)
 {
 	struct cluster_worker *cw = &cl->w[w->id];
@@ -457,7 +461,7 @@ static void export_to(struct cluster *cl, struct worker *w, const char *prefix, 
 
 	if (subject == NULL) {
 		log_warn("cluster: cannot export a message on %s%s", prefix, name);
-		return;
+		return false;
 	}
 	if (m->qos > 0)
 		cw->issued++;
@@ -476,43 +480,51 @@ static void export_to(struct cluster *cl, struct worker *w, const char *prefix, 
 				cw->lost = cw->issued;
 				cluster_gate_done(cw, cw->issued);
 			}
-			return;
+			return false;
 		}
 		if (publish(cl, nm))
-			return;
+			return true;
 	}
-	queue_copy(cl, w, subject, m);
+	return queue_copy(cl, w, subject, m);
 }
 
 bool cluster_export(struct worker *w, const struct msg *m)
 {
 	struct cluster *cl = w->b->cluster;
 	const char *nodes[CLUSTER_MAX_NODES];
-	const struct cluster_share *shares[CLUSTER_MAX_SHARES];
 	struct cluster_worker *cw;
+	struct share_set *shares;
 	bool queue;
-	size_t n, ns;
+	size_t n, sent = 0;
 
-	if (cl == NULL || wire_topic_is_sys(m->topic))
+	if (cl == NULL)
+		return false;
+	cw = &cl->w[w->id];
+	shares = &cw->shares;
+	shares->n = 0; /* none sent yet: local routing delivers to every share */
+	if (wire_topic_is_sys(m->topic))
 		return false;
 	if (m->remote)
 		return true;
-	cw = &cl->w[w->id];
 	n = cluster_interested(cl, m->topic, nodes, CLUSTER_MAX_NODES);
-	ns = cluster_shares_matching(cl, m->topic, shares, CLUSTER_MAX_SHARES);
-	if ((n > 0 || ns > 0 || m->retain) &&
+	cluster_shares_matching(cl, m->topic, shares);
+	if ((n > 0 || shares->n > 0 || m->retain) &&
 	    (wire_encode(&cw->data, cl->node, m) < 0 || buf_used(&cw->data) > INT32_MAX)) {
 		log_warn("cluster: cannot export a message: out of memory");
-		return true;
+		shares->n = 0;
+		return false;
 	}
-	queue = (n > 0 || ns > 0) && cluster_outbound_wanted(cl);
+	queue = (n > 0 || shares->n > 0) && cluster_outbound_wanted(cl);
 	for (size_t i = 0; i < n; i++)
 		export_to(cl, w, cl->msg_prefix, nodes[i], m, queue);
-	for (size_t i = 0; i < ns; i++)
-		export_to(cl, w, cl->share_prefix, shares[i]->id, m, queue);
+	/* only the shares it reached are the cluster's to deliver */
+	for (size_t i = 0; i < shares->n; i++)
+		if (export_to(cl, w, cl->share_prefix, shares->v[i]->id, m, queue))
+			shares->v[sent++] = shares->v[i];
+	shares->n = sent;
 	if (m->retain)
 		export_retained(cl, cw, m);
-	return true;
+	return false;
 }
 
 void cluster_flush(struct worker *w)

@@ -36,11 +36,16 @@ void cluster_stop(struct broker *b);
 
 /* Worker <w> routes <m>, a local client's message: publishes it to the
  * stream (QoS 1/2: its answer is gated), and to the retained bucket when it
- * is retained. Does nothing for remote messages and $SYS topics. True when
- * the cluster delivers <m> to shared subscriptions (share.c: a copy per
- * matching share, this node's members included), so local routing skips
- * them: always for remote messages, never for $SYS or without a cluster. */
+ * is retained. Does nothing for remote messages and $SYS topics. True for
+ * a remote message: the cluster delivered it to shared subscriptions
+ * already (share.c), so local routing skips them all. False otherwise
+ * (also without a cluster); then local routing skips only the shared
+ * subscriptions for which cluster_share_exported() is true. */
 bool cluster_export(struct worker *w, const struct msg *m);
+/* Whether worker <w>'s last cluster_export() sent its message to shared
+ * subscription <shared> ("$share/<group>/<filter>") through the cluster, so
+ * that share's members here get it from there (share.c). */
+bool cluster_share_exported(struct worker *w, struct moat_bytes shared);
 
 /* A session of this node subscribed to (<add>) or left <filter>: other
  * nodes send this node only what its filters match (interest.c). */

@@ -27,6 +27,14 @@ struct pending_ack {
 	natsMsg *msg;
 };
 
+struct cluster_share;
+
+/* A growable list of shares (share.c). */
+struct share_set {
+	const struct cluster_share **v;
+	size_t n, cap;
+};
+
 /* One worker's share: written by that worker, except <stored> and
  * <tickets> (NATS threads, under <lock>). */
 struct cluster_worker {
@@ -42,6 +50,8 @@ struct cluster_worker {
 	struct buf data, subject; /* scratch for export */
 	uint64_t drain_after;	  /* outbound.c, under cl->out.lock: <issued> at the last disconnect */
 	size_t out_held;	  /* outbound.c: copies queued this pass, held until its batch is submitted */
+	/* the shares the message being exported was sent to (share.c) */
+	struct share_set shares;
 };
 
 /* A key-value bucket watched by a thread (watch.c). */
@@ -191,9 +201,6 @@ void cluster_nodes_stop(struct cluster *cl);
 
 /* Hex digits of a share's id. */
 enum { CLUSTER_SHARE_ID_LEN = 16 };
-/* Most shares one message is copied to. */
-enum { CLUSTER_MAX_SHARES = 256 };
-
 /* One "$share/<group>/<filter>" some node holds. */
 struct cluster_share {
 	struct cluster_share *next;
@@ -201,6 +208,9 @@ struct cluster_share {
 	const void **holders; /* the nodes whose interest lists it (watch thread) */
 	size_t holders_n, holders_cap;
 	natsSubscription *sub; /* this node's place in its queue group, or NULL */
+	/* this node holds it but could not join its queue group: this node's
+	 * messages go to its members here directly (read by workers) */
+	atomic_bool join_failed;
 	char id[CLUSTER_SHARE_ID_LEN + 1];
 	uint16_t len;
 	uint8_t filter[];
@@ -214,9 +224,11 @@ void cluster_shares_stop(struct cluster *cl);
  * lists (<add>) or no longer lists shared filter <f>. */
 void cluster_share_seen(struct cluster *cl, const void *node, bool here, struct moat_bytes f,
 			bool add);
-/* Puts in <v> (at most <cap>) the cluster's shares matching <topic>; returns how many. */
-size_t cluster_shares_matching(struct cluster *cl, struct moat_bytes topic,
-			       const struct cluster_share **v, size_t cap);
+/* Puts in <out> the cluster's shares matching <topic> that take this
+ * node's messages (not those it holds but could not join); on out of
+ * memory some are left out (logged): their members here get the message
+ * directly. */
+void cluster_shares_matching(struct cluster *cl, struct moat_bytes topic, struct share_set *out);
 
 /* ---- cluster-wide sessions ---- */
 /* watch.c: opens <bucket> (history 1), created when missing. */

@@ -67,3 +67,8 @@ bool node_status_parse(const char *json, size_t len, struct node_status *ns)
 	cJSON_Delete(o);
 	return ok;
 }
+
+bool node_status_alive(uint64_t stored_ms, uint64_t now_ms)
+{
+	return stored_ms + NODE_SILENT_MS >= now_ms;
+}

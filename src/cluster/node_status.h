@@ -42,4 +42,8 @@ size_t node_status_format(const struct node_status *ns, char *out, size_t cap);
  * missing or malformed figures read as 0. */
 bool node_status_parse(const char *json, size_t len, struct node_status *ns);
 
+/* Whether a node whose entry NATS stored at <stored_ms> is alive at <now_ms>
+ * (Unix milliseconds): stored within NODE_SILENT_MS. */
+bool node_status_alive(uint64_t stored_ms, uint64_t now_ms);
+
 #endif

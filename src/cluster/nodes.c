@@ -118,7 +118,7 @@ bool cluster_totals(struct broker *b, struct cluster_totals *t)
 	pthread_mutex_lock(&cl->nodes_lock);
 	for (const struct node_entry *x = cl->node_list; x != NULL; x = x->next) {
 		t->nodes++;
-		if (x->stored_ms + NODE_SILENT_MS < now)
+		if (!node_status_alive(x->stored_ms, now))
 			continue; /* silent: its figures are stale */
 		t->nodes_alive++;
 		t->clients_connected += x->st.clients;

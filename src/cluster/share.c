@@ -40,7 +40,7 @@
  * spin on it. */
 enum { REFUSE_DELAY_MS = 500 };
 
-static struct log_limiter refuse_log;
+static struct log_limiter refuse_log, drop_log;
 
 static struct cluster_share *share_find(struct cluster *cl, struct moat_bytes f)
 {
@@ -70,8 +70,19 @@ static struct cluster_share *share_new(struct cluster *cl, struct moat_bytes f)
 	return sh;
 }
 
+/* Whether <topic> is one share <sh> may carry: its inner filter matches. */
+static bool share_carries(const struct cluster_share *sh, struct moat_bytes topic)
+{
+	struct moat_bytes group, inner;
+
+	return topic_share_parse((struct moat_bytes){sh->filter, sh->len}, &group, &inner) ==
+		   MOAT_OK &&
+	       topic_matches(inner, topic);
+}
+
 /* A message of a share this node is a member of (a NATS thread): handed to
- * worker 0 for one member of the share. */
+ * worker 0 for one member of the share. One whose topic the share's filter
+ * does not match (injected into NATS) is acknowledged and dropped. */
 static void on_share_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
 {
 	struct cluster_share *sh = closure;
@@ -84,7 +95,7 @@ static void on_share_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm,
 
 	(void)nc;
 	(void)sub;
-	if (rc == MOAT_OK) {
+	if (rc == MOAT_OK && share_carries(sh, m->topic)) {
 		struct inbox_item item = {
 		    .msg = m, .cluster_ack = nm, .share = {sh->filter, sh->len}};
 
@@ -93,9 +104,11 @@ static void on_share_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm,
 		log_warn("cluster: out of memory: a message of %.*s comes again later",
 			 (int)sh->len, (const char *)sh->filter);
 		msg_unref(m);
-	} else if (rc == MOAT_E_MALFORMED) {
-		log_warn("cluster: dropped a malformed message on %s: %s", natsMsg_GetSubject(nm),
-			 why);
+	} else if (rc == MOAT_OK || rc == MOAT_E_MALFORMED) {
+		if (log_limiter_allow(&drop_log, 10, 60))
+			log_warn("cluster: dropped a message on %s: %s", natsMsg_GetSubject(nm),
+				 rc == MOAT_OK ? "its topic is not one of the share's" : why);
+		msg_unref(m);
 		natsMsg_Ack(nm, NULL);
 	}
 	natsMsg_Destroy(nm);
@@ -111,13 +124,26 @@ void cluster_refuse(void *cluster_ack)
 	natsMsg_Destroy(cluster_ack);
 }
 
+/* Whether <sh> may describe its consumer: nats.c writes the description
+ * into a JSON request unescaped, so only bytes that need no escaping. */
+static bool describable(const struct cluster_share *sh)
+{
+	static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				   "0123456789/_+#$-";
+
+	for (size_t i = 0; i < sh->len; i++)
+		if (sh->filter[i] == '\0' || strchr(safe, sh->filter[i]) == NULL)
+			return false;
+	return true;
+}
+
 /* This node holds <sh> now: it joins the share's queue group, creating the
  * consumer unless another node (or a past run) did. */
 static void join(struct cluster *cl, struct cluster_share *sh)
 {
 	char durable[CLUSTER_SHARE_ID_LEN + 8], deliver[sizeof(cl->share_deliver) + sizeof(sh->id)];
 	char filter[sizeof(cl->share_prefix) + sizeof(sh->id) + 2];
-	char *description = strndup((const char *)sh->filter, sh->len);
+	char *description = describable(sh) ? strndup((const char *)sh->filter, sh->len) : NULL;
 	jsConsumerConfig cc;
 	jsSubOptions so;
 	jsErrCode jerr = 0;
@@ -135,13 +161,8 @@ static void join(struct cluster *cl, struct cluster_share *sh)
 	cc.AckPolicy = js_AckExplicit;
 	cc.DeliverPolicy = js_DeliverAll;
 	cc.InactiveThreshold = SHARE_IDLE_NS;
-	/* already there (same configuration) is fine: the subscription binds;
-	 * a refusal is tried again without the description (a filter with
-	 * bytes the request's JSON may not carry) */
-	if (js_AddConsumer(NULL, cl->js, cl->share_stream, &cc, NULL, &jerr) != NATS_OK) {
-		cc.Description = NULL;
-		js_AddConsumer(NULL, cl->js, cl->share_stream, &cc, NULL, &jerr);
-	}
+	/* already there (same configuration) is fine: the subscription binds */
+	js_AddConsumer(NULL, cl->js, cl->share_stream, &cc, NULL, &jerr);
 	free(description);
 	jsSubOptions_Init(&so);
 	so.Stream = cl->share_stream;
@@ -149,11 +170,12 @@ static void join(struct cluster *cl, struct cluster_share *sh)
 	so.Queue = durable;
 	so.ManualAck = true;
 	s = js_Subscribe(&sh->sub, cl->js, filter, on_share_msg, sh, NULL, &so, &jerr);
+	atomic_store(&sh->join_failed, s != NATS_OK);
 	if (s != NATS_OK) {
 		sh->sub = NULL;
 		log_warn("cluster: cannot join the share %.*s (consumer %s): %s (JetStream error "
-			 "%d); its members here get none of its messages until this node's "
-			 "subscriptions change (then it tries again)",
+			 "%d); this node's messages go to its members here directly until this "
+			 "node's subscriptions change (then it tries again)",
 			 (int)sh->len, (const char *)sh->filter, durable, natsStatus_GetText(s),
 			 (int)jerr);
 	}
@@ -163,6 +185,9 @@ static void join(struct cluster *cl, struct cluster_share *sh)
  * stays for the other members; JetStream deletes it when none is left). */
 static void leave(struct cluster_share *sh)
 {
+	atomic_store(&sh->join_failed, false);
+	if (sh->sub == NULL)
+		return;
 	natsSubscription_Unsubscribe(sh->sub);
 	natsSubscription_Destroy(sh->sub);
 	sh->sub = NULL;
@@ -214,45 +239,67 @@ void cluster_share_seen(struct cluster *cl, const void *node, bool here, struct 
 	}
 	e = (struct sub_entry){.owner = sh};
 	if (add) {
+		/* joined first: this node's messages reach the share once it has
+		 * a consumer, and its members here directly until then */
+		if (here && sh->sub == NULL)
+			join(cl, sh);
 		if (!holders_add(sh, node) ||
 		    (sh->holders_n == 1 && subidx_add(cl->shares, inner, &e, NULL) < 0))
 			log_warn("cluster: the share %.*s is not usable here", (int)f.len,
 				 (const char *)f.ptr);
-		if (here && sh->sub == NULL)
-			join(cl, sh);
 		return;
 	}
-	if (here && sh->sub != NULL)
+	if (here)
 		leave(sh);
 	holders_del(sh, node);
 	if (sh->holders_n == 0)
 		subidx_remove(cl->shares, inner, sh);
 }
 
-struct match_ctx {
-	const struct cluster_share **v;
-	size_t n, cap;
-};
+static struct log_limiter match_log;
 
-static void on_match(void *ctx, const struct sub_entry *e, struct moat_bytes share_group)
+static void on_match(void *ctx, const struct sub_entry *e, struct moat_bytes shared)
 {
-	struct match_ctx *mc = ctx;
+	struct share_set *out = ctx;
+	const struct cluster_share *sh = e->owner;
 
-	(void)share_group;
-	if (mc->n < mc->cap)
-		mc->v[mc->n++] = e->owner;
-	else
-		log_warn("cluster: a message matches more than %zu shares: the others miss it",
-			 mc->cap);
+	(void)shared;
+	if (atomic_load_explicit(&sh->join_failed, memory_order_relaxed))
+		return;
+	if (out->n == out->cap) {
+		size_t cap = out->cap ? out->cap * 2 : 16;
+		const struct cluster_share **v = realloc(out->v, cap * sizeof(*v));
+
+		if (v == NULL) {
+			if (log_limiter_allow(&match_log, 1, 60))
+				log_warn("cluster: out of memory: a message goes to the members of "
+					 "some shares on this node only");
+			return;
+		}
+		out->v = v;
+		out->cap = cap;
+	}
+	out->v[out->n++] = sh;
 }
 
-size_t cluster_shares_matching(struct cluster *cl, struct moat_bytes topic,
-			       const struct cluster_share **v, size_t cap)
+void cluster_shares_matching(struct cluster *cl, struct moat_bytes topic, struct share_set *out)
 {
-	struct match_ctx mc = {v, 0, cap};
+	out->n = 0;
+	subidx_match(cl->shares, topic, on_match, NULL, out);
+}
 
-	subidx_match(cl->shares, topic, on_match, NULL, &mc);
-	return mc.n;
+bool cluster_share_exported(struct worker *w, struct moat_bytes shared)
+{
+	const struct share_set *sent;
+
+	if (w->b->cluster == NULL)
+		return false;
+	sent = &w->b->cluster->w[w->id].shares;
+	for (size_t i = 0; i < sent->n; i++)
+		if (sent->v[i]->len == shared.len &&
+		    memcmp(sent->v[i]->filter, shared.ptr, shared.len) == 0)
+			return true;
+	return false;
 }
 
 int cluster_shares_start(struct cluster *cl, const char *cluster_name, char *err, size_t errlen)

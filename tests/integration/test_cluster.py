@@ -85,6 +85,11 @@ class NatsWatcher:
 
     def subjects(self, quiet_s):
         """Subjects of the messages that arrive until none comes for quiet_s."""
+        return [subject for subject, _ in self.messages(quiet_s)]
+
+    def messages(self, quiet_s):
+        """(subject, data without headers) of the messages that arrive until
+        none comes for quiet_s."""
         got = []
         self.sock.settimeout(quiet_s)
         try:
@@ -97,10 +102,11 @@ class NatsWatcher:
                     continue
                 parts = line.split()
                 size = int(parts[-1])
+                headers = int(parts[-2]) if line.startswith(b"HMSG ") else 0
                 while len(self.buf) < size + 2:
                     self.buf += self.sock.recv(65536)
+                got.append((parts[1].decode(), self.buf[headers:size]))
                 self.buf = self.buf[size + 2:]
-                got.append(parts[1].decode())
         except socket.timeout:
             return got
 

@@ -4,12 +4,20 @@ share on nodes a and b, the publisher on node c. Every message reaches
 exactly one member in the whole cluster, both nodes' members get some, a
 plain subscriber next to a member still gets each message once, and QoS 1
 stays at least once while a member with a persistent session is away; when
-the last member on a node leaves, the other node's members get it all."""
+the last member on a node leaves, the other node's members get it all.
+A member next to its publisher gets every message right after its SUBACK
+(before the share crossed NATS), a share name with JSON quotes in it works
+and injects nothing into the consumer NATS creates for it, one client's
+hundreds of shares do not crowd out another share, and a message put into
+NATS on a share's subject with a topic outside the share's filter is
+dropped."""
+import hashlib
+import json
 import socket
 import time
 import unittest
 
-from test_cluster import CROSS_S, ClusterBase
+from test_cluster import CROSS_S, ClusterBase, NatsWatcher
 
 SHARE = "$share/g/t/#"
 
@@ -119,6 +127,100 @@ class ClusterSharedTest(ClusterBase):
         got_b = self.collect([mb], n)[0]
         self.assertEqual(sorted(got_b, key=int), [b"%d" % i for i in range(n)])
         ma.expect_nothing(timeout=0.5)
+
+    def test_member_next_to_publisher_right_after_suback(self):
+        # the share reaches the cluster's index only after a round trip
+        # through the interest bucket: until then node a delivers directly,
+        # and no PUBACKed message is lost on the way
+        n = 50
+        member = self.client("a", "member-a")
+        pub = self.client("a", "publisher")
+        member.subscribe(("$share/g/q/#", 1))
+        for i in range(n):
+            pub.publish("q/x", b"%d" % i, qos=1)
+        got = self.collect([member], n)[0]
+        self.assertEqual(sorted(got, key=int), [b"%d" % i for i in range(n)])
+
+    def test_share_name_with_json_quotes(self):
+        share = '$share/g/x","headers_only":true,"y":"z'
+        topic = 'x","headers_only":true,"y":"z'
+        n = 20
+        ma = self.client("a", "member-a")
+        ma.subscribe((share, 1))
+        mb = self.client("b", "member-b")
+        mb.subscribe((share, 1))
+        self.link_share([ma, mb], topic)
+        pub = self.client("c", "publisher")
+        for i in range(n):
+            pub.publish(topic, b"%d" % i, qos=1)
+        got_a, got_b = self.collect([ma, mb], n)
+        self.assertEqual(sorted(got_a + got_b, key=int), [b"%d" % i for i in range(n)])
+        durable = "share-" + share_id(share)
+        info = js_request(self.nats.port, "$JS.API.CONSUMER.INFO.test_shares." + durable)
+        self.assertEqual(info.get("name"), durable, info)
+        for injected in ("headers_only", "y", "description"):
+            self.assertNotIn(injected, info["config"])
+
+    def test_many_shares_of_one_client_crowd_out_none(self):
+        n = 5
+        hog = self.client("b", "hog")
+        hog.subscribe(*[("$share/g%d/t/#" % i, 0) for i in range(300)])
+        member = self.client("a", "member-a")
+        member.subscribe(("$share/other/t/#", 0))
+        self.link_share([member])
+        hog.drain_publishes(quiet_s=1.0)
+        pub = self.client("c", "publisher")
+        for i in range(n):
+            pub.publish("t/x", b"%d" % i)
+        got = self.collect([member], n)[0]
+        self.assertEqual(got, [b"%d" % i for i in range(n)])
+        self.assertEqual(len(hog.drain_publishes(quiet_s=1.0)), 300 * n)
+
+    def test_message_outside_the_shares_filter_is_dropped(self):
+        # a copy of a real share message ("a/x"), put into NATS on the
+        # subject of the share "$share/g/b/#" by someone with NATS access
+        ma = self.client("a", "member-a")
+        ma.subscribe(("$share/g/a/#", 1))
+        mb = self.client("b", "member-b")
+        mb.subscribe(("$share/g/b/#", 1))
+        self.link_share([ma], "a/probe")
+        self.link_share([mb], "b/probe")
+        spy = NatsWatcher(self.nats.port, "test.g.>")
+        self.addCleanup(spy.close)
+        self.client("c", "publisher").publish("a/x", b"not for b", qos=1)
+        self.assertEqual(ma.expect_publish(timeout=CROSS_S).payload, b"not for b")
+        data = next(d for subject, d in spy.messages(quiet_s=1.0) if subject.endswith(".a.x"))
+        subject = "test.g.%s.b.x" % share_id("$share/g/b/#")
+        spy.sock.sendall(b"PUB %s %d\r\n%s\r\n" % (subject.encode(), len(data), data))
+        mb.expect_nothing(timeout=3.0)
+        deadline = time.monotonic() + CROSS_S
+        while "its topic is not one of the share's" not in self.nodes["b"].log():
+            self.assertLess(time.monotonic(), deadline, "node b did not log the drop")
+            time.sleep(0.2)
+
+
+def share_id(share):
+    return hashlib.sha256(share.encode()).hexdigest()[:16]
+
+
+def js_request(port, subject, payload=b""):
+    """A JetStream API request over NATS's text protocol: its JSON answer."""
+    inbox = "_INBOX.moattest.%d" % time.monotonic_ns()
+    w = NatsWatcher(port, inbox)
+    try:
+        w.sock.sendall(b"PUB %s %s %d\r\n%s\r\n"
+                       % (subject.encode(), inbox.encode(), len(payload), payload))
+        while True:
+            line = w._line()
+            if line.startswith(b"PING"):
+                w.sock.sendall(b"PONG\r\n")
+            elif line.startswith(b"MSG "):
+                size = int(line.split()[-1])
+                while len(w.buf) < size + 2:
+                    w.buf += w.sock.recv(65536)
+                return json.loads(w.buf[:size])
+    finally:
+        w.close()
 
 
 if __name__ == "__main__":

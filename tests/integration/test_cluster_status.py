@@ -3,7 +3,10 @@ nats-server -js and two nodes. `$SYS/broker/cluster/...` sums every node's
 clients; `moat ctl cluster status` (text and --json, read from NATS) shows
 the nodes with their clients, the streams and buckets (a share's consumer
 with its filter), and a node consumer's lag that grows while its node is
-stopped, then drains to its restored persistent session when it is back."""
+stopped, then drains to its restored persistent session when it is back.
+What NATS holds is printed with its control bytes escaped; the NATS
+permissions docs/cli.md lists suffice, and an error NATS answers (a
+permission missing, no JetStream) ends the command with status 1."""
 import json
 import os
 import shutil
@@ -13,7 +16,9 @@ import tempfile
 import time
 import unittest
 
-from test_cluster import ClusterBase
+from test_cluster import NATS_SERVER, ClusterBase
+from test_cluster_shared import js_request
+from moattest import Broker, free_port
 
 MOAT = os.environ.get("MOAT", "moat")
 # a node's status is written every 2 s and counts as silent after 10 s
@@ -24,10 +29,7 @@ class ClusterStatusTest(ClusterBase):
     node_config_a = "sys_interval 1\n"
 
     def ctl(self, *args):
-        out = subprocess.run(
-            [MOAT, "ctl", "cluster", "status", "--nats", "nats://127.0.0.1:%d" % self.nats.port,
-             "--cluster", "test"] + list(args),
-            capture_output=True, timeout=30)
+        out = run_ctl(self.nats.port, *args)
         self.assertEqual(out.returncode, 0, out.stderr.decode())
         return out.stdout.decode()
 
@@ -131,6 +133,94 @@ class ClusterStatusTest(ClusterBase):
             lambda st: self.node(st, "b")["alive"] and
             self.consumer(st, "test_msgs", "b")["pending"] == 0, "node b back, no lag")
 
+    def test_ctl_escapes_control_bytes_from_nats(self):
+        # a consumer whoever may write to NATS created, described with terminal controls
+        described = "\x1b[2J\x85\x07x"
+        config = {"durable_name": "odd", "description": described, "ack_policy": "explicit",
+                  "filter_subject": "test.g.odd.>"}
+        answer = js_request(self.nats.port, "$JS.API.CONSUMER.DURABLE.CREATE.test_shares.odd",
+                            json.dumps({"stream_name": "test_shares", "config": config}).encode())
+        self.assertNotIn("error", answer)
+        escaped = r"\x1b[2J\xc2\x85\x07x"
+        text = self.ctl()
+        self.assertIn("share " + escaped, text)
+        self.assertNotRegex(text, "[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+        self.assertEqual(self.consumer(self.status(), "test_shares", "odd")["share"], escaped)
+
+
+def run_ctl(port, *args, user=None):
+    return subprocess.run(
+        [MOAT, "ctl", "cluster", "status",
+         "--nats", "nats://%s127.0.0.1:%d" % (user + "@" if user else "", port),
+         "--cluster", "test"] + list(args),
+        capture_output=True, timeout=60)
+
+
+# what docs/cli.md says `moat ctl cluster status` needs, for cluster "test"
+CTL_PUBLISH = ["$JS.API.STREAM.NAMES", "$JS.API.STREAM.INFO.*",
+               "$JS.API.CONSUMER.LIST.test_msgs", "$JS.API.CONSUMER.LIST.test_shares",
+               "$JS.API.CONSUMER.CREATE.KV_test_nodes", "$JS.API.CONSUMER.CREATE.KV_test_nodes.>",
+               "$JS.API.CONSUMER.DELETE.KV_test_nodes.*", "$JS.API.DIRECT.GET.KV_test_nodes.>"]
+
+
+@unittest.skipUnless(os.path.exists(NATS_SERVER), "nats-server is not installed (make deps)")
+class ClusterStatusPermissionsTest(unittest.TestCase):
+    """moat ctl cluster status with the NATS permissions docs/cli.md lists,
+    with one of them missing, and against a server without JetStream."""
+
+    def start_nats(self, *args):
+        port = free_port()
+        nats = subprocess.Popen([NATS_SERVER, "-a", "127.0.0.1", "-p", str(port)] + list(args),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(nats.wait, 10)
+        self.addCleanup(nats.terminate)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return port
+            except OSError:
+                self.assertLess(time.monotonic(), deadline, "nats-server did not listen")
+                time.sleep(0.05)
+
+    def test_documented_permissions_suffice_and_one_less_fails(self):
+        store = tempfile.mkdtemp(prefix="moattest-nats-")
+        self.addCleanup(shutil.rmtree, store, True)
+        users = [{"user": "moat", "password": "moat-pw"},
+                 {"user": "ctl", "password": "ctl-pw",
+                  "permissions": {"publish": {"allow": CTL_PUBLISH},
+                                  "subscribe": {"allow": ["_INBOX.>"]}}},
+                 {"user": "less", "password": "less-pw",
+                  "permissions": {"publish": {"allow": CTL_PUBLISH[:-1]},
+                                  "subscribe": {"allow": ["_INBOX.>"]}}}]
+        conf = os.path.join(store, "nats.conf")
+        with open(conf, "w") as f:  # JSON is valid NATS configuration
+            json.dump({"jetstream": {"store_dir": store}, "authorization": {"users": users}}, f)
+        port = self.start_nats("-c", conf)
+        node = Broker("cluster_url nats://moat:moat-pw@127.0.0.1:%d\ncluster_name test\n"
+                      "node_name a\n" % port)
+        self.addCleanup(node.cleanup)
+        self.addCleanup(node.stop)
+        node.start()
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            out = run_ctl(port, "--json", user="ctl:ctl-pw")
+            self.assertEqual(out.returncode, 0, out.stderr.decode())
+            if [n["node"] for n in json.loads(out.stdout)["nodes"]] == ["a"]:
+                break
+            self.assertLess(time.monotonic(), deadline, "node a never showed")
+            time.sleep(0.5)
+        out = run_ctl(port, user="less:less-pw")  # cannot read a node's status
+        self.assertEqual(out.returncode, 1, out.stdout.decode())
+        self.assertIn("cannot read a node's status", out.stderr.decode())
+
+    def test_nats_error_is_printed_with_status_1(self):
+        # a NATS server without JetStream answers every JetStream request
+        # with "no responders": an error, not "no node wrote its status yet"
+        out = run_ctl(self.start_nats())
+        self.assertEqual(out.returncode, 1, out.stdout.decode())
+        self.assertIn("cannot read the nodes' bucket", out.stderr.decode())
+        self.assertEqual(out.stdout, b"")
 
 if __name__ == "__main__":
     unittest.main()

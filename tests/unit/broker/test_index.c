@@ -228,6 +228,53 @@ static void pick_one_member_of_one_share(void **state)
 	subidx_destroy(idx);
 }
 
+/* A member's callback names its shared subscription whole, so two shares of
+ * one group name on different filters are told apart (route.c skips only
+ * those the cluster took); a plain subscription's name is empty. */
+struct shared_names {
+	int n;
+	char names[4][32];
+};
+
+static void collect_shared(void *ctx, const struct sub_entry *e, struct moat_bytes shared)
+{
+	struct shared_names *sn = ctx;
+
+	(void)e;
+	assert_true(sn->n < 4 && shared.len < sizeof(sn->names[0]));
+	if (shared.len > 0)
+		memcpy(sn->names[sn->n], shared.ptr, shared.len);
+	sn->names[sn->n++][shared.len] = '\0';
+}
+
+static bool named(const struct shared_names *sn, const char *name)
+{
+	for (int i = 0; i < sn->n; i++)
+		if (strcmp(sn->names[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void match_names_each_members_share(void **state)
+{
+	struct subidx *idx = subidx_create(0);
+	struct shared_names sn = { 0 };
+
+	(void)state;
+	add(idx, "$share/g/s/#", &owner_a, 0);
+	add(idx, "$share/g/s/+", &owner_b, 0);
+	add(idx, "s/#", &owner_c, 0);
+	assert_int_equal(subidx_match(idx, moat_bytes_str("s/x"), collect_shared, NULL, &sn), MOAT_OK);
+	assert_int_equal(sn.n, 3);
+	assert_true(named(&sn, "$share/g/s/#"));
+	assert_true(named(&sn, "$share/g/s/+"));
+	assert_true(named(&sn, ""));
+	sn.n = 0;
+	assert_true(subidx_pick(idx, moat_bytes_str("$share/g/s/+"), collect_shared, NULL, &sn));
+	assert_string_equal(sn.names[0], "$share/g/s/+");
+	subidx_destroy(idx);
+}
+
 static void deep_and_many_filters(void **state)
 {
 	struct subidx *idx = subidx_create(200);
@@ -381,6 +428,7 @@ int main(void)
 		cmocka_unit_test(shared_groups_round_robin),
 		cmocka_unit_test(skipped_member_is_never_chosen),
 		cmocka_unit_test(pick_one_member_of_one_share),
+		cmocka_unit_test(match_names_each_members_share),
 		cmocka_unit_test(deep_and_many_filters),
 		cmocka_unit_test(retained_set_replace_delete),
 		cmocka_unit_test(retained_filter_walks),

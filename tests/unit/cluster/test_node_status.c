@@ -1,7 +1,8 @@
 /*
  * Unit tests for a node's status value in the nodes' bucket
  * (src/cluster/node_status.c): written values read back the same, damaged
- * or hostile ones are refused or read as zeros, unknown members ignored.
+ * or hostile ones are refused or read as zeros, unknown members ignored;
+ * the one rule for alive and silent nodes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -100,6 +101,17 @@ static void odd_figures_read_as_zero(void **state)
 	assert_int_equal(ns.messages_out, 0);
 }
 
+/* Alive while NATS stored the entry within NODE_SILENT_MS; a clock ahead of
+ * now (another node's) counts as alive. */
+static void alive_until_silent(void **state)
+{
+	(void)state;
+	assert_true(node_status_alive(100000, 100000));
+	assert_true(node_status_alive(100000, 100000 + NODE_SILENT_MS));
+	assert_false(node_status_alive(100000, 100000 + NODE_SILENT_MS + 1));
+	assert_true(node_status_alive(200000, 100000));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -107,6 +119,7 @@ int main(void)
 	    cmocka_unit_test(documented_example),
 	    cmocka_unit_test(refusals),
 	    cmocka_unit_test(odd_figures_read_as_zero),
+	    cmocka_unit_test(alive_until_silent),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
