@@ -153,6 +153,7 @@ void sess_publish_will(struct worker *w, struct session *s)
 
 		s->will = NULL;
 		persist_will(w, s);
+		cluster_session_changed(w, s); /* the entry loses it: no adopter sends it again */
 		if (authz_session(w, s, will->topic, ACCESS_WRITE))
 			broker_publish(w, will, NULL);
 		msg_unref(will);

@@ -51,16 +51,27 @@ static struct known_node *find(struct cluster_liveness *cn, const char *name)
 	return NULL;
 }
 
+/* While this node cannot reach NATS it cannot tell a silent node from its
+ * own outage: every node counts as just seen, so none is judged dead by a
+ * silence that included this node's own (it would adopt sessions whose
+ * clients are still connected to their node, and send their Wills). */
+static void forgive_all(struct cluster_liveness *cn, uint64_t now)
+{
+	for (size_t i = 0; i < cn->n; i++)
+		cn->v[i].seen_ms = now;
+}
+
 /* Reads every node's key: a revision that moved is a heartbeat; a key that
- * went is a clean leave (forgotten: its sessions wait for it). */
-static void poll_nodes(struct cluster *cl)
+ * went is a clean leave (forgotten: its sessions wait for it). False when
+ * NATS did not answer. */
+static bool poll_nodes(struct cluster *cl)
 {
 	struct cluster_liveness *cn = cl->liveness;
 	kvKeysList keys = {0};
 	uint64_t now = clock_mono_ms();
 
 	if (kvStore_Keys(&keys, cn->kv, NULL) != NATS_OK)
-		return; /* NATS unreachable: nobody is judged meanwhile */
+		return false;
 	for (size_t i = 0; i < cn->n; i++)
 		cn->v[i].listed = false;
 	for (int i = 0; i < keys.Count; i++) {
@@ -90,6 +101,7 @@ static void poll_nodes(struct cluster *cl)
 			cn->v[i] = cn->v[--cn->n];
 		else
 			i++;
+	return true;
 }
 
 /* The next silent node whose sessions this node must adopt (the living node
@@ -122,11 +134,15 @@ static void *heartbeat(void *arg)
 	char dead[CLUSTER_NODE_MAX + 1];
 
 	while (!atomic_load(&cl->liveness->stop)) {
-		if (kvStore_PutString(NULL, cl->liveness->kv, cl->node, "alive") != NATS_OK)
+		bool ok = kvStore_PutString(NULL, cl->liveness->kv, cl->node, "alive") == NATS_OK;
+
+		if (!ok)
 			log_debug("cluster: heartbeat not written (NATS unreachable?)");
-		poll_nodes(cl);
-		while (next_dead(cl, dead))
-			cluster_sessions_adopt_node(cl, dead);
+		if (!ok || !poll_nodes(cl))
+			forgive_all(cl->liveness, clock_mono_ms());
+		else
+			while (next_dead(cl, dead))
+				cluster_sessions_adopt_node(cl, dead);
 		for (int i = 0; i < HEARTBEAT_MS / 100 && !atomic_load(&cl->liveness->stop); i++)
 			usleep(100000);
 	}

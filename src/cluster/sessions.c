@@ -84,10 +84,19 @@ static void action_free(struct action *a)
 	free(a);
 }
 
+/* Hands <a> to worker <wid> (a NATS or the liveness thread); dropped once
+ * the cluster is stopping (cluster_stop frees the queues next). */
 static void post_action(struct cluster *cl, unsigned wid, struct action *a)
 {
-	struct worker_share *ws = &cl->sessions->w[wid];
+	struct worker_share *ws;
 
+	pthread_mutex_lock(&cl->post_lock);
+	if (cl->stopping) {
+		pthread_mutex_unlock(&cl->post_lock);
+		action_free(a);
+		return;
+	}
+	ws = &cl->sessions->w[wid];
 	pthread_mutex_lock(&ws->lock);
 	if (ws->tail != NULL)
 		ws->tail->next = a;
@@ -95,6 +104,7 @@ static void post_action(struct cluster *cl, unsigned wid, struct action *a)
 		ws->head = a;
 	ws->tail = a;
 	pthread_mutex_unlock(&ws->lock);
+	pthread_mutex_unlock(&cl->post_lock);
 	worker_wake(&cl->b->workers[wid]);
 }
 
@@ -383,6 +393,26 @@ static void hand_over(struct cluster *cl, struct worker_share *ws, const char *n
  * with DISCONNECT 0x8E; the session ends here, its messages handed over
  * when it goes on there (its delayed Will with it), else ended as by a clean
  * start (its Will published). */
+/* Whether the entry of <a>->key really names node <a>->node, at revision
+ * <a>->rev or later: a notice is only a hint (anyone who may publish on
+ * NATS could send one), the bucket is what the nodes agreed on. */
+static bool claim_is_real(struct cluster *cl, const struct action *a)
+{
+	struct snapshot snap = {0};
+	kvEntry *e = NULL;
+	const char *why;
+	bool real = false;
+
+	if (kvStore_Get(&e, cl->sessions->kv, a->key) == NATS_OK &&
+	    kvEntry_Revision(e) >= a->rev &&
+	    snapshot_decode((struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
+			    &snap, &why) == MOAT_OK)
+		real = moat_bytes_eq(snap.owner, moat_bytes_str(a->node));
+	snapshot_fini(&snap);
+	kvEntry_Destroy(e);
+	return real;
+}
+
 static void taken(struct worker *w, struct action *a)
 {
 	struct cluster *cl = w->b->cluster;
@@ -397,6 +427,14 @@ static void taken(struct worker *w, struct action *a)
 	if (s == NULL || s->owner != w || s->dead || s->cluster_rev > a->rev) {
 		if (s != NULL)
 			sess_unref(s);
+		return;
+	}
+	if (!claim_is_real(cl, a)) {
+		if (log_limiter_allow(&sessions_log, 10, 10))
+			log_warn("cluster: ignored a takeover notice for %s from node %s that the "
+				 "sessions bucket does not confirm",
+				 s->client_id, a->node);
+		sess_unref(s);
 		return;
 	}
 	s->cluster_moved = true;
@@ -500,11 +538,15 @@ bool cluster_session_message(struct cluster *cl, struct msg *m, natsMsg *nm)
 	buf_fini(&id);
 	if (item.sess != NULL) {
 		atomic_fetch_add_explicit(&item.sess->backlog, 1, memory_order_relaxed);
-		if (route_post(item.sess->owner, &item) == MOAT_OK) {
+		if (cluster_route_post(cl, item.sess->owner, &item)) {
 			m = NULL; /* the item has it */
 		} else {
+			/* inbox full, or stopping: not acknowledged, JetStream sends it again */
 			atomic_fetch_sub_explicit(&item.sess->backlog, 1, memory_order_relaxed);
 			sess_unref(item.sess);
+			msg_unref(m);
+			natsMsg_Destroy(nm);
+			return true;
 		}
 	}
 	if (m != NULL && log_limiter_allow(&sessions_log, 10, 10))
@@ -689,7 +731,7 @@ void cluster_sessions_flush(struct worker *w)
 		struct session *s = ws->dirty[i];
 
 		s->cluster_dirty = false;
-		if (!s->dead && s->conn != NULL)
+		if (!s->dead) /* offline too: e.g. its delayed Will just went out */
 			save(w, s, s->conn);
 		sess_unref(s);
 	}

@@ -173,6 +173,8 @@ static int read_subs(struct rd *r, struct snapshot *s, const char **why)
 			return malformed(why, "subscription cut short");
 		if ((o & 3) > 2 || (o >> 4) > 2)
 			return malformed(why, "subscription options out of range");
+		if (x->sub_id > MQTT_MAX_SUB_ID)
+			return malformed(why, "subscription identifier out of range");
 		if (!topic_filter_is_valid(x->filter) ||
 		    topic_share_parse(x->filter, &group, &inner) == MOAT_E_PROTOCOL)
 			return malformed(why, "not a topic filter");

@@ -48,6 +48,13 @@ class NatsServer:
                 time.sleep(0.05)
         raise AssertionError("nats-server did not listen on %d" % self.port)
 
+    def halt(self):
+        """Stops nats-server but keeps its store and port: start() again resumes it."""
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.proc = None
+        self.logf.close()
+
     def stop(self):
         if self.proc is not None:
             self.proc.terminate()

@@ -31,10 +31,7 @@ class DegradedBase(ClusterBase):
 
     def stop_nats(self):
         """Stops nats-server but keeps its store (NatsServer.stop removes it)."""
-        self.nats.proc.terminate()
-        self.nats.proc.wait(timeout=10)
-        self.nats.proc = None
-        self.nats.logf.close()
+        self.nats.halt()
 
     def sys_value(self, peer, topic, want, timeout=RECONNECT_S):
         """Reads <peer>'s $SYS publishes until <topic> has the value <want>."""

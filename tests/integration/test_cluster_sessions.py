@@ -128,6 +128,38 @@ class ClusterSessionsTest(ClusterBase):
         self.start_node("a", port=port)	# its store still has the session and its Will
         watcher.expect_nothing(timeout=5.0)
 
+    def test_will_already_sent_is_not_sent_again_when_its_node_dies(self):
+        watcher = self.client("b", "will-watcher")
+        watcher.subscribe(("wills/#", 1))
+        gone = self.client("a", "sent", clean=False, props={"session_expiry": 60},
+                           will={"topic": "wills/sent", "payload": b"sent", "qos": 1,
+                                 "props": {"will_delay": 1}})
+        gone.close()	# no DISCONNECT: the Will goes out after its delay
+        self.assertEqual(watcher.expect_publish(timeout=CROSS_S).topic, "wills/sent")
+        time.sleep(1.0)	# node a rewrites the entry without the Will
+        self.kill_node("a")
+        # node b adopts the session (its key is silent after 6 s): no second Will
+        deadline = time.monotonic() + NODE_DEATH_S
+        while "stopped answering" not in self.nodes["b"].log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertIn("stopped answering", self.nodes["b"].log())
+        watcher.expect_nothing(timeout=3.0)
+
+    def test_nats_outage_longer_than_node_silence_adopts_nothing(self):
+        """An outage of NATS is every node's silence: after it, no node takes
+        over a session whose client is still connected to another node."""
+        watcher = self.client("b", "will-watcher")
+        watcher.subscribe(("wills/#", 1))
+        live = self.client("a", "live", clean=False, props={"session_expiry": 600},
+                           will={"topic": "wills/live", "payload": b"live", "qos": 1})
+        self.nats.halt()
+        time.sleep(9.0)	# longer than the 6 s after which a silent node counts as dead
+        self.nats.start()
+        watcher.expect_nothing(timeout=10.0)
+        live.ping()
+        for name in ("a", "b"):
+            self.assertNotIn("took over", self.nodes[name].log())
+
 
 if __name__ == "__main__":
     unittest.main()

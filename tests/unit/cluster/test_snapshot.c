@@ -148,8 +148,10 @@ static void truncations_refused(void **state)
 }
 
 /* Encodes a bare session of <owner> with one subscription <filter>, sets its
- * options byte to <o> and byte <at> to <v> (when v >= 0); returns what
- * decoding that says. */
+ * options byte to <o> and byte <at> (SUB_ID_TOP: the subscription
+ * identifier's top byte) to <v> (when v >= 0); returns what decoding that
+ * says. */
+#define SUB_ID_TOP SIZE_MAX
 static int decode_damaged(const char *owner, const char *filter, uint8_t o, size_t at, int v)
 {
 	struct snap_sub one = {.filter = str(filter), .opts = {.qos = 1}};
@@ -163,7 +165,7 @@ static int decode_damaged(const char *owner, const char *filter, uint8_t o, size
 	p = buf_head(&enc);
 	p[buf_used(&enc) - 5] = o; /* the subscription's options byte */
 	if (v >= 0)
-		p[at] = (uint8_t)v;
+		p[at == SUB_ID_TOP ? buf_used(&enc) - 4 : at] = (uint8_t)v;
 	rc = snapshot_decode((struct moat_bytes){p, buf_used(&enc)}, &out, &why);
 	if (rc != MOAT_OK)
 		assert_non_null(why);
@@ -185,6 +187,9 @@ static void bad_fields_refused(void **state)
 	assert_int_equal(decode_damaged("a", "x/y", 0x31, 0, -1), MOAT_E_MALFORMED);  /* rh 3 */
 	assert_int_equal(decode_damaged("a", "x/#/y", 0x01, 0, -1), MOAT_E_MALFORMED);
 	assert_int_equal(decode_damaged("a", "$share/g", 0x01, 0, -1), MOAT_E_MALFORMED);
+	/* subscription identifiers up to MQTT's 268,435,455 */
+	assert_int_equal(decode_damaged("a", "x/y", 0x01, SUB_ID_TOP, 0x0f), MOAT_OK);
+	assert_int_equal(decode_damaged("a", "x/y", 0x01, SUB_ID_TOP, 0x10), MOAT_E_MALFORMED);
 	/* the Will flag without a Will behind it */
 	assert_int_equal(decode_damaged("a", "x/y", 0x01, 3, 4), MOAT_E_MALFORMED);
 }
