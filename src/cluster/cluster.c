@@ -269,7 +269,7 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 	for (unsigned i = 0; i < b->nworkers; i++)
 		pthread_mutex_init(&cl->w[i].lock, NULL);
 	cluster_outbound_init(cl, cc->queue_max_bytes != 0 ? cc->queue_max_bytes
-							    : CLUSTER_QUEUE_MAX_DEFAULT);
+							   : CLUSTER_QUEUE_MAX_DEFAULT);
 	cl->b = b;
 	b->cluster = cl;
 	pthread_mutex_init(&cl->post_lock, NULL);

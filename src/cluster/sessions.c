@@ -403,8 +403,7 @@ static bool claim_is_real(struct cluster *cl, const struct action *a)
 	const char *why;
 	bool real = false;
 
-	if (kvStore_Get(&e, cl->sessions->kv, a->key) == NATS_OK &&
-	    kvEntry_Revision(e) >= a->rev &&
+	if (kvStore_Get(&e, cl->sessions->kv, a->key) == NATS_OK && kvEntry_Revision(e) >= a->rev &&
 	    snapshot_decode((struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
 			    &snap, &why) == MOAT_OK)
 		real = moat_bytes_eq(snap.owner, moat_bytes_str(a->node));
