@@ -204,9 +204,10 @@ class RefusalDelay(FileBrokerTest):
             self.assertEqual(rc, BAD_USER_PASS)
             p.close()
             times.append(took)
-        # 100 ms, 200 ms, 400 ms (plus the hash check each time)
-        self.assertGreaterEqual(times[0], 0.08, times)
-        self.assertGreater(times[2], times[0] + 0.2, times)
+        # held 100 ms, 200 ms, 400 ms, plus the hash check each time: lower bounds
+        # only (a loaded machine makes the hash check, never the delay, shorter)
+        for took, held in zip(times, (0.1, 0.2, 0.4)):
+            self.assertGreaterEqual(took, held * 0.9, times)
         # a fourth refusal is held ~800 ms; meanwhile a right password is answered at once
         bad = self.peer()
         t0 = time.monotonic()
