@@ -72,6 +72,14 @@ bool cluster_post(struct cluster *cl, struct msg *m, bool retained_only, natsMsg
 	return false;
 }
 
+int cluster_decode(natsMsg *nm, struct moat_bytes *node, struct msg **m, const char **why)
+{
+	struct moat_bytes data = {(const uint8_t *)natsMsg_GetData(nm),
+				  (size_t)natsMsg_GetDataLength(nm)};
+
+	return wire_decode(data, node, m, why);
+}
+
 /* A message of the stream (a NATS thread): handed to worker 0, which
  * acknowledges it once routed (ack.c). Malformed ones, and our own (a node
  * of the same name), are acknowledged and dropped; one that meets out of
@@ -79,12 +87,10 @@ bool cluster_post(struct cluster *cl, struct msg *m, bool retained_only, natsMsg
 static void on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
 {
 	struct cluster *cl = closure;
-	struct moat_bytes data = {(const uint8_t *)natsMsg_GetData(nm),
-				  (size_t)natsMsg_GetDataLength(nm)};
 	struct moat_bytes node;
 	struct msg *m = NULL;
 	const char *why = NULL;
-	int rc = wire_decode(data, &node, &m, &why);
+	int rc = cluster_decode(nm, &node, &m, &why);
 
 	(void)nc;
 	(void)sub;

@@ -183,6 +183,9 @@ void cluster_ack_fini(struct cluster_worker *cw);
 int cluster_retained_start(struct cluster *cl, const char *bucket, char *err, size_t errlen);
 void cluster_retained_stop(struct cluster *cl);
 
+/* Decodes the cluster message in <nm>'s data (wire_decode): its origin
+ * node in <node>, the message in <m>. */
+int cluster_decode(natsMsg *nm, struct moat_bytes *node, struct msg **m, const char **why);
 /* route_post, unless the cluster is stopping (false then, as when the
  * inbox is full: the caller still owns what <item> holds). */
 bool cluster_route_post(struct cluster *cl, struct worker *to, const struct inbox_item *item);

@@ -86,12 +86,10 @@ static bool share_carries(const struct cluster_share *sh, struct moat_bytes topi
 static void on_share_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
 {
 	struct cluster_share *sh = closure;
-	struct moat_bytes data = {(const uint8_t *)natsMsg_GetData(nm),
-				  (size_t)natsMsg_GetDataLength(nm)};
 	struct moat_bytes node;
 	struct msg *m = NULL;
 	const char *why = NULL;
-	int rc = wire_decode(data, &node, &m, &why);
+	int rc = cluster_decode(nm, &node, &m, &why);
 
 	(void)nc;
 	(void)sub;
