@@ -27,7 +27,6 @@
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/sub_index.h"
-#include "cluster/wire.h"
 #include "codec/topic.h"
 
 /* How long JetStream keeps a share's consumer that no node subscribes to
