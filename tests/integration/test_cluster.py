@@ -173,11 +173,34 @@ class ClusterBase(unittest.TestCase):
         p.connect(client_id, **kw)
         return p
 
-    def link(self, sub, topic):
-        """Waits until node a sends node b what <sub> (on b) subscribed to, by
-        publishing QoS 0 probes on <topic> from a until one arrives; the
-        nodes learn each other's filters through the interest bucket."""
-        probe = self.client("a", "probe-%d" % len(self.peers))
+    def restart_with_store(self, name):
+        """Stops node <name> and starts it again on its port with a store of
+        its own (removed after the test); returns the port."""
+        store = tempfile.mkdtemp(prefix="moattest-store-")
+        self.addCleanup(shutil.rmtree, store, True)
+        port = self.nodes[name].port
+        self.nodes[name].stop(check=True)
+        self.nodes[name].cleanup()
+        setattr(self, "node_config_" + name,
+                "persistence true\npersistence_location %s\n" % store)
+        self.start_node(name, port=port)
+        return port
+
+    def kill9(self, name):
+        """Kills node <name> (SIGKILL: no goodbye, its store as it is) and forgets it."""
+        node = self.nodes.pop(name)
+        node.proc.kill()
+        node.proc.wait()
+        node.proc = None
+        node.logf.close()
+        node.cleanup()
+
+    def link(self, sub, topic, origin="a"):
+        """Waits until node <origin> sends what <sub> (on another node)
+        subscribed to, by publishing QoS 0 probes on <topic> from <origin>
+        until one arrives; the nodes learn each other's filters through the
+        interest bucket."""
+        probe = self.client(origin, "probe-%d" % len(self.peers))
         deadline = time.monotonic() + CROSS_S
         while time.monotonic() < deadline:
             probe.publish(topic, b"probe")
@@ -188,7 +211,7 @@ class ClusterBase(unittest.TestCase):
                     return
             except socket.timeout:
                 pass
-        self.fail("node a never sent node b what %s matches" % topic)
+        self.fail("node %s never sent what %s matches" % (origin, topic))
 
     def cross(self, topic, payload, qos=0, retain=False, props=None, sub_qos=2, sub_props=None):
         """Publishes on node a to a subscriber on node b; returns what b delivered."""
@@ -332,13 +355,7 @@ class ClusterTest(ClusterBase):
         self.assertEqual(sub.expect_publish(timeout=CROSS_S).payload, b"held")
 
     def test_restarted_node_resumes_its_durable_consumer(self):
-        store = tempfile.mkdtemp(prefix="moattest-store-")
-        self.addCleanup(shutil.rmtree, store, True)
-        self.nodes["b"].stop(check=True)
-        self.nodes["b"].cleanup()
-        durable = "persistence true\npersistence_location %s\n" % store
-        self.node_config_b = durable
-        port = self.start_node("b").port
+        port = self.restart_with_store("b")
         sub = self.client("b", "durable", clean=False, props=[("session_expiry", 600)])
         sub.subscribe(("dur/#", 1))
         self.link(sub, "dur/probe")

@@ -5,7 +5,6 @@ clients, queues what node b wants and acknowledges it; node b gets every
 acknowledged message, in order, once NATS is back; $SYS reports the link;
 the queue's bound refuses QoS 1 (v5 0x97) and drops QoS 0; with
 persistence on, the queue survives kill -9 of node a."""
-import os
 import shutil
 import signal
 import socket

@@ -21,7 +21,7 @@ import time
 import unittest
 
 from moattest import DISCONNECT, PUBACK, Closed, Peer, free_port
-from test_cluster import CROSS_S, NATS_SERVER, ClusterBase, NatsServer
+from test_cluster import NATS_SERVER, ClusterBase, NatsServer
 
 # a PUBACK that takes longer than this makes the publisher reconnect and resend
 PUBACK_WAIT_S = 15.0
@@ -206,28 +206,6 @@ class FailoverBase(ClusterBase):
         return ("%scluster_name test\nnode_name %s\n%s"
                 % (self.nats_urls, name, getattr(self, "node_config_" + name, "")))
 
-    def link_from(self, origin, sub, topic):
-        """Waits until node <origin> sends what <sub> subscribed to (probes on <topic>)."""
-        probe = self.client(origin, "probe-%d" % len(self.peers))
-        deadline = time.monotonic() + CROSS_S
-        while time.monotonic() < deadline:
-            probe.publish(topic, b"probe")
-            try:
-                if sub.expect_publish(timeout=0.3).payload == b"probe":
-                    sub.drain_publishes(quiet_s=0.5)
-                    probe.disconnect()
-                    return
-            except socket.timeout:
-                pass
-        self.fail("node %s never sent what %s matches" % (origin, topic))
-
-    def kill9(self, name):
-        node = self.nodes[name]
-        node.proc.kill()
-        node.proc.wait()
-        node.logf.close()
-        node.proc = None
-
     def run_load(self, sub_node, publishers, during):
         """Subscribes on <sub_node>, starts <publishers>, calls <during>()
         once a third of their messages is acknowledged, and asserts that
@@ -235,7 +213,7 @@ class FailoverBase(ClusterBase):
         sub = self.client(sub_node, "collector", clean=True)
         sub.subscribe(("fo/#", 1))
         for origin in sorted(set(self.nodes) - {sub_node}):
-            self.link_from(origin, sub, "fo/probe")
+            self.link(sub, "fo/probe", origin=origin)
         collector = Subscriber(sub)
         collector.start()
         total = sum(p.count for p in publishers)

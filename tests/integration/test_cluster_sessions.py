@@ -4,8 +4,6 @@ over (DISCONNECT 0x8E on v5, a plain close on v3.1.1); a persistent session
 made on one node resumes on the other with its queued messages in order;
 clean start discards it; a Will with delay fires once when its node is
 killed (kill -9) and not when its client came back on the other node."""
-import shutil
-import tempfile
 import time
 import unittest
 
@@ -82,14 +80,6 @@ class ClusterSessionsTest(ClusterBase):
         self.assertEqual(ack.session_present, 0)
         again.expect_nothing(timeout=1.0)
 
-    def kill_node(self, name):
-        node = self.nodes.pop(name)
-        node.proc.kill()
-        node.proc.wait()
-        node.proc = None
-        node.logf.close()
-        node.cleanup()
-
     def test_will_with_delay_fires_once_when_its_node_dies(self):
         watcher = self.client("b", "will-watcher")
         watcher.subscribe(("wills/#", 1))
@@ -98,7 +88,7 @@ class ClusterSessionsTest(ClusterBase):
                         props={"session_expiry": 60},
                         will={"topic": "wills/" + cid, "payload": cid.encode(), "qos": 1,
                               "props": {"will_delay": 3}})
-        self.kill_node("a")
+        self.kill9("a")
         back = Peer(self.nodes["b"].port)
         self.peers.append(back)
         ack = back.connect("back", clean=False, props={"session_expiry": 60})
@@ -109,12 +99,7 @@ class ClusterSessionsTest(ClusterBase):
         watcher.expect_nothing(timeout=5.0)
 
     def test_restarted_node_drops_a_session_taken_over_meanwhile(self):
-        store = tempfile.mkdtemp(prefix="moattest-store-")
-        self.addCleanup(shutil.rmtree, store, True)
-        self.nodes["a"].stop(check=True)
-        self.nodes["a"].cleanup()
-        self.node_config_a = "persistence true\npersistence_location %s\n" % store
-        port = self.start_node("a").port
+        port = self.restart_with_store("a")
         watcher = self.client("b", "will-watcher")
         watcher.subscribe(("wills/#", 1))
         gone = self.client("a", "twice", clean=False, props={"session_expiry": 60},
@@ -122,7 +107,7 @@ class ClusterSessionsTest(ClusterBase):
                                  "props": {"will_delay": 3}})
         gone.close()	# no DISCONNECT: node a keeps the delayed Will in its store
         time.sleep(0.5)
-        self.kill_node("a")
+        self.kill9("a")
         will = watcher.expect_publish(timeout=NODE_DEATH_S)	# node b adopted the session
         self.assertEqual((will.topic, will.payload), ("wills/twice", b"twice"))
         self.start_node("a", port=port)	# its store still has the session and its Will
@@ -137,7 +122,7 @@ class ClusterSessionsTest(ClusterBase):
         gone.close()	# no DISCONNECT: the Will goes out after its delay
         self.assertEqual(watcher.expect_publish(timeout=CROSS_S).topic, "wills/sent")
         time.sleep(1.0)	# node a rewrites the entry without the Will
-        self.kill_node("a")
+        self.kill9("a")
         # node b adopts the session (its key is silent after 6 s): no second Will
         deadline = time.monotonic() + NODE_DEATH_S
         while "stopped answering" not in self.nodes["b"].log() and time.monotonic() < deadline:

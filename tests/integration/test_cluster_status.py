@@ -75,12 +75,7 @@ class ClusterStatusTest(ClusterBase):
 
     def test_ctl_status_shows_nodes_streams_and_lag(self):
         # node b keeps its persistent session, so its interest stays while it is down
-        store = tempfile.mkdtemp(prefix="moattest-store-")
-        self.addCleanup(shutil.rmtree, store, True)
-        self.nodes["b"].stop(check=True)
-        self.nodes["b"].cleanup()
-        self.node_config_b = "persistence true\npersistence_location %s\n" % store
-        port = self.start_node("b").port
+        port = self.restart_with_store("b")
         self.client("a", "on-a")
         for i in range(2):
             self.client("b", "on-b-%d" % i)
