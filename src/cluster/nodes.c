@@ -1,8 +1,10 @@
 /*
  * Node status and cluster totals (docs/cluster.md, "Node status"): worker 0
  * writes this node's figures (node_status.h) under its name in the bucket
- * "<cluster>_nodes" every NODE_STATUS_INTERVAL_MS, as an asynchronous put
- * (the worker never waits for NATS), and a thread watches the bucket,
+ * "<cluster>_nodes" every NODE_STATUS_INTERVAL_MS, as a plain NATS publish
+ * on the bucket's subject (no JetStream acknowledgement: the worker never
+ * waits for NATS, not even when many JetStream publishes are pending, and
+ * a lost status is replaced 2 s later), and a thread watches the bucket,
  * keeping every node's last value, this node's included, for the $SYS
  * and metrics totals (cluster_totals).
  */
@@ -79,7 +81,6 @@ void cluster_tick(struct broker *b, uint64_t now_ms)
 	struct node_status ns = {.started_s = (uint64_t)b->started_wall_s};
 	char subject[sizeof(cl->nodes_prefix) + CLUSTER_NODE_MAX], value[512];
 	struct stats st;
-	natsMsg *nm = NULL;
 	natsStatus s = NATS_NO_MEMORY;
 	size_t len;
 
@@ -96,11 +97,8 @@ void cluster_tick(struct broker *b, uint64_t now_ms)
 		ns.messages_out = stats_qos_sum(st.total.msgs_out);
 		len = node_status_format(&ns, value, sizeof(value));
 		snprintf(subject, sizeof(subject), "%s%s", cl->nodes_prefix, cl->node);
-		if (len > 0 &&
-		    (s = natsMsg_Create(&nm, subject, NULL, value, (int)len)) == NATS_OK) {
-			s = js_PublishMsgAsync(cl->js, &nm, NULL);
-			natsMsg_Destroy(nm); /* NULL when NATS took it */
-		}
+		if (len > 0)
+			s = natsConnection_Publish(cl->nc, subject, value, (int)len);
 	}
 	stats_fini(&st);
 	if (s != NATS_OK && log_limiter_allow(&status_log, 1, 60))
