@@ -3,7 +3,10 @@
  * bucket, one key per topic (subject.h's tokens), the value a cluster
  * message (wire.h). A thread watches the bucket (watch.c) and mirrors every
  * change, the values present at start-up first, into the local retained store
- * through worker 0; new subscribers then get them as on one node.
+ * through worker 0; new subscribers then get them as on one node. A node's
+ * own writes come back too and are applied again on purpose: the bucket's
+ * order decides between two nodes setting one topic at once, and skipping
+ * its own echo would leave a node holding the value the bucket overwrote.
  */
 #include "cluster/cluster_int.h"
 
