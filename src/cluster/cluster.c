@@ -174,10 +174,15 @@ static void on_publish_ack(jsCtx *js, natsMsg *nm, jsPubAck *pa, jsPubAckErr *pa
 
 static int nats_fail(char *err, size_t errlen, const char *what, natsStatus s, jsErrCode jerr)
 {
-	snprintf(err, errlen,
-		 "cluster: %s: %s (JetStream error %d); check cluster_url and that nats-server "
-		 "runs with -js",
-		 what, natsStatus_GetText(s), (int)jerr);
+	const char *hint = "check cluster_url, that nats-server runs with -js, and the "
+			   "cluster_tls_* files or cluster_credentials it may demand";
+
+	if (s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED)
+		hint = "check cluster_credentials and the NATS user's permissions";
+	else if (s == NATS_SSL_ERROR)
+		hint = "check cluster_tls_cafile, cluster_tls_certfile and cluster_tls_keyfile";
+	snprintf(err, errlen, "cluster: %s: %s (JetStream error %d); %s", what,
+		 natsStatus_GetText(s), (int)jerr, hint);
 	return MOAT_E_IO;
 }
 

@@ -213,6 +213,24 @@ class ClusterBase(unittest.TestCase):
                 pass
         self.fail("node %s never sent what %s matches" % (origin, topic))
 
+    def refused(self, url, lines, hint):
+        """A third node on NATS at <url> with <lines> stops at start-up, saying
+        it cannot connect to NATS and naming <hint> (what to check)."""
+        node = Broker("cluster_url %s\ncluster_name test\nnode_name c\n%s" % (url, lines))
+        self.addCleanup(node.cleanup)
+        node.start(wait=False)
+        try:
+            node.proc.wait(timeout=CROSS_S + 10)
+        except subprocess.TimeoutExpired:
+            node.proc.kill()
+            node.proc.wait()
+            self.fail("a node that NATS refuses started:\n" + node.log())
+        self.assertNotEqual(node.proc.returncode, 0)
+        self.assertIn("cannot connect to NATS", node.log())
+        self.assertIn(hint, node.log())
+        node.logf.close()
+        node.proc = None
+
     def cross(self, topic, payload, qos=0, retain=False, props=None, sub_qos=2, sub_props=None):
         """Publishes on node a to a subscriber on node b; returns what b delivered."""
         sub = self.client("b", "sub-" + topic.replace("/", "-"))
