@@ -1,0 +1,113 @@
+"""Cluster sessions' handover and entry writes (docs/cluster.md, "Sessions"):
+a real nats-server -js and two moatd nodes. A node restarted with its store
+hands the queued messages of a session that moved to another node while it
+was down over to that node, and drops (without its Will) a session whose
+entry was deleted meanwhile; a node without persistence deletes its
+sessions' entries when it stops, so no node resumes what is lost; and a
+session entry's conditional delete leaves another writer's newer claim
+(cluster_kv_writers, two writers on one key)."""
+import os
+import subprocess
+import time
+import unittest
+
+from test_cluster import CROSS_S, ClusterBase, NatsServer, NatsWatcher
+from moattest import Peer
+
+PERSISTENT = {"session_expiry": 600}
+# a killed node is found silent after 6 s, then its sessions are adopted
+NODE_DEATH_S = 30.0
+
+
+def persisted_everywhere():
+    return bool(os.environ.get("MOAT_TEST_PERSISTENCE"))
+
+
+class HandoverTest(ClusterBase):
+    def restart(self, name, port):
+        self.nodes[name].stop(check=True)
+        self.nodes[name].cleanup()
+        return self.start_node(name, port=port)
+
+    def wait_deleted(self, entries, timeout):
+        """Waits until <entries> (a NatsWatcher on a session's key) sees its
+        delete marker (a message without data)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(data == b"" for _, data in entries.messages(quiet_s=1.0)):
+                return
+        self.fail("the session's entry was not deleted")
+
+    def test_restarted_node_hands_over_what_its_store_queued(self):
+        port = self.restart_with_store("a")
+        sub = self.client("a", "mover", clean=False, props=PERSISTENT)
+        sub.subscribe(("stored/#", 1))
+        sub.disconnect()
+        pub = self.client("a", "pub-stored")
+        for i in range(10):
+            pub.publish("stored/x", b"%d" % i, qos=1)
+        pub.disconnect()
+        self.nodes["a"].stop(check=True)	# a clean stop: its store keeps the session
+        moved = Peer(self.nodes["b"].port)
+        self.peers.append(moved)
+        ack = moved.connect("mover", clean=False, props=PERSISTENT)
+        self.assertEqual(ack.session_present, 1)	# node b resumed it from its entry
+        moved.expect_nothing(timeout=1.0)	# the queue is in node a's store
+        self.nodes["a"].cleanup()
+        self.start_node("a", port=port)
+        got = [moved.expect_publish(timeout=CROSS_S).payload for _ in range(10)]
+        self.assertEqual(got, [b"%d" % i for i in range(10)])
+        moved.expect_nothing(timeout=1.0)
+        self.assertIn("moved to node b while this node was down", self.nodes["a"].log())
+        # node a dropped its copy: the session goes on on node b alone
+        self.restart("a", port)
+        self.assertNotIn("moved to node b", self.nodes["a"].log())
+
+    def test_restarted_node_drops_a_session_ended_elsewhere(self):
+        port = self.restart_with_store("a")
+        watcher = self.client("b", "will-watcher")
+        watcher.subscribe(("wills/#", 1))
+        entries = NatsWatcher(self.nats.port, "$KV.test_sessions.ended")
+        self.addCleanup(entries.close)
+        gone = self.client("a", "ended", clean=False, props={"session_expiry": 4},
+                           will={"topic": "wills/ended", "payload": b"ended", "qos": 1,
+                                 "props": {"will_delay": 2}})
+        gone.close()	# no DISCONNECT: node a keeps the session and its Will in its store
+        time.sleep(0.5)
+        self.kill9("a")
+        will = watcher.expect_publish(timeout=NODE_DEATH_S)	# node b adopted the session
+        self.assertEqual((will.topic, will.payload), ("wills/ended", b"ended"))
+        # then it expires there, and node b deletes its entry
+        self.wait_deleted(entries, NODE_DEATH_S)
+        self.start_node("a", port=port)	# its store still has the session and its Will
+        watcher.expect_nothing(timeout=8.0)
+        self.assertIn("ended on another node while this node was down", self.nodes["a"].log())
+
+    @unittest.skipIf(persisted_everywhere(), "both nodes keep their sessions in a store")
+    def test_clean_stop_without_persistence_ends_its_sessions(self):
+        sub = self.client("a", "volatile", clean=False, props=PERSISTENT)
+        sub.subscribe(("volatile/#", 1))
+        sub.disconnect()
+        time.sleep(0.5)	# its offline entry is written
+        self.nodes["a"].stop(check=True)
+        self.assertIn("1 sessions end with this node", self.nodes["a"].log())
+        # what node a had is lost with it: node b does not resume it
+        again = Peer(self.nodes["b"].port)
+        self.peers.append(again)
+        ack = again.connect("volatile", clean=False, props=PERSISTENT)
+        self.assertEqual(ack.session_present, 0)
+
+
+@unittest.skipUnless(os.environ.get("MOAT_KV_WRITERS"), "MOAT_KV_WRITERS is not set")
+class ConditionalDeleteTest(unittest.TestCase):
+    def test_two_writers_a_delete_leaves_the_newer_claim(self):
+        nats = NatsServer()
+        self.addCleanup(nats.stop)
+        nats.start()
+        run = subprocess.run([os.environ["MOAT_KV_WRITERS"], "nats://127.0.0.1:%d" % nats.port],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 0, run.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
