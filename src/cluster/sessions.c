@@ -759,14 +759,15 @@ void cluster_worker_started(struct worker *w)
 }
 
 /* Asks the bucket again about the sessions it did not answer for; one
- * whose client came back (its CONNECT claimed it) or that ended is left. */
-static void settle_again(struct worker *w, struct worker_share *ws)
+ * whose client came back (its CONNECT claimed it) or that ended is left.
+ * True when one was settled (its messages may be handed over). */
+static bool settle_again(struct worker *w, struct worker_share *ws)
 {
 	uint64_t now = clock_mono_ms();
-	size_t kept = 0;
+	size_t kept = 0, n = ws->unsettled_n;
 
-	if (ws->unsettled_n == 0 || now < ws->settle_at_ms)
-		return;
+	if (n == 0 || now < ws->settle_at_ms)
+		return false;
 	for (size_t i = 0; i < ws->unsettled_n; i++) {
 		struct unsettled u = ws->unsettled[i];
 
@@ -780,6 +781,7 @@ static void settle_again(struct worker *w, struct worker_share *ws)
 	}
 	ws->unsettled_n = kept;
 	ws->settle_at_ms = now + SETTLE_RETRY_MS;
+	return kept < n;
 }
 
 /* ---- a clean stop without persistence ---- */
@@ -930,12 +932,12 @@ void cluster_sessions_flush(struct worker *w)
 		action_free(a);
 		a = next;
 	}
+	handed |= settle_again(w, ws);
 	/* the handed-over copies' records, and the sessions' deletion, go to
 	 * the store before cluster_outbound_flush lets the copies go (so that
 	 * a deletion once JetStream stored one cannot come first) */
 	if (handed)
 		persist_submit(w);
-	settle_again(w, ws);
 	for (size_t i = 0; i < ws->dirty_n; i++) {
 		struct session *s = ws->dirty[i];
 
