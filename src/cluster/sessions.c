@@ -293,12 +293,15 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 		kvEntry *e = NULL;
 		const char *why = NULL;
 		natsStatus st = kvStore_Get(&e, cl->sessions->wkv, key);
-		bool known = st == NATS_OK &&
-			     snapshot_decode(
-				 (struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
-				 &snap, &why) == MOAT_OK;
-		bool elsewhere = known && !moat_bytes_eq(snap.owner, moat_bytes_str(cl->node));
+		bool known, elsewhere;
 
+		if (st != NATS_OK && st != NATS_NOT_FOUND)
+			break; /* JetStream slow or unreachable: the client waits no longer */
+		known = st == NATS_OK &&
+			snapshot_decode(
+			    (struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
+			    &snap, &why) == MOAT_OK;
+		elsewhere = known && !moat_bytes_eq(snap.owner, moat_bytes_str(cl->node));
 		s->cluster_rev = st == NATS_OK ? kvEntry_Revision(e) : 0;
 		if (present && !copy_is_current(cl, known, &snap, s->cluster_rev, mine)) {
 			/* another node had it since (this node has not heard yet):
@@ -312,17 +315,18 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 			restore_subs(c->w, s, &snap, true);
 			present = resumed = true;
 		}
-		if (encode_session(cl, s, c, &ws->value) == MOAT_OK &&
-		    write_entry(cl->sessions->wkv, key, &ws->value, &s->cluster_rev) == NATS_OK) {
-			if (elsewhere)
-				notify(cl, snap.owner, key, s->cluster_rev, resumed);
-			snapshot_fini(&snap);
-			kvEntry_Destroy(e);
-			return present;
-		}
+		st = encode_session(cl, s, c, &ws->value) == MOAT_OK
+			 ? write_entry(cl->sessions->wkv, key, &ws->value, &s->cluster_rev)
+			 : NATS_NO_MEMORY;
+		if (st == NATS_OK && elsewhere)
+			notify(cl, snap.owner, key, s->cluster_rev, resumed);
 		mine = s->cluster_rev;
 		snapshot_fini(&snap);
 		kvEntry_Destroy(e);
+		if (st == NATS_OK)
+			return present;
+		if (st == NATS_TIMEOUT)
+			break; /* as above; a refused write is another node's claim: read again */
 	}
 	log_warn("cluster: session %s: cannot claim it in the sessions bucket; other nodes may "
 		 "still hold it",

@@ -3,10 +3,12 @@ a real nats-server -js and two moatd nodes. A node restarted with its store
 hands the queued messages of a session that moved to another node while it
 was down over to that node, and drops (without its Will) a session that
 ended on another node meanwhile (its entry deleted); a node without persistence deletes its
-sessions' entries when it stops, so no node resumes what is lost; and a
-session entry's conditional delete leaves another writer's newer claim
+sessions' entries when it stops, so no node resumes what is lost; a stalled
+JetStream holds a CONNECT about a second, not half a minute; and a session
+entry's conditional delete leaves another writer's newer claim
 (cluster_kv_writers, two writers on one key)."""
 import os
+import signal
 import subprocess
 import time
 import unittest
@@ -82,6 +84,20 @@ class HandoverTest(ClusterBase):
         self.start_node("a", port=port)	# its store still has the session and its Will
         watcher.expect_nothing(timeout=8.0)
         self.assertIn("ended on another node while this node was down", self.nodes["a"].log())
+
+    def test_stalled_jetstream_holds_a_connect_about_a_second(self):
+        """nats-server stopped with SIGSTOP: the connections stay up but no
+        request is answered. A CONNECT's claim gives up after the worker's
+        1 s wait instead of 3 tries of two 5 s requests."""
+        self.nats.proc.send_signal(signal.SIGSTOP)
+        try:
+            start = time.monotonic()
+            self.client("a", "stalled", clean=False, props=PERSISTENT)
+            took = time.monotonic() - start
+        finally:
+            self.nats.proc.send_signal(signal.SIGCONT)
+        self.assertLess(took, 5.0, "the CONNECT took %.2f s" % took)
+        self.assertIn("stalled: cannot claim it in the sessions bucket", self.nodes["a"].log())
 
     @unittest.skipIf(persisted_everywhere(), "both nodes keep their sessions in a store")
     def test_clean_stop_without_persistence_ends_its_sessions(self):
