@@ -63,6 +63,37 @@ class HandoverTest(ClusterBase):
         self.restart("a", port)
         self.assertNotIn("moved to node b", self.nodes["a"].log())
 
+    def test_handed_over_messages_wait_for_their_restored_session(self):
+        """Node a hands messages over to node b while b is down; b consumes
+        them when it starts, before its store gave its sessions back: they
+        wait (JetStream sends them again) rather than being dropped."""
+        port_a = self.restart_with_store("a")
+        port_b = self.restart_with_store("b")
+        sub = self.client("a", "waiter", clean=False, props=PERSISTENT)
+        sub.subscribe(("waiting/#", 1))
+        sub.disconnect()
+        pub = self.client("a", "pub-waiting")
+        for i in range(10):
+            pub.publish("waiting/x", b"%d" % i, qos=1)
+        pub.disconnect()
+        self.nodes["a"].stop(check=True)
+        moved = self.client("b", "waiter", clean=False, props=PERSISTENT)
+        moved.disconnect()	# offline on node b, in its store
+        self.nodes["b"].stop(check=True)	# b is down when a hands over
+        self.nodes["a"].cleanup()
+        self.start_node("a", port=port_a)
+        deadline = time.monotonic() + CROSS_S
+        while "moved to node b" not in self.nodes["a"].log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.nodes["b"].cleanup()
+        self.start_node("b", port=port_b)
+        back = Peer(self.nodes["b"].port)
+        self.peers.append(back)
+        self.assertEqual(back.connect("waiter", clean=False, props=PERSISTENT).session_present, 1)
+        got = [back.expect_publish(timeout=CROSS_S).payload for _ in range(10)]
+        self.assertEqual(sorted(got), sorted(b"%d" % i for i in range(10)))
+        back.expect_nothing(timeout=1.0)
+
     def test_restarted_node_drops_a_session_ended_elsewhere(self):
         port = self.restart_with_store("a")
         watcher = self.client("b", "will-watcher")
