@@ -543,10 +543,11 @@ static void on_notice(natsConnection *nc, natsSubscription *sub, natsMsg *nm, vo
 
 /* ---- the new owner's side ---- */
 
-/* A handed-over message whose session is not here: this node may not have
- * restored its store yet (it consumes before), or the session ended or
- * moved on. JetStream sends it again HANDOVER_RETRY_MS later, up to
- * HANDOVER_TRIES deliveries; then it is dropped (logged). */
+/* A handed-over message for the session of <key> (checked subject tokens)
+ * that is not here: this node may not have restored its store yet (it
+ * consumes before), or the session ended or moved on. JetStream sends it
+ * again HANDOVER_RETRY_MS later, up to HANDOVER_TRIES deliveries; then it
+ * is dropped (logged). */
 static void no_session(natsMsg *nm, struct moat_bytes key)
 {
 	jsMsgMetaData *meta = NULL;
@@ -579,12 +580,17 @@ bool cluster_session_message(struct cluster *cl, natsMsg *nm)
 	if (!handover_is(data))
 		return false;
 	rc = handover_decode(data, &h, &why);
+	if (rc == MOAT_OK && (rc = subject_to_topic(&id, h.key)) == MOAT_E_MALFORMED)
+		why = "its session key is not a client id's subject tokens";
 	if (rc == MOAT_OK)
 		rc = wire_decode(h.wire, &node, &item.msg, &why);
 	if (rc != MOAT_OK) {
+		buf_fini(&id);
 		if (rc == MOAT_E_MALFORMED) { /* else out of memory: it comes again */
-			log_warn("cluster: dropped a malformed handed-over message on %s: %s",
-				 natsMsg_GetSubject(nm), why);
+			if (log_limiter_allow(&sessions_log, 10, 10))
+				log_warn(
+				    "cluster: dropped a malformed handed-over message on %s: %s",
+				    natsMsg_GetSubject(nm), why);
 			natsMsg_Ack(nm, NULL);
 		}
 		natsMsg_Destroy(nm);
@@ -594,8 +600,7 @@ bool cluster_session_message(struct cluster *cl, natsMsg *nm)
 	item.retain = h.retain;
 	item.sub_id_count = h.sub_id_count;
 	memcpy(item.sub_ids, h.sub_ids, sizeof(item.sub_ids));
-	if (subject_to_topic(&id, h.key) == MOAT_OK)
-		item.sess = sess_find_ref(cl->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
+	item.sess = sess_find_ref(cl->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
 	buf_fini(&id);
 	if (item.sess == NULL) {
 		msg_unref(item.msg);
