@@ -327,7 +327,7 @@ void cluster_stop(struct broker *b)
 		if (js_PublishAsyncComplete(cl->js, &po) != NATS_OK)
 			log_warn("cluster: messages exported last may not be stored in JetStream");
 	}
-	cluster_sessions_leave(cl); /* before the queue's last wait: nothing is queued after it */
+	cluster_sessions_leave(cl); /* without persistence: its entries go, while NATS is there */
 	cluster_outbound_stop(cl);
 	/* closed, not unsubscribed: unsubscribing would delete the durable
 	 * consumer the library created, and the node could not resume. Closed
