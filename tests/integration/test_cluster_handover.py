@@ -1,8 +1,9 @@
 """Cluster sessions' handover and entry writes (docs/cluster.md, "Sessions"):
 a real nats-server -js and two moatd nodes. A node restarted with its store
 hands the queued messages of a session that moved to another node while it
-was down over to that node, and drops (without its Will) a session that
-ended on another node meanwhile (its entry deleted); a node without persistence deletes its
+was down over to that node (which waits for them if it has not restored the
+session yet), and drops (without its Will) a session that ended on another
+node meanwhile (its entry deleted); a node without persistence deletes its
 sessions' entries when it stops, so no node resumes what is lost; a stalled
 JetStream holds a CONNECT about a second, not half a minute; and a session
 entry's conditional delete leaves another writer's newer claim
@@ -28,6 +29,12 @@ class HandoverTest(ClusterBase):
         self.nodes[name].stop(check=True)
         self.nodes[name].cleanup()
         return self.start_node(name, port=port)
+
+    def wait_log(self, name, text):
+        deadline = time.monotonic() + CROSS_S
+        while text not in self.nodes[name].log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertIn(text, self.nodes[name].log())
 
     def wait_deleted(self, entries, timeout):
         """Waits until <entries> (a NatsWatcher on a session's key) sees its
@@ -58,7 +65,7 @@ class HandoverTest(ClusterBase):
         got = [moved.expect_publish(timeout=CROSS_S).payload for _ in range(10)]
         self.assertEqual(got, [b"%d" % i for i in range(10)])
         moved.expect_nothing(timeout=1.0)
-        self.assertIn("moved to node b while this node was down", self.nodes["a"].log())
+        self.wait_log("a", "moved to node b while this node was down")
         # node a dropped its copy: the session goes on on node b alone
         self.restart("a", port)
         self.assertNotIn("moved to node b", self.nodes["a"].log())
@@ -82,9 +89,7 @@ class HandoverTest(ClusterBase):
         self.nodes["b"].stop(check=True)	# b is down when a hands over
         self.nodes["a"].cleanup()
         self.start_node("a", port=port_a)
-        deadline = time.monotonic() + CROSS_S
-        while "moved to node b" not in self.nodes["a"].log() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        self.wait_log("a", "moved to node b while this node was down")
         self.nodes["b"].cleanup()
         self.start_node("b", port=port_b)
         back = Peer(self.nodes["b"].port)
