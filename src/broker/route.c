@@ -346,10 +346,14 @@ static void remote_deliver(struct worker *w, struct inbox_item *item)
 static void item_deliver(struct worker *w, struct inbox_item *item)
 {
 	bool live = !item->sess->dead;
+	uint32_t mark = persist_mark(w);
 
 	if (live)
 		sess_deliver(w, item->sess, item->msg, item->qos, item->retain, item->sub_ids,
 			     item->sub_id_count, item->store_id);
+	/* a message handed over with its session (src/cluster/sessions.c):
+	 * acknowledged once it is in the session, and durable */
+	cluster_routed(w, item->cluster_ack, mark);
 	item_drop(w, item, live);
 }
 

@@ -90,14 +90,15 @@ static void on_stream_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm
 	struct moat_bytes node;
 	struct msg *m = NULL;
 	const char *why = NULL;
-	int rc = cluster_decode(nm, &node, &m, &why);
+	int rc;
 
 	(void)nc;
 	(void)sub;
+	if (cluster_session_message(cl, nm))
+		return; /* handed over for one session (sessions.c) */
+	rc = cluster_decode(nm, &node, &m, &why);
 	if (rc == MOAT_OK &&
 	    (node.len != strlen(cl->node) || memcmp(node.ptr, cl->node, node.len) != 0)) {
-		if (cluster_session_message(cl, m, nm))
-			return; /* handed over for one session (sessions.c) */
 		if (!cluster_post(cl, m, false, nm))
 			log_warn("cluster: out of memory: a message on %s comes again later",
 				 natsMsg_GetSubject(nm));
@@ -331,6 +332,7 @@ void cluster_stop(struct broker *b)
 		if (js_PublishAsyncComplete(cl->js, &po) != NATS_OK)
 			log_warn("cluster: messages exported last may not be stored in JetStream");
 	}
+	cluster_sessions_leave(cl); /* without persistence: its entries go, while NATS is there */
 	cluster_outbound_stop(cl);
 	/* closed, not unsubscribed: unsubscribing would delete the durable
 	 * consumer the library created, and the node could not resume. Closed

@@ -241,9 +241,14 @@ int cluster_sessions_start(struct cluster *cl, const char *name, char *err, size
 void cluster_sessions_stop(struct cluster *cl);
 /* End of worker <w>'s pass: takeovers and adoptions for it, changed sessions written. */
 void cluster_sessions_flush(struct worker *w);
-/* A stream message (decoded as <m>) handed over for one session: posted to
- * it and acknowledged (true), or not such a message (false, nothing done). */
-bool cluster_session_message(struct cluster *cl, struct msg *m, natsMsg *nm);
+/* A stream message handed over for one session (handover.h): posted to its
+ * owner worker, which acknowledges it once it is in the session (true; also
+ * when it is malformed or waits for its session), or not such a message
+ * (false, nothing done). */
+bool cluster_session_message(struct cluster *cl, natsMsg *nm);
+/* A clean stop without persistence (the workers have stopped): this node's
+ * sessions end with it, so their entries are deleted (if still its own). */
+void cluster_sessions_leave(struct cluster *cl);
 /* Claims every session node <dead> owned and hands them to worker 0 (any thread). */
 void cluster_sessions_adopt_node(struct cluster *cl, const char *dead);
 /* liveness.c: heartbeats, and adoption of a silent node's sessions. */

@@ -4,14 +4,18 @@
  * tokens (snapshot.h), written by the node that owns it: at CONNECT (the
  * claim), when its subscriptions change (once per loop pass) and when its
  * client goes. Each write names the revision this node read or wrote last,
- * so a node that lost the session can no longer overwrite it. A node that
- * claims a session another node owned tells that node on
- * "<cluster>.s.<owner>"; the old owner closes its connection (DISCONNECT
- * 0x8E), sends the new owner its queued and in-flight messages on the new
- * owner's stream subject marked for the session (Moat-Session header), and
- * drops its copy. Sessions of a node that died are adopted by a survivor
- * (nodes.c): they become offline sessions there, so their Wills and expiry
- * run as on one node.
+ * so a node that lost the session can no longer overwrite it; its
+ * deletion too (kv_delete.h). A node that claims a session another node
+ * owned tells that node on "<cluster>.s.<owner>"; the old owner closes its
+ * connection (DISCONNECT 0x8E), queues its in-flight and queued messages
+ * for the new owner's stream subject (handover.h) in the outbound queue
+ * (outbound.c: in order, kept until JetStream stored them, in the store
+ * with persistence on) and drops its copy; the new owner acknowledges each
+ * once it is in the session (and durable, ack.c). A restarted node settles
+ * the sessions its store gave back against the bucket; a node without
+ * persistence deletes its entries when it stops. Sessions of a node that
+ * died are adopted by a survivor (liveness.c): they become offline sessions
+ * there, so their Wills and expiry run as on one node.
  */
 #include "cluster/cluster_int.h"
 
@@ -28,15 +32,25 @@
 #include "broker/broker.h"
 #include "broker/persist.h"
 #include "broker/security.h"
+#include "cluster/handover.h"
+#include "cluster/kv_delete.h"
 #include "cluster/snapshot.h"
 #include "cluster/subject.h"
 #include "cluster/wire.h"
 
-/* The header of a handed-over message: "<qos> <retain> <n> <id>... <key>". */
-#define SESSION_HEADER "Moat-Session"
-
-/* Tries of a claim that other nodes' claims keep overtaking. */
-enum { CLAIM_TRIES = 3 };
+/* Tries of a claim that other nodes' claims keep overtaking. How long a
+ * worker waits for a bucket request (its own JetStream context: a slow
+ * JetStream, e.g. electing a leader, stalls a worker's clients this long at
+ * most per request). How often a restarted node asks again about sessions
+ * the bucket could not tell it about. How long, and how many times, a
+ * handed-over message whose session is not here waits for it. */
+enum {
+	CLAIM_TRIES = 3,
+	WORKER_WAIT_MS = 1000,
+	SETTLE_RETRY_MS = 1000,
+	HANDOVER_RETRY_MS = 1000,
+	HANDOVER_TRIES = 10
+};
 
 enum action_kind { ACT_TAKEN, ACT_ADOPT };
 
@@ -51,18 +65,31 @@ struct action {
 	struct buf value; /* ACT_ADOPT: the entry */
 };
 
+/* A session from the store that the bucket could not be asked about yet;
+ * its Will waits here, so it cannot go out before that is settled. */
+struct unsettled {
+	struct session *s; /* a reference */
+	struct msg *will;
+};
+
 struct worker_share {
 	pthread_mutex_t lock; /* for <head>, <tail> */
 	struct action *head, *tail;
 	struct session **dirty; /* the worker's own */
 	size_t dirty_n, dirty_cap;
-	struct buf key, value, scratch; /* the worker's scratch */
+	struct unsettled *unsettled; /* the worker's own */
+	size_t unsettled_n, unsettled_cap;
+	uint64_t settle_at_ms;
+	struct buf key, value, scratch, subject; /* the worker's scratch */
 };
 
 struct cluster_sessions {
-	kvStore *kv;
+	kvStore *kv;  /* for the liveness thread (the context's default wait) */
+	jsCtx *wjs;   /* for workers: WORKER_WAIT_MS */
+	kvStore *wkv; /* the bucket through <wjs> */
 	natsSubscription *notices;
 	char notice_prefix[CLUSTER_NAME_MAX + 8]; /* "<cluster>.s." */
+	char bucket[CLUSTER_NAME_MAX + 16];	  /* "<cluster>_sessions" */
 	struct worker_share *w;			  /* one per worker */
 };
 
@@ -186,7 +213,7 @@ static void save(struct worker *w, struct session *s, const struct conn *c)
 		log_warn("cluster: cannot write session %s: out of memory", s->client_id);
 		return;
 	}
-	st = write_entry(cl->sessions->kv, key, &ws->value, &s->cluster_rev);
+	st = write_entry(cl->sessions->wkv, key, &ws->value, &s->cluster_rev);
 	if (st != NATS_OK && log_limiter_allow(&sessions_log, 10, 10))
 		log_notice("cluster: session %s not written (%s): another node took it over",
 			   s->client_id, natsStatus_GetText(st));
@@ -265,13 +292,16 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 		struct snapshot snap = {0};
 		kvEntry *e = NULL;
 		const char *why = NULL;
-		natsStatus st = kvStore_Get(&e, cl->sessions->kv, key);
-		bool known = st == NATS_OK &&
-			     snapshot_decode(
-				 (struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
-				 &snap, &why) == MOAT_OK;
-		bool elsewhere = known && !moat_bytes_eq(snap.owner, moat_bytes_str(cl->node));
+		natsStatus st = kvStore_Get(&e, cl->sessions->wkv, key);
+		bool known, elsewhere;
 
+		if (st != NATS_OK && st != NATS_NOT_FOUND)
+			break; /* JetStream slow or unreachable: the client waits no longer */
+		known = st == NATS_OK &&
+			snapshot_decode(
+			    (struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
+			    &snap, &why) == MOAT_OK;
+		elsewhere = known && !moat_bytes_eq(snap.owner, moat_bytes_str(cl->node));
 		s->cluster_rev = st == NATS_OK ? kvEntry_Revision(e) : 0;
 		if (present && !copy_is_current(cl, known, &snap, s->cluster_rev, mine)) {
 			/* another node had it since (this node has not heard yet):
@@ -285,17 +315,18 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 			restore_subs(c->w, s, &snap, true);
 			present = resumed = true;
 		}
-		if (encode_session(cl, s, c, &ws->value) == MOAT_OK &&
-		    write_entry(cl->sessions->kv, key, &ws->value, &s->cluster_rev) == NATS_OK) {
-			if (elsewhere)
-				notify(cl, snap.owner, key, s->cluster_rev, resumed);
-			snapshot_fini(&snap);
-			kvEntry_Destroy(e);
-			return present;
-		}
+		st = encode_session(cl, s, c, &ws->value) == MOAT_OK
+			 ? write_entry(cl->sessions->wkv, key, &ws->value, &s->cluster_rev)
+			 : NATS_NO_MEMORY;
+		if (st == NATS_OK && elsewhere)
+			notify(cl, snap.owner, key, s->cluster_rev, resumed);
 		mine = s->cluster_rev;
 		snapshot_fini(&snap);
 		kvEntry_Destroy(e);
+		if (st == NATS_OK)
+			return present;
+		if (st == NATS_TIMEOUT)
+			break; /* as above; a refused write is another node's claim: read again */
 	}
 	log_warn("cluster: session %s: cannot claim it in the sessions bucket; other nodes may "
 		 "still hold it",
@@ -310,20 +341,31 @@ void cluster_session_offline(struct worker *w, struct session *s)
 		save(w, s, NULL);
 }
 
+/* Deletes <key>'s entry if it is still at revision <rev>, this node's last
+ * write: a newer one is another node's claim and stays. */
+static bool delete_entry(struct cluster *cl, const char *key, uint64_t rev)
+{
+	jsErrCode jerr = 0;
+	natsStatus st =
+	    cluster_kv_delete_at(cl->sessions->wjs, cl->sessions->bucket, key, rev, &jerr);
+
+	if (st != NATS_OK && jerr != JSStreamWrongLastSequenceErr &&
+	    log_limiter_allow(&sessions_log, 10, 10))
+		log_warn("cluster: the entry of session %s was not deleted: %s", key,
+			 natsStatus_GetText(st));
+	return st == NATS_OK;
+}
+
 void cluster_session_ended(struct worker *w, struct session *s)
 {
 	struct cluster *cl = w->b->cluster;
-	kvEntry *e = NULL;
 	const char *key;
 
 	if (cl == NULL || s->cluster_moved || s->cluster_rev == 0 || !nats_up(cl))
 		return;
 	key = key_for(&cl->sessions->w[w->id].key, moat_bytes_str(s->client_id));
-	/* only this node's last write: a newer one is another node's claim */
-	if (key != NULL && kvStore_Get(&e, cl->sessions->kv, key) == NATS_OK &&
-	    kvEntry_Revision(e) == s->cluster_rev)
-		kvStore_Delete(cl->sessions->kv, key);
-	kvEntry_Destroy(e);
+	if (key != NULL)
+		delete_entry(cl, key, s->cluster_rev);
 	s->cluster_rev = 0;
 }
 
@@ -350,43 +392,48 @@ void cluster_session_changed(struct worker *w, struct session *s)
 
 /* ---- the old owner's side of a takeover ---- */
 
-/* Sends <d>'s message to <node>'s stream subject, marked for <key>'s session. */
-static void hand_over(struct cluster *cl, struct worker_share *ws, const char *node,
-		      const char *key, const struct delivery *d)
+/* Queues <d>'s message for node <node>'s stream subject, marked for the
+ * session of <key>, in the outbound queue: sent in order and kept until
+ * JetStream stored it (with persistence on, as a record in <w>'s batch,
+ * which also deletes the session: a crash keeps one or the other). */
+static void hand_over(struct worker *w, const char *node, const char *key, const struct delivery *d)
 {
-	char header[64 + 12 * MAX_SUB_IDS];
-	natsMsg *nm = NULL;
-	jsPubOptions po;
-	int n;
+	struct cluster *cl = w->b->cluster;
+	struct worker_share *ws = &cl->sessions->w[w->id];
+	int rc;
 
-	n = snprintf(header, sizeof(header), "%u %u %u", d->qos, d->retain, d->sub_id_count);
-	for (uint8_t i = 0; i < d->sub_id_count; i++)
-		n += snprintf(header + n, sizeof(header) - (size_t)n, " %" PRIu32, d->sub_ids[i]);
-	buf_consume(&ws->key, buf_used(&ws->key));
-	if (wire_encode(&ws->value, cl->node, d->msg) < 0 ||
-	    buf_append(&ws->key, cl->msg_prefix, strlen(cl->msg_prefix)) < 0 ||
-	    buf_append(&ws->key, node, strlen(node)) < 0 || buf_append(&ws->key, ".", 1) < 0 ||
-	    subject_from_topic(&ws->key, d->msg->topic) < 0 || buf_append(&ws->key, "", 1) < 0 ||
-	    natsMsg_Create(&nm, (const char *)buf_head(&ws->key), NULL,
-			   (const char *)buf_head(&ws->value),
-			   (int)buf_used(&ws->value)) != NATS_OK) {
-		log_warn("cluster: cannot hand a message of session %s over to node %s", key, node);
-		return;
-	}
-	buf_consume(&ws->scratch, buf_used(&ws->scratch));
-	if (buf_append(&ws->scratch, header, (size_t)n) < 0 ||
-	    buf_append(&ws->scratch, " ", 1) < 0 ||
-	    buf_append(&ws->scratch, key, strlen(key) + 1) < 0 ||
-	    natsMsgHeader_Set(nm, SESSION_HEADER, (const char *)buf_head(&ws->scratch)) !=
-		NATS_OK) {
-		natsMsg_Destroy(nm);
-		return;
-	}
-	jsPubOptions_Init(&po);
-	if (js_PublishMsgAsync(cl->js, &nm, &po) != NATS_OK) {
-		log_warn("cluster: cannot hand a message of session %s over to node %s", key, node);
-		natsMsg_Destroy(nm);
-	}
+	buf_consume(&ws->subject, buf_used(&ws->subject));
+	if (buf_append(&ws->subject, cl->msg_prefix, strlen(cl->msg_prefix)) < 0 ||
+	    buf_append(&ws->subject, node, strlen(node)) < 0 ||
+	    buf_append(&ws->subject, ".", 1) < 0 ||
+	    subject_from_topic(&ws->subject, d->msg->topic) < 0 ||
+	    buf_append(&ws->subject, "", 1) < 0)
+		rc = MOAT_E_NOMEM;
+	else if (buf_used(&ws->subject) > CLUSTER_SUBJECT_MAX)
+		rc = MOAT_E_INVAL;
+	else
+		rc = handover_encode(&ws->value, &ws->scratch, cl->node, key, d);
+	if (rc == MOAT_OK)
+		rc = cluster_outbound_push(w, (const char *)buf_head(&ws->subject), &ws->value);
+	if (rc != MOAT_OK)
+		log_warn("cluster: a message of session %s is lost: it cannot be handed over to "
+			 "node %s (%s)",
+			 key, node,
+			 rc == MOAT_E_LIMIT ? "the outbound queue is full (cluster_queue_max_bytes)"
+			 : rc == MOAT_E_INVAL ? "its topic is too long for NATS"
+					      : "out of memory");
+}
+
+/* Hands <s>'s in-flight messages (but those whose PUBREL only is left: its
+ * client has them) and then its queued ones over to <node>, in order. */
+static void hand_over_all(struct worker *w, const struct session *s, const char *node,
+			  const char *key)
+{
+	for (const struct delivery *d = s->inflight; d != NULL; d = d->next)
+		if (!d->pubrel_sent)
+			hand_over(w, node, key, d);
+	for (const struct delivery *d = s->queue; d != NULL; d = d->next)
+		hand_over(w, node, key, d);
 }
 
 /* Another node took <s> over (worker <w> owns it): its connection closes
@@ -403,7 +450,8 @@ static bool claim_is_real(struct cluster *cl, const struct action *a)
 	const char *why;
 	bool real = false;
 
-	if (kvStore_Get(&e, cl->sessions->kv, a->key) == NATS_OK && kvEntry_Revision(e) >= a->rev &&
+	if (kvStore_Get(&e, cl->sessions->wkv, a->key) == NATS_OK &&
+	    kvEntry_Revision(e) >= a->rev &&
 	    snapshot_decode((struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
 			    &snap, &why) == MOAT_OK)
 		real = moat_bytes_eq(snap.owner, moat_bytes_str(a->node));
@@ -412,10 +460,12 @@ static bool claim_is_real(struct cluster *cl, const struct action *a)
 	return real;
 }
 
-static void taken(struct worker *w, struct action *a)
+/* Acts on <a>; true when it handed messages over (queued, store records
+ * written in <w>'s batch). */
+static bool taken(struct worker *w, struct action *a)
 {
 	struct cluster *cl = w->b->cluster;
-	struct worker_share *ws = &cl->sessions->w[w->id];
+	bool handed = false;
 	struct buf id = {0};
 	struct session *s = NULL;
 
@@ -426,7 +476,7 @@ static void taken(struct worker *w, struct action *a)
 	if (s == NULL || s->owner != w || s->dead || s->cluster_rev > a->rev) {
 		if (s != NULL)
 			sess_unref(s);
-		return;
+		return false;
 	}
 	if (!claim_is_real(cl, a)) {
 		if (log_limiter_allow(&sessions_log, 10, 10))
@@ -434,24 +484,22 @@ static void taken(struct worker *w, struct action *a)
 				 "sessions bucket does not confirm",
 				 s->client_id, a->node);
 		sess_unref(s);
-		return;
+		return false;
 	}
 	s->cluster_moved = true;
 	log_notice("cluster: session %s taken over by node %s", s->client_id, a->node);
 	if (s->conn != NULL)
 		conn_take_over(s->conn);
 	if (!s->dead && a->hand_over) {
-		for (const struct delivery *d = s->inflight; d != NULL; d = d->next)
-			if (!d->pubrel_sent) /* else its client has it: only the PUBREL is left */
-				hand_over(cl, ws, a->node, a->key, d);
-		for (const struct delivery *d = s->queue; d != NULL; d = d->next)
-			hand_over(cl, ws, a->node, a->key, d);
+		hand_over_all(w, s, a->node, a->key);
+		handed = true;
 		msg_unref(s->will); /* the session goes on there */
 		s->will = NULL;
 	}
 	if (!s->dead)
 		sess_destroy(w, s);
 	sess_unref(s);
+	return handed;
 }
 
 /* "<1|0> <revision> <node> <key>" on this node's notice subject (a NATS
@@ -495,114 +543,280 @@ static void on_notice(natsConnection *nc, natsSubscription *sub, natsMsg *nm, vo
 
 /* ---- the new owner's side ---- */
 
-/* Parses "<qos> <retain> <n> <id>... <key>" into <item>; the key's start. */
-static const char *parse_header(const char *h, struct inbox_item *item)
+/* A handed-over message for the session of <key> (checked subject tokens)
+ * that is not here: this node may not have restored its store yet (it
+ * consumes before), or the session ended or moved on. JetStream sends it
+ * again HANDOVER_RETRY_MS later, up to HANDOVER_TRIES deliveries; then it
+ * is dropped (logged). */
+static void no_session(natsMsg *nm, struct moat_bytes key)
 {
-	char *end;
-	unsigned long v[3];
+	jsMsgMetaData *meta = NULL;
+	bool again = natsMsg_GetMetaData(&meta, nm) == NATS_OK &&
+		     meta->NumDelivered < HANDOVER_TRIES &&
+		     natsMsg_NakWithDelay(nm, HANDOVER_RETRY_MS, NULL) == NATS_OK;
 
-	for (int i = 0; i < 3; i++) {
-		v[i] = strtoul(h, &end, 10);
-		if (end == h || *end != ' ')
-			return NULL;
-		h = end + 1;
+	jsMsgMetaData_Destroy(meta);
+	if (!again) {
+		if (log_limiter_allow(&sessions_log, 10, 10))
+			log_warn("cluster: dropped a message handed over for session %.*s: no "
+				 "such session here (it ended, or moved on)",
+				 (int)key.len, (const char *)key.ptr);
+		natsMsg_Ack(nm, NULL);
 	}
-	if (v[0] < 1 || v[0] > 2 || v[1] > 1 || v[2] > MAX_SUB_IDS)
-		return NULL;
-	item->qos = (uint8_t)v[0];
-	item->retain = v[1] == 1;
-	item->sub_id_count = (uint8_t)v[2];
-	for (unsigned i = 0; i < v[2]; i++) {
-		unsigned long id = strtoul(h, &end, 10);
-
-		if (end == h || *end != ' ' || id == 0 || id > 268435455)
-			return NULL;
-		item->sub_ids[i] = (uint32_t)id;
-		h = end + 1;
-	}
-	return *h != '\0' ? h : NULL;
+	natsMsg_Destroy(nm);
 }
 
-bool cluster_session_message(struct cluster *cl, struct msg *m, natsMsg *nm)
+bool cluster_session_message(struct cluster *cl, natsMsg *nm)
 {
-	struct inbox_item item = {.msg = m};
-	const char *header = NULL, *key;
+	struct moat_bytes data = {(const uint8_t *)natsMsg_GetData(nm),
+				  (size_t)natsMsg_GetDataLength(nm)};
+	struct inbox_item item = {.cluster_ack = nm};
+	struct handover h;
+	struct moat_bytes node;
+	const char *why = NULL;
 	struct buf id = {0};
+	int rc;
 
-	if (natsMsgHeader_Get(nm, SESSION_HEADER, &header) != NATS_OK)
+	if (!handover_is(data))
 		return false;
-	key = parse_header(header, &item);
-	if (key != NULL && subject_to_topic(&id, moat_bytes_str(key)) == MOAT_OK)
-		item.sess = sess_find_ref(cl->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
-	buf_fini(&id);
-	if (item.sess != NULL) {
-		atomic_fetch_add_explicit(&item.sess->backlog, 1, memory_order_relaxed);
-		if (cluster_route_post(cl, item.sess->owner, &item)) {
-			m = NULL; /* the item has it */
-		} else {
-			/* inbox full, or stopping: not acknowledged, JetStream sends it again */
-			atomic_fetch_sub_explicit(&item.sess->backlog, 1, memory_order_relaxed);
-			sess_unref(item.sess);
-			msg_unref(m);
-			natsMsg_Destroy(nm);
-			return true;
+	rc = handover_decode(data, &h, &why);
+	if (rc == MOAT_OK && (rc = subject_to_topic(&id, h.key)) == MOAT_E_MALFORMED)
+		why = "its session key is not a client id's subject tokens";
+	if (rc == MOAT_OK)
+		rc = wire_decode(h.wire, &node, &item.msg, &why);
+	if (rc != MOAT_OK) {
+		buf_fini(&id);
+		if (rc == MOAT_E_MALFORMED) { /* else out of memory: it comes again */
+			if (log_limiter_allow(&sessions_log, 10, 10))
+				log_warn(
+				    "cluster: dropped a malformed handed-over message on %s: %s",
+				    natsMsg_GetSubject(nm), why);
+			natsMsg_Ack(nm, NULL);
 		}
+		natsMsg_Destroy(nm);
+		return true;
 	}
-	if (m != NULL && log_limiter_allow(&sessions_log, 10, 10))
-		log_warn("cluster: dropped a message handed over for %s: %s", header,
-			 key == NULL ? "malformed header" : "no such session here");
-	msg_unref(m);
-	/* acknowledged now: a handed-over message is delivered at most once
-	 * more should this node die before it reached the session */
-	natsMsg_Ack(nm, NULL);
-	natsMsg_Destroy(nm);
+	item.qos = h.qos;
+	item.retain = h.retain;
+	item.sub_id_count = h.sub_id_count;
+	memcpy(item.sub_ids, h.sub_ids, sizeof(item.sub_ids));
+	item.sess = sess_find_ref(cl->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
+	buf_fini(&id);
+	if (item.sess == NULL) {
+		msg_unref(item.msg);
+		no_session(nm, h.key);
+		return true;
+	}
+	/* its owner acknowledges it once it is in the session (and durable) */
+	atomic_fetch_add_explicit(&item.sess->backlog, 1, memory_order_relaxed);
+	if (!cluster_route_post(cl, item.sess->owner, &item)) {
+		/* inbox full, or stopping: not acknowledged, JetStream sends it again */
+		atomic_fetch_sub_explicit(&item.sess->backlog, 1, memory_order_relaxed);
+		sess_unref(item.sess);
+		msg_unref(item.msg);
+		natsMsg_Destroy(nm);
+	}
 	return true;
 }
 
-/* ---- a restarted node's stale copies ---- */
+/* ---- a restarted node's sessions from its store ---- */
 
-/* Whether the entry of <s>, never claimed since this node started, names
- * another node. */
-static bool owned_elsewhere(struct cluster *cl, struct worker_share *ws, const struct session *s)
+enum restored {
+	RESTORED_NEW,	  /* never written: this node claims it now */
+	RESTORED_MINE,	  /* the entry names this node */
+	RESTORED_MOVED,	  /* another node took it over while this one was down */
+	RESTORED_ENDED,	  /* its last owner ended it (the entry was deleted) */
+	RESTORED_UNKNOWN, /* the bucket did not answer (or out of memory) */
+};
+
+/* What the sessions bucket says of <s>, restored from the store and not
+ * claimed since: the key's last message, a delete marker included, in
+ * <ws>->key's key's stream; the owner in <owner>, the revision in <*rev>. */
+static enum restored check_restored(struct cluster *cl, struct worker_share *ws,
+				    const struct session *s, char *owner, size_t owner_cap,
+				    uint64_t *rev)
 {
 	const char *key = key_for(&ws->key, moat_bytes_str(s->client_id));
+	char stream[sizeof(cl->sessions->bucket) + 4];
+	enum restored r = RESTORED_MINE;
 	struct snapshot snap = {0};
-	kvEntry *e = NULL;
-	const char *why;
-	bool elsewhere = false;
+	const char *op = NULL, *why;
+	natsMsg *last = NULL;
+	jsErrCode jerr = 0;
+	natsStatus st;
 
-	if (key != NULL && kvStore_Get(&e, cl->sessions->kv, key) == NATS_OK &&
-	    snapshot_decode((struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
-			    &snap, &why) == MOAT_OK)
-		elsewhere = !moat_bytes_eq(snap.owner, moat_bytes_str(cl->node));
+	if (key == NULL || !nats_up(cl))
+		return RESTORED_UNKNOWN;
+	buf_consume(&ws->subject, buf_used(&ws->subject));
+	if (buf_append(&ws->subject, "$KV.", 4) < 0 ||
+	    buf_append(&ws->subject, cl->sessions->bucket, strlen(cl->sessions->bucket)) < 0 ||
+	    buf_append(&ws->subject, ".", 1) < 0 ||
+	    buf_append(&ws->subject, key, strlen(key) + 1) < 0)
+		return RESTORED_UNKNOWN;
+	snprintf(stream, sizeof(stream), "KV_%s", cl->sessions->bucket);
+	st = js_GetLastMsg(&last, cl->sessions->wjs, stream, (const char *)buf_head(&ws->subject),
+			   NULL, &jerr);
+	if (st == NATS_NOT_FOUND)
+		return RESTORED_NEW;
+	if (st != NATS_OK)
+		return RESTORED_UNKNOWN;
+	*rev = natsMsg_GetSequence(last);
+	if (natsMsgHeader_Get(last, "KV-Operation", &op) == NATS_OK)
+		r = RESTORED_ENDED; /* DEL or PURGE */
+	else if (snapshot_decode((struct moat_bytes){(const uint8_t *)natsMsg_GetData(last),
+						     (size_t)natsMsg_GetDataLength(last)},
+				 &snap, &why) != MOAT_OK)
+		log_warn("cluster: session %s: its entry is malformed (%s); kept here", key, why);
+	else if (!moat_bytes_eq(snap.owner, moat_bytes_str(cl->node))) {
+		r = RESTORED_MOVED;
+		snprintf(owner, owner_cap, "%.*s", (int)snap.owner.len,
+			 (const char *)snap.owner.ptr);
+	}
 	snapshot_fini(&snap);
-	kvEntry_Destroy(e);
-	return elsewhere;
+	natsMsg_Destroy(last);
+	return r;
+}
+
+/* Keeps <s> (restored from the store, its Will held in <will>), ends it, or
+ * hands its messages over to the node that has it now, as the bucket says:
+ * an entry deleted since means its last owner ended it, so this copy is
+ * stale (its Will went out there, or was not due); no entry at all means
+ * no node ever wrote it (NATS was unreachable when it was made), so this
+ * node claims it now. False when the bucket did not answer: nothing done. */
+static bool settle(struct worker *w, struct session *s, struct msg *will)
+{
+	struct cluster *cl = w->b->cluster;
+	struct worker_share *ws = &cl->sessions->w[w->id];
+	char owner[CLUSTER_NODE_MAX + 1];
+	uint64_t rev = 0;
+	enum restored r = check_restored(cl, ws, s, owner, sizeof(owner), &rev);
+
+	if (r == RESTORED_UNKNOWN)
+		return false;
+	if (r == RESTORED_NEW || r == RESTORED_MINE) {
+		s->will = will;
+		if (r == RESTORED_NEW &&
+		    (encode_session(cl, s, NULL, &ws->value) != MOAT_OK ||
+		     write_entry(cl->sessions->wkv, (const char *)buf_head(&ws->key), &ws->value,
+				 &rev) != NATS_OK)) {
+			s->will = NULL; /* another node claimed it meanwhile: ask again */
+			return false;
+		}
+		s->cluster_rev = rev;
+		return true;
+	}
+	msg_unref(will); /* its owner has it, or it went out there */
+	s->cluster_moved = true;
+	if (r == RESTORED_MOVED) {
+		hand_over_all(w, s, owner, (const char *)buf_head(&ws->key));
+		log_notice("cluster: session %s moved to node %s while this node was down; its "
+			   "messages from the store are handed over",
+			   s->client_id, owner);
+	} else {
+		log_notice("cluster: session %s from the store ended on another node while this "
+			   "node was down; dropped",
+			   s->client_id);
+	}
+	sess_destroy(w, s);
+	return true;
+}
+
+/* Keeps <s> (a reference) and its Will aside until the bucket answers. */
+static void hold_unsettled(struct worker_share *ws, struct session *s, struct msg *will)
+{
+	if (ws->unsettled_n == ws->unsettled_cap) {
+		size_t cap = ws->unsettled_cap ? ws->unsettled_cap * 2 : 16;
+		struct unsettled *v = realloc(ws->unsettled, cap * sizeof(*v));
+
+		if (v == NULL) {
+			log_warn("cluster: out of memory: session %s is kept from the store "
+				 "without asking the sessions bucket",
+				 s->client_id);
+			s->will = will;
+			return;
+		}
+		ws->unsettled = v;
+		ws->unsettled_cap = cap;
+	}
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	ws->unsettled[ws->unsettled_n++] = (struct unsettled){s, will};
 }
 
 void cluster_worker_started(struct worker *w)
 {
 	struct cluster *cl = w->b->cluster;
-	size_t dropped = 0;
+	struct worker_share *ws;
 
-	if (cl == NULL || !nats_up(cl))
+	if (cl == NULL)
 		return;
+	ws = &cl->sessions->w[w->id];
 	for (struct session *s = w->sessions, *next; s != NULL; s = next) {
+		struct msg *will = s->will;
+
 		next = s->wnext;
-		if (s->conn != NULL || s->cluster_rev != 0 ||
-		    !owned_elsewhere(cl, &cl->sessions->w[w->id], s))
+		if (s->conn != NULL || s->cluster_rev != 0)
 			continue;
-		s->cluster_moved = true;
-		msg_unref(s->will); /* its owner now has it */
-		s->will = NULL;
-		sess_destroy(w, s);
-		dropped++;
+		s->will = NULL; /* not before the bucket says it is this node's */
+		if (!settle(w, s, will))
+			hold_unsettled(ws, s, will);
 	}
-	if (dropped > 0)
-		log_notice(
-		    "cluster: dropped %zu sessions from the store that other nodes took over "
-		    "while this node was down",
-		    dropped);
+	if (ws->unsettled_n > 0)
+		log_warn("cluster: the sessions bucket did not answer about %zu sessions from the "
+			 "store; their Wills wait until it does (asked again every second)",
+			 ws->unsettled_n);
+	ws->settle_at_ms = clock_mono_ms() + SETTLE_RETRY_MS;
+}
+
+/* Asks the bucket again about the sessions it did not answer for; one
+ * whose client came back (its CONNECT claimed it) or that ended is left.
+ * True when one was settled (its messages may be handed over). */
+static bool settle_again(struct worker *w, struct worker_share *ws)
+{
+	uint64_t now = clock_mono_ms();
+	size_t kept = 0, n = ws->unsettled_n;
+
+	if (n == 0 || now < ws->settle_at_ms)
+		return false;
+	for (size_t i = 0; i < ws->unsettled_n; i++) {
+		struct unsettled u = ws->unsettled[i];
+
+		if (u.s->dead || u.s->conn != NULL || u.s->cluster_rev != 0 || u.s->will != NULL) {
+			msg_unref(u.will);
+		} else if (!settle(w, u.s, u.will)) {
+			ws->unsettled[kept++] = u;
+			continue;
+		}
+		sess_unref(u.s);
+	}
+	ws->unsettled_n = kept;
+	ws->settle_at_ms = now + SETTLE_RETRY_MS;
+	return kept < n;
+}
+
+/* ---- a clean stop without persistence ---- */
+
+void cluster_sessions_leave(struct cluster *cl)
+{
+	size_t deleted = 0;
+
+	if (cl->sessions == NULL || cl->sessions->w == NULL || cl->b->store != NULL ||
+	    !atomic_load(&cl->connected))
+		return; /* with a store the sessions come back with the node: entries stay */
+	for (unsigned i = 0; i < cl->b->nworkers; i++) {
+		struct worker_share *ws = &cl->sessions->w[i];
+
+		for (struct session *s = cl->b->workers[i].sessions; s != NULL; s = s->wnext) {
+			const char *key = key_for(&ws->key, moat_bytes_str(s->client_id));
+
+			if (key != NULL && !s->cluster_moved && s->cluster_rev != 0 &&
+			    delete_entry(cl, key, s->cluster_rev))
+				deleted++;
+		}
+	}
+	if (deleted > 0)
+		log_notice("cluster: %zu sessions end with this node (persistence is off): their "
+			   "entries are deleted",
+			   deleted);
 }
 
 /* ---- adopting the sessions of a dead node ---- */
@@ -710,6 +924,7 @@ void cluster_sessions_adopt_node(struct cluster *cl, const char *dead)
 void cluster_sessions_flush(struct worker *w)
 {
 	struct worker_share *ws = &w->b->cluster->sessions->w[w->id];
+	bool handed = false;
 	struct action *a;
 
 	pthread_mutex_lock(&ws->lock);
@@ -720,12 +935,18 @@ void cluster_sessions_flush(struct worker *w)
 		struct action *next = a->next;
 
 		if (a->kind == ACT_TAKEN)
-			taken(w, a);
+			handed |= taken(w, a);
 		else
 			adopt(w, a);
 		action_free(a);
 		a = next;
 	}
+	handed |= settle_again(w, ws);
+	/* the handed-over copies' records, and the sessions' deletion, go to
+	 * the store before cluster_outbound_flush lets the copies go (so that
+	 * a deletion once JetStream stored one cannot come first) */
+	if (handed)
+		persist_submit(w);
 	for (size_t i = 0; i < ws->dirty_n; i++) {
 		struct session *s = ws->dirty[i];
 
@@ -742,17 +963,24 @@ void cluster_sessions_flush(struct worker *w)
 int cluster_sessions_start(struct cluster *cl, const char *name, char *err, size_t errlen)
 {
 	struct cluster_sessions *cs = calloc(1, sizeof(*cs));
-	char bucket[CLUSTER_NAME_MAX + 16], subject[sizeof(cs->notice_prefix) + CLUSTER_NODE_MAX];
+	char subject[sizeof(cs->notice_prefix) + CLUSTER_NODE_MAX];
 	natsStatus s = NATS_NO_MEMORY;
+	jsOptions jo;
 
 	cl->sessions = cs;
 	if (cs != NULL && (cs->w = calloc(cl->b->nworkers, sizeof(*cs->w))) != NULL) {
 		for (unsigned i = 0; i < cl->b->nworkers; i++)
 			pthread_mutex_init(&cs->w[i].lock, NULL);
-		snprintf(bucket, sizeof(bucket), "%s_sessions", name);
+		snprintf(cs->bucket, sizeof(cs->bucket), "%s_sessions", name);
 		snprintf(cs->notice_prefix, sizeof(cs->notice_prefix), "%s.s.", name);
 		snprintf(subject, sizeof(subject), "%s%s", cs->notice_prefix, cl->node);
-		s = cluster_bucket(cl, bucket, &cs->kv);
+		jsOptions_Init(&jo);
+		jo.Wait = WORKER_WAIT_MS;
+		s = cluster_bucket(cl, cs->bucket, &cs->kv);
+		if (s == NATS_OK)
+			s = natsConnection_JetStream(&cs->wjs, cl->nc, &jo);
+		if (s == NATS_OK)
+			s = js_KeyValue(&cs->wkv, cs->wjs, cs->bucket);
 		if (s == NATS_OK)
 			s = natsConnection_Subscribe(&cs->notices, cl->nc, subject, on_notice, cl);
 	}
@@ -785,12 +1013,20 @@ void cluster_sessions_stop(struct cluster *cl)
 		for (size_t k = 0; k < ws->dirty_n; k++)
 			sess_unref(ws->dirty[k]);
 		free(ws->dirty);
+		for (size_t k = 0; k < ws->unsettled_n; k++) {
+			msg_unref(ws->unsettled[k].will);
+			sess_unref(ws->unsettled[k].s);
+		}
+		free(ws->unsettled);
 		buf_fini(&ws->key);
 		buf_fini(&ws->value);
 		buf_fini(&ws->scratch);
+		buf_fini(&ws->subject);
 		pthread_mutex_destroy(&ws->lock);
 	}
 	kvStore_Destroy(cs->kv);
+	kvStore_Destroy(cs->wkv);
+	jsCtx_Destroy(cs->wjs);
 	free(cs->w);
 	free(cs);
 	cl->sessions = NULL;

@@ -1,0 +1,24 @@
+/*
+ * A conditional delete of a key-value entry: nats.c 3.4's kvStore_Delete
+ * has no expected revision, so the delete marker (an empty message with
+ * the header "KV-Operation: DEL") is published on the bucket's subject
+ * "$KV.<bucket>.<key>" with "Nats-Expected-Last-Subject-Sequence: <rev>",
+ * as the other NATS clients do it: JetStream stores it only while <rev> is
+ * still the key's last revision, so a write another node made since then
+ * (a claim) is never deleted.
+ */
+#ifndef MOAT_CLUSTER_KV_DELETE_H
+#define MOAT_CLUSTER_KV_DELETE_H
+
+#include <stdint.h>
+
+#include <nats/nats.h>
+
+/* Deletes <key> of <bucket> if its last revision is <rev>, waiting for
+ * JetStream as long as <js> does. NATS_OK; another status when it was not
+ * deleted (*<jerr>: JetStream's error, JSStreamWrongLastSequenceErr when
+ * the key changed since <rev>). */
+natsStatus cluster_kv_delete_at(jsCtx *js, const char *bucket, const char *key, uint64_t rev,
+				jsErrCode *jerr);
+
+#endif

@@ -1,0 +1,165 @@
+"""Cluster sessions' handover and entry writes (docs/cluster.md, "Sessions"):
+a real nats-server -js and two moatd nodes. A node restarted with its store
+hands the queued messages of a session that moved to another node while it
+was down over to that node (which waits for them if it has not restored the
+session yet), and drops (without its Will) a session that ended on another
+node meanwhile (its entry deleted); a node without persistence deletes its
+sessions' entries when it stops, so no node resumes what is lost; a stalled
+JetStream holds a CONNECT about a second, not half a minute; and a session
+entry's conditional delete leaves another writer's newer claim
+(cluster_kv_writers, two writers on one key)."""
+import os
+import signal
+import subprocess
+import time
+import unittest
+
+from test_cluster import CROSS_S, ClusterBase, NatsServer, NatsWatcher
+from moattest import Peer
+
+PERSISTENT = {"session_expiry": 600}
+
+
+def persisted_everywhere():
+    return bool(os.environ.get("MOAT_TEST_PERSISTENCE"))
+
+
+class HandoverTest(ClusterBase):
+    def restart(self, name, port):
+        self.nodes[name].stop(check=True)
+        self.nodes[name].cleanup()
+        return self.start_node(name, port=port)
+
+    def wait_log(self, name, text):
+        deadline = time.monotonic() + CROSS_S
+        while text not in self.nodes[name].log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertIn(text, self.nodes[name].log())
+
+    def wait_deleted(self, entries, timeout):
+        """Waits until <entries> (a NatsWatcher on a session's key) sees its
+        delete marker (a message without data)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(data == b"" for _, data in entries.messages(quiet_s=1.0)):
+                return
+        self.fail("the session's entry was not deleted")
+
+    def test_restarted_node_hands_over_what_its_store_queued(self):
+        port = self.restart_with_store("a")
+        sub = self.client("a", "mover", clean=False, props=PERSISTENT)
+        sub.subscribe(("stored/#", 1))
+        sub.disconnect()
+        pub = self.client("a", "pub-stored")
+        for i in range(10):
+            pub.publish("stored/x", b"%d" % i, qos=1)
+        pub.disconnect()
+        self.nodes["a"].stop(check=True)	# a clean stop: its store keeps the session
+        moved = Peer(self.nodes["b"].port)
+        self.peers.append(moved)
+        ack = moved.connect("mover", clean=False, props=PERSISTENT)
+        self.assertEqual(ack.session_present, 1)	# node b resumed it from its entry
+        moved.expect_nothing(timeout=1.0)	# the queue is in node a's store
+        self.nodes["a"].cleanup()
+        self.start_node("a", port=port)
+        got = [moved.expect_publish(timeout=CROSS_S).payload for _ in range(10)]
+        self.assertEqual(got, [b"%d" % i for i in range(10)])
+        moved.expect_nothing(timeout=1.0)
+        self.wait_log("a", "moved to node b while this node was down")
+        # node a dropped its copy: the session goes on on node b alone
+        self.restart("a", port)
+        self.assertNotIn("moved to node b", self.nodes["a"].log())
+
+    def test_handed_over_messages_wait_for_their_restored_session(self):
+        """Node a hands messages over to node b while b is down; b consumes
+        them when it starts, before its store gave its sessions back: they
+        wait (JetStream sends them again) rather than being dropped."""
+        port_a = self.restart_with_store("a")
+        port_b = self.restart_with_store("b")
+        sub = self.client("a", "waiter", clean=False, props=PERSISTENT)
+        sub.subscribe(("waiting/#", 1))
+        sub.disconnect()
+        pub = self.client("a", "pub-waiting")
+        for i in range(10):
+            pub.publish("waiting/x", b"%d" % i, qos=1)
+        pub.disconnect()
+        self.nodes["a"].stop(check=True)
+        moved = self.client("b", "waiter", clean=False, props=PERSISTENT)
+        moved.disconnect()	# offline on node b, in its store
+        self.nodes["b"].stop(check=True)	# b is down when a hands over
+        self.nodes["a"].cleanup()
+        self.start_node("a", port=port_a)
+        self.wait_log("a", "moved to node b while this node was down")
+        self.nodes["b"].cleanup()
+        self.start_node("b", port=port_b)
+        back = Peer(self.nodes["b"].port)
+        self.peers.append(back)
+        self.assertEqual(back.connect("waiter", clean=False, props=PERSISTENT).session_present, 1)
+        got = [back.expect_publish(timeout=CROSS_S).payload for _ in range(10)]
+        self.assertEqual(sorted(got), sorted(b"%d" % i for i in range(10)))
+        back.expect_nothing(timeout=1.0)
+
+    def test_restarted_node_drops_a_session_ended_elsewhere(self):
+        port = self.restart_with_store("a")
+        watcher = self.client("b", "will-watcher")
+        watcher.subscribe(("wills/#", 1))
+        entries = NatsWatcher(self.nats.port, "$KV.test_sessions.ended")
+        self.addCleanup(entries.close)
+        gone = self.client("a", "ended", clean=False, props=PERSISTENT,
+                           will={"topic": "wills/ended", "payload": b"ended", "qos": 1,
+                                 "props": {"will_delay": 5}})
+        gone.close()	# no DISCONNECT: node a keeps the session and its delayed Will in its store
+        time.sleep(0.5)
+        self.kill9("a")
+        # the client comes back on node b within the delay, with clean start, and
+        # leaves: the session ends there (no Will: its client came back), its entry
+        # is deleted
+        back = self.client("b", "ended", clean=True)
+        back.disconnect()
+        self.wait_deleted(entries, CROSS_S)
+        self.start_node("a", port=port)	# its store still has the session and its Will
+        watcher.expect_nothing(timeout=8.0)
+        self.assertIn("ended on another node while this node was down", self.nodes["a"].log())
+
+    def test_stalled_jetstream_holds_a_connect_about_a_second(self):
+        """nats-server stopped with SIGSTOP: the connections stay up but no
+        request is answered. A CONNECT's claim gives up after the worker's
+        1 s wait instead of 3 tries of two 5 s requests."""
+        self.nats.proc.send_signal(signal.SIGSTOP)
+        try:
+            start = time.monotonic()
+            self.client("a", "stalled", clean=False, props=PERSISTENT)
+            took = time.monotonic() - start
+        finally:
+            self.nats.proc.send_signal(signal.SIGCONT)
+        self.assertLess(took, 5.0, "the CONNECT took %.2f s" % took)
+        self.assertIn("stalled: cannot claim it in the sessions bucket", self.nodes["a"].log())
+
+    @unittest.skipIf(persisted_everywhere(), "both nodes keep their sessions in a store")
+    def test_clean_stop_without_persistence_ends_its_sessions(self):
+        sub = self.client("a", "volatile", clean=False, props=PERSISTENT)
+        sub.subscribe(("volatile/#", 1))
+        sub.disconnect()
+        time.sleep(0.5)	# its offline entry is written
+        self.nodes["a"].stop(check=True)
+        # what node a had is lost with it: node b does not resume it
+        again = Peer(self.nodes["b"].port)
+        self.peers.append(again)
+        ack = again.connect("volatile", clean=False, props=PERSISTENT)
+        self.assertEqual(ack.session_present, 0)
+        self.assertIn("1 sessions end with this node", self.nodes["a"].log())
+
+
+@unittest.skipUnless(os.environ.get("MOAT_KV_WRITERS"), "MOAT_KV_WRITERS is not set")
+class ConditionalDeleteTest(unittest.TestCase):
+    def test_two_writers_a_delete_leaves_the_newer_claim(self):
+        nats = NatsServer()
+        self.addCleanup(nats.stop)
+        nats.start()
+        run = subprocess.run([os.environ["MOAT_KV_WRITERS"], "nats://127.0.0.1:%d" % nats.port],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 0, run.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
