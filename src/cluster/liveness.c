@@ -55,7 +55,8 @@ struct cluster_liveness {
 	atomic_bool stop;
 };
 
-static struct log_limiter liveness_log;
+/* bad keys; silences and returns (a flood of keys written once) */
+static struct log_limiter liveness_log, silence_log;
 
 static struct known_node *find(struct cluster_liveness *cn, const char *name)
 {
@@ -129,7 +130,7 @@ static void heard(struct cluster *cl, struct known_node *k, uint64_t now)
 	if (kvStore_Get(&e, cl->liveness->kv, k->name) != NATS_OK)
 		return;
 	if (kvEntry_Revision(e) != k->rev) {
-		if (k->silent)
+		if (k->silent && log_limiter_allow(&silence_log, 10, 60))
 			log_notice("cluster: node %s answers again", k->name);
 		if (k->requested)
 			cluster_adopt_cancel(cl, k->name);
@@ -196,8 +197,9 @@ static void judge(struct cluster *cl)
 			lowest = lowest && strcmp(cl->node, k->name) < 0;
 		} else if (!k->silent) {
 			k->silent = true;
-			log_notice("cluster: node %s stopped answering (silent for %d s)", k->name,
-				   ALIVE_SILENT_MS / 1000);
+			if (log_limiter_allow(&silence_log, 10, 60))
+				log_notice("cluster: node %s stopped answering (silent for %d s)",
+					   k->name, ALIVE_SILENT_MS / 1000);
 		}
 	}
 	for (size_t i = 0; lowest && i < cn->n; i++)

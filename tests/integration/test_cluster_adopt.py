@@ -202,7 +202,7 @@ class ClusterAliveBucketTest(AdoptBase):
         self.assertEqual((will.topic, will.payload), ("wills/doomed", b"doomed"))
         watcher.expect_nothing(timeout=2.0)
         log = self.nodes["a"].log()
-        self.assertIn("names no node", log)
+        self.assertIn("name no node", log)
         self.assertIn("is not watched", log)
         self.assertNotIn("node dotted.name", log)
 
