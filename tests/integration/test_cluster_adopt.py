@@ -2,9 +2,11 @@
 nats-server -js and three moatd nodes a, b, c; node a is killed (kill -9) and
 node b, the living node with the lowest name, adopts its sessions.
 
-- 2,000 sessions: node b adopts them on a thread of its own, so node c never
-  finds node b silent (no cascade); every Will arrives once and the sessions
-  then expire.
+- 10,000 sessions, more than node b can adopt within the 6 s after which a
+  silent node counts as dead: node b adopts them on a thread of its own, so
+  node c never finds node b silent (no cascade: node c would adopt them again
+  and send their Wills twice); every Will arrives once and the sessions then
+  expire.
 - A client that claims its session on node c while node b is between its
   claim for the adoption and the session it makes (a test hook of debug
   builds holds it there): the takeover notice is kept for the adoption, so
