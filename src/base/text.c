@@ -29,6 +29,18 @@ bool text_is_name_char(uint8_t c)
 	       c == '-' || c == '_';
 }
 
+bool text_is_name(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max + 1);
+
+	if (n == 0 || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!text_is_name_char((uint8_t)s[i]))
+			return false;
+	return true;
+}
+
 char *text_dup_bytes(struct moat_bytes b)
 {
 	char *s = malloc(b.len + 1);

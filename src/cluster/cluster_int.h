@@ -128,6 +128,7 @@ struct cluster {
 	/* cluster-wide sessions (sessions.c, liveness.c) */
 	struct cluster_sessions *sessions;
 	struct cluster_liveness *liveness;
+	struct cluster_adoption *adoption; /* adopt.c; under post_lock for NATS threads */
 	/* messages handed to workers (cluster_route_post) */
 	pthread_mutex_t post_lock;
 	bool stopping; /* under post_lock: no more */
@@ -249,8 +250,6 @@ bool cluster_session_message(struct cluster *cl, natsMsg *nm);
 /* A clean stop without persistence (the workers have stopped): this node's
  * sessions end with it, so their entries are deleted (if still its own). */
 void cluster_sessions_leave(struct cluster *cl);
-/* Claims every session node <dead> owned and hands them to worker 0 (any thread). */
-void cluster_sessions_adopt_node(struct cluster *cl, const char *dead);
 /* liveness.c: heartbeats, and adoption of a silent node's sessions. */
 int cluster_liveness_start(struct cluster *cl, const char *name, char *err, size_t errlen);
 void cluster_liveness_stop(struct cluster *cl);
@@ -287,5 +286,58 @@ void cluster_outbound_link(struct cluster *cl, bool up);
 /* JetStream's answer for <nm> (a NATS thread): true when it was a queued
  * copy, which then leaves the queue (stored) or is sent again (refused). */
 bool cluster_outbound_answer(struct cluster *cl, natsMsg *nm, const jsPubAckErr *pae);
+
+/* ---- adoption of a silent node's sessions (adopt.c) ---- */
+/* Most node names liveness.c tracks (the cluster's nodes, live or silent). */
+enum { CLUSTER_KNOWN_NODES = 2 * CLUSTER_MAX_NODES };
+
+enum action_kind { ACT_TAKEN, ACT_ADOPT };
+
+/* Work a NATS thread or the adopting thread hands a worker (the session's
+ * owner, or worker 0). */
+struct action {
+	struct action *next;
+	enum action_kind kind;
+	bool hand_over;			 /* ACT_TAKEN: send the new owner the messages */
+	char node[CLUSTER_NODE_MAX + 1]; /* ACT_TAKEN: the new owner */
+	uint64_t rev;			 /* the entry's revision (the claim's, for ACT_TAKEN) */
+	char *key;
+	struct buf value; /* ACT_ADOPT: the entry */
+};
+
+struct snapshot;
+
+/* sessions.c: hands <a> to worker <wid> (any thread); dropped once the
+ * cluster is stopping. */
+void cluster_sessions_post(struct cluster *cl, unsigned wid, struct action *a);
+void cluster_action_free(struct action *a);
+/* Gives <s> the subscriptions of <snap>; with <check>, only those its
+ * identity may make here (deny by default: this node's ACL decides). */
+void cluster_session_restore_subs(struct worker *w, struct session *s, const struct snapshot *snap,
+				  bool check);
+
+/* adopt.c: the adopting thread, with its own handle on "<name>_sessions";
+ * <alive> is the heartbeats' bucket, whose key of a node is deleted once its
+ * sessions are adopted. MOAT_OK or an error with <err>. */
+int cluster_adopt_start(struct cluster *cl, const char *name, kvStore *alive, char *err,
+			size_t errlen);
+/* Ends the thread (between two entries) and frees what it holds. */
+void cluster_adopt_stop(struct cluster *cl);
+/* The liveness thread: node <dead> stopped answering, adopt its sessions
+ * (this node has the lowest living name); or <node> answers again, left or
+ * is no longer watched (NULL: every node, NATS was unreachable): adopt none
+ * of its sessions from now on. */
+void cluster_adopt_request(struct cluster *cl, const char *dead);
+void cluster_adopt_cancel(struct cluster *cl, const char *node);
+/* A NATS thread: a takeover notice (<hand_over>, new owner <node>, its
+ * claim's revision <rev>) for <key>, which this node claimed for an
+ * adoption whose session does not exist yet: kept for it (true), or no
+ * such adoption (false). */
+bool cluster_adopt_park(struct cluster *cl, const char *key, bool hand_over, const char *node,
+			uint64_t rev);
+/* Worker 0: makes <a>'s entry (ACT_ADOPT, claimed for this node) an offline
+ * session; when a takeover notice was parked for it, <a> becomes that
+ * notice (ACT_TAKEN) for the caller to act on. */
+void cluster_adopt(struct worker *w, struct action *a);
 
 #endif

@@ -5,10 +5,16 @@
  * from a worker: too slowly and unevenly for this), and reads the other
  * keys' revisions there (polled rather than watched: the library can leak a
  * watched entry that arrives as its watcher stops, and heartbeats always
- * arrive). A node whose revision has not moved
- * for ALIVE_SILENT_MS is dead; the living node with the lowest name then
- * adopts the sessions the dead node owned (sessions.c). A node that stops
- * cleanly deletes its key: its sessions wait for it, as its store keeps them.
+ * arrive). A node whose revision has not moved for ALIVE_SILENT_MS is dead;
+ * the living node with the lowest name then asks adopt.c, on its own
+ * thread, to adopt the sessions the dead node owned, and deletes its key
+ * once they are. A node that stops cleanly deletes its key: its sessions
+ * wait for it, as its store keeps them.
+ *
+ * Anyone who may write the bucket could put keys in it: only keys that are
+ * valid node names are tracked, at most CLUSTER_KNOWN_NODES of them, and a
+ * new name takes the place of one silent for FORGET_MS only, never of a
+ * node that answers.
  */
 #include "cluster/cluster_int.h"
 
@@ -21,27 +27,36 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/text.h"
 
-/* How often a node says it is alive; how long its silence means it died. */
-enum { HEARTBEAT_MS = 1000, ALIVE_SILENT_MS = 6000, MAX_KNOWN = 256 };
+enum {
+	HEARTBEAT_MS = 1000,	/* how often a node says it is alive */
+	ALIVE_SILENT_MS = 6000, /* how long its silence means it died */
+	FORGET_MS = 60000	/* silent this long, its place may go to a new name */
+};
 
 struct known_node {
 	char name[CLUSTER_NODE_MAX + 1];
 	uint64_t rev;	  /* its key's revision when last read */
 	uint64_t seen_ms; /* monotonic: when that revision changed */
-	bool adopted;	  /* its sessions were taken since it went silent */
+	bool silent;	  /* since then for ALIVE_SILENT_MS (logged once) */
+	bool requested;	  /* its sessions were asked of adopt.c since */
 	bool listed;	  /* scratch: its key is still there */
 };
 
 /* Only the heartbeat thread touches it after start. */
 struct cluster_liveness {
 	kvStore *kv;
-	struct known_node v[MAX_KNOWN];
+	struct known_node v[CLUSTER_KNOWN_NODES];
 	size_t n;
+	bool full; /* a new name found no place (logged once until one frees) */
 	pthread_t thread;
 	bool running;
 	atomic_bool stop;
 };
+
+/* bad keys; silences and returns (a flood of keys written once) */
+static struct log_limiter liveness_log, silence_log;
 
 static struct known_node *find(struct cluster_liveness *cn, const char *name)
 {
@@ -51,19 +66,83 @@ static struct known_node *find(struct cluster_liveness *cn, const char *name)
 	return NULL;
 }
 
+/* Stops tracking v[<i>] (its key went, or its place goes to a new name). */
+static void forget(struct cluster *cl, size_t i)
+{
+	struct cluster_liveness *cn = cl->liveness;
+
+	if (cn->v[i].requested)
+		cluster_adopt_cancel(cl, cn->v[i].name);
+	cn->v[i] = cn->v[--cn->n];
+}
+
+/* A place for <name>, first seen at <now>: a free one, else that of the
+ * node silent longest if for FORGET_MS; NULL when the table is full. */
+static struct known_node *track(struct cluster *cl, const char *name, uint64_t now)
+{
+	struct cluster_liveness *cn = cl->liveness;
+	struct known_node *k;
+	size_t oldest = cn->n;
+
+	for (size_t i = 0; cn->n == CLUSTER_KNOWN_NODES && i < cn->n; i++)
+		if (now - cn->v[i].seen_ms >= FORGET_MS &&
+		    (oldest == cn->n || cn->v[i].seen_ms < cn->v[oldest].seen_ms))
+			oldest = i;
+	if (oldest < cn->n)
+		forget(cl, oldest);
+	if (cn->n == CLUSTER_KNOWN_NODES) {
+		if (!cn->full)
+			log_warn("cluster: %d node names in the alive bucket already, all heard "
+				 "from within %d s: node %s is not watched (no adoption of its "
+				 "sessions) until one leaves or stays silent",
+				 CLUSTER_KNOWN_NODES, FORGET_MS / 1000, name);
+		cn->full = true;
+		return NULL;
+	}
+	k = &cn->v[cn->n++];
+	*k = (struct known_node){.seen_ms = now};
+	snprintf(k->name, sizeof(k->name), "%s", name);
+	return k;
+}
+
 /* While this node cannot reach NATS it cannot tell a silent node from its
  * own outage: every node counts as just seen, so none is judged dead by a
  * silence that included this node's own (it would adopt sessions whose
- * clients are still connected to their node, and send their Wills). */
-static void forgive_all(struct cluster_liveness *cn, uint64_t now)
+ * clients are still connected to their node, and send their Wills), and
+ * no adoption asked for goes on. */
+static void forgive_all(struct cluster *cl, uint64_t now)
 {
-	for (size_t i = 0; i < cn->n; i++)
+	struct cluster_liveness *cn = cl->liveness;
+
+	for (size_t i = 0; i < cn->n; i++) {
 		cn->v[i].seen_ms = now;
+		cn->v[i].silent = cn->v[i].requested = false;
+	}
+	cluster_adopt_cancel(cl, NULL);
 }
 
-/* Reads every node's key: a revision that moved is a heartbeat; a key that
- * went is a clean leave (forgotten: its sessions wait for it). False when
- * NATS did not answer. */
+/* Reads node <k>'s key: a revision that moved is a heartbeat. */
+static void heard(struct cluster *cl, struct known_node *k, uint64_t now)
+{
+	kvEntry *e = NULL;
+
+	k->listed = true;
+	if (kvStore_Get(&e, cl->liveness->kv, k->name) != NATS_OK)
+		return;
+	if (kvEntry_Revision(e) != k->rev) {
+		if (k->silent && log_limiter_allow(&silence_log, 10, 60))
+			log_notice("cluster: node %s answers again", k->name);
+		if (k->requested)
+			cluster_adopt_cancel(cl, k->name);
+		k->rev = kvEntry_Revision(e);
+		k->seen_ms = now;
+		k->silent = k->requested = false;
+	}
+	kvEntry_Destroy(e);
+}
+
+/* Reads every node's key; a key that went is a clean leave (forgotten: its
+ * sessions wait for it). False when NATS did not answer. */
 static bool poll_nodes(struct cluster *cl)
 {
 	struct cluster_liveness *cn = cl->liveness;
@@ -76,62 +155,63 @@ static bool poll_nodes(struct cluster *cl)
 		cn->v[i].listed = false;
 	for (int i = 0; i < keys.Count; i++) {
 		const char *name = keys.Keys[i];
-		struct known_node *k = find(cn, name);
-		kvEntry *e = NULL;
+		struct known_node *k;
 
-		if (strcmp(name, cl->node) == 0 || strlen(name) > CLUSTER_NODE_MAX ||
-		    (k == NULL && cn->n == MAX_KNOWN) || kvStore_Get(&e, cn->kv, name) != NATS_OK)
+		if (strcmp(name, cl->node) == 0)
 			continue;
-		if (k == NULL) {
-			k = &cn->v[cn->n++];
-			*k = (struct known_node){.seen_ms = now};
-			snprintf(k->name, sizeof(k->name), "%s", name);
+		if (!text_is_name(name, CLUSTER_NODE_MAX)) {
+			if (log_limiter_allow(&liveness_log, 1, 600))
+				log_warn("cluster: the alive bucket has keys that name no node; "
+					 "they are ignored");
+			continue;
 		}
-		if (kvEntry_Revision(e) != k->rev) {
-			k->rev = kvEntry_Revision(e);
-			k->seen_ms = now;
-			k->adopted = false;
-		}
-		k->listed = true;
-		kvEntry_Destroy(e);
+		k = find(cn, name);
+		if (k == NULL)
+			k = track(cl, name, now);
+		if (k != NULL)
+			heard(cl, k, now);
 	}
 	kvKeysList_Destroy(&keys);
 	for (size_t i = 0; i < cn->n;)
 		if (!cn->v[i].listed)
-			cn->v[i] = cn->v[--cn->n];
+			forget(cl, i);
 		else
 			i++;
+	if (cn->n < CLUSTER_KNOWN_NODES)
+		cn->full = false;
 	return true;
 }
 
-/* The next silent node whose sessions this node must adopt (the living node
- * with the lowest name does), copied into <dead>; false when none. */
-static bool next_dead(struct cluster *cl, char *dead)
+/* Marks the nodes silent for ALIVE_SILENT_MS; when this node has the lowest
+ * name of the living, asks adopt.c for their sessions. */
+static void judge(struct cluster *cl)
 {
 	struct cluster_liveness *cn = cl->liveness;
 	uint64_t now = clock_mono_ms();
-	struct known_node *silent = NULL;
 	bool lowest = true;
 
 	for (size_t i = 0; i < cn->n; i++) {
 		struct known_node *k = &cn->v[i];
 
-		if (now - k->seen_ms < ALIVE_SILENT_MS)
+		if (now - k->seen_ms < ALIVE_SILENT_MS) {
 			lowest = lowest && strcmp(cl->node, k->name) < 0;
-		else if (!k->adopted)
-			silent = k;
+		} else if (!k->silent) {
+			k->silent = true;
+			if (log_limiter_allow(&silence_log, 10, 60))
+				log_notice("cluster: node %s stopped answering (silent for %d s)",
+					   k->name, ALIVE_SILENT_MS / 1000);
+		}
 	}
-	if (silent != NULL && lowest) {
-		silent->adopted = true;
-		snprintf(dead, CLUSTER_NODE_MAX + 1, "%s", silent->name);
-	}
-	return silent != NULL && lowest;
+	for (size_t i = 0; lowest && i < cn->n; i++)
+		if (cn->v[i].silent && !cn->v[i].requested) {
+			cn->v[i].requested = true;
+			cluster_adopt_request(cl, cn->v[i].name);
+		}
 }
 
 static void *heartbeat(void *arg)
 {
 	struct cluster *cl = arg;
-	char dead[CLUSTER_NODE_MAX + 1];
 
 	while (!atomic_load(&cl->liveness->stop)) {
 		bool ok = kvStore_PutString(NULL, cl->liveness->kv, cl->node, "alive") == NATS_OK;
@@ -139,10 +219,9 @@ static void *heartbeat(void *arg)
 		if (!ok)
 			log_debug("cluster: heartbeat not written (NATS unreachable?)");
 		if (!ok || !poll_nodes(cl))
-			forgive_all(cl->liveness, clock_mono_ms());
+			forgive_all(cl, clock_mono_ms());
 		else
-			while (next_dead(cl, dead))
-				cluster_sessions_adopt_node(cl, dead);
+			judge(cl);
 		for (int i = 0; i < HEARTBEAT_MS / 100 && !atomic_load(&cl->liveness->stop); i++)
 			usleep(100000);
 	}
@@ -166,7 +245,10 @@ int cluster_liveness_start(struct cluster *cl, const char *name, char *err, size
 		snprintf(err, errlen, "cluster: cannot use the bucket %s: %s", bucket,
 			 natsStatus_GetText(s));
 		rc = MOAT_E_IO;
-	} else if (pthread_create(&cl->liveness->thread, NULL, heartbeat, cl) != 0) {
+	}
+	if (rc == MOAT_OK)
+		rc = cluster_adopt_start(cl, name, cl->liveness->kv, err, errlen);
+	if (rc == MOAT_OK && pthread_create(&cl->liveness->thread, NULL, heartbeat, cl) != 0) {
 		snprintf(err, errlen, "cluster: cannot start the heartbeat thread");
 		rc = MOAT_E_NOMEM;
 	}
@@ -183,6 +265,7 @@ void cluster_liveness_stop(struct cluster *cl)
 	atomic_store(&cn->stop, true);
 	if (cn->running)
 		pthread_join(cn->thread, NULL);
+	cluster_adopt_stop(cl);
 	if (cn->kv != NULL && atomic_load(&cl->connected))
 		kvStore_Delete(cn->kv, cl->node); /* a clean leave */
 	kvStore_Destroy(cn->kv);

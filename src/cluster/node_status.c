@@ -35,23 +35,12 @@ static uint64_t figure(const cJSON *o, const char *key)
 	return d >= 0 && d <= 9007199254740992.0 && d == floor(d) ? (uint64_t)d : 0;
 }
 
-static bool valid_name(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > CLUSTER_NODE_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!text_is_name_char((uint8_t)s[i]))
-			return false;
-	return true;
-}
-
 bool node_status_parse(const char *json, size_t len, struct node_status *ns)
 {
 	cJSON *o = cJSON_ParseWithLength(json, len);
 	const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "node");
-	bool ok = cJSON_IsObject(o) && cJSON_IsString(name) && valid_name(name->valuestring);
+	bool ok = cJSON_IsObject(o) && cJSON_IsString(name) &&
+		  text_is_name(name->valuestring, CLUSTER_NODE_MAX);
 
 	memset(ns, 0, sizeof(*ns));
 	if (ok) {

@@ -14,7 +14,7 @@
  * once it is in the session (and durable, ack.c). A restarted node settles
  * the sessions its store gave back against the bucket; a node without
  * persistence deletes its entries when it stops. Sessions of a node that
- * died are adopted by a survivor (liveness.c): they become offline sessions
+ * died are adopted by a survivor (adopt.c): they become offline sessions
  * there, so their Wills and expiry run as on one node.
  */
 #include "cluster/cluster_int.h"
@@ -28,7 +28,6 @@
 
 #include "base/clock.h"
 #include "base/log.h"
-#include "base/text.h"
 #include "broker/broker.h"
 #include "broker/persist.h"
 #include "broker/security.h"
@@ -52,19 +51,6 @@ enum {
 	HANDOVER_TRIES = 10
 };
 
-enum action_kind { ACT_TAKEN, ACT_ADOPT };
-
-/* Work a NATS thread hands a worker (the session's owner, or worker 0). */
-struct action {
-	struct action *next;
-	enum action_kind kind;
-	bool hand_over;			 /* ACT_TAKEN: send the new owner the messages */
-	char node[CLUSTER_NODE_MAX + 1]; /* ACT_TAKEN: the new owner */
-	uint64_t rev;			 /* the entry's revision (the claim's, for ACT_TAKEN) */
-	char *key;
-	struct buf value; /* ACT_ADOPT: the entry */
-};
-
 /* A session from the store that the bucket could not be asked about yet;
  * its Will waits here, so it cannot go out before that is settled. */
 struct unsettled {
@@ -84,7 +70,7 @@ struct worker_share {
 };
 
 struct cluster_sessions {
-	kvStore *kv;  /* for the liveness thread (the context's default wait) */
+	kvStore *kv;  /* opens (or creates) the bucket; adopt.c has its own handle */
 	jsCtx *wjs;   /* for workers: WORKER_WAIT_MS */
 	kvStore *wkv; /* the bucket through <wjs> */
 	natsSubscription *notices;
@@ -104,23 +90,22 @@ static const char *key_for(struct buf *out, struct moat_bytes client_id)
 	return (const char *)buf_head(out);
 }
 
-static void action_free(struct action *a)
+void cluster_action_free(struct action *a)
 {
 	free(a->key);
 	buf_fini(&a->value);
 	free(a);
 }
 
-/* Hands <a> to worker <wid> (a NATS or the liveness thread); dropped once
- * the cluster is stopping (cluster_stop frees the queues next). */
-static void post_action(struct cluster *cl, unsigned wid, struct action *a)
+/* Dropped once the cluster is stopping: cluster_stop frees the queues next. */
+void cluster_sessions_post(struct cluster *cl, unsigned wid, struct action *a)
 {
 	struct worker_share *ws;
 
 	pthread_mutex_lock(&cl->post_lock);
 	if (cl->stopping) {
 		pthread_mutex_unlock(&cl->post_lock);
-		action_free(a);
+		cluster_action_free(a);
 		return;
 	}
 	ws = &cl->sessions->w[wid];
@@ -229,10 +214,8 @@ static bool same_user(const struct snapshot *snap, const struct conn *c)
 	       memcmp(snap->username.ptr, c->username, snap->username.len) == 0;
 }
 
-/* Gives <s> the subscriptions of <snap>; with <check>, only those its
- * identity may make here (deny by default: this node's ACL decides). */
-static void restore_subs(struct worker *w, struct session *s, const struct snapshot *snap,
-			 bool check)
+void cluster_session_restore_subs(struct worker *w, struct session *s, const struct snapshot *snap,
+				  bool check)
 {
 	for (size_t i = 0; i < snap->sub_n; i++) {
 		const struct snap_sub *x = &snap->subs[i];
@@ -312,7 +295,7 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 			present = false;
 		}
 		if (!present && !clean_start && known && same_user(&snap, c)) {
-			restore_subs(c->w, s, &snap, true);
+			cluster_session_restore_subs(c->w, s, &snap, true);
 			present = resumed = true;
 		}
 		st = encode_session(cl, s, c, &ws->value) == MOAT_OK
@@ -523,6 +506,8 @@ static void on_notice(natsConnection *nc, natsSubscription *sub, natsMsg *nm, vo
 		   &a->rev, node, &used) == 3 &&
 	    used > 0 && (hand_over == '0' || hand_over == '1') &&
 	    (key = strdup((const char *)buf_head(&data) + used)) != NULL &&
+	    /* parked: an adoption about to create the session acts on it */
+	    !cluster_adopt_park(cl, key, hand_over == '1', node, a->rev) &&
 	    subject_to_topic(&id, moat_bytes_str(key)) == MOAT_OK)
 		s = sess_find_ref(cl->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
 	buf_fini(&data);
@@ -537,7 +522,7 @@ static void on_notice(natsConnection *nc, natsSubscription *sub, natsMsg *nm, vo
 	a->hand_over = hand_over == '1';
 	a->key = key;
 	snprintf(a->node, sizeof(a->node), "%s", node);
-	post_action(cl, s->owner->id, a);
+	cluster_sessions_post(cl, s->owner->id, a);
 	sess_unref(s);
 }
 
@@ -819,106 +804,6 @@ void cluster_sessions_leave(struct cluster *cl)
 			   deleted);
 }
 
-/* ---- adopting the sessions of a dead node ---- */
-
-/* Worker 0 makes <a>'s entry (already claimed for this node, offline) an
- * offline session of its own: its Will and expiry then run as on one node,
- * counted from when its client went (or from now, for a client that was
- * connected to the dead node). */
-static void adopt(struct worker *w, struct action *a)
-{
-	struct snapshot snap;
-	struct buf id = {0};
-	struct session *s = NULL;
-	const char *why = "out of memory";
-	uint64_t now = clock_mono_ms(), wall = clock_wall_ms(), gone_ms = 0;
-	bool created = false;
-
-	if (snapshot_decode((struct moat_bytes){buf_head(&a->value), buf_used(&a->value)}, &snap,
-			    &why) == MOAT_OK &&
-	    subject_to_topic(&id, moat_bytes_str(a->key)) == MOAT_OK)
-		s = sess_claim(w, (struct moat_bytes){buf_head(&id), buf_used(&id)}, &created);
-	buf_fini(&id);
-	if (s == NULL || !created) {
-		if (s == NULL)
-			log_warn("cluster: cannot adopt session %s: %s", a->key, why);
-		snapshot_fini(&snap);
-		return; /* a client of that id connected here meanwhile: it claimed the entry */
-	}
-	if (wall > snap.offline_wall_ms)
-		gone_ms = wall - snap.offline_wall_ms;
-	s->version = snap.version;
-	s->expiry_s = snap.expiry_s;
-	if (snap.expiry_s != UINT32_MAX)
-		s->expire_at_ms = now + ((uint64_t)snap.expiry_s * 1000 > gone_ms
-					     ? (uint64_t)snap.expiry_s * 1000 - gone_ms
-					     : 0);
-	if (snap.has_username)
-		s->username = text_dup_bytes(snap.username);
-	/* rights are checked again as each message goes out (its username
-	 * only is known here: a token's roles come with its next CONNECT) */
-	restore_subs(w, s, &snap, false);
-	if (snap.will != NULL) {
-		uint64_t delay = (uint64_t)snap.will_delay_s * 1000;
-
-		s->will = snap.will;
-		snap.will = NULL;
-		s->will_at_ms = now + (delay > gone_ms ? delay - gone_ms : 0);
-	}
-	s->cluster_rev = a->rev;
-	persist_session_save(w, s, snap.offline_wall_ms);
-	persist_will(w, s);
-	log_notice("cluster: adopted session %s of a node that stopped answering", s->client_id);
-	snapshot_fini(&snap);
-}
-
-void cluster_sessions_adopt_node(struct cluster *cl, const char *dead)
-{
-	kvKeysList keys = {0};
-	size_t adopted = 0;
-
-	if (kvStore_Keys(&keys, cl->sessions->kv, NULL) != NATS_OK)
-		return; /* none, or NATS unreachable: the next check tries again */
-	for (int i = 0; i < keys.Count; i++) {
-		struct snapshot snap;
-		kvEntry *e = NULL;
-		const char *why;
-		uint64_t rev;
-		struct action *a;
-
-		if (kvStore_Get(&e, cl->sessions->kv, keys.Keys[i]) != NATS_OK)
-			continue;
-		rev = kvEntry_Revision(e);
-		if (snapshot_decode(
-			(struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)}, &snap,
-			&why) == MOAT_OK &&
-		    moat_bytes_eq(snap.owner, moat_bytes_str(dead))) {
-			snap.owner = moat_bytes_str(cl->node);
-			if (snap.online)
-				snap.offline_wall_ms = clock_wall_ms();
-			snap.online = false;
-			a = calloc(1, sizeof(*a));
-			if (a != NULL && snapshot_encode(&a->value, &snap) == MOAT_OK &&
-			    (a->key = strdup(keys.Keys[i])) != NULL &&
-			    write_entry(cl->sessions->kv, a->key, &a->value, &rev) == NATS_OK) {
-				a->kind = ACT_ADOPT;
-				a->rev = rev;
-				post_action(cl, 0, a);
-				adopted++;
-			} else if (a != NULL) {
-				action_free(a); /* its client came back elsewhere first */
-			}
-		}
-		snapshot_fini(&snap);
-		kvEntry_Destroy(e);
-	}
-	kvKeysList_Destroy(&keys);
-	if (adopted > 0)
-		log_notice("cluster: node %s stopped answering; this node took over %zu of its "
-			   "sessions",
-			   dead, adopted);
-}
-
 /* ---- per loop pass ---- */
 
 void cluster_sessions_flush(struct worker *w)
@@ -934,11 +819,11 @@ void cluster_sessions_flush(struct worker *w)
 	while (a != NULL) {
 		struct action *next = a->next;
 
+		if (a->kind == ACT_ADOPT)
+			cluster_adopt(w, a); /* may become a takeover notice (adopt.c) */
 		if (a->kind == ACT_TAKEN)
 			handed |= taken(w, a);
-		else
-			adopt(w, a);
-		action_free(a);
+		cluster_action_free(a);
 		a = next;
 	}
 	handed |= settle_again(w, ws);
@@ -1007,7 +892,7 @@ void cluster_sessions_stop(struct cluster *cl)
 		while (ws->head != NULL) {
 			struct action *next = ws->head->next;
 
-			action_free(ws->head);
+			cluster_action_free(ws->head);
 			ws->head = next;
 		}
 		for (size_t k = 0; k < ws->dirty_n; k++)

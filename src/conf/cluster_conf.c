@@ -14,20 +14,6 @@
 #include "base/text.h"
 #include "conf/config.h"
 
-/* Whether <s> may name a cluster or a node: it becomes a NATS subject token
- * and part of stream, consumer and bucket names, which allow only these. */
-static bool valid_name(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > CLUSTER_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!text_is_name_char((uint8_t)s[i]))
-			return false;
-	return true;
-}
-
 static bool valid_url(const char *s)
 {
 	return strncmp(s, "nats://", 7) == 0 || strncmp(s, "tls://", 6) == 0;
@@ -96,7 +82,7 @@ int cluster_conf_parse(struct moat_cluster_conf *c, const char *name, unsigned l
 			    "nats://127.0.0.1:4222\" (repeat the line for more servers)");
 		rc = add_url(c, w[1]);
 	} else if (strcmp(w[0], "cluster_name") == 0 || strcmp(w[0], "node_name") == 0) {
-		if (n != 2 || !valid_name(w[1]))
+		if (n != 2 || !text_is_name(w[1], CLUSTER_NAME_MAX))
 			return conf_diag(
 			    d, name, line,
 			    "%s expects one name of 1 to %d letters, digits, '-' or '_'", w[0],
