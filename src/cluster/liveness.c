@@ -32,7 +32,10 @@
 enum {
 	HEARTBEAT_MS = 1000,	/* how often a node says it is alive */
 	ALIVE_SILENT_MS = 6000, /* how long its silence means it died */
-	FORGET_MS = 60000	/* silent this long, its place may go to a new name */
+	FORGET_MS = 60000,	/* silent this long, its place may go to a new name */
+	/* after this node's own outage, how long the others may take to be
+	 * back: their reconnect pause (link.c: at most 5 s + 20 %) and a beat */
+	OUTAGE_GRACE_MS = 6000 + HEARTBEAT_MS
 };
 
 struct known_node {
@@ -49,7 +52,8 @@ struct cluster_liveness {
 	kvStore *kv;
 	struct known_node v[CLUSTER_KNOWN_NODES];
 	size_t n;
-	bool full; /* a new name found no place (logged once until one frees) */
+	bool full;		 /* a new name found no place (logged once until one frees) */
+	uint64_t grace_until_ms; /* monotonic: no node is judged before (an outage) */
 	pthread_t thread;
 	bool running;
 	atomic_bool stop;
@@ -105,11 +109,12 @@ static struct known_node *track(struct cluster *cl, const char *name, uint64_t n
 	return k;
 }
 
-/* While this node cannot reach NATS it cannot tell a silent node from its
- * own outage: every node counts as just seen, so none is judged dead by a
- * silence that included this node's own (it would adopt sessions whose
- * clients are still connected to their node, and send their Wills), and
- * no adoption asked for goes on. */
+/* While this node cannot reach NATS, and for OUTAGE_GRACE_MS after, it
+ * cannot tell a silent node from its own outage (the others come back after
+ * their own reconnect pause): every node counts as just seen, so none is
+ * judged dead by a silence that included this node's own (it would adopt
+ * sessions whose clients are still connected to their node, and send their
+ * Wills), and no adoption asked for goes on. */
 static void forgive_all(struct cluster *cl, uint64_t now)
 {
 	struct cluster_liveness *cn = cl->liveness;
@@ -215,11 +220,17 @@ static void *heartbeat(void *arg)
 
 	while (!atomic_load(&cl->liveness->stop)) {
 		bool ok = kvStore_PutString(NULL, cl->liveness->kv, cl->node, "alive") == NATS_OK;
+		uint64_t now;
 
 		if (!ok)
 			log_debug("cluster: heartbeat not written (NATS unreachable?)");
-		if (!ok || !poll_nodes(cl))
-			forgive_all(cl, clock_mono_ms());
+		ok = ok && poll_nodes(cl);
+		now = clock_mono_ms();
+		if (!ok)
+			cl->liveness->grace_until_ms = now + OUTAGE_GRACE_MS;
+		/* after an outage the others reconnect in their own time */
+		if (!ok || now < cl->liveness->grace_until_ms)
+			forgive_all(cl, now);
 		else
 			judge(cl);
 		for (int i = 0; i < HEARTBEAT_MS / 100 && !atomic_load(&cl->liveness->stop); i++)
