@@ -448,9 +448,10 @@ static int visit_cluster_out(void *ctx, const uint8_t *key, size_t klen, const u
 	rc = cluster_outbound_restore(r->b, rec_be64(key + 1), subject, data);
 	if (rc == MOAT_E_NOMEM)
 		return nomem(r);
-	if (rc < 0) {
+	if (rc == MOAT_E_NOTFOUND)
 		log_warn("persistence: a copy queued for other cluster nodes is dropped: this "
 			 "broker is no cluster node now (no cluster_url)");
+	if (rc < 0) { /* MOAT_E_MALFORMED: not this cluster's (logged) */
 		r->orphans++;
 		cleanup_del(r, key, klen);
 		return MOAT_OK;

@@ -15,6 +15,7 @@
 
 #include <moat/error.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/text.h"
 #include "broker/broker.h"
@@ -35,7 +36,7 @@ enum {
 	RESEND_PAUSE_US = 100000
 };
 
-static struct log_limiter resend_log;
+static struct log_limiter resend_log, left_out_log;
 
 /* The default node name: host name and first listener port. */
 static void default_node_name(const struct moat_config *cfg, char *out, size_t cap)
@@ -245,6 +246,7 @@ static int consume_stream(struct cluster *cl, const char *cluster_name, char *er
 	sc.SubjectsLen = 1;
 	sc.Storage = js_FileStorage;
 	sc.MaxAge = STREAM_MAX_AGE_NS;
+	sc.Duplicates = CLUSTER_DUPLICATE_WINDOW_NS;
 	sc.Replicas = cluster_replicas(cl);
 	s = js_AddStream(NULL, cl->js, &sc, NULL, &jerr);
 	if (s != NATS_OK && jerr == JSStreamNameExistErr)
@@ -280,6 +282,7 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 	}
 	for (unsigned i = 0; i < b->nworkers; i++)
 		pthread_mutex_init(&cl->w[i].lock, NULL);
+	cl->run = clock_wall_ms() * 1000;
 	cluster_outbound_init(cl, cc->queue_max_bytes != 0 ? cc->queue_max_bytes
 							   : CLUSTER_QUEUE_MAX_DEFAULT);
 	cl->b = b;
@@ -470,7 +473,7 @@ static bool export_to(struct cluster *cl, struct worker *w, const char *prefix, 
 	struct cluster_worker *cw = &cl->w[w->id];
 	const char *subject = subject_for(cw, prefix, name, m);
 	natsMsg *nm = NULL;
-	char gate[48];
+	char gate[48], id[CLUSTER_NODE_MAX + 64];
 
 	if (subject == NULL) {
 		log_warn("cluster: cannot export a message on %s%s", prefix, name);
@@ -480,9 +483,14 @@ static bool export_to(struct cluster *cl, struct worker *w, const char *prefix, 
 		cw->issued++;
 	if (!queue) {
 		snprintf(gate, sizeof(gate), "%u %" PRIu64, w->id, cw->issued);
+		/* a QoS 1/2 copy may be sent again (resend): JetStream drops the
+		 * second by its id; QoS 0 copies are sent once */
+		snprintf(id, sizeof(id), "%s.%" PRIu64 ".%u.%" PRIu64, cl->node, cl->run, w->id,
+			 cw->issued);
 		if (natsMsg_Create(&nm, subject, NULL, (const char *)buf_head(&cw->data),
 				   (int)buf_used(&cw->data)) != NATS_OK ||
-		    (m->qos > 0 && natsMsgHeader_Set(nm, CLUSTER_GATE_HEADER, gate) != NATS_OK)) {
+		    (m->qos > 0 && (natsMsgHeader_Set(nm, CLUSTER_GATE_HEADER, gate) != NATS_OK ||
+				    natsMsgHeader_Set(nm, CLUSTER_MSG_ID_HEADER, id) != NATS_OK))) {
 			natsMsg_Destroy(nm);
 			log_warn("cluster: cannot export a message on %s%s: out of memory", prefix,
 				 name);
@@ -501,13 +509,25 @@ static bool export_to(struct cluster *cl, struct worker *w, const char *prefix, 
 	return queue_copy(cl, w, subject, m);
 }
 
+/* <m> matched more than CLUSTER_MAX_NODES nodes: the nodes beyond go
+ * without it (counted, logged at most once a minute). */
+static void left_out(struct cluster *cl, const struct msg *m)
+{
+	uint64_t n = atomic_fetch_add(&cl->left_out, 1) + 1;
+
+	if (log_limiter_allow(&left_out_log, 1, 60))
+		log_warn("cluster: a message on %.*s matched more than %d nodes: the nodes beyond "
+			 "did not get it (%" PRIu64 " such messages so far)",
+			 (int)m->topic.len, (const char *)m->topic.ptr, CLUSTER_MAX_NODES, n);
+}
+
 bool cluster_export(struct worker *w, const struct msg *m)
 {
 	struct cluster *cl = w->b->cluster;
 	const char *nodes[CLUSTER_MAX_NODES];
 	struct cluster_worker *cw;
 	struct share_set *shares;
-	bool queue;
+	bool queue, more;
 	size_t n, sent = 0;
 
 	if (cl == NULL)
@@ -519,7 +539,9 @@ bool cluster_export(struct worker *w, const struct msg *m)
 		return false;
 	if (m->remote)
 		return true;
-	n = cluster_interested(cl, m->topic, nodes, CLUSTER_MAX_NODES);
+	n = cluster_interested(cl, m->topic, nodes, CLUSTER_MAX_NODES, &more);
+	if (more)
+		left_out(cl, m);
 	cluster_shares_matching(cl, m->topic, shares);
 	if ((n > 0 || shares->n > 0 || m->retain) &&
 	    (wire_encode(&cw->data, cl->node, m) < 0 || buf_used(&cw->data) > INT32_MAX)) {

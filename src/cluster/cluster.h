@@ -123,7 +123,9 @@ bool cluster_link_status(struct broker *b, struct cluster_link *st);
  * refused: other nodes want it, and the queue it would wait in is full. */
 bool cluster_queue_full(struct broker *b, struct moat_bytes topic, size_t payload_len);
 /* A queued copy read back from the store at start-up (persist_restore.c).
- * MOAT_OK, MOAT_E_NOTFOUND (no cluster: the record is dropped) or MOAT_E_NOMEM. */
+ * MOAT_OK, MOAT_E_NOTFOUND (no cluster: the record is dropped),
+ * MOAT_E_MALFORMED (not a copy of this cluster's: dropped, logged here) or
+ * MOAT_E_NOMEM. */
 int cluster_outbound_restore(struct broker *b, uint64_t seq, struct moat_bytes subject,
 			     struct moat_bytes data);
 

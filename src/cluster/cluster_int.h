@@ -58,6 +58,7 @@ struct cluster_worker {
 struct cluster_watch {
 	struct cluster *cl;
 	void (*on_entry)(struct cluster *cl, kvEntry *e);
+	void (*on_tick)(struct cluster *cl); /* NULL, or called after every wait (1 s at most) */
 	kvStore *kv;
 	kvWatcher *watcher;
 	pthread_t thread;
@@ -133,10 +134,14 @@ struct cluster {
 	pthread_mutex_t post_lock;
 	bool stopping; /* under post_lock: no more */
 	/* degraded mode (link.c, outbound.c) */
+	uint64_t run;			  /* wall-clock microseconds at start: this run's ids */
 	atomic_bool connected;		  /* to NATS now */
 	_Atomic uint64_t disconnects;	  /* connections to NATS lost */
 	_Atomic uint64_t down_since_ms;	  /* monotonic; when it was lost last */
+	atomic_bool shares_recheck;	  /* reconnected: shares' consumers may be gone (share.c) */
 	struct cluster_outbound out;
+	/* messages that matched more than CLUSTER_MAX_NODES nodes (cluster.c) */
+	_Atomic uint64_t left_out;
 };
 
 /* The header that tells the acknowledgement handler which worker's ticket a
@@ -147,6 +152,13 @@ struct cluster {
 enum { CLUSTER_SUBJECT_MAX = 3072 };
 /* The header of a queued copy: "<sequence> <generation>" (outbound.c). */
 #define CLUSTER_QUEUE_HEADER "Moat-Queue"
+/* JetStream's de-duplication header: a copy sent again with the same id
+ * within the streams' duplicate window (CLUSTER_DUPLICATE_WINDOW_NS) is
+ * acknowledged without being stored twice. A QoS 1/2 copy sent directly is
+ * "<node>.<run>.<worker>.<ticket>" (<run>: the wall clock in microseconds at
+ * start), a queued copy "<node>.q<entry number>" (outbound.c). */
+#define CLUSTER_MSG_ID_HEADER "Nats-Msg-Id"
+#define CLUSTER_DUPLICATE_WINDOW_NS (120LL * 1000000000LL)
 
 /* cluster.c: the JetStream copies (cluster_replicas) of the stream and buckets a node creates. */
 int cluster_replicas(const struct cluster *cl);
@@ -162,9 +174,11 @@ void cluster_watch_stop(struct cluster_watch *cw);
 int cluster_interest_start(struct cluster *cl, const char *bucket, char *err, size_t errlen);
 void cluster_interest_stop(struct cluster *cl);
 void cluster_interest_flush(struct cluster *cl);
-/* Puts in <names> (at most <cap>) the other nodes subscribed to <topic>; returns how many. */
+/* Puts in <names> (at most <cap>, itself at most CLUSTER_MAX_NODES) the
+ * other nodes subscribed to <topic>; returns how many. *<more> (may be
+ * NULL): whether further nodes are subscribed too (left out). */
 size_t cluster_interested(struct cluster *cl, struct moat_bytes topic, const char **names,
-			  size_t cap);
+			  size_t cap, bool *more);
 
 /* gate.c: JetStream stored (or refused for good) worker <cw>'s <ticket>:
  * advances <stored> over the contiguous run (any thread). */
@@ -233,6 +247,14 @@ void cluster_share_seen(struct cluster *cl, const void *node, bool here, struct 
  * memory some are left out (logged): their members here get the message
  * directly. */
 void cluster_shares_matching(struct cluster *cl, struct moat_bytes topic, struct share_set *out);
+/* The interest watch thread, every second: after a reconnection to NATS
+ * (cl->shares_recheck), joins again each share this node holds whose
+ * consumer JetStream deleted meanwhile (InactiveThreshold: no node was
+ * subscribed), creating it again; tries again next time while JetStream
+ * does not answer. */
+void cluster_shares_recheck(struct cluster *cl);
+/* How many shares cluster_shares_matching would put in <out> (any thread). */
+size_t cluster_shares_count(struct cluster *cl, struct moat_bytes topic);
 
 /* ---- cluster-wide sessions ---- */
 /* watch.c: opens <bucket> (history 1), created when missing. */

@@ -268,6 +268,7 @@ static void on_interest(struct cluster *cl, kvEntry *e)
 struct match_ctx {
 	struct remote_node **v;
 	size_t n, cap;
+	bool more; /* a node beyond <cap> matched too */
 };
 
 static void on_match(void *ctx, const struct sub_entry *e, struct moat_bytes share_group)
@@ -280,17 +281,21 @@ static void on_match(void *ctx, const struct sub_entry *e, struct moat_bytes sha
 			return;
 	if (mc->n < mc->cap)
 		mc->v[mc->n++] = e->owner;
+	else
+		mc->more = true;
 }
 
 size_t cluster_interested(struct cluster *cl, struct moat_bytes topic, const char **names,
-			  size_t cap)
+			  size_t cap, bool *more)
 {
 	struct remote_node *v[CLUSTER_MAX_NODES];
-	struct match_ctx mc = {v, 0, cap < CLUSTER_MAX_NODES ? cap : CLUSTER_MAX_NODES};
+	struct match_ctx mc = {v, 0, cap < CLUSTER_MAX_NODES ? cap : CLUSTER_MAX_NODES, false};
 
 	subidx_match(cl->remote, topic, on_match, NULL, &mc);
 	for (size_t i = 0; i < mc.n; i++)
 		names[i] = v[i]->name;
+	if (more != NULL)
+		*more = mc.more;
 	return mc.n;
 }
 
@@ -304,6 +309,7 @@ int cluster_interest_start(struct cluster *cl, const char *bucket, char *err, si
 		return MOAT_E_NOMEM;
 	}
 	atomic_store(&cl->local_dirty, true); /* an empty set replaces what a past run left */
+	cl->interest.on_tick = cluster_shares_recheck; /* the shares' thread too (share.c) */
 	return cluster_watch_start(cl, &cl->interest, bucket, on_interest, err, errlen);
 }
 

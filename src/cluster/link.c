@@ -63,6 +63,7 @@ static void on_reconnected(natsConnection *nc, void *closure)
 	log_notice("cluster: reconnected to NATS at %s after %.1f s; sending the queue", url,
 		   (double)(clock_mono_ms() - atomic_load(&cl->down_since_ms)) / 1000.0);
 	cluster_outbound_link(cl, true);
+	atomic_store(&cl->shares_recheck, true);
 }
 
 static void on_closed(natsConnection *nc, void *closure)

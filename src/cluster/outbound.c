@@ -19,8 +19,11 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/text.h"
 #include "broker/broker.h"
 #include "broker/record.h"
+#include "cluster/subject.h"
+#include "cluster/wire.h"
 
 /* Copies sent and not acknowledged at once; how long a refused copy waits
  * before it is sent again; how often the queue looks whether the copies sent
@@ -44,7 +47,7 @@ enum {
 #define ENTRY_BYTES_MAX(topic_len, payload_len)                                                    \
 	(6 * (uint64_t)(topic_len) + (uint64_t)(payload_len) + 1024u)
 
-static struct log_limiter dropped_log, refused_log;
+static struct log_limiter dropped_log, refused_log, restore_log;
 
 /* Waits on the queue's condition at most <ms> (under out->lock). */
 static void wait_ms(struct cluster_outbound *out, uint64_t ms)
@@ -83,7 +86,7 @@ static natsMsg *next_message(struct cluster *cl, uint64_t *seq)
 	struct cluster_outbound *out = &cl->out;
 	const struct outq_entry *e;
 	natsMsg *nm = NULL;
-	char header[48];
+	char header[48], id[CLUSTER_NODE_MAX + 24];
 
 	if (!atomic_load(&cl->connected) || clock_mono_ms() < out->pause_until)
 		return NULL;
@@ -95,8 +98,10 @@ static natsMsg *next_message(struct cluster *cl, uint64_t *seq)
 	if (e == NULL)
 		return NULL;
 	snprintf(header, sizeof(header), "%" PRIu64 " %" PRIu64, e->seq, out->gen);
+	snprintf(id, sizeof(id), "%s.q%" PRIu64, cl->node, e->seq);
 	if (natsMsg_Create(&nm, e->subject, NULL, (const char *)e->data, (int)e->len) != NATS_OK ||
-	    natsMsgHeader_Set(nm, CLUSTER_QUEUE_HEADER, header) != NATS_OK) {
+	    natsMsgHeader_Set(nm, CLUSTER_QUEUE_HEADER, header) != NATS_OK ||
+	    natsMsgHeader_Set(nm, CLUSTER_MSG_ID_HEADER, id) != NATS_OK) {
 		natsMsg_Destroy(nm);
 		outq_unsent(&out->q, e->seq);
 		out->pause_until = clock_mono_ms() + REFUSED_PAUSE_MS; /* out of memory */
@@ -147,6 +152,11 @@ void cluster_outbound_init(struct cluster *cl, uint64_t max_bytes)
 	pthread_condattr_t ca;
 
 	outq_init(&out->q, max_bytes);
+	/* entry numbers are this node's ids of its queued copies (Nats-Msg-Id):
+	 * the same every time one is sent, across restarts too (its store
+	 * record keeps it), and never used again: a run numbers from the wall
+	 * clock in microseconds, above what its store gives back */
+	out->q.next_seq = cl->run;
 	pthread_mutex_init(&out->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -359,16 +369,84 @@ bool cluster_link_status(struct broker *b, struct cluster_link *st)
 bool cluster_queue_full(struct broker *b, struct moat_bytes topic, size_t payload_len)
 {
 	struct cluster *cl = b->cluster;
-	const char *nodes[1];
+	const char *nodes[CLUSTER_MAX_NODES];
+	uint64_t copies;
 	bool full;
 
-	if (cl == NULL || !cluster_outbound_wanted(cl) ||
-	    cluster_interested(cl, topic, nodes, 1) == 0)
+	if (cl == NULL || !cluster_outbound_wanted(cl))
+		return false;
+	/* cluster_export's copies: one per interested node and one per share */
+	copies = cluster_interested(cl, topic, nodes, CLUSTER_MAX_NODES, NULL) +
+		 cluster_shares_count(cl, topic);
+	if (copies == 0)
 		return false;
 	pthread_mutex_lock(&cl->out.lock);
-	full = cl->out.q.bytes + ENTRY_BYTES_MAX(topic.len, payload_len) > cl->out.q.max_bytes;
+	full = cl->out.q.bytes + copies * ENTRY_BYTES_MAX(topic.len, payload_len) >
+	       cl->out.q.max_bytes;
 	pthread_mutex_unlock(&cl->out.lock);
 	return full;
+}
+
+/* Whether <rest> is "<name>.<tokens>" with a name of <name_max> bytes at
+ * most that <name_ok> accepts byte by byte; *<tokens> gets the tokens. */
+static bool split_name(struct moat_bytes rest, size_t name_max, bool (*name_ok)(uint8_t c),
+		       struct moat_bytes *tokens)
+{
+	size_t i = 0;
+
+	while (i < rest.len && i <= name_max && rest.ptr[i] != '.' && name_ok(rest.ptr[i]))
+		i++;
+	if (i == 0 || i > name_max || i + 1 >= rest.len || rest.ptr[i] != '.')
+		return false;
+	*tokens = (struct moat_bytes){rest.ptr + i + 1, rest.len - i - 1};
+	return true;
+}
+
+static bool is_share_id_char(uint8_t c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+static bool has_prefix(struct moat_bytes s, const char *prefix, struct moat_bytes *rest)
+{
+	size_t n = strlen(prefix);
+
+	if (s.len < n || memcmp(s.ptr, prefix, n) != 0)
+		return false;
+	*rest = (struct moat_bytes){s.ptr + n, s.len - n};
+	return true;
+}
+
+/* Whether a store record's <subject> and <data> are a copy this node's
+ * export would make: "<cluster>.n.<node>.<tokens>" or
+ * "<cluster>.g.<share id>.<tokens>" of this cluster, carrying a message
+ * whose topic the tokens encode. Otherwise *<why> says what is wrong. */
+static bool copy_well_formed(struct cluster *cl, struct moat_bytes subject, struct moat_bytes data,
+			     const char **why)
+{
+	struct moat_bytes rest, tokens, node;
+	struct msg *m = NULL;
+	struct buf topic = {0};
+	bool ok;
+
+	if (!(has_prefix(subject, cl->msg_prefix, &rest) &&
+	      split_name(rest, CLUSTER_NODE_MAX, text_is_name_char, &tokens)) &&
+	    !(has_prefix(subject, cl->share_prefix, &rest) &&
+	      split_name(rest, CLUSTER_SHARE_ID_LEN, is_share_id_char, &tokens) &&
+	      rest.len - tokens.len - 1 == CLUSTER_SHARE_ID_LEN)) {
+		*why = "its subject is not a node's or a share's of this cluster (cluster_name "
+		       "changed?)";
+		return false;
+	}
+	if (wire_decode(data, &node, &m, why) < 0)
+		return false;
+	ok = subject_to_topic(&topic, tokens) == MOAT_OK && buf_used(&topic) == m->topic.len &&
+	     memcmp(buf_head(&topic), m->topic.ptr, m->topic.len) == 0;
+	if (!ok)
+		*why = "its subject is not its message's topic";
+	buf_fini(&topic);
+	msg_unref(m);
+	return ok;
 }
 
 int cluster_outbound_restore(struct broker *b, uint64_t seq, struct moat_bytes subject,
@@ -376,13 +454,18 @@ int cluster_outbound_restore(struct broker *b, uint64_t seq, struct moat_bytes s
 {
 	struct cluster *cl = b->cluster;
 	char name[CLUSTER_SUBJECT_MAX + 1];
+	const char *why = "its subject is too long";
 	uint64_t max;
 	int rc;
 
 	if (cl == NULL)
 		return MOAT_E_NOTFOUND;
-	if (subject.len > CLUSTER_SUBJECT_MAX)
+	if (subject.len > CLUSTER_SUBJECT_MAX || !copy_well_formed(cl, subject, data, &why)) {
+		if (log_limiter_allow(&restore_log, 10, 60))
+			log_warn("persistence: dropped a copy queued for other cluster nodes: %s",
+				 why);
 		return MOAT_E_MALFORMED;
+	}
 	memcpy(name, subject.ptr, subject.len);
 	name[subject.len] = '\0';
 	pthread_mutex_lock(&cl->out.lock);

@@ -75,7 +75,8 @@ int outq_push(struct outq *q, uint64_t seq, const char *subject, const uint8_t *
 				 .data = (uint8_t *)mem + slen,
 				 .len = len,
 				 .holder = holder};
-	q->next_seq = seq + 1;
+	if (seq >= q->next_seq)
+		q->next_seq = seq + 1;
 	q->bytes += bytes;
 	return MOAT_OK;
 }

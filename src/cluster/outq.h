@@ -28,7 +28,7 @@ struct outq {
 	struct outq_entry *v; /* v[head .. head + n), oldest first */
 	size_t head, n, cap;
 	uint64_t bytes, max_bytes; /* subject + data bytes held; the bound (0 = none) */
-	uint64_t next_seq;	   /* the next entry's number (> every held one) */
+	uint64_t next_seq;	   /* the next entry's number (> every held one; may be set higher) */
 	size_t sent;		   /* entries sent and not yet acknowledged */
 };
 
@@ -40,7 +40,8 @@ void outq_fini(struct outq *q);
 uint64_t outq_entry_bytes(const char *subject, size_t len);
 
 /* Appends a copy of <subject> and <data> as entry <seq> (0: the next
- * number), which must be above every held one, held by <holder> (0: none).
+ * number), which must be above every held one, held by <holder> (0: none);
+ * the next number stays above <seq> (it never goes down).
  * MOAT_OK, MOAT_E_LIMIT (it would go over max_bytes) or MOAT_E_NOMEM; then
  * nothing changed. */
 int outq_push(struct outq *q, uint64_t seq, const char *subject, const uint8_t *data, size_t len,

@@ -190,6 +190,34 @@ static void leave(struct cluster_share *sh)
 	sh->sub = NULL;
 }
 
+void cluster_shares_recheck(struct cluster *cl)
+{
+	if (!atomic_exchange(&cl->shares_recheck, false))
+		return;
+	for (struct cluster_share *sh = cl->share_list; sh != NULL; sh = sh->next) {
+		char durable[CLUSTER_SHARE_ID_LEN + 8];
+		jsConsumerInfo *ci = NULL;
+		jsErrCode jerr = 0;
+		natsStatus s;
+
+		if (sh->sub == NULL)
+			continue;
+		snprintf(durable, sizeof(durable), "share-%s", sh->id);
+		s = js_GetConsumerInfo(&ci, cl->js, cl->share_stream, durable, NULL, &jerr);
+		jsConsumerInfo_Destroy(ci);
+		if (s == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr) {
+			log_notice("cluster: the share %.*s's consumer %s was gone (JetStream "
+				   "deleted it while no node was subscribed); joining it again",
+				   (int)sh->len, (const char *)sh->filter, durable);
+			leave(sh);
+			join(cl, sh);
+		} else if (s != NATS_OK) {
+			atomic_store(&cl->shares_recheck, true); /* JetStream not ready yet */
+			return;
+		}
+	}
+}
+
 static bool holders_add(struct cluster_share *sh, const void *node)
 {
 	for (size_t i = 0; i < sh->holders_n; i++)
@@ -285,6 +313,23 @@ void cluster_shares_matching(struct cluster *cl, struct moat_bytes topic, struct
 	subidx_match(cl->shares, topic, on_match, NULL, out);
 }
 
+static void on_count(void *ctx, const struct sub_entry *e, struct moat_bytes shared)
+{
+	const struct cluster_share *sh = e->owner;
+
+	(void)shared;
+	if (!atomic_load_explicit(&sh->join_failed, memory_order_relaxed))
+		++*(size_t *)ctx;
+}
+
+size_t cluster_shares_count(struct cluster *cl, struct moat_bytes topic)
+{
+	size_t n = 0;
+
+	subidx_match(cl->shares, topic, on_count, NULL, &n);
+	return n;
+}
+
 bool cluster_share_exported(struct worker *w, struct moat_bytes shared)
 {
 	const struct share_set *sent;
@@ -323,6 +368,7 @@ int cluster_shares_start(struct cluster *cl, const char *cluster_name, char *err
 	sc.Storage = js_FileStorage;
 	sc.Retention = js_WorkQueuePolicy;
 	sc.MaxAge = SHARE_MAX_AGE_NS;
+	sc.Duplicates = CLUSTER_DUPLICATE_WINDOW_NS;
 	sc.Replicas = cluster_replicas(cl);
 	s = js_AddStream(NULL, cl->js, &sc, NULL, &jerr);
 	if (s != NATS_OK && jerr == JSStreamNameExistErr)

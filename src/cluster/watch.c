@@ -25,6 +25,8 @@ static void *watch(void *arg)
 		if (s == NATS_OK && e != NULL)
 			cw->on_entry(cw->cl, e);
 		kvEntry_Destroy(e);
+		if (cw->on_tick != NULL)
+			cw->on_tick(cw->cl);
 	}
 	return NULL;
 }

@@ -161,6 +161,29 @@ static void test_numbers_given_and_ring_growth(void **state)
 	outq_fini(&q);
 }
 
+/* A run numbers its entries from a start above its restored ones
+ * (outbound.c: the wall clock): restored entries below it keep their
+ * numbers and do not pull the next number down. */
+static void test_next_number_never_goes_down(void **state)
+{
+	struct outq q;
+
+	(void)state;
+	outq_init(&q, 0);
+	q.next_seq = 1000;
+	assert_int_equal(outq_push(&q, 41, "s", (const uint8_t *)"a", 1, 0), MOAT_OK);
+	assert_int_equal(outq_push(&q, 42, "s", (const uint8_t *)"b", 1, 0), MOAT_OK);
+	assert_int_equal(q.next_seq, 1000);
+	push(&q, "s", "c");
+	assert_int_equal(take(&q, 10), 41);
+	assert_int_equal(take(&q, 10), 42);
+	assert_int_equal(take(&q, 10), 1000);
+	/* a restored number above the start moves it up */
+	assert_int_equal(outq_push(&q, 5000, "s", (const uint8_t *)"d", 1, 0), MOAT_OK);
+	assert_int_equal(q.next_seq, 5001);
+	outq_fini(&q);
+}
+
 /* With persistence a copy is held until its queuer submitted its store
  * write; nothing newer passes a held entry. */
 static void test_held_entries_block_until_released(void **state)
@@ -215,6 +238,7 @@ int main(void)
 	    cmocka_unit_test(test_refused_goes_again_before_newer),
 	    cmocka_unit_test(test_bound_refuses_whole_entries),
 	    cmocka_unit_test(test_numbers_given_and_ring_growth),
+	    cmocka_unit_test(test_next_number_never_goes_down),
 	    cmocka_unit_test(test_held_entries_block_until_released),
 	    cmocka_unit_test(test_backoff),
 	};
