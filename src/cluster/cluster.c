@@ -25,11 +25,15 @@
 
 /* How long the stream keeps a message no node has consumed. */
 #define STREAM_MAX_AGE_NS (24LL * 3600 * 1000000000LL)
-/* Unacknowledged asynchronous publishes before js_PublishMsgAsync waits;
+/* How long a join waits for the other nodes' interest, polling every
+ * JOIN_POLL_US (also for the connection, when NATS was unreachable at
+ * start); unacknowledged asynchronous publishes before js_PublishMsgAsync waits;
  * how long JetStream may take to acknowledge one before it is sent again
  * (without MaxWait a lost acknowledgement would never be reported); the
  * pause before sending again after an error. */
 enum {
+	JOIN_LOAD_MS = 5000,
+	JOIN_POLL_US = 100000,
 	MAX_PENDING_PUBLISHES = 65536,
 	STOP_WAIT_MS = 5000,
 	PUBLISH_WAIT_MS = 5000,
@@ -207,9 +211,21 @@ static int connect_nats(struct cluster *cl, const struct moat_cluster_conf *cc, 
 		return nats_fail(err, errlen,
 				 "cannot set the NATS options (TLS files, credentials)", s, 0);
 	s = natsConnection_Connect(&cl->nc, cl->opts);
-	if (s != NATS_OK)
+	if (s == NATS_NO_SERVER) {
+		/* no NATS server answers (TLS and credentials refusals still stop
+		 * the node): start without, join once one does */
+		s = cluster_link_retry(cl);
+		if (s == NATS_OK)
+			s = natsConnection_Connect(&cl->nc, cl->opts);
+		if (s == NATS_NOT_YET_CONNECTED)
+			log_warn("cluster: no NATS server reachable (cluster_url); serving local "
+				 "clients, keeping what other nodes may want "
+				 "(cluster_queue_max_bytes), joining cluster %s once NATS is there",
+				 cl->name);
+	}
+	if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED)
 		return nats_fail(err, errlen, "cannot connect to NATS", s, 0);
-	atomic_store(&cl->connected, true);
+	atomic_store(&cl->connected, s == NATS_OK);
 	jsOptions_Init(&jo);
 	jo.PublishAsync.MaxPending = MAX_PENDING_PUBLISHES;
 	jo.PublishAsync.AckHandler = on_publish_ack;
@@ -264,12 +280,61 @@ static int consume_stream(struct cluster *cl, const char *cluster_name, char *er
 			    : nats_fail(err, errlen, "cannot create the node's consumer", s, jerr);
 }
 
+/* What needs NATS: the streams, buckets and consumers, the watches, the
+ * sessions and heartbeats. Once the other nodes' interest is read (or
+ * after JOIN_LOAD_MS), exports go to them: the workers are woken to send
+ * what waited. MOAT_OK or an error with <err>. */
+static int join_cluster(struct cluster *cl, char *err, size_t errlen)
+{
+	char bucket[CLUSTER_NAME_MAX + 16];
+	uint64_t deadline;
+	int rc = cluster_shares_start(cl, err, errlen);
+
+	snprintf(bucket, sizeof(bucket), "%s_retained", cl->name);
+	if (rc == MOAT_OK)
+		rc = cluster_retained_start(cl, bucket, err, errlen);
+	snprintf(bucket, sizeof(bucket), "%s_interest", cl->name);
+	if (rc == MOAT_OK)
+		rc = cluster_interest_start(cl, bucket, err, errlen);
+	if (rc == MOAT_OK)
+		rc = cluster_sessions_start(cl, cl->name, err, errlen);
+	if (rc == MOAT_OK)
+		rc = cluster_nodes_start(cl, cl->name, err, errlen);
+	if (rc == MOAT_OK)
+		rc = cluster_liveness_start(cl, cl->name, err, errlen);
+	if (rc == MOAT_OK)
+		rc = consume_stream(cl, cl->name, err, errlen);
+	if (rc < 0)
+		return rc;
+	deadline = clock_mono_ms() + JOIN_LOAD_MS;
+	while (!atomic_load(&cl->interest.loaded) && clock_mono_ms() < deadline &&
+	       !atomic_load(&cl->join_stop))
+		usleep(JOIN_POLL_US);
+	atomic_store(&cl->joined, true);
+	for (unsigned i = 0; i < cl->b->nworkers; i++)
+		worker_wake(&cl->b->workers[i]);
+	log_notice("cluster: node %s joined cluster %s", cl->node, cl->name);
+	return MOAT_OK;
+}
+
+/* NATS was unreachable at start: joins once it is connected. */
+static void *join_later(void *arg)
+{
+	struct cluster *cl = arg;
+	char err[512];
+
+	while (!atomic_load(&cl->connected) && !atomic_load(&cl->join_stop))
+		usleep(JOIN_POLL_US);
+	if (!atomic_load(&cl->join_stop) && join_cluster(cl, err, sizeof(err)) < 0 &&
+	    !atomic_load(&cl->join_stop))
+		log_err("%s; this node stays out of the cluster until it restarts", err);
+	return NULL;
+}
+
 int cluster_start(struct broker *b, char *err, size_t errlen)
 {
 	const struct moat_cluster_conf *cc = &b->cfg->cluster;
-	const char *name = cc->name != NULL ? cc->name : "moat";
 	struct cluster *cl;
-	char bucket[CLUSTER_NAME_MAX + 16];
 	int rc;
 
 	if (cc->url_count == 0)
@@ -292,33 +357,31 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 		snprintf(cl->node, sizeof(cl->node), "%s", cc->node_name);
 	else
 		default_node_name(b->cfg, cl->node, sizeof(cl->node));
-	snprintf(cl->msg_prefix, sizeof(cl->msg_prefix), "%s.n.", name);
-	snprintf(bucket, sizeof(bucket), "%s_retained", name);
-	snprintf(cl->kv_prefix, sizeof(cl->kv_prefix), "$KV.%s.", bucket);
-	rc = connect_nats(cl, cc, err, errlen);
+	snprintf(cl->name, sizeof(cl->name), "%s", cc->name != NULL ? cc->name : "moat");
+	snprintf(cl->msg_prefix, sizeof(cl->msg_prefix), "%s.n.", cl->name);
+	snprintf(cl->wait_prefix, sizeof(cl->wait_prefix), "%s.p.", cl->name);
+	snprintf(cl->kv_prefix, sizeof(cl->kv_prefix), "$KV.%s_retained.", cl->name);
+	snprintf(cl->interest_prefix, sizeof(cl->interest_prefix), "$KV.%s_interest.", cl->name);
+	rc = cluster_interest_init(cl, err, errlen);
 	if (rc == MOAT_OK)
-		rc = cluster_shares_start(cl, name, err, errlen);
+		rc = cluster_shares_init(cl, err, errlen);
 	if (rc == MOAT_OK)
-		rc = cluster_retained_start(cl, bucket, err, errlen);
-	snprintf(bucket, sizeof(bucket), "%s_interest", name);
-	snprintf(cl->interest_prefix, sizeof(cl->interest_prefix), "$KV.%s.", bucket);
-	if (rc == MOAT_OK)
-		rc = cluster_interest_start(cl, bucket, err, errlen);
-	if (rc == MOAT_OK)
-		rc = cluster_sessions_start(cl, name, err, errlen);
-	if (rc == MOAT_OK)
-		rc = cluster_nodes_start(cl, name, err, errlen);
-	if (rc == MOAT_OK)
-		rc = cluster_liveness_start(cl, name, err, errlen);
-	if (rc == MOAT_OK)
-		rc = consume_stream(cl, name, err, errlen);
+		rc = connect_nats(cl, cc, err, errlen);
+	if (rc == MOAT_OK && atomic_load(&cl->connected))
+		rc = join_cluster(cl, err, errlen);
+	else if (rc == MOAT_OK) {
+		cl->join_running = pthread_create(&cl->join_thread, NULL, join_later, cl) == 0;
+		if (!cl->join_running) {
+			snprintf(err, errlen, "cluster: cannot start the thread that joins later");
+			rc = MOAT_E_NOMEM;
+		}
+	}
 	if (rc == MOAT_OK)
 		rc = cluster_outbound_start(cl, err, errlen);
 	if (rc < 0) {
 		cluster_stop(b);
 		return rc;
 	}
-	log_notice("cluster: node %s joined cluster %s", cl->node, name);
 	return MOAT_OK;
 }
 
@@ -329,6 +392,14 @@ void cluster_stop(struct broker *b)
 
 	if (cl == NULL)
 		return;
+	if (cl->join_running) {
+		/* a join under way fails at its next request */
+		atomic_store(&cl->join_stop, true);
+		if (!atomic_load(&cl->joined) && cl->nc != NULL)
+			natsConnection_Close(cl->nc);
+		pthread_join(cl->join_thread, NULL);
+		cl->join_running = false;
+	}
 	if (cl->js != NULL && atomic_load(&cl->connected)) { /* else nothing will answer */
 		jsPubOptions_Init(&po);
 		po.MaxWait = STOP_WAIT_MS;
@@ -337,6 +408,8 @@ void cluster_stop(struct broker *b)
 	}
 	cluster_sessions_leave(cl); /* without persistence: its entries go, while NATS is there */
 	cluster_outbound_stop(cl);
+	for (unsigned i = 0; i < b->nworkers; i++)
+		cluster_outbound_forget_waiting(cl, &cl->w[i]);
 	/* closed, not unsubscribed: unsubscribing would delete the durable
 	 * consumer the library created, and the node could not resume. Closed
 	 * before the watchers stop: stopping one deletes its consumer, a
@@ -441,16 +514,21 @@ static void export_retained(struct cluster *cl, struct cluster_worker *cw, const
 	publish(cl, nm);
 }
 
+/* How a copy goes: sent (queued when NATS does not take it), queued
+ * (degraded mode, or older copies wait), or queued even over the bound (a
+ * waiting export's, promised when its PUBLISH was answered). */
+enum export_mode { EXPORT_SEND, EXPORT_QUEUE, EXPORT_PROMISED };
+
 /* Queues the copy in cw->data for <subject> (degraded mode, outbound.c).
  * A QoS 1/2 copy's ticket (the last issued) is done at once: its answer
  * waits only for the store. When the queue cannot take it (false), a QoS 0
  * copy is dropped, and a QoS 1/2 copy's publisher is closed without its
  * answer. */
 static bool queue_copy(struct cluster *cl, struct worker *w, const char *subject,
-		       const struct msg *m)
+		       const struct msg *m, enum export_mode mode)
 {
 	struct cluster_worker *cw = &cl->w[w->id];
-	int rc = cluster_outbound_push(w, subject, &cw->data);
+	int rc = cluster_outbound_push(w, subject, &cw->data, mode == EXPORT_PROMISED);
 
 	if (m->qos == 0) {
 		if (rc != MOAT_OK)
@@ -465,10 +543,10 @@ static bool queue_copy(struct cluster *cl, struct worker *w, const char *subject
 
 /* Sends <m> (encoded in cw->data) on "<prefix><name>.<tokens>" (a node's
  * or a share's subject), for QoS 1/2 with the worker's next ticket; queues
- * it instead when <queue> or when NATS does not take it now. False when it
- * was neither sent nor queued. */
+ * it instead when <mode> says so or when NATS does not take it now. False
+ * when it was neither sent nor queued. */
 static bool export_to(struct cluster *cl, struct worker *w, const char *prefix, const char *name,
-		      const struct msg *m, bool queue)
+		      const struct msg *m, enum export_mode mode)
 {
 	struct cluster_worker *cw = &cl->w[w->id];
 	const char *subject = subject_for(cw, prefix, name, m);
@@ -481,7 +559,7 @@ static bool export_to(struct cluster *cl, struct worker *w, const char *prefix, 
 	}
 	if (m->qos > 0)
 		cw->issued++;
-	if (!queue) {
+	if (mode == EXPORT_SEND) {
 		snprintf(gate, sizeof(gate), "%u %" PRIu64, w->id, cw->issued);
 		/* a QoS 1/2 copy may be sent again (resend): JetStream drops the
 		 * second by its id; QoS 0 copies are sent once */
@@ -506,7 +584,7 @@ static bool export_to(struct cluster *cl, struct worker *w, const char *prefix, 
 		if (publish(cl, nm))
 			return true;
 	}
-	return queue_copy(cl, w, subject, m);
+	return queue_copy(cl, w, subject, m, mode);
 }
 
 /* <m> matched more than CLUSTER_MAX_NODES nodes: the nodes beyond go
@@ -521,44 +599,70 @@ static void left_out(struct cluster *cl, const struct msg *m)
 			 (int)m->topic.len, (const char *)m->topic.ptr, CLUSTER_MAX_NODES, n);
 }
 
-bool cluster_export(struct worker *w, const struct msg *m)
+/* Exports <m> to the nodes and shares that want it; <waited>: it was
+ * exported before the node joined and answered then, so its copies are
+ * queued over the bound, and not to shares, whose members here had it
+ * (the shares were not known). */
+static void export_copies(struct worker *w, const struct msg *m, bool waited)
 {
 	struct cluster *cl = w->b->cluster;
 	const char *nodes[CLUSTER_MAX_NODES];
-	struct cluster_worker *cw;
-	struct share_set *shares;
-	bool queue, more;
+	struct cluster_worker *cw = &cl->w[w->id];
+	struct share_set *shares = &cw->shares;
+	enum export_mode mode = EXPORT_SEND;
 	size_t n, sent = 0;
+	bool more;
 
-	if (cl == NULL)
-		return false;
-	cw = &cl->w[w->id];
-	shares = &cw->shares;
-	shares->n = 0; /* none sent yet: local routing delivers to every share */
-	if (wire_topic_is_sys(m->topic))
-		return false;
-	if (m->remote)
-		return true;
 	n = cluster_interested(cl, m->topic, nodes, CLUSTER_MAX_NODES, &more);
 	if (more)
 		left_out(cl, m);
-	cluster_shares_matching(cl, m->topic, shares);
+	if (!waited)
+		cluster_shares_matching(cl, m->topic, shares);
 	if ((n > 0 || shares->n > 0 || m->retain) &&
 	    (wire_encode(&cw->data, cl->node, m) < 0 || buf_used(&cw->data) > INT32_MAX)) {
 		log_warn("cluster: cannot export a message: out of memory");
 		shares->n = 0;
-		return false;
+		return;
 	}
-	queue = (n > 0 || shares->n > 0) && cluster_outbound_wanted(cl);
+	if (waited)
+		mode = EXPORT_PROMISED;
+	else if ((n > 0 || shares->n > 0) && cluster_outbound_wanted(cl))
+		mode = EXPORT_QUEUE;
 	for (size_t i = 0; i < n; i++)
-		export_to(cl, w, cl->msg_prefix, nodes[i], m, queue);
+		export_to(cl, w, cl->msg_prefix, nodes[i], m, mode);
 	/* only the shares it reached are the cluster's to deliver */
 	for (size_t i = 0; i < shares->n; i++)
-		if (export_to(cl, w, cl->share_prefix, shares->v[i]->id, m, queue))
+		if (export_to(cl, w, cl->share_prefix, shares->v[i]->id, m, mode))
 			shares->v[sent++] = shares->v[i];
 	shares->n = sent;
 	if (m->retain)
 		export_retained(cl, cw, m);
+}
+
+static void export_waited(struct worker *w, const struct msg *m)
+{
+	export_copies(w, m, true);
+}
+
+bool cluster_export(struct worker *w, const struct msg *m)
+{
+	struct cluster *cl = w->b->cluster;
+	struct cluster_worker *cw;
+
+	if (cl == NULL)
+		return false;
+	cw = &cl->w[w->id];
+	cw->shares.n = 0; /* none sent yet: local routing delivers to every share */
+	if (wire_topic_is_sys(m->topic))
+		return false;
+	if (m->remote)
+		return true;
+	/* not joined yet (the other nodes' interest is not known), or earlier
+	 * messages still wait: this one waits behind them */
+	if (!atomic_load(&cl->joined) || cw->waiting_n > 0)
+		cluster_outbound_wait(w, m);
+	else
+		export_copies(w, m, false);
 	return false;
 }
 
@@ -566,6 +670,9 @@ void cluster_flush(struct worker *w)
 {
 	if (w->b->cluster == NULL)
 		return;
+	if (!atomic_load(&w->b->cluster->joined))
+		return; /* nothing was queued or received yet */
+	cluster_outbound_export_waiting(w, export_waited);
 	cluster_sessions_flush(w);
 	cluster_interest_flush(w->b->cluster);
 	cluster_ack_release(w, true);

@@ -29,6 +29,14 @@ struct pending_ack {
 
 struct cluster_share;
 
+/* A local client's message exported before the node first joined the
+ * cluster (outbound.c): its copies are made once the node knows the other
+ * nodes' interest. <seq>: its store record ([C] key), 0 without one. */
+struct waiting_export {
+	struct msg *m;
+	uint64_t seq, bytes;
+};
+
 /* A growable list of shares (share.c). */
 struct share_set {
 	const struct cluster_share **v;
@@ -50,6 +58,8 @@ struct cluster_worker {
 	struct buf data, subject; /* scratch for export */
 	uint64_t drain_after;	  /* outbound.c, under cl->out.lock: <issued> at the last disconnect */
 	size_t out_held;	  /* outbound.c: copies queued this pass, held until its batch is submitted */
+	struct waiting_export *waiting; /* outbound.c: exported before the join, in order */
+	size_t waiting_n, waiting_cap;
 	/* the shares the message being exported was sent to (share.c) */
 	struct share_set shares;
 };
@@ -63,6 +73,7 @@ struct cluster_watch {
 	kvWatcher *watcher;
 	pthread_t thread;
 	bool running;
+	atomic_bool loaded; /* the values present when the watch started were handed over */
 };
 
 /* Degraded mode (outbound.c): copies for other nodes wait here while NATS
@@ -74,6 +85,7 @@ struct cluster_outbound {
 	uint64_t gen;	       /* the link's generation: +1 at every disconnect */
 	bool after_disconnect; /* the queue waits for copies sent before it (drain_after) */
 	uint64_t dropped;      /* QoS 0 copies dropped: the queue was full */
+	uint64_t waiting_n, waiting_bytes; /* the workers' waiting exports, counted in the bound */
 	uint64_t pause_until;  /* monotonic ms: JetStream refused, wait before sending */
 	struct buf key, val;   /* scratch for store records */
 	pthread_t thread;
@@ -92,6 +104,8 @@ enum { CLUSTER_MAX_NODES = 64 };
 struct cluster {
 	struct broker *b;
 	char node[CLUSTER_NODE_MAX + 1];
+	char name[CLUSTER_NAME_MAX + 1];	     /* cluster_name */
+	char wait_prefix[CLUSTER_NAME_MAX + 8];	     /* "<cluster>.p.": a waiting export's record */
 	char msg_prefix[CLUSTER_NAME_MAX + 8];	     /* "<cluster>.n." */
 	char kv_prefix[CLUSTER_NAME_MAX + 32];	     /* "$KV.<cluster>_retained." */
 	char interest_prefix[CLUSTER_NAME_MAX + 32]; /* "$KV.<cluster>_interest." */
@@ -139,6 +153,12 @@ struct cluster {
 	_Atomic uint64_t disconnects;	  /* connections to NATS lost */
 	_Atomic uint64_t down_since_ms;	  /* monotonic; when it was lost last */
 	atomic_bool shares_recheck;	  /* reconnected: shares' consumers may be gone (share.c) */
+	/* joining: at start, or (NATS unreachable then) by <join_thread> once
+	 * connected; until <joined> exports wait (outbound.c) and nothing else
+	 * uses NATS */
+	atomic_bool joined, join_stop;
+	pthread_t join_thread;
+	bool join_running;
 	struct cluster_outbound out;
 	/* messages that matched more than CLUSTER_MAX_NODES nodes (cluster.c) */
 	_Atomic uint64_t left_out;
@@ -170,7 +190,9 @@ int cluster_watch_start(struct cluster *cl, struct cluster_watch *cw, const char
 void cluster_watch_stop(struct cluster_watch *cw);
 
 /* interest.c: this node's filters written to, and the others' read from,
- * the interest bucket. */
+ * the interest bucket. Init (memory only) before the workers run, start
+ * once joined. */
+int cluster_interest_init(struct cluster *cl, char *err, size_t errlen);
 int cluster_interest_start(struct cluster *cl, const char *bucket, char *err, size_t errlen);
 void cluster_interest_stop(struct cluster *cl);
 void cluster_interest_flush(struct cluster *cl);
@@ -234,8 +256,11 @@ struct cluster_share {
 	uint8_t filter[];
 };
 
-/* Creates the shares' stream and index. MOAT_OK or an error with <err>. */
-int cluster_shares_start(struct cluster *cl, const char *cluster_name, char *err, size_t errlen);
+/* The shares' names and index (memory only, before the workers run). MOAT_OK
+ * or an error with <err>. */
+int cluster_shares_init(struct cluster *cl, char *err, size_t errlen);
+/* Creates the shares' stream (joining). MOAT_OK or an error with <err>. */
+int cluster_shares_start(struct cluster *cl, char *err, size_t errlen);
 /* Frees them (the NATS connection is closed). */
 void cluster_shares_stop(struct cluster *cl);
 /* The watch thread: <node> (identity only; <here> when it is this node)
@@ -279,6 +304,9 @@ void cluster_liveness_stop(struct cluster *cl);
 /* link.c: reconnects for ever with backoff and tracks the link's state
  * (cl->connected, logged once per transition). */
 natsStatus cluster_link_options(struct cluster *cl);
+/* NATS was unreachable at start: connects in the background from now on
+ * (cl->connected is set, and logged, once it is reachable). */
+natsStatus cluster_link_retry(struct cluster *cl);
 /* The pause before reconnect attempt <attempts> (1, 2, ...): 100 ms doubling
  * up to 5 s, each spread by up to +-20 % from <rnd> (any 32-bit value). */
 int64_t cluster_backoff_ms(int attempts, uint32_t rnd);
@@ -296,9 +324,24 @@ bool cluster_outbound_wanted(struct cluster *cl);
 /* Queues the copy <data> for <subject> exported by worker <w> (with
  * persistence on, written in <w>'s batch, so its answer waits for the
  * store, and held until cluster_outbound_flush: a deletion submitted once
- * JetStream stored it must not come before that batch). MOAT_OK,
+ * JetStream stored it must not come before that batch); <promised>: a
+ * waiting export's copy, queued even over the bound. MOAT_OK,
  * MOAT_E_LIMIT (full) or MOAT_E_NOMEM. */
-int cluster_outbound_push(struct worker *w, const char *subject, const struct buf *data);
+int cluster_outbound_push(struct worker *w, const char *subject, const struct buf *data,
+			  bool promised);
+/* Worker <w> exports local message <m> before the node joined (or while
+ * earlier ones still wait): it waits in <w>'s list, counted in the queue's
+ * bound and, with persistence on, as a store record in <w>'s batch. A QoS 0
+ * message that does not fit is dropped (counted); a QoS 1/2 one's publisher
+ * is closed without its answer. */
+void cluster_outbound_wait(struct worker *w, const struct msg *m);
+/* Once joined, worker <w> (end of its pass) exports its waiting messages
+ * through <export> (their copies queued), deletes their records and
+ * submits that batch. */
+void cluster_outbound_export_waiting(struct worker *w,
+				     void (*export)(struct worker *w, const struct msg *m));
+/* Frees <cw>'s waiting messages (stopping; their records stay in the store). */
+void cluster_outbound_forget_waiting(struct cluster *cl, struct cluster_worker *cw);
 /* End of <w>'s pass, its batch submitted: what it queued may be sent. */
 void cluster_outbound_flush(struct worker *w);
 /* A QoS 0 copy was dropped, the queue being full (counted, logged rarely). */

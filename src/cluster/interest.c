@@ -299,7 +299,7 @@ size_t cluster_interested(struct cluster *cl, struct moat_bytes topic, const cha
 	return mc.n;
 }
 
-int cluster_interest_start(struct cluster *cl, const char *bucket, char *err, size_t errlen)
+int cluster_interest_init(struct cluster *cl, char *err, size_t errlen)
 {
 	pthread_mutex_init(&cl->local_lock, NULL);
 	pthread_mutex_init(&cl->flush_lock, NULL);
@@ -308,6 +308,11 @@ int cluster_interest_start(struct cluster *cl, const char *bucket, char *err, si
 		snprintf(err, errlen, "cluster: out of memory");
 		return MOAT_E_NOMEM;
 	}
+	return MOAT_OK;
+}
+
+int cluster_interest_start(struct cluster *cl, const char *bucket, char *err, size_t errlen)
+{
 	atomic_store(&cl->local_dirty, true); /* an empty set replaces what a past run left */
 	cl->interest.on_tick = cluster_shares_recheck; /* the shares' thread too (share.c) */
 	return cluster_watch_start(cl, &cl->interest, bucket, on_interest, err, errlen);

@@ -66,6 +66,18 @@ static void on_reconnected(natsConnection *nc, void *closure)
 	atomic_store(&cl->shares_recheck, true);
 }
 
+/* The first connection, NATS having been unreachable at start. */
+static void on_connected(natsConnection *nc, void *closure)
+{
+	struct cluster *cl = closure;
+	char url[256] = "";
+
+	natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+	log_notice("cluster: connected to NATS at %s; joining the cluster", url);
+	atomic_store(&cl->connected, true);
+	cluster_outbound_link(cl, true);
+}
+
 static void on_closed(natsConnection *nc, void *closure)
 {
 	struct cluster *cl = closure;
@@ -87,4 +99,9 @@ natsStatus cluster_link_options(struct cluster *cl)
 	if (s == NATS_OK)
 		s = natsOptions_SetClosedCB(cl->opts, on_closed, cl);
 	return s;
+}
+
+natsStatus cluster_link_retry(struct cluster *cl)
+{
+	return natsOptions_SetRetryOnFailedConnect(cl->opts, true, on_connected, cl);
 }

@@ -84,7 +84,7 @@ void cluster_tick(struct broker *b, uint64_t now_ms)
 	natsStatus s = NATS_NO_MEMORY;
 	size_t len;
 
-	if (cl == NULL || now_ms < cl->next_status_ms)
+	if (cl == NULL || !atomic_load(&cl->joined) || now_ms < cl->next_status_ms)
 		return;
 	cl->next_status_ms = now_ms + NODE_STATUS_INTERVAL_MS;
 	if (stats_collect(b, &st, now_ms) == MOAT_OK) {
@@ -113,6 +113,8 @@ bool cluster_totals(struct broker *b, struct cluster_totals *t)
 	memset(t, 0, sizeof(*t));
 	if (cl == NULL)
 		return false;
+	if (!atomic_load(&cl->joined))
+		return true; /* no figures yet */
 	pthread_mutex_lock(&cl->nodes_lock);
 	for (const struct node_entry *x = cl->node_list; x != NULL; x = x->next) {
 		t->nodes++;

@@ -13,6 +13,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <moat/error.h>
@@ -21,6 +22,7 @@
 #include "base/log.h"
 #include "base/text.h"
 #include "broker/broker.h"
+#include "broker/persist.h"
 #include "broker/record.h"
 #include "cluster/subject.h"
 #include "cluster/wire.h"
@@ -88,7 +90,8 @@ static natsMsg *next_message(struct cluster *cl, uint64_t *seq)
 	natsMsg *nm = NULL;
 	char header[48], id[CLUSTER_NODE_MAX + 24];
 
-	if (!atomic_load(&cl->connected) || clock_mono_ms() < out->pause_until)
+	if (!atomic_load(&cl->joined) || !atomic_load(&cl->connected) ||
+	    clock_mono_ms() < out->pause_until)
 		return NULL;
 	if (!direct_copies_settled(cl)) {
 		out->pause_until = clock_mono_ms() + SETTLE_POLL_MS;
@@ -216,7 +219,7 @@ bool cluster_outbound_wanted(struct cluster *cl)
 {
 	bool wanted;
 
-	if (!atomic_load(&cl->connected))
+	if (!atomic_load(&cl->connected) || !atomic_load(&cl->joined))
 		return true;
 	pthread_mutex_lock(&cl->out.lock);
 	wanted = !outq_empty(&cl->out.q);
@@ -240,18 +243,27 @@ static int put_record(struct cluster_outbound *out, struct store_batch *batch, u
 	return store_batch_put(batch, key.ptr, key.len, buf_head(&out->val), buf_used(&out->val));
 }
 
-int cluster_outbound_push(struct worker *w, const char *subject, const struct buf *data)
+int cluster_outbound_push(struct worker *w, const char *subject, const struct buf *data,
+			  bool promised)
 {
 	struct cluster *cl = w->b->cluster;
 	struct cluster_outbound *out = &cl->out;
 	bool stored = w->b->store != NULL;
-	uint64_t seq;
+	uint64_t seq, max;
 	int rc;
 
 	pthread_mutex_lock(&out->lock);
 	seq = out->q.next_seq;
-	rc = outq_push(&out->q, seq, subject, buf_head(data), buf_used(data),
-		       stored ? w->id + 1 : 0);
+	/* the bound counts the waiting exports too; their copies go over it */
+	max = out->q.max_bytes;
+	out->q.max_bytes = 0;
+	if (!promised && max != 0 &&
+	    out->q.bytes + out->waiting_bytes + outq_entry_bytes(subject, buf_used(data)) > max)
+		rc = MOAT_E_LIMIT;
+	else
+		rc = outq_push(&out->q, seq, subject, buf_head(data), buf_used(data),
+			       stored ? w->id + 1 : 0);
+	out->q.max_bytes = max;
 	if (rc == MOAT_OK && stored && put_record(out, &w->batch, seq, subject, data) < 0) {
 		outq_acked(&out->q, seq); /* cannot be promised: not queued */
 		rc = MOAT_E_NOMEM;
@@ -358,8 +370,8 @@ bool cluster_link_status(struct broker *b, struct cluster_link *st)
 		return false;
 	pthread_mutex_lock(&cl->out.lock);
 	*st = (struct cluster_link){.connected = atomic_load(&cl->connected),
-				    .queued_msgs = cl->out.q.n,
-				    .queued_bytes = cl->out.q.bytes,
+				    .queued_msgs = cl->out.q.n + cl->out.waiting_n,
+				    .queued_bytes = cl->out.q.bytes + cl->out.waiting_bytes,
 				    .dropped = cl->out.dropped,
 				    .disconnects = atomic_load(&cl->disconnects)};
 	pthread_mutex_unlock(&cl->out.lock);
@@ -375,13 +387,18 @@ bool cluster_queue_full(struct broker *b, struct moat_bytes topic, size_t payloa
 
 	if (cl == NULL || !cluster_outbound_wanted(cl))
 		return false;
-	/* cluster_export's copies: one per interested node and one per share */
-	copies = cluster_interested(cl, topic, nodes, CLUSTER_MAX_NODES, NULL) +
-		 cluster_shares_count(cl, topic);
+	/* cluster_export's copies: one per interested node and one per share;
+	 * before the join, the message itself waits (its copies are promised) */
+	if (atomic_load(&cl->joined))
+		copies = cluster_interested(cl, topic, nodes, CLUSTER_MAX_NODES, NULL) +
+			 cluster_shares_count(cl, topic);
+	else
+		copies = 1;
 	if (copies == 0)
 		return false;
 	pthread_mutex_lock(&cl->out.lock);
-	full = cl->out.q.bytes + copies * ENTRY_BYTES_MAX(topic.len, payload_len) >
+	full = cl->out.q.bytes + cl->out.waiting_bytes +
+		   copies * ENTRY_BYTES_MAX(topic.len, payload_len) >
 	       cl->out.q.max_bytes;
 	pthread_mutex_unlock(&cl->out.lock);
 	return full;
@@ -417,19 +434,21 @@ static bool has_prefix(struct moat_bytes s, const char *prefix, struct moat_byte
 	return true;
 }
 
-/* Whether a store record's <subject> and <data> are a copy this node's
- * export would make: "<cluster>.n.<node>.<tokens>" or
- * "<cluster>.g.<share id>.<tokens>" of this cluster, carrying a message
- * whose topic the tokens encode. Otherwise *<why> says what is wrong. */
-static bool copy_well_formed(struct cluster *cl, struct moat_bytes subject, struct moat_bytes data,
-			     const char **why)
+/* Whether a store record's <subject> and <data> are what this node writes:
+ * a copy "<cluster>.n.<node>.<tokens>" or "<cluster>.g.<share id>.<tokens>"
+ * of this cluster, or a waiting export "<cluster>.p.<tokens>" (*<waiting>),
+ * carrying a message whose topic the tokens encode (in *<m>, which the
+ * caller releases). Otherwise *<why> says what is wrong. */
+static bool check_record(struct cluster *cl, struct moat_bytes subject, struct moat_bytes data,
+			 bool *waiting, struct msg **m, const char **why)
 {
 	struct moat_bytes rest, tokens, node;
-	struct msg *m = NULL;
 	struct buf topic = {0};
 	bool ok;
 
-	if (!(has_prefix(subject, cl->msg_prefix, &rest) &&
+	*waiting = has_prefix(subject, cl->wait_prefix, &tokens);
+	if (!*waiting &&
+	    !(has_prefix(subject, cl->msg_prefix, &rest) &&
 	      split_name(rest, CLUSTER_NODE_MAX, text_is_name_char, &tokens)) &&
 	    !(has_prefix(subject, cl->share_prefix, &rest) &&
 	      split_name(rest, CLUSTER_SHARE_ID_LEN, is_share_id_char, &tokens) &&
@@ -438,15 +457,34 @@ static bool copy_well_formed(struct cluster *cl, struct moat_bytes subject, stru
 		       "changed?)";
 		return false;
 	}
-	if (wire_decode(data, &node, &m, why) < 0)
+	if (wire_decode(data, &node, m, why) < 0)
 		return false;
-	ok = subject_to_topic(&topic, tokens) == MOAT_OK && buf_used(&topic) == m->topic.len &&
-	     memcmp(buf_head(&topic), m->topic.ptr, m->topic.len) == 0;
+	ok = subject_to_topic(&topic, tokens) == MOAT_OK && buf_used(&topic) == (*m)->topic.len &&
+	     memcmp(buf_head(&topic), (*m)->topic.ptr, (*m)->topic.len) == 0;
 	if (!ok)
 		*why = "its subject is not its message's topic";
 	buf_fini(&topic);
-	msg_unref(m);
 	return ok;
+}
+
+/* Appends <m> (its reference), record <seq>, to <cw>'s waiting exports
+ * (under out->lock). */
+static int waiting_add(struct cluster_outbound *out, struct cluster_worker *cw, struct msg *m,
+		       uint64_t seq, uint64_t bytes)
+{
+	if (cw->waiting_n == cw->waiting_cap) {
+		size_t cap = cw->waiting_cap ? cw->waiting_cap * 2 : 16;
+		struct waiting_export *v = realloc(cw->waiting, cap * sizeof(*v));
+
+		if (v == NULL)
+			return MOAT_E_NOMEM;
+		cw->waiting = v;
+		cw->waiting_cap = cap;
+	}
+	cw->waiting[cw->waiting_n++] = (struct waiting_export){m, seq, bytes};
+	out->waiting_n++;
+	out->waiting_bytes += bytes;
+	return MOAT_OK;
 }
 
 int cluster_outbound_restore(struct broker *b, uint64_t seq, struct moat_bytes subject,
@@ -455,25 +493,145 @@ int cluster_outbound_restore(struct broker *b, uint64_t seq, struct moat_bytes s
 	struct cluster *cl = b->cluster;
 	char name[CLUSTER_SUBJECT_MAX + 1];
 	const char *why = "its subject is too long";
+	struct msg *m = NULL;
+	bool waiting = false;
 	uint64_t max;
 	int rc;
 
 	if (cl == NULL)
 		return MOAT_E_NOTFOUND;
-	if (subject.len > CLUSTER_SUBJECT_MAX || !copy_well_formed(cl, subject, data, &why)) {
+	if (subject.len > CLUSTER_SUBJECT_MAX ||
+	    !check_record(cl, subject, data, &waiting, &m, &why)) {
 		if (log_limiter_allow(&restore_log, 10, 60))
 			log_warn("persistence: dropped a copy queued for other cluster nodes: %s",
 				 why);
+		msg_unref(m);
 		return MOAT_E_MALFORMED;
 	}
 	memcpy(name, subject.ptr, subject.len);
 	name[subject.len] = '\0';
 	pthread_mutex_lock(&cl->out.lock);
-	/* a restarted node sends what it promised, even over a lowered bound */
-	max = cl->out.q.max_bytes;
-	cl->out.q.max_bytes = 0;
-	rc = outq_push(&cl->out.q, seq, name, data.ptr, data.len, 0);
-	cl->out.q.max_bytes = max;
+	if (waiting) {
+		/* exported before a join that did not come: worker 0 makes its
+		 * copies once the node has joined */
+		m->remote = false;
+		rc = waiting_add(&cl->out, &cl->w[0], m, seq, outq_entry_bytes(name, data.len));
+		if (rc == MOAT_OK && seq >= cl->out.q.next_seq)
+			cl->out.q.next_seq = seq + 1;
+	} else {
+		msg_unref(m);
+		/* a restarted node sends what it promised, even over a lowered bound */
+		max = cl->out.q.max_bytes;
+		cl->out.q.max_bytes = 0;
+		rc = outq_push(&cl->out.q, seq, name, data.ptr, data.len, 0);
+		cl->out.q.max_bytes = max;
+	}
 	pthread_mutex_unlock(&cl->out.lock);
+	if (rc != MOAT_OK && waiting)
+		msg_unref(m);
 	return rc;
+}
+
+/* "<cluster>.p.<tokens of m's topic>" in <cw>'s scratch, or NULL (too long,
+ * out of memory). */
+static const char *waiting_subject(struct cluster *cl, struct cluster_worker *cw,
+				   const struct msg *m)
+{
+	buf_consume(&cw->subject, buf_used(&cw->subject));
+	if (buf_append(&cw->subject, cl->wait_prefix, strlen(cl->wait_prefix)) < 0 ||
+	    subject_from_topic(&cw->subject, m->topic) < 0 || buf_append(&cw->subject, "", 1) < 0 ||
+	    buf_used(&cw->subject) > CLUSTER_SUBJECT_MAX)
+		return NULL;
+	return (const char *)buf_head(&cw->subject);
+}
+
+void cluster_outbound_wait(struct worker *w, const struct msg *m)
+{
+	struct cluster *cl = w->b->cluster;
+	struct cluster_outbound *out = &cl->out;
+	struct cluster_worker *cw = &cl->w[w->id];
+	const char *subject = waiting_subject(cl, cw, m);
+	uint64_t seq = 0, bytes;
+	int rc = MOAT_E_NOMEM;
+
+	if (subject != NULL && wire_encode(&cw->data, cl->node, m) == MOAT_OK) {
+		bytes = outq_entry_bytes(subject, buf_used(&cw->data));
+		pthread_mutex_lock(&out->lock);
+		if (out->q.max_bytes != 0 &&
+		    out->q.bytes + out->waiting_bytes + bytes > out->q.max_bytes)
+			rc = MOAT_E_LIMIT;
+		else if (w->b->store == NULL ||
+			 (rc = put_record(out, &w->batch, seq = out->q.next_seq++, subject,
+					  &cw->data)) == MOAT_OK)
+			rc = waiting_add(out, cw, msg_ref((struct msg *)m), seq, bytes);
+		pthread_mutex_unlock(&out->lock);
+	}
+	if (rc == MOAT_OK)
+		return;
+	if (rc == MOAT_E_NOMEM)
+		log_warn("cluster: cannot keep a message for other nodes until this node joins: "
+			 "%s",
+			 subject == NULL ? "its topic is too long, or out of memory"
+					 : "out of memory");
+	if (m->qos == 0) {
+		cluster_outbound_dropped(cl);
+		return;
+	}
+	/* its publisher closes without the answer (cluster_gate_since) */
+	cw->lost = ++cw->issued;
+	cluster_gate_done(cw, cw->issued);
+}
+
+void cluster_outbound_export_waiting(struct worker *w,
+				     void (*export)(struct worker *w, const struct msg *m))
+{
+	struct cluster *cl = w->b->cluster;
+	struct cluster_outbound *out = &cl->out;
+	struct cluster_worker *cw = &cl->w[w->id];
+	bool stored = w->b->store != NULL;
+	uint64_t bytes = 0;
+
+	if (cw->waiting_n == 0 || !atomic_load(&cl->joined))
+		return;
+	for (size_t i = 0; i < cw->waiting_n; i++) {
+		struct waiting_export *we = &cw->waiting[i];
+
+		export(w, we->m);
+		bytes += we->bytes;
+		msg_unref(we->m);
+		if (!stored || we->seq == 0)
+			continue;
+		/* in the batch that writes its copies' records: one or the other */
+		pthread_mutex_lock(&out->lock);
+		if (rec_key_cluster_out(&out->key, we->seq) < 0 ||
+		    store_batch_del(&w->batch, buf_head(&out->key), buf_used(&out->key)) < 0)
+			log_warn("cluster: out of memory: a message published before this node "
+				 "joined stays in the store and is sent again at the next start");
+		pthread_mutex_unlock(&out->lock);
+	}
+	log_notice("cluster: %zu messages published before this node joined the cluster are "
+		   "exported now",
+		   cw->waiting_n);
+	pthread_mutex_lock(&out->lock);
+	out->waiting_n -= cw->waiting_n;
+	out->waiting_bytes -= bytes;
+	pthread_mutex_unlock(&out->lock);
+	cw->waiting_n = 0;
+	if (stored)
+		persist_submit(w); /* before cluster_outbound_flush lets the copies go */
+}
+
+void cluster_outbound_forget_waiting(struct cluster *cl, struct cluster_worker *cw)
+{
+	if (cw->waiting_n > 0)
+		log_warn("cluster: %zu messages published before this node joined the cluster "
+			 "were not exported%s",
+			 cw->waiting_n,
+			 cl->b->store != NULL ? "; they are in the store and go at the next start"
+					      : " and are lost (persistence is off)");
+	for (size_t i = 0; i < cw->waiting_n; i++)
+		msg_unref(cw->waiting[i].m);
+	free(cw->waiting);
+	cw->waiting = NULL;
+	cw->waiting_n = cw->waiting_cap = 0;
 }

@@ -126,7 +126,7 @@ void cluster_sessions_post(struct cluster *cl, unsigned wid, struct action *a)
  * itself rather than wait for every bucket operation to time out. */
 static bool nats_up(struct cluster *cl)
 {
-	if (natsConnection_Status(cl->nc) == NATS_CONN_STATUS_CONNECTED)
+	if (atomic_load(&cl->joined) && natsConnection_Status(cl->nc) == NATS_CONN_STATUS_CONNECTED)
 		return true;
 	if (log_limiter_allow(&sessions_log, 10, 10))
 		log_warn(
@@ -320,7 +320,7 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 
 void cluster_session_offline(struct worker *w, struct session *s)
 {
-	if (w->b->cluster != NULL)
+	if (w->b->cluster != NULL && atomic_load(&w->b->cluster->joined))
 		save(w, s, NULL);
 }
 
@@ -356,7 +356,7 @@ void cluster_session_changed(struct worker *w, struct session *s)
 {
 	struct worker_share *ws;
 
-	if (w->b->cluster == NULL || s->cluster_dirty)
+	if (w->b->cluster == NULL || !atomic_load(&w->b->cluster->joined) || s->cluster_dirty)
 		return;
 	ws = &w->b->cluster->sessions->w[w->id];
 	if (ws->dirty_n == ws->dirty_cap) {

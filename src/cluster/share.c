@@ -344,7 +344,20 @@ bool cluster_share_exported(struct worker *w, struct moat_bytes shared)
 	return false;
 }
 
-int cluster_shares_start(struct cluster *cl, const char *cluster_name, char *err, size_t errlen)
+int cluster_shares_init(struct cluster *cl, char *err, size_t errlen)
+{
+	snprintf(cl->share_stream, sizeof(cl->share_stream), "%s_shares", cl->name);
+	snprintf(cl->share_prefix, sizeof(cl->share_prefix), "%s.g.", cl->name);
+	snprintf(cl->share_deliver, sizeof(cl->share_deliver), "%s.gd.", cl->name);
+	cl->shares = subidx_create(cl->b->cfg->max_topic_levels);
+	if (cl->shares == NULL) {
+		snprintf(err, errlen, "cluster: out of memory");
+		return MOAT_E_NOMEM;
+	}
+	return MOAT_OK;
+}
+
+int cluster_shares_start(struct cluster *cl, char *err, size_t errlen)
 {
 	char all[sizeof(cl->share_prefix) + 1];
 	const char *subjects[1] = {all};
@@ -352,15 +365,7 @@ int cluster_shares_start(struct cluster *cl, const char *cluster_name, char *err
 	jsErrCode jerr = 0;
 	natsStatus s;
 
-	snprintf(cl->share_stream, sizeof(cl->share_stream), "%s_shares", cluster_name);
-	snprintf(cl->share_prefix, sizeof(cl->share_prefix), "%s.g.", cluster_name);
-	snprintf(cl->share_deliver, sizeof(cl->share_deliver), "%s.gd.", cluster_name);
 	snprintf(all, sizeof(all), "%s>", cl->share_prefix);
-	cl->shares = subidx_create(cl->b->cfg->max_topic_levels);
-	if (cl->shares == NULL) {
-		snprintf(err, errlen, "cluster: out of memory");
-		return MOAT_E_NOMEM;
-	}
 	jsStreamConfig_Init(&sc);
 	sc.Name = cl->share_stream;
 	sc.Subjects = subjects;

@@ -24,6 +24,8 @@ static void *watch(void *arg)
 			break; /* stopped */
 		if (s == NATS_OK && e != NULL)
 			cw->on_entry(cw->cl, e);
+		else if (s == NATS_OK)
+			atomic_store(&cw->loaded, true); /* the end of the initial values */
 		kvEntry_Destroy(e);
 		if (cw->on_tick != NULL)
 			cw->on_tick(cw->cl);

@@ -4,8 +4,10 @@ PUBLISH that makes several copies (two other nodes and a share) is either
 queued whole and acknowledged, or refused with 0x97; a queued copy sent
 again (its store record replayed) is stored once by JetStream (Nats-Msg-Id);
 a share's consumer that JetStream deleted while no node was subscribed is
-joined again after the reconnection; a message that more than 64 nodes want
-is logged and counted."""
+joined again after the reconnection; a node that starts while NATS is down
+serves its clients and joins later, exporting what they published
+meanwhile (kept in its store across kill -9); a message that more than 64
+nodes want is logged and counted."""
 import shutil
 import socket
 import struct
@@ -184,6 +186,71 @@ class ShareConsumerGoneTest(DegradedBase):
         self.assertIn("was gone (JetStream deleted it", self.nodes["b"].log())
         info = js_request(self.nats.port, "$JS.API.CONSUMER.INFO.test_shares." + durable)
         self.assertEqual(info.get("name"), durable, info)
+
+
+class StartWithoutNatsTest(DegradedBase):
+    """Node a (re)starts while nats-server is down: it serves its clients,
+    keeps what they publish, and joins once NATS is back; node b's
+    subscriber, known from the interest bucket then, gets it."""
+
+    def restart_a_without_nats(self):
+        port = self.nodes["a"].port
+        self.nodes["a"].stop(check=True)
+        self.nodes["a"].cleanup()
+        self.stop_nats()
+        node = self.start_node("a", port=port)
+        self.assertIn("no NATS server reachable", node.log())
+        return node
+
+    def test_start_while_nats_is_down_then_join(self):
+        sub = self.cross_link("cold/#", "cold/probe")
+        node = self.restart_a_without_nats()
+        local_sub = self.client("a", "local-sub")
+        local_sub.subscribe(("local/#", 1))
+        self.client("a", "local-pub").publish("local/x", b"here", qos=1)
+        self.assertEqual(local_sub.expect_publish(timeout=CROSS_S).payload, b"here")
+        pub = self.client("a", "pub-cold")
+        for i in range(5):
+            pub.publish("cold/x", b"%d" % i, qos=1)	# PUBACK: kept until the join
+        self.nats.start()
+        got = [int(sub.expect_publish(timeout=RECONNECT_S).payload) for _ in range(5)]
+        self.assertEqual(got, list(range(5)))
+        sub.expect_nothing(timeout=1.5)
+        self.assertIn("joined cluster test", node.log())
+        # local/x and the five: every message waited, as no interest was known
+        self.assertIn("6 messages published before this node joined", node.log())
+        # joined: what a publishes now crosses as usual
+        pub.publish("cold/x", b"5", qos=1)
+        self.assertEqual(sub.expect_publish(timeout=CROSS_S).payload, b"5")
+
+
+class StartWithoutNatsStoredTest(DegradedBase):
+    """The same with node a's store on, and node a killed before NATS came
+    back: what it acknowledged is in its store and crosses after its
+    restart."""
+
+    def setUp(self):
+        self.store = tempfile.mkdtemp(prefix="moattest-store-")
+        self.addCleanup(shutil.rmtree, self.store, True)
+        self.node_config_a = ("sys_interval 1\npersistence true\npersistence_location %s\n"
+                              % self.store)
+        super().setUp()
+
+    def test_kept_messages_survive_kill_9_before_the_join(self):
+        sub = self.cross_link("cold/#", "cold/probe")
+        port = StartWithoutNatsTest.restart_a_without_nats(self).port
+        pub = self.client("a", "pub-cold")
+        for i in range(5):
+            pub.publish("cold/x", b"%d" % i, qos=1)	# PUBACK: in node a's store
+        pub.close()
+        self.peers.remove(pub)
+        self.kill9("a")
+        self.nats.start()
+        node = self.start_node("a", port=port)
+        got = [int(sub.expect_publish(timeout=RECONNECT_S).payload) for _ in range(5)]
+        self.assertEqual(got, list(range(5)))
+        sub.expect_nothing(timeout=1.5)
+        self.assertIn("5 copies queued for other cluster nodes restored", node.log())
 
 
 class ManyNodesTest(DegradedBase):

@@ -1,10 +1,11 @@
 /*
  * Unit tests for a queued copy read back from the store
  * (cluster_outbound_restore, src/cluster/outbound.c): a node's and a
- * share's copy of this cluster come back with their numbers; a record whose
- * subject is another cluster's, is not a node's or a share's, does not
- * decode to its message's topic, or whose message is damaged is refused
- * (MOAT_E_MALFORMED: persist_restore.c deletes it) and never queued.
+ * share's copy of this cluster come back with their numbers, a message
+ * kept before the node joined comes back to worker 0's waiting list; a
+ * record whose subject is another cluster's or none of these three kinds,
+ * does not decode to its message's topic, or whose message is damaged is
+ * refused (MOAT_E_MALFORMED: persist_restore.c deletes it), never queued.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,9 +22,10 @@
 #include "cluster/cluster_int.h"
 #include "cluster/wire.h"
 
-/* This node "a" of cluster "test"; its queue numbers from 1000. */
+/* This node "a" of cluster "test" with one worker; its queue numbers from 1000. */
 static struct broker b;
 static struct cluster cl;
+static struct cluster_worker cw;
 static struct buf data;
 
 static struct moat_bytes str(const char *s)
@@ -36,11 +38,15 @@ static int setup(void **state)
 	(void)state;
 	memset(&b, 0, sizeof(b));
 	memset(&cl, 0, sizeof(cl));
+	memset(&cw, 0, sizeof(cw));
 	b.cluster = &cl;
+	b.nworkers = 1;
 	cl.b = &b;
+	cl.w = &cw;
 	strcpy(cl.node, "a");
 	strcpy(cl.msg_prefix, "test.n.");
 	strcpy(cl.share_prefix, "test.g.");
+	strcpy(cl.wait_prefix, "test.p.");
 	cl.run = 1000;
 	cluster_outbound_init(&cl, 4096);
 	return 0;
@@ -49,6 +55,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
+	cluster_outbound_forget_waiting(&cl, &cw);
 	cluster_outbound_fini(&cl);
 	buf_fini(&data);
 	return 0;
@@ -85,6 +92,26 @@ static void test_copies_of_this_cluster_come_back(void **state)
 	assert_string_equal(e->subject, "test.n.b.a.b");
 	/* new copies are numbered after the run's start, never reusing a restored id */
 	assert_int_equal(cl.out.q.next_seq, 1000);
+}
+
+/* A message kept before a join that did not come: it waits for worker 0,
+ * local again (so it is exported), and numbers go on above it. */
+static void test_waiting_export_comes_back(void **state)
+{
+	(void)state;
+	assert_int_equal(restore(1200, "test.p.a.b", "a/b"), MOAT_OK);
+	assert_true(outq_empty(&cl.out.q));
+	assert_int_equal(cw.waiting_n, 1);
+	assert_int_equal(cw.waiting[0].seq, 1200);
+	assert_false(cw.waiting[0].m->remote);
+	assert_int_equal(cw.waiting[0].m->topic.len, 3);
+	assert_memory_equal(cw.waiting[0].m->topic.ptr, "a/b", 3);
+	assert_int_equal(cl.out.waiting_n, 1);
+	assert_int_equal(cl.out.waiting_bytes, cw.waiting[0].bytes);
+	assert_int_equal(cl.out.q.next_seq, 1201);
+	assert_int_equal(restore(1201, "test.p.a.c", "a/b"), MOAT_E_MALFORMED);
+	assert_int_equal(restore(1202, "test.p.", "a/b"), MOAT_E_MALFORMED);
+	assert_int_equal(cw.waiting_n, 1);
 }
 
 static void test_foreign_or_ill_formed_subjects_are_refused(void **state)
@@ -150,6 +177,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_copies_of_this_cluster_come_back, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_waiting_export_comes_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_foreign_or_ill_formed_subjects_are_refused, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_damaged_message_is_refused, setup, teardown),
