@@ -616,7 +616,9 @@ static void export_copies(struct worker *w, const struct msg *m, bool waited)
 	n = cluster_interested(cl, m->topic, nodes, CLUSTER_MAX_NODES, &more);
 	if (more)
 		left_out(cl, m);
-	if (!waited)
+	if (waited)
+		shares->n = 0;
+	else
 		cluster_shares_matching(cl, m->topic, shares);
 	if ((n > 0 || shares->n > 0 || m->retain) &&
 	    (wire_encode(&cw->data, cl->node, m) < 0 || buf_used(&cw->data) > INT32_MAX)) {
