@@ -8,6 +8,7 @@ joined again after the reconnection; a node that starts while NATS is down
 serves its clients and joins later, exporting what they published
 meanwhile (kept in its store across kill -9); a message that more than 64
 nodes want is logged and counted."""
+import re
 import shutil
 import socket
 import struct
@@ -22,7 +23,23 @@ from test_cluster_shared import js_request, share_id
 from test_metrics import http_get, metric, parse_metrics
 
 
-class MetricsMixin:
+class OutboundBase(DegradedBase):
+    """DegradedBase with node a's /metrics (more config for node a in
+    <config_a>)."""
+    config_a = ""
+
+    def setUp(self):
+        self.metrics_port = free_port()
+        self.node_config_a = ("sys_interval 1\nmetrics_listener %d\n" % self.metrics_port
+                              + self.config_a)
+        super().setUp()
+
+    def sessions_ended_a(self):
+        """Waits until node a has no session left (link()'s probes gone, their
+        sessions bucket entries deleted): a session ending while NATS stops
+        holds its worker for the bucket's request timeout."""
+        self.wait_metric_a("moat_sessions", 0)
+
     def metric_a(self, name):
         status, _, body = http_get(self.metrics_port, "/metrics")
         self.assertEqual(status, 200)
@@ -59,14 +76,13 @@ def link_share(test, member, topic, origin="a"):
     member.drain_publishes(quiet_s=1.0)
 
 
-class QueueReservesEveryCopyTest(MetricsMixin, DegradedBase):
+class QueueReservesEveryCopyTest(OutboundBase):
     """Node a's queue holds 8000 bytes; what a publishes on rq/x goes to node
     b, node c and the share $share/g/rq/# (a member on b): three copies."""
 
+    config_a = "cluster_queue_max_bytes 8000\n"
+
     def setUp(self):
-        self.metrics_port = free_port()
-        self.node_config_a = ("sys_interval 1\ncluster_queue_max_bytes 8000\n"
-                              "metrics_listener %d\n" % self.metrics_port)
         super().setUp()
         self.start_node("c")
 
@@ -80,6 +96,7 @@ class QueueReservesEveryCopyTest(MetricsMixin, DegradedBase):
         link_share(self, member, "rq/probe")
         plain_b.drain_publishes(quiet_s=0.5)
         plain_c.drain_publishes(quiet_s=0.5)
+        self.sessions_ended_a()
         self.stop_nats()
         self.wait_metric_a("moat_cluster_connected", 0)
         pub = self.client("a", "pub-rq")
@@ -112,7 +129,7 @@ class QueueReservesEveryCopyTest(MetricsMixin, DegradedBase):
             peer.expect_nothing(timeout=1.0)
 
 
-class ResentRecordTest(MetricsMixin, DegradedBase):
+class ResentRecordTest(OutboundBase):
     """Node a with its store: the records of its queue are replayed from a
     copy of the store after they were sent, so each goes to JetStream a
     second time with the same Nats-Msg-Id."""
@@ -122,9 +139,7 @@ class ResentRecordTest(MetricsMixin, DegradedBase):
         self.addCleanup(shutil.rmtree, self.store, True)
         self.backup = self.store + ".backup"
         self.addCleanup(shutil.rmtree, self.backup, True)
-        self.metrics_port = free_port()
-        self.node_config_a = ("sys_interval 1\npersistence true\npersistence_location %s\n"
-                              "metrics_listener %d\n" % (self.store, self.metrics_port))
+        self.config_a = "persistence true\npersistence_location %s\n" % self.store
         super().setUp()
 
     def kill9_a(self):
@@ -139,6 +154,7 @@ class ResentRecordTest(MetricsMixin, DegradedBase):
 
     def test_a_copy_sent_again_is_delivered_once(self):
         sub = self.cross_link("rr/#", "rr/probe")
+        self.sessions_ended_a()
         self.stop_nats()
         self.wait_metric_a("moat_cluster_connected", 0)
         pub = self.client("a", "pub-rr")
@@ -164,7 +180,7 @@ class ResentRecordTest(MetricsMixin, DegradedBase):
         sub.expect_nothing(timeout=3.0)
 
 
-class ShareConsumerGoneTest(DegradedBase):
+class ShareConsumerGoneTest(OutboundBase):
     """A share's consumer deleted by JetStream (as its InactiveThreshold does
     when no node is subscribed, e.g. through a long outage of NATS) is
     created again when node b, holding a member, reconnects."""
@@ -178,6 +194,7 @@ class ShareConsumerGoneTest(DegradedBase):
         answer = js_request(self.nats.port,
                             "$JS.API.CONSUMER.DELETE.test_shares." + durable)
         self.assertTrue(answer.get("success"), answer)
+        self.sessions_ended_a()
         self.stop_nats()
         self.nats.start()
         pub = self.client("a", "pub-sg")
@@ -217,8 +234,10 @@ class StartWithoutNatsTest(DegradedBase):
         self.assertEqual(got, list(range(5)))
         sub.expect_nothing(timeout=1.5)
         self.assertIn("joined cluster test", node.log())
-        # local/x and the five: every message waited, as no interest was known
-        self.assertIn("6 messages published before this node joined", node.log())
+        # local/x and the five (each worker logs its own): every message
+        # waited, as no interest was known
+        waited = re.findall(r"(\d+) messages published before this node joined", node.log())
+        self.assertEqual(sum(map(int, waited)), 6, waited)
         # joined: what a publishes now crosses as usual
         pub.publish("cold/x", b"5", qos=1)
         self.assertEqual(sub.expect_publish(timeout=CROSS_S).payload, b"5")
