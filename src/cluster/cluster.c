@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "base/text.h"
 #include "broker/broker.h"
+#include "broker/persist.h"
 #include "cluster/nats_security.h"
 #include "cluster/subject.h"
 #include "cluster/wire.h"
@@ -670,10 +671,17 @@ bool cluster_export(struct worker *w, const struct msg *m)
 
 void cluster_flush(struct worker *w)
 {
-	if (w->b->cluster == NULL)
-		return;
-	if (!atomic_load(&w->b->cluster->joined))
-		return; /* nothing was queued or received yet */
+	struct cluster *cl = w->b->cluster;
+
+	if (cl == NULL || !atomic_load(&cl->joined))
+		return; /* before the join nothing was queued or received */
+	if (cl->w[w->id].settle_after_join) {
+		/* the restored sessions, now that the bucket is there; what that
+		 * hands over is in the store batch before the queue lets it go */
+		cl->w[w->id].settle_after_join = false;
+		cluster_worker_started(w);
+		persist_submit(w);
+	}
 	cluster_outbound_export_waiting(w, export_waited);
 	cluster_sessions_flush(w);
 	cluster_interest_flush(w->b->cluster);

@@ -60,6 +60,7 @@ struct cluster_worker {
 	size_t out_held;	  /* outbound.c: copies queued this pass, held until its batch is submitted */
 	struct waiting_export *waiting; /* outbound.c: exported before the join, in order */
 	size_t waiting_n, waiting_cap;
+	bool settle_after_join; /* cluster_worker_started ran before the join: again after it */
 	/* the shares the message being exported was sent to (share.c) */
 	struct share_set shares;
 };

@@ -397,7 +397,8 @@ static void hand_over(struct worker *w, const char *node, const char *key, const
 	else
 		rc = handover_encode(&ws->value, &ws->scratch, cl->node, key, d);
 	if (rc == MOAT_OK)
-		rc = cluster_outbound_push(w, (const char *)buf_head(&ws->subject), &ws->value);
+		rc = cluster_outbound_push(w, (const char *)buf_head(&ws->subject), &ws->value,
+					   false);
 	if (rc != MOAT_OK)
 		log_warn("cluster: a message of session %s is lost: it cannot be handed over to "
 			 "node %s (%s)",
@@ -734,6 +735,10 @@ void cluster_worker_started(struct worker *w)
 
 	if (cl == NULL)
 		return;
+	if (!atomic_load(&cl->joined)) {
+		cl->w[w->id].settle_after_join = true; /* NATS unreachable at start */
+		return;
+	}
 	ws = &cl->sessions->w[w->id];
 	for (struct session *s = w->sessions, *next; s != NULL; s = next) {
 		struct msg *will = s->will;
