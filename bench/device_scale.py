@@ -181,6 +181,7 @@ def run_bench(a, children):
                                                                        ["--plain"])
     dev = subprocess.Popen(argv, stdout=logs, stderr=subprocess.PIPE, text=True)
     children.append(dev)
+    print("moat-device pid %d" % dev.pid, flush=True)
     perf = None
     if a.perf:
         perf = subprocess.Popen(["perf", "record", "-g", "-q", "-o", a.perf, "-p", str(dev.pid)],

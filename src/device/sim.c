@@ -33,8 +33,6 @@
 /* epoll data of the control socket; a device's is its index */
 #define CTL_EVENT UINT64_MAX
 
-enum { EVENTS_MAX = 256 }; /* ready sockets taken per turn; the rest wait for the next */
-
 static volatile sig_atomic_t stop_flag, tamper_flag;
 
 static void on_stop(int sig)
@@ -295,15 +293,16 @@ static int wait_ms(const struct sim *s, uint64_t now, int max_ms)
 }
 
 /* One turn: waits for a socket or the earliest wake-up (at most <max_ms>),
- * then services each device that is ready or due, once. -1 when epoll fails. */
+ * then services each device that is ready or due, once; every ready socket
+ * is taken in one turn, as a slow turn (fdatasync of many readings) must not
+ * hold back the devices in a TLS handshake. -1 when epoll fails. */
 static int turn(struct sim *s, int max_ms)
 {
-	struct epoll_event ev[EVENTS_MAX];
 	size_t n_todo = 0, i;
 	uint64_t now;
 	int n, k;
 
-	n = epoll_wait(s->epoll_fd, ev, EVENTS_MAX, wait_ms(s, clock_mono_ms(), max_ms));
+	n = epoll_wait(s->epoll_fd, s->events, (int)s->n + 1, wait_ms(s, clock_mono_ms(), max_ms));
 	if (n < 0 && errno != EINTR)
 		return -1;
 	if (tamper_flag) {
@@ -312,10 +311,10 @@ static int turn(struct sim *s, int max_ms)
 	}
 	now = clock_mono_ms();
 	for (k = 0; k < n; k++) {
-		if (ev[k].data.u64 == CTL_EVENT)
+		if (s->events[k].data.u64 == CTL_EVENT)
 			ctl_read(s);
 		else
-			mark_due(s, &n_todo, (size_t)ev[k].data.u64);
+			mark_due(s, &n_todo, (size_t)s->events[k].data.u64);
 	}
 	while (wake_heap_pop_due(&s->wakes, now, &i))
 		mark_due(s, &n_todo, i);
@@ -365,8 +364,9 @@ static int loop_open(struct sim *s)
 		fprintf(stderr, "moat-device: epoll: %s\n", strerror(errno));
 		return -1;
 	}
+	s->events = calloc(s->n + 1, sizeof(*s->events));
 	s->todo = calloc(s->n, sizeof(*s->todo));
-	if (s->todo == NULL || wake_heap_init(&s->wakes, s->n) < 0) {
+	if (s->events == NULL || s->todo == NULL || wake_heap_init(&s->wakes, s->n) < 0) {
 		fprintf(stderr, "moat-device: out of memory\n");
 		return -1;
 	}
@@ -396,6 +396,7 @@ int sim_run(const struct sim_opts *o)
 	for (i = 0; i < s.n; i++)
 		dev_close(&s.devs[i]);
 	free(s.devs);
+	free(s.events);
 	free(s.todo);
 	wake_heap_fini(&s.wakes);
 	if (s.epoll_fd >= 0)

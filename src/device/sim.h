@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 
 #include <moat/client.h>
 #include <moat/e2e.h>
@@ -79,9 +80,10 @@ struct sim {
 	uint8_t signer_pub[32];
 	int ctl_fd; /* the control socket (tamper), or -1 */
 	char ctl_path[4096];
-	int epoll_fd;		/* the control socket and every device's socket */
-	struct wake_heap wakes; /* the started devices' wake-up times */
-	size_t *todo;		/* the devices to service in this turn */
+	int epoll_fd;		    /* the control socket and every device's socket */
+	struct epoll_event *events; /* n + 1: what one epoll_wait returns */
+	struct wake_heap wakes;	    /* the started devices' wake-up times */
+	size_t *todo;		    /* the devices to service in this turn */
 };
 
 enum { DEV_TOPIC_CMD = 2, DEV_TOPIC_ONLINE = 3 };
