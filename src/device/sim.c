@@ -33,6 +33,8 @@
 /* epoll data of the control socket; a device's is its index */
 #define CTL_EVENT UINT64_MAX
 
+enum { TURN_MS = 50 }; /* servicing devices in one turn stops after this */
+
 static volatile sig_atomic_t stop_flag, tamper_flag;
 
 static void on_stop(int sig)
@@ -293,9 +295,12 @@ static int wait_ms(const struct sim *s, uint64_t now, int max_ms)
 }
 
 /* One turn: waits for a socket or the earliest wake-up (at most <max_ms>),
- * then services each device that is ready or due, once; every ready socket
- * is taken in one turn, as a slow turn (fdatasync of many readings) must not
- * hold back the devices in a TLS handshake. -1 when epoll fails. */
+ * then services each device that is ready or due, once, for at most
+ * TURN_MS: what is left waits for the next turn, so the devices' output
+ * (written by their next moat_loop_once) and TLS handshakes are not held
+ * back for seconds behind thousands of readings and their fdatasyncs. Ready
+ * sockets come first, and every one is taken from epoll in one turn.
+ * -1 when epoll fails. */
 static int turn(struct sim *s, int max_ms)
 {
 	size_t n_todo = 0, i;
@@ -322,8 +327,12 @@ static int turn(struct sim *s, int max_ms)
 		struct dev *d = &s->devs[s->todo[i]];
 
 		d->due = false;
-		wake_heap_set(&s->wakes, d->index, dev_service(d, now));
-		watch(s, d->index);
+		if (clock_mono_ms() - now < TURN_MS) {
+			wake_heap_set(&s->wakes, d->index, dev_service(d, now));
+			watch(s, d->index);
+		} else {
+			wake_heap_set(&s->wakes, d->index, now); /* first in the next turn */
+		}
 	}
 	return 0;
 }
