@@ -9,13 +9,16 @@ certificate: moatd's use_identity_as_username makes them one user), run with
 bundles are made instead and run sealed. An observer on the password
 listener counts readings per device; the script samples RSS and CPU of
 moat-device and moatd, and says when moat-device had opened every device
-("running" on its stderr) and when all N were seen publishing. Real
+("running" on its stderr) and when all N were seen publishing; at the end,
+how many sockets and queue files moat-device holds open. Real
 bundles are made --jobs at a time (each `moat ctl` is a process and a
 round trip to moat-sc; the SC registers them one at a time).
 
 usage: bench/device_scale.py N [--seconds S] [--interval S] [--e2e] [--jobs J]
                              [--connect-rate R] [--bin DIR] [--device PATH] [--keep]
-(--device: another moat-device, e.g. an older build, as the baseline)
+                             [--perf FILE]
+(--device: another moat-device, e.g. an older build, as the baseline; --perf: `perf record
+-g` of moat-device for the whole run into FILE)
 """
 import argparse
 import concurrent.futures
@@ -45,6 +48,19 @@ def established(port):
     out = subprocess.run(["ss", "-Htn", "state", "established", "sport = :%d" % port],
                          capture_output=True, text=True, timeout=30).stdout
     return len(out.splitlines())
+
+
+def open_files(pid):
+    """(sockets, queue files) among the descriptors of <pid>."""
+    socks = queues = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue  # closed meanwhile
+        socks += target.startswith("socket:")
+        queues += target.endswith("/state/queue")
+    return socks, queues
 
 
 def rss_mb(pid):
@@ -77,6 +93,7 @@ def parse_args():
     ap.add_argument("--bin", default=os.path.join(HERE, "..", "build", "bin"))
     ap.add_argument("--device")
     ap.add_argument("--keep", action="store_true", help="keep the run's directory (logs, bundles)")
+    ap.add_argument("--perf", help="perf record -g of moat-device into this file")
     return ap.parse_args()
 
 
@@ -164,6 +181,12 @@ def run_bench(a, children):
                                                                        ["--plain"])
     dev = subprocess.Popen(argv, stdout=logs, stderr=subprocess.PIPE, text=True)
     children.append(dev)
+    print("moat-device pid %d" % dev.pid, flush=True)
+    perf = None
+    if a.perf:
+        perf = subprocess.Popen(["perf", "record", "-g", "-q", "-o", a.perf, "-p", str(dev.pid)],
+                                stdout=logs, stderr=subprocess.STDOUT)
+        children.append(perf)
     start = time.monotonic()
     opened, dev_lines = [None], []
 
@@ -202,11 +225,15 @@ def run_bench(a, children):
                           "%.0f" % all_seen if all_seen is not None else "-", len(seen)),
           flush=True)
     cpu1 = (cpu_s(dev.pid), cpu_s(moatd.pid), cpu_s(serve.pid))
+    print("moat-device holds %d sockets and %d queue files open" % open_files(dev.pid))
     print("readings/s %.0f (expected %.0f); CPU moat-device %.0f %%, moatd %.0f %% (of one core,"
           " whole run incl. connecting); moat-sc %.1f s CPU in all" %
           ((count[0] - c0) / el, a.n / a.interval, 100 * (cpu1[0] - cpu0[0]) / el,
            100 * (cpu1[1] - cpu0[1]) / el, cpu1[2] - cpu0[2]))
     stop.set()
+    if perf is not None:
+        perf.send_signal(signal.SIGINT)
+        perf.wait(timeout=120)
     for p in (dev, serve, moatd):
         p.send_signal(signal.SIGTERM)
         try:

@@ -203,6 +203,7 @@ int dev_open(struct dev *d, struct sim *s, size_t index, const char *dir, char *
 	memset(d, 0, sizeof(*d));
 	d->sim = s;
 	d->index = index;
+	d->watched_fd = -1;
 	cmd_seen_init(&d->seen);
 	d->dir = strdup(dir);
 	if (d->dir == NULL)
@@ -241,20 +242,17 @@ int dev_open(struct dev *d, struct sim *s, size_t index, const char *dir, char *
 	return MOAT_OK;
 }
 
-int dev_start(struct dev *d, uint64_t now_ms)
+int dev_start(struct dev *d)
 {
-	d->started = true;
 	/* no reading before the first connection (dev_service): 10,000
 	 * devices still waiting for theirs would each hold a queue file open */
 	d->next_reading_ms = UINT64_MAX;
-	d->wake_ms = now_ms;
 	return moat_connect(d->c);
 }
 
 void dev_request_tamper(struct dev *d)
 {
 	d->tamper = true;
-	d->wake_ms = 0;
 }
 
 /* Queues a status for the command <cmd_id> ("" when unreadable). */
@@ -452,9 +450,10 @@ static void send_tamper(struct dev *d)
 		fprintf(stderr, "moat-device: %s: tamper alert sent\n", d->id);
 }
 
-void dev_service(struct dev *d, uint64_t now_ms)
+uint64_t dev_service(struct dev *d, uint64_t now_ms)
 {
 	uint32_t iv = d->sim->o->interval_ms;
+	uint64_t wake;
 	int t;
 
 	(void)moat_loop_once(d->c, 0);
@@ -479,12 +478,12 @@ void dev_service(struct dev *d, uint64_t now_ms)
 	process_inbox(d);
 	flush_outbox(d);
 	t = moat_next_timeout_ms(d->c);
-	d->wake_ms = now_ms + (uint64_t)(t < 0 ? 1000 : t);
-	if (d->next_reading_ms < d->wake_ms)
-		d->wake_ms = d->next_reading_ms;
-	if ((d->out_head != NULL || d->in_head != NULL || d->tamper) &&
-	    now_ms + RETRY_MS < d->wake_ms)
-		d->wake_ms = now_ms + RETRY_MS;
+	wake = now_ms + (uint64_t)(t < 0 ? 1000 : t);
+	if (d->next_reading_ms < wake)
+		wake = d->next_reading_ms;
+	if ((d->out_head != NULL || d->in_head != NULL || d->tamper) && now_ms + RETRY_MS < wake)
+		wake = now_ms + RETRY_MS;
+	return wake;
 }
 
 void dev_close(struct dev *d)

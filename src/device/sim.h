@@ -3,7 +3,8 @@
  * Each device is a libmoat client (mutual TLS from its credential bundle,
  * durable queue file, Last Will) with, unless plain, the bundle's
  * end-to-end context; all of them run on the calling thread, driven by one
- * poll() over their sockets (sim.c). dev.c is one device's behaviour.
+ * epoll set over their sockets and a heap of their wake-up times (sim.c).
+ * dev.c is one device's behaviour.
  */
 #ifndef MOAT_DEVICE_SIM_H
 #define MOAT_DEVICE_SIM_H
@@ -11,12 +12,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 
 #include <moat/client.h>
 #include <moat/e2e.h>
 
 #include "device/command.h"
 #include "device/reading.h"
+#include "device/wake_heap.h"
 
 struct sim_opts {
 	const char *bundles;	 /* directory of bundle directories */
@@ -56,14 +59,17 @@ struct dev {
 	struct sensor sensor;
 	bool relay_on;
 	uint64_t seq;
-	uint64_t next_reading_ms, wake_ms;
-	bool started, just_connected, tamper;
-	bool online_once; /* connected at least once: readings are being taken */
+	uint64_t next_reading_ms;
+	bool just_connected, tamper;
+	bool online_once;		     /* connected at least once: readings are being taken */
 	struct dev_msg *out_head, *out_tail; /* waiting to be sealed / queued */
 	size_t out_count;
 	struct dev_msg *in_head, *in_tail; /* commands waiting to be opened */
 	size_t in_count;
 	struct cmd_seen seen;
+	/* the loop's bookkeeping (sim.c) */
+	int watched_fd; /* the socket in the epoll set, or -1 */
+	bool due;	/* to be serviced in this turn */
 };
 
 struct sim {
@@ -74,6 +80,10 @@ struct sim {
 	uint8_t signer_pub[32];
 	int ctl_fd; /* the control socket (tamper), or -1 */
 	char ctl_path[4096];
+	int epoll_fd;		    /* the control socket and every device's socket */
+	struct epoll_event *events; /* n + 1: what one epoll_wait returns */
+	struct wake_heap wakes;	    /* the started devices' wake-up times */
+	size_t *todo;		    /* the devices to service in this turn */
 };
 
 enum { DEV_TOPIC_CMD = 2, DEV_TOPIC_ONLINE = 3 };
@@ -87,14 +97,15 @@ enum { DEV_TOPIC_CMD = 2, DEV_TOPIC_ONLINE = 3 };
 int dev_open(struct dev *d, struct sim *s, size_t index, const char *dir, char *diag,
 	     size_t diag_len);
 
-/* Starts connecting (and schedules the first reading at <now_ms> + a spread offset). */
-int dev_start(struct dev *d, uint64_t now_ms);
+/* Starts connecting; the first reading comes after the first connection (dev_service). */
+int dev_start(struct dev *d);
 
 /* Runs the device at <now_ms>: its client (non-blocking), the commands
- * received, the readings due, the queued messages; sets d->wake_ms. */
-void dev_service(struct dev *d, uint64_t now_ms);
+ * received, the readings due, the queued messages. Returns when it must run
+ * again at the latest (sooner when its socket is ready). */
+uint64_t dev_service(struct dev *d, uint64_t now_ms);
 
-/* Asks for a signed tamper alert on alerts/<id>/tamper (sent by dev_service). */
+/* Asks for a signed tamper alert on alerts/<id>/tamper (sent by the next dev_service). */
 void dev_request_tamper(struct dev *d);
 
 /* Sends DISCONNECT (no will) when connected, and frees everything. */
