@@ -441,9 +441,10 @@ static void hand_over_all(struct worker *w, const struct session *s, const char 
  * when it goes on there (its delayed Will with it), else ended as by a clean
  * start (its Will published). */
 /* Whether the entry of <a>->key really names node <a>->node, at revision
- * <a>->rev or later: a notice is only a hint (anyone who may publish on
- * NATS could send one), the bucket is what the nodes agreed on. */
-static bool claim_is_real(struct cluster *cl, const struct action *a)
+ * <a>->rev or later and newer than <mine> (this node's last write): a
+ * notice is only a hint (anyone who may publish on NATS could send one),
+ * the bucket is what the nodes agreed on. */
+static bool claim_is_real(struct cluster *cl, const struct action *a, uint64_t mine)
 {
 	struct snapshot snap = {0};
 	kvEntry *e = NULL;
@@ -451,7 +452,7 @@ static bool claim_is_real(struct cluster *cl, const struct action *a)
 	bool real = false;
 
 	if (kvStore_Get(&e, cl->sessions->wkv, a->key) == NATS_OK &&
-	    kvEntry_Revision(e) >= a->rev &&
+	    kvEntry_Revision(e) >= a->rev && kvEntry_Revision(e) > mine &&
 	    snapshot_decode((struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
 			    &snap, &why) == MOAT_OK)
 		real = moat_bytes_eq(snap.owner, moat_bytes_str(a->node));
@@ -472,13 +473,14 @@ static bool taken(struct worker *w, struct action *a)
 	if (subject_to_topic(&id, moat_bytes_str(a->key)) == MOAT_OK)
 		s = sess_find_ref(w->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
 	buf_fini(&id);
-	/* a later claim of this node's own (the client came back here) wins */
-	if (s == NULL || s->owner != w || s->dead || s->cluster_rev > a->rev) {
+	/* a claim is newer than this node's last write; a later claim of
+	 * this node's own (the client came back here) wins */
+	if (s == NULL || s->owner != w || s->dead || s->cluster_rev >= a->rev) {
 		if (s != NULL)
 			sess_unref(s);
 		return false;
 	}
-	if (!claim_is_real(cl, a)) {
+	if (!claim_is_real(cl, a, s->cluster_rev)) {
 		if (log_limiter_allow(&sessions_log, 10, 10))
 			log_warn("cluster: ignored a takeover notice for %s from node %s that the "
 				 "sessions bucket does not confirm",
@@ -522,6 +524,7 @@ static void on_notice(natsConnection *nc, natsSubscription *sub, natsMsg *nm, vo
 	    sscanf((const char *)buf_head(&data), "%c %" SCNu64 " %64[A-Za-z0-9_-] %n", &hand_over,
 		   &a->rev, node, &used) == 3 &&
 	    used > 0 && (hand_over == '0' || hand_over == '1') &&
+	    strcmp(node, cl->node) != 0 && /* a node does not take over from itself */
 	    (key = strdup((const char *)buf_head(&data) + used)) != NULL &&
 	    subject_to_topic(&id, moat_bytes_str(key)) == MOAT_OK)
 		s = sess_find_ref(cl->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
@@ -531,7 +534,7 @@ static void on_notice(natsConnection *nc, natsSubscription *sub, natsMsg *nm, vo
 	if (s == NULL) {
 		free(key);
 		free(a);
-		return; /* gone already, or a malformed notice */
+		return; /* gone already, a malformed notice, or one naming this node */
 	}
 	a->kind = ACT_TAKEN;
 	a->hand_over = hand_over == '1';

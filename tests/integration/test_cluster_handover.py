@@ -10,6 +10,7 @@ entry's conditional delete leaves another writer's newer claim
 (cluster_kv_writers, two writers on one key)."""
 import os
 import signal
+import socket
 import subprocess
 import time
 import unittest
@@ -22,6 +23,21 @@ PERSISTENT = {"session_expiry": 600}
 
 def persisted_everywhere():
     return bool(os.environ.get("MOAT_TEST_PERSISTENCE"))
+
+
+def nats_publish(port, subject, messages):
+    """Publishes each of <messages> (bytes) on <subject> as any NATS client
+    could (the text protocol), and waits until nats-server has them all."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        data = b'CONNECT {"verbose":false}\r\n' + b"".join(
+            b"PUB %s %d\r\n%s\r\n" % (subject.encode(), len(m), m) for m in messages)
+        sock.sendall(data + b"PING\r\n")
+        got = b""
+        while b"PONG" not in got:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise AssertionError("nats-server closed the connection")
+            got += chunk
 
 
 class HandoverTest(ClusterBase):
@@ -120,6 +136,20 @@ class HandoverTest(ClusterBase):
         self.start_node("a", port=port)	# its store still has the session and its Will
         watcher.expect_nothing(timeout=8.0)
         self.assertIn("ended on another node while this node was down", self.nodes["a"].log())
+
+    def test_forged_notice_naming_the_node_itself_is_ignored(self):
+        """A takeover notice on node a's subject that names node a as the
+        new owner, at every revision the entry may have (the bucket confirms
+        one of them: its entry names node a): node a keeps its client."""
+        victim = self.client("a", "victim", clean=False, props=PERSISTENT)
+        victim.subscribe(("forged/#", 1))
+        nats_publish(self.nats.port, "test.s.a",
+                     [b"%d %d a victim" % (hand, rev) for rev in range(0, 200) for hand in (0, 1)])
+        victim.expect_nothing(timeout=2.0)	# no DISCONNECT 0x8E, not closed
+        pub = self.client("a", "pub-forged")
+        pub.publish("forged/x", b"still here", qos=1)
+        self.assertEqual(victim.expect_publish(timeout=CROSS_S).payload, b"still here")
+        self.assertNotIn("victim taken over", self.nodes["a"].log())
 
     def test_stalled_jetstream_holds_a_connect_about_a_second(self):
         """nats-server stopped with SIGSTOP: the connections stay up but no
