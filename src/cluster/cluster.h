@@ -25,6 +25,7 @@ struct broker;
 struct worker;
 struct conn;
 struct msg;
+struct inbox_item;
 
 /* Joins the cluster when cluster_url is configured (b->cluster set): its
  * workers and retained store exist, their threads need not run. MOAT_OK
@@ -63,6 +64,14 @@ void cluster_forget(void *cluster_ack);
 /* A share's message found no member here: JetStream gives it to another
  * node of the share (share.c). */
 void cluster_refuse(void *cluster_ack);
+/* Worker <w>, the owner of <item>'s session, about to deliver <item>, a
+ * message handed over with the session (<cluster_ack> set): true with the
+ * QoS to deliver it at in *<qos> (no higher than the session's matching
+ * subscriptions grant; <item>'s identifiers cut to theirs); false when it
+ * must not go in (the session is gone: refused, JetStream sends it again;
+ * no subscription of the session matches it, or its ACL forbids it:
+ * acknowledged, dropped, logged), <cluster_ack> then consumed (NULL). */
+bool cluster_handover_admit(struct worker *w, struct inbox_item *item, uint8_t *qos);
 
 /* ---- gating answers on JetStream (as persist.h gates them on the store) ---- */
 /* How many QoS 1/2 messages <w> has exported so far: compare after a packet. */

@@ -241,10 +241,10 @@ int cluster_sessions_start(struct cluster *cl, const char *name, char *err, size
 void cluster_sessions_stop(struct cluster *cl);
 /* End of worker <w>'s pass: takeovers and adoptions for it, changed sessions written. */
 void cluster_sessions_flush(struct worker *w);
-/* A stream message handed over for one session (handover.h): posted to its
- * owner worker, which acknowledges it once it is in the session (true; also
- * when it is malformed or waits for its session), or not such a message
- * (false, nothing done). */
+/* handover_in.c: a stream message handed over for one session (handover.h):
+ * posted to its owner worker, which acknowledges it once it is in the
+ * session (true; also when it is malformed or waits for its session), or
+ * not such a message (false, nothing done). */
 bool cluster_session_message(struct cluster *cl, natsMsg *nm);
 /* A clean stop without persistence (the workers have stopped): this node's
  * sessions end with it, so their entries are deleted (if still its own). */

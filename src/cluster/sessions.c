@@ -10,8 +10,8 @@
  * connection (DISCONNECT 0x8E), queues its in-flight and queued messages
  * for the new owner's stream subject (handover.h) in the outbound queue
  * (outbound.c: in order, kept until JetStream stored them, in the store
- * with persistence on) and drops its copy; the new owner acknowledges each
- * once it is in the session (and durable, ack.c). A restarted node settles
+ * with persistence on) and drops its copy; the new owner (handover_in.c)
+ * acknowledges each once it is in the session (and durable, ack.c). A restarted node settles
  * the sessions its store gave back against the bucket; a node without
  * persistence deletes its entries when it stops. Sessions of a node that
  * died are adopted by a survivor (liveness.c): they become offline sessions
@@ -36,20 +36,16 @@
 #include "cluster/kv_delete.h"
 #include "cluster/snapshot.h"
 #include "cluster/subject.h"
-#include "cluster/wire.h"
 
 /* Tries of a claim that other nodes' claims keep overtaking. How long a
  * worker waits for a bucket request (its own JetStream context: a slow
  * JetStream, e.g. electing a leader, stalls a worker's clients this long at
  * most per request). How often a restarted node asks again about sessions
- * the bucket could not tell it about. How long, and how many times, a
- * handed-over message whose session is not here waits for it. */
+ * the bucket could not tell it about. */
 enum {
 	CLAIM_TRIES = 3,
 	WORKER_WAIT_MS = 1000,
-	SETTLE_RETRY_MS = 1000,
-	HANDOVER_RETRY_MS = 1000,
-	HANDOVER_TRIES = 10
+	SETTLE_RETRY_MS = 1000
 };
 
 enum action_kind { ACT_TAKEN, ACT_ADOPT };
@@ -542,84 +538,6 @@ static void on_notice(natsConnection *nc, natsSubscription *sub, natsMsg *nm, vo
 	snprintf(a->node, sizeof(a->node), "%s", node);
 	post_action(cl, s->owner->id, a);
 	sess_unref(s);
-}
-
-/* ---- the new owner's side ---- */
-
-/* A handed-over message for the session of <key> (checked subject tokens)
- * that is not here: this node may not have restored its store yet (it
- * consumes before), or the session ended or moved on. JetStream sends it
- * again HANDOVER_RETRY_MS later, up to HANDOVER_TRIES deliveries; then it
- * is dropped (logged). */
-static void no_session(natsMsg *nm, struct moat_bytes key)
-{
-	jsMsgMetaData *meta = NULL;
-	bool again = natsMsg_GetMetaData(&meta, nm) == NATS_OK &&
-		     meta->NumDelivered < HANDOVER_TRIES &&
-		     natsMsg_NakWithDelay(nm, HANDOVER_RETRY_MS, NULL) == NATS_OK;
-
-	jsMsgMetaData_Destroy(meta);
-	if (!again) {
-		if (log_limiter_allow(&sessions_log, 10, 10))
-			log_warn("cluster: dropped a message handed over for session %.*s: no "
-				 "such session here (it ended, or moved on)",
-				 (int)key.len, (const char *)key.ptr);
-		natsMsg_Ack(nm, NULL);
-	}
-	natsMsg_Destroy(nm);
-}
-
-bool cluster_session_message(struct cluster *cl, natsMsg *nm)
-{
-	struct moat_bytes data = {(const uint8_t *)natsMsg_GetData(nm),
-				  (size_t)natsMsg_GetDataLength(nm)};
-	struct inbox_item item = {.cluster_ack = nm};
-	struct handover h;
-	struct moat_bytes node;
-	const char *why = NULL;
-	struct buf id = {0};
-	int rc;
-
-	if (!handover_is(data))
-		return false;
-	rc = handover_decode(data, &h, &why);
-	if (rc == MOAT_OK && (rc = subject_to_topic(&id, h.key)) == MOAT_E_MALFORMED)
-		why = "its session key is not a client id's subject tokens";
-	if (rc == MOAT_OK)
-		rc = wire_decode(h.wire, &node, &item.msg, &why);
-	if (rc != MOAT_OK) {
-		buf_fini(&id);
-		if (rc == MOAT_E_MALFORMED) { /* else out of memory: it comes again */
-			if (log_limiter_allow(&sessions_log, 10, 10))
-				log_warn(
-				    "cluster: dropped a malformed handed-over message on %s: %s",
-				    natsMsg_GetSubject(nm), why);
-			natsMsg_Ack(nm, NULL);
-		}
-		natsMsg_Destroy(nm);
-		return true;
-	}
-	item.qos = h.qos;
-	item.retain = h.retain;
-	item.sub_id_count = h.sub_id_count;
-	memcpy(item.sub_ids, h.sub_ids, sizeof(item.sub_ids));
-	item.sess = sess_find_ref(cl->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
-	buf_fini(&id);
-	if (item.sess == NULL) {
-		msg_unref(item.msg);
-		no_session(nm, h.key);
-		return true;
-	}
-	/* its owner acknowledges it once it is in the session (and durable) */
-	atomic_fetch_add_explicit(&item.sess->backlog, 1, memory_order_relaxed);
-	if (!cluster_route_post(cl, item.sess->owner, &item)) {
-		/* inbox full, or stopping: not acknowledged, JetStream sends it again */
-		atomic_fetch_sub_explicit(&item.sess->backlog, 1, memory_order_relaxed);
-		sess_unref(item.sess);
-		msg_unref(item.msg);
-		natsMsg_Destroy(nm);
-	}
-	return true;
 }
 
 /* ---- a restarted node's sessions from its store ---- */

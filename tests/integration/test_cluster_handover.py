@@ -151,6 +151,39 @@ class HandoverTest(ClusterBase):
         self.assertEqual(victim.expect_publish(timeout=CROSS_S).payload, b"still here")
         self.assertNotIn("victim taken over", self.nodes["a"].log())
 
+    def test_forged_handover_goes_only_where_a_subscription_takes_it(self):
+        """A real handed-over message replayed on node b's stream subject
+        for other sessions (its session key changed): one not subscribed to
+        its topic does not get it, one subscribed at QoS 0 gets it at QoS 0."""
+        stream = NatsWatcher(self.nats.port, "test.n.b.>")
+        self.addCleanup(stream.close)
+        sub = self.client("a", "mover", clean=False, props=PERSISTENT)
+        sub.subscribe(("moving/#", 1))
+        sub.disconnect()
+        pub = self.client("a", "pub-moving")
+        pub.publish("moving/x", b"queued", qos=1)
+        moved = self.client("b", "mover", clean=False, props=PERSISTENT)
+        self.assertEqual(moved.expect_publish(timeout=CROSS_S).payload, b"queued")
+        real = [data for _, data in stream.messages(quiet_s=1.0) if data[:1] == b"\x02"]
+        self.assertEqual(len(real), 1)
+        none = self.client("b", "vnone", clean=False, props=PERSISTENT)
+        none.subscribe(("unrelated/#", 2))
+        zero = self.client("b", "vzero", clean=False, props=PERSISTENT)
+        zero.subscribe(("moving/#", 0))
+        data = real[0]
+        ids = data[3]
+        at = 4 + 4 * ids
+        key_len = int.from_bytes(data[at:at + 2], "big")
+        rest = data[at + 2 + key_len:]
+        nats_publish(self.nats.port, "test.n.b.moving.x",
+                     [data[:at] + len(key).to_bytes(2, "big") + key + rest
+                      for key in (b"vnone", b"vzero")])
+        got = zero.expect_publish(timeout=CROSS_S)
+        self.assertEqual((got.payload, got.qos), (b"queued", 0))
+        none.expect_nothing(timeout=2.0)
+        self.assertIn("vnone: it matches none of the session's subscriptions",
+                      self.nodes["b"].log())
+
     def test_stalled_jetstream_holds_a_connect_about_a_second(self):
         """nats-server stopped with SIGSTOP: the connections stay up but no
         request is answered. A CONNECT's claim gives up after the worker's
