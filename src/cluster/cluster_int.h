@@ -270,7 +270,8 @@ void cluster_outbound_init(struct cluster *cl, uint64_t max_bytes);
 int cluster_outbound_start(struct cluster *cl, char *err, size_t errlen);
 void cluster_outbound_stop(struct cluster *cl);
 void cluster_outbound_fini(struct cluster *cl);
-/* Whether exports go to the queue: NATS unreachable, or older copies wait. */
+/* Whether exports go to the queue: NATS unreachable, or older copies wait
+ * (handed-over messages do not count). */
 bool cluster_outbound_wanted(struct cluster *cl);
 /* Queues the copy <data> for <subject> exported by worker <w> (with
  * persistence on, written in <w>'s batch, so its answer waits for the
@@ -278,6 +279,11 @@ bool cluster_outbound_wanted(struct cluster *cl);
  * JetStream stored it must not come before that batch). MOAT_OK,
  * MOAT_E_LIMIT (full) or MOAT_E_NOMEM. */
 int cluster_outbound_push(struct worker *w, const char *subject, const struct buf *data);
+/* cluster_outbound_push for a message handed over with a session: over
+ * the bound if need be, and not counted by cluster_outbound_wanted or
+ * cluster_queue_full (so a handover neither loses messages nor holds up or
+ * refuses publishers). MOAT_OK or MOAT_E_NOMEM. */
+int cluster_outbound_push_handover(struct worker *w, const char *subject, const struct buf *data);
 /* End of <w>'s pass, its batch submitted: what it queued may be sent. */
 void cluster_outbound_flush(struct worker *w);
 /* A QoS 0 copy was dropped, the queue being full (counted, logged rarely). */

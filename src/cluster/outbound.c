@@ -209,7 +209,7 @@ bool cluster_outbound_wanted(struct cluster *cl)
 	if (!atomic_load(&cl->connected))
 		return true;
 	pthread_mutex_lock(&cl->out.lock);
-	wanted = !outq_empty(&cl->out.q);
+	wanted = !outq_only_beyond(&cl->out.q); /* handed-over messages do not hold exports */
 	pthread_mutex_unlock(&cl->out.lock);
 	return wanted;
 }
@@ -230,7 +230,8 @@ static int put_record(struct cluster_outbound *out, struct store_batch *batch, u
 	return store_batch_put(batch, key.ptr, key.len, buf_head(&out->val), buf_used(&out->val));
 }
 
-int cluster_outbound_push(struct worker *w, const char *subject, const struct buf *data)
+/* cluster_outbound_push, <beyond> the queue's bound or not. */
+static int queue_copy(struct worker *w, const char *subject, const struct buf *data, bool beyond)
 {
 	struct cluster *cl = w->b->cluster;
 	struct cluster_outbound *out = &cl->out;
@@ -240,8 +241,8 @@ int cluster_outbound_push(struct worker *w, const char *subject, const struct bu
 
 	pthread_mutex_lock(&out->lock);
 	seq = out->q.next_seq;
-	rc = outq_push(&out->q, seq, subject, buf_head(data), buf_used(data),
-		       stored ? w->id + 1 : 0);
+	rc = (beyond ? outq_push_beyond : outq_push)(&out->q, seq, subject, buf_head(data),
+						     buf_used(data), stored ? w->id + 1 : 0);
 	if (rc == MOAT_OK && stored && put_record(out, &w->batch, seq, subject, data) < 0) {
 		outq_acked(&out->q, seq); /* cannot be promised: not queued */
 		rc = MOAT_E_NOMEM;
@@ -252,6 +253,16 @@ int cluster_outbound_push(struct worker *w, const char *subject, const struct bu
 	}
 	pthread_mutex_unlock(&out->lock);
 	return rc;
+}
+
+int cluster_outbound_push(struct worker *w, const char *subject, const struct buf *data)
+{
+	return queue_copy(w, subject, data, false);
+}
+
+int cluster_outbound_push_handover(struct worker *w, const char *subject, const struct buf *data)
+{
+	return queue_copy(w, subject, data, true);
 }
 
 void cluster_outbound_flush(struct worker *w)
@@ -366,7 +377,8 @@ bool cluster_queue_full(struct broker *b, struct moat_bytes topic, size_t payloa
 	    cluster_interested(cl, topic, nodes, 1) == 0)
 		return false;
 	pthread_mutex_lock(&cl->out.lock);
-	full = cl->out.q.bytes + ENTRY_BYTES_MAX(topic.len, payload_len) > cl->out.q.max_bytes;
+	full = outq_bounded_bytes(&cl->out.q) + ENTRY_BYTES_MAX(topic.len, payload_len) >
+	       cl->out.q.max_bytes;
 	pthread_mutex_unlock(&cl->out.lock);
 	return full;
 }

@@ -389,10 +389,12 @@ void cluster_session_changed(struct worker *w, struct session *s)
 /* ---- the old owner's side of a takeover ---- */
 
 /* Queues <d>'s message for node <node>'s stream subject, marked for the
- * session of <key>, in the outbound queue: sent in order and kept until
- * JetStream stored it (with persistence on, as a record in <w>'s batch,
- * which also deletes the session: a crash keeps one or the other). */
-static void hand_over(struct worker *w, const char *node, const char *key, const struct delivery *d)
+ * session of <key>, in the outbound queue (beyond its bound): sent in order
+ * and kept until JetStream stored it (with persistence on, as a record in
+ * <w>'s batch, which also deletes the session: a crash keeps one or the
+ * other). NULL, or why it cannot be handed over. */
+static const char *hand_over(struct worker *w, const char *node, const char *key,
+			     const struct delivery *d)
 {
 	struct cluster *cl = w->b->cluster;
 	struct worker_share *ws = &cl->sessions->w[w->id];
@@ -404,32 +406,41 @@ static void hand_over(struct worker *w, const char *node, const char *key, const
 	    buf_append(&ws->subject, ".", 1) < 0 ||
 	    subject_from_topic(&ws->subject, d->msg->topic) < 0 ||
 	    buf_append(&ws->subject, "", 1) < 0)
-		rc = MOAT_E_NOMEM;
-	else if (buf_used(&ws->subject) > CLUSTER_SUBJECT_MAX)
-		rc = MOAT_E_INVAL;
-	else
-		rc = handover_encode(&ws->value, &ws->scratch, cl->node, key, d);
+		return "out of memory";
+	if (buf_used(&ws->subject) > CLUSTER_SUBJECT_MAX)
+		return "its topic is too long for a NATS subject";
+	rc = handover_encode(&ws->value, &ws->scratch, cl->node, key, d);
+	if (rc == MOAT_E_INVAL)
+		return "it cannot be encoded: QoS 0, or a session key over 65535 bytes";
 	if (rc == MOAT_OK)
-		rc = cluster_outbound_push(w, (const char *)buf_head(&ws->subject), &ws->value);
-	if (rc != MOAT_OK)
-		log_warn("cluster: a message of session %s is lost: it cannot be handed over to "
-			 "node %s (%s)",
-			 key, node,
-			 rc == MOAT_E_LIMIT ? "the outbound queue is full (cluster_queue_max_bytes)"
-			 : rc == MOAT_E_INVAL ? "its topic is too long for NATS"
-					      : "out of memory");
+		rc = cluster_outbound_push_handover(w, (const char *)buf_head(&ws->subject),
+						    &ws->value);
+	return rc == MOAT_OK ? NULL : "out of memory";
 }
 
 /* Hands <s>'s in-flight messages (but those whose PUBREL only is left: its
- * client has them) and then its queued ones over to <node>, in order. */
+ * client has them) and then its queued ones over to <node>, in order; one
+ * line logs those that could not be. */
 static void hand_over_all(struct worker *w, const struct session *s, const char *node,
 			  const char *key)
 {
+	const char *why = NULL, *last = NULL;
+	size_t lost = 0;
+
 	for (const struct delivery *d = s->inflight; d != NULL; d = d->next)
-		if (!d->pubrel_sent)
-			hand_over(w, node, key, d);
+		if (!d->pubrel_sent && (why = hand_over(w, node, key, d)) != NULL) {
+			lost++;
+			last = why;
+		}
 	for (const struct delivery *d = s->queue; d != NULL; d = d->next)
-		hand_over(w, node, key, d);
+		if ((why = hand_over(w, node, key, d)) != NULL) {
+			lost++;
+			last = why;
+		}
+	if (lost > 0)
+		log_warn("cluster: %zu messages of session %s are lost: they cannot be handed "
+			 "over to node %s (%s)",
+			 lost, s->client_id, node, last);
 }
 
 /* Another node took <s> over (worker <w> owns it): its connection closes

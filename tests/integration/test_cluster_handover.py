@@ -213,6 +213,29 @@ class HandoverTest(ClusterBase):
         self.assertIn("1 sessions end with this node", self.nodes["a"].log())
 
 
+class HandoverOverTheQueueBoundTest(ClusterBase):
+    """Node a's outbound queue holds 4 KiB: a session's handover is not
+    bounded by it (nothing acknowledged is lost), and does not fill it for
+    the node's publishers."""
+    node_config_a = "cluster_queue_max_bytes 4096\n"
+
+    def test_handover_larger_than_the_queue_bound_arrives_whole(self):
+        sub = self.client("a", "big-mover", clean=False, props=PERSISTENT)
+        sub.subscribe(("big/#", 1))
+        sub.disconnect()
+        pub = self.client("a", "pub-big")
+        for i in range(20):
+            pub.publish("big/x", b"%02d" % i + b"." * 1000, qos=1)
+        moved = Peer(self.nodes["b"].port)
+        self.peers.append(moved)
+        self.assertEqual(moved.connect("big-mover", clean=False, props=PERSISTENT)
+                         .session_present, 1)
+        got = [moved.expect_publish(timeout=CROSS_S).payload[:2] for _ in range(20)]
+        self.assertEqual(got, [b"%02d" % i for i in range(20)])
+        moved.expect_nothing(timeout=1.0)
+        self.assertNotIn("cannot be handed over", self.nodes["a"].log())
+
+
 @unittest.skipUnless(os.environ.get("MOAT_KV_WRITERS"), "MOAT_KV_WRITERS is not set")
 class ConditionalDeleteTest(unittest.TestCase):
     def test_two_writers_a_delete_leaves_the_newer_claim(self):
