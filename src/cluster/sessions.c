@@ -241,6 +241,14 @@ static void restore_subs(struct worker *w, struct session *s, const struct snaps
 	}
 }
 
+/* Drops <s>'s subscriptions, here and in the store. */
+static void drop_subs(struct worker *w, struct session *s)
+{
+	for (const struct sub *x = s->subs; x != NULL; x = x->next)
+		persist_sub_drop(w, s, (struct moat_bytes){x->filter, x->len});
+	sess_remove_subs(w->b, s);
+}
+
 /* Tells <owner> that this node took <key> over at revision <rev>;
  * <hand_over>: send the messages, the session goes on here. */
 static void notify(struct cluster *cl, struct moat_bytes owner, const char *key, uint64_t rev,
@@ -276,7 +284,7 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 	struct worker_share *ws;
 	struct session *s = c->sess;
 	uint64_t mine = s->cluster_rev;
-	bool resumed = false;
+	bool resumed = false, stale = false;
 	const char *key;
 
 	if (cl == NULL || c->internal || !nats_up(cl))
@@ -301,16 +309,24 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 		s->cluster_rev = st == NATS_OK ? kvEntry_Revision(e) : 0;
 		if (present && !copy_is_current(cl, known, &snap, s->cluster_rev, mine)) {
 			/* another node had it since (this node has not heard yet):
-			 * what is left here is stale, Will included */
+			 * its subscriptions and Will here are stale; its queued and
+			 * in-flight messages were never handed over (a live copy
+			 * that was is gone), so they stay if the session resumes */
 			msg_unref(s->will);
 			s->will = NULL;
-			sess_reset(c->w, s);
+			persist_will(c->w, s);
 			present = false;
+			stale = true;
 		}
 		if (!present && !clean_start && known && same_user(&snap, c)) {
+			if (stale)
+				drop_subs(c->w, s);
 			restore_subs(c->w, s, &snap, true);
 			present = resumed = true;
+		} else if (stale) {
+			sess_reset(c->w, s);
 		}
+		stale = false;
 		st = encode_session(cl, s, c, &ws->value) == MOAT_OK
 			 ? write_entry(cl->sessions->wkv, key, &ws->value, &s->cluster_rev)
 			 : NATS_NO_MEMORY;
@@ -714,6 +730,10 @@ static bool settle_again(struct worker *w, struct worker_share *ws)
 
 		if (u.s->dead || u.s->conn != NULL || u.s->cluster_rev != 0 || u.s->will != NULL) {
 			msg_unref(u.will);
+			/* its client came back meanwhile: the held Will is void,
+			 * its record too (conn.c saw no Will to cancel) */
+			if (!u.s->dead && u.s->will == NULL)
+				persist_will(w, u.s);
 		} else if (!settle(w, u.s, u.will)) {
 			ws->unsettled[kept++] = u;
 			continue;
