@@ -41,11 +41,14 @@
  * worker waits for a bucket request (its own JetStream context: a slow
  * JetStream, e.g. electing a leader, stalls a worker's clients this long at
  * most per request). How often a restarted node asks again about sessions
- * the bucket could not tell it about. */
+ * the bucket could not tell it about. How often, and how many times, a
+ * takeover notice the bucket did not answer about is checked again. */
 enum {
 	CLAIM_TRIES = 3,
 	WORKER_WAIT_MS = 1000,
-	SETTLE_RETRY_MS = 1000
+	SETTLE_RETRY_MS = 1000,
+	NOTICE_RETRY_MS = 1000,
+	NOTICE_TRIES = 10
 };
 
 enum action_kind { ACT_TAKEN, ACT_ADOPT };
@@ -57,6 +60,7 @@ struct action {
 	bool hand_over;			 /* ACT_TAKEN: send the new owner the messages */
 	char node[CLUSTER_NODE_MAX + 1]; /* ACT_TAKEN: the new owner */
 	uint64_t rev;			 /* the entry's revision (the claim's, for ACT_TAKEN) */
+	unsigned tries;			 /* ACT_TAKEN: bucket checks that got no answer */
 	char *key;
 	struct buf value; /* ACT_ADOPT: the entry */
 };
@@ -76,6 +80,8 @@ struct worker_share {
 	struct unsettled *unsettled; /* the worker's own */
 	size_t unsettled_n, unsettled_cap;
 	uint64_t settle_at_ms;
+	struct action *later; /* the worker's own: notices to check again at <later_at_ms> */
+	uint64_t later_at_ms;
 	struct buf key, value, scratch, subject; /* the worker's scratch */
 };
 
@@ -105,6 +111,24 @@ static void action_free(struct action *a)
 	free(a->key);
 	buf_fini(&a->value);
 	free(a);
+}
+
+/* The link at the end of list <*head>. */
+static struct action **action_end(struct action **head)
+{
+	while (*head != NULL)
+		head = &(*head)->next;
+	return head;
+}
+
+static void actions_free(struct action *a)
+{
+	while (a != NULL) {
+		struct action *next = a->next;
+
+		action_free(a);
+		a = next;
+	}
 }
 
 /* Hands <a> to worker <wid> (a NATS or the liveness thread); dropped once
@@ -463,31 +487,41 @@ static void hand_over_all(struct worker *w, const struct session *s, const char 
  * with DISCONNECT 0x8E; the session ends here, its messages handed over
  * when it goes on there (its delayed Will with it), else ended as by a clean
  * start (its Will published). */
+enum claim { CLAIM_REAL, CLAIM_FALSE, CLAIM_UNKNOWN };
+
 /* Whether the entry of <a>->key really names node <a>->node, at revision
  * <a>->rev or later and newer than <mine> (this node's last write): a
  * notice is only a hint (anyone who may publish on NATS could send one),
- * the bucket is what the nodes agreed on. */
-static bool claim_is_real(struct cluster *cl, const struct action *a, uint64_t mine)
+ * the bucket is what the nodes agreed on. CLAIM_UNKNOWN when the bucket did
+ * not answer (timed out, no responders, NATS unreachable). */
+static enum claim check_claim(struct cluster *cl, const struct action *a, uint64_t mine)
 {
 	struct snapshot snap = {0};
 	kvEntry *e = NULL;
 	const char *why;
-	bool real = false;
+	enum claim r = CLAIM_FALSE;
+	natsStatus st = kvStore_Get(&e, cl->sessions->wkv, a->key);
 
-	if (kvStore_Get(&e, cl->sessions->wkv, a->key) == NATS_OK &&
-	    kvEntry_Revision(e) >= a->rev && kvEntry_Revision(e) > mine &&
-	    snapshot_decode((struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
-			    &snap, &why) == MOAT_OK)
-		real = moat_bytes_eq(snap.owner, moat_bytes_str(a->node));
+	if (st != NATS_OK && st != NATS_NOT_FOUND)
+		r = CLAIM_UNKNOWN;
+	else if (st == NATS_OK && kvEntry_Revision(e) >= a->rev && kvEntry_Revision(e) > mine &&
+		 snapshot_decode(
+		     (struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)}, &snap,
+		     &why) == MOAT_OK &&
+		 moat_bytes_eq(snap.owner, moat_bytes_str(a->node)))
+		r = CLAIM_REAL;
 	snapshot_fini(&snap);
 	kvEntry_Destroy(e);
-	return real;
+	return r;
 }
 
 /* Acts on <a>; true when it handed messages over (queued, store records
- * written in <w>'s batch). */
-static bool taken(struct worker *w, struct action *a)
+ * written in <w>'s batch). *<again>: the bucket did not answer, ask again
+ * later (<a> is kept). */
+static bool taken(struct worker *w, struct action *a, bool *again)
 {
+	enum claim claim;
+
 	struct cluster *cl = w->b->cluster;
 	bool handed = false;
 	struct buf id = {0};
@@ -503,7 +537,20 @@ static bool taken(struct worker *w, struct action *a)
 			sess_unref(s);
 		return false;
 	}
-	if (!claim_is_real(cl, a, s->cluster_rev)) {
+	claim = check_claim(cl, a, s->cluster_rev);
+	if (claim == CLAIM_UNKNOWN && ++a->tries < NOTICE_TRIES) {
+		*again = true;
+		sess_unref(s);
+		return false;
+	}
+	if (claim == CLAIM_UNKNOWN) {
+		log_warn("cluster: the sessions bucket did not answer about a takeover of %s by "
+			 "node %s in %d tries; ignored",
+			 s->client_id, a->node, NOTICE_TRIES);
+		sess_unref(s);
+		return false;
+	}
+	if (claim == CLAIM_FALSE) {
 		if (log_limiter_allow(&sessions_log, 10, 10))
 			log_warn("cluster: ignored a takeover notice for %s from node %s that the "
 				 "sessions bucket does not confirm",
@@ -877,21 +924,39 @@ void cluster_sessions_flush(struct worker *w)
 {
 	struct worker_share *ws = &w->b->cluster->sessions->w[w->id];
 	bool handed = false;
-	struct action *a;
+	struct action *a, *again_head = NULL, **again_tail = &again_head;
+	uint64_t now = clock_mono_ms();
 
 	pthread_mutex_lock(&ws->lock);
 	a = ws->head;
 	ws->head = ws->tail = NULL;
 	pthread_mutex_unlock(&ws->lock);
+	if (ws->later != NULL && now >= ws->later_at_ms) {
+		/* due: first, so one session's notices keep their order */
+		*action_end(&ws->later) = a;
+		a = ws->later;
+		ws->later = NULL;
+	}
 	while (a != NULL) {
 		struct action *next = a->next;
+		bool again = false;
 
 		if (a->kind == ACT_TAKEN)
-			handed |= taken(w, a);
+			handed |= taken(w, a, &again);
 		else
 			adopt(w, a);
-		action_free(a);
+		if (again) {
+			a->next = NULL;
+			*again_tail = a;
+			again_tail = &a->next;
+		} else {
+			action_free(a);
+		}
 		a = next;
+	}
+	if (again_head != NULL) {
+		*action_end(&ws->later) = again_head;
+		ws->later_at_ms = now + NOTICE_RETRY_MS;
 	}
 	handed |= settle_again(w, ws);
 	/* the handed-over copies' records, and the sessions' deletion, go to
@@ -956,12 +1021,8 @@ void cluster_sessions_stop(struct cluster *cl)
 	for (unsigned i = 0; cs->w != NULL && i < cl->b->nworkers; i++) {
 		struct worker_share *ws = &cs->w[i];
 
-		while (ws->head != NULL) {
-			struct action *next = ws->head->next;
-
-			action_free(ws->head);
-			ws->head = next;
-		}
+		actions_free(ws->head);
+		actions_free(ws->later);
 		for (size_t k = 0; k < ws->dirty_n; k++)
 			sess_unref(ws->dirty[k]);
 		free(ws->dirty);
