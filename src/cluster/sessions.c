@@ -50,6 +50,7 @@ enum {
 	NOTICE_RETRY_MS = 1000,
 	NOTICE_TRIES = 10
 };
+/* (The same pace and tries for a claim whose write was not answered.) */
 
 enum action_kind { ACT_TAKEN, ACT_ADOPT };
 
@@ -72,6 +73,16 @@ struct unsettled {
 	struct msg *will;
 };
 
+/* A session whose claim was written but not answered (timed out): it may
+ * have been stored. Read again at the next pass, until it is known. */
+struct unsure {
+	struct session *s; /* a reference */
+	uint64_t read_rev; /* the revision the claim was written at (0: none) */
+	char owner[CLUSTER_NODE_MAX + 1]; /* the entry's owner then ("": this node or none) */
+	bool hand_over;			  /* the session resumed from that owner */
+	unsigned tries;			  /* reads that got no answer */
+};
+
 struct worker_share {
 	pthread_mutex_t lock; /* for <head>, <tail> */
 	struct action *head, *tail;
@@ -80,6 +91,9 @@ struct worker_share {
 	struct unsettled *unsettled; /* the worker's own */
 	size_t unsettled_n, unsettled_cap;
 	uint64_t settle_at_ms;
+	struct unsure *unsure; /* the worker's own */
+	size_t unsure_n, unsure_cap;
+	uint64_t unsure_at_ms;
 	struct action *later; /* the worker's own: notices to check again at <later_at_ms> */
 	uint64_t later_at_ms;
 	struct buf key, value, scratch, subject; /* the worker's scratch */
@@ -302,12 +316,39 @@ static bool copy_is_current(struct cluster *cl, bool known, const struct snapsho
 	return !known || moat_bytes_eq(snap->owner, moat_bytes_str(cl->node));
 }
 
+/* Keeps <s> aside (a reference): its claim at revision <read_rev> was not
+ * answered; <owner> had it then, <hand_over>: it resumed from there. */
+static void hold_unsure(struct worker_share *ws, struct session *s, uint64_t read_rev,
+			struct moat_bytes owner, bool hand_over)
+{
+	struct unsure *u;
+
+	log_warn("cluster: session %s: the sessions bucket did not answer its claim; read "
+		 "again every second",
+		 s->client_id);
+	if (ws->unsure_n == ws->unsure_cap) {
+		size_t cap = ws->unsure_cap ? ws->unsure_cap * 2 : 16;
+		struct unsure *v = realloc(ws->unsure, cap * sizeof(*v));
+
+		if (v == NULL)
+			return; /* as if never claimed: its next change claims it again */
+		ws->unsure = v;
+		ws->unsure_cap = cap;
+	}
+	u = &ws->unsure[ws->unsure_n++];
+	*u = (struct unsure){.s = s, .read_rev = read_rev, .hand_over = hand_over};
+	snprintf(u->owner, sizeof(u->owner), "%.*s", (int)owner.len, (const char *)owner.ptr);
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	ws->unsure_at_ms = clock_mono_ms() + NOTICE_RETRY_MS;
+}
+
 bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 {
 	struct cluster *cl = c->b->cluster;
 	struct worker_share *ws;
 	struct session *s = c->sess;
-	uint64_t mine = s->cluster_rev;
+	const uint64_t last = s->cluster_rev;
+	uint64_t mine = last;
 	bool resumed = false, stale = false;
 	const char *key;
 
@@ -321,10 +362,22 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 		kvEntry *e = NULL;
 		const char *why = NULL;
 		natsStatus st = kvStore_Get(&e, cl->sessions->wkv, key);
+		uint64_t read_rev;
 		bool known, elsewhere;
 
-		if (st != NATS_OK && st != NATS_NOT_FOUND)
-			break; /* JetStream slow or unreachable: the client waits no longer */
+		if (st != NATS_OK && st != NATS_NOT_FOUND) {
+			/* JetStream slow or unreachable: the client waits no
+			 * longer; nothing was written, this node's last write
+			 * stands unless another node's claim overtook one */
+			if (i == 0) {
+				log_warn("cluster: session %s: cannot claim it in the sessions "
+					 "bucket (%s); the CONNECT goes on with this node's copy",
+					 s->client_id, natsStatus_GetText(st));
+				s->cluster_rev = last;
+				return present;
+			}
+			break;
+		}
 		known = st == NATS_OK &&
 			snapshot_decode(
 			    (struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
@@ -351,18 +404,25 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 			sess_reset(c->w, s);
 		}
 		stale = false;
+		read_rev = s->cluster_rev;
 		st = encode_session(cl, s, c, &ws->value) == MOAT_OK
 			 ? write_entry(cl->sessions->wkv, key, &ws->value, &s->cluster_rev)
 			 : NATS_NO_MEMORY;
 		if (st == NATS_OK && elsewhere)
 			notify(cl, snap.owner, key, s->cluster_rev, resumed);
+		if (st == NATS_TIMEOUT) /* it may have been stored: read again later */
+			hold_unsure(ws, s, read_rev, elsewhere ? snap.owner : moat_bytes_str(""),
+				    resumed);
 		mine = s->cluster_rev;
 		snapshot_fini(&snap);
 		kvEntry_Destroy(e);
 		if (st == NATS_OK)
 			return present;
-		if (st == NATS_TIMEOUT)
-			break; /* as above; a refused write is another node's claim: read again */
+		if (st == NATS_TIMEOUT) {
+			s->cluster_rev = 0; /* not written again before that is known */
+			return present;
+		}
+		/* a refused write is another node's claim: read again */
 	}
 	log_warn("cluster: session %s: cannot claim it in the sessions bucket; other nodes may "
 		 "still hold it",
@@ -918,6 +978,89 @@ void cluster_sessions_adopt_node(struct cluster *cl, const char *dead)
 			   dead, adopted);
 }
 
+/* ---- claims that were not answered ---- */
+
+/* Reads <u>'s entry again: this node's claim was stored (the entry names
+ * this node, newer than the revision the claim was written at): taken, and
+ * the previous owner told; it was not (the entry is still at that
+ * revision): claimed again; another node claimed it since: left to it (its
+ * notice comes here). False when the bucket did not answer again. */
+static bool settle_claim(struct worker *w, struct worker_share *ws, const struct unsure *u)
+{
+	struct cluster *cl = w->b->cluster;
+	struct session *s = u->s;
+	const char *key = key_for(&ws->key, moat_bytes_str(s->client_id));
+	struct snapshot snap = {0};
+	kvEntry *e = NULL;
+	const char *why;
+	uint64_t rev = 0;
+	bool named = false;
+	natsStatus st;
+
+	if (key == NULL || s->cluster_rev != 0)
+		return true; /* out of memory, or claimed since (its client came back) */
+	st = kvStore_Get(&e, cl->sessions->wkv, key);
+	if (st != NATS_OK && st != NATS_NOT_FOUND)
+		return false;
+	if (st == NATS_OK) {
+		rev = kvEntry_Revision(e);
+		named = snapshot_decode(
+			    (struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
+			    &snap, &why) == MOAT_OK &&
+			moat_bytes_eq(snap.owner, moat_bytes_str(cl->node));
+	}
+	snapshot_fini(&snap);
+	kvEntry_Destroy(e);
+	if (named && rev > u->read_rev && s->dead) {
+		delete_entry(cl, key, rev); /* it ended here meanwhile */
+		return true;
+	}
+	if (named && rev > u->read_rev) {
+		s->cluster_rev = rev;
+		cluster_session_changed(w, s); /* it may have changed since the claim */
+	} else if (rev == u->read_rev && !s->dead) {
+		if (encode_session(cl, s, s->conn, &ws->value) != MOAT_OK)
+			return true;
+		st = write_entry(cl->sessions->wkv, key, &ws->value, &rev);
+		if (st == NATS_TIMEOUT)
+			return false;
+		if (st != NATS_OK)
+			return true; /* another node's claim came first */
+		s->cluster_rev = rev;
+	} else {
+		return true;
+	}
+	if (u->owner[0] != '\0')
+		notify(cl, moat_bytes_str(u->owner), key, s->cluster_rev, u->hand_over);
+	return true;
+}
+
+/* Settles the claims that were not answered, once a second; after
+ * NOTICE_TRIES reads without an answer a session is left as not claimed. */
+static void settle_claims(struct worker *w, struct worker_share *ws)
+{
+	uint64_t now = clock_mono_ms();
+	size_t kept = 0;
+
+	if (ws->unsure_n == 0 || now < ws->unsure_at_ms)
+		return;
+	for (size_t i = 0; i < ws->unsure_n; i++) {
+		struct unsure *u = &ws->unsure[i];
+
+		if (!settle_claim(w, ws, u) && ++u->tries < NOTICE_TRIES) {
+			ws->unsure[kept++] = *u;
+			continue;
+		}
+		if (u->tries >= NOTICE_TRIES)
+			log_warn("cluster: session %s: the sessions bucket did not answer about its "
+				 "claim; other nodes may still hold it",
+				 u->s->client_id);
+		sess_unref(u->s);
+	}
+	ws->unsure_n = kept;
+	ws->unsure_at_ms = now + NOTICE_RETRY_MS;
+}
+
 /* ---- per loop pass ---- */
 
 void cluster_sessions_flush(struct worker *w)
@@ -959,6 +1102,7 @@ void cluster_sessions_flush(struct worker *w)
 		ws->later_at_ms = now + NOTICE_RETRY_MS;
 	}
 	handed |= settle_again(w, ws);
+	settle_claims(w, ws);
 	/* the handed-over copies' records, and the sessions' deletion, go to
 	 * the store before cluster_outbound_flush lets the copies go (so that
 	 * a deletion once JetStream stored one cannot come first) */
@@ -1031,6 +1175,9 @@ void cluster_sessions_stop(struct cluster *cl)
 			sess_unref(ws->unsettled[k].s);
 		}
 		free(ws->unsettled);
+		for (size_t k = 0; k < ws->unsure_n; k++)
+			sess_unref(ws->unsure[k].s);
+		free(ws->unsure);
 		buf_fini(&ws->key);
 		buf_fini(&ws->value);
 		buf_fini(&ws->scratch);
