@@ -749,11 +749,12 @@ static bool settle(struct worker *w, struct session *s, struct msg *will)
 	if (r == RESTORED_UNKNOWN)
 		return false;
 	if (r == RESTORED_NEW || r == RESTORED_MINE) {
+		/* claimed (offline, with its Will) at the revision read: a node
+		 * adopting it at the same moment then fails, or this write does */
 		s->will = will;
-		if (r == RESTORED_NEW &&
-		    (encode_session(cl, s, NULL, &ws->value) != MOAT_OK ||
-		     write_entry(cl->sessions->wkv, (const char *)buf_head(&ws->key), &ws->value,
-				 &rev) != NATS_OK)) {
+		if (encode_session(cl, s, NULL, &ws->value) != MOAT_OK ||
+		    write_entry(cl->sessions->wkv, (const char *)buf_head(&ws->key), &ws->value,
+				&rev) != NATS_OK) {
 			s->will = NULL; /* another node claimed it meanwhile: ask again */
 			return false;
 		}

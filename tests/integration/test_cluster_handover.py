@@ -137,6 +137,26 @@ class HandoverTest(ClusterBase):
         watcher.expect_nothing(timeout=8.0)
         self.assertIn("ended on another node while this node was down", self.nodes["a"].log())
 
+    def test_restarted_node_claims_again_a_session_it_keeps(self):
+        """The entry still names node a when it restarts: a writes it again
+        (at the revision it read), so an adopter's claim at the same moment
+        cannot also succeed."""
+        port = self.restart_with_store("a")
+        kept = self.client("a", "kept", clean=False, props=PERSISTENT)
+        kept.subscribe(("kept/#", 1))
+        kept.disconnect()
+        time.sleep(0.5)	# its offline entry is written
+        self.nodes["a"].stop(check=True)
+        entries = NatsWatcher(self.nats.port, "$KV.test_sessions.kept")
+        self.addCleanup(entries.close)
+        self.nodes["a"].cleanup()
+        self.start_node("a", port=port)
+        written = [data for _, data in entries.messages(quiet_s=2.0) if data]
+        self.assertEqual(len(written), 1, "node a did not write the entry again")
+        back = Peer(self.nodes["b"].port)
+        self.peers.append(back)
+        self.assertEqual(back.connect("kept", clean=False, props=PERSISTENT).session_present, 1)
+
     def test_forged_notice_naming_the_node_itself_is_ignored(self):
         """A takeover notice on node a's subject that names node a as the
         new owner, at every revision the entry may have (the bucket confirms
