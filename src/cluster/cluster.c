@@ -308,8 +308,6 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 	if (rc == MOAT_OK)
 		rc = cluster_liveness_start(cl, name, err, errlen);
 	if (rc == MOAT_OK)
-		rc = consume_stream(cl, name, err, errlen);
-	if (rc == MOAT_OK)
 		rc = cluster_outbound_start(cl, err, errlen);
 	if (rc < 0) {
 		cluster_stop(b);
@@ -317,6 +315,19 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 	}
 	log_notice("cluster: node %s joined cluster %s", cl->node, name);
 	return MOAT_OK;
+}
+
+int cluster_consume(struct broker *b, char *err, size_t errlen)
+{
+	const struct moat_cluster_conf *cc = &b->cfg->cluster;
+	int rc;
+
+	if (b->cluster == NULL)
+		return MOAT_OK;
+	rc = consume_stream(b->cluster, cc->name != NULL ? cc->name : "moat", err, errlen);
+	if (rc < 0)
+		cluster_stop(b);
+	return rc;
 }
 
 void cluster_stop(struct broker *b)

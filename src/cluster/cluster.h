@@ -31,6 +31,11 @@ struct inbox_item;
  * workers and retained store exist, their threads need not run. MOAT_OK
  * (also without a cluster) or an error with <err> filled. */
 int cluster_start(struct broker *b, char *err, size_t errlen);
+/* Starts consuming the node's durable consumer (other nodes' messages and
+ * sessions' handed-over ones), once the store gave the sessions back (so
+ * a handed-over message finds its session, in order). MOAT_OK (also without
+ * a cluster) or an error with <err> filled (then the cluster is stopped). */
+int cluster_consume(struct broker *b, char *err, size_t errlen);
 /* Waits (bounded) for what was exported to be stored, then leaves the
  * cluster. Safe to call twice and without a cluster. */
 void cluster_stop(struct broker *b);

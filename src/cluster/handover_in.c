@@ -6,7 +6,8 @@
  * as the session's own subscriptions would have delivered it (anyone who
  * may publish on NATS can send such a message), then acknowledges it once
  * it is in the session (and durable, ack.c). A message whose session is not
- * here (not restored yet, or it ended) is refused (NAK) and comes again.
+ * here (it ended, or moved on) is refused (NAK) and comes again, a few
+ * times.
  */
 #include "cluster/cluster_int.h"
 
@@ -29,10 +30,10 @@ enum { HANDOVER_RETRY_MS = 1000, HANDOVER_TRIES = 10 };
 
 static struct log_limiter handover_log;
 
-/* Refuses <nm>, handed over for session <who> that is not here: this node
- * may not have restored its store yet (it consumes before), or the session
- * ended or moved on. JetStream sends it again HANDOVER_RETRY_MS later, up
- * to HANDOVER_TRIES deliveries; then it is dropped (logged). */
+/* Refuses <nm>, handed over for session <who> that is not here (it ended,
+ * or moved on): JetStream sends it again HANDOVER_RETRY_MS later, up to
+ * HANDOVER_TRIES deliveries (it may come back); then it is dropped
+ * (logged). */
 static void not_here(natsMsg *nm, struct moat_bytes who)
 {
 	jsMsgMetaData *meta = NULL;
