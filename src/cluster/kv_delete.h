@@ -21,4 +21,11 @@
 natsStatus cluster_kv_delete_at(jsCtx *js, const char *bucket, const char *key, uint64_t rev,
 				jsErrCode *jerr);
 
+/* cluster_kv_delete_at without waiting: the marker is published
+ * asynchronously through <js> (js_PublishAsyncComplete waits for all);
+ * <js>'s asynchronous error handler, if any, sees a refused one. NATS_OK
+ * when it was sent. */
+natsStatus cluster_kv_delete_at_async(jsCtx *js, const char *bucket, const char *key,
+				      uint64_t rev);
+
 #endif

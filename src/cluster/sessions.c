@@ -41,14 +41,18 @@
  * worker waits for a bucket request (its own JetStream context: a slow
  * JetStream, e.g. electing a leader, stalls a worker's clients this long at
  * most per request). How often a restarted node asks again about sessions
- * the bucket could not tell it about. How often, and how many times, a
- * takeover notice the bucket did not answer about is checked again. */
+ * the bucket could not tell it about, and how many in one loop pass. How
+ * often, and how many times, a takeover notice the bucket did not answer
+ * about is checked again. How long a node that stops waits for the
+ * deletion of its sessions' entries. */
 enum {
 	CLAIM_TRIES = 3,
 	WORKER_WAIT_MS = 1000,
 	SETTLE_RETRY_MS = 1000,
 	NOTICE_RETRY_MS = 1000,
-	NOTICE_TRIES = 10
+	NOTICE_TRIES = 10,
+	SETTLE_BATCH = 64,
+	LEAVE_WAIT_MS = 5000
 };
 /* (The same pace and tries for a claim whose write was not answered.) */
 
@@ -802,6 +806,7 @@ void cluster_worker_started(struct worker *w)
 {
 	struct cluster *cl = w->b->cluster;
 	struct worker_share *ws;
+	bool asking = true;
 
 	if (cl == NULL)
 		return;
@@ -813,8 +818,12 @@ void cluster_worker_started(struct worker *w)
 		if (s->conn != NULL || s->cluster_rev != 0)
 			continue;
 		s->will = NULL; /* not before the bucket says it is this node's */
-		if (!settle(w, s, will))
+		/* once the bucket did not answer, the others are not asked now:
+		 * each would wait as long (WORKER_WAIT_MS) */
+		if (!asking || !settle(w, s, will)) {
+			asking = false;
 			hold_unsettled(ws, s, will);
+		}
 	}
 	if (ws->unsettled_n > 0)
 		log_warn("cluster: the sessions bucket did not answer about %zu sessions from the "
@@ -823,13 +832,16 @@ void cluster_worker_started(struct worker *w)
 	ws->settle_at_ms = clock_mono_ms() + SETTLE_RETRY_MS;
 }
 
-/* Asks the bucket again about the sessions it did not answer for; one
- * whose client came back (its CONNECT claimed it) or that ended is left.
- * True when one was settled (its messages may be handed over). */
+/* Asks the bucket again about the sessions it did not answer for, at most
+ * SETTLE_BATCH in one pass and none after one it does not answer about
+ * (the rest wait for the next try); one whose client came back (its CONNECT
+ * claimed it) or that ended is left. True when one was settled (its
+ * messages may be handed over). */
 static bool settle_again(struct worker *w, struct worker_share *ws)
 {
 	uint64_t now = clock_mono_ms();
-	size_t kept = 0, n = ws->unsettled_n;
+	size_t kept = 0, n = ws->unsettled_n, asked = 0;
+	bool asking = true;
 
 	if (n == 0 || now < ws->settle_at_ms)
 		return false;
@@ -842,14 +854,23 @@ static bool settle_again(struct worker *w, struct worker_share *ws)
 			 * its record too (conn.c saw no Will to cancel) */
 			if (!u.s->dead && u.s->will == NULL)
 				persist_will(w, u.s);
-		} else if (!settle(w, u.s, u.will)) {
-			ws->unsettled[kept++] = u;
-			continue;
+		} else {
+			bool settled = false;
+
+			if (asking && asked < SETTLE_BATCH) {
+				asked++;
+				settled = asking = settle(w, u.s, u.will);
+			}
+			if (!settled) {
+				ws->unsettled[kept++] = u;
+				continue;
+			}
 		}
 		sess_unref(u.s);
 	}
 	ws->unsettled_n = kept;
-	ws->settle_at_ms = now + SETTLE_RETRY_MS;
+	/* every one asked was answered (a full batch): the next pass goes on */
+	ws->settle_at_ms = asking ? now : now + SETTLE_RETRY_MS;
 	return kept < n;
 }
 
@@ -857,11 +878,14 @@ static bool settle_again(struct worker *w, struct worker_share *ws)
 
 void cluster_sessions_leave(struct cluster *cl)
 {
-	size_t deleted = 0;
+	size_t sent = 0;
+	jsPubOptions po;
 
-	if (cl->sessions == NULL || cl->sessions->w == NULL || cl->b->store != NULL ||
+	if (cl->sessions == NULL || cl->sessions->w == NULL || cl->b->cfg->persistence ||
 	    !atomic_load(&cl->connected))
 		return; /* with a store the sessions come back with the node: entries stay */
+	/* all the delete markers at once, then one wait: a slow JetStream
+	 * costs one LEAVE_WAIT_MS, not a request's wait per session */
 	for (unsigned i = 0; i < cl->b->nworkers; i++) {
 		struct worker_share *ws = &cl->sessions->w[i];
 
@@ -869,14 +893,23 @@ void cluster_sessions_leave(struct cluster *cl)
 			const char *key = key_for(&ws->key, moat_bytes_str(s->client_id));
 
 			if (key != NULL && !s->cluster_moved && s->cluster_rev != 0 &&
-			    delete_entry(cl, key, s->cluster_rev))
-				deleted++;
+			    cluster_kv_delete_at_async(cl->sessions->wjs, cl->sessions->bucket, key,
+						       s->cluster_rev) == NATS_OK)
+				sent++;
 		}
 	}
-	if (deleted > 0)
+	if (sent == 0)
+		return;
+	jsPubOptions_Init(&po);
+	po.MaxWait = LEAVE_WAIT_MS;
+	if (js_PublishAsyncComplete(cl->sessions->wjs, &po) == NATS_OK)
 		log_notice("cluster: %zu sessions end with this node (persistence is off): their "
-			   "entries are deleted",
-			   deleted);
+			   "entries are deleted (each only if still this node's)",
+			   sent);
+	else
+		log_warn("cluster: %zu sessions end with this node (persistence is off), but "
+			 "JetStream did not confirm their entries' deletion within %d ms",
+			 sent, LEAVE_WAIT_MS);
 }
 
 /* ---- adopting the sessions of a dead node ---- */

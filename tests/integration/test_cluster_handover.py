@@ -233,6 +233,24 @@ class HandoverTest(ClusterBase):
         self.assertEqual(ack.session_present, 0)
         self.assertIn("1 sessions end with this node", self.nodes["a"].log())
 
+    @unittest.skipIf(persisted_everywhere(), "both nodes keep their sessions in a store")
+    def test_clean_stop_with_a_stalled_jetstream_waits_once_for_all_deletes(self):
+        """30 sessions, then nats-server stopped with SIGSTOP: node a's clean
+        stop sends its 30 conditional deletes at once and waits once (5 s),
+        not 1 s per session."""
+        for i in range(30):
+            self.client("a", "many-%d" % i, clean=False, props=PERSISTENT).disconnect()
+        time.sleep(0.5)	# their offline entries are written
+        self.nats.proc.send_signal(signal.SIGSTOP)
+        try:
+            start = time.monotonic()
+            self.nodes["a"].stop(check=True)
+            took = time.monotonic() - start
+        finally:
+            self.nats.proc.send_signal(signal.SIGCONT)
+        self.assertLess(took, 14.0, "the stop took %.2f s" % took)
+        self.assertIn("30 sessions end with this node", self.nodes["a"].log())
+
 
 class HandoverOverTheQueueBoundTest(ClusterBase):
     """Node a's outbound queue holds 4 KiB: a session's handover is not
