@@ -807,6 +807,7 @@ void cluster_worker_started(struct worker *w)
 	struct cluster *cl = w->b->cluster;
 	struct worker_share *ws;
 	bool asking = true;
+	size_t settled = 0;
 
 	if (cl == NULL)
 		return;
@@ -823,8 +824,11 @@ void cluster_worker_started(struct worker *w)
 		if (!asking || !settle(w, s, will)) {
 			asking = false;
 			hold_unsettled(ws, s, will);
+		} else {
+			settled++;
 		}
 	}
+	log_info("cluster: worker %u settled %zu sessions from the store", w->id, settled);
 	if (ws->unsettled_n > 0)
 		log_warn("cluster: the sessions bucket did not answer about %zu sessions from the "
 			 "store; their Wills wait until it does (asked again every second)",

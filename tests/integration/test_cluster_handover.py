@@ -84,6 +84,7 @@ class HandoverTest(ClusterBase):
         self.wait_log("a", "moved to node b while this node was down")
         # node a dropped its copy: the session goes on on node b alone
         self.restart("a", port)
+        self.wait_log("a", "worker 0 settled")
         self.assertNotIn("moved to node b", self.nodes["a"].log())
 
     def test_handed_over_messages_wait_for_their_restored_session(self):
