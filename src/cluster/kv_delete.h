@@ -1,5 +1,5 @@
 /*
- * A conditional delete of a key-value entry: nats.c 3.4's kvStore_Delete
+ * The subject of a key-value entry, and a conditional delete of one: nats.c 3.4's kvStore_Delete
  * has no expected revision, so the delete marker (an empty message with
  * the header "KV-Operation: DEL") is published on the bucket's subject
  * "$KV.<bucket>.<key>" with "Nats-Expected-Last-Subject-Sequence: <rev>",
@@ -13,6 +13,12 @@
 #include <stdint.h>
 
 #include <nats/nats.h>
+
+#include "base/buf.h"
+
+/* "$KV.<bucket>.<key>", the subject of <key>'s entries, as a C string in
+ * <out> (emptied first); NULL when out of memory. */
+const char *cluster_kv_subject(struct buf *out, const char *bucket, const char *key);
 
 /* Deletes <key> of <bucket> if its last revision is <rev>, waiting for
  * JetStream as long as <js> does. NATS_OK; another status when it was not

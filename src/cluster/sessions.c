@@ -704,13 +704,8 @@ static enum restored check_restored(struct cluster *cl, struct worker_share *ws,
 	jsErrCode jerr = 0;
 	natsStatus st;
 
-	if (key == NULL || !nats_up(cl))
-		return RESTORED_UNKNOWN;
-	buf_consume(&ws->subject, buf_used(&ws->subject));
-	if (buf_append(&ws->subject, "$KV.", 4) < 0 ||
-	    buf_append(&ws->subject, cl->sessions->bucket, strlen(cl->sessions->bucket)) < 0 ||
-	    buf_append(&ws->subject, ".", 1) < 0 ||
-	    buf_append(&ws->subject, key, strlen(key) + 1) < 0)
+	if (key == NULL || !nats_up(cl) ||
+	    cluster_kv_subject(&ws->subject, cl->sessions->bucket, key) == NULL)
 		return RESTORED_UNKNOWN;
 	snprintf(stream, sizeof(stream), "KV_%s", cl->sessions->bucket);
 	st = js_GetLastMsg(&last, cl->sessions->wjs, stream, (const char *)buf_head(&ws->subject),
