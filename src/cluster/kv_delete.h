@@ -1,7 +1,8 @@
 /*
- * The subject of a key-value entry, and a conditional delete of one: nats.c 3.4's kvStore_Delete
- * has no expected revision, so the delete marker (an empty message with
- * the header "KV-Operation: DEL") is published on the bucket's subject
+ * The subject of a key-value entry, and a conditional delete of one:
+ * nats.c 3.4's kvStore_Delete has no expected revision, so the delete
+ * marker (an empty message with the header "KV-Operation: DEL") is
+ * published on the bucket's subject
  * "$KV.<bucket>.<key>" with "Nats-Expected-Last-Subject-Sequence: <rev>",
  * as the other NATS clients do it: JetStream stores it only while <rev> is
  * still the key's last revision, so a write another node made since then
