@@ -48,8 +48,7 @@ natsStatus cluster_kv_delete_at(jsCtx *js, const char *bucket, const char *key, 
 	return s;
 }
 
-natsStatus cluster_kv_delete_at_async(jsCtx *js, const char *bucket, const char *key,
-				      uint64_t rev)
+natsStatus cluster_kv_delete_at_async(jsCtx *js, const char *bucket, const char *key, uint64_t rev)
 {
 	natsMsg *nm = NULL;
 	natsStatus s = delete_marker(&nm, bucket, key, rev);

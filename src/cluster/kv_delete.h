@@ -32,7 +32,6 @@ natsStatus cluster_kv_delete_at(jsCtx *js, const char *bucket, const char *key, 
  * asynchronously through <js> (js_PublishAsyncComplete waits for all);
  * <js>'s asynchronous error handler, if any, sees a refused one. NATS_OK
  * when it was sent. */
-natsStatus cluster_kv_delete_at_async(jsCtx *js, const char *bucket, const char *key,
-				      uint64_t rev);
+natsStatus cluster_kv_delete_at_async(jsCtx *js, const char *bucket, const char *key, uint64_t rev);
 
 #endif

@@ -11,11 +11,12 @@
  * for the new owner's stream subject (handover.h) in the outbound queue
  * (outbound.c: in order, kept until JetStream stored them, in the store
  * with persistence on) and drops its copy; the new owner (handover_in.c)
- * acknowledges each once it is in the session (and durable, ack.c). A restarted node settles
- * the sessions its store gave back against the bucket; a node without
- * persistence deletes its entries when it stops. Sessions of a node that
- * died are adopted by a survivor (liveness.c): they become offline sessions
- * there, so their Wills and expiry run as on one node.
+ * acknowledges each once it is in the session (and durable, ack.c). A
+ * restarted node settles the sessions its store gave back against the
+ * bucket; a node without persistence deletes its entries when it stops.
+ * Sessions of a node that died are adopted by a survivor (liveness.c): they
+ * become offline sessions there, so their Wills and expiry run as on one
+ * node.
  */
 #include "cluster/cluster_int.h"
 
@@ -43,8 +44,9 @@
  * most per request). How often a restarted node asks again about sessions
  * the bucket could not tell it about, and how many in one loop pass. How
  * often, and how many times, a takeover notice the bucket did not answer
- * about is checked again. How long a node that stops waits for the
- * deletion of its sessions' entries. */
+ * about is checked again (and the entry of a claim whose write was not
+ * answered read again). How long a node that stops waits for the deletion
+ * of its sessions' entries. */
 enum {
 	CLAIM_TRIES = 3,
 	WORKER_WAIT_MS = 1000,
@@ -54,7 +56,6 @@ enum {
 	SETTLE_BATCH = 64,
 	LEAVE_WAIT_MS = 5000
 };
-/* (The same pace and tries for a claim whose write was not answered.) */
 
 enum action_kind { ACT_TAKEN, ACT_ADOPT };
 
@@ -80,8 +81,8 @@ struct unsettled {
 /* A session whose claim was written but not answered (timed out): it may
  * have been stored. Read again at the next pass, until it is known. */
 struct unsure {
-	struct session *s; /* a reference */
-	uint64_t read_rev; /* the revision the claim was written at (0: none) */
+	struct session *s;		  /* a reference */
+	uint64_t read_rev;		  /* the revision the claim was written at (0: none) */
 	char owner[CLUSTER_NODE_MAX + 1]; /* the entry's owner then ("": this node or none) */
 	bool hand_over;			  /* the session resumed from that owner */
 	unsigned tries;			  /* reads that got no answer */
@@ -569,9 +570,8 @@ static enum claim check_claim(struct cluster *cl, const struct action *a, uint64
 	if (st != NATS_OK && st != NATS_NOT_FOUND)
 		r = CLAIM_UNKNOWN;
 	else if (st == NATS_OK && kvEntry_Revision(e) >= a->rev && kvEntry_Revision(e) > mine &&
-		 snapshot_decode(
-		     (struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)}, &snap,
-		     &why) == MOAT_OK &&
+		 snapshot_decode((struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
+				 &snap, &why) == MOAT_OK &&
 		 moat_bytes_eq(snap.owner, moat_bytes_str(a->node)))
 		r = CLAIM_REAL;
 	snapshot_fini(&snap);
@@ -1085,9 +1085,10 @@ static void settle_claims(struct worker *w, struct worker_share *ws)
 			continue;
 		}
 		if (u->tries >= NOTICE_TRIES)
-			log_warn("cluster: session %s: the sessions bucket did not answer about its "
-				 "claim; other nodes may still hold it",
-				 u->s->client_id);
+			log_warn(
+			    "cluster: session %s: the sessions bucket did not answer about its "
+			    "claim; other nodes may still hold it",
+			    u->s->client_id);
 		sess_unref(u->s);
 	}
 	ws->unsure_n = kept;
