@@ -877,26 +877,35 @@ static bool settle_again(struct worker *w, struct worker_share *ws)
 
 void cluster_sessions_leave(struct cluster *cl)
 {
-	size_t sent = 0;
+	size_t sent = 0, unsent = 0;
 	jsPubOptions po;
 
 	if (cl->sessions == NULL || cl->sessions->w == NULL || cl->b->cfg->persistence ||
 	    !atomic_load(&cl->connected))
 		return; /* with a store the sessions come back with the node: entries stay */
 	/* all the delete markers at once, then one wait: a slow JetStream
-	 * costs one LEAVE_WAIT_MS, not a request's wait per session */
+	 * costs one LEAVE_WAIT_MS, not a request's wait per session; once one
+	 * cannot be sent (too many wait for JetStream), the rest are not tried */
 	for (unsigned i = 0; i < cl->b->nworkers; i++) {
 		struct worker_share *ws = &cl->sessions->w[i];
 
 		for (struct session *s = cl->b->workers[i].sessions; s != NULL; s = s->wnext) {
 			const char *key = key_for(&ws->key, moat_bytes_str(s->client_id));
 
-			if (key != NULL && !s->cluster_moved && s->cluster_rev != 0 &&
+			if (key == NULL || s->cluster_moved || s->cluster_rev == 0)
+				continue;
+			if (unsent == 0 &&
 			    cluster_kv_delete_at_async(cl->sessions->wjs, cl->sessions->bucket, key,
 						       s->cluster_rev) == NATS_OK)
 				sent++;
+			else
+				unsent++;
 		}
 	}
+	if (unsent > 0)
+		log_warn("cluster: %zu sessions end with this node (persistence is off) but their "
+			 "entries could not be deleted: JetStream does not take more",
+			 unsent);
 	if (sent == 0)
 		return;
 	jsPubOptions_Init(&po);
