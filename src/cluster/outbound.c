@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/record.h"
+#include "cluster/handover.h"
 
 /* Copies sent and not acknowledged at once; how long a refused copy waits
  * before it is sent again; how often the queue looks whether the copies sent
@@ -398,10 +399,12 @@ int cluster_outbound_restore(struct broker *b, uint64_t seq, struct moat_bytes s
 	memcpy(name, subject.ptr, subject.len);
 	name[subject.len] = '\0';
 	pthread_mutex_lock(&cl->out.lock);
-	/* a restarted node sends what it promised, even over a lowered bound */
+	/* a restarted node sends what it promised, even over a lowered bound
+	 * (handed-over messages stay outside it, as when they were queued) */
 	max = cl->out.q.max_bytes;
 	cl->out.q.max_bytes = 0;
-	rc = outq_push(&cl->out.q, seq, name, data.ptr, data.len, 0);
+	rc = (handover_is(data) ? outq_push_beyond : outq_push)(&cl->out.q, seq, name, data.ptr,
+								data.len, 0);
 	cl->out.q.max_bytes = max;
 	pthread_mutex_unlock(&cl->out.lock);
 	return rc;
