@@ -3,11 +3,15 @@ a real nats-server -js and two moatd nodes. A node restarted with its store
 hands the queued messages of a session that moved to another node while it
 was down over to that node (which waits for them if it has not restored the
 session yet), and drops (without its Will) a session that ended on another
-node meanwhile (its entry deleted); a node without persistence deletes its
-sessions' entries when it stops, so no node resumes what is lost; a stalled
-JetStream holds a CONNECT about a second, not half a minute; and a session
-entry's conditional delete leaves another writer's newer claim
-(cluster_kv_writers, two writers on one key)."""
+node meanwhile (its entry deleted), and writes again the entry of one it
+keeps; a node without persistence deletes its sessions' entries when it
+stops (at once, waiting once), so no node resumes what is lost; a stalled
+JetStream holds a CONNECT about a second, not half a minute; forged takeover
+notices and handed-over messages (anyone on NATS can publish them) neither
+kick a client nor reach a session its subscriptions would not; a handover
+is not bounded by the outbound queue; and a session entry's conditional
+delete leaves another writer's newer claim (cluster_kv_writers, two writers
+on one key)."""
 import os
 import signal
 import socket
