@@ -347,12 +347,18 @@ static void item_deliver(struct worker *w, struct inbox_item *item)
 {
 	bool live = !item->sess->dead;
 	uint32_t mark = persist_mark(w);
+	uint8_t qos = item->qos;
 
+	/* a message handed over with its session (src/cluster/handover_in.c):
+	 * admitted as its subscriptions allow, acknowledged once it is in the
+	 * session, and durable */
+	if (item->cluster_ack != NULL && !cluster_handover_admit(w, item, &qos)) {
+		item_drop(w, item, false);
+		return;
+	}
 	if (live)
-		sess_deliver(w, item->sess, item->msg, item->qos, item->retain, item->sub_ids,
+		sess_deliver(w, item->sess, item->msg, qos, item->retain, item->sub_ids,
 			     item->sub_id_count, item->store_id);
-	/* a message handed over with its session (src/cluster/sessions.c):
-	 * acknowledged once it is in the session, and durable */
 	cluster_routed(w, item->cluster_ack, mark);
 	item_drop(w, item, live);
 }

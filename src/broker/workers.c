@@ -82,6 +82,8 @@ int broker_init(struct broker *b, struct moat_config *cfg)
 		rc = cluster_start(b, err, sizeof(err));
 	if (rc == MOAT_OK)
 		rc = persist_open(b, err, sizeof(err));
+	if (rc == MOAT_OK)
+		rc = cluster_consume(b, err, sizeof(err));
 	if (rc < 0) {
 		log_err("%s", err);
 		broker_fini(b);

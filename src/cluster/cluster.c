@@ -281,6 +281,18 @@ static int consume_stream(struct cluster *cl, const char *cluster_name, char *er
 			    : nats_fail(err, errlen, "cannot create the node's consumer", s, jerr);
 }
 
+/* Starts the node's durable consumer once both the node has joined and its
+ * store is restored (handed-over messages then find their sessions), from
+ * whichever of the two comes last (cluster_start's join or the join
+ * thread, and cluster_consume after persist_open); once. */
+static int consume_once_ready(struct cluster *cl, char *err, size_t errlen)
+{
+	if (!atomic_load(&cl->joined) || !atomic_load(&cl->restored) ||
+	    atomic_exchange(&cl->consuming, true))
+		return MOAT_OK;
+	return consume_stream(cl, cl->name, err, errlen);
+}
+
 /* What needs NATS: the streams, buckets and consumers, the watches, the
  * sessions and heartbeats. Once the other nodes' interest is read (or
  * after JOIN_LOAD_MS), exports go to them: the workers are woken to send
@@ -303,8 +315,6 @@ static int join_cluster(struct cluster *cl, char *err, size_t errlen)
 		rc = cluster_nodes_start(cl, cl->name, err, errlen);
 	if (rc == MOAT_OK)
 		rc = cluster_liveness_start(cl, cl->name, err, errlen);
-	if (rc == MOAT_OK)
-		rc = consume_stream(cl, cl->name, err, errlen);
 	if (rc < 0)
 		return rc;
 	deadline = clock_mono_ms() + JOIN_LOAD_MS;
@@ -312,6 +322,9 @@ static int join_cluster(struct cluster *cl, char *err, size_t errlen)
 	       !atomic_load(&cl->join_stop))
 		usleep(JOIN_POLL_US);
 	atomic_store(&cl->joined, true);
+	rc = consume_once_ready(cl, err, errlen);
+	if (rc < 0)
+		return rc;
 	for (unsigned i = 0; i < cl->b->nworkers; i++)
 		worker_wake(&cl->b->workers[i]);
 	log_notice("cluster: node %s joined cluster %s", cl->node, cl->name);
@@ -384,6 +397,19 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 		return rc;
 	}
 	return MOAT_OK;
+}
+
+int cluster_consume(struct broker *b, char *err, size_t errlen)
+{
+	int rc;
+
+	if (b->cluster == NULL)
+		return MOAT_OK;
+	atomic_store(&b->cluster->restored, true);
+	rc = consume_once_ready(b->cluster, err, errlen);
+	if (rc < 0)
+		cluster_stop(b);
+	return rc;
 }
 
 void cluster_stop(struct broker *b)

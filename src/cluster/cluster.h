@@ -25,11 +25,17 @@ struct broker;
 struct worker;
 struct conn;
 struct msg;
+struct inbox_item;
 
 /* Joins the cluster when cluster_url is configured (b->cluster set): its
  * workers and retained store exist, their threads need not run. MOAT_OK
  * (also without a cluster) or an error with <err> filled. */
 int cluster_start(struct broker *b, char *err, size_t errlen);
+/* Starts consuming the node's durable consumer (other nodes' messages and
+ * sessions' handed-over ones), once the store gave the sessions back (so
+ * a handed-over message finds its session, in order). MOAT_OK (also without
+ * a cluster) or an error with <err> filled (then the cluster is stopped). */
+int cluster_consume(struct broker *b, char *err, size_t errlen);
 /* Waits (bounded) for what was exported to be stored, then leaves the
  * cluster. Safe to call twice and without a cluster. */
 void cluster_stop(struct broker *b);
@@ -63,6 +69,14 @@ void cluster_forget(void *cluster_ack);
 /* A share's message found no member here: JetStream gives it to another
  * node of the share (share.c). */
 void cluster_refuse(void *cluster_ack);
+/* Worker <w>, the owner of <item>'s session, about to deliver <item>, a
+ * message handed over with the session (<cluster_ack> set): true with the
+ * QoS to deliver it at in *<qos> (no higher than the session's matching
+ * subscriptions grant; <item>'s identifiers cut to theirs); false when it
+ * must not go in (the session is gone: refused, JetStream sends it again;
+ * no subscription of the session matches it, or its ACL forbids it:
+ * acknowledged, dropped, logged), <cluster_ack> then consumed (NULL). */
+bool cluster_handover_admit(struct worker *w, struct inbox_item *item, uint8_t *qos);
 
 /* ---- gating answers on JetStream (as persist.h gates them on the store) ---- */
 /* How many QoS 1/2 messages <w> has exported so far: compare after a packet. */

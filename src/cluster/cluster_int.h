@@ -158,6 +158,9 @@ struct cluster {
 	 * connected; until <joined> exports wait (outbound.c) and nothing else
 	 * uses NATS */
 	atomic_bool joined, join_stop;
+	/* the store is restored (cluster_consume); the durable consumer is
+	 * started (once both that and <joined>) */
+	atomic_bool restored, consuming;
 	pthread_t join_thread;
 	bool join_running;
 	struct cluster_outbound out;
@@ -290,10 +293,10 @@ int cluster_sessions_start(struct cluster *cl, const char *name, char *err, size
 void cluster_sessions_stop(struct cluster *cl);
 /* End of worker <w>'s pass: takeovers and adoptions for it, changed sessions written. */
 void cluster_sessions_flush(struct worker *w);
-/* A stream message handed over for one session (handover.h): posted to its
- * owner worker, which acknowledges it once it is in the session (true; also
- * when it is malformed or waits for its session), or not such a message
- * (false, nothing done). */
+/* handover_in.c: a stream message handed over for one session (handover.h):
+ * posted to its owner worker, which acknowledges it once it is in the
+ * session (true; also when it is malformed or waits for its session), or
+ * not such a message (false, nothing done). */
 bool cluster_session_message(struct cluster *cl, natsMsg *nm);
 /* A clean stop without persistence (the workers have stopped): this node's
  * sessions end with it, so their entries are deleted (if still its own). */
@@ -320,7 +323,8 @@ void cluster_outbound_init(struct cluster *cl, uint64_t max_bytes);
 int cluster_outbound_start(struct cluster *cl, char *err, size_t errlen);
 void cluster_outbound_stop(struct cluster *cl);
 void cluster_outbound_fini(struct cluster *cl);
-/* Whether exports go to the queue: NATS unreachable, or older copies wait. */
+/* Whether exports go to the queue: NATS unreachable, or older copies wait
+ * (handed-over messages do not count). */
 bool cluster_outbound_wanted(struct cluster *cl);
 /* Queues the copy <data> for <subject> exported by worker <w> (with
  * persistence on, written in <w>'s batch, so its answer waits for the
@@ -343,6 +347,11 @@ void cluster_outbound_export_waiting(struct worker *w,
 				     void (*export)(struct worker *w, const struct msg *m));
 /* Frees <cw>'s waiting messages (stopping; their records stay in the store). */
 void cluster_outbound_forget_waiting(struct cluster *cl, struct cluster_worker *cw);
+/* cluster_outbound_push for a message handed over with a session: over
+ * the bound if need be, and not counted by cluster_outbound_wanted or
+ * cluster_queue_full (so a handover neither loses messages nor holds up or
+ * refuses publishers). MOAT_OK or MOAT_E_NOMEM. */
+int cluster_outbound_push_handover(struct worker *w, const char *subject, const struct buf *data);
 /* End of <w>'s pass, its batch submitted: what it queued may be sent. */
 void cluster_outbound_flush(struct worker *w);
 /* A QoS 0 copy was dropped, the queue being full (counted, logged rarely). */
@@ -367,6 +376,7 @@ struct action {
 	bool hand_over;			 /* ACT_TAKEN: send the new owner the messages */
 	char node[CLUSTER_NODE_MAX + 1]; /* ACT_TAKEN: the new owner */
 	uint64_t rev;			 /* the entry's revision (the claim's, for ACT_TAKEN) */
+	unsigned tries;			 /* ACT_TAKEN: bucket checks that got no answer */
 	char *key;
 	struct buf value; /* ACT_ADOPT: the entry */
 };

@@ -24,6 +24,7 @@
 #include "broker/broker.h"
 #include "broker/persist.h"
 #include "broker/record.h"
+#include "cluster/handover.h"
 #include "cluster/subject.h"
 #include "cluster/wire.h"
 
@@ -222,7 +223,7 @@ bool cluster_outbound_wanted(struct cluster *cl)
 	if (!atomic_load(&cl->connected) || !atomic_load(&cl->joined))
 		return true;
 	pthread_mutex_lock(&cl->out.lock);
-	wanted = !outq_empty(&cl->out.q);
+	wanted = !outq_only_beyond(&cl->out.q); /* handed-over messages do not hold exports */
 	pthread_mutex_unlock(&cl->out.lock);
 	return wanted;
 }
@@ -243,8 +244,10 @@ static int put_record(struct cluster_outbound *out, struct store_batch *batch, u
 	return store_batch_put(batch, key.ptr, key.len, buf_head(&out->val), buf_used(&out->val));
 }
 
-int cluster_outbound_push(struct worker *w, const char *subject, const struct buf *data,
-			  bool promised)
+/* cluster_outbound_push (<promised>: a waiting export's copy, queued even
+ * over the bound), or <beyond> the bound and outside it (a handover). */
+static int queue_copy(struct worker *w, const char *subject, const struct buf *data,
+		      bool promised, bool beyond)
 {
 	struct cluster *cl = w->b->cluster;
 	struct cluster_outbound *out = &cl->out;
@@ -254,16 +257,23 @@ int cluster_outbound_push(struct worker *w, const char *subject, const struct bu
 
 	pthread_mutex_lock(&out->lock);
 	seq = out->q.next_seq;
-	/* the bound counts the waiting exports too; their copies go over it */
-	max = out->q.max_bytes;
-	out->q.max_bytes = 0;
-	if (!promised && max != 0 &&
-	    out->q.bytes + out->waiting_bytes + outq_entry_bytes(subject, buf_used(data)) > max)
-		rc = MOAT_E_LIMIT;
-	else
-		rc = outq_push(&out->q, seq, subject, buf_head(data), buf_used(data),
-			       stored ? w->id + 1 : 0);
-	out->q.max_bytes = max;
+	if (beyond) {
+		rc = outq_push_beyond(&out->q, seq, subject, buf_head(data), buf_used(data),
+				      stored ? w->id + 1 : 0);
+	} else {
+		/* the bound counts the waiting exports too; their copies go over it */
+		max = out->q.max_bytes;
+		out->q.max_bytes = 0;
+		if (!promised && max != 0 &&
+		    outq_bounded_bytes(&out->q) + out->waiting_bytes +
+			    outq_entry_bytes(subject, buf_used(data)) >
+			max)
+			rc = MOAT_E_LIMIT;
+		else
+			rc = outq_push(&out->q, seq, subject, buf_head(data), buf_used(data),
+				       stored ? w->id + 1 : 0);
+		out->q.max_bytes = max;
+	}
 	if (rc == MOAT_OK && stored && put_record(out, &w->batch, seq, subject, data) < 0) {
 		outq_acked(&out->q, seq); /* cannot be promised: not queued */
 		rc = MOAT_E_NOMEM;
@@ -274,6 +284,17 @@ int cluster_outbound_push(struct worker *w, const char *subject, const struct bu
 	}
 	pthread_mutex_unlock(&out->lock);
 	return rc;
+}
+
+int cluster_outbound_push(struct worker *w, const char *subject, const struct buf *data,
+			  bool promised)
+{
+	return queue_copy(w, subject, data, promised, false);
+}
+
+int cluster_outbound_push_handover(struct worker *w, const char *subject, const struct buf *data)
+{
+	return queue_copy(w, subject, data, false, true);
 }
 
 void cluster_outbound_flush(struct worker *w)
@@ -397,7 +418,7 @@ bool cluster_queue_full(struct broker *b, struct moat_bytes topic, size_t payloa
 	if (copies == 0)
 		return false;
 	pthread_mutex_lock(&cl->out.lock);
-	full = cl->out.q.bytes + cl->out.waiting_bytes +
+	full = outq_bounded_bytes(&cl->out.q) + cl->out.waiting_bytes +
 		   copies * ENTRY_BYTES_MAX(topic.len, payload_len) >
 	       cl->out.q.max_bytes;
 	pthread_mutex_unlock(&cl->out.lock);
@@ -520,10 +541,12 @@ int cluster_outbound_restore(struct broker *b, uint64_t seq, struct moat_bytes s
 			cl->out.q.next_seq = seq + 1;
 	} else {
 		msg_unref(m);
-		/* a restarted node sends what it promised, even over a lowered bound */
+		/* a restarted node sends what it promised, even over a lowered
+		 * bound (handed-over messages stay outside it, as when queued) */
 		max = cl->out.q.max_bytes;
 		cl->out.q.max_bytes = 0;
-		rc = outq_push(&cl->out.q, seq, name, data.ptr, data.len, 0);
+		rc = (handover_is(data) ? outq_push_beyond : outq_push)(&cl->out.q, seq, name,
+									data.ptr, data.len, 0);
 		cl->out.q.max_bytes = max;
 	}
 	pthread_mutex_unlock(&cl->out.lock);
@@ -558,7 +581,7 @@ void cluster_outbound_wait(struct worker *w, const struct msg *m)
 		bytes = outq_entry_bytes(subject, buf_used(&cw->data));
 		pthread_mutex_lock(&out->lock);
 		if (out->q.max_bytes != 0 &&
-		    out->q.bytes + out->waiting_bytes + bytes > out->q.max_bytes)
+		    outq_bounded_bytes(&out->q) + out->waiting_bytes + bytes > out->q.max_bytes)
 			rc = MOAT_E_LIMIT;
 		else if (w->b->store == NULL ||
 			 (rc = put_record(out, &w->batch, seq = out->q.next_seq++, subject,

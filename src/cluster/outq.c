@@ -49,16 +49,15 @@ static int grow(struct outq *q)
 	return MOAT_OK;
 }
 
-int outq_push(struct outq *q, uint64_t seq, const char *subject, const uint8_t *data, size_t len,
-	      unsigned holder)
+/* Appends entry <seq> (see outq_push), <beyond> the bound or not. */
+static int append(struct outq *q, uint64_t seq, const char *subject, const uint8_t *data,
+		  size_t len, unsigned holder, bool beyond)
 {
 	size_t slen = strlen(subject) + 1;
 	uint64_t bytes = outq_entry_bytes(subject, len);
 	struct outq_entry *e;
 	char *mem;
 
-	if (q->max_bytes != 0 && q->bytes + bytes > q->max_bytes)
-		return MOAT_E_LIMIT;
 	if (q->n == q->cap && grow(q) < 0)
 		return MOAT_E_NOMEM;
 	mem = malloc(slen + len);
@@ -74,11 +73,31 @@ int outq_push(struct outq *q, uint64_t seq, const char *subject, const uint8_t *
 				 .subject = mem,
 				 .data = (uint8_t *)mem + slen,
 				 .len = len,
-				 .holder = holder};
+				 .holder = holder,
+				 .beyond = beyond};
 	if (seq >= q->next_seq)
 		q->next_seq = seq + 1;
 	q->bytes += bytes;
+	if (beyond) {
+		q->beyond_n++;
+		q->beyond_bytes += bytes;
+	}
 	return MOAT_OK;
+}
+
+int outq_push(struct outq *q, uint64_t seq, const char *subject, const uint8_t *data, size_t len,
+	      unsigned holder)
+{
+	if (q->max_bytes != 0 &&
+	    outq_bounded_bytes(q) + outq_entry_bytes(subject, len) > q->max_bytes)
+		return MOAT_E_LIMIT;
+	return append(q, seq, subject, data, len, holder, false);
+}
+
+int outq_push_beyond(struct outq *q, uint64_t seq, const char *subject, const uint8_t *data,
+		     size_t len, unsigned holder)
+{
+	return append(q, seq, subject, data, len, holder, true);
 }
 
 void outq_release(struct outq *q, unsigned holder, size_t n)
@@ -139,8 +158,15 @@ bool outq_acked(struct outq *q, uint64_t seq)
 	e->acked = true;
 	e->holder = 0; /* never sent now: not counted as held */
 	while (q->n > 0 && at(q, 0)->acked) {
+		uint64_t bytes;
+
 		e = at(q, 0);
-		q->bytes -= outq_entry_bytes(e->subject, e->len);
+		bytes = outq_entry_bytes(e->subject, e->len);
+		q->bytes -= bytes;
+		if (e->beyond) {
+			q->beyond_n--;
+			q->beyond_bytes -= bytes;
+		}
 		free(e->subject);
 		q->head = (q->head + 1) % q->cap;
 		q->n--;

@@ -19,6 +19,7 @@ struct outq_entry {
 	bool sent;	 /* handed to NATS, its acknowledgement awaited */
 	bool acked;	 /* acknowledged out of order: leaves once it is first */
 	unsigned holder; /* not to be sent yet: held by its queuer (outq_release); 0 = free */
+	bool beyond;	 /* outside the bound (outq_push_beyond) */
 	char *subject;
 	uint8_t *data;
 	size_t len;
@@ -30,6 +31,9 @@ struct outq {
 	uint64_t bytes, max_bytes; /* subject + data bytes held; the bound (0 = none) */
 	uint64_t next_seq;	   /* the next entry's number (> every held one; may be set higher) */
 	size_t sent;		   /* entries sent and not yet acknowledged */
+	/* of <n> and <bytes>, the entries outside the bound (outq_push_beyond) */
+	size_t beyond_n;
+	uint64_t beyond_bytes;
 };
 
 /* An empty queue of at most <max_bytes> (0 = unbounded). */
@@ -46,6 +50,10 @@ uint64_t outq_entry_bytes(const char *subject, size_t len);
  * nothing changed. */
 int outq_push(struct outq *q, uint64_t seq, const char *subject, const uint8_t *data, size_t len,
 	      unsigned holder);
+/* outq_push, but the entry neither counts against max_bytes nor is
+ * refused by it (a session's handed-over messages, docs/cluster.md). */
+int outq_push_beyond(struct outq *q, uint64_t seq, const char *subject, const uint8_t *data,
+		     size_t len, unsigned holder);
 /* Frees the newest <n> entries held by <holder> (its queuer submitted their
  * store writes: a deletion submitted later cannot come first). */
 void outq_release(struct outq *q, unsigned holder, size_t n);
@@ -65,6 +73,18 @@ void outq_unsend_all(struct outq *q);
 static inline bool outq_empty(const struct outq *q)
 {
 	return q->n == 0;
+}
+
+/* Whether every entry is outside the bound (none is: outq_empty). */
+static inline bool outq_only_beyond(const struct outq *q)
+{
+	return q->n == q->beyond_n;
+}
+
+/* The bytes the entries within the bound hold. */
+static inline uint64_t outq_bounded_bytes(const struct outq *q)
+{
+	return q->bytes - q->beyond_bytes;
 }
 
 /* The oldest entry, or NULL. */

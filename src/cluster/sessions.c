@@ -10,12 +10,13 @@
  * connection (DISCONNECT 0x8E), queues its in-flight and queued messages
  * for the new owner's stream subject (handover.h) in the outbound queue
  * (outbound.c: in order, kept until JetStream stored them, in the store
- * with persistence on) and drops its copy; the new owner acknowledges each
- * once it is in the session (and durable, ack.c). A restarted node settles
- * the sessions its store gave back against the bucket; a node without
- * persistence deletes its entries when it stops. Sessions of a node that
- * died are adopted by a survivor (adopt.c): they become offline sessions
- * there, so their Wills and expiry run as on one node.
+ * with persistence on) and drops its copy; the new owner (handover_in.c)
+ * acknowledges each once it is in the session (and durable, ack.c). A
+ * restarted node settles the sessions its store gave back against the
+ * bucket; a node without persistence deletes its entries when it stops.
+ * Sessions of a node that died are adopted by a survivor (adopt.c): they
+ * become offline sessions there, so their Wills and expiry run as on one
+ * node.
  */
 #include "cluster/cluster_int.h"
 
@@ -35,20 +36,24 @@
 #include "cluster/kv_delete.h"
 #include "cluster/snapshot.h"
 #include "cluster/subject.h"
-#include "cluster/wire.h"
 
 /* Tries of a claim that other nodes' claims keep overtaking. How long a
  * worker waits for a bucket request (its own JetStream context: a slow
  * JetStream, e.g. electing a leader, stalls a worker's clients this long at
  * most per request). How often a restarted node asks again about sessions
- * the bucket could not tell it about. How long, and how many times, a
- * handed-over message whose session is not here waits for it. */
+ * the bucket could not tell it about, and how many in one loop pass. How
+ * often, and how many times, a takeover notice the bucket did not answer
+ * about is checked again (and the entry of a claim whose write was not
+ * answered read again). How long a node that stops waits for the deletion
+ * of its sessions' entries. */
 enum {
 	CLAIM_TRIES = 3,
 	WORKER_WAIT_MS = 1000,
 	SETTLE_RETRY_MS = 1000,
-	HANDOVER_RETRY_MS = 1000,
-	HANDOVER_TRIES = 10
+	NOTICE_RETRY_MS = 1000,
+	NOTICE_TRIES = 10,
+	SETTLE_BATCH = 64,
+	LEAVE_WAIT_MS = 5000
 };
 
 /* A session from the store that the bucket could not be asked about yet;
@@ -56,6 +61,16 @@ enum {
 struct unsettled {
 	struct session *s; /* a reference */
 	struct msg *will;
+};
+
+/* A session whose claim was written but not answered (timed out): it may
+ * have been stored. Read again at the next pass, until it is known. */
+struct unsure {
+	struct session *s;		  /* a reference */
+	uint64_t read_rev;		  /* the revision the claim was written at (0: none) */
+	char owner[CLUSTER_NODE_MAX + 1]; /* the entry's owner then ("": this node or none) */
+	bool hand_over;			  /* the session resumed from that owner */
+	unsigned tries;			  /* reads that got no answer */
 };
 
 struct worker_share {
@@ -66,6 +81,11 @@ struct worker_share {
 	struct unsettled *unsettled; /* the worker's own */
 	size_t unsettled_n, unsettled_cap;
 	uint64_t settle_at_ms;
+	struct unsure *unsure; /* the worker's own */
+	size_t unsure_n, unsure_cap;
+	uint64_t unsure_at_ms;
+	struct action *later; /* the worker's own: notices to check again at <later_at_ms> */
+	uint64_t later_at_ms;
 	struct buf key, value, scratch, subject; /* the worker's scratch */
 };
 
@@ -95,6 +115,24 @@ void cluster_action_free(struct action *a)
 	free(a->key);
 	buf_fini(&a->value);
 	free(a);
+}
+
+/* The link at the end of list <*head>. */
+static struct action **action_end(struct action **head)
+{
+	while (*head != NULL)
+		head = &(*head)->next;
+	return head;
+}
+
+static void actions_free(struct action *a)
+{
+	while (a != NULL) {
+		struct action *next = a->next;
+
+		cluster_action_free(a);
+		a = next;
+	}
 }
 
 /* Dropped once the cluster is stopping: cluster_stop frees the queues next. */
@@ -214,6 +252,8 @@ static bool same_user(const struct snapshot *snap, const struct conn *c)
 	       memcmp(snap->username.ptr, c->username, snap->username.len) == 0;
 }
 
+/* Gives <s> the subscriptions of <snap>; with <check>, only those its
+ * identity may make here (deny by default: this node's ACL decides). */
 void cluster_session_restore_subs(struct worker *w, struct session *s, const struct snapshot *snap,
 				  bool check)
 {
@@ -226,6 +266,14 @@ void cluster_session_restore_subs(struct worker *w, struct session *s, const str
 		if (sess_subscribe(w->b, s, x->filter, &x->opts, x->sub_id, &reason) >= 0)
 			persist_sub_save(w, s, x->filter, &x->opts, x->sub_id);
 	}
+}
+
+/* Drops <s>'s subscriptions, here and in the store. */
+static void drop_subs(struct worker *w, struct session *s)
+{
+	for (const struct sub *x = s->subs; x != NULL; x = x->next)
+		persist_sub_drop(w, s, (struct moat_bytes){x->filter, x->len});
+	sess_remove_subs(w->b, s);
 }
 
 /* Tells <owner> that this node took <key> over at revision <rev>;
@@ -257,13 +305,40 @@ static bool copy_is_current(struct cluster *cl, bool known, const struct snapsho
 	return !known || moat_bytes_eq(snap->owner, moat_bytes_str(cl->node));
 }
 
+/* Keeps <s> aside (a reference): its claim at revision <read_rev> was not
+ * answered; <owner> had it then, <hand_over>: it resumed from there. */
+static void hold_unsure(struct worker_share *ws, struct session *s, uint64_t read_rev,
+			struct moat_bytes owner, bool hand_over)
+{
+	struct unsure *u;
+
+	log_warn("cluster: session %s: the sessions bucket did not answer its claim; read "
+		 "again every second",
+		 s->client_id);
+	if (ws->unsure_n == ws->unsure_cap) {
+		size_t cap = ws->unsure_cap ? ws->unsure_cap * 2 : 16;
+		struct unsure *v = realloc(ws->unsure, cap * sizeof(*v));
+
+		if (v == NULL)
+			return; /* as if never claimed: its next change claims it again */
+		ws->unsure = v;
+		ws->unsure_cap = cap;
+	}
+	u = &ws->unsure[ws->unsure_n++];
+	*u = (struct unsure){.s = s, .read_rev = read_rev, .hand_over = hand_over};
+	snprintf(u->owner, sizeof(u->owner), "%.*s", (int)owner.len, (const char *)owner.ptr);
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	ws->unsure_at_ms = clock_mono_ms() + NOTICE_RETRY_MS;
+}
+
 bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 {
 	struct cluster *cl = c->b->cluster;
 	struct worker_share *ws;
 	struct session *s = c->sess;
-	uint64_t mine = s->cluster_rev;
-	bool resumed = false;
+	const uint64_t last = s->cluster_rev;
+	uint64_t mine = last;
+	bool resumed = false, stale = false;
 	const char *key;
 
 	if (cl == NULL || c->internal || !nats_up(cl))
@@ -276,10 +351,22 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 		kvEntry *e = NULL;
 		const char *why = NULL;
 		natsStatus st = kvStore_Get(&e, cl->sessions->wkv, key);
+		uint64_t read_rev;
 		bool known, elsewhere;
 
-		if (st != NATS_OK && st != NATS_NOT_FOUND)
-			break; /* JetStream slow or unreachable: the client waits no longer */
+		if (st != NATS_OK && st != NATS_NOT_FOUND) {
+			/* JetStream slow or unreachable: the client waits no
+			 * longer; nothing was written, this node's last write
+			 * stands unless another node's claim overtook one */
+			if (i == 0) {
+				log_warn("cluster: session %s: cannot claim it in the sessions "
+					 "bucket (%s); the CONNECT goes on with this node's copy",
+					 s->client_id, natsStatus_GetText(st));
+				s->cluster_rev = last;
+				return present;
+			}
+			break;
+		}
 		known = st == NATS_OK &&
 			snapshot_decode(
 			    (struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
@@ -288,28 +375,43 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 		s->cluster_rev = st == NATS_OK ? kvEntry_Revision(e) : 0;
 		if (present && !copy_is_current(cl, known, &snap, s->cluster_rev, mine)) {
 			/* another node had it since (this node has not heard yet):
-			 * what is left here is stale, Will included */
+			 * its subscriptions and Will here are stale; its queued and
+			 * in-flight messages were never handed over (a live copy
+			 * that was is gone), so they stay if the session resumes */
 			msg_unref(s->will);
 			s->will = NULL;
-			sess_reset(c->w, s);
+			persist_will(c->w, s);
 			present = false;
+			stale = true;
 		}
 		if (!present && !clean_start && known && same_user(&snap, c)) {
+			if (stale)
+				drop_subs(c->w, s);
 			cluster_session_restore_subs(c->w, s, &snap, true);
 			present = resumed = true;
+		} else if (stale) {
+			sess_reset(c->w, s);
 		}
+		stale = false;
+		read_rev = s->cluster_rev;
 		st = encode_session(cl, s, c, &ws->value) == MOAT_OK
 			 ? write_entry(cl->sessions->wkv, key, &ws->value, &s->cluster_rev)
 			 : NATS_NO_MEMORY;
 		if (st == NATS_OK && elsewhere)
 			notify(cl, snap.owner, key, s->cluster_rev, resumed);
+		if (st == NATS_TIMEOUT) /* it may have been stored: read again later */
+			hold_unsure(ws, s, read_rev, elsewhere ? snap.owner : moat_bytes_str(""),
+				    resumed);
 		mine = s->cluster_rev;
 		snapshot_fini(&snap);
 		kvEntry_Destroy(e);
 		if (st == NATS_OK)
 			return present;
-		if (st == NATS_TIMEOUT)
-			break; /* as above; a refused write is another node's claim: read again */
+		if (st == NATS_TIMEOUT) {
+			s->cluster_rev = 0; /* not written again before that is known */
+			return present;
+		}
+		/* a refused write is another node's claim: read again */
 	}
 	log_warn("cluster: session %s: cannot claim it in the sessions bucket; other nodes may "
 		 "still hold it",
@@ -376,10 +478,12 @@ void cluster_session_changed(struct worker *w, struct session *s)
 /* ---- the old owner's side of a takeover ---- */
 
 /* Queues <d>'s message for node <node>'s stream subject, marked for the
- * session of <key>, in the outbound queue: sent in order and kept until
- * JetStream stored it (with persistence on, as a record in <w>'s batch,
- * which also deletes the session: a crash keeps one or the other). */
-static void hand_over(struct worker *w, const char *node, const char *key, const struct delivery *d)
+ * session of <key>, in the outbound queue (beyond its bound): sent in order
+ * and kept until JetStream stored it (with persistence on, as a record in
+ * <w>'s batch, which also deletes the session: a crash keeps one or the
+ * other). NULL, or why it cannot be handed over. */
+static const char *hand_over(struct worker *w, const char *node, const char *key,
+			     const struct delivery *d)
 {
 	struct cluster *cl = w->b->cluster;
 	struct worker_share *ws = &cl->sessions->w[w->id];
@@ -391,63 +495,81 @@ static void hand_over(struct worker *w, const char *node, const char *key, const
 	    buf_append(&ws->subject, ".", 1) < 0 ||
 	    subject_from_topic(&ws->subject, d->msg->topic) < 0 ||
 	    buf_append(&ws->subject, "", 1) < 0)
-		rc = MOAT_E_NOMEM;
-	else if (buf_used(&ws->subject) > CLUSTER_SUBJECT_MAX)
-		rc = MOAT_E_INVAL;
-	else
-		rc = handover_encode(&ws->value, &ws->scratch, cl->node, key, d);
+		return "out of memory";
+	if (buf_used(&ws->subject) > CLUSTER_SUBJECT_MAX)
+		return "its topic is too long for a NATS subject";
+	rc = handover_encode(&ws->value, &ws->scratch, cl->node, key, d);
+	if (rc == MOAT_E_INVAL)
+		return "it cannot be encoded: QoS 0, or a session key over 65535 bytes";
 	if (rc == MOAT_OK)
-		rc = cluster_outbound_push(w, (const char *)buf_head(&ws->subject), &ws->value,
-					   false);
-	if (rc != MOAT_OK)
-		log_warn("cluster: a message of session %s is lost: it cannot be handed over to "
-			 "node %s (%s)",
-			 key, node,
-			 rc == MOAT_E_LIMIT ? "the outbound queue is full (cluster_queue_max_bytes)"
-			 : rc == MOAT_E_INVAL ? "its topic is too long for NATS"
-					      : "out of memory");
+		rc = cluster_outbound_push_handover(w, (const char *)buf_head(&ws->subject),
+						    &ws->value);
+	return rc == MOAT_OK ? NULL : "out of memory";
 }
 
 /* Hands <s>'s in-flight messages (but those whose PUBREL only is left: its
- * client has them) and then its queued ones over to <node>, in order. */
+ * client has them) and then its queued ones over to <node>, in order; one
+ * line logs those that could not be. */
 static void hand_over_all(struct worker *w, const struct session *s, const char *node,
 			  const char *key)
 {
+	const char *why = NULL, *last = NULL;
+	size_t lost = 0;
+
 	for (const struct delivery *d = s->inflight; d != NULL; d = d->next)
-		if (!d->pubrel_sent)
-			hand_over(w, node, key, d);
+		if (!d->pubrel_sent && (why = hand_over(w, node, key, d)) != NULL) {
+			lost++;
+			last = why;
+		}
 	for (const struct delivery *d = s->queue; d != NULL; d = d->next)
-		hand_over(w, node, key, d);
+		if ((why = hand_over(w, node, key, d)) != NULL) {
+			lost++;
+			last = why;
+		}
+	if (lost > 0)
+		log_warn("cluster: %zu messages of session %s are lost: they cannot be handed "
+			 "over to node %s (%s)",
+			 lost, s->client_id, node, last);
 }
 
 /* Another node took <s> over (worker <w> owns it): its connection closes
  * with DISCONNECT 0x8E; the session ends here, its messages handed over
  * when it goes on there (its delayed Will with it), else ended as by a clean
  * start (its Will published). */
+enum claim { CLAIM_REAL, CLAIM_FALSE, CLAIM_UNKNOWN };
+
 /* Whether the entry of <a>->key really names node <a>->node, at revision
- * <a>->rev or later: a notice is only a hint (anyone who may publish on
- * NATS could send one), the bucket is what the nodes agreed on. */
-static bool claim_is_real(struct cluster *cl, const struct action *a)
+ * <a>->rev or later and newer than <mine> (this node's last write): a
+ * notice is only a hint (anyone who may publish on NATS could send one),
+ * the bucket is what the nodes agreed on. CLAIM_UNKNOWN when the bucket did
+ * not answer (timed out, no responders, NATS unreachable). */
+static enum claim check_claim(struct cluster *cl, const struct action *a, uint64_t mine)
 {
 	struct snapshot snap = {0};
 	kvEntry *e = NULL;
 	const char *why;
-	bool real = false;
+	enum claim r = CLAIM_FALSE;
+	natsStatus st = kvStore_Get(&e, cl->sessions->wkv, a->key);
 
-	if (kvStore_Get(&e, cl->sessions->wkv, a->key) == NATS_OK &&
-	    kvEntry_Revision(e) >= a->rev &&
-	    snapshot_decode((struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
-			    &snap, &why) == MOAT_OK)
-		real = moat_bytes_eq(snap.owner, moat_bytes_str(a->node));
+	if (st != NATS_OK && st != NATS_NOT_FOUND)
+		r = CLAIM_UNKNOWN;
+	else if (st == NATS_OK && kvEntry_Revision(e) >= a->rev && kvEntry_Revision(e) > mine &&
+		 snapshot_decode((struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
+				 &snap, &why) == MOAT_OK &&
+		 moat_bytes_eq(snap.owner, moat_bytes_str(a->node)))
+		r = CLAIM_REAL;
 	snapshot_fini(&snap);
 	kvEntry_Destroy(e);
-	return real;
+	return r;
 }
 
 /* Acts on <a>; true when it handed messages over (queued, store records
- * written in <w>'s batch). */
-static bool taken(struct worker *w, struct action *a)
+ * written in <w>'s batch). *<again>: the bucket did not answer, ask again
+ * later (<a> is kept). */
+static bool taken(struct worker *w, struct action *a, bool *again)
 {
+	enum claim claim;
+
 	struct cluster *cl = w->b->cluster;
 	bool handed = false;
 	struct buf id = {0};
@@ -456,13 +578,27 @@ static bool taken(struct worker *w, struct action *a)
 	if (subject_to_topic(&id, moat_bytes_str(a->key)) == MOAT_OK)
 		s = sess_find_ref(w->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
 	buf_fini(&id);
-	/* a later claim of this node's own (the client came back here) wins */
-	if (s == NULL || s->owner != w || s->dead || s->cluster_rev > a->rev) {
+	/* a claim is newer than this node's last write; a later claim of
+	 * this node's own (the client came back here) wins */
+	if (s == NULL || s->owner != w || s->dead || s->cluster_rev >= a->rev) {
 		if (s != NULL)
 			sess_unref(s);
 		return false;
 	}
-	if (!claim_is_real(cl, a)) {
+	claim = check_claim(cl, a, s->cluster_rev);
+	if (claim == CLAIM_UNKNOWN && ++a->tries < NOTICE_TRIES) {
+		*again = true;
+		sess_unref(s);
+		return false;
+	}
+	if (claim == CLAIM_UNKNOWN) {
+		log_warn("cluster: the sessions bucket did not answer about a takeover of %s by "
+			 "node %s in %d tries; ignored",
+			 s->client_id, a->node, NOTICE_TRIES);
+		sess_unref(s);
+		return false;
+	}
+	if (claim == CLAIM_FALSE) {
 		if (log_limiter_allow(&sessions_log, 10, 10))
 			log_warn("cluster: ignored a takeover notice for %s from node %s that the "
 				 "sessions bucket does not confirm",
@@ -506,6 +642,7 @@ static void on_notice(natsConnection *nc, natsSubscription *sub, natsMsg *nm, vo
 	    sscanf((const char *)buf_head(&data), "%c %" SCNu64 " %64[A-Za-z0-9_-] %n", &hand_over,
 		   &a->rev, node, &used) == 3 &&
 	    used > 0 && (hand_over == '0' || hand_over == '1') &&
+	    strcmp(node, cl->node) != 0 && /* a node does not take over from itself */
 	    (key = strdup((const char *)buf_head(&data) + used)) != NULL &&
 	    /* parked: an adoption about to create the session acts on it */
 	    !cluster_adopt_park(cl, key, hand_over == '1', node, a->rev) &&
@@ -517,7 +654,7 @@ static void on_notice(natsConnection *nc, natsSubscription *sub, natsMsg *nm, vo
 	if (s == NULL) {
 		free(key);
 		free(a);
-		return; /* gone already, or a malformed notice */
+		return; /* gone already, a malformed notice, or one naming this node */
 	}
 	a->kind = ACT_TAKEN;
 	a->hand_over = hand_over == '1';
@@ -525,84 +662,6 @@ static void on_notice(natsConnection *nc, natsSubscription *sub, natsMsg *nm, vo
 	snprintf(a->node, sizeof(a->node), "%s", node);
 	cluster_sessions_post(cl, s->owner->id, a);
 	sess_unref(s);
-}
-
-/* ---- the new owner's side ---- */
-
-/* A handed-over message for the session of <key> (checked subject tokens)
- * that is not here: this node may not have restored its store yet (it
- * consumes before), or the session ended or moved on. JetStream sends it
- * again HANDOVER_RETRY_MS later, up to HANDOVER_TRIES deliveries; then it
- * is dropped (logged). */
-static void no_session(natsMsg *nm, struct moat_bytes key)
-{
-	jsMsgMetaData *meta = NULL;
-	bool again = natsMsg_GetMetaData(&meta, nm) == NATS_OK &&
-		     meta->NumDelivered < HANDOVER_TRIES &&
-		     natsMsg_NakWithDelay(nm, HANDOVER_RETRY_MS, NULL) == NATS_OK;
-
-	jsMsgMetaData_Destroy(meta);
-	if (!again) {
-		if (log_limiter_allow(&sessions_log, 10, 10))
-			log_warn("cluster: dropped a message handed over for session %.*s: no "
-				 "such session here (it ended, or moved on)",
-				 (int)key.len, (const char *)key.ptr);
-		natsMsg_Ack(nm, NULL);
-	}
-	natsMsg_Destroy(nm);
-}
-
-bool cluster_session_message(struct cluster *cl, natsMsg *nm)
-{
-	struct moat_bytes data = {(const uint8_t *)natsMsg_GetData(nm),
-				  (size_t)natsMsg_GetDataLength(nm)};
-	struct inbox_item item = {.cluster_ack = nm};
-	struct handover h;
-	struct moat_bytes node;
-	const char *why = NULL;
-	struct buf id = {0};
-	int rc;
-
-	if (!handover_is(data))
-		return false;
-	rc = handover_decode(data, &h, &why);
-	if (rc == MOAT_OK && (rc = subject_to_topic(&id, h.key)) == MOAT_E_MALFORMED)
-		why = "its session key is not a client id's subject tokens";
-	if (rc == MOAT_OK)
-		rc = wire_decode(h.wire, &node, &item.msg, &why);
-	if (rc != MOAT_OK) {
-		buf_fini(&id);
-		if (rc == MOAT_E_MALFORMED) { /* else out of memory: it comes again */
-			if (log_limiter_allow(&sessions_log, 10, 10))
-				log_warn(
-				    "cluster: dropped a malformed handed-over message on %s: %s",
-				    natsMsg_GetSubject(nm), why);
-			natsMsg_Ack(nm, NULL);
-		}
-		natsMsg_Destroy(nm);
-		return true;
-	}
-	item.qos = h.qos;
-	item.retain = h.retain;
-	item.sub_id_count = h.sub_id_count;
-	memcpy(item.sub_ids, h.sub_ids, sizeof(item.sub_ids));
-	item.sess = sess_find_ref(cl->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
-	buf_fini(&id);
-	if (item.sess == NULL) {
-		msg_unref(item.msg);
-		no_session(nm, h.key);
-		return true;
-	}
-	/* its owner acknowledges it once it is in the session (and durable) */
-	atomic_fetch_add_explicit(&item.sess->backlog, 1, memory_order_relaxed);
-	if (!cluster_route_post(cl, item.sess->owner, &item)) {
-		/* inbox full, or stopping: not acknowledged, JetStream sends it again */
-		atomic_fetch_sub_explicit(&item.sess->backlog, 1, memory_order_relaxed);
-		sess_unref(item.sess);
-		msg_unref(item.msg);
-		natsMsg_Destroy(nm);
-	}
-	return true;
 }
 
 /* ---- a restarted node's sessions from its store ---- */
@@ -631,13 +690,8 @@ static enum restored check_restored(struct cluster *cl, struct worker_share *ws,
 	jsErrCode jerr = 0;
 	natsStatus st;
 
-	if (key == NULL || !nats_up(cl))
-		return RESTORED_UNKNOWN;
-	buf_consume(&ws->subject, buf_used(&ws->subject));
-	if (buf_append(&ws->subject, "$KV.", 4) < 0 ||
-	    buf_append(&ws->subject, cl->sessions->bucket, strlen(cl->sessions->bucket)) < 0 ||
-	    buf_append(&ws->subject, ".", 1) < 0 ||
-	    buf_append(&ws->subject, key, strlen(key) + 1) < 0)
+	if (key == NULL || !nats_up(cl) ||
+	    cluster_kv_subject(&ws->subject, cl->sessions->bucket, key) == NULL)
 		return RESTORED_UNKNOWN;
 	snprintf(stream, sizeof(stream), "KV_%s", cl->sessions->bucket);
 	st = js_GetLastMsg(&last, cl->sessions->wjs, stream, (const char *)buf_head(&ws->subject),
@@ -680,11 +734,12 @@ static bool settle(struct worker *w, struct session *s, struct msg *will)
 	if (r == RESTORED_UNKNOWN)
 		return false;
 	if (r == RESTORED_NEW || r == RESTORED_MINE) {
+		/* claimed (offline, with its Will) at the revision read: a node
+		 * adopting it at the same moment then fails, or this write does */
 		s->will = will;
-		if (r == RESTORED_NEW &&
-		    (encode_session(cl, s, NULL, &ws->value) != MOAT_OK ||
-		     write_entry(cl->sessions->wkv, (const char *)buf_head(&ws->key), &ws->value,
-				 &rev) != NATS_OK)) {
+		if (encode_session(cl, s, NULL, &ws->value) != MOAT_OK ||
+		    write_entry(cl->sessions->wkv, (const char *)buf_head(&ws->key), &ws->value,
+				&rev) != NATS_OK) {
 			s->will = NULL; /* another node claimed it meanwhile: ask again */
 			return false;
 		}
@@ -732,6 +787,8 @@ void cluster_worker_started(struct worker *w)
 {
 	struct cluster *cl = w->b->cluster;
 	struct worker_share *ws;
+	bool asking = true;
+	size_t settled = 0;
 
 	if (cl == NULL)
 		return;
@@ -747,9 +804,16 @@ void cluster_worker_started(struct worker *w)
 		if (s->conn != NULL || s->cluster_rev != 0)
 			continue;
 		s->will = NULL; /* not before the bucket says it is this node's */
-		if (!settle(w, s, will))
+		/* once the bucket did not answer, the others are not asked now:
+		 * each would wait as long (WORKER_WAIT_MS) */
+		if (!asking || !settle(w, s, will)) {
+			asking = false;
 			hold_unsettled(ws, s, will);
+		} else {
+			settled++;
+		}
 	}
+	log_info("cluster: worker %u settled %zu sessions from the store", w->id, settled);
 	if (ws->unsettled_n > 0)
 		log_warn("cluster: the sessions bucket did not answer about %zu sessions from the "
 			 "store; their Wills wait until it does (asked again every second)",
@@ -757,13 +821,16 @@ void cluster_worker_started(struct worker *w)
 	ws->settle_at_ms = clock_mono_ms() + SETTLE_RETRY_MS;
 }
 
-/* Asks the bucket again about the sessions it did not answer for; one
- * whose client came back (its CONNECT claimed it) or that ended is left.
- * True when one was settled (its messages may be handed over). */
+/* Asks the bucket again about the sessions it did not answer for, at most
+ * SETTLE_BATCH in one pass and none after one it does not answer about
+ * (the rest wait for the next try); one whose client came back (its CONNECT
+ * claimed it) or that ended is left. True when one was settled (its
+ * messages may be handed over). */
 static bool settle_again(struct worker *w, struct worker_share *ws)
 {
 	uint64_t now = clock_mono_ms();
-	size_t kept = 0, n = ws->unsettled_n;
+	size_t kept = 0, n = ws->unsettled_n, asked = 0;
+	bool asking = true;
 
 	if (n == 0 || now < ws->settle_at_ms)
 		return false;
@@ -772,14 +839,27 @@ static bool settle_again(struct worker *w, struct worker_share *ws)
 
 		if (u.s->dead || u.s->conn != NULL || u.s->cluster_rev != 0 || u.s->will != NULL) {
 			msg_unref(u.will);
-		} else if (!settle(w, u.s, u.will)) {
-			ws->unsettled[kept++] = u;
-			continue;
+			/* its client came back meanwhile: the held Will is void,
+			 * its record too (conn.c saw no Will to cancel) */
+			if (!u.s->dead && u.s->will == NULL)
+				persist_will(w, u.s);
+		} else {
+			bool settled = false;
+
+			if (asking && asked < SETTLE_BATCH) {
+				asked++;
+				settled = asking = settle(w, u.s, u.will);
+			}
+			if (!settled) {
+				ws->unsettled[kept++] = u;
+				continue;
+			}
 		}
 		sess_unref(u.s);
 	}
 	ws->unsettled_n = kept;
-	ws->settle_at_ms = now + SETTLE_RETRY_MS;
+	/* every one asked was answered (a full batch): the next pass goes on */
+	ws->settle_at_ms = asking ? now : now + SETTLE_RETRY_MS;
 	return kept < n;
 }
 
@@ -787,26 +867,131 @@ static bool settle_again(struct worker *w, struct worker_share *ws)
 
 void cluster_sessions_leave(struct cluster *cl)
 {
-	size_t deleted = 0;
+	size_t sent = 0, unsent = 0;
+	jsPubOptions po;
 
-	if (cl->sessions == NULL || cl->sessions->w == NULL || cl->b->store != NULL ||
+	if (cl->sessions == NULL || cl->sessions->w == NULL || cl->b->cfg->persistence ||
 	    !atomic_load(&cl->connected))
 		return; /* with a store the sessions come back with the node: entries stay */
+	/* all the delete markers at once, then one wait: a slow JetStream
+	 * costs one LEAVE_WAIT_MS, not a request's wait per session; once one
+	 * cannot be sent (too many wait for JetStream), the rest are not tried */
 	for (unsigned i = 0; i < cl->b->nworkers; i++) {
 		struct worker_share *ws = &cl->sessions->w[i];
 
 		for (struct session *s = cl->b->workers[i].sessions; s != NULL; s = s->wnext) {
 			const char *key = key_for(&ws->key, moat_bytes_str(s->client_id));
 
-			if (key != NULL && !s->cluster_moved && s->cluster_rev != 0 &&
-			    delete_entry(cl, key, s->cluster_rev))
-				deleted++;
+			if (key == NULL || s->cluster_moved || s->cluster_rev == 0)
+				continue;
+			if (unsent == 0 &&
+			    cluster_kv_delete_at_async(cl->sessions->wjs, cl->sessions->bucket, key,
+						       s->cluster_rev) == NATS_OK)
+				sent++;
+			else
+				unsent++;
 		}
 	}
-	if (deleted > 0)
+	if (unsent > 0)
+		log_warn("cluster: %zu sessions end with this node (persistence is off) but their "
+			 "entries could not be deleted: JetStream does not take more",
+			 unsent);
+	if (sent == 0)
+		return;
+	jsPubOptions_Init(&po);
+	po.MaxWait = LEAVE_WAIT_MS;
+	if (js_PublishAsyncComplete(cl->sessions->wjs, &po) == NATS_OK)
 		log_notice("cluster: %zu sessions end with this node (persistence is off): their "
-			   "entries are deleted",
-			   deleted);
+			   "entries are deleted (each only if still this node's)",
+			   sent);
+	else
+		log_warn("cluster: %zu sessions end with this node (persistence is off), but "
+			 "JetStream did not confirm their entries' deletion within %d ms",
+			 sent, LEAVE_WAIT_MS);
+}
+
+/* ---- claims that were not answered ---- */
+
+/* Reads <u>'s entry again: this node's claim was stored (the entry names
+ * this node, newer than the revision the claim was written at): taken, and
+ * the previous owner told; it was not (the entry is still at that
+ * revision): claimed again; another node claimed it since: left to it (its
+ * notice comes here). False when the bucket did not answer again. */
+static bool settle_claim(struct worker *w, struct worker_share *ws, const struct unsure *u)
+{
+	struct cluster *cl = w->b->cluster;
+	struct session *s = u->s;
+	const char *key = key_for(&ws->key, moat_bytes_str(s->client_id));
+	struct snapshot snap = {0};
+	kvEntry *e = NULL;
+	const char *why;
+	uint64_t rev = 0;
+	bool named = false;
+	natsStatus st;
+
+	if (key == NULL || s->cluster_rev != 0)
+		return true; /* out of memory, or claimed since (its client came back) */
+	st = kvStore_Get(&e, cl->sessions->wkv, key);
+	if (st != NATS_OK && st != NATS_NOT_FOUND)
+		return false;
+	if (st == NATS_OK) {
+		rev = kvEntry_Revision(e);
+		named = snapshot_decode(
+			    (struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
+			    &snap, &why) == MOAT_OK &&
+			moat_bytes_eq(snap.owner, moat_bytes_str(cl->node));
+	}
+	snapshot_fini(&snap);
+	kvEntry_Destroy(e);
+	if (named && rev > u->read_rev && s->dead) {
+		delete_entry(cl, key, rev); /* it ended here meanwhile */
+		return true;
+	}
+	if (named && rev > u->read_rev) {
+		s->cluster_rev = rev;
+		cluster_session_changed(w, s); /* it may have changed since the claim */
+	} else if (rev == u->read_rev && !s->dead) {
+		if (encode_session(cl, s, s->conn, &ws->value) != MOAT_OK)
+			return true;
+		st = write_entry(cl->sessions->wkv, key, &ws->value, &rev);
+		if (st == NATS_TIMEOUT)
+			return false;
+		if (st != NATS_OK)
+			return true; /* another node's claim came first */
+		s->cluster_rev = rev;
+	} else {
+		return true;
+	}
+	if (u->owner[0] != '\0')
+		notify(cl, moat_bytes_str(u->owner), key, s->cluster_rev, u->hand_over);
+	return true;
+}
+
+/* Settles the claims that were not answered, once a second; after
+ * NOTICE_TRIES reads without an answer a session is left as not claimed. */
+static void settle_claims(struct worker *w, struct worker_share *ws)
+{
+	uint64_t now = clock_mono_ms();
+	size_t kept = 0;
+
+	if (ws->unsure_n == 0 || now < ws->unsure_at_ms)
+		return;
+	for (size_t i = 0; i < ws->unsure_n; i++) {
+		struct unsure *u = &ws->unsure[i];
+
+		if (!settle_claim(w, ws, u) && ++u->tries < NOTICE_TRIES) {
+			ws->unsure[kept++] = *u;
+			continue;
+		}
+		if (u->tries >= NOTICE_TRIES)
+			log_warn(
+			    "cluster: session %s: the sessions bucket did not answer about its "
+			    "claim; other nodes may still hold it",
+			    u->s->client_id);
+		sess_unref(u->s);
+	}
+	ws->unsure_n = kept;
+	ws->unsure_at_ms = now + NOTICE_RETRY_MS;
 }
 
 /* ---- per loop pass ---- */
@@ -815,23 +1000,42 @@ void cluster_sessions_flush(struct worker *w)
 {
 	struct worker_share *ws = &w->b->cluster->sessions->w[w->id];
 	bool handed = false;
-	struct action *a;
+	struct action *a, *again_head = NULL, **again_tail = &again_head;
+	uint64_t now = clock_mono_ms();
 
 	pthread_mutex_lock(&ws->lock);
 	a = ws->head;
 	ws->head = ws->tail = NULL;
 	pthread_mutex_unlock(&ws->lock);
+	if (ws->later != NULL && now >= ws->later_at_ms) {
+		/* due: first, so one session's notices keep their order */
+		*action_end(&ws->later) = a;
+		a = ws->later;
+		ws->later = NULL;
+	}
 	while (a != NULL) {
 		struct action *next = a->next;
+		bool again = false;
 
 		if (a->kind == ACT_ADOPT)
 			cluster_adopt(w, a); /* may become a takeover notice (adopt.c) */
 		if (a->kind == ACT_TAKEN)
-			handed |= taken(w, a);
-		cluster_action_free(a);
+			handed |= taken(w, a, &again);
+		if (again) {
+			a->next = NULL;
+			*again_tail = a;
+			again_tail = &a->next;
+		} else {
+			cluster_action_free(a);
+		}
 		a = next;
 	}
+	if (again_head != NULL) {
+		*action_end(&ws->later) = again_head;
+		ws->later_at_ms = now + NOTICE_RETRY_MS;
+	}
 	handed |= settle_again(w, ws);
+	settle_claims(w, ws);
 	/* the handed-over copies' records, and the sessions' deletion, go to
 	 * the store before cluster_outbound_flush lets the copies go (so that
 	 * a deletion once JetStream stored one cannot come first) */
@@ -894,12 +1098,8 @@ void cluster_sessions_stop(struct cluster *cl)
 	for (unsigned i = 0; cs->w != NULL && i < cl->b->nworkers; i++) {
 		struct worker_share *ws = &cs->w[i];
 
-		while (ws->head != NULL) {
-			struct action *next = ws->head->next;
-
-			cluster_action_free(ws->head);
-			ws->head = next;
-		}
+		actions_free(ws->head);
+		actions_free(ws->later);
 		for (size_t k = 0; k < ws->dirty_n; k++)
 			sess_unref(ws->dirty[k]);
 		free(ws->dirty);
@@ -908,6 +1108,9 @@ void cluster_sessions_stop(struct cluster *cl)
 			sess_unref(ws->unsettled[k].s);
 		}
 		free(ws->unsettled);
+		for (size_t k = 0; k < ws->unsure_n; k++)
+			sess_unref(ws->unsure[k].s);
+		free(ws->unsure);
 		buf_fini(&ws->key);
 		buf_fini(&ws->value);
 		buf_fini(&ws->scratch);

@@ -3,13 +3,18 @@ a real nats-server -js and two moatd nodes. A node restarted with its store
 hands the queued messages of a session that moved to another node while it
 was down over to that node (which waits for them if it has not restored the
 session yet), and drops (without its Will) a session that ended on another
-node meanwhile (its entry deleted); a node without persistence deletes its
-sessions' entries when it stops, so no node resumes what is lost; a stalled
-JetStream holds a CONNECT about a second, not half a minute; and a session
-entry's conditional delete leaves another writer's newer claim
-(cluster_kv_writers, two writers on one key)."""
+node meanwhile (its entry deleted), and writes again the entry of one it
+keeps; a node without persistence deletes its sessions' entries when it
+stops (at once, waiting once), so no node resumes what is lost; a stalled
+JetStream holds a CONNECT about a second, not half a minute; forged takeover
+notices and handed-over messages (anyone on NATS can publish them) neither
+kick a client nor reach a session its subscriptions would not; a handover
+is not bounded by the outbound queue; and a session entry's conditional
+delete leaves another writer's newer claim (cluster_kv_writers, two writers
+on one key)."""
 import os
 import signal
+import socket
 import subprocess
 import time
 import unittest
@@ -22,6 +27,21 @@ PERSISTENT = {"session_expiry": 600}
 
 def persisted_everywhere():
     return bool(os.environ.get("MOAT_TEST_PERSISTENCE"))
+
+
+def nats_publish(port, subject, messages):
+    """Publishes each of <messages> (bytes) on <subject> as any NATS client
+    could (the text protocol), and waits until nats-server has them all."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        data = b'CONNECT {"verbose":false}\r\n' + b"".join(
+            b"PUB %s %d\r\n%s\r\n" % (subject.encode(), len(m), m) for m in messages)
+        sock.sendall(data + b"PING\r\n")
+        got = b""
+        while b"PONG" not in got:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise AssertionError("nats-server closed the connection")
+            got += chunk
 
 
 class HandoverTest(ClusterBase):
@@ -68,12 +88,13 @@ class HandoverTest(ClusterBase):
         self.wait_log("a", "moved to node b while this node was down")
         # node a dropped its copy: the session goes on on node b alone
         self.restart("a", port)
+        self.wait_log("a", "worker 0 settled")
         self.assertNotIn("moved to node b", self.nodes["a"].log())
 
     def test_handed_over_messages_wait_for_their_restored_session(self):
         """Node a hands messages over to node b while b is down; b consumes
-        them when it starts, before its store gave its sessions back: they
-        wait (JetStream sends them again) rather than being dropped."""
+        them when it starts, once its store gave its sessions back: they go
+        into the restored session, in their order."""
         port_a = self.restart_with_store("a")
         port_b = self.restart_with_store("b")
         sub = self.client("a", "waiter", clean=False, props=PERSISTENT)
@@ -96,8 +117,9 @@ class HandoverTest(ClusterBase):
         self.peers.append(back)
         self.assertEqual(back.connect("waiter", clean=False, props=PERSISTENT).session_present, 1)
         got = [back.expect_publish(timeout=CROSS_S).payload for _ in range(10)]
-        self.assertEqual(sorted(got), sorted(b"%d" % i for i in range(10)))
+        self.assertEqual(got, [b"%d" % i for i in range(10)])
         back.expect_nothing(timeout=1.0)
+        self.assertNotIn("no such session here", self.nodes["b"].log())
 
     def test_restarted_node_drops_a_session_ended_elsewhere(self):
         port = self.restart_with_store("a")
@@ -120,6 +142,73 @@ class HandoverTest(ClusterBase):
         self.start_node("a", port=port)	# its store still has the session and its Will
         watcher.expect_nothing(timeout=8.0)
         self.assertIn("ended on another node while this node was down", self.nodes["a"].log())
+
+    def test_restarted_node_claims_again_a_session_it_keeps(self):
+        """The entry still names node a when it restarts: a writes it again
+        (at the revision it read), so an adopter's claim at the same moment
+        cannot also succeed."""
+        port = self.restart_with_store("a")
+        kept = self.client("a", "kept", clean=False, props=PERSISTENT)
+        kept.subscribe(("kept/#", 1))
+        kept.disconnect()
+        time.sleep(0.5)	# its offline entry is written
+        self.nodes["a"].stop(check=True)
+        entries = NatsWatcher(self.nats.port, "$KV.test_sessions.kept")
+        self.addCleanup(entries.close)
+        self.nodes["a"].cleanup()
+        self.start_node("a", port=port)
+        written = [data for _, data in entries.messages(quiet_s=2.0) if data]
+        self.assertEqual(len(written), 1, "node a did not write the entry again")
+        back = Peer(self.nodes["b"].port)
+        self.peers.append(back)
+        self.assertEqual(back.connect("kept", clean=False, props=PERSISTENT).session_present, 1)
+
+    def test_forged_notice_naming_the_node_itself_is_ignored(self):
+        """A takeover notice on node a's subject that names node a as the
+        new owner, at every revision the entry may have (the bucket confirms
+        one of them: its entry names node a): node a keeps its client."""
+        victim = self.client("a", "victim", clean=False, props=PERSISTENT)
+        victim.subscribe(("forged/#", 1))
+        nats_publish(self.nats.port, "test.s.a",
+                     [b"%d %d a victim" % (hand, rev) for rev in range(0, 200) for hand in (0, 1)])
+        victim.expect_nothing(timeout=2.0)	# no DISCONNECT 0x8E, not closed
+        pub = self.client("a", "pub-forged")
+        pub.publish("forged/x", b"still here", qos=1)
+        self.assertEqual(victim.expect_publish(timeout=CROSS_S).payload, b"still here")
+        self.assertNotIn("victim taken over", self.nodes["a"].log())
+
+    def test_forged_handover_goes_only_where_a_subscription_takes_it(self):
+        """A real handed-over message replayed on node b's stream subject
+        for other sessions (its session key changed): one not subscribed to
+        its topic does not get it, one subscribed at QoS 0 gets it at QoS 0."""
+        stream = NatsWatcher(self.nats.port, "test.n.b.>")
+        self.addCleanup(stream.close)
+        sub = self.client("a", "mover", clean=False, props=PERSISTENT)
+        sub.subscribe(("moving/#", 1))
+        sub.disconnect()
+        pub = self.client("a", "pub-moving")
+        pub.publish("moving/x", b"queued", qos=1)
+        moved = self.client("b", "mover", clean=False, props=PERSISTENT)
+        self.assertEqual(moved.expect_publish(timeout=CROSS_S).payload, b"queued")
+        real = [data for _, data in stream.messages(quiet_s=1.0) if data[:1] == b"\x02"]
+        self.assertEqual(len(real), 1)
+        none = self.client("b", "vnone", clean=False, props=PERSISTENT)
+        none.subscribe(("unrelated/#", 2))
+        zero = self.client("b", "vzero", clean=False, props=PERSISTENT)
+        zero.subscribe(("moving/#", 0))
+        data = real[0]
+        ids = data[3]
+        at = 4 + 4 * ids
+        key_len = int.from_bytes(data[at:at + 2], "big")
+        rest = data[at + 2 + key_len:]
+        nats_publish(self.nats.port, "test.n.b.moving.x",
+                     [data[:at] + len(key).to_bytes(2, "big") + key + rest
+                      for key in (b"vnone", b"vzero")])
+        got = zero.expect_publish(timeout=CROSS_S)
+        self.assertEqual((got.payload, got.qos), (b"queued", 0))
+        none.expect_nothing(timeout=2.0)
+        self.assertIn("vnone: it matches none of the session's subscriptions",
+                      self.nodes["b"].log())
 
     def test_stalled_jetstream_holds_a_connect_about_a_second(self):
         """nats-server stopped with SIGSTOP: the connections stay up but no
@@ -148,6 +237,47 @@ class HandoverTest(ClusterBase):
         ack = again.connect("volatile", clean=False, props=PERSISTENT)
         self.assertEqual(ack.session_present, 0)
         self.assertIn("1 sessions end with this node", self.nodes["a"].log())
+
+    @unittest.skipIf(persisted_everywhere(), "both nodes keep their sessions in a store")
+    def test_clean_stop_with_a_stalled_jetstream_waits_once_for_all_deletes(self):
+        """30 sessions, then nats-server stopped with SIGSTOP: node a's clean
+        stop sends its 30 conditional deletes at once and waits once (5 s),
+        not 1 s per session."""
+        for i in range(30):
+            self.client("a", "many-%d" % i, clean=False, props=PERSISTENT).disconnect()
+        time.sleep(0.5)	# their offline entries are written
+        self.nats.proc.send_signal(signal.SIGSTOP)
+        try:
+            start = time.monotonic()
+            self.nodes["a"].stop(check=True)
+            took = time.monotonic() - start
+        finally:
+            self.nats.proc.send_signal(signal.SIGCONT)
+        self.assertLess(took, 14.0, "the stop took %.2f s" % took)
+        self.assertIn("30 sessions end with this node", self.nodes["a"].log())
+
+
+class HandoverOverTheQueueBoundTest(ClusterBase):
+    """Node a's outbound queue holds 4 KiB: a session's handover is not
+    bounded by it (nothing acknowledged is lost), and does not fill it for
+    the node's publishers."""
+    node_config_a = "cluster_queue_max_bytes 4096\n"
+
+    def test_handover_larger_than_the_queue_bound_arrives_whole(self):
+        sub = self.client("a", "big-mover", clean=False, props=PERSISTENT)
+        sub.subscribe(("big/#", 1))
+        sub.disconnect()
+        pub = self.client("a", "pub-big")
+        for i in range(20):
+            pub.publish("big/x", b"%02d" % i + b"." * 1000, qos=1)
+        moved = Peer(self.nodes["b"].port)
+        self.peers.append(moved)
+        self.assertEqual(moved.connect("big-mover", clean=False, props=PERSISTENT)
+                         .session_present, 1)
+        got = [moved.expect_publish(timeout=CROSS_S).payload[:2] for _ in range(20)]
+        self.assertEqual(got, [b"%02d" % i for i in range(20)])
+        moved.expect_nothing(timeout=1.0)
+        self.assertNotIn("cannot be handed over", self.nodes["a"].log())
 
 
 @unittest.skipUnless(os.environ.get("MOAT_KV_WRITERS"), "MOAT_KV_WRITERS is not set")

@@ -80,7 +80,8 @@ static void damage_refused(void **state)
 		   {3, MAX_SUB_IDS + 1},
 		   {4, 0x10} /* id > 268435455 */,
 		   {7, 0} /* id 0 */,
-		   {8, 0xff} /* key longer than the rest */};
+		   {8, 0xff} /* key longer than the rest */,
+		   {9, 0} /* empty key */};
 	struct handover h;
 	const char *why;
 

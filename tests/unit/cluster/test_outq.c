@@ -3,7 +3,8 @@
  * reconnect backoff (src/cluster/link.c): entries go out oldest first, at
  * most a window of them unacknowledged; one leaves only once acknowledged
  * and everything before it has left; a refused or lost send goes again
- * before anything newer; the byte bound refuses an entry whole; the backoff
+ * before anything newer; the byte bound refuses an entry whole, and does
+ * not count entries pushed beyond it (handed-over messages); the backoff
  * doubles from 100 ms to 5 s with +-20 % jitter.
  */
 #include <setjmp.h>
@@ -123,6 +124,40 @@ static void test_bound_refuses_whole_entries(void **state)
 	outq_fini(&q);
 }
 
+static void test_entries_beyond_the_bound(void **state)
+{
+	struct outq q;
+	uint8_t data[40] = {0};
+
+	(void)state;
+	outq_init(&q, 100);
+	assert_true(outq_only_beyond(&q)); /* empty */
+	for (int i = 0; i < 4; i++)	   /* 176 bytes, over the bound */
+		assert_int_equal(outq_push_beyond(&q, 0, "subj", data, 40, 0), MOAT_OK);
+	assert_true(outq_only_beyond(&q));
+	assert_int_equal(outq_bounded_bytes(&q), 0);
+	/* the bound counts only the other entries */
+	assert_int_equal(outq_push(&q, 0, "subj", data, 40, 0), MOAT_OK);
+	assert_int_equal(outq_push(&q, 0, "subj", data, 40, 0), MOAT_OK);
+	assert_int_equal(outq_push(&q, 0, "subj", data, 40, 0), MOAT_E_LIMIT);
+	assert_false(outq_only_beyond(&q));
+	assert_int_equal(q.bytes, 264);
+	assert_int_equal(outq_bounded_bytes(&q), 88);
+	/* in order with the others; leaving, each is counted off its kind */
+	for (uint64_t seq = 1; seq <= 5; seq++) {
+		assert_int_equal(take(&q, 10), seq);
+		assert_true(outq_acked(&q, seq));
+	}
+	assert_int_equal(q.beyond_n, 0);
+	assert_int_equal(q.beyond_bytes, 0);
+	assert_int_equal(outq_bounded_bytes(&q), 44);
+	assert_false(outq_only_beyond(&q));
+	assert_int_equal(take(&q, 10), 6);
+	assert_true(outq_acked(&q, 6));
+	assert_true(outq_empty(&q));
+	outq_fini(&q);
+}
+
 static void test_numbers_given_and_ring_growth(void **state)
 {
 	struct outq q;
@@ -237,6 +272,7 @@ int main(void)
 	    cmocka_unit_test(test_out_of_order_ack_waits_for_the_front),
 	    cmocka_unit_test(test_refused_goes_again_before_newer),
 	    cmocka_unit_test(test_bound_refuses_whole_entries),
+	    cmocka_unit_test(test_entries_beyond_the_bound),
 	    cmocka_unit_test(test_numbers_given_and_ring_growth),
 	    cmocka_unit_test(test_next_number_never_goes_down),
 	    cmocka_unit_test(test_held_entries_block_until_released),

@@ -1,0 +1,164 @@
+/*
+ * The new owner's side of a handover (docs/cluster.md, "Sessions"): a
+ * message another node handed over with a session (handover.h) arrives on
+ * this node's stream subject. A NATS thread finds the session and posts the
+ * message to its owner worker; the worker admits it into the session only
+ * as the session's own subscriptions would have delivered it (anyone who
+ * may publish on NATS can send such a message), then acknowledges it once
+ * it is in the session (and durable, ack.c). A message whose session is not
+ * here (it ended, or moved on) is refused (NAK) and comes again, a few
+ * times.
+ */
+#include "cluster/cluster_int.h"
+
+#include <string.h>
+
+#include <moat/error.h>
+
+#include "base/log.h"
+#include "broker/broker.h"
+#include "broker/persist.h"
+#include "broker/security.h"
+#include "codec/topic.h"
+#include "cluster/handover.h"
+#include "cluster/subject.h"
+#include "cluster/wire.h"
+
+/* How long, and how many times, a handed-over message whose session is not
+ * here waits for it. */
+enum { HANDOVER_RETRY_MS = 1000, HANDOVER_TRIES = 10 };
+
+static struct log_limiter handover_log;
+
+/* Refuses <nm>, handed over for session <who> that is not here (it ended,
+ * or moved on): JetStream sends it again HANDOVER_RETRY_MS later, up to
+ * HANDOVER_TRIES deliveries (it may come back); then it is dropped
+ * (logged). */
+static void not_here(natsMsg *nm, struct moat_bytes who)
+{
+	jsMsgMetaData *meta = NULL;
+	bool again = natsMsg_GetMetaData(&meta, nm) == NATS_OK &&
+		     meta->NumDelivered < HANDOVER_TRIES &&
+		     natsMsg_NakWithDelay(nm, HANDOVER_RETRY_MS, NULL) == NATS_OK;
+
+	jsMsgMetaData_Destroy(meta);
+	if (!again) {
+		if (log_limiter_allow(&handover_log, 10, 10))
+			log_warn("cluster: dropped a message handed over for session %.*s: no "
+				 "such session here (it ended, or moved on)",
+				 (int)who.len, (const char *)who.ptr);
+		natsMsg_Ack(nm, NULL);
+	}
+	natsMsg_Destroy(nm);
+}
+bool cluster_session_message(struct cluster *cl, natsMsg *nm)
+{
+	struct moat_bytes data = {(const uint8_t *)natsMsg_GetData(nm),
+				  (size_t)natsMsg_GetDataLength(nm)};
+	struct inbox_item item = {.cluster_ack = nm};
+	struct handover h;
+	struct moat_bytes node;
+	const char *why = NULL;
+	struct buf id = {0};
+	int rc;
+
+	if (!handover_is(data))
+		return false;
+	rc = handover_decode(data, &h, &why);
+	if (rc == MOAT_OK && (rc = subject_to_topic(&id, h.key)) == MOAT_E_MALFORMED)
+		why = "its session key is not a client id's subject tokens";
+	if (rc == MOAT_OK)
+		rc = wire_decode(h.wire, &node, &item.msg, &why);
+	if (rc != MOAT_OK) {
+		buf_fini(&id);
+		if (rc == MOAT_E_MALFORMED) { /* else out of memory: it comes again */
+			if (log_limiter_allow(&handover_log, 10, 10))
+				log_warn(
+				    "cluster: dropped a malformed handed-over message on %s: %s",
+				    natsMsg_GetSubject(nm), why);
+			natsMsg_Ack(nm, NULL);
+		}
+		natsMsg_Destroy(nm);
+		return true;
+	}
+	item.qos = h.qos;
+	item.retain = h.retain;
+	item.sub_id_count = h.sub_id_count;
+	memcpy(item.sub_ids, h.sub_ids, sizeof(item.sub_ids));
+	item.sess = sess_find_ref(cl->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
+	buf_fini(&id);
+	if (item.sess == NULL) {
+		msg_unref(item.msg);
+		not_here(nm, h.key);
+		return true;
+	}
+	/* its owner acknowledges it once it is in the session (and durable) */
+	atomic_fetch_add_explicit(&item.sess->backlog, 1, memory_order_relaxed);
+	if (!cluster_route_post(cl, item.sess->owner, &item)) {
+		/* inbox full, or stopping: not acknowledged, JetStream sends it again */
+		atomic_fetch_sub_explicit(&item.sess->backlog, 1, memory_order_relaxed);
+		sess_unref(item.sess);
+		msg_unref(item.msg);
+		natsMsg_Destroy(nm);
+	}
+	return true;
+}
+
+/* Whether subscription <x> (plain or shared) matches <topic>. */
+static bool sub_matches(const struct sub *x, struct moat_bytes topic)
+{
+	struct moat_bytes f = {x->filter, x->len}, group, inner;
+
+	if (topic_share_parse(f, &group, &inner) == MOAT_OK)
+		f = inner;
+	return topic_matches(f, topic);
+}
+
+/* The highest QoS of <s>'s subscriptions matching <topic> (-1: none); of
+ * the <*n> identifiers in <ids>, keeps only those of such a subscription. */
+static int granted_qos(const struct session *s, struct moat_bytes topic, uint32_t *ids, uint8_t *n)
+{
+	int granted = -1;
+	uint8_t kept = 0;
+
+	for (const struct sub *x = s->subs; x != NULL; x = x->next)
+		if (x->opts.qos > granted && sub_matches(x, topic))
+			granted = x->opts.qos;
+	for (uint8_t i = 0; i < *n; i++) {
+		const struct sub *x = s->subs;
+
+		while (x != NULL && (x->sub_id != ids[i] || !sub_matches(x, topic)))
+			x = x->next;
+		if (x != NULL)
+			ids[kept++] = ids[i];
+	}
+	*n = kept;
+	return granted;
+}
+
+bool cluster_handover_admit(struct worker *w, struct inbox_item *item, uint8_t *qos)
+{
+	struct session *s = item->sess;
+	struct moat_bytes topic = item->msg->topic;
+	const char *why;
+	int granted;
+
+	if (s->dead) { /* it ended or moved on since it was posted here */
+		not_here(item->cluster_ack, moat_bytes_str(s->client_id));
+		item->cluster_ack = NULL;
+		return false;
+	}
+	granted = granted_qos(s, topic, item->sub_ids, &item->sub_id_count);
+	if (granted >= 0 && authz_session(w, s, topic, ACCESS_READ)) {
+		*qos = item->qos < granted ? item->qos : (uint8_t)granted;
+		return true;
+	}
+	why = granted < 0 ? "it matches none of the session's subscriptions"
+			  : "the session may not read its topic";
+	if (log_limiter_allow(&handover_log, 10, 10))
+		log_warn("cluster: dropped a message handed over for session %s: %s", s->client_id,
+			 why);
+	cluster_routed(w, item->cluster_ack, persist_mark(w));
+	item->cluster_ack = NULL;
+	return false;
+}
