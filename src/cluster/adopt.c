@@ -509,7 +509,6 @@ int cluster_adopt_start(struct cluster *cl, const char *name, kvStore *alive, ch
 	ad->alive = alive;
 	pthread_mutex_init(&ad->lock, NULL);
 	pthread_cond_init(&ad->wake, NULL);
-	cl->adoption = ad;
 #ifndef NDEBUG
 	{
 		const char *hold = getenv("MOAT_TEST_ADOPT_HOLD_MS");
@@ -521,6 +520,10 @@ int cluster_adopt_start(struct cluster *cl, const char *name, kvStore *alive, ch
 				   ad->hold_ms);
 	}
 #endif
+	/* a NATS thread may read it already (cluster_adopt_park, under post_lock) */
+	pthread_mutex_lock(&cl->post_lock);
+	cl->adoption = ad;
+	pthread_mutex_unlock(&cl->post_lock);
 	snprintf(bucket, sizeof(bucket), "%s_sessions", name);
 	s = cluster_bucket(cl, bucket, &ad->sessions);
 	if (s != NATS_OK) {

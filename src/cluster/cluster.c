@@ -226,7 +226,8 @@ static int connect_nats(struct cluster *cl, const struct moat_cluster_conf *cc, 
 	}
 	if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED)
 		return nats_fail(err, errlen, "cannot connect to NATS", s, 0);
-	atomic_store(&cl->connected, s == NATS_OK);
+	if (s == NATS_OK) /* else on_connected (link.c) may have stored true already */
+		atomic_store(&cl->connected, true);
 	jsOptions_Init(&jo);
 	jo.PublishAsync.MaxPending = MAX_PENDING_PUBLISHES;
 	jo.PublishAsync.AckHandler = on_publish_ack;

@@ -246,8 +246,8 @@ static int put_record(struct cluster_outbound *out, struct store_batch *batch, u
 
 /* cluster_outbound_push (<promised>: a waiting export's copy, queued even
  * over the bound), or <beyond> the bound and outside it (a handover). */
-static int queue_copy(struct worker *w, const char *subject, const struct buf *data,
-		      bool promised, bool beyond)
+static int queue_copy(struct worker *w, const char *subject, const struct buf *data, bool promised,
+		      bool beyond)
 {
 	struct cluster *cl = w->b->cluster;
 	struct cluster_outbound *out = &cl->out;
@@ -459,12 +459,15 @@ static bool has_prefix(struct moat_bytes s, const char *prefix, struct moat_byte
  * a copy "<cluster>.n.<node>.<tokens>" or "<cluster>.g.<share id>.<tokens>"
  * of this cluster, or a waiting export "<cluster>.p.<tokens>" (*<waiting>),
  * carrying a message whose topic the tokens encode (in *<m>, which the
- * caller releases). Otherwise *<why> says what is wrong. */
+ * caller releases); a node's copy may be a session's handed-over message
+ * (handover.h), whose key must be a client id's. Otherwise *<why> says what
+ * is wrong. */
 static bool check_record(struct cluster *cl, struct moat_bytes subject, struct moat_bytes data,
 			 bool *waiting, struct msg **m, const char **why)
 {
 	struct moat_bytes rest, tokens, node;
 	struct buf topic = {0};
+	struct handover h;
 	bool ok;
 
 	*waiting = has_prefix(subject, cl->wait_prefix, &tokens);
@@ -478,8 +481,26 @@ static bool check_record(struct cluster *cl, struct moat_bytes subject, struct m
 		       "changed?)";
 		return false;
 	}
-	if (wire_decode(data, &node, m, why) < 0)
+	if (handover_is(data)) {
+		if (*waiting || !has_prefix(subject, cl->msg_prefix, &rest)) {
+			*why = "a handed-over message not for a node";
+			return false;
+		}
+		if (handover_decode(data, &h, why) < 0)
+			return false;
+		ok = subject_to_topic(&topic, h.key) == MOAT_OK;
+		buf_consume(&topic, buf_used(&topic));
+		if (!ok) {
+			*why = "its session key is not a client id's";
+			buf_fini(&topic);
+			return false;
+		}
+		data = h.wire;
+	}
+	if (wire_decode(data, &node, m, why) < 0) {
+		buf_fini(&topic);
 		return false;
+	}
 	ok = subject_to_topic(&topic, tokens) == MOAT_OK && buf_used(&topic) == (*m)->topic.len &&
 	     memcmp(buf_head(&topic), (*m)->topic.ptr, (*m)->topic.len) == 0;
 	if (!ok)

@@ -2,7 +2,8 @@
  * Unit tests for a queued copy read back from the store
  * (cluster_outbound_restore, src/cluster/outbound.c): a node's and a
  * share's copy of this cluster come back with their numbers, a message
- * kept before the node joined comes back to worker 0's waiting list; a
+ * kept before the node joined comes back to worker 0's waiting list, a
+ * session's handed-over message comes back outside the queue's bound; a
  * record whose subject is another cluster's or none of these three kinds,
  * does not decode to its message's topic, or whose message is damaged is
  * refused (MOAT_E_MALFORMED: persist_restore.c deletes it), never queued.
@@ -20,6 +21,7 @@
 #include "base/clock.h"
 #include "broker/broker.h"
 #include "cluster/cluster_int.h"
+#include "cluster/handover.h"
 #include "cluster/wire.h"
 
 /* This node "a" of cluster "test" with one worker; its queue numbers from 1000. */
@@ -114,6 +116,41 @@ static void test_waiting_export_comes_back(void **state)
 	assert_int_equal(cw.waiting_n, 1);
 }
 
+/* A handover record (handover.h) written by hand_over() when a session
+ * moved: it comes back queued beyond the bound, for a node only, and only
+ * with a key that is a client id's. */
+static void test_handover_comes_back_beyond_the_bound(void **state)
+{
+	struct mqtt_publish p = {.qos = 1, .topic = str("a/b"), .payload = str("x")};
+	struct msg *m = msg_create(&p, p.topic, clock_mono_ms());
+	struct delivery d = {.msg = m, .qos = 1};
+	struct buf scratch = {0}, bad_key = {0};
+	struct moat_bytes h;
+
+	(void)state;
+	assert_non_null(m);
+	assert_int_equal(handover_encode(&data, &scratch, "a", "client=2Fone", &d), MOAT_OK);
+	h = (struct moat_bytes){buf_head(&data), buf_used(&data)};
+	assert_int_equal(cluster_outbound_restore(&b, 21, str("test.n.b.a.b"), h), MOAT_OK);
+	assert_int_equal(cl.out.q.n, 1);
+	assert_true(outq_only_beyond(&cl.out.q));
+	assert_int_equal(outq_bounded_bytes(&cl.out.q), 0);
+	/* a share's or a waiting subject never carries one */
+	assert_int_equal(cluster_outbound_restore(&b, 22, str("test.g.0123456789abcdef.a.b"), h),
+			 MOAT_E_MALFORMED);
+	assert_int_equal(cluster_outbound_restore(&b, 23, str("test.p.a.b"), h), MOAT_E_MALFORMED);
+	/* a key that is no client id's (a broken escape) */
+	assert_int_equal(handover_encode(&bad_key, &scratch, "a", "client=zz", &d), MOAT_OK);
+	assert_int_equal(
+	    cluster_outbound_restore(&b, 24, str("test.n.b.a.b"),
+				     (struct moat_bytes){buf_head(&bad_key), buf_used(&bad_key)}),
+	    MOAT_E_MALFORMED);
+	assert_int_equal(cl.out.q.n, 1);
+	buf_fini(&scratch);
+	buf_fini(&bad_key);
+	msg_unref(m);
+}
+
 static void test_foreign_or_ill_formed_subjects_are_refused(void **state)
 {
 	static const char *const bad[] = {
@@ -178,6 +215,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_copies_of_this_cluster_come_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_waiting_export_comes_back, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_handover_comes_back_beyond_the_bound, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_foreign_or_ill_formed_subjects_are_refused, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_damaged_message_is_refused, setup, teardown),
