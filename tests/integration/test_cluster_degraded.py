@@ -195,8 +195,8 @@ class QueueBoundTest(DegradedBase):
         self.assertEqual(m("moat_cluster_outbound_queued_bytes"), 0)
 
 
-class DurableQueueTest(DegradedBase):
-    """Node a with persistence: its queue is in its store."""
+class StoredBase(DegradedBase):
+    """Node a with persistence (its store in <self.store>)."""
 
     def setUp(self):
         self.store = tempfile.mkdtemp(prefix="moattest-store-")
@@ -204,6 +204,10 @@ class DurableQueueTest(DegradedBase):
         self.node_config_a = ("sys_interval 1\npersistence true\npersistence_location %s\n"
                               % self.store)
         super().setUp()
+
+
+class DurableQueueTest(StoredBase):
+    """Node a with persistence: its queue is in its store."""
 
     def test_queue_survives_kill_9(self):
         sub = self.cross_link("dq/#", "dq/probe")

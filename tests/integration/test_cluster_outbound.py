@@ -18,7 +18,7 @@ import unittest
 
 from moattest import PUBACK, Broker, free_port
 from test_cluster import CROSS_S, NatsWatcher
-from test_cluster_degraded import QUOTA_EXCEEDED, RECONNECT_S, DegradedBase
+from test_cluster_degraded import QUOTA_EXCEEDED, RECONNECT_S, DegradedBase, StoredBase
 from test_cluster_shared import js_request, share_id
 from test_metrics import http_get, metric, parse_metrics
 
@@ -243,17 +243,10 @@ class StartWithoutNatsTest(DegradedBase):
         self.assertEqual(sub.expect_publish(timeout=CROSS_S).payload, b"5")
 
 
-class StartWithoutNatsStoredTest(DegradedBase):
+class StartWithoutNatsStoredTest(StoredBase):
     """The same with node a's store on, and node a killed before NATS came
     back: what it acknowledged is in its store and crosses after its
     restart."""
-
-    def setUp(self):
-        self.store = tempfile.mkdtemp(prefix="moattest-store-")
-        self.addCleanup(shutil.rmtree, self.store, True)
-        self.node_config_a = ("sys_interval 1\npersistence true\npersistence_location %s\n"
-                              % self.store)
-        super().setUp()
 
     def test_kept_messages_survive_kill_9_before_the_join(self):
         sub = self.cross_link("cold/#", "cold/probe")
