@@ -94,7 +94,8 @@ static uint64_t next_random(uint64_t *x)
 	return z ^ (z >> 31);
 }
 
-enum { MODEL_IDS = 64, NOT_QUEUED = UINT64_MAX };
+enum { MODEL_IDS = 64 };
+#define NOT_QUEUED UINT64_MAX
 
 /* The earliest queued time of the model, NOT_QUEUED when none. */
 static uint64_t model_next(const uint64_t *model)
