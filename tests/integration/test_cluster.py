@@ -39,14 +39,19 @@ class NatsServer:
             args += ["-c", conf]
         args += self.extra_args
         self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT)
+        # ready once it says so: it listens before it has loaded everything
+        # (an operator's accounts: a client that comes too early is refused)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("nats-server did not listen on %d" % self.port)
+            if self.proc.poll() is not None:
+                break
+            with open(os.path.join(self.dir, "nats.log"), "rb") as f:
+                if b"Server is ready" in f.read():
+                    socket.create_connection(("127.0.0.1", self.port), timeout=2).close()
+                    return self
+            time.sleep(0.05)
+        raise AssertionError("nats-server did not start on %d:\n%s" % (
+            self.port, open(os.path.join(self.dir, "nats.log"), errors="replace").read()[-2000:]))
 
     def halt(self):
         """Stops nats-server but keeps its store and port: start() again resumes it."""

@@ -6,6 +6,7 @@ reads the cluster; a node without credentials, or with a user signed by a
 key the server does not trust, does not start and names cluster_credentials."""
 import os
 import shutil
+import sys
 import tempfile
 import unittest
 
@@ -33,6 +34,22 @@ class CredsCluster(ClusterBase):
             f.write(text)
         os.chmod(path, 0o600)
         return path
+
+    def start_node(self, name, port=None):
+        """A node with valid credentials is refused "Authentication
+        Violation" about once in six runs when the machine is loaded (seen
+        with nats-server 2.9.10: of two nodes sharing one creds file, one got
+        in and one was refused; cause not found, docs/cluster.md "Tests"):
+        such a start is tried again, at most twice, and said on stderr."""
+        for attempt in range(3):
+            try:
+                return super().start_node(name, port)
+            except AssertionError as e:
+                if attempt == 2 or "Authentication Violation" not in str(e):
+                    raise
+                print("node %s refused by NATS with valid credentials; starting it again"
+                      % name, file=sys.stderr)
+                self.nodes.pop(name).cleanup()
 
     def make_nats(self):
         return NatsServer(extra_args=["-c", self.nats_conf])
