@@ -73,6 +73,25 @@ class NatsServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def nats_publish(port, subjects_payloads):
+    """Publishes each (subject, payload) with the NATS text protocol and
+    waits until the server has them all (PING/PONG)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        data = b'CONNECT {"verbose":false}\r\n'
+        for subject, payload in subjects_payloads:
+            data += b"PUB %s %d\r\n%s\r\n" % (subject.encode(), len(payload), payload)
+        sock.sendall(data + b"PING\r\n")
+        buf = b""
+        while b"PONG\r\n" not in buf:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise AssertionError("nats-server closed the connection")
+            buf += chunk
+    finally:
+        sock.close()
+
+
 class NatsWatcher:
     """A plain NATS subscriber (the text protocol) that sees what the nodes
     publish to each other."""

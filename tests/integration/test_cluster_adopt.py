@@ -19,7 +19,7 @@ import time
 import unittest
 
 from moattest import CONNACK, Peer
-from test_cluster import ClusterBase
+from test_cluster import ClusterBase, nats_publish
 
 # a killed node is found silent after 6 s, then adopted: allow for a loaded machine
 NODE_DEATH_S = 30.0
@@ -27,25 +27,6 @@ NODE_DEATH_S = 30.0
 # node counts as dead (7.7 s in the sanitizer build on the 2-core test machine)
 MANY = int(os.environ.get("MOAT_TEST_ADOPT_SESSIONS", 10000))
 HOLD_MS = 4000
-
-
-def nats_publish(port, subjects_payloads):
-    """Publishes each (subject, payload) with the NATS text protocol and
-    waits until the server has them all (PING/PONG)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    try:
-        data = b'CONNECT {"verbose":false}\r\n'
-        for subject, payload in subjects_payloads:
-            data += b"PUB %s %d\r\n%s\r\n" % (subject.encode(), len(payload), payload)
-        sock.sendall(data + b"PING\r\n")
-        buf = b""
-        while b"PONG\r\n" not in buf:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise AssertionError("nats-server closed the connection")
-            buf += chunk
-    finally:
-        sock.close()
 
 
 class AdoptBase(ClusterBase):

@@ -14,12 +14,11 @@ delete leaves another writer's newer claim (cluster_kv_writers, two writers
 on one key)."""
 import os
 import signal
-import socket
 import subprocess
 import time
 import unittest
 
-from test_cluster import CROSS_S, ClusterBase, NatsServer, NatsWatcher
+from test_cluster import CROSS_S, ClusterBase, NatsServer, NatsWatcher, nats_publish
 from moattest import Peer
 
 PERSISTENT = {"session_expiry": 600}
@@ -27,21 +26,6 @@ PERSISTENT = {"session_expiry": 600}
 
 def persisted_everywhere():
     return bool(os.environ.get("MOAT_TEST_PERSISTENCE"))
-
-
-def nats_publish(port, subject, messages):
-    """Publishes each of <messages> (bytes) on <subject> as any NATS client
-    could (the text protocol), and waits until nats-server has them all."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        data = b'CONNECT {"verbose":false}\r\n' + b"".join(
-            b"PUB %s %d\r\n%s\r\n" % (subject.encode(), len(m), m) for m in messages)
-        sock.sendall(data + b"PING\r\n")
-        got = b""
-        while b"PONG" not in got:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise AssertionError("nats-server closed the connection")
-            got += chunk
 
 
 class HandoverTest(ClusterBase):
@@ -169,8 +153,8 @@ class HandoverTest(ClusterBase):
         one of them: its entry names node a): node a keeps its client."""
         victim = self.client("a", "victim", clean=False, props=PERSISTENT)
         victim.subscribe(("forged/#", 1))
-        nats_publish(self.nats.port, "test.s.a",
-                     [b"%d %d a victim" % (hand, rev) for rev in range(0, 200) for hand in (0, 1)])
+        nats_publish(self.nats.port, [("test.s.a", b"%d %d a victim" % (hand, rev))
+                                      for rev in range(0, 200) for hand in (0, 1)])
         victim.expect_nothing(timeout=2.0)	# no DISCONNECT 0x8E, not closed
         pub = self.client("a", "pub-forged")
         pub.publish("forged/x", b"still here", qos=1)
@@ -201,9 +185,9 @@ class HandoverTest(ClusterBase):
         at = 4 + 4 * ids
         key_len = int.from_bytes(data[at:at + 2], "big")
         rest = data[at + 2 + key_len:]
-        nats_publish(self.nats.port, "test.n.b.moving.x",
-                     [data[:at] + len(key).to_bytes(2, "big") + key + rest
-                      for key in (b"vnone", b"vzero")])
+        nats_publish(self.nats.port, [("test.n.b.moving.x",
+                                       data[:at] + len(key).to_bytes(2, "big") + key + rest)
+                                      for key in (b"vnone", b"vzero")])
         got = zero.expect_publish(timeout=CROSS_S)
         self.assertEqual((got.payload, got.qos), (b"queued", 0))
         none.expect_nothing(timeout=2.0)
