@@ -610,7 +610,7 @@ static int on_publish(struct conn *c, const struct mqtt_publish *p, uint64_t now
 	full = NULL;
 	if (p->qos > 0 && persist_refusing(b))
 		full = "the store is full";
-	else if (p->qos > 0 && cluster_queue_full(b, topic, p->payload.len))
+	else if (p->qos > 0 && cluster_queue_full(c->w, topic, p->payload.len))
 		full = "the cluster's outbound queue is full";
 	if (full != NULL) {
 		stat_add(&c->w->sys.publish_dropped, 1);

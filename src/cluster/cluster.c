@@ -508,20 +508,26 @@ static bool publish(struct cluster *cl, natsMsg *nm)
 
 /* Builds "<prefix><node>.<tokens of topic>" (no node when NULL) as a C
  * string in the worker's scratch. */
+int cluster_subject(struct buf *out, const char *prefix, const char *name,
+		    struct moat_bytes topic)
+{
+	buf_consume(out, buf_used(out));
+	if (buf_append(out, prefix, strlen(prefix)) < 0 ||
+	    (name != NULL &&
+	     (buf_append(out, name, strlen(name)) < 0 || buf_append(out, ".", 1) < 0)) ||
+	    subject_from_topic(out, topic) < 0 || buf_append(out, "", 1) < 0)
+		return MOAT_E_NOMEM;
+	return buf_used(out) > CLUSTER_SUBJECT_MAX ? MOAT_E_LIMIT : MOAT_OK;
+}
+
 static const char *subject_for(struct cluster_worker *cw, const char *prefix, const char *node,
 			       const struct msg *m)
 {
-	buf_consume(&cw->subject, buf_used(&cw->subject));
-	if (buf_append(&cw->subject, prefix, strlen(prefix)) < 0 ||
-	    (node != NULL && (buf_append(&cw->subject, node, strlen(node)) < 0 ||
-			      buf_append(&cw->subject, ".", 1) < 0)) ||
-	    subject_from_topic(&cw->subject, m->topic) < 0 || buf_append(&cw->subject, "", 1) < 0)
-		return NULL;
-	if (buf_used(&cw->subject) > CLUSTER_SUBJECT_MAX) {
+	int rc = cluster_subject(&cw->subject, prefix, node, m->topic);
+
+	if (rc == MOAT_E_LIMIT)
 		log_warn("cluster: topic too long to cross the cluster (%zu bytes)", m->topic.len);
-		return NULL;
-	}
-	return (const char *)buf_head(&cw->subject);
+	return rc == MOAT_OK ? (const char *)buf_head(&cw->subject) : NULL;
 }
 
 /* Sets or deletes the topic's key in the retained bucket. */
@@ -693,6 +699,7 @@ bool cluster_export(struct worker *w, const struct msg *m)
 		cluster_outbound_wait(w, m);
 	else
 		export_copies(w, m, false);
+	cluster_outbound_unreserve(cl, cw); /* what its copies did not use */
 	return false;
 }
 
@@ -700,7 +707,10 @@ void cluster_flush(struct worker *w)
 {
 	struct cluster *cl = w->b->cluster;
 
-	if (cl == NULL || !atomic_load(&cl->joined))
+	if (cl == NULL)
+		return;
+	cluster_outbound_unreserve(cl, &cl->w[w->id]); /* a PUBLISH that never got exported */
+	if (!atomic_load(&cl->joined))
 		return; /* before the join nothing was queued or received */
 	if (cl->w[w->id].settle_after_join) {
 		/* the restored sessions, now that the bucket is there; what that

@@ -134,8 +134,11 @@ struct cluster_link {
 /* False without a cluster; otherwise fills <st>. Any thread. */
 bool cluster_link_status(struct broker *b, struct cluster_link *st);
 /* Whether a QoS 1/2 PUBLISH of <topic> with <payload_len> bytes must be
- * refused: other nodes want it, and the queue it would wait in is full. */
-bool cluster_queue_full(struct broker *b, struct moat_bytes topic, size_t payload_len);
+ * refused by worker <w>: other nodes want it, and the queue it would wait
+ * in is full. Otherwise the room for its copies is reserved for <w>'s next
+ * cluster_export (which gives back what it does not use; so does the
+ * next call, and cluster_flush). */
+bool cluster_queue_full(struct worker *w, struct moat_bytes topic, size_t payload_len);
 /* A queued copy read back from the store at start-up (persist_restore.c).
  * MOAT_OK, MOAT_E_NOTFOUND (no cluster: the record is dropped),
  * MOAT_E_MALFORMED (not a copy of this cluster's: dropped, logged here) or

@@ -58,6 +58,7 @@ struct cluster_worker {
 	struct buf data, subject; /* scratch for export */
 	uint64_t drain_after;	  /* outbound.c, under cl->out.lock: <issued> at the last disconnect */
 	size_t out_held;	  /* outbound.c: copies queued this pass, held until its batch is submitted */
+	uint64_t reserved;	  /* outbound.c, under cl->out.lock: queue bytes for its PUBLISH's copies */
 	struct waiting_export *waiting; /* outbound.c: exported before the join, in order */
 	size_t waiting_n, waiting_cap;
 	bool settle_after_join; /* cluster_worker_started ran before the join: again after it */
@@ -186,6 +187,11 @@ enum { CLUSTER_SUBJECT_MAX = 3072 };
 
 /* cluster.c: the JetStream copies (cluster_replicas) of the stream and buckets a node creates. */
 int cluster_replicas(const struct cluster *cl);
+/* cluster.c: "<prefix>[<name>.]<tokens of topic>" (<name> may be NULL) as a
+ * C string in <out> (emptied first). MOAT_OK, MOAT_E_LIMIT (longer than
+ * CLUSTER_SUBJECT_MAX) or MOAT_E_NOMEM. */
+int cluster_subject(struct buf *out, const char *prefix, const char *name,
+		    struct moat_bytes topic);
 
 /* watch.c: watches <bucket> (created when missing) in <cw>, calling
  * <on_entry> on the watch thread. MOAT_OK or an error with <err>. */
@@ -298,6 +304,13 @@ void cluster_sessions_flush(struct worker *w);
  * session (true; also when it is malformed or waits for its session), or
  * not such a message (false, nothing done). */
 bool cluster_session_message(struct cluster *cl, natsMsg *nm);
+/* sessions.c: the node the sessions bucket names as the owner of the
+ * session of <key> (its client id's subject tokens), in <owner> (a NATS
+ * thread, or any but a worker's: it waits for the bucket). MOAT_OK,
+ * MOAT_E_NOTFOUND (no entry), MOAT_E_MALFORMED (an entry no node wrote) or
+ * MOAT_E_IO (the bucket did not answer). */
+int cluster_session_owner(struct cluster *cl, struct moat_bytes key,
+			  char owner[CLUSTER_NODE_MAX + 1]);
 /* A clean stop without persistence (the workers have stopped): this node's
  * sessions end with it, so their entries are deleted (if still its own). */
 void cluster_sessions_leave(struct cluster *cl);
@@ -352,8 +365,17 @@ void cluster_outbound_forget_waiting(struct cluster *cl, struct cluster_worker *
  * cluster_queue_full (so a handover neither loses messages nor holds up or
  * refuses publishers). MOAT_OK or MOAT_E_NOMEM. */
 int cluster_outbound_push_handover(struct worker *w, const char *subject, const struct buf *data);
+/* cluster_outbound_push_handover from a thread that is no worker's (a
+ * handed-over message forwarded, handover_in.c): with persistence on, its
+ * record is submitted in a batch of its own, store ticket *<ticket> (0:
+ * none), before it can be sent. MOAT_OK or MOAT_E_NOMEM. */
+int cluster_outbound_forward(struct cluster *cl, const char *subject, struct moat_bytes data,
+			     uint64_t *ticket);
 /* End of <w>'s pass, its batch submitted: what it queued may be sent. */
 void cluster_outbound_flush(struct worker *w);
+/* Gives back what <cw>'s PUBLISH reserved in the queue and did not use
+ * (cluster_queue_full). */
+void cluster_outbound_unreserve(struct cluster *cl, struct cluster_worker *cw);
 /* A QoS 0 copy was dropped, the queue being full (counted, logged rarely). */
 void cluster_outbound_dropped(struct cluster *cl);
 /* The link is down (<up> false: sent copies are sent again later) or up. */

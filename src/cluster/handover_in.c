@@ -5,16 +5,20 @@
  * message to its owner worker; the worker admits it into the session only
  * as the session's own subscriptions would have delivered it (anyone who
  * may publish on NATS can send such a message), then acknowledges it once
- * it is in the session (and durable, ack.c). A message whose session is not
- * here (it ended, or moved on) is refused (NAK) and comes again, a few
- * times.
+ * it is in the session (and durable, ack.c). A message whose session the
+ * sessions bucket says moved on to another node (A -> B -> C in quick
+ * succession) is forwarded there through the outbound queue, in order; one
+ * whose session is not here otherwise (it ended, or is on its way here) is
+ * refused (NAK) and comes again, a few times.
  */
 #include "cluster/cluster_int.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include <moat/error.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/persist.h"
@@ -23,10 +27,12 @@
 #include "cluster/handover.h"
 #include "cluster/subject.h"
 #include "cluster/wire.h"
+#include "store/store.h"
 
 /* How long, and how many times, a handed-over message whose session is not
- * here waits for it. */
-enum { HANDOVER_RETRY_MS = 1000, HANDOVER_TRIES = 10 };
+ * here waits for it. How long a forwarded one waits for its store record to
+ * be durable before it is acknowledged (else it comes again). */
+enum { HANDOVER_RETRY_MS = 1000, HANDOVER_TRIES = 10, FORWARD_DURABLE_MS = 5000 };
 
 static struct log_limiter handover_log;
 
@@ -51,6 +57,54 @@ static void not_here(natsMsg *nm, struct moat_bytes who)
 	}
 	natsMsg_Destroy(nm);
 }
+/* Whether store batch <ticket> (0: none) became durable within
+ * FORWARD_DURABLE_MS. */
+static bool durable_soon(struct cluster *cl, uint64_t ticket)
+{
+	uint64_t deadline = clock_mono_ms() + FORWARD_DURABLE_MS;
+
+	while (ticket != 0 && store_durable(cl->b->store) < ticket) {
+		if (clock_mono_ms() >= deadline)
+			return false;
+		usleep(1000);
+	}
+	return true;
+}
+
+/* Forwards <nm>, handed over for the session of <key> (a message on
+ * <topic>) that is not here, when the sessions bucket names another node
+ * as its owner now (its client moved on again): queued for that node's
+ * stream subject (outbound.c: behind what came before, kept until
+ * JetStream stored it), then acknowledged and destroyed. False (nothing
+ * done) when the bucket names this node or none, or did not answer. */
+static bool forward(struct cluster *cl, natsMsg *nm, struct moat_bytes key, struct moat_bytes topic)
+{
+	struct moat_bytes data = {(const uint8_t *)natsMsg_GetData(nm),
+				  (size_t)natsMsg_GetDataLength(nm)};
+	char owner[CLUSTER_NODE_MAX + 1];
+	struct buf subject = {0};
+	uint64_t ticket = 0;
+	int rc;
+
+	if (cluster_session_owner(cl, key, owner) != MOAT_OK || strcmp(owner, cl->node) == 0)
+		return false;
+	rc = cluster_subject(&subject, cl->msg_prefix, owner, topic);
+	if (rc == MOAT_OK)
+		rc = cluster_outbound_forward(cl, (const char *)buf_head(&subject), data, &ticket);
+	buf_fini(&subject);
+	if (rc != MOAT_OK)
+		return false;
+	if (log_limiter_allow(&handover_log, 10, 10))
+		log_info("cluster: forwarded a message handed over for session %.*s to node %s, "
+			 "where it is now",
+			 (int)key.len, (const char *)key.ptr, owner);
+	/* not acknowledged when its record is late: it comes again, and goes again */
+	if (durable_soon(cl, ticket))
+		natsMsg_Ack(nm, NULL);
+	natsMsg_Destroy(nm);
+	return true;
+}
+
 bool cluster_session_message(struct cluster *cl, natsMsg *nm)
 {
 	struct moat_bytes data = {(const uint8_t *)natsMsg_GetData(nm),
@@ -88,8 +142,9 @@ bool cluster_session_message(struct cluster *cl, natsMsg *nm)
 	item.sess = sess_find_ref(cl->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
 	buf_fini(&id);
 	if (item.sess == NULL) {
+		if (!forward(cl, nm, h.key, item.msg->topic))
+			not_here(nm, h.key);
 		msg_unref(item.msg);
-		not_here(nm, h.key);
 		return true;
 	}
 	/* its owner acknowledges it once it is in the session (and durable) */

@@ -230,7 +230,7 @@ bool cluster_outbound_wanted(struct cluster *cl)
 
 /* Writes entry <seq> into <batch> (under out->lock). */
 static int put_record(struct cluster_outbound *out, struct store_batch *batch, uint64_t seq,
-		      const char *subject, const struct buf *data)
+		      const char *subject, struct moat_bytes data)
 {
 	struct moat_bytes key;
 
@@ -239,7 +239,7 @@ static int put_record(struct cluster_outbound *out, struct store_batch *batch, u
 	key = (struct moat_bytes){buf_head(&out->key), buf_used(&out->key)};
 	if (rec_put_cluster_out(&out->val, key,
 				(struct moat_bytes){(const uint8_t *)subject, strlen(subject)},
-				(struct moat_bytes){buf_head(data), buf_used(data)}) < 0)
+				data) < 0)
 		return MOAT_E_NOMEM;
 	return store_batch_put(batch, key.ptr, key.len, buf_head(&out->val), buf_used(&out->val));
 }
@@ -261,20 +261,19 @@ static int queue_copy(struct worker *w, const char *subject, const struct buf *d
 		rc = outq_push_beyond(&out->q, seq, subject, buf_head(data), buf_used(data),
 				      stored ? w->id + 1 : 0);
 	} else {
-		/* the bound counts the waiting exports too; their copies go over it */
+		/* the bound counts the waiting exports too; their copies go over
+		 * it; a copy uses its PUBLISH's reservation (cluster_queue_full) */
 		max = out->q.max_bytes;
-		out->q.max_bytes = 0;
-		if (!promised && max != 0 &&
-		    outq_bounded_bytes(&out->q) + out->waiting_bytes +
-			    outq_entry_bytes(subject, buf_used(data)) >
-			max)
-			rc = MOAT_E_LIMIT;
-		else
-			rc = outq_push(&out->q, seq, subject, buf_head(data), buf_used(data),
-				       stored ? w->id + 1 : 0);
+		if (promised)
+			out->q.max_bytes = 0;
+		rc = outq_push_reserved(&out->q, seq, subject, buf_head(data), buf_used(data),
+					stored ? w->id + 1 : 0, out->waiting_bytes,
+					&cl->w[w->id].reserved);
 		out->q.max_bytes = max;
 	}
-	if (rc == MOAT_OK && stored && put_record(out, &w->batch, seq, subject, data) < 0) {
+	if (rc == MOAT_OK && stored &&
+	    put_record(out, &w->batch, seq, subject,
+		       (struct moat_bytes){buf_head(data), buf_used(data)}) < 0) {
 		outq_acked(&out->q, seq); /* cannot be promised: not queued */
 		rc = MOAT_E_NOMEM;
 	} else if (rc == MOAT_OK && stored) {
@@ -295,6 +294,35 @@ int cluster_outbound_push(struct worker *w, const char *subject, const struct bu
 int cluster_outbound_push_handover(struct worker *w, const char *subject, const struct buf *data)
 {
 	return queue_copy(w, subject, data, false, true);
+}
+
+int cluster_outbound_forward(struct cluster *cl, const char *subject, struct moat_bytes data,
+			     uint64_t *ticket)
+{
+	struct cluster_outbound *out = &cl->out;
+	struct store_batch batch;
+	uint64_t seq;
+	int rc;
+
+	*ticket = 0;
+	store_batch_init(&batch);
+	pthread_mutex_lock(&out->lock);
+	seq = out->q.next_seq;
+	rc = outq_push_beyond(&out->q, seq, subject, data.ptr, data.len, 0);
+	if (rc == MOAT_OK && cl->b->store != NULL) {
+		if (put_record(out, &batch, seq, subject, data) < 0) {
+			outq_acked(&out->q, seq); /* not queued */
+			rc = MOAT_E_NOMEM;
+		} else {
+			/* under the lock: before the deletion its acknowledgement submits */
+			*ticket = store_submit(cl->b->store, &batch, -1);
+		}
+	}
+	if (rc == MOAT_OK)
+		pthread_cond_signal(&out->wake);
+	pthread_mutex_unlock(&out->lock);
+	store_batch_fini(&batch);
+	return rc;
 }
 
 void cluster_outbound_flush(struct worker *w)
@@ -399,14 +427,19 @@ bool cluster_link_status(struct broker *b, struct cluster_link *st)
 	return true;
 }
 
-bool cluster_queue_full(struct broker *b, struct moat_bytes topic, size_t payload_len)
+bool cluster_queue_full(struct worker *w, struct moat_bytes topic, size_t payload_len)
 {
-	struct cluster *cl = b->cluster;
+	struct cluster *cl = w->b->cluster;
 	const char *nodes[CLUSTER_MAX_NODES];
+	struct cluster_worker *cw;
 	uint64_t copies;
 	bool full;
 
-	if (cl == NULL || !cluster_outbound_wanted(cl))
+	if (cl == NULL)
+		return false;
+	cw = &cl->w[w->id];
+	cluster_outbound_unreserve(cl, cw); /* a PUBLISH that did not get to cluster_export */
+	if (!cluster_outbound_wanted(cl))
 		return false;
 	/* cluster_export's copies: one per interested node and one per share;
 	 * before the join, the message itself waits (its copies are promised) */
@@ -417,12 +450,23 @@ bool cluster_queue_full(struct broker *b, struct moat_bytes topic, size_t payloa
 		copies = 1;
 	if (copies == 0)
 		return false;
+	/* reserved, so that no other worker's PUBLISH takes the room first; its
+	 * copies use the reservation, cluster_export gives back the rest */
 	pthread_mutex_lock(&cl->out.lock);
-	full = outq_bounded_bytes(&cl->out.q) + cl->out.waiting_bytes +
-		   copies * ENTRY_BYTES_MAX(topic.len, payload_len) >
-	       cl->out.q.max_bytes;
+	full = outq_reserve(&cl->out.q, &cw->reserved,
+			    copies * ENTRY_BYTES_MAX(topic.len, payload_len),
+			    cl->out.waiting_bytes) != MOAT_OK;
 	pthread_mutex_unlock(&cl->out.lock);
 	return full;
+}
+
+void cluster_outbound_unreserve(struct cluster *cl, struct cluster_worker *cw)
+{
+	if (cw->reserved == 0) /* only its worker changes it */
+		return;
+	pthread_mutex_lock(&cl->out.lock);
+	outq_unreserve(&cl->out.q, &cw->reserved);
+	pthread_mutex_unlock(&cl->out.lock);
 }
 
 /* Whether <rest> is "<name>.<tokens>" with a name of <name_max> bytes at
@@ -601,13 +645,15 @@ void cluster_outbound_wait(struct worker *w, const struct msg *m)
 	if (subject != NULL && wire_encode(&cw->data, cl->node, m) == MOAT_OK) {
 		bytes = outq_entry_bytes(subject, buf_used(&cw->data));
 		pthread_mutex_lock(&out->lock);
-		if (out->q.max_bytes != 0 &&
-		    outq_bounded_bytes(&out->q) + out->waiting_bytes + bytes > out->q.max_bytes)
+		if (!outq_fits(&out->q, bytes, out->waiting_bytes, cw->reserved))
 			rc = MOAT_E_LIMIT;
 		else if (w->b->store == NULL ||
 			 (rc = put_record(out, &w->batch, seq = out->q.next_seq++, subject,
-					  &cw->data)) == MOAT_OK)
+					  (struct moat_bytes){buf_head(&cw->data),
+							      buf_used(&cw->data)})) == MOAT_OK)
 			rc = waiting_add(out, cw, msg_ref((struct msg *)m), seq, bytes);
+		if (rc == MOAT_OK)
+			outq_consume(&out->q, &cw->reserved, bytes); /* now in waiting_bytes */
 		pthread_mutex_unlock(&out->lock);
 	}
 	if (rc == MOAT_OK)

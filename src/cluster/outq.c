@@ -85,13 +85,55 @@ static int append(struct outq *q, uint64_t seq, const char *subject, const uint8
 	return MOAT_OK;
 }
 
+bool outq_fits(const struct outq *q, uint64_t bytes, uint64_t outside, uint64_t reservation)
+{
+	return q->max_bytes == 0 ||
+	       outq_bounded_bytes(q) + (q->reserved - reservation) + outside + bytes <=
+		   q->max_bytes;
+}
+
+int outq_reserve(struct outq *q, uint64_t *reservation, uint64_t bytes, uint64_t outside)
+{
+	if (!outq_fits(q, bytes, outside, 0))
+		return MOAT_E_LIMIT;
+	q->reserved += bytes;
+	*reservation += bytes;
+	return MOAT_OK;
+}
+
+void outq_consume(struct outq *q, uint64_t *reservation, uint64_t bytes)
+{
+	uint64_t used = bytes < *reservation ? bytes : *reservation;
+
+	q->reserved -= used;
+	*reservation -= used;
+}
+
+void outq_unreserve(struct outq *q, uint64_t *reservation)
+{
+	outq_consume(q, reservation, *reservation);
+}
+
+int outq_push_reserved(struct outq *q, uint64_t seq, const char *subject, const uint8_t *data,
+		       size_t len, unsigned holder, uint64_t outside, uint64_t *reservation)
+{
+	uint64_t bytes = outq_entry_bytes(subject, len);
+	int rc;
+
+	if (!outq_fits(q, bytes, outside, *reservation))
+		return MOAT_E_LIMIT;
+	rc = append(q, seq, subject, data, len, holder, false);
+	if (rc == MOAT_OK)
+		outq_consume(q, reservation, bytes);
+	return rc;
+}
+
 int outq_push(struct outq *q, uint64_t seq, const char *subject, const uint8_t *data, size_t len,
 	      unsigned holder)
 {
-	if (q->max_bytes != 0 &&
-	    outq_bounded_bytes(q) + outq_entry_bytes(subject, len) > q->max_bytes)
-		return MOAT_E_LIMIT;
-	return append(q, seq, subject, data, len, holder, false);
+	uint64_t none = 0;
+
+	return outq_push_reserved(q, seq, subject, data, len, holder, 0, &none);
 }
 
 int outq_push_beyond(struct outq *q, uint64_t seq, const char *subject, const uint8_t *data,

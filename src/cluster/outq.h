@@ -4,8 +4,10 @@
  * the order they were exported, until they are sent and JetStream has
  * acknowledged them. Each entry has a sequence number (its store key when
  * persistence is on), a subject and the wire bytes. The queue is bounded
- * by the bytes its entries hold. Pure bookkeeping, no NATS and no store;
- * not locked: the caller serialises.
+ * by the bytes its entries hold, and the bytes reserved for entries to
+ * come (a PUBLISH accepted only if its copies have room, outq_reserve).
+ * Pure bookkeeping, no NATS and no store; not locked: the caller
+ * serialises.
  */
 #ifndef MOAT_CLUSTER_OUTQ_H
 #define MOAT_CLUSTER_OUTQ_H
@@ -34,6 +36,7 @@ struct outq {
 	/* of <n> and <bytes>, the entries outside the bound (outq_push_beyond) */
 	size_t beyond_n;
 	uint64_t beyond_bytes;
+	uint64_t reserved; /* bytes reserved for entries to come (outq_reserve) */
 };
 
 /* An empty queue of at most <max_bytes> (0 = unbounded). */
@@ -46,10 +49,25 @@ uint64_t outq_entry_bytes(const char *subject, size_t len);
 /* Appends a copy of <subject> and <data> as entry <seq> (0: the next
  * number), which must be above every held one, held by <holder> (0: none);
  * the next number stays above <seq> (it never goes down).
- * MOAT_OK, MOAT_E_LIMIT (it would go over max_bytes) or MOAT_E_NOMEM; then
- * nothing changed. */
+ * MOAT_OK, MOAT_E_LIMIT (it would go over max_bytes, counting every
+ * reservation) or MOAT_E_NOMEM; then nothing changed. */
 int outq_push(struct outq *q, uint64_t seq, const char *subject, const uint8_t *data, size_t len,
 	      unsigned holder);
+/* Whether entries of <bytes> fit within the bound beside <outside> bytes it
+ * also counts (held elsewhere) and every reservation but <reservation>. */
+bool outq_fits(const struct outq *q, uint64_t bytes, uint64_t outside, uint64_t reservation);
+/* Reserves <bytes> within the bound (outq_fits) for its holder's entries to
+ * come: MOAT_OK and *<reservation> grows by <bytes>, or MOAT_E_LIMIT and
+ * nothing changed. */
+int outq_reserve(struct outq *q, uint64_t *reservation, uint64_t bytes, uint64_t outside);
+/* <bytes> of *<reservation> are used (as much as it still holds). */
+void outq_consume(struct outq *q, uint64_t *reservation, uint64_t bytes);
+/* Gives back what is left of *<reservation> (0 afterwards). */
+void outq_unreserve(struct outq *q, uint64_t *reservation);
+/* outq_push for the holder of *<reservation>, which the entry uses first:
+ * refused (MOAT_E_LIMIT) unless it fits (outq_fits) beside <outside>. */
+int outq_push_reserved(struct outq *q, uint64_t seq, const char *subject, const uint8_t *data,
+		       size_t len, unsigned holder, uint64_t outside, uint64_t *reservation);
 /* outq_push, but the entry neither counts against max_bytes nor is
  * refused by it (a session's handed-over messages, docs/cluster.md). */
 int outq_push_beyond(struct outq *q, uint64_t seq, const char *subject, const uint8_t *data,

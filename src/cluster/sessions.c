@@ -477,6 +477,37 @@ void cluster_session_changed(struct worker *w, struct session *s)
 
 /* ---- the old owner's side of a takeover ---- */
 
+int cluster_session_owner(struct cluster *cl, struct moat_bytes key,
+			  char owner[CLUSTER_NODE_MAX + 1])
+{
+	struct snapshot snap = {0};
+	char name[CLUSTER_SUBJECT_MAX + 1];
+	kvEntry *e = NULL;
+	const char *why;
+	natsStatus st;
+	int rc = MOAT_E_MALFORMED;
+
+	if (key.len > CLUSTER_SUBJECT_MAX)
+		return MOAT_E_NOTFOUND;
+	memcpy(name, key.ptr, key.len);
+	name[key.len] = '\0';
+	st = kvStore_Get(&e, cl->sessions->kv, name);
+	if (st == NATS_NOT_FOUND)
+		return MOAT_E_NOTFOUND;
+	if (st != NATS_OK)
+		return MOAT_E_IO;
+	if (snapshot_decode((struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
+			    &snap, &why) == MOAT_OK &&
+	    snap.owner.len <= CLUSTER_NODE_MAX) {
+		memcpy(owner, snap.owner.ptr, snap.owner.len);
+		owner[snap.owner.len] = '\0';
+		rc = MOAT_OK;
+	}
+	snapshot_fini(&snap);
+	kvEntry_Destroy(e);
+	return rc;
+}
+
 /* Queues <d>'s message for node <node>'s stream subject, marked for the
  * session of <key>, in the outbound queue (beyond its bound): sent in order
  * and kept until JetStream stored it (with persistence on, as a record in
@@ -489,15 +520,11 @@ static const char *hand_over(struct worker *w, const char *node, const char *key
 	struct worker_share *ws = &cl->sessions->w[w->id];
 	int rc;
 
-	buf_consume(&ws->subject, buf_used(&ws->subject));
-	if (buf_append(&ws->subject, cl->msg_prefix, strlen(cl->msg_prefix)) < 0 ||
-	    buf_append(&ws->subject, node, strlen(node)) < 0 ||
-	    buf_append(&ws->subject, ".", 1) < 0 ||
-	    subject_from_topic(&ws->subject, d->msg->topic) < 0 ||
-	    buf_append(&ws->subject, "", 1) < 0)
-		return "out of memory";
-	if (buf_used(&ws->subject) > CLUSTER_SUBJECT_MAX)
+	rc = cluster_subject(&ws->subject, cl->msg_prefix, node, d->msg->topic);
+	if (rc == MOAT_E_LIMIT)
 		return "its topic is too long for a NATS subject";
+	if (rc < 0)
+		return "out of memory";
 	rc = handover_encode(&ws->value, &ws->scratch, cl->node, key, d);
 	if (rc == MOAT_E_INVAL)
 		return "it cannot be encoded: QoS 0, or a session key over 65535 bytes";

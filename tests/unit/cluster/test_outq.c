@@ -4,7 +4,8 @@
  * most a window of them unacknowledged; one leaves only once acknowledged
  * and everything before it has left; a refused or lost send goes again
  * before anything newer; the byte bound refuses an entry whole, and does
- * not count entries pushed beyond it (handed-over messages); the backoff
+ * not count entries pushed beyond it (handed-over messages); room reserved
+ * for one holder's entries is refused to everyone else; the backoff
  * doubles from 100 ms to 5 s with +-20 % jitter.
  */
 #include <setjmp.h>
@@ -158,6 +159,58 @@ static void test_entries_beyond_the_bound(void **state)
 	outq_fini(&q);
 }
 
+/* Two PUBLISHes whose copies together go over the bound: the second's
+ * reservation is refused, and no other entry takes the first's room; the
+ * first's copies use it, and what is left goes back. */
+static void test_reservations(void **state)
+{
+	struct outq q;
+	uint64_t first = 0, second = 0, other = 0;
+
+	(void)state;
+	outq_init(&q, 20);
+	assert_int_equal(outq_reserve(&q, &first, 12, 0), MOAT_OK);
+	assert_int_equal(first, 12);
+	assert_int_equal(q.reserved, 12);
+	assert_int_equal(outq_reserve(&q, &second, 12, 0), MOAT_E_LIMIT);
+	assert_int_equal(second, 0);
+	assert_int_equal(q.reserved, 12);
+	assert_int_equal(outq_reserve(&q, &second, 8, 0), MOAT_OK);
+	assert_int_equal(outq_reserve(&q, &other, 1, 0), MOAT_E_LIMIT);
+	/* nothing outside a reservation fits, not even without one */
+	assert_int_equal(outq_push(&q, 0, "s.x", (const uint8_t *)"1", 1, 0), MOAT_E_LIMIT);
+	assert_int_equal(outq_push_reserved(&q, 0, "s.x", (const uint8_t *)"1", 1, 0, 0, &other),
+			 MOAT_E_LIMIT);
+	/* the first's copies (4 + 4 bytes) use its reservation */
+	assert_int_equal(outq_push_reserved(&q, 0, "s.a", (const uint8_t *)"1", 1, 0, 0, &first),
+			 MOAT_OK);
+	assert_int_equal(outq_push_reserved(&q, 0, "s.b", (const uint8_t *)"2", 1, 0, 0, &first),
+			 MOAT_OK);
+	assert_int_equal(first, 4);
+	assert_int_equal(q.reserved, 4 + 8);
+	assert_int_equal(outq_bounded_bytes(&q), 8);
+	/* the second's copy is larger than its reservation, which the first's
+	 * rest (still reserved) leaves no room to grow */
+	assert_int_equal(
+	    outq_push_reserved(&q, 0, "s.c", (const uint8_t *)"123456", 6, 0, 0, &second),
+	    MOAT_E_LIMIT);
+	/* bytes held elsewhere count too */
+	assert_int_equal(
+	    outq_push_reserved(&q, 0, "s.c", (const uint8_t *)"12345", 5, 0, 1, &second),
+	    MOAT_E_LIMIT);
+	outq_unreserve(&q, &first); /* its PUBLISH made no more copies */
+	assert_int_equal(first, 0);
+	assert_int_equal(q.reserved, 8);
+	assert_int_equal(
+	    outq_push_reserved(&q, 0, "s.c", (const uint8_t *)"123456", 6, 0, 0, &second), MOAT_OK);
+	assert_int_equal(second, 0);
+	assert_int_equal(q.reserved, 0);
+	assert_int_equal(outq_bounded_bytes(&q), 17);
+	outq_unreserve(&q, &second); /* nothing left: no change */
+	assert_int_equal(q.reserved, 0);
+	outq_fini(&q);
+}
+
 static void test_numbers_given_and_ring_growth(void **state)
 {
 	struct outq q;
@@ -273,6 +326,7 @@ int main(void)
 	    cmocka_unit_test(test_refused_goes_again_before_newer),
 	    cmocka_unit_test(test_bound_refuses_whole_entries),
 	    cmocka_unit_test(test_entries_beyond_the_bound),
+	    cmocka_unit_test(test_reservations),
 	    cmocka_unit_test(test_numbers_given_and_ring_growth),
 	    cmocka_unit_test(test_next_number_never_goes_down),
 	    cmocka_unit_test(test_held_entries_block_until_released),

@@ -1,0 +1,77 @@
+"""A session that moves on again while its messages are handed over
+(docs/cluster.md, "Sessions"): a real nats-server -js and three moatd nodes.
+A persistent client's queued messages on node a are handed over to node b,
+where it connects, while it already moved on to node c: node b forwards
+what arrives for it to node c (the sessions bucket names c), in order, so
+the client gets every message on c; handed-over messages replayed on node
+b's subject once the session is on c go to c too, instead of being refused
+ten times and dropped."""
+import time
+import unittest
+
+from test_cluster import CROSS_S, ClusterBase, NatsWatcher, nats_publish
+from moattest import Peer
+
+PERSISTENT = {"session_expiry": 600}
+COUNT = 20
+
+
+def first_seen(payloads):
+    """<payloads> without repeats, in the order they first came."""
+    seen = []
+    for p in payloads:
+        if p not in seen:
+            seen.append(p)
+    return seen
+
+
+class MovedOnTest(ClusterBase):
+    def setUp(self):
+        super().setUp()
+        self.start_node("c")
+
+    def collect(self, peer, count):
+        """Publishes <peer> gets until <count> distinct ones came (or none
+        comes for CROSS_S); their payloads in order, repeats included."""
+        got = []
+        while len(first_seen(got)) < count:
+            got.append(peer.expect_publish(timeout=CROSS_S).payload)
+        got += [p.payload for p in peer.drain_publishes(quiet_s=1.0)]
+        return got
+
+    def test_handover_to_a_session_that_moved_on_is_forwarded(self):
+        stream = NatsWatcher(self.nats.port, "test.n.b.>")
+        self.addCleanup(stream.close)
+        hopper = self.client("a", "hopper", clean=False, props=PERSISTENT)
+        hopper.subscribe(("hop/#", 1))
+        hopper.disconnect()
+        pub = self.client("a", "pub-hop")
+        sent = [b"%d" % i for i in range(COUNT)]
+        for payload in sent:
+            pub.publish("hop/x", payload, qos=1)
+        pub.disconnect()
+        # a -> b -> c in quick succession: node b's connection reads nothing,
+        # so what reached it is in flight there and goes on to c as well
+        on_b = self.client("b", "hopper", clean=False, props=PERSISTENT)
+        on_c = Peer(self.nodes["c"].port)
+        self.peers.append(on_c)
+        self.assertEqual(on_c.connect("hopper", clean=False, props=PERSISTENT).session_present,
+                         1)
+        got = self.collect(on_c, COUNT)
+        self.assertEqual(first_seen(got), sent)
+        on_b.close()
+        # what node a handed over to node b, again on b's subject now that the
+        # session is on c: b forwards it to c, in order
+        handed = [(subject, data) for subject, data in stream.messages(quiet_s=1.0)
+                  if data[:1] == b"\x02"]
+        self.assertEqual(len(handed), COUNT)
+        nats_publish(self.nats.port, handed)
+        again = self.collect(on_c, COUNT)
+        self.assertEqual(first_seen(again), sent)
+        self.assertIn("forwarded a message handed over for session hopper to node c",
+                      self.nodes["b"].log())
+        self.assertNotIn("no such session here", self.nodes["b"].log())
+
+
+if __name__ == "__main__":
+    unittest.main()
