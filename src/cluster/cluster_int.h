@@ -167,6 +167,9 @@ struct cluster {
 	struct cluster_outbound out;
 	/* messages that matched more than CLUSTER_MAX_NODES nodes (cluster.c) */
 	_Atomic uint64_t left_out;
+	/* handed-over messages posted to workers, and those the workers have
+	 * admitted or passed on (handover_in.c: a forward waits for them) */
+	_Atomic uint64_t handover_posted, handover_settled;
 };
 
 /* The header that tells the acknowledgement handler which worker's ticket a
@@ -305,8 +308,8 @@ void cluster_sessions_flush(struct worker *w);
  * not such a message (false, nothing done). */
 bool cluster_session_message(struct cluster *cl, natsMsg *nm);
 /* sessions.c: the node the sessions bucket names as the owner of the
- * session of <key> (its client id's subject tokens), in <owner> (a NATS
- * thread, or any but a worker's: it waits for the bucket). MOAT_OK,
+ * session of <key> (its client id's subject tokens), in <owner>; waits for
+ * the bucket (its JetStream context's timeout). MOAT_OK,
  * MOAT_E_NOTFOUND (no entry), MOAT_E_MALFORMED (an entry no node wrote) or
  * MOAT_E_IO (the bucket did not answer). */
 int cluster_session_owner(struct cluster *cl, struct moat_bytes key,

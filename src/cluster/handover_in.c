@@ -31,8 +31,14 @@
 
 /* How long, and how many times, a handed-over message whose session is not
  * here waits for it. How long a forwarded one waits for its store record to
- * be durable before it is acknowledged (else it comes again). */
-enum { HANDOVER_RETRY_MS = 1000, HANDOVER_TRIES = 10, FORWARD_DURABLE_MS = 5000 };
+ * be durable before it is acknowledged (else it comes again), and before
+ * that for the workers to take those posted to them before it. */
+enum {
+	HANDOVER_RETRY_MS = 1000,
+	HANDOVER_TRIES = 10,
+	FORWARD_DURABLE_MS = 5000,
+	FORWARD_SETTLE_MS = 2000
+};
 
 static struct log_limiter handover_log;
 
@@ -69,6 +75,17 @@ static bool durable_soon(struct cluster *cl, uint64_t ticket)
 		usleep(1000);
 	}
 	return true;
+}
+
+/* Waits (FORWARD_SETTLE_MS at most) until the workers have taken every
+ * handed-over message posted to them so far (cluster_handover_admit). */
+static void settled_soon(struct cluster *cl)
+{
+	uint64_t posted = atomic_load(&cl->handover_posted);
+	uint64_t deadline = clock_mono_ms() + FORWARD_SETTLE_MS;
+
+	while (atomic_load(&cl->handover_settled) < posted && clock_mono_ms() < deadline)
+		usleep(1000);
 }
 
 /* Forwards <nm>, handed over for the session of <key> (a message on
@@ -142,6 +159,9 @@ bool cluster_session_message(struct cluster *cl, natsMsg *nm)
 	item.sess = sess_find_ref(cl->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
 	buf_fini(&id);
 	if (item.sess == NULL) {
+		/* the messages posted before it go first: into the session, handed
+		 * over with it, or forwarded by its worker (order) */
+		settled_soon(cl);
 		if (!forward(cl, nm, h.key, item.msg->topic))
 			not_here(nm, h.key);
 		msg_unref(item.msg);
@@ -149,8 +169,10 @@ bool cluster_session_message(struct cluster *cl, natsMsg *nm)
 	}
 	/* its owner acknowledges it once it is in the session (and durable) */
 	atomic_fetch_add_explicit(&item.sess->backlog, 1, memory_order_relaxed);
+	atomic_fetch_add(&cl->handover_posted, 1);
 	if (!cluster_route_post(cl, item.sess->owner, &item)) {
 		/* inbox full, or stopping: not acknowledged, JetStream sends it again */
+		atomic_fetch_sub(&cl->handover_posted, 1);
 		atomic_fetch_sub_explicit(&item.sess->backlog, 1, memory_order_relaxed);
 		sess_unref(item.sess);
 		msg_unref(item.msg);
@@ -191,16 +213,32 @@ static int granted_qos(const struct session *s, struct moat_bytes topic, uint32_
 	return granted;
 }
 
-bool cluster_handover_admit(struct worker *w, struct inbox_item *item, uint8_t *qos)
+/* <item>'s session ended or moved on since it was posted here: forwarded
+ * to where the bucket says it is now (worker <w> waits for the bucket),
+ * else refused (not_here). */
+static void gone_meanwhile(struct worker *w, struct inbox_item *item)
+{
+	const struct session *s = item->sess;
+	struct buf key = {0};
+
+	if (subject_from_topic(&key, moat_bytes_str(s->client_id)) != MOAT_OK ||
+	    !forward(w->b->cluster, item->cluster_ack,
+		     (struct moat_bytes){buf_head(&key), buf_used(&key)}, item->msg->topic))
+		not_here(item->cluster_ack, moat_bytes_str(s->client_id));
+	buf_fini(&key);
+	item->cluster_ack = NULL;
+}
+
+/* cluster_handover_admit, but for its count of settled messages. */
+static bool admit(struct worker *w, struct inbox_item *item, uint8_t *qos)
 {
 	struct session *s = item->sess;
 	struct moat_bytes topic = item->msg->topic;
 	const char *why;
 	int granted;
 
-	if (s->dead) { /* it ended or moved on since it was posted here */
-		not_here(item->cluster_ack, moat_bytes_str(s->client_id));
-		item->cluster_ack = NULL;
+	if (s->dead) {
+		gone_meanwhile(w, item);
 		return false;
 	}
 	granted = granted_qos(s, topic, item->sub_ids, &item->sub_id_count);
@@ -216,4 +254,12 @@ bool cluster_handover_admit(struct worker *w, struct inbox_item *item, uint8_t *
 	cluster_routed(w, item->cluster_ack, persist_mark(w));
 	item->cluster_ack = NULL;
 	return false;
+}
+
+bool cluster_handover_admit(struct worker *w, struct inbox_item *item, uint8_t *qos)
+{
+	bool admitted = admit(w, item, qos);
+
+	atomic_fetch_add(&w->b->cluster->handover_settled, 1);
+	return admitted;
 }
