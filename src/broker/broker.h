@@ -160,6 +160,7 @@ struct session {
 	 * its subscriptions changed since the entry was written */
 	uint64_t cluster_rev;
 	bool cluster_moved, cluster_dirty;
+	bool cluster_resumed;	/* its last claim resumed it from another node (the entry says so) */
 	struct route_mark marks[];	/* one per worker */
 };
 

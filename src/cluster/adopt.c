@@ -12,8 +12,9 @@
  * it for adoption; that node's takeover notice can then arrive before
  * worker 0 has made the session. Each claimed entry stays in a window
  * (at most ADOPT_WINDOW, so the thread also never runs far ahead of worker
- * 0) until its session exists; a notice for an entry in the window is kept
- * and acted on right after the session is made.
+ * 0) until its session exists; that a notice came for an entry in the
+ * window is kept (not what it claims: a forged one cannot displace a real
+ * one), and the entry is read again right after the session is made.
  */
 #include "cluster/cluster_int.h"
 
@@ -45,13 +46,11 @@ struct dead_node {
 	size_t adopted; /* sessions claimed by this scan */
 };
 
-/* An entry claimed for adoption whose session is not made yet, and the
- * latest takeover notice for it that arrived meanwhile. */
+/* An entry claimed for adoption whose session is not made yet, and
+ * whether a takeover notice for it arrived meanwhile. */
 struct claimed {
 	char *key;
-	bool noticed, hand_over;
-	char node[CLUSTER_NODE_MAX + 1];
-	uint64_t rev;
+	bool noticed; /* a takeover notice came for it: look at the entry once made */
 };
 
 struct cluster_adoption {
@@ -167,8 +166,7 @@ static void window_leave(struct cluster_adoption *ad, const char *key)
 	pthread_mutex_unlock(&ad->lock);
 }
 
-bool cluster_adopt_park(struct cluster *cl, const char *key, bool hand_over, const char *node,
-			uint64_t rev)
+bool cluster_adopt_park(struct cluster *cl, const char *key)
 {
 	struct cluster_adoption *ad;
 	bool parked = false;
@@ -183,12 +181,7 @@ bool cluster_adopt_park(struct cluster *cl, const char *key, bool hand_over, con
 			if (strcmp(c->key, key) != 0)
 				continue;
 			parked = true;
-			if (!c->noticed || rev > c->rev) { /* the latest claim is the one */
-				c->noticed = true;
-				c->hand_over = hand_over;
-				c->rev = rev;
-				snprintf(c->node, sizeof(c->node), "%s", node);
-			}
+			c->noticed = true;
 		}
 		pthread_mutex_unlock(&ad->lock);
 	}
@@ -262,12 +255,8 @@ void cluster_adopt(struct worker *w, struct action *a)
 		found = window_take(ad, a->key, &c);
 		pthread_mutex_unlock(&ad->lock);
 	}
-	if (found && c.noticed) {
-		a->kind = ACT_TAKEN;
-		a->hand_over = c.hand_over;
-		a->rev = c.rev;
-		snprintf(a->node, sizeof(a->node), "%s", c.node);
-	}
+	if (found && c.noticed)
+		a->kind = ACT_TAKEN; /* the entry tells by whom, and whether it resumed */
 	free(c.key);
 }
 

@@ -398,9 +398,9 @@ enum action_kind { ACT_TAKEN, ACT_ADOPT };
 struct action {
 	struct action *next;
 	enum action_kind kind;
-	bool hand_over;			 /* ACT_TAKEN: send the new owner the messages */
-	char node[CLUSTER_NODE_MAX + 1]; /* ACT_TAKEN: the new owner */
-	uint64_t rev;			 /* the entry's revision (the claim's, for ACT_TAKEN) */
+	bool hand_over;			 /* ACT_TAKEN: send the new owner the messages (the entry's) */
+	char node[CLUSTER_NODE_MAX + 1]; /* ACT_TAKEN: the new owner (the entry's) */
+	uint64_t rev;			 /* ACT_ADOPT: the entry's revision */
 	unsigned tries;			 /* ACT_TAKEN: bucket checks that got no answer */
 	char *key;
 	struct buf value; /* ACT_ADOPT: the entry */
@@ -430,12 +430,11 @@ void cluster_adopt_stop(struct cluster *cl);
  * of its sessions from now on. */
 void cluster_adopt_request(struct cluster *cl, const char *dead);
 void cluster_adopt_cancel(struct cluster *cl, const char *node);
-/* A NATS thread: a takeover notice (<hand_over>, new owner <node>, its
- * claim's revision <rev>) for <key>, which this node claimed for an
- * adoption whose session does not exist yet: kept for it (true), or no
- * such adoption (false). */
-bool cluster_adopt_park(struct cluster *cl, const char *key, bool hand_over, const char *node,
-			uint64_t rev);
+/* A NATS thread: a takeover notice for <key>, which this node claimed for
+ * an adoption whose session does not exist yet: remembered for it (true),
+ * or no such adoption (false). Only that one came counts, not what it
+ * claims: the bucket decides once the session exists (check_claim). */
+bool cluster_adopt_park(struct cluster *cl, const char *key);
 /* Worker 0: makes <a>'s entry (ACT_ADOPT, claimed for this node) an offline
  * session; when a takeover notice was parked for it, <a> becomes that
  * notice (ACT_TAKEN) for the caller to act on. */

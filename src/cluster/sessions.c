@@ -187,6 +187,7 @@ static int encode_session(struct cluster *cl, const struct session *s, const str
 				.offline_wall_ms = c != NULL ? 0 : clock_wall_ms(),
 				.version = s->version,
 				.expiry_s = s->expiry_s,
+				.resumed = s->cluster_resumed,
 				.has_username = s->username != NULL,
 				.username = moat_bytes_str(s->username != NULL ? s->username : "")};
 	size_t n = 0;
@@ -393,6 +394,7 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 			sess_reset(c->w, s);
 		}
 		stale = false;
+		s->cluster_resumed = resumed; /* the old owner hands over only if the entry says so */
 		read_rev = s->cluster_rev;
 		st = encode_session(cl, s, c, &ws->value) == MOAT_OK
 			 ? write_entry(cl->sessions->wkv, key, &ws->value, &s->cluster_rev)
@@ -565,12 +567,14 @@ static void hand_over_all(struct worker *w, const struct session *s, const char 
  * start (its Will published). */
 enum claim { CLAIM_REAL, CLAIM_FALSE, CLAIM_UNKNOWN };
 
-/* Whether the entry of <a>->key really names node <a>->node, at revision
- * <a>->rev or later and newer than <mine> (this node's last write): a
- * notice is only a hint (anyone who may publish on NATS could send one),
- * the bucket is what the nodes agreed on. CLAIM_UNKNOWN when the bucket did
- * not answer (timed out, no responders, NATS unreachable). */
-static enum claim check_claim(struct cluster *cl, const struct action *a, uint64_t mine)
+/* Whether the entry of <a>->key names another node, at a revision newer
+ * than <mine> (this node's last write): then <a> gets that node and whether
+ * it resumed the session (hand over). A notice only says "look" (anyone
+ * who may publish on NATS could send one, with any node, revision or
+ * hand-over bit): the bucket is what the nodes agreed on. CLAIM_UNKNOWN
+ * when the bucket did not answer (timed out, no responders, NATS
+ * unreachable). */
+static enum claim check_claim(struct cluster *cl, struct action *a, uint64_t mine)
 {
 	struct snapshot snap = {0};
 	kvEntry *e = NULL;
@@ -580,11 +584,15 @@ static enum claim check_claim(struct cluster *cl, const struct action *a, uint64
 
 	if (st != NATS_OK && st != NATS_NOT_FOUND)
 		r = CLAIM_UNKNOWN;
-	else if (st == NATS_OK && kvEntry_Revision(e) >= a->rev && kvEntry_Revision(e) > mine &&
+	else if (st == NATS_OK && kvEntry_Revision(e) > mine &&
 		 snapshot_decode((struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
 				 &snap, &why) == MOAT_OK &&
-		 moat_bytes_eq(snap.owner, moat_bytes_str(a->node)))
+		 !moat_bytes_eq(snap.owner, moat_bytes_str(cl->node))) {
 		r = CLAIM_REAL;
+		snprintf(a->node, sizeof(a->node), "%.*s", (int)snap.owner.len,
+			 (const char *)snap.owner.ptr);
+		a->hand_over = snap.resumed;
+	}
 	snapshot_fini(&snap);
 	kvEntry_Destroy(e);
 	return r;
@@ -605,9 +613,9 @@ static bool taken(struct worker *w, struct action *a, bool *again)
 	if (subject_to_topic(&id, moat_bytes_str(a->key)) == MOAT_OK)
 		s = sess_find_ref(w->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
 	buf_fini(&id);
-	/* a claim is newer than this node's last write; a later claim of
-	 * this node's own (the client came back here) wins */
-	if (s == NULL || s->owner != w || s->dead || s->cluster_rev >= a->rev) {
+	/* a claim is newer than this node's last write (check_claim); a later
+	 * claim of this node's own (the client came back here) wins */
+	if (s == NULL || s->owner != w || s->dead) {
 		if (s != NULL)
 			sess_unref(s);
 		return false;
@@ -619,17 +627,17 @@ static bool taken(struct worker *w, struct action *a, bool *again)
 		return false;
 	}
 	if (claim == CLAIM_UNKNOWN) {
-		log_warn("cluster: the sessions bucket did not answer about a takeover of %s by "
-			 "node %s in %d tries; ignored",
-			 s->client_id, a->node, NOTICE_TRIES);
+		log_warn("cluster: the sessions bucket did not answer about a takeover of %s in "
+			 "%d tries; ignored",
+			 s->client_id, NOTICE_TRIES);
 		sess_unref(s);
 		return false;
 	}
 	if (claim == CLAIM_FALSE) {
 		if (log_limiter_allow(&sessions_log, 10, 10))
-			log_warn("cluster: ignored a takeover notice for %s from node %s that the "
-				 "sessions bucket does not confirm",
-				 s->client_id, a->node);
+			log_warn("cluster: ignored a takeover notice for %s that the sessions "
+				 "bucket does not confirm",
+				 s->client_id);
 		sess_unref(s);
 		return false;
 	}
@@ -650,12 +658,14 @@ static bool taken(struct worker *w, struct action *a, bool *again)
 }
 
 /* "<1|0> <revision> <node> <key>" on this node's notice subject (a NATS
- * thread): the session's owner worker acts on it. */
+ * thread): the session's owner worker looks at its entry (check_claim);
+ * only the key is used, the rest is what the sender saw. */
 static void on_notice(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
 {
 	struct cluster *cl = closure;
 	struct action *a = calloc(1, sizeof(*a));
 	char hand_over = 0, node[CLUSTER_NODE_MAX + 1], *key = NULL;
+	uint64_t rev = 0;
 	struct buf data = {0}, id = {0};
 	struct session *s = NULL;
 	int used = 0;
@@ -667,12 +677,12 @@ static void on_notice(natsConnection *nc, natsSubscription *sub, natsMsg *nm, vo
 	    buf_append(&data, natsMsg_GetData(nm), (size_t)natsMsg_GetDataLength(nm)) == MOAT_OK &&
 	    buf_append(&data, "", 1) == MOAT_OK &&
 	    sscanf((const char *)buf_head(&data), "%c %" SCNu64 " %64[A-Za-z0-9_-] %n", &hand_over,
-		   &a->rev, node, &used) == 3 &&
+		   &rev, node, &used) == 3 &&
 	    used > 0 && (hand_over == '0' || hand_over == '1') &&
 	    strcmp(node, cl->node) != 0 && /* a node does not take over from itself */
 	    (key = strdup((const char *)buf_head(&data) + used)) != NULL &&
 	    /* parked: an adoption about to create the session acts on it */
-	    !cluster_adopt_park(cl, key, hand_over == '1', node, a->rev) &&
+	    !cluster_adopt_park(cl, key) &&
 	    subject_to_topic(&id, moat_bytes_str(key)) == MOAT_OK)
 		s = sess_find_ref(cl->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
 	buf_fini(&data);
@@ -684,9 +694,7 @@ static void on_notice(natsConnection *nc, natsSubscription *sub, natsMsg *nm, vo
 		return; /* gone already, a malformed notice, or one naming this node */
 	}
 	a->kind = ACT_TAKEN;
-	a->hand_over = hand_over == '1';
 	a->key = key;
-	snprintf(a->node, sizeof(a->node), "%s", node);
 	cluster_sessions_post(cl, s->owner->id, a);
 	sess_unref(s);
 }

@@ -21,7 +21,15 @@
 #include "codec/topic.h"
 #include "cluster/wire.h"
 
-enum { SNAP_FORMAT = 1, SNAP_ONLINE = 1, SNAP_USERNAME = 2, SNAP_WILL = 4, OWNER_MAX = 64 };
+/* SNAP_RESUMED came later: entries without it read as not resumed */
+enum {
+	SNAP_FORMAT = 1,
+	SNAP_ONLINE = 1,
+	SNAP_USERNAME = 2,
+	SNAP_WILL = 4,
+	SNAP_RESUMED = 8,
+	OWNER_MAX = 64
+};
 
 static int put_u8(struct buf *out, uint8_t v)
 {
@@ -84,7 +92,7 @@ int snapshot_encode(struct buf *out, const struct snapshot *s)
 {
 	uint8_t flags =
 	    (uint8_t)((s->online ? SNAP_ONLINE : 0) | (s->has_username ? SNAP_USERNAME : 0) |
-		      (s->will ? SNAP_WILL : 0));
+		      (s->will ? SNAP_WILL : 0) | (s->resumed ? SNAP_RESUMED : 0));
 	int rc;
 
 	if (s->owner.len == 0 || s->owner.len > OWNER_MAX || s->sub_n > UINT32_MAX)
@@ -205,10 +213,11 @@ int snapshot_decode(struct moat_bytes data, struct snapshot *s, const char **why
 	if (!rd_u8(&r, &flags) || !rd_u8(&r, &s->version) || !rd_u32(&r, &s->expiry_s) ||
 	    !rd_u32(&r, &hi) || !rd_u32(&r, &lo))
 		return malformed(why, "session fields cut short");
-	if (flags > (SNAP_ONLINE | SNAP_USERNAME | SNAP_WILL) ||
+	if (flags > (SNAP_ONLINE | SNAP_USERNAME | SNAP_WILL | SNAP_RESUMED) ||
 	    (s->version != MQTT_V31 && s->version != MQTT_V311 && s->version != MQTT_V5))
 		return malformed(why, "unknown flags or protocol version");
 	s->online = (flags & SNAP_ONLINE) != 0;
+	s->resumed = (flags & SNAP_RESUMED) != 0;
 	s->offline_wall_ms = (uint64_t)hi << 32 | lo;
 	s->has_username = (flags & SNAP_USERNAME) != 0;
 	if (s->has_username && (!rd_u16(&r, &ulen) || !rd_bytes(&r, ulen, &s->username) ||

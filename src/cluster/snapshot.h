@@ -30,6 +30,7 @@ struct snap_sub {
 struct snapshot {
 	struct moat_bytes owner;  /* node name */
 	bool online;		  /* its client is connected to <owner> */
+	bool resumed;		  /* <owner> resumed it from the previous owner, which hands over */
 	uint64_t offline_wall_ms; /* when it went offline (wall clock); 0 while online */
 	uint8_t version;	  /* MQTT_V31, MQTT_V311 or MQTT_V5 */
 	uint32_t expiry_s;	  /* UINT32_MAX = never */

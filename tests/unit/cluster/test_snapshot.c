@@ -47,6 +47,7 @@ static void full(struct snapshot *s, struct msg **will)
 	assert_non_null(*will);
 	*s = (struct snapshot){.owner = str("node-a_1"),
 			       .online = true,
+			       .resumed = true,
 			       .version = 5,
 			       .expiry_s = UINT32_MAX,
 			       .has_username = true,
@@ -72,6 +73,7 @@ static void full_round_trip(void **state)
 	    MOAT_OK);
 	assert_true(same(out.owner, in.owner));
 	assert_true(out.online);
+	assert_true(out.resumed);
 	assert_int_equal(out.version, 5);
 	assert_int_equal(out.expiry_s, UINT32_MAX);
 	assert_true(out.has_username);
@@ -110,6 +112,7 @@ static void bare_round_trip(void **state)
 	    snapshot_decode((struct moat_bytes){buf_head(&enc), buf_used(&enc)}, &out, &why),
 	    MOAT_OK);
 	assert_false(out.online);
+	assert_false(out.resumed); /* as an entry written before the flag existed reads */
 	assert_int_equal(out.offline_wall_ms, 1796126366123ull);
 	assert_int_equal(out.version, 4);
 	assert_false(out.has_username);
@@ -181,7 +184,8 @@ static void bad_fields_refused(void **state)
 	assert_int_equal(decode_damaged("a", "x/y", 0x01, 0, 2), MOAT_E_MALFORMED);   /* format */
 	assert_int_equal(decode_damaged("a", "x/y", 0x01, 2, '.'), MOAT_E_MALFORMED); /* owner */
 	assert_int_equal(decode_damaged("a", "x/y", 0x01, 1, 0), MOAT_E_MALFORMED);   /* no owner */
-	assert_int_equal(decode_damaged("a", "x/y", 0x01, 3, 8), MOAT_E_MALFORMED);   /* flags */
+	assert_int_equal(decode_damaged("a", "x/y", 0x01, 3, 8), MOAT_OK);	      /* resumed */
+	assert_int_equal(decode_damaged("a", "x/y", 0x01, 3, 16), MOAT_E_MALFORMED);  /* flags */
 	assert_int_equal(decode_damaged("a", "x/y", 0x01, 4, 6), MOAT_E_MALFORMED);   /* version */
 	assert_int_equal(decode_damaged("a", "x/y", 0x03, 0, -1), MOAT_E_MALFORMED);  /* QoS 3 */
 	assert_int_equal(decode_damaged("a", "x/y", 0x31, 0, -1), MOAT_E_MALFORMED);  /* rh 3 */
