@@ -506,8 +506,6 @@ static bool publish(struct cluster *cl, natsMsg *nm)
 	return false;
 }
 
-/* Builds "<prefix><node>.<tokens of topic>" (no node when NULL) as a C
- * string in the worker's scratch. */
 int cluster_subject(struct buf *out, const char *prefix, const char *name,
 		    struct moat_bytes topic)
 {
@@ -520,6 +518,8 @@ int cluster_subject(struct buf *out, const char *prefix, const char *name,
 	return buf_used(out) > CLUSTER_SUBJECT_MAX ? MOAT_E_LIMIT : MOAT_OK;
 }
 
+/* Builds "<prefix><node>.<tokens of topic>" (no node when NULL) as a C
+ * string in the worker's scratch. */
 static const char *subject_for(struct cluster_worker *cw, const char *prefix, const char *node,
 			       const struct msg *m)
 {

@@ -63,6 +63,7 @@ static void not_here(natsMsg *nm, struct moat_bytes who)
 	}
 	natsMsg_Destroy(nm);
 }
+
 /* Whether store batch <ticket> (0: none) became durable within
  * FORWARD_DURABLE_MS. */
 static bool durable_soon(struct cluster *cl, uint64_t ticket)
