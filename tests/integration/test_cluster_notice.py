@@ -85,8 +85,10 @@ class NoticeTest(ClusterBase):
         for payload in sent:
             pub.publish("forged/x", payload, qos=1)
         pub.disconnect()
-        forged = [("test.s.a", b"1 99999999999 b target"), ("test.s.a", b"0 1 b target"),
-                  ("test.s.a", b"1 1 c target")]
+        # a huge revision, another node, and the hand-over bit 0 at every
+        # revision node b's claim may get (one of them is the claim's)
+        forged = [("test.s.a", b"1 99999999999 b target"), ("test.s.a", b"1 1 c target")]
+        forged += [("test.s.a", b"0 %d b target" % rev) for rev in range(1, 300)]
         # the entry names node a: nothing moves
         nats_publish(self.nats.port, forged)
         time.sleep(1.0)
