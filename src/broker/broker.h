@@ -160,6 +160,10 @@ struct session {
 	 * its subscriptions changed since the entry was written */
 	uint64_t cluster_rev;
 	bool cluster_moved, cluster_dirty;
+	/* cluster: restored from the store and not yet settled against the
+	 * sessions bucket (nor claimed by its client's CONNECT); its delayed
+	 * Will is held aside (sessions.c) until then */
+	bool restored_unsettled;
 	struct route_mark marks[];	/* one per worker */
 };
 
