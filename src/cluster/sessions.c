@@ -13,7 +13,9 @@
  * with persistence on) and drops its copy; the new owner (handover_in.c)
  * acknowledges each once it is in the session (and durable, ack.c). A
  * restarted node settles the sessions its store gave back against the
- * bucket; a node without persistence deletes its entries when it stops.
+ * bucket once joined (their delayed Wills held until then), and claims the
+ * sessions made while it was out of the cluster at the join; a node
+ * without persistence deletes its entries when it stops.
  * Sessions of a node that died are adopted by a survivor (adopt.c): they
  * become offline sessions there, so their Wills and expiry run as on one
  * node.
@@ -81,6 +83,8 @@ struct worker_share {
 	struct unsettled *unsettled; /* the worker's own */
 	size_t unsettled_n, unsettled_cap;
 	uint64_t settle_at_ms;
+	bool settling;	       /* the sessions from the store are not all settled yet */
+	size_t settled;	       /* ... how many were so far */
 	struct unsure *unsure; /* the worker's own */
 	size_t unsure_n, unsure_cap;
 	uint64_t unsure_at_ms;
@@ -365,12 +369,13 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 	bool resumed = false, stale = false;
 	const char *key;
 
-	if (cl == NULL || c->internal)
+	if (cl == NULL)
 		return present;
 	/* its client's CONNECT claims it: a copy from the store is settled by
-	 * this claim (or, out of the cluster, by the claim at the join) */
+	 * this claim (or, out of the cluster, by the claim at the join; a
+	 * bridge's internal link keeps it out of the bucket) */
 	s->restored_unsettled = false;
-	if (!nats_up(cl))
+	if (c->internal || !nats_up(cl))
 		return present;
 	ws = &cl->sessions->w[c->w->id];
 	key = key_for(&ws->key, moat_bytes_str(s->client_id));
@@ -819,12 +824,14 @@ void cluster_worker_started(struct worker *w)
 		hold_unsettled(ws, s, will);
 	}
 	ws->settle_at_ms = 0; /* at the first pass once joined */
+	ws->settling = true;
 	if (!atomic_load(&cl->joined)) {
 		cl->w[w->id].settle_after_join = true; /* NATS unreachable at start */
 		if (ws->unsettled_n > 0)
-			log_notice("cluster: NATS unreachable: %zu sessions from the store wait for "
-				   "the join, their Wills held",
-				   ws->unsettled_n);
+			log_notice(
+			    "cluster: NATS unreachable: %zu sessions from the store wait for "
+			    "the join, their Wills held",
+			    ws->unsettled_n);
 	}
 }
 
@@ -893,13 +900,13 @@ void cluster_sessions_claim_made_while_out(struct worker *w)
  * (the rest wait for the next try, a second later); one whose client came
  * back (its CONNECT claimed it) or that ended is left. True when one was
  * settled (its messages may be handed over). */
-static bool settle_again(struct worker *w, struct worker_share *ws)
+static bool settle_from_store(struct worker *w, struct worker_share *ws)
 {
 	uint64_t now = clock_mono_ms();
 	size_t kept = 0, n = ws->unsettled_n, asked = 0;
 	bool asking = true;
 
-	if (n == 0 || now < ws->settle_at_ms)
+	if ((n == 0 && !ws->settling) || now < ws->settle_at_ms)
 		return false;
 	for (size_t i = 0; i < ws->unsettled_n; i++) {
 		struct unsettled u = ws->unsettled[i];
@@ -922,10 +929,16 @@ static bool settle_again(struct worker *w, struct worker_share *ws)
 				ws->unsettled[kept++] = u;
 				continue;
 			}
+			ws->settled++;
 		}
 		sess_unref(u.s);
 	}
 	ws->unsettled_n = kept;
+	if (ws->settling && kept == 0) {
+		ws->settling = false;
+		log_info("cluster: worker %u settled %zu sessions from the store", w->id,
+			 ws->settled);
+	}
 	if (!asking && log_limiter_allow(&sessions_log, 10, 10))
 		log_warn("cluster: the sessions bucket did not answer about %zu sessions from the "
 			 "store; their Wills wait until it does (asked again every second)",
@@ -1106,7 +1119,7 @@ void cluster_sessions_flush(struct worker *w)
 		*action_end(&ws->later) = again_head;
 		ws->later_at_ms = now + NOTICE_RETRY_MS;
 	}
-	handed |= settle_again(w, ws);
+	handed |= settle_from_store(w, ws);
 	settle_claims(w, ws);
 	/* the handed-over copies' records, and the sessions' deletion, go to
 	 * the store before cluster_outbound_flush lets the copies go (so that
