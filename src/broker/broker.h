@@ -161,6 +161,10 @@ struct session {
 	uint64_t cluster_rev;
 	bool cluster_moved, cluster_dirty;
 	bool cluster_resumed;	/* its last claim resumed it from another node (the entry says so) */
+	/* cluster: restored from the store and not yet settled against the
+	 * sessions bucket (nor claimed by its client's CONNECT); its delayed
+	 * Will is held aside (sessions.c) until then */
+	bool restored_unsettled;
 	struct route_mark marks[];	/* one per worker */
 };
 

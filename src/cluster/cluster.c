@@ -381,6 +381,8 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 	if (rc == MOAT_OK)
 		rc = cluster_shares_init(cl, err, errlen);
 	if (rc == MOAT_OK)
+		rc = cluster_sessions_init(cl, err, errlen);
+	if (rc == MOAT_OK)
 		rc = connect_nats(cl, cc, err, errlen);
 	if (rc == MOAT_OK && atomic_load(&cl->connected))
 		rc = join_cluster(cl, err, errlen);
@@ -713,11 +715,10 @@ void cluster_flush(struct worker *w)
 	if (!atomic_load(&cl->joined))
 		return; /* before the join nothing was queued or received */
 	if (cl->w[w->id].settle_after_join) {
-		/* the restored sessions, now that the bucket is there; what that
-		 * hands over is in the store batch before the queue lets it go */
+		/* the sessions made while out of the cluster; those from the
+		 * store are settled by cluster_sessions_flush */
 		cl->w[w->id].settle_after_join = false;
-		cluster_worker_started(w);
-		persist_submit(w);
+		cluster_sessions_claim_made_while_out(w);
 	}
 	cluster_outbound_export_waiting(w, export_waited);
 	cluster_sessions_flush(w);

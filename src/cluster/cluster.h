@@ -119,9 +119,11 @@ void cluster_session_offline(struct worker *w, struct session *s);
 void cluster_session_ended(struct worker *w, struct session *s);
 /* <s>'s subscriptions changed: its entry is written at the end of the pass. */
 void cluster_session_changed(struct worker *w, struct session *s);
-/* Worker <w> starts, its sessions restored from the store: those whose
- * entry names another node (it adopted or resumed them while this node was
- * down) are stale here and end quietly (no Will). */
+/* Worker <w> starts, its sessions restored from the store: their delayed
+ * Wills are held until, once joined, the sessions bucket is asked about
+ * them; those whose entry names another node (it adopted or resumed them
+ * while this node was down) or was deleted are stale here and end quietly
+ * (no Will). */
 void cluster_worker_started(struct worker *w);
 /* ---- degraded mode: NATS unreachable (link.c, outbound.c) ---- */
 /* The link to NATS and the outbound queue, for $SYS and /metrics. */

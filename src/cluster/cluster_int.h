@@ -61,7 +61,7 @@ struct cluster_worker {
 	uint64_t reserved;	  /* outbound.c, under cl->out.lock: queue bytes for its PUBLISH's copies */
 	struct waiting_export *waiting; /* outbound.c: exported before the join, in order */
 	size_t waiting_n, waiting_cap;
-	bool settle_after_join; /* cluster_worker_started ran before the join: again after it */
+	bool settle_after_join; /* started before the join: claim what was made meanwhile */
 	/* the shares the message being exported was sent to (share.c) */
 	struct share_set shares;
 };
@@ -297,11 +297,17 @@ size_t cluster_shares_count(struct cluster *cl, struct moat_bytes topic);
 /* ---- cluster-wide sessions ---- */
 /* watch.c: opens <bucket> (history 1), created when missing. */
 natsStatus cluster_bucket(struct cluster *cl, const char *bucket, kvStore **kv);
-/* sessions.c: the sessions bucket and this node's takeover notices. */
+/* sessions.c: the workers' shares, before the join (cluster_worker_started
+ * holds the Wills of the sessions from the store there); then, at the join,
+ * the sessions bucket and this node's takeover notices. */
+int cluster_sessions_init(struct cluster *cl, char *err, size_t errlen);
 int cluster_sessions_start(struct cluster *cl, const char *name, char *err, size_t errlen);
 void cluster_sessions_stop(struct cluster *cl);
 /* End of worker <w>'s pass: takeovers and adoptions for it, changed sessions written. */
 void cluster_sessions_flush(struct worker *w);
+/* Worker <w>'s first pass after a late join: claims the sessions made (or
+ * resumed by their clients) while the node was out of the cluster. */
+void cluster_sessions_claim_made_while_out(struct worker *w);
 /* handover_in.c: a stream message handed over for one session (handover.h):
  * posted to its owner worker, which acknowledges it once it is in the
  * session (true; also when it is malformed or waits for its session), or

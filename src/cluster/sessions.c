@@ -13,7 +13,9 @@
  * with persistence on) and drops its copy; the new owner (handover_in.c)
  * acknowledges each once it is in the session (and durable, ack.c). A
  * restarted node settles the sessions its store gave back against the
- * bucket; a node without persistence deletes its entries when it stops.
+ * bucket once joined (their delayed Wills held until then), and claims the
+ * sessions made while it was out of the cluster at the join; a node
+ * without persistence deletes its entries when it stops.
  * Sessions of a node that died are adopted by a survivor (adopt.c): they
  * become offline sessions there, so their Wills and expiry run as on one
  * node.
@@ -81,6 +83,8 @@ struct worker_share {
 	struct unsettled *unsettled; /* the worker's own */
 	size_t unsettled_n, unsettled_cap;
 	uint64_t settle_at_ms;
+	bool settling;	       /* the sessions from the store are not all settled yet */
+	size_t settled;	       /* ... how many were so far */
 	struct unsure *unsure; /* the worker's own */
 	size_t unsure_n, unsure_cap;
 	uint64_t unsure_at_ms;
@@ -332,6 +336,33 @@ static void hold_unsure(struct worker_share *ws, struct session *s, uint64_t rea
 	ws->unsure_at_ms = clock_mono_ms() + NOTICE_RETRY_MS;
 }
 
+/* Writes <s>'s entry (with its connection <c>, or offline) as this node's
+ * claim of <key> at the revision read, s->cluster_rev (0: none), and tells
+ * <owner> (the entry's owner when another node; empty: none) that it lost
+ * it; <resumed>: the session goes on here, its messages are to be handed
+ * over (the entry records it: the notice only says "look"). A write that timed out may have been
+ * stored: <s> is read again later (hold_unsure) and not written before that is known. */
+static natsStatus write_claim(struct cluster *cl, struct worker_share *ws, struct session *s,
+			      const struct conn *c, const char *key, struct moat_bytes owner,
+			      bool resumed)
+{
+	const uint64_t read_rev = s->cluster_rev;
+	natsStatus st;
+
+	s->cluster_resumed = resumed; /* the old owner hands over only if the entry says so */
+	st = encode_session(cl, s, c, &ws->value) == MOAT_OK
+		 ? write_entry(cl->sessions->wkv, key, &ws->value, &s->cluster_rev)
+		 : NATS_NO_MEMORY;
+
+	if (st == NATS_OK && owner.len > 0)
+		notify(cl, owner, key, s->cluster_rev, resumed);
+	if (st == NATS_TIMEOUT) {
+		hold_unsure(ws, s, read_rev, owner, resumed);
+		s->cluster_rev = 0;
+	}
+	return st;
+}
+
 bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 {
 	struct cluster *cl = c->b->cluster;
@@ -342,7 +373,13 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 	bool resumed = false, stale = false;
 	const char *key;
 
-	if (cl == NULL || c->internal || !nats_up(cl))
+	if (cl == NULL)
+		return present;
+	/* its client's CONNECT claims it: a copy from the store is settled by
+	 * this claim (or, out of the cluster, by the claim at the join; a
+	 * bridge's internal link keeps it out of the bucket) */
+	s->restored_unsettled = false;
+	if (c->internal || !nats_up(cl))
 		return present;
 	ws = &cl->sessions->w[c->w->id];
 	key = key_for(&ws->key, moat_bytes_str(s->client_id));
@@ -352,7 +389,6 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 		kvEntry *e = NULL;
 		const char *why = NULL;
 		natsStatus st = kvStore_Get(&e, cl->sessions->wkv, key);
-		uint64_t read_rev;
 		bool known, elsewhere;
 
 		if (st != NATS_OK && st != NATS_NOT_FOUND) {
@@ -394,25 +430,13 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 			sess_reset(c->w, s);
 		}
 		stale = false;
-		s->cluster_resumed = resumed; /* the old owner hands over only if the entry says so */
-		read_rev = s->cluster_rev;
-		st = encode_session(cl, s, c, &ws->value) == MOAT_OK
-			 ? write_entry(cl->sessions->wkv, key, &ws->value, &s->cluster_rev)
-			 : NATS_NO_MEMORY;
-		if (st == NATS_OK && elsewhere)
-			notify(cl, snap.owner, key, s->cluster_rev, resumed);
-		if (st == NATS_TIMEOUT) /* it may have been stored: read again later */
-			hold_unsure(ws, s, read_rev, elsewhere ? snap.owner : moat_bytes_str(""),
-				    resumed);
+		st = write_claim(cl, ws, s, c, key, elsewhere ? snap.owner : moat_bytes_str(""),
+				 resumed);
 		mine = s->cluster_rev;
 		snapshot_fini(&snap);
 		kvEntry_Destroy(e);
-		if (st == NATS_OK)
+		if (st == NATS_OK || st == NATS_TIMEOUT)
 			return present;
-		if (st == NATS_TIMEOUT) {
-			s->cluster_rev = 0; /* not written again before that is known */
-			return present;
-		}
 		/* a refused write is another node's claim: read again */
 	}
 	log_warn("cluster: session %s: cannot claim it in the sessions bucket; other nodes may "
@@ -779,6 +803,7 @@ static bool settle(struct worker *w, struct session *s, struct msg *will)
 			return false;
 		}
 		s->cluster_rev = rev;
+		s->restored_unsettled = false;
 		return true;
 	}
 	msg_unref(will); /* its owner has it, or it went out there */
@@ -809,6 +834,7 @@ static void hold_unsettled(struct worker_share *ws, struct session *s, struct ms
 				 "without asking the sessions bucket",
 				 s->client_id);
 			s->will = will;
+			s->restored_unsettled = false; /* claimed as made here */
 			return;
 		}
 		ws->unsettled = v;
@@ -822,60 +848,111 @@ void cluster_worker_started(struct worker *w)
 {
 	struct cluster *cl = w->b->cluster;
 	struct worker_share *ws;
-	bool asking = true;
-	size_t settled = 0;
 
 	if (cl == NULL)
 		return;
-	if (!atomic_load(&cl->joined)) {
-		cl->w[w->id].settle_after_join = true; /* NATS unreachable at start */
-		return;
-	}
 	ws = &cl->sessions->w[w->id];
-	for (struct session *s = w->sessions, *next; s != NULL; s = next) {
+	/* no client yet: every session here came from the store */
+	for (struct session *s = w->sessions; s != NULL; s = s->wnext) {
 		struct msg *will = s->will;
 
-		next = s->wnext;
-		if (s->conn != NULL || s->cluster_rev != 0)
-			continue;
+		s->restored_unsettled = true;
 		s->will = NULL; /* not before the bucket says it is this node's */
-		/* once the bucket did not answer, the others are not asked now:
-		 * each would wait as long (WORKER_WAIT_MS) */
-		if (!asking || !settle(w, s, will)) {
-			asking = false;
-			hold_unsettled(ws, s, will);
-		} else {
-			settled++;
-		}
+		hold_unsettled(ws, s, will);
 	}
-	log_info("cluster: worker %u settled %zu sessions from the store", w->id, settled);
-	if (ws->unsettled_n > 0)
-		log_warn("cluster: the sessions bucket did not answer about %zu sessions from the "
-			 "store; their Wills wait until it does (asked again every second)",
-			 ws->unsettled_n);
-	ws->settle_at_ms = clock_mono_ms() + SETTLE_RETRY_MS;
+	ws->settle_at_ms = 0; /* at the first pass once joined */
+	ws->settling = true;
+	if (!atomic_load(&cl->joined)) {
+		cl->w[w->id].settle_after_join = true; /* NATS unreachable at start */
+		if (ws->unsettled_n > 0)
+			log_notice(
+			    "cluster: NATS unreachable: %zu sessions from the store wait for "
+			    "the join, their Wills held",
+			    ws->unsettled_n);
+	}
 }
 
-/* Asks the bucket again about the sessions it did not answer for, at most
+/* Claims <s>, made (or resumed by its client) on this node while it was
+ * out of the cluster, as its CONNECT would have: the entry names this node
+ * whatever it said (a deletion too: this session is newer), and a node it
+ * named loses the session (its copy ends there as by a clean start). False
+ * when the bucket did not answer. */
+static bool claim_made_while_out(struct worker *w, struct session *s)
+{
+	struct cluster *cl = w->b->cluster;
+	struct worker_share *ws = &cl->sessions->w[w->id];
+	const char *key = key_for(&ws->key, moat_bytes_str(s->client_id));
+
+	for (int i = 0; key != NULL && i < CLAIM_TRIES; i++) {
+		struct snapshot snap = {0};
+		kvEntry *e = NULL;
+		const char *why;
+		natsStatus st = kvStore_Get(&e, cl->sessions->wkv, key);
+		bool elsewhere;
+
+		if (st != NATS_OK && st != NATS_NOT_FOUND)
+			return false;
+		elsewhere = st == NATS_OK &&
+			    snapshot_decode(
+				(struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
+				&snap, &why) == MOAT_OK &&
+			    !moat_bytes_eq(snap.owner, moat_bytes_str(cl->node));
+		s->cluster_rev = st == NATS_OK ? kvEntry_Revision(e) : 0;
+		st = write_claim(cl, ws, s, s->conn, key,
+				 elsewhere ? snap.owner : moat_bytes_str(""), false);
+		snapshot_fini(&snap);
+		kvEntry_Destroy(e);
+		if (st == NATS_OK || st == NATS_TIMEOUT)
+			return true;
+		/* a refused write is another node's claim: read again */
+	}
+	s->cluster_rev = 0;
+	return false;
+}
+
+void cluster_sessions_claim_made_while_out(struct worker *w)
+{
+	size_t claimed = 0, unclaimed = 0;
+
+	for (struct session *s = w->sessions; s != NULL; s = s->wnext) {
+		if (s->dead || s->internal || s->restored_unsettled || s->cluster_rev != 0 ||
+		    s->cluster_moved)
+			continue;
+		if (claim_made_while_out(w, s))
+			claimed++;
+		else
+			unclaimed++;
+	}
+	if (claimed > 0)
+		log_notice("cluster: worker %u claimed %zu sessions made while out of the cluster",
+			   w->id, claimed);
+	if (unclaimed > 0)
+		log_warn("cluster: %zu sessions made while out of the cluster could not be claimed "
+			 "in the sessions bucket; each is at its client's next CONNECT",
+			 unclaimed);
+}
+
+/* Asks the bucket about the sessions from the store (once joined), at most
  * SETTLE_BATCH in one pass and none after one it does not answer about
- * (the rest wait for the next try); one whose client came back (its CONNECT
- * claimed it) or that ended is left. True when one was settled (its
- * messages may be handed over). */
-static bool settle_again(struct worker *w, struct worker_share *ws)
+ * (the rest wait for the next try, a second later); one whose client came
+ * back (its CONNECT claimed it) or that ended is left. True when one was
+ * settled (its messages may be handed over). */
+static bool settle_from_store(struct worker *w, struct worker_share *ws)
 {
 	uint64_t now = clock_mono_ms();
 	size_t kept = 0, n = ws->unsettled_n, asked = 0;
 	bool asking = true;
 
-	if (n == 0 || now < ws->settle_at_ms)
+	if ((n == 0 && !ws->settling) || now < ws->settle_at_ms)
 		return false;
 	for (size_t i = 0; i < ws->unsettled_n; i++) {
 		struct unsettled u = ws->unsettled[i];
 
-		if (u.s->dead || u.s->conn != NULL || u.s->cluster_rev != 0 || u.s->will != NULL) {
+		if (u.s->dead || !u.s->restored_unsettled) {
 			msg_unref(u.will);
-			/* its client came back meanwhile: the held Will is void,
-			 * its record too (conn.c saw no Will to cancel) */
+			/* its client came back meanwhile (its CONNECT claimed it):
+			 * the held Will is void, its record too (conn.c saw no
+			 * Will to cancel) */
 			if (!u.s->dead && u.s->will == NULL)
 				persist_will(w, u.s);
 		} else {
@@ -889,10 +966,20 @@ static bool settle_again(struct worker *w, struct worker_share *ws)
 				ws->unsettled[kept++] = u;
 				continue;
 			}
+			ws->settled++;
 		}
 		sess_unref(u.s);
 	}
 	ws->unsettled_n = kept;
+	if (ws->settling && kept == 0) {
+		ws->settling = false;
+		log_info("cluster: worker %u settled %zu sessions from the store", w->id,
+			 ws->settled);
+	}
+	if (!asking && log_limiter_allow(&sessions_log, 10, 10))
+		log_warn("cluster: the sessions bucket did not answer about %zu sessions from the "
+			 "store; their Wills wait until it does (asked again every second)",
+			 kept);
 	/* every one asked was answered (a full batch): the next pass goes on */
 	ws->settle_at_ms = asking ? now : now + SETTLE_RETRY_MS;
 	return kept < n;
@@ -1069,7 +1156,7 @@ void cluster_sessions_flush(struct worker *w)
 		*action_end(&ws->later) = again_head;
 		ws->later_at_ms = now + NOTICE_RETRY_MS;
 	}
-	handed |= settle_again(w, ws);
+	handed |= settle_from_store(w, ws);
 	settle_claims(w, ws);
 	/* the handed-over copies' records, and the sessions' deletion, go to
 	 * the store before cluster_outbound_flush lets the copies go (so that
@@ -1089,30 +1176,39 @@ void cluster_sessions_flush(struct worker *w)
 
 /* ---- start and stop ---- */
 
-int cluster_sessions_start(struct cluster *cl, const char *name, char *err, size_t errlen)
+int cluster_sessions_init(struct cluster *cl, char *err, size_t errlen)
 {
 	struct cluster_sessions *cs = calloc(1, sizeof(*cs));
-	char subject[sizeof(cs->notice_prefix) + CLUSTER_NODE_MAX];
-	natsStatus s = NATS_NO_MEMORY;
-	jsOptions jo;
 
 	cl->sessions = cs;
-	if (cs != NULL && (cs->w = calloc(cl->b->nworkers, sizeof(*cs->w))) != NULL) {
-		for (unsigned i = 0; i < cl->b->nworkers; i++)
-			pthread_mutex_init(&cs->w[i].lock, NULL);
-		snprintf(cs->bucket, sizeof(cs->bucket), "%s_sessions", name);
-		snprintf(cs->notice_prefix, sizeof(cs->notice_prefix), "%s.s.", name);
-		snprintf(subject, sizeof(subject), "%s%s", cs->notice_prefix, cl->node);
-		jsOptions_Init(&jo);
-		jo.Wait = WORKER_WAIT_MS;
-		s = cluster_bucket(cl, cs->bucket, &cs->kv);
-		if (s == NATS_OK)
-			s = natsConnection_JetStream(&cs->wjs, cl->nc, &jo);
-		if (s == NATS_OK)
-			s = js_KeyValue(&cs->wkv, cs->wjs, cs->bucket);
-		if (s == NATS_OK)
-			s = natsConnection_Subscribe(&cs->notices, cl->nc, subject, on_notice, cl);
+	if (cs == NULL || (cs->w = calloc(cl->b->nworkers, sizeof(*cs->w))) == NULL) {
+		snprintf(err, errlen, "cluster: out of memory");
+		return MOAT_E_NOMEM;
 	}
+	for (unsigned i = 0; i < cl->b->nworkers; i++)
+		pthread_mutex_init(&cs->w[i].lock, NULL);
+	return MOAT_OK;
+}
+
+int cluster_sessions_start(struct cluster *cl, const char *name, char *err, size_t errlen)
+{
+	struct cluster_sessions *cs = cl->sessions;
+	char subject[sizeof(cs->notice_prefix) + CLUSTER_NODE_MAX];
+	jsOptions jo;
+	natsStatus s;
+
+	snprintf(cs->bucket, sizeof(cs->bucket), "%s_sessions", name);
+	snprintf(cs->notice_prefix, sizeof(cs->notice_prefix), "%s.s.", name);
+	snprintf(subject, sizeof(subject), "%s%s", cs->notice_prefix, cl->node);
+	jsOptions_Init(&jo);
+	jo.Wait = WORKER_WAIT_MS;
+	s = cluster_bucket(cl, cs->bucket, &cs->kv);
+	if (s == NATS_OK)
+		s = natsConnection_JetStream(&cs->wjs, cl->nc, &jo);
+	if (s == NATS_OK)
+		s = js_KeyValue(&cs->wkv, cs->wjs, cs->bucket);
+	if (s == NATS_OK)
+		s = natsConnection_Subscribe(&cs->notices, cl->nc, subject, on_notice, cl);
 	if (s != NATS_OK) {
 		snprintf(err, errlen, "cluster: cannot use the sessions bucket: %s",
 			 natsStatus_GetText(s));

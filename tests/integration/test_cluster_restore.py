@@ -1,0 +1,143 @@
+"""A cluster node restarted with its store while NATS is down (docs/cluster.md,
+"A node dies" and "When NATS is unreachable"): a real nats-server -js and two
+moatd nodes, node a with persistence. Sessions that clients make on node a
+before it joins are claimed at the join (an old delete marker of the client
+id does not end them; the entry names node a even where it named another
+node); the delayed Wills of the sessions from the store are held until the
+join settles them: sent once by node a when the sessions bucket still names
+it, dropped when node b adopted the session (and sent its Will) meanwhile."""
+import time
+import unittest
+
+from moattest import Peer
+from test_cluster import CROSS_S
+from test_cluster_degraded import RECONNECT_S, StoredBase
+from test_cluster_sessions import NODE_DEATH_S
+
+PERSISTENT = {"session_expiry": 600}
+# a restored node joins once NATS is back (reconnect backoff up to 5 s) and
+# settles its sessions at its next loop pass: well within this
+JOIN_S = RECONNECT_S + 10.0
+
+
+class RestoreWhileNatsDownTest(StoredBase):
+    def wait_log(self, node, text, timeout=JOIN_S):
+        deadline = time.monotonic() + timeout
+        while text not in node.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertIn(text, node.log())
+
+    def start_a_without_nats(self, kill=False):
+        """Stops node a (SIGTERM, or SIGKILL with <kill>), stops NATS and
+        starts node a again on its port and store: it serves its clients
+        out of the cluster."""
+        port = self.nodes["a"].port
+        if kill:
+            self.kill9("a")
+        else:
+            self.nodes["a"].stop(check=True)
+            self.nodes["a"].cleanup()
+        self.stop_nats()
+        node = self.start_node("a", port=port)
+        self.assertIn("no NATS server reachable", node.log())
+        return node
+
+    def connect(self, node, client_id, **kw):
+        """A client of node <node>, and its CONNACK."""
+        p = Peer(self.nodes[node].port)
+        self.peers.append(p)
+        return p, p.connect(client_id, **kw)
+
+    def join(self, node):
+        self.nats.start()
+        self.wait_log(node, "joined cluster test")
+
+    def test_session_made_before_the_join_survives_an_old_delete_marker(self):
+        old = self.client("a", "c1", clean=False, props=PERSISTENT)
+        old.subscribe(("old/#", 1))
+        old.disconnect()
+        # a clean start on node b ends it there: its entry is deleted
+        fresh = self.client("b", "c1", clean=True)
+        fresh.disconnect()
+        time.sleep(1.0)
+        node = self.start_a_without_nats()
+        made = self.client("a", "c1", clean=False, props=PERSISTENT)
+        made.subscribe(("keep/#", 1))
+        made.disconnect()
+        pub = self.client("a", "pub-keep")
+        for i in range(3):
+            pub.publish("keep/x", b"%d" % i, qos=1)
+        self.join(node)
+        self.wait_log(node, "sessions made while out of the cluster")
+        back, ack = self.connect("a", "c1", clean=False, props=PERSISTENT)
+        self.assertEqual(ack.session_present, 1)
+        got = [back.expect_publish(timeout=CROSS_S).payload for _ in range(3)]
+        self.assertEqual(got, [b"0", b"1", b"2"])
+        back.expect_nothing(timeout=1.0)
+        self.assertNotIn("ended on another node while this node was down", node.log())
+
+    def test_session_made_before_the_join_takes_over_another_nodes(self):
+        there = self.client("b", "c2", clean=False, props=PERSISTENT)
+        there.subscribe(("there/#", 1))
+        there.disconnect()
+        time.sleep(1.0)  # its entry names node b, with its subscription
+        node = self.start_a_without_nats()
+        here, ack = self.connect("a", "c2", clean=True, props=PERSISTENT)
+        self.assertEqual(ack.session_present, 0)
+        here.subscribe(("here/#", 1))
+        here.disconnect()
+        self.join(node)
+        self.wait_log(node, "sessions made while out of the cluster")
+        # node a's claim at the join named it: the session resumes on node
+        # b from node a's entry, with the subscription made on node a
+        moved, ack = self.connect("b", "c2", clean=False, props=PERSISTENT)
+        self.assertEqual(ack.session_present, 1)
+        self.link(moved, "here/x")
+
+    def offline_will(self, client_id, topic, delay_s):
+        """A session on node a whose client went without DISCONNECT: its
+        Will (delay <delay_s>) waits in node a's store."""
+        gone = self.client("a", client_id, clean=False, props=PERSISTENT,
+                           will={"topic": topic, "payload": client_id.encode(), "qos": 1,
+                                 "props": {"will_delay": delay_s}})
+        gone.close()
+        self.peers.remove(gone)
+        time.sleep(0.5)
+
+    def test_held_will_goes_out_once_when_the_bucket_keeps_the_session(self):
+        watch = self.client("a", "watch-kept", clean=False, props=PERSISTENT)
+        watch.subscribe(("wills/#", 1))
+        watch.disconnect()
+        b = self.nodes.pop("b")
+        b.stop(check=True)  # no node can adopt node a's sessions
+        b.cleanup()
+        self.offline_will("kept", "wills/kept", 2)
+        node = self.start_a_without_nats(kill=True)
+        time.sleep(4.0)  # its delay has passed: held all the same
+        watch = self.client("a", "watch-kept", clean=False, props=PERSISTENT)
+        watch.expect_nothing(timeout=2.0)
+        self.join(node)
+        will = watch.expect_publish(timeout=JOIN_S)
+        self.assertEqual((will.topic, will.payload), ("wills/kept", b"kept"))
+        watch.expect_nothing(timeout=3.0)
+
+    def test_will_of_a_session_adopted_meanwhile_goes_out_once(self):
+        watch = self.client("b", "watch-adopted", clean=False, props=PERSISTENT)
+        watch.subscribe(("wills/#", 1))
+        self.link(watch, "wills/probe")
+        self.offline_will("adopted", "wills/adopted", 2)
+        port = self.nodes["a"].port
+        self.kill9("a")
+        will = watch.expect_publish(timeout=NODE_DEATH_S)  # node b adopted the session
+        self.assertEqual((will.topic, will.payload), ("wills/adopted", b"adopted"))
+        self.stop_nats()
+        node = self.start_node("a", port=port)  # its store still has the session and its Will
+        self.assertIn("no NATS server reachable", node.log())
+        time.sleep(3.0)
+        self.join(node)
+        self.wait_log(node, "moved to node b while this node was down")
+        watch.expect_nothing(timeout=8.0)
+
+
+if __name__ == "__main__":
+    unittest.main()
