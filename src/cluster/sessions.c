@@ -340,8 +340,9 @@ static void hold_unsure(struct worker_share *ws, struct session *s, uint64_t rea
  * claim of <key> at the revision read, s->cluster_rev (0: none), and tells
  * <owner> (the entry's owner when another node; empty: none) that it lost
  * it; <resumed>: the session goes on here, its messages are to be handed
- * over (the entry records it: the notice only says "look"). A write that timed out may have been
- * stored: <s> is read again later (hold_unsure) and not written before that is known. */
+ * over (the entry records it: the notice only says "look"). A write that
+ * timed out may have been stored: <s> is read again later (hold_unsure)
+ * and not written before that is known. */
 static natsStatus write_claim(struct cluster *cl, struct worker_share *ws, struct session *s,
 			      const struct conn *c, const char *key, struct moat_bytes owner,
 			      bool resumed)
