@@ -211,7 +211,7 @@ static int connect_nats(struct cluster *cl, const struct moat_cluster_conf *cc, 
 	if (s != NATS_OK)
 		return nats_fail(err, errlen,
 				 "cannot set the NATS options (TLS files, credentials)", s, 0);
-	s = natsConnection_Connect(&cl->nc, cl->opts);
+	s = nats_security_connect(&cl->nc, cl->opts, cc->credentials != NULL);
 	if (s == NATS_NO_SERVER) {
 		/* no NATS server answers (TLS and credentials refusals still stop
 		 * the node): start without, join once one does */
