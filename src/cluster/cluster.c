@@ -718,4 +718,6 @@ void cluster_flush(struct worker *w)
 	cluster_interest_flush(w->b->cluster);
 	cluster_ack_release(w, true);
 	cluster_outbound_flush(w);
+	/* this pass's messages are routed: the shares they went to may go */
+	cluster_share_set_clear(&cl->w[w->id].shares);
 }

@@ -245,6 +245,9 @@ class ShareLifetimeTest(SharedBase):
         user = self.client("a", "many-shares")
         user.subscribe(*[(f, 1) for f in shares])
         self.wait_shares(watchers, 200)	# node b knows them from node a's interest
+        # a message through one of them: its worker and worker 0 held the share
+        user.publish("s/5", b"through g5", qos=1)
+        self.assertEqual(user.expect_publish(timeout=CROSS_S).payload, b"through g5")
         user.unsubscribe(*shares)
         self.wait_shares(watchers, 0)
         # one of them again, now on two nodes: it balances as before
