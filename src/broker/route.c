@@ -329,7 +329,10 @@ static void remote_deliver(struct worker *w, struct inbox_item *item)
 		retain_set(w->b->retained, m->topic, m->payload.len > 0 ? m : NULL);
 		persist_retain(w, m);
 	} else if (item->share.len > 0) {
-		if (publish_share(w, m, item->share) == 0) {
+		size_t taken = publish_share(w, m, item->share);
+
+		cluster_share_done(item->share);
+		if (taken == 0) {
 			/* its last member here left: another node's member takes it */
 			cluster_refuse(item->cluster_ack);
 			msg_unref(m);

@@ -138,6 +138,7 @@ static void publish_cluster(struct worker *w, const struct stats *st, uint64_t n
 	sys_put_u64(w, "$SYS/broker/cluster/queued/bytes", st->cluster_link.queued_bytes, now_ms);
 	sys_put_u64(w, "$SYS/broker/cluster/dropped", st->cluster_link.dropped, now_ms);
 	sys_put_u64(w, "$SYS/broker/cluster/disconnects", st->cluster_link.disconnects, now_ms);
+	sys_put_u64(w, "$SYS/broker/cluster/shares", st->cluster_link.shares, now_ms);
 }
 
 void broker_publish_sys(struct worker *w, uint64_t now_ms)

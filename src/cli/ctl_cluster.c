@@ -107,7 +107,7 @@ static natsStatus connect_nats(const struct cluster_opts *o, natsOptions **opts,
 	if (s == NATS_OK)
 		s = nats_security_set(*opts, o->cafile, o->cert, o->key, o->creds);
 	if (s == NATS_OK)
-		s = natsConnection_Connect(nc, *opts);
+		s = nats_security_connect(nc, *opts, o->creds != NULL);
 	return s;
 }
 

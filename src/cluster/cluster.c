@@ -211,7 +211,7 @@ static int connect_nats(struct cluster *cl, const struct moat_cluster_conf *cc, 
 	if (s != NATS_OK)
 		return nats_fail(err, errlen,
 				 "cannot set the NATS options (TLS files, credentials)", s, 0);
-	s = natsConnection_Connect(&cl->nc, cl->opts);
+	s = nats_security_connect(&cl->nc, cl->opts, cc->credentials != NULL);
 	if (s == NATS_NO_SERVER) {
 		/* no NATS server answers (TLS and credentials refusals still stop
 		 * the node): start without, join once one does */
@@ -483,6 +483,7 @@ void cluster_stop(struct broker *b)
 		buf_fini(&cl->w[i].subject);
 		free(cl->w[i].shares.v);
 	}
+	cluster_shares_fini(cl); /* after NATS's threads: a subscription's last callback */
 	cluster_outbound_fini(cl);
 	pthread_mutex_destroy(&cl->post_lock);
 	free(cl->w);
@@ -653,13 +654,13 @@ static void export_copies(struct worker *w, const struct msg *m, bool waited)
 	if (more)
 		left_out(cl, m);
 	if (waited)
-		shares->n = 0;
+		cluster_share_set_clear(shares);
 	else
 		cluster_shares_matching(cl, m->topic, shares);
 	if ((n > 0 || shares->n > 0 || m->retain) &&
 	    (wire_encode(&cw->data, cl->node, m) < 0 || buf_used(&cw->data) > INT32_MAX)) {
 		log_warn("cluster: cannot export a message: out of memory");
-		shares->n = 0;
+		cluster_share_set_clear(shares);
 		return;
 	}
 	if (waited)
@@ -672,6 +673,8 @@ static void export_copies(struct worker *w, const struct msg *m, bool waited)
 	for (size_t i = 0; i < shares->n; i++)
 		if (export_to(cl, w, cl->share_prefix, shares->v[i]->id, m, mode))
 			shares->v[sent++] = shares->v[i];
+		else
+			cluster_share_unref(shares->v[i]);
 	shares->n = sent;
 	if (m->retain)
 		export_retained(cl, cw, m);
@@ -690,7 +693,8 @@ bool cluster_export(struct worker *w, const struct msg *m)
 	if (cl == NULL)
 		return false;
 	cw = &cl->w[w->id];
-	cw->shares.n = 0; /* none sent yet: local routing delivers to every share */
+	/* none sent yet: local routing delivers to every share */
+	cluster_share_set_clear(&cw->shares);
 	if (wire_topic_is_sys(m->topic))
 		return false;
 	if (m->remote)
@@ -725,4 +729,6 @@ void cluster_flush(struct worker *w)
 	cluster_interest_flush(w->b->cluster);
 	cluster_ack_release(w, true);
 	cluster_outbound_flush(w);
+	/* this pass's messages are routed: the shares they went to may go */
+	cluster_share_set_clear(&cl->w[w->id].shares);
 }

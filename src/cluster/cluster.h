@@ -69,6 +69,9 @@ void cluster_forget(void *cluster_ack);
 /* A share's message found no member here: JetStream gives it to another
  * node of the share (share.c). */
 void cluster_refuse(void *cluster_ack);
+/* Worker 0 is done with <share>, a share's message's inbox_item.share
+ * (share.c): the share may be freed once no node holds it. */
+void cluster_share_done(struct moat_bytes share);
 /* Worker <w>, the owner of <item>'s session, about to deliver <item>, a
  * message handed over with the session (<cluster_ack> set): true with the
  * QoS to deliver it at in *<qos> (no higher than the session's matching
@@ -132,6 +135,7 @@ struct cluster_link {
 	uint64_t queued_msgs, queued_bytes; /* copies waiting for JetStream */
 	uint64_t dropped;		    /* QoS 0 copies dropped: the queue was full */
 	uint64_t disconnects;		    /* connections to NATS lost */
+	uint64_t shares;		    /* shares this node keeps (share.c) */
 };
 /* False without a cluster; otherwise fills <st>. Any thread. */
 bool cluster_link_status(struct broker *b, struct cluster_link *st);

@@ -39,7 +39,7 @@ struct waiting_export {
 
 /* A growable list of shares (share.c). */
 struct share_set {
-	const struct cluster_share **v;
+	struct cluster_share **v; /* each holds a reference (share.c) */
 	size_t n, cap;
 };
 
@@ -131,7 +131,10 @@ struct cluster {
 	struct cluster_worker *w;  /* one per worker */
 	/* shared subscriptions across nodes (share.c) */
 	struct subidx *shares;		  /* every node's shares, by inner filter */
-	struct cluster_share *share_list; /* the watch thread's; kept until the cluster stops */
+	struct cluster_share *share_list; /* the watch thread's: those some node holds */
+	/* the watch thread's: no node holds them; each freed once unused */
+	struct cluster_share *share_retired;
+	_Atomic uint64_t shares_kept; /* on both lists */
 	char share_stream[CLUSTER_NAME_MAX + 8];  /* "<cluster>_shares" */
 	char share_prefix[CLUSTER_NAME_MAX + 8];  /* "<cluster>.g." */
 	char share_deliver[CLUSTER_NAME_MAX + 8]; /* "<cluster>.gd." */
@@ -261,6 +264,11 @@ struct cluster_share {
 	const void **holders; /* the nodes whose interest lists it (watch thread) */
 	size_t holders_n, holders_cap;
 	natsSubscription *sub; /* this node's place in its queue group, or NULL */
+	/* users besides the watch thread's lists, each of which may hold a
+	 * pointer after this node left: a subscription until NATS has called
+	 * its callback for the last time, a message on its way to worker 0, a
+	 * worker's share_set. Retired (no node holds it), it is freed at 0. */
+	atomic_uint refs;
 	/* this node holds it but could not join its queue group: this node's
 	 * messages go to its members here directly (read by workers) */
 	atomic_bool join_failed;
@@ -274,19 +282,26 @@ struct cluster_share {
 int cluster_shares_init(struct cluster *cl, char *err, size_t errlen);
 /* Creates the shares' stream (joining). MOAT_OK or an error with <err>. */
 int cluster_shares_start(struct cluster *cl, char *err, size_t errlen);
-/* Frees them (the NATS connection is closed). */
+/* Closes this node's subscriptions to them (the NATS connection is closed). */
 void cluster_shares_stop(struct cluster *cl);
+/* Frees them all, referenced or not (NATS's threads have ended). */
+void cluster_shares_fini(struct cluster *cl);
+/* Lets go of the shares in <set> (its worker): empties it. */
+void cluster_share_set_clear(struct share_set *set);
+/* Lets go of a reference to <sh> (any thread). */
+void cluster_share_unref(struct cluster_share *sh);
 /* The watch thread: <node> (identity only; <here> when it is this node)
  * lists (<add>) or no longer lists shared filter <f>. */
 void cluster_share_seen(struct cluster *cl, const void *node, bool here, struct moat_bytes f,
 			bool add);
-/* Puts in <out> the cluster's shares matching <topic> that take this
- * node's messages (not those it holds but could not join); on out of
- * memory some are left out (logged): their members here get the message
- * directly. */
+/* Empties <out>, then puts in it the cluster's shares matching <topic>
+ * that take this node's messages (not those it holds but could not join);
+ * on out of memory some are left out (logged): their members here get the
+ * message directly. */
 void cluster_shares_matching(struct cluster *cl, struct moat_bytes topic, struct share_set *out);
-/* The interest watch thread, every second: after a reconnection to NATS
- * (cl->shares_recheck), joins again each share this node holds whose
+/* The interest watch thread, every second: frees the retired shares no
+ * one uses any more; after a reconnection to NATS (cl->shares_recheck),
+ * joins again each share this node holds whose
  * consumer JetStream deleted meanwhile (InactiveThreshold: no node was
  * subscribed), creating it again; tries again next time while JetStream
  * does not answer. */

@@ -18,3 +18,12 @@ natsStatus nats_security_set(natsOptions *o, const char *cafile, const char *cer
 		s = natsOptions_SetUserCredentialsFromFiles(o, credentials, NULL);
 	return s;
 }
+
+natsStatus nats_security_connect(natsConnection **nc, natsOptions *o, bool credentials)
+{
+	natsStatus s = natsConnection_Connect(nc, o);
+
+	for (int i = 1; credentials && s == NATS_CONNECTION_AUTH_FAILED && i < NATS_AUTH_TRIES; i++)
+		s = natsConnection_Connect(nc, o);
+	return s;
+}

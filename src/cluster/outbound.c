@@ -422,7 +422,8 @@ bool cluster_link_status(struct broker *b, struct cluster_link *st)
 				    .queued_msgs = cl->out.q.n + cl->out.waiting_n,
 				    .queued_bytes = cl->out.q.bytes + cl->out.waiting_bytes,
 				    .dropped = cl->out.dropped,
-				    .disconnects = atomic_load(&cl->disconnects)};
+				    .disconnects = atomic_load(&cl->disconnects),
+				    .shares = atomic_load(&cl->shares_kept)};
 	pthread_mutex_unlock(&cl->out.lock);
 	return true;
 }

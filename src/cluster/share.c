@@ -12,10 +12,13 @@
  * to one node, which routes it to one of its members (subidx_pick) and
  * acknowledges it once routed (ack.c), or refuses it when it has no member
  * any more so that another node takes it. A consumer no node subscribes to
- * is deleted by JetStream after SHARE_IDLE_NS.
+ * is deleted by JetStream after SHARE_IDLE_NS. A share no node holds any
+ * more is retired: out of the index, then freed once no NATS callback,
+ * message on its way to worker 0 or worker's share_set uses it (refs).
  */
 #include "cluster/cluster_int.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +69,56 @@ static struct cluster_share *share_new(struct cluster *cl, struct moat_bytes f)
 	memcpy(sh->filter, f.ptr, f.len);
 	sh->next = cl->share_list;
 	cl->share_list = sh;
+	atomic_fetch_add(&cl->shares_kept, 1);
 	return sh;
+}
+
+static void share_free(struct cluster *cl, struct cluster_share *sh)
+{
+	atomic_fetch_sub(&cl->shares_kept, 1);
+	free(sh->holders);
+	free(sh);
+}
+
+static void share_ref(struct cluster_share *sh)
+{
+	atomic_fetch_add(&sh->refs, 1);
+}
+
+void cluster_share_unref(struct cluster_share *sh)
+{
+	atomic_fetch_sub(&sh->refs, 1);
+}
+
+/* Frees the retired shares no one uses any more (the watch thread). */
+static void shares_sweep(struct cluster *cl)
+{
+	struct cluster_share **p = &cl->share_retired;
+
+	while (*p != NULL) {
+		struct cluster_share *sh = *p;
+
+		if (atomic_load(&sh->refs) == 0) {
+			*p = sh->next;
+			share_free(cl, sh);
+		} else {
+			p = &sh->next;
+		}
+	}
+}
+
+/* No node holds <sh> any more, and it is out of the index (no worker finds
+ * it there again): it moves to the retired list, freed once unused. */
+static void share_retire(struct cluster *cl, struct cluster_share *sh)
+{
+	struct cluster_share **p = &cl->share_list;
+
+	while (*p != sh)
+		p = &(*p)->next;
+	*p = sh->next;
+	sh->next = cl->share_retired;
+	cl->share_retired = sh;
+	shares_sweep(cl);
 }
 
 /* Whether <topic> is one share <sh> may carry: its inner filter matches. */
@@ -96,8 +148,10 @@ static void on_share_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm,
 		struct inbox_item item = {
 		    .msg = m, .cluster_ack = nm, .share = {sh->filter, sh->len}};
 
+		share_ref(sh); /* worker 0 lets go of it (cluster_share_done) */
 		if (cluster_route_post(sh->cl, &sh->cl->b->workers[0], &item))
 			return;
+		cluster_share_unref(sh);
 		log_warn("cluster: out of memory: a message of %.*s comes again later",
 			 (int)sh->len, (const char *)sh->filter);
 		msg_unref(m);
@@ -109,6 +163,13 @@ static void on_share_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm,
 		natsMsg_Ack(nm, NULL);
 	}
 	natsMsg_Destroy(nm);
+}
+
+void cluster_share_done(struct moat_bytes share)
+{
+	/* on_share_msg's item names the filter of the share it holds */
+	cluster_share_unref(
+	    (struct cluster_share *)(share.ptr - offsetof(struct cluster_share, filter)));
 }
 
 void cluster_refuse(void *cluster_ack)
@@ -132,6 +193,12 @@ static bool describable(const struct cluster_share *sh)
 		if (sh->filter[i] == '\0' || strchr(safe, sh->filter[i]) == NULL)
 			return false;
 	return true;
+}
+
+/* NATS will not call on_share_msg for <closure>'s subscription any more. */
+static void on_share_sub_closed(void *closure)
+{
+	cluster_share_unref(closure);
 }
 
 /* This node holds <sh> now: it joins the share's queue group, creating the
@@ -166,9 +233,15 @@ static void join(struct cluster *cl, struct cluster_share *sh)
 	so.Consumer = durable;
 	so.Queue = durable;
 	so.ManualAck = true;
+	share_ref(sh); /* the subscription's, until on_share_sub_closed */
 	s = js_Subscribe(&sh->sub, cl->js, filter, on_share_msg, sh, NULL, &so, &jerr);
+	/* not set (the subscription closed at once, the connection with it):
+	 * the reference stays, and the share with it until the cluster stops */
+	if (s == NATS_OK)
+		natsSubscription_SetOnCompleteCB(sh->sub, on_share_sub_closed, sh);
 	atomic_store(&sh->join_failed, s != NATS_OK);
 	if (s != NATS_OK) {
+		cluster_share_unref(sh);
 		sh->sub = NULL;
 		log_warn("cluster: cannot join the share %.*s (consumer %s): %s (JetStream error "
 			 "%d); this node's messages go to its members here directly until this "
@@ -192,6 +265,7 @@ static void leave(struct cluster_share *sh)
 
 void cluster_shares_recheck(struct cluster *cl)
 {
+	shares_sweep(cl);
 	if (!atomic_exchange(&cl->shares_recheck, false))
 		return;
 	for (struct cluster_share *sh = cl->share_list; sh != NULL; sh = sh->next) {
@@ -272,13 +346,16 @@ void cluster_share_seen(struct cluster *cl, const void *node, bool here, struct 
 		    (sh->holders_n == 1 && subidx_add(cl->shares, inner, &e, NULL) < 0))
 			log_warn("cluster: the share %.*s is not usable here", (int)f.len,
 				 (const char *)f.ptr);
-		return;
+	} else {
+		if (here)
+			leave(sh);
+		holders_del(sh, node);
 	}
-	if (here)
+	if (sh->holders_n == 0) {
 		leave(sh);
-	holders_del(sh, node);
-	if (sh->holders_n == 0)
 		subidx_remove(cl->shares, inner, sh);
+		share_retire(cl, sh);
+	}
 }
 
 static struct log_limiter match_log;
@@ -286,14 +363,14 @@ static struct log_limiter match_log;
 static void on_match(void *ctx, const struct sub_entry *e, struct moat_bytes shared)
 {
 	struct share_set *out = ctx;
-	const struct cluster_share *sh = e->owner;
+	struct cluster_share *sh = e->owner;
 
 	(void)shared;
 	if (atomic_load_explicit(&sh->join_failed, memory_order_relaxed))
 		return;
 	if (out->n == out->cap) {
 		size_t cap = out->cap ? out->cap * 2 : 16;
-		const struct cluster_share **v = realloc(out->v, cap * sizeof(*v));
+		struct cluster_share **v = realloc(out->v, cap * sizeof(*v));
 
 		if (v == NULL) {
 			if (log_limiter_allow(&match_log, 1, 60))
@@ -304,12 +381,20 @@ static void on_match(void *ctx, const struct sub_entry *e, struct moat_bytes sha
 		out->v = v;
 		out->cap = cap;
 	}
+	share_ref(sh); /* under the index's read lock: not retired yet */
 	out->v[out->n++] = sh;
+}
+
+void cluster_share_set_clear(struct share_set *set)
+{
+	for (size_t i = 0; i < set->n; i++)
+		cluster_share_unref(set->v[i]);
+	set->n = 0;
 }
 
 void cluster_shares_matching(struct cluster *cl, struct moat_bytes topic, struct share_set *out)
 {
-	out->n = 0;
+	cluster_share_set_clear(out);
 	subidx_match(cl->shares, topic, on_match, NULL, out);
 }
 
@@ -389,15 +474,25 @@ int cluster_shares_start(struct cluster *cl, char *err, size_t errlen)
 
 void cluster_shares_stop(struct cluster *cl)
 {
-	while (cl->share_list != NULL) {
-		struct cluster_share *sh = cl->share_list;
-
-		cl->share_list = sh->next;
+	for (struct cluster_share *sh = cl->share_list; sh != NULL; sh = sh->next) {
 		natsSubscription_Destroy(
 		    sh->sub); /* closed with the connection: the consumer stays */
-		free(sh->holders);
-		free(sh);
+		sh->sub = NULL;
 	}
+}
+
+void cluster_shares_fini(struct cluster *cl)
+{
+	struct cluster_share *lists[] = {cl->share_list, cl->share_retired};
+
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+		while (lists[i] != NULL) {
+			struct cluster_share *sh = lists[i];
+
+			lists[i] = sh->next;
+			share_free(cl, sh);
+		}
+	cl->share_list = cl->share_retired = NULL;
 	subidx_destroy(cl->shares);
 	cl->shares = NULL;
 }

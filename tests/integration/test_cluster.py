@@ -170,8 +170,14 @@ class ClusterBase(unittest.TestCase):
                 % (self.nats.port, name)) + getattr(self, "node_config_" + name, "")
 
     def start_node(self, name, port=None):
+        """Starts node <name> (on <port>, else a free one). It is stopped and
+        its directory removed after the test even when setUp or the test
+        fails before tearDown (cleanups run last in, first out: the nodes
+        before the nats-server started ahead of them)."""
         node = Broker(self.node_config(name), port=port)
         self.nodes[name] = node
+        self.addCleanup(node.cleanup)
+        self.addCleanup(node.stop, check=False)	# a no-op once tearDown stopped it
         node.start()
         return node
 

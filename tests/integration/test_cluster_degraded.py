@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from moattest import PUBACK, Broker, free_port
+from moattest import PUBACK, free_port
 from test_cluster import CROSS_S, ClusterBase
 from test_metrics import http_get, metric, parse_metrics
 
@@ -225,10 +225,8 @@ class DurableQueueTest(StoredBase):
         node_a.proc = None
         node_a.logf.close()
         self.nats.start()
-        restarted = Broker(self.node_config("a"), port=node_a.port)
         node_a.cleanup()
-        self.nodes["a"] = restarted
-        restarted.start()
+        restarted = self.start_node("a", port=node_a.port)
         got = [int(sub.expect_publish(timeout=RECONNECT_S).payload) for _ in range(30)]
         self.assertEqual(got, list(range(30)))
         sub.expect_nothing(timeout=1.5)

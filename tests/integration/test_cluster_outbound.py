@@ -16,7 +16,7 @@ import tempfile
 import time
 import unittest
 
-from moattest import PUBACK, Broker, free_port
+from moattest import PUBACK, free_port
 from test_cluster import CROSS_S, NatsWatcher
 from test_cluster_degraded import QUOTA_EXCEEDED, RECONNECT_S, DegradedBase, StoredBase
 from test_cluster_shared import js_request, share_id
@@ -147,10 +147,7 @@ class ResentRecordTest(OutboundBase):
         self.kill9("a")
 
     def restart_a(self):
-        node = Broker(self.node_config("a"), port=self.port_a)
-        self.nodes["a"] = node
-        node.start()
-        return node
+        return self.start_node("a", port=self.port_a)
 
     def test_a_copy_sent_again_is_delivered_once(self):
         sub = self.cross_link("rr/#", "rr/probe")

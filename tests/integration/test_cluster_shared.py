@@ -10,7 +10,9 @@ A member next to its publisher gets every message right after its SUBACK
 and injects nothing into the consumer NATS creates for it, one client's
 hundreds of shares do not crowd out another share, and a message put into
 NATS on a share's subject with a topic outside the share's filter is
-dropped."""
+dropped. A node frees a share no node holds any more ($SYS/broker/cluster/
+shares goes back down), and a share subscribed to again afterwards still
+balances across nodes."""
 import hashlib
 import json
 import socket
@@ -22,7 +24,9 @@ from test_cluster import CROSS_S, ClusterBase, NatsWatcher
 SHARE = "$share/g/t/#"
 
 
-class ClusterSharedTest(ClusterBase):
+class SharedBase(ClusterBase):
+    """Nodes a, b and c."""
+
     def setUp(self):
         super().setUp()
         self.start_node("c")
@@ -69,6 +73,19 @@ class ClusterSharedTest(ClusterBase):
                     break
         return got
 
+    def balanced(self, members, topic, n=50):
+        """Publishes <n> QoS 1 messages on <topic> from node c: each reaches
+        one of <members> (on different nodes), and every member gets some."""
+        pub = self.client("c", "publisher-%d" % len(self.peers))
+        for i in range(n):
+            pub.publish(topic, b"%d" % i, qos=1)
+        got = self.collect(members, n)
+        self.assertEqual(sorted(sum(got, []), key=int), [b"%d" % i for i in range(n)])
+        for g in got:
+            self.assertGreater(len(g), 0)
+
+
+class ClusterSharedTest(SharedBase):
     def test_each_message_once_per_share_across_nodes(self):
         n = 200
         ma = self.client("a", "member-a")
@@ -197,6 +214,50 @@ class ClusterSharedTest(ClusterBase):
         while "its topic is not one of the share's" not in self.nodes["b"].log():
             self.assertLess(time.monotonic(), deadline, "node b did not log the drop")
             time.sleep(0.2)
+
+
+class ShareLifetimeTest(SharedBase):
+    """$SYS/broker/cluster/shares every second on nodes a and b."""
+    node_config_a = node_config_b = "sys_interval 1\n"
+
+    def wait_shares(self, watchers, want):
+        """Reads each watcher's $SYS/broker/cluster/shares until it is <want>."""
+        for node, w in watchers.items():
+            deadline = time.monotonic() + 3 * CROSS_S
+            seen = None
+            while seen != want:
+                self.assertLess(time.monotonic(), deadline,
+                                "node %s keeps %s shares, not %d" % (node, seen, want))
+                try:
+                    p = w.expect_publish(timeout=0.5)
+                except socket.timeout:
+                    continue
+                if p.topic == "$SYS/broker/cluster/shares":
+                    seen = int(p.payload)
+
+    def test_shares_no_node_holds_are_freed(self):
+        watchers = {}
+        for node in ("a", "b"):
+            watchers[node] = self.client(node, "sys-" + node)
+            watchers[node].subscribe(("$SYS/broker/cluster/shares", 0))
+        self.wait_shares(watchers, 0)
+        shares = ["$share/g%d/s/%d" % (i, i) for i in range(200)]
+        user = self.client("a", "many-shares")
+        user.subscribe(*[(f, 1) for f in shares])
+        self.wait_shares(watchers, 200)	# node b knows them from node a's interest
+        # a message through one of them: its worker and worker 0 held the share
+        user.publish("s/5", b"through g5", qos=1)
+        self.assertEqual(user.expect_publish(timeout=CROSS_S).payload, b"through g5")
+        user.unsubscribe(*shares)
+        self.wait_shares(watchers, 0)
+        # one of them again, now on two nodes: it balances as before
+        ma = self.client("a", "member-a")
+        ma.subscribe((shares[7], 1))
+        mb = self.client("b", "member-b")
+        mb.subscribe((shares[7], 1))
+        self.link_share([ma, mb], "s/7")
+        self.wait_shares(watchers, 1)
+        self.balanced([ma, mb], "s/7")
 
 
 def share_id(share):
