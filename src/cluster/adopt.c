@@ -202,7 +202,7 @@ bool cluster_adopt_park(struct cluster *cl, const char *key, bool hand_over, con
  * session of worker <w>: its Will and expiry then run as on one node,
  * counted from when its client went (or from the claim, for a client that
  * was connected to the dead node). */
-static void adopt_session(struct worker *w, struct action *a)
+static struct session *adopt_session(struct worker *w, struct action *a)
 {
 	struct snapshot snap;
 	struct buf id = {0};
@@ -220,7 +220,8 @@ static void adopt_session(struct worker *w, struct action *a)
 		if (s == NULL)
 			log_warn("cluster: cannot adopt session %s: %s", a->key, why);
 		snapshot_fini(&snap);
-		return; /* a client of that id connected here meanwhile: it claimed the entry */
+		return NULL; /* a client of that id connected here meanwhile: it claimed the entry
+			      */
 	}
 	if (wall > snap.offline_wall_ms)
 		gone_ms = wall - snap.offline_wall_ms;
@@ -247,6 +248,7 @@ static void adopt_session(struct worker *w, struct action *a)
 	persist_will(w, s);
 	log_debug("cluster: adopted session %s of a node that stopped answering", s->client_id);
 	snapshot_fini(&snap);
+	return s;
 }
 
 void cluster_adopt(struct worker *w, struct action *a)
@@ -269,6 +271,34 @@ void cluster_adopt(struct worker *w, struct action *a)
 		snprintf(a->node, sizeof(a->node), "%s", c.node);
 	}
 	free(c.key);
+}
+
+void cluster_adopt_left(struct cluster *cl)
+{
+	struct worker *w = &cl->b->workers[0];
+	struct action *a = cluster_sessions_take(cl, 0);
+	size_t made = 0;
+
+	/* takeover notices among them are dropped, as at any stop */
+	while (a != NULL) {
+		struct action *next = a->next;
+		struct session *s = a->kind == ACT_ADOPT ? adopt_session(w, a) : NULL;
+
+		if (s != NULL) {
+			made++;
+			/* server.c sent the Wills of the sessions the store does not
+			 * keep before the cluster stopped: this one's goes now */
+			if (!atomic_load_explicit(&s->stored, memory_order_relaxed))
+				sess_publish_will(w, s);
+		}
+		cluster_action_free(a);
+		a = next;
+	}
+	if (made > 0)
+		log_notice("cluster: stopping: made the %zu sessions claimed for adoption last "
+			   "(%s)",
+			   made,
+			   w->b->cfg->persistence ? "the store keeps them" : "their Wills sent");
 }
 
 /* ---- the adopting thread ---- */
@@ -550,7 +580,7 @@ void cluster_adopt_stop(struct cluster *cl)
 	pthread_cond_broadcast(&ad->wake);
 	pthread_mutex_unlock(&ad->lock);
 	if (ad->running)
-		pthread_join(ad->thread, NULL);
+		cluster_stop_join(cl, ad->thread); /* it may wait on the bucket */
 	/* a NATS thread may still be parking a notice: it holds post_lock */
 	pthread_mutex_lock(&cl->post_lock);
 	cl->adoption = NULL;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <moat/error.h>
@@ -31,12 +32,15 @@
  * start); unacknowledged asynchronous publishes before js_PublishMsgAsync waits;
  * how long JetStream may take to acknowledge one before it is sent again
  * (without MaxWait a lost acknowledgement would never be reported); the
- * pause before sending again after an error. */
+ * pause before sending again after an error; how long cluster_stop waits
+ * for NATS's threads to end (STOP_WAIT_MS), and for NATS in all
+ * (STOP_BUDGET_MS: answers, the threads that make requests). */
 enum {
 	JOIN_LOAD_MS = 5000,
 	JOIN_POLL_US = 100000,
 	MAX_PENDING_PUBLISHES = 65536,
 	STOP_WAIT_MS = 5000,
+	STOP_BUDGET_MS = 2000,
 	PUBLISH_WAIT_MS = 5000,
 	RESEND_PAUSE_US = 100000
 };
@@ -413,6 +417,48 @@ int cluster_consume(struct broker *b, char *err, size_t errlen)
 	return rc;
 }
 
+/* Closes the NATS connection: a request waiting for an answer fails at
+ * once, and nothing waits for NATS any more. */
+static void cut_nats(struct cluster *cl)
+{
+	if (cl->nc != NULL)
+		natsConnection_Close(cl->nc);
+	atomic_store(&cl->connected, false);
+}
+
+int cluster_stop_wait_ms(struct cluster *cl)
+{
+	uint64_t now = clock_mono_ms();
+
+	if (!atomic_load(&cl->connected) || now >= cl->stop_by_ms)
+		return 0;
+	return (int)(cl->stop_by_ms - now);
+}
+
+void cluster_stop_join(struct cluster *cl, pthread_t thread)
+{
+	int left = cluster_stop_wait_ms(cl);
+	struct timespec until;
+
+	if (left > 0) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += left / 1000;
+		until.tv_nsec += (long)(left % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		if (pthread_timedjoin_np(thread, NULL, &until) == 0)
+			return;
+	}
+	if (atomic_load(&cl->connected))
+		log_warn("cluster: NATS did not answer within %d ms while stopping; leaving "
+			 "without its answers",
+			 STOP_BUDGET_MS);
+	cut_nats(cl);
+	pthread_join(thread, NULL);
+}
+
 void cluster_stop(struct broker *b)
 {
 	struct cluster *cl = b->cluster;
@@ -420,6 +466,8 @@ void cluster_stop(struct broker *b)
 
 	if (cl == NULL)
 		return;
+	/* NATS unreachable: nothing is waited for (cluster_stop_wait_ms) */
+	cl->stop_by_ms = clock_mono_ms() + STOP_BUDGET_MS;
 	if (cl->join_running) {
 		/* a join under way fails at its next request */
 		atomic_store(&cl->join_stop, true);
@@ -428,12 +476,22 @@ void cluster_stop(struct broker *b)
 		pthread_join(cl->join_thread, NULL);
 		cl->join_running = false;
 	}
-	if (cl->js != NULL && atomic_load(&cl->connected)) { /* else nothing will answer */
+	/* first: until they end, the heartbeat thread may find a node dead and
+	 * the adopting thread claim its sessions; the claims no worker made
+	 * into sessions (the workers have stopped) are made here, so their
+	 * entries naming this node are kept in the store, or their Wills go
+	 * out and the entries are deleted just below. The node's alive key
+	 * goes: a clean leave */
+	cluster_liveness_stop(cl);
+	cluster_adopt_left(cl);
+	if (cl->js != NULL && cluster_stop_wait_ms(cl) > 0) {
 		jsPubOptions_Init(&po);
-		po.MaxWait = STOP_WAIT_MS;
+		po.MaxWait = cluster_stop_wait_ms(cl);
 		if (js_PublishAsyncComplete(cl->js, &po) != NATS_OK)
 			log_warn("cluster: messages exported last may not be stored in JetStream");
 	}
+	if (cluster_stop_wait_ms(cl) == 0)
+		cut_nats(cl);	    /* spent: the sessions' entries are not waited for */
 	cluster_sessions_leave(cl); /* without persistence: its entries go, while NATS is there */
 	cluster_outbound_stop(cl);
 	for (unsigned i = 0; i < b->nworkers; i++)
@@ -443,7 +501,6 @@ void cluster_stop(struct broker *b)
 	 * before the watchers stop: stopping one deletes its consumer, a
 	 * request that would wait for its timeout while NATS is unreachable
 	 * (the server drops a closed client's ephemeral consumers anyway) */
-	cluster_liveness_stop(cl); /* first: it adopts sessions; its key goes (a clean leave) */
 	if (cl->nc != NULL)
 		natsConnection_Close(cl->nc);
 	/* no more messages reach the workers; those waiting there, and those

@@ -164,6 +164,8 @@ struct cluster {
 	pthread_t join_thread;
 	bool join_running;
 	struct cluster_outbound out;
+	/* monotonic ms: cluster_stop waits for NATS until then at most */
+	uint64_t stop_by_ms;
 	/* messages that matched more than CLUSTER_MAX_NODES nodes (cluster.c) */
 	_Atomic uint64_t left_out;
 };
@@ -186,6 +188,12 @@ enum { CLUSTER_SUBJECT_MAX = 3072 };
 
 /* cluster.c: the JetStream copies (cluster_replicas) of the stream and buckets a node creates. */
 int cluster_replicas(const struct cluster *cl);
+/* cluster.c, while the cluster stops: how long it may still wait for an
+ * answer from NATS (0 once its time is spent, or NATS is not connected). */
+int cluster_stop_wait_ms(struct cluster *cl);
+/* Joins <thread>, which may wait on a request to NATS: once the stop's time
+ * is spent, the NATS connection is closed (the request fails at once). */
+void cluster_stop_join(struct cluster *cl, pthread_t thread);
 
 /* watch.c: watches <bucket> (created when missing) in <cw>, calling
  * <on_entry> on the watch thread. MOAT_OK or an error with <err>. */
@@ -387,6 +395,9 @@ struct snapshot;
  * cluster is stopping. */
 void cluster_sessions_post(struct cluster *cl, unsigned wid, struct action *a);
 void cluster_action_free(struct action *a);
+/* Takes the actions posted to worker <wid> so far (its pass, or cluster_stop
+ * once the workers have stopped). */
+struct action *cluster_sessions_take(struct cluster *cl, unsigned wid);
 /* Gives <s> the subscriptions of <snap>; with <check>, only those its
  * identity may make here (deny by default: this node's ACL decides). */
 void cluster_session_restore_subs(struct worker *w, struct session *s, const struct snapshot *snap,
@@ -415,5 +426,10 @@ bool cluster_adopt_park(struct cluster *cl, const char *key, bool hand_over, con
  * session; when a takeover notice was parked for it, <a> becomes that
  * notice (ACT_TAKEN) for the caller to act on. */
 void cluster_adopt(struct worker *w, struct action *a);
+/* cluster_stop, once the adopting thread and the workers have stopped:
+ * makes the sessions claimed but not made yet (left in worker 0's actions)
+ * offline sessions, as worker 0 would have; those the store does not keep
+ * send their Wills now, as at any clean stop. */
+void cluster_adopt_left(struct cluster *cl);
 
 #endif

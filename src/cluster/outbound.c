@@ -30,13 +30,13 @@
 
 /* Copies sent and not acknowledged at once; how long a refused copy waits
  * before it is sent again; how often the queue looks whether the copies sent
- * before a disconnect are settled; how long a node that stops waits for
- * the queue to drain; the longest the drain thread sleeps unwoken. */
+ * before a disconnect are settled; the longest the drain thread sleeps
+ * unwoken. A node that stops waits for the queue to drain as long as its
+ * stop may wait for NATS (cluster_stop_wait_ms). */
 enum {
 	DRAIN_WINDOW = 1024,
 	REFUSED_PAUSE_MS = 100,
 	SETTLE_POLL_MS = 20,
-	STOP_DRAIN_MS = 5000,
 	PUBLISH_WAIT_MS = 5000,
 	IDLE_WAIT_MS = 1000
 };
@@ -184,7 +184,7 @@ void cluster_outbound_stop(struct cluster *cl)
 {
 	struct cluster_outbound *out = &cl->out;
 
-	uint64_t deadline = clock_mono_ms() + STOP_DRAIN_MS;
+	uint64_t deadline = clock_mono_ms() + (uint64_t)cluster_stop_wait_ms(cl);
 	const struct outq_entry *front;
 
 	if (!out->running)

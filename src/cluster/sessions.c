@@ -44,16 +44,16 @@
  * the bucket could not tell it about, and how many in one loop pass. How
  * often, and how many times, a takeover notice the bucket did not answer
  * about is checked again (and the entry of a claim whose write was not
- * answered read again). How long a node that stops waits for the deletion
- * of its sessions' entries. */
+ * answered read again). A node that stops waits for the deletion of its
+ * sessions' entries as long as its stop may wait for NATS
+ * (cluster_stop_wait_ms). */
 enum {
 	CLAIM_TRIES = 3,
 	WORKER_WAIT_MS = 1000,
 	SETTLE_RETRY_MS = 1000,
 	NOTICE_RETRY_MS = 1000,
 	NOTICE_TRIES = 10,
-	SETTLE_BATCH = 64,
-	LEAVE_WAIT_MS = 5000
+	SETTLE_BATCH = 64
 };
 
 /* A session from the store that the bucket could not be asked about yet;
@@ -868,13 +868,14 @@ static bool settle_again(struct worker *w, struct worker_share *ws)
 void cluster_sessions_leave(struct cluster *cl)
 {
 	size_t sent = 0, unsent = 0;
+	int wait_ms = cluster_stop_wait_ms(cl); /* 0: NATS not connected, or no time left */
 	jsPubOptions po;
 
 	if (cl->sessions == NULL || cl->sessions->w == NULL || cl->b->cfg->persistence ||
-	    !atomic_load(&cl->connected))
+	    wait_ms == 0)
 		return; /* with a store the sessions come back with the node: entries stay */
 	/* all the delete markers at once, then one wait: a slow JetStream
-	 * costs one LEAVE_WAIT_MS, not a request's wait per session; once one
+	 * costs one wait, not a request's wait per session; once one
 	 * cannot be sent (too many wait for JetStream), the rest are not tried */
 	for (unsigned i = 0; i < cl->b->nworkers; i++) {
 		struct worker_share *ws = &cl->sessions->w[i];
@@ -899,15 +900,15 @@ void cluster_sessions_leave(struct cluster *cl)
 	if (sent == 0)
 		return;
 	jsPubOptions_Init(&po);
-	po.MaxWait = LEAVE_WAIT_MS;
+	po.MaxWait = wait_ms;
 	if (js_PublishAsyncComplete(cl->sessions->wjs, &po) == NATS_OK)
 		log_notice("cluster: %zu sessions end with this node (persistence is off): their "
 			   "entries are deleted (each only if still this node's)",
 			   sent);
 	else
 		log_warn("cluster: %zu sessions end with this node (persistence is off), but "
-			 "JetStream did not confirm their entries' deletion within %d ms",
-			 sent, LEAVE_WAIT_MS);
+			 "JetStream did not confirm their entries' deletion in time",
+			 sent);
 }
 
 /* ---- claims that were not answered ---- */
@@ -996,6 +997,21 @@ static void settle_claims(struct worker *w, struct worker_share *ws)
 
 /* ---- per loop pass ---- */
 
+struct action *cluster_sessions_take(struct cluster *cl, unsigned wid)
+{
+	struct worker_share *ws;
+	struct action *a;
+
+	if (cl->sessions == NULL || cl->sessions->w == NULL)
+		return NULL; /* a join that failed before the bucket */
+	ws = &cl->sessions->w[wid];
+	pthread_mutex_lock(&ws->lock);
+	a = ws->head;
+	ws->head = ws->tail = NULL;
+	pthread_mutex_unlock(&ws->lock);
+	return a;
+}
+
 void cluster_sessions_flush(struct worker *w)
 {
 	struct worker_share *ws = &w->b->cluster->sessions->w[w->id];
@@ -1003,10 +1019,7 @@ void cluster_sessions_flush(struct worker *w)
 	struct action *a, *again_head = NULL, **again_tail = &again_head;
 	uint64_t now = clock_mono_ms();
 
-	pthread_mutex_lock(&ws->lock);
-	a = ws->head;
-	ws->head = ws->tail = NULL;
-	pthread_mutex_unlock(&ws->lock);
+	a = cluster_sessions_take(w->b->cluster, w->id);
 	if (ws->later != NULL && now >= ws->later_at_ms) {
 		/* due: first, so one session's notices keep their order */
 		*action_end(&ws->later) = a;

@@ -1,0 +1,155 @@
+"""moatd joining and leaving the cluster (docs/cluster.md, "Joining" and
+"Stopping"): a real nats-server -js on loopback and moatd nodes.
+
+- A node stops promptly when NATS is gone (no wait for answers that cannot
+  come), whether it had joined or never could.
+- A node stopped while it adopts a dead node's sessions (a test hook of
+  debug builds holds an adoption between its claim and its session) makes
+  the claimed sessions before it leaves: with a store, the session is there
+  when it starts again; without, its Will goes out.
+- A join that fails (NATS without JetStream) is tried again until it works:
+  the node then exchanges messages with the others."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+from moattest import Broker, Peer
+from test_cluster import CROSS_S, NATS_SERVER, ClusterBase, NatsServer
+
+# a node stops within this once NATS is gone (it used to take 5 s and more)
+STOP_S = 4.0
+# a killed node is found silent after 6 s, then adopted: allow for a loaded machine
+NODE_DEATH_S = 30.0
+HOLD_MS = 60000
+
+
+def stop_timed(node):
+    """SIGTERM to <node>; returns how long it took to exit (exit code 0 asserted)."""
+    started = time.monotonic()
+    node.proc.send_signal(signal.SIGTERM)
+    node.proc.wait(timeout=30)
+    took = time.monotonic() - started
+    node.logf.close()
+    code = node.proc.returncode
+    node.proc = None
+    if code != 0:
+        raise AssertionError("node exit code %d:\n%s" % (code, node.log()[-4000:]))
+    return took
+
+
+class JoinBase(ClusterBase):
+    def wait_log(self, node, text, timeout=CROSS_S):
+        deadline = time.monotonic() + timeout
+        while text not in self.nodes[node].log():
+            if time.monotonic() > deadline:
+                self.fail("node %s never logged %r:\n%s" % (node, text,
+                                                             self.nodes[node].log()[-3000:]))
+            time.sleep(0.05)
+
+
+class ClusterStopTest(JoinBase):
+    def test_stop_with_nats_gone_is_prompt(self):
+        self.wait_log("a", "cluster: node a joined")
+        self.nats.halt()
+        self.wait_log("a", "lost the connection to NATS")
+        took = stop_timed(self.nodes["a"])
+        print("\nnode a stopped in %.2f s with NATS gone" % took)
+        self.assertLess(took, STOP_S)
+
+    def test_stop_with_nats_stalled_is_bounded(self):
+        # a NATS server that keeps the connection but answers nothing (a
+        # stalled server or a partition): every wait for it ends together
+        self.wait_log("a", "cluster: node a joined")
+        os.kill(self.nats.proc.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, self.nats.proc.pid, signal.SIGCONT)
+        time.sleep(1.5)	# the heartbeat waits for an answer now
+        took = stop_timed(self.nodes["a"])
+        print("\nnode a stopped in %.2f s with NATS stalled" % took)
+        self.assertLess(took, STOP_S)
+        self.assertIn("NATS did not answer", self.nodes["a"].log())
+
+    def test_stop_before_joining_is_prompt(self):
+        self.nats.halt()
+        node = Broker("cluster_url nats://127.0.0.1:%d\ncluster_name test\nnode_name c\n"
+                      % self.nats.port)
+        self.addCleanup(node.cleanup)
+        node.start()
+        time.sleep(1.0)	# the join thread waits for NATS
+        took = stop_timed(node)
+        print("\nnode c (never joined) stopped in %.2f s" % took)
+        self.assertLess(took, STOP_S)
+        self.nats.start()	# tearDown stops it
+
+
+class ClusterStopWhileAdoptingTest(JoinBase):
+    """Nodes a, b, c; node a is killed and node b, holding its adoption of
+    session "kept" between the claim and the session (MOAT_TEST_ADOPT_HOLD_MS),
+    is stopped then: the entry names node b, so node b must make the session
+    before it leaves."""
+    hold_b = True
+
+    def setUp(self):
+        super().setUp()
+        self.start_node("c")
+
+    def start_node(self, name, port=None):
+        if name != "b" or not self.hold_b:
+            return super().start_node(name, port)
+        os.environ["MOAT_TEST_ADOPT_HOLD_MS"] = str(HOLD_MS)
+        try:
+            return super().start_node(name, port)
+        finally:
+            del os.environ["MOAT_TEST_ADOPT_HOLD_MS"]
+
+    def stop_b_while_adopting(self, will_delay_s):
+        """Opens session "kept" (Will "wills/kept") on node a, kills node a,
+        and stops node b once it holds the adoption; returns node b's log."""
+        self.wait_log("b", "cluster: node b joined")
+        if "test hook" not in self.nodes["b"].log():
+            self.skipTest("moatd built without test hooks (a release build)")
+        self.client("a", "kept", clean=False, props={"session_expiry": 300},
+                    will={"topic": "wills/kept", "payload": b"kept", "qos": 1,
+                          "props": {"will_delay": will_delay_s}})
+        time.sleep(1.0)	# its entry is written
+        self.kill9("a")
+        self.wait_log("b", "holding the adoption of kept ", timeout=NODE_DEATH_S)
+        stop_timed(self.nodes["b"])
+        return self.nodes["b"].log()
+
+    def test_stopped_with_a_store_keeps_the_session(self):
+        store = tempfile.mkdtemp(prefix="moattest-store-")
+        self.addCleanup(shutil.rmtree, store, True)
+        port = self.nodes["b"].port
+        self.nodes["b"].stop(check=True)
+        self.nodes["b"].cleanup()
+        self.node_config_b = "persistence true\npersistence_location %s\n" % store
+        self.start_node("b", port=port)
+        log = self.stop_b_while_adopting(will_delay_s=120)
+        self.nodes["b"].cleanup()
+        self.hold_b = False
+        self.start_node("b", port=port)
+        self.wait_log("b", "cluster: node b joined")
+        back = Peer(port)
+        self.peers.append(back)
+        ack = back.connect("kept", clean=False, props={"session_expiry": 300})
+        self.assertEqual(ack.session_present, 1)
+        self.assertIn("made the 1 sessions claimed for adoption last (the store keeps them)", log)
+
+    def test_stopped_without_a_store_sends_the_will(self):
+        watcher = self.client("c", "will-watcher")
+        watcher.subscribe(("wills/#", 1))
+        self.link(watcher, "wills/probe", origin="b")
+        log = self.stop_b_while_adopting(will_delay_s=0)
+        will = watcher.expect_publish(timeout=CROSS_S)
+        self.assertEqual((will.topic, will.payload), ("wills/kept", b"kept"))
+        watcher.expect_nothing(timeout=2.0)
+        self.assertIn("made the 1 sessions claimed for adoption last (their Wills sent)", log)
+
+
+if __name__ == "__main__":
+    unittest.main()
