@@ -27,17 +27,13 @@
 
 /* How long the stream keeps a message no node has consumed. */
 #define STREAM_MAX_AGE_NS (24LL * 3600 * 1000000000LL)
-/* How long a join waits for the other nodes' interest, polling every
- * JOIN_POLL_US (also for the connection, when NATS was unreachable at
- * start); unacknowledged asynchronous publishes before js_PublishMsgAsync waits;
+/* Unacknowledged asynchronous publishes before js_PublishMsgAsync waits;
  * how long JetStream may take to acknowledge one before it is sent again
  * (without MaxWait a lost acknowledgement would never be reported); the
  * pause before sending again after an error; how long cluster_stop waits
  * for NATS's threads to end (STOP_WAIT_MS), and for NATS in all
  * (STOP_BUDGET_MS: answers, the threads that make requests). */
 enum {
-	JOIN_LOAD_MS = 5000,
-	JOIN_POLL_US = 100000,
 	MAX_PENDING_PUBLISHES = 65536,
 	STOP_WAIT_MS = 5000,
 	STOP_BUDGET_MS = 2000,
@@ -286,68 +282,17 @@ static int consume_stream(struct cluster *cl, const char *cluster_name, char *er
 			    : nats_fail(err, errlen, "cannot create the node's consumer", s, jerr);
 }
 
-/* Starts the node's durable consumer once both the node has joined and its
- * store is restored (handed-over messages then find their sessions), from
- * whichever of the two comes last (cluster_start's join or the join
- * thread, and cluster_consume after persist_open); once. */
-static int consume_once_ready(struct cluster *cl, char *err, size_t errlen)
+int cluster_consume_once_ready(struct cluster *cl, char *err, size_t errlen)
 {
+	int rc;
+
 	if (!atomic_load(&cl->joined) || !atomic_load(&cl->restored) ||
 	    atomic_exchange(&cl->consuming, true))
 		return MOAT_OK;
-	return consume_stream(cl, cl->name, err, errlen);
-}
-
-/* What needs NATS: the streams, buckets and consumers, the watches, the
- * sessions and heartbeats. Once the other nodes' interest is read (or
- * after JOIN_LOAD_MS), exports go to them: the workers are woken to send
- * what waited. MOAT_OK or an error with <err>. */
-static int join_cluster(struct cluster *cl, char *err, size_t errlen)
-{
-	char bucket[CLUSTER_NAME_MAX + 16];
-	uint64_t deadline;
-	int rc = cluster_shares_start(cl, err, errlen);
-
-	snprintf(bucket, sizeof(bucket), "%s_retained", cl->name);
-	if (rc == MOAT_OK)
-		rc = cluster_retained_start(cl, bucket, err, errlen);
-	snprintf(bucket, sizeof(bucket), "%s_interest", cl->name);
-	if (rc == MOAT_OK)
-		rc = cluster_interest_start(cl, bucket, err, errlen);
-	if (rc == MOAT_OK)
-		rc = cluster_sessions_start(cl, cl->name, err, errlen);
-	if (rc == MOAT_OK)
-		rc = cluster_nodes_start(cl, cl->name, err, errlen);
-	if (rc == MOAT_OK)
-		rc = cluster_liveness_start(cl, cl->name, err, errlen);
+	rc = consume_stream(cl, cl->name, err, errlen);
 	if (rc < 0)
-		return rc;
-	deadline = clock_mono_ms() + JOIN_LOAD_MS;
-	while (!atomic_load(&cl->interest.loaded) && clock_mono_ms() < deadline &&
-	       !atomic_load(&cl->join_stop))
-		usleep(JOIN_POLL_US);
-	atomic_store(&cl->joined, true);
-	rc = consume_once_ready(cl, err, errlen);
-	if (rc < 0)
-		return rc;
-	for (unsigned i = 0; i < cl->b->nworkers; i++)
-		worker_wake(&cl->b->workers[i]);
-	log_notice("cluster: node %s joined cluster %s", cl->node, cl->name);
-	return MOAT_OK;
-}
-
-/* NATS was unreachable at start: joins once it is connected. */
-static void *join_later(void *arg)
-{
-	struct cluster *cl = arg;
-	char err[512];
-
-	while (!atomic_load(&cl->connected) && !atomic_load(&cl->join_stop))
-		usleep(JOIN_POLL_US);
-	if (!atomic_load(&cl->join_stop) && join_cluster(cl, err, sizeof(err)) < 0 &&
-	    !atomic_load(&cl->join_stop))
-		log_err("%s; this node stays out of the cluster until it restarts", err);
-	return NULL;
+		atomic_store(&cl->consuming, false); /* the join thread tries again */
+	return rc;
 }
 
 int cluster_start(struct broker *b, char *err, size_t errlen)
@@ -386,15 +331,8 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 		rc = cluster_shares_init(cl, err, errlen);
 	if (rc == MOAT_OK)
 		rc = connect_nats(cl, cc, err, errlen);
-	if (rc == MOAT_OK && atomic_load(&cl->connected))
-		rc = join_cluster(cl, err, errlen);
-	else if (rc == MOAT_OK) {
-		cl->join_running = pthread_create(&cl->join_thread, NULL, join_later, cl) == 0;
-		if (!cl->join_running) {
-			snprintf(err, errlen, "cluster: cannot start the thread that joins later");
-			rc = MOAT_E_NOMEM;
-		}
-	}
+	if (rc == MOAT_OK)
+		rc = cluster_join_start(cl, err, errlen);
 	if (rc == MOAT_OK)
 		rc = cluster_outbound_start(cl, err, errlen);
 	if (rc < 0) {
@@ -411,7 +349,7 @@ int cluster_consume(struct broker *b, char *err, size_t errlen)
 	if (b->cluster == NULL)
 		return MOAT_OK;
 	atomic_store(&b->cluster->restored, true);
-	rc = consume_once_ready(b->cluster, err, errlen);
+	rc = cluster_consume_once_ready(b->cluster, err, errlen);
 	if (rc < 0)
 		cluster_stop(b);
 	return rc;
@@ -468,14 +406,7 @@ void cluster_stop(struct broker *b)
 		return;
 	/* NATS unreachable: nothing is waited for (cluster_stop_wait_ms) */
 	cl->stop_by_ms = clock_mono_ms() + STOP_BUDGET_MS;
-	if (cl->join_running) {
-		/* a join under way fails at its next request */
-		atomic_store(&cl->join_stop, true);
-		if (!atomic_load(&cl->joined) && cl->nc != NULL)
-			natsConnection_Close(cl->nc);
-		pthread_join(cl->join_thread, NULL);
-		cl->join_running = false;
-	}
+	cluster_join_stop(cl);
 	/* first: until they end, the heartbeat thread may find a node dead and
 	 * the adopting thread claim its sessions; the claims no worker made
 	 * into sessions (the workers have stopped) are made here, so their

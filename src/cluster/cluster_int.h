@@ -163,6 +163,7 @@ struct cluster {
 	atomic_bool restored, consuming;
 	pthread_t join_thread;
 	bool join_running;
+	size_t join_done; /* join.c: the steps of the join done (it resumes there) */
 	struct cluster_outbound out;
 	/* monotonic ms: cluster_stop waits for NATS until then at most */
 	uint64_t stop_by_ms;
@@ -188,6 +189,16 @@ enum { CLUSTER_SUBJECT_MAX = 3072 };
 
 /* cluster.c: the JetStream copies (cluster_replicas) of the stream and buckets a node creates. */
 int cluster_replicas(const struct cluster *cl);
+/* join.c: joins now (NATS connected: MOAT_OK or an error with <err>), or
+ * starts the thread that joins once NATS is, and again after a failure.
+ * cluster_join_stop ends that thread (cluster_stop). */
+int cluster_join_start(struct cluster *cl, char *err, size_t errlen);
+void cluster_join_stop(struct cluster *cl);
+/* cluster.c: starts the node's durable consumer once both the node has
+ * joined and its store is restored (handed-over messages then find their
+ * sessions), from whichever of the two comes last (the join, or
+ * cluster_consume after persist_open); once it worked. */
+int cluster_consume_once_ready(struct cluster *cl, char *err, size_t errlen);
 /* cluster.c, while the cluster stops: how long it may still wait for an
  * answer from NATS (0 once its time is spent, or NATS is not connected). */
 int cluster_stop_wait_ms(struct cluster *cl);

@@ -151,5 +151,47 @@ class ClusterStopWhileAdoptingTest(JoinBase):
         self.assertIn("made the 1 sessions claimed for adoption last (their Wills sent)", log)
 
 
+class ClusterJoinRetryTest(JoinBase):
+    """Node c starts while no NATS server listens; a nats-server without
+    JetStream comes first (the join fails), then one with it on the same
+    port: node c joins then, and exchanges messages with node b."""
+
+    def setUp(self):
+        self.peers = []
+        self.nodes = {}
+        self.nats = NatsServer()
+        self.addCleanup(self.nats.stop)
+
+    def start_plain_nats(self):
+        """nats-server without -js on the NATS port; stopped at cleanup."""
+        logf = open(os.path.join(self.nats.dir, "plain.log"), "wb")
+        self.addCleanup(logf.close)
+        proc = subprocess.Popen([NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.nats.port)],
+                                stdout=logf, stderr=subprocess.STDOUT)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        return proc
+
+    def test_failed_join_is_tried_again(self):
+        self.start_node("c")
+        plain = self.start_plain_nats()
+        self.wait_log("c", "joining again in", timeout=CROSS_S + 10)
+        plain.terminate()
+        plain.wait(timeout=10)
+        self.nats.start()
+        self.start_node("b")
+        # the pause grows (1, 2, 4 s ...): a few rounds at most
+        self.wait_log("c", "cluster: node c joined", timeout=40)
+        for origin, target in (("c", "b"), ("b", "c")):
+            sub = self.client(target, "sub-" + target)
+            sub.subscribe(("from/" + origin, 1))
+            self.link(sub, "from/" + origin, origin=origin)
+            pub = self.client(origin, "pub-" + origin)
+            pub.publish("from/" + origin, b"hello", qos=1)
+            got = sub.expect_publish(timeout=CROSS_S)
+            self.assertEqual((got.topic, got.payload), ("from/" + origin, b"hello"))
+        self.assertNotIn("stays out of the cluster", self.nodes["c"].log())
+
+
 if __name__ == "__main__":
     unittest.main()
