@@ -675,9 +675,9 @@ bool cluster_export(struct worker *w, const struct msg *m)
 		return false;
 	if (m->remote)
 		return true;
-	/* not joined yet (the other nodes' interest is not known), or earlier
-	 * messages still wait: this one waits behind them */
-	if (!atomic_load(&cl->joined) || cw->waiting_n > 0)
+	/* not joined yet, or the other nodes' interest not read yet (join.c),
+	 * or earlier messages still wait: this one waits behind them */
+	if (!atomic_load(&cl->exporting) || cw->waiting_n > 0)
 		cluster_outbound_wait(w, m);
 	else
 		export_copies(w, m, false);

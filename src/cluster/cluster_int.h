@@ -158,6 +158,9 @@ struct cluster {
 	 * connected; until <joined> exports wait (outbound.c) and nothing else
 	 * uses NATS */
 	atomic_bool joined, join_stop;
+	/* joined and the other nodes' interest read (the interest watch's
+	 * first values): until then local clients' messages wait (join.c) */
+	atomic_bool exporting;
 	/* the store is restored (cluster_consume); the durable consumer is
 	 * started (once both that and <joined>) */
 	atomic_bool restored, consuming;
@@ -194,6 +197,10 @@ int cluster_replicas(const struct cluster *cl);
  * cluster_join_stop ends that thread (cluster_stop). */
 int cluster_join_start(struct cluster *cl, char *err, size_t errlen);
 void cluster_join_stop(struct cluster *cl);
+/* Once joined and the other nodes' interest is read (the join, then the
+ * interest watch's thread every second): exports start, the workers are
+ * woken to send what waited. */
+void cluster_join_exports(struct cluster *cl);
 /* cluster.c: starts the node's durable consumer once both the node has
  * joined and its store is restored (handed-over messages then find their
  * sessions), from whichever of the two comes last (the join, or

@@ -1,8 +1,10 @@
 /*
  * Joining the cluster (docs/cluster.md, "When NATS is unreachable"): the
  * steps that need NATS (the shares' stream, the watches, the sessions
- * bucket, the nodes' status, the heartbeat), then the other nodes' interest,
- * then exports and the node's consumer. At start with NATS there, a join
+ * bucket, the nodes' status, the heartbeat), a wait for the other nodes'
+ * interest (JOIN_LOAD_MS at most), then the node's consumer; exports start
+ * once that interest is read, however long it takes (before, a message
+ * would miss the nodes not read yet). At start with NATS there, a join
  * that fails stops the node (a configuration JetStream refuses); started
  * without NATS, the node joins on a thread of its own once NATS is
  * connected, and tries again after a failure (1 s doubling to 30 s) until
@@ -106,10 +108,24 @@ static int join_cluster(struct cluster *cl, char *err, size_t errlen)
 	rc = cluster_consume_once_ready(cl, err, errlen);
 	if (rc < 0)
 		return rc;
+	if (atomic_load(&cl->interest.loaded))
+		log_notice("cluster: node %s joined cluster %s", cl->node, cl->name);
+	else
+		log_notice("cluster: node %s joined cluster %s; the other nodes' interest is not "
+			   "read yet: local clients' messages wait for it",
+			   cl->node, cl->name);
+	cluster_join_exports(cl);
+	return MOAT_OK;
+}
+
+void cluster_join_exports(struct cluster *cl)
+{
+	if (!atomic_load(&cl->joined) || !atomic_load(&cl->interest.loaded) ||
+	    atomic_exchange(&cl->exporting, true))
+		return;
+	/* what waited goes (cluster_flush) */
 	for (unsigned i = 0; i < cl->b->nworkers; i++)
 		worker_wake(&cl->b->workers[i]);
-	log_notice("cluster: node %s joined cluster %s", cl->node, cl->name);
-	return MOAT_OK;
 }
 
 /* Sleeps <ms>, or less when the node stops. */

@@ -409,8 +409,9 @@ bool cluster_queue_full(struct broker *b, struct moat_bytes topic, size_t payloa
 	if (cl == NULL || !cluster_outbound_wanted(cl))
 		return false;
 	/* cluster_export's copies: one per interested node and one per share;
-	 * before the join, the message itself waits (its copies are promised) */
-	if (atomic_load(&cl->joined))
+	 * before exports start (join.c), the message itself waits (its copies
+	 * are promised) */
+	if (atomic_load(&cl->exporting))
 		copies = cluster_interested(cl, topic, nodes, CLUSTER_MAX_NODES, NULL) +
 			 cluster_shares_count(cl, topic);
 	else
@@ -635,7 +636,7 @@ void cluster_outbound_export_waiting(struct worker *w,
 	bool stored = w->b->store != NULL;
 	uint64_t bytes = 0;
 
-	if (cw->waiting_n == 0 || !atomic_load(&cl->joined))
+	if (cw->waiting_n == 0 || !atomic_load(&cl->exporting))
 		return;
 	for (size_t i = 0; i < cw->waiting_n; i++) {
 		struct waiting_export *we = &cw->waiting[i];

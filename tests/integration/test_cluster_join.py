@@ -193,5 +193,35 @@ class ClusterJoinRetryTest(JoinBase):
         self.assertNotIn("stays out of the cluster", self.nodes["c"].log())
 
 
+class ClusterExportAfterInterestTest(JoinBase):
+    """Node a restarted while NATS is down keeps its client's QoS 1 message
+    until it has read the other nodes' interest, even when that takes longer
+    than the join's 5 s wait (a test hook of debug builds holds the interest
+    watch's first entry 8 s): node b, subscribed all along, gets it."""
+
+    def test_waiting_message_waits_for_the_interest(self):
+        sub = self.client("b", "sub-late")
+        sub.subscribe(("late/t", 1))
+        self.link(sub, "late/t")
+        port = self.nodes["a"].port
+        self.nodes["a"].stop(check=True)
+        self.nodes["a"].cleanup()
+        self.nats.halt()
+        os.environ["MOAT_TEST_INTEREST_HOLD_MS"] = "8000"
+        try:
+            self.start_node("a", port=port)
+        finally:
+            del os.environ["MOAT_TEST_INTEREST_HOLD_MS"]
+        pub = self.client("a", "pub-late")
+        pub.publish("late/t", b"waited", qos=1)	# acknowledged: it waits for the join
+        self.nats.start()
+        self.wait_log("a", "cluster: node a joined", timeout=CROSS_S + 10)
+        if "test hook" not in self.nodes["a"].log():
+            self.skipTest("moatd built without test hooks (a release build)")
+        self.assertIn("interest is not read yet", self.nodes["a"].log())
+        got = sub.expect_publish(timeout=CROSS_S + 10)
+        self.assertEqual((got.topic, got.payload), ("late/t", b"waited"))
+
+
 if __name__ == "__main__":
     unittest.main()
