@@ -512,13 +512,22 @@ static const char *subject_for(struct cluster_worker *cw, const char *prefix, co
 	return (const char *)buf_head(&cw->subject);
 }
 
-/* Sets or deletes the topic's key in the retained bucket. */
-static void export_retained(struct cluster *cl, struct cluster_worker *cw, const struct msg *m)
+/* Sets or deletes the topic's key in the retained bucket; for a message
+ * that waited for the join (published at <published_ms>, 0: not known),
+ * not when the bucket's value is as recent (set meanwhile on another node). */
+static void export_retained(struct cluster *cl, struct cluster_worker *cw, const struct msg *m,
+			    bool waited, uint64_t published_ms)
 {
 	const char *subject = subject_for(cw, cl->kv_prefix, NULL, m);
 	bool del = m->payload.len == 0;
 	natsMsg *nm = NULL;
 
+	if (subject != NULL && waited && cluster_retained_bucket_newer(cl, subject, published_ms)) {
+		log_notice("cluster: a retained message on %.*s published before this node joined "
+			   "is not written to the cluster: another node set the topic since",
+			   (int)m->topic.len, (const char *)m->topic.ptr);
+		return;
+	}
 	if (subject == NULL ||
 	    natsMsg_Create(&nm, subject, NULL, del ? NULL : (const char *)buf_head(&cw->data),
 			   del ? 0 : (int)buf_used(&cw->data)) != NATS_OK ||
@@ -616,10 +625,10 @@ static void left_out(struct cluster *cl, const struct msg *m)
 }
 
 /* Exports <m> to the nodes and shares that want it; <waited>: it was
- * exported before the node joined and answered then, so its copies are
- * queued over the bound, and not to shares, whose members here had it
- * (the shares were not known). */
-static void export_copies(struct worker *w, const struct msg *m, bool waited)
+ * exported before the node joined (published at <published_ms>) and
+ * answered then, so its copies are queued over the bound, and not to
+ * shares, whose members here had it (the shares were not known). */
+static void export_copies(struct worker *w, const struct msg *m, bool waited, uint64_t published_ms)
 {
 	struct cluster *cl = w->b->cluster;
 	const char *nodes[CLUSTER_MAX_NODES];
@@ -654,12 +663,12 @@ static void export_copies(struct worker *w, const struct msg *m, bool waited)
 			shares->v[sent++] = shares->v[i];
 	shares->n = sent;
 	if (m->retain)
-		export_retained(cl, cw, m);
+		export_retained(cl, cw, m, waited, published_ms);
 }
 
-static void export_waited(struct worker *w, const struct msg *m)
+static void export_waited(struct worker *w, const struct msg *m, uint64_t published_ms)
 {
-	export_copies(w, m, true);
+	export_copies(w, m, true, published_ms);
 }
 
 bool cluster_export(struct worker *w, const struct msg *m)
@@ -680,7 +689,7 @@ bool cluster_export(struct worker *w, const struct msg *m)
 	if (!atomic_load(&cl->exporting) || cw->waiting_n > 0)
 		cluster_outbound_wait(w, m);
 	else
-		export_copies(w, m, false);
+		export_copies(w, m, false, 0);
 	return false;
 }
 

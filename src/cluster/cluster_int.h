@@ -31,10 +31,12 @@ struct cluster_share;
 
 /* A local client's message exported before the node first joined the
  * cluster (outbound.c): its copies are made once the node knows the other
- * nodes' interest. <seq>: its store record ([C] key), 0 without one. */
+ * nodes' interest. <seq>: its store record ([C] key), 0 without one;
+ * <wall_ms>: when it was published (wall clock), 0 when not known (read
+ * back from the store). */
 struct waiting_export {
 	struct msg *m;
-	uint64_t seq, bytes;
+	uint64_t seq, bytes, wall_ms;
 };
 
 /* A growable list of shares (share.c). */
@@ -249,6 +251,16 @@ void cluster_ack_fini(struct cluster_worker *cw);
  * store (a thread watching the bucket). MOAT_OK or an error with <err>. */
 int cluster_retained_start(struct cluster *cl, const char *bucket, char *err, size_t errlen);
 void cluster_retained_stop(struct cluster *cl);
+/* Whether a retained message published at <published_ms> (wall clock; 0:
+ * not known) before the join gives way to the bucket's value for its
+ * topic, written at <created_ns> (wall clock, JetStream's): when that is
+ * as recent, or when the message's time is not known. */
+bool cluster_retained_bucket_wins(int64_t created_ns, uint64_t published_ms);
+/* Whether the bucket's value under <subject> ("$KV.<cluster>_retained.<tokens>")
+ * wins over such a message (cluster_retained_bucket_wins); false when the
+ * topic has none or the bucket did not answer (a worker; a request). */
+bool cluster_retained_bucket_newer(struct cluster *cl, const char *subject,
+				   uint64_t published_ms);
 
 /* Decodes the cluster message in <nm>'s data (wire_decode): its origin
  * node in <node>, the message in <m>. */
@@ -370,7 +382,8 @@ void cluster_outbound_wait(struct worker *w, const struct msg *m);
  * through <export> (their copies queued), deletes their records and
  * submits that batch. */
 void cluster_outbound_export_waiting(struct worker *w,
-				     void (*export)(struct worker *w, const struct msg *m));
+				     void (*export)(struct worker *w, const struct msg *m,
+						    uint64_t published_ms));
 /* Frees <cw>'s waiting messages (stopping; their records stay in the store). */
 void cluster_outbound_forget_waiting(struct cluster *cl, struct cluster_worker *cw);
 /* cluster_outbound_push for a message handed over with a session: over

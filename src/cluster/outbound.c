@@ -513,7 +513,7 @@ static bool check_record(struct cluster *cl, struct moat_bytes subject, struct m
 /* Appends <m> (its reference), record <seq>, to <cw>'s waiting exports
  * (under out->lock). */
 static int waiting_add(struct cluster_outbound *out, struct cluster_worker *cw, struct msg *m,
-		       uint64_t seq, uint64_t bytes)
+		       uint64_t seq, uint64_t bytes, uint64_t wall_ms)
 {
 	if (cw->waiting_n == cw->waiting_cap) {
 		size_t cap = cw->waiting_cap ? cw->waiting_cap * 2 : 16;
@@ -524,7 +524,7 @@ static int waiting_add(struct cluster_outbound *out, struct cluster_worker *cw, 
 		cw->waiting = v;
 		cw->waiting_cap = cap;
 	}
-	cw->waiting[cw->waiting_n++] = (struct waiting_export){m, seq, bytes};
+	cw->waiting[cw->waiting_n++] = (struct waiting_export){m, seq, bytes, wall_ms};
 	out->waiting_n++;
 	out->waiting_bytes += bytes;
 	return MOAT_OK;
@@ -558,7 +558,8 @@ int cluster_outbound_restore(struct broker *b, uint64_t seq, struct moat_bytes s
 		/* exported before a join that did not come: worker 0 makes its
 		 * copies once the node has joined */
 		m->remote = false;
-		rc = waiting_add(&cl->out, &cl->w[0], m, seq, outq_entry_bytes(name, data.len));
+		rc = waiting_add(&cl->out, &cl->w[0], m, seq, outq_entry_bytes(name, data.len),
+				 0 /* when it was published is not stored */);
 		if (rc == MOAT_OK && seq >= cl->out.q.next_seq)
 			cl->out.q.next_seq = seq + 1;
 	} else {
@@ -608,7 +609,8 @@ void cluster_outbound_wait(struct worker *w, const struct msg *m)
 		else if (w->b->store == NULL ||
 			 (rc = put_record(out, &w->batch, seq = out->q.next_seq++, subject,
 					  &cw->data)) == MOAT_OK)
-			rc = waiting_add(out, cw, msg_ref((struct msg *)m), seq, bytes);
+			rc = waiting_add(out, cw, msg_ref((struct msg *)m), seq, bytes,
+					 clock_wall_ms());
 		pthread_mutex_unlock(&out->lock);
 	}
 	if (rc == MOAT_OK)
@@ -628,7 +630,8 @@ void cluster_outbound_wait(struct worker *w, const struct msg *m)
 }
 
 void cluster_outbound_export_waiting(struct worker *w,
-				     void (*export)(struct worker *w, const struct msg *m))
+				     void (*export)(struct worker *w, const struct msg *m,
+						    uint64_t published_ms))
 {
 	struct cluster *cl = w->b->cluster;
 	struct cluster_outbound *out = &cl->out;
@@ -641,7 +644,7 @@ void cluster_outbound_export_waiting(struct worker *w,
 	for (size_t i = 0; i < cw->waiting_n; i++) {
 		struct waiting_export *we = &cw->waiting[i];
 
-		export(w, we->m);
+		export(w, we->m, we->wall_ms);
 		bytes += we->bytes;
 		msg_unref(we->m);
 		if (!stored || we->seq == 0)

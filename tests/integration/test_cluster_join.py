@@ -26,6 +26,8 @@ STOP_S = 4.0
 # a killed node is found silent after 6 s, then adopted: allow for a loaded machine
 NODE_DEATH_S = 30.0
 HOLD_MS = 60000
+# the interest watch's first entry held past the join's 5 s wait
+INTEREST_HOLD_MS = 8000
 
 
 def stop_timed(node):
@@ -194,33 +196,67 @@ class ClusterJoinRetryTest(JoinBase):
 
 
 class ClusterExportAfterInterestTest(JoinBase):
-    """Node a restarted while NATS is down keeps its client's QoS 1 message
+    """Node a restarted while NATS is down keeps what its clients publish
     until it has read the other nodes' interest, even when that takes longer
     than the join's 5 s wait (a test hook of debug builds holds the interest
-    watch's first entry 8 s): node b, subscribed all along, gets it."""
+    watch's first entry 8 s): node b, subscribed all along, gets it; a
+    retained message that waited does not overwrite the value node b set
+    for its topic meanwhile."""
 
-    def test_waiting_message_waits_for_the_interest(self):
-        sub = self.client("b", "sub-late")
-        sub.subscribe(("late/t", 1))
-        self.link(sub, "late/t")
+    def restart_a_without_nats(self):
+        """Restarts node a while NATS is down, its interest watch's first
+        entry to be held INTEREST_HOLD_MS once NATS is back."""
         port = self.nodes["a"].port
         self.nodes["a"].stop(check=True)
         self.nodes["a"].cleanup()
         self.nats.halt()
-        os.environ["MOAT_TEST_INTEREST_HOLD_MS"] = "8000"
+        os.environ["MOAT_TEST_INTEREST_HOLD_MS"] = str(INTEREST_HOLD_MS)
         try:
             self.start_node("a", port=port)
         finally:
             del os.environ["MOAT_TEST_INTEREST_HOLD_MS"]
-        pub = self.client("a", "pub-late")
-        pub.publish("late/t", b"waited", qos=1)	# acknowledged: it waits for the join
+
+    def join_a_slowly(self):
+        """NATS back: node a joins without the interest (5 s)."""
         self.nats.start()
         self.wait_log("a", "cluster: node a joined", timeout=CROSS_S + 10)
         if "test hook" not in self.nodes["a"].log():
             self.skipTest("moatd built without test hooks (a release build)")
         self.assertIn("interest is not read yet", self.nodes["a"].log())
+
+    def test_waiting_message_waits_for_the_interest(self):
+        sub = self.client("b", "sub-late")
+        sub.subscribe(("late/t", 1))
+        self.link(sub, "late/t")
+        self.restart_a_without_nats()
+        pub = self.client("a", "pub-late")
+        pub.publish("late/t", b"waited", qos=1)	# acknowledged: it waits for the join
+        self.join_a_slowly()
         got = sub.expect_publish(timeout=CROSS_S + 10)
         self.assertEqual((got.topic, got.payload), ("late/t", b"waited"))
+
+    def test_waited_retained_does_not_overwrite_a_newer_one(self):
+        self.restart_a_without_nats()
+        self.client("a", "pub-old").publish("r/t", b"old", qos=1, retain=True)
+        time.sleep(0.1)	# "new" is published later by the wall clock
+        self.join_a_slowly()
+        # node a's exports still wait for the interest: node b sets the topic now
+        self.wait_log("b", "reconnected to NATS", timeout=CROSS_S + 10)
+        self.client("b", "pub-new").publish("r/t", b"new", qos=1, retain=True)
+        self.wait_log("a", "before this node joined the cluster are exported now",
+                      timeout=CROSS_S + 10)
+        for name in ("a", "b"):
+            deadline = time.monotonic() + CROSS_S
+            while True:
+                sub = self.client(name, "sub-r-%s-%d" % (name, len(self.peers)))
+                sub.subscribe(("r/t", 1))
+                got = sub.expect_publish(timeout=CROSS_S)
+                sub.disconnect()
+                if got.payload == b"new" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)	# node a's mirror of the bucket is on its way
+            self.assertEqual((name, got.payload), (name, b"new"))
+        self.assertIn("is not written to the cluster", self.nodes["a"].log())
 
 
 if __name__ == "__main__":
