@@ -404,7 +404,8 @@ void cluster_stop(struct broker *b)
 
 	if (cl == NULL)
 		return;
-	/* NATS unreachable: nothing is waited for (cluster_stop_wait_ms) */
+	/* from now on NATS is waited for STOP_BUDGET_MS in all, and not at all
+	 * while it is unreachable (cluster_stop_wait_ms) */
 	cl->stop_by_ms = clock_mono_ms() + STOP_BUDGET_MS;
 	cluster_join_stop(cl);
 	/* first: until they end, the heartbeat thread may find a node dead and
