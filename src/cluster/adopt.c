@@ -251,13 +251,14 @@ static struct session *adopt_session(struct worker *w, struct action *a)
 	return s;
 }
 
-void cluster_adopt(struct worker *w, struct action *a)
+/* cluster_adopt; returns the session made, or NULL. */
+static struct session *adopt(struct worker *w, struct action *a)
 {
 	struct cluster_adoption *ad = w->b->cluster->adoption;
 	struct claimed c = {0};
 	bool found = false;
+	struct session *s = adopt_session(w, a);
 
-	adopt_session(w, a);
 	/* the session exists now: a notice that comes from here on finds it */
 	if (ad != NULL) {
 		pthread_mutex_lock(&ad->lock);
@@ -271,6 +272,12 @@ void cluster_adopt(struct worker *w, struct action *a)
 		snprintf(a->node, sizeof(a->node), "%s", c.node);
 	}
 	free(c.key);
+	return s;
+}
+
+void cluster_adopt(struct worker *w, struct action *a)
+{
+	adopt(w, a);
 }
 
 void cluster_adopt_left(struct cluster *cl)
@@ -282,15 +289,17 @@ void cluster_adopt_left(struct cluster *cl)
 	/* takeover notices among them are dropped, as at any stop */
 	while (a != NULL) {
 		struct action *next = a->next;
-		struct session *s = a->kind == ACT_ADOPT ? adopt_session(w, a) : NULL;
+		struct session *s = a->kind == ACT_ADOPT ? adopt(w, a) : NULL;
 
-		if (s != NULL) {
+		if (s != NULL)
 			made++;
-			/* server.c sent the Wills of the sessions the store does not
-			 * keep before the cluster stopped: this one's goes now */
-			if (!atomic_load_explicit(&s->stored, memory_order_relaxed))
-				sess_publish_will(w, s);
-		}
+		/* server.c sent the Wills of the sessions the store does not keep
+		 * before the cluster stopped: this one's goes now, unless its
+		 * client claimed it on another node since (a notice was parked
+		 * for it: not acted on at a stop) */
+		if (s != NULL && a->kind == ACT_ADOPT &&
+		    !atomic_load_explicit(&s->stored, memory_order_relaxed))
+			sess_publish_will(w, s);
 		cluster_action_free(a);
 		a = next;
 	}
@@ -569,7 +578,7 @@ int cluster_adopt_start(struct cluster *cl, const char *name, kvStore *alive, ch
 	return MOAT_OK;
 }
 
-void cluster_adopt_stop(struct cluster *cl)
+void cluster_adopt_halt(struct cluster *cl)
 {
 	struct cluster_adoption *ad = cl->adoption;
 
@@ -581,6 +590,16 @@ void cluster_adopt_stop(struct cluster *cl)
 	pthread_mutex_unlock(&ad->lock);
 	if (ad->running)
 		cluster_stop_join(cl, ad->thread); /* it may wait on the bucket */
+	ad->running = false;
+}
+
+void cluster_adopt_stop(struct cluster *cl)
+{
+	struct cluster_adoption *ad = cl->adoption;
+
+	if (ad == NULL)
+		return;
+	cluster_adopt_halt(cl);
 	/* a NATS thread may still be parking a notice: it holds post_lock */
 	pthread_mutex_lock(&cl->post_lock);
 	cl->adoption = NULL;

@@ -378,6 +378,10 @@ void cluster_stop_join(struct cluster *cl, pthread_t thread)
 	int left = cluster_stop_wait_ms(cl);
 	struct timespec until;
 
+	if (cl->stop_by_ms == 0) { /* not stopping: a failed join's step undone */
+		pthread_join(thread, NULL);
+		return;
+	}
 	if (left > 0) {
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += left / 1000;
@@ -412,19 +416,22 @@ void cluster_stop(struct broker *b)
 	 * the adopting thread claim its sessions; the claims no worker made
 	 * into sessions (the workers have stopped) are made here, so their
 	 * entries naming this node are kept in the store, or their Wills go
-	 * out and the entries are deleted just below. The node's alive key
-	 * goes: a clean leave */
-	cluster_liveness_stop(cl);
+	 * out and the entries are deleted just below; then the node's alive
+	 * key goes (a clean leave) */
+	cluster_liveness_halt(cl);
 	cluster_adopt_left(cl);
+	cluster_sessions_leave(cl); /* without persistence: its entries go, while NATS is there */
+	cluster_liveness_stop(cl);  /* after them: its key goes */
 	if (cl->js != NULL && cluster_stop_wait_ms(cl) > 0) {
 		jsPubOptions_Init(&po);
 		po.MaxWait = cluster_stop_wait_ms(cl);
 		if (js_PublishAsyncComplete(cl->js, &po) != NATS_OK)
-			log_warn("cluster: messages exported last may not be stored in JetStream");
+			log_warn(
+			    "cluster: messages exported last, or this node's leave, may not be "
+			    "stored in JetStream");
 	}
 	if (cluster_stop_wait_ms(cl) == 0)
-		cut_nats(cl);	    /* spent: the sessions' entries are not waited for */
-	cluster_sessions_leave(cl); /* without persistence: its entries go, while NATS is there */
+		cut_nats(cl); /* spent: the queue's drain is not waited for */
 	cluster_outbound_stop(cl);
 	for (unsigned i = 0; i < b->nworkers; i++)
 		cluster_outbound_forget_waiting(cl, &cl->w[i]);

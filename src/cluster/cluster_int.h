@@ -212,7 +212,8 @@ int cluster_consume_once_ready(struct cluster *cl, char *err, size_t errlen);
  * answer from NATS (0 once its time is spent, or NATS is not connected). */
 int cluster_stop_wait_ms(struct cluster *cl);
 /* Joins <thread>, which may wait on a request to NATS: once the stop's time
- * is spent, the NATS connection is closed (the request fails at once). */
+ * is spent, the NATS connection is closed (the request fails at once).
+ * Outside cluster_stop (a failed join undone) it simply joins. */
 void cluster_stop_join(struct cluster *cl, pthread_t thread);
 
 /* watch.c: watches <bucket> (created when missing) in <cw>, calling
@@ -339,8 +340,12 @@ bool cluster_session_message(struct cluster *cl, natsMsg *nm);
 /* A clean stop without persistence (the workers have stopped): this node's
  * sessions end with it, so their entries are deleted (if still its own). */
 void cluster_sessions_leave(struct cluster *cl);
-/* liveness.c: heartbeats, and adoption of a silent node's sessions. */
+/* liveness.c: heartbeats, and adoption of a silent node's sessions. Halt
+ * ends their threads (nothing is claimed any more); stop frees them too
+ * and, when the cluster stops, deletes this node's key (a clean leave,
+ * published for cluster_stop to wait for). */
 int cluster_liveness_start(struct cluster *cl, const char *name, char *err, size_t errlen);
+void cluster_liveness_halt(struct cluster *cl);
 void cluster_liveness_stop(struct cluster *cl);
 /* ---- degraded mode ---- */
 /* link.c: reconnects for ever with backoff and tracks the link's state
@@ -439,7 +444,9 @@ void cluster_session_restore_subs(struct worker *w, struct session *s, const str
  * sessions are adopted. MOAT_OK or an error with <err>. */
 int cluster_adopt_start(struct cluster *cl, const char *name, kvStore *alive, char *err,
 			size_t errlen);
-/* Ends the thread (between two entries) and frees what it holds. */
+/* Halt ends the thread (between two entries); stop also frees what it
+ * holds (the claims' window: cluster_adopt_left comes between). */
+void cluster_adopt_halt(struct cluster *cl);
 void cluster_adopt_stop(struct cluster *cl);
 /* The liveness thread: node <dead> stopped answering, adopt its sessions
  * (this node has the lowest living name); or <node> answers again, left or
