@@ -6,7 +6,8 @@
 - A node stopped while it adopts a dead node's sessions (a test hook of
   debug builds holds an adoption between its claim and its session) makes
   the claimed sessions before it leaves: with a store, the session is there
-  when it starts again; without, its Will goes out.
+  when it starts again (its delayed Will goes out from there); without, its
+  Will goes out at the stop.
 - A join that fails (NATS without JetStream) is tried again until it works:
   the node then exchanges messages with the others."""
 import os
@@ -131,11 +132,16 @@ class ClusterStopWhileAdoptingTest(JoinBase):
         self.nodes["b"].cleanup()
         self.node_config_b = "persistence true\npersistence_location %s\n" % store
         self.start_node("b", port=port)
-        log = self.stop_b_while_adopting(will_delay_s=120)
+        watcher = self.client("c", "will-watcher")
+        watcher.subscribe(("wills/#", 1))
+        log = self.stop_b_while_adopting(will_delay_s=5)
         self.nodes["b"].cleanup()
         self.hold_b = False
         self.start_node("b", port=port)
         self.wait_log("b", "cluster: node b joined")
+        # node b's store gave the session back, with its delayed Will
+        will = watcher.expect_publish(timeout=CROSS_S + 10)
+        self.assertEqual((will.topic, will.payload), ("wills/kept", b"kept"))
         back = Peer(port)
         self.peers.append(back)
         ack = back.connect("kept", clean=False, props={"session_expiry": 300})
