@@ -195,7 +195,7 @@ bool cluster_adopt_park(struct cluster *cl, const char *key)
  * session of worker <w>: its Will and expiry then run as on one node,
  * counted from when its client went (or from the claim, for a client that
  * was connected to the dead node). */
-static void adopt_session(struct worker *w, struct action *a)
+static struct session *adopt_session(struct worker *w, struct action *a)
 {
 	struct snapshot snap;
 	struct buf id = {0};
@@ -213,7 +213,8 @@ static void adopt_session(struct worker *w, struct action *a)
 		if (s == NULL)
 			log_warn("cluster: cannot adopt session %s: %s", a->key, why);
 		snapshot_fini(&snap);
-		return; /* a client of that id connected here meanwhile: it claimed the entry */
+		return NULL; /* a client of that id connected here meanwhile: it claimed the entry
+			      */
 	}
 	if (wall > snap.offline_wall_ms)
 		gone_ms = wall - snap.offline_wall_ms;
@@ -240,15 +241,17 @@ static void adopt_session(struct worker *w, struct action *a)
 	persist_will(w, s);
 	log_debug("cluster: adopted session %s of a node that stopped answering", s->client_id);
 	snapshot_fini(&snap);
+	return s;
 }
 
-void cluster_adopt(struct worker *w, struct action *a)
+/* cluster_adopt; returns the session made, or NULL. */
+static struct session *adopt(struct worker *w, struct action *a)
 {
 	struct cluster_adoption *ad = w->b->cluster->adoption;
 	struct claimed c = {0};
 	bool found = false;
+	struct session *s = adopt_session(w, a);
 
-	adopt_session(w, a);
 	/* the session exists now: a notice that comes from here on finds it */
 	if (ad != NULL) {
 		pthread_mutex_lock(&ad->lock);
@@ -258,6 +261,42 @@ void cluster_adopt(struct worker *w, struct action *a)
 	if (found && c.noticed)
 		a->kind = ACT_TAKEN; /* the entry tells by whom, and whether it resumed */
 	free(c.key);
+	return s;
+}
+
+void cluster_adopt(struct worker *w, struct action *a)
+{
+	adopt(w, a);
+}
+
+void cluster_adopt_left(struct cluster *cl)
+{
+	struct worker *w = &cl->b->workers[0];
+	struct action *a = cluster_sessions_take(cl, 0);
+	size_t made = 0;
+
+	/* takeover notices among them are dropped, as at any stop */
+	while (a != NULL) {
+		struct action *next = a->next;
+		struct session *s = a->kind == ACT_ADOPT ? adopt(w, a) : NULL;
+
+		if (s != NULL)
+			made++;
+		/* server.c sent the Wills of the sessions the store does not keep
+		 * before the cluster stopped: this one's goes now, unless its
+		 * client claimed it on another node since (a notice was parked
+		 * for it: not acted on at a stop) */
+		if (s != NULL && a->kind == ACT_ADOPT &&
+		    !atomic_load_explicit(&s->stored, memory_order_relaxed))
+			sess_publish_will(w, s);
+		cluster_action_free(a);
+		a = next;
+	}
+	if (made > 0)
+		log_notice("cluster: stopping: made the %zu sessions claimed for adoption last "
+			   "(%s)",
+			   made,
+			   w->b->cfg->persistence ? "the store keeps them" : "their Wills sent");
 }
 
 /* ---- the adopting thread ---- */
@@ -528,7 +567,7 @@ int cluster_adopt_start(struct cluster *cl, const char *name, kvStore *alive, ch
 	return MOAT_OK;
 }
 
-void cluster_adopt_stop(struct cluster *cl)
+void cluster_adopt_halt(struct cluster *cl)
 {
 	struct cluster_adoption *ad = cl->adoption;
 
@@ -539,7 +578,17 @@ void cluster_adopt_stop(struct cluster *cl)
 	pthread_cond_broadcast(&ad->wake);
 	pthread_mutex_unlock(&ad->lock);
 	if (ad->running)
-		pthread_join(ad->thread, NULL);
+		cluster_stop_join(cl, ad->thread); /* it may wait on the bucket */
+	ad->running = false;
+}
+
+void cluster_adopt_stop(struct cluster *cl)
+{
+	struct cluster_adoption *ad = cl->adoption;
+
+	if (ad == NULL)
+		return;
+	cluster_adopt_halt(cl);
 	/* a NATS thread may still be parking a notice: it holds post_lock */
 	pthread_mutex_lock(&cl->post_lock);
 	cl->adoption = NULL;

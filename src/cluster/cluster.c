@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <moat/error.h>
@@ -26,17 +27,16 @@
 
 /* How long the stream keeps a message no node has consumed. */
 #define STREAM_MAX_AGE_NS (24LL * 3600 * 1000000000LL)
-/* How long a join waits for the other nodes' interest, polling every
- * JOIN_POLL_US (also for the connection, when NATS was unreachable at
- * start); unacknowledged asynchronous publishes before js_PublishMsgAsync waits;
+/* Unacknowledged asynchronous publishes before js_PublishMsgAsync waits;
  * how long JetStream may take to acknowledge one before it is sent again
  * (without MaxWait a lost acknowledgement would never be reported); the
- * pause before sending again after an error. */
+ * pause before sending again after an error; how long cluster_stop waits
+ * for NATS's threads to end (STOP_WAIT_MS), and for NATS in all
+ * (STOP_BUDGET_MS: answers, the threads that make requests). */
 enum {
-	JOIN_LOAD_MS = 5000,
-	JOIN_POLL_US = 100000,
 	MAX_PENDING_PUBLISHES = 65536,
 	STOP_WAIT_MS = 5000,
+	STOP_BUDGET_MS = 2000,
 	PUBLISH_WAIT_MS = 5000,
 	RESEND_PAUSE_US = 100000
 };
@@ -282,68 +282,17 @@ static int consume_stream(struct cluster *cl, const char *cluster_name, char *er
 			    : nats_fail(err, errlen, "cannot create the node's consumer", s, jerr);
 }
 
-/* Starts the node's durable consumer once both the node has joined and its
- * store is restored (handed-over messages then find their sessions), from
- * whichever of the two comes last (cluster_start's join or the join
- * thread, and cluster_consume after persist_open); once. */
-static int consume_once_ready(struct cluster *cl, char *err, size_t errlen)
+int cluster_consume_once_ready(struct cluster *cl, char *err, size_t errlen)
 {
+	int rc;
+
 	if (!atomic_load(&cl->joined) || !atomic_load(&cl->restored) ||
 	    atomic_exchange(&cl->consuming, true))
 		return MOAT_OK;
-	return consume_stream(cl, cl->name, err, errlen);
-}
-
-/* What needs NATS: the streams, buckets and consumers, the watches, the
- * sessions and heartbeats. Once the other nodes' interest is read (or
- * after JOIN_LOAD_MS), exports go to them: the workers are woken to send
- * what waited. MOAT_OK or an error with <err>. */
-static int join_cluster(struct cluster *cl, char *err, size_t errlen)
-{
-	char bucket[CLUSTER_NAME_MAX + 16];
-	uint64_t deadline;
-	int rc = cluster_shares_start(cl, err, errlen);
-
-	snprintf(bucket, sizeof(bucket), "%s_retained", cl->name);
-	if (rc == MOAT_OK)
-		rc = cluster_retained_start(cl, bucket, err, errlen);
-	snprintf(bucket, sizeof(bucket), "%s_interest", cl->name);
-	if (rc == MOAT_OK)
-		rc = cluster_interest_start(cl, bucket, err, errlen);
-	if (rc == MOAT_OK)
-		rc = cluster_sessions_start(cl, cl->name, err, errlen);
-	if (rc == MOAT_OK)
-		rc = cluster_nodes_start(cl, cl->name, err, errlen);
-	if (rc == MOAT_OK)
-		rc = cluster_liveness_start(cl, cl->name, err, errlen);
+	rc = consume_stream(cl, cl->name, err, errlen);
 	if (rc < 0)
-		return rc;
-	deadline = clock_mono_ms() + JOIN_LOAD_MS;
-	while (!atomic_load(&cl->interest.loaded) && clock_mono_ms() < deadline &&
-	       !atomic_load(&cl->join_stop))
-		usleep(JOIN_POLL_US);
-	atomic_store(&cl->joined, true);
-	rc = consume_once_ready(cl, err, errlen);
-	if (rc < 0)
-		return rc;
-	for (unsigned i = 0; i < cl->b->nworkers; i++)
-		worker_wake(&cl->b->workers[i]);
-	log_notice("cluster: node %s joined cluster %s", cl->node, cl->name);
-	return MOAT_OK;
-}
-
-/* NATS was unreachable at start: joins once it is connected. */
-static void *join_later(void *arg)
-{
-	struct cluster *cl = arg;
-	char err[512];
-
-	while (!atomic_load(&cl->connected) && !atomic_load(&cl->join_stop))
-		usleep(JOIN_POLL_US);
-	if (!atomic_load(&cl->join_stop) && join_cluster(cl, err, sizeof(err)) < 0 &&
-	    !atomic_load(&cl->join_stop))
-		log_err("%s; this node stays out of the cluster until it restarts", err);
-	return NULL;
+		atomic_store(&cl->consuming, false); /* the join thread tries again */
+	return rc;
 }
 
 int cluster_start(struct broker *b, char *err, size_t errlen)
@@ -384,15 +333,8 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 		rc = cluster_sessions_init(cl, err, errlen);
 	if (rc == MOAT_OK)
 		rc = connect_nats(cl, cc, err, errlen);
-	if (rc == MOAT_OK && atomic_load(&cl->connected))
-		rc = join_cluster(cl, err, errlen);
-	else if (rc == MOAT_OK) {
-		cl->join_running = pthread_create(&cl->join_thread, NULL, join_later, cl) == 0;
-		if (!cl->join_running) {
-			snprintf(err, errlen, "cluster: cannot start the thread that joins later");
-			rc = MOAT_E_NOMEM;
-		}
-	}
+	if (rc == MOAT_OK)
+		rc = cluster_join_start(cl, err, errlen);
 	if (rc == MOAT_OK)
 		rc = cluster_outbound_start(cl, err, errlen);
 	if (rc < 0) {
@@ -409,10 +351,56 @@ int cluster_consume(struct broker *b, char *err, size_t errlen)
 	if (b->cluster == NULL)
 		return MOAT_OK;
 	atomic_store(&b->cluster->restored, true);
-	rc = consume_once_ready(b->cluster, err, errlen);
+	rc = cluster_consume_once_ready(b->cluster, err, errlen);
 	if (rc < 0)
 		cluster_stop(b);
 	return rc;
+}
+
+/* Closes the NATS connection: a request waiting for an answer fails at
+ * once, and nothing waits for NATS any more. */
+static void cut_nats(struct cluster *cl)
+{
+	if (cl->nc != NULL)
+		natsConnection_Close(cl->nc);
+	atomic_store(&cl->connected, false);
+}
+
+int cluster_stop_wait_ms(struct cluster *cl)
+{
+	uint64_t now = clock_mono_ms();
+
+	if (!atomic_load(&cl->connected) || now >= cl->stop_by_ms)
+		return 0;
+	return (int)(cl->stop_by_ms - now);
+}
+
+void cluster_stop_join(struct cluster *cl, pthread_t thread)
+{
+	int left = cluster_stop_wait_ms(cl);
+	struct timespec until;
+
+	if (cl->stop_by_ms == 0) { /* not stopping: a failed join's step undone */
+		pthread_join(thread, NULL);
+		return;
+	}
+	if (left > 0) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += left / 1000;
+		until.tv_nsec += (long)(left % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		if (pthread_timedjoin_np(thread, NULL, &until) == 0)
+			return;
+	}
+	if (atomic_load(&cl->connected))
+		log_warn("cluster: NATS did not answer within %d ms while stopping; leaving "
+			 "without its answers",
+			 STOP_BUDGET_MS);
+	cut_nats(cl);
+	pthread_join(thread, NULL);
 }
 
 void cluster_stop(struct broker *b)
@@ -422,21 +410,30 @@ void cluster_stop(struct broker *b)
 
 	if (cl == NULL)
 		return;
-	if (cl->join_running) {
-		/* a join under way fails at its next request */
-		atomic_store(&cl->join_stop, true);
-		if (!atomic_load(&cl->joined) && cl->nc != NULL)
-			natsConnection_Close(cl->nc);
-		pthread_join(cl->join_thread, NULL);
-		cl->join_running = false;
-	}
-	if (cl->js != NULL && atomic_load(&cl->connected)) { /* else nothing will answer */
-		jsPubOptions_Init(&po);
-		po.MaxWait = STOP_WAIT_MS;
-		if (js_PublishAsyncComplete(cl->js, &po) != NATS_OK)
-			log_warn("cluster: messages exported last may not be stored in JetStream");
-	}
+	/* from now on NATS is waited for STOP_BUDGET_MS in all, and not at all
+	 * while it is unreachable (cluster_stop_wait_ms) */
+	cl->stop_by_ms = clock_mono_ms() + STOP_BUDGET_MS;
+	cluster_join_stop(cl);
+	/* first: until they end, the heartbeat thread may find a node dead and
+	 * the adopting thread claim its sessions; the claims no worker made
+	 * into sessions (the workers have stopped) are made here, so their
+	 * entries naming this node are kept in the store, or their Wills go
+	 * out and the entries are deleted just below; then the node's alive
+	 * key goes (a clean leave) */
+	cluster_liveness_halt(cl);
+	cluster_adopt_left(cl);
 	cluster_sessions_leave(cl); /* without persistence: its entries go, while NATS is there */
+	cluster_liveness_stop(cl);  /* after them: its key goes */
+	if (cl->js != NULL && cluster_stop_wait_ms(cl) > 0) {
+		jsPubOptions_Init(&po);
+		po.MaxWait = cluster_stop_wait_ms(cl);
+		if (js_PublishAsyncComplete(cl->js, &po) != NATS_OK)
+			log_warn(
+			    "cluster: messages exported last, or this node's leave, may not be "
+			    "stored in JetStream");
+	}
+	if (cluster_stop_wait_ms(cl) == 0)
+		cut_nats(cl); /* spent: the queue's drain is not waited for */
 	cluster_outbound_stop(cl);
 	for (unsigned i = 0; i < b->nworkers; i++)
 		cluster_outbound_forget_waiting(cl, &cl->w[i]);
@@ -445,7 +442,6 @@ void cluster_stop(struct broker *b)
 	 * before the watchers stop: stopping one deletes its consumer, a
 	 * request that would wait for its timeout while NATS is unreachable
 	 * (the server drops a closed client's ephemeral consumers anyway) */
-	cluster_liveness_stop(cl); /* first: it adopts sessions; its key goes (a clean leave) */
 	if (cl->nc != NULL)
 		natsConnection_Close(cl->nc);
 	/* no more messages reach the workers; those waiting there, and those
@@ -533,13 +529,22 @@ static const char *subject_for(struct cluster_worker *cw, const char *prefix, co
 	return rc == MOAT_OK ? (const char *)buf_head(&cw->subject) : NULL;
 }
 
-/* Sets or deletes the topic's key in the retained bucket. */
-static void export_retained(struct cluster *cl, struct cluster_worker *cw, const struct msg *m)
+/* Sets or deletes the topic's key in the retained bucket; for a message
+ * that waited for the join (published at <published_ms>, 0: not known),
+ * not when the bucket's value is as recent (set meanwhile on another node). */
+static void export_retained(struct cluster *cl, struct cluster_worker *cw, const struct msg *m,
+			    bool waited, uint64_t published_ms)
 {
 	const char *subject = subject_for(cw, cl->kv_prefix, NULL, m);
 	bool del = m->payload.len == 0;
 	natsMsg *nm = NULL;
 
+	if (subject != NULL && waited && cluster_retained_bucket_newer(cl, subject, published_ms)) {
+		log_notice("cluster: a retained message on %.*s published before this node joined "
+			   "is not written to the cluster: another node set the topic since",
+			   (int)m->topic.len, (const char *)m->topic.ptr);
+		return;
+	}
 	if (subject == NULL ||
 	    natsMsg_Create(&nm, subject, NULL, del ? NULL : (const char *)buf_head(&cw->data),
 			   del ? 0 : (int)buf_used(&cw->data)) != NATS_OK ||
@@ -637,10 +642,10 @@ static void left_out(struct cluster *cl, const struct msg *m)
 }
 
 /* Exports <m> to the nodes and shares that want it; <waited>: it was
- * exported before the node joined and answered then, so its copies are
- * queued over the bound, and not to shares, whose members here had it
- * (the shares were not known). */
-static void export_copies(struct worker *w, const struct msg *m, bool waited)
+ * exported before the node joined (published at <published_ms>) and
+ * answered then, so its copies are queued over the bound, and not to
+ * shares, whose members here had it (the shares were not known). */
+static void export_copies(struct worker *w, const struct msg *m, bool waited, uint64_t published_ms)
 {
 	struct cluster *cl = w->b->cluster;
 	const char *nodes[CLUSTER_MAX_NODES];
@@ -677,12 +682,12 @@ static void export_copies(struct worker *w, const struct msg *m, bool waited)
 			cluster_share_unref(shares->v[i]);
 	shares->n = sent;
 	if (m->retain)
-		export_retained(cl, cw, m);
+		export_retained(cl, cw, m, waited, published_ms);
 }
 
-static void export_waited(struct worker *w, const struct msg *m)
+static void export_waited(struct worker *w, const struct msg *m, uint64_t published_ms)
 {
-	export_copies(w, m, true);
+	export_copies(w, m, true, published_ms);
 }
 
 bool cluster_export(struct worker *w, const struct msg *m)
@@ -699,12 +704,12 @@ bool cluster_export(struct worker *w, const struct msg *m)
 		return false;
 	if (m->remote)
 		return true;
-	/* not joined yet (the other nodes' interest is not known), or earlier
-	 * messages still wait: this one waits behind them */
-	if (!atomic_load(&cl->joined) || cw->waiting_n > 0)
+	/* not joined yet, or the other nodes' interest not read yet (join.c),
+	 * or earlier messages still wait: this one waits behind them */
+	if (!atomic_load(&cl->exporting) || cw->waiting_n > 0)
 		cluster_outbound_wait(w, m);
 	else
-		export_copies(w, m, false);
+		export_copies(w, m, false, 0);
 	cluster_outbound_unreserve(cl, cw); /* what its copies did not use */
 	return false;
 }

@@ -31,10 +31,12 @@ struct cluster_share;
 
 /* A local client's message exported before the node first joined the
  * cluster (outbound.c): its copies are made once the node knows the other
- * nodes' interest. <seq>: its store record ([C] key), 0 without one. */
+ * nodes' interest. <seq>: its store record ([C] key), 0 without one;
+ * <wall_ms>: when it was published (wall clock), 0 when not known (read
+ * back from the store). */
 struct waiting_export {
 	struct msg *m;
-	uint64_t seq, bytes;
+	uint64_t seq, bytes, wall_ms;
 };
 
 /* A growable list of shares (share.c). */
@@ -162,12 +164,18 @@ struct cluster {
 	 * connected; until <joined> exports wait (outbound.c) and nothing else
 	 * uses NATS */
 	atomic_bool joined, join_stop;
+	/* joined and the other nodes' interest read (the interest watch's
+	 * first values): until then local clients' messages wait (join.c) */
+	atomic_bool exporting;
 	/* the store is restored (cluster_consume); the durable consumer is
 	 * started (once both that and <joined>) */
 	atomic_bool restored, consuming;
 	pthread_t join_thread;
 	bool join_running;
+	size_t join_done; /* join.c: the steps of the join done (it resumes there) */
 	struct cluster_outbound out;
+	/* monotonic ms: cluster_stop waits for NATS until then at most */
+	uint64_t stop_by_ms;
 	/* messages that matched more than CLUSTER_MAX_NODES nodes (cluster.c) */
 	_Atomic uint64_t left_out;
 	/* handed-over messages posted to workers, and those the workers have
@@ -198,6 +206,27 @@ int cluster_replicas(const struct cluster *cl);
  * CLUSTER_SUBJECT_MAX) or MOAT_E_NOMEM. */
 int cluster_subject(struct buf *out, const char *prefix, const char *name,
 		    struct moat_bytes topic);
+/* join.c: joins now (NATS connected: MOAT_OK or an error with <err>), or
+ * starts the thread that joins once NATS is, and again after a failure.
+ * cluster_join_stop ends that thread (cluster_stop). */
+int cluster_join_start(struct cluster *cl, char *err, size_t errlen);
+void cluster_join_stop(struct cluster *cl);
+/* Once joined and the other nodes' interest is read (the join, then the
+ * interest watch's thread every second): exports start, the workers are
+ * woken to send what waited. */
+void cluster_join_exports(struct cluster *cl);
+/* cluster.c: starts the node's durable consumer once both the node has
+ * joined and its store is restored (handed-over messages then find their
+ * sessions), from whichever of the two comes last (the join, or
+ * cluster_consume after persist_open); once it worked. */
+int cluster_consume_once_ready(struct cluster *cl, char *err, size_t errlen);
+/* cluster.c, while the cluster stops: how long it may still wait for an
+ * answer from NATS (0 once its time is spent, or NATS is not connected). */
+int cluster_stop_wait_ms(struct cluster *cl);
+/* Joins <thread>, which may wait on a request to NATS: once the stop's time
+ * is spent, the NATS connection is closed (the request fails at once).
+ * Outside cluster_stop (a failed join undone) it simply joins. */
+void cluster_stop_join(struct cluster *cl, pthread_t thread);
 
 /* watch.c: watches <bucket> (created when missing) in <cw>, calling
  * <on_entry> on the watch thread. MOAT_OK or an error with <err>. */
@@ -235,6 +264,16 @@ void cluster_ack_fini(struct cluster_worker *cw);
  * store (a thread watching the bucket). MOAT_OK or an error with <err>. */
 int cluster_retained_start(struct cluster *cl, const char *bucket, char *err, size_t errlen);
 void cluster_retained_stop(struct cluster *cl);
+/* Whether a retained message published at <published_ms> (wall clock; 0:
+ * not known) before the join gives way to the bucket's value for its
+ * topic, written at <created_ns> (wall clock, JetStream's): when that is
+ * as recent, or when the message's time is not known. */
+bool cluster_retained_bucket_wins(int64_t created_ns, uint64_t published_ms);
+/* Whether the bucket's value under <subject> ("$KV.<cluster>_retained.<tokens>")
+ * wins over such a message (cluster_retained_bucket_wins); false when the
+ * topic has none or the bucket did not answer (a worker; a request). */
+bool cluster_retained_bucket_newer(struct cluster *cl, const char *subject,
+				   uint64_t published_ms);
 
 /* Decodes the cluster message in <nm>'s data (wire_decode): its origin
  * node in <node>, the message in <m>. */
@@ -317,6 +356,9 @@ natsStatus cluster_bucket(struct cluster *cl, const char *bucket, kvStore **kv);
  * the sessions bucket and this node's takeover notices. */
 int cluster_sessions_init(struct cluster *cl, char *err, size_t errlen);
 int cluster_sessions_start(struct cluster *cl, const char *name, char *err, size_t errlen);
+/* Undoes cluster_sessions_start only (a failed join step, tried again
+ * later): the workers' shares and what they hold stay. */
+void cluster_sessions_unstart(struct cluster *cl);
 void cluster_sessions_stop(struct cluster *cl);
 /* End of worker <w>'s pass: takeovers and adoptions for it, changed sessions written. */
 void cluster_sessions_flush(struct worker *w);
@@ -338,8 +380,12 @@ int cluster_session_owner(struct cluster *cl, struct moat_bytes key,
 /* A clean stop without persistence (the workers have stopped): this node's
  * sessions end with it, so their entries are deleted (if still its own). */
 void cluster_sessions_leave(struct cluster *cl);
-/* liveness.c: heartbeats, and adoption of a silent node's sessions. */
+/* liveness.c: heartbeats, and adoption of a silent node's sessions. Halt
+ * ends their threads (nothing is claimed any more); stop frees them too
+ * and, when the cluster stops, deletes this node's key (a clean leave,
+ * published for cluster_stop to wait for). */
 int cluster_liveness_start(struct cluster *cl, const char *name, char *err, size_t errlen);
+void cluster_liveness_halt(struct cluster *cl);
 void cluster_liveness_stop(struct cluster *cl);
 /* ---- degraded mode ---- */
 /* link.c: reconnects for ever with backoff and tracks the link's state
@@ -381,7 +427,8 @@ void cluster_outbound_wait(struct worker *w, const struct msg *m);
  * through <export> (their copies queued), deletes their records and
  * submits that batch. */
 void cluster_outbound_export_waiting(struct worker *w,
-				     void (*export)(struct worker *w, const struct msg *m));
+				     void (*export)(struct worker *w, const struct msg *m,
+						    uint64_t published_ms));
 /* Frees <cw>'s waiting messages (stopping; their records stay in the store). */
 void cluster_outbound_forget_waiting(struct cluster *cl, struct cluster_worker *cw);
 /* cluster_outbound_push for a message handed over with a session: over
@@ -433,6 +480,9 @@ struct snapshot;
  * cluster is stopping. */
 void cluster_sessions_post(struct cluster *cl, unsigned wid, struct action *a);
 void cluster_action_free(struct action *a);
+/* Takes the actions posted to worker <wid> so far (its pass, or cluster_stop
+ * once the workers have stopped). */
+struct action *cluster_sessions_take(struct cluster *cl, unsigned wid);
 /* Gives <s> the subscriptions of <snap>; with <check>, only those its
  * identity may make here (deny by default: this node's ACL decides). */
 void cluster_session_restore_subs(struct worker *w, struct session *s, const struct snapshot *snap,
@@ -443,7 +493,9 @@ void cluster_session_restore_subs(struct worker *w, struct session *s, const str
  * sessions are adopted. MOAT_OK or an error with <err>. */
 int cluster_adopt_start(struct cluster *cl, const char *name, kvStore *alive, char *err,
 			size_t errlen);
-/* Ends the thread (between two entries) and frees what it holds. */
+/* Halt ends the thread (between two entries); stop also frees what it
+ * holds (the claims' window: cluster_adopt_left comes between). */
+void cluster_adopt_halt(struct cluster *cl);
 void cluster_adopt_stop(struct cluster *cl);
 /* The liveness thread: node <dead> stopped answering, adopt its sessions
  * (this node has the lowest living name); or <node> answers again, left or
@@ -460,5 +512,10 @@ bool cluster_adopt_park(struct cluster *cl, const char *key);
  * session; when a takeover notice was parked for it, <a> becomes that
  * notice (ACT_TAKEN) for the caller to act on. */
 void cluster_adopt(struct worker *w, struct action *a);
+/* cluster_stop, once the adopting thread and the workers have stopped:
+ * makes the sessions claimed but not made yet (left in worker 0's actions)
+ * offline sessions, as worker 0 would have; those the store does not keep
+ * send their Wills now, as at any clean stop. */
+void cluster_adopt_left(struct cluster *cl);
 
 #endif

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <moat/error.h>
 
@@ -230,12 +231,31 @@ static struct remote_node *remote_node(struct cluster *cl, const char *name)
 
 /* A node's entry changed (the watch thread): its filters are replaced,
  * new ones first. */
+#ifndef NDEBUG
+/* Test hook (debug builds only, MOAT_TEST_INTEREST_HOLD_MS): the watch holds
+ * the first entry it reads that long, so a join's wait for the other nodes'
+ * interest ends before it is read (tests/integration/test_cluster_join.py). */
+static void test_hold_first(void)
+{
+	static atomic_bool held;
+	const char *hold = getenv("MOAT_TEST_INTEREST_HOLD_MS");
+
+	if (hold == NULL || atomic_exchange(&held, true))
+		return;
+	log_notice("cluster: test hook: holding the interest watch's first entry for %s ms", hold);
+	usleep((useconds_t)strtoul(hold, NULL, 10) * 1000);
+}
+#endif
+
 static void on_interest(struct cluster *cl, kvEntry *e)
 {
 	const char *name = kvEntry_Key(e);
 	struct moat_bytes value = {kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)};
 	struct node_ctx nc = {cl, NULL, strcmp(name, cl->node) == 0};
 
+#ifndef NDEBUG
+	test_hold_first();
+#endif
 	if (kvEntry_Operation(e) != kvOp_Put)
 		value.len = 0;
 	if (!wire_each_filter(value, NULL, NULL)) {
@@ -311,10 +331,18 @@ int cluster_interest_init(struct cluster *cl, char *err, size_t errlen)
 	return MOAT_OK;
 }
 
+/* The watch thread, every second: exports start once the interest is read
+ * (join.c), and the shares are checked (share.c). */
+static void on_interest_tick(struct cluster *cl)
+{
+	cluster_join_exports(cl);
+	cluster_shares_recheck(cl);
+}
+
 int cluster_interest_start(struct cluster *cl, const char *bucket, char *err, size_t errlen)
 {
 	atomic_store(&cl->local_dirty, true); /* an empty set replaces what a past run left */
-	cl->interest.on_tick = cluster_shares_recheck; /* the shares' thread too (share.c) */
+	cl->interest.on_tick = on_interest_tick;
 	return cluster_watch_start(cl, &cl->interest, bucket, on_interest, err, errlen);
 }
 

@@ -28,6 +28,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/text.h"
+#include "cluster/kv_delete.h"
 
 enum {
 	HEARTBEAT_MS = 1000,	/* how often a node says it is alive */
@@ -267,7 +268,30 @@ int cluster_liveness_start(struct cluster *cl, const char *name, char *err, size
 	return rc;
 }
 
-void cluster_liveness_stop(struct cluster *cl)
+/* Deletes this node's key (a clean leave): its delete marker is published
+ * asynchronously through cl->js, whose completion cluster_stop waits for
+ * (with the exports, as long as the stop may). */
+static void leave(struct cluster *cl)
+{
+	char bucket[CLUSTER_NAME_MAX + 16];
+	struct buf subject = {0};
+	natsMsg *nm = NULL;
+	natsStatus s = NATS_NO_MEMORY;
+
+	snprintf(bucket, sizeof(bucket), "%s_alive", cl->name);
+	if (cluster_kv_subject(&subject, bucket, cl->node) != NULL &&
+	    natsMsg_Create(&nm, (const char *)buf_head(&subject), NULL, NULL, 0) == NATS_OK &&
+	    natsMsgHeader_Set(nm, "KV-Operation", "DEL") == NATS_OK)
+		s = js_PublishMsgAsync(cl->js, &nm, NULL);
+	if (s != NATS_OK)
+		log_warn("cluster: this node's alive key was not deleted (%s): the others will "
+			 "find it silent and adopt its sessions",
+			 natsStatus_GetText(s));
+	natsMsg_Destroy(nm); /* NULL once NATS took it */
+	buf_fini(&subject);
+}
+
+void cluster_liveness_halt(struct cluster *cl)
 {
 	struct cluster_liveness *cn = cl->liveness;
 
@@ -275,10 +299,21 @@ void cluster_liveness_stop(struct cluster *cl)
 		return;
 	atomic_store(&cn->stop, true);
 	if (cn->running)
-		pthread_join(cn->thread, NULL);
+		cluster_stop_join(cl, cn->thread);
+	cn->running = false;
+	cluster_adopt_halt(cl);
+}
+
+void cluster_liveness_stop(struct cluster *cl)
+{
+	struct cluster_liveness *cn = cl->liveness;
+
+	if (cn == NULL)
+		return;
+	cluster_liveness_halt(cl);
 	cluster_adopt_stop(cl);
-	if (cn->kv != NULL && atomic_load(&cl->connected))
-		kvStore_Delete(cn->kv, cl->node); /* a clean leave */
+	if (cn->kv != NULL && atomic_load(&cl->connected) && cl->stop_by_ms != 0)
+		leave(cl);
 	kvStore_Destroy(cn->kv);
 	free(cn);
 	cl->liveness = NULL;

@@ -30,13 +30,13 @@
 
 /* Copies sent and not acknowledged at once; how long a refused copy waits
  * before it is sent again; how often the queue looks whether the copies sent
- * before a disconnect are settled; how long a node that stops waits for
- * the queue to drain; the longest the drain thread sleeps unwoken. */
+ * before a disconnect are settled; the longest the drain thread sleeps
+ * unwoken. A node that stops waits for the queue to drain as long as its
+ * stop may wait for NATS (cluster_stop_wait_ms). */
 enum {
 	DRAIN_WINDOW = 1024,
 	REFUSED_PAUSE_MS = 100,
 	SETTLE_POLL_MS = 20,
-	STOP_DRAIN_MS = 5000,
 	PUBLISH_WAIT_MS = 5000,
 	IDLE_WAIT_MS = 1000
 };
@@ -184,7 +184,7 @@ void cluster_outbound_stop(struct cluster *cl)
 {
 	struct cluster_outbound *out = &cl->out;
 
-	uint64_t deadline = clock_mono_ms() + STOP_DRAIN_MS;
+	uint64_t deadline = clock_mono_ms() + (uint64_t)cluster_stop_wait_ms(cl);
 	const struct outq_entry *front;
 
 	if (!out->running)
@@ -443,8 +443,9 @@ bool cluster_queue_full(struct worker *w, struct moat_bytes topic, size_t payloa
 	if (!cluster_outbound_wanted(cl))
 		return false;
 	/* cluster_export's copies: one per interested node and one per share;
-	 * before the join, the message itself waits (its copies are promised) */
-	if (atomic_load(&cl->joined))
+	 * before exports start (join.c), the message itself waits (its copies
+	 * are promised) */
+	if (atomic_load(&cl->exporting))
 		copies = cluster_interested(cl, topic, nodes, CLUSTER_MAX_NODES, NULL) +
 			 cluster_shares_count(cl, topic);
 	else
@@ -557,7 +558,7 @@ static bool check_record(struct cluster *cl, struct moat_bytes subject, struct m
 /* Appends <m> (its reference), record <seq>, to <cw>'s waiting exports
  * (under out->lock). */
 static int waiting_add(struct cluster_outbound *out, struct cluster_worker *cw, struct msg *m,
-		       uint64_t seq, uint64_t bytes)
+		       uint64_t seq, uint64_t bytes, uint64_t wall_ms)
 {
 	if (cw->waiting_n == cw->waiting_cap) {
 		size_t cap = cw->waiting_cap ? cw->waiting_cap * 2 : 16;
@@ -568,7 +569,7 @@ static int waiting_add(struct cluster_outbound *out, struct cluster_worker *cw, 
 		cw->waiting = v;
 		cw->waiting_cap = cap;
 	}
-	cw->waiting[cw->waiting_n++] = (struct waiting_export){m, seq, bytes};
+	cw->waiting[cw->waiting_n++] = (struct waiting_export){m, seq, bytes, wall_ms};
 	out->waiting_n++;
 	out->waiting_bytes += bytes;
 	return MOAT_OK;
@@ -602,7 +603,8 @@ int cluster_outbound_restore(struct broker *b, uint64_t seq, struct moat_bytes s
 		/* exported before a join that did not come: worker 0 makes its
 		 * copies once the node has joined */
 		m->remote = false;
-		rc = waiting_add(&cl->out, &cl->w[0], m, seq, outq_entry_bytes(name, data.len));
+		rc = waiting_add(&cl->out, &cl->w[0], m, seq, outq_entry_bytes(name, data.len),
+				 0 /* when it was published is not stored */);
 		if (rc == MOAT_OK && seq >= cl->out.q.next_seq)
 			cl->out.q.next_seq = seq + 1;
 	} else {
@@ -652,7 +654,8 @@ void cluster_outbound_wait(struct worker *w, const struct msg *m)
 			 (rc = put_record(out, &w->batch, seq = out->q.next_seq++, subject,
 					  (struct moat_bytes){buf_head(&cw->data),
 							      buf_used(&cw->data)})) == MOAT_OK)
-			rc = waiting_add(out, cw, msg_ref((struct msg *)m), seq, bytes);
+			rc = waiting_add(out, cw, msg_ref((struct msg *)m), seq, bytes,
+					 clock_wall_ms());
 		if (rc == MOAT_OK)
 			outq_consume(&out->q, &cw->reserved, bytes); /* now in waiting_bytes */
 		pthread_mutex_unlock(&out->lock);
@@ -674,7 +677,8 @@ void cluster_outbound_wait(struct worker *w, const struct msg *m)
 }
 
 void cluster_outbound_export_waiting(struct worker *w,
-				     void (*export)(struct worker *w, const struct msg *m))
+				     void (*export)(struct worker *w, const struct msg *m,
+						    uint64_t published_ms))
 {
 	struct cluster *cl = w->b->cluster;
 	struct cluster_outbound *out = &cl->out;
@@ -682,12 +686,12 @@ void cluster_outbound_export_waiting(struct worker *w,
 	bool stored = w->b->store != NULL;
 	uint64_t bytes = 0;
 
-	if (cw->waiting_n == 0 || !atomic_load(&cl->joined))
+	if (cw->waiting_n == 0 || !atomic_load(&cl->exporting))
 		return;
 	for (size_t i = 0; i < cw->waiting_n; i++) {
 		struct waiting_export *we = &cw->waiting[i];
 
-		export(w, we->m);
+		export(w, we->m, we->wall_ms);
 		bytes += we->bytes;
 		msg_unref(we->m);
 		if (!stored || we->seq == 0)

@@ -74,6 +74,26 @@ static void mirror(struct cluster *cl, kvEntry *e)
 	cluster_post(cl, m, true, NULL);
 }
 
+bool cluster_retained_bucket_wins(int64_t created_ns, uint64_t published_ms)
+{
+	return published_ms == 0 || created_ns < 0 ||
+	       (uint64_t)created_ns / 1000000 >= published_ms;
+}
+
+bool cluster_retained_bucket_newer(struct cluster *cl, const char *subject, uint64_t published_ms)
+{
+	size_t prefix = strlen(cl->kv_prefix);
+	kvEntry *e = NULL;
+	bool wins;
+
+	if (cl->retained.kv == NULL || strncmp(subject, cl->kv_prefix, prefix) != 0 ||
+	    kvStore_Get(&e, cl->retained.kv, subject + prefix) != NATS_OK)
+		return false;
+	wins = cluster_retained_bucket_wins(kvEntry_Created(e), published_ms);
+	kvEntry_Destroy(e);
+	return wins;
+}
+
 int cluster_retained_start(struct cluster *cl, const char *bucket, char *err, size_t errlen)
 {
 	return cluster_watch_start(cl, &cl->retained, bucket, mirror, err, errlen);

@@ -46,16 +46,16 @@
  * the bucket could not tell it about, and how many in one loop pass. How
  * often, and how many times, a takeover notice the bucket did not answer
  * about is checked again (and the entry of a claim whose write was not
- * answered read again). How long a node that stops waits for the deletion
- * of its sessions' entries. */
+ * answered read again). A node that stops waits for the deletion of its
+ * sessions' entries as long as its stop may wait for NATS
+ * (cluster_stop_wait_ms). */
 enum {
 	CLAIM_TRIES = 3,
 	WORKER_WAIT_MS = 1000,
 	SETTLE_RETRY_MS = 1000,
 	NOTICE_RETRY_MS = 1000,
 	NOTICE_TRIES = 10,
-	SETTLE_BATCH = 64,
-	LEAVE_WAIT_MS = 5000
+	SETTLE_BATCH = 64
 };
 
 /* A session from the store that the bucket could not be asked about yet;
@@ -991,13 +991,14 @@ static bool settle_from_store(struct worker *w, struct worker_share *ws)
 void cluster_sessions_leave(struct cluster *cl)
 {
 	size_t sent = 0, unsent = 0;
+	int wait_ms = cluster_stop_wait_ms(cl); /* 0: NATS not connected, or no time left */
 	jsPubOptions po;
 
 	if (cl->sessions == NULL || cl->sessions->w == NULL || cl->b->cfg->persistence ||
-	    !atomic_load(&cl->connected))
+	    wait_ms == 0)
 		return; /* with a store the sessions come back with the node: entries stay */
 	/* all the delete markers at once, then one wait: a slow JetStream
-	 * costs one LEAVE_WAIT_MS, not a request's wait per session; once one
+	 * costs one wait, not a request's wait per session; once one
 	 * cannot be sent (too many wait for JetStream), the rest are not tried */
 	for (unsigned i = 0; i < cl->b->nworkers; i++) {
 		struct worker_share *ws = &cl->sessions->w[i];
@@ -1022,15 +1023,15 @@ void cluster_sessions_leave(struct cluster *cl)
 	if (sent == 0)
 		return;
 	jsPubOptions_Init(&po);
-	po.MaxWait = LEAVE_WAIT_MS;
+	po.MaxWait = wait_ms;
 	if (js_PublishAsyncComplete(cl->sessions->wjs, &po) == NATS_OK)
 		log_notice("cluster: %zu sessions end with this node (persistence is off): their "
 			   "entries are deleted (each only if still this node's)",
 			   sent);
 	else
 		log_warn("cluster: %zu sessions end with this node (persistence is off), but "
-			 "JetStream did not confirm their entries' deletion within %d ms",
-			 sent, LEAVE_WAIT_MS);
+			 "JetStream did not confirm their entries' deletion in time",
+			 sent);
 }
 
 /* ---- claims that were not answered ---- */
@@ -1119,6 +1120,21 @@ static void settle_claims(struct worker *w, struct worker_share *ws)
 
 /* ---- per loop pass ---- */
 
+struct action *cluster_sessions_take(struct cluster *cl, unsigned wid)
+{
+	struct worker_share *ws;
+	struct action *a;
+
+	if (cl->sessions == NULL || cl->sessions->w == NULL)
+		return NULL; /* a join that failed before the bucket */
+	ws = &cl->sessions->w[wid];
+	pthread_mutex_lock(&ws->lock);
+	a = ws->head;
+	ws->head = ws->tail = NULL;
+	pthread_mutex_unlock(&ws->lock);
+	return a;
+}
+
 void cluster_sessions_flush(struct worker *w)
 {
 	struct worker_share *ws = &w->b->cluster->sessions->w[w->id];
@@ -1126,10 +1142,7 @@ void cluster_sessions_flush(struct worker *w)
 	struct action *a, *again_head = NULL, **again_tail = &again_head;
 	uint64_t now = clock_mono_ms();
 
-	pthread_mutex_lock(&ws->lock);
-	a = ws->head;
-	ws->head = ws->tail = NULL;
-	pthread_mutex_unlock(&ws->lock);
+	a = cluster_sessions_take(w->b->cluster, w->id);
 	if (ws->later != NULL && now >= ws->later_at_ms) {
 		/* due: first, so one session's notices keep their order */
 		*action_end(&ws->later) = a;
@@ -1218,15 +1231,28 @@ int cluster_sessions_start(struct cluster *cl, const char *name, char *err, size
 	return MOAT_OK;
 }
 
+void cluster_sessions_unstart(struct cluster *cl)
+{
+	struct cluster_sessions *cs = cl->sessions;
+
+	if (cs->notices != NULL)
+		natsSubscription_Unsubscribe(cs->notices);
+	natsSubscription_Destroy(cs->notices);
+	kvStore_Destroy(cs->kv);
+	kvStore_Destroy(cs->wkv);
+	jsCtx_Destroy(cs->wjs);
+	cs->notices = NULL;
+	cs->kv = cs->wkv = NULL;
+	cs->wjs = NULL;
+}
+
 void cluster_sessions_stop(struct cluster *cl)
 {
 	struct cluster_sessions *cs = cl->sessions;
 
 	if (cs == NULL)
 		return;
-	if (cs->notices != NULL)
-		natsSubscription_Unsubscribe(cs->notices);
-	natsSubscription_Destroy(cs->notices);
+	cluster_sessions_unstart(cl);
 	for (unsigned i = 0; cs->w != NULL && i < cl->b->nworkers; i++) {
 		struct worker_share *ws = &cs->w[i];
 
@@ -1249,9 +1275,6 @@ void cluster_sessions_stop(struct cluster *cl)
 		buf_fini(&ws->subject);
 		pthread_mutex_destroy(&ws->lock);
 	}
-	kvStore_Destroy(cs->kv);
-	kvStore_Destroy(cs->wkv);
-	jsCtx_Destroy(cs->wjs);
 	free(cs->w);
 	free(cs);
 	cl->sessions = NULL;
