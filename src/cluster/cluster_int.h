@@ -406,8 +406,8 @@ void cluster_outbound_init(struct cluster *cl, uint64_t max_bytes);
 int cluster_outbound_start(struct cluster *cl, char *err, size_t errlen);
 void cluster_outbound_stop(struct cluster *cl);
 void cluster_outbound_fini(struct cluster *cl);
-/* Whether exports go to the queue: NATS unreachable, or older copies wait
- * (handed-over messages do not count). */
+/* Whether exports go to the queue: NATS unreachable, exports not started
+ * yet (join.c), or older copies wait (handed-over messages do not count). */
 bool cluster_outbound_wanted(struct cluster *cl);
 /* Queues the copy <data> for <subject> exported by worker <w> (with
  * persistence on, written in <w>'s batch, so its answer waits for the

@@ -220,7 +220,7 @@ bool cluster_outbound_wanted(struct cluster *cl)
 {
 	bool wanted;
 
-	if (!atomic_load(&cl->connected) || !atomic_load(&cl->joined))
+	if (!atomic_load(&cl->connected) || !atomic_load(&cl->exporting))
 		return true;
 	pthread_mutex_lock(&cl->out.lock);
 	wanted = !outq_only_beyond(&cl->out.q); /* handed-over messages do not hold exports */
