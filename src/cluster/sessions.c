@@ -13,9 +13,10 @@
  * with persistence on) and drops its copy; the new owner (handover_in.c)
  * acknowledges each once it is in the session (and durable, ack.c). A
  * restarted node settles the sessions its store gave back against the
- * bucket once joined (their delayed Wills held until then), and claims the
- * sessions made while it was out of the cluster at the join; a node
- * without persistence deletes its entries when it stops.
+ * bucket once joined (their delayed Wills held, their expiry stopped until
+ * then), and claims the sessions made while it was out of the cluster at
+ * the join (those no claim could be written for: every second until one
+ * is); a node without persistence deletes its entries when it stops.
  * Sessions of a node that died are adopted by a survivor (adopt.c): they
  * become offline sessions there, so their Wills and expiry run as on one
  * node.
@@ -90,9 +91,9 @@ struct worker_share {
 	struct unsure *unsure; /* the worker's own */
 	size_t unsure_n, unsure_cap;
 	uint64_t unsure_at_ms;
-	bool unclaimed;	      /* some sessions here are in no claim: claim them at <claim_at_ms> */
+	bool unclaimed; /* some sessions here are in no claim: claim them at <claim_at_ms> */
 	uint64_t claim_at_ms;
-	bool handed; /* such a claim handed messages over (store records in the batch) */
+	bool handed;	      /* such a claim handed messages over (store records in the batch) */
 	struct action *later; /* the worker's own: notices to check again at <later_at_ms> */
 	uint64_t later_at_ms;
 	struct buf key, value, scratch, subject; /* the worker's scratch */
@@ -414,7 +415,7 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 		kvEntry *e = NULL;
 		const char *why = NULL;
 		natsStatus st = kvStore_Get(&e, cl->sessions->wkv, key);
-		bool known, elsewhere;
+		bool known, elsewhere, kept;
 
 		if (st != NATS_OK && st != NATS_NOT_FOUND) {
 			/* JetStream slow or unreachable: the client waits no
@@ -457,9 +458,11 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 		}
 		stale = false;
 		/* a session that goes on with this node's current copy keeps what
-		 * the entry said: a node it resumed from may still read it */
+		 * its entry said (this node's, from before a restart too): a node it
+		 * resumed from may still read it */
+		kept = present && !clean_start && known && !elsewhere && snap.resumed;
 		st = write_claim(cl, ws, s, c, key, elsewhere ? snap.owner : moat_bytes_str(""),
-				 resumed || (present && !clean_start && s->cluster_resumed));
+				 resumed || kept);
 		mine = s->cluster_rev;
 		snapshot_fini(&snap);
 		kvEntry_Destroy(e);
