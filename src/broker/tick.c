@@ -1,6 +1,7 @@
 /*
  * The broker's once-a-second work, per worker: ending the expired sessions it
- * owns and publishing their delayed Wills; worker 0 also drops expired
+ * owns and publishing their delayed Wills (a cluster's restored sessions
+ * only once settled); worker 0 also drops expired
  * retained messages and publishes the $SYS/broker/... topics every
  * sys_interval from a stats snapshot (stats.h), the same figures /metrics
  * shows, with mosquitto's load averages (sys_load.h); and the cluster's
@@ -22,6 +23,10 @@ void broker_tick(struct worker *w, uint64_t now_ms)
 
 	for (struct session *s = w->sessions, *next; s != NULL; s = next) {
 		next = s->wnext;
+		/* restored, not settled against the cluster's bucket yet: its
+		 * Will is held, so it expires once settled (src/cluster/sessions.c) */
+		if (s->restored_unsettled)
+			continue;
 		if (s->will != NULL && s->conn == NULL && now_ms >= s->will_at_ms)
 			sess_publish_will(w, s);
 		if (s->conn == NULL && s->expiry_s != UINT32_MAX && now_ms >= s->expire_at_ms) {

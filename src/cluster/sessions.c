@@ -13,9 +13,10 @@
  * with persistence on) and drops its copy; the new owner (handover_in.c)
  * acknowledges each once it is in the session (and durable, ack.c). A
  * restarted node settles the sessions its store gave back against the
- * bucket once joined (their delayed Wills held until then), and claims the
- * sessions made while it was out of the cluster at the join; a node
- * without persistence deletes its entries when it stops.
+ * bucket once joined (their delayed Wills held, their expiry stopped until
+ * then), and claims the sessions made while it was out of the cluster at
+ * the join (those no claim could be written for: every second until one
+ * is); a node without persistence deletes its entries when it stops.
  * Sessions of a node that died are adopted by a survivor (adopt.c): they
  * become offline sessions there, so their Wills and expiry run as on one
  * node.
@@ -44,6 +45,7 @@
  * JetStream, e.g. electing a leader, stalls a worker's clients this long at
  * most per request). How often a restarted node asks again about sessions
  * the bucket could not tell it about, and how many in one loop pass. How
+ * often sessions that no claim could be written for are claimed again. How
  * often, and how many times, a takeover notice the bucket did not answer
  * about is checked again (and the entry of a claim whose write was not
  * answered read again). A node that stops waits for the deletion of its
@@ -53,6 +55,7 @@ enum {
 	CLAIM_TRIES = 3,
 	WORKER_WAIT_MS = 1000,
 	SETTLE_RETRY_MS = 1000,
+	CLAIM_RETRY_MS = 1000,
 	NOTICE_RETRY_MS = 1000,
 	NOTICE_TRIES = 10,
 	SETTLE_BATCH = 64
@@ -88,6 +91,9 @@ struct worker_share {
 	struct unsure *unsure; /* the worker's own */
 	size_t unsure_n, unsure_cap;
 	uint64_t unsure_at_ms;
+	bool unclaimed; /* some sessions here are in no claim: claim them at <claim_at_ms> */
+	uint64_t claim_at_ms;
+	bool handed;	      /* such a claim handed messages over (store records in the batch) */
 	struct action *later; /* the worker's own: notices to check again at <later_at_ms> */
 	uint64_t later_at_ms;
 	struct buf key, value, scratch, subject; /* the worker's scratch */
@@ -364,6 +370,23 @@ static natsStatus write_claim(struct cluster *cl, struct worker_share *ws, struc
 	return st;
 }
 
+/* <s>'s client connected (<clean_start>, <present>) but no claim was
+ * written: out of the cluster, or the bucket did not answer. A copy from
+ * the store is settled by the claim made later (the claim at the join, or
+ * the retry every second) and not against the bucket; that claim says the
+ * session goes on here (the node the entry names hands its messages over)
+ * if every CONNECT since went on with this copy, from the store or from a
+ * claim that said so. */
+static void connected_unclaimed(struct cluster *cl, unsigned wid, struct session *s,
+				bool clean_start, bool present)
+{
+	s->cluster_resumed =
+	    present && !clean_start && (s->restored_unsettled || s->cluster_resumed);
+	s->restored_unsettled = false;
+	if (s->cluster_rev == 0 && atomic_load(&cl->joined))
+		cl->sessions->w[wid].unclaimed = true; /* claimed again in a second */
+}
+
 bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 {
 	struct cluster *cl = c->b->cluster;
@@ -376,12 +399,14 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 
 	if (cl == NULL)
 		return present;
-	/* its client's CONNECT claims it: a copy from the store is settled by
-	 * this claim (or, out of the cluster, by the claim at the join; a
-	 * bridge's internal link keeps it out of the bucket) */
-	s->restored_unsettled = false;
-	if (c->internal || !nats_up(cl))
+	if (c->internal) {
+		s->restored_unsettled = false; /* a bridge's internal link: not in the bucket */
 		return present;
+	}
+	if (!nats_up(cl)) {
+		connected_unclaimed(cl, c->w->id, s, clean_start, present);
+		return present;
+	}
 	ws = &cl->sessions->w[c->w->id];
 	key = key_for(&ws->key, moat_bytes_str(s->client_id));
 	s->cluster_moved = false;
@@ -390,7 +415,7 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 		kvEntry *e = NULL;
 		const char *why = NULL;
 		natsStatus st = kvStore_Get(&e, cl->sessions->wkv, key);
-		bool known, elsewhere;
+		bool known, elsewhere, kept;
 
 		if (st != NATS_OK && st != NATS_NOT_FOUND) {
 			/* JetStream slow or unreachable: the client waits no
@@ -401,6 +426,7 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 					 "bucket (%s); the CONNECT goes on with this node's copy",
 					 s->client_id, natsStatus_GetText(st));
 				s->cluster_rev = last;
+				connected_unclaimed(cl, c->w->id, s, clean_start, present);
 				return present;
 			}
 			break;
@@ -431,19 +457,26 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 			sess_reset(c->w, s);
 		}
 		stale = false;
+		/* a session that goes on with this node's current copy keeps what
+		 * its entry said (this node's, from before a restart too): a node it
+		 * resumed from may still read it */
+		kept = present && !clean_start && known && !elsewhere && snap.resumed;
 		st = write_claim(cl, ws, s, c, key, elsewhere ? snap.owner : moat_bytes_str(""),
-				 resumed);
+				 resumed || kept);
 		mine = s->cluster_rev;
 		snapshot_fini(&snap);
 		kvEntry_Destroy(e);
-		if (st == NATS_OK || st == NATS_TIMEOUT)
+		if (st == NATS_OK || st == NATS_TIMEOUT) {
+			s->restored_unsettled = false; /* settled by this claim */
 			return present;
+		}
 		/* a refused write is another node's claim: read again */
 	}
 	log_warn("cluster: session %s: cannot claim it in the sessions bucket; other nodes may "
 		 "still hold it",
 		 s->client_id);
 	s->cluster_rev = 0;
+	connected_unclaimed(cl, c->w->id, s, clean_start, present);
 	return present;
 }
 
@@ -586,10 +619,34 @@ static void hand_over_all(struct worker *w, const struct session *s, const char 
 			 lost, s->client_id, node, last);
 }
 
-/* Another node took <s> over (worker <w> owns it): its connection closes
+/* Node <node> has <s> (worker <w> owns it) now: its connection closes
  * with DISCONNECT 0x8E; the session ends here, its messages handed over
- * when it goes on there (its delayed Will with it), else ended as by a clean
- * start (its Will published). */
+ * when it goes on there (<hand_over>: its delayed Will with it), else ended
+ * as by a clean start (its Will published). */
+static void let_go(struct worker *w, struct session *s, const char *node, const char *key,
+		   bool hand_over)
+{
+	s->cluster_moved = true;
+	if (s->conn != NULL)
+		conn_take_over(s->conn);
+	if (!s->dead && hand_over) {
+		hand_over_all(w, s, node, key);
+		msg_unref(s->will); /* the session goes on there */
+		s->will = NULL;
+	}
+	if (!s->dead)
+		sess_destroy(w, s);
+}
+
+/* Whether <s> waits for the answer to a claim (settle_claims). */
+static bool is_unsure(const struct worker_share *ws, const struct session *s)
+{
+	for (size_t i = 0; i < ws->unsure_n; i++)
+		if (ws->unsure[i].s == s)
+			return true;
+	return false;
+}
+
 enum claim { CLAIM_REAL, CLAIM_FALSE, CLAIM_UNKNOWN };
 
 /* Whether the entry of <a>->key names another node, at a revision newer
@@ -639,10 +696,18 @@ static bool taken(struct worker *w, struct action *a, bool *again)
 		s = sess_find_ref(w->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
 	buf_fini(&id);
 	/* a claim is newer than this node's last write (check_claim); a later
-	 * claim of this node's own (the client came back here) wins */
-	if (s == NULL || s->owner != w || s->dead) {
+	 * claim of this node's own (the client came back here) wins. A session
+	 * from the store not settled yet has no last write: settlement decides
+	 * (and hands everything over if it moved); one whose claim was not
+	 * answered has none known either: looked at once that is known */
+	if (s == NULL || s->owner != w || s->dead || s->restored_unsettled) {
 		if (s != NULL)
 			sess_unref(s);
+		return false;
+	}
+	if (is_unsure(&cl->sessions->w[w->id], s)) {
+		*again = true;
+		sess_unref(s);
 		return false;
 	}
 	claim = check_claim(cl, a, s->cluster_rev);
@@ -666,18 +731,9 @@ static bool taken(struct worker *w, struct action *a, bool *again)
 		sess_unref(s);
 		return false;
 	}
-	s->cluster_moved = true;
 	log_notice("cluster: session %s taken over by node %s", s->client_id, a->node);
-	if (s->conn != NULL)
-		conn_take_over(s->conn);
-	if (!s->dead && a->hand_over) {
-		hand_over_all(w, s, a->node, a->key);
-		handed = true;
-		msg_unref(s->will); /* the session goes on there */
-		s->will = NULL;
-	}
-	if (!s->dead)
-		sess_destroy(w, s);
+	handed = a->hand_over && !s->dead;
+	let_go(w, s, a->node, a->key, a->hand_over);
 	sess_unref(s);
 	return handed;
 }
@@ -787,7 +843,7 @@ static bool settle(struct worker *w, struct session *s, struct msg *will)
 {
 	struct cluster *cl = w->b->cluster;
 	struct worker_share *ws = &cl->sessions->w[w->id];
-	char owner[CLUSTER_NODE_MAX + 1];
+	char owner[CLUSTER_NODE_MAX + 1] = "";
 	uint64_t rev = 0;
 	enum restored r = check_restored(cl, ws, s, owner, sizeof(owner), &rev);
 
@@ -804,13 +860,11 @@ static bool settle(struct worker *w, struct session *s, struct msg *will)
 			return false;
 		}
 		s->cluster_rev = rev;
-		s->restored_unsettled = false;
+		s->restored_unsettled = false; /* broker_tick: its Will when due, its expiry */
 		return true;
 	}
 	msg_unref(will); /* its owner has it, or it went out there */
-	s->cluster_moved = true;
 	if (r == RESTORED_MOVED) {
-		hand_over_all(w, s, owner, (const char *)buf_head(&ws->key));
 		log_notice("cluster: session %s moved to node %s while this node was down; its "
 			   "messages from the store are handed over",
 			   s->client_id, owner);
@@ -819,7 +873,7 @@ static bool settle(struct worker *w, struct session *s, struct msg *will)
 			   "node was down; dropped",
 			   s->client_id);
 	}
-	sess_destroy(w, s);
+	let_go(w, s, owner, (const char *)buf_head(&ws->key), r == RESTORED_MOVED);
 	return true;
 }
 
@@ -873,11 +927,15 @@ void cluster_worker_started(struct worker *w)
 	}
 }
 
-/* Claims <s>, made (or resumed by its client) on this node while it was
- * out of the cluster, as its CONNECT would have: the entry names this node
- * whatever it said (a deletion too: this session is newer), and a node it
- * named loses the session (its copy ends there as by a clean start). False
- * when the bucket did not answer. */
+/* Claims <s>, made (or resumed by its client) on this node while no claim
+ * of it could be written (out of the cluster, or the bucket did not
+ * answer), as its CONNECT would have: the entry names this node whatever it
+ * said (a deletion too: this session is newer), and a node it named loses
+ * the session: its messages are handed over here if this copy went on from
+ * the cluster's (s->cluster_resumed), else its copy ends there as by a clean
+ * start. But an entry whose client is online at another node makes this
+ * copy the stale one: its messages go there and it ends here quietly, as a
+ * restored session that moved. False when the bucket did not answer. */
 static bool claim_made_while_out(struct worker *w, struct session *s)
 {
 	struct cluster *cl = w->b->cluster;
@@ -888,8 +946,9 @@ static bool claim_made_while_out(struct worker *w, struct session *s)
 		struct snapshot snap = {0};
 		kvEntry *e = NULL;
 		const char *why;
+		char owner[CLUSTER_NODE_MAX + 1] = "";
 		natsStatus st = kvStore_Get(&e, cl->sessions->wkv, key);
-		bool elsewhere;
+		bool elsewhere, online = false;
 
 		if (st != NATS_OK && st != NATS_NOT_FOUND)
 			return false;
@@ -898,11 +957,24 @@ static bool claim_made_while_out(struct worker *w, struct session *s)
 				(struct moat_bytes){kvEntry_Value(e), (size_t)kvEntry_ValueLen(e)},
 				&snap, &why) == MOAT_OK &&
 			    !moat_bytes_eq(snap.owner, moat_bytes_str(cl->node));
+		if (elsewhere) {
+			online = snap.online;
+			snprintf(owner, sizeof(owner), "%.*s", (int)snap.owner.len,
+				 (const char *)snap.owner.ptr);
+		}
 		s->cluster_rev = st == NATS_OK ? kvEntry_Revision(e) : 0;
-		st = write_claim(cl, ws, s, s->conn, key,
-				 elsewhere ? snap.owner : moat_bytes_str(""), false);
+		st = online ? NATS_OK
+			    : write_claim(cl, ws, s, s->conn, key, moat_bytes_str(owner),
+					  s->cluster_resumed);
 		snapshot_fini(&snap);
 		kvEntry_Destroy(e);
+		if (online) {
+			log_notice("cluster: session %s is online at node %s: this node's copy, "
+				   "made while out of the cluster, is handed over there",
+				   s->client_id, owner);
+			let_go(w, s, owner, key, true);
+			ws->handed = true;
+		}
 		if (st == NATS_OK || st == NATS_TIMEOUT)
 			return true;
 		/* a refused write is another node's claim: read again */
@@ -913,24 +985,37 @@ static bool claim_made_while_out(struct worker *w, struct session *s)
 
 void cluster_sessions_claim_made_while_out(struct worker *w)
 {
+	struct worker_share *ws = &w->b->cluster->sessions->w[w->id];
 	size_t claimed = 0, unclaimed = 0;
 
-	for (struct session *s = w->sessions; s != NULL; s = s->wnext) {
+	for (struct session *s = w->sessions, *next; s != NULL; s = next) {
+		next = s->wnext; /* <s> may end (handed over) */
 		if (s->dead || s->internal || s->restored_unsettled || s->cluster_rev != 0 ||
-		    s->cluster_moved)
+		    s->cluster_moved || is_unsure(ws, s))
 			continue;
-		if (claim_made_while_out(w, s))
+		if (unclaimed == 0 && nats_up(w->b->cluster) && claim_made_while_out(w, s))
 			claimed++;
 		else
-			unclaimed++;
+			unclaimed++; /* none asked after one the bucket did not answer about */
 	}
 	if (claimed > 0)
-		log_notice("cluster: worker %u claimed %zu sessions made while out of the cluster",
+		log_notice("cluster: worker %u claimed %zu sessions made while no claim could be "
+			   "written",
 			   w->id, claimed);
-	if (unclaimed > 0)
-		log_warn("cluster: %zu sessions made while out of the cluster could not be claimed "
-			 "in the sessions bucket; each is at its client's next CONNECT",
+	ws->unclaimed = unclaimed > 0;
+	ws->claim_at_ms = clock_mono_ms() + CLAIM_RETRY_MS;
+	if (unclaimed > 0 && log_limiter_allow(&sessions_log, 10, 10))
+		log_warn("cluster: %zu sessions made while out of the cluster (or while the "
+			 "sessions bucket did not answer) are not claimed in it yet; tried again "
+			 "every second",
 			 unclaimed);
+}
+
+/* The sessions in no claim, again once a second while there are some. */
+static void claim_unclaimed(struct worker *w, struct worker_share *ws)
+{
+	if (ws->unclaimed && clock_mono_ms() >= ws->claim_at_ms)
+		cluster_sessions_claim_made_while_out(w);
 }
 
 /* Asks the bucket about the sessions from the store (once joined), at most
@@ -1172,6 +1257,9 @@ void cluster_sessions_flush(struct worker *w)
 	}
 	handed |= settle_from_store(w, ws);
 	settle_claims(w, ws);
+	claim_unclaimed(w, ws);
+	handed |= ws->handed;
+	ws->handed = false;
 	/* the handed-over copies' records, and the sessions' deletion, go to
 	 * the store before cluster_outbound_flush lets the copies go (so that
 	 * a deletion once JetStream stored one cannot come first) */

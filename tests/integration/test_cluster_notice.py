@@ -7,7 +7,9 @@ on c; handed-over messages replayed on node b's subject once the session is
 on c go to c too, instead of being refused ten times and dropped. Forged
 notices (anyone on NATS can publish them: a huge revision, another node, a
 flipped hand-over bit) only make the old owner look at the bucket: they
-neither move the session nor stop its messages from being handed over."""
+neither move the session nor stop its messages from being handed over. A
+session resumed on node b whose client reconnects to node b before node a
+looked at the entry is still handed over (the second claim keeps "resumed")."""
 import signal
 import time
 import unittest
@@ -109,6 +111,34 @@ class NoticeTest(ClusterBase):
         log = self.nodes["a"].log()
         self.assertIn("session target taken over by node b", log)
         self.assertNotIn("taken over by node c", log)
+
+    def test_resumed_session_back_on_its_new_node_is_still_handed_over(self):
+        stayer = self.client("a", "stayer", clean=False, props=PERSISTENT)
+        stayer.subscribe(("stay/#", 1))
+        stayer.disconnect()
+        pub = self.client("a", "pub-stay")
+        sent = [b"%d" % i for i in range(COUNT)]
+        for payload in sent:
+            pub.publish("stay/x", payload, qos=1)
+        pub.disconnect()
+        # node a paused: it reads the entry only after the client resumed
+        # the session on node b and then reconnected to node b itself, whose
+        # second claim must still say "resumed"
+        self.nodes["a"].proc.send_signal(signal.SIGSTOP)
+        try:
+            on_b = Peer(self.nodes["b"].port)
+            self.peers.append(on_b)
+            self.assertEqual(
+                on_b.connect("stayer", clean=False, props=PERSISTENT).session_present, 1)
+            on_b.disconnect()
+            again = Peer(self.nodes["b"].port)
+            self.peers.append(again)
+            self.assertEqual(
+                again.connect("stayer", clean=False, props=PERSISTENT).session_present, 1)
+        finally:
+            self.nodes["a"].proc.send_signal(signal.SIGCONT)
+        self.assertEqual(first_seen(self.collect(again, COUNT)), sent)
+        self.assertIn("session stayer taken over by node b", self.nodes["a"].log())
 
 
 if __name__ == "__main__":

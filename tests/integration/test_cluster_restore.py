@@ -5,7 +5,11 @@ before it joins are claimed at the join (an old delete marker of the client
 id does not end them; the entry names node a even where it named another
 node); the delayed Wills of the sessions from the store are held until the
 join settles them: sent once by node a when the sessions bucket still names
-it, dropped when node b adopted the session (and sent its Will) meanwhile."""
+it (a session whose expiry passed meanwhile ends then, with its Will),
+dropped when node b adopted the session (and sent its Will) meanwhile. A
+session its client resumed on node a before the join ends node b's adopted
+copy without its Will (the claim at the join says "resumed")."""
+import signal
 import time
 import unittest
 
@@ -68,7 +72,7 @@ class RestoreWhileNatsDownTest(StoredBase):
         for i in range(3):
             pub.publish("keep/x", b"%d" % i, qos=1)
         self.join(node)
-        self.wait_log(node, "sessions made while out of the cluster")
+        self.wait_log(node, "sessions made while no claim could be written")
         back, ack = self.connect("a", "c1", clean=False, props=PERSISTENT)
         self.assertEqual(ack.session_present, 1)
         got = [back.expect_publish(timeout=CROSS_S).payload for _ in range(3)]
@@ -87,7 +91,7 @@ class RestoreWhileNatsDownTest(StoredBase):
         here.subscribe(("here/#", 1))
         here.disconnect()
         self.join(node)
-        self.wait_log(node, "sessions made while out of the cluster")
+        self.wait_log(node, "sessions made while no claim could be written")
         # node a's claim at the join named it: the session resumes on node
         # b from node a's entry, with the subscription made on node a
         moved, ack = self.connect("b", "c2", clean=False, props=PERSISTENT)
@@ -138,6 +142,54 @@ class RestoreWhileNatsDownTest(StoredBase):
         self.wait_log(node, "moved to node b while this node was down")
         watch.expect_nothing(timeout=8.0)
 
+
+    def test_will_of_a_session_that_expired_while_held_goes_out(self):
+        watch = self.client("a", "watch-expired", clean=False, props=PERSISTENT)
+        watch.subscribe(("wills/#", 1))
+        watch.disconnect()
+        b = self.nodes.pop("b")
+        b.stop(check=True)  # no node can adopt node a's sessions
+        b.cleanup()
+        gone = self.client("a", "expired", clean=False, props={"session_expiry": 4},
+                           will={"topic": "wills/expired", "payload": b"expired", "qos": 1,
+                                 "props": {"will_delay": 600}})
+        gone.close()
+        self.peers.remove(gone)
+        time.sleep(0.5)
+        node = self.start_a_without_nats(kill=True)
+        time.sleep(5.0)  # its expiry passes while it is held: it ends once settled
+        self.join(node)
+        watch = self.client("a", "watch-expired", clean=False, props=PERSISTENT)
+        will = watch.expect_publish(timeout=JOIN_S)
+        self.assertEqual((will.topic, will.payload), ("wills/expired", b"expired"))
+        watch.expect_nothing(timeout=2.0)
+
+    def test_session_resumed_before_the_join_keeps_the_adopters_will(self):
+        watch = self.client("b", "watch-resumed", clean=False, props=PERSISTENT)
+        watch.subscribe(("wills/#", 1))
+        self.link(watch, "wills/probe")
+        self.offline_will("resumer", "wills/resumer", 60)
+        port = self.nodes["a"].port
+        self.kill9("a")
+        self.wait_log(self.nodes["b"], "sessions of node a", timeout=NODE_DEATH_S)
+        self.stop_nats()
+        node = self.start_node("a", port=port)
+        self.assertIn("no NATS server reachable", node.log())
+        back, ack = self.connect("a", "resumer", clean=False, props=PERSISTENT)
+        self.assertEqual(ack.session_present, 1)
+        # the claim at the join says the session went on here: node b's
+        # adopted copy is handed over, its delayed Will dropped, not sent.
+        # Node a joins once node b is back on NATS, to hear its notice
+        node.proc.send_signal(signal.SIGSTOP)
+        try:
+            self.nats.start()
+            self.wait_log(self.nodes["b"], "reconnected to NATS")
+            time.sleep(0.5)
+        finally:
+            node.proc.send_signal(signal.SIGCONT)
+        self.wait_log(node, "joined cluster test")
+        self.wait_log(self.nodes["b"], "session resumer taken over by node a")
+        watch.expect_nothing(timeout=3.0)
 
 if __name__ == "__main__":
     unittest.main()
