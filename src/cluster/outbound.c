@@ -688,6 +688,7 @@ void cluster_outbound_export_waiting(struct worker *w,
 
 	if (cw->waiting_n == 0 || !atomic_load(&cl->exporting))
 		return;
+	cw->retained_silent = false; /* asked again at each pass */
 	for (size_t i = 0; i < cw->waiting_n; i++) {
 		struct waiting_export *we = &cw->waiting[i];
 
