@@ -458,6 +458,7 @@ void cluster_stop(struct broker *b)
 	cluster_retained_stop(cl);
 	cluster_nodes_stop(cl);
 	cluster_forwards_end(cl); /* they use the sessions' handles */
+	cluster_forwarded_fini(cl);
 	cluster_sessions_stop(cl);
 	if (cl->remote != NULL)
 		cluster_interest_stop(cl);

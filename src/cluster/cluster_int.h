@@ -200,6 +200,10 @@ struct cluster {
 	char owner[CLUSTER_NODE_MAX + 1];
 	int owner_rc;
 	uint64_t owner_until_ms;
+	/* handover_in.c: messages the stream's thread forwarded, acknowledged
+	 * once their store records are durable, under <owner_lock> */
+	struct pending_ack *forwarded;
+	size_t forwarded_n, forwarded_cap;
 };
 
 /* The header that tells the acknowledgement handler which worker's ticket a
@@ -396,6 +400,12 @@ bool cluster_session_message(struct cluster *cl, natsMsg *nm);
  * session's owner any more (1 s at most; at once, NATS being closed), so
  * the sessions' handles can go. */
 void cluster_forwards_end(struct cluster *cl);
+/* Acknowledges the messages the stream's thread forwarded whose store
+ * records are durable now (the outbound queue's thread, every second). */
+void cluster_forwarded_release(struct cluster *cl);
+/* cluster_stop, after cluster_forwards_end: destroys those still waiting
+ * (JetStream sends them again). */
+void cluster_forwarded_fini(struct cluster *cl);
 /* sessions.c: the node the sessions bucket names as the owner of the
  * session of <key> (its client id's subject tokens), in <owner>; waits for
  * the bucket 1 s at most (the workers' JetStream context). MOAT_OK,

@@ -8,13 +8,15 @@
  * it is in the session (and durable, ack.c). A message whose session the
  * sessions bucket says moved on to another node (A -> B -> C in quick
  * succession) is forwarded there through the outbound queue, in order (the
- * owner read once per session and second, 1 s at most; a worker does not
- * wait for the store, ack.c does); one whose session is not here otherwise
- * (it ended, or is on its way here), or that comes while the node stops, is
- * refused (NAK) and comes again, a few times.
+ * owner read once per session and second, 1 s at most), and acknowledged
+ * once its store record is durable, without waiting for it; one whose
+ * session is not here otherwise (it ended, or is on its way here), or that
+ * comes while the node stops, is refused (NAK) and comes again, a few
+ * times.
  */
 #include "cluster/cluster_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -32,15 +34,13 @@
 #include "store/store.h"
 
 /* How long, and how many times, a handed-over message whose session is not
- * here waits for it. How long a message forwarded from the stream's thread
- * waits for its store record to be durable before it is acknowledged (else
- * it comes again), and before that for the workers to take those posted to
- * them before it. How long the owner the sessions bucket named for a
- * session is trusted (a burst of messages for it asks once). */
+ * here waits for it. How long one forwarded from the stream's thread waits
+ * for the workers to take those posted to them before it. How long the
+ * owner the sessions bucket named for a session is trusted (a burst of
+ * messages for it asks once). */
 enum {
 	HANDOVER_RETRY_MS = 1000,
 	HANDOVER_TRIES = 10,
-	FORWARD_DURABLE_MS = 5000,
 	FORWARD_SETTLE_MS = 2000,
 	OWNER_TRUSTED_MS = 1000
 };
@@ -69,18 +69,66 @@ static void not_here(natsMsg *nm, struct moat_bytes who)
 	natsMsg_Destroy(nm);
 }
 
-/* Whether store batch <ticket> (0: none) became durable within
- * FORWARD_DURABLE_MS (false at once once the cluster stops). */
-static bool durable_soon(struct cluster *cl, uint64_t ticket)
+void cluster_forwarded_release(struct cluster *cl)
 {
-	uint64_t deadline = clock_mono_ms() + FORWARD_DURABLE_MS;
+	uint64_t durable = cl->b->store != NULL ? store_durable(cl->b->store) : UINT64_MAX;
+	size_t done = 0;
 
-	while (ticket != 0 && store_durable(cl->b->store) < ticket) {
-		if (clock_mono_ms() >= deadline || atomic_load(&cl->stop_begun))
-			return false;
-		usleep(1000);
+	pthread_mutex_lock(&cl->owner_lock);
+	while (done < cl->forwarded_n && cl->forwarded[done].gate <= durable) {
+		natsMsg_Ack(cl->forwarded[done].msg, NULL);
+		natsMsg_Destroy(cl->forwarded[done].msg);
+		done++;
 	}
-	return true;
+	if (done > 0) {
+		cl->forwarded_n -= done;
+		memmove(cl->forwarded, cl->forwarded + done,
+			cl->forwarded_n * sizeof(*cl->forwarded));
+	}
+	pthread_mutex_unlock(&cl->owner_lock);
+}
+
+void cluster_forwarded_fini(struct cluster *cl)
+{
+	pthread_mutex_lock(&cl->owner_lock);
+	for (size_t i = 0; i < cl->forwarded_n; i++)
+		natsMsg_Destroy(cl->forwarded[i].msg);
+	free(cl->forwarded);
+	cl->forwarded = NULL;
+	cl->forwarded_n = cl->forwarded_cap = 0;
+	pthread_mutex_unlock(&cl->owner_lock);
+}
+
+/* <nm>, forwarded by the stream's thread with its record in store batch
+ * <ticket> (0: none), is acknowledged once that is durable: now, or by
+ * cluster_forwarded_release. Destroyed unacknowledged (it comes again)
+ * when the cluster stops or memory is short. */
+static void ack_when_durable(struct cluster *cl, natsMsg *nm, uint64_t ticket)
+{
+	bool kept = false;
+
+	if (ticket == 0 || store_durable(cl->b->store) >= ticket) {
+		natsMsg_Ack(nm, NULL);
+		natsMsg_Destroy(nm);
+		return;
+	}
+	pthread_mutex_lock(&cl->owner_lock);
+	if (!atomic_load(&cl->stop_begun) && cl->forwarded_n == cl->forwarded_cap) {
+		size_t cap = cl->forwarded_cap ? cl->forwarded_cap * 2 : 64;
+		struct pending_ack *v = realloc(cl->forwarded, cap * sizeof(*v));
+
+		if (v != NULL) {
+			cl->forwarded = v;
+			cl->forwarded_cap = cap;
+		}
+	}
+	if (!atomic_load(&cl->stop_begun) && cl->forwarded_n < cl->forwarded_cap) {
+		cl->forwarded[cl->forwarded_n++] = (struct pending_ack){ticket, nm};
+		kept = true;
+	}
+	pthread_mutex_unlock(&cl->owner_lock);
+	if (!kept)
+		natsMsg_Destroy(nm);
 }
 
 /* Waits (FORWARD_SETTLE_MS at most, not once the cluster stops: the
@@ -160,8 +208,8 @@ static void log_forwarded(struct moat_bytes key, const char *owner)
 /* Forwards <nm> (the stream's thread), handed over for the session of
  * <key> (a message on <topic>) that is not here, when its session moved on
  * (moved_on): queued for that node's stream subject (outbound.c: behind
- * what came before, kept until JetStream stored it), then acknowledged and
- * destroyed. False (nothing done) otherwise. */
+ * what came before, kept until JetStream stored it), acknowledged once its
+ * record is durable (ack_when_durable). False (nothing done) otherwise. */
 static bool forward(struct cluster *cl, natsMsg *nm, struct moat_bytes key, struct moat_bytes topic)
 {
 	struct moat_bytes data = {(const uint8_t *)natsMsg_GetData(nm),
@@ -177,10 +225,8 @@ static bool forward(struct cluster *cl, natsMsg *nm, struct moat_bytes key, stru
 	if (!sent)
 		return false;
 	log_forwarded(key, owner);
-	/* not acknowledged when its record is late: it comes again, and goes again */
-	if (durable_soon(cl, ticket))
-		natsMsg_Ack(nm, NULL);
-	natsMsg_Destroy(nm);
+	ack_when_durable(cl, nm, ticket);
+	cluster_forwarded_release(cl); /* those before it, durable now */
 	return true;
 }
 

@@ -134,6 +134,10 @@ static void *drain(void *arg)
 
 			wait_ms(out,
 				out->pause_until > now ? out->pause_until - now : IDLE_WAIT_MS);
+			pthread_mutex_unlock(&out->lock);
+			cluster_forwarded_release(
+			    cl); /* forwarded: their records may be durable now */
+			pthread_mutex_lock(&out->lock);
 			continue;
 		}
 		pthread_mutex_unlock(&out->lock);
