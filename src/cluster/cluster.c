@@ -317,6 +317,7 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 	cl->b = b;
 	b->cluster = cl;
 	pthread_mutex_init(&cl->post_lock, NULL);
+	pthread_mutex_init(&cl->owner_lock, NULL);
 	if (cc->node_name != NULL)
 		snprintf(cl->node, sizeof(cl->node), "%s", cc->node_name);
 	else
@@ -413,6 +414,7 @@ void cluster_stop(struct broker *b)
 	/* from now on NATS is waited for STOP_BUDGET_MS in all, and not at all
 	 * while it is unreachable (cluster_stop_wait_ms) */
 	cl->stop_by_ms = clock_mono_ms() + STOP_BUDGET_MS;
+	atomic_store(&cl->stop_begun, true);
 	cluster_join_stop(cl);
 	/* first: until they end, the heartbeat thread may find a node dead and
 	 * the adopting thread claim its sessions; the claims no worker made
@@ -455,6 +457,8 @@ void cluster_stop(struct broker *b)
 		cluster_ack_fini(&cl->w[i]);
 	cluster_retained_stop(cl);
 	cluster_nodes_stop(cl);
+	cluster_forwards_end(cl); /* they use the sessions' handles */
+	cluster_forwarded_fini(cl);
 	cluster_sessions_stop(cl);
 	if (cl->remote != NULL)
 		cluster_interest_stop(cl);
@@ -480,6 +484,8 @@ void cluster_stop(struct broker *b)
 		free(cl->w[i].shares.v);
 	}
 	cluster_shares_fini(cl); /* after NATS's threads: a subscription's last callback */
+	buf_fini(&cl->owner_key);
+	pthread_mutex_destroy(&cl->owner_lock);
 	cluster_outbound_fini(cl);
 	pthread_mutex_destroy(&cl->post_lock);
 	free(cl->w);
@@ -539,7 +545,8 @@ static void export_retained(struct cluster *cl, struct cluster_worker *cw, const
 	bool del = m->payload.len == 0;
 	natsMsg *nm = NULL;
 
-	if (subject != NULL && waited && cluster_retained_bucket_newer(cl, subject, published_ms)) {
+	if (subject != NULL && waited &&
+	    cluster_retained_bucket_newer(cl, subject, published_ms, &cw->retained_silent)) {
 		log_notice("cluster: a retained message on %.*s published before this node joined "
 			   "is not written to the cluster: another node set the topic since",
 			   (int)m->topic.len, (const char *)m->topic.ptr);

@@ -64,6 +64,9 @@ struct cluster_worker {
 	struct waiting_export *waiting; /* outbound.c: exported before the join, in order */
 	size_t waiting_n, waiting_cap;
 	bool settle_after_join; /* started before the join: claim what was made meanwhile */
+	/* this pass of waiting exports: the retained bucket did not answer, it
+	 * is not asked again (cluster_retained_bucket_newer) */
+	bool retained_silent;
 	/* the shares the message being exported was sent to (share.c) */
 	struct share_set shares;
 };
@@ -118,6 +121,10 @@ struct cluster {
 	jsCtx *js;
 	natsSubscription *sub; /* the node's durable consumer */
 	struct cluster_watch retained, interest;
+	/* retained.c: the retained bucket through a JetStream context that
+	 * waits RETAINED_WAIT_MS (workers ask it) */
+	jsCtx *retained_wjs;
+	kvStore *retained_wkv;
 	/* this node's filters (interest.c), sorted, under local_lock */
 	pthread_mutex_t local_lock;
 	struct local_filter **local;
@@ -181,6 +188,22 @@ struct cluster {
 	/* handed-over messages posted to workers, and those the workers have
 	 * admitted or passed on (handover_in.c: a forward waits for them) */
 	_Atomic uint64_t handover_posted, handover_settled;
+	/* set first thing in cluster_stop: a forward gives up (handover_in.c);
+	 * owner lookups using the sessions' handles now (cluster_forwards_end) */
+	atomic_bool stop_begun;
+	atomic_uint owner_lookups;
+	/* handover_in.c: the owner the sessions bucket named last for the
+	 * session of <owner_key> (<owner_rc>: cluster_session_owner's answer),
+	 * trusted until <owner_until_ms> (monotonic), under <owner_lock> */
+	pthread_mutex_t owner_lock;
+	struct buf owner_key;
+	char owner[CLUSTER_NODE_MAX + 1];
+	int owner_rc;
+	uint64_t owner_until_ms;
+	/* handover_in.c: messages the stream's thread forwarded, acknowledged
+	 * once their store records are durable, under <owner_lock> */
+	struct pending_ack *forwarded;
+	size_t forwarded_n, forwarded_cap;
 };
 
 /* The header that tells the acknowledgement handler which worker's ticket a
@@ -271,9 +294,12 @@ void cluster_retained_stop(struct cluster *cl);
 bool cluster_retained_bucket_wins(int64_t created_ns, uint64_t published_ms);
 /* Whether the bucket's value under <subject> ("$KV.<cluster>_retained.<tokens>")
  * wins over such a message (cluster_retained_bucket_wins); false when the
- * topic has none or the bucket did not answer (a worker; a request). */
-bool cluster_retained_bucket_newer(struct cluster *cl, const char *subject,
-				   uint64_t published_ms);
+ * topic has none or the bucket did not answer (a worker; a request, 1 s at
+ * most): a message is never dropped for want of an answer. Once the bucket
+ * did not answer, *<silent> is set and, while it is, the bucket is not
+ * asked (false at once). */
+bool cluster_retained_bucket_newer(struct cluster *cl, const char *subject, uint64_t published_ms,
+				   bool *silent);
 
 /* Decodes the cluster message in <nm>'s data (wire_decode): its origin
  * node in <node>, the message in <m>. */
@@ -370,9 +396,19 @@ void cluster_sessions_claim_made_while_out(struct worker *w);
  * session (true; also when it is malformed or waits for its session), or
  * not such a message (false, nothing done). */
 bool cluster_session_message(struct cluster *cl, natsMsg *nm);
+/* cluster_stop, the connection closed: waits until no forward looks up a
+ * session's owner any more (1 s at most; at once, NATS being closed), so
+ * the sessions' handles can go. */
+void cluster_forwards_end(struct cluster *cl);
+/* Acknowledges the messages the stream's thread forwarded whose store
+ * records are durable now (the outbound queue's thread, every second). */
+void cluster_forwarded_release(struct cluster *cl);
+/* cluster_stop, after cluster_forwards_end: destroys those still waiting
+ * (JetStream sends them again). */
+void cluster_forwarded_fini(struct cluster *cl);
 /* sessions.c: the node the sessions bucket names as the owner of the
  * session of <key> (its client id's subject tokens), in <owner>; waits for
- * the bucket (its JetStream context's timeout). MOAT_OK,
+ * the bucket 1 s at most (the workers' JetStream context). MOAT_OK,
  * MOAT_E_NOTFOUND (no entry), MOAT_E_MALFORMED (an entry no node wrote) or
  * MOAT_E_IO (the bucket did not answer). */
 int cluster_session_owner(struct cluster *cl, struct moat_bytes key,

@@ -134,6 +134,10 @@ static void *drain(void *arg)
 
 			wait_ms(out,
 				out->pause_until > now ? out->pause_until - now : IDLE_WAIT_MS);
+			pthread_mutex_unlock(&out->lock);
+			cluster_forwarded_release(
+			    cl); /* forwarded: their records may be durable now */
+			pthread_mutex_lock(&out->lock);
 			continue;
 		}
 		pthread_mutex_unlock(&out->lock);
@@ -688,6 +692,7 @@ void cluster_outbound_export_waiting(struct worker *w,
 
 	if (cw->waiting_n == 0 || !atomic_load(&cl->exporting))
 		return;
+	cw->retained_silent = false; /* asked again at each pass */
 	for (size_t i = 0; i < cw->waiting_n; i++) {
 		struct waiting_export *we = &cw->waiting[i];
 

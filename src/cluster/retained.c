@@ -20,6 +20,11 @@
 #include "cluster/subject.h"
 #include "cluster/wire.h"
 
+/* How long a worker waits for the bucket's answer (a waited retained
+ * message's check): a slow JetStream holds the worker that long, once per
+ * pass (cluster_retained_bucket_newer). */
+enum { RETAINED_WAIT_MS = 1000 };
+
 /* The retained message an entry deletes: its topic and no payload. */
 static struct msg *deletion(struct moat_bytes key)
 {
@@ -80,15 +85,28 @@ bool cluster_retained_bucket_wins(int64_t created_ns, uint64_t published_ms)
 	       (uint64_t)created_ns / 1000000 >= published_ms;
 }
 
-bool cluster_retained_bucket_newer(struct cluster *cl, const char *subject, uint64_t published_ms)
+bool cluster_retained_bucket_newer(struct cluster *cl, const char *subject, uint64_t published_ms,
+				   bool *silent)
 {
 	size_t prefix = strlen(cl->kv_prefix);
 	kvEntry *e = NULL;
+	natsStatus st;
 	bool wins;
 
-	if (cl->retained.kv == NULL || strncmp(subject, cl->kv_prefix, prefix) != 0 ||
-	    kvStore_Get(&e, cl->retained.kv, subject + prefix) != NATS_OK)
+	if (*silent || strncmp(subject, cl->kv_prefix, prefix) != 0)
 		return false;
+	st = cl->retained_wkv != NULL ? kvStore_Get(&e, cl->retained_wkv, subject + prefix)
+				      : NATS_NOT_FOUND;
+	if (st != NATS_OK) {
+		if (st != NATS_NOT_FOUND) {
+			*silent = true;
+			log_warn(
+			    "cluster: the retained bucket did not answer (%s): retained messages "
+			    "published before this node joined are written to it unchecked",
+			    natsStatus_GetText(st));
+		}
+		return false;
+	}
 	wins = cluster_retained_bucket_wins(kvEntry_Created(e), published_ms);
 	kvEntry_Destroy(e);
 	return wins;
@@ -96,10 +114,30 @@ bool cluster_retained_bucket_newer(struct cluster *cl, const char *subject, uint
 
 int cluster_retained_start(struct cluster *cl, const char *bucket, char *err, size_t errlen)
 {
-	return cluster_watch_start(cl, &cl->retained, bucket, mirror, err, errlen);
+	jsOptions jo;
+	natsStatus s;
+	int rc = cluster_watch_start(cl, &cl->retained, bucket, mirror, err, errlen);
+
+	if (rc != MOAT_OK)
+		return rc;
+	jsOptions_Init(&jo);
+	jo.Wait = RETAINED_WAIT_MS;
+	s = natsConnection_JetStream(&cl->retained_wjs, cl->nc, &jo);
+	if (s == NATS_OK)
+		s = js_KeyValue(&cl->retained_wkv, cl->retained_wjs, bucket);
+	if (s != NATS_OK) {
+		snprintf(err, errlen, "cluster: cannot use the bucket %s: %s", bucket,
+			 natsStatus_GetText(s));
+		return MOAT_E_IO; /* the join undoes it (cluster_retained_stop) */
+	}
+	return MOAT_OK;
 }
 
 void cluster_retained_stop(struct cluster *cl)
 {
+	kvStore_Destroy(cl->retained_wkv);
+	jsCtx_Destroy(cl->retained_wjs);
+	cl->retained_wkv = NULL;
+	cl->retained_wjs = NULL;
 	cluster_watch_stop(&cl->retained);
 }

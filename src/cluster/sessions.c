@@ -551,7 +551,7 @@ int cluster_session_owner(struct cluster *cl, struct moat_bytes key,
 		return MOAT_E_NOTFOUND;
 	memcpy(name, key.ptr, key.len);
 	name[key.len] = '\0';
-	st = kvStore_Get(&e, cl->sessions->kv, name);
+	st = kvStore_Get(&e, cl->sessions->wkv, name);
 	if (st == NATS_NOT_FOUND)
 		return MOAT_E_NOTFOUND;
 	if (st != NATS_OK)
