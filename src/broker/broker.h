@@ -160,7 +160,7 @@ struct session {
 	 * its subscriptions changed since the entry was written */
 	uint64_t cluster_rev;
 	bool cluster_moved, cluster_dirty;
-	bool cluster_resumed;	/* its last claim resumed it from another node (the entry says so) */
+	bool cluster_resumed; /* its last claim resumed it from another node (the entry says so) */
 	/* cluster: restored from the store and not yet settled against the
 	 * sessions bucket (nor claimed by its client's CONNECT); its delayed
 	 * Will is held aside (sessions.c) until then */

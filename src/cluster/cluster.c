@@ -511,8 +511,7 @@ static bool publish(struct cluster *cl, natsMsg *nm)
 	return false;
 }
 
-int cluster_subject(struct buf *out, const char *prefix, const char *name,
-		    struct moat_bytes topic)
+int cluster_subject(struct buf *out, const char *prefix, const char *name, struct moat_bytes topic)
 {
 	buf_consume(out, buf_used(out));
 	if (buf_append(out, prefix, strlen(prefix)) < 0 ||

@@ -60,7 +60,7 @@ struct cluster_worker {
 	struct buf data, subject; /* scratch for export */
 	uint64_t drain_after;	  /* outbound.c, under cl->out.lock: <issued> at the last disconnect */
 	size_t out_held;	  /* outbound.c: copies queued this pass, held until its batch is submitted */
-	uint64_t reserved;	  /* outbound.c, under cl->out.lock: queue bytes for its PUBLISH's copies */
+	uint64_t reserved;	  /* outbound.c, under cl->out.lock: room for its PUBLISH's copies */
 	struct waiting_export *waiting; /* outbound.c: exported before the join, in order */
 	size_t waiting_n, waiting_cap;
 	bool settle_after_join; /* started before the join: claim what was made meanwhile */
@@ -143,7 +143,7 @@ struct cluster {
 	struct cluster_share *share_list; /* the watch thread's: those some node holds */
 	/* the watch thread's: no node holds them; each freed once unused */
 	struct cluster_share *share_retired;
-	_Atomic uint64_t shares_kept; /* on both lists */
+	_Atomic uint64_t shares_kept;		  /* on both lists */
 	char share_stream[CLUSTER_NAME_MAX + 8];  /* "<cluster>_shares" */
 	char share_prefix[CLUSTER_NAME_MAX + 8];  /* "<cluster>.g." */
 	char share_deliver[CLUSTER_NAME_MAX + 8]; /* "<cluster>.gd." */
@@ -227,8 +227,7 @@ int cluster_replicas(const struct cluster *cl);
 /* cluster.c: "<prefix>[<name>.]<tokens of topic>" (<name> may be NULL) as a
  * C string in <out> (emptied first). MOAT_OK, MOAT_E_LIMIT (longer than
  * CLUSTER_SUBJECT_MAX) or MOAT_E_NOMEM. */
-int cluster_subject(struct buf *out, const char *prefix, const char *name,
-		    struct moat_bytes topic);
+int cluster_subject(struct buf *out, const char *prefix, const char *name, struct moat_bytes topic);
 /* join.c: joins now (NATS connected: MOAT_OK or an error with <err>), or
  * starts the thread that joins once NATS is, and again after a failure.
  * cluster_join_stop ends that thread (cluster_stop). */
@@ -502,7 +501,7 @@ enum action_kind { ACT_TAKEN, ACT_ADOPT };
 struct action {
 	struct action *next;
 	enum action_kind kind;
-	bool hand_over;			 /* ACT_TAKEN: send the new owner the messages (the entry's) */
+	bool hand_over; /* ACT_TAKEN: send the new owner the messages (the entry's) */
 	char node[CLUSTER_NODE_MAX + 1]; /* ACT_TAKEN: the new owner (the entry's) */
 	uint64_t rev;			 /* ACT_ADOPT: the entry's revision */
 	unsigned tries;			 /* ACT_TAKEN: bucket checks that got no answer */

@@ -763,8 +763,7 @@ static void on_notice(natsConnection *nc, natsSubscription *sub, natsMsg *nm, vo
 	    strcmp(node, cl->node) != 0 && /* a node does not take over from itself */
 	    (key = strdup((const char *)buf_head(&data) + used)) != NULL &&
 	    /* parked: an adoption about to create the session acts on it */
-	    !cluster_adopt_park(cl, key) &&
-	    subject_to_topic(&id, moat_bytes_str(key)) == MOAT_OK)
+	    !cluster_adopt_park(cl, key) && subject_to_topic(&id, moat_bytes_str(key)) == MOAT_OK)
 		s = sess_find_ref(cl->b, (struct moat_bytes){buf_head(&id), buf_used(&id)});
 	buf_fini(&data);
 	buf_fini(&id);
