@@ -181,6 +181,25 @@ class ClusterBase(unittest.TestCase):
         node.start()
         return node
 
+    def start_node_with_env(self, name, env, port=None):
+        """ClusterBase.start_node with <env> (test hooks of debug builds) in
+        the node's environment only (a subclass's start_node may call it)."""
+        os.environ.update(env)
+        try:
+            return ClusterBase.start_node(self, name, port)
+        finally:
+            for key in env:
+                del os.environ[key]
+
+    def wait_log(self, name, text, timeout=CROSS_S):
+        """Waits until node <name>'s log has <text>; fails with its log's end."""
+        deadline = time.monotonic() + timeout
+        while text not in self.nodes[name].log():
+            if time.monotonic() > deadline:
+                self.fail("node %s never logged %r:\n%s" % (name, text,
+                                                             self.nodes[name].log()[-3000:]))
+            time.sleep(0.05)
+
     def tearDown(self):
         for p in self.peers:
             p.close()

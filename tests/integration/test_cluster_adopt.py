@@ -37,11 +37,7 @@ class AdoptBase(ClusterBase):
         self.start_node("c")
 
     def wait_log(self, node, text, timeout=NODE_DEATH_S):
-        deadline = time.monotonic() + timeout
-        while text not in self.nodes[node].log():
-            if time.monotonic() > deadline:
-                self.fail("node %s never logged %r" % (node, text))
-            time.sleep(0.1)
+        super().wait_log(node, text, timeout)
 
 
 class ClusterAdoptTest(AdoptBase):
@@ -121,11 +117,7 @@ class ClusterAdoptRaceTest(AdoptBase):
         (MOAT_TEST_ADOPT_HOLD_MS, a hook of debug builds)."""
         if name != "b":
             return super().start_node(name, port)
-        os.environ["MOAT_TEST_ADOPT_HOLD_MS"] = str(HOLD_MS)
-        try:
-            return super().start_node(name, port)
-        finally:
-            del os.environ["MOAT_TEST_ADOPT_HOLD_MS"]
+        return self.start_node_with_env(name, {"MOAT_TEST_ADOPT_HOLD_MS": str(HOLD_MS)}, port)
 
     def test_claim_on_a_third_node_during_adoption_is_not_lost(self):
         self.wait_log("b", "cluster: node b joined", timeout=10)

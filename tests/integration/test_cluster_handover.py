@@ -34,12 +34,6 @@ class HandoverTest(ClusterBase):
         self.nodes[name].cleanup()
         return self.start_node(name, port=port)
 
-    def wait_log(self, name, text):
-        deadline = time.monotonic() + CROSS_S
-        while text not in self.nodes[name].log() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        self.assertIn(text, self.nodes[name].log())
-
     def wait_deleted(self, entries, timeout):
         """Waits until <entries> (a NatsWatcher on a session's key) sees its
         delete marker (a message without data)."""

@@ -45,17 +45,7 @@ def stop_timed(node):
     return took
 
 
-class JoinBase(ClusterBase):
-    def wait_log(self, node, text, timeout=CROSS_S):
-        deadline = time.monotonic() + timeout
-        while text not in self.nodes[node].log():
-            if time.monotonic() > deadline:
-                self.fail("node %s never logged %r:\n%s" % (node, text,
-                                                             self.nodes[node].log()[-3000:]))
-            time.sleep(0.05)
-
-
-class ClusterStopTest(JoinBase):
+class ClusterStopTest(ClusterBase):
     def test_stop_with_nats_gone_is_prompt(self):
         self.wait_log("a", "cluster: node a joined")
         self.nats.halt()
@@ -89,7 +79,7 @@ class ClusterStopTest(JoinBase):
         self.nats.start()	# tearDown stops it
 
 
-class ClusterStopWhileAdoptingTest(JoinBase):
+class ClusterStopWhileAdoptingTest(ClusterBase):
     """Nodes a, b, c; node a is killed and node b, holding its adoption of
     session "kept" between the claim and the session (MOAT_TEST_ADOPT_HOLD_MS),
     is stopped then: the entry names node b, so node b must make the session
@@ -103,11 +93,7 @@ class ClusterStopWhileAdoptingTest(JoinBase):
     def start_node(self, name, port=None):
         if name != "b" or not self.hold_b:
             return super().start_node(name, port)
-        os.environ["MOAT_TEST_ADOPT_HOLD_MS"] = str(HOLD_MS)
-        try:
-            return super().start_node(name, port)
-        finally:
-            del os.environ["MOAT_TEST_ADOPT_HOLD_MS"]
+        return self.start_node_with_env(name, {"MOAT_TEST_ADOPT_HOLD_MS": str(HOLD_MS)}, port)
 
     def stop_b_while_adopting(self, will_delay_s):
         """Opens session "kept" (Will "wills/kept") on node a, kills node a,
@@ -159,7 +145,7 @@ class ClusterStopWhileAdoptingTest(JoinBase):
         self.assertIn("made the 1 sessions claimed for adoption last (their Wills sent)", log)
 
 
-class ClusterJoinRetryTest(JoinBase):
+class ClusterJoinRetryTest(ClusterBase):
     """Node c starts while no NATS server listens; a nats-server without
     JetStream comes first (the join fails), then one with it on the same
     port: node c joins then, and exchanges messages with node b."""
@@ -201,7 +187,7 @@ class ClusterJoinRetryTest(JoinBase):
         self.assertNotIn("stays out of the cluster", self.nodes["c"].log())
 
 
-class ClusterExportAfterInterestTest(JoinBase):
+class ClusterExportAfterInterestTest(ClusterBase):
     """Node a restarted while NATS is down keeps what its clients publish
     until it has read the other nodes' interest, even when that takes longer
     than the join's 5 s wait (a test hook of debug builds holds the interest
@@ -216,11 +202,7 @@ class ClusterExportAfterInterestTest(JoinBase):
         self.nodes["a"].stop(check=True)
         self.nodes["a"].cleanup()
         self.nats.halt()
-        os.environ["MOAT_TEST_INTEREST_HOLD_MS"] = str(INTEREST_HOLD_MS)
-        try:
-            self.start_node("a", port=port)
-        finally:
-            del os.environ["MOAT_TEST_INTEREST_HOLD_MS"]
+        self.start_node_with_env("a", {"MOAT_TEST_INTEREST_HOLD_MS": str(INTEREST_HOLD_MS)}, port)
 
     def join_a_slowly(self):
         """NATS back: node a joins without the interest (5 s)."""
