@@ -791,10 +791,12 @@ enum restored {
 
 /* What the sessions bucket says of <s>, restored from the store and not
  * claimed since: the key's last message, a delete marker included, in
- * <ws>->key's key's stream; the owner in <owner>, the revision in <*rev>. */
+ * <ws>->key's key's stream; the owner in <owner>, the revision in <*rev>,
+ * whether the entry says the session resumed from another node in
+ * <*resumed>. */
 static enum restored check_restored(struct cluster *cl, struct worker_share *ws,
 				    const struct session *s, char *owner, size_t owner_cap,
-				    uint64_t *rev)
+				    uint64_t *rev, bool *resumed)
 {
 	const char *key = key_for(&ws->key, moat_bytes_str(s->client_id));
 	char stream[sizeof(cl->sessions->bucket) + 4];
@@ -827,6 +829,7 @@ static enum restored check_restored(struct cluster *cl, struct worker_share *ws,
 		snprintf(owner, owner_cap, "%.*s", (int)snap.owner.len,
 			 (const char *)snap.owner.ptr);
 	}
+	*resumed = snap.resumed; /* false when absent, deleted or malformed */
 	snapshot_fini(&snap);
 	natsMsg_Destroy(last);
 	return r;
@@ -844,14 +847,18 @@ static bool settle(struct worker *w, struct session *s, struct msg *will)
 	struct worker_share *ws = &cl->sessions->w[w->id];
 	char owner[CLUSTER_NODE_MAX + 1] = "";
 	uint64_t rev = 0;
-	enum restored r = check_restored(cl, ws, s, owner, sizeof(owner), &rev);
+	bool resumed = false;
+	enum restored r = check_restored(cl, ws, s, owner, sizeof(owner), &rev, &resumed);
 
 	if (r == RESTORED_UNKNOWN)
 		return false;
 	if (r == RESTORED_NEW || r == RESTORED_MINE) {
 		/* claimed (offline, with its Will) at the revision read: a node
-		 * adopting it at the same moment then fails, or this write does */
+		 * adopting it at the same moment then fails, or this write does;
+		 * the entry keeps saying whether it resumed from another node
+		 * (that node may not have read it yet: it hands over if so) */
 		s->will = will;
+		s->cluster_resumed = resumed;
 		if (encode_session(cl, s, NULL, &ws->value) != MOAT_OK ||
 		    write_entry(cl->sessions->wkv, (const char *)buf_head(&ws->key), &ws->value,
 				&rev) != NATS_OK) {
