@@ -457,7 +457,10 @@ void cluster_stop(struct broker *b)
 		cluster_ack_fini(&cl->w[i]);
 	cluster_retained_stop(cl);
 	cluster_nodes_stop(cl);
-	cluster_forwards_end(cl); /* they use the sessions' handles */
+	if (!cluster_forwards_end(cl)) { /* they use the sessions' handles */
+		b->cluster = NULL;
+		return;
+	}
 	cluster_forwarded_fini(cl);
 	cluster_sessions_stop(cl);
 	if (cl->remote != NULL)
