@@ -24,6 +24,7 @@
 #include "cluster/nats_security.h"
 #include "cluster/subject.h"
 #include "cluster/wire.h"
+#include "store/store.h"
 
 /* How long the stream keeps a message no node has consumed. */
 #define STREAM_MAX_AGE_NS (24LL * 3600 * 1000000000LL)
@@ -444,6 +445,12 @@ void cluster_stop(struct broker *b)
 	 * before the watchers stop: stopping one deletes its consumer, a
 	 * request that would wait for its timeout while NATS is unreachable
 	 * (the server drops a closed client's ephemeral consumers anyway) */
+	/* the messages the stream's thread forwarded whose records are
+	 * durable (all of them, once the store has the workers' last batches)
+	 * are acknowledged while NATS is there; the rest come again */
+	if (b->store != NULL)
+		store_flush(b->store);
+	cluster_forwarded_release(cl);
 	if (cl->nc != NULL)
 		natsConnection_Close(cl->nc);
 	/* no more messages reach the workers; those waiting there, and those
