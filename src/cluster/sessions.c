@@ -337,6 +337,8 @@ static void hold_unsure(struct worker_share *ws, struct session *s, uint64_t rea
 	}
 	u = &ws->unsure[ws->unsure_n++];
 	*u = (struct unsure){.s = s, .read_rev = read_rev, .hand_over = hand_over};
+	s->cluster_seen = true;
+	s->cluster_seen_rev = read_rev;
 	snprintf(u->owner, sizeof(u->owner), "%.*s", (int)owner.len, (const char *)owner.ptr);
 	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
 	ws->unsure_at_ms = clock_mono_ms() + NOTICE_RETRY_MS;
@@ -403,6 +405,7 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 		s->restored_unsettled = false; /* a bridge's internal link: not in the bucket */
 		return present;
 	}
+	s->cluster_seen = false; /* this CONNECT is newer than any claim read before */
 	if (!nats_up(cl)) {
 		connected_unclaimed(cl, c->w->id, s, clean_start, present);
 		return present;
@@ -437,6 +440,8 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 			    &snap, &why) == MOAT_OK;
 		elsewhere = known && !moat_bytes_eq(snap.owner, moat_bytes_str(cl->node));
 		s->cluster_rev = st == NATS_OK ? kvEntry_Revision(e) : 0;
+		s->cluster_seen = true;
+		s->cluster_seen_rev = s->cluster_rev;
 		if (present && !copy_is_current(cl, known, &snap, s->cluster_rev, mine)) {
 			/* another node had it since (this node has not heard yet):
 			 * its subscriptions and Will here are stale; its queued and
@@ -941,7 +946,11 @@ void cluster_worker_started(struct worker *w)
  * the cluster's (s->cluster_resumed), else its copy ends there as by a clean
  * start. But an entry whose client is online at another node makes this
  * copy the stale one: its messages go there and it ends here quietly, as a
- * restored session that moved. False when the bucket did not answer. */
+ * restored session that moved. Nor is an entry of another node's newer
+ * than the one a claim of this node's read since the client's last CONNECT
+ * (s->cluster_seen_rev: a claim that was refused or not answered): that
+ * node's claim came later, so <s> goes there as by its notice (taken).
+ * False when the bucket did not answer. */
 static bool claim_made_while_out(struct worker *w, struct session *s)
 {
 	struct cluster *cl = w->b->cluster;
@@ -954,7 +963,8 @@ static bool claim_made_while_out(struct worker *w, struct session *s)
 		const char *why;
 		char owner[CLUSTER_NODE_MAX + 1] = "";
 		natsStatus st = kvStore_Get(&e, cl->sessions->wkv, key);
-		bool elsewhere, online = false;
+		const uint64_t rev = st == NATS_OK ? kvEntry_Revision(e) : 0;
+		bool elsewhere, online = false, later = false, hand = true;
 
 		if (st != NATS_OK && st != NATS_NOT_FOUND)
 			return false;
@@ -965,21 +975,32 @@ static bool claim_made_while_out(struct worker *w, struct session *s)
 			    !moat_bytes_eq(snap.owner, moat_bytes_str(cl->node));
 		if (elsewhere) {
 			online = snap.online;
+			/* newer than the entry a claim of this node's read: that
+			 * node's claim came later, as a notice would say */
+			later = s->cluster_seen && rev > s->cluster_seen_rev;
+			hand = !later || snap.resumed;
 			snprintf(owner, sizeof(owner), "%.*s", (int)snap.owner.len,
 				 (const char *)snap.owner.ptr);
 		}
-		s->cluster_rev = st == NATS_OK ? kvEntry_Revision(e) : 0;
-		st = online ? NATS_OK
-			    : write_claim(cl, ws, s, s->conn, key, moat_bytes_str(owner),
-					  s->cluster_resumed);
+		s->cluster_rev = rev;
+		s->cluster_seen = true;
+		s->cluster_seen_rev = rev;
+		st = online || later ? NATS_OK
+				     : write_claim(cl, ws, s, s->conn, key, moat_bytes_str(owner),
+						   s->cluster_resumed);
 		snapshot_fini(&snap);
 		kvEntry_Destroy(e);
-		if (online) {
+		if (later) {
+			log_notice("cluster: session %s taken over by node %s", s->client_id,
+				   owner);
+		} else if (online) {
 			log_notice("cluster: session %s is online at node %s: this node's copy, "
 				   "made while out of the cluster, is handed over there",
 				   s->client_id, owner);
-			let_go(w, s, owner, key, true);
-			ws->handed = true;
+		}
+		if (later || online) {
+			let_go(w, s, owner, key, hand);
+			ws->handed |= hand;
 		}
 		if (st == NATS_OK || st == NATS_TIMEOUT)
 			return true;
@@ -1183,7 +1204,10 @@ static bool settle_claim(struct worker *w, struct worker_share *ws, const struct
 }
 
 /* Settles the claims that were not answered, once a second; after
- * NOTICE_TRIES reads without an answer a session is left as not claimed. */
+ * NOTICE_TRIES reads without an answer a session is left as not claimed.
+ * One left not claimed (another node's claim came first, or no answer) is
+ * claimed again with those made while out (claim_made_while_out: it lets
+ * the session go if that node's claim is newer than this node's read). */
 static void settle_claims(struct worker *w, struct worker_share *ws)
 {
 	uint64_t now = clock_mono_ms();
@@ -1203,6 +1227,8 @@ static void settle_claims(struct worker *w, struct worker_share *ws)
 			    "cluster: session %s: the sessions bucket did not answer about its "
 			    "claim; other nodes may still hold it",
 			    u->s->client_id);
+		if (u->s->cluster_rev == 0 && !u->s->dead && !u->s->cluster_moved)
+			ws->unclaimed = true; /* claimed again (claim_unclaimed), or let go */
 		sess_unref(u->s);
 	}
 	ws->unsure_n = kept;
