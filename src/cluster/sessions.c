@@ -841,7 +841,9 @@ static enum restored check_restored(struct cluster *cl, struct worker_share *ws,
 }
 
 /* Keeps <s> (restored from the store, its Will held in <will>), ends it, or
- * hands its messages over to the node that has it now, as the bucket says:
+ * hands its messages over to the node that has it now when that node's
+ * claim resumed it or adopted it (else its client started clean there, and
+ * the messages end with this copy), as the bucket says:
  * an entry deleted since means its last owner ended it, so this copy is
  * stale (its Will went out there, or was not due); no entry at all means
  * no node ever wrote it (NATS was unreachable when it was made), so this
@@ -875,16 +877,20 @@ static bool settle(struct worker *w, struct session *s, struct msg *will)
 		return true;
 	}
 	msg_unref(will); /* its owner has it, or it went out there */
-	if (r == RESTORED_MOVED) {
+	if (r == RESTORED_MOVED && resumed) {
 		log_notice("cluster: session %s moved to node %s while this node was down; its "
 			   "messages from the store are handed over",
+			   s->client_id, owner);
+	} else if (r == RESTORED_MOVED) {
+		log_notice("cluster: session %s was started clean on node %s while this node was "
+			   "down; dropped with its messages",
 			   s->client_id, owner);
 	} else {
 		log_notice("cluster: session %s from the store ended on another node while this "
 			   "node was down; dropped",
 			   s->client_id);
 	}
-	let_go(w, s, owner, (const char *)buf_head(&ws->key), r == RESTORED_MOVED);
+	let_go(w, s, owner, (const char *)buf_head(&ws->key), r == RESTORED_MOVED && resumed);
 	return true;
 }
 
