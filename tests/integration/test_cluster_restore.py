@@ -8,7 +8,9 @@ join settles them: sent once by node a when the sessions bucket still names
 it (a session whose expiry passed meanwhile ends then, with its Will),
 dropped when node b adopted the session (and sent its Will) meanwhile. A
 session its client resumed on node a before the join ends node b's adopted
-copy without its Will (the claim at the join says "resumed")."""
+copy without its Will (the claim at the join says "resumed"). A session that
+node b adopted and its client then started clean there is not handed node a's
+queued messages when node a restarts (the entry says it was not resumed)."""
 import signal
 import time
 import unittest
@@ -190,6 +192,23 @@ class RestoreWhileNatsDownTest(StoredBase):
         self.wait_log(node, "joined cluster test")
         self.wait_log(self.nodes["b"], "session resumer taken over by node a")
         watch.expect_nothing(timeout=3.0)
+
+    def test_clean_start_after_adoption_gets_no_restored_messages(self):
+        gone = self.client("a", "cleaned", clean=False, props=PERSISTENT)
+        gone.subscribe(("cleaned/#", 1))
+        gone.disconnect()
+        pub = self.client("a", "pub-cleaned")
+        for i in range(3):
+            pub.publish("cleaned/x", b"%d" % i, qos=1)  # PUBACK: queued in node a's store
+        port = self.nodes["a"].port
+        self.kill9("a")
+        self.wait_log(self.nodes["b"], "sessions of node a", timeout=NODE_DEATH_S)
+        fresh, ack = self.connect("b", "cleaned", clean=True, props=PERSISTENT)
+        self.assertEqual(ack.session_present, 0)
+        fresh.subscribe(("cleaned/#", 1))
+        node = self.start_node("a", port=port)  # NATS is up: it settles its store at once
+        self.wait_log(node, "session cleaned was started clean on node b")
+        fresh.expect_nothing(timeout=3.0)
 
 if __name__ == "__main__":
     unittest.main()
