@@ -62,7 +62,10 @@ enum {
 };
 
 /* A session from the store that the bucket could not be asked about yet;
- * its Will waits here, so it cannot go out before that is settled. */
+ * its Will waits here, so it cannot go out before that is settled. Once its
+ * client came back (not s->restored_unsettled), a Will that is due (the
+ * client started clean, or its delay had passed) waits here for the claim
+ * (held_will_settle). */
 struct unsettled {
 	struct session *s; /* a reference */
 	struct msg *will;
@@ -372,6 +375,56 @@ static natsStatus write_claim(struct cluster *cl, struct worker_share *ws, struc
 	return st;
 }
 
+/* ---- the held Will of a session from the store whose client came back ---- */
+
+static struct unsettled *find_unsettled(struct worker_share *ws, const struct session *s)
+{
+	for (size_t i = 0; i < ws->unsettled_n; i++)
+		if (ws->unsettled[i].s == s)
+			return &ws->unsettled[i];
+	return NULL;
+}
+
+/* <s>, from the store and not settled, is resumed by its client (<due>:
+ * with clean start, or past its Will's delay): the held Will is void (a
+ * reconnect cancels a delayed Will), or it was due and waits for the claim
+ * (held_will_settle). */
+static void held_will_connect(struct worker_share *ws, const struct session *s, bool due)
+{
+	struct unsettled *u = find_unsettled(ws, s);
+
+	if (u != NULL && !due) {
+		msg_unref(u->will);
+		u->will = NULL; /* its record goes at settlement (settle_from_store) */
+	}
+}
+
+/* The claim of <s> read its entry: a Will held from the store that was due
+ * when its client came back goes out now when the entry named this node or
+ * none (<publish>); it is dropped when it named another (that node, e.g. an
+ * adopter, had the session and its Will). */
+static void held_will_settle(struct worker *w, struct worker_share *ws, struct session *s,
+			     bool publish)
+{
+	struct unsettled *u = find_unsettled(ws, s);
+	struct msg *will, *own;
+
+	if (u == NULL || u->will == NULL || s->restored_unsettled)
+		return;
+	will = u->will;
+	u->will = NULL;
+	own = s->will; /* a delayed Will of the client's since, if it left again */
+	if (publish && !s->dead) {
+		s->will = will;
+		sess_publish_will(w, s);
+		s->will = own;
+	} else {
+		msg_unref(will);
+	}
+	if (!s->dead)
+		persist_will(w, s); /* the record is its own Will's, or none */
+}
+
 /* <s>'s client connected (<clean_start>, <present>) but no claim was
  * written: out of the cluster, or the bucket did not answer. A copy from
  * the store is settled by the claim made later (the claim at the join, or
@@ -401,6 +454,9 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 
 	if (cl == NULL)
 		return present;
+	if (s->restored_unsettled)
+		held_will_connect(&cl->sessions->w[c->w->id], s,
+				  !c->internal && (!present || clock_mono_ms() >= s->will_at_ms));
 	if (c->internal) {
 		s->restored_unsettled = false; /* a bridge's internal link: not in the bucket */
 		return present;
@@ -473,6 +529,7 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 		kvEntry_Destroy(e);
 		if (st == NATS_OK || st == NATS_TIMEOUT) {
 			s->restored_unsettled = false; /* settled by this claim */
+			held_will_settle(c->w, ws, s, !elsewhere);
 			return present;
 		}
 		/* a refused write is another node's claim: read again */
@@ -1004,6 +1061,8 @@ static bool claim_made_while_out(struct worker *w, struct session *s)
 				   "made while out of the cluster, is handed over there",
 				   s->client_id, owner);
 		}
+		if (st == NATS_OK || st == NATS_TIMEOUT)
+			held_will_settle(w, ws, s, !elsewhere);
 		if (later || online) {
 			let_go(w, s, owner, key, hand);
 			ws->handed |= hand;
@@ -1067,6 +1126,10 @@ static bool settle_from_store(struct worker *w, struct worker_share *ws)
 	for (size_t i = 0; i < ws->unsettled_n; i++) {
 		struct unsettled u = ws->unsettled[i];
 
+		if (!u.s->dead && !u.s->restored_unsettled && u.will != NULL) {
+			ws->unsettled[kept++] = u; /* due: its claim decides (held_will_settle) */
+			continue;
+		}
 		if (u.s->dead || !u.s->restored_unsettled) {
 			msg_unref(u.will);
 			/* its client came back meanwhile (its CONNECT claimed it):

@@ -10,7 +10,9 @@ dropped when node b adopted the session (and sent its Will) meanwhile. A
 session its client resumed on node a before the join ends node b's adopted
 copy without its Will (the claim at the join says "resumed"). A session that
 node b adopted and its client then started clean there is not handed node a's
-queued messages when node a restarts (the entry says it was not resumed)."""
+queued messages when node a restarts (the entry says it was not resumed). A
+held Will whose delay passed goes out once at the join also when its client
+came back on node a before it."""
 import signal
 import time
 import unittest
@@ -125,6 +127,27 @@ class RestoreWhileNatsDownTest(StoredBase):
         self.join(node)
         will = watch.expect_publish(timeout=JOIN_S)
         self.assertEqual((will.topic, will.payload), ("wills/kept", b"kept"))
+        watch.expect_nothing(timeout=3.0)
+
+    def test_held_will_past_its_delay_goes_out_when_its_client_is_back_first(self):
+        watch = self.client("a", "watch-back", clean=False, props=PERSISTENT)
+        watch.subscribe(("wills/#", 1))
+        watch.disconnect()
+        b = self.nodes.pop("b")
+        b.stop(check=True)  # no node can adopt node a's sessions
+        b.cleanup()
+        self.offline_will("back", "wills/back", 2)
+        node = self.start_a_without_nats(kill=True)
+        time.sleep(4.0)  # its delay has passed while it was held
+        back, ack = self.connect("a", "back", clean=False, props=PERSISTENT)
+        self.assertEqual(ack.session_present, 1)
+        watch = self.client("a", "watch-back", clean=False, props=PERSISTENT)
+        watch.expect_nothing(timeout=1.0)
+        # the claim at the join finds the entry naming node a: the Will
+        # that was due goes out then, once
+        self.join(node)
+        will = watch.expect_publish(timeout=JOIN_S)
+        self.assertEqual((will.topic, will.payload), ("wills/back", b"back"))
         watch.expect_nothing(timeout=3.0)
 
     def test_will_of_a_session_adopted_meanwhile_goes_out_once(self):
