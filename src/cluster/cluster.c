@@ -440,17 +440,17 @@ void cluster_stop(struct broker *b)
 	cluster_outbound_stop(cl);
 	for (unsigned i = 0; i < b->nworkers; i++)
 		cluster_outbound_forget_waiting(cl, &cl->w[i]);
-	/* closed, not unsubscribed: unsubscribing would delete the durable
-	 * consumer the library created, and the node could not resume. Closed
-	 * before the watchers stop: stopping one deletes its consumer, a
-	 * request that would wait for its timeout while NATS is unreachable
-	 * (the server drops a closed client's ephemeral consumers anyway) */
 	/* the messages the stream's thread forwarded whose records are
 	 * durable (all of them, once the store has the workers' last batches)
 	 * are acknowledged while NATS is there; the rest come again */
 	if (b->store != NULL)
 		store_flush(b->store);
 	cluster_forwarded_release(cl);
+	/* closed, not unsubscribed: unsubscribing would delete the durable
+	 * consumer the library created, and the node could not resume. Closed
+	 * before the watchers stop: stopping one deletes its consumer, a
+	 * request that would wait for its timeout while NATS is unreachable
+	 * (the server drops a closed client's ephemeral consumers anyway) */
 	if (cl->nc != NULL)
 		natsConnection_Close(cl->nc);
 	/* no more messages reach the workers; those waiting there, and those
