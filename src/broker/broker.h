@@ -161,6 +161,11 @@ struct session {
 	uint64_t cluster_rev;
 	bool cluster_moved, cluster_dirty;
 	bool cluster_resumed; /* its last claim resumed it from another node (the entry says so) */
+	/* cluster: the revision of its entry (0: none) a claim of this node's
+	 * read last, when <cluster_seen> (not after a CONNECT that could not
+	 * read it): an entry of another node's newer than that is a later claim */
+	uint64_t cluster_seen_rev;
+	bool cluster_seen;
 	/* cluster: restored from the store and not yet settled against the
 	 * sessions bucket (nor claimed by its client's CONNECT); its delayed
 	 * Will is held aside (sessions.c) until then */

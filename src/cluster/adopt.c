@@ -237,6 +237,7 @@ static struct session *adopt_session(struct worker *w, struct action *a)
 		s->will_at_ms = now + (delay > gone_ms ? delay - gone_ms : 0);
 	}
 	s->cluster_rev = a->rev;
+	s->cluster_resumed = true; /* as its claim says: kept in this node's later writes */
 	persist_session_save(w, s, snap.offline_wall_ms);
 	persist_will(w, s);
 	log_debug("cluster: adopted session %s of a node that stopped answering", s->client_id);
@@ -367,6 +368,9 @@ static enum entry_result adopt_entry(struct cluster_adoption *ad, const char *ke
 	dead = snap.owner;
 	if (scanned_owner(ad, dead, false)) {
 		snap.owner = moat_bytes_str(cl->node);
+		/* it goes on here: the dead node hands its messages over when it
+		 * restarts (a resumed entry), unlike after a clean start elsewhere */
+		snap.resumed = true;
 		if (snap.online)
 			snap.offline_wall_ms = clock_wall_ms();
 		snap.online = false;

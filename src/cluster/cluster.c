@@ -24,6 +24,7 @@
 #include "cluster/nats_security.h"
 #include "cluster/subject.h"
 #include "cluster/wire.h"
+#include "store/store.h"
 
 /* How long the stream keeps a message no node has consumed. */
 #define STREAM_MAX_AGE_NS (24LL * 3600 * 1000000000LL)
@@ -439,6 +440,12 @@ void cluster_stop(struct broker *b)
 	cluster_outbound_stop(cl);
 	for (unsigned i = 0; i < b->nworkers; i++)
 		cluster_outbound_forget_waiting(cl, &cl->w[i]);
+	/* the messages the stream's thread forwarded whose records are
+	 * durable (all of them, once the store has the workers' last batches)
+	 * are acknowledged while NATS is there; the rest come again */
+	if (b->store != NULL)
+		store_flush(b->store);
+	cluster_forwarded_release(cl);
 	/* closed, not unsubscribed: unsubscribing would delete the durable
 	 * consumer the library created, and the node could not resume. Closed
 	 * before the watchers stop: stopping one deletes its consumer, a
@@ -457,7 +464,10 @@ void cluster_stop(struct broker *b)
 		cluster_ack_fini(&cl->w[i]);
 	cluster_retained_stop(cl);
 	cluster_nodes_stop(cl);
-	cluster_forwards_end(cl); /* they use the sessions' handles */
+	if (!cluster_forwards_end(cl)) { /* they use the sessions' handles */
+		b->cluster = NULL;
+		return;
+	}
 	cluster_forwarded_fini(cl);
 	cluster_sessions_stop(cl);
 	if (cl->remote != NULL)

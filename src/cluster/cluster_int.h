@@ -396,9 +396,10 @@ void cluster_sessions_claim_made_while_out(struct worker *w);
  * not such a message (false, nothing done). */
 bool cluster_session_message(struct cluster *cl, natsMsg *nm);
 /* cluster_stop, the connection closed: waits until no forward looks up a
- * session's owner any more (1 s at most; at once, NATS being closed), so
- * the sessions' handles can go. */
-void cluster_forwards_end(struct cluster *cl);
+ * session's owner any more (at once, NATS being closed; 2 s at most), so
+ * the sessions' handles can go. False (logged) when one still does: then
+ * nothing of the cluster may be freed. */
+bool cluster_forwards_end(struct cluster *cl);
 /* Acknowledges the messages the stream's thread forwarded whose store
  * records are durable now (the outbound queue's thread, every second). */
 void cluster_forwarded_release(struct cluster *cl);

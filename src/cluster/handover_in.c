@@ -37,12 +37,14 @@
  * here waits for it. How long one forwarded from the stream's thread waits
  * for the workers to take those posted to them before it. How long the
  * owner the sessions bucket named for a session is trusted (a burst of
- * messages for it asks once). */
+ * messages for it asks once). How long a stop waits for the owner lookups
+ * under way (each waits for the bucket 1 s at most). */
 enum {
 	HANDOVER_RETRY_MS = 1000,
 	HANDOVER_TRIES = 10,
 	FORWARD_SETTLE_MS = 2000,
-	OWNER_TRUSTED_MS = 1000
+	OWNER_TRUSTED_MS = 1000,
+	FORWARDS_END_MS = 2000
 };
 
 static struct log_limiter handover_log;
@@ -179,10 +181,20 @@ static int owner_of(struct cluster *cl, struct moat_bytes key, char owner[CLUSTE
 	return rc;
 }
 
-void cluster_forwards_end(struct cluster *cl)
+bool cluster_forwards_end(struct cluster *cl)
 {
-	while (atomic_load(&cl->owner_lookups) > 0)
+	uint64_t deadline = clock_mono_ms() + FORWARDS_END_MS;
+
+	while (atomic_load(&cl->owner_lookups) > 0) {
+		if (clock_mono_ms() >= deadline) {
+			log_err("cluster: a forwarded message's owner lookup did not end in %d ms; "
+				"leaving the cluster's memory to it",
+				FORWARDS_END_MS);
+			return false;
+		}
 		usleep(1000);
+	}
+	return true;
 }
 
 /* When the sessions bucket names another node, <owner>, as the owner of

@@ -31,14 +31,17 @@
 /* Copies sent and not acknowledged at once; how long a refused copy waits
  * before it is sent again; how often the queue looks whether the copies sent
  * before a disconnect are settled; the longest the drain thread sleeps
- * unwoken. A node that stops waits for the queue to drain as long as its
- * stop may wait for NATS (cluster_stop_wait_ms). */
+ * unwoken; how often it acknowledges the messages the stream's thread
+ * forwarded whose records are durable now, idle or busy. A node that stops
+ * waits for the queue to drain as long as its stop may wait for NATS
+ * (cluster_stop_wait_ms). */
 enum {
 	DRAIN_WINDOW = 1024,
 	REFUSED_PAUSE_MS = 100,
 	SETTLE_POLL_MS = 20,
 	PUBLISH_WAIT_MS = 5000,
-	IDLE_WAIT_MS = 1000
+	IDLE_WAIT_MS = 1000,
+	RELEASE_MS = 1000
 };
 
 /* What a copy of a <topic_len>, <payload_len> message may take in the queue
@@ -121,23 +124,25 @@ static void *drain(void *arg)
 	struct cluster *cl = arg;
 	struct cluster_outbound *out = &cl->out;
 	jsPubOptions po;
+	uint64_t release_at = 0;
 
 	jsPubOptions_Init(&po);
 	po.MaxWait = PUBLISH_WAIT_MS;
 	pthread_mutex_lock(&out->lock);
 	while (!out->stopping) {
-		uint64_t seq = 0;
-		natsMsg *nm = next_message(cl, &seq);
+		uint64_t seq = 0, now = clock_mono_ms();
+		natsMsg *nm;
 
+		if (now >= release_at) {
+			pthread_mutex_unlock(&out->lock);
+			cluster_forwarded_release(cl);
+			pthread_mutex_lock(&out->lock);
+			release_at = now + RELEASE_MS;
+		}
+		nm = next_message(cl, &seq);
 		if (nm == NULL) {
-			uint64_t now = clock_mono_ms();
-
 			wait_ms(out,
 				out->pause_until > now ? out->pause_until - now : IDLE_WAIT_MS);
-			pthread_mutex_unlock(&out->lock);
-			cluster_forwarded_release(
-			    cl); /* forwarded: their records may be durable now */
-			pthread_mutex_lock(&out->lock);
 			continue;
 		}
 		pthread_mutex_unlock(&out->lock);

@@ -62,7 +62,10 @@ enum {
 };
 
 /* A session from the store that the bucket could not be asked about yet;
- * its Will waits here, so it cannot go out before that is settled. */
+ * its Will waits here, so it cannot go out before that is settled. Once its
+ * client came back (not s->restored_unsettled), a Will that is due (the
+ * client started clean, or its delay had passed) waits here for the claim
+ * (held_will_settle). */
 struct unsettled {
 	struct session *s; /* a reference */
 	struct msg *will;
@@ -337,6 +340,8 @@ static void hold_unsure(struct worker_share *ws, struct session *s, uint64_t rea
 	}
 	u = &ws->unsure[ws->unsure_n++];
 	*u = (struct unsure){.s = s, .read_rev = read_rev, .hand_over = hand_over};
+	s->cluster_seen = true;
+	s->cluster_seen_rev = read_rev;
 	snprintf(u->owner, sizeof(u->owner), "%.*s", (int)owner.len, (const char *)owner.ptr);
 	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
 	ws->unsure_at_ms = clock_mono_ms() + NOTICE_RETRY_MS;
@@ -370,6 +375,56 @@ static natsStatus write_claim(struct cluster *cl, struct worker_share *ws, struc
 	return st;
 }
 
+/* ---- the held Will of a session from the store whose client came back ---- */
+
+static struct unsettled *find_unsettled(struct worker_share *ws, const struct session *s)
+{
+	for (size_t i = 0; i < ws->unsettled_n; i++)
+		if (ws->unsettled[i].s == s)
+			return &ws->unsettled[i];
+	return NULL;
+}
+
+/* <s>, from the store and not settled, is resumed by its client (<due>:
+ * with clean start, or past its Will's delay): the held Will is void (a
+ * reconnect cancels a delayed Will), or it was due and waits for the claim
+ * (held_will_settle). */
+static void held_will_connect(struct worker_share *ws, const struct session *s, bool due)
+{
+	struct unsettled *u = find_unsettled(ws, s);
+
+	if (u != NULL && !due) {
+		msg_unref(u->will);
+		u->will = NULL; /* its record goes at settlement (settle_from_store) */
+	}
+}
+
+/* The claim of <s> read its entry: a Will held from the store that was due
+ * when its client came back goes out now when the entry named this node or
+ * none (<publish>); it is dropped when it named another (that node, e.g. an
+ * adopter, had the session and its Will). */
+static void held_will_settle(struct worker *w, struct worker_share *ws, struct session *s,
+			     bool publish)
+{
+	struct unsettled *u = find_unsettled(ws, s);
+	struct msg *will, *own;
+
+	if (u == NULL || u->will == NULL || s->restored_unsettled)
+		return;
+	will = u->will;
+	u->will = NULL;
+	own = s->will; /* a delayed Will of the client's since, if it left again */
+	if (publish && !s->dead) {
+		s->will = will;
+		sess_publish_will(w, s);
+		s->will = own;
+	} else {
+		msg_unref(will);
+	}
+	if (!s->dead)
+		persist_will(w, s); /* the record is its own Will's, or none */
+}
+
 /* <s>'s client connected (<clean_start>, <present>) but no claim was
  * written: out of the cluster, or the bucket did not answer. A copy from
  * the store is settled by the claim made later (the claim at the join, or
@@ -399,10 +454,14 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 
 	if (cl == NULL)
 		return present;
+	if (s->restored_unsettled)
+		held_will_connect(&cl->sessions->w[c->w->id], s,
+				  !c->internal && (!present || clock_mono_ms() >= s->will_at_ms));
 	if (c->internal) {
 		s->restored_unsettled = false; /* a bridge's internal link: not in the bucket */
 		return present;
 	}
+	s->cluster_seen = false; /* this CONNECT is newer than any claim read before */
 	if (!nats_up(cl)) {
 		connected_unclaimed(cl, c->w->id, s, clean_start, present);
 		return present;
@@ -437,6 +496,8 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 			    &snap, &why) == MOAT_OK;
 		elsewhere = known && !moat_bytes_eq(snap.owner, moat_bytes_str(cl->node));
 		s->cluster_rev = st == NATS_OK ? kvEntry_Revision(e) : 0;
+		s->cluster_seen = true;
+		s->cluster_seen_rev = s->cluster_rev;
 		if (present && !copy_is_current(cl, known, &snap, s->cluster_rev, mine)) {
 			/* another node had it since (this node has not heard yet):
 			 * its subscriptions and Will here are stale; its queued and
@@ -468,6 +529,7 @@ bool cluster_session_connect(struct conn *c, bool clean_start, bool present)
 		kvEntry_Destroy(e);
 		if (st == NATS_OK || st == NATS_TIMEOUT) {
 			s->restored_unsettled = false; /* settled by this claim */
+			held_will_settle(c->w, ws, s, !elsewhere);
 			return present;
 		}
 		/* a refused write is another node's claim: read again */
@@ -791,10 +853,12 @@ enum restored {
 
 /* What the sessions bucket says of <s>, restored from the store and not
  * claimed since: the key's last message, a delete marker included, in
- * <ws>->key's key's stream; the owner in <owner>, the revision in <*rev>. */
+ * <ws>->key's key's stream; the owner in <owner>, the revision in <*rev>,
+ * whether the entry says the session resumed from another node in
+ * <*resumed>. */
 static enum restored check_restored(struct cluster *cl, struct worker_share *ws,
 				    const struct session *s, char *owner, size_t owner_cap,
-				    uint64_t *rev)
+				    uint64_t *rev, bool *resumed)
 {
 	const char *key = key_for(&ws->key, moat_bytes_str(s->client_id));
 	char stream[sizeof(cl->sessions->bucket) + 4];
@@ -827,13 +891,16 @@ static enum restored check_restored(struct cluster *cl, struct worker_share *ws,
 		snprintf(owner, owner_cap, "%.*s", (int)snap.owner.len,
 			 (const char *)snap.owner.ptr);
 	}
+	*resumed = snap.resumed; /* false when absent, deleted or malformed */
 	snapshot_fini(&snap);
 	natsMsg_Destroy(last);
 	return r;
 }
 
 /* Keeps <s> (restored from the store, its Will held in <will>), ends it, or
- * hands its messages over to the node that has it now, as the bucket says:
+ * hands its messages over to the node that has it now when that node's
+ * claim resumed it or adopted it (else its client started clean there, and
+ * the messages end with this copy), as the bucket says:
  * an entry deleted since means its last owner ended it, so this copy is
  * stale (its Will went out there, or was not due); no entry at all means
  * no node ever wrote it (NATS was unreachable when it was made), so this
@@ -844,14 +911,18 @@ static bool settle(struct worker *w, struct session *s, struct msg *will)
 	struct worker_share *ws = &cl->sessions->w[w->id];
 	char owner[CLUSTER_NODE_MAX + 1] = "";
 	uint64_t rev = 0;
-	enum restored r = check_restored(cl, ws, s, owner, sizeof(owner), &rev);
+	bool resumed = false;
+	enum restored r = check_restored(cl, ws, s, owner, sizeof(owner), &rev, &resumed);
 
 	if (r == RESTORED_UNKNOWN)
 		return false;
 	if (r == RESTORED_NEW || r == RESTORED_MINE) {
 		/* claimed (offline, with its Will) at the revision read: a node
-		 * adopting it at the same moment then fails, or this write does */
+		 * adopting it at the same moment then fails, or this write does;
+		 * the entry keeps saying whether it resumed from another node
+		 * (that node may not have read it yet: it hands over if so) */
 		s->will = will;
+		s->cluster_resumed = resumed;
 		if (encode_session(cl, s, NULL, &ws->value) != MOAT_OK ||
 		    write_entry(cl->sessions->wkv, (const char *)buf_head(&ws->key), &ws->value,
 				&rev) != NATS_OK) {
@@ -863,16 +934,20 @@ static bool settle(struct worker *w, struct session *s, struct msg *will)
 		return true;
 	}
 	msg_unref(will); /* its owner has it, or it went out there */
-	if (r == RESTORED_MOVED) {
+	if (r == RESTORED_MOVED && resumed) {
 		log_notice("cluster: session %s moved to node %s while this node was down; its "
 			   "messages from the store are handed over",
+			   s->client_id, owner);
+	} else if (r == RESTORED_MOVED) {
+		log_notice("cluster: session %s was started clean on node %s while this node was "
+			   "down; dropped with its messages",
 			   s->client_id, owner);
 	} else {
 		log_notice("cluster: session %s from the store ended on another node while this "
 			   "node was down; dropped",
 			   s->client_id);
 	}
-	let_go(w, s, owner, (const char *)buf_head(&ws->key), r == RESTORED_MOVED);
+	let_go(w, s, owner, (const char *)buf_head(&ws->key), r == RESTORED_MOVED && resumed);
 	return true;
 }
 
@@ -934,7 +1009,11 @@ void cluster_worker_started(struct worker *w)
  * the cluster's (s->cluster_resumed), else its copy ends there as by a clean
  * start. But an entry whose client is online at another node makes this
  * copy the stale one: its messages go there and it ends here quietly, as a
- * restored session that moved. False when the bucket did not answer. */
+ * restored session that moved. Nor is an entry of another node's newer
+ * than the one a claim of this node's read since the client's last CONNECT
+ * (s->cluster_seen_rev: a claim that was refused or not answered): that
+ * node's claim came later, so <s> goes there as by its notice (taken).
+ * False when the bucket did not answer. */
 static bool claim_made_while_out(struct worker *w, struct session *s)
 {
 	struct cluster *cl = w->b->cluster;
@@ -947,7 +1026,8 @@ static bool claim_made_while_out(struct worker *w, struct session *s)
 		const char *why;
 		char owner[CLUSTER_NODE_MAX + 1] = "";
 		natsStatus st = kvStore_Get(&e, cl->sessions->wkv, key);
-		bool elsewhere, online = false;
+		const uint64_t rev = st == NATS_OK ? kvEntry_Revision(e) : 0;
+		bool elsewhere, online = false, later = false, hand = true;
 
 		if (st != NATS_OK && st != NATS_NOT_FOUND)
 			return false;
@@ -958,21 +1038,34 @@ static bool claim_made_while_out(struct worker *w, struct session *s)
 			    !moat_bytes_eq(snap.owner, moat_bytes_str(cl->node));
 		if (elsewhere) {
 			online = snap.online;
+			/* newer than the entry a claim of this node's read: that
+			 * node's claim came later, as a notice would say */
+			later = s->cluster_seen && rev > s->cluster_seen_rev;
+			hand = !later || snap.resumed;
 			snprintf(owner, sizeof(owner), "%.*s", (int)snap.owner.len,
 				 (const char *)snap.owner.ptr);
 		}
-		s->cluster_rev = st == NATS_OK ? kvEntry_Revision(e) : 0;
-		st = online ? NATS_OK
-			    : write_claim(cl, ws, s, s->conn, key, moat_bytes_str(owner),
-					  s->cluster_resumed);
+		s->cluster_rev = rev;
+		s->cluster_seen = true;
+		s->cluster_seen_rev = rev;
+		st = online || later ? NATS_OK
+				     : write_claim(cl, ws, s, s->conn, key, moat_bytes_str(owner),
+						   s->cluster_resumed);
 		snapshot_fini(&snap);
 		kvEntry_Destroy(e);
-		if (online) {
+		if (later) {
+			log_notice("cluster: session %s taken over by node %s", s->client_id,
+				   owner);
+		} else if (online) {
 			log_notice("cluster: session %s is online at node %s: this node's copy, "
 				   "made while out of the cluster, is handed over there",
 				   s->client_id, owner);
-			let_go(w, s, owner, key, true);
-			ws->handed = true;
+		}
+		if (st == NATS_OK || st == NATS_TIMEOUT)
+			held_will_settle(w, ws, s, !elsewhere);
+		if (later || online) {
+			let_go(w, s, owner, key, hand);
+			ws->handed |= hand;
 		}
 		if (st == NATS_OK || st == NATS_TIMEOUT)
 			return true;
@@ -1033,6 +1126,10 @@ static bool settle_from_store(struct worker *w, struct worker_share *ws)
 	for (size_t i = 0; i < ws->unsettled_n; i++) {
 		struct unsettled u = ws->unsettled[i];
 
+		if (!u.s->dead && !u.s->restored_unsettled && u.will != NULL) {
+			ws->unsettled[kept++] = u; /* due: its claim decides (held_will_settle) */
+			continue;
+		}
 		if (u.s->dead || !u.s->restored_unsettled) {
 			msg_unref(u.will);
 			/* its client came back meanwhile (its CONNECT claimed it):
@@ -1176,7 +1273,10 @@ static bool settle_claim(struct worker *w, struct worker_share *ws, const struct
 }
 
 /* Settles the claims that were not answered, once a second; after
- * NOTICE_TRIES reads without an answer a session is left as not claimed. */
+ * NOTICE_TRIES reads without an answer a session is left as not claimed.
+ * One left not claimed (another node's claim came first, or no answer) is
+ * claimed again with those made while out (claim_made_while_out: it lets
+ * the session go if that node's claim is newer than this node's read). */
 static void settle_claims(struct worker *w, struct worker_share *ws)
 {
 	uint64_t now = clock_mono_ms();
@@ -1196,6 +1296,8 @@ static void settle_claims(struct worker *w, struct worker_share *ws)
 			    "cluster: session %s: the sessions bucket did not answer about its "
 			    "claim; other nodes may still hold it",
 			    u->s->client_id);
+		if (u->s->cluster_rev == 0 && !u->s->dead && !u->s->cluster_moved)
+			ws->unclaimed = true; /* claimed again (claim_unclaimed), or let go */
 		sess_unref(u->s);
 	}
 	ws->unsure_n = kept;

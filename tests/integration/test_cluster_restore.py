@@ -8,7 +8,11 @@ join settles them: sent once by node a when the sessions bucket still names
 it (a session whose expiry passed meanwhile ends then, with its Will),
 dropped when node b adopted the session (and sent its Will) meanwhile. A
 session its client resumed on node a before the join ends node b's adopted
-copy without its Will (the claim at the join says "resumed")."""
+copy without its Will (the claim at the join says "resumed"). A session that
+node b adopted and its client then started clean there is not handed node a's
+queued messages when node a restarts (the entry says it was not resumed). A
+held Will whose delay passed goes out once at the join also when its client
+came back on node a before it."""
 import signal
 import time
 import unittest
@@ -125,6 +129,27 @@ class RestoreWhileNatsDownTest(StoredBase):
         self.assertEqual((will.topic, will.payload), ("wills/kept", b"kept"))
         watch.expect_nothing(timeout=3.0)
 
+    def test_held_will_past_its_delay_goes_out_when_its_client_is_back_first(self):
+        watch = self.client("a", "watch-back", clean=False, props=PERSISTENT)
+        watch.subscribe(("wills/#", 1))
+        watch.disconnect()
+        b = self.nodes.pop("b")
+        b.stop(check=True)  # no node can adopt node a's sessions
+        b.cleanup()
+        self.offline_will("back", "wills/back", 2)
+        node = self.start_a_without_nats(kill=True)
+        time.sleep(4.0)  # its delay has passed while it was held
+        back, ack = self.connect("a", "back", clean=False, props=PERSISTENT)
+        self.assertEqual(ack.session_present, 1)
+        watch = self.client("a", "watch-back", clean=False, props=PERSISTENT)
+        watch.expect_nothing(timeout=1.0)
+        # the claim at the join finds the entry naming node a: the Will
+        # that was due goes out then, once
+        self.join(node)
+        will = watch.expect_publish(timeout=JOIN_S)
+        self.assertEqual((will.topic, will.payload), ("wills/back", b"back"))
+        watch.expect_nothing(timeout=3.0)
+
     def test_will_of_a_session_adopted_meanwhile_goes_out_once(self):
         watch = self.client("b", "watch-adopted", clean=False, props=PERSISTENT)
         watch.subscribe(("wills/#", 1))
@@ -190,6 +215,23 @@ class RestoreWhileNatsDownTest(StoredBase):
         self.wait_log(node, "joined cluster test")
         self.wait_log(self.nodes["b"], "session resumer taken over by node a")
         watch.expect_nothing(timeout=3.0)
+
+    def test_clean_start_after_adoption_gets_no_restored_messages(self):
+        gone = self.client("a", "cleaned", clean=False, props=PERSISTENT)
+        gone.subscribe(("cleaned/#", 1))
+        gone.disconnect()
+        pub = self.client("a", "pub-cleaned")
+        for i in range(3):
+            pub.publish("cleaned/x", b"%d" % i, qos=1)  # PUBACK: queued in node a's store
+        port = self.nodes["a"].port
+        self.kill9("a")
+        self.wait_log(self.nodes["b"], "sessions of node a", timeout=NODE_DEATH_S)
+        fresh, ack = self.connect("b", "cleaned", clean=True, props=PERSISTENT)
+        self.assertEqual(ack.session_present, 0)
+        fresh.subscribe(("cleaned/#", 1))
+        node = self.start_node("a", port=port)  # NATS is up: it settles its store at once
+        self.wait_log(node, "session cleaned was started clean on node b")
+        fresh.expect_nothing(timeout=3.0)
 
 if __name__ == "__main__":
     unittest.main()
