@@ -620,18 +620,22 @@ class Broker:
             self.wait_ready()
         return self
 
-    def wait_ready(self, timeout=10.0):
+    def wait_ready(self, timeout=10.0, port=None):
+        """Waits until the broker accepts connections on <port> (default its
+        main port, the first listener it opens: a test that uses another
+        listener at once waits for that one too)."""
+        port = port or self.port
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError("broker exited with %d:\n%s" % (self.proc.returncode,
                                                                       self.log()))
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 return
             except OSError:
                 time.sleep(0.05)
-        raise AssertionError("broker did not listen on %d:\n%s" % (self.port, self.log()))
+        raise AssertionError("broker did not listen on %d:\n%s" % (port, self.log()))
 
     def log(self):
         try:

@@ -58,6 +58,8 @@ class TokenBinding(unittest.TestCase):
         self.broker.start()
         self.addCleanup(self.broker.cleanup)
         self.addCleanup(self.broker.stop)
+        # the TLS listener opens after the main one (seen refused once in CI)
+        self.broker.wait_ready(port=self.tls_port)
 
     def token(self, cnf=None):
         claims = {"sub": "dev1", "aud": "moat-test", "exp": int(time.time()) + 300,
