@@ -32,6 +32,21 @@ class DegradedBase(ClusterBase):
         """Stops nats-server but keeps its store (NatsServer.stop removes it)."""
         self.nats.halt()
 
+    def restart_without_nats(self, name, kill=False):
+        """Stops node <name> (SIGTERM, or SIGKILL with <kill>), stops NATS and
+        starts the node again on its port (and store): it serves its clients
+        out of the cluster."""
+        port = self.nodes[name].port
+        if kill:
+            self.kill9(name)
+        else:
+            self.nodes[name].stop(check=True)
+            self.nodes[name].cleanup()
+        self.stop_nats()
+        node = self.start_node(name, port=port)
+        self.assertIn("no NATS server reachable", node.log())
+        return node
+
     def sys_value(self, peer, topic, want, timeout=RECONNECT_S):
         """Reads <peer>'s $SYS publishes until <topic> has the value <want>."""
         deadline = time.monotonic() + timeout

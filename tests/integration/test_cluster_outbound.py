@@ -207,18 +207,9 @@ class StartWithoutNatsTest(DegradedBase):
     keeps what they publish, and joins once NATS is back; node b's
     subscriber, known from the interest bucket then, gets it."""
 
-    def restart_a_without_nats(self):
-        port = self.nodes["a"].port
-        self.nodes["a"].stop(check=True)
-        self.nodes["a"].cleanup()
-        self.stop_nats()
-        node = self.start_node("a", port=port)
-        self.assertIn("no NATS server reachable", node.log())
-        return node
-
     def test_start_while_nats_is_down_then_join(self):
         sub = self.cross_link("cold/#", "cold/probe")
-        node = self.restart_a_without_nats()
+        node = self.restart_without_nats("a")
         local_sub = self.client("a", "local-sub")
         local_sub.subscribe(("local/#", 1))
         self.client("a", "local-pub").publish("local/x", b"here", qos=1)
@@ -247,7 +238,7 @@ class StartWithoutNatsStoredTest(StoredBase):
 
     def test_kept_messages_survive_kill_9_before_the_join(self):
         sub = self.cross_link("cold/#", "cold/probe")
-        port = StartWithoutNatsTest.restart_a_without_nats(self).port
+        port = self.restart_without_nats("a").port
         pub = self.client("a", "pub-cold")
         for i in range(5):
             pub.publish("cold/x", b"%d" % i, qos=1)	# PUBACK: in node a's store

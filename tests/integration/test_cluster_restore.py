@@ -35,21 +35,6 @@ class RestoreWhileNatsDownTest(StoredBase):
             time.sleep(0.2)
         self.assertIn(text, node.log())
 
-    def start_a_without_nats(self, kill=False):
-        """Stops node a (SIGTERM, or SIGKILL with <kill>), stops NATS and
-        starts node a again on its port and store: it serves its clients
-        out of the cluster."""
-        port = self.nodes["a"].port
-        if kill:
-            self.kill9("a")
-        else:
-            self.nodes["a"].stop(check=True)
-            self.nodes["a"].cleanup()
-        self.stop_nats()
-        node = self.start_node("a", port=port)
-        self.assertIn("no NATS server reachable", node.log())
-        return node
-
     def connect(self, node, client_id, **kw):
         """A client of node <node>, and its CONNACK."""
         p = Peer(self.nodes[node].port)
@@ -68,7 +53,7 @@ class RestoreWhileNatsDownTest(StoredBase):
         fresh = self.client("b", "c1", clean=True)
         fresh.disconnect()
         time.sleep(1.0)
-        node = self.start_a_without_nats()
+        node = self.restart_without_nats("a")
         made = self.client("a", "c1", clean=False, props=PERSISTENT)
         made.subscribe(("keep/#", 1))
         made.disconnect()
@@ -89,7 +74,7 @@ class RestoreWhileNatsDownTest(StoredBase):
         there.subscribe(("there/#", 1))
         there.disconnect()
         time.sleep(1.0)  # its entry names node b, with its subscription
-        node = self.start_a_without_nats()
+        node = self.restart_without_nats("a")
         here, ack = self.connect("a", "c2", clean=True, props=PERSISTENT)
         self.assertEqual(ack.session_present, 0)
         here.subscribe(("here/#", 1))
@@ -120,7 +105,7 @@ class RestoreWhileNatsDownTest(StoredBase):
         b.stop(check=True)  # no node can adopt node a's sessions
         b.cleanup()
         self.offline_will("kept", "wills/kept", 2)
-        node = self.start_a_without_nats(kill=True)
+        node = self.restart_without_nats("a", kill=True)
         time.sleep(4.0)  # its delay has passed: held all the same
         watch = self.client("a", "watch-kept", clean=False, props=PERSISTENT)
         watch.expect_nothing(timeout=2.0)
@@ -137,7 +122,7 @@ class RestoreWhileNatsDownTest(StoredBase):
         b.stop(check=True)  # no node can adopt node a's sessions
         b.cleanup()
         self.offline_will("back", "wills/back", 2)
-        node = self.start_a_without_nats(kill=True)
+        node = self.restart_without_nats("a", kill=True)
         time.sleep(4.0)  # its delay has passed while it was held
         back, ack = self.connect("a", "back", clean=False, props=PERSISTENT)
         self.assertEqual(ack.session_present, 1)
@@ -181,7 +166,7 @@ class RestoreWhileNatsDownTest(StoredBase):
         gone.close()
         self.peers.remove(gone)
         time.sleep(0.5)
-        node = self.start_a_without_nats(kill=True)
+        node = self.restart_without_nats("a", kill=True)
         time.sleep(5.0)  # its expiry passes while it is held: it ends once settled
         self.join(node)
         watch = self.client("a", "watch-expired", clean=False, props=PERSISTENT)
